@@ -1,0 +1,26 @@
+//! Saleboard's domain: the rules a transaction must follow, as plain code with no I/O and no
+//! async, so they can be tested exhaustively and shared by every service.
+//!
+//! Layout:
+//! - [`ids`]: `SiteId`, `TransactionId`, `StoreId` and their parsing rules.
+//! - [`currency`]: ISO 4217 currencies with a defined minor-unit exponent.
+//! - [`time`]: nanoseconds since the Unix epoch, the one time representation of the ledger.
+//! - [`transaction`]: validation of one pushed transaction into a [`transaction::ValidTransaction`].
+//! - [`resolve`]: how a batch meets the ledger: duplicates, id conflicts and refunds.
+//! - [`reason`]: the stable reason codes of rejected transactions.
+//! - [`event`]: the event window and reporting currency.
+
+pub mod currency;
+pub mod event;
+pub mod ids;
+pub mod reason;
+pub mod resolve;
+pub mod time;
+pub mod transaction;
+
+pub use currency::Currency;
+pub use event::Event;
+pub use ids::{IdError, SiteId, StoreId, TransactionId};
+pub use reason::{Reason, Rejection};
+pub use time::UnixNanos;
+pub use transaction::{Kind, Limits, TransactionInput, ValidTransaction};

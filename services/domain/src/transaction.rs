@@ -1,0 +1,464 @@
+//! Validation of one pushed transaction, on its own (the rules that need the ledger are in
+//! [`crate::resolve`]). Each rule fails with its own [`Reason`].
+
+use crate::{Currency, Event, IdError, Reason, Rejection, StoreId, TransactionId, UnixNanos};
+
+/// Sale or refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Money in.
+    Sale,
+    /// Money back, against an earlier sale.
+    Refund,
+}
+
+impl Kind {
+    /// Stable small-integer code used by the ledger tables (same numbers as the protobuf enum).
+    #[must_use]
+    pub fn code(self) -> i16 {
+        match self {
+            Self::Sale => 1,
+            Self::Refund => 2,
+        }
+    }
+
+    /// The kind for a ledger code.
+    #[must_use]
+    pub fn from_code(code: i16) -> Option<Self> {
+        match code {
+            1 => Some(Self::Sale),
+            2 => Some(Self::Refund),
+            _ => None,
+        }
+    }
+}
+
+/// A transaction as a client sent it, before any rule is checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransactionInput {
+    /// Retailer's id.
+    pub transaction_id: String,
+    /// Retailer's store, may be empty.
+    pub store_id: String,
+    /// Protobuf enum value of the kind (0 unspecified, 1 sale, 2 refund).
+    pub kind: i32,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Minor units.
+    pub amount_minor: i64,
+    /// (seconds, nanos) when present.
+    pub occurred_at: Option<(i64, i32)>,
+    /// Sale refunded, for refunds.
+    pub refund_of: String,
+}
+
+/// Limits of the server that validation applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest `amount_minor` accepted.
+    pub max_amount_minor: i64,
+    /// How far ahead of the server's clock `occurred_at` may be, in seconds.
+    pub max_future_skew_secs: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            // 10^15 minor units: a quadrillion rupiah cents; far above any real basket while
+            // leaving 9,000 times headroom below i64::MAX per row.
+            max_amount_minor: 1_000_000_000_000_000,
+            max_future_skew_secs: 5 * 60,
+        }
+    }
+}
+
+/// A transaction that passed every rule that does not need the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidTransaction {
+    /// Retailer's id.
+    pub id: TransactionId,
+    /// Retailer's store.
+    pub store_id: StoreId,
+    /// Sale or refund.
+    pub kind: Kind,
+    /// Currency of the amount.
+    pub currency: Currency,
+    /// Positive minor units, at most the configured maximum.
+    pub amount_minor: i64,
+    /// When it happened.
+    pub occurred_at: UnixNanos,
+    /// For refunds, the sale refunded.
+    pub refund_of: Option<TransactionId>,
+}
+
+fn id_message(field: &str, value: &str, err: &IdError) -> String {
+    format!("{field} {value:?} {err}")
+}
+
+/// Checks every rule that needs only the transaction, the event and the clock.
+///
+/// # Errors
+/// The first broken rule, in field order, as a [`Rejection`].
+pub fn validate(
+    input: &TransactionInput,
+    event: &Event,
+    now: UnixNanos,
+    limits: &Limits,
+) -> Result<ValidTransaction, Rejection> {
+    let id = TransactionId::parse(&input.transaction_id).map_err(|e| {
+        Rejection::new(
+            Reason::InvalidTransactionId,
+            id_message("transaction_id", &input.transaction_id, &e),
+        )
+    })?;
+    let store_id = StoreId::parse(&input.store_id).map_err(|e| {
+        Rejection::new(
+            Reason::InvalidStoreId,
+            id_message("store_id", &input.store_id, &e),
+        )
+    })?;
+    let kind = match input.kind {
+        1 => Kind::Sale,
+        2 => Kind::Refund,
+        0 => {
+            return Err(Rejection::new(
+                Reason::InvalidKind,
+                "kind is TRANSACTION_KIND_UNSPECIFIED; set SALE or REFUND",
+            ));
+        }
+        other => {
+            return Err(Rejection::new(
+                Reason::InvalidKind,
+                format!("kind {other} is not a known TransactionKind; set SALE or REFUND"),
+            ));
+        }
+    };
+    let currency = Currency::parse(&input.currency)
+        .map_err(|e| Rejection::new(Reason::InvalidCurrency, format!("currency: {e}")))?;
+    if input.amount_minor < 1 {
+        return Err(Rejection::new(
+            Reason::AmountNotPositive,
+            format!(
+                "amount_minor is {}; it must be at least 1 (refunds are positive too)",
+                input.amount_minor
+            ),
+        ));
+    }
+    if input.amount_minor > limits.max_amount_minor {
+        return Err(Rejection::new(
+            Reason::AmountTooLarge,
+            format!(
+                "amount_minor {} is above this server's maximum of {}",
+                input.amount_minor, limits.max_amount_minor
+            ),
+        ));
+    }
+    let Some((secs, nanos)) = input.occurred_at else {
+        return Err(Rejection::new(
+            Reason::MissingOccurredAt,
+            "occurred_at is missing; set when the transaction happened",
+        ));
+    };
+    let occurred_at = UnixNanos::from_parts(secs, nanos).ok_or_else(|| {
+        Rejection::new(
+            Reason::InvalidOccurredAt,
+            format!("occurred_at ({secs} s, {nanos} ns) is not a valid timestamp"),
+        )
+    })?;
+    if occurred_at > now.saturating_add_secs(limits.max_future_skew_secs) {
+        return Err(Rejection::new(
+            Reason::OccurredInFuture,
+            format!(
+                "occurred_at is more than {} seconds ahead of the server's clock",
+                limits.max_future_skew_secs
+            ),
+        ));
+    }
+    if !event.contains(occurred_at) {
+        return Err(Rejection::new(
+            Reason::OutsideEventWindow,
+            format!(
+                "occurred_at is outside the window of event {:?}",
+                event.event_id
+            ),
+        ));
+    }
+    let refund_of = match (kind, input.refund_of.as_str()) {
+        (Kind::Sale, "") => None,
+        (Kind::Sale, _) => {
+            return Err(Rejection::new(
+                Reason::SaleWithRefundOf,
+                "refund_of is set on a SALE; only a REFUND names the sale it refunds",
+            ));
+        }
+        (Kind::Refund, "") => {
+            return Err(Rejection::new(
+                Reason::MissingRefundOf,
+                "refund_of is empty; a REFUND must name the transaction_id of its SALE",
+            ));
+        }
+        (Kind::Refund, value) => Some(TransactionId::parse(value).map_err(|e| {
+            Rejection::new(Reason::InvalidRefundOf, id_message("refund_of", value, &e))
+        })?),
+    };
+    Ok(ValidTransaction {
+        id,
+        store_id,
+        kind,
+        currency,
+        amount_minor: input.amount_minor,
+        occurred_at,
+        refund_of,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3_600;
+    const START: i64 = 1_765_497_600; // 2025-12-12T00:00:00Z
+
+    fn event() -> Event {
+        Event::new(
+            "harbolnas",
+            "Harbolnas",
+            UnixNanos::from_parts(START, 0).expect("valid"),
+            UnixNanos::from_parts(START + 72 * HOUR, 0).expect("valid"),
+            "IDR",
+        )
+        .expect("valid event")
+    }
+
+    fn now() -> UnixNanos {
+        UnixNanos::from_parts(START + HOUR, 0).expect("valid")
+    }
+
+    fn sale() -> TransactionInput {
+        TransactionInput {
+            transaction_id: "T-1".into(),
+            store_id: "jkt-1".into(),
+            kind: 1,
+            currency: "IDR".into(),
+            amount_minor: 150_000,
+            occurred_at: Some((START + 60, 0)),
+            refund_of: String::new(),
+        }
+    }
+
+    fn reason_of(input: &TransactionInput) -> Reason {
+        validate(input, &event(), now(), &Limits::default())
+            .expect_err("must be rejected")
+            .reason
+    }
+
+    #[test]
+    fn a_good_sale_and_refund_pass() {
+        let v = validate(&sale(), &event(), now(), &Limits::default()).expect("valid");
+        assert_eq!(v.kind, Kind::Sale);
+        assert_eq!(v.amount_minor, 150_000);
+        assert_eq!(v.refund_of, None);
+        let refund = TransactionInput {
+            transaction_id: "R-1".into(),
+            kind: 2,
+            refund_of: "T-1".into(),
+            ..sale()
+        };
+        let v = validate(&refund, &event(), now(), &Limits::default()).expect("valid");
+        assert_eq!(v.kind, Kind::Refund);
+        assert_eq!(v.refund_of.as_ref().map(TransactionId::as_str), Some("T-1"));
+    }
+
+    #[test]
+    fn every_rule_has_its_reason() {
+        let cases: Vec<(TransactionInput, Reason)> = vec![
+            (
+                TransactionInput {
+                    transaction_id: String::new(),
+                    ..sale()
+                },
+                Reason::InvalidTransactionId,
+            ),
+            (
+                TransactionInput {
+                    transaction_id: "x".repeat(65),
+                    ..sale()
+                },
+                Reason::InvalidTransactionId,
+            ),
+            (
+                TransactionInput {
+                    transaction_id: "a b".into(),
+                    ..sale()
+                },
+                Reason::InvalidTransactionId,
+            ),
+            (
+                TransactionInput {
+                    store_id: "a/b".into(),
+                    ..sale()
+                },
+                Reason::InvalidStoreId,
+            ),
+            (TransactionInput { kind: 0, ..sale() }, Reason::InvalidKind),
+            (TransactionInput { kind: 7, ..sale() }, Reason::InvalidKind),
+            (
+                TransactionInput {
+                    currency: "ABC".into(),
+                    ..sale()
+                },
+                Reason::InvalidCurrency,
+            ),
+            (
+                TransactionInput {
+                    currency: "XAU".into(),
+                    ..sale()
+                },
+                Reason::InvalidCurrency,
+            ),
+            (
+                TransactionInput {
+                    amount_minor: 0,
+                    ..sale()
+                },
+                Reason::AmountNotPositive,
+            ),
+            (
+                TransactionInput {
+                    amount_minor: -5,
+                    ..sale()
+                },
+                Reason::AmountNotPositive,
+            ),
+            (
+                TransactionInput {
+                    amount_minor: Limits::default().max_amount_minor + 1,
+                    ..sale()
+                },
+                Reason::AmountTooLarge,
+            ),
+            (
+                TransactionInput {
+                    occurred_at: None,
+                    ..sale()
+                },
+                Reason::MissingOccurredAt,
+            ),
+            (
+                TransactionInput {
+                    occurred_at: Some((START, -1)),
+                    ..sale()
+                },
+                Reason::InvalidOccurredAt,
+            ),
+            (
+                TransactionInput {
+                    occurred_at: Some((i64::MAX, 0)),
+                    ..sale()
+                },
+                Reason::InvalidOccurredAt,
+            ),
+            (
+                TransactionInput {
+                    occurred_at: Some((START - 1, 999_999_999)),
+                    ..sale()
+                },
+                Reason::OutsideEventWindow,
+            ),
+            (
+                TransactionInput {
+                    occurred_at: Some((START + HOUR + 301, 0)),
+                    ..sale()
+                },
+                Reason::OccurredInFuture,
+            ),
+            (
+                TransactionInput {
+                    refund_of: "T-0".into(),
+                    ..sale()
+                },
+                Reason::SaleWithRefundOf,
+            ),
+            (
+                TransactionInput { kind: 2, ..sale() },
+                Reason::MissingRefundOf,
+            ),
+            (
+                TransactionInput {
+                    kind: 2,
+                    refund_of: "bad id".into(),
+                    ..sale()
+                },
+                Reason::InvalidRefundOf,
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(reason_of(&input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn limits_are_inclusive() {
+        let at_max = TransactionInput {
+            amount_minor: Limits::default().max_amount_minor,
+            ..sale()
+        };
+        assert!(validate(&at_max, &event(), now(), &Limits::default()).is_ok());
+        let one = TransactionInput {
+            amount_minor: 1,
+            ..sale()
+        };
+        assert!(validate(&one, &event(), now(), &Limits::default()).is_ok());
+        let five_minutes_ahead = TransactionInput {
+            occurred_at: Some((START + HOUR + 300, 0)),
+            ..sale()
+        };
+        assert!(validate(&five_minutes_ahead, &event(), now(), &Limits::default()).is_ok());
+        let custom = Limits {
+            max_amount_minor: 10,
+            ..Limits::default()
+        };
+        assert_eq!(
+            validate(&sale(), &event(), now(), &custom)
+                .expect_err("over custom max")
+                .reason,
+            Reason::AmountTooLarge
+        );
+    }
+
+    #[test]
+    fn future_rule_applies_even_inside_the_window() {
+        // The window runs 72 h; now is 1 h in. 2 h in is inside the window but in the future.
+        let later = TransactionInput {
+            occurred_at: Some((START + 2 * HOUR, 0)),
+            ..sale()
+        };
+        assert_eq!(reason_of(&later), Reason::OccurredInFuture);
+    }
+
+    #[test]
+    fn messages_name_the_field() {
+        let r = validate(
+            &TransactionInput {
+                currency: "usd".into(),
+                ..sale()
+            },
+            &event(),
+            now(),
+            &Limits::default(),
+        )
+        .expect_err("lower case");
+        assert!(r.message.starts_with("currency"), "{}", r.message);
+        let r = validate(
+            &TransactionInput {
+                transaction_id: "a b".into(),
+                ..sale()
+            },
+            &event(),
+            now(),
+            &Limits::default(),
+        )
+        .expect_err("bad id");
+        assert!(r.message.starts_with("transaction_id"), "{}", r.message);
+    }
+}
