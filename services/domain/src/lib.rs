@@ -9,10 +9,12 @@
 //! - [`resolve`]: how a batch meets the ledger: duplicates, id conflicts and refunds.
 //! - [`reason`]: the stable reason codes of rejected transactions.
 //! - [`event`]: the event window and reporting currency.
+//! - [`rate`]: exact exchange rates.
 
 pub mod currency;
 pub mod event;
 pub mod ids;
+pub mod rate;
 pub mod reason;
 pub mod resolve;
 pub mod time;
@@ -21,6 +23,7 @@ pub mod transaction;
 pub use currency::Currency;
 pub use event::Event;
 pub use ids::{IdError, SiteId, StoreId, TransactionId};
+pub use rate::Rate;
 pub use reason::{Reason, Rejection};
 pub use time::UnixNanos;
 pub use transaction::{Kind, Limits, TransactionInput, ValidTransaction};

@@ -1,0 +1,88 @@
+//! Exchange rates: exact decimals, never floats.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+
+/// Major units of the reporting currency per major unit of another currency, e.g. USD
+/// `15850.25` when reporting in IDR. Always positive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rate(Decimal);
+
+/// Why a rate was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    /// Not a plain decimal number.
+    #[error("{0:?} is not a decimal number such as \"15850.25\"")]
+    NotDecimal(String),
+    /// Zero or negative.
+    #[error("{0:?} is not positive")]
+    NotPositive(String),
+}
+
+impl Rate {
+    /// Parses a plain decimal string (digits with at most one '.', no exponent, no sign other
+    /// than none), up to 28 significant digits.
+    ///
+    /// # Errors
+    /// When the text is not such a number or is not positive.
+    pub fn parse(text: &str) -> Result<Self, RateError> {
+        let plain = !text.is_empty()
+            && text.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+            && text.bytes().filter(|b| *b == b'.').count() <= 1;
+        if !plain {
+            return Err(RateError::NotDecimal(text.to_owned()));
+        }
+        let value =
+            Decimal::from_str_exact(text).map_err(|_| RateError::NotDecimal(text.to_owned()))?;
+        if value <= Decimal::ZERO {
+            return Err(RateError::NotPositive(text.to_owned()));
+        }
+        Ok(Self(value.normalize()))
+    }
+
+    /// The exact value.
+    #[must_use]
+    pub fn value(&self) -> Decimal {
+        self.0
+    }
+}
+
+impl FromStr for Rate {
+    type Err = RateError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for Rate {
+    /// The canonical form: no trailing zeros.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_canonicalises() {
+        assert_eq!(Rate::parse("15850.25").map(|r| r.to_string()), Ok("15850.25".into()));
+        assert_eq!(Rate::parse("1.500").map(|r| r.to_string()), Ok("1.5".into()));
+        assert_eq!(Rate::parse("0.0001").map(|r| r.to_string()), Ok("0.0001".into()));
+        assert_eq!(Rate::parse("100").map(|r| r.to_string()), Ok("100".into()));
+    }
+
+    #[test]
+    fn refuses_non_decimals_and_non_positive() {
+        for bad in ["", "abc", "1e5", "1,5", "1.2.3", " 1", "NaN", "+1"] {
+            assert!(matches!(Rate::parse(bad), Err(RateError::NotDecimal(_))), "{bad}");
+        }
+        for bad in ["0", "0.000", "-1"] {
+            assert!(matches!(Rate::parse(bad), Err(RateError::NotPositive(_))), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The part of an append that is the same on every database: which rows to load, and turning
+//! the loaded state plus the batch into decisions and rows to insert.
+
+use std::collections::BTreeSet;
+
+use saleboard_domain::resolve::{Decision, LedgerState};
+
+use crate::Candidate;
+
+/// (site_id, transaction_id) pairs whose stored rows the batch needs: its own ids (for
+/// duplicates and conflicts) and the sales its refunds name.
+pub(crate) fn keys_to_load(batch: &[Candidate]) -> Vec<(String, String)> {
+    let mut keys = BTreeSet::new();
+    for c in batch {
+        keys.insert((c.site.as_str(), c.tx.id.as_str()));
+        if let Some(sale) = &c.tx.refund_of {
+            keys.insert((c.site.as_str(), sale.as_str()));
+        }
+    }
+    keys.into_iter()
+        .map(|(s, t)| (s.to_owned(), t.to_owned()))
+        .collect()
+}
+
+/// (site_id, sale id) pairs whose refunded sums the batch needs.
+pub(crate) fn refund_targets(batch: &[Candidate]) -> Vec<(String, String)> {
+    let keys: BTreeSet<_> = batch
+        .iter()
+        .filter_map(|c| c.tx.refund_of.as_ref().map(|s| (c.site.as_str(), s.as_str())))
+        .collect();
+    keys.into_iter()
+        .map(|(s, t)| (s.to_owned(), t.to_owned()))
+        .collect()
+}
+
+/// Decides the batch in order. Returns the decisions and the accepted candidates with their
+/// positions, in position order.
+pub(crate) fn decide<'a>(
+    state: &mut LedgerState,
+    batch: &'a [Candidate],
+) -> (Vec<Decision>, Vec<(&'a Candidate, u64)>) {
+    let mut accepted = Vec::new();
+    let decisions = batch
+        .iter()
+        .map(|c| {
+            let d = state.resolve(&c.site, &c.tx);
+            if let Decision::Accepted { position } = d {
+                accepted.push((c, position));
+            }
+            d
+        })
+        .collect();
+    (decisions, accepted)
+}

@@ -1,0 +1,157 @@
+//! Saleboard's storage: the only crate that runs SQL. Two implementations of one narrow
+//! interface, [`Store`]: PostgreSQL for production and SQLite as the embedded default. Both are
+//! checked by the same test suite (`tests/tests/storage.rs`).
+//!
+//! Layout:
+//! - [`error`]: the crate's error type.
+//! - [`model`]: records read and written (sites, keys, candidates, ledger rows).
+//! - [`postgres`], [`sqlite`]: the two implementations and their migrations.
+//!
+//! The ledger's write path: [`LedgerStore::append`] takes the writer lock (the `ledger_head`
+//! row in PostgreSQL, SQLite's write lock), loads the rows the batch names, lets
+//! [`saleboard_domain::resolve::LedgerState`] decide every outcome, inserts the accepted rows
+//! with consecutive positions, moves the head and commits. Positions therefore become visible
+//! in order, which is what lets readers tail the ledger by position without skipping a row.
+
+mod append;
+pub mod error;
+pub mod model;
+pub mod postgres;
+mod shared_sql;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use saleboard_domain::{Currency, Event, Rate, SiteId, UnixNanos, resolve::Decision};
+
+pub use error::StorageError;
+pub use model::{ActiveKey, ApiKeyRecord, Candidate, LedgerRow, SiteRecord};
+
+/// Result of this crate.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Sites, keys, the event and exchange rates: what organizers manage.
+#[async_trait]
+pub trait AdminStore: Send + Sync {
+    /// Registers a site. [`StorageError::AlreadyExists`] when the id is taken.
+    async fn create_site(
+        &self,
+        site: &SiteId,
+        display_name: &str,
+        now: UnixNanos,
+    ) -> Result<SiteRecord>;
+    /// Every site, by id.
+    async fn list_sites(&self) -> Result<Vec<SiteRecord>>;
+    /// Stores a new key (its secret only as a hash). [`StorageError::NotFound`] for an unknown
+    /// site.
+    async fn create_api_key(
+        &self,
+        key_id: &str,
+        site: &SiteId,
+        secret_hash: &str,
+        now: UnixNanos,
+    ) -> Result<ApiKeyRecord>;
+    /// Marks a key revoked (idempotent: revoking twice keeps the first time).
+    /// [`StorageError::NotFound`] for an unknown key.
+    async fn revoke_api_key(&self, key_id: &str, now: UnixNanos) -> Result<ApiKeyRecord>;
+    /// Keys of one site, or of every site.
+    async fn list_api_keys(&self, site: Option<&SiteId>) -> Result<Vec<ApiKeyRecord>>;
+    /// Every key that is not revoked, for the authentication cache.
+    async fn active_keys(&self) -> Result<Vec<ActiveKey>>;
+    /// The active key with this secret hash, if any.
+    async fn find_active_key(&self, secret_hash: &str) -> Result<Option<ActiveKey>>;
+    /// Creates or replaces the event.
+    async fn set_event(&self, event: &Event) -> Result<()>;
+    /// The event, if one is configured.
+    async fn get_event(&self) -> Result<Option<Event>>;
+    /// Upserts rates in one transaction and returns every rate in force, by currency.
+    async fn set_exchange_rates(&self, rates: &[(Currency, Rate)]) -> Result<Vec<(Currency, Rate)>>;
+    /// Every rate in force, by currency.
+    async fn list_exchange_rates(&self) -> Result<Vec<(Currency, Rate)>>;
+}
+
+/// The append-only ledger.
+#[async_trait]
+pub trait LedgerStore: Send + Sync {
+    /// Decides and durably appends a batch in one database transaction. Returns one decision
+    /// per candidate, in order; ACCEPTED rows are committed when this returns `Ok`. On `Err`
+    /// nothing of the batch was stored.
+    async fn append(&self, batch: &[Candidate]) -> Result<Vec<Decision>>;
+    /// Highest committed position (0 for an empty ledger).
+    async fn ledger_head(&self) -> Result<u64>;
+    /// Rows with `after < position`, in position order, at most `limit`.
+    async fn read_ledger(&self, after: u64, limit: u32) -> Result<Vec<LedgerRow>>;
+}
+
+/// Everything a service needs from storage.
+#[async_trait]
+pub trait Store: AdminStore + LedgerStore {
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<()>;
+    /// Which implementation this is, for logs: `"postgres"` or `"sqlite"`.
+    fn backend(&self) -> &'static str;
+}
+
+/// Connection settings shared by both implementations.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `postgres://...` or `sqlite:PATH` / `sqlite://PATH`.
+    pub url: String,
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+}
+
+/// Opens the store the URL names. Does not migrate.
+///
+/// # Errors
+/// When the URL's scheme is neither PostgreSQL nor SQLite, or the database cannot be reached.
+pub async fn connect(options: &ConnectOptions) -> Result<Arc<dyn Store>> {
+    let url = options.url.as_str();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            postgres::PgStore::connect(url, options.max_connections).await?,
+        ))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(
+            sqlite::SqliteStore::connect(url, options.max_connections).await?,
+        ))
+    } else {
+        Err(StorageError::UnsupportedUrl(redact(url)))
+    }
+}
+
+/// The URL without its password, for messages and logs.
+#[must_use]
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_passwords_only() {
+        assert_eq!(
+            redact("postgres://sb:secret@db:5432/sb"),
+            "postgres://sb:***@db:5432/sb"
+        );
+        assert_eq!(redact("postgres://sb@db/sb"), "postgres://sb@db/sb");
+        assert_eq!(redact("sqlite:saleboard.db"), "sqlite:saleboard.db");
+    }
+}

@@ -1,0 +1,114 @@
+//! Records read and written by the store.
+
+use saleboard_domain::{Currency, Kind, SiteId, StoreId, TransactionId, UnixNanos, ValidTransaction};
+
+use crate::{Result, StorageError};
+
+/// A registered site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteRecord {
+    /// Its id.
+    pub site_id: SiteId,
+    /// Shown on screens.
+    pub display_name: String,
+    /// When it was registered.
+    pub created_at: UnixNanos,
+}
+
+/// An API key as listed (never with its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// Public id of the key, used to revoke it.
+    pub key_id: String,
+    /// The site whose transactions it pushes.
+    pub site_id: SiteId,
+    /// When it was issued.
+    pub created_at: UnixNanos,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<UnixNanos>,
+}
+
+/// A key that authenticates: what the ingest cache holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveKey {
+    /// Public id of the key.
+    pub key_id: String,
+    /// The site it pushes for.
+    pub site_id: SiteId,
+    /// SHA-256 of its secret, hex.
+    pub secret_hash: String,
+}
+
+/// A transaction to append, with who sent it and when it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Site of the key that pushed it.
+    pub site: SiteId,
+    /// The key that pushed it.
+    pub key_id: String,
+    /// When the server received it.
+    pub received_at: UnixNanos,
+    /// The validated transaction.
+    pub tx: ValidTransaction,
+}
+
+/// A row of the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    /// Position in the ledger, from 1, without gaps.
+    pub position: u64,
+    /// Site of the key that pushed it.
+    pub site: SiteId,
+    /// The key that pushed it.
+    pub key_id: String,
+    /// When the server received it.
+    pub received_at: UnixNanos,
+    /// The transaction.
+    pub tx: ValidTransaction,
+}
+
+/// Columns of a ledger row as stored, before the domain's rules are re-applied.
+pub(crate) struct RawRow {
+    pub(crate) site_id: String,
+    pub(crate) transaction_id: String,
+    pub(crate) store_id: String,
+    pub(crate) kind: i16,
+    pub(crate) currency: String,
+    pub(crate) amount_minor: i64,
+    pub(crate) occurred_at_ns: i64,
+    pub(crate) refund_of: String,
+    pub(crate) position: i64,
+}
+
+impl RawRow {
+    /// The stored row as domain values. A failure means the table holds what the write path
+    /// never writes.
+    pub(crate) fn into_domain(self) -> Result<(SiteId, ValidTransaction, u64)> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            StorageError::corrupt("ledger", format!("position {}: {what}: {e}", self.position))
+        };
+        let site = SiteId::parse(&self.site_id).map_err(|e| bad("site_id", &e))?;
+        let tx = ValidTransaction {
+            id: TransactionId::parse(&self.transaction_id)
+                .map_err(|e| bad("transaction_id", &e))?,
+            store_id: StoreId::parse(&self.store_id).map_err(|e| bad("store_id", &e))?,
+            kind: Kind::from_code(self.kind).ok_or_else(|| bad("kind", &self.kind))?,
+            currency: Currency::parse(&self.currency).map_err(|e| bad("currency", &e))?,
+            amount_minor: self.amount_minor,
+            occurred_at: UnixNanos(self.occurred_at_ns),
+            refund_of: if self.refund_of.is_empty() {
+                None
+            } else {
+                Some(TransactionId::parse(&self.refund_of).map_err(|e| bad("refund_of", &e))?)
+            },
+        };
+        let position = u64::try_from(self.position).map_err(|e| bad("position", &e))?;
+        Ok((site, tx, position))
+    }
+}
+
+/// Converts a position for the database (positions start at 1 and stay far below i64::MAX).
+pub(crate) fn db_position(position: u64) -> Result<i64> {
+    i64::try_from(position)
+        .map_err(|_| StorageError::corrupt("ledger_head", "position beyond i64::MAX"))
+}

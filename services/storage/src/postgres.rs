@@ -1,0 +1,197 @@
+//! The PostgreSQL store: production. Appends bind whole batches as arrays (`UNNEST`), so a
+//! group commit of thousands of rows is a handful of statements.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use saleboard_domain::resolve::{Decision, LedgerState, Stored};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::SqlSafeStr as _;
+
+use crate::append::{decide, keys_to_load, refund_targets};
+use crate::model::{RawRow, db_position};
+use crate::shared_sql::shared_store_impl;
+use crate::{Candidate, LedgerRow, LedgerStore, Result, Store};
+
+/// Ledger and admin data in PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects a pool of at most `max_connections`.
+    ///
+    /// # Errors
+    /// When the server cannot be reached or refuses the credentials.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for tests that inspect tables directly.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn migrator() -> Migrator {
+        Migrator::with_migrations(vec![Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
+            false,
+        )])
+    }
+}
+
+shared_store_impl!(PgStore);
+
+type KeyRow = (String, String, String, i16, String, i64, i64, String, i64);
+
+#[async_trait]
+impl LedgerStore for PgStore {
+    async fn append(&self, batch: &[Candidate]) -> Result<Vec<Decision>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        // Lock the head row first: from here until commit no other writer, in any process,
+        // can read or move the head, so the state loaded below is complete.
+        let (head,): (i64,) = sqlx::query_as("SELECT head FROM ledger_head WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await?;
+        let head = u64::try_from(head).map_err(|e| crate::StorageError::corrupt("ledger_head", e))?;
+        let mut state = LedgerState::new(head);
+
+        let (sites, ids): (Vec<String>, Vec<String>) = keys_to_load(batch).into_iter().unzip();
+        let rows: Vec<KeyRow> = sqlx::query_as(
+            "SELECT l.site_id, l.transaction_id, l.store_id, l.kind, l.currency, l.amount_minor, \
+             l.occurred_at_ns, l.refund_of, l.position \
+             FROM UNNEST($1::text[], $2::text[]) AS k(site_id, transaction_id) \
+             JOIN ledger l ON l.site_id = k.site_id AND l.transaction_id = k.transaction_id",
+        )
+        .bind(&sites)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (site_id, transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, refund_of, position) in rows {
+            let (site, stored, position) = RawRow {
+                site_id,
+                transaction_id,
+                store_id,
+                kind,
+                currency,
+                amount_minor,
+                occurred_at_ns,
+                refund_of,
+                position,
+            }
+            .into_domain()?;
+            state.insert_stored(site, Stored { tx: stored, position });
+        }
+
+        let (sites, sales): (Vec<String>, Vec<String>) = refund_targets(batch).into_iter().unzip();
+        if !sites.is_empty() {
+            // The refunds of one sale never exceed the sale, an i64, so the sum fits a BIGINT.
+            let sums: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT l.site_id, l.refund_of, SUM(l.amount_minor)::BIGINT \
+                 FROM UNNEST($1::text[], $2::text[]) AS k(site_id, sale_id) \
+                 JOIN ledger l ON l.site_id = k.site_id AND l.refund_of = k.sale_id \
+                 GROUP BY l.site_id, l.refund_of",
+            )
+            .bind(&sites)
+            .bind(&sales)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (site, sale, sum) in sums {
+                let site = saleboard_domain::SiteId::parse(&site)
+                    .map_err(|e| crate::StorageError::corrupt("ledger", e))?;
+                let sale = saleboard_domain::TransactionId::parse(&sale)
+                    .map_err(|e| crate::StorageError::corrupt("ledger", e))?;
+                state.insert_refunded(site, sale, i128::from(sum));
+            }
+        }
+
+        let (decisions, accepted) = decide(&mut state, batch);
+        if let Some(&(_, last)) = accepted.last() {
+            let n = accepted.len();
+            let mut position = Vec::with_capacity(n);
+            let mut site_id = Vec::with_capacity(n);
+            let mut transaction_id = Vec::with_capacity(n);
+            let mut store_id = Vec::with_capacity(n);
+            let mut kind = Vec::with_capacity(n);
+            let mut currency = Vec::with_capacity(n);
+            let mut amount = Vec::with_capacity(n);
+            let mut occurred = Vec::with_capacity(n);
+            let mut refund_of = Vec::with_capacity(n);
+            let mut key_id = Vec::with_capacity(n);
+            let mut received = Vec::with_capacity(n);
+            for (c, pos) in &accepted {
+                position.push(db_position(*pos)?);
+                site_id.push(c.site.as_str());
+                transaction_id.push(c.tx.id.as_str());
+                store_id.push(c.tx.store_id.as_str());
+                kind.push(c.tx.kind.code());
+                currency.push(c.tx.currency.code());
+                amount.push(c.tx.amount_minor);
+                occurred.push(c.tx.occurred_at.0);
+                refund_of.push(c.tx.refund_of.as_ref().map_or("", |r| r.as_str()));
+                key_id.push(c.key_id.as_str());
+                received.push(c.received_at.0);
+            }
+            sqlx::query(
+                "INSERT INTO ledger (position, site_id, transaction_id, store_id, kind, currency, \
+                 amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
+                 $5::smallint[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], \
+                 $11::bigint[])",
+            )
+            .bind(&position)
+            .bind(&site_id)
+            .bind(&transaction_id)
+            .bind(&store_id)
+            .bind(&kind)
+            .bind(&currency)
+            .bind(&amount)
+            .bind(&occurred)
+            .bind(&refund_of)
+            .bind(&key_id)
+            .bind(&received)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE ledger_head SET head = $1 WHERE id = 1")
+                .bind(db_position(last)?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(decisions)
+    }
+
+    async fn ledger_head(&self) -> Result<u64> {
+        self.shared_ledger_head().await
+    }
+
+    async fn read_ledger(&self, after: u64, limit: u32) -> Result<Vec<LedgerRow>> {
+        self.shared_read_ledger(after, limit).await
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn migrate(&self) -> Result<()> {
+        Self::migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+}

@@ -1,0 +1,206 @@
+//! The SQLite store: the embedded default. WAL mode, so readers never block the writer and
+//! several processes can share one file; every append runs under `BEGIN IMMEDIATE`, SQLite's
+//! write lock, from reading the head to commit. Batches travel as one JSON array read with
+//! `json_each`, so a group commit needs no per-row statement and no bind-parameter limit.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use saleboard_domain::resolve::{Decision, LedgerState, Stored};
+use serde_json::json;
+use sqlx::SqlSafeStr as _;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::append::{decide, keys_to_load, refund_targets};
+use crate::model::{RawRow, db_position};
+use crate::shared_sql::shared_store_impl;
+use crate::{Candidate, LedgerRow, LedgerStore, Result, StorageError, Store};
+
+/// Ledger and admin data in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file of a `sqlite:` URL.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or created.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acknowledged commit survives power loss, not only a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            // Other processes (or this one's other connections) may hold the write lock for
+            // the length of a group commit.
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for tests that inspect tables directly.
+    #[must_use]
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn migrator() -> Migrator {
+        Migrator::with_migrations(vec![Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
+            false,
+        )])
+    }
+}
+
+shared_store_impl!(SqliteStore);
+
+type KeyRow = (String, String, String, i16, String, i64, i64, String, i64);
+
+fn pairs_json(pairs: Vec<(String, String)>) -> String {
+    serde_json::Value::Array(pairs.into_iter().map(|(a, b)| json!([a, b])).collect()).to_string()
+}
+
+#[async_trait]
+impl LedgerStore for SqliteStore {
+    async fn append(&self, batch: &[Candidate]) -> Result<Vec<Decision>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        // IMMEDIATE takes the write lock now, before the head is read.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (head,): (i64,) = sqlx::query_as("SELECT head FROM ledger_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        let head = u64::try_from(head).map_err(|e| StorageError::corrupt("ledger_head", e))?;
+        let mut state = LedgerState::new(head);
+
+        let rows: Vec<KeyRow> = sqlx::query_as(
+            "SELECT l.site_id, l.transaction_id, l.store_id, l.kind, l.currency, l.amount_minor, \
+             l.occurred_at_ns, l.refund_of, l.position \
+             FROM json_each($1) AS k \
+             JOIN ledger l ON l.site_id = k.value ->> 0 AND l.transaction_id = k.value ->> 1",
+        )
+        .bind(pairs_json(keys_to_load(batch)))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (site_id, transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, refund_of, position) in rows {
+            let (site, stored, position) = RawRow {
+                site_id,
+                transaction_id,
+                store_id,
+                kind,
+                currency,
+                amount_minor,
+                occurred_at_ns,
+                refund_of,
+                position,
+            }
+            .into_domain()?;
+            state.insert_stored(site, Stored { tx: stored, position });
+        }
+
+        let targets = refund_targets(batch);
+        if !targets.is_empty() {
+            let sums: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT l.site_id, l.refund_of, SUM(l.amount_minor) \
+                 FROM json_each($1) AS k \
+                 JOIN ledger l ON l.site_id = k.value ->> 0 AND l.refund_of = k.value ->> 1 \
+                 GROUP BY l.site_id, l.refund_of",
+            )
+            .bind(pairs_json(targets))
+            .fetch_all(&mut *tx)
+            .await?;
+            for (site, sale, sum) in sums {
+                let site = saleboard_domain::SiteId::parse(&site)
+                    .map_err(|e| StorageError::corrupt("ledger", e))?;
+                let sale = saleboard_domain::TransactionId::parse(&sale)
+                    .map_err(|e| StorageError::corrupt("ledger", e))?;
+                state.insert_refunded(site, sale, i128::from(sum));
+            }
+        }
+
+        let (decisions, accepted) = decide(&mut state, batch);
+        if let Some(&(_, last)) = accepted.last() {
+            let rows: Vec<serde_json::Value> = accepted
+                .iter()
+                .map(|(c, pos)| {
+                    json!([
+                        pos,
+                        c.site.as_str(),
+                        c.tx.id.as_str(),
+                        c.tx.store_id.as_str(),
+                        c.tx.kind.code(),
+                        c.tx.currency.code(),
+                        c.tx.amount_minor,
+                        c.tx.occurred_at.0,
+                        c.tx.refund_of.as_ref().map_or("", |r| r.as_str()),
+                        c.key_id,
+                        c.received_at.0,
+                    ])
+                })
+                .collect();
+            sqlx::query(
+                "INSERT INTO ledger (position, site_id, transaction_id, store_id, kind, currency, \
+                 amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+                 value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10 \
+                 FROM json_each($1)",
+            )
+            .bind(serde_json::Value::Array(rows).to_string())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE ledger_head SET head = $1 WHERE id = 1")
+                .bind(db_position(last)?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(decisions)
+    }
+
+    async fn ledger_head(&self) -> Result<u64> {
+        self.shared_ledger_head().await
+    }
+
+    async fn read_ledger(&self, after: u64, limit: u32) -> Result<Vec<LedgerRow>> {
+        self.shared_read_ledger(after, limit).await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<()> {
+        // Several processes may start at once on one file and race to apply the same
+        // migration; the loser sees it applied on its next try.
+        let mut attempt = 0;
+        loop {
+            match Self::migrator().run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "SQLite migration raced, retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
