@@ -29,7 +29,9 @@ impl Rate {
     /// When the text is not such a number or is not positive.
     pub fn parse(text: &str) -> Result<Self, RateError> {
         let plain = !text.is_empty()
-            && text.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
             && text.bytes().filter(|b| *b == b'.').count() <= 1;
         if !plain {
             return Err(RateError::NotDecimal(text.to_owned()));
@@ -70,19 +72,34 @@ mod tests {
 
     #[test]
     fn parses_and_canonicalises() {
-        assert_eq!(Rate::parse("15850.25").map(|r| r.to_string()), Ok("15850.25".into()));
-        assert_eq!(Rate::parse("1.500").map(|r| r.to_string()), Ok("1.5".into()));
-        assert_eq!(Rate::parse("0.0001").map(|r| r.to_string()), Ok("0.0001".into()));
+        assert_eq!(
+            Rate::parse("15850.25").map(|r| r.to_string()),
+            Ok("15850.25".into())
+        );
+        assert_eq!(
+            Rate::parse("1.500").map(|r| r.to_string()),
+            Ok("1.5".into())
+        );
+        assert_eq!(
+            Rate::parse("0.0001").map(|r| r.to_string()),
+            Ok("0.0001".into())
+        );
         assert_eq!(Rate::parse("100").map(|r| r.to_string()), Ok("100".into()));
     }
 
     #[test]
     fn refuses_non_decimals_and_non_positive() {
         for bad in ["", "abc", "1e5", "1,5", "1.2.3", " 1", "NaN", "+1"] {
-            assert!(matches!(Rate::parse(bad), Err(RateError::NotDecimal(_))), "{bad}");
+            assert!(
+                matches!(Rate::parse(bad), Err(RateError::NotDecimal(_))),
+                "{bad}"
+            );
         }
         for bad in ["0", "0.000", "-1"] {
-            assert!(matches!(Rate::parse(bad), Err(RateError::NotPositive(_))), "{bad}");
+            assert!(
+                matches!(Rate::parse(bad), Err(RateError::NotPositive(_))),
+                "{bad}"
+            );
         }
     }
 }

@@ -26,7 +26,11 @@ pub(crate) fn keys_to_load(batch: &[Candidate]) -> Vec<(String, String)> {
 pub(crate) fn refund_targets(batch: &[Candidate]) -> Vec<(String, String)> {
     let keys: BTreeSet<_> = batch
         .iter()
-        .filter_map(|c| c.tx.refund_of.as_ref().map(|s| (c.site.as_str(), s.as_str())))
+        .filter_map(|c| {
+            c.tx.refund_of
+                .as_ref()
+                .map(|s| (c.site.as_str(), s.as_str()))
+        })
         .collect();
     keys.into_iter()
         .map(|(s, t)| (s.to_owned(), t.to_owned()))

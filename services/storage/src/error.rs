@@ -45,5 +45,4 @@ impl StorageError {
             detail: detail.to_string(),
         }
     }
-
 }

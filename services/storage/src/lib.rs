@@ -66,7 +66,8 @@ pub trait AdminStore: Send + Sync {
     /// The event, if one is configured.
     async fn get_event(&self) -> Result<Option<Event>>;
     /// Upserts rates in one transaction and returns every rate in force, by currency.
-    async fn set_exchange_rates(&self, rates: &[(Currency, Rate)]) -> Result<Vec<(Currency, Rate)>>;
+    async fn set_exchange_rates(&self, rates: &[(Currency, Rate)])
+    -> Result<Vec<(Currency, Rate)>>;
     /// Every rate in force, by currency.
     async fn list_exchange_rates(&self) -> Result<Vec<(Currency, Rate)>>;
 }

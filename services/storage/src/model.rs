@@ -1,6 +1,8 @@
 //! Records read and written by the store.
 
-use saleboard_domain::{Currency, Kind, SiteId, StoreId, TransactionId, UnixNanos, ValidTransaction};
+use saleboard_domain::{
+    Currency, Kind, SiteId, StoreId, TransactionId, UnixNanos, ValidTransaction,
+};
 
 use crate::{Result, StorageError};
 

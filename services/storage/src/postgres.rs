@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use saleboard_domain::resolve::{Decision, LedgerState, Stored};
+use sqlx::SqlSafeStr as _;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::SqlSafeStr as _;
 
 use crate::append::{decide, keys_to_load, refund_targets};
 use crate::model::{RawRow, db_position};
@@ -64,10 +64,12 @@ impl LedgerStore for PgStore {
         let mut tx = self.pool.begin().await?;
         // Lock the head row first: from here until commit no other writer, in any process,
         // can read or move the head, so the state loaded below is complete.
-        let (head,): (i64,) = sqlx::query_as("SELECT head FROM ledger_head WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut *tx)
-            .await?;
-        let head = u64::try_from(head).map_err(|e| crate::StorageError::corrupt("ledger_head", e))?;
+        let (head,): (i64,) =
+            sqlx::query_as("SELECT head FROM ledger_head WHERE id = 1 FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await?;
+        let head =
+            u64::try_from(head).map_err(|e| crate::StorageError::corrupt("ledger_head", e))?;
         let mut state = LedgerState::new(head);
 
         let (sites, ids): (Vec<String>, Vec<String>) = keys_to_load(batch).into_iter().unzip();
@@ -81,7 +83,18 @@ impl LedgerStore for PgStore {
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
-        for (site_id, transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, refund_of, position) in rows {
+        for (
+            site_id,
+            transaction_id,
+            store_id,
+            kind,
+            currency,
+            amount_minor,
+            occurred_at_ns,
+            refund_of,
+            position,
+        ) in rows
+        {
             let (site, stored, position) = RawRow {
                 site_id,
                 transaction_id,
@@ -94,7 +107,13 @@ impl LedgerStore for PgStore {
                 position,
             }
             .into_domain()?;
-            state.insert_stored(site, Stored { tx: stored, position });
+            state.insert_stored(
+                site,
+                Stored {
+                    tx: stored,
+                    position,
+                },
+            );
         }
 
         let (sites, sales): (Vec<String>, Vec<String>) = refund_targets(batch).into_iter().unzip();

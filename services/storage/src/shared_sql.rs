@@ -6,7 +6,11 @@ use saleboard_domain::{Currency, Event, Rate, SiteId, UnixNanos};
 
 use crate::{ActiveKey, ApiKeyRecord, Result, SiteRecord, StorageError};
 
-pub(crate) fn site_record(site_id: String, display_name: String, created: i64) -> Result<SiteRecord> {
+pub(crate) fn site_record(
+    site_id: String,
+    display_name: String,
+    created: i64,
+) -> Result<SiteRecord> {
     Ok(SiteRecord {
         site_id: SiteId::parse(&site_id).map_err(|e| StorageError::corrupt("sites", e))?,
         display_name,
@@ -28,7 +32,11 @@ pub(crate) fn key_record(
     })
 }
 
-pub(crate) fn active_key(key_id: String, site_id: String, secret_hash: String) -> Result<ActiveKey> {
+pub(crate) fn active_key(
+    key_id: String,
+    site_id: String,
+    secret_hash: String,
+) -> Result<ActiveKey> {
     Ok(ActiveKey {
         key_id,
         site_id: SiteId::parse(&site_id).map_err(|e| StorageError::corrupt("api_keys", e))?,
@@ -43,8 +51,14 @@ pub(crate) fn event_record(
     ends: i64,
     currency: &str,
 ) -> Result<Event> {
-    Event::new(event_id, display_name, UnixNanos(starts), UnixNanos(ends), currency)
-        .map_err(|e| StorageError::corrupt("event", e))
+    Event::new(
+        event_id,
+        display_name,
+        UnixNanos(starts),
+        UnixNanos(ends),
+        currency,
+    )
+    .map_err(|e| StorageError::corrupt("event", e))
 }
 
 pub(crate) fn rate_record(currency: &str, rate: &str) -> Result<(Currency, Rate)> {

@@ -97,7 +97,18 @@ impl LedgerStore for SqliteStore {
         .bind(pairs_json(keys_to_load(batch)))
         .fetch_all(&mut *tx)
         .await?;
-        for (site_id, transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, refund_of, position) in rows {
+        for (
+            site_id,
+            transaction_id,
+            store_id,
+            kind,
+            currency,
+            amount_minor,
+            occurred_at_ns,
+            refund_of,
+            position,
+        ) in rows
+        {
             let (site, stored, position) = RawRow {
                 site_id,
                 transaction_id,
@@ -110,7 +121,13 @@ impl LedgerStore for SqliteStore {
                 position,
             }
             .into_domain()?;
-            state.insert_stored(site, Stored { tx: stored, position });
+            state.insert_stored(
+                site,
+                Stored {
+                    tx: stored,
+                    position,
+                },
+            );
         }
 
         let targets = refund_targets(batch);

@@ -1,0 +1,96 @@
+//! Settings of the ingest service. Every flag can also be given by its environment variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use saleboard_domain::Limits;
+use saleboard_runtime::database::DatabaseArgs;
+
+/// Ingest settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestConfig {
+    /// Address the gRPC server listens on (port 0 picks a free port).
+    #[arg(
+        long = "ingest-listen",
+        env = "SALEBOARD_INGEST_LISTEN",
+        default_value = "127.0.0.1:50051"
+    )]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
+
+    /// Most transactions in one request.
+    #[arg(long, env = "SALEBOARD_MAX_BATCH", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_batch: u32,
+
+    /// Largest amount_minor accepted for one transaction.
+    #[arg(long, env = "SALEBOARD_MAX_AMOUNT_MINOR", default_value_t = Limits::default().max_amount_minor,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub max_amount_minor: i64,
+
+    /// Requests per second each site may make (token bucket refill rate); 0 turns the limit off.
+    #[arg(long, env = "SALEBOARD_SITE_RATE_LIMIT", default_value_t = 500)]
+    pub site_rate_limit: u32,
+
+    /// Requests a site may make in a burst above its rate.
+    #[arg(long, env = "SALEBOARD_SITE_RATE_BURST", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub site_rate_burst: u32,
+
+    /// Requests in progress at once, over all sites; more are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "SALEBOARD_CONCURRENCY_LIMIT", default_value_t = 2048,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency_limit: u32,
+
+    /// Time a unary request may take before it is cancelled, in milliseconds.
+    #[arg(long, env = "SALEBOARD_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_ms: u64,
+
+    /// How often API keys and the event are reloaded from the database, in milliseconds. A
+    /// revoked key stops working within about this long.
+    #[arg(long, env = "SALEBOARD_KEY_REFRESH_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(10..=1_000))]
+    pub key_refresh_ms: u64,
+
+    /// Largest gRPC message accepted, in bytes.
+    #[arg(long, env = "SALEBOARD_MAX_MESSAGE_BYTES",
+          default_value_t = saleboard_runtime::grpc::DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
+
+    /// Most rows the writer puts in one database transaction (group commit).
+    #[arg(long, env = "SALEBOARD_COMMIT_MAX_ROWS", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub commit_max_rows: u32,
+
+    /// Batches waiting for the writer before new unary requests are refused and streams wait.
+    #[arg(long, env = "SALEBOARD_WRITER_QUEUE", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub writer_queue: u32,
+}
+
+impl IngestConfig {
+    /// The validation limits these settings give.
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_amount_minor: self.max_amount_minor,
+            ..Limits::default()
+        }
+    }
+
+    /// The request timeout as a duration.
+    #[must_use]
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The key refresh interval as a duration.
+    #[must_use]
+    pub fn key_refresh(&self) -> Duration {
+        Duration::from_millis(self.key_refresh_ms)
+    }
+}

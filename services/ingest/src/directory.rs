@@ -1,0 +1,172 @@
+//! API keys and the event, cached in memory and reloaded from storage every refresh interval.
+//! A key unknown to the cache is looked up in storage at once, so a new key works immediately;
+//! a revoked key disappears at the next reload, so it stops working within one interval on
+//! every ingest process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use saleboard_domain::{Event, SiteId};
+use saleboard_runtime::auth::Authenticate;
+use saleboard_storage::{ActiveKey, Store};
+use sha2::{Digest, Sha256};
+use tonic::Status;
+
+/// A retailer, as authenticated by its API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retailer {
+    /// The key used.
+    pub key_id: String,
+    /// The site of the key: the site of every transaction it pushes.
+    pub site: SiteId,
+}
+
+/// Hex SHA-256 of a secret: how keys are stored and looked up.
+#[must_use]
+pub fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// The cache.
+pub struct Directory {
+    store: Arc<dyn Store>,
+    keys: RwLock<HashMap<String, Retailer>>,
+    event: RwLock<Option<Arc<Event>>>,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory").finish_non_exhaustive()
+    }
+}
+
+fn retailer(key: ActiveKey) -> (String, Retailer) {
+    (
+        key.secret_hash,
+        Retailer {
+            key_id: key.key_id,
+            site: key.site_id,
+        },
+    )
+}
+
+impl Directory {
+    /// An empty cache over `store`; call [`Directory::refresh`] to fill it.
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            keys: RwLock::new(HashMap::new()),
+            event: RwLock::new(None),
+        }
+    }
+
+    /// Reloads every active key and the event.
+    ///
+    /// # Errors
+    /// When storage fails; the cache keeps its previous content.
+    pub async fn refresh(&self) -> Result<(), saleboard_storage::StorageError> {
+        let keys: HashMap<_, _> = self
+            .store
+            .active_keys()
+            .await?
+            .into_iter()
+            .map(retailer)
+            .collect();
+        let event = self.store.get_event().await?.map(Arc::new);
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
+        *self
+            .event
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = event;
+        Ok(())
+    }
+
+    /// Reloads every `interval` until the task is aborted.
+    pub async fn refresh_every(self: Arc<Self>, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "cannot reload API keys and event; keeping the cached ones");
+            }
+        }
+    }
+
+    /// The configured event.
+    ///
+    /// # Errors
+    /// FAILED_PRECONDITION when no event is configured; UNAVAILABLE when storage fails.
+    pub async fn event(&self) -> Result<Arc<Event>, Status> {
+        let cached = self
+            .event
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(event) = cached {
+            return Ok(event);
+        }
+        let event = self
+            .store
+            .get_event()
+            .await
+            .map_err(|e| saleboard_runtime::status::from_storage(&e))?
+            .map(Arc::new)
+            .ok_or_else(|| {
+                Status::failed_precondition(
+                    "no event is configured; the organizer must call AdminService.SetEvent first",
+                )
+            })?;
+        *self
+            .event
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(event.clone());
+        Ok(event)
+    }
+
+    async fn retailer(&self, secret: &str) -> Result<Retailer, Status> {
+        let hash = secret_hash(secret);
+        let cached = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&hash)
+            .cloned();
+        if let Some(r) = cached {
+            return Ok(r);
+        }
+        let found = self
+            .store
+            .find_active_key(&hash)
+            .await
+            .map_err(|e| saleboard_runtime::status::from_storage(&e))?;
+        let Some(key) = found else {
+            return Err(Status::unauthenticated(
+                "unknown or revoked API key; ask the organizer for a key of your site",
+            ));
+        };
+        let (hash, r) = retailer(key);
+        self.keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(hash, r.clone());
+        Ok(r)
+    }
+}
+
+/// Authenticates retailer API keys against a [`Directory`].
+#[derive(Debug, Clone)]
+pub struct KeyAuth(pub Arc<Directory>);
+
+impl Authenticate for KeyAuth {
+    type Principal = Retailer;
+
+    async fn authenticate(&self, secret: &str) -> Result<Retailer, Status> {
+        self.0.retailer(secret).await
+    }
+}

@@ -1,0 +1,247 @@
+//! `saleboard.v1.IngestService`: turns requests into validated candidates, hands them to the
+//! writer, and turns decisions back into results. The only module of this crate that touches
+//! protobuf messages.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt as _};
+use saleboard_domain::resolve::Decision;
+use saleboard_domain::transaction::validate;
+use saleboard_domain::{Limits, TransactionInput, UnixNanos};
+use saleboard_proto::v1::ingest_service_server::IngestService as IngestApi;
+use saleboard_proto::v1::{
+    Outcome, SubmitTransactionsRequest, SubmitTransactionsResponse, Transaction, TransactionResult,
+};
+use saleboard_runtime::status::invalid_field;
+use saleboard_storage::Candidate;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::directory::{Directory, Retailer};
+use crate::writer::{self, Reply, Writer};
+
+/// Batches of one stream that may be waiting for their commit at once. Keeps a streaming client
+/// busy without letting it queue without bound.
+const STREAM_PIPELINE: usize = 16;
+
+/// The ingest gRPC service.
+#[derive(Debug, Clone)]
+pub struct IngestService {
+    writer: Writer,
+    directory: Arc<Directory>,
+    limits: Limits,
+    max_batch: usize,
+}
+
+/// A request after validation: the results known already and the candidates for the writer.
+struct Prepared {
+    results: Vec<TransactionResult>,
+    /// Index in `results` of each candidate.
+    slots: Vec<usize>,
+    candidates: Vec<Candidate>,
+}
+
+impl Prepared {
+    fn finish(mut self, decisions: Vec<Decision>) -> SubmitTransactionsResponse {
+        for (slot, decision) in self.slots.into_iter().zip(decisions) {
+            let r = &mut self.results[slot];
+            match decision {
+                Decision::Accepted { position } => {
+                    r.outcome = Outcome::Accepted.into();
+                    r.position = position;
+                }
+                Decision::Duplicate { position } => {
+                    r.outcome = Outcome::Duplicate.into();
+                    r.position = position;
+                    r.message =
+                        format!("already in the ledger at position {position}; counted once");
+                }
+                Decision::Rejected(rej) => {
+                    r.outcome = Outcome::Rejected.into();
+                    r.reason = rej.reason.code().to_owned();
+                    r.message = rej.message;
+                }
+            }
+        }
+        SubmitTransactionsResponse {
+            results: self.results,
+        }
+    }
+}
+
+fn input(t: &Transaction) -> TransactionInput {
+    TransactionInput {
+        transaction_id: t.transaction_id.clone(),
+        store_id: t.store_id.clone(),
+        kind: t.kind,
+        currency: t.currency.clone(),
+        amount_minor: t.amount_minor,
+        occurred_at: t.occurred_at.as_ref().map(|ts| (ts.seconds, ts.nanos)),
+        refund_of: t.refund_of.clone(),
+    }
+}
+
+fn retailer<T>(request: &Request<T>) -> Result<Retailer, Status> {
+    request
+        .extensions()
+        .get::<Retailer>()
+        .cloned()
+        .ok_or_else(|| Status::internal("request reached ingest without authentication"))
+}
+
+impl IngestService {
+    /// A service handing batches to `writer`.
+    #[must_use]
+    pub fn new(
+        writer: Writer,
+        directory: Arc<Directory>,
+        limits: Limits,
+        max_batch: usize,
+    ) -> Self {
+        Self {
+            writer,
+            directory,
+            limits,
+            max_batch,
+        }
+    }
+
+    async fn prepare(
+        &self,
+        who: &Retailer,
+        request: SubmitTransactionsRequest,
+    ) -> Result<Prepared, Status> {
+        let n = request.transactions.len();
+        if n == 0 {
+            return Err(invalid_field(
+                "transactions",
+                "the request has no transactions",
+            ));
+        }
+        if n > self.max_batch {
+            return Err(invalid_field(
+                "transactions",
+                format!(
+                    "the request has {n} transactions; at most {} are allowed per request",
+                    self.max_batch
+                ),
+            ));
+        }
+        let event = self.directory.event().await?;
+        let now = UnixNanos::now();
+        let mut prepared = Prepared {
+            results: Vec::with_capacity(n),
+            slots: Vec::with_capacity(n),
+            candidates: Vec::with_capacity(n),
+        };
+        for (slot, t) in request.transactions.iter().enumerate() {
+            let mut result = TransactionResult {
+                transaction_id: t.transaction_id.clone(),
+                ..TransactionResult::default()
+            };
+            match validate(&input(t), &event, now, &self.limits) {
+                Ok(tx) => {
+                    prepared.slots.push(slot);
+                    prepared.candidates.push(Candidate {
+                        site: who.site.clone(),
+                        key_id: who.key_id.clone(),
+                        received_at: now,
+                        tx,
+                    });
+                }
+                Err(rej) => {
+                    result.outcome = Outcome::Rejected.into();
+                    result.reason = rej.reason.code().to_owned();
+                    result.message = rej.message;
+                }
+            }
+            prepared.results.push(result);
+        }
+        Ok(prepared)
+    }
+}
+
+/// A stream's batch on its way: already answered, or waiting for its commit.
+enum Pending {
+    Done(Result<SubmitTransactionsResponse, Status>),
+    Waiting(Prepared, tokio::sync::oneshot::Receiver<Reply>),
+}
+
+impl Pending {
+    async fn resolve(self) -> Result<SubmitTransactionsResponse, Status> {
+        match self {
+            Self::Done(r) => r,
+            Self::Waiting(prepared, rx) => Ok(prepared.finish(writer::wait(rx).await?)),
+        }
+    }
+}
+
+type ResponseStream =
+    Pin<Box<dyn Stream<Item = Result<SubmitTransactionsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl IngestApi for IngestService {
+    async fn submit_transactions(
+        &self,
+        request: Request<SubmitTransactionsRequest>,
+    ) -> Result<Response<SubmitTransactionsResponse>, Status> {
+        let who = retailer(&request)?;
+        let mut prepared = self.prepare(&who, request.into_inner()).await?;
+        if prepared.candidates.is_empty() {
+            return Ok(Response::new(prepared.finish(Vec::new())));
+        }
+        let rx = self
+            .writer
+            .try_submit(std::mem::take(&mut prepared.candidates))?;
+        let decisions = writer::wait(rx).await?;
+        Ok(Response::new(prepared.finish(decisions)))
+    }
+
+    type StreamTransactionsStream = ResponseStream;
+
+    async fn stream_transactions(
+        &self,
+        request: Request<Streaming<SubmitTransactionsRequest>>,
+    ) -> Result<Response<Self::StreamTransactionsStream>, Status> {
+        let who = retailer(&request)?;
+        let mut inbound = request.into_inner();
+        let (pending_tx, pending_rx) = mpsc::channel::<Pending>(STREAM_PIPELINE);
+        let service = self.clone();
+        // Owned by the stream: ends when the client ends its side, fails, or stops reading
+        // (the response side is dropped). Batches are submitted in request order, so a refund
+        // may name a sale sent in an earlier message of the same stream.
+        tokio::spawn(async move {
+            loop {
+                let message = match inbound.message().await {
+                    Ok(Some(m)) => m,
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::debug!(%status, "ingest stream ended by the client");
+                        break;
+                    }
+                };
+                let pending = match service.prepare(&who, message).await {
+                    Err(status) => Pending::Done(Err(status)),
+                    Ok(prepared) if prepared.candidates.is_empty() => {
+                        Pending::Done(Ok(prepared.finish(Vec::new())))
+                    }
+                    Ok(mut prepared) => {
+                        let batch = std::mem::take(&mut prepared.candidates);
+                        match service.writer.submit(batch).await {
+                            Ok(rx) => Pending::Waiting(prepared, rx),
+                            Err(status) => Pending::Done(Err(status)),
+                        }
+                    }
+                };
+                let failed = matches!(pending, Pending::Done(Err(_)));
+                if pending_tx.send(pending).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let responses = ReceiverStream::new(pending_rx).then(Pending::resolve);
+        Ok(Response::new(Box::pin(responses)))
+    }
+}

@@ -1,0 +1,22 @@
+//! The ingest service: retailers push sale and refund transactions over gRPC; every ACCEPTED
+//! transaction is committed to the ledger exactly once before it is acknowledged.
+//!
+//! Layout:
+//! - [`config`]: flags and environment variables.
+//! - [`server`]: builds the tower stack and the gRPC server; `run_until_stopped`.
+//! - [`grpc`]: the `IngestService` implementation (the only module touching tonic messages).
+//! - [`directory`]: cached API keys and event, refreshed from storage (revocations apply
+//!   within a refresh interval); authenticates retailer keys.
+//! - [`rate_limit`]: per-site token buckets as a tower layer.
+//! - [`writer`]: the group-commit writer: one task batching what arrives together into one
+//!   database transaction.
+
+pub mod config;
+pub mod directory;
+pub mod grpc;
+pub mod rate_limit;
+pub mod server;
+pub mod writer;
+
+pub use config::IngestConfig;
+pub use server::IngestServer;

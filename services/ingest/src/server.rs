@@ -1,0 +1,161 @@
+//! Building and running the ingest server: the tower stack, the writer task, the directory's
+//! refresh task, and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use saleboard_proto::v1::ingest_service_server::IngestServiceServer;
+use saleboard_runtime::auth::BearerAuthLayer;
+use saleboard_runtime::shed::ShedLoadLayer;
+use saleboard_storage::Store;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codec::CompressionEncoding;
+
+use crate::IngestConfig;
+use crate::directory::{Directory, KeyAuth};
+use crate::grpc::IngestService;
+use crate::rate_limit::SiteRateLimitLayer;
+use crate::writer::Writer;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The initial load of keys and event failed.
+    #[error("cannot load API keys and the event: {0}")]
+    Load(#[from] saleboard_storage::StorageError),
+    /// The gRPC server failed.
+    #[error("gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A bound, not yet running, ingest server.
+pub struct IngestServer {
+    listener: TcpListener,
+    config: IngestConfig,
+    store: Arc<dyn Store>,
+    directory: Arc<Directory>,
+}
+
+impl std::fmt::Debug for IngestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestServer")
+            .field("addr", &self.listener.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IngestServer {
+    /// Binds the listen address and loads keys and event. `store` must be migrated.
+    ///
+    /// # Errors
+    /// When the address cannot be bound or storage cannot be read.
+    pub async fn build(config: IngestConfig, store: Arc<dyn Store>) -> Result<Self, ServerError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let directory = Arc::new(Directory::new(store.clone()));
+        directory.refresh().await?;
+        Ok(Self {
+            listener,
+            config,
+            store,
+            directory,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    ///
+    /// # Panics
+    /// Never: a bound listener always has an address.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        #[allow(clippy::expect_used)]
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// The bound port.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish,
+    /// and drains the writer so every batch it took is committed and answered.
+    ///
+    /// # Errors
+    /// When the gRPC server fails.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let Self {
+            listener,
+            config,
+            store,
+            directory,
+        } = self;
+        let (writer, writer_task) = Writer::new(
+            store,
+            config.writer_queue as usize,
+            config.commit_max_rows as usize,
+        );
+        let writer_task = tokio::spawn(writer_task);
+        let refresh = tokio::spawn(directory.clone().refresh_every(config.key_refresh()));
+
+        let service = IngestService::new(
+            writer,
+            directory.clone(),
+            config.limits(),
+            config.max_batch as usize,
+        );
+        let api = IngestServiceServer::new(service)
+            .max_decoding_message_size(config.max_message_bytes)
+            .max_encoding_message_size(config.max_message_bytes)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .send_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Zstd);
+        let stack = tower::ServiceBuilder::new()
+            // Outermost: an overloaded server refuses before spending anything on the request.
+            .layer(ShedLoadLayer::new(config.concurrency_limit as usize))
+            // Who is calling: the site every later layer and the handler work for.
+            .layer(BearerAuthLayer::new(KeyAuth(directory)))
+            // The site's own budget; needs the authenticated site.
+            .layer(SiteRateLimitLayer::new(
+                config.site_rate_limit,
+                config.site_rate_burst,
+            ))
+            .service(api);
+
+        tracing::info!(addr = %listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?, "ingest serving");
+        let result = saleboard_runtime::grpc::server_builder(config.request_timeout())
+            .add_service(stack)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .await;
+        // The router (and with it every Writer handle) is dropped: the writer drains its queue
+        // and stops.
+        refresh.abort();
+        if let Err(e) = writer_task.await {
+            tracing::error!(error = %e, "ingest writer task failed");
+        }
+        tracing::info!("ingest stopped");
+        result.map_err(ServerError::from)
+    }
+}

@@ -1,0 +1,137 @@
+//! The group-commit writer. Handlers hand batches to one task per process through a bounded
+//! queue; the task takes everything waiting (up to a row cap), appends it in one database
+//! transaction, and answers each batch once that transaction has committed. Under load, many
+//! requests share one commit; when idle, a lone request commits at once.
+
+use std::sync::Arc;
+
+use saleboard_domain::resolve::Decision;
+use saleboard_storage::{Candidate, Store};
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+
+/// The answer to one batch: its decisions, in order, or why none of it was stored.
+pub type Reply = Result<Vec<Decision>, Status>;
+
+struct Job {
+    batch: Vec<Candidate>,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// Handle to submit batches to the writer task. Cheap to clone; the task ends once every
+/// handle is dropped and the queue is drained.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("rows", &self.batch.len())
+            .finish()
+    }
+}
+
+fn gone() -> Status {
+    Status::unavailable("the ingest writer is shutting down; retry on another instance")
+}
+
+impl Writer {
+    /// Starts a writer over `store`. Returns the handle and the task to run (and await at
+    /// shutdown, after every handle is dropped, to drain the queue).
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: usize,
+        max_rows: usize,
+    ) -> (Self, impl std::future::Future<Output = ()> + Send) {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        (Self { queue: tx }, run(store, rx, max_rows.max(1)))
+    }
+
+    /// Queues a batch, waiting for room (backpressure for streams).
+    ///
+    /// # Errors
+    /// UNAVAILABLE when the writer has stopped.
+    pub async fn submit(&self, batch: Vec<Candidate>) -> Result<oneshot::Receiver<Reply>, Status> {
+        let (reply, rx) = oneshot::channel();
+        self.queue
+            .send(Job { batch, reply })
+            .await
+            .map_err(|_| gone())?;
+        Ok(rx)
+    }
+
+    /// Queues a batch if there is room now.
+    ///
+    /// # Errors
+    /// RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE when the writer has stopped.
+    pub fn try_submit(&self, batch: Vec<Candidate>) -> Result<oneshot::Receiver<Reply>, Status> {
+        let (reply, rx) = oneshot::channel();
+        self.queue
+            .try_send(Job { batch, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => Status::resource_exhausted(
+                    "the ingest writer's queue is full; retry with backoff",
+                ),
+                mpsc::error::TrySendError::Closed(_) => gone(),
+            })?;
+        Ok(rx)
+    }
+}
+
+/// Awaits a writer reply.
+///
+/// # Errors
+/// The writer's status, or UNAVAILABLE when it stopped before answering.
+pub async fn wait(rx: oneshot::Receiver<Reply>) -> Reply {
+    rx.await.unwrap_or_else(|_| Err(gone()))
+}
+
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, max_rows: usize) {
+    let mut jobs: Vec<Job> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut rows = first.batch.len();
+        jobs.push(first);
+        while rows < max_rows {
+            match rx.try_recv() {
+                Ok(job) => {
+                    rows += job.batch.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let group: Vec<Candidate> = jobs.iter().flat_map(|j| j.batch.iter().cloned()).collect();
+        let started = std::time::Instant::now();
+        let result = store.append(&group).await;
+        tracing::debug!(
+            rows = group.len(),
+            requests = jobs.len(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            ok = result.is_ok(),
+            "group commit"
+        );
+        match result {
+            Ok(decisions) => {
+                let mut decisions = decisions.into_iter();
+                for job in jobs.drain(..) {
+                    let mine: Vec<Decision> = decisions.by_ref().take(job.batch.len()).collect();
+                    // The requester may have gone (cancelled); its rows are committed anyway
+                    // and a resend will find them as duplicates.
+                    drop(job.reply.send(Ok(mine)));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, rows = group.len(), "group commit failed; nothing of it was stored");
+                for job in jobs.drain(..) {
+                    drop(
+                        job.reply
+                            .send(Err(saleboard_runtime::status::from_storage(&e))),
+                    );
+                }
+            }
+        }
+    }
+    tracing::debug!("ingest writer drained and stopped");
+}

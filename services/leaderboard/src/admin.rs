@@ -1,0 +1,281 @@
+//! `saleboard.v1.AdminService`: what organizers manage. Every request has passed the organizer
+//! token check (a tower layer) before it gets here.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use saleboard_domain::event::EventError;
+use saleboard_domain::{Currency, Event, Rate, SiteId, UnixNanos};
+use saleboard_proto::Timestamp;
+use saleboard_proto::v1::admin_service_server::AdminService as AdminApi;
+use saleboard_proto::v1::{
+    ApiKey, CreateApiKeyRequest, CreateSiteRequest, Event as EventMsg, ExchangeRate,
+    GetEventRequest, ListApiKeysRequest, ListApiKeysResponse, ListExchangeRatesRequest,
+    ListExchangeRatesResponse, ListSitesRequest, ListSitesResponse, RevokeApiKeyRequest,
+    RevokeApiKeyResponse, SetExchangeRatesRequest, SetExchangeRatesResponse, Site,
+};
+use saleboard_runtime::status::{from_storage, invalid_field};
+use saleboard_storage::{ApiKeyRecord, SiteRecord, Store};
+use sha2::{Digest as _, Sha256};
+use tonic::{Request, Response, Status};
+
+/// Longest display name, in characters.
+const MAX_DISPLAY_NAME: usize = 200;
+
+/// The admin gRPC service.
+#[derive(Clone)]
+pub struct AdminService {
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for AdminService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminService").finish_non_exhaustive()
+    }
+}
+
+impl AdminService {
+    /// A service over `store`.
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+}
+
+/// A protobuf timestamp of an instant.
+#[must_use]
+pub fn timestamp(t: UnixNanos) -> Timestamp {
+    let (seconds, nanos) = t.to_parts();
+    Timestamp { seconds, nanos }
+}
+
+fn instant(field: &str, ts: Option<&Timestamp>) -> Result<UnixNanos, Status> {
+    let ts = ts.ok_or_else(|| invalid_field(field, "is required"))?;
+    UnixNanos::from_parts(ts.seconds, ts.nanos)
+        .ok_or_else(|| invalid_field(field, "is not a valid timestamp between 1678 and 2262"))
+}
+
+fn site_msg(s: SiteRecord) -> Site {
+    Site {
+        site_id: s.site_id.to_string(),
+        display_name: s.display_name,
+        created_at: Some(timestamp(s.created_at)),
+    }
+}
+
+fn key_msg(k: ApiKeyRecord, secret: String) -> ApiKey {
+    ApiKey {
+        key_id: k.key_id,
+        site_id: k.site_id.to_string(),
+        secret,
+        created_at: Some(timestamp(k.created_at)),
+        revoked_at: k.revoked_at.map(timestamp),
+    }
+}
+
+fn event_msg(e: &Event) -> EventMsg {
+    EventMsg {
+        event_id: e.event_id.clone(),
+        display_name: e.display_name.clone(),
+        starts_at: Some(timestamp(e.starts_at)),
+        ends_at: Some(timestamp(e.ends_at)),
+        reporting_currency: e.reporting_currency.code().to_owned(),
+    }
+}
+
+fn rate_msgs(rates: Vec<(Currency, Rate)>) -> Vec<ExchangeRate> {
+    rates
+        .into_iter()
+        .map(|(c, r)| ExchangeRate {
+            currency: c.code().to_owned(),
+            rate: r.to_string(),
+        })
+        .collect()
+}
+
+fn site_id(field: &str, value: &str) -> Result<SiteId, Status> {
+    SiteId::parse(value).map_err(|e| invalid_field(field, format!("{value:?} {e}")))
+}
+
+fn random_hex(bytes: usize) -> Result<String, Status> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| {
+        tracing::error!(error = %e, "no randomness for a new key");
+        Status::internal("cannot generate a key right now")
+    })?;
+    Ok(hex::encode(buf))
+}
+
+fn store_err(e: &saleboard_storage::StorageError) -> Status {
+    from_storage(e)
+}
+
+#[tonic::async_trait]
+impl AdminApi for AdminService {
+    async fn create_site(
+        &self,
+        request: Request<CreateSiteRequest>,
+    ) -> Result<Response<Site>, Status> {
+        let req = request.into_inner();
+        let site = site_id("site_id", &req.site_id)?;
+        let name = req.display_name.trim();
+        if name.chars().count() > MAX_DISPLAY_NAME {
+            return Err(invalid_field(
+                "display_name",
+                format!("is longer than {MAX_DISPLAY_NAME} characters"),
+            ));
+        }
+        let name = if name.is_empty() { site.as_str() } else { name };
+        let record = self
+            .store
+            .create_site(&site, name, UnixNanos::now())
+            .await
+            .map_err(|e| store_err(&e))?;
+        tracing::info!(site = %site, "site created");
+        Ok(Response::new(site_msg(record)))
+    }
+
+    async fn list_sites(
+        &self,
+        _: Request<ListSitesRequest>,
+    ) -> Result<Response<ListSitesResponse>, Status> {
+        let sites = self.store.list_sites().await.map_err(|e| store_err(&e))?;
+        Ok(Response::new(ListSitesResponse {
+            sites: sites.into_iter().map(site_msg).collect(),
+        }))
+    }
+
+    async fn create_api_key(
+        &self,
+        request: Request<CreateApiKeyRequest>,
+    ) -> Result<Response<ApiKey>, Status> {
+        let site = site_id("site_id", &request.into_inner().site_id)?;
+        let key_id = format!("key_{}", random_hex(8)?);
+        let secret = format!("sbk_{}", random_hex(32)?);
+        let hash = hex::encode(Sha256::digest(secret.as_bytes()));
+        let record = self
+            .store
+            .create_api_key(&key_id, &site, &hash, UnixNanos::now())
+            .await
+            .map_err(|e| store_err(&e))?;
+        tracing::info!(site = %site, key_id = %key_id, "API key created");
+        Ok(Response::new(key_msg(record, secret)))
+    }
+
+    async fn revoke_api_key(
+        &self,
+        request: Request<RevokeApiKeyRequest>,
+    ) -> Result<Response<RevokeApiKeyResponse>, Status> {
+        let key_id = request.into_inner().key_id;
+        if key_id.is_empty() {
+            return Err(invalid_field("key_id", "is required"));
+        }
+        let record = self
+            .store
+            .revoke_api_key(&key_id, UnixNanos::now())
+            .await
+            .map_err(|e| store_err(&e))?;
+        tracing::info!(key_id = %key_id, "API key revoked");
+        Ok(Response::new(RevokeApiKeyResponse {
+            key: Some(key_msg(record, String::new())),
+        }))
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<ListApiKeysRequest>,
+    ) -> Result<Response<ListApiKeysResponse>, Status> {
+        let req = request.into_inner();
+        let site = if req.site_id.is_empty() {
+            None
+        } else {
+            Some(site_id("site_id", &req.site_id)?)
+        };
+        let keys = self
+            .store
+            .list_api_keys(site.as_ref())
+            .await
+            .map_err(|e| store_err(&e))?;
+        Ok(Response::new(ListApiKeysResponse {
+            keys: keys
+                .into_iter()
+                .map(|k| key_msg(k, String::new()))
+                .collect(),
+        }))
+    }
+
+    async fn set_event(&self, request: Request<EventMsg>) -> Result<Response<EventMsg>, Status> {
+        let req = request.into_inner();
+        let starts = instant("starts_at", req.starts_at.as_ref())?;
+        let ends = instant("ends_at", req.ends_at.as_ref())?;
+        let event = Event::new(
+            &req.event_id,
+            req.display_name.trim(),
+            starts,
+            ends,
+            &req.reporting_currency,
+        )
+        .map_err(|e: EventError| invalid_field(e.field(), e.to_string()))?;
+        self.store
+            .set_event(&event)
+            .await
+            .map_err(|e| store_err(&e))?;
+        tracing::info!(event_id = %event.event_id, "event set");
+        Ok(Response::new(event_msg(&event)))
+    }
+
+    async fn get_event(&self, _: Request<GetEventRequest>) -> Result<Response<EventMsg>, Status> {
+        let event = self
+            .store
+            .get_event()
+            .await
+            .map_err(|e| store_err(&e))?
+            .ok_or_else(|| Status::not_found("no event is configured yet; call SetEvent"))?;
+        Ok(Response::new(event_msg(&event)))
+    }
+
+    async fn set_exchange_rates(
+        &self,
+        request: Request<SetExchangeRatesRequest>,
+    ) -> Result<Response<SetExchangeRatesResponse>, Status> {
+        let req = request.into_inner();
+        let mut seen = HashSet::new();
+        let mut rates = Vec::with_capacity(req.rates.len());
+        for (i, r) in req.rates.iter().enumerate() {
+            let currency = Currency::parse(&r.currency)
+                .map_err(|e| invalid_field(&format!("rates[{i}].currency"), e.to_string()))?;
+            if !seen.insert(currency) {
+                return Err(invalid_field(
+                    &format!("rates[{i}].currency"),
+                    format!("{currency} appears more than once"),
+                ));
+            }
+            let rate = Rate::parse(&r.rate)
+                .map_err(|e| invalid_field(&format!("rates[{i}].rate"), e.to_string()))?;
+            rates.push((currency, rate));
+        }
+        let all = self
+            .store
+            .set_exchange_rates(&rates)
+            .await
+            .map_err(|e| store_err(&e))?;
+        tracing::info!(changed = rates.len(), "exchange rates set");
+        Ok(Response::new(SetExchangeRatesResponse {
+            rates: rate_msgs(all),
+        }))
+    }
+
+    async fn list_exchange_rates(
+        &self,
+        _: Request<ListExchangeRatesRequest>,
+    ) -> Result<Response<ListExchangeRatesResponse>, Status> {
+        let all = self
+            .store
+            .list_exchange_rates()
+            .await
+            .map_err(|e| store_err(&e))?;
+        Ok(Response::new(ListExchangeRatesResponse {
+            rates: rate_msgs(all),
+        }))
+    }
+}

@@ -1,0 +1,57 @@
+//! Settings of the leaderboard service. Every flag can also be given by its environment
+//! variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use saleboard_runtime::database::DatabaseArgs;
+
+/// Leaderboard (and admin) settings.
+#[derive(Clone, clap::Args)]
+pub struct LeaderboardConfig {
+    /// Address the gRPC server listens on (port 0 picks a free port).
+    #[arg(
+        long = "leaderboard-listen",
+        env = "SALEBOARD_LEADERBOARD_LISTEN",
+        default_value = "127.0.0.1:50052"
+    )]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
+
+    /// Secret that authenticates the organizer on AdminService. Never logged.
+    #[arg(long, env = "SALEBOARD_ORGANIZER_TOKEN", hide_env_values = true)]
+    pub organizer_token: String,
+
+    /// Requests in progress at once; more are refused with RESOURCE_EXHAUSTED.
+    #[arg(long = "leaderboard-concurrency-limit", env = "SALEBOARD_LEADERBOARD_CONCURRENCY_LIMIT", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency_limit: u32,
+
+    /// Time a unary request may take before it is cancelled, in milliseconds.
+    #[arg(long = "leaderboard-request-timeout-ms", env = "SALEBOARD_LEADERBOARD_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for LeaderboardConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaderboardConfig")
+            .field("listen", &self.listen)
+            .field("database", &saleboard_storage::redact(&self.database.url))
+            .field("organizer_token", &"<redacted>")
+            .field("concurrency_limit", &self.concurrency_limit)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .finish()
+    }
+}
+
+impl LeaderboardConfig {
+    /// The request timeout as a duration.
+    #[must_use]
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}

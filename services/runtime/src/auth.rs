@@ -1,0 +1,202 @@
+//! Bearer authentication as a tower layer: every request of the wrapped gRPC service must carry
+//! `authorization: Bearer <secret>`. The [`Authenticate`] implementation turns the secret into a
+//! principal, which handlers read from the request extensions; a failure answers with its status
+//! before the service sees the request.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use sha2::{Digest, Sha256};
+use tonic::Status;
+use tonic::server::NamedService;
+
+/// Checks a bearer secret.
+pub trait Authenticate: Clone + Send + Sync + 'static {
+    /// Who the secret belongs to; inserted into the request extensions.
+    type Principal: Clone + Send + Sync + 'static;
+
+    /// The principal of `secret`, or the status to answer with (UNAUTHENTICATED,
+    /// PERMISSION_DENIED, UNAVAILABLE...).
+    fn authenticate(
+        &self,
+        secret: &str,
+    ) -> impl Future<Output = Result<Self::Principal, Status>> + Send;
+}
+
+/// Layer adding [`BearerAuth`] to a service.
+#[derive(Debug, Clone)]
+pub struct BearerAuthLayer<A> {
+    auth: A,
+}
+
+impl<A> BearerAuthLayer<A> {
+    /// A layer checking secrets with `auth`.
+    pub fn new(auth: A) -> Self {
+        Self { auth }
+    }
+}
+
+impl<S, A: Clone> tower::Layer<S> for BearerAuthLayer<A> {
+    type Service = BearerAuth<S, A>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BearerAuth {
+            inner,
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+/// The service wrapped by [`BearerAuthLayer`].
+#[derive(Debug, Clone)]
+pub struct BearerAuth<S, A> {
+    inner: S,
+    auth: A,
+}
+
+impl<S: NamedService, A> NamedService for BearerAuth<S, A> {
+    const NAME: &'static str = S::NAME;
+}
+
+/// The secret of an `authorization: Bearer <secret>` header.
+///
+/// # Errors
+/// UNAUTHENTICATED saying what is missing or malformed.
+pub fn bearer_secret(headers: &http::HeaderMap) -> Result<&str, Status> {
+    let value = headers.get(http::header::AUTHORIZATION).ok_or_else(|| {
+        Status::unauthenticated("missing metadata \"authorization: Bearer <secret>\"")
+    })?;
+    let text = value
+        .to_str()
+        .map_err(|_| Status::unauthenticated("authorization metadata is not ASCII text"))?;
+    let (scheme, secret) = text.split_once(' ').unwrap_or((text, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || secret.trim().is_empty() {
+        return Err(Status::unauthenticated(
+            "authorization metadata must be \"Bearer <secret>\"",
+        ));
+    }
+    Ok(secret.trim())
+}
+
+/// Response future of [`BearerAuth`].
+pub type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S, A, B> tower::Service<http::Request<B>> for BearerAuth<S, A>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    A: Authenticate,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        // The clone is not ready; keep the ready service for this call (tower's usual swap).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let auth = self.auth.clone();
+        Box::pin(async move {
+            let principal = match bearer_secret(req.headers()) {
+                Ok(secret) => auth.authenticate(secret).await,
+                Err(status) => Err(status),
+            };
+            match principal {
+                Ok(p) => {
+                    req.extensions_mut().insert(p);
+                    inner.call(req).await
+                }
+                Err(status) => Ok(status.into_http()),
+            }
+        })
+    }
+}
+
+/// The organizer: whoever holds the token given to the server at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Organizer;
+
+/// Checks the organizer token. Compares SHA-256 digests, so the time taken says nothing about
+/// how much of a guess was right.
+#[derive(Clone)]
+pub struct OrganizerToken {
+    digest: Arc<[u8; 32]>,
+}
+
+impl std::fmt::Debug for OrganizerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OrganizerToken(<redacted>)")
+    }
+}
+
+impl OrganizerToken {
+    /// A checker for `token`.
+    #[must_use]
+    pub fn new(token: &str) -> Self {
+        Self {
+            digest: Arc::new(Sha256::digest(token.as_bytes()).into()),
+        }
+    }
+}
+
+impl Authenticate for OrganizerToken {
+    type Principal = Organizer;
+
+    async fn authenticate(&self, secret: &str) -> Result<Organizer, Status> {
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        if digest == *self.digest {
+            Ok(Organizer)
+        } else {
+            Err(Status::permission_denied(
+                "this secret is not the organizer token; AdminService needs the organizer token",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::AUTHORIZATION,
+            value.parse().expect("valid header"),
+        );
+        h
+    }
+
+    #[test]
+    fn bearer_secret_parses_the_scheme() {
+        assert_eq!(bearer_secret(&headers("Bearer abc")).ok(), Some("abc"));
+        assert_eq!(bearer_secret(&headers("bearer  abc ")).ok(), Some("abc"));
+        for bad in ["Basic abc", "Bearer", "Bearer ", "abc"] {
+            let err = bearer_secret(&headers(bad)).expect_err(bad);
+            assert_eq!(err.code(), tonic::Code::Unauthenticated, "{bad}");
+        }
+        let err = bearer_secret(&http::HeaderMap::new()).expect_err("missing");
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    }
+
+    #[tokio::test]
+    async fn organizer_token_checks_the_whole_secret() {
+        let t = OrganizerToken::new("s3cret");
+        assert_eq!(t.authenticate("s3cret").await.ok(), Some(Organizer));
+        for bad in ["s3cre", "s3cret ", "", "S3CRET"] {
+            let err = t.authenticate(bad).await.expect_err(bad);
+            assert_eq!(err.code(), tonic::Code::PermissionDenied);
+        }
+        assert!(!format!("{t:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,58 @@
+//! The database settings every service takes, and opening the store they name.
+
+use std::sync::Arc;
+
+use saleboard_storage::{ConnectOptions, StorageError, Store};
+
+/// `--database-url` and `--db-pool-size`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// Database to use: `sqlite:PATH` (embedded, created if missing) or `postgres://...`.
+    #[arg(
+        long = "database-url",
+        env = "SALEBOARD_DATABASE_URL",
+        default_value = "sqlite:saleboard.db",
+        hide_env_values = true
+    )]
+    pub url: String,
+    /// Most database connections this process opens.
+    #[arg(long = "db-pool-size", env = "SALEBOARD_DB_POOL_SIZE", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub pool_size: u32,
+}
+
+impl DatabaseArgs {
+    /// Connects and applies pending migrations.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or migrated; the message names the (redacted) URL.
+    pub async fn open(&self) -> Result<Arc<dyn Store>, OpenError> {
+        let url = saleboard_storage::redact(&self.url);
+        let store = saleboard_storage::connect(&ConnectOptions {
+            url: self.url.clone(),
+            max_connections: self.pool_size,
+        })
+        .await
+        .map_err(|source| OpenError {
+            url: url.clone(),
+            step: "connect to",
+            source,
+        })?;
+        store.migrate().await.map_err(|source| OpenError {
+            url,
+            step: "migrate",
+            source,
+        })?;
+        Ok(store)
+    }
+}
+
+/// The database named by the settings could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {step} the database {url}: {source}")]
+pub struct OpenError {
+    url: String,
+    step: &'static str,
+    #[source]
+    source: StorageError,
+}

@@ -1,0 +1,17 @@
+//! Server settings every service shares.
+
+use std::time::Duration;
+
+/// Largest gRPC message accepted or sent, by default: 16 MiB holds a full request of 1,000
+/// transactions many times over, and bounds what one message can make the server allocate.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A `tonic` server builder with keep-alive and timeouts set.
+#[must_use]
+pub fn server_builder(request_timeout: Duration) -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .timeout(request_timeout)
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+}

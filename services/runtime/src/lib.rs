@@ -1,0 +1,20 @@
+//! What every Saleboard service shares at run time, so each service crate holds only its own
+//! logic.
+//!
+//! Layout:
+//! - [`auth`]: the `authorization: Bearer` tower layer, generic over how a secret is checked,
+//!   and the organizer-token check.
+//! - [`shed`]: a global concurrency limit that sheds load with RESOURCE_EXHAUSTED at once.
+//! - [`status`]: gRPC statuses with field details, and storage errors as statuses.
+//! - [`shutdown`]: SIGTERM / Ctrl-C as a future.
+//! - [`logging`]: the tracing subscriber of the binaries.
+//! - [`database`]: `--database-url` and opening (and migrating) the store.
+//! - [`grpc`]: server settings common to every service (message limits, keep-alive).
+
+pub mod auth;
+pub mod database;
+pub mod grpc;
+pub mod logging;
+pub mod shed;
+pub mod shutdown;
+pub mod status;

@@ -1,0 +1,77 @@
+//! gRPC statuses: field-level INVALID_ARGUMENT with `google.rpc.BadRequest` details, and the
+//! storage errors as statuses that never leak internals.
+
+use saleboard_storage::StorageError;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
+
+/// INVALID_ARGUMENT naming the field, with a `BadRequest` field violation.
+#[must_use]
+pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
+    let description = description.into();
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("{field}: {description}"),
+        ErrorDetails::with_bad_request_violation(field, description),
+    )
+}
+
+/// The status for a storage error. Database details go to the log, not to the client.
+#[must_use]
+pub fn from_storage(err: &StorageError) -> Status {
+    match err {
+        StorageError::AlreadyExists { .. } => Status::already_exists(err.to_string()),
+        StorageError::NotFound { .. } => Status::not_found(err.to_string()),
+        StorageError::Database(
+            sqlx_err @ (sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed),
+        ) => {
+            tracing::warn!(error = %sqlx_err, "database unavailable");
+            Status::unavailable("the database is unavailable; retry later")
+        }
+        other => {
+            tracing::error!(error = %other, "storage error");
+            Status::internal("internal storage error; the operators have it in their logs")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_field_carries_the_violation() {
+        let s = invalid_field("site_id", "must not be empty");
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(s.message(), "site_id: must not be empty");
+        let details = s.get_error_details();
+        let bad = details.bad_request().expect("bad request details");
+        assert_eq!(bad.field_violations[0].field, "site_id");
+    }
+
+    #[test]
+    fn storage_errors_map_to_specific_codes() {
+        let e = StorageError::NotFound {
+            what: "site",
+            id: "x".into(),
+        };
+        assert_eq!(from_storage(&e).code(), Code::NotFound);
+        let e = StorageError::AlreadyExists {
+            what: "site",
+            id: "x".into(),
+        };
+        assert_eq!(from_storage(&e).code(), Code::AlreadyExists);
+        let e = StorageError::Database(sqlx::Error::PoolTimedOut);
+        assert_eq!(from_storage(&e).code(), Code::Unavailable);
+        let e = StorageError::Corrupt {
+            table: "ledger",
+            detail: "secret-detail".into(),
+        };
+        let s = from_storage(&e);
+        assert_eq!(s.code(), Code::Internal);
+        assert!(!s.message().contains("secret-detail"));
+    }
+}
