@@ -94,3 +94,21 @@ impl IngestConfig {
         Duration::from_millis(self.key_refresh_ms)
     }
 }
+
+/// Parses [`IngestConfig`] alone, for [`IngestConfig::defaults`].
+#[derive(clap::Parser)]
+struct Standalone {
+    #[command(flatten)]
+    config: IngestConfig,
+}
+
+impl IngestConfig {
+    /// The settings a bare `saleboard-ingest` would run with (defaults and `SALEBOARD_*`
+    /// environment variables), for embedding the service in another program or a test.
+    ///
+    /// # Errors
+    /// When an environment variable holds an invalid value.
+    pub fn defaults() -> Result<Self, clap::Error> {
+        <Standalone as clap::Parser>::try_parse_from(["saleboard-ingest"]).map(|s| s.config)
+    }
+}

@@ -8,9 +8,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use saleboard_domain::{Event, SiteId};
-use saleboard_runtime::auth::Authenticate;
+use saleboard_runtime::auth::{Authenticate, secret_hash};
 use saleboard_storage::{ActiveKey, Store};
-use sha2::{Digest, Sha256};
 use tonic::Status;
 
 /// A retailer, as authenticated by its API key.
@@ -20,12 +19,6 @@ pub struct Retailer {
     pub key_id: String,
     /// The site of the key: the site of every transaction it pushes.
     pub site: SiteId,
-}
-
-/// Hex SHA-256 of a secret: how keys are stored and looked up.
-#[must_use]
-pub fn secret_hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// The cache.

@@ -14,9 +14,9 @@ use saleboard_proto::v1::{
     ListExchangeRatesResponse, ListSitesRequest, ListSitesResponse, RevokeApiKeyRequest,
     RevokeApiKeyResponse, SetExchangeRatesRequest, SetExchangeRatesResponse, Site,
 };
+use saleboard_runtime::auth::new_api_key;
 use saleboard_runtime::status::{from_storage, invalid_field};
 use saleboard_storage::{ApiKeyRecord, SiteRecord, Store};
-use sha2::{Digest as _, Sha256};
 use tonic::{Request, Response, Status};
 
 /// Longest display name, in characters.
@@ -97,15 +97,6 @@ fn site_id(field: &str, value: &str) -> Result<SiteId, Status> {
     SiteId::parse(value).map_err(|e| invalid_field(field, format!("{value:?} {e}")))
 }
 
-fn random_hex(bytes: usize) -> Result<String, Status> {
-    let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(|e| {
-        tracing::error!(error = %e, "no randomness for a new key");
-        Status::internal("cannot generate a key right now")
-    })?;
-    Ok(hex::encode(buf))
-}
-
 fn store_err(e: &saleboard_storage::StorageError) -> Status {
     from_storage(e)
 }
@@ -150,16 +141,17 @@ impl AdminApi for AdminService {
         request: Request<CreateApiKeyRequest>,
     ) -> Result<Response<ApiKey>, Status> {
         let site = site_id("site_id", &request.into_inner().site_id)?;
-        let key_id = format!("key_{}", random_hex(8)?);
-        let secret = format!("sbk_{}", random_hex(32)?);
-        let hash = hex::encode(Sha256::digest(secret.as_bytes()));
+        let key = new_api_key().map_err(|e| {
+            tracing::error!(error = %e, "no randomness for a new key");
+            Status::internal("cannot generate a key right now")
+        })?;
         let record = self
             .store
-            .create_api_key(&key_id, &site, &hash, UnixNanos::now())
+            .create_api_key(&key.key_id, &site, &key.secret_hash, UnixNanos::now())
             .await
             .map_err(|e| store_err(&e))?;
-        tracing::info!(site = %site, key_id = %key_id, "API key created");
-        Ok(Response::new(key_msg(record, secret)))
+        tracing::info!(site = %site, key_id = %key.key_id, "API key created");
+        Ok(Response::new(key_msg(record, key.secret)))
     }
 
     async fn revoke_api_key(

@@ -55,3 +55,33 @@ impl LeaderboardConfig {
         Duration::from_millis(self.request_timeout_ms)
     }
 }
+
+/// Parses [`LeaderboardConfig`] alone, for [`LeaderboardConfig::with_token`].
+#[derive(clap::Parser)]
+struct Standalone {
+    #[command(flatten)]
+    config: LeaderboardConfig,
+}
+
+impl LeaderboardConfig {
+    /// The settings a bare `saleboard-leaderboard --organizer-token TOKEN` would run with
+    /// (defaults and `SALEBOARD_*` environment variables), for embedding the service in another
+    /// program or a test.
+    ///
+    /// # Errors
+    /// When an environment variable holds an invalid value.
+    pub fn with_token(token: &str) -> Result<Self, clap::Error> {
+        <Standalone as clap::Parser>::try_parse_from(["saleboard-leaderboard"])
+            .or_else(|_| {
+                <Standalone as clap::Parser>::try_parse_from([
+                    "saleboard-leaderboard",
+                    "--organizer-token",
+                    token,
+                ])
+            })
+            .map(|s| LeaderboardConfig {
+                organizer_token: token.to_owned(),
+                ..s.config
+            })
+    }
+}
