@@ -87,7 +87,7 @@ pub trait LedgerStore: Send + Sync {
 
 /// Everything a service needs from storage.
 #[async_trait]
-pub trait Store: AdminStore + LedgerStore {
+pub trait Store: AdminStore + LedgerStore + std::fmt::Debug {
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
     /// Which implementation this is, for logs: `"postgres"` or `"sqlite"`.

@@ -1,0 +1,225 @@
+//! The services in-process, each on `127.0.0.1:0`, over a fresh database: the `spawn_app`
+//! shape. Clients carry `authorization: Bearer <secret>` through an interceptor.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use saleboard_ingest::{IngestConfig, IngestServer};
+use saleboard_leaderboard::{LeaderboardConfig, LeaderboardServer};
+use saleboard_proto::v1::admin_service_client::AdminServiceClient;
+use saleboard_proto::v1::ingest_service_client::IngestServiceClient;
+use saleboard_proto::v1::{CreateApiKeyRequest, CreateSiteRequest};
+use saleboard_storage::Store;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::{Backend, TestDb};
+
+/// Adds a bearer secret to every request (or nothing, to test its absence).
+#[derive(Debug, Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    /// `authorization: Bearer <secret>`; `None` sends no authorization at all.
+    ///
+    /// # Panics
+    /// When the secret is not valid metadata.
+    #[must_use]
+    pub fn new(secret: Option<&str>) -> Self {
+        Self(secret.map(|s| format!("Bearer {s}").parse().expect("ASCII secret")))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// Admin client with a bearer secret.
+pub type AdminClient = AdminServiceClient<InterceptedService<Channel, Bearer>>;
+/// Ingest client with a bearer secret.
+pub type IngestClient = IngestServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// A channel to `addr`.
+///
+/// # Panics
+/// When the server does not answer.
+pub async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("valid URI")
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"))
+}
+
+/// An ingest client for `addr` authenticating with `secret`.
+pub async fn ingest_client(addr: SocketAddr, secret: Option<&str>) -> IngestClient {
+    IngestServiceClient::with_interceptor(channel(addr).await, Bearer::new(secret))
+        .max_decoding_message_size(64 * 1024 * 1024)
+}
+
+/// An admin client for `addr` authenticating with `secret`.
+pub async fn admin_client(addr: SocketAddr, secret: Option<&str>) -> AdminClient {
+    AdminServiceClient::with_interceptor(channel(addr).await, Bearer::new(secret))
+}
+
+/// The suite running in this process.
+#[derive(Debug)]
+pub struct TestApp {
+    /// Its database.
+    pub db: TestDb,
+    /// A store on that database, for checks that look at the ledger directly.
+    pub store: Arc<dyn Store>,
+    /// Where IngestService listens.
+    pub ingest_addr: SocketAddr,
+    /// Where AdminService (and later LeaderboardService) listens.
+    pub admin_addr: SocketAddr,
+    /// The organizer token.
+    pub token: String,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn stopped(mut rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        drop(rx.wait_for(|s| *s).await);
+    }
+}
+
+impl TestApp {
+    /// Starts the services with default settings; `None` when Postgres tests are skipped.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts the services, letting the test adjust the ingest settings.
+    ///
+    /// # Panics
+    /// When a service cannot start.
+    pub async fn spawn_with(
+        backend: Backend,
+        configure: impl FnOnce(&mut IngestConfig),
+    ) -> Option<Self> {
+        if std::env::var_os("TEST_LOG").is_some() {
+            saleboard_runtime::logging::init(saleboard_runtime::logging::LogFormat::Human);
+        }
+        let db = TestDb::create(backend).await?;
+        let store = db.store().await;
+        let token = "organizer-test-token".to_owned();
+        let localhost: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
+
+        let mut ingest = IngestConfig::defaults().expect("default ingest settings");
+        ingest.listen = localhost;
+        ingest.database.url = db.url.clone();
+        configure(&mut ingest);
+        let ingest = IngestServer::build(ingest, store.clone())
+            .await
+            .expect("ingest starts");
+        let mut board = LeaderboardConfig::with_token(&token).expect("default settings");
+        board.listen = localhost;
+        board.database.url = db.url.clone();
+        let board = LeaderboardServer::build(board, store.clone())
+            .await
+            .expect("leaderboard starts");
+
+        let (stop, rx) = watch::channel(false);
+        let ingest_addr = ingest.local_addr();
+        let admin_addr = board.local_addr();
+        let tasks = vec![
+            tokio::spawn({
+                let rx = rx.clone();
+                async move {
+                    ingest
+                        .run_until_stopped(stopped(rx))
+                        .await
+                        .expect("ingest runs")
+                }
+            }),
+            tokio::spawn(async move {
+                board
+                    .run_until_stopped(stopped(rx))
+                    .await
+                    .expect("leaderboard runs")
+            }),
+        ];
+        Some(Self {
+            db,
+            store,
+            ingest_addr,
+            admin_addr,
+            token,
+            stop,
+            tasks,
+        })
+    }
+
+    /// An admin client with the organizer token.
+    pub async fn admin(&self) -> AdminClient {
+        admin_client(self.admin_addr, Some(&self.token)).await
+    }
+
+    /// An ingest client with a retailer secret.
+    pub async fn ingest(&self, secret: &str) -> IngestClient {
+        ingest_client(self.ingest_addr, Some(secret)).await
+    }
+
+    /// Sets the standard test event (see [`crate::data::event`]).
+    ///
+    /// # Panics
+    /// When the admin call fails.
+    pub async fn set_event(&self) {
+        self.admin()
+            .await
+            .set_event(crate::data::event())
+            .await
+            .expect("SetEvent");
+    }
+
+    /// Registers a site and returns (key_id, secret) of a new key for it.
+    ///
+    /// # Panics
+    /// When an admin call fails.
+    pub async fn site_with_key(&self, site_id: &str) -> (String, String) {
+        let mut admin = self.admin().await;
+        admin
+            .create_site(CreateSiteRequest {
+                site_id: site_id.to_owned(),
+                display_name: format!("Site {site_id}"),
+            })
+            .await
+            .expect("CreateSite");
+        let key = admin
+            .create_api_key(CreateApiKeyRequest {
+                site_id: site_id.to_owned(),
+            })
+            .await
+            .expect("CreateApiKey")
+            .into_inner();
+        (key.key_id, key.secret)
+    }
+
+    /// Stops the services gracefully and waits for them.
+    ///
+    /// # Panics
+    /// When a service task failed.
+    pub async fn stop(mut self) {
+        self.stop.send_replace(true);
+        for t in self.tasks.drain(..) {
+            t.await.expect("service task");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}

@@ -1,0 +1,41 @@
+//! Helpers of Saleboard's black-box tests.
+//!
+//! Layout:
+//! - [`pg`]: one throw-away PostgreSQL cluster per test process (or `DATABASE_URL`), a fresh
+//!   database per test.
+//! - [`db`]: a fresh database of either backend.
+//! - [`app`]: the services in-process on port 0, with clients that carry a bearer secret.
+//! - [`proc`]: the services as real processes (for kill and restart tests).
+//! - [`data`]: transactions and event windows for tests.
+
+pub mod app;
+pub mod data;
+pub mod db;
+pub mod pg;
+pub mod proc;
+
+pub use app::TestApp;
+pub use db::{Backend, TestDb};
+
+/// Generates one `#[tokio::test]` per backend for each named async fn taking a [`Backend`].
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}

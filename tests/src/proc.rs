@@ -1,0 +1,148 @@
+//! The services as real processes: built once per test process with the same profile as the
+//! tests, started with flags and environment, killed or stopped by signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+static BUILT: OnceLock<PathBuf> = OnceLock::new();
+
+/// The directory holding the service binaries, building them first (once per process) so they
+/// are never stale.
+///
+/// # Panics
+/// When the build fails.
+pub fn bin_dir() -> PathBuf {
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            // target/<profile>/deps/<test> -> target/<profile>
+            let dir = exe
+                .parent()
+                .and_then(std::path::Path::parent)
+                .expect("test binary lives in target/<profile>/deps")
+                .to_path_buf();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args([
+                "build",
+                "--bins",
+                "-p",
+                "saleboard-ingest",
+                "-p",
+                "saleboard-leaderboard",
+                "-p",
+                "saleboard",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+            if dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            let status = cmd
+                .status()
+                .expect("running cargo build for the service binaries");
+            assert!(status.success(), "building the service binaries failed");
+            dir
+        })
+        .clone()
+}
+
+/// A free TCP port on 127.0.0.1 (for a process that must be told its port).
+///
+/// # Panics
+/// When no port can be bound.
+#[must_use]
+pub fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().expect("local address")
+}
+
+/// A running service process, killed when dropped.
+#[derive(Debug)]
+pub struct ServiceProcess {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+impl ServiceProcess {
+    /// Starts binary `name` with `args` and `env`, listening on `addr`, and waits until the
+    /// port accepts connections (at most 30 s).
+    ///
+    /// # Panics
+    /// When it does not start or exits early.
+    pub async fn start(name: &str, args: &[&str], env: &[(&str, &str)], addr: SocketAddr) -> Self {
+        let bin = bin_dir().join(name);
+        let log = std::env::temp_dir().join(format!(
+            "saleboard-test-{name}-{}-{}.log",
+            std::process::id(),
+            addr.port()
+        ));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut child = Command::new(&bin)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("process status") {
+                panic!(
+                    "{name} exited with {status} before serving:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} did not listen on {addr} within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { child, addr, log }
+    }
+
+    /// SIGKILL: the process dies at once, mid-whatever.
+    pub fn kill(&mut self) {
+        drop(self.child.kill());
+        drop(self.child.wait());
+    }
+
+    /// SIGTERM, then waits for the exit (at most `timeout`) and returns whether it exited 0.
+    ///
+    /// # Panics
+    /// When the signal cannot be sent or the process does not exit in time.
+    pub async fn terminate(&mut self, timeout: Duration) -> bool {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("process status") {
+                return status.success();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "process did not exit within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

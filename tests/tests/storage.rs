@@ -1,0 +1,344 @@
+//! The storage contract, run against PostgreSQL and SQLite alike.
+
+use std::sync::Arc;
+
+use saleboard_domain::resolve::Decision;
+use saleboard_domain::{
+    Currency, Event, Kind, Rate, Reason, SiteId, StoreId, TransactionId, UnixNanos,
+    ValidTransaction,
+};
+use saleboard_storage::{Candidate, StorageError, Store};
+use saleboard_tests::{Backend, TestDb, backend_tests};
+use sqlx::Connection as _;
+
+fn site(s: &str) -> SiteId {
+    SiteId::parse(s).expect("valid site")
+}
+
+fn candidate(
+    site_id: &str,
+    id: &str,
+    kind: Kind,
+    amount: i64,
+    refund_of: Option<&str>,
+) -> Candidate {
+    Candidate {
+        site: site(site_id),
+        key_id: "key_test".into(),
+        received_at: UnixNanos(2_000),
+        tx: ValidTransaction {
+            id: TransactionId::parse(id).expect("valid id"),
+            store_id: StoreId::parse("s-1").expect("valid store"),
+            kind,
+            currency: Currency::parse("IDR").expect("IDR"),
+            amount_minor: amount,
+            occurred_at: UnixNanos(1_000),
+            refund_of: refund_of.map(|r| TransactionId::parse(r).expect("valid id")),
+        },
+    }
+}
+
+fn sale(site_id: &str, id: &str, amount: i64) -> Candidate {
+    candidate(site_id, id, Kind::Sale, amount, None)
+}
+
+fn reason(d: &Decision) -> Option<Reason> {
+    match d {
+        Decision::Rejected(r) => Some(r.reason),
+        _ => None,
+    }
+}
+
+async fn open(backend: Backend) -> Option<(TestDb, Arc<dyn Store>)> {
+    let db = TestDb::create(backend).await?;
+    let store = db.store().await;
+    for s in ["a", "b"] {
+        store
+            .create_site(&site(s), s, UnixNanos(1))
+            .await
+            .expect("create site");
+    }
+    Some((db, store))
+}
+
+async fn sites_and_keys(backend: Backend) {
+    let Some((_db, store)) = open(backend).await else {
+        return;
+    };
+    let err = store
+        .create_site(&site("a"), "again", UnixNanos(2))
+        .await
+        .expect_err("taken");
+    assert!(matches!(err, StorageError::AlreadyExists { .. }), "{err}");
+    let sites: Vec<_> = store
+        .list_sites()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.site_id.to_string())
+        .collect();
+    assert_eq!(sites, ["a", "b"]);
+
+    let err = store
+        .create_api_key("k0", &site("zz"), "h0", UnixNanos(3))
+        .await
+        .expect_err("unknown site");
+    assert!(matches!(err, StorageError::NotFound { .. }), "{err}");
+    let k1 = store
+        .create_api_key("k1", &site("a"), "h1", UnixNanos(3))
+        .await
+        .expect("key");
+    assert_eq!(
+        (k1.key_id.as_str(), k1.site_id.as_str(), k1.revoked_at),
+        ("k1", "a", None)
+    );
+    store
+        .create_api_key("k2", &site("b"), "h2", UnixNanos(4))
+        .await
+        .expect("key");
+    assert_eq!(store.active_keys().await.expect("active").len(), 2);
+    assert_eq!(
+        store
+            .find_active_key("h1")
+            .await
+            .expect("find")
+            .map(|k| k.key_id),
+        Some("k1".into())
+    );
+
+    let revoked = store
+        .revoke_api_key("k1", UnixNanos(10))
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.revoked_at, Some(UnixNanos(10)));
+    let again = store
+        .revoke_api_key("k1", UnixNanos(20))
+        .await
+        .expect("revoke again");
+    assert_eq!(
+        again.revoked_at,
+        Some(UnixNanos(10)),
+        "the first revocation time stands"
+    );
+    assert!(matches!(
+        store.revoke_api_key("nope", UnixNanos(1)).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert_eq!(store.find_active_key("h1").await.expect("find"), None);
+    let active: Vec<_> = store
+        .active_keys()
+        .await
+        .expect("active")
+        .into_iter()
+        .map(|k| k.key_id)
+        .collect();
+    assert_eq!(active, ["k2"]);
+    assert_eq!(
+        store
+            .list_api_keys(Some(&site("a")))
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    assert_eq!(store.list_api_keys(None).await.expect("list").len(), 2);
+}
+
+async fn event_and_rates(backend: Backend) {
+    let Some((_db, store)) = open(backend).await else {
+        return;
+    };
+    assert_eq!(store.get_event().await.expect("get"), None);
+    let e1 = Event::new("e1", "One", UnixNanos(1), UnixNanos(2), "IDR").expect("event");
+    store.set_event(&e1).await.expect("set");
+    let e2 = Event::new("e2", "Two", UnixNanos(5), UnixNanos(9), "USD").expect("event");
+    store.set_event(&e2).await.expect("replace");
+    assert_eq!(store.get_event().await.expect("get"), Some(e2));
+
+    let usd = Currency::parse("USD").expect("USD");
+    let jpy = Currency::parse("JPY").expect("JPY");
+    let r = |s: &str| Rate::parse(s).expect("rate");
+    store
+        .set_exchange_rates(&[(usd, r("15850.25")), (jpy, r("105"))])
+        .await
+        .expect("set");
+    let all = store
+        .set_exchange_rates(&[(usd, r("16000.5"))])
+        .await
+        .expect("upsert");
+    assert_eq!(all, vec![(jpy, r("105")), (usd, r("16000.5"))]);
+    assert_eq!(store.list_exchange_rates().await.expect("list"), all);
+}
+
+async fn append_decides_and_stores(backend: Backend) {
+    let Some((_db, store)) = open(backend).await else {
+        return;
+    };
+    assert_eq!(store.ledger_head().await.expect("head"), 0);
+    let first = vec![
+        sale("a", "S1", 100),
+        sale("a", "S1", 100),
+        sale("a", "S1", 999),
+        sale("b", "S1", 50),
+        candidate("a", "R1", Kind::Refund, 40, Some("S1")),
+    ];
+    let d = store.append(&first).await.expect("append");
+    assert_eq!(d[0], Decision::Accepted { position: 1 });
+    assert_eq!(d[1], Decision::Duplicate { position: 1 });
+    assert_eq!(reason(&d[2]), Some(Reason::IdConflict));
+    assert_eq!(d[3], Decision::Accepted { position: 2 });
+    assert_eq!(d[4], Decision::Accepted { position: 3 });
+    assert_eq!(store.ledger_head().await.expect("head"), 3);
+
+    // A later batch sees what is stored: duplicates, conflicts, refunded sums.
+    let second = vec![
+        sale("a", "S1", 100),
+        sale("a", "S1", 101),
+        candidate("a", "R2", Kind::Refund, 61, Some("S1")),
+        candidate("a", "R3", Kind::Refund, 60, Some("S1")),
+        candidate("a", "R4", Kind::Refund, 1, Some("S1")),
+        candidate("a", "R5", Kind::Refund, 1, Some("R1")),
+        candidate("a", "R6", Kind::Refund, 1, Some("nope")),
+        candidate("b", "R7", Kind::Refund, 1, Some("R3")),
+    ];
+    let d = store.append(&second).await.expect("append");
+    assert_eq!(d[0], Decision::Duplicate { position: 1 });
+    assert_eq!(reason(&d[1]), Some(Reason::IdConflict));
+    assert_eq!(reason(&d[2]), Some(Reason::RefundExceedsSale));
+    assert_eq!(d[3], Decision::Accepted { position: 4 });
+    assert_eq!(reason(&d[4]), Some(Reason::RefundExceedsSale));
+    assert_eq!(reason(&d[5]), Some(Reason::RefundOfNonSale));
+    assert_eq!(reason(&d[6]), Some(Reason::UnknownSale));
+    assert_eq!(
+        reason(&d[7]),
+        Some(Reason::UnknownSale),
+        "site b cannot refund site a's rows"
+    );
+
+    let rows = store.read_ledger(0, 100).await.expect("read");
+    let summary: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.position,
+                r.site.to_string(),
+                r.tx.id.to_string(),
+                r.tx.amount_minor,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, "a".into(), "S1".into(), 100),
+            (2, "b".into(), "S1".into(), 50),
+            (3, "a".into(), "R1".into(), 40),
+            (4, "a".into(), "R3".into(), 60),
+        ]
+    );
+    assert_eq!(
+        rows[2].tx.refund_of.as_ref().map(TransactionId::as_str),
+        Some("S1")
+    );
+    assert_eq!(rows[0].tx, first[0].tx, "content round-trips exactly");
+    assert_eq!(
+        (rows[0].key_id.as_str(), rows[0].received_at),
+        ("key_test", UnixNanos(2_000))
+    );
+    assert_eq!(store.read_ledger(2, 1).await.expect("read").len(), 1);
+    assert_eq!(store.read_ledger(2, 1).await.expect("read")[0].position, 3);
+    assert!(store.append(&[]).await.expect("empty").is_empty());
+}
+
+async fn ledger_is_append_only(backend: Backend) {
+    let Some((db, store)) = open(backend).await else {
+        return;
+    };
+    store.append(&[sale("a", "S1", 100)]).await.expect("append");
+    let statements = ["UPDATE ledger SET amount_minor = 1", "DELETE FROM ledger"];
+    for sql in statements {
+        let result = match backend {
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+                sqlx::query(sql).execute(&mut c).await.map(|_| ())
+            }
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&db.url)
+                    .await
+                    .expect("connect");
+                sqlx::query(sql).execute(&mut c).await.map(|_| ())
+            }
+        };
+        let err = result.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(
+        store.read_ledger(0, 10).await.expect("read")[0]
+            .tx
+            .amount_minor,
+        100
+    );
+}
+
+/// Two stores on one database stand for two ingest processes: their appends interleave, yet
+/// positions stay unique and gapless and every id is stored once.
+async fn concurrent_writers_keep_positions_gapless(backend: Backend) {
+    let Some((db, store)) = open(backend).await else {
+        return;
+    };
+    let other = db.store().await;
+    let mut tasks = Vec::new();
+    for (w, s) in [
+        (0, store.clone()),
+        (1, other.clone()),
+        (2, store.clone()),
+        (3, other),
+    ] {
+        tasks.push(tokio::spawn(async move {
+            let mut accepted = 0;
+            for round in 0..20 {
+                // Overlapping ids between writers 0/2 and 1/3: only one copy may win.
+                let batch: Vec<_> = (0..50)
+                    .map(|i| sale("a", &format!("w{}-{round}-{i}", w % 2), 10))
+                    .collect();
+                let d = s.append(&batch).await.expect("append");
+                accepted += d
+                    .iter()
+                    .filter(|d| matches!(d, Decision::Accepted { .. }))
+                    .count();
+            }
+            accepted
+        }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        accepted += t.await.expect("task");
+    }
+    assert_eq!(accepted, 2 * 20 * 50, "each id accepted exactly once");
+    let rows = store.read_ledger(0, 10_000).await.expect("read");
+    let positions: Vec<u64> = rows.iter().map(|r| r.position).collect();
+    assert_eq!(positions, (1..=2_000).collect::<Vec<u64>>());
+    assert_eq!(store.ledger_head().await.expect("head"), 2_000);
+}
+
+async fn migrate_is_idempotent(backend: Backend) {
+    let Some((db, store)) = open(backend).await else {
+        return;
+    };
+    store.migrate().await.expect("second migrate");
+    db.store()
+        .await
+        .migrate()
+        .await
+        .expect("another connection");
+    assert_eq!(store.list_sites().await.expect("list").len(), 2);
+}
+
+backend_tests!(
+    sites_and_keys,
+    event_and_rates,
+    append_decides_and_stores,
+    ledger_is_append_only,
+    concurrent_writers_keep_positions_gapless,
+    migrate_is_idempotent,
+);
