@@ -7,10 +7,12 @@
 //! - [`app`]: the services in-process on port 0, with clients that carry a bearer secret.
 //! - [`proc`]: the services as real processes (for kill and restart tests).
 //! - [`data`]: transactions and event windows for tests.
+//! - [`load`]: deterministic transaction streams for concurrency and crash tests.
 
 pub mod app;
 pub mod data;
 pub mod db;
+pub mod load;
 pub mod pg;
 pub mod proc;
 
