@@ -88,10 +88,8 @@ pub struct TestApp {
     tasks: Vec<JoinHandle<()>>,
 }
 
-fn stopped(mut rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send {
-    async move {
-        drop(rx.wait_for(|s| *s).await);
-    }
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    drop(rx.wait_for(|s| *s).await);
 }
 
 impl TestApp {

@@ -89,10 +89,10 @@ impl LedgerState {
                 ))
             };
         }
-        if tx.kind == Kind::Refund {
-            if let Err(rejection) = self.check_refund(site, tx) {
-                return Decision::Rejected(rejection);
-            }
+        if tx.kind == Kind::Refund
+            && let Err(rejection) = self.check_refund(site, tx)
+        {
+            return Decision::Rejected(rejection);
         }
         let position = self.next_position;
         self.next_position += 1;

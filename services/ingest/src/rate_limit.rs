@@ -119,15 +119,14 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         if let (Some(buckets), Some(retailer)) = (&self.buckets, req.extensions().get::<Retailer>())
+            && !buckets.try_take(&retailer.site, Instant::now())
         {
-            if !buckets.try_take(&retailer.site, Instant::now()) {
-                let status = Status::resource_exhausted(format!(
-                    "site {} is over its rate limit of {} requests per second; slow down or \
-                     send bigger batches",
-                    retailer.site, buckets.rate
-                ));
-                return Box::pin(async move { Ok(status.into_http()) });
-            }
+            let status = Status::resource_exhausted(format!(
+                "site {} is over its rate limit of {} requests per second; slow down or send \
+                 bigger batches",
+                retailer.site, buckets.rate
+            ));
+            return Box::pin(async move { Ok(status.into_http()) });
         }
         Box::pin(async move { inner.call(req).await })
     }
