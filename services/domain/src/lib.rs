@@ -10,14 +10,18 @@
 //! - [`reason`]: the stable reason codes of rejected transactions.
 //! - [`event`]: the event window and reporting currency.
 //! - [`rate`]: exact exchange rates.
+//! - [`totals`]: totals per site and currency (and hour), with checked sums.
+//! - [`ranking`]: conversion into the reporting currency and the national ranking.
 
 pub mod currency;
 pub mod event;
 pub mod ids;
+pub mod ranking;
 pub mod rate;
 pub mod reason;
 pub mod resolve;
 pub mod time;
+pub mod totals;
 pub mod transaction;
 
 pub use currency::Currency;

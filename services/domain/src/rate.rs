@@ -19,11 +19,20 @@ pub enum RateError {
     /// Zero or negative.
     #[error("{0:?} is not positive")]
     NotPositive(String),
+    /// More precision than conversions can carry exactly.
+    #[error("{0:?} has more than {max_digits} significant digits or {max_scale} decimal places", max_digits = Rate::MAX_DIGITS, max_scale = Rate::MAX_SCALE)]
+    TooPrecise(String),
 }
 
 impl Rate {
-    /// Parses a plain decimal string (digits with at most one '.', no exponent, no sign other
-    /// than none), up to 28 significant digits.
+    /// Most significant digits of a rate: keeps `amount x rate` inside `i128` for any `i64`
+    /// amount, so conversion is exact integer arithmetic.
+    pub const MAX_DIGITS: u32 = 18;
+    /// Most decimal places of a rate.
+    pub const MAX_SCALE: u32 = 12;
+
+    /// Parses a plain decimal string (digits with at most one '.', no exponent, no sign), with
+    /// at most 18 significant digits and 12 decimal places once trailing zeros are dropped.
     ///
     /// # Errors
     /// When the text is not such a number or is not positive.
@@ -41,7 +50,22 @@ impl Rate {
         if value <= Decimal::ZERO {
             return Err(RateError::NotPositive(text.to_owned()));
         }
-        Ok(Self(value.normalize()))
+        let value = value.normalize();
+        let digits = value
+            .mantissa()
+            .unsigned_abs()
+            .checked_ilog10()
+            .map_or(1, |d| d + 1);
+        if digits > Self::MAX_DIGITS || value.scale() > Self::MAX_SCALE {
+            return Err(RateError::TooPrecise(text.to_owned()));
+        }
+        Ok(Self(value))
+    }
+
+    /// The rate as `mantissa / 10^scale`, both exact.
+    #[must_use]
+    pub fn parts(&self) -> (i128, u32) {
+        (self.0.mantissa(), self.0.scale())
     }
 
     /// The exact value.

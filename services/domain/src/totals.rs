@@ -1,0 +1,254 @@
+//! Totals per site and currency, and per site, currency and UTC hour: what the aggregator folds
+//! the ledger into. Every sum is checked: an overflow is an error, never a wrapped figure.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::{Currency, Kind, SiteId, UnixNanos, ValidTransaction};
+
+/// Figures of one site in one currency.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CurrencyTotals {
+    /// Number of sales.
+    pub sale_count: u64,
+    /// Sum of sales, minor units.
+    pub gross_minor: i64,
+    /// Number of refunds.
+    pub refund_count: u64,
+    /// Sum of refunds, minor units.
+    pub refunded_minor: i64,
+}
+
+impl CurrencyTotals {
+    /// Gross minus refunded. Refunds never exceed their sales, so this is never negative and
+    /// never overflows.
+    #[must_use]
+    pub fn net_minor(&self) -> i64 {
+        self.gross_minor.saturating_sub(self.refunded_minor)
+    }
+}
+
+/// Figures of one site in one currency in one UTC hour (by `occurred_at`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HourlyTotals {
+    /// Number of sales that occurred in the hour.
+    pub sale_count: u64,
+    /// Sales minus refunds that occurred in the hour (a refund counts in its own hour, so this
+    /// can be negative).
+    pub net_minor: i64,
+}
+
+/// Key of a per-currency total.
+pub type TotalsKey = (SiteId, Currency);
+/// Key of an hourly total: site, currency, start of the hour.
+pub type HourlyKey = (SiteId, Currency, UnixNanos);
+
+/// A total would leave the range of `i64` / `u64`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the {what} of site {site} in {currency} would overflow; the aggregator stops rather than store a wrong figure"
+)]
+pub struct TotalsOverflow {
+    /// Site whose total overflowed.
+    pub site: SiteId,
+    /// Currency of that total.
+    pub currency: Currency,
+    /// Which figure.
+    pub what: &'static str,
+}
+
+/// Every total, with a record of which ones changed since the last [`TotalsBook::take_changes`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TotalsBook {
+    totals: BTreeMap<TotalsKey, CurrencyTotals>,
+    hourly: BTreeMap<HourlyKey, HourlyTotals>,
+    dirty_totals: BTreeSet<TotalsKey>,
+    dirty_hourly: BTreeSet<HourlyKey>,
+}
+
+/// Totals and hourly totals that changed, with their new values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Changed per-currency totals.
+    pub totals: Vec<(TotalsKey, CurrencyTotals)>,
+    /// Changed hourly totals.
+    pub hourly: Vec<(HourlyKey, HourlyTotals)>,
+}
+
+impl TotalsBook {
+    /// Loads a stored per-currency total (not marked changed).
+    pub fn load_totals(&mut self, key: TotalsKey, value: CurrencyTotals) {
+        self.totals.insert(key, value);
+    }
+
+    /// Loads a stored hourly total (not marked changed).
+    pub fn load_hourly(&mut self, key: HourlyKey, value: HourlyTotals) {
+        self.hourly.insert(key, value);
+    }
+
+    /// Adds one ledger row.
+    ///
+    /// # Errors
+    /// When a figure would overflow. The book is then partly updated and must be discarded.
+    pub fn apply(&mut self, site: &SiteId, tx: &ValidTransaction) -> Result<(), TotalsOverflow> {
+        let overflow = |what| TotalsOverflow {
+            site: site.clone(),
+            currency: tx.currency,
+            what,
+        };
+        let key = (site.clone(), tx.currency);
+        let t = self.totals.entry(key.clone()).or_default();
+        let hour_key = (site.clone(), tx.currency, tx.occurred_at.hour_start());
+        let h = self.hourly.entry(hour_key.clone()).or_default();
+        match tx.kind {
+            Kind::Sale => {
+                t.sale_count = t
+                    .sale_count
+                    .checked_add(1)
+                    .ok_or_else(|| overflow("sale count"))?;
+                t.gross_minor = t
+                    .gross_minor
+                    .checked_add(tx.amount_minor)
+                    .ok_or_else(|| overflow("gross"))?;
+                h.sale_count = h
+                    .sale_count
+                    .checked_add(1)
+                    .ok_or_else(|| overflow("hourly sale count"))?;
+                h.net_minor = h
+                    .net_minor
+                    .checked_add(tx.amount_minor)
+                    .ok_or_else(|| overflow("hourly net"))?;
+            }
+            Kind::Refund => {
+                t.refund_count = t
+                    .refund_count
+                    .checked_add(1)
+                    .ok_or_else(|| overflow("refund count"))?;
+                t.refunded_minor = t
+                    .refunded_minor
+                    .checked_add(tx.amount_minor)
+                    .ok_or_else(|| overflow("refunded"))?;
+                h.net_minor = h
+                    .net_minor
+                    .checked_sub(tx.amount_minor)
+                    .ok_or_else(|| overflow("hourly net"))?;
+            }
+        }
+        self.dirty_totals.insert(key);
+        self.dirty_hourly.insert(hour_key);
+        Ok(())
+    }
+
+    /// The totals changed since the last call, and forgets that they changed.
+    pub fn take_changes(&mut self) -> Changes {
+        let totals = std::mem::take(&mut self.dirty_totals)
+            .into_iter()
+            .filter_map(|k| self.totals.get(&k).map(|v| (k, *v)))
+            .collect();
+        let hourly = std::mem::take(&mut self.dirty_hourly)
+            .into_iter()
+            .filter_map(|k| self.hourly.get(&k).map(|v| (k, *v)))
+            .collect();
+        Changes { totals, hourly }
+    }
+
+    /// Every per-currency total.
+    #[must_use]
+    pub fn totals(&self) -> &BTreeMap<TotalsKey, CurrencyTotals> {
+        &self.totals
+    }
+
+    /// Every hourly total.
+    #[must_use]
+    pub fn hourly(&self) -> &BTreeMap<HourlyKey, HourlyTotals> {
+        &self.hourly
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{StoreId, TransactionId};
+
+    const HOUR: i64 = 3_600_000_000_000;
+
+    fn tx(kind: Kind, currency: &str, amount: i64, at: i64) -> ValidTransaction {
+        ValidTransaction {
+            id: TransactionId::parse("t").expect("id"),
+            store_id: StoreId::default(),
+            kind,
+            currency: Currency::parse(currency).expect("currency"),
+            amount_minor: amount,
+            occurred_at: UnixNanos(at),
+            refund_of: None,
+        }
+    }
+
+    #[test]
+    fn folds_sales_and_refunds_per_currency_and_hour() {
+        let a = SiteId::parse("a").expect("site");
+        let mut book = TotalsBook::default();
+        book.apply(&a, &tx(Kind::Sale, "IDR", 100, 10)).expect("ok");
+        book.apply(&a, &tx(Kind::Sale, "IDR", 50, HOUR + 5))
+            .expect("ok");
+        book.apply(&a, &tx(Kind::Refund, "IDR", 30, HOUR + 6))
+            .expect("ok");
+        book.apply(&a, &tx(Kind::Sale, "USD", 7, 0)).expect("ok");
+        let idr = Currency::parse("IDR").expect("IDR");
+        let t = book.totals()[&(a.clone(), idr)];
+        assert_eq!(
+            t,
+            CurrencyTotals {
+                sale_count: 2,
+                gross_minor: 150,
+                refund_count: 1,
+                refunded_minor: 30
+            }
+        );
+        assert_eq!(t.net_minor(), 120);
+        assert_eq!(
+            book.hourly()[&(a.clone(), idr, UnixNanos(0))],
+            HourlyTotals {
+                sale_count: 1,
+                net_minor: 100
+            }
+        );
+        assert_eq!(
+            book.hourly()[&(a.clone(), idr, UnixNanos(HOUR))],
+            HourlyTotals {
+                sale_count: 1,
+                net_minor: 20
+            }
+        );
+        let changes = book.take_changes();
+        assert_eq!((changes.totals.len(), changes.hourly.len()), (2, 3));
+        assert_eq!(
+            book.take_changes(),
+            Changes::default(),
+            "changes are taken once"
+        );
+    }
+
+    #[test]
+    fn a_refund_alone_in_its_hour_is_negative() {
+        let a = SiteId::parse("a").expect("site");
+        let mut book = TotalsBook::default();
+        book.apply(&a, &tx(Kind::Sale, "JPY", 100, 0)).expect("ok");
+        book.apply(&a, &tx(Kind::Refund, "JPY", 40, 5 * HOUR))
+            .expect("ok");
+        let jpy = Currency::parse("JPY").expect("JPY");
+        assert_eq!(book.hourly()[&(a, jpy, UnixNanos(5 * HOUR))].net_minor, -40);
+    }
+
+    #[test]
+    fn overflow_is_an_error_not_a_wrap() {
+        let a = SiteId::parse("a").expect("site");
+        let mut book = TotalsBook::default();
+        book.apply(&a, &tx(Kind::Sale, "IDR", i64::MAX, 0))
+            .expect("fits");
+        let err = book
+            .apply(&a, &tx(Kind::Sale, "IDR", 1, 0))
+            .expect_err("overflow");
+        assert_eq!(err.what, "gross");
+        assert!(err.to_string().contains("overflow"));
+    }
+}
