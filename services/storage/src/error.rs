@@ -19,6 +19,15 @@ pub enum StorageError {
         /// The id looked for.
         id: String,
     },
+    /// The aggregator's applied position is not the one this apply started from: another
+    /// aggregator moved it. Nothing was written.
+    #[error("another aggregator moved the applied position (expected {expected}, found {found})")]
+    Fenced {
+        /// Position this apply started from.
+        expected: u64,
+        /// Position found.
+        found: u64,
+    },
     /// The URL names no supported database.
     #[error("unsupported database URL {0:?}: expected postgres://... or sqlite:PATH")]
     UnsupportedUrl(String),

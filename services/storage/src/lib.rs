@@ -18,6 +18,7 @@ pub mod error;
 pub mod model;
 pub mod postgres;
 mod shared_sql;
+mod totals_sql;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -26,7 +27,10 @@ use async_trait::async_trait;
 use saleboard_domain::{Currency, Event, Rate, SiteId, UnixNanos, resolve::Decision};
 
 pub use error::StorageError;
-pub use model::{ActiveKey, ApiKeyRecord, Candidate, LedgerRow, SiteRecord};
+pub use model::{
+    ActiveKey, AggregatorState, ApiKeyRecord, BoardData, Candidate, LedgerRow, SiteRecord,
+    SiteTotalsData, StoredTotals,
+};
 
 /// Result of this crate.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -85,9 +89,40 @@ pub trait LedgerStore: Send + Sync {
     async fn read_ledger(&self, after: u64, limit: u32) -> Result<Vec<LedgerRow>>;
 }
 
+/// The totals: written by the aggregator only, read by the leaderboard and `verify`.
+#[async_trait]
+pub trait TotalsStore: Send + Sync {
+    /// Every total and the position they include, read consistently.
+    async fn load_totals(&self) -> Result<StoredTotals>;
+    /// Writes changed totals and moves the applied position from `from` to `to`, in one
+    /// transaction. [`StorageError::Fenced`] (and nothing written) when the stored position is
+    /// not `from`: another aggregator moved it.
+    async fn apply_totals(
+        &self,
+        from: u64,
+        to: u64,
+        changes: &saleboard_domain::totals::Changes,
+        now: UnixNanos,
+    ) -> Result<()>;
+    /// Takes or renews the aggregator lease for `holder` until `until`; false when another
+    /// holder's lease is still running.
+    async fn try_lease(&self, holder: &str, now: UnixNanos, until: UnixNanos) -> Result<bool>;
+    /// Gives the lease up (when `holder` has it).
+    async fn release_lease(&self, holder: &str) -> Result<()>;
+    /// The aggregator's state row and the ledger head.
+    async fn aggregator_state(&self) -> Result<AggregatorState>;
+    /// The applied position alone (cheap: one row by primary key).
+    async fn applied_position(&self) -> Result<u64>;
+    /// Everything the leaderboard snapshot needs, read consistently.
+    async fn read_board(&self) -> Result<BoardData>;
+    /// One site's totals (and hourly series when asked), read consistently; `None` for an
+    /// unknown site.
+    async fn site_totals(&self, site: &SiteId, include_hourly: bool) -> Result<Option<SiteTotalsData>>;
+}
+
 /// Everything a service needs from storage.
 #[async_trait]
-pub trait Store: AdminStore + LedgerStore + std::fmt::Debug {
+pub trait Store: AdminStore + LedgerStore + TotalsStore + std::fmt::Debug {
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
     /// Which implementation this is, for logs: `"postgres"` or `"sqlite"`.

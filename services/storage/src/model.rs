@@ -114,3 +114,85 @@ pub(crate) fn db_position(position: u64) -> Result<i64> {
     i64::try_from(position)
         .map_err(|_| StorageError::corrupt("ledger_head", "position beyond i64::MAX"))
 }
+
+/// The totals as stored, with the ledger position they include.
+#[derive(Debug, Clone, Default)]
+pub struct StoredTotals {
+    /// Every ledger row at or below this position is in the totals, none above.
+    pub applied: u64,
+    /// The totals.
+    pub book: saleboard_domain::totals::TotalsBook,
+}
+
+/// What the leaderboard snapshot is built from, read in one consistent transaction.
+#[derive(Debug, Clone, Default)]
+pub struct BoardData {
+    /// Ledger position the totals include.
+    pub applied: u64,
+    /// The event, if set.
+    pub event: Option<saleboard_domain::Event>,
+    /// Every site.
+    pub sites: Vec<SiteRecord>,
+    /// Every per-currency total.
+    pub totals: Vec<(SiteId, Currency, saleboard_domain::totals::CurrencyTotals)>,
+    /// Every exchange rate.
+    pub rates: Vec<(Currency, saleboard_domain::Rate)>,
+}
+
+/// One site's totals, read in one consistent transaction.
+#[derive(Debug, Clone)]
+pub struct SiteTotalsData {
+    /// The site.
+    pub site: SiteRecord,
+    /// Per-currency totals, by currency.
+    pub totals: Vec<(Currency, saleboard_domain::totals::CurrencyTotals)>,
+    /// Hourly totals by hour then currency (empty unless asked for).
+    pub hourly: Vec<(UnixNanos, Currency, saleboard_domain::totals::HourlyTotals)>,
+    /// Ledger position the figures include.
+    pub applied: u64,
+}
+
+/// The aggregator's state row and the ledger head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregatorState {
+    /// Last ledger position in the totals.
+    pub applied: u64,
+    /// Highest ledger position.
+    pub head: u64,
+    /// Holder of the lease ('' when none).
+    pub holder: String,
+    /// Lease end.
+    pub lease_until: UnixNanos,
+    /// Last time the totals moved.
+    pub updated_at: UnixNanos,
+}
+
+pub(crate) fn to_u64(table: &'static str, v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|e| StorageError::corrupt(table, e))
+}
+
+pub(crate) fn to_i64(table: &'static str, v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|e| StorageError::corrupt(table, e))
+}
+
+pub(crate) fn currency(table: &'static str, code: &str) -> Result<Currency> {
+    Currency::parse(code).map_err(|e| StorageError::corrupt(table, e))
+}
+
+pub(crate) fn site_id(table: &'static str, id: &str) -> Result<SiteId> {
+    SiteId::parse(id).map_err(|e| StorageError::corrupt(table, e))
+}
+
+pub(crate) fn currency_totals(
+    sale_count: i64,
+    gross_minor: i64,
+    refund_count: i64,
+    refunded_minor: i64,
+) -> Result<saleboard_domain::totals::CurrencyTotals> {
+    Ok(saleboard_domain::totals::CurrencyTotals {
+        sale_count: to_u64("site_totals", sale_count)?,
+        gross_minor,
+        refund_count: to_u64("site_totals", refund_count)?,
+        refunded_minor,
+    })
+}

@@ -12,6 +12,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use crate::append::{decide, keys_to_load, refund_targets};
 use crate::model::{RawRow, db_position};
 use crate::shared_sql::shared_store_impl;
+use crate::totals_sql::totals_store_impl;
 use crate::{Candidate, LedgerRow, LedgerStore, Result, Store};
 
 /// Ledger and admin data in PostgreSQL.
@@ -47,11 +48,25 @@ impl PgStore {
             MigrationType::Simple,
             include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
             false,
+        ),
+        Migration::new(
+            2,
+            "totals".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0002_totals.sql").into_sql_str(),
+            false,
         )])
     }
 }
 
 shared_store_impl!(PgStore);
+totals_store_impl!(
+    PgStore,
+    begin_write: "BEGIN",
+    lock_state: "SELECT applied_position FROM aggregator_state WHERE id = 1 FOR UPDATE",
+    begin_read: "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    notify: Some("SELECT pg_notify('saleboard_applied', $1)")
+);
 
 type KeyRow = (String, String, String, i16, String, i64, i64, String, i64);
 

@@ -18,6 +18,7 @@ use sqlx::sqlite::{
 use crate::append::{decide, keys_to_load, refund_targets};
 use crate::model::{RawRow, db_position};
 use crate::shared_sql::shared_store_impl;
+use crate::totals_sql::totals_store_impl;
 use crate::{Candidate, LedgerRow, LedgerStore, Result, StorageError, Store};
 
 /// Ledger and admin data in one SQLite file.
@@ -62,11 +63,25 @@ impl SqliteStore {
             MigrationType::Simple,
             include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
             false,
+        ),
+        Migration::new(
+            2,
+            "totals".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0002_totals.sql").into_sql_str(),
+            false,
         )])
     }
 }
 
 shared_store_impl!(SqliteStore);
+totals_store_impl!(
+    SqliteStore,
+    begin_write: "BEGIN IMMEDIATE",
+    lock_state: "SELECT applied_position FROM aggregator_state WHERE id = 1",
+    begin_read: "BEGIN",
+    notify: None::<&'static str>
+);
 
 type KeyRow = (String, String, String, i16, String, i64, i64, String, i64);
 
