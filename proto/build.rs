@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "saleboard/v1/ingest.proto",
     "saleboard/v1/admin.proto",
     "saleboard/v1/leaderboard.proto",
+    "saleboard/v1/aggregator.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -127,7 +127,19 @@ pub trait Store: AdminStore + LedgerStore + TotalsStore + std::fmt::Debug {
     async fn migrate(&self) -> Result<()>;
     /// Which implementation this is, for logs: `"postgres"` or `"sqlite"`.
     fn backend(&self) -> &'static str;
+    /// The aggregator's applied position, updated as it moves: PostgreSQL delivers it by
+    /// LISTEN/NOTIFY (with a slow poll as a safety net); SQLite, which has no notifications,
+    /// reads the one-row state every [`SQLITE_FEED_POLL`]. The feeding task ends when every
+    /// receiver is dropped.
+    async fn applied_feed(&self) -> Result<tokio::sync::watch::Receiver<u64>>;
 }
+
+/// How often the SQLite applied feed reads the aggregator's state row (one primary-key read).
+pub const SQLITE_FEED_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How often the PostgreSQL applied feed re-reads the state in case a notification was lost
+/// (for example while its connection was re-established).
+pub const PG_FEED_SAFETY_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Connection settings shared by both implementations.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use crate::append::{decide, keys_to_load, refund_targets};
 use crate::model::{RawRow, db_position};
 use crate::shared_sql::shared_store_impl;
 use crate::totals_sql::totals_store_impl;
-use crate::{Candidate, LedgerRow, LedgerStore, Result, Store};
+use crate::{Candidate, LedgerRow, LedgerStore, Result, Store, TotalsStore};
 
 /// Ledger and admin data in PostgreSQL.
 #[derive(Debug, Clone)]
@@ -227,5 +227,39 @@ impl Store for PgStore {
 
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn applied_feed(&self) -> Result<tokio::sync::watch::Receiver<u64>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen("saleboard_applied").await?;
+        let (tx, rx) = tokio::sync::watch::channel(self.applied_position().await?);
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut safety = tokio::time::interval(crate::PG_FEED_SAFETY_POLL);
+            loop {
+                let seen = tokio::select! {
+                    () = tx.closed() => break,
+                    n = listener.recv() => match n {
+                        Ok(n) => n.payload().parse::<u64>().ok(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "applied feed: notification connection lost; reconnecting");
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                            None
+                        }
+                    },
+                    _ = safety.tick() => store.applied_position().await.ok(),
+                };
+                if let Some(applied) = seen {
+                    tx.send_if_modified(|current| {
+                        let newer = applied > *current;
+                        if newer {
+                            *current = applied;
+                        }
+                        newer
+                    });
+                }
+            }
+        });
+        Ok(rx)
     }
 }

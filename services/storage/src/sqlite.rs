@@ -19,7 +19,7 @@ use crate::append::{decide, keys_to_load, refund_targets};
 use crate::model::{RawRow, db_position};
 use crate::shared_sql::shared_store_impl;
 use crate::totals_sql::totals_store_impl;
-use crate::{Candidate, LedgerRow, LedgerStore, Result, StorageError, Store};
+use crate::{Candidate, LedgerRow, LedgerStore, Result, StorageError, Store, TotalsStore};
 
 /// Ledger and admin data in one SQLite file.
 #[derive(Debug, Clone)]
@@ -234,5 +234,33 @@ impl Store for SqliteStore {
 
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    async fn applied_feed(&self) -> Result<tokio::sync::watch::Receiver<u64>> {
+        let (tx, rx) = tokio::sync::watch::channel(self.applied_position().await?);
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(crate::SQLITE_FEED_POLL);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = tx.closed() => break,
+                    _ = ticker.tick() => {}
+                }
+                match store.applied_position().await {
+                    Ok(applied) => {
+                        tx.send_if_modified(|current| {
+                            let newer = applied > *current;
+                            if newer {
+                                *current = applied;
+                            }
+                            newer
+                        });
+                    }
+                    Err(e) => tracing::warn!(error = %e, "applied feed: cannot read the aggregator state"),
+                }
+            }
+        });
+        Ok(rx)
     }
 }

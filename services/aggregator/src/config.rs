@@ -1,0 +1,66 @@
+//! Settings of the aggregator. Every flag can also be given by its environment variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use saleboard_runtime::database::DatabaseArgs;
+
+/// Aggregator settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AggregatorConfig {
+    /// Address of the status gRPC server (port 0 picks a free port).
+    #[arg(long = "aggregator-listen", env = "SALEBOARD_AGGREGATOR_LISTEN", default_value = "127.0.0.1:50053")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
+
+    /// Most ledger rows folded into one totals transaction.
+    #[arg(long = "aggregator-batch", env = "SALEBOARD_AGGREGATOR_BATCH", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub batch_rows: u32,
+
+    /// How long to wait before reading the ledger again when it had nothing new, in ms.
+    #[arg(long = "aggregator-idle-poll-ms", env = "SALEBOARD_AGGREGATOR_IDLE_POLL_MS", default_value_t = 25,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub idle_poll_ms: u64,
+
+    /// Length of the active aggregator's lease, in ms: a standby takes over this long after the
+    /// active one stops renewing it.
+    #[arg(long = "aggregator-lease-ms", env = "SALEBOARD_AGGREGATOR_LEASE_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub lease_ms: u64,
+}
+
+impl AggregatorConfig {
+    /// Idle poll as a duration.
+    #[must_use]
+    pub fn idle_poll(&self) -> Duration {
+        Duration::from_millis(self.idle_poll_ms)
+    }
+
+    /// Lease length as a duration.
+    #[must_use]
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+}
+
+/// Parses [`AggregatorConfig`] alone, for [`AggregatorConfig::defaults`].
+#[derive(clap::Parser)]
+struct Standalone {
+    #[command(flatten)]
+    config: AggregatorConfig,
+}
+
+impl AggregatorConfig {
+    /// The settings a bare `saleboard-aggregator` would run with (defaults and `SALEBOARD_*`
+    /// environment variables), for embedding it in another program or a test.
+    ///
+    /// # Errors
+    /// When an environment variable holds an invalid value.
+    pub fn defaults() -> Result<Self, clap::Error> {
+        <Standalone as clap::Parser>::try_parse_from(["saleboard-aggregator"]).map(|s| s.config)
+    }
+}

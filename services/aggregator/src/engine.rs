@@ -1,0 +1,204 @@
+//! The fold loop. As a standby it tries to take the lease; once active it loads the stored
+//! totals, then repeatedly reads the ledger after the applied position, folds the rows into the
+//! totals with checked arithmetic, and commits the changed totals with the new applied position
+//! in one fenced transaction. Any storage failure drops back to loading from the database, so
+//! the in-memory totals never drift from what is committed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use saleboard_domain::UnixNanos;
+use saleboard_domain::totals::TotalsOverflow;
+use saleboard_storage::{StorageError, Store};
+use tokio::sync::watch;
+
+use crate::AggregatorConfig;
+
+/// Why the aggregator stopped on its own: never a wrong figure, always a reason.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A total would overflow.
+    #[error(transparent)]
+    Overflow(#[from] TotalsOverflow),
+    /// The ledger has a hole where a position should be: never expected, so stop and say so.
+    #[error("the ledger skips from position {applied} to {found}; refusing to fold past a gap")]
+    Gap {
+        /// Last applied position.
+        applied: u64,
+        /// Position read next.
+        found: u64,
+    },
+}
+
+/// What this process's aggregator is doing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalStatus {
+    /// Holds the lease and applies rows.
+    pub active: bool,
+    /// Applied position as last committed by this process.
+    pub applied: u64,
+}
+
+/// How a period as the active aggregator ended.
+enum LeadEnd {
+    /// Asked to stop.
+    Stopped,
+    /// Lease lost, fenced, or storage failed: back to standby (reloading state).
+    Lost(String),
+    /// A reason to stop the process.
+    Fatal(EngineError),
+}
+
+impl From<StorageError> for LeadEnd {
+    fn from(e: StorageError) -> Self {
+        Self::Lost(e.to_string())
+    }
+}
+
+/// The aggregator engine.
+#[derive(Debug)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    config: AggregatorConfig,
+    instance_id: String,
+    status: watch::Sender<LocalStatus>,
+}
+
+impl Engine {
+    /// An engine over `store`, identified by `instance_id` in the lease.
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>, config: AggregatorConfig, instance_id: String) -> Self {
+        Self {
+            store,
+            config,
+            instance_id,
+            status: watch::Sender::new(LocalStatus::default()),
+        }
+    }
+
+    /// This process's status, updated as it goes.
+    #[must_use]
+    pub fn status(&self) -> watch::Receiver<LocalStatus> {
+        self.status.subscribe()
+    }
+
+    /// This process's id in the lease.
+    #[must_use]
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    fn lease_until(&self) -> (UnixNanos, UnixNanos) {
+        let now = UnixNanos::now();
+        let ms = i64::try_from(self.config.lease_ms).unwrap_or(i64::MAX);
+        (now, UnixNanos(now.0.saturating_add(ms.saturating_mul(1_000_000))))
+    }
+
+    /// Runs until `stop` turns true (then gives the lease up) or a fatal error.
+    ///
+    /// # Errors
+    /// On overflow of a total or a gap in the ledger.
+    pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<(), EngineError> {
+        let standby_wait = self.config.lease() / 5;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let (now, until) = self.lease_until();
+            match self.store.try_lease(&self.instance_id, now, until).await {
+                Ok(true) => {
+                    tracing::info!(instance = %self.instance_id, "aggregator active");
+                    let end = self.lead(&mut stop).await;
+                    self.status.send_modify(|s| s.active = false);
+                    match end {
+                        LeadEnd::Stopped => break,
+                        LeadEnd::Lost(why) => {
+                            tracing::warn!(reason = %why, "aggregator no longer active; reloading");
+                        }
+                        LeadEnd::Fatal(e) => {
+                            tracing::error!(error = %e, "aggregator stopping");
+                            drop(self.store.release_lease(&self.instance_id).await);
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(false) => tracing::debug!("another aggregator holds the lease; standing by"),
+                Err(e) => tracing::warn!(error = %e, "cannot reach the database for the lease"),
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = tokio::time::sleep(standby_wait) => {}
+            }
+        }
+        if let Err(e) = self.store.release_lease(&self.instance_id).await {
+            tracing::warn!(error = %e, "could not release the aggregator lease; it expires by itself");
+        }
+        tracing::info!("aggregator stopped");
+        Ok(())
+    }
+
+    async fn lead(&self, stop: &mut watch::Receiver<bool>) -> LeadEnd {
+        match self.lead_inner(stop).await {
+            Ok(()) => LeadEnd::Stopped,
+            Err(end) => end,
+        }
+    }
+
+    async fn lead_inner(&self, stop: &mut watch::Receiver<bool>) -> Result<(), LeadEnd> {
+        let loaded = self.store.load_totals().await?;
+        let (mut applied, mut book) = (loaded.applied, loaded.book);
+        self.status.send_replace(LocalStatus {
+            active: true,
+            applied,
+        });
+        let renew_every = self.config.lease() / 5;
+        let mut renewed = Instant::now();
+        let mut logged = Instant::now();
+        loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            if renewed.elapsed() >= renew_every {
+                let (now, until) = self.lease_until();
+                if !self.store.try_lease(&self.instance_id, now, until).await? {
+                    return Err(LeadEnd::Lost("the lease was taken over".into()));
+                }
+                renewed = Instant::now();
+            }
+            if logged.elapsed() >= Duration::from_secs(10) {
+                if let Ok(state) = self.store.aggregator_state().await {
+                    tracing::info!(applied = state.applied, head = state.head, lag = state.head.saturating_sub(state.applied), "aggregator progress");
+                }
+                logged = Instant::now();
+            }
+            let rows = self.store.read_ledger(applied, self.config.batch_rows).await?;
+            let Some(last) = rows.last().map(|r| r.position) else {
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    () = tokio::time::sleep(self.config.idle_poll()) => {}
+                }
+                continue;
+            };
+            for (expected, row) in (applied + 1..).zip(&rows) {
+                if row.position != expected {
+                    return Err(LeadEnd::Fatal(EngineError::Gap {
+                        applied: expected - 1,
+                        found: row.position,
+                    }));
+                }
+                book.apply(&row.site, &row.tx)
+                    .map_err(|e| LeadEnd::Fatal(e.into()))?;
+            }
+            let changes = book.take_changes();
+            self.store
+                .apply_totals(applied, last, &changes, UnixNanos::now())
+                .await?;
+            tracing::debug!(from = applied, to = last, rows = rows.len(), "totals applied");
+            applied = last;
+            self.status.send_replace(LocalStatus {
+                active: true,
+                applied,
+            });
+        }
+    }
+}

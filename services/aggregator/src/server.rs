@@ -1,0 +1,135 @@
+//! Runs the engine and the status server until stopped.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use saleboard_proto::v1::aggregator_service_server::AggregatorServiceServer;
+use saleboard_storage::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::AggregatorConfig;
+use crate::engine::{Engine, EngineError};
+use crate::grpc::AggregatorService;
+
+/// Why the aggregator could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The engine stopped on a fatal error.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The gRPC server failed.
+    #[error("gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A bound, not yet running, aggregator.
+#[derive(Debug)]
+pub struct AggregatorServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
+}
+
+fn instance_id(addr: SocketAddr) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    format!("{host}:{}:{}", std::process::id(), addr.port())
+}
+
+impl AggregatorServer {
+    /// Binds the status address. `store` must be migrated.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn build(config: AggregatorConfig, store: Arc<dyn Store>) -> Result<Self, ServerError> {
+        let bind = |source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        };
+        let listener = TcpListener::bind(config.listen).await.map_err(bind)?;
+        let local_addr = listener.local_addr().map_err(bind)?;
+        let engine = Arc::new(Engine::new(store.clone(), config, instance_id(local_addr)));
+        Ok(Self {
+            listener,
+            local_addr,
+            store,
+            engine,
+        })
+    }
+
+    /// The bound address.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The engine (for its status).
+    #[must_use]
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Runs until `shutdown` resolves (finishing the current apply and giving the lease up) or
+    /// the engine stops on a fatal error.
+    ///
+    /// # Errors
+    /// On a fatal engine error or a gRPC server failure.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let engine = self.engine.clone();
+        let mut engine_task = tokio::spawn(async move { engine.run(stop_rx).await });
+        let service = AggregatorServiceServer::new(AggregatorService::new(
+            self.store,
+            self.engine.status(),
+            self.engine.instance_id().to_owned(),
+        ));
+        let (server_stop_tx, server_stop_rx) = watch::channel(false);
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
+                    let mut rx = server_stop_rx;
+                    drop(rx.wait_for(|s| *s).await);
+                }),
+        );
+        tracing::info!(addr = %self.local_addr, "aggregator status serving");
+        let engine_result = tokio::select! {
+            () = shutdown => {
+                stop_tx.send_replace(true);
+                (&mut engine_task).await
+            }
+            r = &mut engine_task => r,
+        };
+        server_stop_tx.send_replace(true);
+        let served = server.await;
+        match engine_result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e.into()),
+            Err(join) => {
+                tracing::error!(error = %join, "aggregator engine task failed");
+            }
+        }
+        match served {
+            Ok(r) => r.map_err(ServerError::from),
+            Err(join) => {
+                tracing::error!(error = %join, "aggregator status server task failed");
+                Ok(())
+            }
+        }
+    }
+}
