@@ -4,10 +4,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use saleboard_aggregator::{AggregatorConfig, AggregatorServer};
 use saleboard_ingest::{IngestConfig, IngestServer};
 use saleboard_leaderboard::{LeaderboardConfig, LeaderboardServer};
 use saleboard_proto::v1::admin_service_client::AdminServiceClient;
 use saleboard_proto::v1::ingest_service_client::IngestServiceClient;
+use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
 use saleboard_proto::v1::{CreateApiKeyRequest, CreateSiteRequest};
 use saleboard_storage::Store;
 use tokio::sync::watch;
@@ -80,8 +82,10 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     /// Where IngestService listens.
     pub ingest_addr: SocketAddr,
-    /// Where AdminService (and later LeaderboardService) listens.
+    /// Where AdminService and LeaderboardService listen.
     pub admin_addr: SocketAddr,
+    /// Where AggregatorService listens.
+    pub aggregator_addr: SocketAddr,
     /// The organizer token.
     pub token: String,
     stop: watch::Sender<bool>,
@@ -128,9 +132,18 @@ impl TestApp {
             .await
             .expect("leaderboard starts");
 
+        let mut aggregator = AggregatorConfig::defaults().expect("default settings");
+        aggregator.listen = localhost;
+        aggregator.database.url = db.url.clone();
+        aggregator.idle_poll_ms = 5;
+        let aggregator = AggregatorServer::build(aggregator, store.clone())
+            .await
+            .expect("aggregator starts");
+
         let (stop, rx) = watch::channel(false);
         let ingest_addr = ingest.local_addr();
         let admin_addr = board.local_addr();
+        let aggregator_addr = aggregator.local_addr();
         let tasks = vec![
             tokio::spawn({
                 let rx = rx.clone();
@@ -153,6 +166,7 @@ impl TestApp {
             store,
             ingest_addr,
             admin_addr,
+            aggregator_addr,
             token,
             stop,
             tasks,
@@ -162,6 +176,38 @@ impl TestApp {
     /// An admin client with the organizer token.
     pub async fn admin(&self) -> AdminClient {
         admin_client(self.admin_addr, Some(&self.token)).await
+    }
+
+    /// A LeaderboardService client (no authentication).
+    pub async fn leaderboard(&self) -> LeaderboardServiceClient<Channel> {
+        LeaderboardServiceClient::new(channel(self.admin_addr).await)
+    }
+
+    /// Waits (at most 10 s) until the leaderboard's figures include the whole ledger, and
+    /// returns that watermark.
+    ///
+    /// # Panics
+    /// When it does not happen in time.
+    pub async fn settle(&self) -> u64 {
+        let head = self.store.ledger_head().await.expect("ledger head");
+        let mut client = self.leaderboard().await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let national = client
+                .get_national_totals(saleboard_proto::v1::GetNationalTotalsRequest {})
+                .await
+                .expect("GetNationalTotals")
+                .into_inner();
+            if national.watermark >= head {
+                return national.watermark;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "watermark {} never reached head {head}",
+                national.watermark
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// An ingest client with a retailer secret.

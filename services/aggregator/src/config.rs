@@ -9,7 +9,11 @@ use saleboard_runtime::database::DatabaseArgs;
 #[derive(Debug, Clone, clap::Args)]
 pub struct AggregatorConfig {
     /// Address of the status gRPC server (port 0 picks a free port).
-    #[arg(long = "aggregator-listen", env = "SALEBOARD_AGGREGATOR_LISTEN", default_value = "127.0.0.1:50053")]
+    #[arg(
+        long = "aggregator-listen",
+        env = "SALEBOARD_AGGREGATOR_LISTEN",
+        default_value = "127.0.0.1:50053"
+    )]
     pub listen: SocketAddr,
 
     #[command(flatten)]

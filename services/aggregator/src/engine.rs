@@ -91,7 +91,10 @@ impl Engine {
     fn lease_until(&self) -> (UnixNanos, UnixNanos) {
         let now = UnixNanos::now();
         let ms = i64::try_from(self.config.lease_ms).unwrap_or(i64::MAX);
-        (now, UnixNanos(now.0.saturating_add(ms.saturating_mul(1_000_000))))
+        (
+            now,
+            UnixNanos(now.0.saturating_add(ms.saturating_mul(1_000_000))),
+        )
     }
 
     /// Runs until `stop` turns true (then gives the lease up) or a fatal error.
@@ -167,11 +170,19 @@ impl Engine {
             }
             if logged.elapsed() >= Duration::from_secs(10) {
                 if let Ok(state) = self.store.aggregator_state().await {
-                    tracing::info!(applied = state.applied, head = state.head, lag = state.head.saturating_sub(state.applied), "aggregator progress");
+                    tracing::info!(
+                        applied = state.applied,
+                        head = state.head,
+                        lag = state.head.saturating_sub(state.applied),
+                        "aggregator progress"
+                    );
                 }
                 logged = Instant::now();
             }
-            let rows = self.store.read_ledger(applied, self.config.batch_rows).await?;
+            let rows = self
+                .store
+                .read_ledger(applied, self.config.batch_rows)
+                .await?;
             let Some(last) = rows.last().map(|r| r.position) else {
                 tokio::select! {
                     _ = stop.changed() => {}
@@ -193,7 +204,12 @@ impl Engine {
             self.store
                 .apply_totals(applied, last, &changes, UnixNanos::now())
                 .await?;
-            tracing::debug!(from = applied, to = last, rows = rows.len(), "totals applied");
+            tracing::debug!(
+                from = applied,
+                to = last,
+                rows = rows.len(),
+                "totals applied"
+            );
             applied = last;
             self.status.send_replace(LocalStatus {
                 active: true,

@@ -22,7 +22,11 @@ pub struct AggregatorService {
 impl AggregatorService {
     /// A service reporting the database's view and this process's role.
     #[must_use]
-    pub fn new(store: Arc<dyn Store>, local: watch::Receiver<LocalStatus>, instance_id: String) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        local: watch::Receiver<LocalStatus>,
+        instance_id: String,
+    ) -> Self {
         Self {
             store,
             local,

@@ -53,7 +53,10 @@ impl AggregatorServer {
     ///
     /// # Errors
     /// When the address cannot be bound.
-    pub async fn build(config: AggregatorConfig, store: Arc<dyn Store>) -> Result<Self, ServerError> {
+    pub async fn build(
+        config: AggregatorConfig,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, ServerError> {
         let bind = |source| ServerError::Bind {
             addr: config.listen,
             source,

@@ -1,10 +1,12 @@
-//! `saleboard dev`: the whole suite in one process on an embedded SQLite file, with a demo event,
-//! demo sites, exchange rates and fresh keys, printed for copy and paste.
+//! `saleboard dev`: the whole suite (ingest, aggregator, leaderboard) in one process on an
+//! embedded SQLite file, with a demo event, demo sites, exchange rates and fresh keys, printed
+//! for copy and paste.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use saleboard_aggregator::{AggregatorConfig, AggregatorServer};
 use saleboard_domain::{Currency, Event, Rate, SiteId, UnixNanos};
 use saleboard_ingest::{IngestConfig, IngestServer};
 use saleboard_leaderboard::{LeaderboardConfig, LeaderboardServer};
@@ -41,6 +43,13 @@ pub struct DevArgs {
         default_value = "127.0.0.1:50051"
     )]
     pub ingest_listen: SocketAddr,
+    /// Aggregator status address.
+    #[arg(
+        long = "aggregator-listen",
+        env = "SALEBOARD_AGGREGATOR_LISTEN",
+        default_value = "127.0.0.1:50053"
+    )]
+    pub aggregator_listen: SocketAddr,
     /// Leaderboard and admin service address.
     #[arg(
         long = "leaderboard-listen",
@@ -112,6 +121,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     board_config.listen = args.leaderboard_listen;
     board_config.database = args.database.clone();
     let board = LeaderboardServer::build(board_config, store.clone()).await?;
+    let mut aggregator_config = AggregatorConfig::defaults()?;
+    aggregator_config.listen = args.aggregator_listen;
+    aggregator_config.database = args.database.clone();
+    let aggregator = AggregatorServer::build(aggregator_config, store.clone()).await?;
 
     println!(
         "Saleboard dev suite on {}",
@@ -134,10 +147,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         drop(rx.wait_for(|s| *s).await);
     };
     let ingest_task = tokio::spawn(ingest.run_until_stopped(stopped(stop_rx.clone())));
-    let board_task = tokio::spawn(board.run_until_stopped(stopped(stop_rx)));
+    let board_task = tokio::spawn(board.run_until_stopped(stopped(stop_rx.clone())));
+    let aggregator_task = tokio::spawn(aggregator.run_until_stopped(stopped(stop_rx)));
     saleboard_runtime::shutdown::signal().await;
     stop_tx.send_replace(true);
     ingest_task.await??;
     board_task.await??;
+    aggregator_task.await??;
     Ok(())
 }

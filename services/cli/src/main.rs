@@ -1,7 +1,7 @@
 //! `saleboard`: the command line of the suite.
 
 use clap::{Parser, Subcommand};
-use saleboard::{dev, migrate};
+use saleboard::{dev, migrate, verify};
 use saleboard_runtime::logging::{self, LogFormat};
 
 /// Saleboard: live totals and a national leaderboard for an online shopping day.
@@ -21,6 +21,9 @@ enum Command {
     Dev(dev::DevArgs),
     /// Apply pending database migrations.
     Migrate(migrate::MigrateArgs),
+    /// Recompute every total from the ledger and compare with the stored totals; exit 1 on any
+    /// difference.
+    Verify(verify::VerifyArgs),
 }
 
 #[tokio::main]
@@ -30,5 +33,12 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
         Command::Migrate(args) => migrate::run(&args).await,
+        Command::Verify(args) => {
+            if verify::run(&args).await? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
     }
 }

@@ -19,6 +19,8 @@ use saleboard_runtime::status::{from_storage, invalid_field};
 use saleboard_storage::{ApiKeyRecord, SiteRecord, Store};
 use tonic::{Request, Response, Status};
 
+use crate::board::Board;
+
 /// Longest display name, in characters.
 const MAX_DISPLAY_NAME: usize = 200;
 
@@ -26,6 +28,7 @@ const MAX_DISPLAY_NAME: usize = 200;
 #[derive(Clone)]
 pub struct AdminService {
     store: Arc<dyn Store>,
+    board: Arc<Board>,
 }
 
 impl std::fmt::Debug for AdminService {
@@ -35,10 +38,10 @@ impl std::fmt::Debug for AdminService {
 }
 
 impl AdminService {
-    /// A service over `store`.
+    /// A service over `store` that tells `board` when the figures' inputs change.
     #[must_use]
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn Store>, board: Arc<Board>) -> Self {
+        Self { store, board }
     }
 }
 
@@ -123,6 +126,7 @@ impl AdminApi for AdminService {
             .await
             .map_err(|e| store_err(&e))?;
         tracing::info!(site = %site, "site created");
+        self.board.invalidate();
         Ok(Response::new(site_msg(record)))
     }
 
@@ -213,6 +217,7 @@ impl AdminApi for AdminService {
             .await
             .map_err(|e| store_err(&e))?;
         tracing::info!(event_id = %event.event_id, "event set");
+        self.board.invalidate();
         Ok(Response::new(event_msg(&event)))
     }
 
@@ -252,6 +257,7 @@ impl AdminApi for AdminService {
             .await
             .map_err(|e| store_err(&e))?;
         tracing::info!(changed = rates.len(), "exchange rates set");
+        self.board.invalidate();
         Ok(Response::new(SetExchangeRatesResponse {
             rates: rate_msgs(all),
         }))

@@ -1,14 +1,20 @@
-//! The leaderboard service process: organizers manage the event through `AdminService` here
-//! (the read-only `LeaderboardService` joins it in the next step).
+//! The leaderboard service process: the read-only `LeaderboardService` (live ranking, totals)
+//! and the organizer's `AdminService`.
 //!
 //! Layout:
 //! - [`config`]: flags and environment variables.
-//! - [`server`]: the tower stack and gRPC server; `run_until_stopped`.
+//! - [`server`]: the tower stacks and gRPC server; `run_until_stopped`.
+//! - [`board`]: owns the current snapshot and refreshes it when the figures change.
+//! - [`snapshot`]: figures built from one consistent read, ranked once.
+//! - [`grpc`]: the `LeaderboardService` implementation.
 //! - [`admin`]: the `AdminService` implementation: sites, API keys, the event, exchange rates.
 
 pub mod admin;
+pub mod board;
 pub mod config;
+pub mod grpc;
 pub mod server;
+pub mod snapshot;
 
 pub use config::LeaderboardConfig;
 pub use server::LeaderboardServer;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use saleboard_proto::v1::admin_service_server::AdminServiceServer;
+use saleboard_proto::v1::leaderboard_service_server::LeaderboardServiceServer;
 use saleboard_runtime::auth::{BearerAuthLayer, OrganizerToken};
 use saleboard_runtime::shed::ShedLoadLayer;
 use saleboard_storage::Store;
@@ -14,6 +15,8 @@ use tonic::codec::CompressionEncoding;
 
 use crate::LeaderboardConfig;
 use crate::admin::AdminService;
+use crate::board::Board;
+use crate::grpc::LeaderboardService;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The first snapshot could not be read.
+    #[error("cannot read the figures: {0}")]
+    Load(#[from] saleboard_storage::StorageError),
     /// The gRPC server failed.
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -43,6 +49,7 @@ pub struct LeaderboardServer {
     local_addr: SocketAddr,
     config: LeaderboardConfig,
     store: Arc<dyn Store>,
+    board: Arc<Board>,
 }
 
 impl std::fmt::Debug for LeaderboardServer {
@@ -71,11 +78,13 @@ impl LeaderboardServer {
         };
         let listener = TcpListener::bind(config.listen).await.map_err(bind)?;
         let local_addr = listener.local_addr().map_err(bind)?;
+        let board = Board::new(store.clone()).await?;
         Ok(Self {
             listener,
             local_addr,
             config,
             store,
+            board,
         })
     }
 
@@ -99,12 +108,26 @@ impl LeaderboardServer {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        let admin = AdminServiceServer::new(AdminService::new(self.store))
+        let shed = ShedLoadLayer::new(self.config.concurrency_limit as usize);
+        let (stop_board, board_stopped) = tokio::sync::watch::channel(false);
+        let board_task = tokio::spawn(self.board.clone().run(board_stopped));
+        let leaderboard = LeaderboardServiceServer::new(LeaderboardService::new(
+            self.board.clone(),
+            self.store.clone(),
+        ))
+        .send_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Zstd)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd);
+        let leaderboard = tower::ServiceBuilder::new()
+            // Read-only and unauthenticated, but still shed under overload.
+            .layer(shed.clone())
+            .service(leaderboard);
+        let admin = AdminServiceServer::new(AdminService::new(self.store, self.board.clone()))
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd)
             .send_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Zstd);
-        let shed = ShedLoadLayer::new(self.config.concurrency_limit as usize);
         let admin = tower::ServiceBuilder::new()
             // Outermost: an overloaded server refuses before spending anything on the request.
             .layer(shed)
@@ -113,11 +136,20 @@ impl LeaderboardServer {
                 &self.config.organizer_token,
             )))
             .service(admin);
-        tracing::info!(addr = %self.local_addr, "leaderboard (admin) serving");
+        tracing::info!(addr = %self.local_addr, "leaderboard serving");
+        // Watch streams end when the board closes, which lets the graceful shutdown finish.
+        let shutdown = async move {
+            shutdown.await;
+            stop_board.send_replace(true);
+        };
         let result = saleboard_runtime::grpc::server_builder(self.config.request_timeout())
+            .add_service(leaderboard)
             .add_service(admin)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
             .await;
+        if let Err(e) = board_task.await {
+            tracing::error!(error = %e, "leaderboard board task failed");
+        }
         tracing::info!("leaderboard stopped");
         result.map_err(ServerError::from)
     }

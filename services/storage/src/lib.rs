@@ -18,8 +18,8 @@ pub mod error;
 pub mod model;
 pub mod postgres;
 mod shared_sql;
-mod totals_sql;
 pub mod sqlite;
+mod totals_sql;
 
 use std::sync::Arc;
 
@@ -117,7 +117,11 @@ pub trait TotalsStore: Send + Sync {
     async fn read_board(&self) -> Result<BoardData>;
     /// One site's totals (and hourly series when asked), read consistently; `None` for an
     /// unknown site.
-    async fn site_totals(&self, site: &SiteId, include_hourly: bool) -> Result<Option<SiteTotalsData>>;
+    async fn site_totals(
+        &self,
+        site: &SiteId,
+        include_hourly: bool,
+    ) -> Result<Option<SiteTotalsData>>;
 }
 
 /// Everything a service needs from storage.

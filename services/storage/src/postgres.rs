@@ -42,20 +42,22 @@ impl PgStore {
     }
 
     fn migrator() -> Migrator {
-        Migrator::with_migrations(vec![Migration::new(
-            1,
-            "init".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            2,
-            "totals".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/postgres/0002_totals.sql").into_sql_str(),
-            false,
-        )])
+        Migrator::with_migrations(vec![
+            Migration::new(
+                1,
+                "init".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                2,
+                "totals".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0002_totals.sql").into_sql_str(),
+                false,
+            ),
+        ])
     }
 }
 

@@ -57,20 +57,22 @@ impl SqliteStore {
     }
 
     fn migrator() -> Migrator {
-        Migrator::with_migrations(vec![Migration::new(
-            1,
-            "init".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            2,
-            "totals".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/sqlite/0002_totals.sql").into_sql_str(),
-            false,
-        )])
+        Migrator::with_migrations(vec![
+            Migration::new(
+                1,
+                "init".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                2,
+                "totals".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0002_totals.sql").into_sql_str(),
+                false,
+            ),
+        ])
     }
 }
 
@@ -257,7 +259,9 @@ impl Store for SqliteStore {
                             newer
                         });
                     }
-                    Err(e) => tracing::warn!(error = %e, "applied feed: cannot read the aggregator state"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "applied feed: cannot read the aggregator state")
+                    }
                 }
             }
         });

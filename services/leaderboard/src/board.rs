@@ -1,0 +1,162 @@
+//! The board: owns the current [`Snapshot`] and publishes a new one whenever the figures change.
+//! It learns of changes from the storage's applied feed (LISTEN/NOTIFY on PostgreSQL) and from
+//! the admin service in this process (sites, event, rates), with a slow periodic refresh as a
+//! safety net; it never scans the ledger. Queries and watchers share the snapshot through a
+//! `watch` channel, so hundreds of watchers cost one build per change.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use saleboard_domain::UnixNanos;
+use saleboard_storage::Store;
+use tokio::sync::{Notify, watch};
+
+use crate::snapshot::{Figures, Snapshot};
+
+/// How long a snapshot stays available to page tokens.
+pub const PAGE_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// Most snapshots kept for page tokens.
+const HISTORY: usize = 256;
+/// Refresh even without a signal this often (e.g. sites created through another process).
+const SAFETY_REFRESH: Duration = Duration::from_secs(5);
+
+/// The board of one leaderboard process.
+#[derive(Debug)]
+pub struct Board {
+    store: Arc<dyn Store>,
+    current: watch::Sender<Arc<Snapshot>>,
+    history: Mutex<VecDeque<Arc<Snapshot>>>,
+    invalidated: Notify,
+    closing: watch::Sender<bool>,
+}
+
+impl Board {
+    /// A board with its first snapshot built.
+    ///
+    /// # Errors
+    /// When storage cannot be read.
+    pub async fn new(store: Arc<dyn Store>) -> Result<Arc<Self>, saleboard_storage::StorageError> {
+        let board = Arc::new(Self {
+            store,
+            current: watch::Sender::new(Arc::new(Snapshot {
+                generation: 0,
+                as_of: UnixNanos::now(),
+                figures: Figures::default(),
+            })),
+            history: Mutex::new(VecDeque::new()),
+            invalidated: Notify::new(),
+            closing: watch::Sender::new(false),
+        });
+        board.refresh().await?;
+        Ok(board)
+    }
+
+    /// The current snapshot.
+    #[must_use]
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.current.borrow().clone()
+    }
+
+    /// Receives every new snapshot (only the latest is kept for a slow reader).
+    #[must_use]
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.current.subscribe()
+    }
+
+    /// Turns true when the board stops: watchers end their streams.
+    #[must_use]
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// A snapshot still kept for page tokens.
+    #[must_use]
+    pub fn by_generation(&self, generation: u64) -> Option<Arc<Snapshot>> {
+        let current = self.current();
+        if current.generation == generation {
+            return Some(current);
+        }
+        self.history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|s| s.generation == generation)
+            .cloned()
+    }
+
+    /// Asks for a refresh now (after an admin change).
+    pub fn invalidate(&self) {
+        self.invalidated.notify_one();
+    }
+
+    /// Rebuilds from storage and publishes when the figures changed.
+    ///
+    /// # Errors
+    /// When storage cannot be read. A build error (a figure out of range) keeps the current
+    /// snapshot and is logged.
+    pub async fn refresh(&self) -> Result<(), saleboard_storage::StorageError> {
+        let data = self.store.read_board().await?;
+        let figures = match Figures::build(data) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the leaderboard; keeping the previous snapshot");
+                return Ok(());
+            }
+        };
+        let previous = self.current();
+        if previous.generation > 0 && previous.figures == figures {
+            return Ok(());
+        }
+        let snapshot = Arc::new(Snapshot {
+            generation: previous.generation + 1,
+            as_of: UnixNanos::now(),
+            figures,
+        });
+        {
+            let mut history = self
+                .history
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            history.push_back(previous);
+            let oldest = UnixNanos::now()
+                .saturating_add_secs(-i64::try_from(PAGE_TOKEN_LIFETIME.as_secs()).unwrap_or(60));
+            while history.len() > HISTORY || history.front().is_some_and(|s| s.as_of < oldest) {
+                history.pop_front();
+            }
+        }
+        self.current.send_replace(snapshot);
+        Ok(())
+    }
+
+    /// Keeps the snapshot fresh until `stop` turns true.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut feed = match self.store.applied_feed().await {
+            Ok(feed) => Some(feed),
+            Err(e) => {
+                tracing::warn!(error = %e, "no applied feed; refreshing every {SAFETY_REFRESH:?} only");
+                None
+            }
+        };
+        let mut safety = tokio::time::interval(SAFETY_REFRESH);
+        loop {
+            let changed = async {
+                match feed.as_mut() {
+                    Some(f) => f.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                alive = changed => if !alive { feed = None; },
+                () = self.invalidated.notified() => {}
+                _ = safety.tick() => {}
+            }
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "cannot refresh the leaderboard");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        self.closing.send_replace(true);
+    }
+}
