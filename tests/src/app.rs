@@ -154,11 +154,20 @@ impl TestApp {
                         .expect("ingest runs")
                 }
             }),
+            tokio::spawn({
+                let rx = rx.clone();
+                async move {
+                    board
+                        .run_until_stopped(stopped(rx))
+                        .await
+                        .expect("leaderboard runs")
+                }
+            }),
             tokio::spawn(async move {
-                board
+                aggregator
                     .run_until_stopped(stopped(rx))
                     .await
-                    .expect("leaderboard runs")
+                    .expect("aggregator runs")
             }),
         ];
         Some(Self {

@@ -1,0 +1,605 @@
+//! LeaderboardService end to end (in-process, both backends): pushes from several sites in
+//! several currencies, with refunds, duplicates and rejects; then every figure is compared with a
+//! model computed here, independently, from what ingest said was ACCEPTED.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use saleboard_proto::Timestamp;
+use saleboard_proto::v1::{
+    CurrencyTotals, ExchangeRate, GetLeaderboardRequest, GetNationalTotalsRequest,
+    GetSiteTotalsRequest, Outcome, SetExchangeRatesRequest, SubmitTransactionsRequest, Transaction,
+    WatchLeaderboardRequest,
+};
+use saleboard_tests::data::{now_secs, refund, sale};
+use saleboard_tests::{Backend, TestApp, backend_tests};
+use tonic::Code;
+
+/// Minor-unit exponents, written out here so the model does not use the code under test.
+fn exponent(currency: &str) -> u32 {
+    match currency {
+        "JPY" => 0,
+        "KWD" => 3,
+        _ => 2,
+    }
+}
+
+/// `net_minor` of `currency` in IDR minor units at `rate`, half to even, by rational arithmetic.
+fn model_convert(net_minor: i64, currency: &str, rate: &str) -> i128 {
+    let (int, frac) = rate.split_once('.').unwrap_or((rate, ""));
+    let num: i128 = format!("{int}{frac}").parse().expect("rate digits");
+    let mut den: i128 = 10_i128.pow(u32::try_from(frac.len()).expect("short"));
+    let mut num = i128::from(net_minor) * num * 100; // IDR has 2 decimals
+    den *= 10_i128.pow(exponent(currency));
+    let g = gcd(num.abs(), den);
+    num /= g;
+    den /= g;
+    let (q, r) = (num / den, num % den);
+    match (2 * r).cmp(&den) {
+        std::cmp::Ordering::Greater => q + 1,
+        std::cmp::Ordering::Equal if q % 2 == 1 => q + 1,
+        _ => q,
+    }
+}
+
+fn gcd(a: i128, b: i128) -> i128 {
+    if b == 0 { a.max(1) } else { gcd(b, a % b) }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Model {
+    /// (site, currency) -> [sales, gross, refunds, refunded]
+    totals: BTreeMap<(String, String), [i64; 4]>,
+    /// (site, hour start, currency) -> (sales, net)
+    hourly: BTreeMap<(String, i64, String), (u64, i64)>,
+}
+
+impl Model {
+    fn record(&mut self, site: &str, t: &Transaction) {
+        let e = self
+            .totals
+            .entry((site.into(), t.currency.clone()))
+            .or_default();
+        let at = t.occurred_at.as_ref().expect("time").seconds;
+        let h = self
+            .hourly
+            .entry((site.into(), at - at.rem_euclid(3_600), t.currency.clone()))
+            .or_default();
+        if t.refund_of.is_empty() {
+            e[0] += 1;
+            e[1] += t.amount_minor;
+            h.0 += 1;
+            h.1 += t.amount_minor;
+        } else {
+            e[2] += 1;
+            e[3] += t.amount_minor;
+            h.1 -= t.amount_minor;
+        }
+    }
+
+    fn net_idr(&self, site: &str, rates: &BTreeMap<&str, &str>) -> (i64, Vec<String>) {
+        let mut net = 0i128;
+        let mut unconverted = Vec::new();
+        for ((s, c), v) in &self.totals {
+            if s != site {
+                continue;
+            }
+            let n = v[1] - v[3];
+            if c == "IDR" {
+                net += i128::from(n);
+            } else if let Some(rate) = rates.get(c.as_str()) {
+                net += model_convert(n, c, rate);
+            } else {
+                unconverted.push(c.clone());
+            }
+        }
+        (i64::try_from(net).expect("fits"), unconverted)
+    }
+}
+
+fn at(hours_ago: i64, minute: i64) -> Option<Timestamp> {
+    let now = now_secs();
+    let base = now - now.rem_euclid(3_600) - hours_ago * 3_600;
+    Some(Timestamp {
+        seconds: base + minute * 60,
+        nanos: 0,
+    })
+}
+
+fn when(mut t: Transaction, hours_ago: i64, minute: i64) -> Transaction {
+    t.occurred_at = at(hours_ago, minute);
+    t
+}
+
+const SITES: [&str; 4] = ["alpha", "beta", "gamma", "delta"];
+
+/// Pushes the scenario and returns the model of what was ACCEPTED.
+async fn push_scenario(app: &TestApp) -> Model {
+    let mut model = Model::default();
+    let mut secrets = BTreeMap::new();
+    for s in SITES {
+        secrets.insert(s, app.site_with_key(s).await.1);
+    }
+    let batches: Vec<(&str, Vec<Transaction>)> = vec![
+        (
+            "alpha",
+            vec![
+                when(sale("a1", "IDR", 150_000_00), 3, 5),
+                when(sale("a2", "IDR", 99_999_99), 2, 10),
+                when(sale("a3", "USD", 12_34), 2, 20),
+                when(sale("a4", "KWD", 1_234), 1, 0),
+                when(refund("a5", "a1", "IDR", 50_000_00), 1, 30),
+            ],
+        ),
+        (
+            "alpha",
+            vec![
+                when(sale("a1", "IDR", 150_000_00), 3, 5), // duplicate
+                when(refund("a6", "a1", "IDR", 100_000_01), 0, 1), // over the sale: rejected
+                when(refund("a7", "a3", "USD", 34), 0, 2),
+                when(sale("a8", "SGD", 10_00), 0, 3), // no rate: unconverted
+            ],
+        ),
+        (
+            "beta",
+            vec![
+                when(sale("b1", "JPY", 120_000), 4, 0),
+                when(sale("b2", "JPY", 3), 4, 1),
+                when(sale("b3", "USD", 99_99), 3, 0),
+                when(refund("b4", "b1", "JPY", 20_000), 2, 0),
+                when(sale("b5", "USD", 1), 0, 0),
+            ],
+        ),
+        (
+            "gamma",
+            vec![
+                when(sale("g1", "IDR", 1), 5, 0),
+                when(sale("g2", "IDR", 2_00), 5, 59),
+                when(refund("g3", "g2", "IDR", 2_00), 0, 0), // refunded in full
+                when(sale("g4", "XXX", 1), 0, 0),            // invalid currency: rejected
+            ],
+        ),
+    ];
+    for (site, txs) in batches {
+        let r = app
+            .ingest(&secrets[site])
+            .await
+            .submit_transactions(SubmitTransactionsRequest {
+                transactions: txs.clone(),
+            })
+            .await
+            .expect("submit")
+            .into_inner();
+        for (t, result) in txs.iter().zip(&r.results) {
+            if result.outcome() == Outcome::Accepted {
+                model.record(site, t);
+            }
+        }
+    }
+    model
+}
+
+fn rates_map() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::from([("USD", "15850.25"), ("JPY", "105.75"), ("KWD", "51234.5")])
+}
+
+async fn set_rates(app: &TestApp, rates: &BTreeMap<&str, &str>) {
+    app.admin()
+        .await
+        .set_exchange_rates(SetExchangeRatesRequest {
+            rates: rates
+                .iter()
+                .map(|(c, r)| ExchangeRate {
+                    currency: (*c).into(),
+                    rate: (*r).into(),
+                })
+                .collect(),
+        })
+        .await
+        .expect("rates");
+}
+
+/// (rank, site, net) expected, by the rules: net desc, site id asc, 1-2-2-4 ranks.
+fn model_ranking(
+    model: &Model,
+    rates: &BTreeMap<&str, &str>,
+) -> Vec<(u32, String, i64, Vec<String>)> {
+    let mut rows: Vec<_> = SITES
+        .iter()
+        .map(|s| {
+            let (net, unconverted) = model.net_idr(s, rates);
+            ((*s).to_owned(), net, unconverted)
+        })
+        .collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut out: Vec<(u32, String, i64, Vec<String>)> = Vec::new();
+    for (i, (s, net, u)) in rows.into_iter().enumerate() {
+        let rank = match out.last() {
+            Some(prev) if prev.2 == net => prev.0,
+            _ => u32::try_from(i + 1).expect("small"),
+        };
+        out.push((rank, s, net, u));
+    }
+    out
+}
+
+async fn figures_match_an_independent_model(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.set_event().await;
+    let rates = rates_map();
+    set_rates(&app, &rates).await;
+    let model = push_scenario(&app).await;
+    let watermark = app.settle().await;
+    let mut board = app.leaderboard().await;
+
+    // The ranking, read in pages of 3 from one snapshot.
+    let first = board
+        .get_leaderboard(GetLeaderboardRequest {
+            limit: 3,
+            page_token: String::new(),
+        })
+        .await
+        .expect("page 1")
+        .into_inner();
+    assert_eq!(first.entries.len(), 3);
+    assert!(!first.next_page_token.is_empty());
+    let second = board
+        .get_leaderboard(GetLeaderboardRequest {
+            limit: 3,
+            page_token: first.next_page_token.clone(),
+        })
+        .await
+        .expect("page 2")
+        .into_inner();
+    assert!(second.next_page_token.is_empty());
+    assert_eq!(
+        (first.watermark, second.watermark, first.as_of),
+        (watermark, watermark, second.as_of),
+        "one snapshot"
+    );
+    let got: Vec<_> = first
+        .entries
+        .iter()
+        .chain(&second.entries)
+        .map(|e| {
+            (
+                e.rank,
+                e.site_id.clone(),
+                e.net_reporting_minor,
+                e.unconverted_currencies.clone(),
+            )
+        })
+        .collect();
+    let want = model_ranking(&model, &rates);
+    assert_eq!(got, want);
+    assert_eq!(first.reporting_currency, "IDR");
+    let national_idr: i64 = want.iter().map(|w| w.2).sum();
+    assert_eq!(first.national_net_reporting_minor, national_idr);
+    assert_eq!(
+        first
+            .entries
+            .iter()
+            .find(|e| e.site_id == "alpha")
+            .map(|e| (e.sale_count, e.refund_count)),
+        Some((5, 2))
+    );
+
+    // Per-site totals and the hourly series.
+    for site in SITES {
+        let t = board
+            .get_site_totals(GetSiteTotalsRequest {
+                site_id: site.into(),
+                include_hourly: true,
+            })
+            .await
+            .expect("site totals")
+            .into_inner();
+        assert_eq!(t.watermark, watermark);
+        let got: Vec<_> = t
+            .totals
+            .iter()
+            .map(|c| {
+                (
+                    (site.to_owned(), c.currency.clone()),
+                    [
+                        c.sale_count as i64,
+                        c.gross_minor,
+                        c.refund_count as i64,
+                        c.refunded_minor,
+                    ],
+                    c.net_minor,
+                )
+            })
+            .collect();
+        let want: Vec<_> = model
+            .totals
+            .iter()
+            .filter(|((s, _), _)| s == site)
+            .map(|(k, v)| (k.clone(), *v, v[1] - v[3]))
+            .collect();
+        assert_eq!(got, want, "{site}");
+        let got: Vec<_> = t
+            .hourly
+            .iter()
+            .map(|h| {
+                (
+                    (
+                        site.to_owned(),
+                        h.hour_start.as_ref().expect("hour").seconds,
+                        h.currency.clone(),
+                    ),
+                    (h.sale_count, h.net_minor),
+                )
+            })
+            .collect();
+        let want: Vec<_> = model
+            .hourly
+            .iter()
+            .filter(|((s, _, _), _)| s == site)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        assert_eq!(got, want, "{site} hourly");
+    }
+
+    // National totals per currency.
+    let national = board
+        .get_national_totals(GetNationalTotalsRequest {})
+        .await
+        .expect("national")
+        .into_inner();
+    let mut per_currency: BTreeMap<String, [i64; 4]> = BTreeMap::new();
+    for ((_, c), v) in &model.totals {
+        let e = per_currency.entry(c.clone()).or_default();
+        for i in 0..4 {
+            e[i] += v[i];
+        }
+    }
+    let want: Vec<CurrencyTotals> = per_currency
+        .into_iter()
+        .map(|(c, v)| CurrencyTotals {
+            currency: c,
+            sale_count: v[0] as u64,
+            gross_minor: v[1],
+            refund_count: v[2] as u64,
+            refunded_minor: v[3],
+            net_minor: v[1] - v[3],
+        })
+        .collect();
+    assert_eq!(national.totals, want);
+    assert_eq!(
+        (
+            national.net_reporting_minor,
+            national.site_count,
+            national.watermark
+        ),
+        (national_idr, 4, watermark)
+    );
+
+    // A new rate re-ranks at once, without touching the totals.
+    let mut richer = rates.clone();
+    richer.insert("JPY", "10000000");
+    set_rates(&app, &richer).await;
+    let want = model_ranking(&model, &richer);
+    assert_eq!(
+        want[0].1, "beta",
+        "the scenario must make the rate change matter"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let b = board
+            .get_leaderboard(GetLeaderboardRequest {
+                limit: 10,
+                page_token: String::new(),
+            })
+            .await
+            .expect("board")
+            .into_inner();
+        let got: Vec<_> = b
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.rank,
+                    e.site_id.clone(),
+                    e.net_reporting_minor,
+                    e.unconverted_currencies.clone(),
+                )
+            })
+            .collect();
+        if got == want {
+            assert_eq!(b.watermark, watermark, "the ledger did not move");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "rates did not re-rank within 2 s: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn requests_are_checked(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut board = app.leaderboard().await;
+    let err = board
+        .get_leaderboard(GetLeaderboardRequest::default())
+        .await
+        .expect_err("no event");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    app.set_event().await;
+    for s in ["a", "b", "c"] {
+        app.site_with_key(s).await;
+    }
+    app.settle().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let page = loop {
+        let page = board
+            .get_leaderboard(GetLeaderboardRequest::default())
+            .await;
+        match page {
+            Ok(p) if p.get_ref().entries.len() == 3 => break p.into_inner(),
+            _ => assert!(
+                tokio::time::Instant::now() < deadline,
+                "sites never appeared: {page:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        page.entries
+            .iter()
+            .all(|e| e.rank == 1 && e.net_reporting_minor == 0),
+        "every site appears, tied at zero"
+    );
+    assert!(page.next_page_token.is_empty());
+
+    let err = board
+        .get_leaderboard(GetLeaderboardRequest {
+            limit: 1_001,
+            page_token: String::new(),
+        })
+        .await
+        .expect_err("limit");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    board
+        .get_leaderboard(GetLeaderboardRequest {
+            limit: 1_000,
+            page_token: String::new(),
+        })
+        .await
+        .expect("1,000 is allowed");
+    let err = board
+        .get_leaderboard(GetLeaderboardRequest {
+            limit: 1,
+            page_token: "garbage".into(),
+        })
+        .await
+        .expect_err("bad token");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = board
+        .get_leaderboard(GetLeaderboardRequest {
+            limit: 1,
+            page_token: "999999.1".into(),
+        })
+        .await
+        .expect_err("expired");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let err = board
+        .get_site_totals(GetSiteTotalsRequest {
+            site_id: "nobody".into(),
+            include_hourly: false,
+        })
+        .await
+        .expect_err("unknown");
+    assert_eq!(err.code(), Code::NotFound);
+    let err = board
+        .get_site_totals(GetSiteTotalsRequest {
+            site_id: "Bad Id".into(),
+            include_hourly: false,
+        })
+        .await
+        .expect_err("invalid");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = board
+        .watch_leaderboard(WatchLeaderboardRequest {
+            limit: 0,
+            min_interval_ms: 49,
+        })
+        .await
+        .expect_err("too fast");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = board
+        .watch_leaderboard(WatchLeaderboardRequest {
+            limit: 5_000,
+            min_interval_ms: 0,
+        })
+        .await
+        .expect_err("limit");
+    assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+async fn watchers_get_updates_at_their_pace(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |c| c.site_rate_limit = 0).await else {
+        return;
+    };
+    app.set_event().await;
+    let (_, secret) = app.site_with_key("alpha").await;
+    let mut board = app.leaderboard().await;
+
+    // A watcher that never reads, opened first.
+    let _stalled = board
+        .watch_leaderboard(WatchLeaderboardRequest {
+            limit: 1_000,
+            min_interval_ms: 50,
+        })
+        .await
+        .expect("stalled watcher");
+
+    let started = tokio::time::Instant::now();
+    let mut watch = board
+        .watch_leaderboard(WatchLeaderboardRequest {
+            limit: 10,
+            min_interval_ms: 200,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.message().await.expect("first").expect("a message");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the current state comes at once"
+    );
+    assert_eq!(first.watermark, 0);
+
+    // Push in bursts while reading.
+    let mut ingest = app.ingest(&secret).await;
+    let pusher = tokio::spawn(async move {
+        for burst in 0..15 {
+            let txs = (0..50)
+                .map(|i| sale(&format!("w{burst}-{i}"), "IDR", 1_000))
+                .collect();
+            ingest
+                .submit_transactions(SubmitTransactionsRequest { transactions: txs })
+                .await
+                .expect("push");
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+    });
+    let mut arrivals = vec![tokio::time::Instant::now()];
+    let mut last = first;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while last.watermark < 750 {
+        let m = tokio::time::timeout_at(deadline, watch.message())
+            .await
+            .expect("updates keep coming")
+            .expect("ok")
+            .expect("open");
+        arrivals.push(tokio::time::Instant::now());
+        assert!(m.watermark > last.watermark, "each message is a change");
+        last = m;
+    }
+    pusher.await.expect("pusher");
+    assert!(
+        arrivals.len() >= 3,
+        "several updates arrived: {}",
+        arrivals.len()
+    );
+    for pair in arrivals.windows(2).skip(1) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(190),
+            "messages at most one per 200 ms, got {gap:?}"
+        );
+    }
+    assert_eq!(last.entries[0].net_reporting_minor, 750 * 1_000);
+}
+
+backend_tests!(
+    figures_match_an_independent_model,
+    requests_are_checked,
+    watchers_get_updates_at_their_pace
+);
