@@ -1,0 +1,417 @@
+//! The three services as separate processes over one database: several ingest processes
+//! writing at once while the aggregator tails (no row skipped), the aggregator killed and
+//! restarted again and again, two aggregators at once; `saleboard verify` and the leaderboard
+//! agree with what ingest said was ACCEPTED.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use saleboard_domain::{Event, SiteId, UnixNanos};
+use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
+use saleboard_proto::v1::{
+    GetNationalTotalsRequest, GetSiteTotalsRequest, Outcome, SubmitTransactionsRequest, Transaction,
+};
+use saleboard_runtime::auth::new_api_key;
+use saleboard_tests::app::{channel, ingest_client};
+use saleboard_tests::data::{now_secs, refund};
+use saleboard_tests::load::{SplitMix, sale_of};
+use saleboard_tests::proc::{ServiceProcess, bin_dir, free_addr};
+use saleboard_tests::{Backend, TestDb, backend_tests};
+
+const TOKEN: &str = "organizer-process-token";
+
+struct Suite {
+    db: TestDb,
+    secrets: Vec<String>,
+}
+
+/// Per (site, currency): (sales, gross, refunds, refunded) told ACCEPTED.
+type Accepted = BTreeMap<(String, String), [i64; 4]>;
+
+impl Suite {
+    async fn new(backend: Backend, sites: usize) -> Option<Self> {
+        let db = TestDb::create(backend).await?;
+        let store = db.store().await;
+        let now = UnixNanos::now();
+        let event = Event::new(
+            "e",
+            "E",
+            now.saturating_add_secs(-86_400),
+            now.saturating_add_secs(86_400),
+            "IDR",
+        )
+        .expect("event");
+        store.set_event(&event).await.expect("event");
+        let mut secrets = Vec::new();
+        for s in 0..sites {
+            let site = SiteId::parse(&format!("site-{s}")).expect("site");
+            store.create_site(&site, "S", now).await.expect("site");
+            let key = new_api_key().expect("key");
+            store
+                .create_api_key(&key.key_id, &site, &key.secret_hash, now)
+                .await
+                .expect("key");
+            secrets.push(key.secret);
+        }
+        Some(Self { db, secrets })
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("SALEBOARD_DATABASE_URL", self.db.url.as_str()),
+            ("RUST_LOG", "info"),
+        ]
+    }
+
+    async fn ingest(&self) -> ServiceProcess {
+        let addr = free_addr();
+        let listen = addr.to_string();
+        ServiceProcess::start(
+            "saleboard-ingest",
+            &["--ingest-listen", &listen, "--site-rate-limit", "0"],
+            &self.env(),
+            addr,
+        )
+        .await
+    }
+
+    async fn aggregator(&self) -> ServiceProcess {
+        let addr = free_addr();
+        let listen = addr.to_string();
+        ServiceProcess::start(
+            "saleboard-aggregator",
+            &[
+                "--aggregator-listen",
+                &listen,
+                "--aggregator-lease-ms",
+                "1000",
+                "--aggregator-batch",
+                "3000",
+            ],
+            &self.env(),
+            addr,
+        )
+        .await
+    }
+
+    async fn leaderboard(&self) -> ServiceProcess {
+        let addr = free_addr();
+        let listen = addr.to_string();
+        ServiceProcess::start(
+            "saleboard-leaderboard",
+            &["--leaderboard-listen", &listen, "--organizer-token", TOKEN],
+            &self.env(),
+            addr,
+        )
+        .await
+    }
+
+    /// Waits until the aggregator has applied the whole ledger.
+    async fn settle(&self) {
+        let store = self.db.store().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let state = store.aggregator_state().await.expect("state");
+            if state.applied == state.head {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "aggregator stuck at {} of {}",
+                state.applied,
+                state.head
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs `saleboard verify`; returns (exit ok, output).
+    fn verify(&self) -> (bool, String) {
+        let out = Command::new(bin_dir().join("saleboard"))
+            .arg("verify")
+            .env("SALEBOARD_DATABASE_URL", &self.db.url)
+            .output()
+            .expect("saleboard verify runs");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+}
+
+/// One client's stream: `n` transactions of `site`, IDR and USD, some refunds of its own
+/// earlier sales and some resubmissions; returns what it was told ACCEPTED.
+async fn push(
+    addr: std::net::SocketAddr,
+    secret: String,
+    site: usize,
+    client: usize,
+    n: usize,
+) -> Accepted {
+    let occurred = now_secs() - 30;
+    let mut rng = SplitMix::new((site * 100 + client) as u64 + 7);
+    let mut sales: Vec<Transaction> = Vec::new();
+    let mut txs = Vec::with_capacity(n);
+    for i in 0..n {
+        let roll = rng.below(100);
+        let t = if roll < 5 && !sales.is_empty() {
+            let s = &sales[usize::try_from(rng.below(sales.len() as u64)).expect("index")];
+            let mut r = refund(
+                &format!("s{site}c{client}r{i}"),
+                &s.transaction_id,
+                &s.currency,
+                s.amount_minor / 4 + 1,
+            );
+            r.occurred_at = s.occurred_at;
+            r
+        } else if roll < 10 && !txs.is_empty() {
+            let prev: &Transaction =
+                &txs[usize::try_from(rng.below(txs.len() as u64)).expect("index")];
+            prev.clone()
+        } else {
+            let mut t = sale_of(&format!("s{site}c{client}t{i}"), occurred);
+            if roll % 3 == 0 {
+                t.currency = "USD".into();
+            }
+            sales.push(t.clone());
+            t
+        };
+        txs.push(t);
+    }
+    let requests: Vec<_> = txs
+        .chunks(250)
+        .map(|c| SubmitTransactionsRequest {
+            transactions: c.to_vec(),
+        })
+        .collect();
+    let mut client_ = ingest_client(addr, Some(&secret)).await;
+    let mut stream = client_
+        .stream_transactions(tokio_stream::iter(requests.clone()))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut accepted = Accepted::new();
+    let mut i = 0;
+    while let Some(r) = stream.message().await.expect("response") {
+        for (t, result) in requests[i].transactions.iter().zip(r.results) {
+            // The generator may refund one sale more than it holds; nothing else may be refused.
+            if result.outcome() == Outcome::Rejected {
+                assert_eq!(
+                    result.reason, "REFUND_EXCEEDS_SALE",
+                    "{}: {}",
+                    t.transaction_id, result.message
+                );
+            }
+            if result.outcome() == Outcome::Accepted {
+                let e = accepted
+                    .entry((format!("site-{site}"), t.currency.clone()))
+                    .or_default();
+                if t.refund_of.is_empty() {
+                    e[0] += 1;
+                    e[1] += t.amount_minor;
+                } else {
+                    e[2] += 1;
+                    e[3] += t.amount_minor;
+                }
+            }
+        }
+        i += 1;
+    }
+    assert_eq!(i, requests.len());
+    accepted
+}
+
+fn merge(into: &mut Accepted, from: Accepted) {
+    for (k, v) in from {
+        let e = into.entry(k).or_default();
+        for i in 0..4 {
+            e[i] += v[i];
+        }
+    }
+}
+
+async fn leaderboard_totals(addr: std::net::SocketAddr, sites: usize) -> Accepted {
+    let mut client = LeaderboardServiceClient::new(channel(addr).await);
+    let mut out = Accepted::new();
+    for s in 0..sites {
+        let t = client
+            .get_site_totals(GetSiteTotalsRequest {
+                site_id: format!("site-{s}"),
+                include_hourly: false,
+            })
+            .await
+            .expect("site totals")
+            .into_inner();
+        for c in t.totals {
+            assert_eq!(c.net_minor, c.gross_minor - c.refunded_minor);
+            out.insert(
+                (t.site_id.clone(), c.currency),
+                [
+                    c.sale_count as i64,
+                    c.gross_minor,
+                    c.refund_count as i64,
+                    c.refunded_minor,
+                ],
+            );
+        }
+    }
+    out
+}
+
+async fn several_ingest_processes_while_the_aggregator_tails(backend: Backend) {
+    let Some(suite) = Suite::new(backend, 3).await else {
+        return;
+    };
+    let ingests = [
+        suite.ingest().await,
+        suite.ingest().await,
+        suite.ingest().await,
+    ];
+    let _aggregator = suite.aggregator().await;
+    let board = suite.leaderboard().await;
+
+    let mut tasks = Vec::new();
+    for client in 0..6 {
+        let site = client % 3;
+        let addr = ingests[client % 3].addr;
+        tasks.push(tokio::spawn(push(
+            addr,
+            suite.secrets[site].clone(),
+            site,
+            client,
+            4_000,
+        )));
+    }
+    let mut accepted = Accepted::new();
+    for t in tasks {
+        merge(&mut accepted, t.await.expect("client"));
+    }
+    suite.settle().await;
+    let (ok, output) = suite.verify();
+    assert!(ok, "saleboard verify failed:\n{output}");
+    assert!(output.contains("verified"), "{output}");
+
+    // The leaderboard process reads the same figures, within a second of the aggregator.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = leaderboard_totals(board.addr, 3).await;
+        if got == accepted {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "leaderboard {got:?} != accepted {accepted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut client = LeaderboardServiceClient::new(channel(board.addr).await);
+    let national = client
+        .get_national_totals(GetNationalTotalsRequest {})
+        .await
+        .expect("national")
+        .into_inner();
+    let head = suite.db.store().await.ledger_head().await.expect("head");
+    assert_eq!(national.watermark, head);
+}
+
+async fn aggregator_killed_again_and_again_stays_exact(backend: Backend) {
+    let Some(suite) = Suite::new(backend, 2).await else {
+        return;
+    };
+    let ingest = suite.ingest().await;
+    let pushers: Vec<_> = (0..2)
+        .map(|site| {
+            tokio::spawn(push(
+                ingest.addr,
+                suite.secrets[site].clone(),
+                site,
+                0,
+                12_000,
+            ))
+        })
+        .collect();
+
+    let mut aggregator = suite.aggregator().await;
+    for round in 0..6 {
+        tokio::time::sleep(Duration::from_millis(300 + 50 * round)).await;
+        aggregator.kill();
+        aggregator = suite.aggregator().await;
+    }
+    // Two at once: one active, one standby; kill the active one midway.
+    let second = suite.aggregator().await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    aggregator.kill();
+    let mut accepted = Accepted::new();
+    for p in pushers {
+        merge(&mut accepted, p.await.expect("pusher"));
+    }
+    suite.settle().await;
+    drop(second);
+    let (ok, output) = suite.verify();
+    assert!(ok, "saleboard verify failed:\n{output}");
+
+    let stored = suite.db.store().await.load_totals().await.expect("totals");
+    let got: Accepted = stored
+        .book
+        .totals()
+        .iter()
+        .map(|((s, c), t)| {
+            (
+                (s.to_string(), c.code().to_owned()),
+                [
+                    t.sale_count as i64,
+                    t.gross_minor,
+                    t.refund_count as i64,
+                    t.refunded_minor,
+                ],
+            )
+        })
+        .collect();
+    assert_eq!(got, accepted, "totals equal what was ACCEPTED");
+}
+
+async fn verify_reports_a_difference(backend: Backend) {
+    let Some(suite) = Suite::new(backend, 1).await else {
+        return;
+    };
+    let ingest = suite.ingest().await;
+    push(ingest.addr, suite.secrets[0].clone(), 0, 0, 300).await;
+    let aggregator = suite.aggregator().await;
+    suite.settle().await;
+    drop(aggregator);
+    let (ok, output) = suite.verify();
+    assert!(ok, "{output}");
+    // Tamper with a stored total behind the aggregator's back: verify must notice.
+    let store = suite.db.store().await;
+    let state = store.load_totals().await.expect("totals");
+    let (key, mut t) = state
+        .book
+        .totals()
+        .iter()
+        .next()
+        .map(|(k, v)| (k.clone(), *v))
+        .expect("a total");
+    t.gross_minor += 1;
+    let changes = saleboard_domain::totals::Changes {
+        totals: vec![(key, t)],
+        hourly: vec![],
+    };
+    store
+        .apply_totals(state.applied, state.applied, &changes, UnixNanos::now())
+        .await
+        .expect("tamper");
+    let (ok, output) = suite.verify();
+    assert!(!ok, "verify must fail on a wrong total:\n{output}");
+    assert!(output.contains("difference"), "{output}");
+}
+
+backend_tests!(
+    several_ingest_processes_while_the_aggregator_tails,
+    aggregator_killed_again_and_again_stays_exact,
+    verify_reports_a_difference,
+);
