@@ -124,18 +124,18 @@ async fn push_scenario(app: &TestApp) -> Model {
         (
             "alpha",
             vec![
-                when(sale("a1", "IDR", 150_000_00), 3, 5),
-                when(sale("a2", "IDR", 99_999_99), 2, 10),
+                when(sale("a1", "IDR", 15_000_000), 3, 5),
+                when(sale("a2", "IDR", 9_999_999), 2, 10),
                 when(sale("a3", "USD", 12_34), 2, 20),
                 when(sale("a4", "KWD", 1_234), 1, 0),
-                when(refund("a5", "a1", "IDR", 50_000_00), 1, 30),
+                when(refund("a5", "a1", "IDR", 5_000_000), 1, 30),
             ],
         ),
         (
             "alpha",
             vec![
-                when(sale("a1", "IDR", 150_000_00), 3, 5), // duplicate
-                when(refund("a6", "a1", "IDR", 100_000_01), 0, 1), // over the sale: rejected
+                when(sale("a1", "IDR", 15_000_000), 3, 5), // duplicate
+                when(refund("a6", "a1", "IDR", 10_000_001), 0, 1), // over the sale: rejected
                 when(refund("a7", "a3", "USD", 34), 0, 2),
                 when(sale("a8", "SGD", 10_00), 0, 3), // no rate: unconverted
             ],

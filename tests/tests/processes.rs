@@ -175,7 +175,7 @@ async fn push(
             prev.clone()
         } else {
             let mut t = sale_of(&format!("s{site}c{client}t{i}"), occurred);
-            if roll % 3 == 0 {
+            if roll.is_multiple_of(3) {
                 t.currency = "USD".into();
             }
             sales.push(t.clone());

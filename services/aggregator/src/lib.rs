@@ -9,7 +9,7 @@
 //! Layout:
 //! - [`config`]: flags and environment variables.
 //! - [`engine`]: the lease, the fold loop, and the status it publishes.
-//! - [`grpc`]: `AggregatorService.GetStatus`.
+//! - [`grpc`]: the status service (`GetStatus`).
 //! - [`server`]: runs the engine and the gRPC server until stopped.
 
 pub mod config;
