@@ -14,36 +14,13 @@ use saleboard_proto::v1::{CreateApiKeyRequest, CreateSiteRequest};
 use saleboard_storage::Store;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::{Backend, TestDb};
 
-/// Adds a bearer secret to every request (or nothing, to test its absence).
-#[derive(Debug, Clone)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
-
-impl Bearer {
-    /// `authorization: Bearer <secret>`; `None` sends no authorization at all.
-    ///
-    /// # Panics
-    /// When the secret is not valid metadata.
-    #[must_use]
-    pub fn new(secret: Option<&str>) -> Self {
-        Self(secret.map(|s| format!("Bearer {s}").parse().expect("ASCII secret")))
-    }
-}
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(req)
-    }
-}
+/// Adds a bearer secret to every request (the CLI's interceptor).
+pub use saleboard_runtime::auth::BearerInterceptor as Bearer;
 
 /// Admin client with a bearer secret.
 pub type AdminClient = AdminServiceClient<InterceptedService<Channel, Bearer>>;
@@ -64,13 +41,19 @@ pub async fn channel(addr: SocketAddr) -> Channel {
 
 /// An ingest client for `addr` authenticating with `secret`.
 pub async fn ingest_client(addr: SocketAddr, secret: Option<&str>) -> IngestClient {
-    IngestServiceClient::with_interceptor(channel(addr).await, Bearer::new(secret))
-        .max_decoding_message_size(64 * 1024 * 1024)
+    IngestServiceClient::with_interceptor(
+        channel(addr).await,
+        Bearer::new(secret).expect("ASCII secret"),
+    )
+    .max_decoding_message_size(64 * 1024 * 1024)
 }
 
 /// An admin client for `addr` authenticating with `secret`.
 pub async fn admin_client(addr: SocketAddr, secret: Option<&str>) -> AdminClient {
-    AdminServiceClient::with_interceptor(channel(addr).await, Bearer::new(secret))
+    AdminServiceClient::with_interceptor(
+        channel(addr).await,
+        Bearer::new(secret).expect("ASCII secret"),
+    )
 }
 
 /// The suite running in this process.

@@ -5,7 +5,16 @@
 //!   demo event, demo sites and their keys.
 //! - [`migrate`]: `saleboard migrate`, apply the schema to a database.
 //! - [`verify`]: `saleboard verify`, recompute every total from the ledger and compare.
+//! - [`push`]: `saleboard push FILE...`, retailers send CSV or JSON Lines files.
+//! - [`query`]: `saleboard leaderboard`, `totals`, `national` for organizers.
+//! - [`admin`]: `saleboard admin` sites, keys, event and rates.
+//! - [`input`]: reading transaction files; [`client`]: connections and error sentences.
 
+pub mod admin;
+pub mod client;
 pub mod dev;
+pub mod input;
 pub mod migrate;
+pub mod push;
+pub mod query;
 pub mod verify;

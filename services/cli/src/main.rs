@@ -1,7 +1,9 @@
 //! `saleboard`: the command line of the suite.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
-use saleboard::{dev, migrate, verify};
+use saleboard::{admin, dev, migrate, push, query, verify};
 use saleboard_runtime::logging::{self, LogFormat};
 
 /// Saleboard: live totals and a national leaderboard for an online shopping day.
@@ -24,21 +26,40 @@ enum Command {
     /// Recompute every total from the ledger and compare with the stored totals; exit 1 on any
     /// difference.
     Verify(verify::VerifyArgs),
+    /// Send transactions from CSV or JSON Lines files (retailers).
+    Push(push::PushArgs),
+    /// Show the national leaderboard, once or live (--watch).
+    Leaderboard(query::LeaderboardArgs),
+    /// Show one site's totals per currency (and per hour with --hourly).
+    Totals(query::TotalsArgs),
+    /// Show the national totals per currency.
+    National(query::NationalArgs),
+    /// Manage sites, keys, the event and exchange rates (organizers).
+    Admin(admin::AdminArgs),
+}
+
+async fn run(command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Dev(args) => dev::run(args).await.map(|()| 0),
+        Command::Migrate(args) => migrate::run(&args).await.map(|()| 0),
+        Command::Verify(args) => verify::run(&args).await.map(|ok| if ok { 0 } else { 1 }),
+        Command::Push(args) => push::run(&args).await,
+        Command::Leaderboard(args) => query::leaderboard(&args).await.map(|()| 0),
+        Command::Totals(args) => query::totals(&args).await.map(|()| 0),
+        Command::National(args) => query::national(&args).await.map(|()| 0),
+        Command::Admin(args) => admin::run(&args).await.map(|()| 0),
+    }
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
-    match cli.command {
-        Command::Dev(args) => dev::run(args).await,
-        Command::Migrate(args) => migrate::run(&args).await,
-        Command::Verify(args) => {
-            if verify::run(&args).await? {
-                Ok(())
-            } else {
-                std::process::exit(1)
-            }
+    match run(cli.command).await {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
         }
     }
 }

@@ -56,6 +56,21 @@ impl Currency {
     pub fn exponent(&self) -> u8 {
         self.exponent
     }
+
+    /// Minor units written in major units, exactly: 1234 USD is `"12.34"`, -5 KWD `"-0.005"`,
+    /// 7 JPY `"7"`.
+    #[must_use]
+    pub fn format_minor(&self, minor: i64) -> String {
+        let digits = minor.unsigned_abs().to_string();
+        let sign = if minor < 0 { "-" } else { "" };
+        let exp = usize::from(self.exponent);
+        if exp == 0 {
+            return format!("{sign}{digits}");
+        }
+        let padded = format!("{digits:0>width$}", width = exp + 1);
+        let (int, frac) = padded.split_at(padded.len() - exp);
+        format!("{sign}{int}.{frac}")
+    }
 }
 
 impl FromStr for Currency {
@@ -91,6 +106,17 @@ mod tests {
             let c = Currency::parse(code).expect(code);
             assert_eq!((c.code(), c.exponent()), (code, exp), "{code}");
         }
+    }
+
+    #[test]
+    fn formats_minor_units_exactly() {
+        let c = |code| Currency::parse(code).expect(code);
+        assert_eq!(c("USD").format_minor(1_234), "12.34");
+        assert_eq!(c("USD").format_minor(5), "0.05");
+        assert_eq!(c("USD").format_minor(0), "0.00");
+        assert_eq!(c("KWD").format_minor(-5), "-0.005");
+        assert_eq!(c("JPY").format_minor(7), "7");
+        assert_eq!(c("IDR").format_minor(i64::MIN), "-92233720368547758.08");
     }
 
     #[test]

@@ -251,3 +251,32 @@ pub fn new_api_key() -> Result<NewApiKey, getrandom::Error> {
         secret_hash,
     })
 }
+
+/// Client side: adds `authorization: Bearer <secret>` to every request (or nothing, when there
+/// is no secret).
+#[derive(Debug, Clone, Default)]
+pub struct BearerInterceptor(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl BearerInterceptor {
+    /// An interceptor sending `secret`.
+    ///
+    /// # Errors
+    /// When the secret has characters gRPC metadata cannot carry.
+    pub fn new(
+        secret: Option<&str>,
+    ) -> Result<Self, tonic::metadata::errors::InvalidMetadataValue> {
+        secret
+            .map(|s| format!("Bearer {s}").parse())
+            .transpose()
+            .map(Self)
+    }
+}
+
+impl tonic::service::Interceptor for BearerInterceptor {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}

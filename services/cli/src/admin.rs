@@ -1,0 +1,378 @@
+//! `saleboard admin ...`: sites, keys, the event and exchange rates, with the organizer token.
+
+use std::path::PathBuf;
+
+use saleboard_proto::Timestamp;
+use saleboard_proto::v1::admin_service_client::AdminServiceClient;
+use saleboard_proto::v1::{
+    CreateApiKeyRequest, CreateSiteRequest, Event, ExchangeRate, GetEventRequest,
+    ListApiKeysRequest, ListExchangeRatesRequest, ListSitesRequest, RevokeApiKeyRequest,
+    SetExchangeRatesRequest,
+};
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::client::{self, Authed, Output};
+
+/// Arguments of `saleboard admin`.
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    /// Leaderboard (admin) service endpoint.
+    #[arg(
+        long,
+        global = true,
+        env = "SALEBOARD_ENDPOINT",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub endpoint: String,
+    /// The organizer token.
+    #[arg(
+        long,
+        global = true,
+        env = "SALEBOARD_ORGANIZER_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(long, global = true, env = "SALEBOARD_OUTPUT", value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    #[command(subcommand)]
+    #[allow(missing_docs)]
+    pub command: AdminCommand,
+}
+
+/// What to manage.
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Participating sites.
+    #[command(subcommand)]
+    Sites(SitesCommand),
+    /// API keys of sites.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// The event window and reporting currency.
+    #[command(subcommand)]
+    Event(EventCommand),
+    /// Exchange rates into the reporting currency.
+    #[command(subcommand)]
+    Rates(RatesCommand),
+}
+
+/// `saleboard admin sites`.
+#[derive(Debug, clap::Subcommand)]
+pub enum SitesCommand {
+    /// Register a site.
+    Create {
+        /// Lower-case slug: a-z, 0-9 and '-'.
+        site_id: String,
+        /// Name shown on screens (default: the id).
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List every site.
+    List,
+}
+
+/// `saleboard admin keys`.
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Issue a key for a site (its secret is printed once).
+    Create {
+        /// The site.
+        site_id: String,
+    },
+    /// Revoke a key (refused by every ingest process within 2 seconds).
+    Revoke {
+        /// The key's id (not its secret).
+        key_id: String,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Only this site's keys.
+        #[arg(long, default_value = "")]
+        site: String,
+    },
+}
+
+/// `saleboard admin event`.
+#[derive(Debug, clap::Subcommand)]
+pub enum EventCommand {
+    /// Create or replace the event.
+    Set {
+        /// Event id, e.g. harbolnas-2026.
+        #[arg(long)]
+        id: String,
+        /// Name shown on screens.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Start of the window, RFC 3339.
+        #[arg(long)]
+        starts: String,
+        /// End of the window (exclusive), RFC 3339.
+        #[arg(long)]
+        ends: String,
+        /// Reporting currency (ISO 4217).
+        #[arg(long, default_value = "IDR")]
+        currency: String,
+    },
+    /// Show the event.
+    Get,
+}
+
+/// `saleboard admin rates`.
+#[derive(Debug, clap::Subcommand)]
+pub enum RatesCommand {
+    /// Set rates from a CSV file of `currency,rate` (a header row is optional).
+    Set {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// List every rate.
+    List,
+}
+
+fn timestamp(field: &str, text: &str) -> anyhow::Result<Timestamp> {
+    let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
+        anyhow::anyhow!(
+            "--{field} {text:?} is not an RFC 3339 time such as 2026-12-12T00:00:00+07:00 ({e})"
+        )
+    })?;
+    Ok(Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: i32::try_from(t.nanosecond()).unwrap_or(0),
+    })
+}
+
+fn text(ts: Option<&Timestamp>) -> String {
+    ts.and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Reads `currency,rate` rows.
+///
+/// # Errors
+/// When the file cannot be read or a row has not two fields.
+pub fn read_rates(file: &PathBuf) -> anyhow::Result<Vec<ExchangeRate>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        .from_path(file)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", file.display()))?;
+    let mut rates = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let (Some(currency), Some(rate), None) = (record.get(0), record.get(1), record.get(2))
+        else {
+            anyhow::bail!(
+                "{} line {}: expected two fields, currency,rate",
+                file.display(),
+                i + 1
+            );
+        };
+        if i == 0 && currency.eq_ignore_ascii_case("currency") {
+            continue;
+        }
+        rates.push(ExchangeRate {
+            currency: currency.to_owned(),
+            rate: rate.to_owned(),
+        });
+    }
+    Ok(rates)
+}
+
+fn print(output: Output, json: serde_json::Value, table: impl FnOnce() -> String) {
+    match output {
+        Output::Json => println!("{json}"),
+        Output::Table => print!("{}", table()),
+    }
+}
+
+/// Runs the command.
+///
+/// # Errors
+/// When the service cannot be reached or refuses, explained.
+pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
+    let endpoint = &args.endpoint;
+    let Some(token) = args.token.as_deref() else {
+        anyhow::bail!(
+            "admin commands need the organizer token: --token or SALEBOARD_ORGANIZER_TOKEN"
+        );
+    };
+    let mut admin: AdminServiceClient<Authed> =
+        AdminServiceClient::new(client::connect(endpoint, Some(token)).await?);
+    let explain = |what: &str, s: tonic::Status| client::explain(endpoint, what, &s);
+    match &args.command {
+        AdminCommand::Sites(SitesCommand::Create { site_id, name }) => {
+            let s = admin
+                .create_site(CreateSiteRequest {
+                    site_id: site_id.clone(),
+                    display_name: name.clone(),
+                })
+                .await
+                .map_err(|s| explain("CreateSite", s))?
+                .into_inner();
+            print(
+                args.output,
+                json!({"site_id": s.site_id, "display_name": s.display_name, "created_at": text(s.created_at.as_ref())}),
+                || format!("created site {} ({})\n", s.site_id, s.display_name),
+            );
+        }
+        AdminCommand::Sites(SitesCommand::List) => {
+            let sites = admin
+                .list_sites(ListSitesRequest {})
+                .await
+                .map_err(|s| explain("ListSites", s))?
+                .into_inner()
+                .sites;
+            print(
+                args.output,
+                json!(sites.iter().map(|s| json!({"site_id": s.site_id, "display_name": s.display_name, "created_at": text(s.created_at.as_ref())})).collect::<Vec<_>>()),
+                || sites.iter().map(|s| format!("{:<40} {}\n", s.site_id, s.display_name)).collect(),
+            );
+        }
+        AdminCommand::Keys(KeysCommand::Create { site_id }) => {
+            let k = admin
+                .create_api_key(CreateApiKeyRequest {
+                    site_id: site_id.clone(),
+                })
+                .await
+                .map_err(|s| explain("CreateApiKey", s))?
+                .into_inner();
+            print(
+                args.output,
+                json!({"key_id": k.key_id, "site_id": k.site_id, "secret": k.secret}),
+                || {
+                    format!(
+                        "key {} for {}\nsecret (shown only now): {}\n",
+                        k.key_id, k.site_id, k.secret
+                    )
+                },
+            );
+        }
+        AdminCommand::Keys(KeysCommand::Revoke { key_id }) => {
+            let k = admin
+                .revoke_api_key(RevokeApiKeyRequest {
+                    key_id: key_id.clone(),
+                })
+                .await
+                .map_err(|s| explain("RevokeApiKey", s))?
+                .into_inner()
+                .key
+                .unwrap_or_default();
+            print(
+                args.output,
+                json!({"key_id": k.key_id, "site_id": k.site_id, "revoked_at": text(k.revoked_at.as_ref())}),
+                || {
+                    format!(
+                        "revoked key {} of {} at {}\n",
+                        k.key_id,
+                        k.site_id,
+                        text(k.revoked_at.as_ref())
+                    )
+                },
+            );
+        }
+        AdminCommand::Keys(KeysCommand::List { site }) => {
+            let keys = admin
+                .list_api_keys(ListApiKeysRequest {
+                    site_id: site.clone(),
+                })
+                .await
+                .map_err(|s| explain("ListApiKeys", s))?
+                .into_inner()
+                .keys;
+            print(
+                args.output,
+                json!(keys.iter().map(|k| json!({"key_id": k.key_id, "site_id": k.site_id, "created_at": text(k.created_at.as_ref()), "revoked_at": k.revoked_at.as_ref().map(|t| text(Some(t)))})).collect::<Vec<_>>()),
+                || keys.iter().map(|k| format!("{:<22} {:<40} {}\n", k.key_id, k.site_id, if k.revoked_at.is_some() { "revoked" } else { "active" })).collect(),
+            );
+        }
+        AdminCommand::Event(EventCommand::Set {
+            id,
+            name,
+            starts,
+            ends,
+            currency,
+        }) => {
+            let e = admin
+                .set_event(Event {
+                    event_id: id.clone(),
+                    display_name: name.clone(),
+                    starts_at: Some(timestamp("starts", starts)?),
+                    ends_at: Some(timestamp("ends", ends)?),
+                    reporting_currency: currency.clone(),
+                })
+                .await
+                .map_err(|s| explain("SetEvent", s))?
+                .into_inner();
+            print(args.output, event_json(&e), || event_table(&e));
+        }
+        AdminCommand::Event(EventCommand::Get) => {
+            let e = admin
+                .get_event(GetEventRequest {})
+                .await
+                .map_err(|s| explain("GetEvent", s))?
+                .into_inner();
+            print(args.output, event_json(&e), || event_table(&e));
+        }
+        AdminCommand::Rates(RatesCommand::Set { file }) => {
+            let rates = read_rates(file)?;
+            let all = admin
+                .set_exchange_rates(SetExchangeRatesRequest { rates })
+                .await
+                .map_err(|s| explain("SetExchangeRates", s))?
+                .into_inner()
+                .rates;
+            print(args.output, rates_json(&all), || rates_table(&all));
+        }
+        AdminCommand::Rates(RatesCommand::List) => {
+            let all = admin
+                .list_exchange_rates(ListExchangeRatesRequest {})
+                .await
+                .map_err(|s| explain("ListExchangeRates", s))?
+                .into_inner()
+                .rates;
+            print(args.output, rates_json(&all), || rates_table(&all));
+        }
+    }
+    Ok(())
+}
+
+fn event_json(e: &Event) -> serde_json::Value {
+    json!({
+        "event_id": e.event_id,
+        "display_name": e.display_name,
+        "starts_at": text(e.starts_at.as_ref()),
+        "ends_at": text(e.ends_at.as_ref()),
+        "reporting_currency": e.reporting_currency,
+    })
+}
+
+fn event_table(e: &Event) -> String {
+    format!(
+        "{} ({}): {} to {}, reporting in {}\n",
+        e.event_id,
+        e.display_name,
+        text(e.starts_at.as_ref()),
+        text(e.ends_at.as_ref()),
+        e.reporting_currency
+    )
+}
+
+fn rates_json(rates: &[ExchangeRate]) -> serde_json::Value {
+    json!(
+        rates
+            .iter()
+            .map(|r| json!({"currency": r.currency, "rate": r.rate}))
+            .collect::<Vec<_>>()
+    )
+}
+
+fn rates_table(rates: &[ExchangeRate]) -> String {
+    rates
+        .iter()
+        .map(|r| format!("{:<4} {}\n", r.currency, r.rate))
+        .collect()
+}

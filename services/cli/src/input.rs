@@ -1,0 +1,249 @@
+//! Reading transactions from CSV (header row, columns named like the `Transaction` fields,
+//! `occurred_at` in RFC 3339) or JSON Lines. A malformed row becomes an error naming its line,
+//! never a reason to stop reading the others.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::Path;
+
+use saleboard_proto::Timestamp;
+use saleboard_proto::v1::{Transaction, TransactionKind};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// One row of input: its line number and the transaction, or why it cannot be one.
+pub type Row = (u64, Result<Transaction, String>);
+
+/// File formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Comma-separated with a header row.
+    Csv,
+    /// One JSON object per line.
+    JsonLines,
+}
+
+impl Format {
+    /// By extension: `.jsonl`, `.ndjson` and `.json` are JSON Lines; anything else CSV.
+    #[must_use]
+    pub fn of(path: &Path) -> Self {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("jsonl" | "ndjson" | "json") => Self::JsonLines,
+            _ => Self::Csv,
+        }
+    }
+}
+
+fn field<'a>(fields: &'a HashMap<String, String>, name: &str) -> &'a str {
+    fields.get(name).map_or("", String::as_str)
+}
+
+/// Builds a transaction from named text fields.
+///
+/// # Errors
+/// A sentence naming the field that cannot be read.
+pub fn transaction(fields: &HashMap<String, String>) -> Result<Transaction, String> {
+    let kind = match field(fields, "kind").trim().to_ascii_uppercase().as_str() {
+        "SALE" | "TRANSACTION_KIND_SALE" | "1" => TransactionKind::Sale,
+        "REFUND" | "TRANSACTION_KIND_REFUND" | "2" => TransactionKind::Refund,
+        other => return Err(format!("kind {other:?} is not SALE or REFUND")),
+    };
+    let amount = field(fields, "amount_minor").trim();
+    let amount_minor = amount
+        .parse::<i64>()
+        .map_err(|_| format!("amount_minor {amount:?} is not a whole number of minor units"))?;
+    let when = field(fields, "occurred_at").trim();
+    let occurred = OffsetDateTime::parse(when, &Rfc3339)
+        .map_err(|e| format!("occurred_at {when:?} is not an RFC 3339 time ({e})"))?;
+    let nanos = i32::try_from(occurred.nanosecond())
+        .map_err(|_| "occurred_at nanoseconds out of range".to_owned())?;
+    Ok(Transaction {
+        transaction_id: field(fields, "transaction_id").trim().to_owned(),
+        store_id: field(fields, "store_id").trim().to_owned(),
+        kind: kind.into(),
+        currency: field(fields, "currency").trim().to_owned(),
+        amount_minor,
+        occurred_at: Some(Timestamp {
+            seconds: occurred.unix_timestamp(),
+            nanos,
+        }),
+        refund_of: field(fields, "refund_of").trim().to_owned(),
+    })
+}
+
+/// Reads every row of `path`, calling `each` per row (blocking I/O: run it off the runtime).
+///
+/// # Errors
+/// When the file cannot be opened or its CSV header is unreadable.
+pub fn read(path: &Path, mut each: impl FnMut(Row) -> bool) -> anyhow::Result<()> {
+    match Format::of(path) {
+        Format::Csv => {
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(true)
+                .flexible(true)
+                .trim(csv::Trim::All)
+                .from_path(path)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+            let headers = reader
+                .headers()
+                .map_err(|e| {
+                    anyhow::anyhow!("{}: cannot read the header row: {e}", path.display())
+                })?
+                .clone();
+            for required in [
+                "transaction_id",
+                "kind",
+                "currency",
+                "amount_minor",
+                "occurred_at",
+            ] {
+                if !headers.iter().any(|h| h == required) {
+                    anyhow::bail!(
+                        "{}: the header row has no {required:?} column",
+                        path.display()
+                    );
+                }
+            }
+            for record in reader.records() {
+                let row = match record {
+                    Ok(r) => {
+                        let line = r.position().map_or(0, csv::Position::line);
+                        let fields = headers
+                            .iter()
+                            .zip(r.iter())
+                            .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                            .collect();
+                        (line, transaction(&fields))
+                    }
+                    Err(e) => (
+                        e.position().map_or(0, csv::Position::line),
+                        Err(format!("unreadable CSV: {e}")),
+                    ),
+                };
+                if !each(row) {
+                    break;
+                }
+            }
+        }
+        Format::JsonLines => {
+            let file = std::fs::File::open(path)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+            for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+                let number = i as u64 + 1;
+                let row = match line {
+                    Err(e) => (number, Err(format!("unreadable line: {e}"))),
+                    Ok(text) if text.trim().is_empty() => continue,
+                    Ok(text) => (number, json_row(&text)),
+                };
+                if !each(row) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn json_row(text: &str) -> Result<Transaction, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let object = value.as_object().ok_or("not a JSON object")?;
+    let fields = object
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            (k.clone(), text)
+        })
+        .collect();
+    transaction(&fields)
+}
+
+/// Counts data rows (for a progress bar): lines minus the CSV header.
+#[must_use]
+pub fn count_rows(path: &Path) -> u64 {
+    let Ok(file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let lines = std::io::BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| !l.trim().is_empty())
+        .count() as u64;
+    match Format::of(path) {
+        Format::Csv => lines.saturating_sub(1),
+        Format::JsonLines => lines,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn parses_a_row() {
+        let t = transaction(&fields(&[
+            ("transaction_id", "T-1"),
+            ("kind", "refund"),
+            ("currency", "IDR"),
+            ("amount_minor", "150000"),
+            ("occurred_at", "2026-12-12T01:02:03.5+07:00"),
+            ("refund_of", "S-1"),
+        ]))
+        .expect("parses");
+        assert_eq!(t.kind(), TransactionKind::Refund);
+        assert_eq!(t.amount_minor, 150_000);
+        assert_eq!(
+            t.occurred_at,
+            Some(Timestamp {
+                seconds: 1_797_012_123,
+                nanos: 500_000_000
+            })
+        );
+        assert_eq!(t.refund_of, "S-1");
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        let base = [
+            ("transaction_id", "T"),
+            ("kind", "SALE"),
+            ("currency", "IDR"),
+            ("amount_minor", "1"),
+            ("occurred_at", "2026-12-12T00:00:00Z"),
+        ];
+        for (name, value, says) in [
+            ("kind", "BUY", "kind"),
+            ("amount_minor", "1.5", "amount_minor"),
+            ("occurred_at", "yesterday", "occurred_at"),
+        ] {
+            let mut f = fields(&base);
+            f.insert(name.into(), value.into());
+            let err = transaction(&f).expect_err(name);
+            assert!(err.starts_with(says), "{err}");
+        }
+        assert!(
+            json_row("{not json")
+                .expect_err("bad")
+                .starts_with("not JSON")
+        );
+        assert!(json_row("[1]").is_err());
+        let ok = json_row(r#"{"transaction_id":"T","kind":"SALE","currency":"USD","amount_minor":125,"occurred_at":"2026-12-12T00:00:00Z"}"#).expect("json");
+        assert_eq!(ok.amount_minor, 125);
+    }
+}

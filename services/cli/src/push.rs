@@ -1,0 +1,332 @@
+//! `saleboard push FILE...`: streams transactions from CSV or JSON Lines files in batches over
+//! `StreamTransactions`, shows progress, prints a summary, writes rejected rows (with their
+//! reasons) next to the input, and exits non-zero when anything was rejected. Safe to run twice:
+//! the second run reports duplicates. Ctrl-C stops sending, waits for the answers of what was
+//! sent, and says how far it got.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use saleboard_proto::v1::ingest_service_client::IngestServiceClient;
+use saleboard_proto::v1::{Outcome, SubmitTransactionsRequest, Transaction};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::client::{self, Output};
+use crate::input;
+
+/// Arguments of `saleboard push`.
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// CSV (header row) or JSON Lines (`.jsonl`) files of transactions.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Ingest service endpoint.
+    #[arg(
+        long,
+        env = "SALEBOARD_INGEST_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub endpoint: String,
+    /// The site's API key.
+    #[arg(long, env = "SALEBOARD_API_KEY", hide_env_values = true)]
+    pub key: String,
+    /// Transactions per request.
+    #[arg(long, env = "SALEBOARD_PUSH_BATCH", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
+    /// Summary format.
+    #[arg(long, env = "SALEBOARD_OUTPUT", value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// What happened to one file.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FileSummary {
+    /// Rows read.
+    pub rows: u64,
+    /// Told ACCEPTED.
+    pub accepted: u64,
+    /// Told DUPLICATE.
+    pub duplicate: u64,
+    /// Rejected, by reason code.
+    pub rejected: BTreeMap<String, u64>,
+    /// Rows that could not be read, with their line and why.
+    pub malformed: Vec<(u64, String)>,
+    /// Stopped by Ctrl-C before the end.
+    pub interrupted: bool,
+    /// Where the rejects went, if there were any.
+    pub rejects_file: Option<PathBuf>,
+}
+
+impl FileSummary {
+    fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// Whether everything was accepted or a duplicate.
+    #[must_use]
+    pub fn clean(&self) -> bool {
+        self.rejected.is_empty() && self.malformed.is_empty() && !self.interrupted
+    }
+
+    fn json(&self, file: &Path) -> serde_json::Value {
+        json!({
+            "file": file.display().to_string(),
+            "rows": self.rows,
+            "accepted": self.accepted,
+            "duplicate": self.duplicate,
+            "rejected": self.rejected,
+            "malformed": self.malformed.iter().map(|(l, m)| json!({"line": l, "message": m})).collect::<Vec<_>>(),
+            "interrupted": self.interrupted,
+            "rejects_file": self.rejects_file.as_ref().map(|p| p.display().to_string()),
+        })
+    }
+}
+
+/// `FILE.rejects.csv` beside the input.
+#[must_use]
+pub fn rejects_path(file: &Path) -> PathBuf {
+    let mut name = file.file_name().unwrap_or_default().to_os_string();
+    name.push(".rejects.csv");
+    file.with_file_name(name)
+}
+
+struct Rejects {
+    path: PathBuf,
+    writer: Option<csv::Writer<std::fs::File>>,
+}
+
+impl Rejects {
+    fn write(&mut self, line: u64, id: &str, reason: &str, message: &str) -> anyhow::Result<()> {
+        if self.writer.is_none() {
+            let mut w = csv::Writer::from_path(&self.path)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", self.path.display()))?;
+            w.write_record(["line", "transaction_id", "reason", "message"])?;
+            self.writer = Some(w);
+        }
+        if let Some(w) = self.writer.as_mut() {
+            w.write_record([line.to_string().as_str(), id, reason, message])?;
+        }
+        Ok(())
+    }
+}
+
+fn progress(total: u64) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} rows {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+/// Pushes one file. `stop` turns true on Ctrl-C.
+async fn push_file(
+    args: &PushArgs,
+    file: &Path,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<FileSummary> {
+    let mut client =
+        IngestServiceClient::new(client::connect(&args.endpoint, Some(&args.key)).await?)
+            .max_decoding_message_size(64 * 1024 * 1024);
+    let total = input::count_rows(file);
+    let bar = progress(total);
+
+    // Reading runs on a blocking thread; rows come through a bounded channel.
+    let (row_tx, mut row_rx) = mpsc::channel::<input::Row>(4 * args.batch_size as usize);
+    let path = file.to_path_buf();
+    let reader = tokio::task::spawn_blocking(move || {
+        input::read(&path, |row| row_tx.blocking_send(row).is_ok())
+    });
+
+    let (req_tx, req_rx) = mpsc::channel::<SubmitTransactionsRequest>(4);
+    let mut responses = client
+        .stream_transactions(ReceiverStream::new(req_rx))
+        .await
+        .map_err(|s| client::explain(&args.endpoint, "StreamTransactions", &s))?
+        .into_inner();
+
+    let mut summary = FileSummary::default();
+    let mut rejects = Rejects {
+        path: rejects_path(file),
+        writer: None,
+    };
+    if rejects.path.exists() {
+        std::fs::remove_file(&rejects.path).map_err(|e| {
+            anyhow::anyhow!("cannot remove the old {}: {e}", rejects.path.display())
+        })?;
+    }
+    // Lines of every batch sent and not yet answered, in order.
+    let mut in_flight: VecDeque<Vec<(u64, String)>> = VecDeque::new();
+    let mut batch: Vec<Transaction> = Vec::new();
+    let mut lines: Vec<(u64, String)> = Vec::new();
+    let mut input_done = false;
+    let mut sender = Some(req_tx);
+    let mut last_report = Instant::now();
+    let started = Instant::now();
+
+    loop {
+        if stop.load(Ordering::Relaxed) && !summary.interrupted {
+            summary.interrupted = true;
+            input_done = true;
+            batch.clear();
+            lines.clear();
+        }
+        if input_done && sender.is_some() {
+            if !batch.is_empty() {
+                if let Some(s) = &sender {
+                    s.send(SubmitTransactionsRequest {
+                        transactions: std::mem::take(&mut batch),
+                    })
+                    .await
+                    .ok();
+                    in_flight.push_back(std::mem::take(&mut lines));
+                }
+            }
+            sender = None; // ends the request stream
+        }
+        if input_done && sender.is_none() && in_flight.is_empty() {
+            break;
+        }
+        tokio::select! {
+            row = row_rx.recv(), if !input_done && batch.len() < args.batch_size as usize => match row {
+                None => input_done = true,
+                Some((line, Ok(t))) => {
+                    summary.rows += 1;
+                    lines.push((line, t.transaction_id.clone()));
+                    batch.push(t);
+                }
+                Some((line, Err(why))) => {
+                    summary.rows += 1;
+                    rejects.write(line, "", "MALFORMED", &why)?;
+                    summary.malformed.push((line, why));
+                }
+            },
+            sent = async { sender.as_ref()?.reserve().await.ok() }, if batch.len() >= args.batch_size as usize => {
+                if let Some(permit) = sent {
+                    permit.send(SubmitTransactionsRequest { transactions: std::mem::take(&mut batch) });
+                    in_flight.push_back(std::mem::take(&mut lines));
+                }
+            }
+            response = responses.message(), if !in_flight.is_empty() => {
+                let response = response.map_err(|s| client::explain(&args.endpoint, "StreamTransactions", &s))?;
+                let Some(response) = response else {
+                    anyhow::bail!("{} closed the stream with {} batches unanswered", args.endpoint, in_flight.len());
+                };
+                let sent_lines = in_flight.pop_front().unwrap_or_default();
+                for ((line, id), result) in sent_lines.iter().zip(&response.results) {
+                    match result.outcome() {
+                        Outcome::Accepted => summary.accepted += 1,
+                        Outcome::Duplicate => summary.duplicate += 1,
+                        _ => {
+                            *summary.rejected.entry(result.reason.clone()).or_default() += 1;
+                            rejects.write(*line, id, &result.reason, &result.message)?;
+                        }
+                    }
+                }
+                if let Some(bar) = &bar {
+                    bar.inc(sent_lines.len() as u64);
+                    bar.set_message(format!("{} accepted, {} duplicate, {} rejected", summary.accepted, summary.duplicate, summary.rejected_total()));
+                } else if last_report.elapsed() >= Duration::from_secs(2) {
+                    let done = summary.accepted + summary.duplicate + summary.rejected_total();
+                    eprintln!(
+                        "{}: {done}/{total} rows answered ({:.0}/s): {} accepted, {} duplicate, {} rejected",
+                        file.display(),
+                        done as f64 / started.elapsed().as_secs_f64().max(0.001),
+                        summary.accepted,
+                        summary.duplicate,
+                        summary.rejected_total()
+                    );
+                    last_report = Instant::now();
+                }
+            }
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    drop(row_rx);
+    reader.await??;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if let Some(mut w) = rejects.writer.take() {
+        w.flush()?;
+        summary.rejects_file = Some(rejects.path);
+    }
+    Ok(summary)
+}
+
+fn print_table(file: &Path, s: &FileSummary) {
+    let answered = s.accepted + s.duplicate + s.rejected_total();
+    println!(
+        "{}: {} rows: {} accepted, {} duplicate, {} rejected, {} malformed",
+        file.display(),
+        s.rows,
+        s.accepted,
+        s.duplicate,
+        s.rejected_total(),
+        s.malformed.len()
+    );
+    if s.interrupted {
+        println!(
+            "  interrupted by Ctrl-C after {answered} answered rows; run the same command again to send the rest (what was sent comes back as duplicates)"
+        );
+    }
+    for (reason, n) in &s.rejected {
+        println!("  rejected {reason}: {n}");
+    }
+    for (line, why) in s.malformed.iter().take(20) {
+        println!("  line {line}: {why}");
+    }
+    if s.malformed.len() > 20 {
+        println!("  ... and {} more malformed lines", s.malformed.len() - 20);
+    }
+    if let Some(p) = &s.rejects_file {
+        println!("  rejected rows and reasons written to {}", p.display());
+    }
+}
+
+/// Runs the command; the exit code is 0 when every row was accepted or a duplicate, 1 when any
+/// was rejected or malformed, 130 when interrupted.
+///
+/// # Errors
+/// When the service cannot be reached or a file cannot be read.
+pub async fn run(args: &PushArgs) -> anyhow::Result<u8> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("Ctrl-C: finishing what was sent, then stopping");
+            on_signal.store(true, Ordering::Relaxed);
+        }
+    });
+    let mut code = 0;
+    let mut reports = Vec::new();
+    for file in &args.files {
+        let summary = push_file(args, file, stop.clone()).await?;
+        match args.output {
+            Output::Table => print_table(file, &summary),
+            Output::Json => reports.push(summary.json(file)),
+        }
+        if summary.interrupted {
+            code = 130;
+            break;
+        }
+        if !summary.clean() {
+            code = 1;
+        }
+    }
+    if args.output == Output::Json {
+        println!("{}", serde_json::Value::Array(reports));
+    }
+    Ok(code)
+}
