@@ -1,0 +1,330 @@
+//! The `saleboard` command line against a running suite: push of CSV and JSON Lines files with
+//! good and bad rows (outcomes, the rejects file, exit codes), a second push giving duplicates,
+//! malformed lines reported by number, `--output json` parsed back, admin commands.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use saleboard_tests::proc::bin_dir;
+use saleboard_tests::{Backend, TestApp};
+
+fn saleboard(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(bin_dir().join("saleboard"))
+        .args(args)
+        .env_remove("SALEBOARD_API_KEY")
+        .env_remove("SALEBOARD_ORGANIZER_TOKEN")
+        .envs(env.iter().copied())
+        .output()
+        .expect("saleboard runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn rfc3339(seconds_ago: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() - time::Duration::seconds(seconds_ago);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("format")
+}
+
+async fn app() -> (TestApp, String) {
+    let app = TestApp::spawn(Backend::Sqlite)
+        .await
+        .expect("sqlite always runs");
+    app.set_event().await;
+    let (_, key) = app.site_with_key("alpha").await;
+    (app, key)
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write input");
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn push_csv_with_good_and_bad_rows() {
+    let (app, key) = app().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let t = rfc3339(60);
+    let csv = write(
+        dir.path(),
+        "orders.csv",
+        &format!(
+            "transaction_id,store_id,kind,currency,amount_minor,occurred_at,refund_of\n\
+             S1,jkt,SALE,IDR,150000,{t},\n\
+             S2,jkt,SALE,USD,1250,{t},\n\
+             R1,jkt,REFUND,IDR,50000,{t},S1\n\
+             BAD1,jkt,SALE,XXX,10,{t},\n\
+             BAD2,jkt,SALE,IDR,twelve,{t},\n\
+             R2,jkt,REFUND,IDR,999999,{t},S1\n"
+        ),
+    );
+    let endpoint = format!("http://{}", app.ingest_addr);
+    let out = saleboard(
+        &[
+            "push",
+            csv.to_str().expect("utf-8"),
+            "--endpoint",
+            &endpoint,
+        ],
+        &[("SALEBOARD_API_KEY", &key)],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "rejected rows make the exit code 1: {}",
+        stdout(&out)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("6 rows: 3 accepted, 0 duplicate, 2 rejected, 1 malformed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rejected INVALID_CURRENCY: 1")
+            && text.contains("rejected REFUND_EXCEEDS_SALE: 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("line 6: amount_minor \"twelve\""),
+        "malformed line named by number: {text}"
+    );
+
+    let rejects =
+        std::fs::read_to_string(dir.path().join("orders.csv.rejects.csv")).expect("rejects file");
+    let lines: Vec<_> = rejects.lines().collect();
+    assert_eq!(lines[0], "line,transaction_id,reason,message");
+    assert_eq!(lines.len(), 4, "{rejects}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("5,BAD1,INVALID_CURRENCY,")),
+        "{rejects}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("6,,MALFORMED,")),
+        "{rejects}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("7,R2,REFUND_EXCEEDS_SALE,")),
+        "{rejects}"
+    );
+
+    // Again: what was accepted comes back as duplicates, and is counted once.
+    let again = saleboard(
+        &[
+            "push",
+            csv.to_str().expect("utf-8"),
+            "--endpoint",
+            &endpoint,
+            "--key",
+            &key,
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(again.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).expect("JSON summary");
+    assert_eq!(report[0]["accepted"], 0);
+    assert_eq!(report[0]["duplicate"], 3);
+    assert_eq!(report[0]["rejected"]["INVALID_CURRENCY"], 1);
+    assert_eq!(report[0]["malformed"][0]["line"], 6);
+    assert_eq!(app.store.ledger_head().await.expect("head"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn push_jsonl_then_query_as_json() {
+    let (app, key) = app().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let t = rfc3339(30);
+    let jsonl = write(
+        dir.path(),
+        "orders.jsonl",
+        &format!(
+            "{{\"transaction_id\":\"J1\",\"kind\":\"SALE\",\"currency\":\"IDR\",\"amount_minor\":1000,\"occurred_at\":\"{t}\"}}\n\
+             \n\
+             {{\"transaction_id\":\"J2\",\"kind\":\"SALE\",\"currency\":\"JPY\",\"amount_minor\":\"500\",\"occurred_at\":\"{t}\"}}\n\
+             {{broken\n"
+        ),
+    );
+    let ingest = format!("http://{}", app.ingest_addr);
+    let out = saleboard(
+        &[
+            "push",
+            jsonl.to_str().expect("utf-8"),
+            "--endpoint",
+            &ingest,
+            "--key",
+            &key,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("3 rows: 2 accepted, 0 duplicate, 0 rejected, 1 malformed"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("line 4: not JSON"),
+        "{}",
+        stdout(&out)
+    );
+
+    let clean = write(
+        dir.path(),
+        "clean.jsonl",
+        &format!(
+            "{{\"transaction_id\":\"J3\",\"kind\":\"SALE\",\"currency\":\"IDR\",\"amount_minor\":1,\"occurred_at\":\"{t}\"}}\n"
+        ),
+    );
+    let out = saleboard(
+        &[
+            "push",
+            clean.to_str().expect("utf-8"),
+            "--endpoint",
+            &ingest,
+            "--key",
+            &key,
+        ],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "all accepted: exit 0: {}",
+        stdout(&out)
+    );
+    assert!(!dir.path().join("clean.jsonl.rejects.csv").exists());
+
+    app.settle().await;
+    let board = format!("http://{}", app.admin_addr);
+    let out = saleboard(
+        &["leaderboard", "--endpoint", &board, "--output", "json"],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON leaderboard");
+    assert_eq!(b["entries"][0]["site_id"], "alpha");
+    assert_eq!(b["entries"][0]["sale_count"], 3);
+    assert_eq!(b["entries"][0]["unconverted_currencies"][0], "JPY");
+    assert_eq!(b["entries"][0]["net_reporting_minor"], 1_001);
+
+    let out = saleboard(
+        &[
+            "totals",
+            "alpha",
+            "--hourly",
+            "--endpoint",
+            &board,
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    let t: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON totals");
+    assert_eq!(t["totals"].as_array().map(Vec::len), Some(2));
+    assert_eq!(t["totals"][0]["currency"], "IDR");
+    assert_eq!(t["totals"][0]["gross_minor"], 1_001);
+    assert!(!t["hourly"].as_array().expect("hourly").is_empty());
+
+    let out = saleboard(&["national", "--endpoint", &board, "--output", "json"], &[]);
+    let n: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON national");
+    assert_eq!(n["site_count"], 1);
+    assert_eq!(n["net_reporting_minor"], 1_001);
+
+    let out = saleboard(&["totals", "nobody", "--endpoint", &board], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("GetSiteTotals") && err.contains(&board) && err.contains("NotFound"),
+        "errors read like sentences: {err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn admin_commands() {
+    let (app, _) = app().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let board = format!("http://{}", app.admin_addr);
+    let env = [
+        ("SALEBOARD_ORGANIZER_TOKEN", app.token.as_str()),
+        ("SALEBOARD_ENDPOINT", board.as_str()),
+    ];
+    let out = saleboard(
+        &["admin", "sites", "create", "beta", "--name", "Beta Store"],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = saleboard(&["admin", "sites", "list", "--output", "json"], &env);
+    let sites: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(sites.as_array().map(Vec::len), Some(2));
+    let out = saleboard(
+        &["admin", "keys", "create", "beta", "--output", "json"],
+        &env,
+    );
+    let key: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        key["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("sbk_"))
+    );
+    let rates = write(
+        dir.path(),
+        "rates.csv",
+        "currency,rate\nUSD,15850.25\nJPY,105.75\n",
+    );
+    let out = saleboard(
+        &[
+            "admin",
+            "rates",
+            "set",
+            rates.to_str().expect("utf-8"),
+            "--output",
+            "json",
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        all,
+        serde_json::json!([{"currency": "JPY", "rate": "105.75"}, {"currency": "USD", "rate": "15850.25"}])
+    );
+    let out = saleboard(
+        &["admin", "sites", "list"],
+        &[("SALEBOARD_ENDPOINT", board.as_str())],
+    );
+    assert_eq!(out.status.code(), Some(2), "no token");
+    let out = saleboard(
+        &[
+            "admin",
+            "sites",
+            "list",
+            "--token",
+            "wrong",
+            "--endpoint",
+            &board,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PermissionDenied"));
+}
