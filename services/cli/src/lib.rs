@@ -8,13 +8,21 @@
 //! - [`push`]: `saleboard push FILE...`, retailers send CSV or JSON Lines files.
 //! - [`query`]: `saleboard leaderboard`, `totals`, `national` for organizers.
 //! - [`admin`]: `saleboard admin` sites, keys, event and rates.
+//! - [`loadgen`]: `saleboard loadgen`, an event day simulated, measured and reconciled.
 //! - [`input`]: reading transaction files; [`client`]: connections and error sentences.
 
 pub mod admin;
 pub mod client;
 pub mod dev;
 pub mod input;
+pub mod loadgen;
 pub mod migrate;
 pub mod push;
 pub mod query;
 pub mod verify;
+
+/// Seconds since the Unix epoch now.
+#[must_use]
+pub fn client_now() -> i64 {
+    saleboard_domain::UnixNanos::now().to_parts().0
+}

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use saleboard::{admin, dev, migrate, push, query, verify};
+use saleboard::{admin, dev, loadgen, migrate, push, query, verify};
 use saleboard_runtime::logging::{self, LogFormat};
 
 /// Saleboard: live totals and a national leaderboard for an online shopping day.
@@ -36,6 +36,8 @@ enum Command {
     National(query::NationalArgs),
     /// Manage sites, keys, the event and exchange rates (organizers).
     Admin(admin::AdminArgs),
+    /// Simulate an event day against a running suite, measure it and reconcile the totals.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 async fn run(command: Command) -> anyhow::Result<u8> {
@@ -48,6 +50,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Totals(args) => query::totals(&args).await.map(|()| 0),
         Command::National(args) => query::national(&args).await.map(|()| 0),
         Command::Admin(args) => admin::run(&args).await.map(|()| 0),
+        Command::Loadgen(args) => loadgen::command(&args).await,
     }
 }
 

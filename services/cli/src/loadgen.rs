@@ -1,0 +1,771 @@
+//! `saleboard loadgen`: simulates an event day against a running suite and reports what it saw.
+//!
+//! One stream per site (130 by default); each site's batch size follows a Zipf law, so in
+//! closed loop (every stream as fast as the server answers) site volumes follow it too. A
+//! currency mix (mostly IDR, some USD, SGD, MYR, JPY), 3% refunds of the stream's earlier sales
+//! (never more than a sale holds), 2% resubmissions of already-sent transactions. Open loop
+//! (`--rate`) paces each site's batches to its share of the target rate.
+//!
+//! It reports accepted per second, ack latency percentiles, freshness (from a batch's ACCEPTED
+//! to the leaderboard watermark covering it) and, at the end, reconciles every site's totals and
+//! the national totals against what it was told ACCEPTED, to the minor unit.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use saleboard_proto::Timestamp;
+use saleboard_proto::v1::admin_service_client::AdminServiceClient;
+use saleboard_proto::v1::ingest_service_client::IngestServiceClient;
+use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
+use saleboard_proto::v1::{
+    CreateApiKeyRequest, CreateSiteRequest, Event, ExchangeRate, GetEventRequest,
+    GetNationalTotalsRequest, GetSiteTotalsRequest, ListExchangeRatesRequest, Outcome,
+    SetExchangeRatesRequest, SubmitTransactionsRequest, Transaction, TransactionKind,
+    WatchLeaderboardRequest,
+};
+use serde_json::json;
+use tokio::sync::{Mutex, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::client::{self, Output};
+
+/// Arguments of `saleboard loadgen`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadgenArgs {
+    /// Ingest service endpoint.
+    #[arg(
+        long,
+        env = "SALEBOARD_INGEST_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub ingest: String,
+    /// Leaderboard (and admin) service endpoint.
+    #[arg(
+        long,
+        env = "SALEBOARD_ENDPOINT",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub endpoint: String,
+    /// Organizer token, to set up sites and keys.
+    #[arg(long, env = "SALEBOARD_ORGANIZER_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Number of sites.
+    #[arg(long, env = "SALEBOARD_LOADGEN_SITES", default_value_t = 130, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub sites: u32,
+    /// Zipf exponent of site volumes.
+    #[arg(long, env = "SALEBOARD_LOADGEN_ZIPF", default_value_t = 1.0)]
+    pub zipf: f64,
+    /// Transactions to send (closed or open loop); ignored when --duration is set.
+    #[arg(long, env = "SALEBOARD_LOADGEN_COUNT", default_value_t = 200_000)]
+    pub count: u64,
+    /// Seconds to run instead of a count.
+    #[arg(long, env = "SALEBOARD_LOADGEN_DURATION")]
+    pub duration: Option<u64>,
+    /// Target transactions per second (open loop); 0 runs closed loop, as fast as acknowledged.
+    #[arg(long, env = "SALEBOARD_LOADGEN_RATE", default_value_t = 0)]
+    pub rate: u64,
+    /// Batch size of the largest site (smaller sites send smaller batches, by the Zipf law).
+    #[arg(long, env = "SALEBOARD_LOADGEN_BATCH", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub batch: u32,
+    /// Batches in flight per stream.
+    #[arg(long, env = "SALEBOARD_LOADGEN_DEPTH", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub depth: u32,
+    /// Share of refunds of earlier sales.
+    #[arg(long, default_value_t = 0.03)]
+    pub refunds: f64,
+    /// Share of resubmissions of already-sent transactions.
+    #[arg(long, default_value_t = 0.02)]
+    pub resubmits: f64,
+    /// Prefix of the site ids (`PREFIX-001`...).
+    #[arg(long, env = "SALEBOARD_LOADGEN_SITE_PREFIX", default_value = "lg")]
+    pub site_prefix: String,
+    /// Report format.
+    #[arg(long, env = "SALEBOARD_OUTPUT", value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// Per (site, currency): sales, gross, refunds, refunded.
+pub type Figures = BTreeMap<(String, String), [i64; 4]>;
+
+/// What a run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Transactions sent.
+    pub sent: u64,
+    /// Told ACCEPTED.
+    pub accepted: u64,
+    /// Told DUPLICATE.
+    pub duplicate: u64,
+    /// Told REJECTED, by reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// From the first send to the last acknowledgement.
+    pub elapsed: Duration,
+    /// Ack latency of batches, sorted, microseconds.
+    pub ack_us: Vec<u64>,
+    /// Freshness of batches, sorted, microseconds.
+    pub fresh_us: Vec<u64>,
+    /// Differences found by reconciliation (empty: passed).
+    pub mismatches: Vec<String>,
+}
+
+/// The `q` quantile of sorted samples.
+#[must_use]
+pub fn quantile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+impl Report {
+    /// Accepted transactions per second.
+    #[must_use]
+    pub fn accepted_per_sec(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let n = self.accepted as f64;
+        n / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// As JSON.
+    #[must_use]
+    pub fn json(&self) -> serde_json::Value {
+        json!({
+            "sent": self.sent,
+            "accepted": self.accepted,
+            "duplicate": self.duplicate,
+            "rejected": self.rejected,
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "accepted_per_s": self.accepted_per_sec(),
+            "ack_ms": {"p50": quantile(&self.ack_us, 0.5) as f64 / 1e3, "p99": quantile(&self.ack_us, 0.99) as f64 / 1e3, "p999": quantile(&self.ack_us, 0.999) as f64 / 1e3},
+            "freshness_ms": {"p50": quantile(&self.fresh_us, 0.5) as f64 / 1e3, "p99": quantile(&self.fresh_us, 0.99) as f64 / 1e3},
+            "reconciled": self.mismatches.is_empty(),
+            "mismatches": self.mismatches,
+        })
+    }
+
+    /// As a table.
+    #[must_use]
+    pub fn table(&self) -> String {
+        let ms = |v: &[u64], q| quantile(v, q) as f64 / 1e3;
+        let mut out = format!(
+            "sent {} in {:.2} s\n  accepted   {:>10}  ({:.0}/s)\n  duplicate  {:>10}\n  rejected   {:>10}  {:?}\n  ack        p50 {:.1} ms  p99 {:.1} ms  p999 {:.1} ms\n  freshness  p50 {:.1} ms  p99 {:.1} ms\n",
+            self.sent,
+            self.elapsed.as_secs_f64(),
+            self.accepted,
+            self.accepted_per_sec(),
+            self.duplicate,
+            self.rejected.values().sum::<u64>(),
+            self.rejected,
+            ms(&self.ack_us, 0.5),
+            ms(&self.ack_us, 0.99),
+            ms(&self.ack_us, 0.999),
+            ms(&self.fresh_us, 0.5),
+            ms(&self.fresh_us, 0.99),
+        );
+        if self.mismatches.is_empty() {
+            out.push_str("  reconciliation PASS: every site's totals and the national totals equal what was ACCEPTED, to the minor unit\n");
+        } else {
+            out.push_str(&format!(
+                "  reconciliation FAIL: {} difference(s)\n",
+                self.mismatches.len()
+            ));
+            for m in &self.mismatches {
+                out.push_str(&format!("    {m}\n"));
+            }
+        }
+        out
+    }
+}
+
+/// Compares totals after the run, minus before, with what was ACCEPTED. Returns each difference
+/// as a sentence; empty means the figures reconcile to the minor unit.
+#[must_use]
+pub fn reconcile(expected: &Figures, before: &Figures, after: &Figures) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut keys: Vec<_> = expected.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut national_expected: BTreeMap<&str, [i64; 4]> = BTreeMap::new();
+    let mut national_got: BTreeMap<&str, [i64; 4]> = BTreeMap::new();
+    for key in keys {
+        let e = expected.get(key).copied().unwrap_or_default();
+        let b = before.get(key).copied().unwrap_or_default();
+        let a = after.get(key).copied().unwrap_or_default();
+        let got = [a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3]];
+        if got != e {
+            out.push(format!("{} {}: totals moved by {got:?} (sales, gross, refunds, refunded) but {e:?} was ACCEPTED", key.0, key.1));
+        }
+        for (acc, v) in [(&mut national_expected, e), (&mut national_got, got)] {
+            let n = acc.entry(key.1.as_str()).or_default();
+            for i in 0..4 {
+                n[i] += v[i];
+            }
+        }
+    }
+    if national_expected != national_got {
+        out.push(format!(
+            "national: totals moved by {national_got:?} but {national_expected:?} was ACCEPTED"
+        ));
+    }
+    out
+}
+
+/// A tiny PRNG (SplitMix64): reproducible, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// True with probability `p`.
+    fn chance(&mut self, p: f64) -> bool {
+        #[allow(clippy::cast_precision_loss)]
+        let x = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        x < p
+    }
+}
+
+/// (currency, smallest, largest) amounts in minor units.
+const MIX: [(&str, u64, i64, i64); 5] = [
+    ("IDR", 80, 1_000_000, 500_000_000),
+    ("USD", 8, 100, 50_000),
+    ("SGD", 5, 100, 60_000),
+    ("MYR", 5, 100, 200_000),
+    ("JPY", 2, 100, 50_000),
+];
+
+struct SaleRef {
+    id: String,
+    currency: &'static str,
+    left: i64,
+}
+
+struct Generator {
+    rng: Rng,
+    run: String,
+    site: usize,
+    seq: u64,
+    sales: VecDeque<SaleRef>,
+    sent: VecDeque<Transaction>,
+    refunds: f64,
+    resubmits: f64,
+}
+
+impl Generator {
+    fn next(&mut self) -> Transaction {
+        let now = crate::client_now();
+        let at = Some(Timestamp {
+            seconds: now - i64::try_from(self.rng.below(60)).unwrap_or(0),
+            nanos: 0,
+        });
+        if !self.sent.is_empty() && self.rng.chance(self.resubmits) {
+            let i = usize::try_from(self.rng.below(self.sent.len() as u64)).unwrap_or(0);
+            return self.sent[i].clone();
+        }
+        self.seq += 1;
+        let id = format!("{}-{}-{}", self.run, self.site, self.seq);
+        let t = if !self.sales.is_empty() && self.rng.chance(self.refunds) {
+            let i = usize::try_from(self.rng.below(self.sales.len() as u64)).unwrap_or(0);
+            let sale = &mut self.sales[i];
+            let amount = 1 + i64::try_from(self.rng.below(u64::try_from(sale.left).unwrap_or(1)))
+                .unwrap_or(0);
+            sale.left -= amount;
+            let t = Transaction {
+                transaction_id: id,
+                store_id: String::new(),
+                kind: TransactionKind::Refund.into(),
+                currency: sale.currency.to_owned(),
+                amount_minor: amount,
+                occurred_at: at,
+                refund_of: sale.id.clone(),
+            };
+            if sale.left == 0 {
+                self.sales.remove(i);
+            }
+            t
+        } else {
+            let mut pick = self.rng.below(100);
+            let (currency, lo, hi) = MIX
+                .iter()
+                .find(|(_, share, _, _)| {
+                    if pick < *share {
+                        true
+                    } else {
+                        pick -= share;
+                        false
+                    }
+                })
+                .map_or(("IDR", 1, 2), |(c, _, lo, hi)| (*c, *lo, *hi));
+            let amount = lo
+                + i64::try_from(self.rng.below(u64::try_from(hi - lo).unwrap_or(1))).unwrap_or(0);
+            self.sales.push_back(SaleRef {
+                id: id.clone(),
+                currency,
+                left: amount,
+            });
+            if self.sales.len() > 1_000 {
+                self.sales.pop_front();
+            }
+            Transaction {
+                transaction_id: id,
+                store_id: format!("store-{}", self.rng.below(20)),
+                kind: TransactionKind::Sale.into(),
+                currency: currency.to_owned(),
+                amount_minor: amount,
+                occurred_at: at,
+                refund_of: String::new(),
+            }
+        };
+        self.sent.push_back(t.clone());
+        if self.sent.len() > 1_000 {
+            self.sent.pop_front();
+        }
+        t
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    accepted: u64,
+    duplicate: u64,
+    rejected: BTreeMap<String, u64>,
+    ack_us: Vec<u64>,
+    /// (highest accepted position of a batch, when it was acknowledged)
+    acks: Vec<(u64, Instant)>,
+    expected: Figures,
+    last_ack: Option<Instant>,
+}
+
+async fn site_totals(
+    client: &mut LeaderboardServiceClient<client::Authed>,
+    endpoint: &str,
+    sites: &[String],
+) -> anyhow::Result<Figures> {
+    let mut out = Figures::new();
+    for site in sites {
+        let t = client
+            .get_site_totals(GetSiteTotalsRequest {
+                site_id: site.clone(),
+                include_hourly: false,
+            })
+            .await
+            .map_err(|s| client::explain(endpoint, "GetSiteTotals", &s))?
+            .into_inner();
+        for c in t.totals {
+            out.insert(
+                (site.clone(), c.currency),
+                [
+                    i64::try_from(c.sale_count)?,
+                    c.gross_minor,
+                    i64::try_from(c.refund_count)?,
+                    c.refunded_minor,
+                ],
+            );
+        }
+    }
+    Ok(out)
+}
+
+async fn setup(args: &LoadgenArgs) -> anyhow::Result<Vec<(String, String)>> {
+    let mut admin =
+        AdminServiceClient::new(client::connect(&args.endpoint, Some(&args.token)).await?);
+    let explain = |what: &str, s: tonic::Status| client::explain(&args.endpoint, what, &s);
+    let now = crate::client_now();
+    match admin.get_event(GetEventRequest {}).await {
+        Ok(e) => {
+            let e = e.into_inner();
+            let (start, end) = (
+                e.starts_at.map_or(0, |t| t.seconds),
+                e.ends_at.map_or(0, |t| t.seconds),
+            );
+            if !(start <= now - 60 && now < end) {
+                anyhow::bail!(
+                    "the event {:?} does not cover the current time; set an event that does (saleboard admin event set)",
+                    e.event_id
+                );
+            }
+        }
+        Err(s) if s.code() == tonic::Code::NotFound => {
+            admin
+                .set_event(Event {
+                    event_id: "loadgen".into(),
+                    display_name: "Load generator event".into(),
+                    starts_at: Some(Timestamp {
+                        seconds: now - 86_400,
+                        nanos: 0,
+                    }),
+                    ends_at: Some(Timestamp {
+                        seconds: now + 3 * 86_400,
+                        nanos: 0,
+                    }),
+                    reporting_currency: "IDR".into(),
+                })
+                .await
+                .map_err(|s| explain("SetEvent", s))?;
+        }
+        Err(s) => return Err(explain("GetEvent", s)),
+    }
+    let have = admin
+        .list_exchange_rates(ListExchangeRatesRequest {})
+        .await
+        .map_err(|s| explain("ListExchangeRates", s))?
+        .into_inner()
+        .rates;
+    let missing: Vec<_> = [
+        ("USD", "15850.25"),
+        ("SGD", "11790"),
+        ("MYR", "3560.5"),
+        ("JPY", "105.75"),
+    ]
+    .into_iter()
+    .filter(|(c, _)| !have.iter().any(|r| r.currency == *c))
+    .map(|(c, r)| ExchangeRate {
+        currency: c.into(),
+        rate: r.into(),
+    })
+    .collect();
+    if !missing.is_empty() {
+        admin
+            .set_exchange_rates(SetExchangeRatesRequest { rates: missing })
+            .await
+            .map_err(|s| explain("SetExchangeRates", s))?;
+    }
+    let mut sites = Vec::new();
+    for i in 1..=args.sites {
+        let site = format!("{}-{i:03}", args.site_prefix);
+        match admin
+            .create_site(CreateSiteRequest {
+                site_id: site.clone(),
+                display_name: format!("Load site {i}"),
+            })
+            .await
+        {
+            Ok(_) => {}
+            Err(s) if s.code() == tonic::Code::AlreadyExists => {}
+            Err(s) => return Err(explain("CreateSite", s)),
+        }
+        let key = admin
+            .create_api_key(CreateApiKeyRequest {
+                site_id: site.clone(),
+            })
+            .await
+            .map_err(|s| explain("CreateApiKey", s))?
+            .into_inner();
+        sites.push((site, key.secret));
+    }
+    Ok(sites)
+}
+
+/// Runs the load and reconciles.
+///
+/// # Errors
+/// When the services cannot be reached or refuse the setup or a stream.
+#[allow(clippy::too_many_lines)]
+pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
+    let sites = setup(args).await?;
+    let names: Vec<String> = sites.iter().map(|(s, _)| s.clone()).collect();
+    let mut board = LeaderboardServiceClient::new(client::connect(&args.endpoint, None).await?);
+    let before = site_totals(&mut board, &args.endpoint, &names).await?;
+
+    // Freshness: record every watermark the leaderboard publishes, and when.
+    let watermarks: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
+    let mut watch = board
+        .watch_leaderboard(WatchLeaderboardRequest {
+            limit: 1,
+            min_interval_ms: 50,
+        })
+        .await
+        .map_err(|s| client::explain(&args.endpoint, "WatchLeaderboard", &s))?
+        .into_inner();
+    let seen = watermarks.clone();
+    let watcher = tokio::spawn(async move {
+        while let Ok(Some(m)) = watch.message().await {
+            seen.lock().await.push((m.watermark, Instant::now()));
+        }
+    });
+
+    #[allow(clippy::cast_precision_loss)]
+    let weights: Vec<f64> = (1..=sites.len())
+        .map(|i| 1.0 / (i as f64).powf(args.zipf))
+        .collect();
+    let total_weight: f64 = weights.iter().sum();
+    let budget = Arc::new(AtomicI64::new(if args.duration.is_some() {
+        i64::MAX
+    } else {
+        i64::try_from(args.count).unwrap_or(i64::MAX)
+    }));
+    let deadline = args
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs(d));
+    let run_id = format!(
+        "{:x}",
+        Instant::now().elapsed().as_nanos()
+            ^ u128::from(std::process::id())
+            ^ crate::client_now().unsigned_abs() as u128
+    );
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (index, (site, secret)) in sites.into_iter().enumerate() {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let batch = ((f64::from(args.batch) * weights[index] / weights[0]).round() as usize).max(1);
+        let pace = (args.rate > 0).then(|| {
+            #[allow(clippy::cast_precision_loss)]
+            let site_rate = args.rate as f64 * weights[index] / total_weight;
+            Duration::from_secs_f64(batch as f64 / site_rate.max(1e-6))
+        });
+        let mut ingest =
+            IngestServiceClient::new(client::connect(&args.ingest, Some(&secret)).await?)
+                .max_decoding_message_size(64 * 1024 * 1024);
+        let (req_tx, req_rx) = mpsc::channel::<SubmitTransactionsRequest>(args.depth as usize);
+        let (meta_tx, mut meta_rx) = mpsc::unbounded_channel::<(Instant, Vec<Transaction>)>();
+        let mut generator = Generator {
+            rng: Rng(0x5EED ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9)),
+            run: run_id.clone(),
+            site: index + 1,
+            seq: 0,
+            sales: VecDeque::new(),
+            sent: VecDeque::new(),
+            refunds: args.refunds,
+            resubmits: args.resubmits,
+        };
+        let budget = budget.clone();
+        let sender = tokio::spawn(async move {
+            let mut ticker = pace.map(tokio::time::interval);
+            loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                let want = i64::try_from(batch).unwrap_or(1);
+                let got = budget.fetch_sub(want, Ordering::Relaxed);
+                if got <= 0 {
+                    break;
+                }
+                let n = usize::try_from(got.min(want)).unwrap_or(0);
+                if let Some(t) = ticker.as_mut() {
+                    t.tick().await;
+                }
+                let txs: Vec<Transaction> = (0..n).map(|_| generator.next()).collect();
+                let Ok(permit) = req_tx.reserve().await else {
+                    break;
+                };
+                if meta_tx.send((Instant::now(), txs.clone())).is_err() {
+                    break;
+                }
+                permit.send(SubmitTransactionsRequest { transactions: txs });
+            }
+        });
+        let tally = tally.clone();
+        let endpoint = args.ingest.clone();
+        let receiver = tokio::spawn(async move {
+            let mut responses = ingest
+                .stream_transactions(ReceiverStream::new(req_rx))
+                .await
+                .map_err(|s| client::explain(&endpoint, "StreamTransactions", &s))?
+                .into_inner();
+            while let Some(r) = responses
+                .message()
+                .await
+                .map_err(|s| client::explain(&endpoint, "StreamTransactions", &s))?
+            {
+                let now = Instant::now();
+                let Some((sent_at, txs)) = meta_rx.recv().await else {
+                    break;
+                };
+                let mut t = tally.lock().await;
+                #[allow(clippy::cast_possible_truncation)]
+                t.ack_us
+                    .push(now.duration_since(sent_at).as_micros() as u64);
+                let mut top = 0;
+                for (tx, result) in txs.iter().zip(&r.results) {
+                    match result.outcome() {
+                        Outcome::Accepted => {
+                            t.accepted += 1;
+                            top = top.max(result.position);
+                            let e = t
+                                .expected
+                                .entry((site.clone(), tx.currency.clone()))
+                                .or_default();
+                            if tx.refund_of.is_empty() {
+                                e[0] += 1;
+                                e[1] += tx.amount_minor;
+                            } else {
+                                e[2] += 1;
+                                e[3] += tx.amount_minor;
+                            }
+                        }
+                        Outcome::Duplicate => t.duplicate += 1,
+                        _ => *t.rejected.entry(result.reason.clone()).or_default() += 1,
+                    }
+                }
+                if top > 0 {
+                    t.acks.push((top, now));
+                }
+                t.last_ack = Some(now);
+            }
+            anyhow::Ok(())
+        });
+        tasks.push((sender, receiver));
+    }
+    for (sender, receiver) in tasks {
+        sender.await?;
+        receiver.await??;
+    }
+    let mut t = std::mem::take(&mut *tally.lock().await);
+    let elapsed = t
+        .last_ack
+        .map_or(Duration::ZERO, |l| l.duration_since(started));
+
+    // Wait for the leaderboard to cover everything that was accepted, then reconcile.
+    let top = t.acks.iter().map(|(p, _)| *p).max().unwrap_or(0);
+    let wait_until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let n = board
+            .get_national_totals(GetNationalTotalsRequest {})
+            .await
+            .map_err(|s| client::explain(&args.endpoint, "GetNationalTotals", &s))?
+            .into_inner();
+        if n.watermark >= top {
+            break;
+        }
+        if Instant::now() > wait_until {
+            anyhow::bail!(
+                "the leaderboard watermark stayed at {} below {top} for 2 minutes; is the aggregator running?",
+                n.watermark
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let the watcher see the final watermark too.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    watcher.abort();
+    let after = site_totals(&mut board, &args.endpoint, &names).await?;
+    let marks = watermarks.lock().await.clone();
+    let mut fresh_us: Vec<u64> = t
+        .acks
+        .iter()
+        .filter_map(|(position, acked)| {
+            let i = marks.partition_point(|(w, _)| *w < *position);
+            #[allow(clippy::cast_possible_truncation)]
+            marks
+                .get(i)
+                .map(|(_, seen)| seen.saturating_duration_since(*acked).as_micros() as u64)
+        })
+        .collect();
+    fresh_us.sort_unstable();
+    t.ack_us.sort_unstable();
+    Ok(Report {
+        sent: t.accepted + t.duplicate + t.rejected.values().sum::<u64>(),
+        accepted: t.accepted,
+        duplicate: t.duplicate,
+        rejected: t.rejected,
+        elapsed,
+        ack_us: t.ack_us,
+        fresh_us,
+        mismatches: reconcile(&t.expected, &before, &after),
+    })
+}
+
+/// Runs the command: prints the report; exit 1 when reconciliation fails.
+///
+/// # Errors
+/// When the run cannot start or a stream fails.
+pub async fn command(args: &LoadgenArgs) -> anyhow::Result<u8> {
+    let report = run(args).await?;
+    match args.output {
+        Output::Table => print!("{}", report.table()),
+        Output::Json => println!("{}", report.json()),
+    }
+    Ok(u8::from(!report.mismatches.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(rows: &[(&str, &str, [i64; 4])]) -> Figures {
+        rows.iter()
+            .map(|(s, c, v)| (((*s).to_owned(), (*c).to_owned()), *v))
+            .collect()
+    }
+
+    #[test]
+    fn reconciliation_passes_on_exact_deltas() {
+        let before = figures(&[("a", "IDR", [1, 100, 0, 0])]);
+        let after = figures(&[("a", "IDR", [3, 350, 1, 50]), ("b", "USD", [1, 9, 0, 0])]);
+        let expected = figures(&[("a", "IDR", [2, 250, 1, 50]), ("b", "USD", [1, 9, 0, 0])]);
+        assert!(reconcile(&expected, &before, &after).is_empty());
+    }
+
+    #[test]
+    fn reconciliation_fails_when_totals_are_off_by_one_minor_unit() {
+        let after = figures(&[("a", "IDR", [2, 251, 1, 50])]);
+        let expected = figures(&[("a", "IDR", [2, 250, 1, 50])]);
+        let diffs = reconcile(&expected, &Figures::new(), &after);
+        assert_eq!(diffs.len(), 2, "the site and the national line: {diffs:?}");
+        assert!(diffs[0].starts_with("a IDR"));
+        // Totals that moved for a site nothing was accepted for are caught too.
+        let diffs = reconcile(
+            &Figures::new(),
+            &Figures::new(),
+            &figures(&[("z", "JPY", [1, 1, 0, 0])]),
+        );
+        assert!(!diffs.is_empty());
+    }
+
+    #[test]
+    fn quantiles() {
+        let v: Vec<u64> = (1..=1000).collect();
+        assert_eq!(quantile(&v, 0.5), 501);
+        assert_eq!(quantile(&v, 0.99), 990);
+        assert_eq!(quantile(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn generated_refunds_never_exceed_their_sale() {
+        let mut g = Generator {
+            rng: Rng(7),
+            run: "r".into(),
+            site: 1,
+            seq: 0,
+            sales: VecDeque::new(),
+            sent: VecDeque::new(),
+            refunds: 0.3,
+            resubmits: 0.1,
+        };
+        let mut held: BTreeMap<String, i64> = BTreeMap::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..5_000 {
+            let t = g.next();
+            if !seen.insert(t.transaction_id.clone()) {
+                continue; // a resubmission
+            }
+            if t.refund_of.is_empty() {
+                held.insert(t.transaction_id.clone(), t.amount_minor);
+            } else {
+                let left = held
+                    .get_mut(&t.refund_of)
+                    .expect("refunds name an earlier sale");
+                *left -= t.amount_minor;
+                assert!(*left >= 0);
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The load generator: a short run against the in-process suite reconciles to the minor unit.
+//! (That its reconciliation can fail is unit-tested beside `loadgen::reconcile`.)
+
+use saleboard::client::Output;
+use saleboard::loadgen::{LoadgenArgs, run};
+use saleboard_tests::{Backend, TestApp, backend_tests};
+
+async fn a_short_run_reconciles(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |c| c.site_rate_limit = 0).await else {
+        return;
+    };
+    let args = LoadgenArgs {
+        ingest: format!("http://{}", app.ingest_addr),
+        endpoint: format!("http://{}", app.admin_addr),
+        token: app.token.clone(),
+        sites: 12,
+        zipf: 1.0,
+        count: 6_000,
+        duration: None,
+        rate: 0,
+        batch: 200,
+        depth: 4,
+        refunds: 0.03,
+        resubmits: 0.02,
+        site_prefix: "lg".into(),
+        output: Output::Json,
+    };
+    let report = run(&args).await.expect("the run completes");
+    assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
+    assert_eq!(report.sent, 6_000);
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    assert!(
+        report.duplicate > 0 && report.duplicate < 400,
+        "about 2% resubmitted: {}",
+        report.duplicate
+    );
+    assert_eq!(report.accepted + report.duplicate, 6_000);
+    assert!(!report.fresh_us.is_empty() && !report.ack_us.is_empty());
+    // The biggest site got the biggest share.
+    let rows = app.store.read_ledger(0, u32::MAX).await.expect("ledger");
+    let count = |s: &str| rows.iter().filter(|r| r.site.as_str() == s).count();
+    assert!(
+        count("lg-001") > 3 * count("lg-012"),
+        "Zipf volumes: {} vs {}",
+        count("lg-001"),
+        count("lg-012")
+    );
+    // A second run on the same sites reconciles against the new baseline.
+    let again = run(&LoadgenArgs {
+        count: 1_000,
+        ..args
+    })
+    .await
+    .expect("second run");
+    assert!(again.mismatches.is_empty(), "{:?}", again.mismatches);
+}
+
+backend_tests!(a_short_run_reconciles);
