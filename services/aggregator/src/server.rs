@@ -8,7 +8,6 @@ use saleboard_proto::v1::aggregator_service_server::AggregatorServiceServer;
 use saleboard_storage::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::AggregatorConfig;
 use crate::engine::{Engine, EngineError};
@@ -105,7 +104,7 @@ impl AggregatorServer {
         let server = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
+                .serve_with_incoming_shutdown(saleboard_runtime::grpc::incoming(self.listener), async move {
                     let mut rx = server_stop_rx;
                     drop(rx.wait_for(|s| *s).await);
                 }),

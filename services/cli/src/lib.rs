@@ -9,9 +9,11 @@
 //! - [`query`]: `saleboard leaderboard`, `totals`, `national` for organizers.
 //! - [`admin`]: `saleboard admin` sites, keys, event and rates.
 //! - [`loadgen`]: `saleboard loadgen`, an event day simulated, measured and reconciled.
+//! - [`bench`]: `saleboard bench-copy` / `bench-query`, helpers of `bench/run`.
 //! - [`input`]: reading transaction files; [`client`]: connections and error sentences.
 
 pub mod admin;
+pub mod bench;
 pub mod client;
 pub mod dev;
 pub mod input;

@@ -73,10 +73,10 @@ pub struct LoadgenArgs {
     #[arg(long, env = "SALEBOARD_LOADGEN_DEPTH", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub depth: u32,
     /// Share of refunds of earlier sales.
-    #[arg(long, default_value_t = 0.03)]
+    #[arg(long, env = "SALEBOARD_LOADGEN_REFUNDS", default_value_t = 0.03)]
     pub refunds: f64,
     /// Share of resubmissions of already-sent transactions.
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(long, env = "SALEBOARD_LOADGEN_RESUBMITS", default_value_t = 0.02)]
     pub resubmits: f64,
     /// Prefix of the site ids (`PREFIX-001`...).
     #[arg(long, env = "SALEBOARD_LOADGEN_SITE_PREFIX", default_value = "lg")]
@@ -535,7 +535,11 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
             IngestServiceClient::new(client::connect(&args.ingest, Some(&secret)).await?)
                 .max_decoding_message_size(64 * 1024 * 1024);
         let (req_tx, req_rx) = mpsc::channel::<SubmitTransactionsRequest>(args.depth as usize);
-        let (meta_tx, mut meta_rx) = mpsc::unbounded_channel::<(Instant, Vec<Transaction>)>();
+        // Batches sent and not yet answered, per stream: at most `depth` (the request channel
+        // alone would not bound it, since the transport drains it at once).
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(args.depth as usize));
+        let (meta_tx, mut meta_rx) =
+            mpsc::unbounded_channel::<(Instant, Vec<Transaction>, tokio::sync::OwnedSemaphorePermit)>();
         let mut generator = Generator {
             rng: Rng(0x5EED ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9)),
             run: run_id.clone(),

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use saleboard::{admin, dev, loadgen, migrate, push, query, verify};
+use saleboard::{admin, bench, dev, loadgen, migrate, push, query, verify};
 use saleboard_runtime::logging::{self, LogFormat};
 
 /// Saleboard: live totals and a national leaderboard for an online shopping day.
@@ -38,6 +38,12 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Simulate an event day against a running suite, measure it and reconcile the totals.
     Loadgen(loadgen::LoadgenArgs),
+    /// Benchmark baseline: load rows straight into a PostgreSQL ledger with COPY.
+    #[command(hide = true)]
+    BenchCopy(bench::CopyArgs),
+    /// Benchmark: time GetLeaderboard calls.
+    #[command(hide = true)]
+    BenchQuery(bench::QueryArgs),
 }
 
 async fn run(command: Command) -> anyhow::Result<u8> {
@@ -51,6 +57,8 @@ async fn run(command: Command) -> anyhow::Result<u8> {
         Command::National(args) => query::national(&args).await.map(|()| 0),
         Command::Admin(args) => admin::run(&args).await.map(|()| 0),
         Command::Loadgen(args) => loadgen::command(&args).await,
+        Command::BenchCopy(args) => bench::copy(&args).await.map(|()| 0),
+        Command::BenchQuery(args) => bench::query(&args).await.map(|()| 0),
     }
 }
 

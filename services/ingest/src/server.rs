@@ -10,7 +10,6 @@ use saleboard_runtime::auth::BearerAuthLayer;
 use saleboard_runtime::shed::ShedLoadLayer;
 use saleboard_storage::Store;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::codec::CompressionEncoding;
 
 use crate::IngestConfig;
@@ -147,7 +146,7 @@ impl IngestServer {
         tracing::info!(addr = %listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?, "ingest serving");
         let result = saleboard_runtime::grpc::server_builder(config.request_timeout())
             .add_service(stack)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .serve_with_incoming_shutdown(saleboard_runtime::grpc::incoming(listener), shutdown)
             .await;
         // The router (and with it every Writer handle) is dropped: the writer drains its queue
         // and stops.

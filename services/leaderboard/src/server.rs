@@ -10,7 +10,6 @@ use saleboard_runtime::auth::{BearerAuthLayer, OrganizerToken};
 use saleboard_runtime::shed::ShedLoadLayer;
 use saleboard_storage::Store;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::codec::CompressionEncoding;
 
 use crate::LeaderboardConfig;
@@ -145,7 +144,7 @@ impl LeaderboardServer {
         let result = saleboard_runtime::grpc::server_builder(self.config.request_timeout())
             .add_service(leaderboard)
             .add_service(admin)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .serve_with_incoming_shutdown(saleboard_runtime::grpc::incoming(self.listener), shutdown)
             .await;
         if let Err(e) = board_task.await {
             tracing::error!(error = %e, "leaderboard board task failed");

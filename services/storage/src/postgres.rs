@@ -41,6 +41,34 @@ impl PgStore {
         &self.pool
     }
 
+    /// Loads CSV rows (the ledger's columns, in table order: position, site_id,
+    /// transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, refund_of,
+    /// key_id, received_at_ns) with `COPY ... FROM STDIN` in one transaction and moves the head.
+    /// The benchmarks' physical limit of durable ingest; not a service path.
+    ///
+    /// # Errors
+    /// When the server refuses the rows.
+    pub async fn copy_in_ledger_csv(&self, csv: &[u8], head: u64) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut copy = tx
+            .copy_in_raw(
+                "COPY ledger (position, site_id, transaction_id, store_id, kind, currency, \
+                 amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns) \
+                 FROM STDIN (FORMAT csv)",
+            )
+            .await?;
+        for chunk in csv.chunks(1 << 20) {
+            copy.send(chunk).await?;
+        }
+        let rows = copy.finish().await?;
+        sqlx::query("UPDATE ledger_head SET head = $1 WHERE id = 1")
+            .bind(db_position(head)?)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
     fn migrator() -> Migrator {
         Migrator::with_migrations(vec![
             Migration::new(

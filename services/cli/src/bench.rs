@@ -1,0 +1,107 @@
+//! Benchmark helpers behind `saleboard bench-copy` and `saleboard bench-query` (used by
+//! `bench/run`): the COPY baseline that Saleboard's ingest rate is compared with, and
+//! GetLeaderboard latency.
+
+use std::time::{Duration, Instant};
+
+use saleboard_domain::{SiteId, UnixNanos};
+use saleboard_proto::v1::GetLeaderboardRequest;
+use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
+use saleboard_storage::postgres::PgStore;
+use serde_json::json;
+
+use crate::client;
+use crate::loadgen::quantile;
+
+/// Arguments of `saleboard bench-copy`.
+#[derive(Debug, clap::Args)]
+pub struct CopyArgs {
+    /// An empty PostgreSQL database (it is migrated and given the sites).
+    #[arg(long, env = "SALEBOARD_DATABASE_URL")]
+    pub database_url: String,
+    /// Rows to load.
+    #[arg(long, default_value_t = 500_000)]
+    pub count: u64,
+    /// Sites the rows spread over.
+    #[arg(long, default_value_t = 130)]
+    pub sites: u32,
+}
+
+/// Loads `count` ledger rows shaped like the load generator's with COPY and prints
+/// `{"rows":..,"seconds":..,"rows_per_s":..}`.
+///
+/// # Errors
+/// When the database refuses.
+pub async fn copy(args: &CopyArgs) -> anyhow::Result<()> {
+    let store = PgStore::connect(&args.database_url, 2).await?;
+    saleboard_storage::Store::migrate(&store).await?;
+    let now = UnixNanos::now();
+    let mut sites = Vec::new();
+    for i in 1..=args.sites {
+        let site = SiteId::parse(&format!("cp-{i:03}"))?;
+        saleboard_storage::AdminStore::create_site(&store, &site, "copy", now).await?;
+        sites.push(site);
+    }
+    // Build the CSV first: the timing is the database's, not the generator's.
+    let mut csv = Vec::with_capacity(usize::try_from(args.count).unwrap_or(0) * 110);
+    let currencies = ["IDR", "IDR", "IDR", "IDR", "USD", "SGD", "MYR", "JPY"];
+    for position in 1..=args.count {
+        let i = usize::try_from(position).unwrap_or(0);
+        let site = &sites[i % sites.len()];
+        let currency = currencies[i % currencies.len()];
+        let line = format!(
+            "{position},{site},cp-{position},store-{},1,{currency},{},{},\"\",key_copy,{}\n",
+            i % 20,
+            1_000 + (i * 7_919) % 1_000_000,
+            now.0 - 1_000_000_000,
+            now.0
+        );
+        csv.extend_from_slice(line.as_bytes());
+    }
+    let started = Instant::now();
+    let rows = store.copy_in_ledger_csv(&csv, args.count).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    #[allow(clippy::cast_precision_loss)]
+    let rate = rows as f64 / seconds;
+    println!("{}", json!({"rows": rows, "seconds": seconds, "rows_per_s": rate}));
+    Ok(())
+}
+
+/// Arguments of `saleboard bench-query`.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// Leaderboard service endpoint.
+    #[arg(long, env = "SALEBOARD_ENDPOINT", default_value = "http://127.0.0.1:50052")]
+    pub endpoint: String,
+    /// Requests to time.
+    #[arg(long, default_value_t = 2_000)]
+    pub requests: u32,
+    /// Entries per request.
+    #[arg(long, default_value_t = 1_000)]
+    pub limit: u32,
+}
+
+/// Times sequential GetLeaderboard calls and prints `{"p50_ms":..,"p99_ms":..,"entries":..}`.
+///
+/// # Errors
+/// When the service cannot be reached or refuses.
+pub async fn query(args: &QueryArgs) -> anyhow::Result<()> {
+    let mut client = LeaderboardServiceClient::new(client::connect(&args.endpoint, None).await?);
+    let mut samples = Vec::with_capacity(args.requests as usize);
+    let mut entries = 0;
+    for _ in 0..args.requests {
+        let started = Instant::now();
+        let b = client
+            .get_leaderboard(GetLeaderboardRequest { limit: args.limit, page_token: String::new() })
+            .await
+            .map_err(|s| client::explain(&args.endpoint, "GetLeaderboard", &s))?
+            .into_inner();
+        #[allow(clippy::cast_possible_truncation)]
+        samples.push(started.elapsed().as_micros() as u64);
+        entries = b.entries.len();
+    }
+    samples.sort_unstable();
+    let ms = |q| Duration::from_micros(quantile(&samples, q)).as_secs_f64() * 1e3;
+    println!("{}", json!({"requests": args.requests, "entries": entries, "p50_ms": ms(0.5), "p99_ms": ms(0.99)}));
+    Ok(())
+}
