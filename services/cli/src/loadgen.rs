@@ -567,10 +567,13 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
                     t.tick().await;
                 }
                 let txs: Vec<Transaction> = (0..n).map(|_| generator.next()).collect();
+                let Ok(slot) = in_flight.clone().acquire_owned().await else {
+                    break;
+                };
                 let Ok(permit) = req_tx.reserve().await else {
                     break;
                 };
-                if meta_tx.send((Instant::now(), txs.clone())).is_err() {
+                if meta_tx.send((Instant::now(), txs.clone(), slot)).is_err() {
                     break;
                 }
                 permit.send(SubmitTransactionsRequest { transactions: txs });
@@ -590,9 +593,10 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
                 .map_err(|s| client::explain(&endpoint, "StreamTransactions", &s))?
             {
                 let now = Instant::now();
-                let Some((sent_at, txs)) = meta_rx.recv().await else {
+                let Some((sent_at, txs, slot)) = meta_rx.recv().await else {
                     break;
                 };
+                drop(slot);
                 let mut t = tally.lock().await;
                 #[allow(clippy::cast_possible_truncation)]
                 t.ack_us
