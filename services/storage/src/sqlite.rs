@@ -25,6 +25,8 @@ use crate::{Candidate, LedgerRow, LedgerStore, Result, StorageError, Store, Tota
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Sidecar file whose lock queues writers (see [`SqliteStore::write_gate`]).
+    gate: Option<std::path::PathBuf>,
 }
 
 impl SqliteStore {
@@ -42,12 +44,41 @@ impl SqliteStore {
             // the length of a group commit.
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
+        let file = options.get_filename();
+        let gate = (!file.as_os_str().is_empty() && file != std::path::Path::new(":memory:")).then(|| {
+            let mut name = file.as_os_str().to_owned();
+            name.push("-writer.lock");
+            std::path::PathBuf::from(name)
+        });
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, gate })
+    }
+
+    /// Queues this writer behind the others (every process on the file) with a blocking lock
+    /// on a sidecar file, held until the returned guard is dropped. SQLite's own busy handler
+    /// retries on a timer, so a writer committing back to back (ingest) could starve another
+    /// (the aggregator) for seconds; a kernel lock wakes the waiter as soon as it is released.
+    pub(crate) async fn write_gate(&self) -> Result<Option<std::fs::File>> {
+        let Some(path) = self.gate.clone() else {
+            return Ok(None);
+        };
+        let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)?;
+            file.lock()?;
+            Ok(file)
+        })
+        .await
+        .map_err(|e| StorageError::Database(sqlx::Error::Io(std::io::Error::other(e))))?
+        .map_err(|e| StorageError::Database(sqlx::Error::Io(e)))?;
+        Ok(Some(file))
     }
 
     /// The pool, for tests that inspect tables directly.
@@ -97,6 +128,7 @@ impl LedgerStore for SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        let _gate = self.write_gate().await?;
         // IMMEDIATE takes the write lock now, before the head is read.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let (head,): (i64,) = sqlx::query_as("SELECT head FROM ledger_head WHERE id = 1")
@@ -153,6 +185,7 @@ impl LedgerStore for SqliteStore {
                 "SELECT l.site_id, l.refund_of, SUM(l.amount_minor) \
                  FROM json_each($1) AS k \
                  JOIN ledger l ON l.site_id = k.value ->> 0 AND l.refund_of = k.value ->> 1 \
+                 AND l.refund_of <> '' \
                  GROUP BY l.site_id, l.refund_of",
             )
             .bind(pairs_json(targets))

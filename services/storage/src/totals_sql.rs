@@ -53,6 +53,7 @@ macro_rules! totals_store_impl {
                 now: saleboard_domain::UnixNanos,
             ) -> $crate::Result<()> {
                 use $crate::model::{db_position, to_i64};
+                let _gate = self.write_gate().await?;
                 let mut tx = self.pool.begin_with($begin_write).await?;
                 let (applied,): (i64,) = sqlx::query_as($lock_state).fetch_one(&mut *tx).await?;
                 if applied != db_position(from)? {
