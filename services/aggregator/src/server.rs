@@ -104,10 +104,13 @@ impl AggregatorServer {
         let server = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(service)
-                .serve_with_incoming_shutdown(saleboard_runtime::grpc::incoming(self.listener), async move {
-                    let mut rx = server_stop_rx;
-                    drop(rx.wait_for(|s| *s).await);
-                }),
+                .serve_with_incoming_shutdown(
+                    saleboard_runtime::grpc::incoming(self.listener),
+                    async move {
+                        let mut rx = server_stop_rx;
+                        drop(rx.wait_for(|s| *s).await);
+                    },
+                ),
         );
         tracing::info!(addr = %self.local_addr, "aggregator status serving");
         let engine_result = tokio::select! {

@@ -63,7 +63,10 @@ pub async fn copy(args: &CopyArgs) -> anyhow::Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     #[allow(clippy::cast_precision_loss)]
     let rate = rows as f64 / seconds;
-    println!("{}", json!({"rows": rows, "seconds": seconds, "rows_per_s": rate}));
+    println!(
+        "{}",
+        json!({"rows": rows, "seconds": seconds, "rows_per_s": rate})
+    );
     Ok(())
 }
 
@@ -71,7 +74,11 @@ pub async fn copy(args: &CopyArgs) -> anyhow::Result<()> {
 #[derive(Debug, clap::Args)]
 pub struct QueryArgs {
     /// Leaderboard service endpoint.
-    #[arg(long, env = "SALEBOARD_ENDPOINT", default_value = "http://127.0.0.1:50052")]
+    #[arg(
+        long,
+        env = "SALEBOARD_ENDPOINT",
+        default_value = "http://127.0.0.1:50052"
+    )]
     pub endpoint: String,
     /// Requests to time.
     #[arg(long, default_value_t = 2_000)]
@@ -92,7 +99,10 @@ pub async fn query(args: &QueryArgs) -> anyhow::Result<()> {
     for _ in 0..args.requests {
         let started = Instant::now();
         let b = client
-            .get_leaderboard(GetLeaderboardRequest { limit: args.limit, page_token: String::new() })
+            .get_leaderboard(GetLeaderboardRequest {
+                limit: args.limit,
+                page_token: String::new(),
+            })
             .await
             .map_err(|s| client::explain(&args.endpoint, "GetLeaderboard", &s))?
             .into_inner();
@@ -102,6 +112,9 @@ pub async fn query(args: &QueryArgs) -> anyhow::Result<()> {
     }
     samples.sort_unstable();
     let ms = |q| Duration::from_micros(quantile(&samples, q)).as_secs_f64() * 1e3;
-    println!("{}", json!({"requests": args.requests, "entries": entries, "p50_ms": ms(0.5), "p99_ms": ms(0.99)}));
+    println!(
+        "{}",
+        json!({"requests": args.requests, "entries": entries, "p50_ms": ms(0.5), "p99_ms": ms(0.99)})
+    );
     Ok(())
 }

@@ -538,8 +538,11 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
         // Batches sent and not yet answered, per stream: at most `depth` (the request channel
         // alone would not bound it, since the transport drains it at once).
         let in_flight = Arc::new(tokio::sync::Semaphore::new(args.depth as usize));
-        let (meta_tx, mut meta_rx) =
-            mpsc::unbounded_channel::<(Instant, Vec<Transaction>, tokio::sync::OwnedSemaphorePermit)>();
+        let (meta_tx, mut meta_rx) = mpsc::unbounded_channel::<(
+            Instant,
+            Vec<Transaction>,
+            tokio::sync::OwnedSemaphorePermit,
+        )>();
         let mut generator = Generator {
             rng: Rng(0x5EED ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9)),
             run: run_id.clone(),

@@ -23,14 +23,24 @@ fn batch() -> Vec<TransactionInput> {
             currency: currencies[i % currencies.len()].to_owned(),
             amount_minor: 10_000 + i as i64,
             occurred_at: Some((START + 60 + i as i64, 0)),
-            refund_of: if i % 33 == 32 { format!("order-2026-12-12-{:08}", i - 1) } else { String::new() },
+            refund_of: if i % 33 == 32 {
+                format!("order-2026-12-12-{:08}", i - 1)
+            } else {
+                String::new()
+            },
         })
         .collect()
 }
 
 fn bench(c: &mut Criterion) {
-    let event = Event::new("e", "E", UnixNanos::from_parts(START, 0).expect("t"), UnixNanos::from_parts(START + 259_200, 0).expect("t"), "IDR")
-        .expect("event");
+    let event = Event::new(
+        "e",
+        "E",
+        UnixNanos::from_parts(START, 0).expect("t"),
+        UnixNanos::from_parts(START + 259_200, 0).expect("t"),
+        "IDR",
+    )
+    .expect("event");
     let now = UnixNanos::from_parts(START + 3_600, 0).expect("t");
     let limits = Limits::default();
     let inputs = batch();
@@ -44,12 +54,18 @@ fn bench(c: &mut Criterion) {
         });
     });
 
-    let valid: Vec<_> = inputs.iter().filter_map(|t| validate(t, &event, now, &limits).ok()).collect();
+    let valid: Vec<_> = inputs
+        .iter()
+        .filter_map(|t| validate(t, &event, now, &limits).ok())
+        .collect();
     let site = SiteId::parse("toko").expect("site");
     c.bench_function("resolve 1,000 transactions against the ledger state", |b| {
         b.iter(|| {
             let mut state = LedgerState::new(1_000_000);
-            black_box(&valid).iter().map(|t| state.resolve(&site, t)).count()
+            black_box(&valid)
+                .iter()
+                .map(|t| state.resolve(&site, t))
+                .count()
         });
     });
 
@@ -62,15 +78,28 @@ fn bench(c: &mut Criterion) {
                 .iter()
                 .map(|c| {
                     let n = 1_000_000 + (i as i64 * 7_919) % 100_000_000;
-                    (Currency::parse(c).expect("c"), CurrencyTotals { sale_count: 100, gross_minor: n, refund_count: 3, refunded_minor: n / 50 })
+                    (
+                        Currency::parse(c).expect("c"),
+                        CurrencyTotals {
+                            sale_count: 100,
+                            gross_minor: n,
+                            refund_count: 3,
+                            refunded_minor: n / 50,
+                        },
+                    )
                 })
                 .collect(),
         })
         .collect();
-    let rates: BTreeMap<Currency, Rate> = [("USD", "15850.25"), ("SGD", "11790"), ("MYR", "3560.5"), ("JPY", "105.75")]
-        .iter()
-        .map(|(c, r)| (Currency::parse(c).expect("c"), Rate::parse(r).expect("r")))
-        .collect();
+    let rates: BTreeMap<Currency, Rate> = [
+        ("USD", "15850.25"),
+        ("SGD", "11790"),
+        ("MYR", "3560.5"),
+        ("JPY", "105.75"),
+    ]
+    .iter()
+    .map(|(c, r)| (Currency::parse(c).expect("c"), Rate::parse(r).expect("r")))
+    .collect();
     let idr = Currency::parse("IDR").expect("IDR");
     c.bench_function("convert and rank 1,000 sites x 5 currencies", |b| {
         b.iter(|| rank(black_box(sites.clone()), &rates, idr).expect("ranks"));

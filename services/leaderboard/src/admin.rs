@@ -38,6 +38,15 @@ impl std::fmt::Debug for AdminService {
 }
 
 impl AdminService {
+    /// Rebuilds the leaderboard before answering, so a client that changed the event, a rate
+    /// or the sites sees the change in its very next query.
+    async fn refresh_board(&self) {
+        if let Err(e) = self.board.refresh().await {
+            tracing::warn!(error = %e, "cannot refresh the leaderboard now; it will on its next signal");
+            self.board.invalidate();
+        }
+    }
+
     /// A service over `store` that tells `board` when the figures' inputs change.
     #[must_use]
     pub fn new(store: Arc<dyn Store>, board: Arc<Board>) -> Self {
@@ -126,7 +135,7 @@ impl AdminApi for AdminService {
             .await
             .map_err(|e| store_err(&e))?;
         tracing::info!(site = %site, "site created");
-        self.board.invalidate();
+        self.refresh_board().await;
         Ok(Response::new(site_msg(record)))
     }
 
@@ -217,7 +226,7 @@ impl AdminApi for AdminService {
             .await
             .map_err(|e| store_err(&e))?;
         tracing::info!(event_id = %event.event_id, "event set");
-        self.board.invalidate();
+        self.refresh_board().await;
         Ok(Response::new(event_msg(&event)))
     }
 
@@ -257,7 +266,7 @@ impl AdminApi for AdminService {
             .await
             .map_err(|e| store_err(&e))?;
         tracing::info!(changed = rates.len(), "exchange rates set");
-        self.board.invalidate();
+        self.refresh_board().await;
         Ok(Response::new(SetExchangeRatesResponse {
             rates: rate_msgs(all),
         }))

@@ -156,6 +156,9 @@ impl LeaderboardApi for LeaderboardService {
             ms => ms,
         };
         let interval = Duration::from_millis(u64::from(interval_ms));
+        if self.board.current().figures.event.is_none() {
+            return Err(no_event());
+        }
         let snapshots = self.board.subscribe();
         let closing = self.board.closing();
         // The stream only advances when the transport asks for the next message, so a reader

@@ -144,7 +144,10 @@ impl LeaderboardServer {
         let result = saleboard_runtime::grpc::server_builder(self.config.request_timeout())
             .add_service(leaderboard)
             .add_service(admin)
-            .serve_with_incoming_shutdown(saleboard_runtime::grpc::incoming(self.listener), shutdown)
+            .serve_with_incoming_shutdown(
+                saleboard_runtime::grpc::incoming(self.listener),
+                shutdown,
+            )
             .await;
         if let Err(e) = board_task.await {
             tracing::error!(error = %e, "leaderboard board task failed");

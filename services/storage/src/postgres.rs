@@ -91,6 +91,13 @@ impl PgStore {
                 include_str!("../migrations/postgres/0002_totals.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                3,
+                "c collation".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0003_c_collation.sql").into_sql_str(),
+                false,
+            ),
         ])
     }
 }

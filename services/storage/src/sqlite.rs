@@ -45,11 +45,12 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
         let file = options.get_filename();
-        let gate = (!file.as_os_str().is_empty() && file != std::path::Path::new(":memory:")).then(|| {
-            let mut name = file.as_os_str().to_owned();
-            name.push("-writer.lock");
-            std::path::PathBuf::from(name)
-        });
+        let gate =
+            (!file.as_os_str().is_empty() && file != std::path::Path::new(":memory:")).then(|| {
+                let mut name = file.as_os_str().to_owned();
+                name.push("-writer.lock");
+                std::path::PathBuf::from(name)
+            });
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(30))
