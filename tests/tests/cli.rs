@@ -328,3 +328,75 @@ async fn admin_commands() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PermissionDenied"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ctrl_c_stops_cleanly_and_says_how_far() {
+    let (app, key) = app().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let t = rfc3339(10);
+    let mut text = String::from("transaction_id,kind,currency,amount_minor,occurred_at\n");
+    for i in 0..100_000 {
+        text.push_str(&format!("C{i},SALE,IDR,{},{t}\n", 1_000 + i));
+    }
+    let csv = write(dir.path(), "big.csv", &text);
+    let endpoint = format!("http://{}", app.ingest_addr);
+    let child = Command::new(bin_dir().join("saleboard"))
+        .args([
+            "push",
+            csv.to_str().expect("utf-8"),
+            "--endpoint",
+            &endpoint,
+            "--key",
+            &key,
+            "--batch-size",
+            "200",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("push starts");
+    // Interrupt once it is under way.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.store.ledger_head().await.expect("head") < 2_000 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "push never got going"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("push ends");
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("interrupted by Ctrl-C after"), "{text}");
+    // Everything it was told is in the ledger, nothing half-sent is lost: a second run finishes.
+    let head = app.store.ledger_head().await.expect("head");
+    assert!(head < 100_000, "it stopped early");
+    let again = saleboard(
+        &[
+            "push",
+            csv.to_str().expect("utf-8"),
+            "--endpoint",
+            &endpoint,
+            "--key",
+            &key,
+        ],
+        &[],
+    );
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+    let report = stdout(&again);
+    assert!(
+        report.contains(&format!("{} duplicate", head)),
+        "what was sent before comes back as duplicates: {report}"
+    );
+    assert_eq!(app.store.ledger_head().await.expect("head"), 100_000);
+}
