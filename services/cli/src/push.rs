@@ -182,18 +182,16 @@ async fn push_file(
             batch.clear();
             lines.clear();
         }
-        if input_done && sender.is_some() {
+        if input_done && let Some(s) = sender.take() {
+            // The last, partial batch; dropping the sender then ends the request stream.
             if !batch.is_empty() {
-                if let Some(s) = &sender {
-                    s.send(SubmitTransactionsRequest {
-                        transactions: std::mem::take(&mut batch),
-                    })
-                    .await
-                    .ok();
+                let request = SubmitTransactionsRequest {
+                    transactions: std::mem::take(&mut batch),
+                };
+                if s.send(request).await.is_ok() {
                     in_flight.push_back(std::mem::take(&mut lines));
                 }
             }
-            sender = None; // ends the request stream
         }
         if input_done && sender.is_none() && in_flight.is_empty() {
             break;
