@@ -26,19 +26,14 @@ pub fn bin_dir() -> PathBuf {
                 .to_path_buf();
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut cmd = Command::new(cargo);
-            cmd.args([
-                "build",
-                "--bins",
-                "-p",
-                "saleboard-ingest",
-                "-p",
-                "saleboard-leaderboard",
-                "-p",
-                "saleboard",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
+            // Every binary of the workspace, with the profile settings of the tests themselves
+            // (`test` shares `target/debug`), so nothing the test build compiled is rebuilt.
+            cmd.args(["build", "--workspace", "--bins"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
             if dir.file_name().is_some_and(|n| n == "release") {
                 cmd.arg("--release");
+            } else {
+                cmd.args(["--profile", "test"]);
             }
             let status = cmd
                 .status()

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use saleboard_proto::Timestamp;
+use saleboard_proto::v1::GetAggregatorStatusRequest;
+use saleboard_proto::v1::aggregator_service_client::AggregatorServiceClient;
 use saleboard_proto::v1::{
     CurrencyTotals, ExchangeRate, GetLeaderboardRequest, GetNationalTotalsRequest,
     GetSiteTotalsRequest, Outcome, SetExchangeRatesRequest, SubmitTransactionsRequest, Transaction,
@@ -598,7 +600,37 @@ async fn watchers_get_updates_at_their_pace(backend: Backend) {
     assert_eq!(last.entries[0].net_reporting_minor, 750 * 1_000);
 }
 
+async fn aggregator_status_shows_lag(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.set_event().await;
+    let (_, secret) = app.site_with_key("alpha").await;
+    let txs = (0..25).map(|i| sale(&format!("L{i}"), "IDR", 10)).collect();
+    app.ingest(&secret)
+        .await
+        .submit_transactions(SubmitTransactionsRequest { transactions: txs })
+        .await
+        .expect("push");
+    app.settle().await;
+    let mut status_client =
+        AggregatorServiceClient::new(saleboard_tests::app::channel(app.aggregator_addr).await);
+    let status = status_client
+        .get_status(GetAggregatorStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(
+        (status.applied_position, status.ledger_head, status.lag),
+        (25, 25, 0)
+    );
+    assert!(status.active, "the only aggregator holds the lease");
+    assert_eq!(status.holder, status.instance_id);
+    assert!(status.updated_at.is_some());
+}
+
 backend_tests!(
+    aggregator_status_shows_lag,
     figures_match_an_independent_model,
     requests_are_checked,
     watchers_get_updates_at_their_pace
