@@ -3,9 +3,60 @@
 
 use std::collections::BTreeSet;
 
-use saleboard_domain::resolve::{Decision, LedgerState};
+use saleboard_domain::resolve::{Decision, LedgerState, Stored};
+use saleboard_domain::{SiteId, TransactionId};
 
-use crate::Candidate;
+use crate::model::RawRow;
+use crate::{Candidate, Result, StorageError};
+
+/// The stored columns of a ledger row that resolution needs, as both databases return them:
+/// site_id, transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, refund_of,
+/// position.
+pub(crate) type KeyRow = (String, String, String, i16, String, i64, i64, String, i64);
+
+/// Puts loaded rows into the state.
+pub(crate) fn load_stored(state: &mut LedgerState, rows: Vec<KeyRow>) -> Result<()> {
+    for (
+        site_id,
+        transaction_id,
+        store_id,
+        kind,
+        currency,
+        amount_minor,
+        occurred_at_ns,
+        refund_of,
+        position,
+    ) in rows
+    {
+        let (site, tx, position) = RawRow {
+            site_id,
+            transaction_id,
+            store_id,
+            kind,
+            currency,
+            amount_minor,
+            occurred_at_ns,
+            refund_of,
+            position,
+        }
+        .into_domain()?;
+        state.insert_stored(site, Stored { tx, position });
+    }
+    Ok(())
+}
+
+/// Puts loaded (site, sale, refunded sum) rows into the state.
+pub(crate) fn load_refunded(
+    state: &mut LedgerState,
+    sums: Vec<(String, String, i64)>,
+) -> Result<()> {
+    for (site, sale, sum) in sums {
+        let site = SiteId::parse(&site).map_err(|e| StorageError::corrupt("ledger", e))?;
+        let sale = TransactionId::parse(&sale).map_err(|e| StorageError::corrupt("ledger", e))?;
+        state.insert_refunded(site, sale, i128::from(sum));
+    }
+    Ok(())
+}
 
 /// (site_id, transaction_id) pairs whose stored rows the batch needs: its own ids (for
 /// duplicates and conflicts) and the sales its refunds name.

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use saleboard_domain::resolve::{Decision, LedgerState, Stored};
+use saleboard_domain::resolve::{Decision, LedgerState};
 use sqlx::SqlSafeStr as _;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use crate::append::{decide, keys_to_load, refund_targets};
-use crate::model::{RawRow, db_position};
+use crate::append::{KeyRow, decide, keys_to_load, load_refunded, load_stored, refund_targets};
+use crate::model::db_position;
 use crate::shared_sql::shared_store_impl;
 use crate::totals_sql::totals_store_impl;
 use crate::{Candidate, LedgerRow, LedgerStore, Result, Store, TotalsStore};
@@ -111,8 +111,6 @@ totals_store_impl!(
     notify: Some("SELECT pg_notify('saleboard_applied', $1)")
 );
 
-type KeyRow = (String, String, String, i16, String, i64, i64, String, i64);
-
 #[async_trait]
 impl LedgerStore for PgStore {
     async fn append(&self, batch: &[Candidate]) -> Result<Vec<Decision>> {
@@ -141,38 +139,7 @@ impl LedgerStore for PgStore {
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
-        for (
-            site_id,
-            transaction_id,
-            store_id,
-            kind,
-            currency,
-            amount_minor,
-            occurred_at_ns,
-            refund_of,
-            position,
-        ) in rows
-        {
-            let (site, stored, position) = RawRow {
-                site_id,
-                transaction_id,
-                store_id,
-                kind,
-                currency,
-                amount_minor,
-                occurred_at_ns,
-                refund_of,
-                position,
-            }
-            .into_domain()?;
-            state.insert_stored(
-                site,
-                Stored {
-                    tx: stored,
-                    position,
-                },
-            );
-        }
+        load_stored(&mut state, rows)?;
 
         let (sites, sales): (Vec<String>, Vec<String>) = refund_targets(batch).into_iter().unzip();
         if !sites.is_empty() {
@@ -188,13 +155,7 @@ impl LedgerStore for PgStore {
             .bind(&sales)
             .fetch_all(&mut *tx)
             .await?;
-            for (site, sale, sum) in sums {
-                let site = saleboard_domain::SiteId::parse(&site)
-                    .map_err(|e| crate::StorageError::corrupt("ledger", e))?;
-                let sale = saleboard_domain::TransactionId::parse(&sale)
-                    .map_err(|e| crate::StorageError::corrupt("ledger", e))?;
-                state.insert_refunded(site, sale, i128::from(sum));
-            }
+            load_refunded(&mut state, sums)?;
         }
 
         let (decisions, accepted) = decide(&mut state, batch);

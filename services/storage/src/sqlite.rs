@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use saleboard_domain::resolve::{Decision, LedgerState, Stored};
+use saleboard_domain::resolve::{Decision, LedgerState};
 use serde_json::json;
 use sqlx::SqlSafeStr as _;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -15,8 +15,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::append::{decide, keys_to_load, refund_targets};
-use crate::model::{RawRow, db_position};
+use crate::append::{KeyRow, decide, keys_to_load, load_refunded, load_stored, refund_targets};
+use crate::model::db_position;
 use crate::shared_sql::shared_store_impl;
 use crate::totals_sql::totals_store_impl;
 use crate::{Candidate, LedgerRow, LedgerStore, Result, StorageError, Store, TotalsStore};
@@ -117,8 +117,6 @@ totals_store_impl!(
     notify: None::<&'static str>
 );
 
-type KeyRow = (String, String, String, i16, String, i64, i64, String, i64);
-
 fn pairs_json(pairs: Vec<(String, String)>) -> String {
     serde_json::Value::Array(pairs.into_iter().map(|(a, b)| json!([a, b])).collect()).to_string()
 }
@@ -147,38 +145,7 @@ impl LedgerStore for SqliteStore {
         .bind(pairs_json(keys_to_load(batch)))
         .fetch_all(&mut *tx)
         .await?;
-        for (
-            site_id,
-            transaction_id,
-            store_id,
-            kind,
-            currency,
-            amount_minor,
-            occurred_at_ns,
-            refund_of,
-            position,
-        ) in rows
-        {
-            let (site, stored, position) = RawRow {
-                site_id,
-                transaction_id,
-                store_id,
-                kind,
-                currency,
-                amount_minor,
-                occurred_at_ns,
-                refund_of,
-                position,
-            }
-            .into_domain()?;
-            state.insert_stored(
-                site,
-                Stored {
-                    tx: stored,
-                    position,
-                },
-            );
-        }
+        load_stored(&mut state, rows)?;
 
         let targets = refund_targets(batch);
         if !targets.is_empty() {
@@ -192,13 +159,7 @@ impl LedgerStore for SqliteStore {
             .bind(pairs_json(targets))
             .fetch_all(&mut *tx)
             .await?;
-            for (site, sale, sum) in sums {
-                let site = saleboard_domain::SiteId::parse(&site)
-                    .map_err(|e| StorageError::corrupt("ledger", e))?;
-                let sale = saleboard_domain::TransactionId::parse(&sale)
-                    .map_err(|e| StorageError::corrupt("ledger", e))?;
-                state.insert_refunded(site, sale, i128::from(sum));
-            }
+            load_refunded(&mut state, sums)?;
         }
 
         let (decisions, accepted) = decide(&mut state, batch);
