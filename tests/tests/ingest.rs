@@ -709,7 +709,48 @@ async fn admin_validation(backend: Backend) {
     assert!(listed.keys[0].secret.is_empty());
 }
 
+async fn overload_is_shed_fast(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        c.concurrency_limit = 1;
+        c.site_rate_limit = 0;
+    })
+    .await
+    else {
+        return;
+    };
+    app.set_event().await;
+    let (_, secret) = app.site_with_key("alpha").await;
+    let mut calls = Vec::new();
+    for c in 0..24 {
+        let mut client = app.ingest(&secret).await;
+        calls.push(tokio::spawn(async move {
+            let txs = (0..1_000).map(|i| sale(&format!("O{c}-{i}"), "IDR", 1)).collect();
+            let started = tokio::time::Instant::now();
+            let r = client.submit_transactions(req(txs)).await;
+            (r.map(|r| r.into_inner().results.len()), started.elapsed())
+        }));
+    }
+    let (mut ok, mut shed) = (0, 0);
+    for c in calls {
+        match c.await.expect("call") {
+            (Ok(n), _) => {
+                assert_eq!(n, 1_000);
+                ok += 1;
+            }
+            (Err(s), took) => {
+                assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+                assert!(s.message().contains("concurrent requests"), "{}", s.message());
+                assert!(took < Duration::from_secs(1), "shed at once, took {took:?}");
+                shed += 1;
+            }
+        }
+    }
+    assert!(ok >= 1 && shed >= 1, "some served, some shed: {ok} ok, {shed} shed");
+    assert_eq!(app.store.ledger_head().await.expect("head"), 1_000 * ok);
+}
+
 backend_tests!(
+    overload_is_shed_fast,
     accepted_duplicate_and_conflict,
     duplicates_inside_one_request,
     two_sites_may_share_an_id,
