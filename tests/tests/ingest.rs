@@ -724,7 +724,9 @@ async fn overload_is_shed_fast(backend: Backend) {
     for c in 0..24 {
         let mut client = app.ingest(&secret).await;
         calls.push(tokio::spawn(async move {
-            let txs = (0..1_000).map(|i| sale(&format!("O{c}-{i}"), "IDR", 1)).collect();
+            let txs = (0..1_000)
+                .map(|i| sale(&format!("O{c}-{i}"), "IDR", 1))
+                .collect();
             let started = tokio::time::Instant::now();
             let r = client.submit_transactions(req(txs)).await;
             (r.map(|r| r.into_inner().results.len()), started.elapsed())
@@ -739,17 +741,79 @@ async fn overload_is_shed_fast(backend: Backend) {
             }
             (Err(s), took) => {
                 assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
-                assert!(s.message().contains("concurrent requests"), "{}", s.message());
+                assert!(
+                    s.message().contains("concurrent requests"),
+                    "{}",
+                    s.message()
+                );
                 assert!(took < Duration::from_secs(1), "shed at once, took {took:?}");
                 shed += 1;
             }
         }
     }
-    assert!(ok >= 1 && shed >= 1, "some served, some shed: {ok} ok, {shed} shed");
+    assert!(
+        ok >= 1 && shed >= 1,
+        "some served, some shed: {ok} ok, {shed} shed"
+    );
     assert_eq!(app.store.ledger_head().await.expect("head"), 1_000 * ok);
 }
 
+async fn an_open_stream_counts_against_the_limit(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |c| c.concurrency_limit = 1).await else {
+        return;
+    };
+    app.set_event().await;
+    let (_, secret) = app.site_with_key("alpha").await;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut streaming = app.ingest(&secret).await;
+    let mut responses = streaming
+        .stream_transactions(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("stream opens")
+        .into_inner();
+    tx.send(req(vec![sale("S1", "IDR", 1)]))
+        .await
+        .expect("send");
+    assert_eq!(
+        outcomes(&responses.message().await.expect("ok").expect("one")),
+        [accepted()]
+    );
+    let err = app
+        .ingest(&secret)
+        .await
+        .submit_transactions(req(vec![sale("U1", "IDR", 1)]))
+        .await
+        .expect_err("busy");
+    assert_eq!(
+        err.code(),
+        Code::ResourceExhausted,
+        "the open stream holds the only permit"
+    );
+    drop(tx);
+    assert!(responses.message().await.expect("clean end").is_none());
+    drop(responses);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match app
+            .ingest(&secret)
+            .await
+            .submit_transactions(req(vec![sale("U1", "IDR", 1)]))
+            .await
+        {
+            Ok(_) => break,
+            Err(s)
+                if s.code() == Code::ResourceExhausted
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(s) => panic!("the permit was not given back: {s:?}"),
+        }
+    }
+}
+
 backend_tests!(
+    an_open_stream_counts_against_the_limit,
     overload_is_shed_fast,
     accepted_duplicate_and_conflict,
     duplicates_inside_one_request,
