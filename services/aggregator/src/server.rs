@@ -28,6 +28,9 @@ pub enum ServerError {
     /// The engine stopped on a fatal error.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The reflection service could not be built.
+    #[error("cannot build gRPC reflection: {0}")]
+    Reflection(tonic_reflection::server::Error),
     /// The gRPC server failed.
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -101,17 +104,29 @@ impl AggregatorServer {
             self.engine.instance_id().to_owned(),
         ));
         let (server_stop_tx, server_stop_rx) = watch::channel(false);
-        let server = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(
-                    saleboard_runtime::grpc::incoming(self.listener),
-                    async move {
-                        let mut rx = server_stop_rx;
-                        drop(rx.wait_for(|s| *s).await);
-                    },
-                ),
-        );
+        let reporter = tonic_health::server::HealthReporter::new();
+        reporter
+            .set_serving::<AggregatorServiceServer<AggregatorService>>()
+            .await;
+        let router = saleboard_runtime::grpc::add_standard_services(
+            tonic::transport::Server::builder().add_service(service),
+            &reporter,
+        )
+        .map_err(ServerError::Reflection)?;
+        let draining = reporter.clone();
+        let server = tokio::spawn(router.serve_with_incoming_shutdown(
+            saleboard_runtime::grpc::incoming(self.listener),
+            async move {
+                let mut rx = server_stop_rx;
+                drop(rx.wait_for(|s| *s).await);
+                draining
+                    .set_not_serving::<AggregatorServiceServer<AggregatorService>>()
+                    .await;
+                draining
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
+                    .await;
+            },
+        ));
         tracing::info!(addr = %self.local_addr, "aggregator status serving");
         let engine_result = tokio::select! {
             () = shutdown => {

@@ -9,6 +9,7 @@
 //! - [`query`]: `saleboard leaderboard`, `totals`, `national` for organizers.
 //! - [`admin`]: `saleboard admin` sites, keys, event and rates.
 //! - [`loadgen`]: `saleboard loadgen`, an event day simulated, measured and reconciled.
+//! - [`health`]: `saleboard health ENDPOINT`, a gRPC health probe.
 //! - [`bench`]: `saleboard bench-copy` / `bench-query`, helpers of `bench/run`.
 //! - [`input`]: reading transaction files; [`client`]: connections and error sentences.
 
@@ -16,6 +17,7 @@ pub mod admin;
 pub mod bench;
 pub mod client;
 pub mod dev;
+pub mod health;
 pub mod input;
 pub mod loadgen;
 pub mod migrate;

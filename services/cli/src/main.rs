@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use saleboard::{admin, bench, dev, loadgen, migrate, push, query, verify};
+use saleboard::{admin, bench, dev, health, loadgen, migrate, push, query, verify};
 use saleboard_runtime::logging::{self, LogFormat};
 
 /// Saleboard: live totals and a national leaderboard for an online shopping day.
@@ -36,6 +36,8 @@ enum Command {
     National(query::NationalArgs),
     /// Manage sites, keys, the event and exchange rates (organizers).
     Admin(admin::AdminArgs),
+    /// Ask a service whether it is serving (gRPC health); exit 0 when SERVING.
+    Health(health::HealthArgs),
     /// Simulate an event day against a running suite, measure it and reconcile the totals.
     Loadgen(loadgen::LoadgenArgs),
     /// Benchmark baseline: load rows straight into a PostgreSQL ledger with COPY.
@@ -57,6 +59,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
         Command::National(args) => query::national(&args).await.map(|()| 0),
         Command::Admin(args) => admin::run(&args).await.map(|()| 0),
         Command::Loadgen(args) => loadgen::command(&args).await,
+        Command::Health(args) => health::run(&args).await.map(|ok| if ok { 0 } else { 1 }),
         Command::BenchCopy(args) => bench::copy(&args).await.map(|()| 0),
         Command::BenchQuery(args) => bench::query(&args).await.map(|()| 0),
     }

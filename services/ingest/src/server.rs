@@ -33,6 +33,9 @@ pub enum ServerError {
     /// The initial load of keys and event failed.
     #[error("cannot load API keys and the event: {0}")]
     Load(#[from] saleboard_storage::StorageError),
+    /// The reflection service could not be built.
+    #[error("cannot build gRPC reflection: {0}")]
+    Reflection(tonic_reflection::server::Error),
     /// The gRPC server failed.
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -144,10 +147,31 @@ impl IngestServer {
             .service(api);
 
         tracing::info!(addr = %listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?, "ingest serving");
-        let result = saleboard_runtime::grpc::server_builder(config.request_timeout())
-            .add_service(stack)
-            .serve_with_incoming_shutdown(saleboard_runtime::grpc::incoming(listener), shutdown)
+        // Migrations ran before the server was built: the service is SERVING from the start and
+        // NOT_SERVING once shutdown begins.
+        let reporter = tonic_health::server::HealthReporter::new();
+        reporter
+            .set_serving::<IngestServiceServer<IngestService>>()
             .await;
+        let draining = reporter.clone();
+        let shutdown = async move {
+            shutdown.await;
+            draining
+                .set_not_serving::<IngestServiceServer<IngestService>>()
+                .await;
+            draining
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+        };
+        let router =
+            saleboard_runtime::grpc::server_builder(config.request_timeout()).add_service(stack);
+        let result = match saleboard_runtime::grpc::add_standard_services(router, &reporter) {
+            Ok(router) => router
+                .serve_with_incoming_shutdown(saleboard_runtime::grpc::incoming(listener), shutdown)
+                .await
+                .map_err(ServerError::from),
+            Err(e) => Err(ServerError::Reflection(e)),
+        };
         // The router (and with it every Writer handle) is dropped: the writer drains its queue
         // and stops.
         refresh.abort();
@@ -155,6 +179,6 @@ impl IngestServer {
             tracing::error!(error = %e, "ingest writer task failed");
         }
         tracing::info!("ingest stopped");
-        result.map_err(ServerError::from)
+        result
     }
 }

@@ -37,6 +37,9 @@ pub enum ServerError {
     /// The first snapshot could not be read.
     #[error("cannot read the figures: {0}")]
     Load(#[from] saleboard_storage::StorageError),
+    /// The reflection service could not be built.
+    #[error("cannot build gRPC reflection: {0}")]
+    Reflection(tonic_reflection::server::Error),
     /// The gRPC server failed.
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -137,22 +140,46 @@ impl LeaderboardServer {
             .service(admin);
         tracing::info!(addr = %self.local_addr, "leaderboard serving");
         // Watch streams end when the board closes, which lets the graceful shutdown finish.
+        // Migrations ran before the server was built: SERVING from the start, NOT_SERVING once
+        // shutdown begins.
+        let reporter = tonic_health::server::HealthReporter::new();
+        reporter
+            .set_serving::<LeaderboardServiceServer<LeaderboardService>>()
+            .await;
+        reporter
+            .set_serving::<AdminServiceServer<AdminService>>()
+            .await;
+        let draining = reporter.clone();
         let shutdown = async move {
             shutdown.await;
+            draining
+                .set_not_serving::<LeaderboardServiceServer<LeaderboardService>>()
+                .await;
+            draining
+                .set_not_serving::<AdminServiceServer<AdminService>>()
+                .await;
+            draining
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
             stop_board.send_replace(true);
         };
-        let result = saleboard_runtime::grpc::server_builder(self.config.request_timeout())
+        let router = saleboard_runtime::grpc::server_builder(self.config.request_timeout())
             .add_service(leaderboard)
-            .add_service(admin)
-            .serve_with_incoming_shutdown(
-                saleboard_runtime::grpc::incoming(self.listener),
-                shutdown,
-            )
-            .await;
+            .add_service(admin);
+        let result = match saleboard_runtime::grpc::add_standard_services(router, &reporter) {
+            Ok(router) => router
+                .serve_with_incoming_shutdown(
+                    saleboard_runtime::grpc::incoming(self.listener),
+                    shutdown,
+                )
+                .await
+                .map_err(ServerError::from),
+            Err(e) => Err(ServerError::Reflection(e)),
+        };
         if let Err(e) = board_task.await {
             tracing::error!(error = %e, "leaderboard board task failed");
         }
         tracing::info!("leaderboard stopped");
-        result.map_err(ServerError::from)
+        result
     }
 }

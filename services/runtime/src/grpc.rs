@@ -25,3 +25,27 @@ pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::
         .with_nodelay(Some(true))
         .with_keepalive(Some(Duration::from_secs(60)))
 }
+
+/// Adds `grpc.health.v1.Health` (statuses from `reporter`) and server reflection, v1 and
+/// v1alpha, describing the whole `saleboard.v1` contract, so generic clients (grpcurl, health
+/// probes) work without the .proto files. These sit outside every auth layer.
+///
+/// # Errors
+/// When the embedded descriptor sets cannot be decoded (a build defect).
+pub fn add_standard_services<L>(
+    router: tonic::transport::server::Router<L>,
+    reporter: &tonic_health::server::HealthReporter,
+) -> Result<tonic::transport::server::Router<L>, tonic_reflection::server::Error> {
+    let health = tonic_health::pb::health_server::HealthServer::new(
+        tonic_health::server::HealthService::from_health_reporter(reporter.clone()),
+    );
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(saleboard_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok(router
+        .add_service(health)
+        .add_service(builder().build_v1()?)
+        .add_service(builder().build_v1alpha()?))
+}
