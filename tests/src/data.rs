@@ -31,7 +31,15 @@ pub fn event() -> Event {
     }
 }
 
-/// A sale a minute ago.
+/// One instant per test process, a minute before its first use: every transaction built here
+/// with the same id and amount has the same content, however long apart two calls are (a
+/// resend must be a DUPLICATE, not an ID_CONFLICT because a second ticked in between).
+fn occurred() -> i64 {
+    static ANCHOR: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *ANCHOR.get_or_init(|| now_secs() - 60)
+}
+
+/// A sale a minute before the process's first transaction.
 #[must_use]
 pub fn sale(id: &str, currency: &str, amount_minor: i64) -> Transaction {
     Transaction {
@@ -41,14 +49,14 @@ pub fn sale(id: &str, currency: &str, amount_minor: i64) -> Transaction {
         currency: currency.into(),
         amount_minor,
         occurred_at: Some(Timestamp {
-            seconds: now_secs() - 60,
+            seconds: occurred(),
             nanos: 0,
         }),
         refund_of: String::new(),
     }
 }
 
-/// A refund of `sale_id` a minute ago.
+/// A refund of `sale_id`, at the same instant as [`sale`].
 #[must_use]
 pub fn refund(id: &str, sale_id: &str, currency: &str, amount_minor: i64) -> Transaction {
     Transaction {
