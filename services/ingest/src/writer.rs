@@ -102,12 +102,18 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, max_rows: usize
                 Err(_) => break,
             }
         }
-        let group: Vec<Candidate> = jobs.iter().flat_map(|j| j.batch.iter().cloned()).collect();
+        // Move the rows into one group (no copy), keeping each requester's share.
+        let mut group: Vec<Candidate> = Vec::with_capacity(rows);
+        let mut waiting = Vec::with_capacity(jobs.len());
+        for job in jobs.drain(..) {
+            waiting.push((job.batch.len(), job.reply));
+            group.extend(job.batch);
+        }
         let started = std::time::Instant::now();
         let result = store.append(&group).await;
         tracing::debug!(
             rows = group.len(),
-            requests = jobs.len(),
+            requests = waiting.len(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             ok = result.is_ok(),
             "group commit"
@@ -115,20 +121,17 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, max_rows: usize
         match result {
             Ok(decisions) => {
                 let mut decisions = decisions.into_iter();
-                for job in jobs.drain(..) {
-                    let mine: Vec<Decision> = decisions.by_ref().take(job.batch.len()).collect();
+                for (len, reply) in waiting {
+                    let mine: Vec<Decision> = decisions.by_ref().take(len).collect();
                     // The requester may have gone (cancelled); its rows are committed anyway
                     // and a resend will find them as duplicates.
-                    drop(job.reply.send(Ok(mine)));
+                    drop(reply.send(Ok(mine)));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, rows = group.len(), "group commit failed; nothing of it was stored");
-                for job in jobs.drain(..) {
-                    drop(
-                        job.reply
-                            .send(Err(saleboard_runtime::status::from_storage(&e))),
-                    );
+                for (_, reply) in waiting {
+                    drop(reply.send(Err(saleboard_runtime::status::from_storage(&e))));
                 }
             }
         }

@@ -138,6 +138,17 @@ pub trait Store: AdminStore + LedgerStore + TotalsStore + std::fmt::Debug {
     async fn applied_feed(&self) -> Result<tokio::sync::watch::Receiver<u64>>;
 }
 
+/// Publishes `applied` on an applied feed when it is newer than what receivers have seen.
+pub(crate) fn advance_feed(feed: &tokio::sync::watch::Sender<u64>, applied: u64) {
+    feed.send_if_modified(|current| {
+        let newer = applied > *current;
+        if newer {
+            *current = applied;
+        }
+        newer
+    });
+}
+
 /// How often the SQLite applied feed reads the aggregator's state row (one primary-key read).
 pub const SQLITE_FEED_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 

@@ -255,13 +255,7 @@ impl Store for PgStore {
                     _ = safety.tick() => store.applied_position().await.ok(),
                 };
                 if let Some(applied) = seen {
-                    tx.send_if_modified(|current| {
-                        let newer = applied > *current;
-                        if newer {
-                            *current = applied;
-                        }
-                        newer
-                    });
+                    crate::advance_feed(&tx, applied);
                 }
             }
         });

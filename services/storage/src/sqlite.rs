@@ -246,13 +246,7 @@ impl Store for SqliteStore {
                 }
                 match store.applied_position().await {
                     Ok(applied) => {
-                        tx.send_if_modified(|current| {
-                            let newer = applied > *current;
-                            if newer {
-                                *current = applied;
-                            }
-                            newer
-                        });
+                        crate::advance_feed(&tx, applied);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "applied feed: cannot read the aggregator state")
