@@ -62,6 +62,35 @@ pub struct Engine {
     config: AggregatorConfig,
     instance_id: String,
     status: watch::Sender<LocalStatus>,
+    metrics: Metrics,
+}
+
+/// How often the lag metric is measured while there is work.
+const LAG_EVERY: Duration = Duration::from_secs(1);
+
+/// The aggregator's instruments (no-ops unless telemetry exports them).
+#[derive(Debug)]
+struct Metrics {
+    applied: opentelemetry::metrics::Counter<u64>,
+    lag: opentelemetry::metrics::Gauge<u64>,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let meter = saleboard_runtime::telemetry::meter();
+        Self {
+            applied: meter
+                .u64_counter("saleboard.aggregator.applied")
+                .with_unit("{row}")
+                .with_description("Ledger rows folded into the totals")
+                .build(),
+            lag: meter
+                .u64_gauge("saleboard.aggregator.lag")
+                .with_unit("{row}")
+                .with_description("Ledger rows committed but not yet folded into the totals")
+                .build(),
+        }
+    }
 }
 
 impl Engine {
@@ -73,6 +102,7 @@ impl Engine {
             config,
             instance_id,
             status: watch::Sender::new(LocalStatus::default()),
+            metrics: Metrics::new(),
         }
     }
 
@@ -157,6 +187,7 @@ impl Engine {
         let renew_every = self.config.lease() / 5;
         let mut renewed = Instant::now();
         let mut logged = Instant::now();
+        let mut lag_measured: Option<Instant> = None;
         loop {
             if *stop.borrow() {
                 return Ok(());
@@ -184,6 +215,8 @@ impl Engine {
                 .read_ledger(applied, self.config.batch_rows)
                 .await?;
             let Some(last) = rows.last().map(|r| r.position) else {
+                // Caught up with every committed row.
+                self.metrics.lag.record(0, &[]);
                 tokio::select! {
                     _ = stop.changed() => {}
                     () = tokio::time::sleep(self.config.idle_poll()) => {}
@@ -211,6 +244,15 @@ impl Engine {
                 "totals applied"
             );
             applied = last;
+            self.metrics.applied.add(rows.len() as u64, &[]);
+            if lag_measured.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
+                if let Ok(state) = self.store.aggregator_state().await {
+                    self.metrics
+                        .lag
+                        .record(state.head.saturating_sub(state.applied), &[]);
+                }
+                lag_measured = Some(Instant::now());
+            }
             self.status.send_replace(LocalStatus {
                 active: true,
                 applied,

@@ -6,8 +6,42 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-/// A channel carrying a bearer secret.
-pub type Authed = InterceptedService<Channel, BearerInterceptor>;
+/// A channel carrying a bearer secret and the command's trace context.
+pub type Authed = InterceptedService<Channel, CliInterceptor>;
+
+/// The trace every request of this command belongs to (set once, at start).
+static TRACE: std::sync::OnceLock<opentelemetry::Context> = std::sync::OnceLock::new();
+
+/// Sets the trace context every request of this process sends as W3C `traceparent`. Without a
+/// call, a fresh random (sampled) context is used, so one command's requests share a trace id.
+pub fn set_trace(context: opentelemetry::Context) {
+    drop(TRACE.set(context));
+}
+
+/// The trace context the requests of this command carry.
+pub fn trace() -> &'static opentelemetry::Context {
+    TRACE.get_or_init(saleboard_runtime::telemetry::new_remote_context)
+}
+
+/// The trace id the requests of this command carry (to find them in Jaeger), if any.
+#[must_use]
+pub fn trace_id() -> Option<String> {
+    saleboard_runtime::telemetry::trace_id(trace())
+}
+
+/// Adds `authorization` and `traceparent` to every request.
+#[derive(Debug, Clone)]
+pub struct CliInterceptor {
+    bearer: BearerInterceptor,
+}
+
+impl tonic::service::Interceptor for CliInterceptor {
+    fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        let mut req = self.bearer.call(req)?;
+        saleboard_runtime::telemetry::inject(trace(), req.metadata_mut());
+        Ok(req)
+    }
+}
 
 /// How to print query results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -41,7 +75,10 @@ pub async fn connect(endpoint: &str, secret: Option<&str>) -> anyhow::Result<Aut
     let auth = BearerInterceptor::new(secret).map_err(|_| {
         anyhow::anyhow!("the key or token contains characters that cannot be sent as gRPC metadata")
     })?;
-    Ok(InterceptedService::new(channel, auth))
+    Ok(InterceptedService::new(
+        channel,
+        CliInterceptor { bearer: auth },
+    ))
 }
 
 /// A failed call as a sentence.

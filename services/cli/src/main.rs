@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use saleboard::{admin, bench, dev, health, loadgen, migrate, push, query, verify};
-use saleboard_runtime::logging::{self, LogFormat};
+use saleboard_runtime::telemetry::{self, LogFormat, TelemetryArgs};
 
 /// Saleboard: live totals and a national leaderboard for an online shopping day.
 #[derive(Debug, Parser)]
@@ -13,6 +13,10 @@ struct Cli {
     /// Log format.
     #[arg(long, global = true, env = "SALEBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+    /// OTLP/gRPC endpoint for the command's own trace (and the services' with `dev`); unset:
+    /// nothing is exported, requests still carry a W3C traceparent.
+    #[arg(long = "otlp-endpoint", global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,6 +52,26 @@ enum Command {
     BenchQuery(bench::QueryArgs),
 }
 
+impl Command {
+    /// The subcommand's name, for the command's span.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Dev(_) => "dev",
+            Self::Migrate(_) => "migrate",
+            Self::Verify(_) => "verify",
+            Self::Push(_) => "push",
+            Self::Leaderboard(_) => "leaderboard",
+            Self::Totals(_) => "totals",
+            Self::National(_) => "national",
+            Self::Admin(_) => "admin",
+            Self::Health(_) => "health",
+            Self::Loadgen(_) => "loadgen",
+            Self::BenchCopy(_) => "bench-copy",
+            Self::BenchQuery(_) => "bench-query",
+        }
+    }
+}
+
 async fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Dev(args) => dev::run(args).await.map(|()| 0),
@@ -68,8 +92,29 @@ async fn run(command: Command) -> anyhow::Result<u8> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
-    match run(cli.command).await {
+    let args = TelemetryArgs {
+        log_format: cli.log_format,
+        otlp_endpoint: cli.otlp_endpoint.clone(),
+    };
+    let telemetry = match telemetry::init("saleboard-cli", &args) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // When exporting, the command is a root span and every request a child of it; otherwise
+    // requests carry a random trace context (see client::trace).
+    let root = telemetry.exporting().then(|| {
+        tracing::info_span!(target: "saleboard::cli", "command", otel.name = format!("saleboard {}", cli.command.name()), otel.kind = "client")
+    });
+    if let Some(root) = &root {
+        saleboard::client::set_trace(telemetry::span_context(root));
+    }
+    let result = run(cli.command).await;
+    drop(root);
+    telemetry.shutdown().await;
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -15,11 +15,13 @@ use saleboard_proto::v1::{
 };
 use saleboard_runtime::status::invalid_field;
 use saleboard_storage::Candidate;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::directory::{Directory, Retailer};
+use crate::metrics::IngestMetrics;
 use crate::writer::{self, Reply, Writer};
 
 /// Batches of one stream that may be waiting for their commit at once. Keeps a streaming client
@@ -33,6 +35,9 @@ pub struct IngestService {
     directory: Arc<Directory>,
     limits: Limits,
     max_batch: usize,
+    metrics: IngestMetrics,
+    /// Becomes true when the server starts shutting down: streams stop taking messages.
+    draining: watch::Receiver<bool>,
 }
 
 /// A request after validation: the results known already and the candidates for the writer.
@@ -44,7 +49,11 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn finish(mut self, decisions: Vec<Decision>) -> SubmitTransactionsResponse {
+    fn finish(
+        mut self,
+        decisions: Vec<Decision>,
+        metrics: &IngestMetrics,
+    ) -> SubmitTransactionsResponse {
         for (slot, decision) in self.slots.into_iter().zip(decisions) {
             let r = &mut self.results[slot];
             match decision {
@@ -65,6 +74,7 @@ impl Prepared {
                 }
             }
         }
+        metrics.answered(&self.results);
         SubmitTransactionsResponse {
             results: self.results,
         }
@@ -92,19 +102,23 @@ fn retailer<T>(request: &Request<T>) -> Result<Retailer, Status> {
 }
 
 impl IngestService {
-    /// A service handing batches to `writer`.
+    /// A service handing batches to `writer`; its streams end once `draining` turns true.
     #[must_use]
     pub fn new(
         writer: Writer,
         directory: Arc<Directory>,
         limits: Limits,
         max_batch: usize,
+        metrics: IngestMetrics,
+        draining: watch::Receiver<bool>,
     ) -> Self {
         Self {
             writer,
             directory,
             limits,
             max_batch,
+            metrics,
+            draining,
         }
     }
 
@@ -170,12 +184,19 @@ enum Pending {
 }
 
 impl Pending {
-    async fn resolve(self) -> Result<SubmitTransactionsResponse, Status> {
+    async fn resolve(self, metrics: IngestMetrics) -> Result<SubmitTransactionsResponse, Status> {
         match self {
             Self::Done(r) => r,
-            Self::Waiting(prepared, rx) => Ok(prepared.finish(writer::wait(rx).await?)),
+            Self::Waiting(prepared, rx) => Ok(prepared.finish(writer::wait(rx).await?, &metrics)),
         }
     }
+}
+
+fn shutting_down() -> Status {
+    Status::unavailable(
+        "ingest is shutting down: every batch answered on this stream was handled, later \
+         messages were not taken; resend them to another instance",
+    )
 }
 
 type ResponseStream =
@@ -190,13 +211,13 @@ impl IngestApi for IngestService {
         let who = retailer(&request)?;
         let mut prepared = self.prepare(&who, request.into_inner()).await?;
         if prepared.candidates.is_empty() {
-            return Ok(Response::new(prepared.finish(Vec::new())));
+            return Ok(Response::new(prepared.finish(Vec::new(), &self.metrics)));
         }
         let rx = self
             .writer
             .try_submit(std::mem::take(&mut prepared.candidates))?;
         let decisions = writer::wait(rx).await?;
-        Ok(Response::new(prepared.finish(decisions)))
+        Ok(Response::new(prepared.finish(decisions, &self.metrics)))
     }
 
     type StreamTransactionsStream = ResponseStream;
@@ -209,15 +230,27 @@ impl IngestApi for IngestService {
         let mut inbound = request.into_inner();
         let (pending_tx, pending_rx) = mpsc::channel::<Pending>(STREAM_PIPELINE);
         let service = self.clone();
+        let mut draining = self.draining.clone();
         // Owned by the stream: ends when the client ends its side, fails, or stops reading
-        // (the response side is dropped). Batches are submitted in request order, so a refund
-        // may name a sale sent in an earlier message of the same stream.
-        tokio::spawn(async move {
+        // (the response side is dropped), or when the server drains (after the batches taken
+        // so far are answered, the stream ends with UNAVAILABLE). Batches are submitted in
+        // request order, so a refund may name a sale sent in an earlier message of the same
+        // stream.
+        let task = async move {
             loop {
-                let message = match inbound.message().await {
-                    Ok(Some(m)) => m,
-                    Ok(None) => break,
-                    Err(status) => {
+                let next = tokio::select! {
+                    biased;
+                    _ = draining.wait_for(|d| *d) => None,
+                    next = inbound.message() => Some(next),
+                };
+                let message = match next {
+                    None => {
+                        drop(pending_tx.send(Pending::Done(Err(shutting_down()))).await);
+                        break;
+                    }
+                    Some(Ok(Some(m))) => m,
+                    Some(Ok(None)) => break,
+                    Some(Err(status)) => {
                         tracing::debug!(%status, "ingest stream ended by the client");
                         break;
                     }
@@ -225,7 +258,7 @@ impl IngestApi for IngestService {
                 let pending = match service.prepare(&who, message).await {
                     Err(status) => Pending::Done(Err(status)),
                     Ok(prepared) if prepared.candidates.is_empty() => {
-                        Pending::Done(Ok(prepared.finish(Vec::new())))
+                        Pending::Done(Ok(prepared.finish(Vec::new(), &service.metrics)))
                     }
                     Ok(mut prepared) => {
                         let batch = std::mem::take(&mut prepared.candidates);
@@ -240,8 +273,11 @@ impl IngestApi for IngestService {
                     break;
                 }
             }
-        });
-        let responses = ReceiverStream::new(pending_rx).then(Pending::resolve);
+        };
+        tokio::spawn(task.in_current_span());
+        let metrics = self.metrics.clone();
+        let responses =
+            ReceiverStream::new(pending_rx).then(move |pending| pending.resolve(metrics.clone()));
         Ok(Response::new(Box::pin(responses)))
     }
 }

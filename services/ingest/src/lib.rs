@@ -7,6 +7,7 @@
 //! - [`grpc`]: the `IngestService` implementation (the only module touching tonic messages).
 //! - [`directory`]: cached API keys and event, refreshed from storage (revocations apply
 //!   within a refresh interval); authenticates retailer keys.
+//! - [`metrics`]: counters and histograms of what ingest answered and committed.
 //! - [`rate_limit`]: per-site token buckets as a tower layer.
 //! - [`writer`]: the group-commit writer: one task batching what arrives together into one
 //!   database transaction.
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod directory;
 pub mod grpc;
+pub mod metrics;
 pub mod rate_limit;
 pub mod server;
 pub mod writer;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use saleboard_proto::v1::ingest_service_server::IngestServiceServer;
 use saleboard_runtime::auth::BearerAuthLayer;
+use saleboard_runtime::rpc::RpcTelemetryLayer;
 use saleboard_runtime::shed::ShedLoadLayer;
 use saleboard_storage::Store;
 use tokio::net::TcpListener;
@@ -15,6 +16,7 @@ use tonic::codec::CompressionEncoding;
 use crate::IngestConfig;
 use crate::directory::{Directory, KeyAuth};
 use crate::grpc::IngestService;
+use crate::metrics::IngestMetrics;
 use crate::rate_limit::SiteRateLimitLayer;
 use crate::writer::Writer;
 
@@ -113,11 +115,14 @@ impl IngestServer {
             store,
             directory,
         } = self;
+        let metrics = IngestMetrics::new();
         let (writer, writer_task) = Writer::new(
             store,
             config.writer_queue as usize,
             config.commit_max_rows as usize,
+            metrics.clone(),
         );
+        let (drain, draining) = tokio::sync::watch::channel(false);
         let writer_task = tokio::spawn(writer_task);
         let refresh = tokio::spawn(directory.clone().refresh_every(config.key_refresh()));
 
@@ -126,6 +131,8 @@ impl IngestServer {
             directory.clone(),
             config.limits(),
             config.max_batch as usize,
+            metrics,
+            draining,
         );
         let api = IngestServiceServer::new(service)
             .max_decoding_message_size(config.max_message_bytes)
@@ -135,7 +142,10 @@ impl IngestServer {
             .send_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Zstd);
         let stack = tower::ServiceBuilder::new()
-            // Outermost: an overloaded server refuses before spending anything on the request.
+            // Outermost: every request is traced (continuing the caller's trace) and timed,
+            // refused or not.
+            .layer(RpcTelemetryLayer::new())
+            // An overloaded server refuses before spending anything on the request.
             .layer(ShedLoadLayer::new(config.concurrency_limit as usize))
             // Who is calling: the site every later layer and the handler work for.
             .layer(BearerAuthLayer::new(KeyAuth(directory)))
@@ -156,6 +166,9 @@ impl IngestServer {
         let draining = reporter.clone();
         let shutdown = async move {
             shutdown.await;
+            // Open streams stop taking messages, answer what they took, and end UNAVAILABLE;
+            // the server stops accepting and waits for in-flight requests.
+            drain.send_replace(true);
             draining
                 .set_not_serving::<IngestServiceServer<IngestService>>()
                 .await;

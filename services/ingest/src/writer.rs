@@ -9,6 +9,9 @@ use saleboard_domain::resolve::Decision;
 use saleboard_storage::{Candidate, Store};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
+use tracing::Instrument as _;
+
+use crate::metrics::IngestMetrics;
 
 /// The answer to one batch: its decisions, in order, or why none of it was stored.
 pub type Reply = Result<Vec<Decision>, Status>;
@@ -16,7 +19,12 @@ pub type Reply = Result<Vec<Decision>, Status>;
 struct Job {
     batch: Vec<Candidate>,
     reply: oneshot::Sender<Reply>,
+    /// The request's span (none unless tracing is on): the commit span joins its trace.
+    span: tracing::Span,
 }
+
+/// Most requests a commit span links to besides its parent.
+const MAX_LINKS: usize = 64;
 
 /// Handle to submit batches to the writer task. Cheap to clone; the task ends once every
 /// handle is dropped and the queue is drained.
@@ -44,9 +52,10 @@ impl Writer {
         store: Arc<dyn Store>,
         queue: usize,
         max_rows: usize,
+        metrics: IngestMetrics,
     ) -> (Self, impl std::future::Future<Output = ()> + Send) {
         let (tx, rx) = mpsc::channel(queue.max(1));
-        (Self { queue: tx }, run(store, rx, max_rows.max(1)))
+        (Self { queue: tx }, run(store, rx, max_rows.max(1), metrics))
     }
 
     /// Queues a batch, waiting for room (backpressure for streams).
@@ -56,7 +65,11 @@ impl Writer {
     pub async fn submit(&self, batch: Vec<Candidate>) -> Result<oneshot::Receiver<Reply>, Status> {
         let (reply, rx) = oneshot::channel();
         self.queue
-            .send(Job { batch, reply })
+            .send(Job {
+                batch,
+                reply,
+                span: request_span(),
+            })
             .await
             .map_err(|_| gone())?;
         Ok(rx)
@@ -69,7 +82,11 @@ impl Writer {
     pub fn try_submit(&self, batch: Vec<Candidate>) -> Result<oneshot::Receiver<Reply>, Status> {
         let (reply, rx) = oneshot::channel();
         self.queue
-            .try_send(Job { batch, reply })
+            .try_send(Job {
+                batch,
+                reply,
+                span: request_span(),
+            })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => Status::resource_exhausted(
                     "the ingest writer's queue is full; retry with backoff",
@@ -80,6 +97,38 @@ impl Writer {
     }
 }
 
+/// The span of the request submitting a batch, when spans are exported.
+fn request_span() -> tracing::Span {
+    if saleboard_runtime::telemetry::tracing_enabled() {
+        tracing::Span::current()
+    } else {
+        tracing::Span::none()
+    }
+}
+
+/// The span of one group commit: a child of the first request's span (so a client's trace
+/// shows the commit that stored its batch), linked to the other requests it served.
+fn commit_span(jobs: &[Job], rows: usize) -> tracing::Span {
+    let Some(first) = jobs.first() else {
+        return tracing::Span::none();
+    };
+    if first.span.is_none() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        target: "saleboard::ingest",
+        parent: &first.span,
+        "commit",
+        otel.name = "ingest.commit",
+        rows,
+        requests = jobs.len(),
+    );
+    for job in jobs.iter().skip(1).take(MAX_LINKS) {
+        saleboard_runtime::telemetry::add_link(&span, &job.span);
+    }
+    span
+}
+
 /// Awaits a writer reply.
 ///
 /// # Errors
@@ -88,7 +137,12 @@ pub async fn wait(rx: oneshot::Receiver<Reply>) -> Reply {
     rx.await.unwrap_or_else(|_| Err(gone()))
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, max_rows: usize) {
+async fn run(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Job>,
+    max_rows: usize,
+    metrics: IngestMetrics,
+) {
     let mut jobs: Vec<Job> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut rows = first.batch.len();
@@ -102,6 +156,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, max_rows: usize
                 Err(_) => break,
             }
         }
+        let span = commit_span(&jobs, rows);
         // Move the rows into one group (no copy), keeping each requester's share.
         let mut group: Vec<Candidate> = Vec::with_capacity(rows);
         let mut waiting = Vec::with_capacity(jobs.len());
@@ -110,7 +165,8 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, max_rows: usize
             group.extend(job.batch);
         }
         let started = std::time::Instant::now();
-        let result = store.append(&group).await;
+        let result = store.append(&group).instrument(span).await;
+        metrics.committed(group.len(), started.elapsed());
         tracing::debug!(
             rows = group.len(),
             requests = waiting.len(),

@@ -29,6 +29,8 @@ pub struct Board {
     history: Mutex<VecDeque<Arc<Snapshot>>>,
     invalidated: Notify,
     closing: watch::Sender<bool>,
+    /// When storage was last read successfully (Unix nanoseconds), changed or not.
+    checked_at: std::sync::atomic::AtomicI64,
 }
 
 impl Board {
@@ -47,6 +49,7 @@ impl Board {
             history: Mutex::new(VecDeque::new()),
             invalidated: Notify::new(),
             closing: watch::Sender::new(false),
+            checked_at: std::sync::atomic::AtomicI64::new(UnixNanos::now().0),
         });
         board.refresh().await?;
         Ok(board)
@@ -85,6 +88,14 @@ impl Board {
             .cloned()
     }
 
+    /// How old the figures served now may be: the time since storage was last read.
+    #[must_use]
+    pub fn age(&self) -> Duration {
+        let checked = self.checked_at.load(std::sync::atomic::Ordering::Relaxed);
+        let nanos = UnixNanos::now().0.saturating_sub(checked);
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
+    }
+
     /// Asks for a refresh now (after an admin change).
     pub fn invalidate(&self) {
         self.invalidated.notify_one();
@@ -97,6 +108,8 @@ impl Board {
     /// snapshot and is logged.
     pub async fn refresh(&self) -> Result<(), saleboard_storage::StorageError> {
         let data = self.store.read_board().await?;
+        self.checked_at
+            .store(UnixNanos::now().0, std::sync::atomic::Ordering::Relaxed);
         let figures = match Figures::build(data) {
             Ok(f) => f,
             Err(e) => {

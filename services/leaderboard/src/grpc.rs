@@ -36,13 +36,39 @@ pub const MIN_INTERVAL_MS: u32 = 50;
 pub struct LeaderboardService {
     board: Arc<Board>,
     store: Arc<dyn Store>,
+    watchers: opentelemetry::metrics::UpDownCounter<i64>,
+}
+
+/// Counts one open watch stream for as long as it lives.
+struct Watching(opentelemetry::metrics::UpDownCounter<i64>);
+
+impl Watching {
+    fn start(counter: &opentelemetry::metrics::UpDownCounter<i64>) -> Self {
+        counter.add(1, &[]);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.add(-1, &[]);
+    }
 }
 
 impl LeaderboardService {
     /// A service reading `board` (and `store` for per-site detail).
     #[must_use]
     pub fn new(board: Arc<Board>, store: Arc<dyn Store>) -> Self {
-        Self { board, store }
+        let watchers = saleboard_runtime::telemetry::meter()
+            .i64_up_down_counter("saleboard.leaderboard.watchers")
+            .with_unit("{stream}")
+            .with_description("Open WatchLeaderboard streams")
+            .build();
+        Self {
+            board,
+            store,
+            watchers,
+        }
     }
 }
 
@@ -163,6 +189,7 @@ impl LeaderboardApi for LeaderboardService {
         let closing = self.board.closing();
         // The stream only advances when the transport asks for the next message, so a reader
         // that stops reading holds no backlog: when it resumes it gets the latest snapshot.
+        let watching = Watching::start(&self.watchers);
         let state = (snapshots, closing, None::<tokio::time::Instant>, false);
         let stream = futures::stream::unfold(
             state,
@@ -189,6 +216,11 @@ impl LeaderboardApi for LeaderboardService {
                 Some((item, (rx, closing, Some(tokio::time::Instant::now()), done)))
             },
         );
+        // The stream owns `watching`: counted out when the stream is dropped.
+        let stream = futures::StreamExt::map(stream, move |item| {
+            let _ = &watching;
+            item
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 

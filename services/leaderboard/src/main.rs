@@ -1,9 +1,11 @@
-//! `saleboard-leaderboard`: parse settings, open the database, serve until SIGTERM or Ctrl-C.
+//! `saleboard-leaderboard`: parse settings, start telemetry, open the database, serve until SIGTERM
+//! or Ctrl-C, then drain within the shutdown deadline and flush telemetry.
 
 use anyhow::Context as _;
 use clap::Parser;
 use saleboard_leaderboard::{LeaderboardConfig, LeaderboardServer};
-use saleboard_runtime::logging::{self, LogFormat};
+use saleboard_runtime::shutdown::{self, ShutdownArgs};
+use saleboard_runtime::telemetry::{self, TelemetryArgs};
 
 /// Saleboard leaderboard service: live totals and ranking, and the organizer's AdminService.
 #[derive(Debug, Parser)]
@@ -11,21 +13,32 @@ use saleboard_runtime::logging::{self, LogFormat};
 struct Cli {
     #[command(flatten)]
     config: LeaderboardConfig,
-    /// Log format.
-    #[arg(long, env = "SALEBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
-    log_format: LogFormat,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+    #[command(flatten)]
+    shutdown: ShutdownArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    let telemetry = telemetry::init("saleboard-leaderboard", &cli.telemetry)?;
+    let result = run(cli).await;
+    if let Err(e) = &result {
+        tracing::error!(error = format!("{e:#}"), "saleboard-leaderboard failed");
+    }
+    telemetry.shutdown().await;
+    result
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = cli.config.database.open().await?;
     let server = LeaderboardServer::build(cli.config, store)
         .await
         .context("starting the leaderboard service")?;
-    server
-        .run_until_stopped(saleboard_runtime::shutdown::signal())
-        .await
-        .context("running the leaderboard service")
+    shutdown::serve_until_signal(cli.shutdown.deadline(), |stop| {
+        server.run_until_stopped(stop)
+    })
+    .await
+    .context("running the leaderboard service")
 }

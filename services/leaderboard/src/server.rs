@@ -7,6 +7,7 @@ use std::sync::Arc;
 use saleboard_proto::v1::admin_service_server::AdminServiceServer;
 use saleboard_proto::v1::leaderboard_service_server::LeaderboardServiceServer;
 use saleboard_runtime::auth::{BearerAuthLayer, OrganizerToken};
+use saleboard_runtime::rpc::RpcTelemetryLayer;
 use saleboard_runtime::shed::ShedLoadLayer;
 use saleboard_storage::Store;
 use tokio::net::TcpListener;
@@ -111,6 +112,14 @@ impl LeaderboardServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let shed = ShedLoadLayer::new(self.config.concurrency_limit as usize);
+        let board = self.board.clone();
+        // Kept for the life of the server: the callback runs at every metric export.
+        let _snapshot_age = saleboard_runtime::telemetry::meter()
+            .f64_observable_gauge("saleboard.leaderboard.snapshot.age")
+            .with_unit("s")
+            .with_description("Time since the served figures were last read from storage")
+            .with_callback(move |gauge| gauge.observe(board.age().as_secs_f64(), &[]))
+            .build();
         let (stop_board, board_stopped) = tokio::sync::watch::channel(false);
         let board_task = tokio::spawn(self.board.clone().run(board_stopped));
         let leaderboard = LeaderboardServiceServer::new(LeaderboardService::new(
@@ -121,7 +130,10 @@ impl LeaderboardServer {
         .send_compressed(CompressionEncoding::Zstd)
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd);
+        let rpc = RpcTelemetryLayer::new();
         let leaderboard = tower::ServiceBuilder::new()
+            // Outermost: every request is traced and timed, shed or not.
+            .layer(rpc.clone())
             // Read-only and unauthenticated, but still shed under overload.
             .layer(shed.clone())
             .service(leaderboard);
@@ -131,7 +143,9 @@ impl LeaderboardServer {
             .send_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Zstd);
         let admin = tower::ServiceBuilder::new()
-            // Outermost: an overloaded server refuses before spending anything on the request.
+            // Outermost: every request is traced and timed, refused or not.
+            .layer(rpc)
+            // An overloaded server refuses before spending anything on the request.
             .layer(shed)
             // Only the organizer manages the event.
             .layer(BearerAuthLayer::new(OrganizerToken::new(

@@ -6,15 +6,17 @@
 //!   and the organizer-token check.
 //! - [`shed`]: a global concurrency limit that sheds load with RESOURCE_EXHAUSTED at once.
 //! - [`status`]: gRPC statuses with field details, and storage errors as statuses.
-//! - [`shutdown`]: SIGTERM / Ctrl-C as a future.
-//! - [`logging`]: the tracing subscriber of the binaries.
+//! - [`shutdown`]: SIGTERM / Ctrl-C as a future, and serving with a shutdown deadline.
+//! - [`telemetry`]: logs (human or JSON), OTLP traces and metrics, W3C trace context.
+//! - [`rpc`]: the per-request span, duration histogram and debug line of every service.
 //! - [`database`]: `--database-url` and opening (and migrating) the store.
 //! - [`grpc`]: server settings common to every service (message limits, keep-alive).
 
 pub mod auth;
 pub mod database;
 pub mod grpc;
-pub mod logging;
+pub mod rpc;
 pub mod shed;
 pub mod shutdown;
 pub mod status;
+pub mod telemetry;
