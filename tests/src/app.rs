@@ -94,7 +94,10 @@ impl TestApp {
         configure: impl FnOnce(&mut IngestConfig),
     ) -> Option<Self> {
         if std::env::var_os("TEST_LOG").is_some() {
-            drop(saleboard_runtime::telemetry::init("saleboard-tests", &saleboard_runtime::telemetry::TelemetryArgs::default()));
+            drop(saleboard_runtime::telemetry::init(
+                "saleboard-tests",
+                &saleboard_runtime::telemetry::TelemetryArgs::default(),
+            ));
         }
         let db = TestDb::create(backend).await?;
         let store = db.store().await;

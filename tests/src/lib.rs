@@ -8,11 +8,13 @@
 //! - [`proc`]: the services as real processes (for kill and restart tests).
 //! - [`data`]: transactions and event windows for tests.
 //! - [`load`]: deterministic transaction streams for concurrency and crash tests.
+//! - [`otlp`]: an OTLP/gRPC receiver that services export traces and metrics to.
 
 pub mod app;
 pub mod data;
 pub mod db;
 pub mod load;
+pub mod otlp;
 pub mod pg;
 pub mod proc;
 

@@ -109,12 +109,13 @@ impl AggregatorServer {
             .set_serving::<AggregatorServiceServer<AggregatorService>>()
             .await;
         let router = saleboard_runtime::grpc::add_standard_services(
-            saleboard_runtime::grpc::server_builder(std::time::Duration::from_secs(30)).add_service(
-                // Every request traced and timed (health probes are not).
-                tower::ServiceBuilder::new()
-                    .layer(saleboard_runtime::rpc::RpcTelemetryLayer::new())
-                    .service(service),
-            ),
+            saleboard_runtime::grpc::server_builder(std::time::Duration::from_secs(30))
+                .add_service(
+                    // Every request traced and timed (health probes are not).
+                    tower::ServiceBuilder::new()
+                        .layer(saleboard_runtime::rpc::RpcTelemetryLayer::new())
+                        .service(service),
+                ),
             &reporter,
         )
         .map_err(ServerError::Reflection)?;

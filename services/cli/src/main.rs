@@ -15,7 +15,11 @@ struct Cli {
     log_format: LogFormat,
     /// OTLP/gRPC endpoint for the command's own trace (and the services' with `dev`); unset:
     /// nothing is exported, requests still carry a W3C traceparent.
-    #[arg(long = "otlp-endpoint", global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    #[arg(
+        long = "otlp-endpoint",
+        global = true,
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )]
     otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,

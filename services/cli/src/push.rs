@@ -86,6 +86,7 @@ impl FileSummary {
             "malformed": self.malformed.iter().map(|(l, m)| json!({"line": l, "message": m})).collect::<Vec<_>>(),
             "interrupted": self.interrupted,
             "rejects_file": self.rejects_file.as_ref().map(|p| p.display().to_string()),
+            "trace_id": crate::client::trace_id(),
         })
     }
 }
@@ -323,8 +324,13 @@ pub async fn run(args: &PushArgs) -> anyhow::Result<u8> {
             code = 1;
         }
     }
-    if args.output == Output::Json {
-        println!("{}", serde_json::Value::Array(reports));
+    match args.output {
+        Output::Json => println!("{}", serde_json::Value::Array(reports)),
+        Output::Table => {
+            if let Some(id) = crate::client::trace_id() {
+                println!("trace {id} (every request carried it; look it up in Jaeger)");
+            }
+        }
     }
     Ok(code)
 }

@@ -16,9 +16,9 @@ use saleboard_proto::v1::{
 use saleboard_runtime::status::invalid_field;
 use saleboard_storage::Candidate;
 use tokio::sync::{mpsc, watch};
-use tracing::Instrument as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument as _;
 
 use crate::directory::{Directory, Retailer};
 use crate::metrics::IngestMetrics;

@@ -146,7 +146,9 @@ fn endpoint(args: &TelemetryArgs) -> Result<Option<String>, TelemetryError> {
         {
             return Err(setting(
                 name,
-                format!("{protocol:?} is not supported; Saleboard exports OTLP over gRPC (\"grpc\", port 4317)"),
+                format!(
+                    "{protocol:?} is not supported; Saleboard exports OTLP over gRPC (\"grpc\", port 4317)"
+                ),
             ));
         }
     }
