@@ -117,11 +117,27 @@ impl ServiceProcess {
     /// # Panics
     /// When the signal cannot be sent or the process does not exit in time.
     pub async fn terminate(&mut self, timeout: Duration) -> bool {
+        self.send_term();
+        self.wait_exit(timeout).await
+    }
+
+    /// Sends SIGTERM and returns at once.
+    ///
+    /// # Panics
+    /// When the signal cannot be sent.
+    pub fn send_term(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("kill -TERM");
         assert!(status.success());
+    }
+
+    /// Waits for the process to exit (at most `timeout`) and returns whether it exited 0.
+    ///
+    /// # Panics
+    /// When the process does not exit in time.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("process status") {
