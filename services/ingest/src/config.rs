@@ -58,7 +58,10 @@ pub struct IngestConfig {
 
     /// Largest gRPC message accepted, in bytes.
     #[arg(long, env = "SALEBOARD_MAX_MESSAGE_BYTES",
-          default_value_t = saleboard_runtime::grpc::DEFAULT_MAX_MESSAGE_BYTES)]
+          default_value_t = saleboard_runtime::grpc::DEFAULT_MAX_MESSAGE_BYTES,
+          value_parser = clap::builder::TypedValueParser::map(
+              clap::value_parser!(u64).range(4096..=1_073_741_824),
+              |v| usize::try_from(v).unwrap_or(usize::MAX)))]
     pub max_message_bytes: usize,
 
     /// Most rows the writer puts in one database transaction (group commit).

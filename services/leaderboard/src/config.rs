@@ -22,6 +22,7 @@ pub struct LeaderboardConfig {
     pub database: DatabaseArgs,
 
     /// Secret that authenticates the organizer on AdminService. Never logged.
+    /// At least 16 characters, no spaces.
     #[arg(long, env = "SALEBOARD_ORGANIZER_TOKEN", hide_env_values = true)]
     pub organizer_token: String,
 
@@ -34,6 +35,33 @@ pub struct LeaderboardConfig {
     #[arg(long = "leaderboard-request-timeout-ms", env = "SALEBOARD_LEADERBOARD_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_ms: u64,
+}
+
+/// Shortest organizer token accepted.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Why the organizer token is not acceptable (the message never contains the token).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting --organizer-token / SALEBOARD_ORGANIZER_TOKEN: {0}")]
+pub struct TokenError(String);
+
+/// Checks an organizer token without ever echoing it.
+///
+/// # Errors
+/// When it is shorter than [`MIN_TOKEN_LEN`] or has spaces or control characters.
+pub fn check_token(value: &str) -> Result<(), TokenError> {
+    let len = value.chars().count();
+    if len < MIN_TOKEN_LEN {
+        return Err(TokenError(format!(
+            "must have at least {MIN_TOKEN_LEN} characters (it has {len})"
+        )));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(TokenError(
+            "must not contain spaces or control characters".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for LeaderboardConfig {

@@ -32,6 +32,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Before anything is opened: a bad token fails at once.
+    saleboard_leaderboard::config::check_token(&cli.config.organizer_token)?;
     let store = cli.config.database.open().await?;
     let server = LeaderboardServer::build(cli.config, store)
         .await

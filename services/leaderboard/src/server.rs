@@ -22,10 +22,8 @@ use crate::grpc::LeaderboardService;
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The organizer token is empty.
-    #[error(
-        "the organizer token (--organizer-token or SALEBOARD_ORGANIZER_TOKEN) must not be empty"
-    )]
-    EmptyToken,
+    #[error(transparent)]
+    Token(#[from] crate::config::TokenError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -67,14 +65,12 @@ impl LeaderboardServer {
     /// Binds the listen address. `store` must be migrated.
     ///
     /// # Errors
-    /// When the token is empty or the address cannot be bound.
+    /// When the token is too weak or the address cannot be bound.
     pub async fn build(
         config: LeaderboardConfig,
         store: Arc<dyn Store>,
     ) -> Result<Self, ServerError> {
-        if config.organizer_token.trim().is_empty() {
-            return Err(ServerError::EmptyToken);
-        }
+        crate::config::check_token(&config.organizer_token)?;
         let bind = |source| ServerError::Bind {
             addr: config.listen,
             source,

@@ -12,13 +12,27 @@ pub struct DatabaseArgs {
         long = "database-url",
         env = "SALEBOARD_DATABASE_URL",
         default_value = "sqlite:saleboard.db",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = database_url
     )]
     pub url: String,
     /// Most database connections this process opens.
     #[arg(long = "db-pool-size", env = "SALEBOARD_DB_POOL_SIZE", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub pool_size: u32,
+}
+
+/// Accepts the URL schemes Saleboard can open, so a typo fails at start naming the flag.
+fn database_url(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.starts_with("sqlite:")
+        || value.starts_with("postgres://")
+        || value.starts_with("postgresql://")
+    {
+        Ok(value.to_owned())
+    } else {
+        Err("expected sqlite:PATH (embedded) or postgres://USER:PASSWORD@HOST:PORT/DATABASE".into())
+    }
 }
 
 impl DatabaseArgs {
