@@ -73,9 +73,12 @@ fn help_documents_every_setting_with_its_environment_variable() {
     }
 }
 
+/// A binary, its arguments, its environment, and the setting the error must name.
+type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn invalid_settings_fail_at_start_naming_the_setting() {
-    let cases: &[(&str, &[&str], &[(&str, &str)], &str)] = &[
+    let cases: &[Case] = &[
         (
             "saleboard-ingest",
             &["--database-url", "mysql://x/y"],

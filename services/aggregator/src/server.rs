@@ -102,7 +102,11 @@ impl AggregatorServer {
             self.store,
             self.engine.status(),
             self.engine.instance_id().to_owned(),
-        ));
+        ))
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .accept_compressed(tonic::codec::CompressionEncoding::Zstd)
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .send_compressed(tonic::codec::CompressionEncoding::Zstd);
         let (server_stop_tx, server_stop_rx) = watch::channel(false);
         let reporter = tonic_health::server::HealthReporter::new();
         reporter
