@@ -286,13 +286,23 @@ fn every_compose_command_is_built_by_the_dockerfile_and_accepted_by_its_binary()
             if *cmd == commands[0] {
                 for key in env.keys() {
                     assert!(
-                        help.contains(key.as_str()),
+                        mentions(&help, key),
                         "{name}: {key} is not a setting of {cmd:?}:\n{help}"
                     );
                 }
             }
         }
     }
+}
+
+/// Whether `text` names `word` as a whole identifier (not as part of a longer one).
+fn mentions(text: &str, word: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        !before.is_some_and(ident) && !after.is_some_and(ident)
+    })
 }
 
 /// Rewrites `host:port` of compose's network (service names, 0.0.0.0, localhost) to
