@@ -135,7 +135,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "  leaderboard:  http://{}  (AdminService too)",
         board.local_addr()
     );
-    println!("  aggregator:   http://{}  (status)", aggregator.local_addr());
+    println!(
+        "  aggregator:   http://{}  (status)",
+        aggregator.local_addr()
+    );
     println!("  organizer token: {token}");
     for (site, secret) in &keys {
         println!("  API key of {site}: {secret}");
