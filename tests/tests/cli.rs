@@ -392,7 +392,13 @@ async fn ctrl_c_stops_cleanly_and_says_how_far() {
         ],
         &[],
     );
-    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&again),
+        String::from_utf8_lossy(&again.stderr)
+    );
     let report = stdout(&again);
     assert!(
         report.contains(&format!("{} duplicate", head)),
