@@ -23,12 +23,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let telemetry = telemetry::init("saleboard-aggregator", &cli.telemetry)?;
-    let result = run(cli).await;
-    if let Err(e) = &result {
-        tracing::error!(error = format!("{e:#}"), "saleboard-aggregator failed");
-    }
-    telemetry.shutdown().await;
-    result
+    telemetry.run("saleboard-aggregator", run(cli)).await
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -86,6 +86,24 @@ impl Telemetry {
         self.tracer.is_some()
     }
 
+    /// Runs a service's work to its end, logs a failure with its cause chain, then flushes
+    /// telemetry (also after a failure, so the spans that explain it are not lost).
+    ///
+    /// # Errors
+    /// The error `work` ended with.
+    pub async fn run<E: std::fmt::Display>(
+        self,
+        service: &str,
+        work: impl std::future::Future<Output = Result<(), E>>,
+    ) -> Result<(), E> {
+        let result = work.await;
+        if let Err(e) = &result {
+            tracing::error!(error = format!("{e:#}"), "{service} failed");
+        }
+        self.shutdown().await;
+        result
+    }
+
     /// Flushes and stops the exporters (the last batch of spans and a final metric export).
     /// Blocking work runs off the async workers, which the exporter's channel needs.
     pub async fn shutdown(self) {
