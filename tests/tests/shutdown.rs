@@ -1,7 +1,8 @@
 //! SIGTERM in the middle of streaming ingest: the process stops taking messages, answers every
 //! batch it took, ends each open stream (busy or idle) with UNAVAILABLE, and exits 0 well
 //! within its shutdown deadline. Everything a client saw ACCEPTED is in the ledger; nothing
-//! else of the stream is.
+//! else of the stream is. And when work cannot finish (a commit stuck behind a lock), the
+//! process still exits at its deadline, and what it never acknowledged is not stored.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -144,3 +145,77 @@ async fn sigterm_mid_stream_answers_what_it_took(backend: Backend) {
 }
 
 backend_tests!(sigterm_mid_stream_answers_what_it_took);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stuck_commit_is_cut_at_the_deadline() {
+    use sqlx::Connection as _;
+    const DEADLINE: Duration = Duration::from_millis(1_500);
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    let secret = db.seed_site("alpha").await;
+    let addr = free_addr();
+    let mut ingest = ServiceProcess::start(
+        "saleboard-ingest",
+        &[
+            "--ingest-listen",
+            &addr.to_string(),
+            "--shutdown-deadline-ms",
+            &DEADLINE.as_millis().to_string(),
+        ],
+        &[("SALEBOARD_DATABASE_URL", db.url.as_str())],
+        addr,
+    )
+    .await;
+    // Hold the writer lock, as a stalled writer elsewhere would: ingest's commit waits on it.
+    let mut blocker = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::query("BEGIN")
+        .execute(&mut blocker)
+        .await
+        .expect("begin");
+    sqlx::query("SELECT head FROM ledger_head WHERE id = 1 FOR UPDATE")
+        .execute(&mut blocker)
+        .await
+        .expect("lock the ledger head");
+
+    let mut client = ingest_client(ingest.addr, Some(&secret)).await;
+    let submit = tokio::spawn(async move {
+        client
+            .submit_transactions(SubmitTransactionsRequest {
+                transactions: vec![sale("STUCK", "IDR", 100)],
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!submit.is_finished(), "the commit waits on the lock");
+
+    ingest.send_term();
+    let signalled = Instant::now();
+    assert!(
+        ingest.wait_exit(DEADLINE + Duration::from_secs(5)).await,
+        "exit code 0 at the deadline"
+    );
+    let took = signalled.elapsed();
+    assert!(
+        took >= DEADLINE,
+        "it waited for the deadline before giving up: {took:?}"
+    );
+    let answer = submit.await.expect("client task");
+    assert!(
+        answer.is_err(),
+        "the stuck request is never acknowledged: {answer:?}"
+    );
+
+    sqlx::query("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .expect("release");
+    // The abandoned transaction dies with its connection: nothing of it is stored.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let store = db.store().await;
+    assert_eq!(store.ledger_head().await.expect("head"), 0);
+    assert!(
+        store.read_ledger(0, 10).await.expect("ledger").is_empty(),
+        "what was never acknowledged is not in the ledger"
+    );
+}
