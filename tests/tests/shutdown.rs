@@ -17,13 +17,10 @@ const BATCH: usize = 100;
 const BATCHES: usize = 2_000;
 const DEADLINE_MS: u64 = 8_000;
 
-async fn sigterm_mid_stream_answers_what_it_took(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else {
-        return;
-    };
-    let secret = db.seed_site("alpha").await;
+/// An ingest process on `db` with no per-site rate limit and the given shutdown deadline.
+async fn start_ingest(db: &TestDb, deadline: Duration) -> ServiceProcess {
     let addr = free_addr();
-    let mut ingest = ServiceProcess::start(
+    ServiceProcess::start(
         "saleboard-ingest",
         &[
             "--ingest-listen",
@@ -31,12 +28,20 @@ async fn sigterm_mid_stream_answers_what_it_took(backend: Backend) {
             "--site-rate-limit",
             "0",
             "--shutdown-deadline-ms",
-            &DEADLINE_MS.to_string(),
+            &deadline.as_millis().to_string(),
         ],
         &[("SALEBOARD_DATABASE_URL", db.url.as_str())],
         addr,
     )
-    .await;
+    .await
+}
+
+async fn sigterm_mid_stream_answers_what_it_took(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let secret = db.seed_site("alpha").await;
+    let mut ingest = start_ingest(&db, Duration::from_millis(DEADLINE_MS)).await;
     let mut client = ingest_client(ingest.addr, Some(&secret)).await;
 
     // An idle stream: open, nothing sent. It must end too, or shutdown would wait on it.
@@ -154,19 +159,7 @@ async fn a_stuck_commit_is_cut_at_the_deadline() {
         return;
     };
     let secret = db.seed_site("alpha").await;
-    let addr = free_addr();
-    let mut ingest = ServiceProcess::start(
-        "saleboard-ingest",
-        &[
-            "--ingest-listen",
-            &addr.to_string(),
-            "--shutdown-deadline-ms",
-            &DEADLINE.as_millis().to_string(),
-        ],
-        &[("SALEBOARD_DATABASE_URL", db.url.as_str())],
-        addr,
-    )
-    .await;
+    let mut ingest = start_ingest(&db, DEADLINE).await;
     // Hold the writer lock, as a stalled writer elsewhere would: ingest's commit waits on it.
     let mut blocker = sqlx::PgConnection::connect(&db.url).await.expect("connect");
     sqlx::query("BEGIN")

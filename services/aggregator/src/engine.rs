@@ -65,7 +65,7 @@ pub struct Engine {
     metrics: Metrics,
 }
 
-/// How often the lag metric is measured while there is work.
+/// How often the lag metric is measured.
 const LAG_EVERY: Duration = Duration::from_secs(1);
 
 /// The aggregator's instruments (no-ops unless telemetry exports them).
@@ -199,16 +199,23 @@ impl Engine {
                 }
                 renewed = Instant::now();
             }
-            if logged.elapsed() >= Duration::from_secs(10) {
+            // One read of the state serves the lag metric (every second) and the progress log
+            // (every ten).
+            if lag_measured.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
                 if let Ok(state) = self.store.aggregator_state().await {
-                    tracing::info!(
-                        applied = state.applied,
-                        head = state.head,
-                        lag = state.head.saturating_sub(state.applied),
-                        "aggregator progress"
-                    );
+                    let lag = state.head.saturating_sub(state.applied);
+                    self.metrics.lag.record(lag, &[]);
+                    if logged.elapsed() >= Duration::from_secs(10) {
+                        tracing::info!(
+                            applied = state.applied,
+                            head = state.head,
+                            lag,
+                            "aggregator progress"
+                        );
+                        logged = Instant::now();
+                    }
                 }
-                logged = Instant::now();
+                lag_measured = Some(Instant::now());
             }
             let rows = self
                 .store
@@ -245,14 +252,6 @@ impl Engine {
             );
             applied = last;
             self.metrics.applied.add(rows.len() as u64, &[]);
-            if lag_measured.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
-                if let Ok(state) = self.store.aggregator_state().await {
-                    self.metrics
-                        .lag
-                        .record(state.head.saturating_sub(state.applied), &[]);
-                }
-                lag_measured = Some(Instant::now());
-            }
             self.status.send_replace(LocalStatus {
                 active: true,
                 applied,

@@ -166,11 +166,12 @@ async fn run(
         }
         let started = std::time::Instant::now();
         let result = store.append(&group).instrument(span).await;
-        metrics.committed(group.len(), started.elapsed());
+        let elapsed = started.elapsed();
+        metrics.committed(group.len(), elapsed);
         tracing::debug!(
             rows = group.len(),
             requests = waiting.len(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            elapsed_ms = elapsed.as_secs_f64() * 1e3,
             ok = result.is_ok(),
             "group commit"
         );

@@ -130,8 +130,8 @@ impl Drop for Call {
             elapsed_ms,
             &[
                 KeyValue::new("rpc.system", "grpc"),
-                KeyValue::new("rpc.service", self.service.to_string()),
-                KeyValue::new("rpc.method", self.method.to_string()),
+                KeyValue::new("rpc.service", self.service.clone()),
+                KeyValue::new("rpc.method", self.method.clone()),
                 KeyValue::new("rpc.grpc.status_code", i64::from(code)),
             ],
         );

@@ -57,9 +57,9 @@ pub enum TelemetryError {
         /// What is wrong with it.
         why: String,
     },
-    /// The OTLP trace exporter could not be built.
-    #[error("cannot build the OTLP trace exporter: {0}")]
-    Traces(#[from] opentelemetry_otlp::ExporterBuildError),
+    /// An OTLP exporter (traces or metrics) could not be built.
+    #[error("cannot build an OTLP exporter: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
 }
 
 static TRACING: AtomicBool = AtomicBool::new(false);
@@ -71,19 +71,24 @@ pub fn tracing_enabled() -> bool {
     TRACING.load(Ordering::Relaxed)
 }
 
-/// The installed providers; [`Telemetry::shutdown`] flushes them.
+/// The providers installed when exporting; [`Telemetry::shutdown`] flushes them.
 #[derive(Debug, Default)]
 #[must_use = "call shutdown() at exit, or the last spans and metrics are lost"]
 pub struct Telemetry {
-    tracer: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
-    meter: Option<opentelemetry_sdk::metrics::SdkMeterProvider>,
+    providers: Option<Providers>,
+}
+
+#[derive(Debug)]
+struct Providers {
+    tracer: opentelemetry_sdk::trace::SdkTracerProvider,
+    meter: opentelemetry_sdk::metrics::SdkMeterProvider,
 }
 
 impl Telemetry {
     /// Whether traces and metrics are exported.
     #[must_use]
     pub fn exporting(&self) -> bool {
-        self.tracer.is_some()
+        self.providers.is_some()
     }
 
     /// Runs a service's work to its end, logs a failure with its cause chain, then flushes
@@ -107,20 +112,15 @@ impl Telemetry {
     /// Flushes and stops the exporters (the last batch of spans and a final metric export).
     /// Blocking work runs off the async workers, which the exporter's channel needs.
     pub async fn shutdown(self) {
-        let Self { tracer, meter } = self;
-        if tracer.is_none() && meter.is_none() {
+        let Some(Providers { tracer, meter }) = self.providers else {
             return;
-        }
+        };
         TRACING.store(false, Ordering::Relaxed);
         let flushed = tokio::task::spawn_blocking(move || {
-            if let Some(tracer) = tracer
-                && let Err(e) = tracer.shutdown()
-            {
+            if let Err(e) = tracer.shutdown() {
                 eprintln!("flushing traces failed: {e}");
             }
-            if let Some(meter) = meter
-                && let Err(e) = meter.shutdown()
-            {
+            if let Err(e) = meter.shutdown() {
                 eprintln!("flushing metrics failed: {e}");
             }
         })
@@ -240,6 +240,8 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> Result<Telemetry, Te
         .with_periodic_exporter(metrics)
         .with_resource(resource)
         .build();
+    // Our own extract/inject use W3C trace context directly (the CLI injects without exporting);
+    // the global propagator is for library code that asks for it, and is a no-op until set.
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(tracer_provider.clone());
     opentelemetry::global::set_meter_provider(meter_provider.clone());
@@ -258,8 +260,10 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> Result<Telemetry, Te
     );
     TRACING.store(true, Ordering::Relaxed);
     Ok(Telemetry {
-        tracer: Some(tracer_provider),
-        meter: Some(meter_provider),
+        providers: Some(Providers {
+            tracer: tracer_provider,
+            meter: meter_provider,
+        }),
     })
 }
 
@@ -305,15 +309,18 @@ pub fn inject(context: &opentelemetry::Context, metadata: &mut tonic::metadata::
 /// exporting spans of its own (so every request of one command shares one trace id).
 #[must_use]
 pub fn new_remote_context() -> opentelemetry::Context {
-    let mut bytes = [0u8; 24];
-    if getrandom::fill(&mut bytes).is_err() {
+    let (mut trace, mut span) = ([0u8; 16], [0u8; 8]);
+    if getrandom::fill(&mut trace).is_err() || getrandom::fill(&mut span).is_err() {
         // No randomness: send no trace context rather than a made-up one.
         return opentelemetry::Context::new();
     }
-    let (trace, span) = bytes.split_at(16);
-    let trace = TraceId::from_bytes(trace.try_into().unwrap_or([0; 16]));
-    let span = SpanId::from_bytes(span.try_into().unwrap_or([0; 8]));
-    let context = SpanContext::new(trace, span, TraceFlags::SAMPLED, true, TraceState::NONE);
+    let context = SpanContext::new(
+        TraceId::from_bytes(trace),
+        SpanId::from_bytes(span),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::NONE,
+    );
     opentelemetry::Context::new().with_remote_span_context(context)
 }
 
