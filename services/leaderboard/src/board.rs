@@ -31,6 +31,9 @@ pub struct Board {
     closing: watch::Sender<bool>,
     /// When storage was last read successfully (Unix nanoseconds), changed or not.
     checked_at: std::sync::atomic::AtomicI64,
+    /// Held from reading storage to publishing: two refreshes at once (the feed's and an
+    /// admin call's) would otherwise let the older read publish last and undo the newer one.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl Board {
@@ -50,6 +53,7 @@ impl Board {
             invalidated: Notify::new(),
             closing: watch::Sender::new(false),
             checked_at: std::sync::atomic::AtomicI64::new(UnixNanos::now().0),
+            refreshing: tokio::sync::Mutex::new(()),
         });
         board.refresh().await?;
         Ok(board)
@@ -107,6 +111,7 @@ impl Board {
     /// When storage cannot be read. A build error (a figure out of range) keeps the current
     /// snapshot and is logged.
     pub async fn refresh(&self) -> Result<(), saleboard_storage::StorageError> {
+        let _one_at_a_time = self.refreshing.lock().await;
         let data = self.store.read_board().await?;
         self.checked_at
             .store(UnixNanos::now().0, std::sync::atomic::Ordering::Relaxed);
