@@ -23,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Counts repeated fields before decoding and answers INVALID_ARGUMENT for bad bytes.
+        .codec_path("crate::codec::SaleboardCodec")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! This crate holds no logic: services and clients depend on it for messages, clients and
 //! server traits.
 
+pub mod codec;
+
 /// Messages, clients and server traits of package `saleboard.v1`.
 pub mod v1 {
     #![allow(clippy::all, clippy::pedantic, unreachable_pub, missing_docs)]

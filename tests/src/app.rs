@@ -93,6 +93,18 @@ impl TestApp {
         backend: Backend,
         configure: impl FnOnce(&mut IngestConfig),
     ) -> Option<Self> {
+        Self::spawn_configured(backend, configure, |_| {}).await
+    }
+
+    /// Starts the services, letting the test adjust the ingest and the leaderboard settings.
+    ///
+    /// # Panics
+    /// When a service cannot start.
+    pub async fn spawn_configured(
+        backend: Backend,
+        configure: impl FnOnce(&mut IngestConfig),
+        configure_board: impl FnOnce(&mut LeaderboardConfig),
+    ) -> Option<Self> {
         if std::env::var_os("TEST_LOG").is_some() {
             drop(saleboard_runtime::telemetry::init(
                 "saleboard-tests",
@@ -114,6 +126,7 @@ impl TestApp {
         let mut board = LeaderboardConfig::with_token(&token).expect("default settings");
         board.listen = localhost;
         board.database.url = db.url.clone();
+        configure_board(&mut board);
         let board = LeaderboardServer::build(board, store.clone())
             .await
             .expect("leaderboard starts");
@@ -176,6 +189,19 @@ impl TestApp {
     /// A LeaderboardService client (no authentication).
     pub async fn leaderboard(&self) -> LeaderboardServiceClient<Channel> {
         LeaderboardServiceClient::new(channel(self.admin_addr).await)
+    }
+
+    /// A LeaderboardService client authenticating with `secret` (the organizer token or an
+    /// API key), for what is not public.
+    pub async fn leaderboard_as(
+        &self,
+        secret: &str,
+    ) -> LeaderboardServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>
+    {
+        LeaderboardServiceClient::with_interceptor(
+            channel(self.admin_addr).await,
+            Bearer::new(Some(secret)).expect("ASCII secret"),
+        )
     }
 
     /// Waits (at most 10 s) until the leaderboard's figures include the whole ledger, and

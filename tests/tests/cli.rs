@@ -219,18 +219,26 @@ async fn push_jsonl_then_query_as_json() {
     assert_eq!(b["entries"][0]["unconverted_currencies"][0], "JPY");
     assert_eq!(b["entries"][0]["net_reporting_minor"], 1_001);
 
-    let out = saleboard(
-        &[
-            "totals",
-            "alpha",
-            "--hourly",
-            "--endpoint",
-            &board,
-            "--output",
-            "json",
-        ],
-        &[],
+    let hourly = [
+        "totals",
+        "alpha",
+        "--hourly",
+        "--endpoint",
+        &board,
+        "--output",
+        "json",
+    ];
+    let out = saleboard(&hourly, &[]);
+    assert!(
+        !out.status.success(),
+        "a site's hourly series is not public"
     );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SALEBOARD_API_KEY"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = saleboard(&hourly, &[("SALEBOARD_API_KEY", key.as_str())]);
     let t: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON totals");
     assert_eq!(t["totals"].as_array().map(Vec::len), Some(2));
     assert_eq!(t["totals"][0]["currency"], "IDR");

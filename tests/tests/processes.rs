@@ -365,9 +365,9 @@ async fn aggregator_killed_again_and_again_stays_exact(backend: Backend) {
                 (s.to_string(), c.code().to_owned()),
                 [
                     t.sale_count as i64,
-                    t.gross_minor,
+                    i64::try_from(t.gross_minor).expect("small totals"),
                     t.refund_count as i64,
-                    t.refunded_minor,
+                    i64::try_from(t.refunded_minor).expect("small totals"),
                 ],
             )
         })

@@ -35,6 +35,12 @@ pub struct AggregatorConfig {
     #[arg(long = "aggregator-lease-ms", env = "SALEBOARD_AGGREGATOR_LEASE_MS", default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub lease_ms: u64,
+
+    /// Rows waiting with the applied position not moving for this long make the totals stale:
+    /// health NOT_SERVING, GetStatus `stale`, the `saleboard.aggregator.stalled` metric, in ms.
+    #[arg(long = "aggregator-stale-ms", env = "SALEBOARD_AGGREGATOR_STALE_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub stale_ms: u64,
 }
 
 impl AggregatorConfig {
@@ -42,6 +48,12 @@ impl AggregatorConfig {
     #[must_use]
     pub fn idle_poll(&self) -> Duration {
         Duration::from_millis(self.idle_poll_ms)
+    }
+
+    /// Stale threshold as a duration.
+    #[must_use]
+    pub fn stale_after(&self) -> Duration {
+        Duration::from_millis(self.stale_ms)
     }
 
     /// Lease length as a duration.

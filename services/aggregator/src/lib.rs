@@ -9,12 +9,14 @@
 //! Layout:
 //! - [`config`]: flags and environment variables.
 //! - [`engine`]: the lease, the fold loop, and the status it publishes.
-//! - [`grpc`]: the status service (`GetStatus`).
+//! - [`monitor`]: whether the totals keep up with the ledger (stale, database reachable).
+//! - [`grpc`]: the status service (`GetStatus`), answered from the monitor's observation.
 //! - [`server`]: runs the engine and the gRPC server until stopped.
 
 pub mod config;
 pub mod engine;
 pub mod grpc;
+pub mod monitor;
 pub mod server;
 
 pub use config::AggregatorConfig;

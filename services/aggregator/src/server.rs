@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::AggregatorConfig;
 use crate::engine::{Engine, EngineError};
 use crate::grpc::AggregatorService;
+use crate::monitor::{self, Observation};
 
 /// Why the aggregator could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,38 @@ pub struct AggregatorServer {
     local_addr: SocketAddr,
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
+    stale_after: std::time::Duration,
+}
+
+/// Keeps the health status in step with the monitor's observations until shutdown begins.
+async fn follow_health(
+    mut observed: watch::Receiver<Observation>,
+    reporter: tonic_health::server::HealthReporter,
+    mut draining: watch::Receiver<bool>,
+) {
+    let mut last = None;
+    loop {
+        let healthy = observed.borrow_and_update().healthy();
+        if last != Some(healthy) && !*draining.borrow() {
+            let status = if healthy {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            reporter
+                .set_service_status(
+                    <AggregatorServiceServer<AggregatorService> as tonic::server::NamedService>::NAME,
+                    status,
+                )
+                .await;
+            reporter.set_service_status("", status).await;
+            last = Some(healthy);
+        }
+        tokio::select! {
+            changed = observed.changed() => if changed.is_err() { return; },
+            _ = draining.wait_for(|d| *d) => return,
+        }
+    }
 }
 
 fn instance_id(addr: SocketAddr) -> String {
@@ -65,12 +98,14 @@ impl AggregatorServer {
         };
         let listener = TcpListener::bind(config.listen).await.map_err(bind)?;
         let local_addr = listener.local_addr().map_err(bind)?;
+        let stale_after = config.stale_after();
         let engine = Arc::new(Engine::new(store.clone(), config, instance_id(local_addr)));
         Ok(Self {
             listener,
             local_addr,
             store,
             engine,
+            stale_after,
         })
     }
 
@@ -97,9 +132,22 @@ impl AggregatorServer {
     ) -> Result<(), ServerError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let engine = self.engine.clone();
-        let mut engine_task = tokio::spawn(async move { engine.run(stop_rx).await });
+        let mut engine_task = tokio::spawn({
+            let stop_rx = stop_rx.clone();
+            async move { engine.run(stop_rx).await }
+        });
+        let (observed_tx, mut observed) = watch::channel(Observation::default());
+        let monitor_task = tokio::spawn(monitor::run(
+            self.store.clone(),
+            self.stale_after,
+            observed_tx,
+            stop_rx,
+        ));
+        // The first observation (at most a second away) before answering anything.
+        drop(tokio::time::timeout(monitor::EVERY * 2, observed.changed()).await);
         let service = AggregatorServiceServer::new(AggregatorService::new(
             self.store,
+            observed.clone(),
             self.engine.status(),
             self.engine.instance_id().to_owned(),
         ))
@@ -109,9 +157,9 @@ impl AggregatorServer {
         .send_compressed(tonic::codec::CompressionEncoding::Zstd);
         let (server_stop_tx, server_stop_rx) = watch::channel(false);
         let reporter = tonic_health::server::HealthReporter::new();
-        reporter
-            .set_serving::<AggregatorServiceServer<AggregatorService>>()
-            .await;
+        // SERVING while the database answers and the totals keep up with the ledger.
+        let (draining_tx, draining_rx) = watch::channel(false);
+        let health_task = tokio::spawn(follow_health(observed, reporter.clone(), draining_rx));
         let router = saleboard_runtime::grpc::add_standard_services(
             saleboard_runtime::grpc::server_builder(std::time::Duration::from_secs(30))
                 .add_service(
@@ -125,10 +173,14 @@ impl AggregatorServer {
         .map_err(ServerError::Reflection)?;
         let draining = reporter.clone();
         let server = tokio::spawn(router.serve_with_incoming_shutdown(
-            saleboard_runtime::grpc::incoming(self.listener),
+            saleboard_runtime::grpc::incoming(
+                self.listener,
+                &saleboard_runtime::grpc::ConnectionArgs::default(),
+            ),
             async move {
                 let mut rx = server_stop_rx;
                 drop(rx.wait_for(|s| *s).await);
+                draining_tx.send_replace(true);
                 draining
                     .set_not_serving::<AggregatorServiceServer<AggregatorService>>()
                     .await;
@@ -146,7 +198,10 @@ impl AggregatorServer {
             r = &mut engine_task => r,
         };
         server_stop_tx.send_replace(true);
+        stop_tx.send_replace(true);
         let served = server.await;
+        health_task.abort();
+        drop(monitor_task.await);
         match engine_result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e.into()),

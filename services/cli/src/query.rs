@@ -50,9 +50,16 @@ pub struct LeaderboardArgs {
 pub struct TotalsArgs {
     /// The site.
     pub site: String,
-    /// Include the hourly series.
+    /// Include the hourly series (needs the organizer token or that site's API key, unless the
+    /// leaderboard runs with --public-site-detail).
     #[arg(long)]
     pub hourly: bool,
+    /// Organizer token, for another site's hourly series.
+    #[arg(long, env = "SALEBOARD_ORGANIZER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The site's own API key, for its hourly series.
+    #[arg(long, env = "SALEBOARD_API_KEY", hide_env_values = true)]
+    pub key: Option<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub query: QueryArgs,
@@ -221,7 +228,8 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
 /// When the service cannot be reached or refuses.
 pub async fn totals(args: &TotalsArgs) -> anyhow::Result<()> {
     let endpoint = &args.query.endpoint;
-    let mut client = LeaderboardServiceClient::new(client::connect(endpoint, None).await?);
+    let secret = args.token.as_deref().or(args.key.as_deref());
+    let mut client = LeaderboardServiceClient::new(client::connect(endpoint, secret).await?);
     let t = client
         .get_site_totals(GetSiteTotalsRequest {
             site_id: args.site.clone(),

@@ -1,5 +1,7 @@
 //! `saleboard verify`: recomputes every total from the ledger and compares it with the stored
-//! totals at the same ledger position. Prints each difference; exits non-zero when there is one.
+//! totals at the same ledger position, and checks that the totals are not behind the ledger
+//! (waiting up to `--wait-ms` for the aggregator to catch up with the head it saw at start).
+//! Prints each difference; exits non-zero when there is one or when the totals lag.
 
 use saleboard_domain::totals::TotalsBook;
 use saleboard_runtime::database::DatabaseArgs;
@@ -10,6 +12,10 @@ pub struct VerifyArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub database: DatabaseArgs,
+    /// How long the totals may take to catch up with the ledger head seen at start, in ms,
+    /// before verify reports them as lagging.
+    #[arg(long, env = "SALEBOARD_VERIFY_WAIT_MS", default_value_t = 5_000)]
+    pub wait_ms: u64,
 }
 
 /// Ledger rows read per page.
@@ -56,6 +62,7 @@ pub fn differences(stored: &TotalsBook, recomputed: &TotalsBook) -> Vec<String> 
 /// When the database cannot be read or a recomputed total overflows.
 pub async fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
     let store = args.database.open().await?;
+    let caught_up = caught_up(store.as_ref(), args.wait_ms).await?;
     let stored = store.load_totals().await?;
     let mut recomputed = TotalsBook::default();
     let mut after = 0;
@@ -87,5 +94,34 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
             stored.applied
         );
     }
-    Ok(diffs.is_empty())
+    if let Err((applied, head)) = caught_up {
+        println!(
+            "the totals lag the ledger by {} rows: applied position {applied}, ledger head {head} \
+             (after waiting {} ms); the aggregator is behind or stopped (see its GetStatus and \
+             logs)",
+            head - applied,
+            args.wait_ms
+        );
+    }
+    Ok(diffs.is_empty() && caught_up.is_ok())
+}
+
+/// Waits up to `wait_ms` for the applied position to reach the ledger head as it is now:
+/// `Err((applied, head))` when it does not.
+async fn caught_up(
+    store: &dyn saleboard_storage::Store,
+    wait_ms: u64,
+) -> anyhow::Result<Result<(), (u64, u64)>> {
+    let head = store.ledger_head().await?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(wait_ms);
+    loop {
+        let applied = store.applied_position().await?;
+        if applied >= head {
+            return Ok(Ok(()));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(Err((applied, head)));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

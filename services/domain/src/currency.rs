@@ -33,7 +33,7 @@ impl Currency {
         let parsed = is_upper_alpha
             .then(|| iso_currency::Currency::from_code(code))
             .flatten()
-            .ok_or_else(|| CurrencyError::Unknown(code.to_owned()))?;
+            .ok_or_else(|| CurrencyError::Unknown(crate::ids::excerpt(code)))?;
         let exponent = parsed
             .exponent()
             .and_then(|e| u8::try_from(e).ok())

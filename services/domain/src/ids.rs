@@ -27,6 +27,19 @@ pub enum IdError {
     },
 }
 
+/// Most characters of a refused value that answers and logs repeat.
+pub const ECHO_CHARS: usize = 64;
+
+/// At most the first [`ECHO_CHARS`] characters of a value a client sent, marked when cut: what
+/// answers repeat of an invalid id, so 64 KiB ids do not become a 32 MB answer.
+#[must_use]
+pub fn excerpt(value: &str) -> String {
+    match value.char_indices().nth(ECHO_CHARS) {
+        None => value.to_owned(),
+        Some((cut, _)) => format!("{}...", &value[..cut]),
+    }
+}
+
 fn check(
     value: &str,
     max: usize,
@@ -203,5 +216,15 @@ mod tests {
             StoreId::parse(&"s".repeat(65)),
             Err(IdError::TooLong { .. })
         ));
+    }
+
+    #[test]
+    fn excerpts_are_short() {
+        assert_eq!(excerpt("abc"), "abc");
+        let long = "x".repeat(65_536);
+        let e = excerpt(&long);
+        assert_eq!(e, format!("{}...", "x".repeat(ECHO_CHARS)));
+        let exact = "é".repeat(ECHO_CHARS);
+        assert_eq!(excerpt(&exact), exact, "counts characters, not bytes");
     }
 }

@@ -4,21 +4,16 @@
 //! currency exponent)`, computed exactly in integers and rounded half to even once per (site,
 //! currency) total. Sites are ranked by that figure, highest first; equal figures share a rank
 //! and the next rank skips (1, 2, 2, 4); among equals, by site id.
+//!
+//! Ranking never fails. A site whose figure does not fit the contract's `int64` (a participant
+//! can push that much, or an organizer can set a rate that makes it so) is marked out of range:
+//! it ranks after every site with a figure and is left out of the national figure, and every
+//! other site stays live.
 
 use std::collections::BTreeMap;
 
 use crate::totals::CurrencyTotals;
 use crate::{Currency, Rate, SiteId};
-
-/// A conversion whose result leaves `i64` (or an intermediate leaves `i128`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("converting {currency} figures of site {site} into the reporting currency overflows")]
-pub struct ConversionOverflow {
-    /// Site being converted (empty for the national figure).
-    pub site: String,
-    /// Currency being converted.
-    pub currency: String,
-}
 
 /// `n / d` rounded half to even (`d > 0`).
 fn div_round_half_even(n: i128, d: i128) -> i128 {
@@ -35,12 +30,12 @@ fn div_round_half_even(n: i128, d: i128) -> i128 {
 /// Converts a net amount of minor units of `from` into minor units of `to` at `rate` (major
 /// units of `to` per major unit of `from`), rounded half to even. `None` on overflow.
 #[must_use]
-pub fn convert(net_minor: i64, from: Currency, to: Currency, rate: &Rate) -> Option<i128> {
+pub fn convert(net_minor: i128, from: Currency, to: Currency, rate: &Rate) -> Option<i128> {
     if from == to {
-        return Some(i128::from(net_minor));
+        return Some(net_minor);
     }
     let (mantissa, scale) = rate.parts();
-    let product = i128::from(net_minor).checked_mul(mantissa)?;
+    let product = net_minor.checked_mul(mantissa)?;
     // value = product x 10^(to_exp - from_exp - scale)
     let shift =
         i32::from(to.exponent()) - i32::from(from.exponent()) - i32::try_from(scale).ok()?;
@@ -74,7 +69,8 @@ pub struct RankedEntry {
     pub site_id: SiteId,
     /// Shown on screens.
     pub display_name: String,
-    /// Net in minor units of the reporting currency, over the currencies that have a rate.
+    /// Net in minor units of the reporting currency, over the currencies that have a rate; 0
+    /// when the site is [out of range](Self::out_of_range).
     pub net_reporting_minor: i64,
     /// Sales over every currency.
     pub sale_count: u64,
@@ -82,49 +78,87 @@ pub struct RankedEntry {
     pub refund_count: u64,
     /// Currencies with sales but no rate: left out of `net_reporting_minor`.
     pub unconverted_currencies: Vec<Currency>,
+    /// Not empty when the site's net does not fit an `i64`: the currencies whose figures put it
+    /// there. Such a site ranks after every site with a figure and is left out of the national
+    /// figure.
+    pub out_of_range: Vec<Currency>,
+}
+
+/// The ranking of every site and the national net.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranking {
+    /// Every site, ranked.
+    pub entries: Vec<RankedEntry>,
+    /// Sum of the nets of the sites that are not out of range, in minor units of the reporting
+    /// currency. Wider than the contract's `int64`: whoever shows it checks that it fits.
+    pub national_net_reporting_minor: i128,
+}
+
+/// A site's net in the reporting currency: `Ok(net, unconverted)`, or `Err(currencies)` naming
+/// what puts it out of the `i64` range.
+fn site_net(
+    totals: &BTreeMap<Currency, CurrencyTotals>,
+    rates: &BTreeMap<Currency, Rate>,
+    reporting: Currency,
+) -> (Result<i64, Vec<Currency>>, Vec<Currency>) {
+    let mut unconverted = Vec::new();
+    let mut converted = Vec::new();
+    for (currency, t) in totals {
+        let value = if *currency == reporting {
+            Some(t.net_minor())
+        } else if let Some(rate) = rates.get(currency) {
+            convert(t.net_minor(), *currency, reporting, rate)
+        } else {
+            unconverted.push(*currency);
+            continue;
+        };
+        converted.push((*currency, value));
+    }
+    let sum = converted
+        .iter()
+        .try_fold(0_i128, |acc, (_, v)| v.and_then(|v| acc.checked_add(v)));
+    if let Some(net) = sum.and_then(|s| i64::try_from(s).ok()) {
+        return (Ok(net), unconverted);
+    }
+    // Name the currencies that are out of range on their own; if none is, their sum is.
+    let alone: Vec<Currency> = converted
+        .iter()
+        .filter(|(_, v)| v.is_none_or(|v| i64::try_from(v).is_err()))
+        .map(|(c, _)| *c)
+        .collect();
+    let culprits = if alone.is_empty() {
+        converted.iter().map(|(c, _)| *c).collect()
+    } else {
+        alone
+    };
+    (Err(culprits), unconverted)
 }
 
 /// The ranking of every site, and the national net in the reporting currency.
-///
-/// # Errors
-/// When a converted figure does not fit an `i64`.
+#[must_use]
 pub fn rank(
     sites: Vec<SiteFigures>,
     rates: &BTreeMap<Currency, Rate>,
     reporting: Currency,
-) -> Result<(Vec<RankedEntry>, i64), ConversionOverflow> {
+) -> Ranking {
     let mut national: i128 = 0;
     let mut entries = Vec::with_capacity(sites.len());
     for site in sites {
-        let overflow = |currency: &Currency| ConversionOverflow {
-            site: site.site_id.to_string(),
-            currency: currency.code().to_owned(),
+        let (sale_count, refund_count) = site.totals.values().fold((0u64, 0u64), |(s, r), t| {
+            (
+                s.saturating_add(t.sale_count),
+                r.saturating_add(t.refund_count),
+            )
+        });
+        let (net, unconverted_currencies) = site_net(&site.totals, rates, reporting);
+        let (net_reporting_minor, out_of_range) = match net {
+            Ok(net) => {
+                // At most 2^32 sites of at most 2^63 each: the sum fits an i128.
+                national += i128::from(net);
+                (net, Vec::new())
+            }
+            Err(currencies) => (0, currencies),
         };
-        let mut net: i128 = 0;
-        let mut unconverted = Vec::new();
-        let (mut sale_count, mut refund_count) = (0u64, 0u64);
-        for (currency, t) in &site.totals {
-            sale_count = sale_count.saturating_add(t.sale_count);
-            refund_count = refund_count.saturating_add(t.refund_count);
-            let converted = if *currency == reporting {
-                Some(i128::from(t.net_minor()))
-            } else if let Some(rate) = rates.get(currency) {
-                convert(t.net_minor(), *currency, reporting, rate)
-            } else {
-                unconverted.push(*currency);
-                continue;
-            };
-            net = converted
-                .and_then(|c| net.checked_add(c))
-                .ok_or_else(|| overflow(currency))?;
-        }
-        national = national
-            .checked_add(net)
-            .ok_or_else(|| ConversionOverflow {
-                site: String::new(),
-                currency: reporting.code().to_owned(),
-            })?;
-        let net_reporting_minor = i64::try_from(net).map_err(|_| overflow(&reporting))?;
         entries.push(RankedEntry {
             rank: 0,
             site_id: site.site_id,
@@ -132,28 +166,33 @@ pub fn rank(
             net_reporting_minor,
             sale_count,
             refund_count,
-            unconverted_currencies: unconverted,
+            unconverted_currencies,
+            out_of_range,
         });
     }
     entries.sort_by(|a, b| {
-        b.net_reporting_minor
-            .cmp(&a.net_reporting_minor)
+        a.out_of_range
+            .is_empty()
+            .cmp(&b.out_of_range.is_empty())
+            .reverse()
+            .then_with(|| b.net_reporting_minor.cmp(&a.net_reporting_minor))
             .then_with(|| a.site_id.cmp(&b.site_id))
     });
-    let mut previous: Option<(i64, u32)> = None;
+    let mut previous: Option<(bool, i64, u32)> = None;
     for (i, e) in entries.iter_mut().enumerate() {
         let position = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let key = (e.out_of_range.is_empty(), e.net_reporting_minor);
         e.rank = match previous {
-            Some((net, rank)) if net == e.net_reporting_minor => rank,
+            // Out-of-range sites have no figure to tie on: each takes its own position.
+            Some((true, net, rank)) if key == (true, net) => rank,
             _ => position,
         };
-        previous = Some((e.net_reporting_minor, e.rank));
+        previous = Some((key.0, key.1, e.rank));
     }
-    let national = i64::try_from(national).map_err(|_| ConversionOverflow {
-        site: String::new(),
-        currency: reporting.code().to_owned(),
-    })?;
-    Ok((entries, national))
+    Ranking {
+        entries,
+        national_net_reporting_minor: national,
+    }
 }
 
 #[cfg(test)]
@@ -171,7 +210,7 @@ mod tests {
     fn net(n: i64) -> CurrencyTotals {
         CurrencyTotals {
             sale_count: 1,
-            gross_minor: n,
+            gross_minor: i128::from(n),
             refund_count: 0,
             refunded_minor: 0,
         }
@@ -240,7 +279,10 @@ mod tests {
             site("a", &[("IDR", 50)]),
             site("e", &[]),
         ];
-        let (entries, national) = rank(sites, &BTreeMap::new(), cur("IDR")).expect("ranks");
+        let Ranking {
+            entries,
+            national_net_reporting_minor: national,
+        } = rank(sites, &BTreeMap::new(), cur("IDR"));
         let got: Vec<_> = entries
             .iter()
             .map(|e| (e.rank, e.site_id.as_str(), e.net_reporting_minor))
@@ -265,7 +307,10 @@ mod tests {
             "a",
             &[("IDR", 100), ("USD", 1), ("SGD", 5), ("MYR", 7)],
         )];
-        let (entries, national) = rank(sites, &rates, cur("IDR")).expect("ranks");
+        let Ranking {
+            entries,
+            national_net_reporting_minor: national,
+        } = rank(sites, &rates, cur("IDR"));
         assert_eq!(entries[0].net_reporting_minor, 100 + 15_000);
         assert_eq!(
             entries[0].unconverted_currencies,
@@ -283,24 +328,76 @@ mod tests {
             site("a", &[("IDR", 9_000_000_000_000_000_000)]),
             site("b", &[("USD", 100_000_000_000)]),
         ];
-        let (entries, national) = rank(sites, &rates, cur("IDR")).expect("ranks");
+        let Ranking {
+            entries,
+            national_net_reporting_minor: national,
+        } = rank(sites, &rates, cur("IDR"));
         assert_eq!(entries[0].net_reporting_minor, 9_000_000_000_000_000_000);
         // 1e11 cents = 1e9 USD x 15850.123456789012 = 15,850,123,456,789.012 IDR -> minor 1,585,012,345,678,901.2 -> ...901
         assert_eq!(entries[1].net_reporting_minor, 1_585_012_345_678_901);
         assert_eq!(national, 9_001_585_012_345_678_901);
-        // Past i64 is an error, not a wrapped figure.
-        let sites = vec![site("a", &[("IDR", i64::MAX)]), site("b", &[("IDR", 1)])];
-        assert!(rank(sites, &BTreeMap::new(), cur("IDR")).is_err());
+        // One site past i64 is marked and left out; the others stay ranked and national.
+        let sites = vec![
+            site("a", &[("IDR", i64::MAX)]),
+            site("b", &[("IDR", 1)]),
+            site("c", &[("IDR", 2)]),
+        ];
+        let rates = BTreeMap::from([(cur("USD"), rate("2"))]);
+        let mut sites = sites;
+        sites[0].totals.insert(cur("USD"), net(1));
+        let r = rank(sites, &rates, cur("IDR"));
+        let got: Vec<_> = r
+            .entries
+            .iter()
+            .map(|e| (e.rank, e.site_id.as_str(), e.net_reporting_minor))
+            .collect();
+        assert_eq!(got, [(1, "c", 2), (2, "b", 1), (3, "a", 0)]);
+        assert_eq!(r.entries[2].out_of_range, vec![cur("IDR"), cur("USD")]);
+        assert_eq!(r.national_net_reporting_minor, 3);
         // The widest rate times the largest amount still converts exactly in i128 (by the rate's
-        // precision bounds); only the final figure is out of range.
+        // precision bounds); only the final figure is out of range, and named by its currency.
         let huge = rate("123456789012345678");
         assert!(
-            convert(i64::MAX, cur("USD"), cur("IDR"), &huge)
+            convert(i128::from(i64::MAX), cur("USD"), cur("IDR"), &huge)
                 .is_some_and(|v| v > i128::from(i64::MAX))
         );
         let rates = BTreeMap::from([(cur("USD"), huge)]);
-        let err =
-            rank(vec![site("a", &[("USD", i64::MAX)])], &rates, cur("IDR")).expect_err("overflow");
-        assert_eq!((err.site.as_str(), err.currency.as_str()), ("a", "IDR"));
+        let r = rank(
+            vec![
+                site("a", &[("USD", i64::MAX), ("IDR", 5)]),
+                site("b", &[("IDR", 7)]),
+            ],
+            &rates,
+            cur("IDR"),
+        );
+        assert_eq!(r.entries[1].site_id.as_str(), "a");
+        assert_eq!(r.entries[1].out_of_range, vec![cur("USD")]);
+        assert_eq!(r.national_net_reporting_minor, 7);
+        // A conversion past i128 itself is out of range too, not a panic.
+        assert_eq!(
+            convert(i128::MAX / 2, cur("USD"), cur("IDR"), &rate("4")),
+            None
+        );
+    }
+
+    #[test]
+    fn out_of_range_sites_take_their_own_positions() {
+        let sites = vec![
+            site("x", &[("IDR", i64::MAX)]),
+            site("y", &[("IDR", i64::MAX)]),
+            site("z", &[]),
+        ];
+        let mut sites = sites;
+        for s in &mut sites[..2] {
+            s.totals.get_mut(&cur("IDR")).expect("IDR").gross_minor += 1;
+        }
+        let r = rank(sites, &BTreeMap::new(), cur("IDR"));
+        let got: Vec<_> = r
+            .entries
+            .iter()
+            .map(|e| (e.rank, e.site_id.as_str(), e.out_of_range.len()))
+            .collect();
+        assert_eq!(got, [(1, "z", 0), (2, "x", 1), (3, "y", 1)]);
+        assert_eq!(r.national_net_reporting_minor, 0);
     }
 }

@@ -22,6 +22,9 @@ pub enum RateError {
     /// More precision than conversions can carry exactly.
     #[error("{0:?} has more than {max_digits} significant digits or {max_scale} decimal places", max_digits = Rate::MAX_DIGITS, max_scale = Rate::MAX_SCALE)]
     TooPrecise(String),
+    /// Larger than any real exchange rate.
+    #[error("{0:?} is larger than {max}: no real exchange rate is that large; check the decimal point", max = Rate::MAX)]
+    TooLarge(String),
 }
 
 impl Rate {
@@ -30,6 +33,22 @@ impl Rate {
     pub const MAX_DIGITS: u32 = 18;
     /// Most decimal places of a rate.
     pub const MAX_SCALE: u32 = 12;
+    /// Largest rate an organizer may set: a billion units of the reporting currency per unit
+    /// of another. The widest real gap (a dinar in rial or dong) is under 10^7; a larger figure
+    /// is a typo that would only push every site selling that currency out of range.
+    pub const MAX: u64 = 1_000_000_000;
+
+    /// [`Rate::parse`], and at most [`Rate::MAX`]: what an organizer may set.
+    ///
+    /// # Errors
+    /// As [`Rate::parse`], and [`RateError::TooLarge`].
+    pub fn parse_bounded(text: &str) -> Result<Self, RateError> {
+        let rate = Self::parse(text)?;
+        if rate.0 > Decimal::from(Self::MAX) {
+            return Err(RateError::TooLarge(text.to_owned()));
+        }
+        Ok(rate)
+    }
 
     /// Parses a plain decimal string (digits with at most one '.', no exponent, no sign), with
     /// at most 18 significant digits and 12 decimal places once trailing zeros are dropped.
@@ -109,6 +128,23 @@ mod tests {
             Ok("0.0001".into())
         );
         assert_eq!(Rate::parse("100").map(|r| r.to_string()), Ok("100".into()));
+    }
+
+    #[test]
+    fn organizers_cannot_set_absurd_rates() {
+        assert!(Rate::parse_bounded("1000000000").is_ok());
+        assert!(Rate::parse_bounded("0.000000000001").is_ok());
+        for bad in ["1000000000.5", "999999999999999999", "1000000001"] {
+            assert!(
+                matches!(Rate::parse_bounded(bad), Err(RateError::TooLarge(_))),
+                "{bad}"
+            );
+            assert!(Rate::parse(bad).is_ok(), "stored rates still load: {bad}");
+        }
+        assert!(matches!(
+            Rate::parse_bounded("x"),
+            Err(RateError::NotDecimal(_))
+        ));
     }
 
     #[test]

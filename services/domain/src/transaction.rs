@@ -92,7 +92,7 @@ pub struct ValidTransaction {
 }
 
 fn id_message(field: &str, value: &str, err: &IdError) -> String {
-    format!("{field} {value:?} {err}")
+    format!("{field} {:?} {err}", crate::ids::excerpt(value))
 }
 
 /// Checks every rule that needs only the transaction, the event and the clock.

@@ -21,9 +21,10 @@ pub struct IngestConfig {
     #[allow(missing_docs)]
     pub database: DatabaseArgs,
 
-    /// Most transactions in one request.
+    /// Most transactions in one request (at most 10,000: a request with more is refused on the
+    /// wire, before it is decoded).
     #[arg(long, env = "SALEBOARD_MAX_BATCH", default_value_t = 1000,
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+          value_parser = clap::value_parser!(u32).range(1..=MAX_BATCH_CEILING))]
     pub max_batch: u32,
 
     /// Largest amount_minor accepted for one transaction.
@@ -56,13 +57,29 @@ pub struct IngestConfig {
           value_parser = clap::value_parser!(u64).range(10..=1_000))]
     pub key_refresh_ms: u64,
 
-    /// Largest gRPC message accepted, in bytes.
+    /// Largest gRPC request accepted, in bytes (default: what --max-batch transactions of the
+    /// largest valid size take, 256 bytes each, plus 4 KiB; 260,096 at the default batch).
     #[arg(long, env = "SALEBOARD_MAX_MESSAGE_BYTES",
-          default_value_t = saleboard_runtime::grpc::DEFAULT_MAX_MESSAGE_BYTES,
           value_parser = clap::builder::TypedValueParser::map(
               clap::value_parser!(u64).range(4096..=1_073_741_824),
               |v| usize::try_from(v).unwrap_or(usize::MAX)))]
-    pub max_message_bytes: usize,
+    pub max_message_bytes: Option<usize>,
+
+    /// Open StreamTransactions calls one site may have at once; one more is refused with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "SALEBOARD_SITE_MAX_STREAMS", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub site_max_streams: u32,
+
+    /// A StreamTransactions call that sends no message for this long is ended
+    /// (DEADLINE_EXCEEDED), in milliseconds.
+    #[arg(long, env = "SALEBOARD_STREAM_IDLE_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(100..))]
+    pub stream_idle_timeout_ms: u64,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connections: saleboard_runtime::grpc::ConnectionArgs,
 
     /// Most rows the writer puts in one database transaction (group commit).
     #[arg(long, env = "SALEBOARD_COMMIT_MAX_ROWS", default_value_t = 20_000,
@@ -75,7 +92,27 @@ pub struct IngestConfig {
     pub writer_queue: u32,
 }
 
+/// Highest `--max-batch`: the count the codec checks on the wire before decoding.
+const MAX_BATCH_CEILING: i64 = saleboard_proto::codec::MAX_TRANSACTIONS_PER_REQUEST as i64;
+
 impl IngestConfig {
+    /// The largest request accepted: `--max-message-bytes`, or what `--max-batch`
+    /// transactions of the largest valid size take.
+    #[must_use]
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes.unwrap_or_else(|| {
+            (self.max_batch as usize)
+                .saturating_mul(saleboard_proto::codec::MAX_TRANSACTION_WIRE_BYTES)
+                .saturating_add(4096)
+        })
+    }
+
+    /// The stream idle timeout as a duration.
+    #[must_use]
+    pub fn stream_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.stream_idle_timeout_ms)
+    }
+
     /// The validation limits these settings give.
     #[must_use]
     pub fn limits(&self) -> Limits {

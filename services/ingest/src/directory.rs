@@ -1,9 +1,11 @@
 //! API keys and the event, cached in memory and reloaded from storage every refresh interval.
 //! A key unknown to the cache is looked up in storage at once, so a new key works immediately;
-//! a revoked key disappears at the next reload, so it stops working within one interval on
-//! every ingest process.
+//! a secret that storage does not know either goes into a bounded negative cache until the next
+//! reload, so repeating it costs no lookup. A revoked key disappears at the next reload, so it
+//! stops working within one interval on every ingest process, and open streams of that key end
+//! (they watch [`Directory::keys_changed`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -21,11 +23,18 @@ pub struct Retailer {
     pub site: SiteId,
 }
 
+/// Most unknown secrets remembered between two reloads.
+const NEGATIVE_CACHE: usize = 10_000;
+
 /// The cache.
 pub struct Directory {
     store: Arc<dyn Store>,
     keys: RwLock<HashMap<String, Retailer>>,
+    /// Hashes of secrets storage did not know at their lookup; emptied at every reload.
+    unknown: RwLock<HashSet<String>>,
     event: RwLock<Option<Arc<Event>>>,
+    /// Bumped at every reload: open streams check their key again.
+    reloaded: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -51,8 +60,26 @@ impl Directory {
         Self {
             store,
             keys: RwLock::new(HashMap::new()),
+            unknown: RwLock::new(HashSet::new()),
             event: RwLock::new(None),
+            reloaded: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes after every reload of the keys.
+    #[must_use]
+    pub fn keys_changed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reloaded.subscribe()
+    }
+
+    /// Whether `key_id` is still an active key (as of the last reload or lookup).
+    #[must_use]
+    pub fn key_active(&self, key_id: &str) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .any(|r| r.key_id == key_id)
     }
 
     /// Reloads every active key and the event.
@@ -76,6 +103,11 @@ impl Directory {
             .event
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = event;
+        self.unknown
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        self.reloaded.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
     }
 
@@ -133,15 +165,28 @@ impl Directory {
         if let Some(r) = cached {
             return Ok(r);
         }
+        let known_unknown = self
+            .unknown
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&hash);
+        if known_unknown {
+            return Err(unknown_key());
+        }
         let found = self
             .store
             .find_active_key(&hash)
             .await
             .map_err(|e| saleboard_runtime::status::from_storage(&e))?;
         let Some(key) = found else {
-            return Err(Status::unauthenticated(
-                "unknown or revoked API key; ask the organizer for a key of your site",
-            ));
+            let mut unknown = self
+                .unknown
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if unknown.len() < NEGATIVE_CACHE {
+                unknown.insert(hash);
+            }
+            return Err(unknown_key());
         };
         let (hash, r) = retailer(key);
         self.keys
@@ -150,6 +195,10 @@ impl Directory {
             .insert(hash, r.clone());
         Ok(r)
     }
+}
+
+fn unknown_key() -> Status {
+    Status::unauthenticated("unknown or revoked API key; ask the organizer for a key of your site")
 }
 
 /// Authenticates retailer API keys against a [`Directory`].

@@ -2,13 +2,15 @@
 //! writer, and turns decisions back into results. The only module of this crate that touches
 //! protobuf messages.
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
 use saleboard_domain::resolve::Decision;
 use saleboard_domain::transaction::validate;
-use saleboard_domain::{Limits, TransactionInput, UnixNanos};
+use saleboard_domain::{Limits, SiteId, TransactionInput, UnixNanos};
 use saleboard_proto::v1::ingest_service_server::IngestService as IngestApi;
 use saleboard_proto::v1::{
     Outcome, SubmitTransactionsRequest, SubmitTransactionsResponse, Transaction, TransactionResult,
@@ -28,6 +30,62 @@ use crate::writer::{self, Reply, Writer};
 /// busy without letting it queue without bound.
 const STREAM_PIPELINE: usize = 16;
 
+/// Limits on `StreamTransactions` calls.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    /// Open streams per site.
+    pub per_site: u32,
+    /// A stream with no message for this long is ended.
+    pub idle_timeout: Duration,
+}
+
+/// Open streams per site, shared by every clone of the service.
+#[derive(Debug, Default)]
+struct OpenStreams(Mutex<HashMap<SiteId, u32>>);
+
+/// One open stream of a site, counted until dropped.
+struct StreamSlot {
+    open: Arc<OpenStreams>,
+    site: SiteId,
+}
+
+impl OpenStreams {
+    fn open(self: &Arc<Self>, site: &SiteId, most: u32) -> Result<StreamSlot, Status> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = map.entry(site.clone()).or_default();
+        if *n >= most {
+            return Err(Status::resource_exhausted(format!(
+                "site {site} already has {most} open StreamTransactions calls (--site-max-streams); \
+                 send more batches on the open ones or close one first"
+            )));
+        }
+        *n += 1;
+        Ok(StreamSlot {
+            open: self.clone(),
+            site: site.clone(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .open
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.site) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.site);
+            }
+        }
+    }
+}
+
 /// The ingest gRPC service.
 #[derive(Debug, Clone)]
 pub struct IngestService {
@@ -38,6 +96,8 @@ pub struct IngestService {
     metrics: IngestMetrics,
     /// Becomes true when the server starts shutting down: streams stop taking messages.
     draining: watch::Receiver<bool>,
+    stream_limits: StreamLimits,
+    open_streams: Arc<OpenStreams>,
 }
 
 /// A request after validation: the results known already and the candidates for the writer.
@@ -111,6 +171,7 @@ impl IngestService {
         max_batch: usize,
         metrics: IngestMetrics,
         draining: watch::Receiver<bool>,
+        stream_limits: StreamLimits,
     ) -> Self {
         Self {
             writer,
@@ -119,6 +180,8 @@ impl IngestService {
             max_batch,
             metrics,
             draining,
+            stream_limits,
+            open_streams: Arc::default(),
         }
     }
 
@@ -152,7 +215,8 @@ impl IngestService {
         };
         for (slot, t) in request.transactions.iter().enumerate() {
             let mut result = TransactionResult {
-                transaction_id: t.transaction_id.clone(),
+                // An invalid id may be 64 KiB long: the answer repeats only its start.
+                transaction_id: saleboard_domain::ids::excerpt(&t.transaction_id),
                 ..TransactionResult::default()
             };
             match validate(&input(t), &event, now, &self.limits) {
@@ -192,6 +256,20 @@ impl Pending {
     }
 }
 
+fn revoked(key_id: &str) -> Status {
+    Status::unauthenticated(format!(
+        "API key {key_id} was revoked; batches after it were not taken. Ask the organizer for a \
+         new key"
+    ))
+}
+
+fn idle(timeout: Duration) -> Status {
+    Status::deadline_exceeded(format!(
+        "no message on this stream for {} ms: closed; open a new stream when there is more to send",
+        timeout.as_millis()
+    ))
+}
+
 fn shutting_down() -> Status {
     Status::unavailable(
         "ingest is shutting down: every batch answered on this stream was handled, later \
@@ -227,34 +305,57 @@ impl IngestApi for IngestService {
         request: Request<Streaming<SubmitTransactionsRequest>>,
     ) -> Result<Response<Self::StreamTransactionsStream>, Status> {
         let who = retailer(&request)?;
+        let slot = self
+            .open_streams
+            .open(&who.site, self.stream_limits.per_site)?;
         let mut inbound = request.into_inner();
         let (pending_tx, pending_rx) = mpsc::channel::<Pending>(STREAM_PIPELINE);
         let service = self.clone();
         let mut draining = self.draining.clone();
+        let mut keys = self.directory.keys_changed();
+        let idle_timeout = self.stream_limits.idle_timeout;
         // Owned by the stream: ends when the client ends its side, fails, or stops reading
-        // (the response side is dropped), or when the server drains (after the batches taken
-        // so far are answered, the stream ends with UNAVAILABLE). Batches are submitted in
-        // request order, so a refund may name a sale sent in an earlier message of the same
-        // stream.
+        // (the response side is dropped), when it sends nothing for the idle timeout, when its
+        // key is revoked, or when the server drains (after the batches taken so far are
+        // answered, the stream ends with UNAVAILABLE). Batches are submitted in request order,
+        // so a refund may name a sale sent in an earlier message of the same stream.
         let task = async move {
+            let _slot = slot;
             loop {
-                let next = tokio::select! {
-                    biased;
-                    _ = draining.wait_for(|d| *d) => None,
-                    next = inbound.message() => Some(next),
+                let idle_until = tokio::time::Instant::now() + idle_timeout;
+                let next = loop {
+                    tokio::select! {
+                        biased;
+                        _ = draining.wait_for(|d| *d) => break Err(shutting_down()),
+                        changed = keys.changed() => {
+                            if changed.is_err() || !service.directory.key_active(&who.key_id) {
+                                break Err(revoked(&who.key_id));
+                            }
+                        }
+                        () = tokio::time::sleep_until(idle_until) => break Err(idle(idle_timeout)),
+                        next = inbound.message() => break Ok(next),
+                    }
                 };
                 let message = match next {
-                    None => {
-                        drop(pending_tx.send(Pending::Done(Err(shutting_down()))).await);
+                    Err(status) => {
+                        drop(pending_tx.send(Pending::Done(Err(status))).await);
                         break;
                     }
-                    Some(Ok(Some(m))) => m,
-                    Some(Ok(None)) => break,
-                    Some(Err(status)) => {
+                    Ok(Ok(Some(m))) => m,
+                    Ok(Ok(None)) => break,
+                    Ok(Err(status)) => {
                         tracing::debug!(%status, "ingest stream ended by the client");
                         break;
                     }
                 };
+                if !service.directory.key_active(&who.key_id) {
+                    drop(
+                        pending_tx
+                            .send(Pending::Done(Err(revoked(&who.key_id))))
+                            .await,
+                    );
+                    break;
+                }
                 let pending = match service.prepare(&who, message).await {
                     Err(status) => Pending::Done(Err(status)),
                     Ok(prepared) if prepared.candidates.is_empty() => {

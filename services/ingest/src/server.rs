@@ -15,7 +15,7 @@ use tonic::codec::CompressionEncoding;
 
 use crate::IngestConfig;
 use crate::directory::{Directory, KeyAuth};
-use crate::grpc::IngestService;
+use crate::grpc::{IngestService, StreamLimits};
 use crate::metrics::IngestMetrics;
 use crate::rate_limit::SiteRateLimitLayer;
 use crate::writer::Writer;
@@ -116,6 +116,7 @@ impl IngestServer {
             directory,
         } = self;
         let metrics = IngestMetrics::new();
+        let store_for_health = store.clone();
         let (writer, writer_task) = Writer::new(
             store,
             config.writer_queue as usize,
@@ -133,10 +134,17 @@ impl IngestServer {
             config.max_batch as usize,
             metrics,
             draining,
+            StreamLimits {
+                per_site: config.site_max_streams,
+                idle_timeout: config.stream_idle_timeout(),
+            },
         );
         let api = IngestServiceServer::new(service)
-            .max_decoding_message_size(config.max_message_bytes)
-            .max_encoding_message_size(config.max_message_bytes)
+            // A request is refused before it is read whole when it is larger than a full
+            // batch of the widest valid transactions (the codec then counts the
+            // transactions on the wire before decoding them).
+            .max_decoding_message_size(config.max_message_bytes())
+            .max_encoding_message_size(saleboard_runtime::grpc::DEFAULT_MAX_MESSAGE_BYTES)
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd)
             .send_compressed(CompressionEncoding::Gzip)
@@ -147,7 +155,8 @@ impl IngestServer {
             .layer(RpcTelemetryLayer::new())
             // An overloaded server refuses before spending anything on the request.
             .layer(ShedLoadLayer::new(config.concurrency_limit as usize))
-            // Who is calling: the site every later layer and the handler work for.
+            // Who is calling: the site every later layer and the handler work for. Failed
+            // attempts are limited per peer address before any lookup.
             .layer(BearerAuthLayer::new(KeyAuth(directory)))
             // The site's own budget; needs the authenticated site.
             .layer(SiteRateLimitLayer::new(
@@ -163,6 +172,12 @@ impl IngestServer {
         reporter
             .set_serving::<IngestServiceServer<IngestService>>()
             .await;
+        let health = tokio::spawn(saleboard_runtime::health::follow_database(
+            store_for_health,
+            reporter.clone(),
+            vec![<IngestServiceServer<IngestService> as tonic::server::NamedService>::NAME],
+            drain.subscribe(),
+        ));
         let draining = reporter.clone();
         let shutdown = async move {
             shutdown.await;
@@ -180,7 +195,10 @@ impl IngestServer {
             saleboard_runtime::grpc::server_builder(config.request_timeout()).add_service(stack);
         let result = match saleboard_runtime::grpc::add_standard_services(router, &reporter) {
             Ok(router) => router
-                .serve_with_incoming_shutdown(saleboard_runtime::grpc::incoming(listener), shutdown)
+                .serve_with_incoming_shutdown(
+                    saleboard_runtime::grpc::incoming(listener, &config.connections),
+                    shutdown,
+                )
                 .await
                 .map_err(ServerError::from),
             Err(e) => Err(ServerError::Reflection(e)),
@@ -188,6 +206,7 @@ impl IngestServer {
         // The router (and with it every Writer handle) is dropped: the writer drains its queue
         // and stops.
         refresh.abort();
+        health.abort();
         if let Err(e) = writer_task.await {
             tracing::error!(error = %e, "ingest writer task failed");
         }

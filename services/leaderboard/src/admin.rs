@@ -256,7 +256,7 @@ impl AdminApi for AdminService {
                     format!("{currency} appears more than once"),
                 ));
             }
-            let rate = Rate::parse(&r.rate)
+            let rate = Rate::parse_bounded(&r.rate)
                 .map_err(|e| invalid_field(&format!("rates[{i}].rate"), e.to_string()))?;
             rates.push((currency, rate));
         }

@@ -21,6 +21,32 @@ const HISTORY: usize = 256;
 /// Refresh even without a signal this often (e.g. sites created through another process).
 const SAFETY_REFRESH: Duration = Duration::from_secs(5);
 
+/// Says (once per change, not at every refresh) which sites left the national figure because
+/// theirs is out of range, naming the currencies, and which came back.
+fn log_out_of_range(previous: &Figures, next: &Figures) {
+    let before: std::collections::BTreeMap<_, _> = previous
+        .out_of_range()
+        .map(|e| (&e.site_id, &e.out_of_range))
+        .collect();
+    for e in next.out_of_range() {
+        if before.get(&e.site_id) != Some(&&e.out_of_range) {
+            let currencies: Vec<&str> = e.out_of_range.iter().map(|c| c.code()).collect();
+            tracing::error!(
+                site = %e.site_id,
+                currencies = ?currencies,
+                "the figure of site {} in {} does not fit the contract's int64; the site is marked out of range and left out of the national figure, every other site stays live",
+                e.site_id,
+                currencies.join(", ")
+            );
+        }
+    }
+    for site in before.keys() {
+        if !next.out_of_range().any(|e| &&e.site_id == site) {
+            tracing::info!(site = %site, "site {site} is back in range");
+        }
+    }
+}
+
 /// The board of one leaderboard process.
 #[derive(Debug)]
 pub struct Board {
@@ -108,21 +134,16 @@ impl Board {
     /// Rebuilds from storage and publishes when the figures changed.
     ///
     /// # Errors
-    /// When storage cannot be read. A build error (a figure out of range) keeps the current
-    /// snapshot and is logged.
+    /// When storage cannot be read. (A figure out of range marks its site; it does not stop
+    /// the board.)
     pub async fn refresh(&self) -> Result<(), saleboard_storage::StorageError> {
         let _one_at_a_time = self.refreshing.lock().await;
         let data = self.store.read_board().await?;
         self.checked_at
             .store(UnixNanos::now().0, std::sync::atomic::Ordering::Relaxed);
-        let figures = match Figures::build(data) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build the leaderboard; keeping the previous snapshot");
-                return Ok(());
-            }
-        };
+        let figures = Figures::build(data);
         let previous = self.current();
+        log_out_of_range(&previous.figures, &figures);
         if previous.generation > 0 && previous.figures == figures {
             return Ok(());
         }

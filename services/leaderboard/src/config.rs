@@ -35,6 +35,32 @@ pub struct LeaderboardConfig {
     #[arg(long = "leaderboard-request-timeout-ms", env = "SALEBOARD_LEADERBOARD_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_ms: u64,
+
+    /// Open WatchLeaderboard streams at once; one more is refused with RESOURCE_EXHAUSTED.
+    /// Watchers never count against the request limit, so they cannot starve queries.
+    #[arg(long, env = "SALEBOARD_MAX_WATCHERS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_watchers: u32,
+
+    /// Open WatchLeaderboard streams from one peer address at once.
+    #[arg(long, env = "SALEBOARD_MAX_WATCHERS_PER_PEER", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_watchers_per_peer: u32,
+
+    /// AdminService requests in progress at once: the organizer's own budget, apart from the
+    /// public one, so no load on the public service can lock the organizer out.
+    #[arg(long, env = "SALEBOARD_ADMIN_CONCURRENCY_LIMIT", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub admin_concurrency_limit: u32,
+
+    /// Serve one site's detail (its hourly series) to anyone; by default it needs the
+    /// organizer token or an API key of that site.
+    #[arg(long, env = "SALEBOARD_PUBLIC_SITE_DETAIL")]
+    pub public_site_detail: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connections: saleboard_runtime::grpc::ConnectionArgs,
 }
 
 /// Shortest organizer token accepted.
@@ -72,6 +98,11 @@ impl std::fmt::Debug for LeaderboardConfig {
             .field("organizer_token", &"<redacted>")
             .field("concurrency_limit", &self.concurrency_limit)
             .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("max_watchers", &self.max_watchers)
+            .field("max_watchers_per_peer", &self.max_watchers_per_peer)
+            .field("admin_concurrency_limit", &self.admin_concurrency_limit)
+            .field("public_site_detail", &self.public_site_detail)
+            .field("connections", &self.connections)
             .finish()
     }
 }

@@ -1,8 +1,10 @@
 //! `saleboard.v1.LeaderboardService`: read-only figures from the board's snapshot (and, for one
 //! site's totals and hourly series, one consistent read of the totals tables).
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::Stream;
@@ -14,13 +16,14 @@ use saleboard_proto::v1::{
     GetSiteTotalsRequest, HourlyTotals as HourlyTotalsMsg, Leaderboard, LeaderboardEntry,
     NationalTotals, SiteTotals, WatchLeaderboardRequest,
 };
+use saleboard_runtime::auth::{Authenticate as _, OrganizerToken, bearer_secret, secret_hash};
 use saleboard_runtime::status::{from_storage, invalid_field};
 use saleboard_storage::Store;
 use tonic::{Request, Response, Status};
 
 use crate::admin::timestamp;
 use crate::board::Board;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Figures, Snapshot};
 
 /// Entries per page when `limit` is 0.
 pub const DEFAULT_LIMIT: u32 = 10;
@@ -31,34 +34,96 @@ pub const DEFAULT_INTERVAL_MS: u32 = 250;
 /// Shortest watch interval.
 pub const MIN_INTERVAL_MS: u32 = 50;
 
+/// Who may read what, and how many may watch.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// The organizer may read every site's detail.
+    pub organizer: OrganizerToken,
+    /// Anyone may read every site's detail.
+    pub public_site_detail: bool,
+    /// Open watch streams at once.
+    pub max_watchers: u32,
+    /// Open watch streams per peer address.
+    pub max_watchers_per_peer: u32,
+}
+
 /// The leaderboard gRPC service.
 #[derive(Debug, Clone)]
 pub struct LeaderboardService {
     board: Arc<Board>,
     store: Arc<dyn Store>,
     watchers: opentelemetry::metrics::UpDownCounter<i64>,
+    access: Access,
+    open: Arc<Mutex<OpenWatchers>>,
+}
+
+/// Open watch streams, in total and per peer address.
+#[derive(Debug, Default)]
+struct OpenWatchers {
+    total: u32,
+    per_peer: HashMap<Option<IpAddr>, u32>,
 }
 
 /// Counts one open watch stream for as long as it lives.
-struct Watching(opentelemetry::metrics::UpDownCounter<i64>);
+struct Watching {
+    counter: opentelemetry::metrics::UpDownCounter<i64>,
+    open: Arc<Mutex<OpenWatchers>>,
+    peer: Option<IpAddr>,
+}
 
 impl Watching {
-    fn start(counter: &opentelemetry::metrics::UpDownCounter<i64>) -> Self {
-        counter.add(1, &[]);
-        Self(counter.clone())
+    fn start(service: &LeaderboardService, peer: Option<IpAddr>) -> Result<Self, Status> {
+        let mut open = service
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if open.total >= service.access.max_watchers {
+            return Err(Status::resource_exhausted(format!(
+                "the leaderboard already has {} watchers (--max-watchers); poll GetLeaderboard \
+                 or retry later",
+                service.access.max_watchers
+            )));
+        }
+        let mine = open.per_peer.entry(peer).or_default();
+        if *mine >= service.access.max_watchers_per_peer {
+            return Err(Status::resource_exhausted(format!(
+                "this address already has {} watch streams open (--max-watchers-per-peer); \
+                 share one stream between screens",
+                service.access.max_watchers_per_peer
+            )));
+        }
+        *mine += 1;
+        open.total += 1;
+        service.watchers.add(1, &[]);
+        Ok(Self {
+            counter: service.watchers.clone(),
+            open: service.open.clone(),
+            peer,
+        })
     }
 }
 
 impl Drop for Watching {
     fn drop(&mut self) {
-        self.0.add(-1, &[]);
+        self.counter.add(-1, &[]);
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.per_peer.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.per_peer.remove(&self.peer);
+            }
+        }
     }
 }
 
 impl LeaderboardService {
     /// A service reading `board` (and `store` for per-site detail).
     #[must_use]
-    pub fn new(board: Arc<Board>, store: Arc<dyn Store>) -> Self {
+    pub fn new(board: Arc<Board>, store: Arc<dyn Store>, access: Access) -> Self {
         let watchers = saleboard_runtime::telemetry::meter()
             .i64_up_down_counter("saleboard.leaderboard.watchers")
             .with_unit("{stream}")
@@ -68,6 +133,44 @@ impl LeaderboardService {
             board,
             store,
             watchers,
+            access,
+            open: Arc::default(),
+        }
+    }
+
+    /// Whether the caller may read `site`'s detail: the organizer token, or an API key of that
+    /// site (or anyone, with --public-site-detail).
+    async fn may_read_detail(
+        &self,
+        metadata: &tonic::codegen::http::HeaderMap,
+        site: &SiteId,
+    ) -> Result<(), Status> {
+        if self.access.public_site_detail {
+            return Ok(());
+        }
+        let secret = bearer_secret(metadata).map_err(|_| {
+            Status::unauthenticated(
+                "a site's hourly series needs \"authorization: Bearer <organizer token or that \
+                 site's API key>\"",
+            )
+        })?;
+        if self.access.organizer.authenticate(secret).await.is_ok() {
+            return Ok(());
+        }
+        match self
+            .store
+            .find_active_key(&secret_hash(secret))
+            .await
+            .map_err(|e| from_storage(&e))?
+        {
+            Some(key) if key.site_id == *site => Ok(()),
+            Some(_) => Err(Status::permission_denied(format!(
+                "this API key belongs to another site; only site {site}'s own key or the \
+                 organizer token reads its hourly series"
+            ))),
+            None => Err(Status::unauthenticated(
+                "unknown or revoked API key or organizer token",
+            )),
         }
     }
 }
@@ -84,14 +187,36 @@ fn limit_of(limit: u32) -> Result<usize, Status> {
 }
 
 fn totals_msg(currency: &str, t: &CurrencyTotals) -> CurrencyTotalsMsg {
+    let fits = (
+        i64::try_from(t.gross_minor),
+        i64::try_from(t.refunded_minor),
+        i64::try_from(t.net_minor()),
+    );
+    let (gross_minor, refunded_minor, net_minor, out_of_range) = match fits {
+        (Ok(g), Ok(r), Ok(n)) => (g, r, n, false),
+        _ => (0, 0, 0, true),
+    };
     CurrencyTotalsMsg {
         currency: currency.to_owned(),
         sale_count: t.sale_count,
-        gross_minor: t.gross_minor,
+        gross_minor,
         refund_count: t.refund_count,
-        refunded_minor: t.refunded_minor,
-        net_minor: t.net_minor(),
+        refunded_minor,
+        net_minor,
+        out_of_range,
+        gross_decimal: t.gross_minor.to_string(),
+        refunded_decimal: t.refunded_minor.to_string(),
+        net_decimal: t.net_minor().to_string(),
     }
+}
+
+/// The national net as the contract carries it: the `int64` figure (0 when it does not fit),
+/// whether it is out of range, its exact decimal, and the sites left out of it.
+fn national_net(f: &Figures) -> (i64, bool, String, Vec<String>) {
+    let net = f.national_net_reporting_minor;
+    let (minor, out_of_range) = i64::try_from(net).map_or((0, true), |n| (n, false));
+    let sites = f.out_of_range().map(|e| e.site_id.to_string()).collect();
+    (minor, out_of_range, net.to_string(), sites)
 }
 
 fn no_event() -> Status {
@@ -104,6 +229,12 @@ fn no_event() -> Status {
 fn page(snapshot: &Snapshot, offset: usize, limit: usize) -> Result<Leaderboard, Status> {
     let f = &snapshot.figures;
     let (event_id, reporting) = f.event.as_ref().ok_or_else(no_event)?;
+    let (
+        national_net_reporting_minor,
+        national_out_of_range,
+        national_net_reporting_decimal,
+        out_of_range_sites,
+    ) = national_net(f);
     let end = offset.saturating_add(limit).min(f.entries.len());
     let entries = f.entries.get(offset..end).unwrap_or_default();
     let next_page_token = if end < f.entries.len() {
@@ -130,10 +261,19 @@ fn page(snapshot: &Snapshot, offset: usize, limit: usize) -> Result<Leaderboard,
                     .iter()
                     .map(|c| c.code().to_owned())
                     .collect(),
+                out_of_range: !e.out_of_range.is_empty(),
+                out_of_range_currencies: e
+                    .out_of_range
+                    .iter()
+                    .map(|c| c.code().to_owned())
+                    .collect(),
             })
             .collect(),
-        national_net_reporting_minor: f.national_net_reporting_minor,
+        national_net_reporting_minor,
         next_page_token,
+        national_out_of_range,
+        national_net_reporting_decimal,
+        out_of_range_sites,
     })
 }
 
@@ -169,6 +309,7 @@ impl LeaderboardApi for LeaderboardService {
         &self,
         request: Request<WatchLeaderboardRequest>,
     ) -> Result<Response<WatchStream>, Status> {
+        let peer = request.remote_addr().map(|a| a.ip());
         let req = request.into_inner();
         let limit = limit_of(req.limit)?;
         let interval_ms = match req.min_interval_ms {
@@ -189,7 +330,7 @@ impl LeaderboardApi for LeaderboardService {
         let closing = self.board.closing();
         // The stream only advances when the transport asks for the next message, so a reader
         // that stops reading holds no backlog: when it resumes it gets the latest snapshot.
-        let watching = Watching::start(&self.watchers);
+        let watching = Watching::start(self, peer)?;
         let state = (snapshots, closing, None::<tokio::time::Instant>, false);
         let stream = futures::stream::unfold(
             state,
@@ -228,9 +369,17 @@ impl LeaderboardApi for LeaderboardService {
         &self,
         request: Request<GetSiteTotalsRequest>,
     ) -> Result<Response<SiteTotals>, Status> {
+        let metadata = request.metadata().clone().into_headers();
         let req = request.into_inner();
-        let site = SiteId::parse(&req.site_id)
-            .map_err(|e| invalid_field("site_id", format!("{:?} {e}", req.site_id)))?;
+        let site = SiteId::parse(&req.site_id).map_err(|e| {
+            invalid_field(
+                "site_id",
+                format!("{:?} {e}", saleboard_domain::ids::excerpt(&req.site_id)),
+            )
+        })?;
+        if req.include_hourly {
+            self.may_read_detail(&metadata, &site).await?;
+        }
         let data = self
             .store
             .site_totals(&site, req.include_hourly)
@@ -252,7 +401,9 @@ impl LeaderboardApi for LeaderboardService {
                     hour_start: Some(timestamp(*hour)),
                     currency: c.code().to_owned(),
                     sale_count: h.sale_count,
-                    net_minor: h.net_minor,
+                    net_minor: i64::try_from(h.net_minor).unwrap_or(0),
+                    out_of_range: i64::try_from(h.net_minor).is_err(),
+                    net_decimal: h.net_minor.to_string(),
                 })
                 .collect(),
             watermark: data.applied,
@@ -268,15 +419,24 @@ impl LeaderboardApi for LeaderboardService {
         if f.event.is_none() {
             return Err(no_event());
         }
+        let (
+            net_reporting_minor,
+            net_reporting_out_of_range,
+            net_reporting_decimal,
+            out_of_range_sites,
+        ) = national_net(f);
         Ok(Response::new(NationalTotals {
             totals: f
                 .national_totals
                 .iter()
                 .map(|(c, t)| totals_msg(c.code(), t))
                 .collect(),
-            net_reporting_minor: f.national_net_reporting_minor,
+            net_reporting_minor,
             site_count: f.site_count,
             watermark: f.watermark,
+            net_reporting_out_of_range,
+            net_reporting_decimal,
+            out_of_range_sites,
         }))
     }
 }

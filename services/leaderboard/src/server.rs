@@ -16,7 +16,7 @@ use tonic::codec::CompressionEncoding;
 use crate::LeaderboardConfig;
 use crate::admin::AdminService;
 use crate::board::Board;
-use crate::grpc::LeaderboardService;
+use crate::grpc::{Access, LeaderboardService};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +108,7 @@ impl LeaderboardServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let shed = ShedLoadLayer::new(self.config.concurrency_limit as usize);
+        let health_store = self.store.clone();
         let board = self.board.clone();
         // Kept for the life of the server: the callback runs at every metric export.
         let _snapshot_age = saleboard_runtime::telemetry::meter()
@@ -121,6 +122,12 @@ impl LeaderboardServer {
         let leaderboard = LeaderboardServiceServer::new(LeaderboardService::new(
             self.board.clone(),
             self.store.clone(),
+            Access {
+                organizer: OrganizerToken::new(&self.config.organizer_token),
+                public_site_detail: self.config.public_site_detail,
+                max_watchers: self.config.max_watchers,
+                max_watchers_per_peer: self.config.max_watchers_per_peer,
+            },
         ))
         .send_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Zstd)
@@ -130,8 +137,9 @@ impl LeaderboardServer {
         let leaderboard = tower::ServiceBuilder::new()
             // Outermost: every request is traced and timed, shed or not.
             .layer(rpc.clone())
-            // Read-only and unauthenticated, but still shed under overload.
-            .layer(shed.clone())
+            // Read-only and unauthenticated, but still shed under overload (watch streams hold
+            // no permit once open: they have their own limits).
+            .layer(shed)
             .service(leaderboard);
         let admin = AdminServiceServer::new(AdminService::new(self.store, self.board.clone()))
             .accept_compressed(CompressionEncoding::Gzip)
@@ -141,9 +149,11 @@ impl LeaderboardServer {
         let admin = tower::ServiceBuilder::new()
             // Outermost: every request is traced and timed, refused or not.
             .layer(rpc)
-            // An overloaded server refuses before spending anything on the request.
-            .layer(shed)
-            // Only the organizer manages the event.
+            // The organizer's own budget: public load never takes it.
+            .layer(ShedLoadLayer::new(
+                self.config.admin_concurrency_limit as usize,
+            ))
+            // Only the organizer manages the event; guesses are limited per peer.
             .layer(BearerAuthLayer::new(OrganizerToken::new(
                 &self.config.organizer_token,
             )))
@@ -159,9 +169,20 @@ impl LeaderboardServer {
         reporter
             .set_serving::<AdminServiceServer<AdminService>>()
             .await;
+        let (drain, draining_rx) = tokio::sync::watch::channel(false);
+        let health = tokio::spawn(saleboard_runtime::health::follow_database(
+            health_store,
+            reporter.clone(),
+            vec![
+                <LeaderboardServiceServer<LeaderboardService> as tonic::server::NamedService>::NAME,
+                <AdminServiceServer<AdminService> as tonic::server::NamedService>::NAME,
+            ],
+            draining_rx,
+        ));
         let draining = reporter.clone();
         let shutdown = async move {
             shutdown.await;
+            drain.send_replace(true);
             draining
                 .set_not_serving::<LeaderboardServiceServer<LeaderboardService>>()
                 .await;
@@ -179,13 +200,14 @@ impl LeaderboardServer {
         let result = match saleboard_runtime::grpc::add_standard_services(router, &reporter) {
             Ok(router) => router
                 .serve_with_incoming_shutdown(
-                    saleboard_runtime::grpc::incoming(self.listener),
+                    saleboard_runtime::grpc::incoming(self.listener, &self.config.connections),
                     shutdown,
                 )
                 .await
                 .map_err(ServerError::from),
             Err(e) => Err(ServerError::Reflection(e)),
         };
+        health.abort();
         if let Err(e) = board_task.await {
             tracing::error!(error = %e, "leaderboard board task failed");
         }

@@ -17,8 +17,9 @@ pub struct Figures {
     pub event: Option<(String, Currency)>,
     /// Every site, ranked (empty without an event).
     pub entries: Vec<RankedEntry>,
-    /// Sum of every site's converted net.
-    pub national_net_reporting_minor: i64,
+    /// Sum of the converted nets of every site that is not out of range (may exceed `i64`:
+    /// the gRPC edge says so when it does).
+    pub national_net_reporting_minor: i128,
     /// Totals per currency over every site.
     pub national_totals: Vec<(Currency, CurrencyTotals)>,
     /// Registered sites.
@@ -36,57 +37,25 @@ pub struct Snapshot {
     pub figures: Figures,
 }
 
-/// A snapshot could not be built: figures out of range.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BuildError {
-    /// Converting into the reporting currency overflowed.
-    #[error(transparent)]
-    Conversion(#[from] saleboard_domain::ranking::ConversionOverflow),
-    /// A national total overflowed.
-    #[error("the national {what} in {currency} overflows")]
-    National {
-        /// Which figure.
-        what: &'static str,
-        /// Currency.
-        currency: Currency,
-    },
-}
-
-fn add_national(
-    acc: &mut CurrencyTotals,
-    t: &CurrencyTotals,
-    currency: Currency,
-) -> Result<(), BuildError> {
-    let err = |what| BuildError::National { what, currency };
-    acc.sale_count = acc
-        .sale_count
-        .checked_add(t.sale_count)
-        .ok_or_else(|| err("sale count"))?;
-    acc.gross_minor = acc
-        .gross_minor
-        .checked_add(t.gross_minor)
-        .ok_or_else(|| err("gross"))?;
-    acc.refund_count = acc
-        .refund_count
-        .checked_add(t.refund_count)
-        .ok_or_else(|| err("refund count"))?;
-    acc.refunded_minor = acc
-        .refunded_minor
-        .checked_add(t.refunded_minor)
-        .ok_or_else(|| err("refunded"))?;
-    Ok(())
+/// Adds a site's totals to the national ones. Every total is a sum of ledger amounts, and all
+/// of them together are still at most 2^126 (see `saleboard_domain::totals`), so this cannot
+/// overflow; it saturates rather than wrap should that bound ever break.
+fn add_national(acc: &mut CurrencyTotals, t: &CurrencyTotals) {
+    acc.sale_count = acc.sale_count.saturating_add(t.sale_count);
+    acc.gross_minor = acc.gross_minor.saturating_add(t.gross_minor);
+    acc.refund_count = acc.refund_count.saturating_add(t.refund_count);
+    acc.refunded_minor = acc.refunded_minor.saturating_add(t.refunded_minor);
 }
 
 impl Figures {
-    /// Ranks the data.
-    ///
-    /// # Errors
-    /// When a converted or national figure does not fit.
-    pub fn build(data: BoardData) -> Result<Self, BuildError> {
+    /// Ranks the data. Never fails: a figure out of the contract's range marks its site (see
+    /// `saleboard_domain::ranking`), it does not stop the board.
+    #[must_use]
+    pub fn build(data: BoardData) -> Self {
         let mut per_site: BTreeMap<_, BTreeMap<Currency, CurrencyTotals>> = BTreeMap::new();
         let mut national: BTreeMap<Currency, CurrencyTotals> = BTreeMap::new();
         for (site, currency, t) in data.totals {
-            add_national(national.entry(currency).or_default(), &t, currency)?;
+            add_national(national.entry(currency).or_default(), &t);
             per_site.entry(site).or_default().insert(currency, t);
         }
         let site_count = u32::try_from(data.sites.len()).unwrap_or(u32::MAX);
@@ -102,23 +71,28 @@ impl Figures {
                     })
                     .collect();
                 let rates = data.rates.into_iter().collect();
-                let (entries, national_net) = rank(sites, &rates, event.reporting_currency)?;
+                let ranking = rank(sites, &rates, event.reporting_currency);
                 (
-                    entries,
-                    national_net,
+                    ranking.entries,
+                    ranking.national_net_reporting_minor,
                     Some((event.event_id, event.reporting_currency)),
                 )
             }
             None => (Vec::new(), 0, None),
         };
-        Ok(Self {
+        Self {
             watermark: data.applied,
             event,
             entries,
             national_net_reporting_minor: national_net,
             national_totals: national.into_iter().collect(),
             site_count,
-        })
+        }
+    }
+
+    /// The sites whose figure is out of range, with the currencies that put them there.
+    pub fn out_of_range(&self) -> impl Iterator<Item = &RankedEntry> {
+        self.entries.iter().filter(|e| !e.out_of_range.is_empty())
     }
 }
 
@@ -136,7 +110,7 @@ mod tests {
         }
     }
 
-    fn totals(gross: i64, refunded: i64) -> CurrencyTotals {
+    fn totals(gross: i128, refunded: i128) -> CurrencyTotals {
         CurrencyTotals {
             sale_count: 2,
             gross_minor: gross,
@@ -160,7 +134,7 @@ mod tests {
             ],
             rates: vec![(usd, Rate::parse("15000").expect("rate"))],
         };
-        let f = Figures::build(data).expect("builds");
+        let f = Figures::build(data);
         let ranked: Vec<_> = f
             .entries
             .iter()
@@ -191,10 +165,35 @@ mod tests {
         let f = Figures::build(BoardData {
             sites: vec![site("a")],
             ..BoardData::default()
-        })
-        .expect("builds");
+        });
         assert_eq!(f.event, None);
         assert!(f.entries.is_empty());
         assert_eq!(f.site_count, 1);
+    }
+
+    #[test]
+    fn one_site_out_of_range_leaves_the_others_live() {
+        let idr = Currency::parse("IDR").expect("IDR");
+        let usd = Currency::parse("USD").expect("USD");
+        let big = 59 * 1_000_000_000_000_000;
+        let data = BoardData {
+            applied: 7,
+            event: Some(Event::new("e", "E", UnixNanos(0), UnixNanos(1), "IDR").expect("event")),
+            sites: vec![site("a"), site("b")],
+            totals: vec![
+                (SiteId::parse("a").expect("a"), usd, totals(big, 0)),
+                (SiteId::parse("b").expect("b"), idr, totals(500, 0)),
+            ],
+            rates: vec![(usd, Rate::parse("15850.25").expect("rate"))],
+        };
+        let f = Figures::build(data);
+        let out: Vec<_> = f
+            .out_of_range()
+            .map(|e| (e.site_id.as_str(), e.out_of_range.clone()))
+            .collect();
+        assert_eq!(out, [("a", vec![usd])]);
+        assert_eq!(f.entries[0].site_id.as_str(), "b");
+        assert_eq!(f.national_net_reporting_minor, 500);
+        assert_eq!(f.national_totals[1].1.gross_minor, big);
     }
 }

@@ -25,16 +25,73 @@ pub trait Authenticate: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Principal, Status>> + Send;
 }
 
+/// Failed authentications one peer address may make in a burst.
+pub const FAILED_AUTH_BURST: f64 = 20.0;
+/// Failed authentications one peer address may make per second after its burst.
+pub const FAILED_AUTH_PER_SECOND: f64 = 2.0;
+/// Peer addresses remembered; past it, those with a full budget are forgotten.
+const FAILED_AUTH_PEERS: usize = 100_000;
+
+/// Failed authentications per peer address: a token bucket each, spent by a failure. A peer
+/// with an empty bucket is refused (RESOURCE_EXHAUSTED) before its secret is even looked at,
+/// so guessing API keys or the organizer token costs the server nothing and goes nowhere.
+#[derive(Debug, Default)]
+pub struct FailedAuthLimiter {
+    peers: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (f64, std::time::Instant)>>,
+}
+
+impl FailedAuthLimiter {
+    fn refill(tokens: f64, since: std::time::Instant, now: std::time::Instant) -> f64 {
+        (tokens + now.duration_since(since).as_secs_f64() * FAILED_AUTH_PER_SECOND)
+            .min(FAILED_AUTH_BURST)
+    }
+
+    /// Whether `peer` still has failures to spend.
+    #[must_use]
+    pub fn allowed(&self, peer: std::net::IpAddr) -> bool {
+        let now = std::time::Instant::now();
+        let peers = self
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        peers
+            .get(&peer)
+            .is_none_or(|(tokens, since)| Self::refill(*tokens, *since, now) >= 1.0)
+    }
+
+    /// Spends one failure of `peer`; true when that emptied its budget.
+    pub fn failed(&self, peer: std::net::IpAddr) -> bool {
+        let now = std::time::Instant::now();
+        let mut peers = self
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if peers.len() >= FAILED_AUTH_PEERS {
+            peers.retain(|_, (tokens, since)| {
+                Self::refill(*tokens, *since, now) < FAILED_AUTH_BURST
+            });
+        }
+        let (tokens, since) = peers.entry(peer).or_insert((FAILED_AUTH_BURST, now));
+        *tokens = (Self::refill(*tokens, *since, now) - 1.0).max(0.0);
+        *since = now;
+        *tokens < 1.0
+    }
+}
+
 /// Layer adding [`BearerAuth`] to a service.
 #[derive(Debug, Clone)]
 pub struct BearerAuthLayer<A> {
     auth: A,
+    failures: Arc<FailedAuthLimiter>,
 }
 
 impl<A> BearerAuthLayer<A> {
-    /// A layer checking secrets with `auth`.
+    /// A layer checking secrets with `auth`, with its own failed-authentication limits.
     pub fn new(auth: A) -> Self {
-        Self { auth }
+        Self {
+            auth,
+            failures: Arc::default(),
+        }
     }
 }
 
@@ -45,6 +102,7 @@ impl<S, A: Clone> tower::Layer<S> for BearerAuthLayer<A> {
         BearerAuth {
             inner,
             auth: self.auth.clone(),
+            failures: self.failures.clone(),
         }
     }
 }
@@ -54,6 +112,16 @@ impl<S, A: Clone> tower::Layer<S> for BearerAuthLayer<A> {
 pub struct BearerAuth<S, A> {
     inner: S,
     auth: A,
+    failures: Arc<FailedAuthLimiter>,
+}
+
+/// The address a request came from (tonic puts the connection's address in the extensions).
+#[must_use]
+pub fn peer_ip<B>(req: &http::Request<B>) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<tonic::transport::server::TcpConnectInfo>()
+        .and_then(tonic::transport::server::TcpConnectInfo::remote_addr)
+        .map(|a| a.ip())
 }
 
 impl<S: NamedService, A> NamedService for BearerAuth<S, A> {
@@ -106,7 +174,17 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let auth = self.auth.clone();
+        let failures = self.failures.clone();
         Box::pin(async move {
+            let peer = peer_ip(&req);
+            if let Some(ip) = peer
+                && !failures.allowed(ip)
+            {
+                return Ok(Status::resource_exhausted(format!(
+                    "too many failed authentications from {ip}; wait a few seconds and check the secret"
+                ))
+                .into_http());
+            }
             let principal = match bearer_secret(req.headers()) {
                 Ok(secret) => auth.authenticate(secret).await,
                 Err(status) => Err(status),
@@ -116,7 +194,24 @@ where
                     req.extensions_mut().insert(p);
                     inner.call(req).await
                 }
-                Err(status) => Ok(status.into_http()),
+                Err(status) => {
+                    if matches!(
+                        status.code(),
+                        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+                    ) && let Some(ip) = peer
+                    {
+                        // Never the secret: who, which path, and why.
+                        let blocked = failures.failed(ip);
+                        tracing::warn!(
+                            peer = %ip,
+                            path = req.uri().path(),
+                            code = ?status.code(),
+                            blocked,
+                            "authentication failed"
+                        );
+                    }
+                    Ok(status.into_http())
+                }
             }
         })
     }
@@ -167,6 +262,22 @@ impl Authenticate for OrganizerToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_authentications_are_limited_per_peer() {
+        let limiter = FailedAuthLimiter::default();
+        let (a, b): (std::net::IpAddr, std::net::IpAddr) = (
+            "10.0.0.1".parse().expect("ip"),
+            "10.0.0.2".parse().expect("ip"),
+        );
+        let burst = FAILED_AUTH_BURST as usize;
+        for i in 0..burst {
+            assert!(limiter.allowed(a), "failure {i} allowed");
+            assert_eq!(limiter.failed(a), i + 1 == burst);
+        }
+        assert!(!limiter.allowed(a), "budget spent");
+        assert!(limiter.allowed(b), "other peers are not affected");
+    }
 
     fn headers(value: &str) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();

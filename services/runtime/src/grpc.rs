@@ -1,10 +1,153 @@
-//! Server settings every service shares.
+//! Server settings every service shares, and the listener every service accepts on: a
+//! bounded number of connections, each of which must complete its handshake in time.
 
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// Largest gRPC message accepted or sent, by default: 16 MiB holds a full request of 1,000
-/// transactions many times over, and bounds what one message can make the server allocate.
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Largest gRPC message a service sends: the answer to a full batch, and every other answer,
+/// is far smaller.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Bytes a client must send before its handshake deadline: the HTTP/2 preface (24 bytes) and a
+/// SETTINGS frame header (9). (An HTTP/1.1 request line is longer than that too.)
+const HANDSHAKE_BYTES: usize = 33;
+
+/// File descriptors kept free for the database pool, logs, and the listener itself.
+const RESERVED_FILES: u64 = 128;
+
+/// Connection limits of a server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionArgs {
+    /// Open connections at once; a connection past it is closed as soon as it is accepted.
+    /// Capped below the process's open-files limit.
+    #[arg(long, env = "SALEBOARD_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// A connection that has not sent its HTTP/2 preface within this many milliseconds is
+    /// closed.
+    #[arg(long, env = "SALEBOARD_HANDSHAKE_TIMEOUT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(100..))]
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for ConnectionArgs {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            handshake_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// The soft open-files limit of this process, from `/proc/self/limits` (Linux).
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+impl ConnectionArgs {
+    /// The connection limit in force: the setting, or less when the open-files limit is lower.
+    #[must_use]
+    pub fn effective_max_connections(&self) -> usize {
+        let asked = u64::from(self.max_connections);
+        let cap =
+            open_files_limit().map_or(asked, |files| files.saturating_sub(RESERVED_FILES).max(1));
+        if cap < asked {
+            tracing::warn!(
+                asked,
+                cap,
+                "--max-connections is above the open-files limit (ulimit -n) less {RESERVED_FILES}; using {cap}"
+            );
+        }
+        usize::try_from(asked.min(cap)).unwrap_or(usize::MAX)
+    }
+}
+
+/// An accepted connection: holds one of the server's connection permits for as long as it is
+/// open, and fails its reads when the client has not sent its handshake in time.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+    /// Until the handshake bytes have arrived: the deadline, and how many have.
+    handshake: Option<(Pin<Box<tokio::time::Sleep>>, usize)>,
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if let Some((deadline, _)) = this.handshake.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client did not complete the HTTP/2 handshake in time",
+            )));
+        }
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if let Some((_, seen)) = this.handshake.as_mut() {
+            *seen += buf.filled().len() - before;
+            if *seen >= HANDSHAKE_BYTES {
+                this.handshake = None;
+            }
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+impl tonic::transport::server::Connected for Connection {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+use std::future::Future as _;
 
 /// A `tonic` server builder with keep-alive and timeouts set.
 #[must_use]
@@ -16,14 +159,42 @@ pub fn server_builder(request_timeout: Duration) -> tonic::transport::Server {
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
 }
 
-/// The accepted connections of `listener`, with `TCP_NODELAY` set. (A server given its own
-/// listener does not apply the builder's `tcp_nodelay`; without it small responses wait for
-/// delayed ACKs, some 40 ms each.)
-#[must_use]
-pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)))
+/// The accepted connections of `listener`, with `TCP_NODELAY` set (without it small responses
+/// wait for delayed ACKs, some 40 ms each), at most `limits.max_connections` open at once (one
+/// more is closed at once, so a flood of idle sockets cannot take every file descriptor), each
+/// closed unless it sends its handshake within `limits.handshake_timeout_ms`.
+pub fn incoming(
+    listener: TcpListener,
+    limits: &ConnectionArgs,
+) -> impl futures::Stream<Item = io::Result<Connection>> + Send + 'static {
+    let permits = Arc::new(Semaphore::new(limits.effective_max_connections()));
+    let handshake = Duration::from_millis(limits.handshake_timeout_ms);
+    futures::stream::unfold((listener, permits), move |(listener, permits)| async move {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors or a connection reset before accept: wait a
+                    // moment instead of spinning, and keep serving.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                tracing::debug!(%peer, "connection limit reached; closing a new connection");
+                drop(stream);
+                continue;
+            };
+            drop(stream.set_nodelay(true));
+            let connection = Connection {
+                stream,
+                _permit: permit,
+                handshake: Some((Box::pin(tokio::time::sleep(handshake)), 0)),
+            };
+            return Some((Ok(connection), (listener, permits)));
+        }
+    })
 }
 
 /// Adds `grpc.health.v1.Health` (statuses from `reporter`) and server reflection, v1 and

@@ -10,11 +10,14 @@
 //! - [`telemetry`]: logs (human or JSON), OTLP traces and metrics, W3C trace context.
 //! - [`rpc`]: the per-request span, duration histogram and debug line of every service.
 //! - [`database`]: `--database-url` and opening (and migrating) the store.
-//! - [`grpc`]: server settings common to every service (message limits, keep-alive).
+//! - [`grpc`]: server settings common to every service (message limits, keep-alive) and the
+//!   listener (connection limit, handshake deadline).
+//! - [`health`]: gRPC health that follows the database.
 
 pub mod auth;
 pub mod database;
 pub mod grpc;
+pub mod health;
 pub mod rpc;
 pub mod shed;
 pub mod shutdown;

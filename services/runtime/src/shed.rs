@@ -1,9 +1,12 @@
 //! A global concurrency limit that sheds load: when every permit is taken, a request is answered
 //! RESOURCE_EXHAUSTED at once instead of queueing, so an overloaded server stays responsive and
-//! clients back off. A request holds its permit until its response body ends, so a streaming
-//! call counts for as long as it streams. (tower's `GlobalConcurrencyLimit` + `LoadShed` need
-//! `poll_ready` to be driven per request, which a router does not guarantee, and release at the
-//! response head; a `try_acquire` in `call` and a guarded body do neither.)
+//! clients back off. It counts work in progress: a request holds its permit while its handler
+//! runs (a unary call until its answer is ready, a streaming call until its stream is set up).
+//! An open stream that sends nothing holds no permit, so a client opening thousands of idle
+//! streams cannot lock every other client out; streams are bounded by their own limits (per
+//! site on ingest, per peer and in total for watchers) and by the connection limit. (tower's
+//! `GlobalConcurrencyLimit` + `LoadShed` need `poll_ready` to be driven per request, which a
+//! router does not guarantee; a `try_acquire` in `call` does not.)
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -84,43 +87,10 @@ where
             return Box::pin(async move { Ok(status.into_http()) });
         };
         Box::pin(async move {
-            // The permit lives as long as the response body: a stream counts until it ends.
-            let response = inner.call(req).await?;
-            Ok(response.map(|body| {
-                tonic::body::Body::new(Guarded {
-                    inner: body,
-                    _permit: permit,
-                })
-            }))
+            // Held while the handler works, given back when it has answered.
+            let response = inner.call(req).await;
+            drop(permit);
+            response
         })
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that keeps a concurrency permit until it is dropped.
-    struct Guarded<B> {
-        #[pin]
-        inner: B,
-        _permit: tokio::sync::OwnedSemaphorePermit,
-    }
-}
-
-impl<B: http_body::Body> http_body::Body for Guarded<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }

@@ -183,16 +183,21 @@ pub(crate) fn site_id(table: &'static str, id: &str) -> Result<SiteId> {
     SiteId::parse(id).map_err(|e| StorageError::corrupt(table, e))
 }
 
+/// A money sum stored as decimal text (NUMERIC on PostgreSQL, TEXT on SQLite).
+pub(crate) fn wide(table: &'static str, text: &str) -> Result<i128> {
+    text.parse().map_err(|e| StorageError::corrupt(table, e))
+}
+
 pub(crate) fn currency_totals(
     sale_count: i64,
-    gross_minor: i64,
+    gross_minor: &str,
     refund_count: i64,
-    refunded_minor: i64,
+    refunded_minor: &str,
 ) -> Result<saleboard_domain::totals::CurrencyTotals> {
     Ok(saleboard_domain::totals::CurrencyTotals {
         sale_count: to_u64("site_totals", sale_count)?,
-        gross_minor,
+        gross_minor: wide("site_totals", gross_minor)?,
         refund_count: to_u64("site_totals", refund_count)?,
-        refunded_minor,
+        refunded_minor: wide("site_totals", refunded_minor)?,
     })
 }

@@ -104,6 +104,13 @@ impl SqliteStore {
                 include_str!("../migrations/sqlite/0002_totals.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                3,
+                "wide totals".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0003_wide_totals.sql").into_sql_str(),
+                false,
+            ),
         ])
     }
 }
@@ -114,7 +121,17 @@ totals_store_impl!(
     begin_write: "BEGIN IMMEDIATE",
     lock_state: "SELECT applied_position FROM aggregator_state WHERE id = 1",
     begin_read: "BEGIN",
-    notify: None::<&'static str>
+    notify: None::<&'static str>,
+    // Money sums are decimal TEXT (wider than SQLite's integers).
+    upsert_totals: "INSERT INTO site_totals (site_id, currency, sale_count, gross_minor, \
+        refund_count, refunded_minor, net_minor) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+        ON CONFLICT (site_id, currency) DO UPDATE SET sale_count = excluded.sale_count, \
+        gross_minor = excluded.gross_minor, refund_count = excluded.refund_count, \
+        refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor",
+    upsert_hourly: "INSERT INTO hourly_totals (site_id, currency, hour_start_ns, sale_count, \
+        net_minor) VALUES ($1, $2, $3, $4, $5) \
+        ON CONFLICT (site_id, currency, hour_start_ns) DO UPDATE SET \
+        sale_count = excluded.sale_count, net_minor = excluded.net_minor"
 );
 
 fn pairs_json(pairs: Vec<(String, String)>) -> String {

@@ -4,9 +4,10 @@
 
 /// Implements [`crate::TotalsStore`] for a store type with a `pool` field.
 macro_rules! totals_store_impl {
-    ($store:ty, begin_write: $begin_write:expr, lock_state: $lock_state:expr, begin_read: $begin_read:expr, notify: $notify:expr) => {
-        type TotalsRow = (String, String, i64, i64, i64, i64);
-        type HourlyRow = (String, String, i64, i64, i64);
+    ($store:ty, begin_write: $begin_write:expr, lock_state: $lock_state:expr, begin_read: $begin_read:expr, notify: $notify:expr, upsert_totals: $upsert_totals:expr, upsert_hourly: $upsert_hourly:expr) => {
+        // Money sums are read as decimal text: NUMERIC on PostgreSQL, TEXT on SQLite.
+        type TotalsRow = (String, String, i64, String, i64, String);
+        type HourlyRow = (String, String, i64, i64, String);
 
         #[async_trait::async_trait]
         impl $crate::TotalsStore for $store {
@@ -18,13 +19,13 @@ macro_rules! totals_store_impl {
                         .fetch_one(&mut *tx)
                         .await?;
                 let totals: Vec<TotalsRow> = sqlx::query_as(
-                    "SELECT site_id, currency, sale_count, gross_minor, refund_count, refunded_minor \
+                    "SELECT site_id, currency, sale_count, CAST(gross_minor AS TEXT), refund_count, CAST(refunded_minor AS TEXT) \
                      FROM site_totals",
                 )
                 .fetch_all(&mut *tx)
                 .await?;
                 let hourly: Vec<HourlyRow> = sqlx::query_as(
-                    "SELECT site_id, currency, hour_start_ns, sale_count, net_minor FROM hourly_totals",
+                    "SELECT site_id, currency, hour_start_ns, sale_count, CAST(net_minor AS TEXT) FROM hourly_totals",
                 )
                 .fetch_all(&mut *tx)
                 .await?;
@@ -33,13 +34,13 @@ macro_rules! totals_store_impl {
                 for (s, c, sc, g, rc, r) in totals {
                     book.load_totals(
                         (site_id("site_totals", &s)?, currency("site_totals", &c)?),
-                        $crate::model::currency_totals(sc, g, rc, r)?,
+                        $crate::model::currency_totals(sc, &g, rc, &r)?,
                     );
                 }
                 for (s, c, h, sc, n) in hourly {
                     book.load_hourly(
                         (site_id("hourly_totals", &s)?, currency("hourly_totals", &c)?, saleboard_domain::UnixNanos(h)),
-                        saleboard_domain::totals::HourlyTotals { sale_count: to_u64("hourly_totals", sc)?, net_minor: n },
+                        saleboard_domain::totals::HourlyTotals { sale_count: to_u64("hourly_totals", sc)?, net_minor: $crate::model::wide("hourly_totals", &n)? },
                     );
                 }
                 Ok($crate::model::StoredTotals { applied: to_u64("aggregator_state", applied)?, book })
@@ -63,36 +64,24 @@ macro_rules! totals_store_impl {
                     });
                 }
                 for ((site, currency), t) in &changes.totals {
-                    sqlx::query(
-                        "INSERT INTO site_totals (site_id, currency, sale_count, gross_minor, \
-                         refund_count, refunded_minor, net_minor) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                         ON CONFLICT (site_id, currency) DO UPDATE SET \
-                         sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
-                         refund_count = excluded.refund_count, refunded_minor = excluded.refunded_minor, \
-                         net_minor = excluded.net_minor",
-                    )
+                    sqlx::query($upsert_totals)
                     .bind(site.as_str())
                     .bind(currency.code())
                     .bind(to_i64("site_totals", t.sale_count)?)
-                    .bind(t.gross_minor)
+                    .bind(t.gross_minor.to_string())
                     .bind(to_i64("site_totals", t.refund_count)?)
-                    .bind(t.refunded_minor)
-                    .bind(t.net_minor())
+                    .bind(t.refunded_minor.to_string())
+                    .bind(t.net_minor().to_string())
                     .execute(&mut *tx)
                     .await?;
                 }
                 for ((site, currency, hour), h) in &changes.hourly {
-                    sqlx::query(
-                        "INSERT INTO hourly_totals (site_id, currency, hour_start_ns, sale_count, \
-                         net_minor) VALUES ($1, $2, $3, $4, $5) \
-                         ON CONFLICT (site_id, currency, hour_start_ns) DO UPDATE SET \
-                         sale_count = excluded.sale_count, net_minor = excluded.net_minor",
-                    )
+                    sqlx::query($upsert_hourly)
                     .bind(site.as_str())
                     .bind(currency.code())
                     .bind(hour.0)
                     .bind(to_i64("hourly_totals", h.sale_count)?)
-                    .bind(h.net_minor)
+                    .bind(h.net_minor.to_string())
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -173,7 +162,7 @@ macro_rules! totals_store_impl {
                 .fetch_all(&mut *tx)
                 .await?;
                 let totals: Vec<TotalsRow> = sqlx::query_as(
-                    "SELECT site_id, currency, sale_count, gross_minor, refund_count, refunded_minor \
+                    "SELECT site_id, currency, sale_count, CAST(gross_minor AS TEXT), refund_count, CAST(refunded_minor AS TEXT) \
                      FROM site_totals",
                 )
                 .fetch_all(&mut *tx)
@@ -201,7 +190,7 @@ macro_rules! totals_store_impl {
                     totals: totals
                         .into_iter()
                         .map(|(s, c, sc, g, rc, r)| {
-                            Ok((site_id("site_totals", &s)?, currency("site_totals", &c)?, $crate::model::currency_totals(sc, g, rc, r)?))
+                            Ok((site_id("site_totals", &s)?, currency("site_totals", &c)?, $crate::model::currency_totals(sc, &g, rc, &r)?))
                         })
                         .collect::<$crate::Result<_>>()?,
                     rates: rates
@@ -232,7 +221,7 @@ macro_rules! totals_store_impl {
                         .fetch_one(&mut *tx)
                         .await?;
                 let totals: Vec<TotalsRow> = sqlx::query_as(
-                    "SELECT site_id, currency, sale_count, gross_minor, refund_count, refunded_minor \
+                    "SELECT site_id, currency, sale_count, CAST(gross_minor AS TEXT), refund_count, CAST(refunded_minor AS TEXT) \
                      FROM site_totals WHERE site_id = $1 ORDER BY currency",
                 )
                 .bind(site.as_str())
@@ -240,7 +229,7 @@ macro_rules! totals_store_impl {
                 .await?;
                 let hourly: Vec<HourlyRow> = if include_hourly {
                     sqlx::query_as(
-                        "SELECT site_id, currency, hour_start_ns, sale_count, net_minor FROM hourly_totals \
+                        "SELECT site_id, currency, hour_start_ns, sale_count, CAST(net_minor AS TEXT) FROM hourly_totals \
                          WHERE site_id = $1 ORDER BY hour_start_ns, currency",
                     )
                     .bind(site.as_str())
@@ -254,7 +243,7 @@ macro_rules! totals_store_impl {
                     site: $crate::shared_sql::site_record(id, name, created)?,
                     totals: totals
                         .into_iter()
-                        .map(|(_, c, sc, g, rc, r)| Ok((currency("site_totals", &c)?, $crate::model::currency_totals(sc, g, rc, r)?)))
+                        .map(|(_, c, sc, g, rc, r)| Ok((currency("site_totals", &c)?, $crate::model::currency_totals(sc, &g, rc, &r)?)))
                         .collect::<$crate::Result<_>>()?,
                     hourly: hourly
                         .into_iter()
@@ -262,7 +251,7 @@ macro_rules! totals_store_impl {
                             Ok((
                                 saleboard_domain::UnixNanos(h),
                                 currency("hourly_totals", &c)?,
-                                saleboard_domain::totals::HourlyTotals { sale_count: to_u64("hourly_totals", sc)?, net_minor: n },
+                                saleboard_domain::totals::HourlyTotals { sale_count: to_u64("hourly_totals", sc)?, net_minor: $crate::model::wide("hourly_totals", &n)? },
                             ))
                         })
                         .collect::<$crate::Result<_>>()?,
