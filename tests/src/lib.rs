@@ -17,6 +17,7 @@ pub mod load;
 pub mod otlp;
 pub mod pg;
 pub mod proc;
+pub mod raw;
 
 pub use app::TestApp;
 pub use db::{Backend, TestDb};

@@ -80,7 +80,55 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-fn start_cluster(bin: &Path) -> anyhow::Result<String> {
+/// A throw-away cluster this process started.
+#[derive(Debug)]
+pub struct Cluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    data: PathBuf,
+    port: u16,
+    root: bool,
+}
+
+impl Cluster {
+    /// `postgres://` URL of its `postgres` database.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> anyhow::Result<()> {
+        let data = self.data.to_string_lossy().to_string();
+        let mut all = vec!["-D", data.as_str()];
+        all.extend_from_slice(args);
+        run_as_postgres(&self.bin.join("pg_ctl"), &all, &self.dir, self.root)
+    }
+
+    /// Starts (or restarts) the server on its port.
+    ///
+    /// # Errors
+    /// When `pg_ctl start` fails (e.g. the port is taken).
+    pub fn start(&self) -> anyhow::Result<()> {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
+             -c max_connections=500 -c shared_buffers=128MB",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("postgres.log").to_string_lossy().to_string();
+        self.pg_ctl(&["-o", &opts, "-l", &log, "-w", "-t", "60", "start"])
+    }
+
+    /// Stops the server (fast mode: connections are cut, as in an outage).
+    ///
+    /// # Errors
+    /// When `pg_ctl stop` fails.
+    pub fn stop(&self) -> anyhow::Result<()> {
+        self.pg_ctl(&["-m", "fast", "-w", "stop"])
+    }
+}
+
+fn start_cluster(bin: &Path) -> anyhow::Result<Cluster> {
     let root = is_root();
     let dir = tempfile::Builder::new()
         .prefix("saleboard-pg-")
@@ -117,29 +165,41 @@ fn start_cluster(bin: &Path) -> anyhow::Result<String> {
     )?;
     let mut last_err = None;
     for _ in 0..3 {
-        let port = free_port()?;
-        let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
-             -c max_connections=500 -c shared_buffers=128MB",
-            dir.display()
-        );
-        let log = dir.join("postgres.log").to_string_lossy().to_string();
-        match run_as_postgres(
-            &bin.join("pg_ctl"),
-            &[
-                "-D", &data_s, "-o", &opts, "-l", &log, "-w", "-t", "60", "start",
-            ],
-            &dir,
+        let cluster = Cluster {
+            bin: bin.to_path_buf(),
+            dir: dir.clone(),
+            data: data.clone(),
+            port: free_port()?,
             root,
-        ) {
+        };
+        match cluster.start() {
             Ok(()) => {
                 spawn_watchdog(&dir, &data);
-                return Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"));
+                return Ok(cluster);
             }
             Err(e) => last_err = Some(e),
         }
     }
     Err(last_err.unwrap_or_else(|| anyhow::anyhow!("pg_ctl start failed")))
+}
+
+/// A cluster of the test's own, to stop and start (an outage), or `None` when PostgreSQL
+/// tests are skipped (see [`availability`]).
+///
+/// # Panics
+/// When it cannot be started, or there are no server binaries and skipping was not asked for.
+#[must_use]
+pub fn own_cluster() -> Option<Cluster> {
+    let Some(bin) = find_bin_dir() else {
+        let why = "an outage test needs the PostgreSQL server binaries (initdb, pg_ctl) in \
+                   /usr/lib/postgresql/*/bin or PG_BIN, to stop and start a server of its own";
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        let skip = std::env::var("SALEBOARD_SKIP_POSTGRES").is_ok_and(|v| v == "1");
+        assert!(skip && !ci, "{why}");
+        eprintln!("SKIPPED (SALEBOARD_SKIP_POSTGRES=1): {why}");
+        return None;
+    };
+    Some(start_cluster(&bin).unwrap_or_else(|e| panic!("cannot start a PostgreSQL cluster: {e:#}")))
 }
 
 /// Stops the cluster (immediate mode) and removes its directory once this process is gone.
@@ -177,7 +237,9 @@ fn server() -> Result<String, String> {
                         .to_owned(),
                 );
             };
-            start_cluster(&bin).map_err(|e| format!("cannot start a throw-away PostgreSQL: {e:#}"))
+            start_cluster(&bin)
+                .map(|c| c.url())
+                .map_err(|e| format!("cannot start a throw-away PostgreSQL: {e:#}"))
         })
         .clone()
 }

@@ -106,6 +106,27 @@ impl ServiceProcess {
         Self { child, addr, log }
     }
 
+    /// The process id, e.g. to read `/proc/<pid>/status`.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A figure of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+    ///
+    /// # Panics
+    /// When the process is gone or the figure is missing.
+    #[must_use]
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("/proc status of the service");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
     /// SIGKILL: the process dies at once, mid-whatever.
     pub fn kill(&mut self) {
         drop(self.child.kill());

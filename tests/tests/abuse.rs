@@ -12,6 +12,7 @@ use saleboard_proto::v1::{
 use saleboard_runtime::auth::BearerInterceptor;
 use saleboard_tests::app::{admin_client, ingest_client};
 use saleboard_tests::data::sale;
+use saleboard_tests::raw::{empty_transactions, raw_submit};
 use saleboard_tests::{Backend, TestApp, backend_tests};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -205,15 +206,13 @@ async fn huge_requests_are_refused_before_decoding(backend: Backend) {
         return;
     };
     let (_, secret) = app.site_with_key("toko").await;
-    let mut client = app.ingest(&secret).await;
-    let err = client
-        .submit_transactions(req(vec![Transaction::default(); 8_000_000]))
+    // 16 MB on the wire, about a gigabyte once decoded: refused by its length prefix.
+    let err = raw_submit(app.ingest_addr, &secret, empty_transactions(8_000_000))
         .await
         .expect_err("too large");
     assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
     // Within the size limit, but past the count the codec allows: refused on the wire.
-    let err = client
-        .submit_transactions(req(vec![Transaction::default(); 100_000]))
+    let err = raw_submit(app.ingest_addr, &secret, empty_transactions(100_000))
         .await
         .expect_err("too many");
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
@@ -237,9 +236,11 @@ async fn bad_bytes_and_long_ids(backend: Backend) {
     let (_, secret) = app.site_with_key("toko").await;
     // A transaction whose transaction_id is not UTF-8.
     let bad = vec![0x0a, 0x03, 0x0a, 0x01, 0xff];
-    let err = raw_submit(&app, &secret, bad).await.expect_err("bad bytes");
+    let err = raw_submit(app.ingest_addr, &secret, bad)
+        .await
+        .expect_err("bad bytes");
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    let err = raw_submit(&app, &secret, vec![0x0a, 0x7f, 0x01])
+    let err = raw_submit(app.ingest_addr, &secret, vec![0x0a, 0x7f, 0x01])
         .await
         .expect_err("truncated");
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
@@ -264,63 +265,6 @@ async fn bad_bytes_and_long_ids(backend: Backend) {
             r.transaction_id.len()
         );
         assert!(r.message.len() < 300, "{}", r.message.len());
-    }
-}
-
-/// Sends `bytes` as the body of a SubmitTransactions request.
-async fn raw_submit(
-    app: &TestApp,
-    secret: &str,
-    bytes: Vec<u8>,
-) -> Result<saleboard_proto::v1::SubmitTransactionsResponse, tonic::Status> {
-    let channel = saleboard_tests::app::channel(app.ingest_addr).await;
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.expect("ready");
-    let mut request = tonic::Request::new(bytes);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {secret}").parse().expect("ascii"),
-    );
-    grpc.unary(
-        request,
-        "/saleboard.v1.IngestService/SubmitTransactions"
-            .parse()
-            .expect("path"),
-        RawCodec,
-    )
-    .await
-    .map(tonic::Response::into_inner)
-}
-
-/// Sends raw bytes, decodes the answer with prost.
-#[derive(Debug, Clone, Copy)]
-struct RawCodec;
-
-struct RawEncoder;
-
-impl tonic::codec::Encoder for RawEncoder {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn encode(
-        &mut self,
-        item: Vec<u8>,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        prost::bytes::BufMut::put_slice(dst, &item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = saleboard_proto::v1::SubmitTransactionsResponse;
-    type Encoder = RawEncoder;
-    type Decoder = tonic_prost::ProstDecoder<saleboard_proto::v1::SubmitTransactionsResponse>;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> Self::Decoder {
-        tonic_prost::ProstDecoder::default()
     }
 }
 

@@ -8,9 +8,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use saleboard_domain::{Event, SiteId, UnixNanos};
+use saleboard_proto::v1::aggregator_service_client::AggregatorServiceClient;
 use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
 use saleboard_proto::v1::{
-    GetNationalTotalsRequest, GetSiteTotalsRequest, Outcome, SubmitTransactionsRequest, Transaction,
+    AggregatorStatus, GetAggregatorStatusRequest, GetNationalTotalsRequest, GetSiteTotalsRequest,
+    Outcome, SubmitTransactionsRequest, Transaction,
 };
 use saleboard_runtime::auth::new_api_key;
 use saleboard_tests::app::{channel, ingest_client};
@@ -18,6 +20,9 @@ use saleboard_tests::data::{now_secs, refund};
 use saleboard_tests::load::{SplitMix, sale_of};
 use saleboard_tests::proc::{ServiceProcess, bin_dir, free_addr};
 use saleboard_tests::{Backend, TestDb, backend_tests};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 const TOKEN: &str = "organizer-process-token";
 
@@ -77,22 +82,21 @@ impl Suite {
     }
 
     async fn aggregator(&self) -> ServiceProcess {
+        self.aggregator_with(&["--aggregator-lease-ms", "1000"])
+            .await
+    }
+
+    async fn aggregator_with(&self, args: &[&str]) -> ServiceProcess {
         let addr = free_addr();
         let listen = addr.to_string();
-        ServiceProcess::start(
-            "saleboard-aggregator",
-            &[
-                "--aggregator-listen",
-                &listen,
-                "--aggregator-lease-ms",
-                "1000",
-                "--aggregator-batch",
-                "3000",
-            ],
-            &self.env(),
-            addr,
-        )
-        .await
+        let mut all = vec![
+            "--aggregator-listen",
+            listen.as_str(),
+            "--aggregator-batch",
+            "3000",
+        ];
+        all.extend_from_slice(args);
+        ServiceProcess::start("saleboard-aggregator", &all, &self.env(), addr).await
     }
 
     async fn leaderboard(&self) -> ServiceProcess {
@@ -128,8 +132,14 @@ impl Suite {
 
     /// Runs `saleboard verify`; returns (exit ok, output).
     fn verify(&self) -> (bool, String) {
+        self.verify_with(&[])
+    }
+
+    /// Runs `saleboard verify ARGS`; returns (exit ok, output).
+    fn verify_with(&self, args: &[&str]) -> (bool, String) {
         let out = Command::new(bin_dir().join("saleboard"))
             .arg("verify")
+            .args(args)
             .env("SALEBOARD_DATABASE_URL", &self.db.url)
             .output()
             .expect("saleboard verify runs");
@@ -410,7 +420,79 @@ async fn verify_reports_a_difference(backend: Backend) {
     assert!(output.contains("difference"), "{output}");
 }
 
+async fn status_of(addr: std::net::SocketAddr) -> AggregatorStatus {
+    AggregatorServiceClient::new(channel(addr).await)
+        .get_status(GetAggregatorStatusRequest {})
+        .await
+        .expect("GetStatus")
+        .into_inner()
+}
+
+async fn health_of(addr: std::net::SocketAddr) -> ServingStatus {
+    HealthClient::new(channel(addr).await)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health")
+        .into_inner()
+        .status()
+}
+
+/// Stale is visible: with the active aggregator gone and its lease not yet lapsed, the rows
+/// that keep coming are not folded; the standby says so (GetStatus, health) and `verify`
+/// fails saying by how much, instead of "verified".
+async fn stale_totals_are_visible(backend: Backend) {
+    let Some(suite) = Suite::new(backend, 1).await else {
+        return;
+    };
+    let ingest = suite.ingest().await;
+    let slow = [
+        "--aggregator-lease-ms",
+        "600000",
+        "--aggregator-stale-ms",
+        "1000",
+    ];
+    let mut active = suite.aggregator_with(&slow).await;
+    push(ingest.addr, suite.secrets[0].clone(), 0, 0, 200).await;
+    suite.settle().await;
+    assert!(status_of(active.addr).await.active);
+    let standby = suite.aggregator_with(&slow).await;
+    assert_eq!(health_of(standby.addr).await, ServingStatus::Serving);
+    active.kill();
+    push(ingest.addr, suite.secrets[0].clone(), 0, 1, 50).await;
+    let head = suite.db.store().await.ledger_head().await.expect("head");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = status_of(standby.addr).await;
+        if status.stale {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never reported stale: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(!status.active && status.database_reachable);
+    assert_eq!(status.ledger_head, head);
+    assert!(
+        status.lag > 0 && status.stalled_for_ms >= 1_000,
+        "{status:?}"
+    );
+    assert_eq!(health_of(standby.addr).await, ServingStatus::NotServing);
+
+    let (ok, output) = suite.verify_with(&["--wait-ms", "300"]);
+    assert!(!ok, "verify must fail while the totals lag:\n{output}");
+    assert!(
+        output.contains(&format!("lag the ledger by {} rows", status.lag)),
+        "{output}"
+    );
+}
+
 backend_tests!(
+    stale_totals_are_visible,
     several_ingest_processes_while_the_aggregator_tails,
     aggregator_killed_again_and_again_stays_exact,
     verify_reports_a_difference,

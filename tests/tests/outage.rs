@@ -1,0 +1,224 @@
+//! Row 14 of issue 9: the database goes away during pushes. Ingest fails fast (UNAVAILABLE in
+//! about 2 s, nothing ACCEPTED), health turns NOT_SERVING, the aggregator's GetStatus still
+//! answers at once, and everything recovers by itself when the database returns. A test binary
+//! of its own: it stops and starts a PostgreSQL cluster of its own.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use saleboard_domain::{Event, SiteId, UnixNanos};
+use saleboard_proto::v1::aggregator_service_client::AggregatorServiceClient;
+use saleboard_proto::v1::{
+    GetAggregatorStatusRequest, Outcome, SubmitTransactionsRequest, SubmitTransactionsResponse,
+};
+use saleboard_runtime::auth::new_api_key;
+use saleboard_tests::app::{channel, ingest_client};
+use saleboard_tests::data::sale;
+use saleboard_tests::pg::own_cluster;
+use saleboard_tests::proc::{ServiceProcess, free_addr};
+use sqlx::Connection as _;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+async fn push(
+    addr: SocketAddr,
+    secret: &str,
+    ids: &[String],
+) -> Result<SubmitTransactionsResponse, tonic::Status> {
+    let txs = ids.iter().map(|id| sale(id, "IDR", 100)).collect();
+    let mut request = tonic::Request::new(SubmitTransactionsRequest { transactions: txs });
+    request.set_timeout(Duration::from_secs(10));
+    ingest_client(addr, Some(secret))
+        .await
+        .submit_transactions(request)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn health(addr: SocketAddr) -> Option<ServingStatus> {
+    let mut client = HealthClient::new(channel(addr).await);
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: String::new(),
+    });
+    request.set_timeout(Duration::from_secs(2));
+    client
+        .check(request)
+        .await
+        .ok()
+        .map(|r| r.into_inner().status())
+}
+
+/// Polls `check` every 100 ms until it holds, at most `within`; returns how long it took.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = tokio::time::Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{what} did not happen within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn database_outages_fail_fast_and_recover() {
+    let Some(cluster) = own_cluster() else {
+        return;
+    };
+    let mut admin = sqlx::PgConnection::connect(&cluster.url())
+        .await
+        .expect("connect");
+    sqlx::query("CREATE DATABASE outage")
+        .execute(&mut admin)
+        .await
+        .expect("create");
+    drop(admin);
+    let url = format!(
+        "{}/outage",
+        cluster.url().rsplit_once('/').expect("a path").0
+    );
+    let store = saleboard_storage::connect(&saleboard_storage::ConnectOptions {
+        url: url.clone(),
+        max_connections: 2,
+    })
+    .await
+    .expect("store");
+    store.migrate().await.expect("migrate");
+    let now = UnixNanos::now();
+    let event = Event::new(
+        "e",
+        "E",
+        now.saturating_add_secs(-86_400),
+        now.saturating_add_secs(86_400),
+        "IDR",
+    )
+    .expect("event");
+    store.set_event(&event).await.expect("event");
+    let site = SiteId::parse("toko").expect("site");
+    store.create_site(&site, "Toko", now).await.expect("site");
+    let key = new_api_key().expect("key");
+    store
+        .create_api_key(&key.key_id, &site, &key.secret_hash, now)
+        .await
+        .expect("key");
+    drop(store);
+
+    let env = [("SALEBOARD_DATABASE_URL", url.as_str())];
+    let ingest_addr = free_addr();
+    let ingest = ServiceProcess::start(
+        "saleboard-ingest",
+        &["--ingest-listen", &ingest_addr.to_string()],
+        &env,
+        ingest_addr,
+    )
+    .await;
+    let aggregator_addr = free_addr();
+    let aggregator = ServiceProcess::start(
+        "saleboard-aggregator",
+        &["--aggregator-listen", &aggregator_addr.to_string()],
+        &env,
+        aggregator_addr,
+    )
+    .await;
+    let ids = |prefix: &str| (0..20).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>();
+    let before = push(ingest.addr, &key.secret, &ids("A"))
+        .await
+        .expect("push");
+    assert!(
+        before
+            .results
+            .iter()
+            .all(|r| r.outcome == i32::from(Outcome::Accepted))
+    );
+
+    eventually(Duration::from_secs(10), "the first rows folded", || async {
+        AggregatorServiceClient::new(channel(aggregator.addr).await)
+            .get_status(GetAggregatorStatusRequest {})
+            .await
+            .is_ok_and(|s| s.into_inner().applied_position == 20)
+    })
+    .await;
+    // Past the monitor's next read, so its last view includes them.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    // The outage.
+    cluster.stop().expect("stop PostgreSQL");
+    let started = tokio::time::Instant::now();
+    let err = push(ingest.addr, &key.secret, &ids("B"))
+        .await
+        .expect_err("no database");
+    let took = started.elapsed();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "the push failed after {took:?}"
+    );
+    let to_not_serving = eventually(Duration::from_secs(6), "ingest NOT_SERVING", || async {
+        health(ingest.addr).await == Some(ServingStatus::NotServing)
+    })
+    .await;
+    eventually(Duration::from_secs(6), "aggregator NOT_SERVING", || async {
+        health(aggregator.addr).await == Some(ServingStatus::NotServing)
+    })
+    .await;
+    for _ in 0..3 {
+        let asked = tokio::time::Instant::now();
+        let status = AggregatorServiceClient::new(channel(aggregator.addr).await)
+            .get_status(GetAggregatorStatusRequest {})
+            .await
+            .expect("GetStatus answers without the database")
+            .into_inner();
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "GetStatus took {:?}",
+            asked.elapsed()
+        );
+        assert!(!status.database_reachable);
+        assert_eq!(status.applied_position, 20, "the last figures read");
+    }
+
+    // The database returns: everything recovers by itself.
+    cluster.start().expect("start PostgreSQL");
+    eventually(Duration::from_secs(20), "a push accepted again", || async {
+        push(ingest.addr, &key.secret, &ids("C"))
+            .await
+            .is_ok_and(|r| {
+                r.results.iter().all(|r| {
+                    r.outcome == i32::from(Outcome::Accepted)
+                        || r.outcome == i32::from(Outcome::Duplicate)
+                })
+            })
+    })
+    .await;
+    eventually(Duration::from_secs(6), "ingest SERVING", || async {
+        health(ingest.addr).await == Some(ServingStatus::Serving)
+    })
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "aggregator SERVING and caught up",
+        || async { health(aggregator.addr).await == Some(ServingStatus::Serving) },
+    )
+    .await;
+    let store = saleboard_storage::connect(&saleboard_storage::ConnectOptions {
+        url,
+        max_connections: 1,
+    })
+    .await
+    .expect("store");
+    assert_eq!(
+        store.ledger_head().await.expect("head"),
+        40,
+        "the 20 before and the 20 after; nothing of the failed push"
+    );
+    eprintln!("push failed in {took:?}; NOT_SERVING after {to_not_serving:?}");
+}
