@@ -56,7 +56,37 @@ fn command(compose: &Value, name: &str) -> Vec<String> {
     c
 }
 
-fn environment(compose: &Value, name: &str) -> BTreeMap<String, String> {
+/// What the operator exports before `docker compose up`, for the `${VAR:?...}` the file
+/// requires.
+const OPERATOR_ENV: &[(&str, &str)] =
+    &[("SALEBOARD_ORGANIZER_TOKEN", "compose-test-organizer-7f3a9c")];
+
+/// Compose's interpolation of one value: `${VAR:?message}` (required) and `${VAR:-default}`
+/// from [`OPERATOR_ENV`]; a required variable the operator did not set is a test failure.
+fn interpolate(value: &str) -> String {
+    let Some(rest) = value.strip_prefix("${").and_then(|r| r.strip_suffix('}')) else {
+        assert!(
+            !value.contains("${"),
+            "only whole-value interpolation is expected: {value}"
+        );
+        return value.to_owned();
+    };
+    let (var, default) = match rest.split_once(":?") {
+        Some((var, _)) => (var, None),
+        None => rest
+            .split_once(":-")
+            .map_or((rest, None), |(var, d)| (var, Some(d))),
+    };
+    OPERATOR_ENV
+        .iter()
+        .find(|(k, _)| *k == var)
+        .map(|(_, v)| (*v).to_owned())
+        .or_else(|| default.map(str::to_owned))
+        .unwrap_or_else(|| panic!("{var} is required by the compose file"))
+}
+
+/// The raw environment of a service, before interpolation.
+fn raw_environment(compose: &Value, name: &str) -> BTreeMap<String, String> {
     service(compose, name)["environment"]
         .as_mapping()
         .map(|m| {
@@ -73,6 +103,14 @@ fn environment(compose: &Value, name: &str) -> BTreeMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The environment of a service as compose would pass it.
+fn environment(compose: &Value, name: &str) -> BTreeMap<String, String> {
+    raw_environment(compose, name)
+        .into_iter()
+        .map(|(k, v)| (k, interpolate(&v)))
+        .collect()
 }
 
 /// The healthcheck's command (after `CMD`), if any.
@@ -155,6 +193,25 @@ fn compose_file_is_valid_against_the_compose_specification() {
             .from_yaml_str(&bad)
             .is_err(),
         "an unknown depends_on condition must fail the check"
+    );
+}
+
+#[test]
+fn no_secret_ships_with_the_stack() {
+    let c = compose();
+    for name in SALEBOARD_SERVICES {
+        for (k, v) in raw_environment(&c, name) {
+            if k.contains("TOKEN") || k.contains("SECRET") || k.contains("API_KEY") {
+                assert!(
+                    v.starts_with(&format!("${{{k}:?")),
+                    "{name}: {k} must be required from the operator (${{{k}:?...}}), not {v:?}"
+                );
+            }
+        }
+    }
+    assert!(
+        raw_environment(&c, "leaderboard").contains_key("SALEBOARD_ORGANIZER_TOKEN"),
+        "the leaderboard gets the organizer token from the operator"
     );
 }
 
