@@ -90,6 +90,18 @@ impl<U: Message + Default + DecodeLimit> Decoder for SaleboardDecoder<U> {
     }
 }
 
+/// What the decoder does, on a byte slice: checks `U`'s [`DecodeLimit`] on the wire, then
+/// decodes. (For fuzzing and tests; the server goes through [`SaleboardDecoder`].)
+///
+/// # Errors
+/// INVALID_ARGUMENT when the bytes do not decode or have too many elements.
+pub fn decode_bounded<U: Message + Default + DecodeLimit>(bytes: &[u8]) -> Result<U, Status> {
+    if let Some((field, most)) = U::REPEATED_LIMIT {
+        check_count::<U>(bytes, field, most)?;
+    }
+    U::decode(bytes).map_err(not_decodable::<U>)
+}
+
 fn check_count<U>(bytes: &[u8], field: u32, most: usize) -> Result<(), Status> {
     let n = count_field(bytes, field, most).map_err(not_decodable::<U>)?;
     if n > most {
@@ -230,5 +242,47 @@ mod tests {
             "truncated"
         );
         assert!(count_field(&[0xff; 11], 1, 10).is_err(), "bad varint");
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+            /// Any bytes decode or are refused with INVALID_ARGUMENT; nothing panics.
+            #[test]
+            fn any_bytes_decode_or_are_invalid_argument(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                if let Err(status) = decode_bounded::<SubmitTransactionsRequest>(&bytes) {
+                    prop_assert_eq!(status.code(), tonic::Code::InvalidArgument);
+                }
+                if let Err(status) = decode_bounded::<crate::v1::Leaderboard>(&bytes) {
+                    prop_assert_eq!(status.code(), tonic::Code::InvalidArgument);
+                }
+            }
+
+            /// The wire count is the number of transactions decoded.
+            #[test]
+            fn the_wire_count_matches_the_decoded_count(
+                ids in proptest::collection::vec(".{0,20}", 0..40),
+                amount in any::<i64>(),
+            ) {
+                let request = SubmitTransactionsRequest {
+                    transactions: ids
+                        .iter()
+                        .map(|id| Transaction {
+                            transaction_id: id.clone(),
+                            amount_minor: amount,
+                            ..Transaction::default()
+                        })
+                        .collect(),
+                };
+                let bytes = request.encode_to_vec();
+                prop_assert_eq!(count_field(&bytes, 1, usize::MAX), Ok(ids.len()));
+                prop_assert_eq!(decode_bounded::<SubmitTransactionsRequest>(&bytes).ok(), Some(request));
+            }
+        }
     }
 }

@@ -80,20 +80,33 @@ pub fn transaction(fields: &HashMap<String, String>) -> Result<Transaction, Stri
 ///
 /// # Errors
 /// When the file cannot be opened or its CSV header is unreadable.
-pub fn read(path: &Path, mut each: impl FnMut(Row) -> bool) -> anyhow::Result<()> {
-    match Format::of(path) {
+pub fn read(path: &Path, each: impl FnMut(Row) -> bool) -> anyhow::Result<()> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    read_from(Format::of(path), file, &path.display().to_string(), each)
+}
+
+/// Reads every row of `input` in `format` (`name` says where from, in errors), calling `each`
+/// per row until it returns false.
+///
+/// # Errors
+/// When the CSV header is unreadable or lacks a required column.
+pub fn read_from(
+    format: Format,
+    input: impl std::io::Read,
+    name: &str,
+    mut each: impl FnMut(Row) -> bool,
+) -> anyhow::Result<()> {
+    match format {
         Format::Csv => {
             let mut reader = csv::ReaderBuilder::new()
                 .has_headers(true)
                 .flexible(true)
                 .trim(csv::Trim::All)
-                .from_path(path)
-                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+                .from_reader(input);
             let headers = reader
                 .headers()
-                .map_err(|e| {
-                    anyhow::anyhow!("{}: cannot read the header row: {e}", path.display())
-                })?
+                .map_err(|e| anyhow::anyhow!("{name}: cannot read the header row: {e}"))?
                 .clone();
             for required in [
                 "transaction_id",
@@ -103,10 +116,7 @@ pub fn read(path: &Path, mut each: impl FnMut(Row) -> bool) -> anyhow::Result<()
                 "occurred_at",
             ] {
                 if !headers.iter().any(|h| h == required) {
-                    anyhow::bail!(
-                        "{}: the header row has no {required:?} column",
-                        path.display()
-                    );
+                    anyhow::bail!("{name}: the header row has no {required:?} column");
                 }
             }
             for record in reader.records() {
@@ -131,9 +141,7 @@ pub fn read(path: &Path, mut each: impl FnMut(Row) -> bool) -> anyhow::Result<()
             }
         }
         Format::JsonLines => {
-            let file = std::fs::File::open(path)
-                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
-            for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+            for (i, line) in std::io::BufReader::new(input).lines().enumerate() {
                 let number = i as u64 + 1;
                 let row = match line {
                     Err(e) => (number, Err(format!("unreadable line: {e}"))),
@@ -245,5 +253,43 @@ mod tests {
         assert!(json_row("[1]").is_err());
         let ok = json_row(r#"{"transaction_id":"T","kind":"SALE","currency":"USD","amount_minor":125,"occurred_at":"2026-12-12T00:00:00Z"}"#).expect("json");
         assert_eq!(ok.amount_minor, 125);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const HEADER: &str =
+        "transaction_id,store_id,kind,currency,amount_minor,occurred_at,refund_of\n";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Whatever a shop's export holds, every row becomes a transaction or an error naming
+        /// its line; reading never panics or stops early.
+        #[test]
+        fn any_file_reads_row_by_row(
+            body in "([A-Za-z0-9,\"{}:.\\ -]{0,60}\n){0,8}",
+            garbage in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            for format in [Format::Csv, Format::JsonLines] {
+                let mut input = HEADER.as_bytes().to_vec();
+                input.extend_from_slice(body.as_bytes());
+                input.extend_from_slice(&garbage);
+                let mut rows = 0;
+                drop(read_from(format, input.as_slice(), "fuzz", |(line, row)| {
+                    rows += 1;
+                    if let Err(why) = row {
+                        assert!(!why.is_empty(), "line {line}");
+                    }
+                    true
+                }));
+                let lines = input.iter().filter(|b| **b == b'\n' || **b == b'\r').count();
+                prop_assert!(rows <= lines + 1, "{rows} rows from {lines} line ends");
+            }
+        }
     }
 }

@@ -163,3 +163,26 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+        /// Any text parses or is refused with a reason; a parsed rate prints to a text that
+        /// parses back to the same rate, and is within the bounds.
+        #[test]
+        fn parsing_never_panics_and_round_trips(text in "[0-9.\\-+eE ]{0,30}|.{0,30}") {
+            if let Ok(rate) = Rate::parse_bounded(&text) {
+                prop_assert!(rate.value() > Decimal::ZERO);
+                prop_assert!(rate.value() <= Decimal::from(Rate::MAX));
+                prop_assert_eq!(Rate::parse_bounded(&rate.to_string()), Ok(rate));
+            }
+            drop(Rate::parse(&text));
+        }
+    }
+}

@@ -271,3 +271,96 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{StoreId, TransactionId};
+
+    fn rows() -> impl Strategy<Value = Vec<(u8, ValidTransaction)>> {
+        proptest::collection::vec(
+            (
+                0u8..3,
+                any::<bool>(),
+                prop_oneof![Just("IDR"), Just("USD"), Just("JPY")],
+                1..=i64::MAX,
+                0i64..(10 * 3_600_000_000_000),
+            ),
+            0..60,
+        )
+        .prop_map(|v| {
+            v.into_iter()
+                .map(|(site, refund, currency, amount, at)| {
+                    let kind = if refund { Kind::Refund } else { Kind::Sale };
+                    let sale = TransactionId::parse("s").expect("id");
+                    (
+                        site,
+                        ValidTransaction {
+                            id: TransactionId::parse("t").expect("id"),
+                            store_id: StoreId::default(),
+                            kind,
+                            currency: Currency::parse(currency).expect("currency"),
+                            amount_minor: amount,
+                            occurred_at: UnixNanos(at),
+                            refund_of: refund.then_some(sale),
+                        },
+                    )
+                })
+                .collect()
+        })
+    }
+
+    fn fold<'a>(book: &mut TotalsBook, rows: impl IntoIterator<Item = &'a (u8, ValidTransaction)>) {
+        for (site, tx) in rows {
+            let site = SiteId::parse(&format!("site-{site}")).expect("site");
+            book.apply(&site, tx)
+                .expect("an i128 fold of i64 amounts never overflows");
+        }
+    }
+
+    proptest! {
+        /// Folding in any order, and in any split (as the aggregator does batch by batch, and
+        /// after a restart from stored totals), gives the same totals as one fold; even with
+        /// amounts near i64::MAX, nothing overflows.
+        #[test]
+        fn any_order_and_split_gives_the_same_totals(
+            rows in rows(),
+            split in any::<prop::sample::Index>(),
+            seed in any::<u64>(),
+        ) {
+            let mut whole = TotalsBook::default();
+            fold(&mut whole, &rows);
+
+            let at = split.index(rows.len() + 1);
+            let mut first = TotalsBook::default();
+            fold(&mut first, &rows[..at]);
+            first.take_changes();
+            // A restart: a new book loaded with what the first one stored.
+            let mut resumed = TotalsBook::default();
+            for (k, v) in first.totals() {
+                resumed.load_totals(k.clone(), *v);
+            }
+            for (k, v) in first.hourly() {
+                resumed.load_hourly(k.clone(), *v);
+            }
+            fold(&mut resumed, &rows[at..]);
+            prop_assert_eq!(resumed.totals(), whole.totals());
+            prop_assert_eq!(resumed.hourly(), whole.hourly());
+
+            let mut shuffled = rows.clone();
+            let mut state = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                shuffled.swap(i, usize::try_from(state % (i as u64 + 1)).unwrap_or(0));
+            }
+            let mut reordered = TotalsBook::default();
+            fold(&mut reordered, &shuffled);
+            prop_assert_eq!(reordered.totals(), whole.totals());
+            prop_assert_eq!(reordered.hourly(), whole.hourly());
+        }
+    }
+}

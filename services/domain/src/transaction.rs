@@ -462,3 +462,75 @@ mod tests {
         assert!(r.message.starts_with("transaction_id"), "{}", r.message);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn any_input() -> impl Strategy<Value = TransactionInput> {
+        (
+            ".{0,80}",
+            ".{0,80}",
+            any::<i32>(),
+            "[A-Z]{0,4}|.{0,8}",
+            any::<i64>(),
+            proptest::option::of((any::<i64>(), any::<i32>())),
+            ".{0,80}",
+        )
+            .prop_map(
+                |(
+                    transaction_id,
+                    store_id,
+                    kind,
+                    currency,
+                    amount_minor,
+                    occurred_at,
+                    refund_of,
+                )| {
+                    TransactionInput {
+                        transaction_id,
+                        store_id,
+                        kind,
+                        currency,
+                        amount_minor,
+                        occurred_at,
+                        refund_of,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Whatever a client sends, validation answers (never panics), and what it accepts
+        /// keeps every rule: a positive amount within the limit, inside the window, a refund
+        /// names a sale.
+        #[test]
+        fn validation_never_panics_and_accepts_only_valid(input in any_input()) {
+            let event = Event::new(
+                "e",
+                "E",
+                UnixNanos(0),
+                UnixNanos(i64::MAX / 2),
+                "IDR",
+            )
+            .expect("event");
+            let limits = Limits::default();
+            let now = UnixNanos(i64::MAX / 4);
+            match validate(&input, &event, now, &limits) {
+                Ok(tx) => {
+                    prop_assert!(tx.amount_minor > 0 && tx.amount_minor <= limits.max_amount_minor);
+                    prop_assert!(tx.occurred_at.0 >= 0);
+                    prop_assert_eq!(tx.kind == Kind::Refund, tx.refund_of.is_some());
+                }
+                Err(rejection) => {
+                    prop_assert!(!rejection.message.is_empty());
+                    prop_assert!(rejection.message.chars().count() < 400, "{}", rejection.message);
+                }
+            }
+        }
+    }
+}

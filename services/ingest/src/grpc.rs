@@ -141,7 +141,10 @@ impl Prepared {
     }
 }
 
-fn input(t: &Transaction) -> TransactionInput {
+/// The domain's view of a pushed transaction: plain values, validated by
+/// `saleboard_domain::transaction::validate`.
+#[must_use]
+pub fn transaction_input(t: &Transaction) -> TransactionInput {
     TransactionInput {
         transaction_id: t.transaction_id.clone(),
         store_id: t.store_id.clone(),
@@ -219,7 +222,7 @@ impl IngestService {
                 transaction_id: saleboard_domain::ids::excerpt(&t.transaction_id),
                 ..TransactionResult::default()
             };
-            match validate(&input(t), &event, now, &self.limits) {
+            match validate(&transaction_input(t), &event, now, &self.limits) {
                 Ok(tx) => {
                     prepared.slots.push(slot);
                     prepared.candidates.push(Candidate {

@@ -238,7 +238,7 @@ fn page(snapshot: &Snapshot, offset: usize, limit: usize) -> Result<Leaderboard,
     let end = offset.saturating_add(limit).min(f.entries.len());
     let entries = f.entries.get(offset..end).unwrap_or_default();
     let next_page_token = if end < f.entries.len() {
-        format!("{}.{end}", snapshot.generation)
+        page_token(snapshot.generation, end)
     } else {
         String::new()
     };
@@ -277,6 +277,21 @@ fn page(snapshot: &Snapshot, offset: usize, limit: usize) -> Result<Leaderboard,
     })
 }
 
+/// The token of the page of snapshot `generation` that starts at entry `offset`.
+#[must_use]
+pub fn page_token(generation: u64, offset: usize) -> String {
+    format!("{generation}.{offset}")
+}
+
+/// `(generation, offset)` of a token made by [`page_token`]; `None` for anything else.
+#[must_use]
+pub fn parse_page_token(token: &str) -> Option<(u64, usize)> {
+    let (g, o) = token.split_once('.')?;
+    let parsed = (g.parse().ok()?, o.parse().ok()?);
+    // Only the exact text this service writes ("+7", "07" are someone else's).
+    (page_token(parsed.0, parsed.1) == token).then_some(parsed)
+}
+
 type WatchStream = Pin<Box<dyn Stream<Item = Result<Leaderboard, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -290,10 +305,7 @@ impl LeaderboardApi for LeaderboardService {
         if req.page_token.is_empty() {
             return page(&self.board.current(), 0, limit).map(Response::new);
         }
-        let (generation, offset) = req
-            .page_token
-            .split_once('.')
-            .and_then(|(g, o)| Some((g.parse::<u64>().ok()?, o.parse::<usize>().ok()?)))
+        let (generation, offset) = parse_page_token(&req.page_token)
             .ok_or_else(|| invalid_field("page_token", "is not a token this service issued"))?;
         let snapshot = self.board.by_generation(generation).ok_or_else(|| {
             Status::failed_precondition(
@@ -438,5 +450,47 @@ impl LeaderboardApi for LeaderboardService {
             net_reporting_decimal,
             out_of_range_sites,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn page_tokens_are_strict() {
+        assert_eq!(parse_page_token("7.10"), Some((7, 10)));
+        for bad in [
+            "",
+            ".",
+            "7.",
+            ".10",
+            "+7.10",
+            "07.10",
+            "7.-1",
+            "7.10.1",
+            "a.b",
+            "99999999999999999999999.1",
+        ] {
+            assert_eq!(parse_page_token(bad), None, "{bad}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+        #[test]
+        fn page_tokens_round_trip(generation in any::<u64>(), offset in any::<usize>()) {
+            prop_assert_eq!(parse_page_token(&page_token(generation, offset)), Some((generation, offset)));
+        }
+
+        #[test]
+        fn any_text_is_a_token_or_refused(text in ".{0,40}|[0-9.]{0,40}") {
+            if let Some((g, o)) = parse_page_token(&text) {
+                prop_assert_eq!(page_token(g, o), text);
+            }
+        }
     }
 }
