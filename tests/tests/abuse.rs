@@ -480,6 +480,32 @@ async fn guessing_secrets_is_limited_per_peer(backend: Backend) {
     }
     assert_eq!(codes[0], Code::PermissionDenied);
     assert_eq!(codes[29], Code::ResourceExhausted, "{codes:?}");
+    // Guessing through a site's hourly series spends the same budget.
+    let reader = Channel::from_shared(format!("http://{}", app.admin_addr))
+        .expect("uri")
+        .local_address(Some("127.0.0.4".parse().expect("ip")))
+        .connect()
+        .await
+        .expect("connect from 127.0.0.4");
+    let mut codes = Vec::new();
+    for i in 0..30 {
+        let mut guess = LeaderboardServiceClient::with_interceptor(
+            reader.clone(),
+            BearerInterceptor::new(Some(&format!("guess-{i:012}"))).expect("ascii"),
+        );
+        codes.push(
+            guess
+                .get_site_totals(GetSiteTotalsRequest {
+                    site_id: "toko".into(),
+                    include_hourly: true,
+                })
+                .await
+                .expect_err("guess")
+                .code(),
+        );
+    }
+    assert_eq!(codes[0], Code::Unauthenticated);
+    assert_eq!(codes[29], Code::ResourceExhausted, "{codes:?}");
     // The organizer on its own address still gets in.
     admin_client(app.admin_addr, Some(&app.token))
         .await

@@ -16,10 +16,12 @@ use saleboard_proto::v1::{
     GetSiteTotalsRequest, HourlyTotals as HourlyTotalsMsg, Leaderboard, LeaderboardEntry,
     NationalTotals, SiteTotals, WatchLeaderboardRequest,
 };
-use saleboard_runtime::auth::{Authenticate as _, OrganizerToken, bearer_secret, secret_hash};
+use saleboard_runtime::auth::{
+    Authenticate as _, FailedAuthLimiter, OrganizerToken, bearer_secret, secret_hash,
+};
 use saleboard_runtime::status::{from_storage, invalid_field};
 use saleboard_storage::Store;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use crate::admin::timestamp;
 use crate::board::Board;
@@ -45,6 +47,9 @@ pub struct Access {
     pub max_watchers: u32,
     /// Open watch streams per peer address.
     pub max_watchers_per_peer: u32,
+    /// Failed authentications per peer, shared with AdminService's auth layer: a guess of the
+    /// organizer token costs the same budget whichever service it is tried on.
+    pub failures: Arc<FailedAuthLimiter>,
 }
 
 /// The leaderboard gRPC service.
@@ -143,11 +148,34 @@ impl LeaderboardService {
     async fn may_read_detail(
         &self,
         metadata: &tonic::codegen::http::HeaderMap,
+        peer: Option<IpAddr>,
         site: &SiteId,
     ) -> Result<(), Status> {
         if self.access.public_site_detail {
             return Ok(());
         }
+        self.access.failures.check(peer)?;
+        let refused = self.check_detail(metadata, site).await;
+        if let Err(status) = &refused
+            && matches!(
+                status.code(),
+                Code::Unauthenticated | Code::PermissionDenied
+            )
+        {
+            self.access.failures.record(
+                peer,
+                "/saleboard.v1.LeaderboardService/GetSiteTotals",
+                status.code(),
+            );
+        }
+        refused
+    }
+
+    async fn check_detail(
+        &self,
+        metadata: &tonic::codegen::http::HeaderMap,
+        site: &SiteId,
+    ) -> Result<(), Status> {
         let secret = bearer_secret(metadata).map_err(|_| {
             Status::unauthenticated(
                 "a site's hourly series needs \"authorization: Bearer <organizer token or that \
@@ -382,6 +410,7 @@ impl LeaderboardApi for LeaderboardService {
         request: Request<GetSiteTotalsRequest>,
     ) -> Result<Response<SiteTotals>, Status> {
         let metadata = request.metadata().clone().into_headers();
+        let peer = request.remote_addr().map(|a| a.ip());
         let req = request.into_inner();
         let site = SiteId::parse(&req.site_id).map_err(|e| {
             invalid_field(
@@ -390,7 +419,7 @@ impl LeaderboardApi for LeaderboardService {
             )
         })?;
         if req.include_hourly {
-            self.may_read_detail(&metadata, &site).await?;
+            self.may_read_detail(&metadata, peer, &site).await?;
         }
         let data = self
             .store

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use saleboard_proto::v1::admin_service_server::AdminServiceServer;
 use saleboard_proto::v1::leaderboard_service_server::LeaderboardServiceServer;
-use saleboard_runtime::auth::{BearerAuthLayer, OrganizerToken};
+use saleboard_runtime::auth::{BearerAuthLayer, FailedAuthLimiter, OrganizerToken};
 use saleboard_runtime::rpc::RpcTelemetryLayer;
 use saleboard_runtime::shed::ShedLoadLayer;
 use saleboard_storage::Store;
@@ -109,6 +109,7 @@ impl LeaderboardServer {
     ) -> Result<(), ServerError> {
         let shed = ShedLoadLayer::new(self.config.concurrency_limit as usize);
         let health_store = self.store.clone();
+        let failures = std::sync::Arc::new(FailedAuthLimiter::default());
         let board = self.board.clone();
         // Kept for the life of the server: the callback runs at every metric export.
         let _snapshot_age = saleboard_runtime::telemetry::meter()
@@ -127,6 +128,7 @@ impl LeaderboardServer {
                 public_site_detail: self.config.public_site_detail,
                 max_watchers: self.config.max_watchers,
                 max_watchers_per_peer: self.config.max_watchers_per_peer,
+                failures: failures.clone(),
             },
         ))
         .send_compressed(CompressionEncoding::Gzip)
@@ -154,9 +156,10 @@ impl LeaderboardServer {
                 self.config.admin_concurrency_limit as usize,
             ))
             // Only the organizer manages the event; guesses are limited per peer.
-            .layer(BearerAuthLayer::new(OrganizerToken::new(
-                &self.config.organizer_token,
-            )))
+            .layer(BearerAuthLayer::with_limiter(
+                OrganizerToken::new(&self.config.organizer_token),
+                failures,
+            ))
             .service(admin);
         tracing::info!(addr = %self.local_addr, "leaderboard serving");
         // Watch streams end when the board closes, which lets the graceful shutdown finish.

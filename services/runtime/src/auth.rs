@@ -46,6 +46,27 @@ impl FailedAuthLimiter {
             .min(FAILED_AUTH_BURST)
     }
 
+    /// Refuses a peer that has spent its failures: the status to answer with.
+    ///
+    /// # Errors
+    /// RESOURCE_EXHAUSTED while `peer` has no failure left to spend.
+    pub fn check(&self, peer: Option<std::net::IpAddr>) -> Result<(), Status> {
+        match peer {
+            Some(ip) if !self.allowed(ip) => Err(Status::resource_exhausted(format!(
+                "too many failed authentications from {ip}; wait a few seconds and check the secret"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a failed authentication of `peer` on `path` and logs it (never the secret).
+    pub fn record(&self, peer: Option<std::net::IpAddr>, path: &str, code: tonic::Code) {
+        if let Some(ip) = peer {
+            let blocked = self.failed(ip);
+            tracing::warn!(peer = %ip, path, ?code, blocked, "authentication failed");
+        }
+    }
+
     /// Whether `peer` still has failures to spend.
     #[must_use]
     pub fn allowed(&self, peer: std::net::IpAddr) -> bool {
@@ -88,10 +109,13 @@ pub struct BearerAuthLayer<A> {
 impl<A> BearerAuthLayer<A> {
     /// A layer checking secrets with `auth`, with its own failed-authentication limits.
     pub fn new(auth: A) -> Self {
-        Self {
-            auth,
-            failures: Arc::default(),
-        }
+        Self::with_limiter(auth, Arc::default())
+    }
+
+    /// A layer checking secrets with `auth`, counting failures in `failures` (shared with
+    /// whatever else checks the same secrets, so guesses cannot go around the limit).
+    pub fn with_limiter(auth: A, failures: Arc<FailedAuthLimiter>) -> Self {
+        Self { auth, failures }
     }
 }
 
@@ -177,13 +201,8 @@ where
         let failures = self.failures.clone();
         Box::pin(async move {
             let peer = peer_ip(&req);
-            if let Some(ip) = peer
-                && !failures.allowed(ip)
-            {
-                return Ok(Status::resource_exhausted(format!(
-                    "too many failed authentications from {ip}; wait a few seconds and check the secret"
-                ))
-                .into_http());
+            if let Err(status) = failures.check(peer) {
+                return Ok(status.into_http());
             }
             let principal = match bearer_secret(req.headers()) {
                 Ok(secret) => auth.authenticate(secret).await,
@@ -198,17 +217,8 @@ where
                     if matches!(
                         status.code(),
                         tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
-                    ) && let Some(ip) = peer
-                    {
-                        // Never the secret: who, which path, and why.
-                        let blocked = failures.failed(ip);
-                        tracing::warn!(
-                            peer = %ip,
-                            path = req.uri().path(),
-                            code = ?status.code(),
-                            blocked,
-                            "authentication failed"
-                        );
+                    ) {
+                        failures.record(peer, req.uri().path(), status.code());
                     }
                     Ok(status.into_http())
                 }
