@@ -1,6 +1,7 @@
 //! Server settings every service shares, and the listener every service accepts on: a
 //! bounded number of connections, each of which must complete its handshake in time.
 
+use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,18 +23,23 @@ const HANDSHAKE_BYTES: usize = 33;
 /// File descriptors kept free for the database pool, logs, and the listener itself.
 const RESERVED_FILES: u64 = 128;
 
+/// Open connections per process, by default.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
+/// Time to send the HTTP/2 preface, by default, in milliseconds.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
+
 /// Connection limits of a server.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectionArgs {
     /// Open connections at once; a connection past it is closed as soon as it is accepted.
     /// Capped below the process's open-files limit.
-    #[arg(long, env = "SALEBOARD_MAX_CONNECTIONS", default_value_t = 4096,
+    #[arg(long, env = "SALEBOARD_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
     /// A connection that has not sent its HTTP/2 preface within this many milliseconds is
     /// closed.
-    #[arg(long, env = "SALEBOARD_HANDSHAKE_TIMEOUT_MS", default_value_t = 5_000,
+    #[arg(long, env = "SALEBOARD_HANDSHAKE_TIMEOUT_MS", default_value_t = DEFAULT_HANDSHAKE_TIMEOUT_MS,
           value_parser = clap::value_parser!(u64).range(100..))]
     pub handshake_timeout_ms: u64,
 }
@@ -41,8 +47,8 @@ pub struct ConnectionArgs {
 impl Default for ConnectionArgs {
     fn default() -> Self {
         Self {
-            max_connections: 4096,
-            handshake_timeout_ms: 5_000,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
         }
     }
 }
@@ -146,8 +152,6 @@ impl tonic::transport::server::Connected for Connection {
         self.stream.connect_info()
     }
 }
-
-use std::future::Future as _;
 
 /// A `tonic` server builder with keep-alive and timeouts set.
 #[must_use]
