@@ -65,6 +65,29 @@ impl TestDb {
 }
 
 impl TestDb {
+    /// Runs one SQL statement behind the services' backs (to corrupt or inspect a table).
+    ///
+    /// # Panics
+    /// When the database refuses it.
+    pub async fn execute(&self, sql: &str) {
+        use sqlx::Connection as _;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.backend {
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query(sql).execute(&mut c).await.expect("execute");
+            }
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query(sql).execute(&mut c).await.expect("execute");
+            }
+        }
+    }
+
     /// Sets an event around now (reporting IDR) and registers `site_id` with one API key;
     /// returns the key's secret. For tests that start service processes on this database.
     ///

@@ -420,6 +420,49 @@ async fn verify_reports_a_difference(backend: Backend) {
     assert!(output.contains("difference"), "{output}");
 }
 
+/// A stored row that breaks the schema stops the aggregator with a non-zero exit and a message
+/// naming the table, instead of a "lost lease" retried forever.
+async fn a_corrupt_row_stops_the_aggregator(backend: Backend) {
+    let Some(suite) = Suite::new(backend, 1).await else {
+        return;
+    };
+    let ingest = suite.ingest().await;
+    push(ingest.addr, suite.secrets[0].clone(), 0, 0, 50).await;
+    let mut aggregator = suite.aggregator().await;
+    suite.settle().await;
+    aggregator.kill();
+    suite
+        .db
+        .execute("UPDATE site_totals SET currency = 'ZZZ' WHERE currency = 'USD'")
+        .await;
+    let log = std::env::temp_dir().join(format!("saleboard-corrupt-{}.log", std::process::id()));
+    let mut child = Command::new(bin_dir().join("saleboard-aggregator"))
+        .args(["--aggregator-listen", &free_addr().to_string()])
+        .env("SALEBOARD_DATABASE_URL", &suite.db.url)
+        .stdout(std::fs::File::create(&log).expect("log"))
+        .stderr(std::fs::File::create(log.with_extension("err")).expect("log"))
+        .spawn()
+        .expect("aggregator starts");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("status") {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the aggregator kept running on a corrupt row"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let output = format!(
+        "{}{}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        std::fs::read_to_string(log.with_extension("err")).unwrap_or_default()
+    );
+    assert!(!status.success(), "exit {status}: {output}");
+    assert!(output.contains("corrupt row in site_totals"), "{output}");
+}
+
 async fn status_of(addr: std::net::SocketAddr) -> AggregatorStatus {
     AggregatorServiceClient::new(channel(addr).await)
         .get_status(GetAggregatorStatusRequest {})
@@ -496,4 +539,5 @@ backend_tests!(
     several_ingest_processes_while_the_aggregator_tails,
     aggregator_killed_again_and_again_stays_exact,
     verify_reports_a_difference,
+    a_corrupt_row_stops_the_aggregator,
 );

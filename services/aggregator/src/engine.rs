@@ -20,6 +20,10 @@ pub enum EngineError {
     /// A total would overflow.
     #[error(transparent)]
     Overflow(#[from] TotalsOverflow),
+    /// A stored row breaks the schema's rules (tampering or a bug): folding past it would
+    /// store a wrong figure, so the aggregator stops and says which table.
+    #[error("cannot fold the ledger: {0}; the aggregator stops rather than skip or guess")]
+    Corrupt(StorageError),
     /// The ledger has a hole where a position should be: never expected, so stop and say so.
     #[error("the ledger skips from position {applied} to {found}; refusing to fold past a gap")]
     Gap {
@@ -39,19 +43,33 @@ pub struct LocalStatus {
     pub applied: u64,
 }
 
+/// Why a period as the active aggregator ended without a reason to stop the process.
+#[derive(Debug, thiserror::Error)]
+enum Lost {
+    /// Another aggregator holds the lease now.
+    #[error("the lease was taken over")]
+    TakenOver,
+    /// Storage failed or fenced the apply: reload and try again.
+    #[error(transparent)]
+    Storage(StorageError),
+}
+
 /// How a period as the active aggregator ended.
 enum LeadEnd {
     /// Asked to stop.
     Stopped,
     /// Lease lost, fenced, or storage failed: back to standby (reloading state).
-    Lost(String),
+    Lost(Lost),
     /// A reason to stop the process.
     Fatal(EngineError),
 }
 
 impl From<StorageError> for LeadEnd {
     fn from(e: StorageError) -> Self {
-        Self::Lost(e.to_string())
+        match e {
+            StorageError::Corrupt { .. } => Self::Fatal(EngineError::Corrupt(e)),
+            other => Self::Lost(Lost::Storage(other)),
+        }
     }
 }
 
@@ -195,7 +213,7 @@ impl Engine {
             if renewed.elapsed() >= renew_every {
                 let (now, until) = self.lease_until();
                 if !self.store.try_lease(&self.instance_id, now, until).await? {
-                    return Err(LeadEnd::Lost("the lease was taken over".into()));
+                    return Err(LeadEnd::Lost(Lost::TakenOver));
                 }
                 renewed = Instant::now();
             }

@@ -26,6 +26,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The engine or the status server task panicked: the process must not exit 0.
+    #[error("an aggregator task failed: {0}")]
+    EngineTask(tokio::task::JoinError),
     /// The engine stopped on a fatal error.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -205,16 +208,11 @@ impl AggregatorServer {
         match engine_result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e.into()),
-            Err(join) => {
-                tracing::error!(error = %join, "aggregator engine task failed");
-            }
+            Err(join) => return Err(ServerError::EngineTask(join)),
         }
         match served {
             Ok(r) => r.map_err(ServerError::from),
-            Err(join) => {
-                tracing::error!(error = %join, "aggregator status server task failed");
-                Ok(())
-            }
+            Err(join) => Err(ServerError::EngineTask(join)),
         }
     }
 }

@@ -186,9 +186,11 @@ async fn run(
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, rows = group.len(), "group commit failed; nothing of it was stored");
+                // Logged once for the group; every waiting request gets the same status.
+                tracing::error!(error = %e, rows = group.len(), requests = waiting.len(), "group commit failed; nothing of it was stored");
+                let status = saleboard_runtime::status::status_of(&e);
                 for (_, reply) in waiting {
-                    drop(reply.send(Err(saleboard_runtime::status::from_storage(&e))));
+                    drop(reply.send(Err(status.clone())));
                 }
             }
         }

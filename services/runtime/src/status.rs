@@ -16,25 +16,29 @@ pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
     )
 }
 
-/// The status for a storage error. Database details go to the log, not to the client.
+/// The status for a storage error, logging the error (database details go to the log, not to
+/// the client).
 #[must_use]
 pub fn from_storage(err: &StorageError) -> Status {
     match err {
+        StorageError::AlreadyExists { .. } | StorageError::NotFound { .. } => {}
+        StorageError::Unavailable(cause) => tracing::warn!(error = %cause, "database unavailable"),
+        other => tracing::error!(error = %other, "storage error"),
+    }
+    status_of(err)
+}
+
+/// The status for a storage error, without logging (for a caller that logged it once and
+/// answers many requests with it).
+#[must_use]
+pub fn status_of(err: &StorageError) -> Status {
+    match err {
         StorageError::AlreadyExists { .. } => Status::already_exists(err.to_string()),
         StorageError::NotFound { .. } => Status::not_found(err.to_string()),
-        StorageError::Database(
-            sqlx_err @ (sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed),
-        ) => {
-            tracing::warn!(error = %sqlx_err, "database unavailable");
+        StorageError::Unavailable(_) => {
             Status::unavailable("the database is unavailable; retry later")
         }
-        other => {
-            tracing::error!(error = %other, "storage error");
-            Status::internal("internal storage error; the operators have it in their logs")
-        }
+        _ => Status::internal("internal storage error; the operators have it in their logs"),
     }
 }
 
@@ -64,7 +68,7 @@ mod tests {
             id: "x".into(),
         };
         assert_eq!(from_storage(&e).code(), Code::AlreadyExists);
-        let e = StorageError::Database(sqlx::Error::PoolTimedOut);
+        let e = StorageError::Unavailable("connection refused".into());
         assert_eq!(from_storage(&e).code(), Code::Unavailable);
         let e = StorageError::Corrupt {
             table: "ledger",

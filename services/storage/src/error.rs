@@ -1,4 +1,8 @@
-//! Errors of the storage crate.
+//! Errors of the storage crate. Callers see kinds (unavailable, conflict, corrupt...), never a
+//! driver's error type: only this crate knows sqlx.
+
+/// The cause of a database error, kept for logs; its text never reaches a client.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What can go wrong in storage.
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +35,24 @@ pub enum StorageError {
     /// The URL names no supported database.
     #[error("unsupported database URL {0:?}: expected postgres://... or sqlite:PATH")]
     UnsupportedUrl(String),
-    /// The database refused or failed.
+    /// The database cannot be reached now (connection refused or lost, no connection free in
+    /// time): retrying later may succeed.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(Cause),
+    /// The database refused or failed a statement.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(Cause),
     /// Migrations could not be applied.
     #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(Cause),
+    /// The SQLite writer lock file could not be opened or locked.
+    #[error("cannot lock {path}: {error}")]
+    LockFile {
+        /// The sidecar file.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
     /// A stored row breaks the schema's rules (e.g. an unknown currency): never expected.
     #[error("corrupt row in {table}: {detail}")]
     Corrupt {
@@ -47,11 +63,63 @@ pub enum StorageError {
     },
 }
 
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        let unavailable = match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // PostgreSQL: connection exceptions (class 08), the server shutting down or not yet
+            // accepting connections.
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                c.starts_with("08") || c == "57P01" || c == "57P02" || c == "57P03"
+            }),
+            _ => false,
+        };
+        if unavailable {
+            Self::Unavailable(Box::new(e))
+        } else {
+            Self::Database(Box::new(e))
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StorageError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(Box::new(e))
+    }
+}
+
 impl StorageError {
+    /// Whether retrying later may succeed (the database could not be reached).
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+
     pub(crate) fn corrupt(table: &'static str, detail: impl std::fmt::Display) -> Self {
         Self::Corrupt {
             table,
             detail: detail.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_connections_are_unavailable_and_the_rest_are_not() {
+        for e in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::Error::other("reset")),
+        ] {
+            assert!(StorageError::from(e).is_unavailable());
+        }
+        let e = StorageError::from(sqlx::Error::RowNotFound);
+        assert!(matches!(e, StorageError::Database(_)), "{e}");
     }
 }

@@ -67,18 +67,23 @@ impl SqliteStore {
         let Some(path) = self.gate.clone() else {
             return Ok(None);
         };
+        let lock_error = |path: &std::path::Path, error| StorageError::LockFile {
+            path: path.to_path_buf(),
+            error,
+        };
+        let opened = path.clone();
         let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
-                .open(path)?;
+                .open(opened)?;
             file.lock()?;
             Ok(file)
         })
         .await
-        .map_err(|e| StorageError::Database(sqlx::Error::Io(std::io::Error::other(e))))?
-        .map_err(|e| StorageError::Database(sqlx::Error::Io(e)))?;
+        .map_err(|e| lock_error(&path, std::io::Error::other(e)))?
+        .map_err(|e| lock_error(&path, e))?;
         Ok(Some(file))
     }
 
