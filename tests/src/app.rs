@@ -116,14 +116,14 @@ impl TestApp {
         let token = "organizer-test-token".to_owned();
         let localhost: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
 
-        let mut ingest = IngestConfig::defaults().expect("default ingest settings");
+        let mut ingest = IngestConfig::built_in();
         ingest.listen = localhost;
         ingest.database.url = db.url.clone();
         configure(&mut ingest);
         let ingest = IngestServer::build(ingest, store.clone())
             .await
             .expect("ingest starts");
-        let mut board = LeaderboardConfig::with_token(&token).expect("default settings");
+        let mut board = LeaderboardConfig::built_in(&token).expect("default settings");
         board.listen = localhost;
         board.database.url = db.url.clone();
         configure_board(&mut board);
@@ -131,7 +131,7 @@ impl TestApp {
             .await
             .expect("leaderboard starts");
 
-        let mut aggregator = AggregatorConfig::defaults().expect("default settings");
+        let mut aggregator = AggregatorConfig::built_in();
         aggregator.listen = localhost;
         aggregator.database.url = db.url.clone();
         aggregator.idle_poll_ms = 5;

@@ -77,6 +77,19 @@ impl AggregatorConfig {
     /// # Errors
     /// When an environment variable holds an invalid value.
     pub fn defaults() -> Result<Self, clap::Error> {
-        <Standalone as clap::Parser>::try_parse_from(["saleboard-aggregator"]).map(|s| s.config)
+        saleboard_runtime::config::parse::<Standalone>(["saleboard-aggregator"], true)
+            .map(|s| s.config)
+    }
+
+    /// The built-in defaults alone, whatever the environment says (for tests).
+    ///
+    /// # Panics
+    /// Never: the defaults are valid (every black-box test starts from them).
+    #[must_use]
+    pub fn built_in() -> Self {
+        #[allow(clippy::expect_used)]
+        saleboard_runtime::config::parse::<Standalone>(["saleboard-aggregator"], false)
+            .map(|s| s.config)
+            .expect("the built-in defaults are valid")
     }
 }

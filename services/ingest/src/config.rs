@@ -144,11 +144,23 @@ struct Standalone {
 
 impl IngestConfig {
     /// The settings a bare `saleboard-ingest` would run with (defaults and `SALEBOARD_*`
-    /// environment variables), for embedding the service in another program or a test.
+    /// environment variables), for embedding the service in another program.
     ///
     /// # Errors
     /// When an environment variable holds an invalid value.
     pub fn defaults() -> Result<Self, clap::Error> {
-        <Standalone as clap::Parser>::try_parse_from(["saleboard-ingest"]).map(|s| s.config)
+        saleboard_runtime::config::parse::<Standalone>(["saleboard-ingest"], true).map(|s| s.config)
+    }
+
+    /// The built-in defaults alone, whatever the environment says (for tests).
+    ///
+    /// # Panics
+    /// Never: the defaults are valid (every black-box test starts from them).
+    #[must_use]
+    pub fn built_in() -> Self {
+        #[allow(clippy::expect_used)]
+        saleboard_runtime::config::parse::<Standalone>(["saleboard-ingest"], false)
+            .map(|s| s.config)
+            .expect("the built-in defaults are valid")
     }
 }

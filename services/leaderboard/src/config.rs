@@ -130,17 +130,22 @@ impl LeaderboardConfig {
     /// # Errors
     /// When an environment variable holds an invalid value.
     pub fn with_token(token: &str) -> Result<Self, clap::Error> {
-        <Standalone as clap::Parser>::try_parse_from(["saleboard-leaderboard"])
-            .or_else(|_| {
-                <Standalone as clap::Parser>::try_parse_from([
-                    "saleboard-leaderboard",
-                    "--organizer-token",
-                    token,
-                ])
-            })
-            .map(|s| LeaderboardConfig {
-                organizer_token: token.to_owned(),
-                ..s.config
-            })
+        Self::parse_with(token, true)
+    }
+
+    /// The built-in defaults with `token`, whatever the environment says (for tests).
+    ///
+    /// # Errors
+    /// When `token` cannot be given as a flag value.
+    pub fn built_in(token: &str) -> Result<Self, clap::Error> {
+        Self::parse_with(token, false)
+    }
+
+    fn parse_with(token: &str, environment: bool) -> Result<Self, clap::Error> {
+        saleboard_runtime::config::parse::<Standalone>(
+            ["saleboard-leaderboard", "--organizer-token", token],
+            environment,
+        )
+        .map(|s| s.config)
     }
 }

@@ -9,12 +9,14 @@
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a future, and serving with a shutdown deadline.
 //! - [`telemetry`]: logs (human or JSON), OTLP traces and metrics, W3C trace context.
 //! - [`rpc`]: the per-request span, duration histogram and debug line of every service.
+//! - [`config`]: a service's settings built outside its `main` (with or without the environment).
 //! - [`database`]: `--database-url` and opening (and migrating) the store.
 //! - [`grpc`]: server settings common to every service (message limits, keep-alive) and the
 //!   listener (connection limit, handshake deadline).
 //! - [`health`]: gRPC health that follows the database.
 
 pub mod auth;
+pub mod config;
 pub mod database;
 pub mod grpc;
 pub mod health;
