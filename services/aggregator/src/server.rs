@@ -13,31 +13,24 @@ use crate::AggregatorConfig;
 use crate::engine::{Engine, EngineError};
 use crate::grpc::AggregatorService;
 use crate::monitor::{self, Observation};
+use saleboard_runtime::grpc::ConnectionArgs;
+use saleboard_runtime::health::Health;
+use saleboard_runtime::serve::{HealthFollows, ServeError, Serving};
+use tonic::server::NamedService;
+use tonic::service::Routes;
 
 /// Why the aggregator could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// Address asked for.
-        addr: SocketAddr,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// Binding or serving failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
     /// The engine or the status server task panicked: the process must not exit 0.
     #[error("an aggregator task failed: {0}")]
     EngineTask(tokio::task::JoinError),
     /// The engine stopped on a fatal error.
     #[error(transparent)]
     Engine(#[from] EngineError),
-    /// The reflection service could not be built.
-    #[error("cannot build gRPC reflection: {0}")]
-    Reflection(tonic_reflection::server::Error),
-    /// The gRPC server failed.
-    #[error("gRPC server failed: {0}")]
-    Serve(#[from] tonic::transport::Error),
 }
 
 /// A bound, not yet running, aggregator.
@@ -53,25 +46,14 @@ pub struct AggregatorServer {
 /// Keeps the health status in step with the monitor's observations until shutdown begins.
 async fn follow_health(
     mut observed: watch::Receiver<Observation>,
-    reporter: tonic_health::server::HealthReporter,
+    health: Health,
     mut draining: watch::Receiver<bool>,
 ) {
     let mut last = None;
     loop {
         let healthy = observed.borrow_and_update().healthy();
         if last != Some(healthy) && !*draining.borrow() {
-            let status = if healthy {
-                tonic_health::ServingStatus::Serving
-            } else {
-                tonic_health::ServingStatus::NotServing
-            };
-            reporter
-                .set_service_status(
-                    <AggregatorServiceServer<AggregatorService> as tonic::server::NamedService>::NAME,
-                    status,
-                )
-                .await;
-            reporter.set_service_status("", status).await;
+            health.set(healthy).await;
             last = Some(healthy);
         }
         tokio::select! {
@@ -95,12 +77,7 @@ impl AggregatorServer {
         config: AggregatorConfig,
         store: Arc<dyn Store>,
     ) -> Result<Self, ServerError> {
-        let bind = |source| ServerError::Bind {
-            addr: config.listen,
-            source,
-        };
-        let listener = TcpListener::bind(config.listen).await.map_err(bind)?;
-        let local_addr = listener.local_addr().map_err(bind)?;
+        let (listener, local_addr) = saleboard_runtime::serve::bind(config.listen).await?;
         let stale_after = config.stale_after();
         let engine = Arc::new(Engine::new(store.clone(), config, instance_id(local_addr)));
         Ok(Self {
@@ -158,40 +135,31 @@ impl AggregatorServer {
         .accept_compressed(tonic::codec::CompressionEncoding::Zstd)
         .send_compressed(tonic::codec::CompressionEncoding::Gzip)
         .send_compressed(tonic::codec::CompressionEncoding::Zstd);
-        let (server_stop_tx, server_stop_rx) = watch::channel(false);
-        let reporter = tonic_health::server::HealthReporter::new();
         // SERVING while the database answers and the totals keep up with the ledger.
-        let (draining_tx, draining_rx) = watch::channel(false);
-        let health_task = tokio::spawn(follow_health(observed, reporter.clone(), draining_rx));
-        let router = saleboard_runtime::grpc::add_standard_services(
-            saleboard_runtime::grpc::server_builder(std::time::Duration::from_secs(30))
-                .add_service(
-                    // Every request traced and timed (health probes are not).
-                    tower::ServiceBuilder::new()
-                        .layer(saleboard_runtime::rpc::RpcTelemetryLayer::new())
-                        .service(service),
-                ),
-            &reporter,
-        )
-        .map_err(ServerError::Reflection)?;
-        let draining = reporter.clone();
-        let server = tokio::spawn(router.serve_with_incoming_shutdown(
-            saleboard_runtime::grpc::incoming(
-                self.listener,
-                &saleboard_runtime::grpc::ConnectionArgs::default(),
-            ),
-            async move {
-                let mut rx = server_stop_rx;
-                drop(rx.wait_for(|s| *s).await);
-                draining_tx.send_replace(true);
-                draining
-                    .set_not_serving::<AggregatorServiceServer<AggregatorService>>()
-                    .await;
-                draining
-                    .set_service_status("", tonic_health::ServingStatus::NotServing)
-                    .await;
-            },
-        ));
+        let health =
+            Health::new(&[<AggregatorServiceServer<AggregatorService> as NamedService>::NAME]);
+        let (drain, draining) = watch::channel(false);
+        let health_task = tokio::spawn(follow_health(observed, health.clone(), draining));
+        let serving = Serving {
+            listener: self.listener,
+            connections: ConnectionArgs::default(),
+            request_timeout: std::time::Duration::from_secs(30),
+            health,
+            health_follows: HealthFollows::Caller,
+        };
+        // Every request traced and timed (health probes are not).
+        let routes = Routes::new(
+            tower::ServiceBuilder::new()
+                .layer(saleboard_runtime::rpc::RpcTelemetryLayer::new())
+                .service(service),
+        );
+        let (server_stop_tx, mut server_stop_rx) = watch::channel(false);
+        let server = tokio::spawn(async move {
+            let stopped = async move {
+                drop(server_stop_rx.wait_for(|s| *s).await);
+            };
+            saleboard_runtime::serve::run(serving, routes, stopped, drain).await
+        });
         tracing::info!(addr = %self.local_addr, "aggregator status serving");
         let engine_result = tokio::select! {
             () = shutdown => {

@@ -7,11 +7,14 @@ use std::sync::Arc;
 
 use saleboard_proto::v1::ingest_service_server::IngestServiceServer;
 use saleboard_runtime::auth::BearerAuthLayer;
+use saleboard_runtime::health::Health;
 use saleboard_runtime::rpc::RpcTelemetryLayer;
+use saleboard_runtime::serve::{HealthFollows, ServeError, Serving};
 use saleboard_runtime::shed::ShedLoadLayer;
 use saleboard_storage::Store;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
+use tonic::service::Routes;
 
 use crate::IngestConfig;
 use crate::directory::{Directory, KeyAuth};
@@ -23,29 +26,18 @@ use crate::writer::Writer;
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// Address asked for.
-        addr: SocketAddr,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// Binding or serving failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
     /// The initial load of keys and event failed.
     #[error("cannot load API keys and the event: {0}")]
     Load(#[from] saleboard_storage::StorageError),
-    /// The reflection service could not be built.
-    #[error("cannot build gRPC reflection: {0}")]
-    Reflection(tonic_reflection::server::Error),
-    /// The gRPC server failed.
-    #[error("gRPC server failed: {0}")]
-    Serve(#[from] tonic::transport::Error),
 }
 
 /// A bound, not yet running, ingest server.
 pub struct IngestServer {
     listener: TcpListener,
+    local_addr: SocketAddr,
     config: IngestConfig,
     store: Arc<dyn Store>,
     directory: Arc<Directory>,
@@ -54,7 +46,7 @@ pub struct IngestServer {
 impl std::fmt::Debug for IngestServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IngestServer")
-            .field("addr", &self.listener.local_addr().ok())
+            .field("addr", &self.local_addr)
             .finish_non_exhaustive()
     }
 }
@@ -65,17 +57,12 @@ impl IngestServer {
     /// # Errors
     /// When the address cannot be bound or storage cannot be read.
     pub async fn build(config: IngestConfig, store: Arc<dyn Store>) -> Result<Self, ServerError> {
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let (listener, local_addr) = saleboard_runtime::serve::bind(config.listen).await?;
         let directory = Arc::new(Directory::new(store.clone()));
         directory.refresh().await?;
         Ok(Self {
             listener,
+            local_addr,
             config,
             store,
             directory,
@@ -83,21 +70,9 @@ impl IngestServer {
     }
 
     /// The bound address (useful with port 0).
-    ///
-    /// # Panics
-    /// Never: a bound listener always has an address.
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
-        #[allow(clippy::expect_used)]
-        self.listener
-            .local_addr()
-            .expect("a bound TCP listener has a local address")
-    }
-
-    /// The bound port.
-    #[must_use]
-    pub fn port(&self) -> u16 {
-        self.local_addr().port()
+        self.local_addr
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish,
@@ -111,6 +86,7 @@ impl IngestServer {
     ) -> Result<(), ServerError> {
         let Self {
             listener,
+            local_addr,
             config,
             store,
             directory,
@@ -165,48 +141,24 @@ impl IngestServer {
             ))
             .service(api);
 
-        tracing::info!(addr = %listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?, "ingest serving");
-        // Migrations ran before the server was built: the service is SERVING from the start and
-        // NOT_SERVING once shutdown begins.
-        let reporter = tonic_health::server::HealthReporter::new();
-        reporter
-            .set_serving::<IngestServiceServer<IngestService>>()
-            .await;
-        let health = tokio::spawn(saleboard_runtime::health::follow_database(
-            store_for_health,
-            reporter.clone(),
-            vec![<IngestServiceServer<IngestService> as tonic::server::NamedService>::NAME],
-            drain.subscribe(),
-        ));
-        let draining = reporter.clone();
-        let shutdown = async move {
-            shutdown.await;
-            // Open streams stop taking messages, answer what they took, and end UNAVAILABLE;
-            // the server stops accepting and waits for in-flight requests.
-            drain.send_replace(true);
-            draining
-                .set_not_serving::<IngestServiceServer<IngestService>>()
-                .await;
-            draining
-                .set_service_status("", tonic_health::ServingStatus::NotServing)
-                .await;
+        tracing::info!(addr = %local_addr, "ingest serving");
+        let serving = Serving {
+            listener,
+            connections: config.connections.clone(),
+            request_timeout: config.request_timeout(),
+            health: Health::new(&[
+                <IngestServiceServer<IngestService> as tonic::server::NamedService>::NAME,
+            ]),
+            health_follows: HealthFollows::Database(store_for_health),
         };
-        let router =
-            saleboard_runtime::grpc::server_builder(config.request_timeout()).add_service(stack);
-        let result = match saleboard_runtime::grpc::add_standard_services(router, &reporter) {
-            Ok(router) => router
-                .serve_with_incoming_shutdown(
-                    saleboard_runtime::grpc::incoming(listener, &config.connections),
-                    shutdown,
-                )
-                .await
-                .map_err(ServerError::from),
-            Err(e) => Err(ServerError::Reflection(e)),
-        };
+        // At shutdown open streams stop taking messages, answer what they took, and end
+        // UNAVAILABLE; the server stops accepting and waits for in-flight requests.
+        let result = saleboard_runtime::serve::run(serving, Routes::new(stack), shutdown, drain)
+            .await
+            .map_err(ServerError::from);
         // The router (and with it every Writer handle) is dropped: the writer drains its queue
         // and stops.
         refresh.abort();
-        health.abort();
         if let Err(e) = writer_task.await {
             tracing::error!(error = %e, "ingest writer task failed");
         }

@@ -7,11 +7,15 @@ use std::sync::Arc;
 use saleboard_proto::v1::admin_service_server::AdminServiceServer;
 use saleboard_proto::v1::leaderboard_service_server::LeaderboardServiceServer;
 use saleboard_runtime::auth::{BearerAuthLayer, FailedAuthLimiter, OrganizerToken};
+use saleboard_runtime::health::Health;
 use saleboard_runtime::rpc::RpcTelemetryLayer;
+use saleboard_runtime::serve::{HealthFollows, ServeError, Serving};
 use saleboard_runtime::shed::ShedLoadLayer;
 use saleboard_storage::Store;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
+use tonic::server::NamedService;
+use tonic::service::Routes;
 
 use crate::LeaderboardConfig;
 use crate::admin::AdminService;
@@ -21,27 +25,15 @@ use crate::grpc::{Access, LeaderboardService};
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// The organizer token is empty.
+    /// The organizer token is too weak.
     #[error(transparent)]
     Token(#[from] crate::config::TokenError),
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// Address asked for.
-        addr: SocketAddr,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// Binding or serving failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
     /// The first snapshot could not be read.
     #[error("cannot read the figures: {0}")]
     Load(#[from] saleboard_storage::StorageError),
-    /// The reflection service could not be built.
-    #[error("cannot build gRPC reflection: {0}")]
-    Reflection(tonic_reflection::server::Error),
-    /// The gRPC server failed.
-    #[error("gRPC server failed: {0}")]
-    Serve(#[from] tonic::transport::Error),
 }
 
 /// A bound, not yet running, leaderboard server.
@@ -71,12 +63,7 @@ impl LeaderboardServer {
         store: Arc<dyn Store>,
     ) -> Result<Self, ServerError> {
         crate::config::check_token(&config.organizer_token)?;
-        let bind = |source| ServerError::Bind {
-            addr: config.listen,
-            source,
-        };
-        let listener = TcpListener::bind(config.listen).await.map_err(bind)?;
-        let local_addr = listener.local_addr().map_err(bind)?;
+        let (listener, local_addr) = saleboard_runtime::serve::bind(config.listen).await?;
         let board = Board::new(store.clone()).await?;
         Ok(Self {
             listener,
@@ -91,12 +78,6 @@ impl LeaderboardServer {
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
-    }
-
-    /// The bound port.
-    #[must_use]
-    pub fn port(&self) -> u16 {
-        self.local_addr.port()
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
@@ -118,8 +99,10 @@ impl LeaderboardServer {
             .with_description("Time since the served figures were last read from storage")
             .with_callback(move |gauge| gauge.observe(board.age().as_secs_f64(), &[]))
             .build();
-        let (stop_board, board_stopped) = tokio::sync::watch::channel(false);
-        let board_task = tokio::spawn(self.board.clone().run(board_stopped));
+        // Draining stops the board, whose watch streams then end, which lets the graceful
+        // shutdown finish.
+        let (drain, draining) = tokio::sync::watch::channel(false);
+        let board_task = tokio::spawn(self.board.clone().run(draining));
         let leaderboard = LeaderboardServiceServer::new(LeaderboardService::new(
             self.board.clone(),
             self.store.clone(),
@@ -162,55 +145,20 @@ impl LeaderboardServer {
             ))
             .service(admin);
         tracing::info!(addr = %self.local_addr, "leaderboard serving");
-        // Watch streams end when the board closes, which lets the graceful shutdown finish.
-        // Migrations ran before the server was built: SERVING from the start, NOT_SERVING once
-        // shutdown begins.
-        let reporter = tonic_health::server::HealthReporter::new();
-        reporter
-            .set_serving::<LeaderboardServiceServer<LeaderboardService>>()
-            .await;
-        reporter
-            .set_serving::<AdminServiceServer<AdminService>>()
-            .await;
-        let (drain, draining_rx) = tokio::sync::watch::channel(false);
-        let health = tokio::spawn(saleboard_runtime::health::follow_database(
-            health_store,
-            reporter.clone(),
-            vec![
-                <LeaderboardServiceServer<LeaderboardService> as tonic::server::NamedService>::NAME,
-                <AdminServiceServer<AdminService> as tonic::server::NamedService>::NAME,
-            ],
-            draining_rx,
-        ));
-        let draining = reporter.clone();
-        let shutdown = async move {
-            shutdown.await;
-            drain.send_replace(true);
-            draining
-                .set_not_serving::<LeaderboardServiceServer<LeaderboardService>>()
-                .await;
-            draining
-                .set_not_serving::<AdminServiceServer<AdminService>>()
-                .await;
-            draining
-                .set_service_status("", tonic_health::ServingStatus::NotServing)
-                .await;
-            stop_board.send_replace(true);
+        let serving = Serving {
+            listener: self.listener,
+            connections: self.config.connections.clone(),
+            request_timeout: self.config.request_timeout(),
+            health: Health::new(&[
+                <LeaderboardServiceServer<LeaderboardService> as NamedService>::NAME,
+                <AdminServiceServer<AdminService> as NamedService>::NAME,
+            ]),
+            health_follows: HealthFollows::Database(health_store),
         };
-        let router = saleboard_runtime::grpc::server_builder(self.config.request_timeout())
-            .add_service(leaderboard)
-            .add_service(admin);
-        let result = match saleboard_runtime::grpc::add_standard_services(router, &reporter) {
-            Ok(router) => router
-                .serve_with_incoming_shutdown(
-                    saleboard_runtime::grpc::incoming(self.listener, &self.config.connections),
-                    shutdown,
-                )
-                .await
-                .map_err(ServerError::from),
-            Err(e) => Err(ServerError::Reflection(e)),
-        };
-        health.abort();
+        let routes = Routes::new(leaderboard).add_service(admin);
+        let result = saleboard_runtime::serve::run(serving, routes, shutdown, drain)
+            .await
+            .map_err(ServerError::from);
         if let Err(e) = board_task.await {
             tracing::error!(error = %e, "leaderboard board task failed");
         }

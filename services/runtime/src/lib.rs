@@ -13,7 +13,9 @@
 //! - [`database`]: `--database-url` and opening (and migrating) the store.
 //! - [`grpc`]: server settings common to every service (message limits, keep-alive) and the
 //!   listener (connection limit, handshake deadline).
-//! - [`health`]: gRPC health that follows the database.
+//! - [`health`]: gRPC health of a server's services, following the database.
+//! - [`serve`]: one way to bind and serve a service's routes, with health, reflection and
+//!   graceful drain.
 
 pub mod auth;
 pub mod config;
@@ -21,6 +23,7 @@ pub mod database;
 pub mod grpc;
 pub mod health;
 pub mod rpc;
+pub mod serve;
 pub mod shed;
 pub mod shutdown;
 pub mod status;

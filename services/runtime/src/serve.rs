@@ -1,0 +1,118 @@
+//! One way to serve, for every service (mini-redis's `server::run`, with gRPC's extras): bind,
+//! then run the service's routes beside gRPC health and reflection, on the bounded listener
+//! ([`crate::grpc::incoming`]), with keep-alive and the request timeout, until shutdown; at
+//! shutdown, `draining` turns true (streams end), health says NOT_SERVING, the server stops
+//! accepting and waits for in-flight requests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use saleboard_storage::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::grpc::ConnectionArgs;
+use crate::health::Health;
+
+/// Why a server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The reflection service could not be built (a build defect).
+    #[error("cannot build gRPC reflection: {0}")]
+    Reflection(tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server failed: {0}")]
+    Serve(tonic::transport::Error),
+}
+
+/// Binds `addr`; returns the listener and the address it got (port 0 picks one).
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
+    let bind = |error| ServeError::Bind { addr, error };
+    let listener = TcpListener::bind(addr).await.map_err(bind)?;
+    let local = listener.local_addr().map_err(bind)?;
+    Ok((listener, local))
+}
+
+/// What a server runs on.
+#[derive(Debug)]
+pub struct Serving {
+    /// The bound listener.
+    pub listener: TcpListener,
+    /// Connection limits.
+    pub connections: ConnectionArgs,
+    /// Time a unary request may take.
+    pub request_timeout: Duration,
+    /// The service's health (NOT_SERVING once draining begins, whatever drives it before).
+    pub health: Health,
+    /// What drives the health while serving.
+    pub health_follows: HealthFollows,
+}
+
+/// What a server's health follows while it serves.
+#[derive(Debug)]
+pub enum HealthFollows {
+    /// SERVING from the start (migrations ran before the server was built), NOT_SERVING while
+    /// this database does not answer.
+    Database(Arc<dyn Store>),
+    /// The caller sets it (the aggregator: also whether the totals keep up).
+    Caller,
+}
+
+/// Serves `routes` until `shutdown` resolves, then drains (see the module comment).
+///
+/// # Errors
+/// When reflection cannot be built or the server fails.
+pub async fn run(
+    serving: Serving,
+    routes: tonic::service::Routes,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    draining: watch::Sender<bool>,
+) -> Result<(), ServeError> {
+    let Serving {
+        listener,
+        connections,
+        request_timeout,
+        health,
+        health_follows,
+    } = serving;
+    let follower = match health_follows {
+        HealthFollows::Database(store) => {
+            health.set(true).await;
+            Some(tokio::spawn(
+                health.clone().follow_database(store, draining.subscribe()),
+            ))
+        }
+        HealthFollows::Caller => None,
+    };
+    let router = crate::grpc::add_standard_services(
+        crate::grpc::server_builder(request_timeout).add_routes(routes),
+        health.reporter(),
+    )
+    .map_err(ServeError::Reflection)?;
+    let shutdown = async move {
+        shutdown.await;
+        draining.send_replace(true);
+        health.set(false).await;
+    };
+    let served = router
+        .serve_with_incoming_shutdown(crate::grpc::incoming(listener, &connections), shutdown)
+        .await
+        .map_err(ServeError::Serve);
+    if let Some(follower) = follower {
+        follower.abort();
+    }
+    served
+}
