@@ -4,16 +4,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use saleboard_aggregator::{AggregatorConfig, AggregatorServer};
-use saleboard_ingest::{IngestConfig, IngestServer};
-use saleboard_leaderboard::{LeaderboardConfig, LeaderboardServer};
+use saleboard::suite::{Running, Suite, SuiteConfig};
+use saleboard_aggregator::AggregatorConfig;
+use saleboard_ingest::IngestConfig;
+use saleboard_leaderboard::LeaderboardConfig;
 use saleboard_proto::v1::admin_service_client::AdminServiceClient;
 use saleboard_proto::v1::ingest_service_client::IngestServiceClient;
 use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
 use saleboard_proto::v1::{CreateApiKeyRequest, CreateSiteRequest};
 use saleboard_storage::Store;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -72,11 +72,7 @@ pub struct TestApp {
     /// The organizer token.
     pub token: String,
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    drop(rx.wait_for(|s| *s).await);
+    running: Option<Running>,
 }
 
 impl TestApp {
@@ -116,59 +112,30 @@ impl TestApp {
         let token = "organizer-test-token".to_owned();
         let localhost: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
 
-        let mut ingest = IngestConfig::built_in();
-        ingest.listen = localhost;
-        ingest.database.url = db.url.clone();
-        configure(&mut ingest);
-        let ingest = IngestServer::build(ingest, store.clone())
+        let mut config = SuiteConfig {
+            ingest: IngestConfig::built_in(),
+            leaderboard: LeaderboardConfig::built_in(&token).expect("default settings"),
+            aggregator: AggregatorConfig::built_in(),
+        };
+        config.ingest.listen = localhost;
+        config.ingest.database.url = db.url.clone();
+        configure(&mut config.ingest);
+        config.leaderboard.listen = localhost;
+        config.leaderboard.database.url = db.url.clone();
+        configure_board(&mut config.leaderboard);
+        config.aggregator.listen = localhost;
+        config.aggregator.database.url = db.url.clone();
+        config.aggregator.idle_poll_ms = 5;
+        let suite = Suite::build(config, store.clone())
             .await
-            .expect("ingest starts");
-        let mut board = LeaderboardConfig::built_in(&token).expect("default settings");
-        board.listen = localhost;
-        board.database.url = db.url.clone();
-        configure_board(&mut board);
-        let board = LeaderboardServer::build(board, store.clone())
-            .await
-            .expect("leaderboard starts");
-
-        let mut aggregator = AggregatorConfig::built_in();
-        aggregator.listen = localhost;
-        aggregator.database.url = db.url.clone();
-        aggregator.idle_poll_ms = 5;
-        let aggregator = AggregatorServer::build(aggregator, store.clone())
-            .await
-            .expect("aggregator starts");
-
+            .expect("the suite starts");
+        let (ingest_addr, admin_addr, aggregator_addr) = (
+            suite.ingest_addr(),
+            suite.leaderboard_addr(),
+            suite.aggregator_addr(),
+        );
         let (stop, rx) = watch::channel(false);
-        let ingest_addr = ingest.local_addr();
-        let admin_addr = board.local_addr();
-        let aggregator_addr = aggregator.local_addr();
-        let tasks = vec![
-            tokio::spawn({
-                let rx = rx.clone();
-                async move {
-                    ingest
-                        .run_until_stopped(stopped(rx))
-                        .await
-                        .expect("ingest runs")
-                }
-            }),
-            tokio::spawn({
-                let rx = rx.clone();
-                async move {
-                    board
-                        .run_until_stopped(stopped(rx))
-                        .await
-                        .expect("leaderboard runs")
-                }
-            }),
-            tokio::spawn(async move {
-                aggregator
-                    .run_until_stopped(stopped(rx))
-                    .await
-                    .expect("aggregator runs")
-            }),
-        ];
+        let running = Some(suite.start(&rx));
         Some(Self {
             db,
             store,
@@ -177,7 +144,7 @@ impl TestApp {
             aggregator_addr,
             token,
             stop,
-            tasks,
+            running,
         })
     }
 
@@ -277,8 +244,8 @@ impl TestApp {
     /// When a service task failed.
     pub async fn stop(mut self) {
         self.stop.send_replace(true);
-        for t in self.tasks.drain(..) {
-            t.await.expect("service task");
+        if let Some(running) = self.running.take() {
+            running.wait().await.expect("the services stop cleanly");
         }
     }
 }

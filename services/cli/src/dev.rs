@@ -6,14 +6,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use saleboard_aggregator::{AggregatorConfig, AggregatorServer};
+use saleboard_aggregator::AggregatorConfig;
 use saleboard_domain::{Currency, Event, Rate, SiteId, UnixNanos};
-use saleboard_ingest::{IngestConfig, IngestServer};
-use saleboard_leaderboard::{LeaderboardConfig, LeaderboardServer};
+use saleboard_ingest::IngestConfig;
+use saleboard_leaderboard::LeaderboardConfig;
 use saleboard_runtime::auth::{new_api_key, random_secret};
 use saleboard_runtime::database::DatabaseArgs;
 use saleboard_storage::{StorageError, Store};
 use tokio::sync::watch;
+
+use crate::suite::{Suite, SuiteConfig};
 
 /// Demo sites: (site_id, display name).
 const DEMO_SITES: [(&str, &str); 3] = [
@@ -113,31 +115,31 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         _ => random_secret("sbo_", 24).context("no randomness for the organizer token")?,
     };
 
-    let mut ingest_config = IngestConfig::defaults()?;
-    ingest_config.listen = args.ingest_listen;
-    ingest_config.database = args.database.clone();
-    let ingest = IngestServer::build(ingest_config, store.clone()).await?;
-    let mut board_config = LeaderboardConfig::with_token(&token)?;
-    board_config.listen = args.leaderboard_listen;
-    board_config.database = args.database.clone();
-    let board = LeaderboardServer::build(board_config, store.clone()).await?;
-    let mut aggregator_config = AggregatorConfig::defaults()?;
-    aggregator_config.listen = args.aggregator_listen;
-    aggregator_config.database = args.database.clone();
-    let aggregator = AggregatorServer::build(aggregator_config, store.clone()).await?;
+    let mut config = SuiteConfig {
+        ingest: IngestConfig::defaults()?,
+        leaderboard: LeaderboardConfig::with_token(&token)?,
+        aggregator: AggregatorConfig::defaults()?,
+    };
+    config.ingest.listen = args.ingest_listen;
+    config.ingest.database = args.database.clone();
+    config.leaderboard.listen = args.leaderboard_listen;
+    config.leaderboard.database = args.database.clone();
+    config.aggregator.listen = args.aggregator_listen;
+    config.aggregator.database = args.database.clone();
+    let suite = Suite::build(config, store).await?;
 
     println!(
         "Saleboard dev suite on {}",
         saleboard_storage::redact(&args.database.url)
     );
-    println!("  ingest:       http://{}", ingest.local_addr());
+    println!("  ingest:       http://{}", suite.ingest_addr());
     println!(
         "  leaderboard:  http://{}  (AdminService too)",
-        board.local_addr()
+        suite.leaderboard_addr()
     );
     println!(
         "  aggregator:   http://{}  (status)",
-        aggregator.local_addr()
+        suite.aggregator_addr()
     );
     println!("  organizer token: {token}");
     for (site, secret) in &keys {
@@ -146,17 +148,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("Ctrl-C stops.");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        // Err only when the sender is gone, which also means stop.
-        drop(rx.wait_for(|s| *s).await);
-    };
-    let ingest_task = tokio::spawn(ingest.run_until_stopped(stopped(stop_rx.clone())));
-    let board_task = tokio::spawn(board.run_until_stopped(stopped(stop_rx.clone())));
-    let aggregator_task = tokio::spawn(aggregator.run_until_stopped(stopped(stop_rx)));
+    let running = suite.start(&stop_rx);
     saleboard_runtime::shutdown::signal().await;
     stop_tx.send_replace(true);
-    ingest_task.await??;
-    board_task.await??;
-    aggregator_task.await??;
+    running.wait().await?;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! The `saleboard` command line.
 //!
 //! Layout:
+//! - [`suite`]: the three services in one process from one configuration (used by `dev` and the
+//!   black-box tests).
 //! - [`dev`]: `saleboard dev`, the whole suite in one process on an embedded SQLite file, with a
 //!   demo event, demo sites and their keys.
 //! - [`migrate`]: `saleboard migrate`, apply the schema to a database.
@@ -23,6 +25,7 @@ pub mod loadgen;
 pub mod migrate;
 pub mod push;
 pub mod query;
+pub mod suite;
 pub mod verify;
 
 /// Seconds since the Unix epoch now.
