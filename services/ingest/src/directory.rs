@@ -10,9 +10,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use saleboard_domain::{Event, SiteId};
-use saleboard_runtime::auth::{Authenticate, secret_hash};
+use saleboard_runtime::auth::secret_hash;
 use saleboard_storage::{ActiveKey, Store};
-use tonic::Status;
+
+use crate::error::IngestError;
 
 /// A retailer, as authenticated by its API key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,8 +127,8 @@ impl Directory {
     /// The configured event.
     ///
     /// # Errors
-    /// FAILED_PRECONDITION when no event is configured; UNAVAILABLE when storage fails.
-    pub async fn event(&self) -> Result<Arc<Event>, Status> {
+    /// [`IngestError::NoEvent`] when no event is configured; storage failures.
+    pub async fn event(&self) -> Result<Arc<Event>, IngestError> {
         let cached = self
             .event
             .read()
@@ -139,14 +140,9 @@ impl Directory {
         let event = self
             .store
             .get_event()
-            .await
-            .map_err(|e| saleboard_runtime::status::from_storage(&e))?
+            .await?
             .map(Arc::new)
-            .ok_or_else(|| {
-                Status::failed_precondition(
-                    "no event is configured; the organizer must call AdminService.SetEvent first",
-                )
-            })?;
+            .ok_or(IngestError::NoEvent)?;
         *self
             .event
             .write()
@@ -154,7 +150,11 @@ impl Directory {
         Ok(event)
     }
 
-    async fn retailer(&self, secret: &str) -> Result<Retailer, Status> {
+    /// The retailer whose key has this secret.
+    ///
+    /// # Errors
+    /// [`IngestError::UnknownKey`]; storage failures.
+    pub async fn retailer(&self, secret: &str) -> Result<Retailer, IngestError> {
         let hash = secret_hash(secret);
         let cached = self
             .keys
@@ -171,13 +171,9 @@ impl Directory {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains(&hash);
         if known_unknown {
-            return Err(unknown_key());
+            return Err(IngestError::UnknownKey);
         }
-        let found = self
-            .store
-            .find_active_key(&hash)
-            .await
-            .map_err(|e| saleboard_runtime::status::from_storage(&e))?;
+        let found = self.store.find_active_key(&hash).await?;
         let Some(key) = found else {
             let mut unknown = self
                 .unknown
@@ -186,7 +182,7 @@ impl Directory {
             if unknown.len() < NEGATIVE_CACHE {
                 unknown.insert(hash);
             }
-            return Err(unknown_key());
+            return Err(IngestError::UnknownKey);
         };
         let (hash, r) = retailer(key);
         self.keys
@@ -194,21 +190,5 @@ impl Directory {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(hash, r.clone());
         Ok(r)
-    }
-}
-
-fn unknown_key() -> Status {
-    Status::unauthenticated("unknown or revoked API key; ask the organizer for a key of your site")
-}
-
-/// Authenticates retailer API keys against a [`Directory`].
-#[derive(Debug, Clone)]
-pub struct KeyAuth(pub Arc<Directory>);
-
-impl Authenticate for KeyAuth {
-    type Principal = Retailer;
-
-    async fn authenticate(&self, secret: &str) -> Result<Retailer, Status> {
-        self.0.retailer(secret).await
     }
 }

@@ -23,12 +23,39 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument as _;
 
 use crate::directory::{Directory, Retailer};
-use crate::metrics::IngestMetrics;
+use crate::error::IngestError;
+use crate::metrics::{IngestMetrics, Tally};
 use crate::writer::{self, Reply, Writer};
 
 /// Batches of one stream that may be waiting for their commit at once. Keeps a streaming client
 /// busy without letting it queue without bound.
 const STREAM_PIPELINE: usize = 16;
+
+impl From<IngestError> for Status {
+    fn from(e: IngestError) -> Self {
+        match &e {
+            IngestError::QueueFull => Status::resource_exhausted(e.to_string()),
+            IngestError::WriterGone => Status::unavailable(e.to_string()),
+            IngestError::NoEvent => Status::failed_precondition(e.to_string()),
+            IngestError::UnknownKey => Status::unauthenticated(e.to_string()),
+            IngestError::Storage(storage) => saleboard_runtime::status::from_storage(storage),
+            // Logged once by the writer for every request of the group.
+            IngestError::Commit(storage) => saleboard_runtime::status::status_of(storage),
+        }
+    }
+}
+
+/// Authenticates retailer API keys against a [`Directory`] (for the bearer-auth layer).
+#[derive(Debug, Clone)]
+pub struct KeyAuth(pub Arc<Directory>);
+
+impl saleboard_runtime::auth::Authenticate for KeyAuth {
+    type Principal = Retailer;
+
+    async fn authenticate(&self, secret: &str) -> Result<Retailer, Status> {
+        Ok(self.0.retailer(secret).await?)
+    }
+}
 
 /// Limits on `StreamTransactions` calls.
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +130,8 @@ pub struct IngestService {
 /// A request after validation: the results known already and the candidates for the writer.
 struct Prepared {
     results: Vec<TransactionResult>,
+    /// The outcomes so far, for the metrics.
+    tally: Tally,
     /// Index in `results` of each candidate.
     slots: Vec<usize>,
     candidates: Vec<Candidate>,
@@ -115,6 +144,7 @@ impl Prepared {
         metrics: &IngestMetrics,
     ) -> SubmitTransactionsResponse {
         for (slot, decision) in self.slots.into_iter().zip(decisions) {
+            self.tally.decided(&decision);
             let r = &mut self.results[slot];
             match decision {
                 Decision::Accepted { position } => {
@@ -134,7 +164,7 @@ impl Prepared {
                 }
             }
         }
-        metrics.answered(&self.results);
+        metrics.answered(&self.tally);
         SubmitTransactionsResponse {
             results: self.results,
         }
@@ -213,6 +243,7 @@ impl IngestService {
         let now = UnixNanos::now();
         let mut prepared = Prepared {
             results: Vec::with_capacity(n),
+            tally: Tally::default(),
             slots: Vec::with_capacity(n),
             candidates: Vec::with_capacity(n),
         };
@@ -233,6 +264,7 @@ impl IngestService {
                     });
                 }
                 Err(rej) => {
+                    prepared.tally.rejected(rej.reason);
                     result.outcome = Outcome::Rejected.into();
                     result.reason = rej.reason.code().to_owned();
                     result.message = rej.message;
@@ -368,7 +400,7 @@ impl IngestApi for IngestService {
                         let batch = std::mem::take(&mut prepared.candidates);
                         match service.writer.submit(batch).await {
                             Ok(rx) => Pending::Waiting(prepared, rx),
-                            Err(status) => Pending::Done(Err(status)),
+                            Err(e) => Pending::Done(Err(e.into())),
                         }
                     }
                 };

@@ -4,9 +4,12 @@
 //! Layout:
 //! - [`config`]: flags and environment variables.
 //! - [`server`]: builds the tower stack and the gRPC server; `run_until_stopped`.
-//! - [`grpc`]: the `IngestService` implementation (the only module touching tonic messages).
+//! - [`grpc`]: the `IngestService` implementation and the key authentication of the auth layer:
+//!   the only module touching tonic statuses and protobuf messages (errors become statuses
+//!   here, in one place).
 //! - [`directory`]: cached API keys and event, refreshed from storage (revocations apply
-//!   within a refresh interval); authenticates retailer keys.
+//!   within a refresh interval); finds the retailer of a key.
+//! - [`error`]: `IngestError`, what goes wrong below the gRPC edge.
 //! - [`metrics`]: counters and histograms of what ingest answered and committed.
 //! - [`rate_limit`]: per-site token buckets as a tower layer.
 //! - [`writer`]: the group-commit writer: one task batching what arrives together into one
@@ -14,6 +17,7 @@
 
 pub mod config;
 pub mod directory;
+pub mod error;
 pub mod grpc;
 pub mod metrics;
 pub mod rate_limit;

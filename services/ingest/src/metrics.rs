@@ -4,7 +4,32 @@ use std::collections::BTreeMap;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram};
-use saleboard_proto::v1::{Outcome, TransactionResult};
+use saleboard_domain::Reason;
+use saleboard_domain::resolve::Decision;
+
+/// The outcomes of one request, by domain decision (counted before they become messages).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    accepted: u64,
+    duplicate: u64,
+    rejected: BTreeMap<Reason, u64>,
+}
+
+impl Tally {
+    /// One transaction rejected for `reason` (by validation or by the ledger).
+    pub fn rejected(&mut self, reason: Reason) {
+        *self.rejected.entry(reason).or_default() += 1;
+    }
+
+    /// One transaction decided against the ledger.
+    pub fn decided(&mut self, decision: &Decision) {
+        match decision {
+            Decision::Accepted { .. } => self.accepted += 1,
+            Decision::Duplicate { .. } => self.duplicate += 1,
+            Decision::Rejected(rejection) => self.rejected(rejection.reason),
+        }
+    }
+}
 
 /// Instruments of one ingest process. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -47,30 +72,21 @@ impl IngestMetrics {
     }
 
     /// Counts the outcomes of one answered request (one `add` per distinct outcome).
-    pub fn answered(&self, results: &[TransactionResult]) {
-        let (mut accepted, mut duplicate) = (0u64, 0u64);
-        let mut rejected: BTreeMap<&str, u64> = BTreeMap::new();
-        for r in results {
-            match r.outcome() {
-                Outcome::Accepted => accepted += 1,
-                Outcome::Duplicate => duplicate += 1,
-                _ => *rejected.entry(r.reason.as_str()).or_default() += 1,
-            }
-        }
-        if accepted > 0 {
+    pub fn answered(&self, tally: &Tally) {
+        if tally.accepted > 0 {
             self.transactions
-                .add(accepted, &[KeyValue::new("outcome", "accepted")]);
+                .add(tally.accepted, &[KeyValue::new("outcome", "accepted")]);
         }
-        if duplicate > 0 {
+        if tally.duplicate > 0 {
             self.transactions
-                .add(duplicate, &[KeyValue::new("outcome", "duplicate")]);
+                .add(tally.duplicate, &[KeyValue::new("outcome", "duplicate")]);
         }
-        for (reason, n) in rejected {
+        for (reason, n) in &tally.rejected {
             self.transactions.add(
-                n,
+                *n,
                 &[
                     KeyValue::new("outcome", "rejected"),
-                    KeyValue::new("reason", reason.to_owned()),
+                    KeyValue::new("reason", reason.code()),
                 ],
             );
         }

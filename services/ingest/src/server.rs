@@ -17,8 +17,8 @@ use tonic::codec::CompressionEncoding;
 use tonic::service::Routes;
 
 use crate::IngestConfig;
-use crate::directory::{Directory, KeyAuth};
-use crate::grpc::{IngestService, StreamLimits};
+use crate::directory::Directory;
+use crate::grpc::{IngestService, KeyAuth, StreamLimits};
 use crate::metrics::IngestMetrics;
 use crate::rate_limit::SiteRateLimitLayer;
 use crate::writer::Writer;

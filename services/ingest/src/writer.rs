@@ -8,13 +8,13 @@ use std::sync::Arc;
 use saleboard_domain::resolve::Decision;
 use saleboard_storage::{Candidate, Store};
 use tokio::sync::{mpsc, oneshot};
-use tonic::Status;
 use tracing::Instrument as _;
 
+use crate::error::IngestError;
 use crate::metrics::IngestMetrics;
 
 /// The answer to one batch: its decisions, in order, or why none of it was stored.
-pub type Reply = Result<Vec<Decision>, Status>;
+pub type Reply = Result<Vec<Decision>, IngestError>;
 
 struct Job {
     batch: Vec<Candidate>,
@@ -41,10 +41,6 @@ impl std::fmt::Debug for Job {
     }
 }
 
-fn gone() -> Status {
-    Status::unavailable("the ingest writer is shutting down; retry on another instance")
-}
-
 impl Writer {
     /// Starts a writer over `store`. Returns the handle and the task to run (and await at
     /// shutdown, after every handle is dropped, to drain the queue).
@@ -61,8 +57,11 @@ impl Writer {
     /// Queues a batch, waiting for room (backpressure for streams).
     ///
     /// # Errors
-    /// UNAVAILABLE when the writer has stopped.
-    pub async fn submit(&self, batch: Vec<Candidate>) -> Result<oneshot::Receiver<Reply>, Status> {
+    /// [`IngestError::WriterGone`] when the writer has stopped.
+    pub async fn submit(
+        &self,
+        batch: Vec<Candidate>,
+    ) -> Result<oneshot::Receiver<Reply>, IngestError> {
         let (reply, rx) = oneshot::channel();
         self.queue
             .send(Job {
@@ -71,15 +70,19 @@ impl Writer {
                 span: request_span(),
             })
             .await
-            .map_err(|_| gone())?;
+            .map_err(|_| IngestError::WriterGone)?;
         Ok(rx)
     }
 
     /// Queues a batch if there is room now.
     ///
     /// # Errors
-    /// RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE when the writer has stopped.
-    pub fn try_submit(&self, batch: Vec<Candidate>) -> Result<oneshot::Receiver<Reply>, Status> {
+    /// [`IngestError::QueueFull`] when the queue is full, [`IngestError::WriterGone`] when the
+    /// writer has stopped.
+    pub fn try_submit(
+        &self,
+        batch: Vec<Candidate>,
+    ) -> Result<oneshot::Receiver<Reply>, IngestError> {
         let (reply, rx) = oneshot::channel();
         self.queue
             .try_send(Job {
@@ -88,10 +91,8 @@ impl Writer {
                 span: request_span(),
             })
             .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => Status::resource_exhausted(
-                    "the ingest writer's queue is full; retry with backoff",
-                ),
-                mpsc::error::TrySendError::Closed(_) => gone(),
+                mpsc::error::TrySendError::Full(_) => IngestError::QueueFull,
+                mpsc::error::TrySendError::Closed(_) => IngestError::WriterGone,
             })?;
         Ok(rx)
     }
@@ -134,7 +135,7 @@ fn commit_span(jobs: &[Job], rows: usize) -> tracing::Span {
 /// # Errors
 /// The writer's status, or UNAVAILABLE when it stopped before answering.
 pub async fn wait(rx: oneshot::Receiver<Reply>) -> Reply {
-    rx.await.unwrap_or_else(|_| Err(gone()))
+    rx.await.unwrap_or(Err(IngestError::WriterGone))
 }
 
 async fn run(
@@ -188,9 +189,9 @@ async fn run(
             Err(e) => {
                 // Logged once for the group; every waiting request gets the same status.
                 tracing::error!(error = %e, rows = group.len(), requests = waiting.len(), "group commit failed; nothing of it was stored");
-                let status = saleboard_runtime::status::status_of(&e);
+                let failed = IngestError::Commit(Arc::new(e));
                 for (_, reply) in waiting {
-                    drop(reply.send(Err(status.clone())));
+                    drop(reply.send(Err(failed.clone())));
                 }
             }
         }
