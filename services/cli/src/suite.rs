@@ -27,16 +27,16 @@ pub struct SuiteConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
     /// The ingest service.
-    #[error("ingest: {0}")]
+    #[error("ingest")]
     Ingest(#[from] saleboard_ingest::server::ServerError),
     /// The leaderboard service.
-    #[error("leaderboard: {0}")]
+    #[error("leaderboard")]
     Leaderboard(#[from] saleboard_leaderboard::server::ServerError),
     /// The aggregator.
-    #[error("aggregator: {0}")]
+    #[error("aggregator")]
     Aggregator(#[from] saleboard_aggregator::server::ServerError),
     /// A service task panicked.
-    #[error("a service task failed: {0}")]
+    #[error("a service task failed")]
     Task(#[from] tokio::task::JoinError),
 }
 

@@ -30,7 +30,7 @@ pub enum ServerError {
     #[error(transparent)]
     Serve(#[from] ServeError),
     /// The initial load of keys and event failed.
-    #[error("cannot load API keys and the event: {0}")]
+    #[error("cannot load API keys and the event")]
     Load(#[from] saleboard_storage::StorageError),
 }
 

@@ -32,7 +32,7 @@ pub enum ServerError {
     #[error(transparent)]
     Serve(#[from] ServeError),
     /// The first snapshot could not be read.
-    #[error("cannot read the figures: {0}")]
+    #[error("cannot read the figures")]
     Load(#[from] saleboard_storage::StorageError),
 }
 

@@ -63,7 +63,7 @@ impl DatabaseArgs {
 
 /// The database named by the settings could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot {step} the database {url}: {source}")]
+#[error("cannot {step} the database {url}")]
 pub struct OpenError {
     url: String,
     step: &'static str,

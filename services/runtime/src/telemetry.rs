@@ -58,7 +58,7 @@ pub enum TelemetryError {
         why: String,
     },
     /// An OTLP exporter (traces or metrics) could not be built.
-    #[error("cannot build an OTLP exporter: {0}")]
+    #[error("cannot build an OTLP exporter")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
 }
 
