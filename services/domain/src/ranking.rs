@@ -401,3 +401,110 @@ mod tests {
         assert_eq!(r.national_net_reporting_minor, 0);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The model: `net x rate x 10^(to_exp - from_exp)` as an exact fraction, rounded half to
+    /// even by comparing twice the remainder with the divisor.
+    fn model_convert(net: i128, from: Currency, to: Currency, rate: &Rate) -> Option<i128> {
+        if from == to {
+            return Some(net);
+        }
+        let (mantissa, scale) = rate.parts();
+        let mut num = net.checked_mul(mantissa)?;
+        let mut den: i128 = 10_i128.checked_pow(scale)?;
+        let shift = i32::from(to.exponent()) - i32::from(from.exponent());
+        if shift >= 0 {
+            num = num.checked_mul(10_i128.checked_pow(shift.unsigned_abs())?)?;
+        } else {
+            den = den.checked_mul(10_i128.checked_pow(shift.unsigned_abs())?)?;
+        }
+        let (q, r) = (num.div_euclid(den), num.rem_euclid(den));
+        Some(match (2 * r).cmp(&den) {
+            std::cmp::Ordering::Less => q,
+            std::cmp::Ordering::Greater => q + 1,
+            std::cmp::Ordering::Equal => q + (q & 1),
+        })
+    }
+
+    fn currency() -> impl Strategy<Value = Currency> {
+        prop_oneof![
+            Just("IDR"),
+            Just("USD"),
+            Just("JPY"),
+            Just("KWD"),
+            Just("SGD")
+        ]
+        .prop_map(|c| Currency::parse(c).expect("currency"))
+    }
+
+    fn rate() -> impl Strategy<Value = Rate> {
+        (1u64..=999_999_999_999, 0u32..=9).prop_filter_map("a valid rate", |(m, s)| {
+            let text = if s == 0 {
+                m.to_string()
+            } else {
+                let digits = format!("{m:0>width$}", width = s as usize + 1);
+                let (int, frac) = digits.split_at(digits.len() - s as usize);
+                format!("{int}.{frac}")
+            };
+            Rate::parse_bounded(&text).ok()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3_000))]
+
+        #[test]
+        fn conversion_matches_exact_rational_arithmetic(
+            net in -(1_i128 << 70)..(1_i128 << 70),
+            from in currency(),
+            to in currency(),
+            rate in rate(),
+        ) {
+            prop_assert_eq!(convert(net, from, to, &rate), model_convert(net, from, to, &rate));
+        }
+
+        /// Competition ranking: sorted by net (out-of-range last), a rank is one more than the
+        /// number of sites strictly ahead; the national figure is the sum of the in-range nets.
+        #[test]
+        fn ranks_are_competition_ranks_and_national_adds_up(
+            nets in proptest::collection::vec((0i64..50, any::<bool>()), 0..30),
+        ) {
+            let idr = Currency::parse("IDR").expect("IDR");
+            let sites: Vec<SiteFigures> = nets
+                .iter()
+                .enumerate()
+                .map(|(i, (net, huge))| {
+                    let gross = if *huge { i128::from(i64::MAX) + 1 } else { i128::from(*net) };
+                    SiteFigures {
+                        site_id: SiteId::parse(&format!("s{i:02}")).expect("site"),
+                        display_name: String::new(),
+                        totals: BTreeMap::from([(idr, CurrencyTotals { sale_count: 1, gross_minor: gross, ..CurrencyTotals::default() })]),
+                    }
+                })
+                .collect();
+            let ranking = rank(sites, &BTreeMap::new(), idr);
+            let in_range: Vec<i64> = nets.iter().filter(|(_, huge)| !huge).map(|(n, _)| *n).collect();
+            prop_assert_eq!(ranking.national_net_reporting_minor, in_range.iter().map(|n| i128::from(*n)).sum::<i128>());
+            for (i, e) in ranking.entries.iter().enumerate() {
+                if e.out_of_range.is_empty() {
+                    let ahead = in_range.iter().filter(|n| **n > e.net_reporting_minor).count();
+                    prop_assert_eq!(e.rank as usize, ahead + 1);
+                } else {
+                    prop_assert_eq!(e.rank as usize, i + 1);
+                    prop_assert!(i >= in_range.len(), "out-of-range sites rank last");
+                }
+                if let Some(next) = ranking.entries.get(i + 1)
+                    && next.out_of_range.is_empty() && e.out_of_range.is_empty()
+                    && next.net_reporting_minor == e.net_reporting_minor
+                {
+                    prop_assert!(e.site_id < next.site_id, "ties by site id");
+                }
+            }
+        }
+    }
+}
