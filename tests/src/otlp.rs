@@ -235,7 +235,6 @@ impl OtlpReceiver {
                     Some(metric::Data::Gauge(g)) => &g.data_points,
                     _ => return None,
                 };
-                #[allow(clippy::cast_precision_loss)]
                 points.first().and_then(|p| match p.value {
                     Some(Value::AsInt(i)) => Some(i as f64),
                     Some(Value::AsDouble(d)) => Some(d),

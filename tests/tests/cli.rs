@@ -409,7 +409,7 @@ async fn ctrl_c_stops_cleanly_and_says_how_far() {
     );
     let report = stdout(&again);
     assert!(
-        report.contains(&format!("{} duplicate", head)),
+        report.contains(&format!("{head} duplicate")),
         "what was sent before comes back as duplicates: {report}"
     );
     assert_eq!(app.store.ledger_head().await.expect("head"), 100_000);

@@ -307,9 +307,9 @@ async fn figures_match_an_independent_model(backend: Backend) {
                 (
                     (site.to_owned(), c.currency.clone()),
                     [
-                        c.sale_count as i64,
+                        i64::try_from(c.sale_count).expect("count"),
                         c.gross_minor,
-                        c.refund_count as i64,
+                        i64::try_from(c.refund_count).expect("count"),
                         c.refunded_minor,
                     ],
                     c.net_minor,
@@ -363,9 +363,9 @@ async fn figures_match_an_independent_model(backend: Backend) {
         .into_iter()
         .map(|(c, v)| CurrencyTotals {
             currency: c,
-            sale_count: v[0] as u64,
+            sale_count: u64::try_from(v[0]).expect("count"),
             gross_minor: v[1],
-            refund_count: v[2] as u64,
+            refund_count: u64::try_from(v[2]).expect("count"),
             refunded_minor: v[3],
             net_minor: v[1] - v[3],
             out_of_range: false,

@@ -262,9 +262,9 @@ async fn leaderboard_totals(addr: std::net::SocketAddr, sites: usize) -> Accepte
             out.insert(
                 (t.site_id.clone(), c.currency),
                 [
-                    c.sale_count as i64,
+                    i64::try_from(c.sale_count).expect("count"),
                     c.gross_minor,
-                    c.refund_count as i64,
+                    i64::try_from(c.refund_count).expect("count"),
                     c.refunded_minor,
                 ],
             );
@@ -374,9 +374,9 @@ async fn aggregator_killed_again_and_again_stays_exact(backend: Backend) {
             (
                 (s.to_string(), c.code().to_owned()),
                 [
-                    t.sale_count as i64,
+                    i64::try_from(t.sale_count).expect("count"),
                     i64::try_from(t.gross_minor).expect("small totals"),
-                    t.refund_count as i64,
+                    i64::try_from(t.refund_count).expect("count"),
                     i64::try_from(t.refunded_minor).expect("small totals"),
                 ],
             )

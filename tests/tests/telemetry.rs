@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use saleboard_proto::v1::{Outcome, SubmitTransactionsRequest};
+use saleboard_proto::v1::{Outcome, SubmitTransactionsRequest, TransactionResult};
 use saleboard_tests::app::ingest_client;
 use saleboard_tests::data::sale;
 use saleboard_tests::otlp::{OtlpReceiver, attr};
@@ -78,7 +78,7 @@ async fn a_clients_trace_continues_through_ingest_and_counters_move() {
         .await
         .expect("submit")
         .into_inner();
-    let outcomes: Vec<_> = r.results.iter().map(|t| t.outcome()).collect();
+    let outcomes: Vec<_> = r.results.iter().map(TransactionResult::outcome).collect();
     assert_eq!(
         outcomes,
         [

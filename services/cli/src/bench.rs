@@ -61,7 +61,6 @@ pub async fn copy(args: &CopyArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let rows = store.copy_in_ledger_csv(&csv, args.count).await?;
     let seconds = started.elapsed().as_secs_f64();
-    #[allow(clippy::cast_precision_loss)]
     let rate = rows as f64 / seconds;
     println!(
         "{}",

@@ -116,11 +116,7 @@ pub fn quantile(sorted: &[u64], q: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
@@ -129,7 +125,6 @@ impl Report {
     /// Accepted transactions per second.
     #[must_use]
     pub fn accepted_per_sec(&self) -> f64 {
-        #[allow(clippy::cast_precision_loss)]
         let n = self.accepted as f64;
         n / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -236,7 +231,6 @@ impl Rng {
 
     /// True with probability `p`.
     fn chance(&mut self, p: f64) -> bool {
-        #[allow(clippy::cast_precision_loss)]
         let x = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
         x < p
     }
@@ -477,7 +471,6 @@ async fn setup(args: &LoadgenArgs) -> anyhow::Result<Vec<(String, String)>> {
 ///
 /// # Errors
 /// When the services cannot be reached or refuse the setup or a stream.
-#[allow(clippy::too_many_lines)]
 pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
     let sites = setup(args).await?;
     let names: Vec<String> = sites.iter().map(|(s, _)| s.clone()).collect();
@@ -501,7 +494,6 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
         }
     });
 
-    #[allow(clippy::cast_precision_loss)]
     let weights: Vec<f64> = (1..=sites.len())
         .map(|i| 1.0 / (i as f64).powf(args.zipf))
         .collect();
@@ -518,7 +510,7 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
         "{:x}",
         Instant::now().elapsed().as_nanos()
             ^ u128::from(std::process::id())
-            ^ crate::client_now().unsigned_abs() as u128
+            ^ u128::from(crate::client_now().unsigned_abs())
     );
     let tally = Arc::new(Mutex::new(Tally::default()));
     let started = Instant::now();
@@ -527,7 +519,6 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let batch = ((f64::from(args.batch) * weights[index] / weights[0]).round() as usize).max(1);
         let pace = (args.rate > 0).then(|| {
-            #[allow(clippy::cast_precision_loss)]
             let site_rate = args.rate as f64 * weights[index] / total_weight;
             Duration::from_secs_f64(batch as f64 / site_rate.max(1e-6))
         });

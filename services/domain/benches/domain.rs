@@ -21,8 +21,8 @@ fn batch() -> Vec<TransactionInput> {
             store_id: format!("store-{}", i % 20),
             kind: if i % 33 == 32 { 2 } else { 1 },
             currency: currencies[i % currencies.len()].to_owned(),
-            amount_minor: 10_000 + i as i64,
-            occurred_at: Some((START + 60 + i as i64, 0)),
+            amount_minor: 10_000 + i64::try_from(i).expect("small"),
+            occurred_at: Some((START + 60 + i64::try_from(i).expect("small"), 0)),
             refund_of: if i % 33 == 32 {
                 format!("order-2026-12-12-{:08}", i - 1)
             } else {
@@ -77,7 +77,7 @@ fn bench(c: &mut Criterion) {
             totals: codes
                 .iter()
                 .map(|c| {
-                    let n = 1_000_000 + (i as i128 * 7_919) % 100_000_000;
+                    let n = 1_000_000 + (i128::from(i) * 7_919) % 100_000_000;
                     (
                         Currency::parse(c).expect("c"),
                         CurrencyTotals {

@@ -93,6 +93,7 @@ pub struct IngestConfig {
 }
 
 /// Highest `--max-batch`: the count the codec checks on the wire before decoding.
+#[allow(clippy::cast_possible_wrap)] // 10,000: a const context has no try_from.
 const MAX_BATCH_CEILING: i64 = saleboard_proto::codec::MAX_TRANSACTIONS_PER_REQUEST as i64;
 
 impl IngestConfig {

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use saleboard_domain::UnixNanos;
+use saleboard_domain::{Currency, UnixNanos};
 use saleboard_storage::Store;
 use tokio::sync::{Notify, watch};
 
@@ -30,7 +30,7 @@ fn log_out_of_range(previous: &Figures, next: &Figures) {
         .collect();
     for e in next.out_of_range() {
         if before.get(&e.site_id) != Some(&&e.out_of_range) {
-            let currencies: Vec<&str> = e.out_of_range.iter().map(|c| c.code()).collect();
+            let currencies: Vec<&str> = e.out_of_range.iter().map(Currency::code).collect();
             tracing::error!(
                 site = %e.site_id,
                 currencies = ?currencies,

@@ -26,7 +26,7 @@ pub trait Authenticate: Clone + Send + Sync + 'static {
 }
 
 /// Failed authentications one peer address may make in a burst.
-pub const FAILED_AUTH_BURST: f64 = 20.0;
+pub const FAILED_AUTH_BURST: u32 = 20;
 /// Failed authentications one peer address may make per second after its burst.
 pub const FAILED_AUTH_PER_SECOND: f64 = 2.0;
 /// Peer addresses remembered; past it, those with a full budget are forgotten.
@@ -43,7 +43,7 @@ pub struct FailedAuthLimiter {
 impl FailedAuthLimiter {
     fn refill(tokens: f64, since: std::time::Instant, now: std::time::Instant) -> f64 {
         (tokens + now.duration_since(since).as_secs_f64() * FAILED_AUTH_PER_SECOND)
-            .min(FAILED_AUTH_BURST)
+            .min(f64::from(FAILED_AUTH_BURST))
     }
 
     /// Refuses a peer that has spent its failures: the status to answer with.
@@ -89,10 +89,12 @@ impl FailedAuthLimiter {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if peers.len() >= FAILED_AUTH_PEERS {
             peers.retain(|_, (tokens, since)| {
-                Self::refill(*tokens, *since, now) < FAILED_AUTH_BURST
+                Self::refill(*tokens, *since, now) < f64::from(FAILED_AUTH_BURST)
             });
         }
-        let (tokens, since) = peers.entry(peer).or_insert((FAILED_AUTH_BURST, now));
+        let (tokens, since) = peers
+            .entry(peer)
+            .or_insert((f64::from(FAILED_AUTH_BURST), now));
         *tokens = (Self::refill(*tokens, *since, now) - 1.0).max(0.0);
         *since = now;
         *tokens < 1.0
@@ -280,7 +282,7 @@ mod tests {
             "10.0.0.1".parse().expect("ip"),
             "10.0.0.2".parse().expect("ip"),
         );
-        let burst = FAILED_AUTH_BURST as usize;
+        let burst = FAILED_AUTH_BURST;
         for i in 0..burst {
             assert!(limiter.allowed(a), "failure {i} allowed");
             assert_eq!(limiter.failed(a), i + 1 == burst);

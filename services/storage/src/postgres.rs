@@ -72,7 +72,6 @@ impl PgStore {
     }
 
     /// PostgreSQL queues writers by its own row lock; no gate is needed.
-    #[allow(clippy::unused_async)]
     pub(crate) async fn write_gate(&self) -> Result<Option<std::fs::File>> {
         Ok(None)
     }

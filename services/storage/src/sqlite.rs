@@ -271,7 +271,7 @@ impl Store for SqliteStore {
                         crate::advance_feed(&tx, applied);
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "applied feed: cannot read the aggregator state")
+                        tracing::warn!(error = %e, "applied feed: cannot read the aggregator state");
                     }
                 }
             }
