@@ -95,12 +95,6 @@ impl AggregatorServer {
         self.local_addr
     }
 
-    /// The engine (for its status).
-    #[must_use]
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
-    }
-
     /// Runs until `shutdown` resolves (finishing the current apply and giving the lease up) or
     /// the engine stops on a fatal error.
     ///

@@ -9,7 +9,9 @@ use saleboard_domain::ranking::{SiteFigures, rank};
 use saleboard_domain::resolve::LedgerState;
 use saleboard_domain::totals::CurrencyTotals;
 use saleboard_domain::transaction::validate;
-use saleboard_domain::{Currency, Event, Limits, Rate, SiteId, TransactionInput, UnixNanos};
+use saleboard_domain::{
+    Currency, Event, Limits, PushedKind, Rate, SiteId, TransactionInput, UnixNanos,
+};
 
 const START: i64 = 1_765_497_600;
 
@@ -19,7 +21,11 @@ fn batch() -> Vec<TransactionInput> {
         .map(|i| TransactionInput {
             transaction_id: format!("order-2026-12-12-{i:08}"),
             store_id: format!("store-{}", i % 20),
-            kind: if i % 33 == 32 { 2 } else { 1 },
+            kind: if i % 33 == 32 {
+                PushedKind::Refund
+            } else {
+                PushedKind::Sale
+            },
             currency: currencies[i % currencies.len()].to_owned(),
             amount_minor: 10_000 + i64::try_from(i).expect("small"),
             occurred_at: Some((START + 60 + i64::try_from(i).expect("small"), 0)),

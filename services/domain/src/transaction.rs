@@ -40,8 +40,8 @@ pub struct TransactionInput {
     pub transaction_id: String,
     /// Retailer's store, may be empty.
     pub store_id: String,
-    /// Protobuf enum value of the kind (0 unspecified, 1 sale, 2 refund).
-    pub kind: i32,
+    /// The kind as sent.
+    pub kind: PushedKind,
     /// ISO 4217 code.
     pub currency: String,
     /// Minor units.
@@ -50,6 +50,21 @@ pub struct TransactionInput {
     pub occurred_at: Option<(i64, i32)>,
     /// Sale refunded, for refunds.
     pub refund_of: String,
+}
+
+/// The kind of a transaction as a client sent it: a kind, nothing, or a value the contract does
+/// not define (the gRPC edge maps its enum onto this; the domain knows no wire numbers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PushedKind {
+    /// A sale.
+    Sale,
+    /// A refund.
+    Refund,
+    /// Not set.
+    #[default]
+    Unspecified,
+    /// A value the contract does not define (shown in the rejection).
+    Unknown(i32),
 }
 
 /// Limits of the server that validation applies.
@@ -118,15 +133,15 @@ pub fn validate(
         )
     })?;
     let kind = match input.kind {
-        1 => Kind::Sale,
-        2 => Kind::Refund,
-        0 => {
+        PushedKind::Sale => Kind::Sale,
+        PushedKind::Refund => Kind::Refund,
+        PushedKind::Unspecified => {
             return Err(Rejection::new(
                 Reason::InvalidKind,
                 "kind is TRANSACTION_KIND_UNSPECIFIED; set SALE or REFUND",
             ));
         }
-        other => {
+        PushedKind::Unknown(other) => {
             return Err(Rejection::new(
                 Reason::InvalidKind,
                 format!("kind {other} is not a known TransactionKind; set SALE or REFUND"),
@@ -238,7 +253,7 @@ mod tests {
         TransactionInput {
             transaction_id: "T-1".into(),
             store_id: "jkt-1".into(),
-            kind: 1,
+            kind: PushedKind::Sale,
             currency: "IDR".into(),
             amount_minor: 150_000,
             occurred_at: Some((START + 60, 0)),
@@ -260,7 +275,7 @@ mod tests {
         assert_eq!(v.refund_of, None);
         let refund = TransactionInput {
             transaction_id: "R-1".into(),
-            kind: 2,
+            kind: PushedKind::Refund,
             refund_of: "T-1".into(),
             ..sale()
         };
@@ -300,8 +315,20 @@ mod tests {
                 },
                 Reason::InvalidStoreId,
             ),
-            (TransactionInput { kind: 0, ..sale() }, Reason::InvalidKind),
-            (TransactionInput { kind: 7, ..sale() }, Reason::InvalidKind),
+            (
+                TransactionInput {
+                    kind: PushedKind::Unspecified,
+                    ..sale()
+                },
+                Reason::InvalidKind,
+            ),
+            (
+                TransactionInput {
+                    kind: PushedKind::Unknown(7),
+                    ..sale()
+                },
+                Reason::InvalidKind,
+            ),
             (
                 TransactionInput {
                     currency: "ABC".into(),
@@ -380,12 +407,15 @@ mod tests {
                 Reason::SaleWithRefundOf,
             ),
             (
-                TransactionInput { kind: 2, ..sale() },
+                TransactionInput {
+                    kind: PushedKind::Refund,
+                    ..sale()
+                },
                 Reason::MissingRefundOf,
             ),
             (
                 TransactionInput {
-                    kind: 2,
+                    kind: PushedKind::Refund,
                     refund_of: "bad id".into(),
                     ..sale()
                 },
@@ -473,7 +503,12 @@ mod properties {
         (
             ".{0,80}",
             ".{0,80}",
-            any::<i32>(),
+            prop_oneof![
+                Just(PushedKind::Sale),
+                Just(PushedKind::Refund),
+                Just(PushedKind::Unspecified),
+                any::<i32>().prop_map(PushedKind::Unknown),
+            ],
             "[A-Z]{0,4}|.{0,8}",
             any::<i64>(),
             proptest::option::of((any::<i64>(), any::<i32>())),

@@ -10,10 +10,11 @@ use std::time::Duration;
 use futures::{Stream, StreamExt as _};
 use saleboard_domain::resolve::Decision;
 use saleboard_domain::transaction::validate;
-use saleboard_domain::{Limits, SiteId, TransactionInput, UnixNanos};
+use saleboard_domain::{Limits, PushedKind, SiteId, TransactionInput, UnixNanos};
 use saleboard_proto::v1::ingest_service_server::IngestService as IngestApi;
 use saleboard_proto::v1::{
-    Outcome, SubmitTransactionsRequest, SubmitTransactionsResponse, Transaction, TransactionResult,
+    Outcome, SubmitTransactionsRequest, SubmitTransactionsResponse, Transaction, TransactionKind,
+    TransactionResult,
 };
 use saleboard_runtime::status::invalid_field;
 use saleboard_storage::Candidate;
@@ -178,7 +179,12 @@ pub fn transaction_input(t: &Transaction) -> TransactionInput {
     TransactionInput {
         transaction_id: t.transaction_id.clone(),
         store_id: t.store_id.clone(),
-        kind: t.kind,
+        kind: match TransactionKind::try_from(t.kind) {
+            Ok(TransactionKind::Sale) => PushedKind::Sale,
+            Ok(TransactionKind::Refund) => PushedKind::Refund,
+            Ok(TransactionKind::Unspecified) => PushedKind::Unspecified,
+            Err(_) => PushedKind::Unknown(t.kind),
+        },
         currency: t.currency.clone(),
         amount_minor: t.amount_minor,
         occurred_at: t.occurred_at.as_ref().map(|ts| (ts.seconds, ts.nanos)),

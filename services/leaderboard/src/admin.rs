@@ -109,10 +109,6 @@ fn site_id(field: &str, value: &str) -> Result<SiteId, Status> {
     SiteId::parse(value).map_err(|e| invalid_field(field, format!("{value:?} {e}")))
 }
 
-fn store_err(e: &saleboard_storage::StorageError) -> Status {
-    from_storage(e)
-}
-
 #[tonic::async_trait]
 impl AdminApi for AdminService {
     async fn create_site(
@@ -133,7 +129,7 @@ impl AdminApi for AdminService {
             .store
             .create_site(&site, name, UnixNanos::now())
             .await
-            .map_err(|e| store_err(&e))?;
+            .map_err(|e| from_storage(&e))?;
         tracing::info!(site = %site, "site created");
         self.refresh_board().await;
         Ok(Response::new(site_msg(record)))
@@ -143,7 +139,11 @@ impl AdminApi for AdminService {
         &self,
         _: Request<ListSitesRequest>,
     ) -> Result<Response<ListSitesResponse>, Status> {
-        let sites = self.store.list_sites().await.map_err(|e| store_err(&e))?;
+        let sites = self
+            .store
+            .list_sites()
+            .await
+            .map_err(|e| from_storage(&e))?;
         Ok(Response::new(ListSitesResponse {
             sites: sites.into_iter().map(site_msg).collect(),
         }))
@@ -162,7 +162,7 @@ impl AdminApi for AdminService {
             .store
             .create_api_key(&key.key_id, &site, &key.secret_hash, UnixNanos::now())
             .await
-            .map_err(|e| store_err(&e))?;
+            .map_err(|e| from_storage(&e))?;
         tracing::info!(site = %site, key_id = %key.key_id, "API key created");
         Ok(Response::new(key_msg(record, key.secret)))
     }
@@ -179,7 +179,7 @@ impl AdminApi for AdminService {
             .store
             .revoke_api_key(&key_id, UnixNanos::now())
             .await
-            .map_err(|e| store_err(&e))?;
+            .map_err(|e| from_storage(&e))?;
         tracing::info!(key_id = %key_id, "API key revoked");
         Ok(Response::new(RevokeApiKeyResponse {
             key: Some(key_msg(record, String::new())),
@@ -200,7 +200,7 @@ impl AdminApi for AdminService {
             .store
             .list_api_keys(site.as_ref())
             .await
-            .map_err(|e| store_err(&e))?;
+            .map_err(|e| from_storage(&e))?;
         Ok(Response::new(ListApiKeysResponse {
             keys: keys
                 .into_iter()
@@ -224,7 +224,7 @@ impl AdminApi for AdminService {
         self.store
             .set_event(&event)
             .await
-            .map_err(|e| store_err(&e))?;
+            .map_err(|e| from_storage(&e))?;
         tracing::info!(event_id = %event.event_id, "event set");
         self.refresh_board().await;
         Ok(Response::new(event_msg(&event)))
@@ -235,7 +235,7 @@ impl AdminApi for AdminService {
             .store
             .get_event()
             .await
-            .map_err(|e| store_err(&e))?
+            .map_err(|e| from_storage(&e))?
             .ok_or_else(|| Status::not_found("no event is configured yet; call SetEvent"))?;
         Ok(Response::new(event_msg(&event)))
     }
@@ -264,7 +264,7 @@ impl AdminApi for AdminService {
             .store
             .set_exchange_rates(&rates)
             .await
-            .map_err(|e| store_err(&e))?;
+            .map_err(|e| from_storage(&e))?;
         tracing::info!(changed = rates.len(), "exchange rates set");
         self.refresh_board().await;
         Ok(Response::new(SetExchangeRatesResponse {
@@ -280,7 +280,7 @@ impl AdminApi for AdminService {
             .store
             .list_exchange_rates()
             .await
-            .map_err(|e| store_err(&e))?;
+            .map_err(|e| from_storage(&e))?;
         Ok(Response::new(ListExchangeRatesResponse {
             rates: rate_msgs(all),
         }))
