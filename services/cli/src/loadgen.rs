@@ -23,7 +23,7 @@ use saleboard_proto::v1::{
     CreateApiKeyRequest, CreateSiteRequest, Event, ExchangeRate, GetEventRequest,
     GetNationalTotalsRequest, GetSiteTotalsRequest, ListExchangeRatesRequest, Outcome,
     SetExchangeRatesRequest, SubmitTransactionsRequest, Transaction, TransactionKind,
-    WatchLeaderboardRequest,
+    TransactionResult, WatchLeaderboardRequest,
 };
 use serde_json::json;
 use tokio::sync::{Mutex, mpsc};
@@ -86,8 +86,42 @@ pub struct LoadgenArgs {
     pub output: Output,
 }
 
-/// Per (site, currency): sales, gross, refunds, refunded.
-pub type Figures = BTreeMap<(String, String), [i64; 4]>;
+/// How much one (site, currency) total moved, or was told ACCEPTED.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Movement {
+    /// Sales.
+    pub sales: i64,
+    /// Sum of sales, minor units.
+    pub gross: i64,
+    /// Refunds.
+    pub refunds: i64,
+    /// Sum of refunds, minor units.
+    pub refunded: i64,
+}
+
+impl Movement {
+    /// `self - earlier`, figure by figure.
+    #[must_use]
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            sales: self.sales - earlier.sales,
+            gross: self.gross - earlier.gross,
+            refunds: self.refunds - earlier.refunds,
+            refunded: self.refunded - earlier.refunded,
+        }
+    }
+
+    /// Adds `other`, figure by figure.
+    pub fn add(&mut self, other: Self) {
+        self.sales += other.sales;
+        self.gross += other.gross;
+        self.refunds += other.refunds;
+        self.refunded += other.refunded;
+    }
+}
+
+/// Per (site, currency): how the totals moved.
+pub type Figures = BTreeMap<(String, String), Movement>;
 
 /// What a run measured.
 #[derive(Debug, Clone, Default)]
@@ -188,21 +222,21 @@ pub fn reconcile(expected: &Figures, before: &Figures, after: &Figures) -> Vec<S
     let mut keys: Vec<_> = expected.keys().chain(after.keys()).collect();
     keys.sort();
     keys.dedup();
-    let mut national_expected: BTreeMap<&str, [i64; 4]> = BTreeMap::new();
-    let mut national_got: BTreeMap<&str, [i64; 4]> = BTreeMap::new();
+    let mut national_expected: BTreeMap<&str, Movement> = BTreeMap::new();
+    let mut national_got: BTreeMap<&str, Movement> = BTreeMap::new();
     for key in keys {
         let e = expected.get(key).copied().unwrap_or_default();
         let b = before.get(key).copied().unwrap_or_default();
         let a = after.get(key).copied().unwrap_or_default();
-        let got = [a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3]];
+        let got = a.since(b);
         if got != e {
-            out.push(format!("{} {}: totals moved by {got:?} (sales, gross, refunds, refunded) but {e:?} was ACCEPTED", key.0, key.1));
+            out.push(format!(
+                "{} {}: totals moved by {got:?} but {e:?} was ACCEPTED",
+                key.0, key.1
+            ));
         }
         for (acc, v) in [(&mut national_expected, e), (&mut national_got, got)] {
-            let n = acc.entry(key.1.as_str()).or_default();
-            for i in 0..4 {
-                n[i] += v[i];
-            }
+            acc.entry(key.1.as_str()).or_default().add(v);
         }
     }
     if national_expected != national_got {
@@ -347,6 +381,48 @@ struct Tally {
     last_ack: Option<Instant>,
 }
 
+impl Tally {
+    /// Counts the answer to one batch of `site`, sent at `sent_at` and answered at `now`.
+    fn record(
+        &mut self,
+        site: &str,
+        txs: &[Transaction],
+        results: &[TransactionResult],
+        sent_at: Instant,
+        now: Instant,
+    ) {
+        #[allow(clippy::cast_possible_truncation)]
+        self.ack_us
+            .push(now.duration_since(sent_at).as_micros() as u64);
+        let mut top = 0;
+        for (tx, result) in txs.iter().zip(results) {
+            match result.outcome() {
+                Outcome::Accepted => {
+                    self.accepted += 1;
+                    top = top.max(result.position);
+                    let e = self
+                        .expected
+                        .entry((site.to_owned(), tx.currency.clone()))
+                        .or_default();
+                    if tx.refund_of.is_empty() {
+                        e.sales += 1;
+                        e.gross += tx.amount_minor;
+                    } else {
+                        e.refunds += 1;
+                        e.refunded += tx.amount_minor;
+                    }
+                }
+                Outcome::Duplicate => self.duplicate += 1,
+                _ => *self.rejected.entry(result.reason.clone()).or_default() += 1,
+            }
+        }
+        if top > 0 {
+            self.acks.push((top, now));
+        }
+        self.last_ack = Some(now);
+    }
+}
+
 async fn site_totals(
     client: &mut LeaderboardServiceClient<client::Authed>,
     endpoint: &str,
@@ -365,12 +441,12 @@ async fn site_totals(
         for c in t.totals {
             out.insert(
                 (site.clone(), c.currency),
-                [
-                    i64::try_from(c.sale_count)?,
-                    c.gross_minor,
-                    i64::try_from(c.refund_count)?,
-                    c.refunded_minor,
-                ],
+                Movement {
+                    sales: i64::try_from(c.sale_count)?,
+                    gross: c.gross_minor,
+                    refunds: i64::try_from(c.refund_count)?,
+                    refunded: c.refunded_minor,
+                },
             );
         }
     }
@@ -476,16 +552,60 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
     let names: Vec<String> = sites.iter().map(|(s, _)| s.clone()).collect();
     let mut board = LeaderboardServiceClient::new(client::connect(&args.endpoint, None).await?);
     let before = site_totals(&mut board, &args.endpoint, &names).await?;
+    let (watermarks, watcher) = watch_watermarks(&mut board, &args.endpoint).await?;
 
-    // Freshness: record every watermark the leaderboard publishes, and when.
-    let watermarks: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
+    let plan = Plan::new(args, sites.len());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (index, (site, secret)) in sites.into_iter().enumerate() {
+        tasks.push(plan.start_site(args, index, site, &secret).await?);
+    }
+    for (sender, receiver) in tasks {
+        sender.await?;
+        receiver.await??;
+    }
+    let mut t = std::mem::take(&mut *plan.tally.lock().await);
+    let elapsed = t
+        .last_ack
+        .map_or(Duration::ZERO, |l| l.duration_since(started));
+
+    // Wait for the leaderboard to cover everything that was accepted, then reconcile.
+    let top = t.acks.iter().map(|(p, _)| *p).max().unwrap_or(0);
+    wait_for_watermark(&mut board, &args.endpoint, top).await?;
+    // Let the watcher see the final watermark too.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    watcher.abort();
+    let after = site_totals(&mut board, &args.endpoint, &names).await?;
+    let fresh_us = freshness(&t.acks, &watermarks.lock().await);
+    t.ack_us.sort_unstable();
+    Ok(Report {
+        sent: t.accepted + t.duplicate + t.rejected.values().sum::<u64>(),
+        accepted: t.accepted,
+        duplicate: t.duplicate,
+        rejected: t.rejected,
+        elapsed,
+        ack_us: t.ack_us,
+        fresh_us,
+        mismatches: reconcile(&t.expected, &before, &after),
+    })
+}
+
+/// Every watermark the leaderboard publishes, and when it was seen (for freshness).
+type Watermarks = Arc<Mutex<Vec<(u64, Instant)>>>;
+
+/// Starts recording the leaderboard's watermarks; abort the task to stop.
+async fn watch_watermarks(
+    board: &mut LeaderboardServiceClient<client::Authed>,
+    endpoint: &str,
+) -> anyhow::Result<(Watermarks, tokio::task::JoinHandle<()>)> {
+    let watermarks: Watermarks = Arc::default();
     let mut watch = board
         .watch_leaderboard(WatchLeaderboardRequest {
             limit: 1,
             min_interval_ms: 50,
         })
         .await
-        .map_err(|s| client::explain(&args.endpoint, "WatchLeaderboard", &s))?
+        .map_err(|s| client::explain(endpoint, "WatchLeaderboard", &s))?
         .into_inner();
     let seen = watermarks.clone();
     let watcher = tokio::spawn(async move {
@@ -493,37 +613,114 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
             seen.lock().await.push((m.watermark, Instant::now()));
         }
     });
+    Ok((watermarks, watcher))
+}
 
-    let weights: Vec<f64> = (1..=sites.len())
-        .map(|i| 1.0 / (i as f64).powf(args.zipf))
+/// Polls until the leaderboard's watermark reaches `top` (at most two minutes).
+async fn wait_for_watermark(
+    board: &mut LeaderboardServiceClient<client::Authed>,
+    endpoint: &str,
+    top: u64,
+) -> anyhow::Result<()> {
+    let wait_until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let n = board
+            .get_national_totals(GetNationalTotalsRequest {})
+            .await
+            .map_err(|s| client::explain(endpoint, "GetNationalTotals", &s))?
+            .into_inner();
+        if n.watermark >= top {
+            return Ok(());
+        }
+        if Instant::now() > wait_until {
+            anyhow::bail!(
+                "the leaderboard watermark stayed at {} below {top} for 2 minutes; is the aggregator running?",
+                n.watermark
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// For each acknowledged batch, how long until a published watermark covered it, sorted (µs).
+fn freshness(acks: &[(u64, Instant)], marks: &[(u64, Instant)]) -> Vec<u64> {
+    let mut fresh_us: Vec<u64> = acks
+        .iter()
+        .filter_map(|(position, acked)| {
+            let i = marks.partition_point(|(w, _)| *w < *position);
+            #[allow(clippy::cast_possible_truncation)]
+            marks
+                .get(i)
+                .map(|(_, seen)| seen.saturating_duration_since(*acked).as_micros() as u64)
+        })
         .collect();
-    let total_weight: f64 = weights.iter().sum();
-    let budget = Arc::new(AtomicI64::new(if args.duration.is_some() {
-        i64::MAX
-    } else {
-        i64::try_from(args.count).unwrap_or(i64::MAX)
-    }));
-    let deadline = args
-        .duration
-        .map(|d| Instant::now() + Duration::from_secs(d));
-    let run_id = format!(
-        "{:x}",
-        Instant::now().elapsed().as_nanos()
-            ^ u128::from(std::process::id())
-            ^ u128::from(crate::client_now().unsigned_abs())
-    );
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for (index, (site, secret)) in sites.into_iter().enumerate() {
+    fresh_us.sort_unstable();
+    fresh_us
+}
+
+/// What every site's stream shares: the transaction budget, the deadline, the run id, the
+/// weights of the Zipf mix and the tally.
+struct Plan {
+    weights: Vec<f64>,
+    total_weight: f64,
+    budget: Arc<AtomicI64>,
+    deadline: Option<Instant>,
+    run_id: String,
+    tally: Arc<Mutex<Tally>>,
+}
+
+/// The two tasks of one site's stream: the sender, and the receiver that tallies answers.
+type SiteTasks = (
+    tokio::task::JoinHandle<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+);
+
+impl Plan {
+    fn new(args: &LoadgenArgs, sites: usize) -> Self {
+        let weights: Vec<f64> = (1..=sites)
+            .map(|i| 1.0 / (i as f64).powf(args.zipf))
+            .collect();
+        let total_weight: f64 = weights.iter().sum();
+        let budget = Arc::new(AtomicI64::new(if args.duration.is_some() {
+            i64::MAX
+        } else {
+            i64::try_from(args.count).unwrap_or(i64::MAX)
+        }));
+        Self {
+            weights,
+            total_weight,
+            budget,
+            deadline: args
+                .duration
+                .map(|d| Instant::now() + Duration::from_secs(d)),
+            run_id: format!(
+                "{:x}",
+                Instant::now().elapsed().as_nanos()
+                    ^ u128::from(std::process::id())
+                    ^ u128::from(crate::client_now().unsigned_abs())
+            ),
+            tally: Arc::new(Mutex::new(Tally::default())),
+        }
+    }
+
+    /// Opens site `index`'s stream and starts its sender and receiver.
+    async fn start_site(
+        &self,
+        args: &LoadgenArgs,
+        index: usize,
+        site: String,
+        secret: &str,
+    ) -> anyhow::Result<SiteTasks> {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let batch = ((f64::from(args.batch) * weights[index] / weights[0]).round() as usize).max(1);
+        let batch = ((f64::from(args.batch) * self.weights[index] / self.weights[0]).round()
+            as usize)
+            .max(1);
         let pace = (args.rate > 0).then(|| {
-            let site_rate = args.rate as f64 * weights[index] / total_weight;
+            let site_rate = args.rate as f64 * self.weights[index] / self.total_weight;
             Duration::from_secs_f64(batch as f64 / site_rate.max(1e-6))
         });
         let mut ingest =
-            IngestServiceClient::new(client::connect(&args.ingest, Some(&secret)).await?)
+            IngestServiceClient::new(client::connect(&args.ingest, Some(secret)).await?)
                 .max_decoding_message_size(64 * 1024 * 1024);
         let (req_tx, req_rx) = mpsc::channel::<SubmitTransactionsRequest>(args.depth as usize);
         // Batches sent and not yet answered, per stream: at most `depth` (the request channel
@@ -536,7 +733,7 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
         )>();
         let mut generator = Generator {
             rng: Rng(0x5EED ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9)),
-            run: run_id.clone(),
+            run: self.run_id.clone(),
             site: index + 1,
             seq: 0,
             sales: VecDeque::new(),
@@ -544,7 +741,7 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
             refunds: args.refunds,
             resubmits: args.resubmits,
         };
-        let budget = budget.clone();
+        let (budget, deadline) = (self.budget.clone(), self.deadline);
         let sender = tokio::spawn(async move {
             let mut ticker = pace.map(tokio::time::interval);
             loop {
@@ -573,7 +770,7 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
                 permit.send(SubmitTransactionsRequest { transactions: txs });
             }
         });
-        let tally = tally.clone();
+        let tally = self.tally.clone();
         let endpoint = args.ingest.clone();
         let receiver = tokio::spawn(async move {
             let mut responses = ingest
@@ -591,98 +788,15 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
                     break;
                 };
                 drop(slot);
-                let mut t = tally.lock().await;
-                #[allow(clippy::cast_possible_truncation)]
-                t.ack_us
-                    .push(now.duration_since(sent_at).as_micros() as u64);
-                let mut top = 0;
-                for (tx, result) in txs.iter().zip(&r.results) {
-                    match result.outcome() {
-                        Outcome::Accepted => {
-                            t.accepted += 1;
-                            top = top.max(result.position);
-                            let e = t
-                                .expected
-                                .entry((site.clone(), tx.currency.clone()))
-                                .or_default();
-                            if tx.refund_of.is_empty() {
-                                e[0] += 1;
-                                e[1] += tx.amount_minor;
-                            } else {
-                                e[2] += 1;
-                                e[3] += tx.amount_minor;
-                            }
-                        }
-                        Outcome::Duplicate => t.duplicate += 1,
-                        _ => *t.rejected.entry(result.reason.clone()).or_default() += 1,
-                    }
-                }
-                if top > 0 {
-                    t.acks.push((top, now));
-                }
-                t.last_ack = Some(now);
+                tally
+                    .lock()
+                    .await
+                    .record(&site, &txs, &r.results, sent_at, now);
             }
             anyhow::Ok(())
         });
-        tasks.push((sender, receiver));
+        Ok((sender, receiver))
     }
-    for (sender, receiver) in tasks {
-        sender.await?;
-        receiver.await??;
-    }
-    let mut t = std::mem::take(&mut *tally.lock().await);
-    let elapsed = t
-        .last_ack
-        .map_or(Duration::ZERO, |l| l.duration_since(started));
-
-    // Wait for the leaderboard to cover everything that was accepted, then reconcile.
-    let top = t.acks.iter().map(|(p, _)| *p).max().unwrap_or(0);
-    let wait_until = Instant::now() + Duration::from_secs(120);
-    loop {
-        let n = board
-            .get_national_totals(GetNationalTotalsRequest {})
-            .await
-            .map_err(|s| client::explain(&args.endpoint, "GetNationalTotals", &s))?
-            .into_inner();
-        if n.watermark >= top {
-            break;
-        }
-        if Instant::now() > wait_until {
-            anyhow::bail!(
-                "the leaderboard watermark stayed at {} below {top} for 2 minutes; is the aggregator running?",
-                n.watermark
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // Let the watcher see the final watermark too.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    watcher.abort();
-    let after = site_totals(&mut board, &args.endpoint, &names).await?;
-    let marks = watermarks.lock().await.clone();
-    let mut fresh_us: Vec<u64> = t
-        .acks
-        .iter()
-        .filter_map(|(position, acked)| {
-            let i = marks.partition_point(|(w, _)| *w < *position);
-            #[allow(clippy::cast_possible_truncation)]
-            marks
-                .get(i)
-                .map(|(_, seen)| seen.saturating_duration_since(*acked).as_micros() as u64)
-        })
-        .collect();
-    fresh_us.sort_unstable();
-    t.ack_us.sort_unstable();
-    Ok(Report {
-        sent: t.accepted + t.duplicate + t.rejected.values().sum::<u64>(),
-        accepted: t.accepted,
-        duplicate: t.duplicate,
-        rejected: t.rejected,
-        elapsed,
-        ack_us: t.ack_us,
-        fresh_us,
-        mismatches: reconcile(&t.expected, &before, &after),
-    })
 }
 
 /// Runs the command: prints the report; exit 1 when reconciliation fails.
@@ -704,7 +818,17 @@ mod tests {
 
     fn figures(rows: &[(&str, &str, [i64; 4])]) -> Figures {
         rows.iter()
-            .map(|(s, c, v)| (((*s).to_owned(), (*c).to_owned()), *v))
+            .map(|(s, c, [sales, gross, refunds, refunded])| {
+                (
+                    ((*s).to_owned(), (*c).to_owned()),
+                    Movement {
+                        sales: *sales,
+                        gross: *gross,
+                        refunds: *refunds,
+                        refunded: *refunded,
+                    },
+                )
+            })
             .collect()
     }
 
