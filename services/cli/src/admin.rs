@@ -202,46 +202,73 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
     };
     let mut admin: AdminServiceClient<Authed> =
         AdminServiceClient::new(client::connect(endpoint, Some(token)).await?);
-    let explain = |what: &str, s: tonic::Status| client::explain(endpoint, what, &s);
+    let output = args.output;
     match &args.command {
-        AdminCommand::Sites(SitesCommand::Create { site_id, name }) => {
+        AdminCommand::Sites(command) => sites(&mut admin, endpoint, output, command).await,
+        AdminCommand::Keys(command) => keys(&mut admin, endpoint, output, command).await,
+        AdminCommand::Event(command) => event(&mut admin, endpoint, output, command).await,
+        AdminCommand::Rates(command) => rates(&mut admin, endpoint, output, command).await,
+    }
+}
+
+/// `saleboard admin sites ...`.
+async fn sites(
+    admin: &mut AdminServiceClient<Authed>,
+    endpoint: &str,
+    output: Output,
+    command: &SitesCommand,
+) -> anyhow::Result<()> {
+    match command {
+        SitesCommand::Create { site_id, name } => {
             let s = admin
                 .create_site(CreateSiteRequest {
                     site_id: site_id.clone(),
                     display_name: name.clone(),
                 })
                 .await
-                .map_err(|s| explain("CreateSite", s))?
+                .map_err(|s| client::explain(endpoint, "CreateSite", &s))?
                 .into_inner();
             print(
-                args.output,
+                output,
                 json!({"site_id": s.site_id, "display_name": s.display_name, "created_at": text(s.created_at.as_ref())}),
                 || format!("created site {} ({})\n", s.site_id, s.display_name),
             );
         }
-        AdminCommand::Sites(SitesCommand::List) => {
+        SitesCommand::List => {
             let sites = admin
                 .list_sites(ListSitesRequest {})
                 .await
-                .map_err(|s| explain("ListSites", s))?
+                .map_err(|s| client::explain(endpoint, "ListSites", &s))?
                 .into_inner()
                 .sites;
             print(
-                args.output,
-                json!(sites.iter().map(|s| json!({"site_id": s.site_id, "display_name": s.display_name, "created_at": text(s.created_at.as_ref())})).collect::<Vec<_>>()),
-                || sites.iter().map(|s| format!("{:<40} {}\n", s.site_id, s.display_name)).collect(),
-            );
+            output,
+            json!(sites.iter().map(|s| json!({"site_id": s.site_id, "display_name": s.display_name, "created_at": text(s.created_at.as_ref())})).collect::<Vec<_>>()),
+            || sites.iter().map(|s| format!("{:<40} {}\n", s.site_id, s.display_name)).collect(),
+        );
         }
-        AdminCommand::Keys(KeysCommand::Create { site_id }) => {
+    }
+    Ok(())
+}
+
+/// `saleboard admin keys ...`.
+async fn keys(
+    admin: &mut AdminServiceClient<Authed>,
+    endpoint: &str,
+    output: Output,
+    command: &KeysCommand,
+) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create { site_id } => {
             let k = admin
                 .create_api_key(CreateApiKeyRequest {
                     site_id: site_id.clone(),
                 })
                 .await
-                .map_err(|s| explain("CreateApiKey", s))?
+                .map_err(|s| client::explain(endpoint, "CreateApiKey", &s))?
                 .into_inner();
             print(
-                args.output,
+                output,
                 json!({"key_id": k.key_id, "site_id": k.site_id, "secret": k.secret}),
                 || {
                     format!(
@@ -251,18 +278,18 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
                 },
             );
         }
-        AdminCommand::Keys(KeysCommand::Revoke { key_id }) => {
+        KeysCommand::Revoke { key_id } => {
             let k = admin
                 .revoke_api_key(RevokeApiKeyRequest {
                     key_id: key_id.clone(),
                 })
                 .await
-                .map_err(|s| explain("RevokeApiKey", s))?
+                .map_err(|s| client::explain(endpoint, "RevokeApiKey", &s))?
                 .into_inner()
                 .key
                 .unwrap_or_default();
             print(
-                args.output,
+                output,
                 json!({"key_id": k.key_id, "site_id": k.site_id, "revoked_at": text(k.revoked_at.as_ref())}),
                 || {
                     format!(
@@ -274,28 +301,40 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
                 },
             );
         }
-        AdminCommand::Keys(KeysCommand::List { site }) => {
+        KeysCommand::List { site } => {
             let keys = admin
                 .list_api_keys(ListApiKeysRequest {
                     site_id: site.clone(),
                 })
                 .await
-                .map_err(|s| explain("ListApiKeys", s))?
+                .map_err(|s| client::explain(endpoint, "ListApiKeys", &s))?
                 .into_inner()
                 .keys;
             print(
-                args.output,
-                json!(keys.iter().map(|k| json!({"key_id": k.key_id, "site_id": k.site_id, "created_at": text(k.created_at.as_ref()), "revoked_at": k.revoked_at.as_ref().map(|t| text(Some(t)))})).collect::<Vec<_>>()),
-                || keys.iter().map(|k| format!("{:<22} {:<40} {}\n", k.key_id, k.site_id, if k.revoked_at.is_some() { "revoked" } else { "active" })).collect(),
-            );
+            output,
+            json!(keys.iter().map(|k| json!({"key_id": k.key_id, "site_id": k.site_id, "created_at": text(k.created_at.as_ref()), "revoked_at": k.revoked_at.as_ref().map(|t| text(Some(t)))})).collect::<Vec<_>>()),
+            || keys.iter().map(|k| format!("{:<22} {:<40} {}\n", k.key_id, k.site_id, if k.revoked_at.is_some() { "revoked" } else { "active" })).collect(),
+        );
         }
-        AdminCommand::Event(EventCommand::Set {
+    }
+    Ok(())
+}
+
+/// `saleboard admin event ...`.
+async fn event(
+    admin: &mut AdminServiceClient<Authed>,
+    endpoint: &str,
+    output: Output,
+    command: &EventCommand,
+) -> anyhow::Result<()> {
+    match command {
+        EventCommand::Set {
             id,
             name,
             starts,
             ends,
             currency,
-        }) => {
+        } => {
             let e = admin
                 .set_event(Event {
                     event_id: id.clone(),
@@ -305,36 +344,48 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
                     reporting_currency: currency.clone(),
                 })
                 .await
-                .map_err(|s| explain("SetEvent", s))?
+                .map_err(|s| client::explain(endpoint, "SetEvent", &s))?
                 .into_inner();
-            print(args.output, event_json(&e), || event_table(&e));
+            print(output, event_json(&e), || event_table(&e));
         }
-        AdminCommand::Event(EventCommand::Get) => {
+        EventCommand::Get => {
             let e = admin
                 .get_event(GetEventRequest {})
                 .await
-                .map_err(|s| explain("GetEvent", s))?
+                .map_err(|s| client::explain(endpoint, "GetEvent", &s))?
                 .into_inner();
-            print(args.output, event_json(&e), || event_table(&e));
+            print(output, event_json(&e), || event_table(&e));
         }
-        AdminCommand::Rates(RatesCommand::Set { file }) => {
+    }
+    Ok(())
+}
+
+/// `saleboard admin rates ...`.
+async fn rates(
+    admin: &mut AdminServiceClient<Authed>,
+    endpoint: &str,
+    output: Output,
+    command: &RatesCommand,
+) -> anyhow::Result<()> {
+    match command {
+        RatesCommand::Set { file } => {
             let rates = read_rates(file)?;
             let all = admin
                 .set_exchange_rates(SetExchangeRatesRequest { rates })
                 .await
-                .map_err(|s| explain("SetExchangeRates", s))?
+                .map_err(|s| client::explain(endpoint, "SetExchangeRates", &s))?
                 .into_inner()
                 .rates;
-            print(args.output, rates_json(&all), || rates_table(&all));
+            print(output, rates_json(&all), || rates_table(&all));
         }
-        AdminCommand::Rates(RatesCommand::List) => {
+        RatesCommand::List => {
             let all = admin
                 .list_exchange_rates(ListExchangeRatesRequest {})
                 .await
-                .map_err(|s| explain("ListExchangeRates", s))?
+                .map_err(|s| client::explain(endpoint, "ListExchangeRates", &s))?
                 .into_inner()
                 .rates;
-            print(args.output, rates_json(&all), || rates_table(&all));
+            print(output, rates_json(&all), || rates_table(&all));
         }
     }
     Ok(())
