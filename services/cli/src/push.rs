@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use saleboard_proto::v1::ingest_service_client::IngestServiceClient;
-use saleboard_proto::v1::{Outcome, SubmitTransactionsRequest, Transaction};
+use saleboard_proto::v1::{Outcome, SubmitTransactionsRequest, Transaction, TransactionResult};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -105,6 +105,17 @@ struct Rejects {
 }
 
 impl Rejects {
+    /// The rejects file of `file`, removing one left by an earlier run (it is written anew,
+    /// only when there is a reject).
+    fn for_file(file: &Path) -> anyhow::Result<Self> {
+        let path = rejects_path(file);
+        if path.exists() {
+            std::fs::remove_file(&path)
+                .map_err(|e| anyhow::anyhow!("cannot remove the old {}: {e}", path.display()))?;
+        }
+        Ok(Self { path, writer: None })
+    }
+
     fn write(&mut self, line: u64, id: &str, reason: &str, message: &str) -> anyhow::Result<()> {
         if self.writer.is_none() {
             let mut w = csv::Writer::from_path(&self.path)
@@ -119,16 +130,85 @@ impl Rejects {
     }
 }
 
-fn progress(total: u64) -> Option<ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
+/// How far a file has got: a bar on a terminal, otherwise a line every two seconds.
+struct Progress {
+    bar: Option<ProgressBar>,
+    total: u64,
+    started: Instant,
+    last_report: Instant,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} rows {per_sec} eta {eta} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Self {
+            bar,
+            total,
+            started: Instant::now(),
+            last_report: Instant::now(),
+        }
     }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} rows {per_sec} eta {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    Some(bar)
+
+    /// `answered` more rows of `file` were answered; `summary` is the state so far.
+    fn advance(&mut self, file: &Path, answered: u64, summary: &FileSummary) {
+        if let Some(bar) = &self.bar {
+            bar.inc(answered);
+            bar.set_message(format!(
+                "{} accepted, {} duplicate, {} rejected",
+                summary.accepted,
+                summary.duplicate,
+                summary.rejected_total()
+            ));
+        } else if self.last_report.elapsed() >= Duration::from_secs(2) {
+            let done = summary.accepted + summary.duplicate + summary.rejected_total();
+            eprintln!(
+                "{}: {done}/{} rows answered ({:.0}/s): {} accepted, {} duplicate, {} rejected",
+                file.display(),
+                self.total,
+                done as f64 / self.started.elapsed().as_secs_f64().max(0.001),
+                summary.accepted,
+                summary.duplicate,
+                summary.rejected_total()
+            );
+            self.last_report = Instant::now();
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl FileSummary {
+    /// Counts the answer to one batch whose rows were `sent` (line, transaction id), writing
+    /// its rejects.
+    fn record(
+        &mut self,
+        rejects: &mut Rejects,
+        sent: &[(u64, String)],
+        results: &[TransactionResult],
+    ) -> anyhow::Result<()> {
+        for ((line, id), result) in sent.iter().zip(results) {
+            match result.outcome() {
+                Outcome::Accepted => self.accepted += 1,
+                Outcome::Duplicate => self.duplicate += 1,
+                _ => {
+                    *self.rejected.entry(result.reason.clone()).or_default() += 1;
+                    rejects.write(*line, id, &result.reason, &result.message)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Pushes one file. `stop` turns true on Ctrl-C.
@@ -140,8 +220,7 @@ async fn push_file(
     let mut client =
         IngestServiceClient::new(client::connect(&args.endpoint, Some(&args.key)).await?)
             .max_decoding_message_size(64 * 1024 * 1024);
-    let total = input::count_rows(file);
-    let bar = progress(total);
+    let mut progress = Progress::new(input::count_rows(file));
 
     // Reading runs on a blocking thread; rows come through a bounded channel.
     let (row_tx, mut row_rx) = mpsc::channel::<input::Row>(4 * args.batch_size as usize);
@@ -158,23 +237,13 @@ async fn push_file(
         .into_inner();
 
     let mut summary = FileSummary::default();
-    let mut rejects = Rejects {
-        path: rejects_path(file),
-        writer: None,
-    };
-    if rejects.path.exists() {
-        std::fs::remove_file(&rejects.path).map_err(|e| {
-            anyhow::anyhow!("cannot remove the old {}: {e}", rejects.path.display())
-        })?;
-    }
+    let mut rejects = Rejects::for_file(file)?;
     // Lines of every batch sent and not yet answered, in order.
     let mut in_flight: VecDeque<Vec<(u64, String)>> = VecDeque::new();
     let mut batch: Vec<Transaction> = Vec::new();
     let mut lines: Vec<(u64, String)> = Vec::new();
     let mut input_done = false;
     let mut sender = Some(req_tx);
-    let mut last_report = Instant::now();
-    let started = Instant::now();
 
     loop {
         if stop.load(Ordering::Relaxed) && !summary.interrupted {
@@ -223,40 +292,15 @@ async fn push_file(
                     anyhow::bail!("{} closed the stream with {} batches unanswered", args.endpoint, in_flight.len());
                 };
                 let sent_lines = in_flight.pop_front().unwrap_or_default();
-                for ((line, id), result) in sent_lines.iter().zip(&response.results) {
-                    match result.outcome() {
-                        Outcome::Accepted => summary.accepted += 1,
-                        Outcome::Duplicate => summary.duplicate += 1,
-                        _ => {
-                            *summary.rejected.entry(result.reason.clone()).or_default() += 1;
-                            rejects.write(*line, id, &result.reason, &result.message)?;
-                        }
-                    }
-                }
-                if let Some(bar) = &bar {
-                    bar.inc(sent_lines.len() as u64);
-                    bar.set_message(format!("{} accepted, {} duplicate, {} rejected", summary.accepted, summary.duplicate, summary.rejected_total()));
-                } else if last_report.elapsed() >= Duration::from_secs(2) {
-                    let done = summary.accepted + summary.duplicate + summary.rejected_total();
-                    eprintln!(
-                        "{}: {done}/{total} rows answered ({:.0}/s): {} accepted, {} duplicate, {} rejected",
-                        file.display(),
-                        done as f64 / started.elapsed().as_secs_f64().max(0.001),
-                        summary.accepted,
-                        summary.duplicate,
-                        summary.rejected_total()
-                    );
-                    last_report = Instant::now();
-                }
+                summary.record(&mut rejects, &sent_lines, &response.results)?;
+                progress.advance(file, sent_lines.len() as u64, &summary);
             }
             () = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
     drop(row_rx);
     reader.await??;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    progress.finish();
     if let Some(mut w) = rejects.writer.take() {
         w.flush()?;
         summary.rejects_file = Some(rejects.path);
