@@ -111,23 +111,99 @@ impl PgStore {
 }
 
 shared_store_impl!(PgStore);
+
+/// The changed per-currency totals of one apply, column by column (for `UNNEST`).
+#[derive(Default)]
+struct TotalsColumns<'a> {
+    site: Vec<&'a str>,
+    currency: Vec<&'a str>,
+    sales: Vec<i64>,
+    gross: Vec<String>,
+    refunds: Vec<i64>,
+    refunded: Vec<String>,
+    net: Vec<String>,
+}
+
+/// The changed hourly totals of one apply, column by column (for `UNNEST`).
+#[derive(Default)]
+struct HourlyColumns<'a> {
+    site: Vec<&'a str>,
+    currency: Vec<&'a str>,
+    hour: Vec<i64>,
+    sales: Vec<i64>,
+    net: Vec<String>,
+}
+
+/// Writes the changed totals of one apply: one `UNNEST` statement per table. Money sums are
+/// bound as decimal text and cast to NUMERIC.
+async fn upsert_changes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    changes: &saleboard_domain::totals::Changes,
+) -> Result<()> {
+    use crate::model::to_i64;
+    if !changes.totals.is_empty() {
+        let mut c = TotalsColumns::default();
+        for ((site, currency), t) in &changes.totals {
+            c.site.push(site.as_str());
+            c.currency.push(currency.code());
+            c.sales.push(to_i64("site_totals", t.sale_count)?);
+            c.gross.push(t.gross_minor.to_string());
+            c.refunds.push(to_i64("site_totals", t.refund_count)?);
+            c.refunded.push(t.refunded_minor.to_string());
+            c.net.push(t.net_minor().to_string());
+        }
+        sqlx::query(
+            "INSERT INTO site_totals (site_id, currency, sale_count, gross_minor, refund_count, \
+             refunded_minor, net_minor) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::numeric[], \
+             $5::bigint[], $6::numeric[], $7::numeric[]) \
+             ON CONFLICT (site_id, currency) DO UPDATE SET sale_count = excluded.sale_count, \
+             gross_minor = excluded.gross_minor, refund_count = excluded.refund_count, \
+             refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor",
+        )
+        .bind(c.site)
+        .bind(c.currency)
+        .bind(c.sales)
+        .bind(c.gross)
+        .bind(c.refunds)
+        .bind(c.refunded)
+        .bind(c.net)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !changes.hourly.is_empty() {
+        let mut c = HourlyColumns::default();
+        for ((site, currency, hour), h) in &changes.hourly {
+            c.site.push(site.as_str());
+            c.currency.push(currency.code());
+            c.hour.push(hour.0);
+            c.sales.push(to_i64("hourly_totals", h.sale_count)?);
+            c.net.push(h.net_minor.to_string());
+        }
+        sqlx::query(
+            "INSERT INTO hourly_totals (site_id, currency, hour_start_ns, sale_count, net_minor) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], \
+             $5::numeric[]) \
+             ON CONFLICT (site_id, currency, hour_start_ns) DO UPDATE SET \
+             sale_count = excluded.sale_count, net_minor = excluded.net_minor",
+        )
+        .bind(c.site)
+        .bind(c.currency)
+        .bind(c.hour)
+        .bind(c.sales)
+        .bind(c.net)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
 totals_store_impl!(
     PgStore,
     begin_write: "BEGIN",
     lock_state: "SELECT applied_position FROM aggregator_state WHERE id = 1 FOR UPDATE",
     begin_read: "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
     notify: Some("SELECT pg_notify('saleboard_applied', $1)"),
-    // Money sums are NUMERIC; the binds are their decimal text.
-    upsert_totals: "INSERT INTO site_totals (site_id, currency, sale_count, gross_minor, \
-        refund_count, refunded_minor, net_minor) \
-        VALUES ($1, $2, $3, CAST($4 AS NUMERIC), $5, CAST($6 AS NUMERIC), CAST($7 AS NUMERIC)) \
-        ON CONFLICT (site_id, currency) DO UPDATE SET sale_count = excluded.sale_count, \
-        gross_minor = excluded.gross_minor, refund_count = excluded.refund_count, \
-        refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor",
-    upsert_hourly: "INSERT INTO hourly_totals (site_id, currency, hour_start_ns, sale_count, \
-        net_minor) VALUES ($1, $2, $3, $4, CAST($5 AS NUMERIC)) \
-        ON CONFLICT (site_id, currency, hour_start_ns) DO UPDATE SET \
-        sale_count = excluded.sale_count, net_minor = excluded.net_minor"
+    upsert_changes: upsert_changes
 );
 
 #[async_trait]

@@ -127,17 +127,71 @@ totals_store_impl!(
     lock_state: "SELECT applied_position FROM aggregator_state WHERE id = 1",
     begin_read: "BEGIN",
     notify: None::<&'static str>,
-    // Money sums are decimal TEXT (wider than SQLite's integers).
-    upsert_totals: "INSERT INTO site_totals (site_id, currency, sale_count, gross_minor, \
-        refund_count, refunded_minor, net_minor) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-        ON CONFLICT (site_id, currency) DO UPDATE SET sale_count = excluded.sale_count, \
-        gross_minor = excluded.gross_minor, refund_count = excluded.refund_count, \
-        refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor",
-    upsert_hourly: "INSERT INTO hourly_totals (site_id, currency, hour_start_ns, sale_count, \
-        net_minor) VALUES ($1, $2, $3, $4, $5) \
-        ON CONFLICT (site_id, currency, hour_start_ns) DO UPDATE SET \
-        sale_count = excluded.sale_count, net_minor = excluded.net_minor"
+    upsert_changes: upsert_changes
 );
+
+/// Writes the changed totals of one apply: one `json_each` statement per table. Money sums are
+/// JSON strings (decimal text, wider than SQLite's integers).
+async fn upsert_changes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    changes: &saleboard_domain::totals::Changes,
+) -> Result<()> {
+    if !changes.totals.is_empty() {
+        let rows: Vec<serde_json::Value> = changes
+            .totals
+            .iter()
+            .map(|((site, currency), t)| {
+                json!([
+                    site.as_str(),
+                    currency.code(),
+                    t.sale_count,
+                    t.gross_minor.to_string(),
+                    t.refund_count,
+                    t.refunded_minor.to_string(),
+                    t.net_minor().to_string()
+                ])
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO site_totals (site_id, currency, sale_count, gross_minor, refund_count, \
+             refunded_minor, net_minor) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+             value ->> 5, value ->> 6 FROM json_each($1) WHERE true \
+             ON CONFLICT (site_id, currency) DO UPDATE SET sale_count = excluded.sale_count, \
+             gross_minor = excluded.gross_minor, refund_count = excluded.refund_count, \
+             refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !changes.hourly.is_empty() {
+        let rows: Vec<serde_json::Value> = changes
+            .hourly
+            .iter()
+            .map(|((site, currency, hour), h)| {
+                json!([
+                    site.as_str(),
+                    currency.code(),
+                    hour.0,
+                    h.sale_count,
+                    h.net_minor.to_string()
+                ])
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO hourly_totals (site_id, currency, hour_start_ns, sale_count, net_minor) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 \
+             FROM json_each($1) WHERE true \
+             ON CONFLICT (site_id, currency, hour_start_ns) DO UPDATE SET \
+             sale_count = excluded.sale_count, net_minor = excluded.net_minor",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
 
 fn pairs_json(pairs: Vec<(String, String)>) -> String {
     serde_json::Value::Array(pairs.into_iter().map(|(a, b)| json!([a, b])).collect()).to_string()

@@ -4,7 +4,7 @@
 
 /// Implements [`crate::TotalsStore`] for a store type with a `pool` field.
 macro_rules! totals_store_impl {
-    ($store:ty, begin_write: $begin_write:expr, lock_state: $lock_state:expr, begin_read: $begin_read:expr, notify: $notify:expr, upsert_totals: $upsert_totals:expr, upsert_hourly: $upsert_hourly:expr) => {
+    ($store:ty, begin_write: $begin_write:expr, lock_state: $lock_state:expr, begin_read: $begin_read:expr, notify: $notify:expr, upsert_changes: $upsert_changes:path) => {
         // Money sums are read as decimal text: NUMERIC on PostgreSQL, TEXT on SQLite.
         type TotalsRow = (String, String, i64, String, i64, String);
         type HourlyRow = (String, String, i64, i64, String);
@@ -53,7 +53,7 @@ macro_rules! totals_store_impl {
                 changes: &saleboard_domain::totals::Changes,
                 now: saleboard_domain::UnixNanos,
             ) -> $crate::Result<()> {
-                use $crate::model::{db_position, to_i64};
+                use $crate::model::db_position;
                 let _gate = self.write_gate().await?;
                 let mut tx = self.pool.begin_with($begin_write).await?;
                 let (applied,): (i64,) = sqlx::query_as($lock_state).fetch_one(&mut *tx).await?;
@@ -63,28 +63,8 @@ macro_rules! totals_store_impl {
                         found: u64::try_from(applied).unwrap_or_default(),
                     });
                 }
-                for ((site, currency), t) in &changes.totals {
-                    sqlx::query($upsert_totals)
-                    .bind(site.as_str())
-                    .bind(currency.code())
-                    .bind(to_i64("site_totals", t.sale_count)?)
-                    .bind(t.gross_minor.to_string())
-                    .bind(to_i64("site_totals", t.refund_count)?)
-                    .bind(t.refunded_minor.to_string())
-                    .bind(t.net_minor().to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                for ((site, currency, hour), h) in &changes.hourly {
-                    sqlx::query($upsert_hourly)
-                    .bind(site.as_str())
-                    .bind(currency.code())
-                    .bind(hour.0)
-                    .bind(to_i64("hourly_totals", h.sale_count)?)
-                    .bind(h.net_minor.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                // One statement per table, whatever the number of changed totals.
+                $upsert_changes(&mut tx, changes).await?;
                 sqlx::query("UPDATE aggregator_state SET applied_position = $1, updated_at_ns = $2 WHERE id = 1")
                     .bind(db_position(to)?)
                     .bind(now.0)
