@@ -94,25 +94,33 @@ impl TestDb {
     /// # Panics
     /// When storage refuses.
     pub async fn seed_site(&self, site_id: &str) -> String {
-        use saleboard_domain::{Event, SiteId, UnixNanos};
-        let store = self.store().await;
-        let now = UnixNanos::now();
-        let event = Event::new(
-            "seeded",
-            "Seeded event",
-            now.saturating_add_secs(-86_400),
-            now.saturating_add_secs(86_400),
-            "IDR",
-        )
-        .expect("event");
-        store.set_event(&event).await.expect("event");
-        let site = SiteId::parse(site_id).expect("site id");
-        store.create_site(&site, site_id, now).await.expect("site");
-        let key = saleboard_runtime::auth::new_api_key().expect("key");
-        store
-            .create_api_key(&key.key_id, &site, &key.secret_hash, now)
-            .await
-            .expect("key");
-        key.secret
+        seed_site(self.store().await.as_ref(), site_id).await
     }
+}
+
+/// Sets an event around now (reporting IDR) and registers `site_id` with one API key in
+/// `store`; returns the key's secret.
+///
+/// # Panics
+/// When storage refuses.
+pub async fn seed_site(store: &dyn Store, site_id: &str) -> String {
+    use saleboard_domain::{Event, SiteId, UnixNanos};
+    let now = UnixNanos::now();
+    let event = Event::new(
+        "seeded",
+        "Seeded event",
+        now.saturating_add_secs(-86_400),
+        now.saturating_add_secs(86_400),
+        "IDR",
+    )
+    .expect("event");
+    store.set_event(&event).await.expect("event");
+    let site = SiteId::parse(site_id).expect("site id");
+    store.create_site(&site, site_id, now).await.expect("site");
+    let key = saleboard_runtime::auth::new_api_key().expect("key");
+    store
+        .create_api_key(&key.key_id, &site, &key.secret_hash, now)
+        .await
+        .expect("key");
+    key.secret
 }

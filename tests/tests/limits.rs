@@ -5,9 +5,7 @@
 
 use std::time::Duration;
 
-use saleboard_domain::{Event, SiteId, UnixNanos};
 use saleboard_proto::v1::{Outcome, SubmitTransactionsRequest};
-use saleboard_runtime::auth::new_api_key;
 use saleboard_tests::app::ingest_client;
 use saleboard_tests::data::sale;
 use saleboard_tests::proc::{ServiceProcess, free_addr};
@@ -19,25 +17,8 @@ use tonic::Code;
 /// A database with an event and one site, and its key's secret.
 async fn database() -> (TestDb, String) {
     let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
-    let store = db.store().await;
-    let now = UnixNanos::now();
-    let event = Event::new(
-        "e",
-        "E",
-        now.saturating_add_secs(-86_400),
-        now.saturating_add_secs(86_400),
-        "IDR",
-    )
-    .expect("event");
-    store.set_event(&event).await.expect("event");
-    let site = SiteId::parse("toko").expect("site");
-    store.create_site(&site, "Toko", now).await.expect("site");
-    let key = new_api_key().expect("key");
-    store
-        .create_api_key(&key.key_id, &site, &key.secret_hash, now)
-        .await
-        .expect("key");
-    (db, key.secret)
+    let secret = db.seed_site("toko").await;
+    (db, secret)
 }
 
 async fn ingest(db: &TestDb, args: &[&str]) -> ServiceProcess {

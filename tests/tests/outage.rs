@@ -6,14 +6,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use saleboard_domain::{Event, SiteId, UnixNanos};
 use saleboard_proto::v1::aggregator_service_client::AggregatorServiceClient;
 use saleboard_proto::v1::{
     GetAggregatorStatusRequest, Outcome, SubmitTransactionsRequest, SubmitTransactionsResponse,
 };
-use saleboard_runtime::auth::new_api_key;
 use saleboard_tests::app::{channel, ingest_client};
 use saleboard_tests::data::sale;
+use saleboard_tests::db::seed_site;
 use saleboard_tests::pg::own_cluster;
 use saleboard_tests::proc::{ServiceProcess, free_addr};
 use sqlx::Connection as _;
@@ -93,23 +92,7 @@ async fn database_outages_fail_fast_and_recover() {
     .await
     .expect("store");
     store.migrate().await.expect("migrate");
-    let now = UnixNanos::now();
-    let event = Event::new(
-        "e",
-        "E",
-        now.saturating_add_secs(-86_400),
-        now.saturating_add_secs(86_400),
-        "IDR",
-    )
-    .expect("event");
-    store.set_event(&event).await.expect("event");
-    let site = SiteId::parse("toko").expect("site");
-    store.create_site(&site, "Toko", now).await.expect("site");
-    let key = new_api_key().expect("key");
-    store
-        .create_api_key(&key.key_id, &site, &key.secret_hash, now)
-        .await
-        .expect("key");
+    let secret = seed_site(store.as_ref(), "toko").await;
     drop(store);
 
     let env = [("SALEBOARD_DATABASE_URL", url.as_str())];
@@ -130,9 +113,7 @@ async fn database_outages_fail_fast_and_recover() {
     )
     .await;
     let ids = |prefix: &str| (0..20).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>();
-    let before = push(ingest.addr, &key.secret, &ids("A"))
-        .await
-        .expect("push");
+    let before = push(ingest.addr, &secret, &ids("A")).await.expect("push");
     assert!(
         before
             .results
@@ -153,7 +134,7 @@ async fn database_outages_fail_fast_and_recover() {
     // The outage.
     cluster.stop().expect("stop PostgreSQL");
     let started = tokio::time::Instant::now();
-    let err = push(ingest.addr, &key.secret, &ids("B"))
+    let err = push(ingest.addr, &secret, &ids("B"))
         .await
         .expect_err("no database");
     let took = started.elapsed();
@@ -189,14 +170,12 @@ async fn database_outages_fail_fast_and_recover() {
     // The database returns: everything recovers by itself.
     cluster.start().expect("start PostgreSQL");
     eventually(Duration::from_secs(20), "a push accepted again", || async {
-        push(ingest.addr, &key.secret, &ids("C"))
-            .await
-            .is_ok_and(|r| {
-                r.results.iter().all(|r| {
-                    r.outcome == i32::from(Outcome::Accepted)
-                        || r.outcome == i32::from(Outcome::Duplicate)
-                })
+        push(ingest.addr, &secret, &ids("C")).await.is_ok_and(|r| {
+            r.results.iter().all(|r| {
+                r.outcome == i32::from(Outcome::Accepted)
+                    || r.outcome == i32::from(Outcome::Duplicate)
             })
+        })
     })
     .await;
     eventually(Duration::from_secs(6), "ingest SERVING", || async {
