@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use saleboard_domain::resolve::Decision;
 use saleboard_domain::{
-    Currency, Event, Kind, Rate, Reason, SiteId, StoreId, TransactionId, UnixNanos,
+    Currency, Event, Kind, Nature, Rate, Reason, SiteId, StoreId, TransactionId, UnixNanos,
     ValidTransaction,
 };
 use saleboard_storage::{Candidate, StorageError, Store};
@@ -29,11 +29,16 @@ fn candidate(
         tx: ValidTransaction {
             id: TransactionId::parse(id).expect("valid id"),
             store_id: StoreId::parse("s-1").expect("valid store"),
-            kind,
+            nature: match (kind, refund_of) {
+                (Kind::Sale, None) => Nature::Sale,
+                (Kind::Refund, Some(of)) => Nature::Refund {
+                    of: TransactionId::parse(of).expect("valid id"),
+                },
+                other => panic!("not a valid transaction: {other:?}"),
+            },
             currency: Currency::parse("IDR").expect("IDR"),
             amount_minor: amount,
             occurred_at: UnixNanos(1_000),
-            refund_of: refund_of.map(|r| TransactionId::parse(r).expect("valid id")),
         },
     }
 }
@@ -237,7 +242,7 @@ async fn append_decides_and_stores(backend: Backend) {
         ]
     );
     assert_eq!(
-        rows[2].tx.refund_of.as_ref().map(TransactionId::as_str),
+        rows[2].tx.refund_of().map(TransactionId::as_str),
         Some("S1")
     );
     assert_eq!(rows[0].tx, first[0].tx, "content round-trips exactly");

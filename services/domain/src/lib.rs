@@ -30,4 +30,4 @@ pub use ids::{IdError, SiteId, StoreId, TransactionId};
 pub use rate::Rate;
 pub use reason::{Reason, Rejection};
 pub use time::UnixNanos;
-pub use transaction::{Kind, Limits, PushedKind, TransactionInput, ValidTransaction};
+pub use transaction::{Kind, Limits, Nature, PushedKind, TransactionInput, ValidTransaction};

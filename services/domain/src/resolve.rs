@@ -89,14 +89,14 @@ impl LedgerState {
                 ))
             };
         }
-        if tx.kind == Kind::Refund
-            && let Err(rejection) = self.check_refund(site, tx)
+        if let Some(sale) = tx.refund_of()
+            && let Err(rejection) = self.check_refund(site, sale, tx)
         {
             return Decision::Rejected(rejection);
         }
         let position = self.next_position;
         self.next_position += 1;
-        if let (Kind::Refund, Some(sale)) = (tx.kind, &tx.refund_of) {
+        if let Some(sale) = tx.refund_of() {
             *self
                 .refunded
                 .entry((site.clone(), sale.clone()))
@@ -112,13 +112,12 @@ impl LedgerState {
         Decision::Accepted { position }
     }
 
-    fn check_refund(&self, site: &SiteId, tx: &ValidTransaction) -> Result<(), Rejection> {
-        let Some(sale_id) = &tx.refund_of else {
-            return Err(Rejection::new(
-                Reason::MissingRefundOf,
-                "refund_of is empty; a REFUND must name the transaction_id of its SALE",
-            ));
-        };
+    fn check_refund(
+        &self,
+        site: &SiteId,
+        sale_id: &TransactionId,
+        tx: &ValidTransaction,
+    ) -> Result<(), Rejection> {
         let sale_key = (site.clone(), sale_id.clone());
         let Some(sale) = self.rows.get(&sale_key) else {
             return Err(Rejection::new(
@@ -130,7 +129,7 @@ impl LedgerState {
                 ),
             ));
         };
-        if sale.tx.kind != Kind::Sale {
+        if sale.tx.kind() != Kind::Sale {
             return Err(Rejection::new(
                 Reason::RefundOfNonSale,
                 format!(
@@ -170,7 +169,7 @@ impl LedgerState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Currency, StoreId, UnixNanos};
+    use crate::{Currency, Nature, StoreId, UnixNanos};
 
     fn site(s: &str) -> SiteId {
         SiteId::parse(s).expect("valid site")
@@ -186,11 +185,16 @@ mod tests {
         ValidTransaction {
             id: TransactionId::parse(id).expect("valid id"),
             store_id: StoreId::default(),
-            kind,
+            nature: match (kind, refund_of) {
+                (Kind::Sale, None) => Nature::Sale,
+                (Kind::Refund, Some(of)) => Nature::Refund {
+                    of: TransactionId::parse(of).expect("valid id"),
+                },
+                other => panic!("not a valid transaction: {other:?}"),
+            },
             currency: Currency::parse(cur).expect("valid currency"),
             amount_minor: amount,
             occurred_at: UnixNanos(1),
-            refund_of: refund_of.map(|r| TransactionId::parse(r).expect("valid id")),
         }
     }
 

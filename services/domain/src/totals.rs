@@ -107,7 +107,7 @@ impl TotalsBook {
         let t = self.totals.entry(key.clone()).or_default();
         let hour_key = (site.clone(), tx.currency, tx.occurred_at.hour_start());
         let h = self.hourly.entry(hour_key.clone()).or_default();
-        match tx.kind {
+        match tx.kind() {
             Kind::Sale => {
                 t.sale_count = t
                     .sale_count
@@ -175,7 +175,7 @@ impl TotalsBook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{StoreId, TransactionId};
+    use crate::{Nature, StoreId, TransactionId};
 
     const HOUR: i64 = 3_600_000_000_000;
 
@@ -183,11 +183,15 @@ mod tests {
         ValidTransaction {
             id: TransactionId::parse("t").expect("id"),
             store_id: StoreId::default(),
-            kind,
+            nature: match kind {
+                Kind::Sale => Nature::Sale,
+                Kind::Refund => Nature::Refund {
+                    of: TransactionId::parse("s").expect("id"),
+                },
+            },
             currency: Currency::parse(currency).expect("currency"),
             amount_minor: amount,
             occurred_at: UnixNanos(at),
-            refund_of: None,
         }
     }
 
@@ -277,7 +281,7 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{StoreId, TransactionId};
+    use crate::{Nature, StoreId, TransactionId};
 
     fn rows() -> impl Strategy<Value = Vec<(u8, ValidTransaction)>> {
         proptest::collection::vec(
@@ -293,18 +297,22 @@ mod properties {
         .prop_map(|v| {
             v.into_iter()
                 .map(|(site, refund, currency, amount, at)| {
-                    let kind = if refund { Kind::Refund } else { Kind::Sale };
-                    let sale = TransactionId::parse("s").expect("id");
+                    let nature = if refund {
+                        Nature::Refund {
+                            of: TransactionId::parse("s").expect("id"),
+                        }
+                    } else {
+                        Nature::Sale
+                    };
                     (
                         site,
                         ValidTransaction {
                             id: TransactionId::parse("t").expect("id"),
                             store_id: StoreId::default(),
-                            kind,
+                            nature,
                             currency: Currency::parse(currency).expect("currency"),
                             amount_minor: amount,
                             occurred_at: UnixNanos(at),
-                            refund_of: refund.then_some(sale),
                         },
                     )
                 })

@@ -94,16 +94,60 @@ pub struct ValidTransaction {
     pub id: TransactionId,
     /// Retailer's store.
     pub store_id: StoreId,
-    /// Sale or refund.
-    pub kind: Kind,
+    /// A sale, or a refund and the sale it refunds.
+    pub nature: Nature,
     /// Currency of the amount.
     pub currency: Currency,
     /// Positive minor units, at most the configured maximum.
     pub amount_minor: i64,
     /// When it happened.
     pub occurred_at: UnixNanos,
-    /// For refunds, the sale refunded.
-    pub refund_of: Option<TransactionId>,
+}
+
+/// What a valid transaction does: a refund always names its sale, a sale never names one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Nature {
+    /// A sale.
+    Sale,
+    /// A refund of the sale `of` (same site).
+    Refund {
+        /// The sale refunded.
+        of: TransactionId,
+    },
+}
+
+impl Nature {
+    /// Sale or refund, without the sale refunded.
+    #[must_use]
+    pub fn kind(&self) -> Kind {
+        match self {
+            Self::Sale => Kind::Sale,
+            Self::Refund { .. } => Kind::Refund,
+        }
+    }
+
+    /// The sale refunded, for a refund.
+    #[must_use]
+    pub fn refund_of(&self) -> Option<&TransactionId> {
+        match self {
+            Self::Sale => None,
+            Self::Refund { of } => Some(of),
+        }
+    }
+}
+
+impl ValidTransaction {
+    /// Sale or refund.
+    #[must_use]
+    pub fn kind(&self) -> Kind {
+        self.nature.kind()
+    }
+
+    /// The sale refunded, for a refund.
+    #[must_use]
+    pub fn refund_of(&self) -> Option<&TransactionId> {
+        self.nature.refund_of()
+    }
 }
 
 fn id_message(field: &str, value: &str, err: &IdError) -> String {
@@ -198,8 +242,8 @@ pub fn validate(
             ),
         ));
     }
-    let refund_of = match (kind, input.refund_of.as_str()) {
-        (Kind::Sale, "") => None,
+    let nature = match (kind, input.refund_of.as_str()) {
+        (Kind::Sale, "") => Nature::Sale,
         (Kind::Sale, _) => {
             return Err(Rejection::new(
                 Reason::SaleWithRefundOf,
@@ -212,18 +256,19 @@ pub fn validate(
                 "refund_of is empty; a REFUND must name the transaction_id of its SALE",
             ));
         }
-        (Kind::Refund, value) => Some(TransactionId::parse(value).map_err(|e| {
-            Rejection::new(Reason::InvalidRefundOf, id_message("refund_of", value, &e))
-        })?),
+        (Kind::Refund, value) => Nature::Refund {
+            of: TransactionId::parse(value).map_err(|e| {
+                Rejection::new(Reason::InvalidRefundOf, id_message("refund_of", value, &e))
+            })?,
+        },
     };
     Ok(ValidTransaction {
         id,
         store_id,
-        kind,
+        nature,
         currency,
         amount_minor: input.amount_minor,
         occurred_at,
-        refund_of,
     })
 }
 
@@ -270,9 +315,9 @@ mod tests {
     #[test]
     fn a_good_sale_and_refund_pass() {
         let v = validate(&sale(), &event(), now(), &Limits::default()).expect("valid");
-        assert_eq!(v.kind, Kind::Sale);
+        assert_eq!(v.kind(), Kind::Sale);
         assert_eq!(v.amount_minor, 150_000);
-        assert_eq!(v.refund_of, None);
+        assert_eq!(v.refund_of(), None);
         let refund = TransactionInput {
             transaction_id: "R-1".into(),
             kind: PushedKind::Refund,
@@ -280,8 +325,8 @@ mod tests {
             ..sale()
         };
         let v = validate(&refund, &event(), now(), &Limits::default()).expect("valid");
-        assert_eq!(v.kind, Kind::Refund);
-        assert_eq!(v.refund_of.as_ref().map(TransactionId::as_str), Some("T-1"));
+        assert_eq!(v.kind(), Kind::Refund);
+        assert_eq!(v.refund_of().map(TransactionId::as_str), Some("T-1"));
     }
 
     #[test]
@@ -559,7 +604,7 @@ mod properties {
                 Ok(tx) => {
                     prop_assert!(tx.amount_minor > 0 && tx.amount_minor <= limits.max_amount_minor);
                     prop_assert!(tx.occurred_at.0 >= 0);
-                    prop_assert_eq!(tx.kind == Kind::Refund, tx.refund_of.is_some());
+                    prop_assert_eq!(tx.kind() == Kind::Refund, tx.refund_of().is_some());
                 }
                 Err(rejection) => {
                     prop_assert!(!rejection.message.is_empty());

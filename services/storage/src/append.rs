@@ -64,7 +64,7 @@ pub(crate) fn keys_to_load(batch: &[Candidate]) -> Vec<(String, String)> {
     let mut keys = BTreeSet::new();
     for c in batch {
         keys.insert((c.site.as_str(), c.tx.id.as_str()));
-        if let Some(sale) = &c.tx.refund_of {
+        if let Some(sale) = c.tx.refund_of() {
             keys.insert((c.site.as_str(), sale.as_str()));
         }
     }
@@ -77,11 +77,7 @@ pub(crate) fn keys_to_load(batch: &[Candidate]) -> Vec<(String, String)> {
 pub(crate) fn refund_targets(batch: &[Candidate]) -> Vec<(String, String)> {
     let keys: BTreeSet<_> = batch
         .iter()
-        .filter_map(|c| {
-            c.tx.refund_of
-                .as_ref()
-                .map(|s| (c.site.as_str(), s.as_str()))
-        })
+        .filter_map(|c| c.tx.refund_of().map(|s| (c.site.as_str(), s.as_str())))
         .collect();
     keys.into_iter()
         .map(|(s, t)| (s.to_owned(), t.to_owned()))

@@ -1,7 +1,7 @@
 //! Records read and written by the store.
 
 use saleboard_domain::{
-    Currency, Kind, SiteId, StoreId, TransactionId, UnixNanos, ValidTransaction,
+    Currency, Kind, Nature, SiteId, StoreId, TransactionId, UnixNanos, ValidTransaction,
 };
 
 use crate::{Result, StorageError};
@@ -94,15 +94,16 @@ impl RawRow {
             id: TransactionId::parse(&self.transaction_id)
                 .map_err(|e| bad("transaction_id", &e))?,
             store_id: StoreId::parse(&self.store_id).map_err(|e| bad("store_id", &e))?,
-            kind: Kind::from_code(self.kind).ok_or_else(|| bad("kind", &self.kind))?,
+            nature: match Kind::from_code(self.kind).ok_or_else(|| bad("kind", &self.kind))? {
+                Kind::Sale if self.refund_of.is_empty() => Nature::Sale,
+                Kind::Sale => return Err(bad("refund_of", &"set on a sale")),
+                Kind::Refund => Nature::Refund {
+                    of: TransactionId::parse(&self.refund_of).map_err(|e| bad("refund_of", &e))?,
+                },
+            },
             currency: Currency::parse(&self.currency).map_err(|e| bad("currency", &e))?,
             amount_minor: self.amount_minor,
             occurred_at: UnixNanos(self.occurred_at_ns),
-            refund_of: if self.refund_of.is_empty() {
-                None
-            } else {
-                Some(TransactionId::parse(&self.refund_of).map_err(|e| bad("refund_of", &e))?)
-            },
         };
         let position = u64::try_from(self.position).map_err(|e| bad("position", &e))?;
         Ok((site, tx, position))

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use saleboard_domain::TransactionId;
 use saleboard_domain::resolve::{Decision, LedgerState};
 use sqlx::SqlSafeStr as _;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -272,11 +273,11 @@ impl LedgerStore for PgStore {
                 site_id.push(c.site.as_str());
                 transaction_id.push(c.tx.id.as_str());
                 store_id.push(c.tx.store_id.as_str());
-                kind.push(c.tx.kind.code());
+                kind.push(c.tx.kind().code());
                 currency.push(c.tx.currency.code());
                 amount.push(c.tx.amount_minor);
                 occurred.push(c.tx.occurred_at.0);
-                refund_of.push(c.tx.refund_of.as_ref().map_or("", |r| r.as_str()));
+                refund_of.push(c.tx.refund_of().map_or("", TransactionId::as_str));
                 key_id.push(c.key_id.as_str());
                 received.push(c.received_at.0);
             }

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use saleboard_domain::TransactionId;
 use saleboard_domain::resolve::{Decision, LedgerState};
 use serde_json::json;
 use sqlx::SqlSafeStr as _;
@@ -248,11 +249,11 @@ impl LedgerStore for SqliteStore {
                         c.site.as_str(),
                         c.tx.id.as_str(),
                         c.tx.store_id.as_str(),
-                        c.tx.kind.code(),
+                        c.tx.kind().code(),
                         c.tx.currency.code(),
                         c.tx.amount_minor,
                         c.tx.occurred_at.0,
-                        c.tx.refund_of.as_ref().map_or("", |r| r.as_str()),
+                        c.tx.refund_of().map_or("", TransactionId::as_str),
                         c.key_id,
                         c.received_at.0,
                     ])
