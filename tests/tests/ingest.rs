@@ -562,7 +562,7 @@ async fn stream_ends_with_the_status_of_a_bad_request(backend: Backend) {
         .message()
         .await
         .expect_err("empty request ends the stream");
-    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
 }
 
 async fn admin_validation(backend: Backend) {

@@ -34,8 +34,18 @@ pub struct Directory {
     /// Hashes of secrets storage did not know at their lookup; emptied at every reload.
     unknown: RwLock<HashSet<String>>,
     event: RwLock<Option<Arc<Event>>>,
-    /// Bumped at every reload: open streams check their key again.
-    reloaded: tokio::sync::watch::Sender<u64>,
+    /// The last completed reload: open streams check their key against it.
+    reloaded: tokio::sync::watch::Sender<Arc<Reload>>,
+}
+
+/// What one completed reload of the keys saw.
+#[derive(Debug)]
+pub struct Reload {
+    /// When its read of the keys began: a key missing from a reload that began after a stream
+    /// was authenticated has been revoked (one that began before may simply predate the key).
+    pub started: tokio::time::Instant,
+    /// Ids of the keys that were active.
+    pub active: HashSet<String>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -63,24 +73,25 @@ impl Directory {
             keys: RwLock::new(HashMap::new()),
             unknown: RwLock::new(HashSet::new()),
             event: RwLock::new(None),
-            reloaded: tokio::sync::watch::Sender::new(0),
+            reloaded: tokio::sync::watch::Sender::new(Arc::new(Reload {
+                started: tokio::time::Instant::now(),
+                active: HashSet::new(),
+            })),
         }
     }
 
     /// Changes after every reload of the keys.
     #[must_use]
-    pub fn keys_changed(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub fn keys_changed(&self) -> tokio::sync::watch::Receiver<Arc<Reload>> {
         self.reloaded.subscribe()
     }
 
-    /// Whether `key_id` is still an active key (as of the last reload or lookup).
+    /// Whether `key_id`, authenticated at `since`, has been revoked: a reload that began after
+    /// `since` did not find it active.
     #[must_use]
-    pub fn key_active(&self, key_id: &str) -> bool {
-        self.keys
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .any(|r| r.key_id == key_id)
+    pub fn revoked_since(&self, key_id: &str, since: tokio::time::Instant) -> bool {
+        let reload = self.reloaded.borrow();
+        reload.started > since && !reload.active.contains(key_id)
     }
 
     /// Reloads every active key and the event.
@@ -88,6 +99,7 @@ impl Directory {
     /// # Errors
     /// When storage fails; the cache keeps its previous content.
     pub async fn refresh(&self) -> Result<(), saleboard_storage::StorageError> {
+        let started = tokio::time::Instant::now();
         let keys: HashMap<_, _> = self
             .store
             .active_keys()
@@ -96,6 +108,7 @@ impl Directory {
             .map(retailer)
             .collect();
         let event = self.store.get_event().await?.map(Arc::new);
+        let active = keys.values().map(|r| r.key_id.clone()).collect();
         *self
             .keys
             .write()
@@ -108,7 +121,8 @@ impl Directory {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
-        self.reloaded.send_modify(|n| *n = n.wrapping_add(1));
+        self.reloaded
+            .send_replace(Arc::new(Reload { started, active }));
         Ok(())
     }
 

@@ -346,6 +346,9 @@ impl IngestApi for IngestService {
         request: Request<Streaming<SubmitTransactionsRequest>>,
     ) -> Result<Response<Self::StreamTransactionsStream>, Status> {
         let who = retailer(&request)?;
+        // The key was found active just now (authentication): only a reload that begins
+        // after this can say it was revoked.
+        let opened = tokio::time::Instant::now();
         let slot = self
             .open_streams
             .open(&who.site, self.stream_limits.per_site)?;
@@ -369,7 +372,7 @@ impl IngestApi for IngestService {
                         biased;
                         _ = draining.wait_for(|d| *d) => break Err(shutting_down()),
                         changed = keys.changed() => {
-                            if changed.is_err() || !service.directory.key_active(&who.key_id) {
+                            if changed.is_err() || service.directory.revoked_since(&who.key_id, opened) {
                                 break Err(revoked(&who.key_id));
                             }
                         }
@@ -389,7 +392,7 @@ impl IngestApi for IngestService {
                         break;
                     }
                 };
-                if !service.directory.key_active(&who.key_id) {
+                if service.directory.revoked_since(&who.key_id, opened) {
                     drop(
                         pending_tx
                             .send(Pending::Done(Err(revoked(&who.key_id))))
