@@ -51,7 +51,8 @@ impl Currency {
         self.code.code()
     }
 
-    /// Number of decimal places of the minor unit: 0 for IDR and JPY, 2 for USD, 3 for KWD.
+    /// Number of decimal places of the minor unit (ISO 4217): 2 for IDR and USD, 0 for JPY,
+    /// 3 for KWD.
     #[must_use]
     pub fn exponent(&self) -> u8 {
         self.exponent
