@@ -56,6 +56,7 @@ impl TestDb {
         let store = saleboard_storage::connect(&ConnectOptions {
             url: self.url.clone(),
             max_connections: 8,
+            create_if_missing: true,
         })
         .await
         .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.url));

@@ -414,3 +414,36 @@ async fn ctrl_c_stops_cleanly_and_says_how_far() {
     );
     assert_eq!(app.store.ledger_head().await.expect("head"), 100_000);
 }
+
+/// `verify` reads an existing database: pointed at a file that does not exist it fails naming
+/// the path and creates nothing (it used to create an empty one and say "verified"); on an
+/// empty ledger it says there is nothing to verify.
+#[test]
+fn verify_never_creates_a_database() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let missing = dir.path().join("elsewhere.db");
+    let url = format!("sqlite:{}", missing.display());
+    let out = saleboard(&["verify"], &[("SALEBOARD_DATABASE_URL", url.as_str())]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr.contains(&missing.display().to_string()) && stderr.contains("saleboard migrate"),
+        "{stderr}"
+    );
+    assert!(!stdout(&out).contains("verified"), "{}", stdout(&out));
+    assert!(!missing.exists(), "verify created {}", missing.display());
+
+    let out = saleboard(&["migrate"], &[("SALEBOARD_DATABASE_URL", url.as_str())]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = saleboard(&["verify"], &[("SALEBOARD_DATABASE_URL", url.as_str())]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("is empty"), "{}", stdout(&out));
+}

@@ -88,6 +88,7 @@ async fn database_outages_fail_fast_and_recover() {
     let store = saleboard_storage::connect(&saleboard_storage::ConnectOptions {
         url: url.clone(),
         max_connections: 2,
+        create_if_missing: true,
     })
     .await
     .expect("store");
@@ -191,6 +192,7 @@ async fn database_outages_fail_fast_and_recover() {
     let store = saleboard_storage::connect(&saleboard_storage::ConnectOptions {
         url,
         max_connections: 1,
+        create_if_missing: true,
     })
     .await
     .expect("store");

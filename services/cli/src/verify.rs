@@ -61,7 +61,14 @@ pub fn differences(stored: &TotalsBook, recomputed: &TotalsBook) -> Vec<String> 
 /// # Errors
 /// When the database cannot be read or a recomputed total overflows.
 pub async fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
-    let store = args.database.open().await?;
+    let store = args.database.open_existing().await?;
+    if store.ledger_head().await? == 0 {
+        println!(
+            "the ledger of {} is empty: no transaction has been accepted yet, so there is nothing to verify",
+            saleboard_storage::redact(&args.database.url)
+        );
+        return Ok(true);
+    }
     let caught_up = caught_up(store.as_ref(), args.wait_ms).await?;
     let stored = store.load_totals().await?;
     let mut recomputed = TotalsBook::default();

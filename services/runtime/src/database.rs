@@ -7,7 +7,8 @@ use saleboard_storage::{ConnectOptions, StorageError, Store};
 /// `--database-url` and `--db-pool-size`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseArgs {
-    /// Database to use: `sqlite:PATH` (embedded, created if missing) or `postgres://...`.
+    /// Database to use: `sqlite:PATH` (embedded; `dev`, `migrate` and the services create a
+    /// missing file, `verify` does not) or `postgres://...`.
     #[arg(
         long = "database-url",
         env = "SALEBOARD_DATABASE_URL",
@@ -36,15 +37,29 @@ fn database_url(value: &str) -> Result<String, String> {
 }
 
 impl DatabaseArgs {
-    /// Connects and applies pending migrations.
+    /// Connects (creating a SQLite file that does not exist) and applies pending migrations.
     ///
     /// # Errors
     /// When the database cannot be reached or migrated; the message names the (redacted) URL.
     pub async fn open(&self) -> Result<Arc<dyn Store>, OpenError> {
+        self.open_with(true).await
+    }
+
+    /// Connects to a database that must exist already (a SQLite file is never created), and
+    /// applies pending migrations: for commands that read what is there.
+    ///
+    /// # Errors
+    /// As [`DatabaseArgs::open`], and when a SQLite file does not exist (naming its path).
+    pub async fn open_existing(&self) -> Result<Arc<dyn Store>, OpenError> {
+        self.open_with(false).await
+    }
+
+    async fn open_with(&self, create_if_missing: bool) -> Result<Arc<dyn Store>, OpenError> {
         let url = saleboard_storage::redact(&self.url);
         let store = saleboard_storage::connect(&ConnectOptions {
             url: self.url.clone(),
             max_connections: self.pool_size,
+            create_if_missing,
         })
         .await
         .map_err(|source| OpenError {

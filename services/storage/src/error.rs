@@ -45,6 +45,14 @@ pub enum StorageError {
     /// Migrations could not be applied.
     #[error("database migration failed: {0}")]
     Migrate(Cause),
+    /// The SQLite database file does not exist (and the caller asked not to create it).
+    #[error(
+        "there is no database at {path}: run `saleboard migrate` (or `saleboard dev`) first, or point --database-url / SALEBOARD_DATABASE_URL at the right file"
+    )]
+    MissingFile {
+        /// The file looked for.
+        path: std::path::PathBuf,
+    },
     /// The SQLite writer lock file could not be opened or locked.
     #[error("cannot lock {path}: {error}")]
     LockFile {

@@ -163,6 +163,9 @@ pub struct ConnectOptions {
     pub url: String,
     /// Most connections the pool opens.
     pub max_connections: u32,
+    /// Create a SQLite file that does not exist (`dev`, `migrate`, the services); commands
+    /// that read an existing database refuse instead of creating an empty one.
+    pub create_if_missing: bool,
 }
 
 /// Opens the store the URL names. Does not migrate.
@@ -177,7 +180,8 @@ pub async fn connect(options: &ConnectOptions) -> Result<Arc<dyn Store>> {
         ))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(
-            sqlite::SqliteStore::connect(url, options.max_connections).await?,
+            sqlite::SqliteStore::connect(url, options.max_connections, options.create_if_missing)
+                .await?,
         ))
     } else {
         Err(StorageError::UnsupportedUrl(redact(url)))

@@ -34,10 +34,11 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file of a `sqlite:` URL.
     ///
     /// # Errors
-    /// When the file cannot be opened or created.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+    /// When the file cannot be opened or created ([`StorageError::MissingFile`] when it does
+    /// not exist and `create_if_missing` is false).
+    pub async fn connect(url: &str, max_connections: u32, create_if_missing: bool) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
+            .create_if_missing(create_if_missing)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: an acknowledged commit survives power loss, not only a process crash.
             .synchronous(SqliteSynchronous::Full)
@@ -46,6 +47,12 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
         let file = options.get_filename();
+        let in_memory = file.as_os_str().is_empty() || file == std::path::Path::new(":memory:");
+        if !create_if_missing && !in_memory && !file.exists() {
+            return Err(StorageError::MissingFile {
+                path: file.to_path_buf(),
+            });
+        }
         let gate =
             (!file.as_os_str().is_empty() && file != std::path::Path::new(":memory:")).then(|| {
                 let mut name = file.as_os_str().to_owned();
