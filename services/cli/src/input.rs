@@ -99,11 +99,20 @@ pub fn read_from(
 ) -> anyhow::Result<()> {
     match format {
         Format::Csv => {
+            // The reader's own line count skips blank lines; rows are reported by the physical
+            // line they start on, found from their byte offset.
+            let newlines = std::rc::Rc::new(std::cell::RefCell::new(LineEnds::default()));
+            let line_of = |byte: u64| newlines.borrow().line_of(byte);
             let mut reader = csv::ReaderBuilder::new()
                 .has_headers(true)
                 .flexible(true)
                 .trim(csv::Trim::All)
-                .from_reader(input);
+                .from_reader(Newlines {
+                    inner: input,
+                    offset: 0,
+                    previous: 0,
+                    seen: newlines.clone(),
+                });
             let headers = reader
                 .headers()
                 .map_err(|e| anyhow::anyhow!("{name}: cannot read the header row: {e}"))?
@@ -122,7 +131,7 @@ pub fn read_from(
             for record in reader.records() {
                 let row = match record {
                     Ok(r) => {
-                        let line = r.position().map_or(0, csv::Position::line);
+                        let line = r.position().map_or(0, |p| line_of(p.byte()));
                         let fields = headers
                             .iter()
                             .zip(r.iter())
@@ -131,7 +140,7 @@ pub fn read_from(
                         (line, transaction(&fields))
                     }
                     Err(e) => (
-                        e.position().map_or(0, csv::Position::line),
+                        e.position().map_or(0, |p| line_of(p.byte())),
                         Err(format!("unreadable CSV: {e}")),
                     ),
                 };
@@ -155,6 +164,60 @@ pub fn read_from(
         }
     }
     Ok(())
+}
+
+/// Byte offsets of the line ends read so far.
+#[derive(Debug, Default)]
+struct LineEnds {
+    /// Offsets of every `\n`.
+    newlines: Vec<u64>,
+    /// Offsets of every `\r` directly before a `\n`.
+    returns: std::collections::HashSet<u64>,
+}
+
+impl LineEnds {
+    /// The physical line (from 1) of the record whose parse began at `byte`: past the blank
+    /// lines ("\n" or "\r\n") the parse skipped before its first field.
+    fn line_of(&self, byte: u64) -> u64 {
+        let mut index = self.newlines.partition_point(|&n| n < byte);
+        let mut at = byte;
+        while let Some(&n) = self.newlines.get(index) {
+            let blank = n == at || (n == at + 1 && self.returns.contains(&at));
+            if !blank {
+                break;
+            }
+            at = n + 1;
+            index += 1;
+        }
+        1 + index as u64
+    }
+}
+
+/// A reader that notes the line ends that pass through it.
+struct Newlines<R> {
+    inner: R,
+    offset: u64,
+    previous: u8,
+    seen: std::rc::Rc<std::cell::RefCell<LineEnds>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Newlines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut seen = self.seen.borrow_mut();
+        for (i, b) in buf[..n].iter().enumerate() {
+            let at = self.offset + i as u64;
+            if *b == b'\n' {
+                seen.newlines.push(at);
+                if self.previous == b'\r' {
+                    seen.returns.insert(at - 1);
+                }
+            }
+            self.previous = *b;
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
 }
 
 fn json_row(text: &str) -> Result<Transaction, String> {
@@ -291,5 +354,49 @@ mod properties {
                 prop_assert!(rows <= lines + 1, "{rows} rows from {lines} line ends");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod line_numbers {
+    use super::*;
+
+    #[test]
+    fn rows_are_numbered_by_physical_line() {
+        let csv = "transaction_id,kind,currency,amount_minor,occurred_at\n\
+                   T1,SALE,IDR,100,2026-12-12T10:00:00Z\n\
+                   \n\
+                   T2,SALE,IDR,oops,2026-12-12T10:00:00Z\n";
+        let mut lines = Vec::new();
+        read_from(Format::Csv, csv.as_bytes(), "t", |(line, row)| {
+            lines.push((line, row.is_ok()));
+            true
+        })
+        .expect("read");
+        assert_eq!(lines, [(2, true), (4, false)]);
+        let crlf = "transaction_id,kind,currency,amount_minor,occurred_at\r\n\r\n\
+                    x\r\n\
+                    T2,SALE,IDR,1,2026-12-12T10:00:00Z\r\n";
+        let mut lines = Vec::new();
+        read_from(Format::Csv, crlf.as_bytes(), "t", |(line, row)| {
+            lines.push((line, row.is_ok()));
+            true
+        })
+        .expect("read");
+        assert_eq!(
+            lines,
+            [(3, false), (4, true)],
+            "CRLF, a blank line, a one-character row"
+        );
+        let jsonl = "{\"transaction_id\":\"J1\",\"kind\":\"SALE\",\"currency\":\"IDR\",\"amount_minor\":1,\"occurred_at\":\"2026-12-12T10:00:00Z\"}\n\
+                     \n\
+                     {broken\n";
+        let mut lines = Vec::new();
+        read_from(Format::JsonLines, jsonl.as_bytes(), "t", |(line, row)| {
+            lines.push((line, row.is_ok()));
+            true
+        })
+        .expect("read");
+        assert_eq!(lines, [(1, true), (3, false)]);
     }
 }
