@@ -13,6 +13,7 @@ fn saleboard(args: &[&str], env: &[(&str, &str)]) -> Output {
         .args(args)
         .env_remove("SALEBOARD_API_KEY")
         .env_remove("SALEBOARD_ORGANIZER_TOKEN")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .envs(env.iter().copied())
         .output()
         .expect("saleboard runs")
@@ -81,6 +82,10 @@ async fn push_csv_with_good_and_bad_rows() {
     assert!(
         text.contains("6 rows: 3 accepted, 0 duplicate, 2 rejected, 1 malformed"),
         "{text}"
+    );
+    assert!(
+        !text.contains("Jaeger"),
+        "no trace to look up without an OTLP endpoint: {text}"
     );
     assert!(
         text.contains("rejected INVALID_CURRENCY: 1")

@@ -372,7 +372,12 @@ pub async fn run(args: &PushArgs) -> anyhow::Result<u8> {
         Output::Json => println!("{}", serde_json::Value::Array(reports)),
         Output::Table => {
             if let Some(id) = crate::client::trace_id() {
-                println!("trace {id} (every request carried it; look it up in Jaeger)");
+                // Only a command that exports its own spans has a trace to look up.
+                if saleboard_runtime::telemetry::tracing_enabled() {
+                    println!("trace {id} (every request carried it; look it up in Jaeger)");
+                } else {
+                    println!("trace {id} (every request carried it as its traceparent)");
+                }
             }
         }
     }
