@@ -224,6 +224,44 @@ async fn push_jsonl_then_query_as_json() {
     assert_eq!(b["entries"][0]["unconverted_currencies"][0], "JPY");
     assert_eq!(b["entries"][0]["net_reporting_minor"], 1_001);
 
+    // Paging from the command line: a second site, one entry per page.
+    app.site_with_key("beta").await;
+    app.settle().await;
+    let page = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "leaderboard",
+            "--endpoint",
+            &board,
+            "--output",
+            "json",
+            "--limit",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        let out = saleboard(&args, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON page")
+    };
+    let first = page(&[]);
+    let token = first["next_page_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    assert!(!token.is_empty(), "{first}");
+    let second = page(&["--page-token", &token]);
+    assert_eq!(
+        (
+            first["entries"][0]["site_id"].as_str(),
+            second["entries"][0]["site_id"].as_str()
+        ),
+        (Some("alpha"), Some("beta"))
+    );
+    assert_eq!(second["next_page_token"], "");
+
     let hourly = [
         "totals",
         "alpha",
@@ -252,7 +290,11 @@ async fn push_jsonl_then_query_as_json() {
 
     let out = saleboard(&["national", "--endpoint", &board, "--output", "json"], &[]);
     let n: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON national");
-    assert_eq!(n["site_count"], 1);
+    assert_eq!(n["site_count"], 2, "alpha, and beta registered for the paging check");
+    assert_eq!(
+        (n["event_id"].as_str(), n["reporting_currency"].as_str()),
+        (Some("harbolnas-test"), Some("IDR"))
+    );
     assert_eq!(n["net_reporting_minor"], 1_001);
 
     let out = saleboard(&["totals", "nobody", "--endpoint", &board], &[]);

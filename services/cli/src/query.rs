@@ -37,6 +37,9 @@ pub struct LeaderboardArgs {
     /// Sites to show.
     #[arg(long, env = "SALEBOARD_LIMIT", default_value_t = 10)]
     pub limit: u32,
+    /// Continue from a previous page's `next_page_token` (same snapshot).
+    #[arg(long, conflicts_with = "watch")]
+    pub page_token: Option<String>,
     /// Keep the table live, redrawn in place on every change.
     #[arg(long)]
     pub watch: bool,
@@ -97,6 +100,10 @@ pub fn leaderboard_json(b: &Leaderboard) -> serde_json::Value {
         "as_of": timestamp_text(b.as_of.as_ref()),
         "watermark": b.watermark,
         "national_net_reporting_minor": b.national_net_reporting_minor,
+        "national_net_reporting_decimal": b.national_net_reporting_decimal,
+        "national_out_of_range": b.national_out_of_range,
+        "out_of_range_sites": b.out_of_range_sites,
+        "next_page_token": b.next_page_token,
         "entries": b.entries.iter().map(|e| json!({
             "rank": e.rank,
             "site_id": e.site_id,
@@ -105,6 +112,8 @@ pub fn leaderboard_json(b: &Leaderboard) -> serde_json::Value {
             "sale_count": e.sale_count,
             "refund_count": e.refund_count,
             "unconverted_currencies": e.unconverted_currencies,
+            "out_of_range": e.out_of_range,
+            "out_of_range_currencies": e.out_of_range_currencies,
         })).collect::<Vec<_>>(),
     })
 }
@@ -185,7 +194,7 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
         let b = client
             .get_leaderboard(GetLeaderboardRequest {
                 limit: args.limit,
-                page_token: String::new(),
+                page_token: args.page_token.clone().unwrap_or_default(),
             })
             .await
             .map_err(|s| client::explain(endpoint, "GetLeaderboard", &s))?
@@ -296,9 +305,14 @@ pub async fn national(args: &NationalArgs) -> anyhow::Result<()> {
         Output::Json => println!(
             "{}",
             json!({
+                "event_id": n.event_id,
+                "reporting_currency": n.reporting_currency,
                 "site_count": n.site_count,
                 "watermark": n.watermark,
                 "net_reporting_minor": n.net_reporting_minor,
+                "net_reporting_decimal": n.net_reporting_decimal,
+                "net_reporting_out_of_range": n.net_reporting_out_of_range,
+                "out_of_range_sites": n.out_of_range_sites,
                 "totals": n.totals.iter().map(totals_json).collect::<Vec<_>>(),
             })
         ),

@@ -478,6 +478,16 @@ impl LeaderboardApi for LeaderboardService {
             net_reporting_out_of_range,
             net_reporting_decimal,
             out_of_range_sites,
+            event_id: f
+                .event
+                .as_ref()
+                .map(|(id, _)| id.clone())
+                .unwrap_or_default(),
+            reporting_currency: f
+                .event
+                .as_ref()
+                .map(|(_, c)| c.code().to_owned())
+                .unwrap_or_default(),
         }))
     }
 }
