@@ -290,7 +290,10 @@ async fn push_jsonl_then_query_as_json() {
 
     let out = saleboard(&["national", "--endpoint", &board, "--output", "json"], &[]);
     let n: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON national");
-    assert_eq!(n["site_count"], 2, "alpha, and beta registered for the paging check");
+    assert_eq!(
+        n["site_count"], 2,
+        "alpha, and beta registered for the paging check"
+    );
     assert_eq!(
         (n["event_id"].as_str(), n["reporting_currency"].as_str()),
         (Some("harbolnas-test"), Some("IDR"))

@@ -222,6 +222,16 @@ async fn every_rejection_reason(backend: Backend) {
             result.reason
         );
     }
+    let outside = r
+        .results
+        .iter()
+        .find(|r| r.reason == "OUTSIDE_EVENT_WINDOW")
+        .expect("an outside-window result");
+    assert!(
+        outside.message.contains("from ") && outside.message.contains("Z to "),
+        "the message names the window: {}",
+        outside.message
+    );
     assert_eq!(
         app.store.ledger_head().await.expect("head"),
         0,

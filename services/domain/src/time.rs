@@ -51,11 +51,32 @@ impl UnixNanos {
         const HOUR: i64 = 3_600 * NANOS_PER_SEC;
         Self(self.0 - self.0.rem_euclid(HOUR))
     }
+
+    /// RFC 3339 in UTC (for messages people read), or the raw nanoseconds when out of range.
+    #[must_use]
+    pub fn to_rfc3339(self) -> String {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0))
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| format!("{} ns since 1970", self.0))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_as_rfc3339_in_utc() {
+        assert_eq!(UnixNanos(0).to_rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            UnixNanos(1_765_324_800_000_000_000).to_rfc3339(),
+            "2025-12-10T00:00:00Z"
+        );
+    }
 
     #[test]
     fn parts_round_trip() {

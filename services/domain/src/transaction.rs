@@ -237,8 +237,12 @@ pub fn validate(
         return Err(Rejection::new(
             Reason::OutsideEventWindow,
             format!(
-                "occurred_at is outside the window of event {:?}",
-                event.event_id
+                "occurred_at {} is outside the window of event {:?}: from {} to {} (UTC, end \
+                 excluded)",
+                occurred_at.to_rfc3339(),
+                event.event_id,
+                event.starts_at.to_rfc3339(),
+                event.ends_at.to_rfc3339()
             ),
         ));
     }
