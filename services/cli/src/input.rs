@@ -58,15 +58,28 @@ pub fn transaction(fields: &HashMap<String, String>) -> Result<Transaction, Stri
         .parse::<i64>()
         .map_err(|_| format!("amount_minor {amount:?} is not a whole number of minor units"))?;
     let when = field(fields, "occurred_at").trim();
-    let occurred = OffsetDateTime::parse(when, &Rfc3339)
-        .map_err(|e| format!("occurred_at {when:?} is not an RFC 3339 time ({e})"))?;
+    let occurred = OffsetDateTime::parse(when, &Rfc3339).map_err(|e| {
+        if time::PrimitiveDateTime::parse(
+            when,
+            &time::format_description::well_known::Iso8601::DEFAULT,
+        )
+        .is_ok()
+        {
+            format!(
+                "occurred_at {when:?} has no time zone; add one, e.g. {when}+07:00 (WIB) or {when}Z (UTC)"
+            )
+        } else {
+            format!("occurred_at {when:?} is not an RFC 3339 time ({e})")
+        }
+    })?;
     let nanos = i32::try_from(occurred.nanosecond())
         .map_err(|_| "occurred_at nanoseconds out of range".to_owned())?;
     Ok(Transaction {
         transaction_id: field(fields, "transaction_id").trim().to_owned(),
         store_id: field(fields, "store_id").trim().to_owned(),
         kind: kind.into(),
-        currency: field(fields, "currency").trim().to_owned(),
+        // Files often say "idr"; the wire rule stays strict (upper case), the CLI helps.
+        currency: field(fields, "currency").trim().to_ascii_uppercase(),
         amount_minor,
         occurred_at: Some(Timestamp {
             seconds: occurred.unix_timestamp(),
@@ -354,6 +367,47 @@ mod properties {
                 prop_assert!(rows <= lines + 1, "{rows} rows from {lines} line ends");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod fields {
+    use super::*;
+
+    fn row(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn lower_case_currencies_are_upper_cased() {
+        let t = transaction(&row(&[
+            ("transaction_id", "T1"),
+            ("kind", "SALE"),
+            ("currency", "idr"),
+            ("amount_minor", "100"),
+            ("occurred_at", "2026-12-12T10:00:00+07:00"),
+        ]))
+        .expect("valid");
+        assert_eq!(t.currency, "IDR");
+    }
+
+    #[test]
+    fn a_time_without_a_zone_gets_a_hint() {
+        let err = transaction(&row(&[
+            ("transaction_id", "T1"),
+            ("kind", "SALE"),
+            ("currency", "IDR"),
+            ("amount_minor", "100"),
+            ("occurred_at", "2026-12-12T10:00:00"),
+        ]))
+        .expect_err("no zone");
+        assert!(
+            err.contains("no time zone") && err.contains("2026-12-12T10:00:00+07:00"),
+            "{err}"
+        );
     }
 }
 
