@@ -130,13 +130,7 @@ pub fn read_from(
                 .headers()
                 .map_err(|e| anyhow::anyhow!("{name}: cannot read the header row: {e}"))?
                 .clone();
-            for required in [
-                "transaction_id",
-                "kind",
-                "currency",
-                "amount_minor",
-                "occurred_at",
-            ] {
+            for required in REQUIRED {
                 if !headers.iter().any(|h| h == required) {
                     anyhow::bail!("{name}: the header row has no {required:?} column");
                 }
@@ -247,9 +241,46 @@ fn json_row(text: &str) -> Result<Transaction, String> {
             };
             (k.clone(), text)
         })
-        .collect();
+        .collect::<HashMap<String, String>>();
+    if let Some(missing) = REQUIRED.iter().find(|k| !fields.contains_key(**k)) {
+        let mut unknown: Vec<&str> = fields
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !KNOWN.contains(k))
+            .collect();
+        unknown.sort_unstable();
+        return Err(format!(
+            "no {missing:?} key{}; keys are snake_case: {}",
+            if unknown.is_empty() {
+                String::new()
+            } else {
+                format!(" (unknown keys: {})", unknown.join(", "))
+            },
+            KNOWN.join(", ")
+        ));
+    }
     transaction(&fields)
 }
+
+/// Keys a row must have.
+const REQUIRED: [&str; 5] = [
+    "transaction_id",
+    "kind",
+    "currency",
+    "amount_minor",
+    "occurred_at",
+];
+
+/// Every key a row may have.
+const KNOWN: [&str; 7] = [
+    "transaction_id",
+    "store_id",
+    "kind",
+    "currency",
+    "amount_minor",
+    "occurred_at",
+    "refund_of",
+];
 
 /// Counts data rows (for a progress bar): lines minus the CSV header.
 #[must_use]
@@ -392,6 +423,20 @@ mod fields {
         ]))
         .expect("valid");
         assert_eq!(t.currency, "IDR");
+    }
+
+    #[test]
+    fn camel_case_json_keys_are_named() {
+        let err = json_row(
+            r#"{"transactionId":"J1","kind":"SALE","currency":"IDR","amountMinor":1,"occurred_at":"2026-12-12T10:00:00Z"}"#,
+        )
+        .expect_err("camelCase");
+        assert!(
+            err.contains("no \"transaction_id\" key")
+                && err.contains("transactionId")
+                && err.contains("amountMinor"),
+            "{err}"
+        );
     }
 
     #[test]
