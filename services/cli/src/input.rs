@@ -116,9 +116,21 @@ pub fn read_from(
             // line they start on, found from their byte offset.
             let newlines = std::rc::Rc::new(std::cell::RefCell::new(LineEnds::default()));
             let line_of = |byte: u64| newlines.borrow().line_of(byte);
+            // Excel in an Indonesian (or any comma-decimal) locale writes `;`: a header row
+            // with semicolons and no comma is read that way.
+            let mut input = std::io::BufReader::new(input);
+            let head = std::io::BufRead::fill_buf(&mut input)
+                .map_err(|e| anyhow::anyhow!("{name}: cannot read: {e}"))?;
+            let first_line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+            let delimiter = if first_line.contains(&b';') && !first_line.contains(&b',') {
+                b';'
+            } else {
+                b','
+            };
             let mut reader = csv::ReaderBuilder::new()
                 .has_headers(true)
                 .flexible(true)
+                .delimiter(delimiter)
                 .trim(csv::Trim::All)
                 .from_reader(Newlines {
                     inner: input,
@@ -437,6 +449,19 @@ mod fields {
                 && err.contains("amountMinor"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn semicolon_separated_files_are_read() {
+        let csv = "transaction_id;kind;currency;amount_minor;occurred_at\n\
+                   T1;SALE;IDR;1500000;2026-12-12T10:00:00+07:00\n";
+        let mut rows = Vec::new();
+        read_from(Format::Csv, csv.as_bytes(), "t", |(line, row)| {
+            rows.push((line, row.map(|t| (t.transaction_id, t.amount_minor))));
+            true
+        })
+        .expect("read");
+        assert_eq!(rows, [(2, Ok(("T1".to_owned(), 1_500_000)))]);
     }
 
     #[test]
