@@ -307,6 +307,10 @@ async fn push_jsonl_then_query_as_json() {
         err.contains("GetSiteTotals") && err.contains(&board) && err.contains("NotFound"),
         "errors read like sentences: {err}"
     );
+    assert!(
+        err.contains("site \"nobody\" is not registered") && !err.contains("SiteId("),
+        "no Rust debug formatting: {err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -426,7 +426,7 @@ impl LeaderboardApi for LeaderboardService {
             .site_totals(&site, req.include_hourly)
             .await
             .map_err(|e| from_storage(&e))?
-            .ok_or_else(|| Status::not_found(format!("site {site:?} is not registered")))?;
+            .ok_or_else(|| Status::not_found(format!("site \"{site}\" is not registered")))?;
         Ok(Response::new(SiteTotals {
             site_id: data.site.site_id.to_string(),
             display_name: data.site.display_name,
