@@ -418,6 +418,10 @@ async fn verify_reports_a_difference(backend: Backend) {
     let (ok, output) = suite.verify();
     assert!(!ok, "verify must fail on a wrong total:\n{output}");
     assert!(output.contains("difference"), "{output}");
+    assert!(
+        output.contains("sales, gross") && !output.contains("CurrencyTotals"),
+        "the difference reads as figures, not Rust debug output: {output}"
+    );
 }
 
 /// A stored row that breaks the schema stops the aggregator with a non-zero exit and a message

@@ -120,6 +120,16 @@ impl Movement {
     }
 }
 
+impl std::fmt::Display for Movement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} sales, gross {}, {} refunds, refunded {}",
+            self.sales, self.gross, self.refunds, self.refunded
+        )
+    }
+}
+
 /// Per (site, currency): how the totals moved.
 pub type Figures = BTreeMap<(String, String), Movement>;
 
@@ -185,14 +195,18 @@ impl Report {
     pub fn table(&self) -> String {
         let ms = |v: &[u64], q| quantile(v, q) as f64 / 1e3;
         let mut out = format!(
-            "sent {} in {:.2} s\n  accepted   {:>10}  ({:.0}/s)\n  duplicate  {:>10}\n  rejected   {:>10}  {:?}\n  ack        p50 {:.1} ms  p99 {:.1} ms  p999 {:.1} ms\n  freshness  p50 {:.1} ms  p99 {:.1} ms\n",
+            "sent {} in {:.2} s\n  accepted   {:>10}  ({:.0}/s)\n  duplicate  {:>10}\n  rejected   {:>10}  {}\n  ack        p50 {:.1} ms  p99 {:.1} ms  p999 {:.1} ms\n  freshness  p50 {:.1} ms  p99 {:.1} ms\n",
             self.sent,
             self.elapsed.as_secs_f64(),
             self.accepted,
             self.accepted_per_sec(),
             self.duplicate,
             self.rejected.values().sum::<u64>(),
-            self.rejected,
+            self.rejected
+                .iter()
+                .map(|(reason, n)| format!("{reason}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
             ms(&self.ack_us, 0.5),
             ms(&self.ack_us, 0.99),
             ms(&self.ack_us, 0.999),
@@ -231,7 +245,7 @@ pub fn reconcile(expected: &Figures, before: &Figures, after: &Figures) -> Vec<S
         let got = a.since(b);
         if got != e {
             out.push(format!(
-                "{} {}: totals moved by {got:?} but {e:?} was ACCEPTED",
+                "{} {}: totals moved by {got} but {e} was ACCEPTED",
                 key.0, key.1
             ));
         }
@@ -241,10 +255,21 @@ pub fn reconcile(expected: &Figures, before: &Figures, after: &Figures) -> Vec<S
     }
     if national_expected != national_got {
         out.push(format!(
-            "national: totals moved by {national_got:?} but {national_expected:?} was ACCEPTED"
+            "national: totals moved by {} but {} was ACCEPTED",
+            describe(&national_got),
+            describe(&national_expected)
         ));
     }
     out
+}
+
+/// Movements per currency, as a sentence.
+fn describe(by_currency: &BTreeMap<&str, Movement>) -> String {
+    by_currency
+        .iter()
+        .map(|(currency, m)| format!("{currency}: {m}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A tiny PRNG (SplitMix64): reproducible, no dependency.

@@ -3,7 +3,7 @@
 //! (waiting up to `--wait-ms` for the aggregator to catch up with the head it saw at start).
 //! Prints each difference; exits non-zero when there is one or when the totals lag.
 
-use saleboard_domain::totals::TotalsBook;
+use saleboard_domain::totals::{CurrencyTotals, HourlyTotals, TotalsBook};
 use saleboard_runtime::database::DatabaseArgs;
 
 /// Arguments of `saleboard verify`.
@@ -21,6 +21,25 @@ pub struct VerifyArgs {
 /// Ledger rows read per page.
 const PAGE: u32 = 50_000;
 
+fn describe_totals(t: Option<&CurrencyTotals>) -> String {
+    t.map_or_else(
+        || "nothing".to_owned(),
+        |t| {
+            format!(
+                "{} sales, gross {}, {} refunds, refunded {}",
+                t.sale_count, t.gross_minor, t.refund_count, t.refunded_minor
+            )
+        },
+    )
+}
+
+fn describe_hourly(h: Option<&HourlyTotals>) -> String {
+    h.map_or_else(
+        || "nothing".to_owned(),
+        |h| format!("{} sales, net {}", h.sale_count, h.net_minor),
+    )
+}
+
 /// Differences between stored and recomputed totals, as lines for people.
 #[must_use]
 pub fn differences(stored: &TotalsBook, recomputed: &TotalsBook) -> Vec<String> {
@@ -34,8 +53,11 @@ pub fn differences(stored: &TotalsBook, recomputed: &TotalsBook) -> Vec<String> 
         let (s, r) = (stored.totals().get(key), recomputed.totals().get(key));
         if s != r {
             out.push(format!(
-                "totals {} {}: stored {s:?}, ledger says {r:?}",
-                key.0, key.1
+                "totals {} {}: stored {}, ledger says {}",
+                key.0,
+                key.1,
+                describe_totals(s),
+                describe_totals(r)
             ));
         }
     }
@@ -48,8 +70,12 @@ pub fn differences(stored: &TotalsBook, recomputed: &TotalsBook) -> Vec<String> 
         let (s, r) = (stored.hourly().get(key), recomputed.hourly().get(key));
         if s != r {
             out.push(format!(
-                "hourly {} {} hour {}: stored {s:?}, ledger says {r:?}",
-                key.0, key.1, key.2.0
+                "hourly {} {} hour {}: stored {}, ledger says {}",
+                key.0,
+                key.1,
+                key.2.to_rfc3339(),
+                describe_hourly(s),
+                describe_hourly(r)
             ));
         }
     }
