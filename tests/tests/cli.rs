@@ -311,6 +311,25 @@ async fn push_jsonl_then_query_as_json() {
         err.contains("site \"nobody\" is not registered") && !err.contains("SiteId("),
         "no Rust debug formatting: {err}"
     );
+
+    // Pushing to the leaderboard's port says so, instead of "Unimplemented: .".
+    let out = saleboard(
+        &[
+            "push",
+            jsonl.to_str().expect("utf-8"),
+            "--endpoint",
+            &board,
+            "--key",
+            &key,
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("does not serve StreamTransactions") && err.contains("50051"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

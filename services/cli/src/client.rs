@@ -99,11 +99,22 @@ pub fn explain(endpoint: &str, what: &str, status: &Status) -> anyhow::Error {
         Code::FailedPrecondition => {
             " The organizer may need to set the event first (saleboard admin event set)."
         }
+        Code::Unimplemented => {
+            return anyhow::anyhow!(
+                "{endpoint} does not serve {what}: is it the right service? By default ingest \
+                 (push, loadgen --ingest) listens on port 50051, the leaderboard and \
+                 AdminService (leaderboard, totals, national, admin) on 50052, the aggregator on \
+                 50053; `saleboard health {endpoint}` and grpcurl's `list` show what it serves."
+            );
+        }
         _ => "",
     };
+    let message = match status.message() {
+        "" => "no message".to_owned(),
+        m => m.to_owned(),
+    };
     anyhow::anyhow!(
-        "{what} at {endpoint} failed: {:?}: {}.{hint}",
-        status.code(),
-        status.message()
+        "{what} at {endpoint} failed: {:?}: {message}.{hint}",
+        status.code()
     )
 }
