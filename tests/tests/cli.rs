@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use saleboard_tests::proc::bin_dir;
+use saleboard_tests::proc::{bin_dir, free_addr};
 use saleboard_tests::{Backend, TestApp};
 
 fn saleboard(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -519,4 +519,54 @@ fn verify_never_creates_a_database() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout(&out).contains("is empty"), "{}", stdout(&out));
+}
+
+/// `saleboard dev` starts the suite, prints its endpoints, token and keys, and says plainly
+/// that it adds no transactions and how to push some.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dev_says_what_it_made() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite:{}", dir.path().join("dev.db").display());
+    let (ingest, board, aggregator) = (free_addr(), free_addr(), free_addr());
+    let stdout_path = dir.path().join("dev.out");
+    let mut child = Command::new(bin_dir().join("saleboard"))
+        .args([
+            "dev",
+            "--ingest-listen",
+            &ingest.to_string(),
+            "--leaderboard-listen",
+            &board.to_string(),
+            "--aggregator-listen",
+            &aggregator.to_string(),
+        ])
+        .env("SALEBOARD_DATABASE_URL", &db)
+        .env_remove("SALEBOARD_ORGANIZER_TOKEN")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(std::fs::File::create(&stdout_path).expect("out"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dev starts");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let text = loop {
+        let text = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+        if text.contains("Ctrl-C stops.") {
+            break text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "dev printed only: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    drop(child.kill());
+    drop(child.wait());
+    assert!(
+        text.contains(&format!("ingest:       http://{ingest}")),
+        "{text}"
+    );
+    assert!(text.contains("API key of toko-satu: sbk_"), "{text}");
+    assert!(
+        text.contains("No transactions yet") && text.contains("saleboard push"),
+        "{text}"
+    );
 }

@@ -145,6 +145,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     for (site, secret) in &keys {
         println!("  API key of {site}: {secret}");
     }
+    if let Some((site, _)) = keys.first() {
+        println!(
+            "No transactions yet: push a file with `saleboard push FILE --endpoint http://{} --key <the key of {site}>`, or simulate a day with `saleboard loadgen`.",
+            suite.ingest_addr()
+        );
+    }
     println!("Ctrl-C stops.");
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -27,7 +27,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the whole suite in this process on an embedded SQLite file, with demo data.
+    /// Run the whole suite in this process on an embedded SQLite file, with a demo event, demo
+    /// sites and their keys, and demo exchange rates (no transactions).
     Dev(dev::DevArgs),
     /// Apply pending database migrations.
     Migrate(migrate::MigrateArgs),
