@@ -162,3 +162,33 @@ fn invalid_settings_fail_at_start_naming_the_setting() {
         "nothing was opened on a bad configuration"
     );
 }
+
+/// An address in use is reported once, naming the flag and variable that set it.
+#[test]
+fn an_address_in_use_is_reported_once_with_its_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite:{}", dir.path().join("t.db").display());
+    for (bin, flag, extra) in [
+        ("saleboard-ingest", "--ingest-listen", vec![]),
+        ("saleboard-aggregator", "--aggregator-listen", vec![]),
+        (
+            "saleboard-leaderboard",
+            "--leaderboard-listen",
+            vec!["--organizer-token", "a-test-organizer-token"],
+        ),
+    ] {
+        let mut args = vec![flag, addr.as_str(), "--database-url", db.as_str()];
+        args.extend(extra);
+        let out = run(bin, &args, &[]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{bin}: {err}");
+        assert_eq!(
+            err.matches("cannot listen on").count(),
+            1,
+            "{bin} reports it once: {err}"
+        );
+        assert!(err.contains(flag), "{bin} names {flag}: {err}");
+    }
+}

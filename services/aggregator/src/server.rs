@@ -77,7 +77,11 @@ impl AggregatorServer {
         config: AggregatorConfig,
         store: Arc<dyn Store>,
     ) -> Result<Self, ServerError> {
-        let (listener, local_addr) = saleboard_runtime::serve::bind(config.listen).await?;
+        let (listener, local_addr) = saleboard_runtime::serve::bind(
+            config.listen,
+            "--aggregator-listen / SALEBOARD_AGGREGATOR_LISTEN",
+        )
+        .await?;
         let stale_after = config.stale_after();
         let engine = Arc::new(Engine::new(store.clone(), config, instance_id(local_addr)));
         Ok(Self {

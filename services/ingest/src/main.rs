@@ -20,10 +20,11 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     let telemetry = telemetry::init("saleboard-ingest", &cli.telemetry)?;
-    telemetry.run("saleboard-ingest", run(cli)).await
+    // A failure is logged once, with its causes, by `run`: nothing more to print.
+    Ok(telemetry.run("saleboard-ingest", run(cli)).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -57,7 +57,11 @@ impl IngestServer {
     /// # Errors
     /// When the address cannot be bound or storage cannot be read.
     pub async fn build(config: IngestConfig, store: Arc<dyn Store>) -> Result<Self, ServerError> {
-        let (listener, local_addr) = saleboard_runtime::serve::bind(config.listen).await?;
+        let (listener, local_addr) = saleboard_runtime::serve::bind(
+            config.listen,
+            "--ingest-listen / SALEBOARD_INGEST_LISTEN",
+        )
+        .await?;
         let directory = Arc::new(Directory::new(store.clone()));
         directory.refresh().await?;
         Ok(Self {

@@ -63,7 +63,11 @@ impl LeaderboardServer {
         store: Arc<dyn Store>,
     ) -> Result<Self, ServerError> {
         crate::config::check_token(&config.organizer_token)?;
-        let (listener, local_addr) = saleboard_runtime::serve::bind(config.listen).await?;
+        let (listener, local_addr) = saleboard_runtime::serve::bind(
+            config.listen,
+            "--leaderboard-listen / SALEBOARD_LEADERBOARD_LISTEN",
+        )
+        .await?;
         let board = Board::new(store.clone()).await?;
         Ok(Self {
             listener,

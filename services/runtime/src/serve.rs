@@ -20,10 +20,14 @@ use crate::health::Health;
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {error}")]
+    #[error(
+        "cannot listen on {addr}: {error}; is another instance running? Choose a free address with {setting}"
+    )]
     Bind {
         /// Address asked for.
         addr: SocketAddr,
+        /// The flag and variable that set it.
+        setting: &'static str,
         /// Why.
         error: std::io::Error,
     },
@@ -35,12 +39,20 @@ pub enum ServeError {
     Serve(tonic::transport::Error),
 }
 
-/// Binds `addr`; returns the listener and the address it got (port 0 picks one).
+/// Binds `addr`, set by `setting` (its flag and variable, for the error); returns the listener
+/// and the address it got (port 0 picks one).
 ///
 /// # Errors
 /// When the address cannot be bound.
-pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
-    let bind = |error| ServeError::Bind { addr, error };
+pub async fn bind(
+    addr: SocketAddr,
+    setting: &'static str,
+) -> Result<(TcpListener, SocketAddr), ServeError> {
+    let bind = |error| ServeError::Bind {
+        addr,
+        setting,
+        error,
+    };
     let listener = TcpListener::bind(addr).await.map_err(bind)?;
     let local = listener.local_addr().map_err(bind)?;
     Ok((listener, local))

@@ -91,22 +91,24 @@ impl Telemetry {
         self.providers.is_some()
     }
 
-    /// Runs a service's work to its end, logs a failure with its cause chain, then flushes
-    /// telemetry (also after a failure, so the spans that explain it are not lost).
-    ///
-    /// # Errors
-    /// The error `work` ended with.
+    /// Runs a service's work to its end, logs a failure once with its cause chain, then
+    /// flushes telemetry (also after a failure, so the spans that explain it are not lost).
+    /// Returns the process's exit code.
     pub async fn run<E: std::fmt::Display>(
         self,
         service: &str,
         work: impl std::future::Future<Output = Result<(), E>>,
-    ) -> Result<(), E> {
+    ) -> std::process::ExitCode {
         let result = work.await;
         if let Err(e) = &result {
             tracing::error!(error = format!("{e:#}"), "{service} failed");
         }
         self.shutdown().await;
-        result
+        if result.is_ok() {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        }
     }
 
     /// Flushes and stops the exporters (the last batch of spans and a final metric export).
