@@ -570,3 +570,93 @@ async fn dev_says_what_it_made() {
         "{text}"
     );
 }
+
+/// `leaderboard --watch` survives a leaderboard restart: it says it is reconnecting and carries
+/// on drawing once the service is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn watch_survives_a_restart() {
+    let db = saleboard_tests::TestDb::create(Backend::Sqlite)
+        .await
+        .expect("sqlite");
+    db.seed_site("toko").await;
+    let addr = free_addr();
+    let listen = addr.to_string();
+    let env = [("SALEBOARD_DATABASE_URL", db.url.as_str())];
+    let board_args = [
+        "--leaderboard-listen",
+        listen.as_str(),
+        "--organizer-token",
+        "a-test-organizer-token",
+    ];
+    let mut board = saleboard_tests::proc::ServiceProcess::start(
+        "saleboard-leaderboard",
+        &board_args,
+        &env,
+        addr,
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let (out_path, err_path) = (dir.path().join("watch.out"), dir.path().join("watch.err"));
+    let endpoint = format!("http://{addr}");
+    let mut watch = Command::new(bin_dir().join("saleboard"))
+        .args([
+            "leaderboard",
+            "--watch",
+            "--output",
+            "json",
+            "--endpoint",
+            &endpoint,
+        ])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(std::fs::File::create(&out_path).expect("out"))
+        .stderr(std::fs::File::create(&err_path).expect("err"))
+        .spawn()
+        .expect("watch starts");
+    let lines = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let wait_for = |what: &'static str, cond: Box<dyn Fn() -> bool + Send>| async move {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !cond() {
+            assert!(tokio::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    let first = out_path.clone();
+    wait_for("a first board", Box::new(move || lines(&first) >= 1)).await;
+
+    board.kill();
+    let err = err_path.clone();
+    wait_for(
+        "says it is reconnecting",
+        Box::new(move || {
+            std::fs::read_to_string(&err)
+                .unwrap_or_default()
+                .contains("reconnecting")
+        }),
+    )
+    .await;
+    let before = lines(&out_path);
+    let _board = saleboard_tests::proc::ServiceProcess::start(
+        "saleboard-leaderboard",
+        &board_args,
+        &env,
+        addr,
+    )
+    .await;
+    let again = out_path.clone();
+    wait_for(
+        "draws again after the restart",
+        Box::new(move || lines(&again) > before),
+    )
+    .await;
+    assert!(
+        watch.try_wait().expect("status").is_none(),
+        "the watch is still running"
+    );
+    drop(watch.kill());
+    drop(watch.wait());
+}

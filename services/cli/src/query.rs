@@ -205,31 +205,60 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    let request = WatchLeaderboardRequest {
+        limit: args.limit,
+        min_interval_ms: args.interval_ms,
+    };
+    // The first watch must open (a wrong endpoint or flag is an error at once); after that a
+    // screen never goes dark: a dropped stream or a restarted server is retried with backoff.
     let mut stream = client
-        .watch_leaderboard(WatchLeaderboardRequest {
-            limit: args.limit,
-            min_interval_ms: args.interval_ms,
-        })
+        .watch_leaderboard(request)
         .await
         .map_err(|s| client::explain(endpoint, "WatchLeaderboard", &s))?
         .into_inner();
+    let mut backoff = RECONNECT_MIN;
     loop {
-        tokio::select! {
+        let why = tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(()),
-            m = stream.message() => {
-                let Some(b) = m.map_err(|s| client::explain(endpoint, "WatchLeaderboard", &s))? else {
-                    return Ok(());
-                };
-                match args.query.output {
-                    // Clear the screen and draw from the top: a live view in place.
-                    Output::Table => print!("\x1b[2J\x1b[H{}", leaderboard_table(&b)),
-                    Output::Json => println!("{}", leaderboard_json(&b)),
+            m = stream.message() => match m {
+                Ok(Some(b)) => {
+                    backoff = RECONNECT_MIN;
+                    match args.query.output {
+                        // Clear the screen and draw from the top: a live view in place.
+                        Output::Table => print!("\x1b[2J\x1b[H{}", leaderboard_table(&b)),
+                        Output::Json => println!("{}", leaderboard_json(&b)),
+                    }
+                    std::io::stdout().flush().ok();
+                    continue;
                 }
-                std::io::stdout().flush().ok();
+                Ok(None) => "the server ended the stream".to_owned(),
+                Err(status) => format!("{:?}: {}", status.code(), status.message()),
+            },
+        };
+        stream = loop {
+            eprintln!("reconnecting to {endpoint} in {backoff:?} ({why}); Ctrl-C stops");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+                () = tokio::time::sleep(backoff) => {}
             }
-        }
+            backoff = (backoff * 2).min(RECONNECT_MAX);
+            let Ok(channel) = client::connect(endpoint, None).await else {
+                continue;
+            };
+            if let Ok(opened) = LeaderboardServiceClient::new(channel)
+                .watch_leaderboard(request)
+                .await
+            {
+                break opened.into_inner();
+            }
+        };
     }
 }
+
+/// First wait before reconnecting a watch.
+const RECONNECT_MIN: std::time::Duration = std::time::Duration::from_millis(250);
+/// Longest wait between reconnection attempts.
+const RECONNECT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `saleboard totals SITE`.
 ///
