@@ -660,3 +660,33 @@ async fn watch_survives_a_restart() {
     drop(watch.kill());
     drop(watch.wait());
 }
+
+/// A second `dev` on busy ports says so before it creates or changes anything.
+#[test]
+fn dev_on_busy_ports_touches_nothing() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy = taken.local_addr().expect("addr").to_string();
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("dev.db");
+    let db = format!("sqlite:{}", file.display());
+    let (board, aggregator) = (free_addr().to_string(), free_addr().to_string());
+    let out = saleboard(
+        &[
+            "dev",
+            "--ingest-listen",
+            &busy,
+            "--leaderboard-listen",
+            &board,
+            "--aggregator-listen",
+            &aggregator,
+        ],
+        &[("SALEBOARD_DATABASE_URL", db.as_str())],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("already running") && err.contains("--ingest-listen") && err.contains(&busy),
+        "{err}"
+    );
+    assert!(!file.exists(), "the database was not touched");
+}

@@ -106,6 +106,20 @@ async fn seed(store: &Arc<dyn Store>) -> anyhow::Result<Vec<(String, String)>> {
 /// # Errors
 /// When the database cannot be opened or a server cannot start.
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    // A second `dev` (or anything else on these ports) is told so before it touches the
+    // database or issues keys.
+    for (addr, setting) in [
+        (args.ingest_listen, "--ingest-listen"),
+        (args.leaderboard_listen, "--leaderboard-listen"),
+        (args.aggregator_listen, "--aggregator-listen"),
+    ] {
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            anyhow::bail!(
+                "{addr} is not free ({e}): is saleboard dev already running? Stop it, or choose \
+                 other addresses with {setting}"
+            );
+        }
+    }
     let store = args.database.open().await?;
     let keys = seed(&store)
         .await
