@@ -25,20 +25,28 @@ pub fn parse<T: clap::Parser>(
 mod tests {
     use super::*;
 
+    /// A setting read from `PATH`, which every process has and which is never a number: read,
+    /// it fails to parse; ignored, the default stands. (Setting a variable of our own would be
+    /// unsafe in edition 2024 and race other tests.)
     #[derive(clap::Parser, Debug)]
     struct Settings {
-        #[arg(long, env = "SALEBOARD_CONFIG_TEST_LIMIT", default_value_t = 7)]
+        #[arg(long, env = "PATH", default_value_t = 7)]
         limit: u32,
     }
 
     #[test]
     fn the_environment_is_read_only_when_asked() {
-        // (Setting a variable is unsafe in edition 2024 and would race other tests, so this
-        // checks the flag path; TestApp builds every service from built-in defaults.)
-        let built_in: Settings = parse(["t"], false).expect("defaults");
+        assert!(
+            std::env::var_os("PATH").is_some_and(|p| p.to_string_lossy().parse::<u32>().is_err()),
+            "the test needs a non-numeric PATH"
+        );
+        let built_in: Settings = parse(["t"], false).expect("the environment is ignored");
         assert_eq!(built_in.limit, 7);
-        let given: Settings = parse(["t", "--limit", "9"], false).expect("flag");
+        assert!(
+            parse::<Settings>(["t"], true).is_err(),
+            "the environment is read: PATH is not a number"
+        );
+        let given: Settings = parse(["t", "--limit", "9"], true).expect("a flag wins");
         assert_eq!(given.limit, 9);
-        assert!(parse::<Settings>(["t", "--limit", "x"], true).is_err());
     }
 }
