@@ -367,6 +367,8 @@ impl IngestApi for IngestService {
             let _slot = slot;
             loop {
                 let idle_until = tokio::time::Instant::now() + idle_timeout;
+                // A reload since the last look is seen before the next message is taken
+                // (`keys` is polled first), so a revoked key's next batch is never taken.
                 let next = loop {
                     tokio::select! {
                         biased;
@@ -392,14 +394,6 @@ impl IngestApi for IngestService {
                         break;
                     }
                 };
-                if service.directory.revoked_since(&who.key_id, opened) {
-                    drop(
-                        pending_tx
-                            .send(Pending::Done(Err(revoked(&who.key_id))))
-                            .await,
-                    );
-                    break;
-                }
                 let pending = match service.prepare(&who, message).await {
                     Err(status) => Pending::Done(Err(status)),
                     Ok(prepared) if prepared.candidates.is_empty() => {
