@@ -5,7 +5,7 @@
 //! the in-memory totals never drift from what is committed.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use saleboard_domain::UnixNanos;
 use saleboard_domain::totals::TotalsOverflow;
@@ -83,13 +83,11 @@ pub struct Engine {
     metrics: Metrics,
 }
 
-/// How often the lag metric is measured.
-const LAG_EVERY: Duration = Duration::from_secs(1);
-
 /// The aggregator's instruments (no-ops unless telemetry exports them).
 #[derive(Debug)]
 struct Metrics {
     applied: opentelemetry::metrics::Counter<u64>,
+    /// Recorded here as 0 when caught up, and by the monitor from its reads while active.
     lag: opentelemetry::metrics::Gauge<u64>,
 }
 
@@ -128,6 +126,12 @@ impl Engine {
     #[must_use]
     pub fn status(&self) -> watch::Receiver<LocalStatus> {
         self.status.subscribe()
+    }
+
+    /// The lag gauge, for the monitor to record what it reads.
+    #[must_use]
+    pub(crate) fn lag_gauge(&self) -> opentelemetry::metrics::Gauge<u64> {
+        self.metrics.lag.clone()
     }
 
     /// This process's id in the lease.
@@ -204,8 +208,6 @@ impl Engine {
         });
         let renew_every = self.config.lease() / 5;
         let mut renewed = Instant::now();
-        let mut logged = Instant::now();
-        let mut lag_measured: Option<Instant> = None;
         loop {
             if *stop.borrow() {
                 return Ok(());
@@ -216,24 +218,6 @@ impl Engine {
                     return Err(LeadEnd::Lost(Lost::TakenOver));
                 }
                 renewed = Instant::now();
-            }
-            // One read of the state serves the lag metric (every second) and the progress log
-            // (every ten).
-            if lag_measured.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
-                if let Ok(state) = self.store.aggregator_state().await {
-                    let lag = state.head.saturating_sub(state.applied);
-                    self.metrics.lag.record(lag, &[]);
-                    if logged.elapsed() >= Duration::from_secs(10) {
-                        tracing::info!(
-                            applied = state.applied,
-                            head = state.head,
-                            lag,
-                            "aggregator progress"
-                        );
-                        logged = Instant::now();
-                    }
-                }
-                lag_measured = Some(Instant::now());
             }
             let rows = self
                 .store

@@ -9,8 +9,10 @@
 //! Layout:
 //! - [`config`]: flags and environment variables.
 //! - [`engine`]: the lease, the fold loop, and the status it publishes.
-//! - [`monitor`]: whether the totals keep up with the ledger (stale, database reachable).
-//! - [`grpc`]: the status service (`GetStatus`), answered from the monitor's observation.
+//! - [`monitor`]: whether the totals keep up with the ledger (stale, database reachable), and,
+//!   while active, the lag metric and progress log.
+//! - [`grpc`]: the status service (`GetStatus`): a fresh read, or the monitor's last one when the
+//!   database does not answer in 500 ms.
 //! - [`server`]: runs the engine and the gRPC server until stopped.
 
 pub mod config;

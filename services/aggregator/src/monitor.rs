@@ -2,9 +2,10 @@
 //! it reads the ledger head and the applied position (giving up after a second), and publishes
 //! what it saw. Stale means rows are waiting and the applied position has not moved for longer
 //! than `--aggregator-stale-ms`, whatever the cause (a stuck or crashed active aggregator, a
-//! row it cannot fold, a lost lease nobody takes). `GetStatus` answers from this observation at
-//! once, even while the database is down, and health reports NOT_SERVING while it is stale or
-//! the database is unreachable.
+//! row it cannot fold, a lost lease nobody takes). `GetStatus` falls back on this observation
+//! when the database does not answer at once, and health reports NOT_SERVING while it is stale
+//! or the database is unreachable. The same read serves, while this process is the active
+//! aggregator, the lag metric (every second) and the progress log (every ten).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,8 @@ use saleboard_domain::UnixNanos;
 use saleboard_storage::{AggregatorState, Store};
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+use crate::engine::LocalStatus;
 
 /// How often the state is read.
 pub const EVERY: Duration = Duration::from_secs(1);
@@ -45,9 +48,12 @@ impl Observation {
 pub async fn run(
     store: Arc<dyn Store>,
     stale_after: Duration,
+    local: watch::Receiver<LocalStatus>,
+    lag_gauge: opentelemetry::metrics::Gauge<u64>,
     out: watch::Sender<Observation>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut logged = Instant::now();
     let stalled_gauge = saleboard_runtime::telemetry::meter()
         .f64_gauge("saleboard.aggregator.stalled")
         .with_unit("s")
@@ -79,6 +85,19 @@ pub async fn run(
                     Duration::ZERO
                 };
                 seen.stale = seen.stalled_for > stale_after;
+                if local.borrow().active {
+                    let lag = state.head.saturating_sub(state.applied);
+                    lag_gauge.record(lag, &[]);
+                    if logged.elapsed() >= Duration::from_secs(10) {
+                        tracing::info!(
+                            applied = state.applied,
+                            head = state.head,
+                            lag,
+                            "aggregator progress"
+                        );
+                        logged = now;
+                    }
+                }
                 seen.reachable = true;
                 seen.checked_at = Some(UnixNanos::now());
                 seen.state = Some(state);

@@ -118,6 +118,8 @@ impl AggregatorServer {
         let monitor_task = tokio::spawn(monitor::run(
             self.store.clone(),
             self.stale_after,
+            self.engine.status(),
+            self.engine.lag_gauge(),
             observed_tx,
             stop_rx,
         ));
