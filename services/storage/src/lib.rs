@@ -5,7 +5,13 @@
 //! Layout:
 //! - [`error`]: the crate's error type.
 //! - [`model`]: records read and written (sites, keys, candidates, ledger rows).
-//! - [`postgres`], [`sqlite`]: the two implementations and their migrations.
+//! - `sql`: the SQL that reads the same on both databases, as named constants; `rows`: the
+//!   rows those queries return (`sqlx::FromRow`) and their conversion to records.
+//! - `backend`: the one trait that says what differs per database (how a write begins and
+//!   locks, how a consistent read begins, notification, how a batch of rows travels).
+//! - `shared` and `totals`: [`AdminStore`], [`LedgerStore`] (the append skeleton) and
+//!   [`TotalsStore`], written once, generic over the backend.
+//! - [`postgres`], [`sqlite`]: the two backends, their connection set-up and migrations.
 //!
 //! The ledger's write path: [`LedgerStore::append`] takes the writer lock (the `ledger_head`
 //! row in PostgreSQL, SQLite's write lock), loads the rows the batch names, lets
@@ -13,13 +19,15 @@
 //! with consecutive positions, moves the head and commits. Positions therefore become visible
 //! in order, which is what lets readers tail the ledger by position without skipping a row.
 
-mod append;
+mod backend;
 pub mod error;
 pub mod model;
 pub mod postgres;
-mod shared_sql;
+mod rows;
+mod shared;
+mod sql;
 pub mod sqlite;
-mod totals_sql;
+mod totals;
 
 use std::sync::Arc;
 

@@ -1,8 +1,6 @@
 //! Records read and written by the store.
 
-use saleboard_domain::{
-    Currency, Kind, Nature, SiteId, StoreId, TransactionId, UnixNanos, ValidTransaction,
-};
+use saleboard_domain::{Currency, SiteId, UnixNanos, ValidTransaction};
 
 use crate::{Result, StorageError};
 
@@ -67,47 +65,6 @@ pub struct LedgerRow {
     pub received_at: UnixNanos,
     /// The transaction.
     pub tx: ValidTransaction,
-}
-
-/// Columns of a ledger row as stored, before the domain's rules are re-applied.
-pub(crate) struct RawRow {
-    pub(crate) site_id: String,
-    pub(crate) transaction_id: String,
-    pub(crate) store_id: String,
-    pub(crate) kind: i16,
-    pub(crate) currency: String,
-    pub(crate) amount_minor: i64,
-    pub(crate) occurred_at_ns: i64,
-    pub(crate) refund_of: String,
-    pub(crate) position: i64,
-}
-
-impl RawRow {
-    /// The stored row as domain values. A failure means the table holds what the write path
-    /// never writes.
-    pub(crate) fn into_domain(self) -> Result<(SiteId, ValidTransaction, u64)> {
-        let bad = |what: &str, e: &dyn std::fmt::Display| {
-            StorageError::corrupt("ledger", format!("position {}: {what}: {e}", self.position))
-        };
-        let site = SiteId::parse(&self.site_id).map_err(|e| bad("site_id", &e))?;
-        let tx = ValidTransaction {
-            id: TransactionId::parse(&self.transaction_id)
-                .map_err(|e| bad("transaction_id", &e))?,
-            store_id: StoreId::parse(&self.store_id).map_err(|e| bad("store_id", &e))?,
-            nature: match Kind::from_code(self.kind).ok_or_else(|| bad("kind", &self.kind))? {
-                Kind::Sale if self.refund_of.is_empty() => Nature::Sale,
-                Kind::Sale => return Err(bad("refund_of", &"set on a sale")),
-                Kind::Refund => Nature::Refund {
-                    of: TransactionId::parse(&self.refund_of).map_err(|e| bad("refund_of", &e))?,
-                },
-            },
-            currency: Currency::parse(&self.currency).map_err(|e| bad("currency", &e))?,
-            amount_minor: self.amount_minor,
-            occurred_at: UnixNanos(self.occurred_at_ns),
-        };
-        let position = u64::try_from(self.position).map_err(|e| bad("position", &e))?;
-        Ok((site, tx, position))
-    }
 }
 
 /// Converts a position for the database (positions start at 1 and stay far below i64::MAX).
@@ -187,18 +144,4 @@ pub(crate) fn site_id(table: &'static str, id: &str) -> Result<SiteId> {
 /// A money sum stored as decimal text (NUMERIC on PostgreSQL, TEXT on SQLite).
 pub(crate) fn wide(table: &'static str, text: &str) -> Result<i128> {
     text.parse().map_err(|e| StorageError::corrupt(table, e))
-}
-
-pub(crate) fn currency_totals(
-    sale_count: i64,
-    gross_minor: &str,
-    refund_count: i64,
-    refunded_minor: &str,
-) -> Result<saleboard_domain::totals::CurrencyTotals> {
-    Ok(saleboard_domain::totals::CurrencyTotals {
-        sale_count: to_u64("site_totals", sale_count)?,
-        gross_minor: wide("site_totals", gross_minor)?,
-        refund_count: to_u64("site_totals", refund_count)?,
-        refunded_minor: wide("site_totals", refunded_minor)?,
-    })
 }

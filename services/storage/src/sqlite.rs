@@ -8,25 +8,24 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use saleboard_domain::TransactionId;
-use saleboard_domain::resolve::{Decision, LedgerState};
+use saleboard_domain::totals::Changes;
 use serde_json::json;
 use sqlx::SqlSafeStr as _;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::append::{KeyRow, decide, keys_to_load, load_refunded, load_stored, refund_targets};
-use crate::model::db_position;
-use crate::shared_sql::shared_store_impl;
-use crate::totals_sql::totals_store_impl;
-use crate::{Candidate, LedgerRow, LedgerStore, Result, StorageError, Store, TotalsStore};
+use crate::backend::{Backend, Writing};
+use crate::rows::{RefundedRow, StoredRow};
+use crate::{Candidate, Result, StorageError, Store, TotalsStore};
 
 /// Ledger and admin data in one SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Sidecar file whose lock queues writers (see [`SqliteStore::write_gate`]).
+    /// Sidecar file whose lock queues writers (see [`SqliteStore::write_queue`]).
     gate: Option<std::path::PathBuf>,
 }
 
@@ -71,7 +70,7 @@ impl SqliteStore {
     /// on a sidecar file, held until the returned guard is dropped. SQLite's own busy handler
     /// retries on a timer, so a writer committing back to back (ingest) could starve another
     /// (the aggregator) for seconds; a kernel lock wakes the waiter as soon as it is released.
-    pub(crate) async fn write_gate(&self) -> Result<Option<std::fs::File>> {
+    async fn write_queue(&self) -> Result<Option<std::fs::File>> {
         let Some(path) = self.gate.clone() else {
             return Ok(None);
         };
@@ -128,170 +127,158 @@ impl SqliteStore {
     }
 }
 
-shared_store_impl!(SqliteStore);
-totals_store_impl!(
-    SqliteStore,
-    begin_write: "BEGIN IMMEDIATE",
-    lock_state: "SELECT applied_position FROM aggregator_state WHERE id = 1",
-    begin_read: "BEGIN",
-    notify: None::<&'static str>,
-    upsert_changes: upsert_changes
-);
+impl Backend for SqliteStore {
+    type Db = Sqlite;
+    const BEGIN_READ: &'static str = "BEGIN";
+    // The write lock is already held: `begin_write` starts with BEGIN IMMEDIATE.
+    const LOCK_HEAD: &'static str = "SELECT head FROM ledger_head WHERE id = 1";
+    const LOCK_STATE: &'static str = "SELECT applied_position FROM aggregator_state WHERE id = 1";
+    const NOTIFY_APPLIED: Option<&'static str> = None;
 
-/// Writes the changed totals of one apply: one `json_each` statement per table. Money sums are
-/// JSON strings (decimal text, wider than SQLite's integers).
-async fn upsert_changes(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    changes: &saleboard_domain::totals::Changes,
-) -> Result<()> {
-    if !changes.totals.is_empty() {
-        let rows: Vec<serde_json::Value> = changes
-            .totals
-            .iter()
-            .map(|((site, currency), t)| {
-                json!([
-                    site.as_str(),
-                    currency.code(),
-                    t.sale_count,
-                    t.gross_minor.to_string(),
-                    t.refund_count,
-                    t.refunded_minor.to_string(),
-                    t.net_minor().to_string()
-                ])
-            })
-            .collect();
-        sqlx::query(
-            "INSERT INTO site_totals (site_id, currency, sale_count, gross_minor, refund_count, \
-             refunded_minor, net_minor) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-             value ->> 5, value ->> 6 FROM json_each($1) WHERE true \
-             ON CONFLICT (site_id, currency) DO UPDATE SET sale_count = excluded.sale_count, \
-             gross_minor = excluded.gross_minor, refund_count = excluded.refund_count, \
-             refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor",
-        )
-        .bind(serde_json::Value::Array(rows).to_string())
-        .execute(&mut **tx)
-        .await?;
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
-    if !changes.hourly.is_empty() {
-        let rows: Vec<serde_json::Value> = changes
-            .hourly
-            .iter()
-            .map(|((site, currency, hour), h)| {
-                json!([
-                    site.as_str(),
-                    currency.code(),
-                    hour.0,
-                    h.sale_count,
-                    h.net_minor.to_string()
-                ])
-            })
-            .collect();
-        sqlx::query(
-            "INSERT INTO hourly_totals (site_id, currency, hour_start_ns, sale_count, net_minor) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 \
-             FROM json_each($1) WHERE true \
-             ON CONFLICT (site_id, currency, hour_start_ns) DO UPDATE SET \
-             sale_count = excluded.sale_count, net_minor = excluded.net_minor",
-        )
-        .bind(serde_json::Value::Array(rows).to_string())
-        .execute(&mut **tx)
-        .await?;
+
+    /// Queues behind the other writers of the file, then takes SQLite's write lock at once
+    /// (IMMEDIATE), before anything is read.
+    async fn begin_write(&self) -> Result<Writing<Sqlite>> {
+        let queue = self.write_queue().await?;
+        Ok(Writing {
+            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _queue: queue,
+        })
     }
-    Ok(())
-}
 
-fn pairs_json(pairs: Vec<(String, String)>) -> String {
-    serde_json::Value::Array(pairs.into_iter().map(|(a, b)| json!([a, b])).collect()).to_string()
-}
-
-#[async_trait]
-impl LedgerStore for SqliteStore {
-    async fn append(&self, batch: &[Candidate]) -> Result<Vec<Decision>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        let _gate = self.write_gate().await?;
-        // IMMEDIATE takes the write lock now, before the head is read.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let (head,): (i64,) = sqlx::query_as("SELECT head FROM ledger_head WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
-        let head = u64::try_from(head).map_err(|e| StorageError::corrupt("ledger_head", e))?;
-        let mut state = LedgerState::new(head);
-
-        let rows: Vec<KeyRow> = sqlx::query_as(
+    async fn stored_rows(
+        conn: &mut SqliteConnection,
+        keys: &[(String, String)],
+    ) -> Result<Vec<StoredRow>> {
+        Ok(sqlx::query_as(
             "SELECT l.site_id, l.transaction_id, l.store_id, l.kind, l.currency, l.amount_minor, \
              l.occurred_at_ns, l.refund_of, l.position \
              FROM json_each($1) AS k \
              JOIN ledger l ON l.site_id = k.value ->> 0 AND l.transaction_id = k.value ->> 1",
         )
-        .bind(pairs_json(keys_to_load(batch)))
-        .fetch_all(&mut *tx)
+        .bind(pairs_json(keys))
+        .fetch_all(conn)
+        .await?)
+    }
+
+    async fn refunded_sums(
+        conn: &mut SqliteConnection,
+        sales: &[(String, String)],
+    ) -> Result<Vec<RefundedRow>> {
+        Ok(sqlx::query_as(
+            "SELECT l.site_id, l.refund_of AS sale_id, SUM(l.amount_minor) AS refunded \
+             FROM json_each($1) AS k \
+             JOIN ledger l ON l.site_id = k.value ->> 0 AND l.refund_of = k.value ->> 1 \
+             AND l.refund_of <> '' \
+             GROUP BY l.site_id, l.refund_of",
+        )
+        .bind(pairs_json(sales))
+        .fetch_all(conn)
+        .await?)
+    }
+
+    async fn insert_accepted(
+        conn: &mut SqliteConnection,
+        accepted: &[(&Candidate, u64)],
+    ) -> Result<()> {
+        let rows: Vec<serde_json::Value> = accepted
+            .iter()
+            .map(|(c, pos)| {
+                json!([
+                    pos,
+                    c.site.as_str(),
+                    c.tx.id.as_str(),
+                    c.tx.store_id.as_str(),
+                    c.tx.kind().code(),
+                    c.tx.currency.code(),
+                    c.tx.amount_minor,
+                    c.tx.occurred_at.0,
+                    c.tx.refund_of().map_or("", TransactionId::as_str),
+                    c.key_id,
+                    c.received_at.0,
+                ])
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO ledger (position, site_id, transaction_id, store_id, kind, currency, \
+             amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+             value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10 \
+             FROM json_each($1)",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(conn)
         .await?;
-        load_stored(&mut state, rows)?;
+        Ok(())
+    }
 
-        let targets = refund_targets(batch);
-        if !targets.is_empty() {
-            let sums: Vec<(String, String, i64)> = sqlx::query_as(
-                "SELECT l.site_id, l.refund_of, SUM(l.amount_minor) \
-                 FROM json_each($1) AS k \
-                 JOIN ledger l ON l.site_id = k.value ->> 0 AND l.refund_of = k.value ->> 1 \
-                 AND l.refund_of <> '' \
-                 GROUP BY l.site_id, l.refund_of",
-            )
-            .bind(pairs_json(targets))
-            .fetch_all(&mut *tx)
-            .await?;
-            load_refunded(&mut state, sums)?;
-        }
-
-        let (decisions, accepted) = decide(&mut state, batch);
-        if let Some(&(_, last)) = accepted.last() {
-            let rows: Vec<serde_json::Value> = accepted
+    /// Money sums travel as JSON strings (decimal text, wider than SQLite's integers).
+    async fn upsert_totals(conn: &mut SqliteConnection, changes: &Changes) -> Result<()> {
+        if !changes.totals.is_empty() {
+            let rows: Vec<serde_json::Value> = changes
+                .totals
                 .iter()
-                .map(|(c, pos)| {
+                .map(|((site, currency), t)| {
                     json!([
-                        pos,
-                        c.site.as_str(),
-                        c.tx.id.as_str(),
-                        c.tx.store_id.as_str(),
-                        c.tx.kind().code(),
-                        c.tx.currency.code(),
-                        c.tx.amount_minor,
-                        c.tx.occurred_at.0,
-                        c.tx.refund_of().map_or("", TransactionId::as_str),
-                        c.key_id,
-                        c.received_at.0,
+                        site.as_str(),
+                        currency.code(),
+                        t.sale_count,
+                        t.gross_minor.to_string(),
+                        t.refund_count,
+                        t.refunded_minor.to_string(),
+                        t.net_minor().to_string()
                     ])
                 })
                 .collect();
             sqlx::query(
-                "INSERT INTO ledger (position, site_id, transaction_id, store_id, kind, currency, \
-                 amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns) \
+                "INSERT INTO site_totals (site_id, currency, sale_count, gross_minor, \
+                 refund_count, refunded_minor, net_minor) \
                  SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-                 value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10 \
-                 FROM json_each($1)",
+                 value ->> 5, value ->> 6 FROM json_each($1) WHERE true \
+                 ON CONFLICT (site_id, currency) DO UPDATE SET sale_count = excluded.sale_count, \
+                 gross_minor = excluded.gross_minor, refund_count = excluded.refund_count, \
+                 refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor",
             )
             .bind(serde_json::Value::Array(rows).to_string())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-            sqlx::query("UPDATE ledger_head SET head = $1 WHERE id = 1")
-                .bind(db_position(last)?)
-                .execute(&mut *tx)
-                .await?;
         }
-        tx.commit().await?;
-        Ok(decisions)
+        if !changes.hourly.is_empty() {
+            let rows: Vec<serde_json::Value> = changes
+                .hourly
+                .iter()
+                .map(|((site, currency, hour), h)| {
+                    json!([
+                        site.as_str(),
+                        currency.code(),
+                        hour.0,
+                        h.sale_count,
+                        h.net_minor.to_string()
+                    ])
+                })
+                .collect();
+            sqlx::query(
+                "INSERT INTO hourly_totals (site_id, currency, hour_start_ns, sale_count, \
+                 net_minor) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 \
+                 FROM json_each($1) WHERE true \
+                 ON CONFLICT (site_id, currency, hour_start_ns) DO UPDATE SET \
+                 sale_count = excluded.sale_count, net_minor = excluded.net_minor",
+            )
+            .bind(serde_json::Value::Array(rows).to_string())
+            .execute(conn)
+            .await?;
+        }
+        Ok(())
     }
+}
 
-    async fn ledger_head(&self) -> Result<u64> {
-        self.shared_ledger_head().await
-    }
-
-    async fn read_ledger(&self, after: u64, limit: u32) -> Result<Vec<LedgerRow>> {
-        self.shared_read_ledger(after, limit).await
-    }
+/// (a, b) pairs as one JSON array of two-element arrays, for `json_each`.
+fn pairs_json(pairs: &[(String, String)]) -> String {
+    serde_json::Value::Array(pairs.iter().map(|(a, b)| json!([a, b])).collect()).to_string()
 }
 
 #[async_trait]

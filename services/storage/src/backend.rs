@@ -1,0 +1,66 @@
+//! What differs between the two databases, as one small trait: how a write begins (and takes
+//! the writer lock), how the locked head and state rows are read, how a consistent read
+//! begins, how a move of the totals is announced, and how a batch of rows travels (arrays
+//! with `UNNEST` on PostgreSQL, one JSON array with `json_each` on SQLite). Everything else is
+//! written once, generic over the backend, in [`crate::shared`] and [`crate::totals`].
+
+use std::future::Future;
+
+use saleboard_domain::totals::Changes;
+use sqlx::{Database, Pool, Transaction};
+
+use crate::rows::{RefundedRow, StoredRow};
+use crate::{Candidate, Result};
+
+/// A write transaction holding the writer lock; dropping it rolls back, then releases any
+/// lock taken outside the database (fields drop in order).
+pub(crate) struct Writing<DB: Database> {
+    /// The transaction.
+    pub(crate) tx: Transaction<'static, DB>,
+    /// SQLite's writer queue (a locked sidecar file), held until the transaction ends.
+    pub(crate) _queue: Option<std::fs::File>,
+}
+
+/// One database's dialect and batch encoding.
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// The sqlx database.
+    type Db: Database;
+    /// Begins a read-only transaction that sees one consistent state of every table.
+    const BEGIN_READ: &'static str;
+    /// Reads the ledger head inside a write, locking it until commit.
+    const LOCK_HEAD: &'static str;
+    /// Reads the applied position inside a write, locking it until commit.
+    const LOCK_STATE: &'static str;
+    /// Announces a new applied position (`$1`, decimal text) on commit, where the database can.
+    const NOTIFY_APPLIED: Option<&'static str>;
+
+    /// The pool.
+    fn pool(&self) -> &Pool<Self::Db>;
+
+    /// Begins a write that other writers, in any process, queue behind.
+    fn begin_write(&self) -> impl Future<Output = Result<Writing<Self::Db>>> + Send;
+
+    /// The stored rows with these (site_id, transaction_id) keys.
+    fn stored_rows(
+        conn: &mut <Self::Db as Database>::Connection,
+        keys: &[(String, String)],
+    ) -> impl Future<Output = Result<Vec<StoredRow>>> + Send;
+
+    /// The refunded sums of these (site_id, sale id) pairs that have refunds.
+    fn refunded_sums(
+        conn: &mut <Self::Db as Database>::Connection,
+        sales: &[(String, String)],
+    ) -> impl Future<Output = Result<Vec<RefundedRow>>> + Send;
+
+    /// Inserts accepted candidates at their positions, in one statement.
+    fn insert_accepted(
+        conn: &mut <Self::Db as Database>::Connection,
+        accepted: &[(&Candidate, u64)],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Writes the changed totals of one apply: one statement per table.
+    fn upsert_totals(
+        conn: &mut <Self::Db as Database>::Connection,
+        changes: &Changes,
+    ) -> impl Future<Output = Result<()>> + Send;
+}

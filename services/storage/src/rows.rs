@@ -1,0 +1,265 @@
+//! Rows as the queries return them (named columns, read with `sqlx::FromRow`), and how each
+//! becomes a domain record. A row that does not convert means the table holds what the write
+//! path never writes: [`StorageError::Corrupt`](crate::StorageError::Corrupt), naming the table.
+
+use saleboard_domain::totals::{CurrencyTotals, HourlyTotals};
+use saleboard_domain::{
+    Currency, Event, Kind, Nature, Rate, SiteId, StoreId, TransactionId, UnixNanos,
+    ValidTransaction,
+};
+
+use crate::model::{currency, site_id, to_u64, wide};
+use crate::{
+    ActiveKey, AggregatorState, ApiKeyRecord, LedgerRow, Result, SiteRecord, StorageError,
+};
+
+/// `sites`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SiteRow {
+    site_id: String,
+    display_name: String,
+    created_at_ns: i64,
+}
+
+impl SiteRow {
+    pub(crate) fn into_record(self) -> Result<SiteRecord> {
+        Ok(SiteRecord {
+            site_id: site_id("sites", &self.site_id)?,
+            display_name: self.display_name,
+            created_at: UnixNanos(self.created_at_ns),
+        })
+    }
+}
+
+/// `api_keys` as listed.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApiKeyRow {
+    key_id: String,
+    site_id: String,
+    created_at_ns: i64,
+    revoked_at_ns: Option<i64>,
+}
+
+impl ApiKeyRow {
+    pub(crate) fn into_record(self) -> Result<ApiKeyRecord> {
+        Ok(ApiKeyRecord {
+            key_id: self.key_id,
+            site_id: site_id("api_keys", &self.site_id)?,
+            created_at: UnixNanos(self.created_at_ns),
+            revoked_at: self.revoked_at_ns.map(UnixNanos),
+        })
+    }
+}
+
+/// `api_keys` as the authentication cache needs them.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ActiveKeyRow {
+    key_id: String,
+    site_id: String,
+    secret_hash: String,
+}
+
+impl ActiveKeyRow {
+    pub(crate) fn into_record(self) -> Result<ActiveKey> {
+        Ok(ActiveKey {
+            key_id: self.key_id,
+            site_id: site_id("api_keys", &self.site_id)?,
+            secret_hash: self.secret_hash,
+        })
+    }
+}
+
+/// `event`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    event_id: String,
+    display_name: String,
+    starts_at_ns: i64,
+    ends_at_ns: i64,
+    reporting_currency: String,
+}
+
+impl EventRow {
+    pub(crate) fn into_event(self) -> Result<Event> {
+        Event::new(
+            &self.event_id,
+            &self.display_name,
+            UnixNanos(self.starts_at_ns),
+            UnixNanos(self.ends_at_ns),
+            &self.reporting_currency,
+        )
+        .map_err(|e| StorageError::corrupt("event", e))
+    }
+}
+
+/// `exchange_rates`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RateRow {
+    currency: String,
+    rate: String,
+}
+
+impl RateRow {
+    pub(crate) fn into_pair(self) -> Result<(Currency, Rate)> {
+        Ok((
+            currency("exchange_rates", &self.currency)?,
+            Rate::parse(&self.rate).map_err(|e| StorageError::corrupt("exchange_rates", e))?,
+        ))
+    }
+}
+
+/// `site_totals`, money sums as decimal text (NUMERIC on PostgreSQL, TEXT on SQLite).
+#[derive(sqlx::FromRow)]
+pub(crate) struct TotalsRow {
+    site_id: String,
+    currency: String,
+    sale_count: i64,
+    gross_minor: String,
+    refund_count: i64,
+    refunded_minor: String,
+}
+
+impl TotalsRow {
+    pub(crate) fn into_totals(self) -> Result<(SiteId, Currency, CurrencyTotals)> {
+        const T: &str = "site_totals";
+        Ok((
+            site_id(T, &self.site_id)?,
+            currency(T, &self.currency)?,
+            CurrencyTotals {
+                sale_count: to_u64(T, self.sale_count)?,
+                gross_minor: wide(T, &self.gross_minor)?,
+                refund_count: to_u64(T, self.refund_count)?,
+                refunded_minor: wide(T, &self.refunded_minor)?,
+            },
+        ))
+    }
+}
+
+/// `hourly_totals`, the net as decimal text.
+#[derive(sqlx::FromRow)]
+pub(crate) struct HourlyRow {
+    site_id: String,
+    currency: String,
+    hour_start_ns: i64,
+    sale_count: i64,
+    net_minor: String,
+}
+
+impl HourlyRow {
+    pub(crate) fn into_hourly(self) -> Result<(SiteId, Currency, UnixNanos, HourlyTotals)> {
+        const T: &str = "hourly_totals";
+        Ok((
+            site_id(T, &self.site_id)?,
+            currency(T, &self.currency)?,
+            UnixNanos(self.hour_start_ns),
+            HourlyTotals {
+                sale_count: to_u64(T, self.sale_count)?,
+                net_minor: wide(T, &self.net_minor)?,
+            },
+        ))
+    }
+}
+
+/// The columns of a ledger row that resolution needs.
+#[derive(sqlx::FromRow)]
+pub(crate) struct StoredRow {
+    site_id: String,
+    transaction_id: String,
+    store_id: String,
+    kind: i16,
+    currency: String,
+    amount_minor: i64,
+    occurred_at_ns: i64,
+    refund_of: String,
+    position: i64,
+}
+
+impl StoredRow {
+    /// The stored row as domain values, re-checked by the domain's own parsers.
+    pub(crate) fn into_domain(self) -> Result<(SiteId, ValidTransaction, u64)> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            StorageError::corrupt("ledger", format!("position {}: {what}: {e}", self.position))
+        };
+        let site = SiteId::parse(&self.site_id).map_err(|e| bad("site_id", &e))?;
+        let tx = ValidTransaction {
+            id: TransactionId::parse(&self.transaction_id)
+                .map_err(|e| bad("transaction_id", &e))?,
+            store_id: StoreId::parse(&self.store_id).map_err(|e| bad("store_id", &e))?,
+            nature: match Kind::from_code(self.kind).ok_or_else(|| bad("kind", &self.kind))? {
+                Kind::Sale if self.refund_of.is_empty() => Nature::Sale,
+                Kind::Sale => return Err(bad("refund_of", &"set on a sale")),
+                Kind::Refund => Nature::Refund {
+                    of: TransactionId::parse(&self.refund_of).map_err(|e| bad("refund_of", &e))?,
+                },
+            },
+            currency: Currency::parse(&self.currency).map_err(|e| bad("currency", &e))?,
+            amount_minor: self.amount_minor,
+            occurred_at: UnixNanos(self.occurred_at_ns),
+        };
+        let position = u64::try_from(self.position).map_err(|e| bad("position", &e))?;
+        Ok((site, tx, position))
+    }
+}
+
+/// A whole ledger row, as the aggregator and `verify` read it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct FullLedgerRow {
+    #[sqlx(flatten)]
+    stored: StoredRow,
+    key_id: String,
+    received_at_ns: i64,
+}
+
+impl FullLedgerRow {
+    pub(crate) fn into_row(self) -> Result<LedgerRow> {
+        let (site, tx, position) = self.stored.into_domain()?;
+        Ok(LedgerRow {
+            position,
+            site,
+            key_id: self.key_id,
+            received_at: UnixNanos(self.received_at_ns),
+            tx,
+        })
+    }
+}
+
+/// The refunded sum of one sale.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RefundedRow {
+    pub(crate) site_id: String,
+    pub(crate) sale_id: String,
+    /// The refunds of one sale never exceed the sale, an i64, so the sum fits.
+    pub(crate) refunded: i64,
+}
+
+impl RefundedRow {
+    pub(crate) fn into_parts(self) -> Result<(SiteId, TransactionId, i128)> {
+        Ok((
+            site_id("ledger", &self.site_id)?,
+            TransactionId::parse(&self.sale_id).map_err(|e| StorageError::corrupt("ledger", e))?,
+            i128::from(self.refunded),
+        ))
+    }
+}
+
+/// The aggregator's state row joined with the ledger head.
+#[derive(sqlx::FromRow)]
+pub(crate) struct StateRow {
+    applied_position: i64,
+    updated_at_ns: i64,
+    holder: String,
+    lease_until_ns: i64,
+    head: i64,
+}
+
+impl StateRow {
+    pub(crate) fn into_state(self) -> Result<AggregatorState> {
+        Ok(AggregatorState {
+            applied: to_u64("aggregator_state", self.applied_position)?,
+            head: to_u64("ledger_head", self.head)?,
+            holder: self.holder,
+            lease_until: UnixNanos(self.lease_until_ns),
+            updated_at: UnixNanos(self.updated_at_ns),
+        })
+    }
+}

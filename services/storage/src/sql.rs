@@ -1,0 +1,117 @@
+//! The SQL that reads the same on PostgreSQL and SQLite (both accept `$n` placeholders,
+//! `RETURNING` and `ON CONFLICT`). Column names match the row structs of [`crate::rows`].
+//! What differs per database lives in each backend's [`crate::backend::Backend`] impl.
+
+/// Registers a site unless its id is taken (then no row comes back).
+pub(crate) const INSERT_SITE: &str = "\
+    INSERT INTO sites (site_id, display_name, created_at_ns) VALUES ($1, $2, $3) \
+    ON CONFLICT (site_id) DO NOTHING \
+    RETURNING site_id, display_name, created_at_ns";
+
+/// Every site, by id.
+pub(crate) const SITES: &str =
+    "SELECT site_id, display_name, created_at_ns FROM sites ORDER BY site_id";
+
+/// One site by id.
+pub(crate) const SITE: &str =
+    "SELECT site_id, display_name, created_at_ns FROM sites WHERE site_id = $1";
+
+/// Issues a key for a registered site (no row comes back for an unknown site).
+pub(crate) const INSERT_KEY: &str = "\
+    INSERT INTO api_keys (key_id, site_id, secret_hash, created_at_ns) \
+    SELECT $1, site_id, $3, $4 FROM sites WHERE site_id = $2 \
+    RETURNING key_id, site_id, created_at_ns, revoked_at_ns";
+
+/// Revokes a key; revoking twice keeps the first time.
+pub(crate) const REVOKE_KEY: &str = "\
+    UPDATE api_keys SET revoked_at_ns = COALESCE(revoked_at_ns, $2) WHERE key_id = $1 \
+    RETURNING key_id, site_id, created_at_ns, revoked_at_ns";
+
+/// The keys of one site (`$1`), or of every site when `$1` is empty.
+pub(crate) const KEYS: &str = "\
+    SELECT key_id, site_id, created_at_ns, revoked_at_ns FROM api_keys \
+    WHERE $1 = '' OR site_id = $1 ORDER BY site_id, created_at_ns, key_id";
+
+/// Every key that is not revoked.
+pub(crate) const ACTIVE_KEYS: &str =
+    "SELECT key_id, site_id, secret_hash FROM api_keys WHERE revoked_at_ns IS NULL";
+
+/// The active key with a secret hash.
+pub(crate) const ACTIVE_KEY: &str = "\
+    SELECT key_id, site_id, secret_hash FROM api_keys \
+    WHERE secret_hash = $1 AND revoked_at_ns IS NULL";
+
+/// Creates or replaces the event (one row, id 1).
+pub(crate) const UPSERT_EVENT: &str = "\
+    INSERT INTO event (id, event_id, display_name, starts_at_ns, ends_at_ns, reporting_currency) \
+    VALUES (1, $1, $2, $3, $4, $5) \
+    ON CONFLICT (id) DO UPDATE SET event_id = excluded.event_id, \
+    display_name = excluded.display_name, starts_at_ns = excluded.starts_at_ns, \
+    ends_at_ns = excluded.ends_at_ns, reporting_currency = excluded.reporting_currency";
+
+/// The event, if set.
+pub(crate) const EVENT: &str = "\
+    SELECT event_id, display_name, starts_at_ns, ends_at_ns, reporting_currency \
+    FROM event WHERE id = 1";
+
+/// Sets one exchange rate.
+pub(crate) const UPSERT_RATE: &str = "\
+    INSERT INTO exchange_rates (currency, rate) VALUES ($1, $2) \
+    ON CONFLICT (currency) DO UPDATE SET rate = excluded.rate";
+
+/// Every rate, by currency.
+pub(crate) const RATES: &str = "SELECT currency, rate FROM exchange_rates ORDER BY currency";
+
+/// The ledger head, without a lock.
+pub(crate) const HEAD: &str = "SELECT head FROM ledger_head WHERE id = 1";
+
+/// Moves the head after an append.
+pub(crate) const MOVE_HEAD: &str = "UPDATE ledger_head SET head = $1 WHERE id = 1";
+
+/// Ledger rows after a position, in order.
+pub(crate) const LEDGER_AFTER: &str = "\
+    SELECT site_id, transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, \
+    refund_of, position, key_id, received_at_ns FROM ledger \
+    WHERE position > $1 ORDER BY position LIMIT $2";
+
+/// The applied position.
+pub(crate) const APPLIED: &str = "SELECT applied_position FROM aggregator_state WHERE id = 1";
+
+/// Moves the applied position.
+pub(crate) const MOVE_APPLIED: &str =
+    "UPDATE aggregator_state SET applied_position = $1, updated_at_ns = $2 WHERE id = 1";
+
+/// Every per-currency total.
+pub(crate) const TOTALS: &str = "\
+    SELECT site_id, currency, sale_count, CAST(gross_minor AS TEXT) AS gross_minor, \
+    refund_count, CAST(refunded_minor AS TEXT) AS refunded_minor FROM site_totals";
+
+/// One site's per-currency totals, by currency.
+pub(crate) const SITE_TOTALS: &str = "\
+    SELECT site_id, currency, sale_count, CAST(gross_minor AS TEXT) AS gross_minor, \
+    refund_count, CAST(refunded_minor AS TEXT) AS refunded_minor FROM site_totals \
+    WHERE site_id = $1 ORDER BY currency";
+
+/// Every hourly total.
+pub(crate) const HOURLY: &str = "\
+    SELECT site_id, currency, hour_start_ns, sale_count, CAST(net_minor AS TEXT) AS net_minor \
+    FROM hourly_totals";
+
+/// One site's hourly totals, by hour then currency.
+pub(crate) const SITE_HOURLY: &str = "\
+    SELECT site_id, currency, hour_start_ns, sale_count, CAST(net_minor AS TEXT) AS net_minor \
+    FROM hourly_totals WHERE site_id = $1 ORDER BY hour_start_ns, currency";
+
+/// Takes or renews the aggregator lease; a row comes back when it is taken.
+pub(crate) const TAKE_LEASE: &str = "\
+    UPDATE aggregator_state SET holder = $1, lease_until_ns = $3 \
+    WHERE id = 1 AND (holder = $1 OR holder = '' OR lease_until_ns < $2) RETURNING holder";
+
+/// Gives the lease up.
+pub(crate) const RELEASE_LEASE: &str =
+    "UPDATE aggregator_state SET holder = '', lease_until_ns = 0 WHERE id = 1 AND holder = $1";
+
+/// The aggregator's state and the ledger head.
+pub(crate) const STATE: &str = "\
+    SELECT a.applied_position, a.updated_at_ns, a.holder, a.lease_until_ns, h.head \
+    FROM aggregator_state a, ledger_head h WHERE a.id = 1 AND h.id = 1";

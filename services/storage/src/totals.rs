@@ -1,0 +1,190 @@
+//! [`TotalsStore`] written once for every [`Backend`]: the aggregator's writes (under the
+//! backend's write lock, fenced by the applied position) and the leaderboard's consistent reads.
+
+use async_trait::async_trait;
+use saleboard_domain::totals::{Changes, TotalsBook};
+use saleboard_domain::{SiteId, UnixNanos};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
+
+use crate::backend::Backend;
+use crate::model::{AggregatorState, BoardData, SiteTotalsData, StoredTotals, db_position, to_u64};
+use crate::rows::{EventRow, HourlyRow, RateRow, SiteRow, StateRow, TotalsRow};
+use crate::{Result, StorageError, TotalsStore, sql};
+
+#[async_trait]
+impl<B> TotalsStore for B
+where
+    B: Backend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    <B::Db as Database>::Arguments: IntoArguments<B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'a> &'a str: ColumnIndex<<B::Db as Database>::Row>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+{
+    async fn load_totals(&self) -> Result<StoredTotals> {
+        let mut tx = self.pool().begin_with(B::BEGIN_READ).await?;
+        let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
+        let totals = sqlx::query_as::<_, TotalsRow>(sql::TOTALS)
+            .fetch_all(&mut *tx)
+            .await?;
+        let hourly = sqlx::query_as::<_, HourlyRow>(sql::HOURLY)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut book = TotalsBook::default();
+        for row in totals {
+            let (site, currency, t) = row.into_totals()?;
+            book.load_totals((site, currency), t);
+        }
+        for row in hourly {
+            let (site, currency, hour, h) = row.into_hourly()?;
+            book.load_hourly((site, currency, hour), h);
+        }
+        Ok(StoredTotals {
+            applied: to_u64("aggregator_state", applied)?,
+            book,
+        })
+    }
+
+    async fn apply_totals(
+        &self,
+        from: u64,
+        to: u64,
+        changes: &Changes,
+        now: UnixNanos,
+    ) -> Result<()> {
+        let mut write = self.begin_write().await?;
+        let applied: i64 = sqlx::query_scalar(B::LOCK_STATE)
+            .fetch_one(&mut *write.tx)
+            .await?;
+        if applied != db_position(from)? {
+            return Err(StorageError::Fenced {
+                expected: from,
+                found: u64::try_from(applied).unwrap_or_default(),
+            });
+        }
+        B::upsert_totals(&mut write.tx, changes).await?;
+        sqlx::query(sql::MOVE_APPLIED)
+            .bind(db_position(to)?)
+            .bind(now.0)
+            .execute(&mut *write.tx)
+            .await?;
+        if let Some(notify) = B::NOTIFY_APPLIED {
+            sqlx::query(notify)
+                .bind(to.to_string())
+                .execute(&mut *write.tx)
+                .await?;
+        }
+        write.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn try_lease(&self, holder: &str, now: UnixNanos, until: UnixNanos) -> Result<bool> {
+        let taken: Option<String> = sqlx::query_scalar(sql::TAKE_LEASE)
+            .bind(holder)
+            .bind(now.0)
+            .bind(until.0)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(taken.is_some())
+    }
+
+    async fn release_lease(&self, holder: &str) -> Result<()> {
+        sqlx::query(sql::RELEASE_LEASE)
+            .bind(holder)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn aggregator_state(&self) -> Result<AggregatorState> {
+        sqlx::query_as::<_, StateRow>(sql::STATE)
+            .fetch_one(self.pool())
+            .await?
+            .into_state()
+    }
+
+    async fn applied_position(&self) -> Result<u64> {
+        let applied: i64 = sqlx::query_scalar(sql::APPLIED)
+            .fetch_one(self.pool())
+            .await?;
+        to_u64("aggregator_state", applied)
+    }
+
+    async fn read_board(&self) -> Result<BoardData> {
+        let mut tx = self.pool().begin_with(B::BEGIN_READ).await?;
+        let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
+        let sites = sqlx::query_as::<_, SiteRow>(sql::SITES)
+            .fetch_all(&mut *tx)
+            .await?;
+        let totals = sqlx::query_as::<_, TotalsRow>(sql::TOTALS)
+            .fetch_all(&mut *tx)
+            .await?;
+        let rates = sqlx::query_as::<_, RateRow>(sql::RATES)
+            .fetch_all(&mut *tx)
+            .await?;
+        let event = sqlx::query_as::<_, EventRow>(sql::EVENT)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(BoardData {
+            applied: to_u64("aggregator_state", applied)?,
+            event: event.map(EventRow::into_event).transpose()?,
+            sites: sites
+                .into_iter()
+                .map(SiteRow::into_record)
+                .collect::<Result<_>>()?,
+            totals: totals
+                .into_iter()
+                .map(TotalsRow::into_totals)
+                .collect::<Result<_>>()?,
+            rates: rates
+                .into_iter()
+                .map(RateRow::into_pair)
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    async fn site_totals(
+        &self,
+        site: &SiteId,
+        include_hourly: bool,
+    ) -> Result<Option<SiteTotalsData>> {
+        let mut tx = self.pool().begin_with(B::BEGIN_READ).await?;
+        let Some(record) = sqlx::query_as::<_, SiteRow>(sql::SITE)
+            .bind(site.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
+        let totals = sqlx::query_as::<_, TotalsRow>(sql::SITE_TOTALS)
+            .bind(site.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+        let hourly = if include_hourly {
+            sqlx::query_as::<_, HourlyRow>(sql::SITE_HOURLY)
+                .bind(site.as_str())
+                .fetch_all(&mut *tx)
+                .await?
+        } else {
+            Vec::new()
+        };
+        tx.commit().await?;
+        Ok(Some(SiteTotalsData {
+            site: record.into_record()?,
+            totals: totals
+                .into_iter()
+                .map(|row| row.into_totals().map(|(_, c, t)| (c, t)))
+                .collect::<Result<_>>()?,
+            hourly: hourly
+                .into_iter()
+                .map(|row| row.into_hourly().map(|(_, c, hour, h)| (hour, c, h)))
+                .collect::<Result<_>>()?,
+            applied: to_u64("aggregator_state", applied)?,
+        }))
+    }
+}
