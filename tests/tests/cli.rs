@@ -100,22 +100,33 @@ async fn push_csv_with_good_and_bad_rows() {
     let rejects =
         std::fs::read_to_string(dir.path().join("orders.csv.rejects.csv")).expect("rejects file");
     let lines: Vec<_> = rejects.lines().collect();
-    assert_eq!(lines[0], "line,transaction_id,reason,message");
+    assert_eq!(
+        lines[0],
+        "line,reason,message,transaction_id,store_id,kind,currency,amount_minor,occurred_at,refund_of",
+        "the reasons, then every original column"
+    );
     assert_eq!(lines.len(), 4, "{rejects}");
-    assert!(
+    let has = |start: &str, end: &str| {
         lines
             .iter()
-            .any(|l| l.starts_with("5,BAD1,INVALID_CURRENCY,")),
+            .any(|l| l.starts_with(start) && l.ends_with(end))
+    };
+    assert!(
+        has(
+            "5,INVALID_CURRENCY,",
+            &format!(",BAD1,jkt,SALE,XXX,10,{t},")
+        ),
         "{rejects}"
     );
     assert!(
-        lines.iter().any(|l| l.starts_with("6,,MALFORMED,")),
-        "{rejects}"
+        has("6,MALFORMED,", &format!(",BAD2,jkt,SALE,IDR,twelve,{t},")),
+        "a malformed row keeps its transaction id and every value: {rejects}"
     );
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("7,R2,REFUND_EXCEEDS_SALE,")),
+        has(
+            "7,REFUND_EXCEEDS_SALE,",
+            &format!(",R2,jkt,REFUND,IDR,999999,{t},S1")
+        ),
         "{rejects}"
     );
 
@@ -140,6 +151,165 @@ async fn push_csv_with_good_and_bad_rows() {
     assert_eq!(report[0]["rejected"]["INVALID_CURRENCY"], 1);
     assert_eq!(report[0]["malformed"][0]["line"], 6);
     assert_eq!(app.store.ledger_head().await.expect("head"), 3);
+
+    // The retailer fixes the rejects file in place and pushes it as it is.
+    let fixed = rejects
+        .replace(",XXX,", ",USD,")
+        .replace(",twelve,", ",12,")
+        .replace(",999999,", ",100,");
+    let fixed_path = write(dir.path(), "fixed.csv", &fixed);
+    let out = saleboard(
+        &[
+            "push",
+            fixed_path.to_str().expect("utf-8"),
+            "--endpoint",
+            &endpoint,
+            "--key",
+            &key,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("3 rows: 3 accepted, 0 duplicate, 0 rejected, 0 malformed"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(app.store.ledger_head().await.expect("head"), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn amounts_as_the_shop_shows_them() {
+    let (app, key) = app().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let t = rfc3339(60);
+    let endpoint = format!("http://{}", app.ingest_addr);
+    let push = |path: &Path| {
+        saleboard(
+            &[
+                "push",
+                path.to_str().expect("utf-8"),
+                "--endpoint",
+                &endpoint,
+                "--key",
+                &key,
+            ],
+            &[],
+        )
+    };
+    let csv = write(
+        dir.path(),
+        "export.csv",
+        &format!(
+            "transaction_id,kind,currency,amount,occurred_at\n\
+             A1,SALE,IDR,656015900,{t}\n\
+             A2,SALE,USD,15.99,{t}\n\
+             A3,SALE,USD,\"15,99\",{t}\n\
+             A4,SALE,USD,15.999,{t}\n\
+             A5,SALE,jpy,1500,{t}\n\
+             A6,SALE,KWD,1.5,{t}\n"
+        ),
+    );
+    let out = push(&csv);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("6 rows: 4 accepted, 0 duplicate, 0 rejected, 2 malformed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("line 4: amount \"15,99\" has a comma"),
+        "a decimal comma is refused with a hint: {text}"
+    );
+    assert!(
+        text.contains("line 5: amount \"15.999\" has 3 decimals; USD has 2"),
+        "more decimals than the currency has is a reject naming the row: {text}"
+    );
+    let rows = app.store.read_ledger(0, 100).await.expect("ledger");
+    let amounts: Vec<(&str, &str, i64)> = rows
+        .iter()
+        .map(|r| (r.tx.id.as_str(), r.tx.currency.code(), r.tx.amount_minor))
+        .collect();
+    assert_eq!(
+        amounts,
+        [
+            ("A1", "IDR", 65_601_590_000),
+            ("A2", "USD", 1_599),
+            ("A5", "JPY", 1_500),
+            ("A6", "KWD", 1_500),
+        ],
+        "converted exactly by each currency's exponent"
+    );
+
+    // JSON numbers are read as written, never through a float.
+    let jsonl = write(
+        dir.path(),
+        "export.jsonl",
+        &format!(
+            "{{\"transaction_id\":\"J1\",\"kind\":\"SALE\",\"currency\":\"IDR\",\"amount\":92233720368547758.07,\"occurred_at\":\"{t}\"}}\n\
+             {{\"transaction_id\":\"J2\",\"kind\":\"SALE\",\"currency\":\"USD\",\"amount\":\"0.10\",\"occurred_at\":\"{t}\"}}\n\
+             {{\"transaction_id\":\"J3\",\"kind\":\"SALE\",\"currency\":\"USD\",\"amount\":1,\"amount_minor\":100,\"occurred_at\":\"{t}\"}}\n"
+        ),
+    );
+    let out = push(&jsonl);
+    let text = stdout(&out);
+    assert!(
+        text.contains("3 rows: 1 accepted, 0 duplicate, 1 rejected, 1 malformed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("line 3: both amount_minor and amount are given"),
+        "{text}"
+    );
+    let rows = app.store.read_ledger(4, 100).await.expect("ledger");
+    assert_eq!(
+        rows.len(),
+        1,
+        "J2 only: J1 is valid but over the per-transaction maximum"
+    );
+    assert_eq!(
+        (rows[0].tx.id.as_str(), rows[0].tx.amount_minor),
+        ("J2", 10)
+    );
+    let rejects = std::fs::read_to_string(dir.path().join("export.jsonl.rejects.jsonl"))
+        .expect("JSON Lines rejects beside a JSON Lines file");
+    let rejected: Vec<serde_json::Value> = rejects
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(rejected.len(), 2, "{rejects}");
+    let j1 = rejected
+        .iter()
+        .find(|r| r["transaction_id"] == "J1")
+        .expect("J1 kept with its members");
+    assert_eq!(j1["line"], 1);
+    assert!(
+        rejects.contains("\"amount\":92233720368547758.07"),
+        "numbers are given back exactly as written: {rejects}"
+    );
+    assert!(j1["reason"].as_str().is_some_and(|r| !r.is_empty()), "{j1}");
+    let j3 = rejected
+        .iter()
+        .find(|r| r["transaction_id"] == "J3")
+        .expect("J3 kept with its members");
+    assert_eq!(
+        (j3["line"].as_u64(), j3["reason"].as_str()),
+        (Some(3), Some("MALFORMED"))
+    );
+
+    // A file with both columns is refused as a whole.
+    let both = write(
+        dir.path(),
+        "both.csv",
+        &format!(
+            "transaction_id,kind,currency,amount_minor,amount,occurred_at\nB1,SALE,USD,100,1,{t}\n"
+        ),
+    );
+    let out = push(&both);
+    assert_ne!(out.status.code(), Some(0));
+    let said = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("both amount_minor and amount"), "{said}");
+    assert_eq!(app.store.ledger_head().await.expect("head"), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -205,6 +375,7 @@ async fn push_jsonl_then_query_as_json() {
         "all accepted: exit 0: {}",
         stdout(&out)
     );
+    assert!(!dir.path().join("clean.jsonl.rejects.jsonl").exists());
     assert!(!dir.path().join("clean.jsonl.rejects.csv").exists());
 
     app.settle().await;

@@ -2,17 +2,45 @@
 //! `occurred_at` in RFC 3339) or JSON Lines. A malformed row becomes an error naming its line,
 //! never a reason to stop reading the others.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
 use std::path::Path;
+use std::sync::Arc;
 
+use saleboard_domain::Currency;
 use saleboard_proto::Timestamp;
 use saleboard_proto::v1::{Transaction, TransactionKind};
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// One row of input: its line number and the transaction, or why it cannot be one.
-pub type Row = (u64, Result<Transaction, String>);
+/// One row of input: where it starts, what it said, and the transaction or why it cannot be
+/// one.
+#[derive(Debug)]
+pub struct Row {
+    /// Physical line number (from 1) where the row starts.
+    pub line: u64,
+    /// The row as written, to give it back in the rejects file.
+    pub original: Original,
+    /// The transaction, or a sentence saying why the row is not one.
+    pub parsed: Result<Transaction, String>,
+}
+
+/// A row as written in its file.
+#[derive(Debug, Clone)]
+pub enum Original {
+    /// CSV values, with the file's header (column names in order).
+    Csv {
+        /// The header row.
+        header: Arc<Vec<String>>,
+        /// The values, in column order.
+        values: Vec<String>,
+    },
+    /// A JSON object's members, values as their exact JSON text.
+    Json(BTreeMap<String, Box<RawValue>>),
+    /// A line that is not a JSON object, as read.
+    Text(String),
+}
 
 /// File formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +81,9 @@ pub fn transaction(fields: &HashMap<String, String>) -> Result<Transaction, Stri
         "REFUND" | "TRANSACTION_KIND_REFUND" | "2" => TransactionKind::Refund,
         other => return Err(format!("kind {other:?} is not SALE or REFUND")),
     };
-    let amount = field(fields, "amount_minor").trim();
-    let amount_minor = amount
-        .parse::<i64>()
-        .map_err(|_| format!("amount_minor {amount:?} is not a whole number of minor units"))?;
+    // Files often say "idr"; the wire rule stays strict (upper case), the CLI helps.
+    let currency = field(fields, "currency").trim().to_ascii_uppercase();
+    let amount_minor = amount(fields, &currency)?;
     let when = field(fields, "occurred_at").trim();
     let occurred = OffsetDateTime::parse(when, &Rfc3339).map_err(|e| {
         if time::PrimitiveDateTime::parse(
@@ -78,8 +105,7 @@ pub fn transaction(fields: &HashMap<String, String>) -> Result<Transaction, Stri
         transaction_id: field(fields, "transaction_id").trim().to_owned(),
         store_id: field(fields, "store_id").trim().to_owned(),
         kind: kind.into(),
-        // Files often say "idr"; the wire rule stays strict (upper case), the CLI helps.
-        currency: field(fields, "currency").trim().to_ascii_uppercase(),
+        currency,
         amount_minor,
         occurred_at: Some(Timestamp {
             seconds: occurred.unix_timestamp(),
@@ -88,6 +114,35 @@ pub fn transaction(fields: &HashMap<String, String>) -> Result<Transaction, Stri
         refund_of: field(fields, "refund_of").trim().to_owned(),
     })
 }
+
+/// The amount in minor units: `amount_minor` as given, or `amount` (major units, as a shop
+/// shows a price) converted exactly by the currency's ISO 4217 exponent.
+fn amount(fields: &HashMap<String, String>, currency: &str) -> Result<i64, String> {
+    let minor = fields.get("amount_minor").map(|s| s.trim());
+    let major = fields.get("amount").map(|s| s.trim());
+    match (minor, major) {
+        (Some(_), Some(_)) => Err(BOTH_AMOUNTS.to_owned()),
+        (Some(minor), None) => minor.parse::<i64>().map_err(|_| {
+            format!(
+                "amount_minor {minor:?} is not a whole number of minor units (for a price as \
+                 the shop shows it, name the column amount)"
+            )
+        }),
+        (None, Some(major)) => {
+            let currency = Currency::parse(currency).map_err(|e| {
+                format!("amount {major:?} cannot be converted to minor units: currency {e}")
+            })?;
+            currency
+                .parse_major(major)
+                .map_err(|e| format!("amount {e}"))
+        }
+        (None, None) => Err("no amount_minor (or amount) given".to_owned()),
+    }
+}
+
+/// Why a row or file with both amount columns is refused.
+const BOTH_AMOUNTS: &str = "both amount_minor and amount are given; keep one: amount_minor in \
+                            minor units (15.99 USD is 1599) or amount as the shop shows it (15.99)";
 
 /// Reads every row of `path`, calling `each` per row (blocking I/O: run it off the runtime).
 ///
@@ -142,26 +197,46 @@ pub fn read_from(
                 .headers()
                 .map_err(|e| anyhow::anyhow!("{name}: cannot read the header row: {e}"))?
                 .clone();
+            let has = |column: &str| headers.iter().any(|h| h == column);
             for required in REQUIRED {
-                if !headers.iter().any(|h| h == required) {
+                if !has(required) {
                     anyhow::bail!("{name}: the header row has no {required:?} column");
                 }
             }
+            match (has("amount_minor"), has("amount")) {
+                (true, true) => anyhow::bail!("{name}: the header row has {BOTH_AMOUNTS}"),
+                (false, false) => anyhow::bail!(
+                    "{name}: the header row has no \"amount_minor\" (minor units) or \"amount\" \
+                     (as the shop shows it) column"
+                ),
+                _ => {}
+            }
+            let header: Arc<Vec<String>> = Arc::new(headers.iter().map(str::to_owned).collect());
             for record in reader.records() {
                 let row = match record {
                     Ok(r) => {
-                        let line = r.position().map_or(0, |p| line_of(p.byte()));
                         let fields = headers
                             .iter()
                             .zip(r.iter())
                             .map(|(h, v)| (h.to_owned(), v.to_owned()))
                             .collect();
-                        (line, transaction(&fields))
+                        Row {
+                            line: r.position().map_or(0, |p| line_of(p.byte())),
+                            original: Original::Csv {
+                                header: header.clone(),
+                                values: r.iter().map(str::to_owned).collect(),
+                            },
+                            parsed: transaction(&fields),
+                        }
                     }
-                    Err(e) => (
-                        e.position().map_or(0, |p| line_of(p.byte())),
-                        Err(format!("unreadable CSV: {e}")),
-                    ),
+                    Err(e) => Row {
+                        line: e.position().map_or(0, |p| line_of(p.byte())),
+                        original: Original::Csv {
+                            header: header.clone(),
+                            values: Vec::new(),
+                        },
+                        parsed: Err(format!("unreadable CSV: {e}")),
+                    },
                 };
                 if !each(row) {
                     break;
@@ -172,9 +247,20 @@ pub fn read_from(
             for (i, line) in std::io::BufReader::new(input).lines().enumerate() {
                 let number = i as u64 + 1;
                 let row = match line {
-                    Err(e) => (number, Err(format!("unreadable line: {e}"))),
+                    Err(e) => Row {
+                        line: number,
+                        original: Original::Text(String::new()),
+                        parsed: Err(format!("unreadable line: {e}")),
+                    },
                     Ok(text) if text.trim().is_empty() => continue,
-                    Ok(text) => (number, json_row(&text)),
+                    Ok(text) => {
+                        let (original, parsed) = json_line(text);
+                        Row {
+                            line: number,
+                            original,
+                            parsed,
+                        }
+                    }
                 };
                 if !each(row) {
                     break;
@@ -239,22 +325,49 @@ impl<R: std::io::Read> std::io::Read for Newlines<R> {
     }
 }
 
-fn json_row(text: &str) -> Result<Transaction, String> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let object = value.as_object().ok_or("not a JSON object")?;
-    let fields = object
+/// One JSON Lines line: its members (or its text when it is not an object) and the
+/// transaction.
+fn json_line(text: String) -> (Original, Result<Transaction, String>) {
+    match serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(&text) {
+        Ok(members) => {
+            let parsed = json_row(&members);
+            (Original::Json(members), parsed)
+        }
+        Err(e) => {
+            let why = match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(_) => "not a JSON object".to_owned(),
+                Err(_) => format!("not JSON: {e}"),
+            };
+            (Original::Text(text), Err(why))
+        }
+    }
+}
+
+/// A transaction from a JSON object's members. Strings are read as their text, numbers as
+/// written (exactly: never through a float), `null` as absent.
+fn json_row(members: &BTreeMap<String, Box<RawValue>>) -> Result<Transaction, String> {
+    let fields = members
         .iter()
+        .filter(|(_, v)| v.get() != "null")
         .map(|(k, v)| {
-            let text = match v {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Null => String::new(),
-                other => other.to_string(),
+            let raw = v.get();
+            let text = if raw.starts_with('"') {
+                serde_json::from_str::<String>(raw).unwrap_or_default()
+            } else {
+                raw.to_owned()
             };
             (k.clone(), text)
         })
         .collect::<HashMap<String, String>>();
-    if let Some(missing) = REQUIRED.iter().find(|k| !fields.contains_key(**k)) {
+    let missing = REQUIRED
+        .iter()
+        .copied()
+        .find(|k| !fields.contains_key(*k))
+        .or_else(|| {
+            (!fields.contains_key("amount_minor") && !fields.contains_key("amount"))
+                .then_some("amount_minor")
+        });
+    if let Some(missing) = missing {
         let mut unknown: Vec<&str> = fields
             .keys()
             .map(String::as_str)
@@ -274,22 +387,17 @@ fn json_row(text: &str) -> Result<Transaction, String> {
     transaction(&fields)
 }
 
-/// Keys a row must have.
-const REQUIRED: [&str; 5] = [
-    "transaction_id",
-    "kind",
-    "currency",
-    "amount_minor",
-    "occurred_at",
-];
+/// Keys a row must have (and one of `amount_minor` or `amount`).
+const REQUIRED: [&str; 4] = ["transaction_id", "kind", "currency", "occurred_at"];
 
 /// Every key a row may have.
-const KNOWN: [&str; 7] = [
+const KNOWN: [&str; 8] = [
     "transaction_id",
     "store_id",
     "kind",
     "currency",
     "amount_minor",
+    "amount",
     "occurred_at",
     "refund_of",
 ];
@@ -314,6 +422,10 @@ pub fn count_rows(path: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    pub(super) fn json_text(text: &str) -> Result<Transaction, String> {
+        json_line(text.to_owned()).1
+    }
 
     fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -365,12 +477,12 @@ mod tests {
             assert!(err.starts_with(says), "{err}");
         }
         assert!(
-            json_row("{not json")
+            json_text("{not json")
                 .expect_err("bad")
                 .starts_with("not JSON")
         );
-        assert!(json_row("[1]").is_err());
-        let ok = json_row(r#"{"transaction_id":"T","kind":"SALE","currency":"USD","amount_minor":125,"occurred_at":"2026-12-12T00:00:00Z"}"#).expect("json");
+        assert!(json_text("[1]").is_err());
+        let ok = json_text(r#"{"transaction_id":"T","kind":"SALE","currency":"USD","amount_minor":125,"occurred_at":"2026-12-12T00:00:00Z"}"#).expect("json");
         assert_eq!(ok.amount_minor, 125);
     }
 }
@@ -399,7 +511,7 @@ mod properties {
                 input.extend_from_slice(body.as_bytes());
                 input.extend_from_slice(&garbage);
                 let mut rows = 0;
-                drop(read_from(format, input.as_slice(), "fuzz", |(line, row)| {
+                drop(read_from(format, input.as_slice(), "fuzz", |Row { line, parsed: row, .. }| {
                     rows += 1;
                     if let Err(why) = row {
                         assert!(!why.is_empty(), "line {line}");
@@ -415,6 +527,7 @@ mod properties {
 
 #[cfg(test)]
 mod fields {
+    use super::tests::json_text;
     use super::*;
 
     fn row(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -439,7 +552,7 @@ mod fields {
 
     #[test]
     fn camel_case_json_keys_are_named() {
-        let err = json_row(
+        let err = json_text(
             r#"{"transactionId":"J1","kind":"SALE","currency":"IDR","amountMinor":1,"occurred_at":"2026-12-12T10:00:00Z"}"#,
         )
         .expect_err("camelCase");
@@ -456,10 +569,17 @@ mod fields {
         let csv = "transaction_id;kind;currency;amount_minor;occurred_at\n\
                    T1;SALE;IDR;1500000;2026-12-12T10:00:00+07:00\n";
         let mut rows = Vec::new();
-        read_from(Format::Csv, csv.as_bytes(), "t", |(line, row)| {
-            rows.push((line, row.map(|t| (t.transaction_id, t.amount_minor))));
-            true
-        })
+        read_from(
+            Format::Csv,
+            csv.as_bytes(),
+            "t",
+            |Row {
+                 line, parsed: row, ..
+             }| {
+                rows.push((line, row.map(|t| (t.transaction_id, t.amount_minor))));
+                true
+            },
+        )
         .expect("read");
         assert_eq!(rows, [(2, Ok(("T1".to_owned(), 1_500_000)))]);
     }
@@ -492,20 +612,34 @@ mod line_numbers {
                    \n\
                    T2,SALE,IDR,oops,2026-12-12T10:00:00Z\n";
         let mut lines = Vec::new();
-        read_from(Format::Csv, csv.as_bytes(), "t", |(line, row)| {
-            lines.push((line, row.is_ok()));
-            true
-        })
+        read_from(
+            Format::Csv,
+            csv.as_bytes(),
+            "t",
+            |Row {
+                 line, parsed: row, ..
+             }| {
+                lines.push((line, row.is_ok()));
+                true
+            },
+        )
         .expect("read");
         assert_eq!(lines, [(2, true), (4, false)]);
         let crlf = "transaction_id,kind,currency,amount_minor,occurred_at\r\n\r\n\
                     x\r\n\
                     T2,SALE,IDR,1,2026-12-12T10:00:00Z\r\n";
         let mut lines = Vec::new();
-        read_from(Format::Csv, crlf.as_bytes(), "t", |(line, row)| {
-            lines.push((line, row.is_ok()));
-            true
-        })
+        read_from(
+            Format::Csv,
+            crlf.as_bytes(),
+            "t",
+            |Row {
+                 line, parsed: row, ..
+             }| {
+                lines.push((line, row.is_ok()));
+                true
+            },
+        )
         .expect("read");
         assert_eq!(
             lines,
@@ -516,10 +650,17 @@ mod line_numbers {
                      \n\
                      {broken\n";
         let mut lines = Vec::new();
-        read_from(Format::JsonLines, jsonl.as_bytes(), "t", |(line, row)| {
-            lines.push((line, row.is_ok()));
-            true
-        })
+        read_from(
+            Format::JsonLines,
+            jsonl.as_bytes(),
+            "t",
+            |Row {
+                 line, parsed: row, ..
+             }| {
+                lines.push((line, row.is_ok()));
+                true
+            },
+        )
         .expect("read");
         assert_eq!(lines, [(1, true), (3, false)]);
     }

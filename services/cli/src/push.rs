@@ -5,7 +5,7 @@
 //! sent, and says how far it got.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,11 +15,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use saleboard_proto::v1::ingest_service_client::IngestServiceClient;
 use saleboard_proto::v1::{Outcome, SubmitTransactionsRequest, Transaction, TransactionResult};
 use serde_json::json;
+use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::client::{self, Output};
-use crate::input;
+use crate::input::{self, Original, Row};
 
 /// Arguments of `saleboard push`.
 #[derive(Debug, clap::Args)]
@@ -91,17 +92,31 @@ impl FileSummary {
     }
 }
 
-/// `FILE.rejects.csv` beside the input.
+/// Where the rejected rows of `file` go, beside it: `FILE.rejects.csv` for a CSV file,
+/// `FILE.rejects.jsonl` for JSON Lines. Each keeps the row as written (every column or key) with
+/// its `line`, `reason` and `message`, so the file can be fixed and pushed again.
 #[must_use]
 pub fn rejects_path(file: &Path) -> PathBuf {
     let mut name = file.file_name().unwrap_or_default().to_os_string();
-    name.push(".rejects.csv");
+    name.push(match input::Format::of(file) {
+        input::Format::Csv => ".rejects.csv",
+        input::Format::JsonLines => ".rejects.jsonl",
+    });
     file.with_file_name(name)
 }
 
+/// Columns the rejects file adds (and drops from a row that already had them: a rejects file
+/// pushed again).
+const REJECT_COLUMNS: [&str; 3] = ["line", "reason", "message"];
+
 struct Rejects {
     path: PathBuf,
-    writer: Option<csv::Writer<std::fs::File>>,
+    writer: Option<RejectsWriter>,
+}
+
+enum RejectsWriter {
+    Csv(Box<csv::Writer<std::fs::File>>),
+    Json(std::io::BufWriter<std::fs::File>),
 }
 
 impl Rejects {
@@ -116,17 +131,94 @@ impl Rejects {
         Ok(Self { path, writer: None })
     }
 
-    fn write(&mut self, line: u64, id: &str, reason: &str, message: &str) -> anyhow::Result<()> {
+    fn write(
+        &mut self,
+        line: u64,
+        original: &Original,
+        reason: &str,
+        message: &str,
+    ) -> anyhow::Result<()> {
+        let cannot = |e: &dyn std::fmt::Display| {
+            anyhow::anyhow!("cannot write {}: {e}", self.path.display())
+        };
         if self.writer.is_none() {
-            let mut w = csv::Writer::from_path(&self.path)
-                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", self.path.display()))?;
-            w.write_record(["line", "transaction_id", "reason", "message"])?;
-            self.writer = Some(w);
+            let file = std::fs::File::create(&self.path).map_err(|e| cannot(&e))?;
+            self.writer = Some(match original {
+                Original::Csv { header, .. } => {
+                    let mut w = csv::Writer::from_writer(file);
+                    let kept = header
+                        .iter()
+                        .filter(|h| !REJECT_COLUMNS.contains(&h.as_str()));
+                    w.write_record(
+                        REJECT_COLUMNS
+                            .iter()
+                            .copied()
+                            .chain(kept.map(String::as_str)),
+                    )
+                    .map_err(|e| cannot(&e))?;
+                    RejectsWriter::Csv(Box::new(w))
+                }
+                Original::Json(_) | Original::Text(_) => {
+                    RejectsWriter::Json(std::io::BufWriter::new(file))
+                }
+            });
         }
-        if let Some(w) = self.writer.as_mut() {
-            w.write_record([line.to_string().as_str(), id, reason, message])?;
+        let line_text = line.to_string();
+        match (self.writer.as_mut(), original) {
+            (Some(RejectsWriter::Csv(w)), Original::Csv { header, values }) => {
+                let kept = header
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, h)| !REJECT_COLUMNS.contains(&h.as_str()))
+                    .map(|(i, _)| values.get(i).map_or("", String::as_str));
+                w.write_record(
+                    [line_text.as_str(), reason, message]
+                        .into_iter()
+                        .chain(kept),
+                )
+                .map_err(|e| cannot(&e))?;
+            }
+            (Some(RejectsWriter::Json(w)), original) => {
+                // Members keep their exact JSON text (a number is never re-read as a float).
+                use serde_json::value::to_raw_value;
+                let mut object: BTreeMap<&str, Box<RawValue>> = BTreeMap::new();
+                object.insert("line", to_raw_value(&line)?);
+                object.insert("reason", to_raw_value(reason)?);
+                object.insert("message", to_raw_value(message)?);
+                match original {
+                    Original::Json(members) => {
+                        for (key, value) in members {
+                            if !REJECT_COLUMNS.contains(&key.as_str()) {
+                                object.insert(key, value.clone());
+                            }
+                        }
+                    }
+                    Original::Text(text) => {
+                        object.insert("text", to_raw_value(text)?);
+                    }
+                    Original::Csv { .. } => {}
+                }
+                serde_json::to_writer(&mut *w, &object).map_err(|e| cannot(&e))?;
+                w.write_all(b"\n").map_err(|e| cannot(&e))?;
+            }
+            _ => anyhow::bail!("{}: a CSV row in a JSON Lines file", self.path.display()),
         }
         Ok(())
+    }
+
+    /// Flushes the file; its path when anything was written.
+    fn finish(self) -> anyhow::Result<Option<PathBuf>> {
+        match self.writer {
+            None => Ok(None),
+            Some(RejectsWriter::Csv(mut w)) => {
+                w.flush()?;
+                Ok(Some(self.path))
+            }
+            Some(RejectsWriter::Json(mut w)) => {
+                w.flush()?;
+                Ok(Some(self.path))
+            }
+        }
     }
 }
 
@@ -194,16 +286,16 @@ impl FileSummary {
     fn record(
         &mut self,
         rejects: &mut Rejects,
-        sent: &[(u64, String)],
+        sent: &[(u64, Original)],
         results: &[TransactionResult],
     ) -> anyhow::Result<()> {
-        for ((line, id), result) in sent.iter().zip(results) {
+        for ((line, original), result) in sent.iter().zip(results) {
             match result.outcome() {
                 Outcome::Accepted => self.accepted += 1,
                 Outcome::Duplicate => self.duplicate += 1,
                 _ => {
                     *self.rejected.entry(result.reason.clone()).or_default() += 1;
-                    rejects.write(*line, id, &result.reason, &result.message)?;
+                    rejects.write(*line, original, &result.reason, &result.message)?;
                 }
             }
         }
@@ -239,9 +331,9 @@ async fn push_file(
     let mut summary = FileSummary::default();
     let mut rejects = Rejects::for_file(file)?;
     // Lines of every batch sent and not yet answered, in order.
-    let mut in_flight: VecDeque<Vec<(u64, String)>> = VecDeque::new();
+    let mut in_flight: VecDeque<Vec<(u64, Original)>> = VecDeque::new();
     let mut batch: Vec<Transaction> = Vec::new();
-    let mut lines: Vec<(u64, String)> = Vec::new();
+    let mut lines: Vec<(u64, Original)> = Vec::new();
     let mut input_done = false;
     let mut sender = Some(req_tx);
 
@@ -269,14 +361,14 @@ async fn push_file(
         tokio::select! {
             row = row_rx.recv(), if !input_done && batch.len() < args.batch_size as usize => match row {
                 None => input_done = true,
-                Some((line, Ok(t))) => {
+                Some(Row { line, original, parsed: Ok(t) }) => {
                     summary.rows += 1;
-                    lines.push((line, t.transaction_id.clone()));
+                    lines.push((line, original));
                     batch.push(t);
                 }
-                Some((line, Err(why))) => {
+                Some(Row { line, original, parsed: Err(why) }) => {
                     summary.rows += 1;
-                    rejects.write(line, "", "MALFORMED", &why)?;
+                    rejects.write(line, &original, "MALFORMED", &why)?;
                     summary.malformed.push((line, why));
                 }
             },
@@ -301,10 +393,7 @@ async fn push_file(
     drop(row_rx);
     reader.await??;
     progress.finish();
-    if let Some(mut w) = rejects.writer.take() {
-        w.flush()?;
-        summary.rejects_file = Some(rejects.path);
-    }
+    summary.rejects_file = rejects.finish()?;
     Ok(summary)
 }
 

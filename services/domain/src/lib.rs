@@ -24,7 +24,7 @@ pub mod time;
 pub mod totals;
 pub mod transaction;
 
-pub use currency::Currency;
+pub use currency::{Currency, MajorAmountError};
 pub use event::Event;
 pub use ids::{IdError, SiteId, StoreId, TransactionId};
 pub use rate::Rate;
