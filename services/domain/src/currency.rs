@@ -294,7 +294,10 @@ mod tests {
             c("IDR").parse_major(&"9".repeat(60)),
             Err(MajorAmountError::TooLarge(_))
         ));
-        let message = c("USD").parse_major("15.999").unwrap_err().to_string();
+        let message = c("USD")
+            .parse_major("15.999")
+            .expect_err("three decimals")
+            .to_string();
         assert_eq!(message, "\"15.999\" has 3 decimals; USD has 2");
     }
 
