@@ -861,3 +861,113 @@ fn dev_on_busy_ports_touches_nothing() {
     );
     assert!(!file.exists(), "the database was not touched");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn money_times_and_missing_rates_as_people_read_them() {
+    use saleboard_proto::v1::SubmitTransactionsRequest;
+    use saleboard_tests::data::sale;
+
+    let (app, key) = app().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    app.ingest(&key)
+        .await
+        .submit_transactions(SubmitTransactionsRequest {
+            transactions: vec![
+                sale("M1", "IDR", 655_778_600),
+                sale("M2", "EUR", 1_000),
+                sale("M3", "USD", 250),
+            ],
+        })
+        .await
+        .expect("push");
+    app.settle().await;
+    let board = format!("http://{}", app.admin_addr);
+    let env = [
+        ("SALEBOARD_ORGANIZER_TOKEN", app.token.as_str()),
+        ("SALEBOARD_ENDPOINT", board.as_str()),
+    ];
+    let rates = write(dir.path(), "rates.csv", "currency,rate\nUSD,15850.25\n");
+    let out = saleboard(
+        &["admin", "rates", "set", rates.to_str().expect("utf-8")],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("EUR  (no rate: its sales are left out of the national figure)"),
+        "admin rates lists the currencies sold in without a rate: {text}"
+    );
+    let warned = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        warned.contains("warning: sales in EUR have no exchange rate"),
+        "{warned}"
+    );
+    app.settle().await;
+
+    // 655,778,600 IDR minor + 2.50 USD x 15850.25 = 3,962,562.5 -> 3,962,562 (half-even) minor.
+    let out = saleboard(&["leaderboard"], &env);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("IDR 6,597,411.62"),
+        "the site's net with separators and the currency: {text}"
+    );
+    assert!(
+        text.contains(
+            "warning: sales in EUR have no exchange rate and are left out of the national figure"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(" UTC (ledger position"),
+        "times are labelled: {text}"
+    );
+
+    let out = saleboard(&["national"], &env);
+    let text = stdout(&out);
+    assert!(
+        text.contains("harbolnas-test: national net IDR 6,597,411.62 (1 sites"),
+        "national prints money as the leaderboard does, not raw minor units: {text}"
+    );
+    assert!(
+        text.contains("USD 2.50") && text.contains("EUR 10.00"),
+        "{text}"
+    );
+    assert!(text.contains("warning: sales in EUR"), "{text}");
+    let out = saleboard(&["national", "--output", "json"], &env);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        json["net_reporting_minor"], 659_741_162,
+        "JSON stays in minor units"
+    );
+    assert_eq!(json["unconverted_currencies"], serde_json::json!(["EUR"]));
+
+    let out = saleboard(
+        &["totals", "alpha", "--hourly", "--tz", "Asia/Jakarta"],
+        &env,
+    );
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("hour (Asia/Jakarta)"), "{text}");
+    assert!(text.contains(":00:00 +07:00 Asia/Jakarta"), "{text}");
+    assert!(text.contains("IDR 6,557,786.00"), "{text}");
+    let out = saleboard(&["totals", "alpha", "--hourly", "--tz", "+05:30"], &env);
+    assert!(
+        stdout(&out).contains(":00 +05:30 +05:30"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = saleboard(&["leaderboard", "--tz", "Mars/Olympus"], &env);
+    assert_eq!(out.status.code(), Some(2), "a bad zone is a usage error");
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(said.contains("time zone \"Mars/Olympus\""), "{said}");
+}

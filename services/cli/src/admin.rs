@@ -370,25 +370,40 @@ async fn rates(
     match command {
         RatesCommand::Set { file } => {
             let rates = read_rates(file)?;
-            let all = admin
+            let answer = admin
                 .set_exchange_rates(SetExchangeRatesRequest { rates })
                 .await
                 .map_err(|s| client::explain(endpoint, "SetExchangeRates", &s))?
-                .into_inner()
-                .rates;
-            print(output, rates_json(&all), || rates_table(&all));
+                .into_inner();
+            print_rates(output, &answer.rates, &answer.currencies_without_rate);
         }
         RatesCommand::List => {
-            let all = admin
+            let answer = admin
                 .list_exchange_rates(ListExchangeRatesRequest {})
                 .await
                 .map_err(|s| client::explain(endpoint, "ListExchangeRates", &s))?
-                .into_inner()
-                .rates;
-            print(output, rates_json(&all), || rates_table(&all));
+                .into_inner();
+            print_rates(output, &answer.rates, &answer.currencies_without_rate);
         }
     }
     Ok(())
+}
+
+/// The rates in force, then the currencies sold in that have none (in the table, and as a
+/// warning on stderr so a script reading the JSON still sees it).
+fn print_rates(output: Output, rates: &[ExchangeRate], without: &[String]) {
+    print(output, rates_json(rates), || {
+        let mut table = rates_table(rates);
+        for currency in without {
+            table.push_str(&format!(
+                "{currency:<4} (no rate: its sales are left out of the national figure)\n"
+            ));
+        }
+        table
+    });
+    if !without.is_empty() {
+        eprintln!("{}", crate::query::unconverted_warning(without));
+    }
 }
 
 fn event_json(e: &Event) -> serde_json::Value {

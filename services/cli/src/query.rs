@@ -26,6 +26,98 @@ pub struct QueryArgs {
     /// Output format.
     #[arg(long, env = "SALEBOARD_OUTPUT", value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// Time zone of the times in tables: UTC, an offset such as +07:00, or an IANA name such
+    /// as Asia/Jakarta. JSON output stays RFC 3339 in UTC.
+    #[arg(long, env = "SALEBOARD_TZ", default_value = "UTC", value_parser = Zone::parse)]
+    pub tz: Zone,
+}
+
+/// A time zone for display, with the label it is shown with.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    tz: jiff::tz::TimeZone,
+    label: String,
+}
+
+impl Zone {
+    /// `UTC` (or `Z`), a fixed offset (`+07:00`, `-0530`), or an IANA name (`Asia/Jakarta`).
+    ///
+    /// # Errors
+    /// A sentence saying what is accepted.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("utc") || text == "Z" {
+            return Ok(Self::utc());
+        }
+        if let Some(offset) = fixed_offset(text) {
+            let offset = jiff::tz::Offset::from_seconds(offset)
+                .map_err(|e| format!("time zone {text:?}: {e}"))?;
+            return Ok(Self {
+                tz: jiff::tz::TimeZone::fixed(offset),
+                label: text.to_owned(),
+            });
+        }
+        let tz = jiff::tz::TimeZone::get(text).map_err(|e| {
+            format!(
+                "time zone {text:?} is not UTC, an offset such as +07:00, or a known IANA name \
+                 such as Asia/Jakarta ({e})"
+            )
+        })?;
+        Ok(Self {
+            tz,
+            label: text.to_owned(),
+        })
+    }
+
+    /// UTC.
+    #[must_use]
+    pub fn utc() -> Self {
+        Self {
+            tz: jiff::tz::TimeZone::UTC,
+            label: "UTC".to_owned(),
+        }
+    }
+
+    /// The zone's name as given (`UTC`, `+07:00`, `Asia/Jakarta`).
+    #[must_use]
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// A time in this zone, with its offset and the zone's name: `2026-12-12 17:00:00 +07:00
+    /// Asia/Jakarta`, `2026-12-12 10:00:00 UTC`.
+    #[must_use]
+    pub fn show(&self, ts: Option<&saleboard_proto::Timestamp>) -> String {
+        let Some(at) = ts.and_then(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok()) else {
+            return String::new();
+        };
+        let zoned = at.to_zoned_datetime(self.tz.clone());
+        if self.label == "UTC" {
+            format!("{} UTC", zoned.strftime("%Y-%m-%d %H:%M:%S"))
+        } else {
+            format!("{} {}", zoned.strftime("%Y-%m-%d %H:%M:%S %:z"), self.label)
+        }
+    }
+}
+
+/// Seconds east of UTC of `+07:00`, `-05:30`, `+0700` or `+07`.
+fn fixed_offset(text: &str) -> Option<i32> {
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    let digits: String = rest.chars().filter(|c| *c != ':').collect();
+    if !digits.bytes().all(|b| b.is_ascii_digit()) || !matches!(digits.len(), 2 | 4) {
+        return None;
+    }
+    let hours: i32 = digits[..2].parse().ok()?;
+    let minutes: i32 = if digits.len() == 4 {
+        digits[2..].parse().ok()?
+    } else {
+        0
+    };
+    (hours <= 23 && minutes <= 59).then_some(sign * (hours * 3600 + minutes * 60))
 }
 
 /// Arguments of `saleboard leaderboard`.
@@ -76,10 +168,38 @@ pub struct NationalArgs {
     pub query: QueryArgs,
 }
 
-/// Minor units in major units of `currency` (the raw number when the code is unknown).
+/// Money as people read it: `IDR 6,557,786.00` (the raw number and code when the code is
+/// unknown).
 #[must_use]
 pub fn money(minor: i64, currency: &str) -> String {
-    Currency::parse(currency).map_or_else(|_| minor.to_string(), |c| c.format_minor(minor))
+    wide_money(i128::from(minor), currency)
+}
+
+/// As [`money`], for a figure that may pass `i64` (sent as decimal text).
+#[must_use]
+pub fn wide_money(minor: i128, currency: &str) -> String {
+    Currency::parse(currency).map_or_else(
+        |_| format!("{currency} {minor} (minor units)"),
+        |c| c.display_minor(minor),
+    )
+}
+
+/// A national figure: the exact decimal text when the service sent one, else the int64.
+fn national_money(minor: i64, decimal: &str, currency: &str) -> String {
+    decimal.parse::<i128>().map_or_else(
+        |_| money(minor, currency),
+        |wide| wide_money(wide, currency),
+    )
+}
+
+/// The line that says the national figure leaves sales out.
+#[must_use]
+pub fn unconverted_warning(currencies: &[String]) -> String {
+    format!(
+        "warning: sales in {} have no exchange rate and are left out of the national figure; \
+         set a rate with `saleboard admin rates set FILE`",
+        currencies.join(", ")
+    )
 }
 
 fn timestamp_text(ts: Option<&saleboard_proto::Timestamp>) -> String {
@@ -103,6 +223,7 @@ pub fn leaderboard_json(b: &Leaderboard) -> serde_json::Value {
         "national_net_reporting_decimal": b.national_net_reporting_decimal,
         "national_out_of_range": b.national_out_of_range,
         "out_of_range_sites": b.out_of_range_sites,
+        "unconverted_currencies": b.unconverted_currencies,
         "next_page_token": b.next_page_token,
         "entries": b.entries.iter().map(|e| json!({
             "rank": e.rank,
@@ -118,14 +239,14 @@ pub fn leaderboard_json(b: &Leaderboard) -> serde_json::Value {
     })
 }
 
-/// The leaderboard as a table.
+/// The leaderboard as a table, times in `zone`.
 #[must_use]
-pub fn leaderboard_table(b: &Leaderboard) -> String {
+pub fn leaderboard_table(b: &Leaderboard, zone: &Zone) -> String {
     let mut out = format!(
-        "{} — net in {} as of {} (ledger position {})\n{:>4}  {:<24} {:>22} {:>10} {:>8}  {}\n",
+        "{} — net in {} as of {} (ledger position {})\n{:>4}  {:<24} {:>30} {:>10} {:>8}  {}\n",
         b.event_id,
         b.reporting_currency,
-        timestamp_text(b.as_of.as_ref()),
+        zone.show(b.as_of.as_ref()),
         b.watermark,
         "rank",
         "site",
@@ -135,21 +256,34 @@ pub fn leaderboard_table(b: &Leaderboard) -> String {
         "not converted"
     );
     for e in &b.entries {
+        let net = if e.out_of_range {
+            format!("out of range ({})", e.out_of_range_currencies.join(" "))
+        } else {
+            money(e.net_reporting_minor, &b.reporting_currency)
+        };
         out.push_str(&format!(
-            "{:>4}  {:<24} {:>22} {:>10} {:>8}  {}\n",
+            "{:>4}  {:<24} {:>30} {:>10} {:>8}  {}\n",
             e.rank,
             e.site_id,
-            money(e.net_reporting_minor, &b.reporting_currency),
+            net,
             e.sale_count,
             e.refund_count,
             e.unconverted_currencies.join(" ")
         ));
     }
     out.push_str(&format!(
-        "      {:<24} {:>22}\n",
+        "      {:<24} {:>30}\n",
         "national",
-        money(b.national_net_reporting_minor, &b.reporting_currency)
+        national_money(
+            b.national_net_reporting_minor,
+            &b.national_net_reporting_decimal,
+            &b.reporting_currency
+        )
     ));
+    if !b.unconverted_currencies.is_empty() {
+        out.push_str(&unconverted_warning(&b.unconverted_currencies));
+        out.push('\n');
+    }
     out
 }
 
@@ -166,12 +300,12 @@ fn totals_json(t: &CurrencyTotals) -> serde_json::Value {
 
 fn totals_table(totals: &[CurrencyTotals]) -> String {
     let mut out = format!(
-        "{:<8} {:>10} {:>22} {:>8} {:>22} {:>22}\n",
+        "{:<8} {:>10} {:>30} {:>8} {:>30} {:>30}\n",
         "currency", "sales", "gross", "refunds", "refunded", "net"
     );
     for t in totals {
         out.push_str(&format!(
-            "{:<8} {:>10} {:>22} {:>8} {:>22} {:>22}\n",
+            "{:<8} {:>10} {:>30} {:>8} {:>30} {:>30}\n",
             t.currency,
             t.sale_count,
             money(t.gross_minor, &t.currency),
@@ -200,7 +334,7 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
             .map_err(|s| client::explain(endpoint, "GetLeaderboard", &s))?
             .into_inner();
         match args.query.output {
-            Output::Table => print!("{}", leaderboard_table(&b)),
+            Output::Table => print!("{}", leaderboard_table(&b, &args.query.tz)),
             Output::Json => println!("{}", leaderboard_json(&b)),
         }
         return Ok(());
@@ -225,7 +359,7 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
                     backoff = RECONNECT_MIN;
                     match args.query.output {
                         // Clear the screen and draw from the top: a live view in place.
-                        Output::Table => print!("\x1b[2J\x1b[H{}", leaderboard_table(&b)),
+                        Output::Table => print!("\x1b[2J\x1b[H{}", leaderboard_table(&b, &args.query.tz)),
                         Output::Json => println!("{}", leaderboard_json(&b)),
                     }
                     std::io::stdout().flush().ok();
@@ -299,14 +433,18 @@ pub async fn totals(args: &TotalsArgs) -> anyhow::Result<()> {
             );
             print!("{}", totals_table(&t.totals));
             if args.hourly {
+                let zone = &args.query.tz;
                 println!(
-                    "{:<26} {:<8} {:>10} {:>22}",
-                    "hour (UTC)", "currency", "sales", "net"
+                    "{:<40} {:<8} {:>10} {:>30}",
+                    format!("hour ({})", zone.label()),
+                    "currency",
+                    "sales",
+                    "net"
                 );
                 for h in &t.hourly {
                     println!(
-                        "{:<26} {:<8} {:>10} {:>22}",
-                        timestamp_text(h.hour_start.as_ref()),
+                        "{:<40} {:<8} {:>10} {:>30}",
+                        zone.show(h.hour_start.as_ref()),
                         h.currency,
                         h.sale_count,
                         money(h.net_minor, &h.currency)
@@ -342,16 +480,65 @@ pub async fn national(args: &NationalArgs) -> anyhow::Result<()> {
                 "net_reporting_decimal": n.net_reporting_decimal,
                 "net_reporting_out_of_range": n.net_reporting_out_of_range,
                 "out_of_range_sites": n.out_of_range_sites,
+                "unconverted_currencies": n.unconverted_currencies,
                 "totals": n.totals.iter().map(totals_json).collect::<Vec<_>>(),
             })
         ),
         Output::Table => {
             println!(
-                "{} sites, ledger position {}; national net (reporting currency minor units): {}",
-                n.site_count, n.watermark, n.net_reporting_minor
+                "{}: national net {} ({} sites, ledger position {})",
+                n.event_id,
+                national_money(
+                    n.net_reporting_minor,
+                    &n.net_reporting_decimal,
+                    &n.reporting_currency
+                ),
+                n.site_count,
+                n.watermark
             );
             print!("{}", totals_table(&n.totals));
+            if !n.unconverted_currencies.is_empty() {
+                println!("{}", unconverted_warning(&n.unconverted_currencies));
+            }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones_are_utc_offsets_or_iana_names() {
+        let at = saleboard_proto::Timestamp {
+            seconds: 1_765_533_600, // 2025-12-12T10:00:00Z
+            nanos: 0,
+        };
+        let show = |zone: &str| Zone::parse(zone).expect(zone).show(Some(&at));
+        assert_eq!(show("UTC"), "2025-12-12 10:00:00 UTC");
+        assert_eq!(show("Z"), "2025-12-12 10:00:00 UTC");
+        assert_eq!(show("+07:00"), "2025-12-12 17:00:00 +07:00 +07:00");
+        assert_eq!(show("-0530"), "2025-12-12 04:30:00 -05:30 -0530");
+        assert_eq!(show("+09"), "2025-12-12 19:00:00 +09:00 +09");
+        assert_eq!(
+            show("Asia/Jakarta"),
+            "2025-12-12 17:00:00 +07:00 Asia/Jakarta"
+        );
+        for bad in ["Mars/Olympus", "+25:00", "+07:60", "7", "", "+7"] {
+            assert!(Zone::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(Zone::utc().show(None), "");
+    }
+
+    #[test]
+    fn money_reads_like_money() {
+        assert_eq!(money(655_778_600, "IDR"), "IDR 6,557,786.00");
+        assert_eq!(
+            national_money(0, "92233720368547758070", "IDR"),
+            "IDR 922,337,203,685,477,580.70"
+        );
+        assert_eq!(national_money(150, "", "USD"), "USD 1.50");
+        assert_eq!(money(5, "???"), "??? 5 (minor units)");
+    }
 }

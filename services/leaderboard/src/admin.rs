@@ -47,6 +47,17 @@ impl AdminService {
         }
     }
 
+    /// Currencies in the current totals that `rates` leave without a rate, by code.
+    fn without_rate(&self, rates: &[(Currency, Rate)]) -> Vec<String> {
+        self.board
+            .current()
+            .figures
+            .currencies_without_rate(rates)
+            .iter()
+            .map(|c| c.code().to_owned())
+            .collect()
+    }
+
     /// A service over `store` that tells `board` when the figures' inputs change.
     #[must_use]
     pub fn new(store: Arc<dyn Store>, board: Arc<Board>) -> Self {
@@ -268,6 +279,7 @@ impl AdminApi for AdminService {
         tracing::info!(changed = rates.len(), "exchange rates set");
         self.refresh_board().await;
         Ok(Response::new(SetExchangeRatesResponse {
+            currencies_without_rate: self.without_rate(&all),
             rates: rate_msgs(all),
         }))
     }
@@ -282,6 +294,7 @@ impl AdminApi for AdminService {
             .await
             .map_err(|e| from_storage(&e))?;
         Ok(Response::new(ListExchangeRatesResponse {
+            currencies_without_rate: self.without_rate(&all),
             rates: rate_msgs(all),
         }))
     }

@@ -302,7 +302,13 @@ fn page(snapshot: &Snapshot, offset: usize, limit: usize) -> Result<Leaderboard,
         national_out_of_range,
         national_net_reporting_decimal,
         out_of_range_sites,
+        unconverted_currencies: codes(&f.unconverted_currencies()),
     })
+}
+
+/// Currency codes, in order.
+fn codes(currencies: &[saleboard_domain::Currency]) -> Vec<String> {
+    currencies.iter().map(|c| c.code().to_owned()).collect()
 }
 
 /// The token of the page of snapshot `generation` that starts at entry `offset`.
@@ -488,6 +494,7 @@ impl LeaderboardApi for LeaderboardService {
                 .as_ref()
                 .map(|(_, c)| c.code().to_owned())
                 .unwrap_or_default(),
+            unconverted_currencies: codes(&f.unconverted_currencies()),
         }))
     }
 }

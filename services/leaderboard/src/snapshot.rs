@@ -48,6 +48,37 @@ fn add_national(acc: &mut CurrencyTotals, t: &CurrencyTotals) {
 }
 
 impl Figures {
+    /// Currencies some site sold in that have no exchange rate: left out of every converted
+    /// figure, the national one included.
+    #[must_use]
+    pub fn unconverted_currencies(&self) -> Vec<Currency> {
+        let set: std::collections::BTreeSet<Currency> = self
+            .entries
+            .iter()
+            .flat_map(|e| e.unconverted_currencies.iter().copied())
+            .collect();
+        set.into_iter().collect()
+    }
+
+    /// Currencies in the totals that the given rates do not cover (the reporting currency
+    /// needs none): what an organizer still has to set.
+    #[must_use]
+    pub fn currencies_without_rate(
+        &self,
+        rates: &[(Currency, saleboard_domain::Rate)],
+    ) -> Vec<Currency> {
+        self.national_totals
+            .iter()
+            .map(|(c, _)| *c)
+            .filter(|c| {
+                self.event
+                    .as_ref()
+                    .is_none_or(|(_, reporting)| reporting != c)
+            })
+            .filter(|c| !rates.iter().any(|(r, _)| r == c))
+            .collect()
+    }
+
     /// Ranks the data. Never fails: a figure out of the contract's range marks its site (see
     /// `saleboard_domain::ranking`), it does not stop the board.
     #[must_use]
