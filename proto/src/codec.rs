@@ -165,6 +165,9 @@ impl DecodeLimit for crate::v1::SetExchangeRatesRequest {
 // Everything else a service or a client decodes: bounded by the message size alone.
 no_limit!(
     SubmitTransactionsResponse,
+    WhoAmIRequest,
+    WhoAmIResponse,
+    SetSiteEnabledRequest,
     CreateSiteRequest,
     Site,
     ListSitesRequest,

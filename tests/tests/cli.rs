@@ -524,6 +524,34 @@ async fn admin_commands() {
     let out = saleboard(&["admin", "sites", "list", "--output", "json"], &env);
     let sites: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(sites.as_array().map(Vec::len), Some(2));
+    let out = saleboard(&["admin", "sites", "disable", "beta"], &env);
+    assert!(
+        stdout(&out).contains("disabled site beta: its keys are refused"),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = saleboard(&["admin", "sites", "list"], &env);
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with("beta") && l.ends_with("(disabled)")),
+        "{}",
+        stdout(&out)
+    );
+    let out = saleboard(
+        &["admin", "sites", "enable", "beta", "--output", "json"],
+        &env,
+    );
+    let site: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(site["disabled"], false, "{site}");
+    let out = saleboard(&["admin", "sites", "disable", "nobody"], &env);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nobody"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = saleboard(
         &["admin", "keys", "create", "beta", "--output", "json"],
         &env,
@@ -698,39 +726,7 @@ fn verify_never_creates_a_database() {
 async fn dev_says_what_it_made() {
     let dir = tempfile::tempdir().expect("tmp");
     let db = format!("sqlite:{}", dir.path().join("dev.db").display());
-    let (ingest, board, aggregator) = (free_addr(), free_addr(), free_addr());
-    let stdout_path = dir.path().join("dev.out");
-    let mut child = Command::new(bin_dir().join("saleboard"))
-        .args([
-            "dev",
-            "--ingest-listen",
-            &ingest.to_string(),
-            "--leaderboard-listen",
-            &board.to_string(),
-            "--aggregator-listen",
-            &aggregator.to_string(),
-        ])
-        .env("SALEBOARD_DATABASE_URL", &db)
-        .env_remove("SALEBOARD_ORGANIZER_TOKEN")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdout(std::fs::File::create(&stdout_path).expect("out"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("dev starts");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    let text = loop {
-        let text = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-        if text.contains("Ctrl-C stops.") {
-            break text;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "dev printed only: {text}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
-    drop(child.kill());
-    drop(child.wait());
+    let (ingest, text) = run_dev(&db, dir.path(), "dev.out").await;
     assert!(
         text.contains(&format!("ingest:       http://{ingest}")),
         "{text}"
@@ -740,6 +736,144 @@ async fn dev_says_what_it_made() {
         text.contains("No transactions yet") && text.contains("saleboard push"),
         "{text}"
     );
+}
+
+/// Starts `saleboard dev` on `db`, waits for its banner, stops it; returns its ingest address
+/// and what it printed.
+async fn run_dev(db: &str, dir: &Path, out: &str) -> (std::net::SocketAddr, String) {
+    let (ingest, _running, text) = start_dev(db, dir, out).await;
+    (ingest, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dev_keeps_its_token_and_keys() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("dev.db");
+    let db = format!("sqlite:{}", file.display());
+    let secrets = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains("organizer token:") || l.contains("API key of"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (_, first) = run_dev(&db, dir.path(), "first.out").await;
+    let (_, second) = run_dev(&db, dir.path(), "second.out").await;
+    assert_eq!(secrets(&first).len(), 4, "{first}");
+    assert_eq!(
+        secrets(&first),
+        secrets(&second),
+        "a restart prints the same token and keys"
+    );
+    let kept = dir.path().join("dev.db-dev-credentials.json");
+    assert!(
+        second.contains(&format!("kept in {}", kept.display())),
+        "{second}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&kept).expect("kept").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "secrets readable by their owner only");
+    }
+
+    // The printed key still pushes after the restart, and only three keys exist.
+    let (ingest, running, third) = start_dev(&db, dir.path(), "third.out").await;
+    let secret = third
+        .lines()
+        .find_map(|l| l.split("API key of toko-satu: ").nth(1))
+        .expect("a key")
+        .trim()
+        .to_owned();
+    assert!(secrets(&first).iter().any(|l| l.contains(&secret)));
+    let out = saleboard(
+        &[
+            "whoami",
+            "--endpoint",
+            &format!("http://{ingest}"),
+            "--key",
+            &secret,
+        ],
+        &[],
+    );
+    drop(running);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("toko-satu"), "{}", stdout(&out));
+    let store = saleboard_storage::connect(&saleboard_storage::ConnectOptions {
+        url: db.clone(),
+        max_connections: 1,
+        create_if_missing: false,
+    })
+    .await
+    .expect("open");
+    assert_eq!(
+        store.active_keys().await.expect("keys").len(),
+        3,
+        "no new key per start"
+    );
+
+    // A key revoked meanwhile is replaced (and the new one kept).
+    let revoked = &store.active_keys().await.expect("keys")[0];
+    store
+        .revoke_api_key(&revoked.key_id, saleboard_domain::UnixNanos::now())
+        .await
+        .expect("revoke");
+    let (_, fourth) = run_dev(&db, dir.path(), "fourth.out").await;
+    let (_, fifth) = run_dev(&db, dir.path(), "fifth.out").await;
+    assert_ne!(secrets(&fourth), secrets(&first), "{fourth}");
+    assert_eq!(secrets(&fourth), secrets(&fifth));
+    assert_eq!(store.active_keys().await.expect("keys").len(), 3);
+}
+
+/// A running dev, killed when the returned guard drops.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        drop(self.0.kill());
+        drop(self.0.wait());
+    }
+}
+
+/// Starts `saleboard dev` on `db` and waits for its banner: its ingest address, the running
+/// process (killed on drop) and what it printed.
+async fn start_dev(db: &str, dir: &Path, out: &str) -> (std::net::SocketAddr, Killed, String) {
+    let (ingest, board, aggregator) = (free_addr(), free_addr(), free_addr());
+    let stdout_path = dir.join(out);
+    let child = Command::new(bin_dir().join("saleboard"))
+        .args([
+            "dev",
+            "--ingest-listen",
+            &ingest.to_string(),
+            "--leaderboard-listen",
+            &board.to_string(),
+            "--aggregator-listen",
+            &aggregator.to_string(),
+        ])
+        .env("SALEBOARD_DATABASE_URL", db)
+        .env_remove("SALEBOARD_ORGANIZER_TOKEN")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(std::fs::File::create(&stdout_path).expect("out"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dev starts");
+    let running = Killed(child);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+        if text.contains("Ctrl-C stops.") {
+            return (ingest, running, text);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "dev printed only: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// `leaderboard --watch` survives a leaderboard restart: it says it is reconnecting and carries
@@ -970,4 +1104,42 @@ async fn money_times_and_missing_rates_as_people_read_them() {
     assert_eq!(out.status.code(), Some(2), "a bad zone is a usage error");
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(said.contains("time zone \"Mars/Olympus\""), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn whoami_with_the_key_alone() {
+    let (app, key) = app().await;
+    let endpoint = format!("http://{}", app.ingest_addr);
+    let out = saleboard(
+        &["whoami", "--endpoint", &endpoint, "--tz", "Asia/Jakarta"],
+        &[("SALEBOARD_API_KEY", &key)],
+    );
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(" pushes for site alpha"), "{text}");
+    assert!(
+        text.contains("event harbolnas-test (Harbolnas test): sales from ")
+            && text.contains("+07:00 Asia/Jakarta until ")
+            && text.contains("reported in IDR"),
+        "{text}"
+    );
+    assert!(text.contains("limits: up to "), "{text}");
+    let out = saleboard(
+        &["whoami", "--endpoint", &endpoint, "--output", "json"],
+        &[("SALEBOARD_API_KEY", &key)],
+    );
+    let me: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(me["site_id"], "alpha");
+    assert_eq!(me["event"]["event_id"], "harbolnas-test");
+    let out = saleboard(
+        &["whoami", "--endpoint", &endpoint, "--key", "sbk_not_a_key"],
+        &[],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(said.to_lowercase().contains("key"), "{said}");
 }

@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use saleboard_proto::Timestamp;
 use saleboard_proto::v1::{
-    CreateApiKeyRequest, CreateSiteRequest, ExchangeRate, GetEventRequest, ListSitesRequest,
-    Outcome, RevokeApiKeyRequest, SetExchangeRatesRequest, SubmitTransactionsRequest,
-    SubmitTransactionsResponse, Transaction,
+    CreateApiKeyRequest, CreateSiteRequest, ExchangeRate, GetEventRequest, GetLeaderboardRequest,
+    GetNationalTotalsRequest, ListSitesRequest, Outcome, RevokeApiKeyRequest,
+    SetExchangeRatesRequest, SetSiteEnabledRequest, SubmitTransactionsRequest,
+    SubmitTransactionsResponse, Transaction, WhoAmIRequest,
 };
 use saleboard_tests::app::{admin_client, ingest_client};
 use saleboard_tests::data::{event, now_secs, refund, sale};
@@ -808,7 +809,252 @@ async fn an_open_stream_does_not_hold_the_limit(backend: Backend) {
     assert!(responses.message().await.expect("clean end").is_none());
 }
 
+async fn sites_can_be_disabled_and_enabled(backend: Backend) {
+    let Some((app, alpha)) = ready(backend).await else {
+        return;
+    };
+    let (_, beta) = app.site_with_key("beta").await;
+    assert_eq!(
+        outcomes(&submit(&app, &alpha, vec![sale("A1", "IDR", 1_000)]).await),
+        [accepted()]
+    );
+    assert_eq!(
+        outcomes(&submit(&app, &beta, vec![sale("B1", "IDR", 500)]).await),
+        [accepted()]
+    );
+    // A stream opened before the site is disabled.
+    let (stream_tx, stream_rx) = tokio::sync::mpsc::channel(4);
+    let mut responses = app
+        .ingest(&alpha)
+        .await
+        .stream_transactions(tokio_stream::wrappers::ReceiverStream::new(stream_rx))
+        .await
+        .expect("stream opens")
+        .into_inner();
+    stream_tx
+        .send(req(vec![sale("A2", "IDR", 10)]))
+        .await
+        .expect("send");
+    let first = responses
+        .message()
+        .await
+        .expect("answer")
+        .expect("a message");
+    assert_eq!(outcomes(&first), [accepted()]);
+
+    let mut admin = app.admin().await;
+    let site = admin
+        .set_site_enabled(SetSiteEnabledRequest {
+            site_id: "alpha".into(),
+            enabled: false,
+        })
+        .await
+        .expect("disable")
+        .into_inner();
+    assert!(site.disabled && site.disabled_at.is_some(), "{site:?}");
+    let disabled_at = site.disabled_at;
+    let again = admin
+        .set_site_enabled(SetSiteEnabledRequest {
+            site_id: "alpha".into(),
+            enabled: false,
+        })
+        .await
+        .expect("disable twice")
+        .into_inner();
+    assert_eq!(
+        again.disabled_at, disabled_at,
+        "idempotent: the first time stays"
+    );
+
+    // Its key is refused everywhere within 2 s, and its open stream ends.
+    let disabled = tokio::time::Instant::now();
+    loop {
+        let refused = app
+            .ingest(&alpha)
+            .await
+            .submit_transactions(req(vec![sale("A3", "IDR", 1)]))
+            .await;
+        match refused {
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+                break;
+            }
+            Ok(_) => assert!(
+                disabled.elapsed() < Duration::from_secs(2),
+                "a disabled site's key still pushes after 2 s"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stream_tx.send(req(vec![sale("A4", "IDR", 1)])).await;
+    let ended = tokio::time::timeout(Duration::from_secs(3), responses.message())
+        .await
+        .expect("the stream answers within 3 s");
+    assert!(
+        !matches!(&ended, Ok(Some(r)) if outcomes(r) == [accepted()]),
+        "the open stream no longer accepts: {ended:?}"
+    );
+    drop(stream_tx);
+    drop(responses);
+
+    // It leaves the leaderboard and the national figures; its rows stay.
+    app.settle().await;
+    let mut board = app.leaderboard().await;
+    let shown = board
+        .get_leaderboard(GetLeaderboardRequest {
+            limit: 10,
+            page_token: String::new(),
+        })
+        .await
+        .expect("board")
+        .into_inner();
+    let ids: Vec<&str> = shown.entries.iter().map(|e| e.site_id.as_str()).collect();
+    assert_eq!(ids, ["beta"]);
+    assert_eq!(shown.national_net_reporting_minor, 500);
+    let national = board
+        .get_national_totals(GetNationalTotalsRequest {})
+        .await
+        .expect("national")
+        .into_inner();
+    assert_eq!(
+        (national.site_count, national.net_reporting_minor),
+        (1, 500)
+    );
+    let listed = admin
+        .list_sites(ListSitesRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .sites;
+    assert!(listed.iter().any(|s| s.site_id == "alpha" && s.disabled));
+    assert!(listed.iter().any(|s| s.site_id == "beta" && !s.disabled));
+    // A3 or A4 may have landed inside the 2 s the contract allows.
+    let rows = app.store.read_ledger(0, 100).await.expect("ledger");
+    assert!(rows.len() >= 3, "rows stay: {}", rows.len());
+    let out = std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
+        .arg("verify")
+        .env("SALEBOARD_DATABASE_URL", &app.db.url)
+        .output()
+        .expect("verify runs");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("verified"),
+        "verify still covers the disabled site's rows: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Enabled again: the same key pushes, and every total comes back.
+    admin
+        .set_site_enabled(SetSiteEnabledRequest {
+            site_id: "alpha".into(),
+            enabled: true,
+        })
+        .await
+        .expect("enable");
+    let enabled = tokio::time::Instant::now();
+    loop {
+        let pushed = app
+            .ingest(&alpha)
+            .await
+            .submit_transactions(req(vec![sale("A5", "IDR", 5)]))
+            .await;
+        if pushed.is_ok() {
+            break;
+        }
+        assert!(
+            enabled.elapsed() < Duration::from_secs(3),
+            "an enabled site's key still refused after 3 s: {pushed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.settle().await;
+    let shown = board
+        .get_leaderboard(GetLeaderboardRequest {
+            limit: 10,
+            page_token: String::new(),
+        })
+        .await
+        .expect("board")
+        .into_inner();
+    let alpha_entry = shown
+        .entries
+        .iter()
+        .find(|e| e.site_id == "alpha")
+        .expect("back on the board");
+    let alpha_net: i64 = app
+        .store
+        .read_ledger(0, 100)
+        .await
+        .expect("ledger")
+        .iter()
+        .filter(|r| r.site.as_str() == "alpha")
+        .map(|r| r.tx.amount_minor)
+        .sum();
+    assert!(alpha_net >= 1_015, "A1, A2 and A5 at least: {alpha_net}");
+    assert_eq!(
+        alpha_entry.net_reporting_minor, alpha_net,
+        "every total comes back"
+    );
+    assert_eq!(shown.national_net_reporting_minor, alpha_net + 500);
+
+    for (site_id, code) in [
+        ("nobody", Code::NotFound),
+        ("Not A Slug", Code::InvalidArgument),
+    ] {
+        let status = admin
+            .set_site_enabled(SetSiteEnabledRequest {
+                site_id: site_id.into(),
+                enabled: false,
+            })
+            .await
+            .expect_err(site_id);
+        assert_eq!(status.code(), code, "{status:?}");
+    }
+}
+
+async fn who_am_i(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (key_id, secret) = app.site_with_key("alpha").await;
+    let me = app
+        .ingest(&secret)
+        .await
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .expect("the API key alone is enough")
+        .into_inner();
+    assert_eq!(
+        (me.key_id.as_str(), me.site_id.as_str()),
+        (key_id.as_str(), "alpha")
+    );
+    assert!(me.event.is_none(), "no event yet");
+    assert!(me.max_batch >= 1);
+    app.set_event().await;
+    let me = app
+        .ingest(&secret)
+        .await
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .expect("whoami")
+        .into_inner();
+    let window = me.event.expect("the event window");
+    let expected = event();
+    assert_eq!(window.event_id, expected.event_id);
+    assert_eq!(window.starts_at, expected.starts_at);
+    assert_eq!(window.ends_at, expected.ends_at);
+    assert_eq!(window.reporting_currency, "IDR");
+    let refused = ingest_client(app.ingest_addr, Some(&app.token))
+        .await
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .expect_err("the organizer token is no API key");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+}
+
 backend_tests!(
+    sites_can_be_disabled_and_enabled,
+    who_am_i,
     an_open_stream_does_not_hold_the_limit,
     overload_is_shed_fast,
     accepted_duplicate_and_conflict,

@@ -3,6 +3,7 @@
 
 use saleboard::client::Output;
 use saleboard::loadgen::{LoadgenArgs, run};
+use saleboard_proto::v1::GetLeaderboardRequest;
 use saleboard_tests::{Backend, TestApp, backend_tests};
 
 async fn a_short_run_reconciles(backend: Backend) {
@@ -23,6 +24,7 @@ async fn a_short_run_reconciles(backend: Backend) {
         refunds: 0.03,
         resubmits: 0.02,
         site_prefix: "lg".into(),
+        keep_sites: false,
         output: Output::Json,
     };
     let report = run(&args).await.expect("the run completes");
@@ -45,14 +47,38 @@ async fn a_short_run_reconciles(backend: Backend) {
         count("lg-001"),
         count("lg-012")
     );
-    // A second run on the same sites reconciles against the new baseline.
+    // It cleaned up after itself: its sites are off the board and its keys revoked.
+    let board = || async {
+        app.settle().await;
+        app.leaderboard()
+            .await
+            .get_leaderboard(GetLeaderboardRequest {
+                limit: 100,
+                page_token: String::new(),
+            })
+            .await
+            .expect("board")
+            .into_inner()
+            .entries
+            .len()
+    };
+    assert_eq!(board().await, 0, "no load site stays on the leaderboard");
+    assert!(
+        app.store.active_keys().await.expect("keys").is_empty(),
+        "no load key stays active"
+    );
+    // A second run on the same sites reconciles against the new baseline; --keep-sites leaves
+    // them on the board.
     let again = run(&LoadgenArgs {
         count: 1_000,
+        keep_sites: true,
         ..args
     })
     .await
     .expect("second run");
     assert!(again.mismatches.is_empty(), "{:?}", again.mismatches);
+    assert_eq!(board().await, 12);
+    assert_eq!(app.store.active_keys().await.expect("keys").len(), 12);
 }
 
 backend_tests!(a_short_run_reconciles);

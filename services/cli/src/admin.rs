@@ -7,7 +7,7 @@ use saleboard_proto::v1::admin_service_client::AdminServiceClient;
 use saleboard_proto::v1::{
     CreateApiKeyRequest, CreateSiteRequest, Event, ExchangeRate, GetEventRequest,
     ListApiKeysRequest, ListExchangeRatesRequest, ListSitesRequest, RevokeApiKeyRequest,
-    SetExchangeRatesRequest,
+    SetExchangeRatesRequest, SetSiteEnabledRequest, Site,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -72,6 +72,17 @@ pub enum SitesCommand {
     },
     /// List every site.
     List,
+    /// Disable a site: its keys are refused and it leaves the leaderboard (its ledger rows and
+    /// totals stay; `enable` brings it back).
+    Disable {
+        /// The site.
+        site_id: String,
+    },
+    /// Enable a disabled site again.
+    Enable {
+        /// The site.
+        site_id: String,
+    },
 }
 
 /// `saleboard admin keys`.
@@ -228,11 +239,9 @@ async fn sites(
                 .await
                 .map_err(|s| client::explain(endpoint, "CreateSite", &s))?
                 .into_inner();
-            print(
-                output,
-                json!({"site_id": s.site_id, "display_name": s.display_name, "created_at": text(s.created_at.as_ref())}),
-                || format!("created site {} ({})\n", s.site_id, s.display_name),
-            );
+            print(output, site_json(&s), || {
+                format!("created site {} ({})\n", s.site_id, s.display_name)
+            });
         }
         SitesCommand::List => {
             let sites = admin
@@ -242,10 +251,39 @@ async fn sites(
                 .into_inner()
                 .sites;
             print(
-            output,
-            json!(sites.iter().map(|s| json!({"site_id": s.site_id, "display_name": s.display_name, "created_at": text(s.created_at.as_ref())})).collect::<Vec<_>>()),
-            || sites.iter().map(|s| format!("{:<40} {}\n", s.site_id, s.display_name)).collect(),
-        );
+                output,
+                json!(sites.iter().map(site_json).collect::<Vec<_>>()),
+                || {
+                    sites
+                        .iter()
+                        .map(|s| {
+                            let state = if s.disabled { "  (disabled)" } else { "" };
+                            format!("{:<40} {}{state}\n", s.site_id, s.display_name)
+                        })
+                        .collect()
+                },
+            );
+        }
+        SitesCommand::Disable { site_id } | SitesCommand::Enable { site_id } => {
+            let enabled = matches!(command, SitesCommand::Enable { .. });
+            let s = admin
+                .set_site_enabled(SetSiteEnabledRequest {
+                    site_id: site_id.clone(),
+                    enabled,
+                })
+                .await
+                .map_err(|s| client::explain(endpoint, "SetSiteEnabled", &s))?
+                .into_inner();
+            print(output, site_json(&s), || {
+                if s.disabled {
+                    format!(
+                        "disabled site {}: its keys are refused and it is off the leaderboard\n",
+                        s.site_id
+                    )
+                } else {
+                    format!("enabled site {}\n", s.site_id)
+                }
+            });
         }
     }
     Ok(())
@@ -404,6 +442,16 @@ fn print_rates(output: Output, rates: &[ExchangeRate], without: &[String]) {
     if !without.is_empty() {
         eprintln!("{}", crate::query::unconverted_warning(without));
     }
+}
+
+fn site_json(s: &Site) -> serde_json::Value {
+    json!({
+        "site_id": s.site_id,
+        "display_name": s.display_name,
+        "created_at": text(s.created_at.as_ref()),
+        "disabled": s.disabled,
+        "disabled_at": s.disabled_at.as_ref().map(|t| text(Some(t))),
+    })
 }
 
 fn event_json(e: &Event) -> serde_json::Value {

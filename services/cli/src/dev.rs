@@ -1,8 +1,10 @@
 //! `saleboard dev`: the whole suite (ingest, aggregator, leaderboard) in one process on an
-//! embedded SQLite file, with a demo event, demo sites, exchange rates and fresh keys, printed
-//! for copy and paste.
+//! embedded SQLite file, with a demo event, demo sites, exchange rates and keys, printed for
+//! copy and paste. The organizer token and the keys are kept beside the database file, so a
+//! restart prints (and accepts) the same ones.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -10,9 +12,9 @@ use saleboard_aggregator::AggregatorConfig;
 use saleboard_domain::{Currency, Event, Rate, SiteId, UnixNanos};
 use saleboard_ingest::IngestConfig;
 use saleboard_leaderboard::LeaderboardConfig;
-use saleboard_runtime::auth::{new_api_key, random_secret};
+use saleboard_runtime::auth::{new_api_key, random_secret, secret_hash};
 use saleboard_runtime::database::DatabaseArgs;
-use saleboard_storage::{StorageError, Store};
+use saleboard_storage::{ActiveKey, StorageError, Store};
 use tokio::sync::watch;
 
 use crate::suite::{Suite, SuiteConfig};
@@ -64,9 +66,114 @@ pub struct DevArgs {
     pub organizer_token: Option<String>,
 }
 
-/// Creates what is missing of the demo: event, sites, rates. Returns one fresh key per site
-/// (secrets cannot be read back, so each run issues new ones).
-async fn seed(store: &Arc<dyn Store>) -> anyhow::Result<Vec<(String, String)>> {
+/// The demo's secrets, kept beside the SQLite file (`FILE-dev-credentials.json`, mode 0600)
+/// so a restarted `dev` prints and accepts the same organizer token and API keys.
+#[derive(Debug, Default)]
+struct Credentials {
+    /// Where they are kept; `None` for a database without a file (in memory, PostgreSQL).
+    path: Option<PathBuf>,
+    organizer_token: Option<String>,
+    /// (site_id, key_id, secret).
+    keys: Vec<(String, String, String)>,
+}
+
+impl Credentials {
+    /// The file beside a `sqlite:` database, read when it exists.
+    fn load(database_url: &str) -> anyhow::Result<Self> {
+        let Some(path) = credentials_path(database_url) else {
+            return Ok(Self::default());
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self {
+                    path: Some(path),
+                    ..Self::default()
+                });
+            }
+            Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+        };
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not the JSON dev writes", path.display()))?;
+        let keys = json["keys"]
+            .as_array()
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| {
+                        Some((
+                            k["site_id"].as_str()?.to_owned(),
+                            k["key_id"].as_str()?.to_owned(),
+                            k["secret"].as_str()?.to_owned(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            organizer_token: json["organizer_token"].as_str().map(str::to_owned),
+            keys,
+            path: Some(path),
+        })
+    }
+
+    /// Writes the file (readable by its owner only).
+    fn save(&self) -> anyhow::Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let json = serde_json::json!({
+            "organizer_token": self.organizer_token,
+            "keys": self.keys.iter().map(|(site, key, secret)| serde_json::json!({
+                "site_id": site, "key_id": key, "secret": secret,
+            })).collect::<Vec<_>>(),
+        });
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::io::Write::write_all(&mut file, format!("{json:#}\n").as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+
+    /// The kept secret of `site`'s key, when that key is still active in the database.
+    fn active_secret(&self, site: &str, active: &[ActiveKey]) -> Option<String> {
+        self.keys
+            .iter()
+            .find(|(s, key_id, secret)| {
+                s == site
+                    && active.iter().any(|a| {
+                        &a.key_id == key_id
+                            && a.site_id.as_str() == site
+                            && a.secret_hash == secret_hash(secret)
+                    })
+            })
+            .map(|(_, _, secret)| secret.clone())
+    }
+}
+
+/// `FILE-dev-credentials.json` beside the file of a `sqlite:` URL; `None` in memory or for
+/// another database.
+fn credentials_path(database_url: &str) -> Option<PathBuf> {
+    let rest = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let file = rest.split('?').next().unwrap_or_default();
+    if file.is_empty() || file == ":memory:" {
+        return None;
+    }
+    Some(PathBuf::from(format!("{file}-dev-credentials.json")))
+}
+
+/// Creates what is missing of the demo: event, sites, rates, and a key per site (the kept key
+/// when it is still active, else a new one, which is kept).
+async fn seed(
+    store: &Arc<dyn Store>,
+    credentials: &mut Credentials,
+) -> anyhow::Result<Vec<(String, String)>> {
     if store.get_event().await?.is_none() {
         let now = UnixNanos::now();
         let event = Event::new(
@@ -78,6 +185,7 @@ async fn seed(store: &Arc<dyn Store>) -> anyhow::Result<Vec<(String, String)>> {
         )?;
         store.set_event(&event).await?;
     }
+    let active = store.active_keys().await?;
     let mut keys = Vec::new();
     for (id, name) in DEMO_SITES {
         let site = SiteId::parse(id)?;
@@ -85,10 +193,18 @@ async fn seed(store: &Arc<dyn Store>) -> anyhow::Result<Vec<(String, String)>> {
             Ok(_) | Err(StorageError::AlreadyExists { .. }) => {}
             Err(e) => return Err(e.into()),
         }
+        if let Some(secret) = credentials.active_secret(id, &active) {
+            keys.push((id.to_owned(), secret));
+            continue;
+        }
         let key = new_api_key().context("no randomness for a demo key")?;
         store
             .create_api_key(&key.key_id, &site, &key.secret_hash, UnixNanos::now())
             .await?;
+        credentials.keys.retain(|(s, _, _)| s != id);
+        credentials
+            .keys
+            .push((id.to_owned(), key.key_id, key.secret.clone()));
         keys.push((id.to_owned(), key.secret));
     }
     if store.list_exchange_rates().await?.is_empty() {
@@ -121,13 +237,21 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
     }
     let store = args.database.open().await?;
-    let keys = seed(&store)
+    let mut credentials = Credentials::load(&args.database.url)?;
+    let keys = seed(&store, &mut credentials)
         .await
         .context("creating the demo event, sites and keys")?;
-    let token = match args.organizer_token {
-        Some(t) if !t.trim().is_empty() => t,
-        _ => random_secret("sbo_", 24).context("no randomness for the organizer token")?,
+    let token = match (args.organizer_token, credentials.organizer_token.clone()) {
+        (Some(t), _) if !t.trim().is_empty() => t,
+        (_, Some(kept)) if !kept.trim().is_empty() => kept,
+        _ => {
+            let made =
+                random_secret("sbo_", 24).context("no randomness for the organizer token")?;
+            credentials.organizer_token = Some(made.clone());
+            made
+        }
     };
+    credentials.save()?;
 
     let mut config = SuiteConfig {
         ingest: IngestConfig::defaults()?,
@@ -158,6 +282,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("  organizer token: {token}");
     for (site, secret) in &keys {
         println!("  API key of {site}: {secret}");
+    }
+    match &credentials.path {
+        Some(path) => println!(
+            "  (kept in {}: the same token and keys on every start with this database)",
+            path.display()
+        ),
+        None => println!("  (new keys and token on every start: the database has no file)"),
     }
     if let Some((site, _)) = keys.first() {
         println!(

@@ -27,6 +27,7 @@ pub mod push;
 pub mod query;
 pub mod suite;
 pub mod verify;
+pub mod whoami;
 
 /// Seconds since the Unix epoch now.
 #[must_use]

@@ -10,6 +10,7 @@
 //! to the leaderboard watermark covering it) and, at the end, reconciles every site's totals and
 //! the national totals against what it was told ACCEPTED, to the minor unit.
 
+use anyhow::Context as _;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -22,8 +23,8 @@ use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
 use saleboard_proto::v1::{
     CreateApiKeyRequest, CreateSiteRequest, Event, ExchangeRate, GetEventRequest,
     GetNationalTotalsRequest, GetSiteTotalsRequest, ListExchangeRatesRequest, Outcome,
-    SetExchangeRatesRequest, SubmitTransactionsRequest, Transaction, TransactionKind,
-    TransactionResult, WatchLeaderboardRequest,
+    RevokeApiKeyRequest, SetExchangeRatesRequest, SetSiteEnabledRequest, SubmitTransactionsRequest,
+    Transaction, TransactionKind, TransactionResult, WatchLeaderboardRequest,
 };
 use serde_json::json;
 use tokio::sync::{Mutex, mpsc};
@@ -81,6 +82,11 @@ pub struct LoadgenArgs {
     /// Prefix of the site ids (`PREFIX-001`...).
     #[arg(long, env = "SALEBOARD_LOADGEN_SITE_PREFIX", default_value = "lg")]
     pub site_prefix: String,
+    /// Leave the load sites on the leaderboard and their keys active. By default loadgen cleans
+    /// up after itself: at the end it revokes the keys it issued and disables its sites, so
+    /// they leave the board (their ledger rows stay; the next run enables them again).
+    #[arg(long, env = "SALEBOARD_LOADGEN_KEEP_SITES")]
+    pub keep_sites: bool,
     /// Report format.
     #[arg(long, env = "SALEBOARD_OUTPUT", value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -478,7 +484,10 @@ async fn site_totals(
     Ok(out)
 }
 
-async fn setup(args: &LoadgenArgs) -> anyhow::Result<Vec<(String, String)>> {
+/// A load site and the key issued for this run: (site id, key id, secret).
+type LoadSite = (String, String, String);
+
+async fn setup(args: &LoadgenArgs) -> anyhow::Result<Vec<LoadSite>> {
     let mut admin =
         AdminServiceClient::new(client::connect(&args.endpoint, Some(&args.token)).await?);
     let explain = |what: &str, s: tonic::Status| client::explain(&args.endpoint, what, &s);
@@ -553,7 +562,16 @@ async fn setup(args: &LoadgenArgs) -> anyhow::Result<Vec<(String, String)>> {
             .await
         {
             Ok(_) => {}
-            Err(s) if s.code() == tonic::Code::AlreadyExists => {}
+            Err(s) if s.code() == tonic::Code::AlreadyExists => {
+                // Disabled by the previous run's clean-up.
+                admin
+                    .set_site_enabled(SetSiteEnabledRequest {
+                        site_id: site.clone(),
+                        enabled: true,
+                    })
+                    .await
+                    .map_err(|s| explain("SetSiteEnabled", s))?;
+            }
             Err(s) => return Err(explain("CreateSite", s)),
         }
         let key = admin
@@ -563,9 +581,31 @@ async fn setup(args: &LoadgenArgs) -> anyhow::Result<Vec<(String, String)>> {
             .await
             .map_err(|s| explain("CreateApiKey", s))?
             .into_inner();
-        sites.push((site, key.secret));
+        sites.push((site, key.key_id, key.secret));
     }
     Ok(sites)
+}
+
+/// Revokes the keys this run issued and disables its sites: they leave the leaderboard.
+async fn clean_up(args: &LoadgenArgs, sites: &[LoadSite]) -> anyhow::Result<()> {
+    let mut admin =
+        AdminServiceClient::new(client::connect(&args.endpoint, Some(&args.token)).await?);
+    for (site, key_id, _) in sites {
+        admin
+            .revoke_api_key(RevokeApiKeyRequest {
+                key_id: key_id.clone(),
+            })
+            .await
+            .map_err(|s| client::explain(&args.endpoint, "RevokeApiKey", &s))?;
+        admin
+            .set_site_enabled(SetSiteEnabledRequest {
+                site_id: site.clone(),
+                enabled: false,
+            })
+            .await
+            .map_err(|s| client::explain(&args.endpoint, "SetSiteEnabled", &s))?;
+    }
+    Ok(())
 }
 
 /// Runs the load and reconciles.
@@ -574,7 +614,18 @@ async fn setup(args: &LoadgenArgs) -> anyhow::Result<Vec<(String, String)>> {
 /// When the services cannot be reached or refuse the setup or a stream.
 pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
     let sites = setup(args).await?;
-    let names: Vec<String> = sites.iter().map(|(s, _)| s.clone()).collect();
+    let report = drive(args, &sites).await;
+    if !args.keep_sites {
+        clean_up(args, &sites)
+            .await
+            .context("cleaning up the load sites (--keep-sites skips this)")?;
+    }
+    report
+}
+
+/// The load itself, then the reconciliation.
+async fn drive(args: &LoadgenArgs, sites: &[LoadSite]) -> anyhow::Result<Report> {
+    let names: Vec<String> = sites.iter().map(|(s, _, _)| s.clone()).collect();
     let mut board = LeaderboardServiceClient::new(client::connect(&args.endpoint, None).await?);
     let before = site_totals(&mut board, &args.endpoint, &names).await?;
     let (watermarks, watcher) = watch_watermarks(&mut board, &args.endpoint).await?;
@@ -582,8 +633,8 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
     let plan = Plan::new(args, sites.len());
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for (index, (site, secret)) in sites.into_iter().enumerate() {
-        tasks.push(plan.start_site(args, index, site, &secret).await?);
+    for (index, (site, _, secret)) in sites.iter().enumerate() {
+        tasks.push(plan.start_site(args, index, site.clone(), secret).await?);
     }
     for (sender, receiver) in tasks {
         sender.await?;

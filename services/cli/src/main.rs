@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use saleboard::{admin, bench, dev, health, loadgen, migrate, push, query, verify};
+use saleboard::{admin, bench, dev, health, loadgen, migrate, push, query, verify, whoami};
 use saleboard_runtime::telemetry::{self, LogFormat, TelemetryArgs};
 
 /// Saleboard: live totals and a national leaderboard for an online shopping day.
@@ -37,6 +37,9 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Send transactions from CSV or JSON Lines files (retailers).
     Push(push::PushArgs),
+    /// Show what an API key is: its site, the event window and the limits (retailers; needs
+    /// only the key).
+    Whoami(whoami::WhoAmIArgs),
     /// Show the national leaderboard, once or live (--watch).
     Leaderboard(query::LeaderboardArgs),
     /// Show one site's totals per currency (and per hour with --hourly).
@@ -65,6 +68,7 @@ impl Command {
             Self::Migrate(_) => "migrate",
             Self::Verify(_) => "verify",
             Self::Push(_) => "push",
+            Self::Whoami(_) => "whoami",
             Self::Leaderboard(_) => "leaderboard",
             Self::Totals(_) => "totals",
             Self::National(_) => "national",
@@ -83,6 +87,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Migrate(args) => migrate::run(&args).await.map(|()| 0),
         Command::Verify(args) => verify::run(&args).await.map(|ok| if ok { 0 } else { 1 }),
         Command::Push(args) => push::run(&args).await,
+        Command::Whoami(args) => whoami::run(&args).await.map(|()| 0),
         Command::Leaderboard(args) => query::leaderboard(&args).await.map(|()| 0),
         Command::Totals(args) => query::totals(&args).await.map(|()| 0),
         Command::National(args) => query::national(&args).await.map(|()| 0),

@@ -11,10 +11,11 @@ use futures::{Stream, StreamExt as _};
 use saleboard_domain::resolve::Decision;
 use saleboard_domain::transaction::validate;
 use saleboard_domain::{Limits, PushedKind, SiteId, TransactionInput, UnixNanos};
+use saleboard_proto::Timestamp;
 use saleboard_proto::v1::ingest_service_server::IngestService as IngestApi;
 use saleboard_proto::v1::{
-    Outcome, SubmitTransactionsRequest, SubmitTransactionsResponse, Transaction, TransactionKind,
-    TransactionResult,
+    EventWindow, Outcome, SubmitTransactionsRequest, SubmitTransactionsResponse, Transaction,
+    TransactionKind, TransactionResult, WhoAmIRequest, WhoAmIResponse,
 };
 use saleboard_runtime::status::invalid_field;
 use saleboard_storage::Candidate;
@@ -126,6 +127,8 @@ pub struct IngestService {
     draining: watch::Receiver<bool>,
     stream_limits: StreamLimits,
     open_streams: Arc<OpenStreams>,
+    /// Requests per second per site (0: none), as `WhoAmI` reports it.
+    site_rate_limit: u32,
 }
 
 /// A request after validation: the results known already and the candidates for the writer.
@@ -192,6 +195,11 @@ pub fn transaction_input(t: &Transaction) -> TransactionInput {
     }
 }
 
+fn timestamp(t: UnixNanos) -> Timestamp {
+    let (seconds, nanos) = t.to_parts();
+    Timestamp { seconds, nanos }
+}
+
 fn retailer<T>(request: &Request<T>) -> Result<Retailer, Status> {
     request
         .extensions()
@@ -221,7 +229,16 @@ impl IngestService {
             draining,
             stream_limits,
             open_streams: Arc::default(),
+            site_rate_limit: 0,
         }
+    }
+
+    /// Says (in `WhoAmI`) that each site may send `per_second` requests a second (0: no
+    /// limit). The limit itself is the rate limit layer's.
+    #[must_use]
+    pub fn reporting_site_rate_limit(mut self, per_second: u32) -> Self {
+        self.site_rate_limit = per_second;
+        self
     }
 
     async fn prepare(
@@ -323,6 +340,31 @@ type ResponseStream =
 
 #[tonic::async_trait]
 impl IngestApi for IngestService {
+    async fn who_am_i(
+        &self,
+        request: Request<WhoAmIRequest>,
+    ) -> Result<Response<WhoAmIResponse>, Status> {
+        let who = retailer(&request)?;
+        let event = match self.directory.event().await {
+            Ok(event) => Some(EventWindow {
+                event_id: event.event_id.clone(),
+                display_name: event.display_name.clone(),
+                starts_at: Some(timestamp(event.starts_at)),
+                ends_at: Some(timestamp(event.ends_at)),
+                reporting_currency: event.reporting_currency.code().to_owned(),
+            }),
+            Err(IngestError::NoEvent) => None,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Response::new(WhoAmIResponse {
+            key_id: who.key_id,
+            site_id: who.site.to_string(),
+            event,
+            max_batch: u32::try_from(self.max_batch).unwrap_or(u32::MAX),
+            site_rate_limit: self.site_rate_limit,
+        }))
+    }
+
     async fn submit_transactions(
         &self,
         request: Request<SubmitTransactionsRequest>,

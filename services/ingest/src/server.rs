@@ -118,7 +118,8 @@ impl IngestServer {
                 per_site: config.site_max_streams,
                 idle_timeout: config.stream_idle_timeout(),
             },
-        );
+        )
+        .reporting_site_rate_limit(config.site_rate_limit);
         let api = IngestServiceServer::new(service)
             // A request is refused before it is read whole when it is larger than a full
             // batch of the widest valid transactions (the codec then counts the

@@ -12,7 +12,8 @@ use saleboard_proto::v1::{
     ApiKey, CreateApiKeyRequest, CreateSiteRequest, Event as EventMsg, ExchangeRate,
     GetEventRequest, ListApiKeysRequest, ListApiKeysResponse, ListExchangeRatesRequest,
     ListExchangeRatesResponse, ListSitesRequest, ListSitesResponse, RevokeApiKeyRequest,
-    RevokeApiKeyResponse, SetExchangeRatesRequest, SetExchangeRatesResponse, Site,
+    RevokeApiKeyResponse, SetExchangeRatesRequest, SetExchangeRatesResponse, SetSiteEnabledRequest,
+    Site,
 };
 use saleboard_runtime::auth::new_api_key;
 use saleboard_runtime::status::{from_storage, invalid_field};
@@ -83,6 +84,8 @@ fn site_msg(s: SiteRecord) -> Site {
         site_id: s.site_id.to_string(),
         display_name: s.display_name,
         created_at: Some(timestamp(s.created_at)),
+        disabled: s.disabled_at.is_some(),
+        disabled_at: s.disabled_at.map(timestamp),
     }
 }
 
@@ -142,6 +145,22 @@ impl AdminApi for AdminService {
             .await
             .map_err(|e| from_storage(&e))?;
         tracing::info!(site = %site, "site created");
+        self.refresh_board().await;
+        Ok(Response::new(site_msg(record)))
+    }
+
+    async fn set_site_enabled(
+        &self,
+        request: Request<SetSiteEnabledRequest>,
+    ) -> Result<Response<Site>, Status> {
+        let req = request.into_inner();
+        let site = site_id("site_id", &req.site_id)?;
+        let record = self
+            .store
+            .set_site_enabled(&site, req.enabled, UnixNanos::now())
+            .await
+            .map_err(|e| from_storage(&e))?;
+        tracing::info!(site = %site, enabled = req.enabled, "site enabled or disabled");
         self.refresh_board().await;
         Ok(Response::new(site_msg(record)))
     }

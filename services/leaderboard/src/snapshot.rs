@@ -82,10 +82,17 @@ impl Figures {
     /// Ranks the data. Never fails: a figure out of the contract's range marks its site (see
     /// `saleboard_domain::ranking`), it does not stop the board.
     #[must_use]
-    pub fn build(data: BoardData) -> Self {
+    pub fn build(mut data: BoardData) -> Self {
+        // A disabled site leaves the board and the national figures (its totals stay stored).
+        data.sites.retain(|s| s.disabled_at.is_none());
+        let enabled: std::collections::BTreeSet<_> =
+            data.sites.iter().map(|s| s.site_id.clone()).collect();
         let mut per_site: BTreeMap<_, BTreeMap<Currency, CurrencyTotals>> = BTreeMap::new();
         let mut national: BTreeMap<Currency, CurrencyTotals> = BTreeMap::new();
         for (site, currency, t) in data.totals {
+            if !enabled.contains(&site) {
+                continue;
+            }
             add_national(national.entry(currency).or_default(), &t);
             per_site.entry(site).or_default().insert(currency, t);
         }
@@ -138,6 +145,7 @@ mod tests {
             site_id: SiteId::parse(id).expect("site"),
             display_name: id.to_uppercase(),
             created_at: UnixNanos(0),
+            disabled_at: None,
         }
     }
 

@@ -55,6 +55,14 @@ pub trait AdminStore: Send + Sync {
     ) -> Result<SiteRecord>;
     /// Every site, by id.
     async fn list_sites(&self) -> Result<Vec<SiteRecord>>;
+    /// Disables a site (keeps the first time when disabled twice) or enables it.
+    /// [`StorageError::NotFound`] for an unknown site.
+    async fn set_site_enabled(
+        &self,
+        site: &SiteId,
+        enabled: bool,
+        now: UnixNanos,
+    ) -> Result<SiteRecord>;
     /// Stores a new key (its secret only as a hash). [`StorageError::NotFound`] for an unknown
     /// site.
     async fn create_api_key(
@@ -69,9 +77,10 @@ pub trait AdminStore: Send + Sync {
     async fn revoke_api_key(&self, key_id: &str, now: UnixNanos) -> Result<ApiKeyRecord>;
     /// Keys of one site, or of every site.
     async fn list_api_keys(&self, site: Option<&SiteId>) -> Result<Vec<ApiKeyRecord>>;
-    /// Every key that is not revoked, for the authentication cache.
+    /// Every key that authenticates (not revoked, of an enabled site), for the authentication
+    /// cache.
     async fn active_keys(&self) -> Result<Vec<ActiveKey>>;
-    /// The active key with this secret hash, if any.
+    /// The key with this secret hash, if it authenticates.
     async fn find_active_key(&self, secret_hash: &str) -> Result<Option<ActiveKey>>;
     /// Creates or replaces the event.
     async fn set_event(&self, event: &Event) -> Result<()>;

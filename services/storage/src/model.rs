@@ -13,6 +13,8 @@ pub struct SiteRecord {
     pub display_name: String,
     /// When it was registered.
     pub created_at: UnixNanos,
+    /// When it was disabled (its keys refused, off the leaderboard); `None` while enabled.
+    pub disabled_at: Option<UnixNanos>,
 }
 
 /// An API key as listed (never with its secret).

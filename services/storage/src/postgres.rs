@@ -101,6 +101,13 @@ impl PgStore {
                 include_str!("../migrations/postgres/0004_wide_totals.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                5,
+                "site disabled".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0005_site_disabled.sql").into_sql_str(),
+                false,
+            ),
         ])
     }
 }

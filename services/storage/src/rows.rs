@@ -19,6 +19,7 @@ pub(crate) struct SiteRow {
     site_id: String,
     display_name: String,
     created_at_ns: i64,
+    disabled_at_ns: Option<i64>,
 }
 
 impl SiteRow {
@@ -27,6 +28,7 @@ impl SiteRow {
             site_id: site_id("sites", &self.site_id)?,
             display_name: self.display_name,
             created_at: UnixNanos(self.created_at_ns),
+            disabled_at: self.disabled_at_ns.map(UnixNanos),
         })
     }
 }

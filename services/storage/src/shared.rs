@@ -57,6 +57,25 @@ where
             .collect()
     }
 
+    async fn set_site_enabled(
+        &self,
+        site: &SiteId,
+        enabled: bool,
+        now: UnixNanos,
+    ) -> Result<SiteRecord> {
+        sqlx::query_as::<_, SiteRow>(sql::SET_SITE_ENABLED)
+            .bind(site.as_str())
+            .bind(i64::from(enabled))
+            .bind(now.0)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StorageError::NotFound {
+                what: "site",
+                id: site.to_string(),
+            })?
+            .into_record()
+    }
+
     async fn create_api_key(
         &self,
         key_id: &str,

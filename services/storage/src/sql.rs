@@ -6,15 +6,22 @@
 pub(crate) const INSERT_SITE: &str = "\
     INSERT INTO sites (site_id, display_name, created_at_ns) VALUES ($1, $2, $3) \
     ON CONFLICT (site_id) DO NOTHING \
-    RETURNING site_id, display_name, created_at_ns";
+    RETURNING site_id, display_name, created_at_ns, disabled_at_ns";
 
 /// Every site, by id.
 pub(crate) const SITES: &str =
-    "SELECT site_id, display_name, created_at_ns FROM sites ORDER BY site_id";
+    "SELECT site_id, display_name, created_at_ns, disabled_at_ns FROM sites ORDER BY site_id";
 
 /// One site by id.
 pub(crate) const SITE: &str =
-    "SELECT site_id, display_name, created_at_ns FROM sites WHERE site_id = $1";
+    "SELECT site_id, display_name, created_at_ns, disabled_at_ns FROM sites WHERE site_id = $1";
+
+/// Disables (`$2` = 0, at `$3`; disabling twice keeps the first time) or enables (`$2` = 1) a
+/// site.
+pub(crate) const SET_SITE_ENABLED: &str = "\
+    UPDATE sites SET disabled_at_ns = CASE WHEN $2 = 1 THEN NULL \
+    ELSE COALESCE(disabled_at_ns, $3) END WHERE site_id = $1 \
+    RETURNING site_id, display_name, created_at_ns, disabled_at_ns";
 
 /// Issues a key for a registered site (no row comes back for an unknown site).
 pub(crate) const INSERT_KEY: &str = "\
@@ -32,14 +39,17 @@ pub(crate) const KEYS: &str = "\
     SELECT key_id, site_id, created_at_ns, revoked_at_ns FROM api_keys \
     WHERE $1 = '' OR site_id = $1 ORDER BY site_id, created_at_ns, key_id";
 
-/// Every key that is not revoked.
-pub(crate) const ACTIVE_KEYS: &str =
-    "SELECT key_id, site_id, secret_hash FROM api_keys WHERE revoked_at_ns IS NULL";
+/// Every key that authenticates: not revoked, of a site that is not disabled.
+pub(crate) const ACTIVE_KEYS: &str = "\
+    SELECT k.key_id, k.site_id, k.secret_hash FROM api_keys k \
+    JOIN sites s ON s.site_id = k.site_id \
+    WHERE k.revoked_at_ns IS NULL AND s.disabled_at_ns IS NULL";
 
-/// The active key with a secret hash.
+/// The key with a secret hash, when it authenticates (as [`ACTIVE_KEYS`]).
 pub(crate) const ACTIVE_KEY: &str = "\
-    SELECT key_id, site_id, secret_hash FROM api_keys \
-    WHERE secret_hash = $1 AND revoked_at_ns IS NULL";
+    SELECT k.key_id, k.site_id, k.secret_hash FROM api_keys k \
+    JOIN sites s ON s.site_id = k.site_id \
+    WHERE k.secret_hash = $1 AND k.revoked_at_ns IS NULL AND s.disabled_at_ns IS NULL";
 
 /// Creates or replaces the event (one row, id 1).
 pub(crate) const UPSERT_EVENT: &str = "\

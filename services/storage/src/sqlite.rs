@@ -123,6 +123,13 @@ impl SqliteStore {
                 include_str!("../migrations/sqlite/0003_wide_totals.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                4,
+                "site disabled".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0004_site_disabled.sql").into_sql_str(),
+                false,
+            ),
         ])
     }
 }

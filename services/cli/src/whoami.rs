@@ -1,0 +1,97 @@
+//! `saleboard whoami`: what an API key is, from the ingest service, with the key alone: its
+//! site, the event window transactions must fall in, and the service's limits. A retailer checks
+//! its set-up before the first push without asking the organizer.
+
+use saleboard_proto::v1::WhoAmIRequest;
+use saleboard_proto::v1::ingest_service_client::IngestServiceClient;
+use serde_json::json;
+
+use crate::client::{self, Output};
+use crate::query::Zone;
+
+/// Arguments of `saleboard whoami`.
+#[derive(Debug, clap::Args)]
+pub struct WhoAmIArgs {
+    /// Ingest service endpoint.
+    #[arg(
+        long,
+        env = "SALEBOARD_INGEST_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub endpoint: String,
+    /// The site's API key.
+    #[arg(long, env = "SALEBOARD_API_KEY", hide_env_values = true)]
+    pub key: String,
+    /// Output format.
+    #[arg(long, env = "SALEBOARD_OUTPUT", value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Time zone of the event window's times (UTC, +07:00, Asia/Jakarta).
+    #[arg(long, env = "SALEBOARD_TZ", default_value = "UTC", value_parser = Zone::parse)]
+    pub tz: Zone,
+}
+
+/// Runs the command.
+///
+/// # Errors
+/// When the service cannot be reached or refuses the key, explained.
+pub async fn run(args: &WhoAmIArgs) -> anyhow::Result<()> {
+    let mut ingest =
+        IngestServiceClient::new(client::connect(&args.endpoint, Some(&args.key)).await?);
+    let me = ingest
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .map_err(|s| client::explain(&args.endpoint, "WhoAmI", &s))?
+        .into_inner();
+    let rfc3339 = |t: Option<&saleboard_proto::Timestamp>| {
+        t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+    };
+    match args.output {
+        Output::Json => println!(
+            "{}",
+            json!({
+                "key_id": me.key_id,
+                "site_id": me.site_id,
+                "event": me.event.as_ref().map(|e| json!({
+                    "event_id": e.event_id,
+                    "display_name": e.display_name,
+                    "starts_at": rfc3339(e.starts_at.as_ref()),
+                    "ends_at": rfc3339(e.ends_at.as_ref()),
+                    "reporting_currency": e.reporting_currency,
+                })),
+                "max_batch": me.max_batch,
+                "site_rate_limit": me.site_rate_limit,
+            })
+        ),
+        Output::Table => {
+            println!("key {} pushes for site {}", me.key_id, me.site_id);
+            match &me.event {
+                Some(e) => println!(
+                    "event {} ({}): sales from {} until {}, reported in {}",
+                    e.event_id,
+                    e.display_name,
+                    args.tz.show(e.starts_at.as_ref()),
+                    args.tz.show(e.ends_at.as_ref()),
+                    e.reporting_currency
+                ),
+                None => println!(
+                    "no event is configured yet: every transaction is refused until the \
+                     organizer sets one"
+                ),
+            }
+            let rate = if me.site_rate_limit == 0 {
+                "no request rate limit".to_owned()
+            } else {
+                format!("at most {} requests per second", me.site_rate_limit)
+            };
+            println!(
+                "limits: up to {} transactions per request, {rate}",
+                me.max_batch
+            );
+        }
+    }
+    Ok(())
+}
