@@ -178,3 +178,67 @@ impl Drop for ServiceProcess {
         self.kill();
     }
 }
+
+/// A running `saleboard dev`, killed when dropped.
+pub struct DevSuite {
+    /// Its ingest address.
+    pub ingest: SocketAddr,
+    /// Its leaderboard (and admin) address.
+    pub leaderboard: SocketAddr,
+    /// What it printed up to "Ctrl-C stops.".
+    pub banner: String,
+    child: std::process::Child,
+}
+
+impl Drop for DevSuite {
+    fn drop(&mut self) {
+        drop(self.child.kill());
+        drop(self.child.wait());
+    }
+}
+
+/// Starts `saleboard dev` on `database_url` (stdout to `dir/out`) on free ports and waits for
+/// its banner.
+///
+/// # Panics
+/// When it does not start or print its banner within 30 s.
+pub async fn start_dev(database_url: &str, dir: &std::path::Path, out: &str) -> DevSuite {
+    let (ingest, leaderboard, aggregator) = (free_addr(), free_addr(), free_addr());
+    let stdout_path = dir.join(out);
+    let child = std::process::Command::new(bin_dir().join("saleboard"))
+        .args([
+            "dev",
+            "--ingest-listen",
+            &ingest.to_string(),
+            "--leaderboard-listen",
+            &leaderboard.to_string(),
+            "--aggregator-listen",
+            &aggregator.to_string(),
+        ])
+        .env("SALEBOARD_DATABASE_URL", database_url)
+        .env_remove("SALEBOARD_ORGANIZER_TOKEN")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(std::fs::File::create(&stdout_path).expect("dev's stdout file"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dev starts");
+    let mut suite = DevSuite {
+        ingest,
+        leaderboard,
+        banner: String::new(),
+        child,
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+        if text.contains("Ctrl-C stops.") {
+            suite.banner = text;
+            return suite;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "dev printed only: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use saleboard_tests::proc::{bin_dir, free_addr};
+use saleboard_tests::proc::{bin_dir, free_addr, start_dev};
 use saleboard_tests::{Backend, TestApp};
 
 fn saleboard(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -475,7 +475,10 @@ async fn push_jsonl_then_query_as_json() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("GetSiteTotals") && err.contains(&board) && err.contains("NotFound"),
+        err.contains("GetSiteTotals")
+            && err.contains(&board)
+            && err.contains("NOT_FOUND")
+            && !err.contains("NotFound"),
         "errors read like sentences: {err}"
     );
     assert!(
@@ -606,7 +609,7 @@ async fn admin_commands() {
         &[],
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("PermissionDenied"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PERMISSION_DENIED"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -741,8 +744,8 @@ async fn dev_says_what_it_made() {
 /// Starts `saleboard dev` on `db`, waits for its banner, stops it; returns its ingest address
 /// and what it printed.
 async fn run_dev(db: &str, dir: &Path, out: &str) -> (std::net::SocketAddr, String) {
-    let (ingest, _running, text) = start_dev(db, dir, out).await;
-    (ingest, text)
+    let dev = start_dev(db, dir, out).await;
+    (dev.ingest, dev.banner.clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -777,7 +780,8 @@ async fn dev_keeps_its_token_and_keys() {
     }
 
     // The printed key still pushes after the restart, and only three keys exist.
-    let (ingest, running, third) = start_dev(&db, dir.path(), "third.out").await;
+    let running = start_dev(&db, dir.path(), "third.out").await;
+    let (ingest, third) = (running.ingest, running.banner.clone());
     let secret = third
         .lines()
         .find_map(|l| l.split("API key of toko-satu: ").nth(1))
@@ -827,53 +831,6 @@ async fn dev_keeps_its_token_and_keys() {
     assert_ne!(secrets(&fourth), secrets(&first), "{fourth}");
     assert_eq!(secrets(&fourth), secrets(&fifth));
     assert_eq!(store.active_keys().await.expect("keys").len(), 3);
-}
-
-/// A running dev, killed when the returned guard drops.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        drop(self.0.kill());
-        drop(self.0.wait());
-    }
-}
-
-/// Starts `saleboard dev` on `db` and waits for its banner: its ingest address, the running
-/// process (killed on drop) and what it printed.
-async fn start_dev(db: &str, dir: &Path, out: &str) -> (std::net::SocketAddr, Killed, String) {
-    let (ingest, board, aggregator) = (free_addr(), free_addr(), free_addr());
-    let stdout_path = dir.join(out);
-    let child = Command::new(bin_dir().join("saleboard"))
-        .args([
-            "dev",
-            "--ingest-listen",
-            &ingest.to_string(),
-            "--leaderboard-listen",
-            &board.to_string(),
-            "--aggregator-listen",
-            &aggregator.to_string(),
-        ])
-        .env("SALEBOARD_DATABASE_URL", db)
-        .env_remove("SALEBOARD_ORGANIZER_TOKEN")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdout(std::fs::File::create(&stdout_path).expect("out"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("dev starts");
-    let running = Killed(child);
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-        if text.contains("Ctrl-C stops.") {
-            return (ingest, running, text);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "dev printed only: {text}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
 }
 
 /// `leaderboard --watch` survives a leaderboard restart: it says it is reconnecting and carries

@@ -118,9 +118,9 @@ pub async fn run(
                 head,
                 stalled_s = seen.stalled_for.as_secs(),
                 "the totals are stale: {} ledger rows wait and the applied position has not moved \
-                 for {:?}",
+                 for {} s",
                 head.saturating_sub(applied),
-                seen.stalled_for
+                seen.stalled_for.as_secs()
             );
         }
         stalled_gauge.record(seen.stalled_for.as_secs_f64(), &[]);

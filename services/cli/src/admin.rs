@@ -117,10 +117,11 @@ pub enum EventCommand {
         /// Name shown on screens.
         #[arg(long, default_value = "")]
         name: String,
-        /// Start of the window, RFC 3339.
+        /// Start of the window: RFC 3339 (2026-12-10T00:00:00+07:00), or relative to now
+        /// (now, now-1h).
         #[arg(long)]
         starts: String,
-        /// End of the window (exclusive), RFC 3339.
+        /// End of the window (exclusive): RFC 3339, or relative to now (now+3d).
         #[arg(long)]
         ends: String,
         /// Reporting currency (ISO 4217).
@@ -144,15 +145,63 @@ pub enum RatesCommand {
 }
 
 fn timestamp(field: &str, text: &str) -> anyhow::Result<Timestamp> {
+    if let Some(seconds) = relative_to_now(text.trim()) {
+        return Ok(Timestamp {
+            seconds: seconds?,
+            nanos: 0,
+        });
+    }
     let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
         anyhow::anyhow!(
-            "--{field} {text:?} is not an RFC 3339 time such as 2026-12-12T00:00:00+07:00 ({e})"
+            "--{field} {text:?} is not an RFC 3339 time such as 2026-12-12T00:00:00+07:00, nor \
+             a time relative to now such as now, now-1h or now+3d ({e})"
         )
     })?;
     Ok(Timestamp {
         seconds: t.unix_timestamp(),
         nanos: i32::try_from(t.nanosecond()).unwrap_or(0),
     })
+}
+
+/// `now`, `now+3d`, `now-90m` (units s, m, h, d) as Unix seconds; `None` when the text does
+/// not start with `now`.
+fn relative_to_now(text: &str) -> Option<anyhow::Result<i64>> {
+    let rest = text.strip_prefix("now")?;
+    let now = crate::client_now();
+    if rest.is_empty() {
+        return Some(Ok(now));
+    }
+    let bad = || {
+        anyhow::anyhow!(
+            "{text:?}: write now, or now followed by +/- a whole number and a unit (s, m, h, d), \
+             such as now-1h or now+3d"
+        )
+    };
+    let parse = || -> anyhow::Result<i64> {
+        let (sign, amount) = match rest.as_bytes().first() {
+            Some(b'+') => (1, &rest[1..]),
+            Some(b'-') => (-1, &rest[1..]),
+            _ => return Err(bad()),
+        };
+        let unit = amount.chars().last().ok_or_else(bad)?;
+        let seconds_per = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let digits = &amount[..amount.len() - unit.len_utf8()];
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let n: i64 = digits.parse().map_err(|_| bad())?;
+        n.checked_mul(seconds_per)
+            .and_then(|d| d.checked_mul(sign))
+            .and_then(|d| now.checked_add(d))
+            .ok_or_else(bad)
+    };
+    Some(parse())
 }
 
 fn text(ts: Option<&Timestamp>) -> String {
@@ -489,4 +538,41 @@ fn rates_table(rates: &[ExchangeRate]) -> String {
         .iter()
         .map(|r| format!("{:<4} {}\n", r.currency, r.rate))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_relative_to_now() {
+        let now = crate::client_now();
+        let at = |text: &str| timestamp("starts", text).map(|t| t.seconds - now);
+        // The clock may tick between `now` above and the parse.
+        let near = |text: &str, expected: i64| {
+            let got = at(text).expect(text);
+            assert!((0..=2).contains(&(got - expected)), "{text}: {got}");
+        };
+        near("now", 0);
+        near("now-1h", -3_600);
+        near("now+3d", 3 * 86_400);
+        near("now+90m", 5_400);
+        near("now-30s", -30);
+        for bad in [
+            "now+", "now+3", "now+3w", "now*3d", "now+-3d", "nowish", "now + 3d",
+        ] {
+            let message = timestamp("starts", bad).expect_err(bad).to_string();
+            assert!(message.contains("now-1h"), "{bad}: {message}");
+        }
+        assert!(
+            timestamp("ends", &format!("now+{}d", i64::MAX)).is_err(),
+            "no overflow"
+        );
+        assert_eq!(
+            timestamp("starts", "2026-12-10T00:00:00+07:00")
+                .expect("RFC 3339")
+                .seconds,
+            1_796_835_600
+        );
+    }
 }

@@ -114,7 +114,63 @@ pub fn explain(endpoint: &str, what: &str, status: &Status) -> anyhow::Error {
         m => m.to_owned(),
     };
     anyhow::anyhow!(
-        "{what} at {endpoint} failed: {:?}: {message}.{hint}",
-        status.code()
+        "{what} at {endpoint} failed: {}: {message}.{hint}",
+        code_name(status.code())
     )
+}
+
+/// The canonical name of a gRPC status code, as the gRPC documentation spells it.
+#[must_use]
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// The ingest service and a site's API key: what a retailer's command needs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestTarget {
+    /// Ingest service endpoint.
+    #[arg(
+        long,
+        env = "SALEBOARD_INGEST_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub endpoint: String,
+    /// The site's API key.
+    #[arg(long, env = "SALEBOARD_API_KEY", hide_env_values = true)]
+    pub key: String,
+}
+
+impl IngestTarget {
+    /// An ingest client carrying the key.
+    ///
+    /// # Errors
+    /// When the endpoint is not a URL or cannot be reached.
+    pub async fn connect(
+        &self,
+    ) -> anyhow::Result<saleboard_proto::v1::ingest_service_client::IngestServiceClient<Authed>>
+    {
+        Ok(
+            saleboard_proto::v1::ingest_service_client::IngestServiceClient::new(
+                connect(&self.endpoint, Some(&self.key)).await?,
+            ),
+        )
+    }
 }

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use saleboard_proto::v1::ingest_service_client::IngestServiceClient;
 use saleboard_proto::v1::{Outcome, SubmitTransactionsRequest, Transaction, TransactionResult};
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -28,16 +27,9 @@ pub struct PushArgs {
     /// CSV (header row) or JSON Lines (`.jsonl`) files of transactions.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Ingest service endpoint.
-    #[arg(
-        long,
-        env = "SALEBOARD_INGEST_ENDPOINT",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub endpoint: String,
-    /// The site's API key.
-    #[arg(long, env = "SALEBOARD_API_KEY", hide_env_values = true)]
-    pub key: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub ingest: client::IngestTarget,
     /// Transactions per request.
     #[arg(long, env = "SALEBOARD_PUSH_BATCH", default_value_t = 500,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -309,9 +301,11 @@ async fn push_file(
     file: &Path,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<FileSummary> {
-    let mut client =
-        IngestServiceClient::new(client::connect(&args.endpoint, Some(&args.key)).await?)
-            .max_decoding_message_size(64 * 1024 * 1024);
+    let mut client = args
+        .ingest
+        .connect()
+        .await?
+        .max_decoding_message_size(64 * 1024 * 1024);
     let mut progress = Progress::new(input::count_rows(file));
 
     // Reading runs on a blocking thread; rows come through a bounded channel.
@@ -325,7 +319,7 @@ async fn push_file(
     let mut responses = client
         .stream_transactions(ReceiverStream::new(req_rx))
         .await
-        .map_err(|s| client::explain(&args.endpoint, "StreamTransactions", &s))?
+        .map_err(|s| client::explain(&args.ingest.endpoint, "StreamTransactions", &s))?
         .into_inner();
 
     let mut summary = FileSummary::default();
@@ -379,9 +373,9 @@ async fn push_file(
                 }
             }
             response = responses.message(), if !in_flight.is_empty() => {
-                let response = response.map_err(|s| client::explain(&args.endpoint, "StreamTransactions", &s))?;
+                let response = response.map_err(|s| client::explain(&args.ingest.endpoint, "StreamTransactions", &s))?;
                 let Some(response) = response else {
-                    anyhow::bail!("{} closed the stream with {} batches unanswered", args.endpoint, in_flight.len());
+                    anyhow::bail!("{} closed the stream with {} batches unanswered", args.ingest.endpoint, in_flight.len());
                 };
                 let sent_lines = in_flight.pop_front().unwrap_or_default();
                 summary.record(&mut rejects, &sent_lines, &response.results)?;

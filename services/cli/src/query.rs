@@ -366,11 +366,14 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
                     continue;
                 }
                 Ok(None) => "the server ended the stream".to_owned(),
-                Err(status) => format!("{:?}: {}", status.code(), status.message()),
+                Err(status) => format!("{}: {}", client::code_name(status.code()), status.message()),
             },
         };
         stream = loop {
-            eprintln!("reconnecting to {endpoint} in {backoff:?} ({why}); Ctrl-C stops");
+            eprintln!(
+                "reconnecting to {endpoint} in {} ms ({why}); Ctrl-C stops",
+                backoff.as_millis()
+            );
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return Ok(()),
                 () = tokio::time::sleep(backoff) => {}

@@ -3,7 +3,6 @@
 //! its set-up before the first push without asking the organizer.
 
 use saleboard_proto::v1::WhoAmIRequest;
-use saleboard_proto::v1::ingest_service_client::IngestServiceClient;
 use serde_json::json;
 
 use crate::client::{self, Output};
@@ -12,16 +11,9 @@ use crate::query::Zone;
 /// Arguments of `saleboard whoami`.
 #[derive(Debug, clap::Args)]
 pub struct WhoAmIArgs {
-    /// Ingest service endpoint.
-    #[arg(
-        long,
-        env = "SALEBOARD_INGEST_ENDPOINT",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub endpoint: String,
-    /// The site's API key.
-    #[arg(long, env = "SALEBOARD_API_KEY", hide_env_values = true)]
-    pub key: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub ingest: client::IngestTarget,
     /// Output format.
     #[arg(long, env = "SALEBOARD_OUTPUT", value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -35,12 +27,11 @@ pub struct WhoAmIArgs {
 /// # Errors
 /// When the service cannot be reached or refuses the key, explained.
 pub async fn run(args: &WhoAmIArgs) -> anyhow::Result<()> {
-    let mut ingest =
-        IngestServiceClient::new(client::connect(&args.endpoint, Some(&args.key)).await?);
+    let mut ingest = args.ingest.connect().await?;
     let me = ingest
         .who_am_i(WhoAmIRequest {})
         .await
-        .map_err(|s| client::explain(&args.endpoint, "WhoAmI", &s))?
+        .map_err(|s| client::explain(&args.ingest.endpoint, "WhoAmI", &s))?
         .into_inner();
     let rfc3339 = |t: Option<&saleboard_proto::Timestamp>| {
         t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())

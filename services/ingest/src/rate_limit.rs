@@ -4,11 +4,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use saleboard_domain::SiteId;
-use saleboard_runtime::auth::BoxFuture;
+use saleboard_runtime::admit::{Admit, AdmitLayer, Admitted};
 use tonic::Status;
 
 use crate::directory::Retailer;
@@ -60,76 +59,43 @@ impl SiteBuckets {
     }
 }
 
-/// Layer adding [`SiteRateLimit`].
+/// The per-site limit as an admission check; off when built with a rate of 0.
 #[derive(Debug, Clone)]
-pub struct SiteRateLimitLayer {
+pub struct SiteLimit {
     buckets: Option<Arc<SiteBuckets>>,
 }
 
-impl SiteRateLimitLayer {
-    /// `rate` requests per second per site with bursts of `burst`; a rate of 0 turns it off.
-    #[must_use]
-    pub fn new(rate: u32, burst: u32) -> Self {
-        Self {
-            buckets: (rate > 0).then(|| Arc::new(SiteBuckets::new(rate, burst))),
+impl Admit for SiteLimit {
+    type Pass = ();
+
+    fn admit<B>(&self, request: &http::Request<B>) -> Result<(), Status> {
+        match (&self.buckets, request.extensions().get::<Retailer>()) {
+            (Some(buckets), Some(retailer))
+                if !buckets.try_take(&retailer.site, Instant::now()) =>
+            {
+                Err(Status::resource_exhausted(format!(
+                    "site {} is over its rate limit of {} requests per second; slow down or send \
+                     bigger batches",
+                    retailer.site, buckets.rate
+                )))
+            }
+            _ => Ok(()),
         }
     }
 }
 
-impl<S> tower::Layer<S> for SiteRateLimitLayer {
-    type Service = SiteRateLimit<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        SiteRateLimit {
-            inner,
-            buckets: self.buckets.clone(),
-        }
-    }
-}
+/// Layer adding [`SiteRateLimit`].
+pub type SiteRateLimitLayer = AdmitLayer<SiteLimit>;
 
 /// The service wrapped by [`SiteRateLimitLayer`].
-#[derive(Debug, Clone)]
-pub struct SiteRateLimit<S> {
-    inner: S,
-    buckets: Option<Arc<SiteBuckets>>,
-}
+pub type SiteRateLimit<S> = Admitted<S, SiteLimit>;
 
-impl<S: tonic::server::NamedService> tonic::server::NamedService for SiteRateLimit<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-impl<S, B> tower::Service<http::Request<B>> for SiteRateLimit<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        if let (Some(buckets), Some(retailer)) = (&self.buckets, req.extensions().get::<Retailer>())
-            && !buckets.try_take(&retailer.site, Instant::now())
-        {
-            let status = Status::resource_exhausted(format!(
-                "site {} is over its rate limit of {} requests per second; slow down or send \
-                 bigger batches",
-                retailer.site, buckets.rate
-            ));
-            return Box::pin(async move { Ok(status.into_http()) });
-        }
-        Box::pin(async move { inner.call(req).await })
-    }
+/// `rate` requests per second per site with bursts of `burst`; a rate of 0 turns it off.
+#[must_use]
+pub fn site_rate_limit(rate: u32, burst: u32) -> SiteRateLimitLayer {
+    AdmitLayer::with(SiteLimit {
+        buckets: (rate > 0).then(|| Arc::new(SiteBuckets::new(rate, burst))),
+    })
 }
 
 #[cfg(test)]

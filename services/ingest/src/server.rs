@@ -20,7 +20,7 @@ use crate::IngestConfig;
 use crate::directory::Directory;
 use crate::grpc::{IngestService, KeyAuth, StreamLimits};
 use crate::metrics::IngestMetrics;
-use crate::rate_limit::SiteRateLimitLayer;
+use crate::rate_limit::site_rate_limit;
 use crate::writer::Writer;
 
 /// Why the server could not start or stopped with an error.
@@ -140,7 +140,7 @@ impl IngestServer {
             // attempts are limited per peer address before any lookup.
             .layer(BearerAuthLayer::new(KeyAuth(directory)))
             // The site's own budget; needs the authenticated site.
-            .layer(SiteRateLimitLayer::new(
+            .layer(site_rate_limit(
                 config.site_rate_limit,
                 config.site_rate_burst,
             ))

@@ -17,6 +17,7 @@
 //! - [`serve`]: one way to bind and serve a service's routes, with health, reflection and
 //!   graceful drain.
 
+pub mod admit;
 pub mod auth;
 pub mod config;
 pub mod database;
