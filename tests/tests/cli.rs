@@ -1100,3 +1100,73 @@ async fn whoami_with_the_key_alone() {
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(said.to_lowercase().contains("key"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn files_as_shops_export_them() {
+    let (app, key) = app().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let t = rfc3339(60);
+    let endpoint = format!("http://{}", app.ingest_addr);
+    let push = |path: &Path| {
+        let out = saleboard(
+            &[
+                "push",
+                path.to_str().expect("utf-8"),
+                "--endpoint",
+                &endpoint,
+                "--key",
+                &key,
+            ],
+            &[],
+        );
+        (out.status.code(), stdout(&out))
+    };
+    // Excel in an Indonesian locale writes semicolons.
+    let semicolons = write(
+        dir.path(),
+        "excel.csv",
+        &format!(
+            "transaction_id;store_id;kind;currency;amount_minor;occurred_at;refund_of\n\
+             E1;jkt;SALE;IDR;150000;{t};\n"
+        ),
+    );
+    let (code, text) = push(&semicolons);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("1 rows: 1 accepted"), "{text}");
+
+    // A local time without its zone gets a hint; camelCase JSON keys are named.
+    let local = t
+        .trim_end_matches('Z')
+        .split('+')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let zoneless = write(
+        dir.path(),
+        "local.csv",
+        &format!(
+            "transaction_id,kind,currency,amount_minor,occurred_at\nZ1,SALE,IDR,100,{local}\n"
+        ),
+    );
+    let (code, text) = push(&zoneless);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("has no time zone; add one, e.g.") && text.contains("+07:00 (WIB)"),
+        "{text}"
+    );
+    let camel = write(
+        dir.path(),
+        "camel.jsonl",
+        &format!(
+            "{{\"transactionId\":\"C1\",\"kind\":\"SALE\",\"currency\":\"IDR\",\"amountMinor\":1,\"occurredAt\":\"{t}\"}}\n"
+        ),
+    );
+    let (code, text) = push(&camel);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("keys are snake_case")
+            && text.contains("unknown keys: amountMinor, occurredAt, transactionId"),
+        "{text}"
+    );
+    assert_eq!(app.store.ledger_head().await.expect("head"), 1);
+}
