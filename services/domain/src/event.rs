@@ -1,8 +1,13 @@
-//! The event: one sale window and one reporting currency per deployment.
+//! Events: a sale window, a reporting currency, a settlement period after the window, and
+//! optionally the event it is compared with. A deployment holds many; their windows never
+//! overlap, so a sale belongs to the one event whose window holds it.
 
 use crate::{Currency, UnixNanos};
 
-/// The configured event.
+/// How long after its window an event takes refunds, unless told otherwise: 7 days.
+pub const DEFAULT_SETTLEMENT_SECS: i64 = 7 * 86_400;
+
+/// An event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// Organizer's id for the event, e.g. `harbolnas-2026`.
@@ -15,6 +20,26 @@ pub struct Event {
     pub ends_at: UnixNanos,
     /// What the national leaderboard ranks in.
     pub reporting_currency: Currency,
+    /// End of the settlement period (at or after `ends_at`): refunds of its sales are taken
+    /// until then; from then on the event is final.
+    pub closes_at: UnixNanos,
+    /// The event it is compared with by default ("" for none).
+    pub baseline_event_id: String,
+    /// IANA time zone for display, e.g. `Asia/Jakarta` ("" for none).
+    pub time_zone: String,
+}
+
+/// Where an event is in its life, from the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EventState {
+    /// Before its window.
+    Scheduled,
+    /// Inside its window: sales are taken.
+    Live,
+    /// After its window, before `closes_at`: refunds of its sales are taken.
+    Settling,
+    /// Final: nothing changes its totals again.
+    Closed,
 }
 
 /// Why an event definition was refused: names the field.
@@ -29,6 +54,12 @@ pub enum EventError {
     /// The reporting currency is not usable money.
     #[error("reporting_currency: {0}")]
     ReportingCurrency(crate::currency::CurrencyError),
+    /// The settlement period ends before the window does.
+    #[error("closes_at must not be before ends_at")]
+    ClosesBeforeEnd,
+    /// The baseline is not an event id, or is the event itself.
+    #[error("baseline_event_id {0}")]
+    Baseline(String),
 }
 
 impl EventError {
@@ -39,6 +70,8 @@ impl EventError {
             Self::EventId(_) => "event_id",
             Self::EmptyWindow => "ends_at",
             Self::ReportingCurrency(_) => "reporting_currency",
+            Self::ClosesBeforeEnd => "closes_at",
+            Self::Baseline(_) => "baseline_event_id",
         }
     }
 }
@@ -68,13 +101,162 @@ impl Event {
             starts_at,
             ends_at,
             reporting_currency,
+            closes_at: ends_at.saturating_add_secs(DEFAULT_SETTLEMENT_SECS),
+            baseline_event_id: String::new(),
+            time_zone: String::new(),
         })
+    }
+
+    /// The same event with its settlement period ending at `closes_at`.
+    ///
+    /// # Errors
+    /// When `closes_at` is before `ends_at`.
+    pub fn closing_at(mut self, closes_at: UnixNanos) -> Result<Self, EventError> {
+        if closes_at < self.ends_at {
+            return Err(EventError::ClosesBeforeEnd);
+        }
+        self.closes_at = closes_at;
+        Ok(self)
+    }
+
+    /// The same event compared by default with `baseline` ("" for none).
+    ///
+    /// # Errors
+    /// When `baseline` is not an event id or is this event.
+    pub fn compared_with(mut self, baseline: &str) -> Result<Self, EventError> {
+        if !baseline.is_empty() {
+            crate::TransactionId::parse(baseline)
+                .map_err(|e| EventError::Baseline(e.to_string()))?;
+            if baseline == self.event_id {
+                return Err(EventError::Baseline(
+                    "is the event itself; name another event".to_owned(),
+                ));
+            }
+        }
+        baseline.clone_into(&mut self.baseline_event_id);
+        Ok(self)
+    }
+
+    /// The same event shown in `time_zone` (an IANA name, checked by the caller, which can
+    /// read the time zone database; "" for none).
+    #[must_use]
+    pub fn shown_in(mut self, time_zone: &str) -> Self {
+        time_zone.clone_into(&mut self.time_zone);
+        self
     }
 
     /// Whether an instant is inside `[starts_at, ends_at)`.
     #[must_use]
     pub fn contains(&self, t: UnixNanos) -> bool {
         self.starts_at <= t && t < self.ends_at
+    }
+
+    /// Whether the two windows share an instant.
+    #[must_use]
+    pub fn overlaps(&self, other: &Event) -> bool {
+        self.starts_at < other.ends_at && other.starts_at < self.ends_at
+    }
+
+    /// Where the event is at `now`.
+    #[must_use]
+    pub fn state(&self, now: UnixNanos) -> EventState {
+        if now < self.starts_at {
+            EventState::Scheduled
+        } else if now < self.ends_at {
+            EventState::Live
+        } else if now < self.closes_at {
+            EventState::Settling
+        } else {
+            EventState::Closed
+        }
+    }
+
+    /// The window as people read it, for messages: `"harbolnas-2026" (from ... to ..., UTC,
+    /// end excluded)`.
+    #[must_use]
+    pub fn window_text(&self) -> String {
+        format!(
+            "{:?} (from {} to {}, UTC, end excluded)",
+            self.event_id,
+            self.starts_at.to_rfc3339(),
+            self.ends_at.to_rfc3339()
+        )
+    }
+}
+
+/// Every event of a deployment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Events(Vec<Event>);
+
+impl Events {
+    /// The events, in any order.
+    #[must_use]
+    pub fn new(events: Vec<Event>) -> Self {
+        Self(events)
+    }
+
+    /// The event whose window holds `occurred_at` (windows never overlap).
+    #[must_use]
+    pub fn for_sale(&self, occurred_at: UnixNanos) -> Option<&Event> {
+        self.0.iter().find(|e| e.contains(occurred_at))
+    }
+
+    /// The event with this id.
+    #[must_use]
+    pub fn get(&self, event_id: &str) -> Option<&Event> {
+        self.0.iter().find(|e| e.event_id == event_id)
+    }
+
+    /// The current event at `now`: the live one, else the most recently ended, else the next
+    /// scheduled.
+    #[must_use]
+    pub fn current(&self, now: UnixNanos) -> Option<&Event> {
+        let live = self.0.iter().find(|e| e.contains(now));
+        let ended = || {
+            self.0
+                .iter()
+                .filter(|e| e.ends_at <= now)
+                .max_by_key(|e| e.ends_at)
+        };
+        let next = || {
+            self.0
+                .iter()
+                .filter(|e| now < e.starts_at)
+                .min_by_key(|e| e.starts_at)
+        };
+        live.or_else(ended).or_else(next)
+    }
+
+    /// The other event whose window `event` would overlap, if any.
+    #[must_use]
+    pub fn overlapping(&self, event: &Event) -> Option<&Event> {
+        self.0
+            .iter()
+            .find(|e| e.event_id != event.event_id && e.overlaps(event))
+    }
+
+    /// Newest first (by start).
+    #[must_use]
+    pub fn newest_first(&self) -> Vec<&Event> {
+        let mut all: Vec<&Event> = self.0.iter().collect();
+        all.sort_by(|a, b| {
+            b.starts_at
+                .cmp(&a.starts_at)
+                .then(a.event_id.cmp(&b.event_id))
+        });
+        all
+    }
+
+    /// Whether there is no event at all.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The events as a slice.
+    #[must_use]
+    pub fn as_slice(&self) -> &[Event] {
+        &self.0
     }
 }
 
@@ -89,6 +271,101 @@ mod tests {
         assert!(e.contains(UnixNanos(10)));
         assert!(e.contains(UnixNanos(19)));
         assert!(!e.contains(UnixNanos(20)));
+    }
+
+    fn event(id: &str, starts: i64, ends: i64) -> Event {
+        Event::new(id, id, UnixNanos(starts), UnixNanos(ends), "IDR").expect("valid")
+    }
+
+    #[test]
+    fn states_follow_the_clock() {
+        let e = event("e", 10, 20)
+            .closing_at(UnixNanos(30))
+            .expect("closes after its window");
+        assert_eq!(e.state(UnixNanos(9)), EventState::Scheduled);
+        assert_eq!(e.state(UnixNanos(10)), EventState::Live);
+        assert_eq!(e.state(UnixNanos(19)), EventState::Live);
+        assert_eq!(e.state(UnixNanos(20)), EventState::Settling);
+        assert_eq!(e.state(UnixNanos(29)), EventState::Settling);
+        assert_eq!(e.state(UnixNanos(30)), EventState::Closed);
+        assert_eq!(
+            event("d", 10, 20).closes_at,
+            UnixNanos(20).saturating_add_secs(DEFAULT_SETTLEMENT_SECS),
+            "seven days of settlement by default"
+        );
+        assert_eq!(
+            event("e", 10, 20).closing_at(UnixNanos(19)),
+            Err(EventError::ClosesBeforeEnd)
+        );
+        assert!(event("e", 10, 20).compared_with("e").is_err(), "not itself");
+        assert!(event("e", 10, 20).compared_with("a b").is_err());
+        assert_eq!(
+            event("e", 10, 20)
+                .compared_with("d")
+                .expect("another event")
+                .baseline_event_id,
+            "d"
+        );
+    }
+
+    #[test]
+    fn a_sale_belongs_to_the_window_that_holds_it() {
+        let events = Events::new(vec![
+            event("a", 10, 20),
+            event("b", 20, 30),
+            event("c", 50, 60),
+        ]);
+        assert_eq!(
+            events.for_sale(UnixNanos(19)).map(|e| e.event_id.as_str()),
+            Some("a")
+        );
+        assert_eq!(
+            events.for_sale(UnixNanos(20)).map(|e| e.event_id.as_str()),
+            Some("b")
+        );
+        assert_eq!(events.for_sale(UnixNanos(40)), None);
+        assert_eq!(events.for_sale(UnixNanos(9)), None);
+        // Windows that touch do not overlap; windows that share an instant do.
+        assert!(events.overlapping(&event("d", 30, 50)).is_none());
+        assert_eq!(
+            events
+                .overlapping(&event("d", 29, 50))
+                .map(|e| e.event_id.as_str()),
+            Some("b")
+        );
+        assert!(
+            events
+                .overlapping(&event("b", 15, 30))
+                .map(|e| e.event_id.as_str())
+                == Some("a")
+        );
+        assert!(
+            events.overlapping(&event("b", 20, 45)).is_none(),
+            "itself does not count"
+        );
+    }
+
+    #[test]
+    fn the_current_event_is_live_else_last_ended_else_next() {
+        let events = Events::new(vec![
+            event("a", 10, 20),
+            event("b", 30, 40),
+            event("c", 50, 60),
+        ]);
+        let current = |now| events.current(UnixNanos(now)).map(|e| e.event_id.as_str());
+        assert_eq!(current(5), Some("a"), "nothing ended yet: the next");
+        assert_eq!(current(15), Some("a"));
+        assert_eq!(current(25), Some("a"), "the most recently ended");
+        assert_eq!(current(35), Some("b"));
+        assert_eq!(current(45), Some("b"));
+        assert_eq!(current(99), Some("c"));
+        assert_eq!(Events::default().current(UnixNanos(1)), None);
+        let order: Vec<&str> = events
+            .newest_first()
+            .iter()
+            .map(|e| e.event_id.as_str())
+            .collect();
+        assert_eq!(order, ["c", "b", "a"]);
     }
 
     #[test]

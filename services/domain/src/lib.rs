@@ -25,7 +25,7 @@ pub mod totals;
 pub mod transaction;
 
 pub use currency::{Currency, MajorAmountError};
-pub use event::Event;
+pub use event::{Event, EventState, Events};
 pub use ids::{IdError, SiteId, StoreId, TransactionId};
 pub use rate::Rate;
 pub use reason::{Reason, Rejection};
