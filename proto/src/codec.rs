@@ -168,6 +168,8 @@ no_limit!(
     WhoAmIRequest,
     WhoAmIResponse,
     SetSiteEnabledRequest,
+    ListEventsRequest,
+    ListEventsResponse,
     CreateSiteRequest,
     Site,
     ListSitesRequest,

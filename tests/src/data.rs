@@ -28,6 +28,7 @@ pub fn event() -> Event {
             nanos: 0,
         }),
         reporting_currency: "IDR".into(),
+        ..Event::default()
     }
 }
 

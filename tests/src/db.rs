@@ -115,7 +115,10 @@ pub async fn seed_site(store: &dyn Store, site_id: &str) -> String {
         "IDR",
     )
     .expect("event");
-    store.set_event(&event).await.expect("event");
+    store
+        .set_event(&event, saleboard_domain::UnixNanos::now())
+        .await
+        .expect("event");
     let site = SiteId::parse(site_id).expect("site id");
     store.create_site(&site, site_id, now).await.expect("site");
     let key = saleboard_runtime::auth::new_api_key().expect("key");

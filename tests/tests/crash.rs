@@ -46,7 +46,10 @@ async fn sigkill_mid_stream_loses_nothing_accepted(backend: Backend) {
         "IDR",
     )
     .expect("event");
-    store.set_event(&event).await.expect("event");
+    store
+        .set_event(&event, saleboard_domain::UnixNanos::now())
+        .await
+        .expect("event");
     let site = SiteId::parse("alpha").expect("site");
     store.create_site(&site, "Alpha", now).await.expect("site");
     let key = new_api_key().expect("key");

@@ -441,7 +441,7 @@ async fn no_event_is_failed_precondition(backend: Backend) {
     let err = app
         .admin()
         .await
-        .get_event(GetEventRequest {})
+        .get_event(GetEventRequest::default())
         .await
         .expect_err("no event");
     assert_eq!(err.code(), Code::NotFound);
@@ -653,7 +653,7 @@ async fn admin_validation(backend: Backend) {
     let set = admin.set_event(event()).await.expect("set").into_inner();
     assert_eq!(
         admin
-            .get_event(GetEventRequest {})
+            .get_event(GetEventRequest::default())
             .await
             .expect("get")
             .into_inner(),

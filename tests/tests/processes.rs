@@ -47,7 +47,10 @@ impl Suite {
             "IDR",
         )
         .expect("event");
-        store.set_event(&event).await.expect("event");
+        store
+            .set_event(&event, saleboard_domain::UnixNanos::now())
+            .await
+            .expect("event");
         let mut secrets = Vec::new();
         for s in 0..sites {
             let site = SiteId::parse(&format!("site-{s}")).expect("site");

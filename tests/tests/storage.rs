@@ -63,7 +63,23 @@ async fn open(backend: Backend) -> Option<(TestDb, Arc<dyn Store>)> {
             .await
             .expect("create site");
     }
+    store
+        .set_event(&test_event(0), UnixNanos::now())
+        .await
+        .expect("event");
     Some((db, store))
+}
+
+/// The event every candidate here falls in: from `starts` (ns) to 2096.
+fn test_event(starts: i64) -> Event {
+    Event::new(
+        "test",
+        "Test",
+        UnixNanos(starts),
+        UnixNanos::from_parts(4_000_000_000, 0).expect("2096"),
+        "IDR",
+    )
+    .expect("event")
 }
 
 async fn sites_and_keys(backend: Backend) {
@@ -153,12 +169,60 @@ async fn event_and_rates(backend: Backend) {
     let Some((_db, store)) = open(backend).await else {
         return;
     };
-    assert_eq!(store.get_event().await.expect("get"), None);
+    let now = UnixNanos::now();
+    assert_eq!(
+        store.get_event().await.expect("get"),
+        Some(test_event(0)),
+        "the live one"
+    );
+    // Windows never overlap.
     let e1 = Event::new("e1", "One", UnixNanos(1), UnixNanos(2), "IDR").expect("event");
-    store.set_event(&e1).await.expect("set");
-    let e2 = Event::new("e2", "Two", UnixNanos(5), UnixNanos(9), "USD").expect("event");
-    store.set_event(&e2).await.expect("replace");
-    assert_eq!(store.get_event().await.expect("get"), Some(e2));
+    let err = store.set_event(&e1, now).await.expect_err("overlaps test");
+    assert!(
+        matches!(&err, StorageError::Precondition(m) if m.contains("\"test\"")),
+        "{err}"
+    );
+    let next = Event::new(
+        "next",
+        "Next",
+        UnixNanos::from_parts(4_100_000_000, 0).expect("t"),
+        UnixNanos::from_parts(4_200_000_000, 0).expect("t"),
+        "USD",
+    )
+    .expect("event");
+    store.set_event(&next, now).await.expect("a later event");
+    assert_eq!(store.events().await.expect("events").as_slice().len(), 2);
+    assert_eq!(
+        store.get_event().await.expect("get").map(|e| e.event_id),
+        Some("test".to_owned()),
+        "the live event stays current"
+    );
+    // A closed event keeps its figures; its name may change.
+    let old = Event::new("old", "Old", UnixNanos(-100), UnixNanos(-50), "IDR").expect("event");
+    store.set_event(&old, now).await.expect("a past event");
+    let moved = Event::new("old", "Old", UnixNanos(-100), UnixNanos(-40), "IDR").expect("event");
+    let err = store.set_event(&moved, now).await.expect_err("closed");
+    assert!(
+        matches!(&err, StorageError::Precondition(m) if m.contains("final")),
+        "{err}"
+    );
+    let renamed =
+        Event::new("old", "Renamed", UnixNanos(-100), UnixNanos(-50), "IDR").expect("event");
+    store.set_event(&renamed, now).await.expect("a new name");
+    // Narrowing is refused while accepted sales would fall outside.
+    store.append(&[sale("a", "N1", 10)]).await.expect("append");
+    let err = store
+        .set_event(&test_event(2_000), now)
+        .await
+        .expect_err("the sale at 1000 would fall outside");
+    assert!(
+        matches!(&err, StorageError::Precondition(m) if m.contains("1 accepted sales")),
+        "{err}"
+    );
+    store
+        .set_event(&test_event(-10), now)
+        .await
+        .expect("widening is allowed (up to the next event)");
 
     let usd = Currency::parse("USD").expect("USD");
     let jpy = Currency::parse("JPY").expect("JPY");
@@ -188,11 +252,35 @@ async fn append_decides_and_stores(backend: Backend) {
         candidate("a", "R1", Kind::Refund, 40, Some("S1")),
     ];
     let d = store.append(&first).await.expect("append");
-    assert_eq!(d[0], Decision::Accepted { position: 1 });
-    assert_eq!(d[1], Decision::Duplicate { position: 1 });
+    assert_eq!(
+        d[0],
+        Decision::Accepted {
+            position: 1,
+            event_id: "test".into()
+        }
+    );
+    assert_eq!(
+        d[1],
+        Decision::Duplicate {
+            position: 1,
+            event_id: "test".into()
+        }
+    );
     assert_eq!(reason(&d[2]), Some(Reason::IdConflict));
-    assert_eq!(d[3], Decision::Accepted { position: 2 });
-    assert_eq!(d[4], Decision::Accepted { position: 3 });
+    assert_eq!(
+        d[3],
+        Decision::Accepted {
+            position: 2,
+            event_id: "test".into()
+        }
+    );
+    assert_eq!(
+        d[4],
+        Decision::Accepted {
+            position: 3,
+            event_id: "test".into()
+        }
+    );
     assert_eq!(store.ledger_head().await.expect("head"), 3);
 
     // A later batch sees what is stored: duplicates, conflicts, refunded sums.
@@ -207,10 +295,22 @@ async fn append_decides_and_stores(backend: Backend) {
         candidate("b", "R7", Kind::Refund, 1, Some("R3")),
     ];
     let d = store.append(&second).await.expect("append");
-    assert_eq!(d[0], Decision::Duplicate { position: 1 });
+    assert_eq!(
+        d[0],
+        Decision::Duplicate {
+            position: 1,
+            event_id: "test".into()
+        }
+    );
     assert_eq!(reason(&d[1]), Some(Reason::IdConflict));
     assert_eq!(reason(&d[2]), Some(Reason::RefundExceedsSale));
-    assert_eq!(d[3], Decision::Accepted { position: 4 });
+    assert_eq!(
+        d[3],
+        Decision::Accepted {
+            position: 4,
+            event_id: "test".into()
+        }
+    );
     assert_eq!(reason(&d[4]), Some(Reason::RefundExceedsSale));
     assert_eq!(reason(&d[5]), Some(Reason::RefundOfNonSale));
     assert_eq!(reason(&d[6]), Some(Reason::UnknownSale));

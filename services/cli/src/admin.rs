@@ -6,8 +6,8 @@ use saleboard_proto::Timestamp;
 use saleboard_proto::v1::admin_service_client::AdminServiceClient;
 use saleboard_proto::v1::{
     CreateApiKeyRequest, CreateSiteRequest, Event, ExchangeRate, GetEventRequest,
-    ListApiKeysRequest, ListExchangeRatesRequest, ListSitesRequest, RevokeApiKeyRequest,
-    SetExchangeRatesRequest, SetSiteEnabledRequest, Site,
+    ListApiKeysRequest, ListEventsRequest, ListExchangeRatesRequest, ListSitesRequest,
+    RevokeApiKeyRequest, SetExchangeRatesRequest, SetSiteEnabledRequest, Site,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -127,9 +127,25 @@ pub enum EventCommand {
         /// Reporting currency (ISO 4217).
         #[arg(long, default_value = "IDR")]
         currency: String,
+        /// End of the settlement period (refunds taken until then; final after): RFC 3339 or
+        /// relative to now. Default: the stored one, or the end + 7 days.
+        #[arg(long)]
+        closes: Option<String>,
+        /// The event it is compared with by default (e.g. last year's).
+        #[arg(long, default_value = "")]
+        baseline: String,
+        /// IANA time zone for display, e.g. Asia/Jakarta.
+        #[arg(long, default_value = "")]
+        time_zone: String,
     },
-    /// Show the event.
-    Get,
+    /// Show an event (the current one without --id).
+    Get {
+        /// The event.
+        #[arg(long, default_value = "")]
+        id: String,
+    },
+    /// List every event, newest first, with its state.
+    List,
 }
 
 /// `saleboard admin rates`.
@@ -421,6 +437,9 @@ async fn event(
             starts,
             ends,
             currency,
+            closes,
+            baseline,
+            time_zone,
         } => {
             let e = admin
                 .set_event(Event {
@@ -429,19 +448,41 @@ async fn event(
                     starts_at: Some(timestamp("starts", starts)?),
                     ends_at: Some(timestamp("ends", ends)?),
                     reporting_currency: currency.clone(),
+                    closes_at: closes
+                        .as_deref()
+                        .map(|c| timestamp("closes", c))
+                        .transpose()?,
+                    baseline_event_id: baseline.clone(),
+                    time_zone: time_zone.clone(),
+                    ..Event::default()
                 })
                 .await
                 .map_err(|s| client::explain(endpoint, "SetEvent", &s))?
                 .into_inner();
             print(output, event_json(&e), || event_table(&e));
         }
-        EventCommand::Get => {
+        EventCommand::Get { id } => {
             let e = admin
-                .get_event(GetEventRequest {})
+                .get_event(GetEventRequest {
+                    event_id: id.clone(),
+                })
                 .await
                 .map_err(|s| client::explain(endpoint, "GetEvent", &s))?
                 .into_inner();
             print(output, event_json(&e), || event_table(&e));
+        }
+        EventCommand::List => {
+            let events = admin
+                .list_events(ListEventsRequest {})
+                .await
+                .map_err(|s| client::explain(endpoint, "ListEvents", &s))?
+                .into_inner()
+                .events;
+            print(
+                output,
+                json!(events.iter().map(event_json).collect::<Vec<_>>()),
+                || events.iter().map(event_table).collect(),
+            );
         }
     }
     Ok(())
@@ -503,23 +544,42 @@ fn site_json(s: &Site) -> serde_json::Value {
     })
 }
 
+/// The state's name in lower case (`live`, `closed`...).
+fn state_name(e: &Event) -> String {
+    e.state()
+        .as_str_name()
+        .trim_start_matches("EVENT_STATE_")
+        .to_ascii_lowercase()
+}
+
 fn event_json(e: &Event) -> serde_json::Value {
     json!({
         "event_id": e.event_id,
         "display_name": e.display_name,
         "starts_at": text(e.starts_at.as_ref()),
         "ends_at": text(e.ends_at.as_ref()),
+        "closes_at": text(e.closes_at.as_ref()),
         "reporting_currency": e.reporting_currency,
+        "baseline_event_id": e.baseline_event_id,
+        "time_zone": e.time_zone,
+        "state": state_name(e),
     })
 }
 
 fn event_table(e: &Event) -> String {
+    let baseline = if e.baseline_event_id.is_empty() {
+        String::new()
+    } else {
+        format!(", compared with {}", e.baseline_event_id)
+    };
     format!(
-        "{} ({}): {} to {}, reporting in {}\n",
+        "{} ({}) {}: {} to {}, refunds until {}, reporting in {}{baseline}\n",
         e.event_id,
         e.display_name,
+        state_name(e),
         text(e.starts_at.as_ref()),
         text(e.ends_at.as_ref()),
+        text(e.closes_at.as_ref()),
         e.reporting_currency
     )
 }

@@ -96,7 +96,7 @@ pub fn explain(endpoint: &str, what: &str, status: &Status) -> anyhow::Error {
         Code::ResourceExhausted => {
             " The server is busy or the site is over its rate; retry later or slow down."
         }
-        Code::FailedPrecondition => {
+        Code::FailedPrecondition if status.message().contains("no event") => {
             " The organizer may need to set the event first (saleboard admin event set)."
         }
         Code::Unimplemented => {

@@ -183,7 +183,7 @@ async fn seed(
             now.saturating_add_secs(3 * 24 * 3_600),
             "IDR",
         )?;
-        store.set_event(&event).await?;
+        store.set_event(&event, UnixNanos::now()).await?;
     }
     let active = store.active_keys().await?;
     let mut keys = Vec::new();

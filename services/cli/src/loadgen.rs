@@ -352,7 +352,11 @@ impl Generator {
                 kind: TransactionKind::Refund.into(),
                 currency: sale.currency.to_owned(),
                 amount_minor: amount,
-                occurred_at: at,
+                // Now: never before its sale (sales are up to a minute old).
+                occurred_at: Some(Timestamp {
+                    seconds: now,
+                    nanos: 0,
+                }),
                 refund_of: sale.id.clone(),
             };
             if sale.left == 0 {
@@ -492,7 +496,7 @@ async fn setup(args: &LoadgenArgs) -> anyhow::Result<Vec<LoadSite>> {
         AdminServiceClient::new(client::connect(&args.endpoint, Some(&args.token)).await?);
     let explain = |what: &str, s: tonic::Status| client::explain(&args.endpoint, what, &s);
     let now = crate::client_now();
-    match admin.get_event(GetEventRequest {}).await {
+    match admin.get_event(GetEventRequest::default()).await {
         Ok(e) => {
             let e = e.into_inner();
             let (start, end) = (
@@ -520,6 +524,7 @@ async fn setup(args: &LoadgenArgs) -> anyhow::Result<Vec<LoadSite>> {
                         nanos: 0,
                     }),
                     reporting_currency: "IDR".into(),
+                    ..Event::default()
                 })
                 .await
                 .map_err(|s| explain("SetEvent", s))?;

@@ -10,7 +10,7 @@ use saleboard_domain::resolve::LedgerState;
 use saleboard_domain::totals::CurrencyTotals;
 use saleboard_domain::transaction::validate;
 use saleboard_domain::{
-    Currency, Event, Limits, PushedKind, Rate, SiteId, TransactionInput, UnixNanos,
+    Currency, Event, Events, Limits, PushedKind, Rate, SiteId, TransactionInput, UnixNanos,
 };
 
 const START: i64 = 1_765_497_600;
@@ -48,13 +48,28 @@ fn bench(c: &mut Criterion) {
     )
     .expect("event");
     let now = UnixNanos::from_parts(START + 3_600, 0).expect("t");
+    let mut all = vec![event];
+    for month in 1..=11 {
+        let start = START - month * 30 * 86_400;
+        all.push(
+            Event::new(
+                &format!("past-{month}"),
+                "Past",
+                UnixNanos::from_parts(start, 0).expect("t"),
+                UnixNanos::from_parts(start + 259_200, 0).expect("t"),
+                "IDR",
+            )
+            .expect("event"),
+        );
+    }
+    let events = Events::new(all);
     let limits = Limits::default();
     let inputs = batch();
     c.bench_function("validate 1,000 transactions", |b| {
         b.iter(|| {
             black_box(&inputs)
                 .iter()
-                .map(|t| validate(t, &event, now, &limits))
+                .map(|t| validate(t, now, &limits))
                 .filter(Result::is_ok)
                 .count()
         });
@@ -62,12 +77,13 @@ fn bench(c: &mut Criterion) {
 
     let valid: Vec<_> = inputs
         .iter()
-        .filter_map(|t| validate(t, &event, now, &limits).ok())
+        .filter_map(|t| validate(t, now, &limits).ok())
         .collect();
     let site = SiteId::parse("toko").expect("site");
     c.bench_function("resolve 1,000 transactions against the ledger state", |b| {
         b.iter(|| {
-            let mut state = LedgerState::new(1_000_000);
+            // The deployment's events: this one and eleven earlier ones (a year of sales).
+            let mut state = LedgerState::new(1_000_000, events.clone(), now);
             black_box(&valid)
                 .iter()
                 .map(|t| state.resolve(&site, t))

@@ -42,11 +42,15 @@ pub enum Reason {
     RefundExceedsSale,
     /// The transaction id was already used by this site for different content.
     IdConflict,
+    /// The event the transaction belongs to is closed (past its `closes_at`): final.
+    EventClosed,
+    /// A refund's `occurred_at` is before its sale's.
+    RefundBeforeSale,
 }
 
 impl Reason {
     /// Every reason, for documentation and exhaustive tests.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 20] = [
         Self::InvalidTransactionId,
         Self::InvalidStoreId,
         Self::InvalidKind,
@@ -65,6 +69,8 @@ impl Reason {
         Self::RefundCurrencyMismatch,
         Self::RefundExceedsSale,
         Self::IdConflict,
+        Self::EventClosed,
+        Self::RefundBeforeSale,
     ];
 
     /// The stable upper-snake code sent to clients.
@@ -89,6 +95,8 @@ impl Reason {
             Self::RefundCurrencyMismatch => "REFUND_CURRENCY_MISMATCH",
             Self::RefundExceedsSale => "REFUND_EXCEEDS_SALE",
             Self::IdConflict => "ID_CONFLICT",
+            Self::EventClosed => "EVENT_CLOSED",
+            Self::RefundBeforeSale => "REFUND_BEFORE_SALE",
         }
     }
 }

@@ -3,10 +3,15 @@
 //! then [`LedgerState::resolve`] decides every outcome in order, as if each transaction were
 //! applied one after the other. Accepted rows are added to the state, so a later transaction of
 //! the same batch sees them (a refund of a sale earlier in the batch, an in-batch duplicate).
+//!
+//! The event of a transaction is decided here too, against the events as committed (storage
+//! reads them under the same writer lock as the ledger head): a sale belongs to the event whose
+//! window holds its `occurred_at`, a refund to its sale's event; a closed event takes nothing.
 
 use std::collections::HashMap;
 
-use crate::{Kind, Reason, Rejection, SiteId, TransactionId, ValidTransaction};
+use crate::event::{EventState, Events};
+use crate::{Kind, Reason, Rejection, SiteId, TransactionId, UnixNanos, ValidTransaction};
 
 /// A transaction of the ledger, as far as resolution needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,20 +20,26 @@ pub struct Stored {
     pub tx: ValidTransaction,
     /// Its ledger position.
     pub position: u64,
+    /// The event it was counted in.
+    pub event_id: String,
 }
 
 /// What happened to one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// To be appended at this position.
+    /// To be appended at this position, counted in this event.
     Accepted {
         /// Ledger position assigned.
         position: u64,
+        /// The event it belongs to.
+        event_id: String,
     },
     /// Already stored with the same content, at this position.
     Duplicate {
         /// Position of the stored original.
         position: u64,
+        /// The event the original was counted in.
+        event_id: String,
     },
     /// Not stored.
     Rejected(Rejection),
@@ -40,14 +51,19 @@ pub struct LedgerState {
     rows: HashMap<(SiteId, TransactionId), Stored>,
     refunded: HashMap<(SiteId, TransactionId), i128>,
     next_position: u64,
+    events: Events,
+    now: UnixNanos,
 }
 
 impl LedgerState {
-    /// A state whose next accepted row gets `head + 1`.
+    /// A state whose next accepted row gets `head + 1`, deciding events against `events` (as
+    /// committed) at `now`.
     #[must_use]
-    pub fn new(head: u64) -> Self {
+    pub fn new(head: u64, events: Events, now: UnixNanos) -> Self {
         Self {
             next_position: head + 1,
+            events,
+            now,
             ..Self::default()
         }
     }
@@ -76,6 +92,7 @@ impl LedgerState {
             return if existing.tx == *tx {
                 Decision::Duplicate {
                     position: existing.position,
+                    event_id: existing.event_id.clone(),
                 }
             } else {
                 Decision::Rejected(Rejection::new(
@@ -89,11 +106,14 @@ impl LedgerState {
                 ))
             };
         }
-        if let Some(sale) = tx.refund_of()
-            && let Err(rejection) = self.check_refund(site, sale, tx)
-        {
-            return Decision::Rejected(rejection);
-        }
+        let event_id = match tx.refund_of() {
+            None => self.event_of_sale(tx),
+            Some(sale) => self.check_refund(site, sale, tx),
+        };
+        let event_id = match event_id {
+            Ok(id) => id,
+            Err(rejection) => return Decision::Rejected(rejection),
+        };
         let position = self.next_position;
         self.next_position += 1;
         if let Some(sale) = tx.refund_of() {
@@ -107,17 +127,70 @@ impl LedgerState {
             Stored {
                 tx: tx.clone(),
                 position,
+                event_id: event_id.clone(),
             },
         );
-        Decision::Accepted { position }
+        Decision::Accepted { position, event_id }
     }
 
+    /// The event whose window holds a sale, when it is not closed.
+    fn event_of_sale(&self, tx: &ValidTransaction) -> Result<String, Rejection> {
+        let Some(event) = self.events.for_sale(tx.occurred_at) else {
+            return Err(self.outside_every_window(tx.occurred_at));
+        };
+        self.open(&event.event_id)?;
+        Ok(event.event_id.clone())
+    }
+
+    /// Refuses a transaction of a closed (final) event.
+    fn open(&self, event_id: &str) -> Result<(), Rejection> {
+        match self.events.get(event_id) {
+            Some(event) if event.state(self.now) != EventState::Closed => Ok(()),
+            Some(event) => Err(Rejection::new(
+                Reason::EventClosed,
+                format!(
+                    "event {:?} closed at {}: its totals are final",
+                    event.event_id,
+                    event.closes_at.to_rfc3339()
+                ),
+            )),
+            None => Err(Rejection::new(
+                Reason::EventClosed,
+                format!("event {event_id:?} no longer takes transactions"),
+            )),
+        }
+    }
+
+    fn outside_every_window(&self, at: UnixNanos) -> Rejection {
+        let windows: Vec<String> = self
+            .events
+            .newest_first()
+            .iter()
+            .take(3)
+            .map(|e| e.window_text())
+            .collect();
+        let message = match windows.as_slice() {
+            [] => format!("occurred_at {} is in no event's window", at.to_rfc3339()),
+            [one] if self.events.as_slice().len() == 1 => format!(
+                "occurred_at {} is outside the window of event {one}",
+                at.to_rfc3339()
+            ),
+            some => format!(
+                "occurred_at {} is in no event's window; the latest events: {}",
+                at.to_rfc3339(),
+                some.join("; ")
+            ),
+        };
+        Rejection::new(Reason::OutsideEventWindow, message)
+    }
+
+    /// Checks a refund against its sale; the sale's event, which the refund belongs to.
     fn check_refund(
         &self,
         site: &SiteId,
         sale_id: &TransactionId,
         tx: &ValidTransaction,
-    ) -> Result<(), Rejection> {
+    ) -> Result<String, Rejection> {
         let sale_key = (site.clone(), sale_id.clone());
         let Some(sale) = self.rows.get(&sale_key) else {
             return Err(Rejection::new(
@@ -162,7 +235,19 @@ impl LedgerState {
                 ),
             ));
         }
-        Ok(())
+        if tx.occurred_at < sale.tx.occurred_at {
+            return Err(Rejection::new(
+                Reason::RefundBeforeSale,
+                format!(
+                    "occurred_at {} is before sale {:?} occurred ({})",
+                    tx.occurred_at.to_rfc3339(),
+                    sale_id.as_str(),
+                    sale.tx.occurred_at.to_rfc3339()
+                ),
+            ));
+        }
+        self.open(&sale.event_id)?;
+        Ok(sale.event_id.clone())
     }
 }
 
@@ -206,6 +291,33 @@ mod tests {
         tx(id, Kind::Refund, "IDR", amount, Some(of))
     }
 
+    /// Event "e" with the window [0, 100) and its settlement until 200; the clock at 50.
+    fn events() -> Events {
+        Events::new(vec![
+            crate::Event::new("e", "E", UnixNanos(0), UnixNanos(100), "IDR")
+                .and_then(|e| e.closing_at(UnixNanos(200)))
+                .expect("valid"),
+        ])
+    }
+
+    fn state(head: u64) -> LedgerState {
+        LedgerState::new(head, events(), UnixNanos(50))
+    }
+
+    fn accepted(position: u64) -> Decision {
+        Decision::Accepted {
+            position,
+            event_id: "e".into(),
+        }
+    }
+
+    fn duplicate(position: u64) -> Decision {
+        Decision::Duplicate {
+            position,
+            event_id: "e".into(),
+        }
+    }
+
     fn reason(d: &Decision) -> Option<Reason> {
         match d {
             Decision::Rejected(r) => Some(r.reason),
@@ -215,65 +327,152 @@ mod tests {
 
     #[test]
     fn positions_follow_the_head_and_skip_nothing() {
-        let mut st = LedgerState::new(41);
+        let mut st = state(41);
+        let a = site("a");
+        assert_eq!(st.resolve(&a, &sale("1", 5)), accepted(42));
+        assert_eq!(st.resolve(&a, &sale("2", 1)), accepted(43));
+        assert_eq!(st.resolve(&a, &sale("1", 5)), duplicate(42));
+        assert_eq!(st.resolve(&a, &sale("3", 5)), accepted(44));
+        assert_eq!(st.next_position(), 45);
+    }
+
+    fn at(t: ValidTransaction, occurred: i64) -> ValidTransaction {
+        ValidTransaction {
+            occurred_at: UnixNanos(occurred),
+            ..t
+        }
+    }
+
+    /// "old" [0, 100) closed at 150, "new" [200, 300) settling until 400; the clock at `now`.
+    fn two_events(now: i64) -> LedgerState {
+        let event = |id: &str, s, e, c| {
+            crate::Event::new(id, id, UnixNanos(s), UnixNanos(e), "IDR")
+                .and_then(|e| e.closing_at(UnixNanos(c)))
+                .expect("valid")
+        };
+        LedgerState::new(
+            0,
+            Events::new(vec![event("old", 0, 100, 150), event("new", 200, 300, 400)]),
+            UnixNanos(now),
+        )
+    }
+
+    #[test]
+    fn a_sale_is_counted_in_the_event_whose_window_holds_it() {
+        let mut st = two_events(250);
         let a = site("a");
         assert_eq!(
-            st.resolve(&a, &sale("1", 5)),
-            Decision::Accepted { position: 42 }
+            st.resolve(&a, &at(sale("S1", 10), 200)),
+            Decision::Accepted {
+                position: 1,
+                event_id: "new".into()
+            },
+            "the first instant of the window"
         );
         assert_eq!(
-            st.resolve(&a, &sale("2", 1)),
-            Decision::Accepted { position: 43 }
+            reason(&st.resolve(&a, &at(sale("S2", 10), 300))),
+            Some(Reason::OutsideEventWindow),
+            "the end is excluded"
         );
         assert_eq!(
-            st.resolve(&a, &sale("1", 5)),
-            Decision::Duplicate { position: 42 }
+            reason(&st.resolve(&a, &at(sale("S3", 10), 150))),
+            Some(Reason::OutsideEventWindow)
+        );
+        let Decision::Rejected(r) = st.resolve(&a, &at(sale("S4", 10), 99)) else {
+            panic!("a sale of a closed event");
+        };
+        assert_eq!(r.reason, Reason::EventClosed);
+        assert!(r.message.contains("\"old\" closed at"), "{}", r.message);
+        let Decision::Rejected(r) = st.resolve(&a, &at(sale("S5", 10), 120)) else {
+            panic!("outside");
+        };
+        assert!(
+            r.message.contains("no event's window") && r.message.contains("\"new\" (from"),
+            "the message names the latest windows: {}",
+            r.message
+        );
+    }
+
+    #[test]
+    fn a_refund_belongs_to_its_sale_event_until_it_closes() {
+        let mut st = two_events(350);
+        let a = site("a");
+        st.insert_stored(
+            a.clone(),
+            Stored {
+                tx: at(sale("S", 100), 250),
+                position: 1,
+                event_id: "new".into(),
+            },
+        );
+        st.insert_stored(
+            a.clone(),
+            Stored {
+                tx: at(sale("OLD", 100), 50),
+                position: 2,
+                event_id: "old".into(),
+            },
+        );
+        // After its window, during the settlement: counted in the sale's event.
+        assert_eq!(
+            st.resolve(&a, &at(refund("R1", "S", 10), 340)),
+            Decision::Accepted {
+                position: 1,
+                event_id: "new".into()
+            }
         );
         assert_eq!(
-            st.resolve(&a, &sale("3", 5)),
-            Decision::Accepted { position: 44 }
+            reason(&st.resolve(&a, &at(refund("R2", "S", 10), 240))),
+            Some(Reason::RefundBeforeSale)
         );
-        assert_eq!(st.next_position(), 45);
+        assert_eq!(
+            reason(&st.resolve(&a, &at(refund("R3", "OLD", 10), 340))),
+            Some(Reason::EventClosed),
+            "the old event is final"
+        );
+        // Once the new event closes too.
+        let mut closed = two_events(400);
+        closed.insert_stored(
+            a.clone(),
+            Stored {
+                tx: at(sale("S", 100), 250),
+                position: 1,
+                event_id: "new".into(),
+            },
+        );
+        assert_eq!(
+            reason(&closed.resolve(&a, &at(refund("R4", "S", 10), 399))),
+            Some(Reason::EventClosed)
+        );
     }
 
     #[test]
     fn duplicate_and_conflict_against_the_ledger() {
-        let mut st = LedgerState::new(10);
+        let mut st = state(10);
         let a = site("a");
         st.insert_stored(
             a.clone(),
             Stored {
                 tx: sale("T", 100),
                 position: 3,
+                event_id: "e".into(),
             },
         );
-        assert_eq!(
-            st.resolve(&a, &sale("T", 100)),
-            Decision::Duplicate { position: 3 }
-        );
+        assert_eq!(st.resolve(&a, &sale("T", 100)), duplicate(3));
         assert_eq!(
             reason(&st.resolve(&a, &sale("T", 101))),
             Some(Reason::IdConflict)
         );
         // Another site may use the same id.
-        assert_eq!(
-            st.resolve(&site("b"), &sale("T", 101)),
-            Decision::Accepted { position: 11 }
-        );
+        assert_eq!(st.resolve(&site("b"), &sale("T", 101)), accepted(11));
     }
 
     #[test]
     fn in_batch_duplicate_and_conflict() {
-        let mut st = LedgerState::new(0);
+        let mut st = state(0);
         let a = site("a");
-        assert_eq!(
-            st.resolve(&a, &sale("T", 1)),
-            Decision::Accepted { position: 1 }
-        );
-        assert_eq!(
-            st.resolve(&a, &sale("T", 1)),
-            Decision::Duplicate { position: 1 }
-        );
+        assert_eq!(st.resolve(&a, &sale("T", 1)), accepted(1));
+        assert_eq!(st.resolve(&a, &sale("T", 1)), duplicate(1));
         assert_eq!(
             reason(&st.resolve(&a, &sale("T", 2))),
             Some(Reason::IdConflict)
@@ -282,62 +481,49 @@ mod tests {
 
     #[test]
     fn refunds_partial_full_and_over() {
-        let mut st = LedgerState::new(0);
+        let mut st = state(0);
         let a = site("a");
         st.insert_stored(
             a.clone(),
             Stored {
                 tx: sale("S", 100),
                 position: 1,
+                event_id: "e".into(),
             },
         );
         st.insert_refunded(a.clone(), TransactionId::parse("S").expect("id"), 30);
-        assert_eq!(
-            st.resolve(&a, &refund("R1", "S", 50)),
-            Decision::Accepted { position: 1 }
-        );
+        assert_eq!(st.resolve(&a, &refund("R1", "S", 50)), accepted(1));
         assert_eq!(
             reason(&st.resolve(&a, &refund("R2", "S", 21))),
             Some(Reason::RefundExceedsSale)
         );
-        assert_eq!(
-            st.resolve(&a, &refund("R3", "S", 20)),
-            Decision::Accepted { position: 2 }
-        );
+        assert_eq!(st.resolve(&a, &refund("R3", "S", 20)), accepted(2));
         assert_eq!(
             reason(&st.resolve(&a, &refund("R4", "S", 1))),
             Some(Reason::RefundExceedsSale)
         );
         // A resent refund is a duplicate, not an over-refund.
-        assert_eq!(
-            st.resolve(&a, &refund("R1", "S", 50)),
-            Decision::Duplicate { position: 1 }
-        );
+        assert_eq!(st.resolve(&a, &refund("R1", "S", 50)), duplicate(1));
     }
 
     #[test]
     fn refund_of_a_sale_earlier_in_the_batch() {
-        let mut st = LedgerState::new(0);
+        let mut st = state(0);
         let a = site("a");
-        assert_eq!(
-            st.resolve(&a, &sale("S", 10)),
-            Decision::Accepted { position: 1 }
-        );
-        assert_eq!(
-            st.resolve(&a, &refund("R", "S", 10)),
-            Decision::Accepted { position: 2 }
-        );
+        assert_eq!(st.resolve(&a, &sale("S", 10)), accepted(1));
+        assert_eq!(st.resolve(&a, &refund("R", "S", 10)), accepted(2));
     }
 
     #[test]
     fn refund_rules_that_need_the_sale() {
-        let mut st = LedgerState::new(0);
+        let mut st = state(0);
         let (a, b) = (site("a"), site("b"));
         st.insert_stored(
             a.clone(),
             Stored {
                 tx: sale("S", 100),
                 position: 1,
+                event_id: "e".into(),
             },
         );
         st.insert_stored(
@@ -345,6 +531,7 @@ mod tests {
             Stored {
                 tx: refund("R0", "S", 1),
                 position: 2,
+                event_id: "e".into(),
             },
         );
         assert_eq!(
@@ -378,13 +565,14 @@ mod tests {
 
     #[test]
     fn refund_sums_do_not_overflow() {
-        let mut st = LedgerState::new(0);
+        let mut st = state(0);
         let a = site("a");
         st.insert_stored(
             a.clone(),
             Stored {
                 tx: sale("S", i64::MAX),
                 position: 1,
+                event_id: "e".into(),
             },
         );
         st.insert_refunded(
@@ -392,10 +580,7 @@ mod tests {
             TransactionId::parse("S").expect("id"),
             i128::from(i64::MAX) - 1,
         );
-        assert_eq!(
-            st.resolve(&a, &refund("R1", "S", 1)),
-            Decision::Accepted { position: 1 }
-        );
+        assert_eq!(st.resolve(&a, &refund("R1", "S", 1)), accepted(1));
         assert_eq!(
             reason(&st.resolve(&a, &refund("R2", "S", i64::MAX))),
             Some(Reason::RefundExceedsSale)

@@ -2,7 +2,7 @@
 //! the years 1678 to 2262 exactly and compares as an integer.
 
 /// Nanoseconds since 1970-01-01T00:00:00Z.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UnixNanos(pub i64);
 
 const NANOS_PER_SEC: i64 = 1_000_000_000;

@@ -1,7 +1,7 @@
 //! Validation of one pushed transaction, on its own (the rules that need the ledger are in
 //! [`crate::resolve`]). Each rule fails with its own [`Reason`].
 
-use crate::{Currency, Event, IdError, Reason, Rejection, StoreId, TransactionId, UnixNanos};
+use crate::{Currency, IdError, Reason, Rejection, StoreId, TransactionId, UnixNanos};
 
 /// Sale or refund.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -154,13 +154,14 @@ fn id_message(field: &str, value: &str, err: &IdError) -> String {
     format!("{field} {:?} {err}", crate::ids::excerpt(value))
 }
 
-/// Checks every rule that needs only the transaction, the event and the clock.
+/// Checks every rule that needs only the transaction and the clock. (Which event it belongs
+/// to, and whether that event still takes it, needs the committed events:
+/// [`crate::resolve::LedgerState`] decides that under the writer lock.)
 ///
 /// # Errors
 /// The first broken rule, in field order, as a [`Rejection`].
 pub fn validate(
     input: &TransactionInput,
-    event: &Event,
     now: UnixNanos,
     limits: &Limits,
 ) -> Result<ValidTransaction, Rejection> {
@@ -233,19 +234,6 @@ pub fn validate(
             ),
         ));
     }
-    if !event.contains(occurred_at) {
-        return Err(Rejection::new(
-            Reason::OutsideEventWindow,
-            format!(
-                "occurred_at {} is outside the window of event {:?}: from {} to {} (UTC, end \
-                 excluded)",
-                occurred_at.to_rfc3339(),
-                event.event_id,
-                event.starts_at.to_rfc3339(),
-                event.ends_at.to_rfc3339()
-            ),
-        ));
-    }
     let nature = match (kind, input.refund_of.as_str()) {
         (Kind::Sale, "") => Nature::Sale,
         (Kind::Sale, _) => {
@@ -283,17 +271,6 @@ mod tests {
     const HOUR: i64 = 3_600;
     const START: i64 = 1_765_497_600; // 2025-12-12T00:00:00Z
 
-    fn event() -> Event {
-        Event::new(
-            "harbolnas",
-            "Harbolnas",
-            UnixNanos::from_parts(START, 0).expect("valid"),
-            UnixNanos::from_parts(START + 72 * HOUR, 0).expect("valid"),
-            "IDR",
-        )
-        .expect("valid event")
-    }
-
     fn now() -> UnixNanos {
         UnixNanos::from_parts(START + HOUR, 0).expect("valid")
     }
@@ -311,14 +288,14 @@ mod tests {
     }
 
     fn reason_of(input: &TransactionInput) -> Reason {
-        validate(input, &event(), now(), &Limits::default())
+        validate(input, now(), &Limits::default())
             .expect_err("must be rejected")
             .reason
     }
 
     #[test]
     fn a_good_sale_and_refund_pass() {
-        let v = validate(&sale(), &event(), now(), &Limits::default()).expect("valid");
+        let v = validate(&sale(), now(), &Limits::default()).expect("valid");
         assert_eq!(v.kind(), Kind::Sale);
         assert_eq!(v.amount_minor, 150_000);
         assert_eq!(v.refund_of(), None);
@@ -328,7 +305,7 @@ mod tests {
             refund_of: "T-1".into(),
             ..sale()
         };
-        let v = validate(&refund, &event(), now(), &Limits::default()).expect("valid");
+        let v = validate(&refund, now(), &Limits::default()).expect("valid");
         assert_eq!(v.kind(), Kind::Refund);
         assert_eq!(v.refund_of().map(TransactionId::as_str), Some("T-1"));
     }
@@ -436,13 +413,6 @@ mod tests {
             ),
             (
                 TransactionInput {
-                    occurred_at: Some((START - 1, 999_999_999)),
-                    ..sale()
-                },
-                Reason::OutsideEventWindow,
-            ),
-            (
-                TransactionInput {
                     occurred_at: Some((START + HOUR + 301, 0)),
                     ..sale()
                 },
@@ -482,23 +452,23 @@ mod tests {
             amount_minor: Limits::default().max_amount_minor,
             ..sale()
         };
-        assert!(validate(&at_max, &event(), now(), &Limits::default()).is_ok());
+        assert!(validate(&at_max, now(), &Limits::default()).is_ok());
         let one = TransactionInput {
             amount_minor: 1,
             ..sale()
         };
-        assert!(validate(&one, &event(), now(), &Limits::default()).is_ok());
+        assert!(validate(&one, now(), &Limits::default()).is_ok());
         let five_minutes_ahead = TransactionInput {
             occurred_at: Some((START + HOUR + 300, 0)),
             ..sale()
         };
-        assert!(validate(&five_minutes_ahead, &event(), now(), &Limits::default()).is_ok());
+        assert!(validate(&five_minutes_ahead, now(), &Limits::default()).is_ok());
         let custom = Limits {
             max_amount_minor: 10,
             ..Limits::default()
         };
         assert_eq!(
-            validate(&sale(), &event(), now(), &custom)
+            validate(&sale(), now(), &custom)
                 .expect_err("over custom max")
                 .reason,
             Reason::AmountTooLarge
@@ -522,7 +492,6 @@ mod tests {
                 currency: "usd".into(),
                 ..sale()
             },
-            &event(),
             now(),
             &Limits::default(),
         )
@@ -533,7 +502,6 @@ mod tests {
                 transaction_id: "a b".into(),
                 ..sale()
             },
-            &event(),
             now(),
             &Limits::default(),
         )
@@ -590,21 +558,13 @@ mod properties {
         #![proptest_config(ProptestConfig::with_cases(2_000))]
 
         /// Whatever a client sends, validation answers (never panics), and what it accepts
-        /// keeps every rule: a positive amount within the limit, inside the window, a refund
-        /// names a sale.
+        /// keeps every rule: a positive amount within the limit, a valid time, a refund names a
+        /// sale.
         #[test]
         fn validation_never_panics_and_accepts_only_valid(input in any_input()) {
-            let event = Event::new(
-                "e",
-                "E",
-                UnixNanos(0),
-                UnixNanos(i64::MAX / 2),
-                "IDR",
-            )
-            .expect("event");
             let limits = Limits::default();
             let now = UnixNanos(i64::MAX / 4);
-            match validate(&input, &event, now, &limits) {
+            match validate(&input, now, &limits) {
                 Ok(tx) => {
                     prop_assert!(tx.amount_minor > 0 && tx.amount_minor <= limits.max_amount_minor);
                     prop_assert!(tx.occurred_at.0 >= 0);

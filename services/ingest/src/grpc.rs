@@ -151,13 +151,15 @@ impl Prepared {
             self.tally.decided(&decision);
             let r = &mut self.results[slot];
             match decision {
-                Decision::Accepted { position } => {
+                Decision::Accepted { position, event_id } => {
                     r.outcome = Outcome::Accepted.into();
                     r.position = position;
+                    r.event_id = event_id;
                 }
-                Decision::Duplicate { position } => {
+                Decision::Duplicate { position, event_id } => {
                     r.outcome = Outcome::Duplicate.into();
                     r.position = position;
+                    r.event_id = event_id;
                     r.message =
                         format!("already in the ledger at position {position}; counted once");
                 }
@@ -262,7 +264,9 @@ impl IngestService {
                 ),
             ));
         }
-        let event = self.directory.event().await?;
+        // Some event must exist (a cheap, cached check); which one a transaction belongs to is
+        // decided under the writer lock against the events as committed.
+        self.directory.event().await?;
         let now = UnixNanos::now();
         let mut prepared = Prepared {
             results: Vec::with_capacity(n),
@@ -276,7 +280,7 @@ impl IngestService {
                 transaction_id: saleboard_domain::ids::excerpt(&t.transaction_id),
                 ..TransactionResult::default()
             };
-            match validate(&transaction_input(t), &event, now, &self.limits) {
+            match validate(&transaction_input(t), now, &self.limits) {
                 Ok(tx) => {
                     prepared.slots.push(slot);
                     prepared.candidates.push(Candidate {

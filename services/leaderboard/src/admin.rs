@@ -5,15 +5,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use saleboard_domain::event::EventError;
-use saleboard_domain::{Currency, Event, Rate, SiteId, UnixNanos};
+use saleboard_domain::{Currency, Event, EventState, Rate, SiteId, UnixNanos};
 use saleboard_proto::Timestamp;
 use saleboard_proto::v1::admin_service_server::AdminService as AdminApi;
 use saleboard_proto::v1::{
-    ApiKey, CreateApiKeyRequest, CreateSiteRequest, Event as EventMsg, ExchangeRate,
-    GetEventRequest, ListApiKeysRequest, ListApiKeysResponse, ListExchangeRatesRequest,
-    ListExchangeRatesResponse, ListSitesRequest, ListSitesResponse, RevokeApiKeyRequest,
-    RevokeApiKeyResponse, SetExchangeRatesRequest, SetExchangeRatesResponse, SetSiteEnabledRequest,
-    Site,
+    ApiKey, CreateApiKeyRequest, CreateSiteRequest, Event as EventMsg, EventState as EventStateMsg,
+    ExchangeRate, GetEventRequest, ListApiKeysRequest, ListApiKeysResponse, ListEventsRequest,
+    ListEventsResponse, ListExchangeRatesRequest, ListExchangeRatesResponse, ListSitesRequest,
+    ListSitesResponse, RevokeApiKeyRequest, RevokeApiKeyResponse, SetExchangeRatesRequest,
+    SetExchangeRatesResponse, SetSiteEnabledRequest, Site,
 };
 use saleboard_runtime::auth::new_api_key;
 use saleboard_runtime::status::{from_storage, invalid_field};
@@ -99,14 +99,50 @@ fn key_msg(k: ApiKeyRecord, secret: String) -> ApiKey {
     }
 }
 
-fn event_msg(e: &Event) -> EventMsg {
+/// An event as the contract carries it, with its state at `now`.
+#[must_use]
+pub fn event_msg(e: &Event, now: UnixNanos) -> EventMsg {
     EventMsg {
         event_id: e.event_id.clone(),
         display_name: e.display_name.clone(),
         starts_at: Some(timestamp(e.starts_at)),
         ends_at: Some(timestamp(e.ends_at)),
         reporting_currency: e.reporting_currency.code().to_owned(),
+        baseline_event_id: e.baseline_event_id.clone(),
+        closes_at: Some(timestamp(e.closes_at)),
+        time_zone: e.time_zone.clone(),
+        state: state_msg(e.state(now)).into(),
     }
+}
+
+fn state_msg(state: EventState) -> EventStateMsg {
+    match state {
+        EventState::Scheduled => EventStateMsg::Scheduled,
+        EventState::Live => EventStateMsg::Live,
+        EventState::Settling => EventStateMsg::Settling,
+        EventState::Closed => EventStateMsg::Closed,
+    }
+}
+
+/// Every event, newest first.
+///
+/// # Errors
+/// When storage fails.
+pub async fn list_events(store: &dyn Store) -> Result<ListEventsResponse, Status> {
+    let events = store.events().await.map_err(|e| from_storage(&e))?;
+    let now = UnixNanos::now();
+    Ok(ListEventsResponse {
+        events: events
+            .newest_first()
+            .into_iter()
+            .map(|e| event_msg(e, now))
+            .collect(),
+    })
+}
+
+/// Whether the time zone database knows an IANA name.
+fn known_time_zone(name: &str) -> bool {
+    jiff::tz::TimeZone::get(name).is_ok()
 }
 
 fn rate_msgs(rates: Vec<(Currency, Rate)>) -> Vec<ExchangeRate> {
@@ -243,31 +279,76 @@ impl AdminApi for AdminService {
         let req = request.into_inner();
         let starts = instant("starts_at", req.starts_at.as_ref())?;
         let ends = instant("ends_at", req.ends_at.as_ref())?;
-        let event = Event::new(
+        let invalid = |e: EventError| invalid_field(e.field(), e.to_string());
+        let mut event = Event::new(
             &req.event_id,
             req.display_name.trim(),
             starts,
             ends,
             &req.reporting_currency,
         )
-        .map_err(|e: EventError| invalid_field(e.field(), e.to_string()))?;
+        .and_then(|e| e.compared_with(req.baseline_event_id.trim()))
+        .map_err(invalid)?;
+        let time_zone = req.time_zone.trim();
+        if !time_zone.is_empty() && !known_time_zone(time_zone) {
+            return Err(invalid_field(
+                "time_zone",
+                format!(
+                    "{:?} is not an IANA time zone such as Asia/Jakarta",
+                    saleboard_domain::ids::excerpt(time_zone)
+                ),
+            ));
+        }
+        event = event.shown_in(time_zone);
+        let stored = self.store.events().await.map_err(|e| from_storage(&e))?;
+        // closes_at unset: the stored one when it still follows the window, else the default.
+        let closes_at = match req.closes_at.as_ref() {
+            Some(ts) => Some(instant("closes_at", Some(ts))?),
+            None => stored
+                .get(&event.event_id)
+                .map(|s| s.closes_at)
+                .filter(|c| *c >= event.ends_at),
+        };
+        if let Some(closes_at) = closes_at {
+            event = event.closing_at(closes_at).map_err(invalid)?;
+        }
+        let now = UnixNanos::now();
         self.store
-            .set_event(&event)
+            .set_event(&event, now)
             .await
             .map_err(|e| from_storage(&e))?;
         tracing::info!(event_id = %event.event_id, "event set");
         self.refresh_board().await;
-        Ok(Response::new(event_msg(&event)))
+        Ok(Response::new(event_msg(&event, now)))
     }
 
-    async fn get_event(&self, _: Request<GetEventRequest>) -> Result<Response<EventMsg>, Status> {
-        let event = self
-            .store
-            .get_event()
-            .await
-            .map_err(|e| from_storage(&e))?
-            .ok_or_else(|| Status::not_found("no event is configured yet; call SetEvent"))?;
-        Ok(Response::new(event_msg(&event)))
+    async fn get_event(
+        &self,
+        request: Request<GetEventRequest>,
+    ) -> Result<Response<EventMsg>, Status> {
+        let wanted = request.into_inner().event_id;
+        let events = self.store.events().await.map_err(|e| from_storage(&e))?;
+        let now = UnixNanos::now();
+        let event = if wanted.is_empty() {
+            events
+                .current(now)
+                .ok_or_else(|| Status::not_found("no event is configured yet; call SetEvent"))?
+        } else {
+            events.get(&wanted).ok_or_else(|| {
+                Status::not_found(format!(
+                    "event {:?} does not exist",
+                    saleboard_domain::ids::excerpt(&wanted)
+                ))
+            })?
+        };
+        Ok(Response::new(event_msg(event, now)))
+    }
+
+    async fn list_events(
+        &self,
+        _: Request<ListEventsRequest>,
+    ) -> Result<Response<ListEventsResponse>, Status> {
+        Ok(Response::new(list_events(self.store.as_ref()).await?))
     }
 
     async fn set_exchange_rates(

@@ -330,6 +330,15 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<Leaderboard, Status>> + Send
 
 #[tonic::async_trait]
 impl LeaderboardApi for LeaderboardService {
+    async fn list_events(
+        &self,
+        _: Request<saleboard_proto::v1::ListEventsRequest>,
+    ) -> Result<Response<saleboard_proto::v1::ListEventsResponse>, Status> {
+        Ok(Response::new(
+            crate::admin::list_events(self.store.as_ref()).await?,
+        ))
+    }
+
     async fn get_leaderboard(
         &self,
         request: Request<GetLeaderboardRequest>,

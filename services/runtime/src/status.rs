@@ -21,7 +21,9 @@ pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
 #[must_use]
 pub fn from_storage(err: &StorageError) -> Status {
     match err {
-        StorageError::AlreadyExists { .. } | StorageError::NotFound { .. } => {}
+        StorageError::AlreadyExists { .. }
+        | StorageError::NotFound { .. }
+        | StorageError::Precondition(_) => {}
         StorageError::Unavailable(cause) => tracing::warn!(error = %cause, "database unavailable"),
         other => tracing::error!(error = %other, "storage error"),
     }
@@ -35,6 +37,7 @@ pub fn status_of(err: &StorageError) -> Status {
     match err {
         StorageError::AlreadyExists { .. } => Status::already_exists(err.to_string()),
         StorageError::NotFound { .. } => Status::not_found(err.to_string()),
+        StorageError::Precondition(why) => Status::failed_precondition(why.clone()),
         StorageError::Unavailable(_) => {
             Status::unavailable("the database is unavailable; retry later")
         }

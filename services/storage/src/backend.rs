@@ -21,6 +21,16 @@ pub(crate) struct Writing<DB: Database> {
     pub(crate) _queue: Option<std::fs::File>,
 }
 
+/// An accepted candidate: its position and its event.
+pub(crate) struct Accepted<'a> {
+    /// The candidate.
+    pub(crate) candidate: &'a Candidate,
+    /// Its ledger position.
+    pub(crate) position: u64,
+    /// The event it is counted in.
+    pub(crate) event_id: &'a str,
+}
+
 /// One database's dialect and batch encoding.
 pub(crate) trait Backend: Send + Sync + 'static {
     /// The sqlx database.
@@ -52,10 +62,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
         sales: &[(String, String)],
     ) -> impl Future<Output = Result<Vec<RefundedRow>>> + Send;
 
-    /// Inserts accepted candidates at their positions, in one statement.
+    /// Inserts accepted candidates at their positions, in their events, in one statement.
     fn insert_accepted(
         conn: &mut <Self::Db as Database>::Connection,
-        accepted: &[(&Candidate, u64)],
+        accepted: &[Accepted<'_>],
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Writes the changed totals of one apply: one statement per table.

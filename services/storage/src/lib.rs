@@ -32,7 +32,7 @@ mod totals;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use saleboard_domain::{Currency, Event, Rate, SiteId, UnixNanos, resolve::Decision};
+use saleboard_domain::{Currency, Event, Events, Rate, SiteId, UnixNanos, resolve::Decision};
 
 pub use error::StorageError;
 pub use model::{
@@ -82,10 +82,16 @@ pub trait AdminStore: Send + Sync {
     async fn active_keys(&self) -> Result<Vec<ActiveKey>>;
     /// The key with this secret hash, if it authenticates.
     async fn find_active_key(&self, secret_hash: &str) -> Result<Option<ActiveKey>>;
-    /// Creates or replaces the event.
-    async fn set_event(&self, event: &Event) -> Result<()>;
-    /// The event, if one is configured.
+    /// Creates or updates the event with this id, under the writer lock (so no append
+    /// decides with the old version once this returns). [`StorageError::Precondition`] when
+    /// its window would overlap another event's, when a closed event would change more than
+    /// its name, baseline or time zone, or when a narrowed window would leave accepted sales
+    /// outside (saying how many).
+    async fn set_event(&self, event: &Event, now: UnixNanos) -> Result<()>;
+    /// The current event at `now` (live, else the most recently ended, else the next), if any.
     async fn get_event(&self) -> Result<Option<Event>>;
+    /// Every event.
+    async fn events(&self) -> Result<Events>;
     /// Upserts rates in one transaction and returns every rate in force, by currency.
     async fn set_exchange_rates(&self, rates: &[(Currency, Rate)])
     -> Result<Vec<(Currency, Rate)>>;

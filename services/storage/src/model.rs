@@ -59,6 +59,8 @@ pub struct Candidate {
 pub struct LedgerRow {
     /// Position in the ledger, from 1, without gaps.
     pub position: u64,
+    /// The event it was counted in.
+    pub event_id: String,
     /// Site of the key that pushed it.
     pub site: SiteId,
     /// The key that pushed it.

@@ -10,10 +10,10 @@ use sqlx::SqlSafeStr as _;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, Postgres};
 
-use crate::backend::{Backend, Writing};
+use crate::backend::{Accepted, Backend, Writing};
 use crate::model::{db_position, to_i64};
 use crate::rows::{RefundedRow, StoredRow};
-use crate::{Candidate, Result, Store, TotalsStore};
+use crate::{Result, Store, TotalsStore};
 
 /// Ledger and admin data in PostgreSQL.
 #[derive(Debug, Clone)]
@@ -108,6 +108,13 @@ impl PgStore {
                 include_str!("../migrations/postgres/0005_site_disabled.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                6,
+                "events".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0006_events.sql").into_sql_str(),
+                false,
+            ),
         ])
     }
 }
@@ -140,7 +147,7 @@ impl Backend for PgStore {
             keys.iter().map(|(s, t)| (s.as_str(), t.as_str())).unzip();
         Ok(sqlx::query_as(
             "SELECT l.site_id, l.transaction_id, l.store_id, l.kind, l.currency, l.amount_minor, \
-             l.occurred_at_ns, l.refund_of, l.position \
+             l.occurred_at_ns, l.refund_of, l.position, l.event_id \
              FROM UNNEST($1::text[], $2::text[]) AS k(site_id, transaction_id) \
              JOIN ledger l ON l.site_id = k.site_id AND l.transaction_id = k.transaction_id",
         )
@@ -169,20 +176,17 @@ impl Backend for PgStore {
         .await?)
     }
 
-    async fn insert_accepted(
-        conn: &mut PgConnection,
-        accepted: &[(&Candidate, u64)],
-    ) -> Result<()> {
+    async fn insert_accepted(conn: &mut PgConnection, accepted: &[Accepted<'_>]) -> Result<()> {
         let mut c = LedgerColumns::default();
-        for (candidate, position) in accepted {
-            c.push(candidate, *position)?;
+        for a in accepted {
+            c.push(a)?;
         }
         sqlx::query(
             "INSERT INTO ledger (position, site_id, transaction_id, store_id, kind, currency, \
-             amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns) \
+             amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id) \
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
              $5::smallint[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], \
-             $11::bigint[])",
+             $11::bigint[], $12::text[])",
         )
         .bind(c.position)
         .bind(c.site_id)
@@ -195,6 +199,7 @@ impl Backend for PgStore {
         .bind(c.refund_of)
         .bind(c.key_id)
         .bind(c.received)
+        .bind(c.event_id)
         .execute(conn)
         .await?;
         Ok(())
@@ -275,11 +280,14 @@ struct LedgerColumns<'a> {
     refund_of: Vec<&'a str>,
     key_id: Vec<&'a str>,
     received: Vec<i64>,
+    event_id: Vec<&'a str>,
 }
 
 impl<'a> LedgerColumns<'a> {
-    fn push(&mut self, c: &'a Candidate, position: u64) -> Result<()> {
-        self.position.push(db_position(position)?);
+    fn push(&mut self, a: &Accepted<'a>) -> Result<()> {
+        let c = a.candidate;
+        self.event_id.push(a.event_id);
+        self.position.push(db_position(a.position)?);
         self.site_id.push(c.site.as_str());
         self.transaction_id.push(c.tx.id.as_str());
         self.store_id.push(c.tx.store_id.as_str());

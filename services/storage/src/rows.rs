@@ -12,6 +12,7 @@ use crate::model::{currency, site_id, to_u64, wide};
 use crate::{
     ActiveKey, AggregatorState, ApiKeyRecord, LedgerRow, Result, SiteRecord, StorageError,
 };
+use saleboard_domain::event as domain_event;
 
 /// `sites`.
 #[derive(sqlx::FromRow)]
@@ -71,26 +72,33 @@ impl ActiveKeyRow {
     }
 }
 
-/// `event`.
+/// `events`.
 #[derive(sqlx::FromRow)]
 pub(crate) struct EventRow {
     event_id: String,
     display_name: String,
     starts_at_ns: i64,
     ends_at_ns: i64,
+    closes_at_ns: i64,
     reporting_currency: String,
+    baseline_event_id: String,
+    time_zone: String,
 }
 
 impl EventRow {
     pub(crate) fn into_event(self) -> Result<Event> {
-        Event::new(
+        let corrupt = |e: domain_event::EventError| StorageError::corrupt("events", e);
+        Ok(Event::new(
             &self.event_id,
             &self.display_name,
             UnixNanos(self.starts_at_ns),
             UnixNanos(self.ends_at_ns),
             &self.reporting_currency,
         )
-        .map_err(|e| StorageError::corrupt("event", e))
+        .and_then(|e| e.closing_at(UnixNanos(self.closes_at_ns)))
+        .and_then(|e| e.compared_with(&self.baseline_event_id))
+        .map_err(corrupt)?
+        .shown_in(&self.time_zone))
     }
 }
 
@@ -174,11 +182,13 @@ pub(crate) struct StoredRow {
     occurred_at_ns: i64,
     refund_of: String,
     position: i64,
+    event_id: String,
 }
 
 impl StoredRow {
-    /// The stored row as domain values, re-checked by the domain's own parsers.
-    pub(crate) fn into_domain(self) -> Result<(SiteId, ValidTransaction, u64)> {
+    /// The stored row as domain values, re-checked by the domain's own parsers: (site, the
+    /// transaction, its position, its event).
+    pub(crate) fn into_domain(self) -> Result<(SiteId, ValidTransaction, u64, String)> {
         let bad = |what: &str, e: &dyn std::fmt::Display| {
             StorageError::corrupt("ledger", format!("position {}: {what}: {e}", self.position))
         };
@@ -199,7 +209,7 @@ impl StoredRow {
             occurred_at: UnixNanos(self.occurred_at_ns),
         };
         let position = u64::try_from(self.position).map_err(|e| bad("position", &e))?;
-        Ok((site, tx, position))
+        Ok((site, tx, position, self.event_id))
     }
 }
 
@@ -214,9 +224,10 @@ pub(crate) struct FullLedgerRow {
 
 impl FullLedgerRow {
     pub(crate) fn into_row(self) -> Result<LedgerRow> {
-        let (site, tx, position) = self.stored.into_domain()?;
+        let (site, tx, position, event_id) = self.stored.into_domain()?;
         Ok(LedgerRow {
             position,
+            event_id,
             site,
             key_id: self.key_id,
             received_at: UnixNanos(self.received_at_ns),

@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use saleboard_domain::resolve::{Decision, LedgerState, Stored};
-use saleboard_domain::{Currency, Event, Rate, SiteId, UnixNanos};
+use saleboard_domain::{Currency, Event, EventState, Events, Rate, SiteId, UnixNanos};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
-use crate::backend::Backend;
+use crate::backend::{Accepted, Backend};
 use crate::model::{db_position, to_u64};
 use crate::rows::{ActiveKeyRow, ApiKeyRow, EventRow, FullLedgerRow, RateRow, SiteRow};
 use crate::{
@@ -28,6 +28,7 @@ where
     for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
     for<'q> Option<i64>: Decode<'q, B::Db> + Type<B::Db>,
     for<'a> &'a str: ColumnIndex<<B::Db as Database>::Row>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
 {
     async fn create_site(
         &self,
@@ -138,24 +139,43 @@ where
             .transpose()
     }
 
-    async fn set_event(&self, event: &Event) -> Result<()> {
+    async fn set_event(&self, event: &Event, now: UnixNanos) -> Result<()> {
+        // Under the writer lock: an append either committed before (and the checks below see
+        // its rows) or starts after and decides with this version.
+        let mut write = self.begin_write().await?;
+        sqlx::query_scalar::<_, i64>(B::LOCK_HEAD)
+            .fetch_one(&mut *write.tx)
+            .await?;
+        let events = events_in(&mut write.tx).await?;
+        check_event_change(&mut write.tx, &events, event, now).await?;
         sqlx::query(sql::UPSERT_EVENT)
             .bind(event.event_id.as_str())
             .bind(event.display_name.as_str())
             .bind(event.starts_at.0)
             .bind(event.ends_at.0)
+            .bind(event.closes_at.0)
             .bind(event.reporting_currency.code())
-            .execute(self.pool())
+            .bind(event.baseline_event_id.as_str())
+            .bind(event.time_zone.as_str())
+            .execute(&mut *write.tx)
             .await?;
+        write.tx.commit().await?;
         Ok(())
     }
 
     async fn get_event(&self) -> Result<Option<Event>> {
-        sqlx::query_as::<_, EventRow>(sql::EVENT)
-            .fetch_optional(self.pool())
-            .await?
-            .map(EventRow::into_event)
-            .transpose()
+        Ok(self.events().await?.current(UnixNanos::now()).cloned())
+    }
+
+    async fn events(&self) -> Result<Events> {
+        let rows = sqlx::query_as::<_, EventRow>(sql::EVENTS)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(Events::new(
+            rows.into_iter()
+                .map(EventRow::into_event)
+                .collect::<Result<_>>()?,
+        ))
     }
 
     async fn set_exchange_rates(
@@ -207,10 +227,19 @@ where
         let head: i64 = sqlx::query_scalar(B::LOCK_HEAD)
             .fetch_one(&mut *write.tx)
             .await?;
-        let mut state = LedgerState::new(to_u64("ledger_head", head)?);
+        // The events as committed: SetEvent takes the same lock.
+        let events = events_in(&mut write.tx).await?;
+        let mut state = LedgerState::new(to_u64("ledger_head", head)?, events, UnixNanos::now());
         for row in B::stored_rows(&mut write.tx, &keys_to_load(batch)).await? {
-            let (site, tx, position) = row.into_domain()?;
-            state.insert_stored(site, Stored { tx, position });
+            let (site, tx, position, event_id) = row.into_domain()?;
+            state.insert_stored(
+                site,
+                Stored {
+                    tx,
+                    position,
+                    event_id,
+                },
+            );
         }
         let targets = refund_targets(batch);
         if !targets.is_empty() {
@@ -219,8 +248,20 @@ where
                 state.insert_refunded(site, sale, refunded);
             }
         }
-        let (decisions, accepted) = decide(&mut state, batch);
-        if let Some(&(_, last)) = accepted.last() {
+        let decisions = decide(&mut state, batch);
+        let accepted: Vec<Accepted<'_>> = batch
+            .iter()
+            .zip(&decisions)
+            .filter_map(|(candidate, d)| match d {
+                Decision::Accepted { position, event_id } => Some(Accepted {
+                    candidate,
+                    position: *position,
+                    event_id,
+                }),
+                _ => None,
+            })
+            .collect();
+        if let Some(last) = accepted.last().map(|a| a.position) {
             B::insert_accepted(&mut write.tx, &accepted).await?;
             sqlx::query(sql::MOVE_HEAD)
                 .bind(db_position(last)?)
@@ -274,22 +315,95 @@ fn refund_targets(batch: &[Candidate]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Decides the batch in order. Returns the decisions and the accepted candidates with their
-/// positions, in position order.
-fn decide<'a>(
-    state: &mut LedgerState,
-    batch: &'a [Candidate],
-) -> (Vec<Decision>, Vec<(&'a Candidate, u64)>) {
-    let mut accepted = Vec::new();
-    let decisions = batch
+/// Decides the batch in order, one decision per candidate.
+fn decide(state: &mut LedgerState, batch: &[Candidate]) -> Vec<Decision> {
+    batch
         .iter()
-        .map(|c| {
-            let d = state.resolve(&c.site, &c.tx);
-            if let Decision::Accepted { position } = d {
-                accepted.push((c, position));
-            }
-            d
-        })
-        .collect();
-    (decisions, accepted)
+        .map(|c| state.resolve(&c.site, &c.tx))
+        .collect()
+}
+
+/// Every event, read inside `tx`.
+async fn events_in<DB>(tx: &mut sqlx::Transaction<'static, DB>) -> Result<Events>
+where
+    DB: Database,
+    for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    for<'q> i64: Decode<'q, DB> + Type<DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+    for<'a> &'a str: ColumnIndex<<DB as Database>::Row>,
+{
+    let rows = sqlx::query_as::<_, EventRow>(sql::EVENTS)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(Events::new(
+        rows.into_iter()
+            .map(EventRow::into_event)
+            .collect::<Result<_>>()?,
+    ))
+}
+
+/// The rules of changing events, against what is stored.
+async fn check_event_change<DB>(
+    tx: &mut sqlx::Transaction<'static, DB>,
+    events: &Events,
+    event: &Event,
+    now: UnixNanos,
+) -> Result<()>
+where
+    DB: Database,
+    for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<<DB as Database>::Row>,
+{
+    if let Some(other) = events.overlapping(event) {
+        return Err(StorageError::Precondition(format!(
+            "the window of event {:?} would overlap event {}; event windows never overlap",
+            event.event_id,
+            other.window_text()
+        )));
+    }
+    if !event.baseline_event_id.is_empty() && events.get(&event.baseline_event_id).is_none() {
+        return Err(StorageError::Precondition(format!(
+            "baseline_event_id {:?} names no event; create it first",
+            event.baseline_event_id
+        )));
+    }
+    let Some(stored) = events.get(&event.event_id) else {
+        return Ok(());
+    };
+    if stored.state(now) == EventState::Closed {
+        let same_figures = stored.starts_at == event.starts_at
+            && stored.ends_at == event.ends_at
+            && stored.closes_at == event.closes_at
+            && stored.reporting_currency == event.reporting_currency;
+        if !same_figures {
+            return Err(StorageError::Precondition(format!(
+                "event {:?} closed at {}: its window, closes_at and reporting currency are final \
+                 (only display_name, baseline_event_id and time_zone may change)",
+                stored.event_id,
+                stored.closes_at.to_rfc3339()
+            )));
+        }
+        return Ok(());
+    }
+    if event.starts_at > stored.starts_at || event.ends_at < stored.ends_at {
+        let outside: i64 = sqlx::query_scalar(sql::SALES_OUTSIDE)
+            .bind(event.event_id.as_str())
+            .bind(event.starts_at.0)
+            .bind(event.ends_at.0)
+            .fetch_one(&mut **tx)
+            .await?;
+        if outside > 0 {
+            return Err(StorageError::Precondition(format!(
+                "narrowing event {:?} to {} would leave {outside} accepted sales outside its \
+                 window; a window may only be narrowed while none would be",
+                event.event_id,
+                event.window_text()
+            )));
+        }
+    }
+    Ok(())
 }

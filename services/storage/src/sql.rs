@@ -51,18 +51,24 @@ pub(crate) const ACTIVE_KEY: &str = "\
     JOIN sites s ON s.site_id = k.site_id \
     WHERE k.secret_hash = $1 AND k.revoked_at_ns IS NULL AND s.disabled_at_ns IS NULL";
 
-/// Creates or replaces the event (one row, id 1).
+/// Creates or updates an event by id.
 pub(crate) const UPSERT_EVENT: &str = "\
-    INSERT INTO event (id, event_id, display_name, starts_at_ns, ends_at_ns, reporting_currency) \
-    VALUES (1, $1, $2, $3, $4, $5) \
-    ON CONFLICT (id) DO UPDATE SET event_id = excluded.event_id, \
-    display_name = excluded.display_name, starts_at_ns = excluded.starts_at_ns, \
-    ends_at_ns = excluded.ends_at_ns, reporting_currency = excluded.reporting_currency";
+    INSERT INTO events (event_id, display_name, starts_at_ns, ends_at_ns, closes_at_ns, \
+    reporting_currency, baseline_event_id, time_zone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+    ON CONFLICT (event_id) DO UPDATE SET display_name = excluded.display_name, \
+    starts_at_ns = excluded.starts_at_ns, ends_at_ns = excluded.ends_at_ns, \
+    closes_at_ns = excluded.closes_at_ns, reporting_currency = excluded.reporting_currency, \
+    baseline_event_id = excluded.baseline_event_id, time_zone = excluded.time_zone";
 
-/// The event, if set.
-pub(crate) const EVENT: &str = "\
-    SELECT event_id, display_name, starts_at_ns, ends_at_ns, reporting_currency \
-    FROM event WHERE id = 1";
+/// Every event.
+pub(crate) const EVENTS: &str = "\
+    SELECT event_id, display_name, starts_at_ns, ends_at_ns, closes_at_ns, reporting_currency, \
+    baseline_event_id, time_zone FROM events";
+
+/// Sales of an event (`$1`) outside a window [`$2`, `$3`): what narrowing would strand.
+pub(crate) const SALES_OUTSIDE: &str = "\
+    SELECT COUNT(*) FROM ledger WHERE event_id = $1 AND kind = 1 \
+    AND (occurred_at_ns < $2 OR occurred_at_ns >= $3)";
 
 /// Sets one exchange rate.
 pub(crate) const UPSERT_RATE: &str = "\
@@ -81,7 +87,7 @@ pub(crate) const MOVE_HEAD: &str = "UPDATE ledger_head SET head = $1 WHERE id = 
 /// Ledger rows after a position, in order.
 pub(crate) const LEDGER_AFTER: &str = "\
     SELECT site_id, transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, \
-    refund_of, position, key_id, received_at_ns FROM ledger \
+    refund_of, position, event_id, key_id, received_at_ns FROM ledger \
     WHERE position > $1 ORDER BY position LIMIT $2";
 
 /// The applied position.

@@ -17,9 +17,9 @@ use sqlx::sqlite::{
     SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::backend::{Backend, Writing};
+use crate::backend::{Accepted, Backend, Writing};
 use crate::rows::{RefundedRow, StoredRow};
-use crate::{Candidate, Result, StorageError, Store, TotalsStore};
+use crate::{Result, StorageError, Store, TotalsStore};
 
 /// Ledger and admin data in one SQLite file.
 #[derive(Debug, Clone)]
@@ -130,6 +130,13 @@ impl SqliteStore {
                 include_str!("../migrations/sqlite/0004_site_disabled.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                5,
+                "events".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0005_events.sql").into_sql_str(),
+                false,
+            ),
         ])
     }
 }
@@ -162,7 +169,7 @@ impl Backend for SqliteStore {
     ) -> Result<Vec<StoredRow>> {
         Ok(sqlx::query_as(
             "SELECT l.site_id, l.transaction_id, l.store_id, l.kind, l.currency, l.amount_minor, \
-             l.occurred_at_ns, l.refund_of, l.position \
+             l.occurred_at_ns, l.refund_of, l.position, l.event_id \
              FROM json_each($1) AS k \
              JOIN ledger l ON l.site_id = k.value ->> 0 AND l.transaction_id = k.value ->> 1",
         )
@@ -187,15 +194,13 @@ impl Backend for SqliteStore {
         .await?)
     }
 
-    async fn insert_accepted(
-        conn: &mut SqliteConnection,
-        accepted: &[(&Candidate, u64)],
-    ) -> Result<()> {
+    async fn insert_accepted(conn: &mut SqliteConnection, accepted: &[Accepted<'_>]) -> Result<()> {
         let rows: Vec<serde_json::Value> = accepted
             .iter()
-            .map(|(c, pos)| {
+            .map(|a| {
+                let c = a.candidate;
                 json!([
-                    pos,
+                    a.position,
                     c.site.as_str(),
                     c.tx.id.as_str(),
                     c.tx.store_id.as_str(),
@@ -206,15 +211,16 @@ impl Backend for SqliteStore {
                     c.tx.refund_of().map_or("", TransactionId::as_str),
                     c.key_id,
                     c.received_at.0,
+                    a.event_id,
                 ])
             })
             .collect();
         sqlx::query(
             "INSERT INTO ledger (position, site_id, transaction_id, store_id, kind, currency, \
-             amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns) \
+             amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id) \
              SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-             value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10 \
-             FROM json_each($1)",
+             value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, \
+             value ->> 11 FROM json_each($1)",
         )
         .bind(serde_json::Value::Array(rows).to_string())
         .execute(conn)

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use saleboard_domain::totals::{Changes, TotalsBook};
-use saleboard_domain::{SiteId, UnixNanos};
+use saleboard_domain::{Events, SiteId, UnixNanos};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use crate::backend::Backend;
@@ -125,13 +125,19 @@ where
         let rates = sqlx::query_as::<_, RateRow>(sql::RATES)
             .fetch_all(&mut *tx)
             .await?;
-        let event = sqlx::query_as::<_, EventRow>(sql::EVENT)
-            .fetch_optional(&mut *tx)
+        let events = sqlx::query_as::<_, EventRow>(sql::EVENTS)
+            .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
+        let events = Events::new(
+            events
+                .into_iter()
+                .map(EventRow::into_event)
+                .collect::<Result<_>>()?,
+        );
         Ok(BoardData {
             applied: to_u64("aggregator_state", applied)?,
-            event: event.map(EventRow::into_event).transpose()?,
+            event: events.current(UnixNanos::now()).cloned(),
             sites: sites
                 .into_iter()
                 .map(SiteRow::into_record)
