@@ -152,6 +152,9 @@ pub trait TotalsStore: Send + Sync {
 pub trait Store: AdminStore + LedgerStore + TotalsStore + std::fmt::Debug {
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
+    /// Applies pending migrations up to `version` only: builds a database as an earlier
+    /// release left it, for the tests of the migrations that follow.
+    async fn migrate_until(&self, version: i64) -> Result<()>;
     /// Which implementation this is, for logs: `"postgres"` or `"sqlite"`.
     fn backend(&self) -> &'static str;
     /// The aggregator's applied position, updated as it moves: PostgreSQL delivers it by

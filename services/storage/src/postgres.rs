@@ -72,7 +72,12 @@ impl PgStore {
     }
 
     fn migrator() -> Migrator {
-        Migrator::with_migrations(vec![
+        Self::migrator_until(i64::MAX)
+    }
+
+    /// The migrations up to `version`.
+    fn migrator_until(version: i64) -> Migrator {
+        let all = vec![
             Migration::new(
                 1,
                 "init".into(),
@@ -115,7 +120,8 @@ impl PgStore {
                 include_str!("../migrations/postgres/0006_events.sql").into_sql_str(),
                 false,
             ),
-        ])
+        ];
+        Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
 }
 
@@ -329,6 +335,11 @@ struct HourlyColumns<'a> {
 impl Store for PgStore {
     async fn migrate(&self) -> Result<()> {
         Self::migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn migrate_until(&self, version: i64) -> Result<()> {
+        Self::migrator_until(version).run(&self.pool).await?;
         Ok(())
     }
 

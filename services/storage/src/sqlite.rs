@@ -101,7 +101,12 @@ impl SqliteStore {
     }
 
     fn migrator() -> Migrator {
-        Migrator::with_migrations(vec![
+        Self::migrator_until(i64::MAX)
+    }
+
+    /// The migrations up to `version`.
+    fn migrator_until(version: i64) -> Migrator {
+        let all = vec![
             Migration::new(
                 1,
                 "init".into(),
@@ -137,7 +142,8 @@ impl SqliteStore {
                 include_str!("../migrations/sqlite/0005_events.sql").into_sql_str(),
                 false,
             ),
-        ])
+        ];
+        Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
 }
 
@@ -311,6 +317,11 @@ impl Store for SqliteStore {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    async fn migrate_until(&self, version: i64) -> Result<()> {
+        Self::migrator_until(version).run(&self.pool).await?;
+        Ok(())
     }
 
     fn backend(&self) -> &'static str {

@@ -1,0 +1,320 @@
+//! Many events on one deployment (issue 12), black-box over gRPC on both databases: windows
+//! that never overlap, a sale counted in the event whose window holds it (edges included), a
+//! refund counted in its sale's event until that event closes, no staleness after SetEvent,
+//! narrowing refused while sales would fall outside, the events listed publicly, and the
+//! migration of a database made by the previous release.
+
+use saleboard_proto::Timestamp;
+use saleboard_proto::v1::{
+    Event, EventState, GetEventRequest, ListEventsRequest, Outcome, SubmitTransactionsRequest,
+    Transaction, TransactionKind,
+};
+use saleboard_tests::data::now_secs;
+use saleboard_tests::db::TestDb;
+use saleboard_tests::{Backend, TestApp, backend_tests};
+use tonic::Code;
+
+const DAY: i64 = 86_400;
+
+fn ts(seconds: i64) -> Option<Timestamp> {
+    Some(Timestamp { seconds, nanos: 0 })
+}
+
+fn event(id: &str, starts: i64, ends: i64, closes: Option<i64>) -> Event {
+    Event {
+        event_id: id.into(),
+        display_name: id.to_uppercase(),
+        starts_at: ts(starts),
+        ends_at: ts(ends),
+        closes_at: closes.and_then(ts),
+        reporting_currency: "IDR".into(),
+        ..Event::default()
+    }
+}
+
+fn sale_at(id: &str, at: i64) -> Transaction {
+    Transaction {
+        transaction_id: id.into(),
+        store_id: "s".into(),
+        kind: TransactionKind::Sale.into(),
+        currency: "IDR".into(),
+        amount_minor: 1_000,
+        occurred_at: ts(at),
+        refund_of: String::new(),
+    }
+}
+
+fn refund_at(id: &str, sale: &str, at: i64) -> Transaction {
+    Transaction {
+        kind: TransactionKind::Refund.into(),
+        refund_of: sale.into(),
+        amount_minor: 100,
+        ..sale_at(id, at)
+    }
+}
+
+/// (outcome, reason, event_id) per transaction.
+async fn push(
+    app: &TestApp,
+    secret: &str,
+    txs: Vec<Transaction>,
+) -> Vec<(Outcome, String, String)> {
+    app.ingest(secret)
+        .await
+        .submit_transactions(SubmitTransactionsRequest { transactions: txs })
+        .await
+        .expect("push")
+        .into_inner()
+        .results
+        .into_iter()
+        .map(|r| (r.outcome(), r.reason, r.event_id))
+        .collect()
+}
+
+fn ok(event: &str) -> (Outcome, String, String) {
+    (Outcome::Accepted, String::new(), event.to_owned())
+}
+
+fn no(reason: &str) -> (Outcome, String, String) {
+    (Outcome::Rejected, reason.to_owned(), String::new())
+}
+
+async fn windows_edges_refunds_and_closing(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let now = now_secs();
+    let mut admin = app.admin().await;
+    // "past": ended two days ago, refunds until tomorrow; "live": now; "done": closed.
+    let past_start = now - 4 * DAY;
+    let past_end = now - 2 * DAY;
+    let live_start = past_end;
+    let live_end = now + DAY;
+    admin
+        .set_event(event(
+            "done",
+            now - 30 * DAY,
+            now - 20 * DAY,
+            Some(now - 10 * DAY),
+        ))
+        .await
+        .expect("a closed event");
+    admin
+        .set_event(event("past", past_start, past_end, Some(now + DAY)))
+        .await
+        .expect("a settling event");
+    let live = admin
+        .set_event(event("live", live_start, live_end, None))
+        .await
+        .expect("windows that touch do not overlap")
+        .into_inner();
+    assert_eq!(live.state(), EventState::Live);
+    assert_eq!(
+        live.closes_at,
+        ts(live_end + 7 * DAY),
+        "ends_at + 7 days by default"
+    );
+    let err = admin
+        .set_event(event("clash", now - 3 * DAY, now - DAY, None))
+        .await
+        .expect_err("overlaps two events");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("would overlap event"),
+        "{}",
+        err.message()
+    );
+
+    let (_, secret) = app.site_with_key("alpha").await;
+    let got = push(
+        &app,
+        &secret,
+        vec![
+            sale_at("P-first", past_start),
+            sale_at("P-last", past_end - 1),
+            sale_at("L-first", live_end - DAY - 60),
+            sale_at("L-edge", live_start),
+            sale_at("before", past_start - 1),
+            sale_at("D1", now - 25 * DAY),
+            // After the past event's window, before it closes: its sale's event.
+            refund_at("R-past", "P-first", now),
+            refund_at("R-early", "L-first", live_end - DAY - 120),
+        ],
+    )
+    .await;
+    assert_eq!(
+        got,
+        [
+            ok("past"),
+            ok("past"),
+            ok("live"),
+            ok("live"),
+            no("OUTSIDE_EVENT_WINDOW"),
+            no("EVENT_CLOSED"),
+            ok("past"),
+            no("REFUND_BEFORE_SALE"),
+        ]
+    );
+    // A duplicate names the stored row's event.
+    let again = push(&app, &secret, vec![sale_at("P-first", past_start)]).await;
+    assert_eq!(
+        again,
+        [(Outcome::Duplicate, String::new(), "past".to_owned())]
+    );
+
+    // Close the past event now: its refunds are refused from then on.
+    admin
+        .set_event(event("past", past_start, past_end, Some(now - 1)))
+        .await
+        .expect("close now");
+    let got = push(&app, &secret, vec![refund_at("R-late", "P-last", now)]).await;
+    assert_eq!(
+        got,
+        [no("EVENT_CLOSED")],
+        "no staleness: decided with the new closes_at"
+    );
+    let err = admin
+        .set_event(event("past", past_start, past_end, Some(now + DAY)))
+        .await
+        .expect_err("a closed event cannot reopen");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+
+    // Widen the live window and push at once into the new part: no reload to wait for.
+    admin
+        .set_event(event("live", live_start, live_end + DAY, None))
+        .await
+        .expect("widen");
+    let got = push(&app, &secret, vec![sale_at("L-widened", now + 60)]).await;
+    assert_eq!(got, [ok("live")]);
+    // Narrowing that would strand accepted sales is refused, saying how many.
+    let err = admin
+        .set_event(event("live", live_start + 1, live_end + DAY, None))
+        .await
+        .expect_err("L-edge would fall outside");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("1 accepted sales"),
+        "{}",
+        err.message()
+    );
+
+    // The events, publicly and by id.
+    let listed = app
+        .leaderboard()
+        .await
+        .list_events(ListEventsRequest {})
+        .await
+        .expect("public list")
+        .into_inner()
+        .events;
+    let ids: Vec<&str> = listed.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["live", "past", "done"], "newest first");
+    let states: Vec<EventState> = listed.iter().map(Event::state).collect();
+    assert_eq!(
+        states,
+        [EventState::Live, EventState::Closed, EventState::Closed]
+    );
+    let current = admin
+        .get_event(GetEventRequest::default())
+        .await
+        .expect("current")
+        .into_inner();
+    assert_eq!(current.event_id, "live");
+    let missing = admin
+        .get_event(GetEventRequest {
+            event_id: "nope".into(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_eq!(missing.code(), Code::NotFound);
+}
+
+/// A database as the one-event release left it (its event, a sale and a refund), then the
+/// events migration: the event becomes the first of many with a default settlement period,
+/// every stored row belongs to it, and new pushes are counted in it.
+async fn a_one_event_database_migrates(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let previous = match backend {
+        Backend::Postgres => 5,
+        Backend::Sqlite => 4,
+    };
+    let old = saleboard_storage::connect(&saleboard_storage::ConnectOptions {
+        url: db.url.clone(),
+        max_connections: 2,
+        create_if_missing: true,
+    })
+    .await
+    .expect("open");
+    old.migrate_until(previous)
+        .await
+        .expect("the previous release's schema");
+    let ns = |s: i64| s * 1_000_000_000;
+    let now = now_secs();
+    let (starts, ends) = (ns(now - DAY), ns(now + DAY));
+    let at = ns(now - 60);
+    db.execute(&format!(
+        "INSERT INTO event (id, event_id, display_name, starts_at_ns, ends_at_ns, \
+         reporting_currency) VALUES (1, 'harbolnas-2025', 'Harbolnas 2025', {starts}, {ends}, 'IDR')"
+    ))
+    .await;
+    db.execute("INSERT INTO sites (site_id, display_name, created_at_ns) VALUES ('alpha', 'A', 0)")
+        .await;
+    db.execute(&format!(
+        "INSERT INTO ledger (position, site_id, transaction_id, store_id, kind, currency, \
+         amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns) VALUES \
+         (1, 'alpha', 'S1', '', 1, 'IDR', 5000, {at}, '', 'key_old', {at}), \
+         (2, 'alpha', 'R1', '', 2, 'IDR', 500, {at}, 'S1', 'key_old', {at})"
+    ))
+    .await;
+    db.execute("UPDATE ledger_head SET head = 2 WHERE id = 1")
+        .await;
+    drop(old);
+
+    let store = db.store().await;
+    let events = store.events().await.expect("events");
+    let migrated = events.get("harbolnas-2025").expect("the event moved");
+    assert_eq!(events.as_slice().len(), 1);
+    assert_eq!(migrated.display_name, "Harbolnas 2025");
+    assert_eq!(
+        migrated.closes_at.0,
+        ends + ns(7 * DAY),
+        "settlement defaults to 7 days"
+    );
+    let rows = store.read_ledger(0, 10).await.expect("ledger");
+    let owners: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.tx.id.as_str(), r.event_id.as_str()))
+        .collect();
+    assert_eq!(owners, [("S1", "harbolnas-2025"), ("R1", "harbolnas-2025")]);
+    // The stored sale still takes refunds, counted in its event.
+    let refund = saleboard_storage::Candidate {
+        site: saleboard_domain::SiteId::parse("alpha").expect("site"),
+        key_id: "key_new".into(),
+        received_at: saleboard_domain::UnixNanos::now(),
+        tx: saleboard_domain::ValidTransaction {
+            id: saleboard_domain::TransactionId::parse("R2").expect("id"),
+            store_id: saleboard_domain::StoreId::default(),
+            nature: saleboard_domain::Nature::Refund {
+                of: saleboard_domain::TransactionId::parse("S1").expect("id"),
+            },
+            currency: saleboard_domain::Currency::parse("IDR").expect("IDR"),
+            amount_minor: 4_500,
+            occurred_at: saleboard_domain::UnixNanos(at),
+        },
+    };
+    let decided = store.append(&[refund]).await.expect("append");
+    assert_eq!(
+        decided,
+        [saleboard_domain::resolve::Decision::Accepted {
+            position: 3,
+            event_id: "harbolnas-2025".into()
+        }]
+    );
+}
+
+backend_tests!(
+    windows_edges_refunds_and_closing,
+    a_one_event_database_migrates
+);
