@@ -59,6 +59,7 @@ async fn set_rate(app: &TestApp, currency: &str, rate: &str) -> Result<(), tonic
                 currency: currency.into(),
                 rate: rate.into(),
             }],
+            event_id: String::new(),
         })
         .await
         .map(drop)

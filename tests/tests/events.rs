@@ -6,8 +6,8 @@
 
 use saleboard_proto::Timestamp;
 use saleboard_proto::v1::{
-    Event, EventState, GetEventRequest, ListEventsRequest, Outcome, SubmitTransactionsRequest,
-    Transaction, TransactionKind,
+    Event, EventState, GetEventRequest, GetLeaderboardRequest, ListEventsRequest, Outcome,
+    SubmitTransactionsRequest, Transaction, TransactionKind,
 };
 use saleboard_tests::data::now_secs;
 use saleboard_tests::db::TestDb;
@@ -162,6 +162,44 @@ async fn windows_edges_refunds_and_closing(backend: Backend) {
         [(Outcome::Duplicate, String::new(), "past".to_owned())]
     );
 
+    // Each event has its own totals; the board shows the current (live) one only.
+    app.settle().await;
+    let board = app
+        .leaderboard()
+        .await
+        .get_leaderboard(GetLeaderboardRequest {
+            limit: 10,
+            page_token: String::new(),
+        })
+        .await
+        .expect("board")
+        .into_inner();
+    assert_eq!(board.event_id, "live");
+    assert_eq!(
+        board.national_net_reporting_minor, 2_000,
+        "the live event's two sales, not the past event's"
+    );
+    let stored = app.store.load_totals().await.expect("totals");
+    let of = |event: &str| {
+        stored
+            .book
+            .totals()
+            .iter()
+            .filter(|((e, _, _), _)| e == event)
+            .map(|(_, t)| {
+                (
+                    t.sale_count,
+                    t.gross_minor,
+                    t.refund_count,
+                    t.refunded_minor,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("past"), [(2, 2_000, 1, 100)]);
+    assert_eq!(of("live"), [(2, 2_000, 0, 0)]);
+    assert!(of("done").is_empty());
+
     // Close the past event now: its refunds are refused from then on.
     admin
         .set_event(event("past", past_start, past_end, Some(now - 1)))
@@ -270,6 +308,15 @@ async fn a_one_event_database_migrates(backend: Backend) {
     .await;
     db.execute("UPDATE ledger_head SET head = 2 WHERE id = 1")
         .await;
+    db.execute(
+        "INSERT INTO site_totals (site_id, currency, sale_count, gross_minor, refund_count, \
+         refunded_minor, net_minor) VALUES ('alpha', 'IDR', 1, '5000', 1, '500', '4500')",
+    )
+    .await;
+    db.execute("UPDATE aggregator_state SET applied_position = 2 WHERE id = 1")
+        .await;
+    db.execute("INSERT INTO exchange_rates (currency, rate) VALUES ('USD', '15850.25')")
+        .await;
     drop(old);
 
     let store = db.store().await;
@@ -288,6 +335,23 @@ async fn a_one_event_database_migrates(backend: Backend) {
         .map(|r| (r.tx.id.as_str(), r.event_id.as_str()))
         .collect();
     assert_eq!(owners, [("S1", "harbolnas-2025"), ("R1", "harbolnas-2025")]);
+    let totals = store.load_totals().await.expect("totals");
+    let keys: Vec<(&str, &str, &str)> = totals
+        .book
+        .totals()
+        .keys()
+        .map(|(e, s, c)| (e.as_str(), s.as_str(), c.code()))
+        .collect();
+    assert_eq!(
+        keys,
+        [("harbolnas-2025", "alpha", "IDR")],
+        "the totals moved with it"
+    );
+    let rates = store
+        .list_exchange_rates("harbolnas-2025")
+        .await
+        .expect("rates");
+    assert_eq!(rates.len(), 1, "and its rates");
     // The stored sale still takes refunds, counted in its event.
     let refund = saleboard_storage::Candidate {
         site: saleboard_domain::SiteId::parse("alpha").expect("site"),

@@ -677,7 +677,10 @@ async fn admin_validation(backend: Backend) {
         ),
     ] {
         let err = admin
-            .set_exchange_rates(SetExchangeRatesRequest { rates })
+            .set_exchange_rates(SetExchangeRatesRequest {
+                rates,
+                event_id: String::new(),
+            })
             .await
             .expect_err(field);
         assert_eq!(err.code(), Code::InvalidArgument);
@@ -693,6 +696,7 @@ async fn admin_validation(backend: Backend) {
     let all = admin
         .set_exchange_rates(SetExchangeRatesRequest {
             rates: vec![rate("USD", "15850.250"), rate("JPY", "105.5")],
+            event_id: String::new(),
         })
         .await
         .expect("rates")

@@ -196,6 +196,7 @@ async fn set_rates(app: &TestApp, rates: &BTreeMap<&str, &str>) {
                     rate: (*r).into(),
                 })
                 .collect(),
+            event_id: String::new(),
         })
         .await
         .expect("rates");

@@ -373,7 +373,7 @@ async fn aggregator_killed_again_and_again_stays_exact(backend: Backend) {
         .book
         .totals()
         .iter()
-        .map(|((s, c), t)| {
+        .map(|((_, s, c), t)| {
             (
                 (s.to_string(), c.code().to_owned()),
                 [

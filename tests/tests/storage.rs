@@ -228,15 +228,28 @@ async fn event_and_rates(backend: Backend) {
     let jpy = Currency::parse("JPY").expect("JPY");
     let r = |s: &str| Rate::parse(s).expect("rate");
     store
-        .set_exchange_rates(&[(usd, r("15850.25")), (jpy, r("105"))])
+        .set_exchange_rates("test", &[(usd, r("15850.25")), (jpy, r("105"))])
         .await
         .expect("set");
     let all = store
-        .set_exchange_rates(&[(usd, r("16000.5"))])
+        .set_exchange_rates("test", &[(usd, r("16000.5"))])
         .await
         .expect("upsert");
     assert_eq!(all, vec![(jpy, r("105")), (usd, r("16000.5"))]);
-    assert_eq!(store.list_exchange_rates().await.expect("list"), all);
+    assert_eq!(store.list_exchange_rates("test").await.expect("list"), all);
+    // Rates belong to their event.
+    assert!(
+        store
+            .list_exchange_rates("next")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    store
+        .set_exchange_rates("next", &[(usd, r("1"))])
+        .await
+        .expect("another event's rates");
+    assert_eq!(store.list_exchange_rates("test").await.expect("list"), all);
 }
 
 async fn append_decides_and_stores(backend: Backend) {

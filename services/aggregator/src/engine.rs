@@ -239,7 +239,7 @@ impl Engine {
                         found: row.position,
                     }));
                 }
-                book.apply(&row.site, &row.tx)
+                book.apply(&row.event_id, &row.site, &row.tx)
                     .map_err(|e| LeadEnd::Fatal(e.into()))?;
             }
             let changes = book.take_changes();

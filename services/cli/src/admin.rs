@@ -155,9 +155,16 @@ pub enum RatesCommand {
     Set {
         /// The CSV file.
         file: PathBuf,
+        /// The event the rates belong to (default: the current event).
+        #[arg(long, default_value = "")]
+        event: String,
     },
-    /// List every rate.
-    List,
+    /// List an event's rates.
+    List {
+        /// The event (default: the current event).
+        #[arg(long, default_value = "")]
+        event: String,
+    },
 }
 
 fn timestamp(field: &str, text: &str) -> anyhow::Result<Timestamp> {
@@ -496,18 +503,23 @@ async fn rates(
     command: &RatesCommand,
 ) -> anyhow::Result<()> {
     match command {
-        RatesCommand::Set { file } => {
+        RatesCommand::Set { file, event } => {
             let rates = read_rates(file)?;
             let answer = admin
-                .set_exchange_rates(SetExchangeRatesRequest { rates })
+                .set_exchange_rates(SetExchangeRatesRequest {
+                    rates,
+                    event_id: event.clone(),
+                })
                 .await
                 .map_err(|s| client::explain(endpoint, "SetExchangeRates", &s))?
                 .into_inner();
             print_rates(output, &answer.rates, &answer.currencies_without_rate);
         }
-        RatesCommand::List => {
+        RatesCommand::List { event } => {
             let answer = admin
-                .list_exchange_rates(ListExchangeRatesRequest {})
+                .list_exchange_rates(ListExchangeRatesRequest {
+                    event_id: event.clone(),
+                })
                 .await
                 .map_err(|s| client::explain(endpoint, "ListExchangeRates", &s))?
                 .into_inner();

@@ -207,12 +207,17 @@ async fn seed(
             .push((id.to_owned(), key.key_id, key.secret.clone()));
         keys.push((id.to_owned(), key.secret));
     }
-    if store.list_exchange_rates().await?.is_empty() {
+    let event_id = store
+        .get_event()
+        .await?
+        .map(|e| e.event_id)
+        .unwrap_or_default();
+    if store.list_exchange_rates(&event_id).await?.is_empty() {
         let rates = DEMO_RATES
             .iter()
             .map(|(c, r)| Ok((Currency::parse(c)?, Rate::parse(r)?)))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        store.set_exchange_rates(&rates).await?;
+        store.set_exchange_rates(&event_id, &rates).await?;
     }
     Ok(keys)
 }

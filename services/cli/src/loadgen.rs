@@ -532,7 +532,7 @@ async fn setup(args: &LoadgenArgs) -> anyhow::Result<Vec<LoadSite>> {
         Err(s) => return Err(explain("GetEvent", s)),
     }
     let have = admin
-        .list_exchange_rates(ListExchangeRatesRequest {})
+        .list_exchange_rates(ListExchangeRatesRequest::default())
         .await
         .map_err(|s| explain("ListExchangeRates", s))?
         .into_inner()
@@ -552,7 +552,10 @@ async fn setup(args: &LoadgenArgs) -> anyhow::Result<Vec<LoadSite>> {
     .collect();
     if !missing.is_empty() {
         admin
-            .set_exchange_rates(SetExchangeRatesRequest { rates: missing })
+            .set_exchange_rates(SetExchangeRatesRequest {
+                rates: missing,
+                event_id: String::new(),
+            })
             .await
             .map_err(|s| explain("SetExchangeRates", s))?;
     }

@@ -53,9 +53,10 @@ pub fn differences(stored: &TotalsBook, recomputed: &TotalsBook) -> Vec<String> 
         let (s, r) = (stored.totals().get(key), recomputed.totals().get(key));
         if s != r {
             out.push(format!(
-                "totals {} {}: stored {}, ledger says {}",
+                "event {} totals {} {}: stored {}, ledger says {}",
                 key.0,
                 key.1,
+                key.2,
                 describe_totals(s),
                 describe_totals(r)
             ));
@@ -70,10 +71,11 @@ pub fn differences(stored: &TotalsBook, recomputed: &TotalsBook) -> Vec<String> 
         let (s, r) = (stored.hourly().get(key), recomputed.hourly().get(key));
         if s != r {
             out.push(format!(
-                "hourly {} {} hour {}: stored {}, ledger says {}",
+                "event {} hourly {} {} hour {}: stored {}, ledger says {}",
                 key.0,
                 key.1,
-                key.2.to_rfc3339(),
+                key.2,
+                key.3.to_rfc3339(),
                 describe_hourly(s),
                 describe_hourly(r)
             ));
@@ -105,7 +107,7 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
             break;
         };
         for row in rows.iter().take_while(|r| r.position <= stored.applied) {
-            recomputed.apply(&row.site, &row.tx)?;
+            recomputed.apply(&row.event_id, &row.site, &row.tx)?;
         }
         after = last;
     }

@@ -43,10 +43,10 @@ pub struct HourlyTotals {
     pub net_minor: i128,
 }
 
-/// Key of a per-currency total.
-pub type TotalsKey = (SiteId, Currency);
-/// Key of an hourly total: site, currency, start of the hour.
-pub type HourlyKey = (SiteId, Currency, UnixNanos);
+/// Key of a per-currency total: event, site, currency.
+pub type TotalsKey = (String, SiteId, Currency);
+/// Key of an hourly total: event, site, currency, start of the hour.
+pub type HourlyKey = (String, SiteId, Currency, UnixNanos);
 
 /// A total would leave the range of `i64` / `u64`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,19 +93,29 @@ impl TotalsBook {
         self.hourly.insert(key, value);
     }
 
-    /// Adds one ledger row.
+    /// Adds one ledger row, counted in `event_id`.
     ///
     /// # Errors
     /// When a figure would overflow. The book is then partly updated and must be discarded.
-    pub fn apply(&mut self, site: &SiteId, tx: &ValidTransaction) -> Result<(), TotalsOverflow> {
+    pub fn apply(
+        &mut self,
+        event_id: &str,
+        site: &SiteId,
+        tx: &ValidTransaction,
+    ) -> Result<(), TotalsOverflow> {
         let overflow = |what| TotalsOverflow {
             site: site.clone(),
             currency: tx.currency,
             what,
         };
-        let key = (site.clone(), tx.currency);
+        let key = (event_id.to_owned(), site.clone(), tx.currency);
         let t = self.totals.entry(key.clone()).or_default();
-        let hour_key = (site.clone(), tx.currency, tx.occurred_at.hour_start());
+        let hour_key = (
+            event_id.to_owned(),
+            site.clone(),
+            tx.currency,
+            tx.occurred_at.hour_start(),
+        );
         let h = self.hourly.entry(hour_key.clone()).or_default();
         match tx.kind() {
             Kind::Sale => {
@@ -199,14 +209,16 @@ mod tests {
     fn folds_sales_and_refunds_per_currency_and_hour() {
         let a = SiteId::parse("a").expect("site");
         let mut book = TotalsBook::default();
-        book.apply(&a, &tx(Kind::Sale, "IDR", 100, 10)).expect("ok");
-        book.apply(&a, &tx(Kind::Sale, "IDR", 50, HOUR + 5))
+        book.apply("e", &a, &tx(Kind::Sale, "IDR", 100, 10))
             .expect("ok");
-        book.apply(&a, &tx(Kind::Refund, "IDR", 30, HOUR + 6))
+        book.apply("e", &a, &tx(Kind::Sale, "IDR", 50, HOUR + 5))
             .expect("ok");
-        book.apply(&a, &tx(Kind::Sale, "USD", 7, 0)).expect("ok");
+        book.apply("e", &a, &tx(Kind::Refund, "IDR", 30, HOUR + 6))
+            .expect("ok");
+        book.apply("e", &a, &tx(Kind::Sale, "USD", 7, 0))
+            .expect("ok");
         let idr = Currency::parse("IDR").expect("IDR");
-        let t = book.totals()[&(a.clone(), idr)];
+        let t = book.totals()[&("e".to_owned(), a.clone(), idr)];
         assert_eq!(
             t,
             CurrencyTotals {
@@ -218,14 +230,14 @@ mod tests {
         );
         assert_eq!(t.net_minor(), 120);
         assert_eq!(
-            book.hourly()[&(a.clone(), idr, UnixNanos(0))],
+            book.hourly()[&("e".to_owned(), a.clone(), idr, UnixNanos(0))],
             HourlyTotals {
                 sale_count: 1,
                 net_minor: 100
             }
         );
         assert_eq!(
-            book.hourly()[&(a.clone(), idr, UnixNanos(HOUR))],
+            book.hourly()[&("e".to_owned(), a.clone(), idr, UnixNanos(HOUR))],
             HourlyTotals {
                 sale_count: 1,
                 net_minor: 20
@@ -244,11 +256,15 @@ mod tests {
     fn a_refund_alone_in_its_hour_is_negative() {
         let a = SiteId::parse("a").expect("site");
         let mut book = TotalsBook::default();
-        book.apply(&a, &tx(Kind::Sale, "JPY", 100, 0)).expect("ok");
-        book.apply(&a, &tx(Kind::Refund, "JPY", 40, 5 * HOUR))
+        book.apply("e", &a, &tx(Kind::Sale, "JPY", 100, 0))
+            .expect("ok");
+        book.apply("e", &a, &tx(Kind::Refund, "JPY", 40, 5 * HOUR))
             .expect("ok");
         let jpy = Currency::parse("JPY").expect("JPY");
-        assert_eq!(book.hourly()[&(a, jpy, UnixNanos(5 * HOUR))].net_minor, -40);
+        assert_eq!(
+            book.hourly()[&("e".to_owned(), a, jpy, UnixNanos(5 * HOUR))].net_minor,
+            -40
+        );
     }
 
     #[test]
@@ -257,20 +273,20 @@ mod tests {
         let a = SiteId::parse("a").expect("site");
         let mut book = TotalsBook::default();
         for _ in 0..10_000 {
-            book.apply(&a, &tx(Kind::Sale, "IDR", 1_000_000_000_000_000, 0))
+            book.apply("e", &a, &tx(Kind::Sale, "IDR", 1_000_000_000_000_000, 0))
                 .expect("fits");
         }
-        book.apply(&a, &tx(Kind::Refund, "IDR", i64::MAX, 0))
+        book.apply("e", &a, &tx(Kind::Refund, "IDR", i64::MAX, 0))
             .expect("fits");
         let idr = Currency::parse("IDR").expect("IDR");
-        let t = book.totals()[&(a.clone(), idr)];
+        let t = book.totals()[&("e".to_owned(), a.clone(), idr)];
         assert_eq!(t.gross_minor, 10_000_000_000_000_000_000);
         assert_eq!(
             t.net_minor(),
             10_000_000_000_000_000_000 - i128::from(i64::MAX)
         );
         assert_eq!(
-            book.hourly()[&(a, idr, UnixNanos(0))].net_minor,
+            book.hourly()[&("e".to_owned(), a, idr, UnixNanos(0))].net_minor,
             t.net_minor()
         );
     }
@@ -323,7 +339,7 @@ mod properties {
     fn fold<'a>(book: &mut TotalsBook, rows: impl IntoIterator<Item = &'a (u8, ValidTransaction)>) {
         for (site, tx) in rows {
             let site = SiteId::parse(&format!("site-{site}")).expect("site");
-            book.apply(&site, tx)
+            book.apply("e", &site, tx)
                 .expect("an i128 fold of i64 amounts never overflows");
         }
     }

@@ -48,10 +48,32 @@ impl AdminService {
         }
     }
 
-    /// Currencies in the current totals that `rates` leave without a rate, by code.
-    fn without_rate(&self, rates: &[(Currency, Rate)]) -> Vec<String> {
-        self.board
-            .current()
+    /// The event named, or the current one when `event_id` is empty.
+    async fn event_named(&self, event_id: &str, now: UnixNanos) -> Result<Event, Status> {
+        let events = self.store.events().await.map_err(|e| from_storage(&e))?;
+        if event_id.is_empty() {
+            return events.current(now).cloned().ok_or_else(|| {
+                Status::failed_precondition(
+                    "no event is configured; rates belong to an event: call SetEvent first",
+                )
+            });
+        }
+        events.get(event_id).cloned().ok_or_else(|| {
+            Status::not_found(format!(
+                "event {:?} does not exist",
+                saleboard_domain::ids::excerpt(event_id)
+            ))
+        })
+    }
+
+    /// Currencies in the current totals that `rates` (of `event_id`) leave without a rate, by
+    /// code; empty for an event that is not the one on the board.
+    fn without_rate(&self, event_id: &str, rates: &[(Currency, Rate)]) -> Vec<String> {
+        let board = self.board.current();
+        if board.figures.event.as_ref().map(|(id, _)| id.as_str()) != Some(event_id) {
+            return Vec::new();
+        }
+        board
             .figures
             .currencies_without_rate(rates)
             .iter()
@@ -371,30 +393,41 @@ impl AdminApi for AdminService {
                 .map_err(|e| invalid_field(&format!("rates[{i}].rate"), e.to_string()))?;
             rates.push((currency, rate));
         }
+        let now = UnixNanos::now();
+        let event = self.event_named(&req.event_id, now).await?;
+        if event.state(now) == EventState::Closed {
+            return Err(Status::failed_precondition(format!(
+                "event {:?} closed at {}: its rates are frozen",
+                event.event_id,
+                event.closes_at.to_rfc3339()
+            )));
+        }
         let all = self
             .store
-            .set_exchange_rates(&rates)
+            .set_exchange_rates(&event.event_id, &rates)
             .await
             .map_err(|e| from_storage(&e))?;
         tracing::info!(changed = rates.len(), "exchange rates set");
         self.refresh_board().await;
         Ok(Response::new(SetExchangeRatesResponse {
-            currencies_without_rate: self.without_rate(&all),
+            currencies_without_rate: self.without_rate(&event.event_id, &all),
             rates: rate_msgs(all),
         }))
     }
 
     async fn list_exchange_rates(
         &self,
-        _: Request<ListExchangeRatesRequest>,
+        request: Request<ListExchangeRatesRequest>,
     ) -> Result<Response<ListExchangeRatesResponse>, Status> {
+        let event_id = request.into_inner().event_id;
+        let event = self.event_named(&event_id, UnixNanos::now()).await?;
         let all = self
             .store
-            .list_exchange_rates()
+            .list_exchange_rates(&event.event_id)
             .await
             .map_err(|e| from_storage(&e))?;
         Ok(Response::new(ListExchangeRatesResponse {
-            currencies_without_rate: self.without_rate(&all),
+            currencies_without_rate: self.without_rate(&event.event_id, &all),
             rates: rate_msgs(all),
         }))
     }

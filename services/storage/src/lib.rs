@@ -92,11 +92,15 @@ pub trait AdminStore: Send + Sync {
     async fn get_event(&self) -> Result<Option<Event>>;
     /// Every event.
     async fn events(&self) -> Result<Events>;
-    /// Upserts rates in one transaction and returns every rate in force, by currency.
-    async fn set_exchange_rates(&self, rates: &[(Currency, Rate)])
-    -> Result<Vec<(Currency, Rate)>>;
-    /// Every rate in force, by currency.
-    async fn list_exchange_rates(&self) -> Result<Vec<(Currency, Rate)>>;
+    /// Upserts an event's rates in one transaction and returns every rate of that event, by
+    /// currency.
+    async fn set_exchange_rates(
+        &self,
+        event_id: &str,
+        rates: &[(Currency, Rate)],
+    ) -> Result<Vec<(Currency, Rate)>>;
+    /// Every rate of an event, by currency.
+    async fn list_exchange_rates(&self, event_id: &str) -> Result<Vec<(Currency, Rate)>>;
 }
 
 /// The append-only ledger.

@@ -120,6 +120,13 @@ impl PgStore {
                 include_str!("../migrations/postgres/0006_events.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                7,
+                "event totals".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0007_event_totals.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -215,7 +222,8 @@ impl Backend for PgStore {
     async fn upsert_totals(conn: &mut PgConnection, changes: &Changes) -> Result<()> {
         if !changes.totals.is_empty() {
             let mut c = TotalsColumns::default();
-            for ((site, currency), t) in &changes.totals {
+            for ((event, site, currency), t) in &changes.totals {
+                c.event.push(event.as_str());
                 c.site.push(site.as_str());
                 c.currency.push(currency.code());
                 c.sales.push(to_i64("site_totals", t.sale_count)?);
@@ -226,10 +234,10 @@ impl Backend for PgStore {
             }
             sqlx::query(
                 "INSERT INTO site_totals (site_id, currency, sale_count, gross_minor, \
-                 refund_count, refunded_minor, net_minor) \
+                 refund_count, refunded_minor, net_minor, event_id) \
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::numeric[], \
-                 $5::bigint[], $6::numeric[], $7::numeric[]) \
-                 ON CONFLICT (site_id, currency) DO UPDATE SET sale_count = excluded.sale_count, \
+                 $5::bigint[], $6::numeric[], $7::numeric[], $8::text[]) \
+                 ON CONFLICT (event_id, site_id, currency) DO UPDATE SET sale_count = excluded.sale_count, \
                  gross_minor = excluded.gross_minor, refund_count = excluded.refund_count, \
                  refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor",
             )
@@ -240,12 +248,14 @@ impl Backend for PgStore {
             .bind(c.refunds)
             .bind(c.refunded)
             .bind(c.net)
+            .bind(c.event)
             .execute(&mut *conn)
             .await?;
         }
         if !changes.hourly.is_empty() {
             let mut c = HourlyColumns::default();
-            for ((site, currency, hour), h) in &changes.hourly {
+            for ((event, site, currency, hour), h) in &changes.hourly {
+                c.event.push(event.as_str());
                 c.site.push(site.as_str());
                 c.currency.push(currency.code());
                 c.hour.push(hour.0);
@@ -254,10 +264,10 @@ impl Backend for PgStore {
             }
             sqlx::query(
                 "INSERT INTO hourly_totals (site_id, currency, hour_start_ns, sale_count, \
-                 net_minor) \
+                 net_minor, event_id) \
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], \
-                 $5::numeric[]) \
-                 ON CONFLICT (site_id, currency, hour_start_ns) DO UPDATE SET \
+                 $5::numeric[], $6::text[]) \
+                 ON CONFLICT (event_id, site_id, currency, hour_start_ns) DO UPDATE SET \
                  sale_count = excluded.sale_count, net_minor = excluded.net_minor",
             )
             .bind(c.site)
@@ -265,6 +275,7 @@ impl Backend for PgStore {
             .bind(c.hour)
             .bind(c.sales)
             .bind(c.net)
+            .bind(c.event)
             .execute(conn)
             .await?;
         }
@@ -312,6 +323,7 @@ impl<'a> LedgerColumns<'a> {
 /// The changed per-currency totals of one apply, column by column (for `UNNEST`).
 #[derive(Default)]
 struct TotalsColumns<'a> {
+    event: Vec<&'a str>,
     site: Vec<&'a str>,
     currency: Vec<&'a str>,
     sales: Vec<i64>,
@@ -324,6 +336,7 @@ struct TotalsColumns<'a> {
 /// The changed hourly totals of one apply, column by column (for `UNNEST`).
 #[derive(Default)]
 struct HourlyColumns<'a> {
+    event: Vec<&'a str>,
     site: Vec<&'a str>,
     currency: Vec<&'a str>,
     hour: Vec<i64>,

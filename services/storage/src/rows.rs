@@ -121,6 +121,7 @@ impl RateRow {
 /// `site_totals`, money sums as decimal text (NUMERIC on PostgreSQL, TEXT on SQLite).
 #[derive(sqlx::FromRow)]
 pub(crate) struct TotalsRow {
+    event_id: String,
     site_id: String,
     currency: String,
     sale_count: i64,
@@ -130,9 +131,11 @@ pub(crate) struct TotalsRow {
 }
 
 impl TotalsRow {
-    pub(crate) fn into_totals(self) -> Result<(SiteId, Currency, CurrencyTotals)> {
+    /// (event, site, currency, totals).
+    pub(crate) fn into_totals(self) -> Result<(String, SiteId, Currency, CurrencyTotals)> {
         const T: &str = "site_totals";
         Ok((
+            self.event_id,
             site_id(T, &self.site_id)?,
             currency(T, &self.currency)?,
             CurrencyTotals {
@@ -148,6 +151,7 @@ impl TotalsRow {
 /// `hourly_totals`, the net as decimal text.
 #[derive(sqlx::FromRow)]
 pub(crate) struct HourlyRow {
+    event_id: String,
     site_id: String,
     currency: String,
     hour_start_ns: i64,
@@ -156,9 +160,11 @@ pub(crate) struct HourlyRow {
 }
 
 impl HourlyRow {
-    pub(crate) fn into_hourly(self) -> Result<(SiteId, Currency, UnixNanos, HourlyTotals)> {
+    /// (event, site, currency, hour, totals).
+    pub(crate) fn into_hourly(self) -> Result<(String, SiteId, Currency, UnixNanos, HourlyTotals)> {
         const T: &str = "hourly_totals";
         Ok((
+            self.event_id,
             site_id(T, &self.site_id)?,
             currency(T, &self.currency)?,
             UnixNanos(self.hour_start_ns),

@@ -180,22 +180,25 @@ where
 
     async fn set_exchange_rates(
         &self,
+        event_id: &str,
         rates: &[(Currency, Rate)],
     ) -> Result<Vec<(Currency, Rate)>> {
         let mut tx = self.pool().begin().await?;
         for (currency, rate) in rates {
             sqlx::query(sql::UPSERT_RATE)
+                .bind(event_id)
                 .bind(currency.code())
                 .bind(rate.to_string())
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
-        self.list_exchange_rates().await
+        self.list_exchange_rates(event_id).await
     }
 
-    async fn list_exchange_rates(&self) -> Result<Vec<(Currency, Rate)>> {
+    async fn list_exchange_rates(&self, event_id: &str) -> Result<Vec<(Currency, Rate)>> {
         sqlx::query_as::<_, RateRow>(sql::RATES)
+            .bind(event_id)
             .fetch_all(self.pool())
             .await?
             .into_iter()
@@ -324,7 +327,7 @@ fn decide(state: &mut LedgerState, batch: &[Candidate]) -> Vec<Decision> {
 }
 
 /// Every event, read inside `tx`.
-async fn events_in<DB>(tx: &mut sqlx::Transaction<'static, DB>) -> Result<Events>
+pub(crate) async fn events_in<DB>(tx: &mut sqlx::Transaction<'static, DB>) -> Result<Events>
 where
     DB: Database,
     for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,

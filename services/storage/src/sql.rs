@@ -70,13 +70,14 @@ pub(crate) const SALES_OUTSIDE: &str = "\
     SELECT COUNT(*) FROM ledger WHERE event_id = $1 AND kind = 1 \
     AND (occurred_at_ns < $2 OR occurred_at_ns >= $3)";
 
-/// Sets one exchange rate.
+/// Sets one exchange rate of an event.
 pub(crate) const UPSERT_RATE: &str = "\
-    INSERT INTO exchange_rates (currency, rate) VALUES ($1, $2) \
-    ON CONFLICT (currency) DO UPDATE SET rate = excluded.rate";
+    INSERT INTO exchange_rates (event_id, currency, rate) VALUES ($1, $2, $3) \
+    ON CONFLICT (event_id, currency) DO UPDATE SET rate = excluded.rate";
 
-/// Every rate, by currency.
-pub(crate) const RATES: &str = "SELECT currency, rate FROM exchange_rates ORDER BY currency";
+/// Every rate of an event, by currency.
+pub(crate) const RATES: &str =
+    "SELECT currency, rate FROM exchange_rates WHERE event_id = $1 ORDER BY currency";
 
 /// The ledger head, without a lock.
 pub(crate) const HEAD: &str = "SELECT head FROM ledger_head WHERE id = 1";
@@ -97,26 +98,33 @@ pub(crate) const APPLIED: &str = "SELECT applied_position FROM aggregator_state 
 pub(crate) const MOVE_APPLIED: &str =
     "UPDATE aggregator_state SET applied_position = $1, updated_at_ns = $2 WHERE id = 1";
 
-/// Every per-currency total.
+/// Every per-currency total of every event.
 pub(crate) const TOTALS: &str = "\
-    SELECT site_id, currency, sale_count, CAST(gross_minor AS TEXT) AS gross_minor, \
+    SELECT event_id, site_id, currency, sale_count, CAST(gross_minor AS TEXT) AS gross_minor, \
     refund_count, CAST(refunded_minor AS TEXT) AS refunded_minor FROM site_totals";
 
-/// One site's per-currency totals, by currency.
-pub(crate) const SITE_TOTALS: &str = "\
-    SELECT site_id, currency, sale_count, CAST(gross_minor AS TEXT) AS gross_minor, \
+/// Every per-currency total of one event.
+pub(crate) const EVENT_TOTALS: &str = "\
+    SELECT event_id, site_id, currency, sale_count, CAST(gross_minor AS TEXT) AS gross_minor, \
     refund_count, CAST(refunded_minor AS TEXT) AS refunded_minor FROM site_totals \
-    WHERE site_id = $1 ORDER BY currency";
+    WHERE event_id = $1";
 
-/// Every hourly total.
+/// One site's per-currency totals in one event, by currency.
+pub(crate) const SITE_TOTALS: &str = "\
+    SELECT event_id, site_id, currency, sale_count, CAST(gross_minor AS TEXT) AS gross_minor, \
+    refund_count, CAST(refunded_minor AS TEXT) AS refunded_minor FROM site_totals \
+    WHERE event_id = $1 AND site_id = $2 ORDER BY currency";
+
+/// Every hourly total of every event.
 pub(crate) const HOURLY: &str = "\
-    SELECT site_id, currency, hour_start_ns, sale_count, CAST(net_minor AS TEXT) AS net_minor \
-    FROM hourly_totals";
+    SELECT event_id, site_id, currency, hour_start_ns, sale_count, \
+    CAST(net_minor AS TEXT) AS net_minor FROM hourly_totals";
 
-/// One site's hourly totals, by hour then currency.
+/// One site's hourly totals in one event, by hour then currency.
 pub(crate) const SITE_HOURLY: &str = "\
-    SELECT site_id, currency, hour_start_ns, sale_count, CAST(net_minor AS TEXT) AS net_minor \
-    FROM hourly_totals WHERE site_id = $1 ORDER BY hour_start_ns, currency";
+    SELECT event_id, site_id, currency, hour_start_ns, sale_count, \
+    CAST(net_minor AS TEXT) AS net_minor FROM hourly_totals \
+    WHERE event_id = $1 AND site_id = $2 ORDER BY hour_start_ns, currency";
 
 /// Takes or renews the aggregator lease; a row comes back when it is taken.
 pub(crate) const TAKE_LEASE: &str = "\

@@ -142,6 +142,13 @@ impl SqliteStore {
                 include_str!("../migrations/sqlite/0005_events.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                6,
+                "event totals".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0006_event_totals.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -240,8 +247,9 @@ impl Backend for SqliteStore {
             let rows: Vec<serde_json::Value> = changes
                 .totals
                 .iter()
-                .map(|((site, currency), t)| {
+                .map(|((event, site, currency), t)| {
                     json!([
+                        event.as_str(),
                         site.as_str(),
                         currency.code(),
                         t.sale_count,
@@ -253,11 +261,11 @@ impl Backend for SqliteStore {
                 })
                 .collect();
             sqlx::query(
-                "INSERT INTO site_totals (site_id, currency, sale_count, gross_minor, \
+                "INSERT INTO site_totals (event_id, site_id, currency, sale_count, gross_minor, \
                  refund_count, refunded_minor, net_minor) \
                  SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-                 value ->> 5, value ->> 6 FROM json_each($1) WHERE true \
-                 ON CONFLICT (site_id, currency) DO UPDATE SET sale_count = excluded.sale_count, \
+                 value ->> 5, value ->> 6, value ->> 7 FROM json_each($1) WHERE true \
+                 ON CONFLICT (event_id, site_id, currency) DO UPDATE SET sale_count = excluded.sale_count, \
                  gross_minor = excluded.gross_minor, refund_count = excluded.refund_count, \
                  refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor",
             )
@@ -269,8 +277,9 @@ impl Backend for SqliteStore {
             let rows: Vec<serde_json::Value> = changes
                 .hourly
                 .iter()
-                .map(|((site, currency, hour), h)| {
+                .map(|((event, site, currency, hour), h)| {
                     json!([
+                        event.as_str(),
                         site.as_str(),
                         currency.code(),
                         hour.0,
@@ -280,11 +289,11 @@ impl Backend for SqliteStore {
                 })
                 .collect();
             sqlx::query(
-                "INSERT INTO hourly_totals (site_id, currency, hour_start_ns, sale_count, \
-                 net_minor) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 \
-                 FROM json_each($1) WHERE true \
-                 ON CONFLICT (site_id, currency, hour_start_ns) DO UPDATE SET \
+                "INSERT INTO hourly_totals (event_id, site_id, currency, hour_start_ns, \
+                 sale_count, net_minor) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+                 value ->> 5 FROM json_each($1) WHERE true \
+                 ON CONFLICT (event_id, site_id, currency, hour_start_ns) DO UPDATE SET \
                  sale_count = excluded.sale_count, net_minor = excluded.net_minor",
             )
             .bind(serde_json::Value::Array(rows).to_string())

@@ -3,12 +3,13 @@
 
 use async_trait::async_trait;
 use saleboard_domain::totals::{Changes, TotalsBook};
-use saleboard_domain::{Events, SiteId, UnixNanos};
+use saleboard_domain::{SiteId, UnixNanos};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use crate::backend::Backend;
 use crate::model::{AggregatorState, BoardData, SiteTotalsData, StoredTotals, db_position, to_u64};
-use crate::rows::{EventRow, HourlyRow, RateRow, SiteRow, StateRow, TotalsRow};
+use crate::rows::{HourlyRow, RateRow, SiteRow, StateRow, TotalsRow};
+use crate::shared::events_in;
 use crate::{Result, StorageError, TotalsStore, sql};
 
 #[async_trait]
@@ -35,12 +36,12 @@ where
         tx.commit().await?;
         let mut book = TotalsBook::default();
         for row in totals {
-            let (site, currency, t) = row.into_totals()?;
-            book.load_totals((site, currency), t);
+            let (event, site, currency, t) = row.into_totals()?;
+            book.load_totals((event, site, currency), t);
         }
         for row in hourly {
-            let (site, currency, hour, h) = row.into_hourly()?;
-            book.load_hourly((site, currency, hour), h);
+            let (event, site, currency, hour, h) = row.into_hourly()?;
+            book.load_hourly((event, site, currency, hour), h);
         }
         Ok(StoredTotals {
             applied: to_u64("aggregator_state", applied)?,
@@ -116,40 +117,36 @@ where
     async fn read_board(&self) -> Result<BoardData> {
         let mut tx = self.pool().begin_with(B::BEGIN_READ).await?;
         let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
+        // The current event's figures, all read in one consistent transaction.
+        let event = events_in(&mut tx).await?.current(UnixNanos::now()).cloned();
+        let event_id = event.as_ref().map_or("", |e| e.event_id.as_str());
         let sites = sqlx::query_as::<_, SiteRow>(sql::SITES)
             .fetch_all(&mut *tx)
             .await?;
-        let totals = sqlx::query_as::<_, TotalsRow>(sql::TOTALS)
+        let totals = sqlx::query_as::<_, TotalsRow>(sql::EVENT_TOTALS)
+            .bind(event_id)
             .fetch_all(&mut *tx)
             .await?;
         let rates = sqlx::query_as::<_, RateRow>(sql::RATES)
-            .fetch_all(&mut *tx)
-            .await?;
-        let events = sqlx::query_as::<_, EventRow>(sql::EVENTS)
+            .bind(event_id)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        let events = Events::new(
-            events
-                .into_iter()
-                .map(EventRow::into_event)
-                .collect::<Result<_>>()?,
-        );
         Ok(BoardData {
             applied: to_u64("aggregator_state", applied)?,
-            event: events.current(UnixNanos::now()).cloned(),
             sites: sites
                 .into_iter()
                 .map(SiteRow::into_record)
                 .collect::<Result<_>>()?,
             totals: totals
                 .into_iter()
-                .map(TotalsRow::into_totals)
+                .map(|row| row.into_totals().map(|(_, s, c, t)| (s, c, t)))
                 .collect::<Result<_>>()?,
             rates: rates
                 .into_iter()
                 .map(RateRow::into_pair)
                 .collect::<Result<_>>()?,
+            event,
         })
     }
 
@@ -167,12 +164,16 @@ where
             return Ok(None);
         };
         let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
+        let event = events_in(&mut tx).await?.current(UnixNanos::now()).cloned();
+        let event_id = event.as_ref().map_or("", |e| e.event_id.as_str());
         let totals = sqlx::query_as::<_, TotalsRow>(sql::SITE_TOTALS)
+            .bind(event_id)
             .bind(site.as_str())
             .fetch_all(&mut *tx)
             .await?;
         let hourly = if include_hourly {
             sqlx::query_as::<_, HourlyRow>(sql::SITE_HOURLY)
+                .bind(event_id)
                 .bind(site.as_str())
                 .fetch_all(&mut *tx)
                 .await?
@@ -184,11 +185,11 @@ where
             site: record.into_record()?,
             totals: totals
                 .into_iter()
-                .map(|row| row.into_totals().map(|(_, c, t)| (c, t)))
+                .map(|row| row.into_totals().map(|(_, _, c, t)| (c, t)))
                 .collect::<Result<_>>()?,
             hourly: hourly
                 .into_iter()
-                .map(|row| row.into_hourly().map(|(_, c, hour, h)| (hour, c, h)))
+                .map(|row| row.into_hourly().map(|(_, _, c, hour, h)| (hour, c, h)))
                 .collect::<Result<_>>()?,
             applied: to_u64("aggregator_state", applied)?,
         }))
