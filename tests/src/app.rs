@@ -182,7 +182,7 @@ impl TestApp {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let national = client
-                .get_national_totals(saleboard_proto::v1::GetNationalTotalsRequest {})
+                .get_national_totals(saleboard_proto::v1::GetNationalTotalsRequest::default())
                 .await
                 .expect("GetNationalTotals")
                 .into_inner();

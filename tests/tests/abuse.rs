@@ -71,6 +71,7 @@ async fn board(app: &TestApp) -> saleboard_proto::v1::Leaderboard {
         .get_leaderboard(GetLeaderboardRequest {
             limit: 10,
             page_token: String::new(),
+            event_id: String::new(),
         })
         .await
         .expect("GetLeaderboard")
@@ -120,7 +121,7 @@ async fn a_site_out_of_range_leaves_every_other_site_live(backend: Backend) {
     let national = app
         .leaderboard()
         .await
-        .get_national_totals(GetNationalTotalsRequest {})
+        .get_national_totals(GetNationalTotalsRequest::default())
         .await
         .expect("national")
         .into_inner();
@@ -145,6 +146,7 @@ async fn a_gross_past_int64_keeps_the_aggregator_folding(backend: Backend) {
         .get_site_totals(GetSiteTotalsRequest {
             site_id: "besar".into(),
             include_hourly: false,
+            event_id: String::new(),
         })
         .await
         .expect("site totals")
@@ -499,6 +501,7 @@ async fn guessing_secrets_is_limited_per_peer(backend: Backend) {
                 .get_site_totals(GetSiteTotalsRequest {
                     site_id: "toko".into(),
                     include_hourly: true,
+                    event_id: String::new(),
                 })
                 .await
                 .expect_err("guess")
@@ -534,6 +537,7 @@ async fn site_detail_needs_the_site_or_the_organizer(backend: Backend) {
             .get_site_totals(GetSiteTotalsRequest {
                 site_id: "toko".into(),
                 include_hourly: hourly,
+                event_id: String::new(),
             })
             .await
             .map(|r| r.into_inner().hourly.len())

@@ -6,8 +6,9 @@
 
 use saleboard_proto::Timestamp;
 use saleboard_proto::v1::{
-    Event, EventState, GetEventRequest, GetLeaderboardRequest, ListEventsRequest, Outcome,
-    SubmitTransactionsRequest, Transaction, TransactionKind,
+    Event, EventState, GetEventRequest, GetLeaderboardRequest, GetNationalTotalsRequest,
+    GetSiteTotalsRequest, ListEventsRequest, Outcome, SubmitTransactionsRequest, Transaction,
+    TransactionKind, WatchLeaderboardRequest,
 };
 use saleboard_tests::data::now_secs;
 use saleboard_tests::db::TestDb;
@@ -170,6 +171,7 @@ async fn windows_edges_refunds_and_closing(backend: Backend) {
         .get_leaderboard(GetLeaderboardRequest {
             limit: 10,
             page_token: String::new(),
+            event_id: String::new(),
         })
         .await
         .expect("board")
@@ -199,6 +201,74 @@ async fn windows_edges_refunds_and_closing(backend: Backend) {
     assert_eq!(of("past"), [(2, 2_000, 1, 100)]);
     assert_eq!(of("live"), [(2, 2_000, 0, 0)]);
     assert!(of("done").is_empty());
+
+    // The leaderboard of a past event while another is live, by every read.
+    let mut reader = app.leaderboard().await;
+    let past_board = reader
+        .get_leaderboard(GetLeaderboardRequest {
+            limit: 10,
+            page_token: String::new(),
+            event_id: "past".into(),
+        })
+        .await
+        .expect("a past event's board")
+        .into_inner();
+    assert_eq!(past_board.event_id, "past");
+    assert_eq!(past_board.national_net_reporting_minor, 1_900);
+    let national = reader
+        .get_national_totals(GetNationalTotalsRequest {
+            event_id: "past".into(),
+        })
+        .await
+        .expect("national")
+        .into_inner();
+    assert_eq!(
+        (national.event_id.as_str(), national.net_reporting_minor),
+        ("past", 1_900)
+    );
+    let site = reader
+        .get_site_totals(GetSiteTotalsRequest {
+            site_id: "alpha".into(),
+            include_hourly: false,
+            event_id: "past".into(),
+        })
+        .await
+        .expect("site totals")
+        .into_inner();
+    assert_eq!(site.totals[0].net_minor, 1_900);
+    let mut watch = reader
+        .watch_leaderboard(WatchLeaderboardRequest {
+            limit: 10,
+            min_interval_ms: 0,
+            event_id: "past".into(),
+        })
+        .await
+        .expect("watch a past event")
+        .into_inner();
+    let first = watch.message().await.expect("a message").expect("open");
+    assert_eq!(
+        (first.event_id.as_str(), first.national_net_reporting_minor),
+        ("past", 1_900)
+    );
+    drop(watch);
+    for missing in [
+        reader
+            .get_leaderboard(GetLeaderboardRequest {
+                limit: 10,
+                page_token: String::new(),
+                event_id: "nope".into(),
+            })
+            .await
+            .map(|_| ()),
+        reader
+            .get_national_totals(GetNationalTotalsRequest {
+                event_id: "nope".into(),
+            })
+            .await
+            .map(|_| ()),
+    ] {
+        assert_eq!(missing.expect_err("unknown").code(), Code::NotFound);
+    }
 
     // Close the past event now: its refunds are refused from then on.
     admin

@@ -908,6 +908,7 @@ async fn sites_can_be_disabled_and_enabled(backend: Backend) {
         .get_leaderboard(GetLeaderboardRequest {
             limit: 10,
             page_token: String::new(),
+            event_id: String::new(),
         })
         .await
         .expect("board")
@@ -916,7 +917,7 @@ async fn sites_can_be_disabled_and_enabled(backend: Backend) {
     assert_eq!(ids, ["beta"]);
     assert_eq!(shown.national_net_reporting_minor, 500);
     let national = board
-        .get_national_totals(GetNationalTotalsRequest {})
+        .get_national_totals(GetNationalTotalsRequest::default())
         .await
         .expect("national")
         .into_inner();
@@ -976,6 +977,7 @@ async fn sites_can_be_disabled_and_enabled(backend: Backend) {
         .get_leaderboard(GetLeaderboardRequest {
             limit: 10,
             page_token: String::new(),
+            event_id: String::new(),
         })
         .await
         .expect("board")

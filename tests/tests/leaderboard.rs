@@ -242,6 +242,7 @@ async fn figures_match_an_independent_model(backend: Backend) {
         .get_leaderboard(GetLeaderboardRequest {
             limit: 3,
             page_token: String::new(),
+            event_id: String::new(),
         })
         .await
         .expect("page 1")
@@ -252,6 +253,7 @@ async fn figures_match_an_independent_model(backend: Backend) {
         .get_leaderboard(GetLeaderboardRequest {
             limit: 3,
             page_token: first.next_page_token.clone(),
+            event_id: String::new(),
         })
         .await
         .expect("page 2")
@@ -296,6 +298,7 @@ async fn figures_match_an_independent_model(backend: Backend) {
             .get_site_totals(GetSiteTotalsRequest {
                 site_id: site.into(),
                 include_hourly: true,
+                event_id: String::new(),
             })
             .await
             .expect("site totals")
@@ -349,7 +352,7 @@ async fn figures_match_an_independent_model(backend: Backend) {
 
     // National totals per currency.
     let national = board
-        .get_national_totals(GetNationalTotalsRequest {})
+        .get_national_totals(GetNationalTotalsRequest::default())
         .await
         .expect("national")
         .into_inner();
@@ -400,6 +403,7 @@ async fn figures_match_an_independent_model(backend: Backend) {
             .get_leaderboard(GetLeaderboardRequest {
                 limit: 10,
                 page_token: String::new(),
+                event_id: String::new(),
             })
             .await
             .expect("board")
@@ -469,6 +473,7 @@ async fn requests_are_checked(backend: Backend) {
         .get_leaderboard(GetLeaderboardRequest {
             limit: 1_001,
             page_token: String::new(),
+            event_id: String::new(),
         })
         .await
         .expect_err("limit");
@@ -477,6 +482,7 @@ async fn requests_are_checked(backend: Backend) {
         .get_leaderboard(GetLeaderboardRequest {
             limit: 1_000,
             page_token: String::new(),
+            event_id: String::new(),
         })
         .await
         .expect("1,000 is allowed");
@@ -484,6 +490,7 @@ async fn requests_are_checked(backend: Backend) {
         .get_leaderboard(GetLeaderboardRequest {
             limit: 1,
             page_token: "garbage".into(),
+            event_id: String::new(),
         })
         .await
         .expect_err("bad token");
@@ -492,6 +499,7 @@ async fn requests_are_checked(backend: Backend) {
         .get_leaderboard(GetLeaderboardRequest {
             limit: 1,
             page_token: "999999.1".into(),
+            event_id: String::new(),
         })
         .await
         .expect_err("expired");
@@ -500,6 +508,7 @@ async fn requests_are_checked(backend: Backend) {
         .get_site_totals(GetSiteTotalsRequest {
             site_id: "nobody".into(),
             include_hourly: false,
+            event_id: String::new(),
         })
         .await
         .expect_err("unknown");
@@ -508,6 +517,7 @@ async fn requests_are_checked(backend: Backend) {
         .get_site_totals(GetSiteTotalsRequest {
             site_id: "Bad Id".into(),
             include_hourly: false,
+            event_id: String::new(),
         })
         .await
         .expect_err("invalid");
@@ -516,6 +526,7 @@ async fn requests_are_checked(backend: Backend) {
         .watch_leaderboard(WatchLeaderboardRequest {
             limit: 0,
             min_interval_ms: 49,
+            event_id: String::new(),
         })
         .await
         .expect_err("too fast");
@@ -524,6 +535,7 @@ async fn requests_are_checked(backend: Backend) {
         .watch_leaderboard(WatchLeaderboardRequest {
             limit: 5_000,
             min_interval_ms: 0,
+            event_id: String::new(),
         })
         .await
         .expect_err("limit");
@@ -543,6 +555,7 @@ async fn watchers_get_updates_at_their_pace(backend: Backend) {
         .watch_leaderboard(WatchLeaderboardRequest {
             limit: 1_000,
             min_interval_ms: 50,
+            event_id: String::new(),
         })
         .await
         .expect("stalled watcher");
@@ -552,6 +565,7 @@ async fn watchers_get_updates_at_their_pace(backend: Backend) {
         .watch_leaderboard(WatchLeaderboardRequest {
             limit: 10,
             min_interval_ms: 200,
+            event_id: String::new(),
         })
         .await
         .expect("watch")

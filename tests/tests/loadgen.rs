@@ -55,6 +55,7 @@ async fn a_short_run_reconciles(backend: Backend) {
             .get_leaderboard(GetLeaderboardRequest {
                 limit: 100,
                 page_token: String::new(),
+                event_id: String::new(),
             })
             .await
             .expect("board")

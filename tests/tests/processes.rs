@@ -256,6 +256,7 @@ async fn leaderboard_totals(addr: std::net::SocketAddr, sites: usize) -> Accepte
             .get_site_totals(GetSiteTotalsRequest {
                 site_id: format!("site-{s}"),
                 include_hourly: false,
+                event_id: String::new(),
             })
             .await
             .expect("site totals")
@@ -324,7 +325,7 @@ async fn several_ingest_processes_while_the_aggregator_tails(backend: Backend) {
     }
     let mut client = LeaderboardServiceClient::new(channel(board.addr).await);
     let national = client
-        .get_national_totals(GetNationalTotalsRequest {})
+        .get_national_totals(GetNationalTotalsRequest::default())
         .await
         .expect("national")
         .into_inner();

@@ -358,6 +358,7 @@ async fn aggregator_and_leaderboard_export_their_metrics() {
     .watch_leaderboard(saleboard_proto::v1::WatchLeaderboardRequest {
         limit: 10,
         min_interval_ms: 0,
+        event_id: String::new(),
     })
     .await
     .expect("watch")

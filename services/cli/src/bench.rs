@@ -101,6 +101,7 @@ pub async fn query(args: &QueryArgs) -> anyhow::Result<()> {
             .get_leaderboard(GetLeaderboardRequest {
                 limit: args.limit,
                 page_token: String::new(),
+                event_id: String::new(),
             })
             .await
             .map_err(|s| client::explain(&args.endpoint, "GetLeaderboard", &s))?

@@ -469,6 +469,7 @@ async fn site_totals(
             .get_site_totals(GetSiteTotalsRequest {
                 site_id: site.clone(),
                 include_hourly: false,
+                event_id: String::new(),
             })
             .await
             .map_err(|s| client::explain(endpoint, "GetSiteTotals", &s))?
@@ -687,6 +688,7 @@ async fn watch_watermarks(
         .watch_leaderboard(WatchLeaderboardRequest {
             limit: 1,
             min_interval_ms: 50,
+            event_id: String::new(),
         })
         .await
         .map_err(|s| client::explain(endpoint, "WatchLeaderboard", &s))?
@@ -709,7 +711,7 @@ async fn wait_for_watermark(
     let wait_until = Instant::now() + Duration::from_secs(120);
     loop {
         let n = board
-            .get_national_totals(GetNationalTotalsRequest {})
+            .get_national_totals(GetNationalTotalsRequest::default())
             .await
             .map_err(|s| client::explain(endpoint, "GetNationalTotals", &s))?
             .into_inner();

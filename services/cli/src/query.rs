@@ -26,6 +26,9 @@ pub struct QueryArgs {
     /// Output format.
     #[arg(long, env = "SALEBOARD_OUTPUT", value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// The event (default: the current one: live, else last ended, else next).
+    #[arg(long, env = "SALEBOARD_EVENT", default_value = "")]
+    pub event: String,
     /// Time zone of the times in tables: UTC, an offset such as +07:00, or an IANA name such
     /// as Asia/Jakarta. JSON output stays RFC 3339 in UTC.
     #[arg(long, env = "SALEBOARD_TZ", default_value = "UTC", value_parser = Zone::parse)]
@@ -329,6 +332,7 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
             .get_leaderboard(GetLeaderboardRequest {
                 limit: args.limit,
                 page_token: args.page_token.clone().unwrap_or_default(),
+                event_id: args.query.event.clone(),
             })
             .await
             .map_err(|s| client::explain(endpoint, "GetLeaderboard", &s))?
@@ -342,11 +346,12 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
     let request = WatchLeaderboardRequest {
         limit: args.limit,
         min_interval_ms: args.interval_ms,
+        event_id: args.query.event.clone(),
     };
     // The first watch must open (a wrong endpoint or flag is an error at once); after that a
     // screen never goes dark: a dropped stream or a restarted server is retried with backoff.
     let mut stream = client
-        .watch_leaderboard(request)
+        .watch_leaderboard(request.clone())
         .await
         .map_err(|s| client::explain(endpoint, "WatchLeaderboard", &s))?
         .into_inner();
@@ -383,7 +388,7 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
                 continue;
             };
             if let Ok(opened) = LeaderboardServiceClient::new(channel)
-                .watch_leaderboard(request)
+                .watch_leaderboard(request.clone())
                 .await
             {
                 break opened.into_inner();
@@ -409,6 +414,7 @@ pub async fn totals(args: &TotalsArgs) -> anyhow::Result<()> {
         .get_site_totals(GetSiteTotalsRequest {
             site_id: args.site.clone(),
             include_hourly: args.hourly,
+            event_id: args.query.event.clone(),
         })
         .await
         .map_err(|s| client::explain(endpoint, "GetSiteTotals", &s))?
@@ -467,7 +473,9 @@ pub async fn national(args: &NationalArgs) -> anyhow::Result<()> {
     let endpoint = &args.query.endpoint;
     let mut client = LeaderboardServiceClient::new(client::connect(endpoint, None).await?);
     let n = client
-        .get_national_totals(GetNationalTotalsRequest {})
+        .get_national_totals(GetNationalTotalsRequest {
+            event_id: args.query.event.clone(),
+        })
         .await
         .map_err(|s| client::explain(endpoint, "GetNationalTotals", &s))?
         .into_inner();

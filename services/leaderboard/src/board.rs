@@ -4,11 +4,11 @@
 //! safety net; it never scans the ledger. Queries and watchers share the snapshot through a
 //! `watch` channel, so hundreds of watchers cost one build per change.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use saleboard_domain::{Currency, UnixNanos};
+use saleboard_domain::{Currency, EventState, UnixNanos};
 use saleboard_storage::Store;
 use tokio::sync::{Notify, watch};
 
@@ -60,6 +60,12 @@ pub struct Board {
     /// Held from reading storage to publishing: two refreshes at once (the feed's and an
     /// admin call's) would otherwise let the older read publish last and undo the newer one.
     refreshing: tokio::sync::Mutex<()>,
+    /// Snapshots of events other than the current one, built when asked for: reused while the
+    /// applied position has not moved, and for good once the event is closed (final).
+    others: Mutex<HashMap<String, (Arc<Snapshot>, bool)>>,
+    /// The last snapshot generation handed out (shared by every event's snapshots, so a page
+    /// token names one snapshot).
+    generations: std::sync::atomic::AtomicU64,
 }
 
 impl Board {
@@ -80,6 +86,8 @@ impl Board {
             closing: watch::Sender::new(false),
             checked_at: std::sync::atomic::AtomicI64::new(UnixNanos::now().0),
             refreshing: tokio::sync::Mutex::new(()),
+            others: Mutex::new(HashMap::new()),
+            generations: std::sync::atomic::AtomicU64::new(0),
         });
         board.refresh().await?;
         Ok(board)
@@ -89,6 +97,73 @@ impl Board {
     #[must_use]
     pub fn current(&self) -> Arc<Snapshot> {
         self.current.borrow().clone()
+    }
+
+    /// The snapshot of an event: the current one for "" or the current event's id; another
+    /// event's built from storage (or reused, see `others`). `None` for an unknown event.
+    ///
+    /// # Errors
+    /// When storage cannot be read.
+    pub async fn of_event(
+        &self,
+        event_id: &str,
+    ) -> Result<Option<Arc<Snapshot>>, saleboard_storage::StorageError> {
+        let current = self.current();
+        let is_current = current
+            .figures
+            .event
+            .as_ref()
+            .is_some_and(|(id, _)| id == event_id);
+        if event_id.is_empty() || is_current {
+            return Ok(Some(current));
+        }
+        let cached = self
+            .others
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(event_id)
+            .cloned();
+        if let Some((snapshot, closed)) = cached
+            && (closed || snapshot.figures.watermark == current.figures.watermark)
+        {
+            return Ok(Some(snapshot));
+        }
+        let data = self.store.read_board(Some(event_id)).await?;
+        let Some(event) = data.event.clone() else {
+            return Ok(None);
+        };
+        let closed = event.state(UnixNanos::now()) == EventState::Closed;
+        let snapshot = Arc::new(Snapshot {
+            generation: self.next_generation(),
+            as_of: UnixNanos::now(),
+            figures: Figures::build(data),
+        });
+        self.others
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(event_id.to_owned(), (snapshot.clone(), closed));
+        self.keep_for_page_tokens(snapshot.clone());
+        Ok(Some(snapshot))
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+    }
+
+    /// Keeps a snapshot that page tokens may name, for [`PAGE_TOKEN_LIFETIME`].
+    fn keep_for_page_tokens(&self, snapshot: Arc<Snapshot>) {
+        let mut history = self
+            .history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        history.push_back(snapshot);
+        let oldest = UnixNanos::now()
+            .saturating_add_secs(-i64::try_from(PAGE_TOKEN_LIFETIME.as_secs()).unwrap_or(60));
+        while history.len() > HISTORY || history.front().is_some_and(|s| s.as_of < oldest) {
+            history.pop_front();
+        }
     }
 
     /// Receives every new snapshot (only the latest is kept for a slow reader).
@@ -138,7 +213,7 @@ impl Board {
     /// the board.)
     pub async fn refresh(&self) -> Result<(), saleboard_storage::StorageError> {
         let _one_at_a_time = self.refreshing.lock().await;
-        let data = self.store.read_board().await?;
+        let data = self.store.read_board(None).await?;
         self.checked_at
             .store(UnixNanos::now().0, std::sync::atomic::Ordering::Relaxed);
         let figures = Figures::build(data);
@@ -148,22 +223,11 @@ impl Board {
             return Ok(());
         }
         let snapshot = Arc::new(Snapshot {
-            generation: previous.generation + 1,
+            generation: self.next_generation(),
             as_of: UnixNanos::now(),
             figures,
         });
-        {
-            let mut history = self
-                .history
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            history.push_back(previous);
-            let oldest = UnixNanos::now()
-                .saturating_add_secs(-i64::try_from(PAGE_TOKEN_LIFETIME.as_secs()).unwrap_or(60));
-            while history.len() > HISTORY || history.front().is_some_and(|s| s.as_of < oldest) {
-                history.pop_front();
-            }
-        }
+        self.keep_for_page_tokens(previous);
         self.current.send_replace(snapshot);
         Ok(())
     }

@@ -126,6 +126,20 @@ impl Drop for Watching {
 }
 
 impl LeaderboardService {
+    /// The snapshot of an event ("" for the current one); NOT_FOUND for an unknown event.
+    async fn snapshot_of(&self, event_id: &str) -> Result<Arc<Snapshot>, Status> {
+        self.board
+            .of_event(event_id)
+            .await
+            .map_err(|e| from_storage(&e))?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "event {:?} does not exist",
+                    saleboard_domain::ids::excerpt(event_id)
+                ))
+            })
+    }
+
     /// A service reading `board` (and `store` for per-site detail).
     #[must_use]
     pub fn new(board: Arc<Board>, store: Arc<dyn Store>, access: Access) -> Self {
@@ -346,7 +360,8 @@ impl LeaderboardApi for LeaderboardService {
         let req = request.into_inner();
         let limit = limit_of(req.limit)?;
         if req.page_token.is_empty() {
-            return page(&self.board.current(), 0, limit).map(Response::new);
+            let snapshot = self.snapshot_of(&req.event_id).await?;
+            return page(&snapshot, 0, limit).map(Response::new);
         }
         let (generation, offset) = parse_page_token(&req.page_token)
             .ok_or_else(|| invalid_field("page_token", "is not a token this service issued"))?;
@@ -378,18 +393,24 @@ impl LeaderboardApi for LeaderboardService {
             ms => ms,
         };
         let interval = Duration::from_millis(u64::from(interval_ms));
-        if self.board.current().figures.event.is_none() {
+        let first = self.snapshot_of(&req.event_id).await?;
+        if first.figures.event.is_none() {
             return Err(no_event());
         }
+        // "" or the current event's id follows the current event; another event is re-read
+        // (or reused, when nothing moved) whenever the totals move.
+        let other_event = (!req.event_id.is_empty() && !Arc::ptr_eq(&first, &self.board.current()))
+            .then(|| req.event_id.clone());
+        let board = self.board.clone();
         let snapshots = self.board.subscribe();
         let closing = self.board.closing();
         // The stream only advances when the transport asks for the next message, so a reader
         // that stops reading holds no backlog: when it resumes it gets the latest snapshot.
         let watching = Watching::start(self, peer)?;
         let state = (snapshots, closing, None::<tokio::time::Instant>, false);
-        let stream = futures::stream::unfold(
-            state,
-            move |(mut rx, mut closing, last, done)| async move {
+        let stream = futures::stream::unfold(state, move |(mut rx, mut closing, last, done)| {
+            let (board, other_event) = (board.clone(), other_event.clone());
+            async move {
                 if done {
                     return None;
                 }
@@ -406,12 +427,22 @@ impl LeaderboardApi for LeaderboardService {
                     }
                     tokio::time::sleep_until(last + interval).await;
                 }
-                let snapshot = rx.borrow_and_update().clone();
+                let current = rx.borrow_and_update().clone();
+                let snapshot = match &other_event {
+                    None => current,
+                    Some(id) => match board.of_event(id).await {
+                        Ok(Some(snapshot)) => snapshot,
+                        Ok(None) => return None,
+                        Err(e) => {
+                            return Some((Err(from_storage(&e)), (rx, closing, None, true)));
+                        }
+                    },
+                };
                 let item = page(&snapshot, 0, limit);
                 let done = item.is_err();
                 Some((item, (rx, closing, Some(tokio::time::Instant::now()), done)))
-            },
-        );
+            }
+        });
         // The stream owns `watching`: counted out when the stream is dropped.
         let stream = futures::StreamExt::map(stream, move |item| {
             let _ = &watching;
@@ -436,9 +467,13 @@ impl LeaderboardApi for LeaderboardService {
         if req.include_hourly {
             self.may_read_detail(&metadata, peer, &site).await?;
         }
+        if !req.event_id.is_empty() {
+            self.snapshot_of(&req.event_id).await?;
+        }
+        let event = (!req.event_id.is_empty()).then_some(req.event_id.as_str());
         let data = self
             .store
-            .site_totals(&site, req.include_hourly)
+            .site_totals(&site, event, req.include_hourly)
             .await
             .map_err(|e| from_storage(&e))?
             .ok_or_else(|| Status::not_found(format!("site \"{site}\" is not registered")))?;
@@ -468,9 +503,9 @@ impl LeaderboardApi for LeaderboardService {
 
     async fn get_national_totals(
         &self,
-        _: Request<GetNationalTotalsRequest>,
+        request: Request<GetNationalTotalsRequest>,
     ) -> Result<Response<NationalTotals>, Status> {
-        let snapshot = self.board.current();
+        let snapshot = self.snapshot_of(&request.into_inner().event_id).await?;
         let f = &snapshot.figures;
         if f.event.is_none() {
             return Err(no_event());

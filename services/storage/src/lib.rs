@@ -140,13 +140,15 @@ pub trait TotalsStore: Send + Sync {
     async fn aggregator_state(&self) -> Result<AggregatorState>;
     /// The applied position alone (cheap: one row by primary key).
     async fn applied_position(&self) -> Result<u64>;
-    /// Everything the leaderboard snapshot needs, read consistently.
-    async fn read_board(&self) -> Result<BoardData>;
-    /// One site's totals (and hourly series when asked), read consistently; `None` for an
-    /// unknown site.
+    /// Everything a leaderboard snapshot of an event needs (`None`: the current event), read
+    /// consistently. `BoardData::event` is `None` for an unknown event.
+    async fn read_board(&self, event_id: Option<&str>) -> Result<BoardData>;
+    /// One site's totals in an event (`None`: the current one), and the hourly series when
+    /// asked, read consistently; `None` for an unknown site.
     async fn site_totals(
         &self,
         site: &SiteId,
+        event_id: Option<&str>,
         include_hourly: bool,
     ) -> Result<Option<SiteTotalsData>>;
 }

@@ -114,11 +114,11 @@ where
         to_u64("aggregator_state", applied)
     }
 
-    async fn read_board(&self) -> Result<BoardData> {
+    async fn read_board(&self, event_id: Option<&str>) -> Result<BoardData> {
         let mut tx = self.pool().begin_with(B::BEGIN_READ).await?;
         let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
-        // The current event's figures, all read in one consistent transaction.
-        let event = events_in(&mut tx).await?.current(UnixNanos::now()).cloned();
+        // The event's figures, all read in one consistent transaction.
+        let event = chosen(&events_in(&mut tx).await?, event_id);
         let event_id = event.as_ref().map_or("", |e| e.event_id.as_str());
         let sites = sqlx::query_as::<_, SiteRow>(sql::SITES)
             .fetch_all(&mut *tx)
@@ -153,6 +153,7 @@ where
     async fn site_totals(
         &self,
         site: &SiteId,
+        event_id: Option<&str>,
         include_hourly: bool,
     ) -> Result<Option<SiteTotalsData>> {
         let mut tx = self.pool().begin_with(B::BEGIN_READ).await?;
@@ -164,7 +165,7 @@ where
             return Ok(None);
         };
         let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
-        let event = events_in(&mut tx).await?.current(UnixNanos::now()).cloned();
+        let event = chosen(&events_in(&mut tx).await?, event_id);
         let event_id = event.as_ref().map_or("", |e| e.event_id.as_str());
         let totals = sqlx::query_as::<_, TotalsRow>(sql::SITE_TOTALS)
             .bind(event_id)
@@ -193,5 +194,16 @@ where
                 .collect::<Result<_>>()?,
             applied: to_u64("aggregator_state", applied)?,
         }))
+    }
+}
+
+/// The event named, or the current one.
+fn chosen(
+    events: &saleboard_domain::Events,
+    event_id: Option<&str>,
+) -> Option<saleboard_domain::Event> {
+    match event_id {
+        Some(id) => events.get(id).cloned(),
+        None => events.current(UnixNanos::now()).cloned(),
     }
 }
