@@ -72,6 +72,7 @@ async fn board(app: &TestApp) -> saleboard_proto::v1::Leaderboard {
             limit: 10,
             page_token: String::new(),
             event_id: String::new(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect("GetLeaderboard")

@@ -6,9 +6,10 @@
 
 use saleboard_proto::Timestamp;
 use saleboard_proto::v1::{
-    Event, EventState, GetEventRequest, GetLeaderboardRequest, GetNationalTotalsRequest,
-    GetSiteTotalsRequest, ListEventsRequest, Outcome, SubmitTransactionsRequest, Transaction,
-    TransactionKind, WatchLeaderboardRequest,
+    Event, EventState, ExchangeRate, GetEventRequest, GetLeaderboardRequest,
+    GetNationalTotalsRequest, GetSiteTotalsRequest, ListEventsRequest, Outcome,
+    SetExchangeRatesRequest, SubmitTransactionsRequest, Transaction, TransactionKind,
+    WatchLeaderboardRequest,
 };
 use saleboard_tests::data::now_secs;
 use saleboard_tests::db::TestDb;
@@ -172,6 +173,7 @@ async fn windows_edges_refunds_and_closing(backend: Backend) {
             limit: 10,
             page_token: String::new(),
             event_id: String::new(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect("board")
@@ -209,6 +211,7 @@ async fn windows_edges_refunds_and_closing(backend: Backend) {
             limit: 10,
             page_token: String::new(),
             event_id: "past".into(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect("a past event's board")
@@ -218,6 +221,7 @@ async fn windows_edges_refunds_and_closing(backend: Backend) {
     let national = reader
         .get_national_totals(GetNationalTotalsRequest {
             event_id: "past".into(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect("national")
@@ -241,6 +245,7 @@ async fn windows_edges_refunds_and_closing(backend: Backend) {
             limit: 10,
             min_interval_ms: 0,
             event_id: "past".into(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect("watch a past event")
@@ -257,12 +262,14 @@ async fn windows_edges_refunds_and_closing(backend: Backend) {
                 limit: 10,
                 page_token: String::new(),
                 event_id: "nope".into(),
+                baseline_event_id: String::new(),
             })
             .await
             .map(|_| ()),
         reader
             .get_national_totals(GetNationalTotalsRequest {
                 event_id: "nope".into(),
+                baseline_event_id: String::new(),
             })
             .await
             .map(|_| ()),
@@ -448,7 +455,204 @@ async fn a_one_event_database_migrates(backend: Backend) {
     );
 }
 
+fn half_even(n: i128, d: i128) -> i128 {
+    let (q, r) = (n / d, n % d);
+    match (2 * r.abs()).cmp(&d) {
+        std::cmp::Ordering::Greater => q + n.signum(),
+        std::cmp::Ordering::Equal if q % 2 != 0 => q + n.signum(),
+        _ => q,
+    }
+}
+
+/// The comparison at the same elapsed time, against a model written here: a baseline reported in
+/// USD with its own IDR rate, this event in IDR with its USD rate; full hours plus the hour in
+/// progress pro rata.
+async fn comparison_at_the_same_point(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut admin = app.admin().await;
+    let now = now_secs();
+    let hour = 3_600;
+    let base = now - now % hour - 30 * DAY;
+    let starts = now - 2 * hour - hour / 2;
+    let mut baseline = event("b2025", base, base + 72 * hour, Some(now + DAY));
+    baseline.reporting_currency = "USD".into();
+    admin.set_event(baseline.clone()).await.expect("baseline");
+    let mut this = event("e2026", starts, starts + 72 * hour, None);
+    this.baseline_event_id = "b2025".into();
+    admin.set_event(this).await.expect("event");
+    let rate = |event: &str, currency: &str, rate: &str| SetExchangeRatesRequest {
+        rates: vec![ExchangeRate {
+            currency: currency.into(),
+            rate: rate.into(),
+        }],
+        event_id: event.into(),
+    };
+    admin
+        .set_exchange_rates(rate("b2025", "IDR", "0.0000631"))
+        .await
+        .expect("baseline rates");
+    admin
+        .set_exchange_rates(rate("e2026", "USD", "15850.25"))
+        .await
+        .expect("rates");
+    let (_, alpha) = app.site_with_key("alpha").await;
+    let (_, beta) = app.site_with_key("beta").await;
+    app.site_with_key("gamma").await;
+    let in_currency = |t: Transaction, currency: &str, amount: i64| Transaction {
+        currency: currency.into(),
+        amount_minor: amount,
+        ..t
+    };
+    // Baseline: (site, currency, hour, amount) as the model sees them.
+    let sales = [
+        ("alpha", "IDR", 0, 1_000_000),
+        ("alpha", "USD", 1, 3_600),
+        ("alpha", "IDR", 2, 36_000_000),
+        ("beta", "USD", 0, 500),
+    ];
+    for (i, (site, currency, h, amount)) in sales.iter().enumerate() {
+        let secret = if *site == "alpha" { &alpha } else { &beta };
+        let tx = in_currency(
+            sale_at(&format!("B{i}"), base + h * hour + 60),
+            currency,
+            *amount,
+        );
+        assert_eq!(push(&app, secret, vec![tx]).await, [ok("b2025")]);
+    }
+    assert_eq!(
+        push(
+            &app,
+            &alpha,
+            vec![in_currency(sale_at("E1", now - 60), "IDR", 100)]
+        )
+        .await,
+        [ok("e2026")]
+    );
+    // The baseline closes: its figures are final.
+    baseline.closes_at = ts(base + 72 * hour);
+    admin.set_event(baseline).await.expect("close the baseline");
+    app.settle().await;
+
+    let ns = |s: i64| i128::from(s) * 1_000_000_000;
+    // (alpha, beta) baseline figures in IDR minor units for a request answered at `at_ns`.
+    let model = |at_ns: i128| -> (i128, i128) {
+        let cutoff = ns(base) + (at_ns - ns(starts));
+        let mut by_key = std::collections::BTreeMap::<(&str, &str), i128>::new();
+        for (site, currency, h, amount) in sales {
+            let into = cutoff - ns(base + h * hour);
+            let counted = if into <= 0 {
+                0
+            } else if into >= ns(hour) {
+                i128::from(amount)
+            } else {
+                half_even(i128::from(amount) * into, ns(hour))
+            };
+            *by_key.entry((site, currency)).or_default() += counted;
+        }
+        let mut usd = std::collections::BTreeMap::<&str, i128>::new();
+        for ((site, currency), net) in by_key {
+            // IDR minor (2 decimals) x 0.0000631 into USD minor (2 decimals), half to even.
+            let in_usd = if currency == "IDR" {
+                half_even(net * 631, 10_000_000)
+            } else {
+                net
+            };
+            *usd.entry(site).or_default() += in_usd;
+        }
+        // USD minor x 15850.25 into IDR minor, half to even, per site.
+        (
+            half_even(usd["alpha"] * 1_585_025, 100),
+            half_even(usd["beta"] * 1_585_025, 100),
+        )
+    };
+    let clock = || {
+        i128::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_nanos(),
+        )
+        .expect("fits")
+    };
+    let before = clock();
+    let got = app
+        .leaderboard()
+        .await
+        .get_leaderboard(GetLeaderboardRequest {
+            limit: 10,
+            page_token: String::new(),
+            event_id: String::new(),
+            baseline_event_id: String::new(),
+        })
+        .await
+        .expect("board")
+        .into_inner();
+    let after = clock();
+    assert_eq!(
+        (got.event_id.as_str(), got.baseline_event_id.as_str()),
+        ("e2026", "b2025")
+    );
+    assert_eq!(got.state(), EventState::Live);
+    let entry = |site: &str| {
+        got.entries
+            .iter()
+            .find(|e| e.site_id == site)
+            .cloned()
+            .expect("an entry")
+    };
+    let (low, high) = (model(before), model(after));
+    let alpha_base = i128::from(entry("alpha").baseline_net_reporting_minor);
+    assert!(
+        low.0 <= alpha_base && alpha_base <= high.0,
+        "alpha's baseline {alpha_base} within the model's {} to {}",
+        low.0,
+        high.0
+    );
+    assert!(
+        low.0 > model(ns(starts) + ns(2 * hour)).0,
+        "the hour in progress counts pro rata"
+    );
+    assert!(entry("alpha").in_baseline);
+    assert_eq!(
+        i128::from(entry("beta").baseline_net_reporting_minor),
+        low.1,
+        "beta's only hour ended in full"
+    );
+    assert!(!entry("gamma").in_baseline, "gamma did not take part");
+    assert_eq!(
+        i128::from(got.baseline_net_reporting_minor),
+        alpha_base + low.1,
+        "the national baseline is the sum of the sites'"
+    );
+    // The same through GetNationalTotals; an unknown baseline is NOT_FOUND.
+    let national = app
+        .leaderboard()
+        .await
+        .get_national_totals(GetNationalTotalsRequest {
+            event_id: String::new(),
+            baseline_event_id: String::new(),
+        })
+        .await
+        .expect("national")
+        .into_inner();
+    assert_eq!(national.baseline_event_id, "b2025");
+    assert!(i128::from(national.baseline_net_reporting_minor) >= low.0 + low.1);
+    let missing = app
+        .leaderboard()
+        .await
+        .get_national_totals(GetNationalTotalsRequest {
+            event_id: String::new(),
+            baseline_event_id: "nope".into(),
+        })
+        .await
+        .expect_err("unknown baseline");
+    assert_eq!(missing.code(), Code::NotFound);
+}
+
 backend_tests!(
     windows_edges_refunds_and_closing,
-    a_one_event_database_migrates
+    a_one_event_database_migrates,
+    comparison_at_the_same_point
 );

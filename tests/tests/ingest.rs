@@ -909,6 +909,7 @@ async fn sites_can_be_disabled_and_enabled(backend: Backend) {
             limit: 10,
             page_token: String::new(),
             event_id: String::new(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect("board")
@@ -978,6 +979,7 @@ async fn sites_can_be_disabled_and_enabled(backend: Backend) {
             limit: 10,
             page_token: String::new(),
             event_id: String::new(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect("board")

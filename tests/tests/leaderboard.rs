@@ -243,6 +243,7 @@ async fn figures_match_an_independent_model(backend: Backend) {
             limit: 3,
             page_token: String::new(),
             event_id: String::new(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect("page 1")
@@ -254,6 +255,7 @@ async fn figures_match_an_independent_model(backend: Backend) {
             limit: 3,
             page_token: first.next_page_token.clone(),
             event_id: String::new(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect("page 2")
@@ -404,6 +406,7 @@ async fn figures_match_an_independent_model(backend: Backend) {
                 limit: 10,
                 page_token: String::new(),
                 event_id: String::new(),
+                baseline_event_id: String::new(),
             })
             .await
             .expect("board")
@@ -474,6 +477,7 @@ async fn requests_are_checked(backend: Backend) {
             limit: 1_001,
             page_token: String::new(),
             event_id: String::new(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect_err("limit");
@@ -483,6 +487,7 @@ async fn requests_are_checked(backend: Backend) {
             limit: 1_000,
             page_token: String::new(),
             event_id: String::new(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect("1,000 is allowed");
@@ -491,6 +496,7 @@ async fn requests_are_checked(backend: Backend) {
             limit: 1,
             page_token: "garbage".into(),
             event_id: String::new(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect_err("bad token");
@@ -500,6 +506,7 @@ async fn requests_are_checked(backend: Backend) {
             limit: 1,
             page_token: "999999.1".into(),
             event_id: String::new(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect_err("expired");
@@ -527,6 +534,7 @@ async fn requests_are_checked(backend: Backend) {
             limit: 0,
             min_interval_ms: 49,
             event_id: String::new(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect_err("too fast");
@@ -536,6 +544,7 @@ async fn requests_are_checked(backend: Backend) {
             limit: 5_000,
             min_interval_ms: 0,
             event_id: String::new(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect_err("limit");
@@ -556,6 +565,7 @@ async fn watchers_get_updates_at_their_pace(backend: Backend) {
             limit: 1_000,
             min_interval_ms: 50,
             event_id: String::new(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect("stalled watcher");
@@ -566,6 +576,7 @@ async fn watchers_get_updates_at_their_pace(backend: Backend) {
             limit: 10,
             min_interval_ms: 200,
             event_id: String::new(),
+            baseline_event_id: String::new(),
         })
         .await
         .expect("watch")

@@ -56,6 +56,7 @@ async fn a_short_run_reconciles(backend: Backend) {
                 limit: 100,
                 page_token: String::new(),
                 event_id: String::new(),
+                baseline_event_id: String::new(),
             })
             .await
             .expect("board")

@@ -359,6 +359,7 @@ async fn aggregator_and_leaderboard_export_their_metrics() {
         limit: 10,
         min_interval_ms: 0,
         event_id: String::new(),
+        baseline_event_id: String::new(),
     })
     .await
     .expect("watch")

@@ -102,6 +102,7 @@ pub async fn query(args: &QueryArgs) -> anyhow::Result<()> {
                 limit: args.limit,
                 page_token: String::new(),
                 event_id: String::new(),
+                baseline_event_id: String::new(),
             })
             .await
             .map_err(|s| client::explain(&args.endpoint, "GetLeaderboard", &s))?

@@ -689,6 +689,7 @@ async fn watch_watermarks(
             limit: 1,
             min_interval_ms: 50,
             event_id: String::new(),
+            baseline_event_id: String::new(),
         })
         .await
         .map_err(|s| client::explain(endpoint, "WatchLeaderboard", &s))?

@@ -29,6 +29,9 @@ pub struct QueryArgs {
     /// The event (default: the current one: live, else last ended, else next).
     #[arg(long, env = "SALEBOARD_EVENT", default_value = "")]
     pub event: String,
+    /// The event to compare with (default: the event's own baseline, if it has one).
+    #[arg(long, env = "SALEBOARD_BASELINE", default_value = "")]
+    pub baseline: String,
     /// Time zone of the times in tables: UTC, an offset such as +07:00, or an IANA name such
     /// as Asia/Jakarta. JSON output stays RFC 3339 in UTC.
     #[arg(long, env = "SALEBOARD_TZ", default_value = "UTC", value_parser = Zone::parse)]
@@ -227,6 +230,8 @@ pub fn leaderboard_json(b: &Leaderboard) -> serde_json::Value {
         "national_out_of_range": b.national_out_of_range,
         "out_of_range_sites": b.out_of_range_sites,
         "unconverted_currencies": b.unconverted_currencies,
+        "baseline_event_id": b.baseline_event_id,
+        "baseline_net_reporting_minor": b.baseline_net_reporting_minor,
         "next_page_token": b.next_page_token,
         "entries": b.entries.iter().map(|e| json!({
             "rank": e.rank,
@@ -236,6 +241,8 @@ pub fn leaderboard_json(b: &Leaderboard) -> serde_json::Value {
             "sale_count": e.sale_count,
             "refund_count": e.refund_count,
             "unconverted_currencies": e.unconverted_currencies,
+            "baseline_net_reporting_minor": e.baseline_net_reporting_minor,
+            "in_baseline": e.in_baseline,
             "out_of_range": e.out_of_range,
             "out_of_range_currencies": e.out_of_range_currencies,
         })).collect::<Vec<_>>(),
@@ -283,11 +290,43 @@ pub fn leaderboard_table(b: &Leaderboard, zone: &Zone) -> String {
             &b.reporting_currency
         )
     ));
+    if !b.baseline_event_id.is_empty() {
+        out.push_str(&format!(
+            "      {:<24} {:>30}  {}\n",
+            format!("vs {}", b.baseline_event_id),
+            money(b.baseline_net_reporting_minor, &b.reporting_currency),
+            growth(
+                b.national_net_reporting_minor,
+                b.baseline_net_reporting_minor
+            )
+        ));
+    }
     if !b.unconverted_currencies.is_empty() {
         out.push_str(&unconverted_warning(&b.unconverted_currencies));
         out.push('\n');
     }
     out
+}
+
+/// Growth of `now` over `then`, to a tenth of a percent (half to even), from the two integers:
+/// `+23.4%`; `n/a` when the baseline is zero.
+#[must_use]
+pub fn growth(now: i64, then: i64) -> String {
+    if then == 0 {
+        return "n/a".to_owned();
+    }
+    let (now, then) = (i128::from(now), i128::from(then));
+    // Tenths of a percent: (now - then) * 1000 / then, rounded half to even.
+    let n = (now - then) * 1_000;
+    let (q, r) = (n / then, n % then);
+    let twice = (r * 2).abs();
+    let q = if twice > then.abs() || (twice == then.abs() && q % 2 != 0) {
+        q + if (n < 0) == (then < 0) { 1 } else { -1 }
+    } else {
+        q
+    };
+    let sign = if q >= 0 { "+" } else { "-" };
+    format!("{sign}{}.{}%", q.abs() / 10, q.abs() % 10)
 }
 
 fn totals_json(t: &CurrencyTotals) -> serde_json::Value {
@@ -333,6 +372,7 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
                 limit: args.limit,
                 page_token: args.page_token.clone().unwrap_or_default(),
                 event_id: args.query.event.clone(),
+                baseline_event_id: args.query.baseline.clone(),
             })
             .await
             .map_err(|s| client::explain(endpoint, "GetLeaderboard", &s))?
@@ -347,6 +387,7 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
         limit: args.limit,
         min_interval_ms: args.interval_ms,
         event_id: args.query.event.clone(),
+        baseline_event_id: args.query.baseline.clone(),
     };
     // The first watch must open (a wrong endpoint or flag is an error at once); after that a
     // screen never goes dark: a dropped stream or a restarted server is retried with backoff.
@@ -475,6 +516,7 @@ pub async fn national(args: &NationalArgs) -> anyhow::Result<()> {
     let n = client
         .get_national_totals(GetNationalTotalsRequest {
             event_id: args.query.event.clone(),
+            baseline_event_id: args.query.baseline.clone(),
         })
         .await
         .map_err(|s| client::explain(endpoint, "GetNationalTotals", &s))?
@@ -540,6 +582,24 @@ mod tests {
             assert!(Zone::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(Zone::utc().show(None), "");
+    }
+
+    #[test]
+    fn growth_from_two_integers() {
+        assert_eq!(growth(1_234, 1_000), "+23.4%");
+        assert_eq!(growth(1_000, 1_000), "+0.0%");
+        assert_eq!(growth(500, 1_000), "-50.0%");
+        assert_eq!(
+            growth(10_005, 10_000),
+            "+0.0%",
+            "0.05% rounds half to even: 0"
+        );
+        assert_eq!(
+            growth(10_015, 10_000),
+            "+0.2%",
+            "0.15% rounds half to even: 0.2"
+        );
+        assert_eq!(growth(1, 0), "n/a");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! - [`totals`]: totals per site and currency (and hour), with checked sums.
 //! - [`ranking`]: conversion into the reporting currency and the national ranking.
 
+pub mod comparison;
 pub mod currency;
 pub mod event;
 pub mod ids;

@@ -137,7 +137,9 @@ pub fn event_msg(e: &Event, now: UnixNanos) -> EventMsg {
     }
 }
 
-fn state_msg(state: EventState) -> EventStateMsg {
+/// An event state as the contract names it.
+#[must_use]
+pub fn state_msg(state: EventState) -> EventStateMsg {
     match state {
         EventState::Scheduled => EventStateMsg::Scheduled,
         EventState::Live => EventStateMsg::Live,

@@ -1,15 +1,16 @@
 //! `saleboard.v1.LeaderboardService`: read-only figures from the board's snapshot (and, for one
 //! site's totals and hourly series, one consistent read of the totals tables).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::Stream;
-use saleboard_domain::SiteId;
+use saleboard_domain::comparison::{self, Baseline};
 use saleboard_domain::totals::CurrencyTotals;
+use saleboard_domain::{SiteId, UnixNanos};
 use saleboard_proto::v1::leaderboard_service_server::LeaderboardService as LeaderboardApi;
 use saleboard_proto::v1::{
     CurrencyTotals as CurrencyTotalsMsg, GetLeaderboardRequest, GetNationalTotalsRequest,
@@ -309,6 +310,9 @@ fn page(snapshot: &Snapshot, offset: usize, limit: usize) -> Result<Leaderboard,
                     .iter()
                     .map(|c| c.code().to_owned())
                     .collect(),
+                // Filled by `with_comparison`.
+                baseline_net_reporting_minor: 0,
+                in_baseline: false,
             })
             .collect(),
         national_net_reporting_minor,
@@ -317,7 +321,119 @@ fn page(snapshot: &Snapshot, offset: usize, limit: usize) -> Result<Leaderboard,
         national_net_reporting_decimal,
         out_of_range_sites,
         unconverted_currencies: codes(&f.unconverted_currencies()),
+        // Filled by `with_comparison`.
+        baseline_event_id: String::new(),
+        baseline_net_reporting_minor: 0,
+        state: 0,
     })
+}
+
+/// An event's state and, when it has a baseline, the comparison with it.
+struct Compared {
+    state: saleboard_proto::v1::EventState,
+    baseline_event_id: String,
+    /// The baseline's figures, or the currencies that keep it from being converted.
+    baseline: Option<Result<Baseline, Vec<saleboard_domain::Currency>>>,
+}
+
+/// Compares the snapshot's event with `requested` (or its own baseline). NOT_FOUND for an
+/// unknown baseline.
+async fn compare(
+    store: &dyn Store,
+    snapshot: &Snapshot,
+    requested: &str,
+) -> Result<Compared, Status> {
+    let (event_id, reporting) = snapshot.figures.event.as_ref().ok_or_else(no_event)?;
+    let events = store.events().await.map_err(|e| from_storage(&e))?;
+    let now = UnixNanos::now();
+    let Some(event) = events.get(event_id) else {
+        return Err(Status::not_found(format!(
+            "event {event_id:?} does not exist"
+        )));
+    };
+    let state = crate::admin::state_msg(event.state(now));
+    let baseline_id = if requested.is_empty() {
+        event.baseline_event_id.as_str()
+    } else {
+        requested
+    };
+    if baseline_id.is_empty() {
+        return Ok(Compared {
+            state,
+            baseline_event_id: String::new(),
+            baseline: None,
+        });
+    }
+    let baseline = events.get(baseline_id).ok_or_else(|| {
+        Status::not_found(format!(
+            "baseline event {:?} does not exist",
+            saleboard_domain::ids::excerpt(baseline_id)
+        ))
+    })?;
+    let cut = comparison::cutoff(event.starts_at, event.ends_at, baseline.starts_at, now);
+    let hourly = store
+        .event_hourly(baseline_id)
+        .await
+        .map_err(|e| from_storage(&e))?;
+    let baseline_rates: BTreeMap<_, _> = store
+        .list_exchange_rates(baseline_id)
+        .await
+        .map_err(|e| from_storage(&e))?
+        .into_iter()
+        .collect();
+    let rates: BTreeMap<_, _> = store
+        .list_exchange_rates(event_id)
+        .await
+        .map_err(|e| from_storage(&e))?
+        .into_iter()
+        .collect();
+    let converted = comparison::nets_until(&hourly, cut)
+        .ok_or_else(|| vec![baseline.reporting_currency])
+        .and_then(|nets| {
+            comparison::convert_baseline(
+                &nets,
+                &baseline_rates,
+                baseline.reporting_currency,
+                &rates,
+                *reporting,
+            )
+        });
+    Ok(Compared {
+        state,
+        baseline_event_id: baseline_id.to_owned(),
+        baseline: Some(converted),
+    })
+}
+
+/// Writes the state and the comparison into a page of the leaderboard.
+fn with_comparison(mut board: Leaderboard, compared: &Compared) -> Leaderboard {
+    board.state = compared.state.into();
+    board
+        .baseline_event_id
+        .clone_from(&compared.baseline_event_id);
+    let mut named: Vec<String> = Vec::new();
+    match &compared.baseline {
+        None => {}
+        Some(Err(currencies)) => named.extend(currencies.iter().map(|c| c.code().to_owned())),
+        Some(Ok(b)) => {
+            named.extend(b.unconverted.iter().map(|c| c.code().to_owned()));
+            board.baseline_net_reporting_minor = i64::try_from(b.national).unwrap_or(0);
+            let by_site: HashMap<&str, i128> =
+                b.per_site.iter().map(|(s, v)| (s.as_str(), *v)).collect();
+            for e in &mut board.entries {
+                if let Some(v) = by_site.get(e.site_id.as_str()) {
+                    e.in_baseline = true;
+                    e.baseline_net_reporting_minor = i64::try_from(*v).unwrap_or(0);
+                }
+            }
+        }
+    }
+    for code in named {
+        if !board.unconverted_currencies.contains(&code) {
+            board.unconverted_currencies.push(code);
+        }
+    }
+    board
 }
 
 /// Currency codes, in order.
@@ -361,7 +477,9 @@ impl LeaderboardApi for LeaderboardService {
         let limit = limit_of(req.limit)?;
         if req.page_token.is_empty() {
             let snapshot = self.snapshot_of(&req.event_id).await?;
-            return page(&snapshot, 0, limit).map(Response::new);
+            let board = page(&snapshot, 0, limit)?;
+            let compared = compare(self.store.as_ref(), &snapshot, &req.baseline_event_id).await?;
+            return Ok(Response::new(with_comparison(board, &compared)));
         }
         let (generation, offset) = parse_page_token(&req.page_token)
             .ok_or_else(|| invalid_field("page_token", "is not a token this service issued"))?;
@@ -370,7 +488,9 @@ impl LeaderboardApi for LeaderboardService {
                 "page_token expired: its snapshot is no longer kept; start again without page_token",
             )
         })?;
-        page(&snapshot, offset, limit).map(Response::new)
+        let board = page(&snapshot, offset, limit)?;
+        let compared = compare(self.store.as_ref(), &snapshot, &req.baseline_event_id).await?;
+        Ok(Response::new(with_comparison(board, &compared)))
     }
 
     type WatchLeaderboardStream = WatchStream;
@@ -402,6 +522,9 @@ impl LeaderboardApi for LeaderboardService {
         let other_event = (!req.event_id.is_empty() && !Arc::ptr_eq(&first, &self.board.current()))
             .then(|| req.event_id.clone());
         let board = self.board.clone();
+        let store = self.store.clone();
+        let baseline_request = req.baseline_event_id.clone();
+        compare(self.store.as_ref(), &first, &baseline_request).await?;
         let snapshots = self.board.subscribe();
         let closing = self.board.closing();
         // The stream only advances when the transport asks for the next message, so a reader
@@ -410,6 +533,7 @@ impl LeaderboardApi for LeaderboardService {
         let state = (snapshots, closing, None::<tokio::time::Instant>, false);
         let stream = futures::stream::unfold(state, move |(mut rx, mut closing, last, done)| {
             let (board, other_event) = (board.clone(), other_event.clone());
+            let (store, baseline_request) = (store.clone(), baseline_request.clone());
             async move {
                 if done {
                     return None;
@@ -438,7 +562,12 @@ impl LeaderboardApi for LeaderboardService {
                         }
                     },
                 };
-                let item = page(&snapshot, 0, limit);
+                let item = match page(&snapshot, 0, limit) {
+                    Ok(board) => compare(store.as_ref(), &snapshot, &baseline_request)
+                        .await
+                        .map(|compared| with_comparison(board, &compared)),
+                    Err(status) => Err(status),
+                };
                 let done = item.is_err();
                 Some((item, (rx, closing, Some(tokio::time::Instant::now()), done)))
             }
@@ -505,11 +634,27 @@ impl LeaderboardApi for LeaderboardService {
         &self,
         request: Request<GetNationalTotalsRequest>,
     ) -> Result<Response<NationalTotals>, Status> {
-        let snapshot = self.snapshot_of(&request.into_inner().event_id).await?;
+        let req = request.into_inner();
+        let snapshot = self.snapshot_of(&req.event_id).await?;
         let f = &snapshot.figures;
         if f.event.is_none() {
             return Err(no_event());
         }
+        let compared = compare(self.store.as_ref(), &snapshot, &req.baseline_event_id).await?;
+        let mut unconverted = codes(&f.unconverted_currencies());
+        let baseline_net_reporting_minor = match &compared.baseline {
+            Some(Ok(b)) => {
+                unconverted.extend(b.unconverted.iter().map(|c| c.code().to_owned()));
+                i64::try_from(b.national).unwrap_or(0)
+            }
+            Some(Err(currencies)) => {
+                unconverted.extend(currencies.iter().map(|c| c.code().to_owned()));
+                0
+            }
+            None => 0,
+        };
+        unconverted.sort();
+        unconverted.dedup();
         let (
             net_reporting_minor,
             net_reporting_out_of_range,
@@ -538,7 +683,9 @@ impl LeaderboardApi for LeaderboardService {
                 .as_ref()
                 .map(|(_, c)| c.code().to_owned())
                 .unwrap_or_default(),
-            unconverted_currencies: codes(&f.unconverted_currencies()),
+            unconverted_currencies: unconverted,
+            baseline_event_id: compared.baseline_event_id,
+            baseline_net_reporting_minor,
         }))
     }
 }

@@ -143,6 +143,11 @@ pub trait TotalsStore: Send + Sync {
     /// Everything a leaderboard snapshot of an event needs (`None`: the current event), read
     /// consistently. `BoardData::event` is `None` for an unknown event.
     async fn read_board(&self, event_id: Option<&str>) -> Result<BoardData>;
+    /// Every hourly net of an event (for comparisons with it).
+    async fn event_hourly(
+        &self,
+        event_id: &str,
+    ) -> Result<Vec<saleboard_domain::comparison::HourlyNet>>;
     /// One site's totals in an event (`None`: the current one), and the hourly series when
     /// asked, read consistently; `None` for an unknown site.
     async fn site_totals(

@@ -120,6 +120,11 @@ pub(crate) const HOURLY: &str = "\
     SELECT event_id, site_id, currency, hour_start_ns, sale_count, \
     CAST(net_minor AS TEXT) AS net_minor FROM hourly_totals";
 
+/// Every hourly total of one event.
+pub(crate) const EVENT_HOURLY: &str = "\
+    SELECT event_id, site_id, currency, hour_start_ns, sale_count, \
+    CAST(net_minor AS TEXT) AS net_minor FROM hourly_totals WHERE event_id = $1";
+
 /// One site's hourly totals in one event, by hour then currency.
 pub(crate) const SITE_HOURLY: &str = "\
     SELECT event_id, site_id, currency, hour_start_ns, sale_count, \

@@ -2,6 +2,7 @@
 //! backend's write lock, fenced by the applied position) and the leaderboard's consistent reads.
 
 use async_trait::async_trait;
+use saleboard_domain::comparison::HourlyNet;
 use saleboard_domain::totals::{Changes, TotalsBook};
 use saleboard_domain::{SiteId, UnixNanos};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
@@ -148,6 +149,19 @@ where
                 .collect::<Result<_>>()?,
             event,
         })
+    }
+
+    async fn event_hourly(&self, event_id: &str) -> Result<Vec<HourlyNet>> {
+        sqlx::query_as::<_, HourlyRow>(sql::EVENT_HOURLY)
+            .bind(event_id)
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(|row| {
+                row.into_hourly()
+                    .map(|(_, s, c, hour, h)| (s, c, hour, h.net_minor))
+            })
+            .collect()
     }
 
     async fn site_totals(
