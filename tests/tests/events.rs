@@ -649,6 +649,48 @@ async fn comparison_at_the_same_point(backend: Backend) {
         .await
         .expect_err("unknown baseline");
     assert_eq!(missing.code(), Code::NotFound);
+
+    // The command line: each site's net, its baseline and the growth.
+    let board = format!("http://{}", app.admin_addr);
+    let cli = |args: &[&str]| {
+        std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
+            .args(args)
+            .args(["--endpoint", &board])
+            .env_remove("SALEBOARD_ORGANIZER_TOKEN")
+            .output()
+            .expect("saleboard runs")
+    };
+    let out = cli(&["compare", "e2026"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("e2026 against b2025 at the same point, in IDR"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("gamma") && l.contains("(not in it)") && l.ends_with("new")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("national") && l.ends_with('%')),
+        "{text}"
+    );
+    let out = cli(&["compare", "b2025"]);
+    assert!(!out.status.success(), "no baseline of its own");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no baseline; name one with --with"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["compare", "b2025", "--with", "e2026", "--output", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["baseline_event_id"], "e2026");
 }
 
 backend_tests!(

@@ -46,6 +46,9 @@ enum Command {
     Totals(query::TotalsArgs),
     /// Show the national totals per currency.
     National(query::NationalArgs),
+    /// Compare an event with its baseline (or --with another event) at the same point: each
+    /// site's net, the baseline's and the growth.
+    Compare(query::CompareArgs),
     /// Manage sites, keys, the event and exchange rates (organizers).
     Admin(admin::AdminArgs),
     /// Ask a service whether it is serving (gRPC health); exit 0 when SERVING.
@@ -72,6 +75,7 @@ impl Command {
             Self::Leaderboard(_) => "leaderboard",
             Self::Totals(_) => "totals",
             Self::National(_) => "national",
+            Self::Compare(_) => "compare",
             Self::Admin(_) => "admin",
             Self::Health(_) => "health",
             Self::Loadgen(_) => "loadgen",
@@ -91,6 +95,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Leaderboard(args) => query::leaderboard(&args).await.map(|()| 0),
         Command::Totals(args) => query::totals(&args).await.map(|()| 0),
         Command::National(args) => query::national(&args).await.map(|()| 0),
+        Command::Compare(args) => query::compare(&args).await.map(|()| 0),
         Command::Admin(args) => admin::run(&args).await.map(|()| 0),
         Command::Loadgen(args) => loadgen::command(&args).await,
         Command::Health(args) => health::run(&args).await.map(|ok| if ok { 0 } else { 1 }),
