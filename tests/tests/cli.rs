@@ -1170,3 +1170,63 @@ async fn files_as_shops_export_them() {
     );
     assert_eq!(app.store.ledger_head().await.expect("head"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dev_shows_a_comparison_at_once() {
+    use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
+    use saleboard_proto::v1::{EventState, GetLeaderboardRequest, ListEventsRequest};
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite:{}", dir.path().join("dev.db").display());
+    let dev = start_dev(&db, dir.path(), "dev.out").await;
+    assert!(
+        dev.banner.contains("harbolnas-demo-last-year"),
+        "{}",
+        dev.banner
+    );
+    let mut board =
+        LeaderboardServiceClient::new(saleboard_tests::app::channel(dev.leaderboard).await);
+    let events = board
+        .list_events(ListEventsRequest {})
+        .await
+        .expect("events")
+        .into_inner()
+        .events;
+    let summary: Vec<(&str, EventState, &str)> = events
+        .iter()
+        .map(|e| (e.event_id.as_str(), e.state(), e.baseline_event_id.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "harbolnas-demo",
+                EventState::Live,
+                "harbolnas-demo-last-year"
+            ),
+            ("harbolnas-demo-last-year", EventState::Closed, ""),
+        ]
+    );
+    // The aggregator folds last year's history; the live board then compares with it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let b = board
+            .get_leaderboard(GetLeaderboardRequest {
+                limit: 10,
+                ..GetLeaderboardRequest::default()
+            })
+            .await
+            .expect("board")
+            .into_inner();
+        assert_eq!(b.baseline_event_id, "harbolnas-demo-last-year");
+        if b.baseline_net_reporting_minor > 0 {
+            assert!(b.entries.iter().all(|e| e.in_baseline), "{:?}", b.entries);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no baseline figure after 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -174,17 +174,7 @@ async fn seed(
     store: &Arc<dyn Store>,
     credentials: &mut Credentials,
 ) -> anyhow::Result<Vec<(String, String)>> {
-    if store.get_event().await?.is_none() {
-        let now = UnixNanos::now();
-        let event = Event::new(
-            "harbolnas-demo",
-            "Harbolnas demo",
-            now.saturating_add_secs(-24 * 3_600),
-            now.saturating_add_secs(3 * 24 * 3_600),
-            "IDR",
-        )?;
-        store.set_event(&event, UnixNanos::now()).await?;
-    }
+    let fresh = store.events().await?.is_empty();
     let active = store.active_keys().await?;
     let mut keys = Vec::new();
     for (id, name) in DEMO_SITES {
@@ -207,19 +197,75 @@ async fn seed(
             .push((id.to_owned(), key.key_id, key.secret.clone()));
         keys.push((id.to_owned(), key.secret));
     }
-    let event_id = store
-        .get_event()
-        .await?
-        .map(|e| e.event_id)
-        .unwrap_or_default();
-    if store.list_exchange_rates(&event_id).await?.is_empty() {
-        let rates = DEMO_RATES
-            .iter()
-            .map(|(c, r)| Ok((Currency::parse(c)?, Rate::parse(r)?)))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        store.set_exchange_rates(&event_id, &rates).await?;
+    if fresh {
+        demo_events(store).await?;
     }
     Ok(keys)
+}
+
+/// Last year's demo event (closed, with a small history) and today's (live, compared with it),
+/// so the comparison shows at once.
+async fn demo_events(store: &Arc<dyn Store>) -> anyhow::Result<()> {
+    const DAY: i64 = 86_400;
+    const YEAR: i64 = 365 * DAY;
+    let now = UnixNanos::now();
+    let rates = DEMO_RATES
+        .iter()
+        .map(|(c, r)| Ok((Currency::parse(c)?, Rate::parse(r)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let starts = now.saturating_add_secs(-DAY);
+    let ends = now.saturating_add_secs(3 * DAY);
+    let last = Event::new(
+        "harbolnas-demo-last-year",
+        "Harbolnas demo, last year",
+        starts.saturating_add_secs(-YEAR),
+        ends.saturating_add_secs(-YEAR),
+        "IDR",
+    )?;
+    // Open while its history goes in, then closed: final.
+    store
+        .set_event(&last.clone().closing_at(now.saturating_add_secs(DAY))?, now)
+        .await?;
+    store.set_exchange_rates(&last.event_id, &rates).await?;
+    store.append(&demo_history(&last)?).await?;
+    store.set_event(&last, now).await?;
+    let today = Event::new("harbolnas-demo", "Harbolnas demo", starts, ends, "IDR")?
+        .compared_with(&last.event_id)?;
+    store.set_event(&today, now).await?;
+    store.set_exchange_rates(&today.event_id, &rates).await?;
+    Ok(())
+}
+
+/// A few hundred sales of the demo sites spread over the first two days of `event`.
+fn demo_history(event: &Event) -> anyhow::Result<Vec<saleboard_storage::Candidate>> {
+    let mut history = Vec::new();
+    for (per_hour, (site, _)) in [4_i64, 3, 2].into_iter().zip(DEMO_SITES) {
+        let site = SiteId::parse(site)?;
+        for hour in 0..48_i64 {
+            for n in 0..per_hour {
+                let at = event
+                    .starts_at
+                    .saturating_add_secs(hour * 3_600 + n * 600 + 60);
+                history.push(saleboard_storage::Candidate {
+                    site: site.clone(),
+                    key_id: "dev-history".into(),
+                    received_at: at,
+                    tx: saleboard_domain::ValidTransaction {
+                        id: saleboard_domain::TransactionId::parse(&format!(
+                            "last-year-{hour}-{n}"
+                        ))?,
+                        store_id: saleboard_domain::StoreId::default(),
+                        nature: saleboard_domain::Nature::Sale,
+                        currency: Currency::parse("IDR")?,
+                        // Rp 50.000 to Rp 500.000, varied by the hour.
+                        amount_minor: 5_000_000 + ((hour * 7 + n * 13) % 10) * 5_000_000,
+                        occurred_at: at,
+                    },
+                });
+            }
+        }
+    }
+    Ok(history)
 }
 
 /// Runs the command until Ctrl-C or SIGTERM.
@@ -297,7 +343,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     if let Some((site, _)) = keys.first() {
         println!(
-            "No transactions yet: push a file with `saleboard push FILE --endpoint http://{} --key <the key of {site}>`, or simulate a day with `saleboard loadgen`.",
+            "Demo events: harbolnas-demo (live, compared with harbolnas-demo-last-year, closed, which has a small history). No transactions yet in today's: push a file with `saleboard push FILE --endpoint http://{} --key <the key of {site}>`, or simulate a day with `saleboard loadgen`.",
             suite.ingest_addr()
         );
     }
