@@ -24,6 +24,7 @@ async fn a_short_run_reconciles(backend: Backend) {
         refunds: 0.03,
         resubmits: 0.02,
         site_prefix: "lg".into(),
+        event: String::new(),
         keep_sites: false,
         output: Output::Json,
     };
@@ -69,11 +70,27 @@ async fn a_short_run_reconciles(backend: Backend) {
         app.store.active_keys().await.expect("keys").is_empty(),
         "no load key stays active"
     );
-    // A second run on the same sites reconciles against the new baseline; --keep-sites leaves
-    // them on the board.
+    // It ran in an event of its own, now closed: every row is there, none in a real event.
+    let events = app
+        .leaderboard()
+        .await
+        .list_events(saleboard_proto::v1::ListEventsRequest {})
+        .await
+        .expect("events")
+        .into_inner()
+        .events;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let own = &events[0];
+    assert!(own.event_id.starts_with("loadgen-"), "{}", own.event_id);
+    assert_eq!(own.state(), saleboard_proto::v1::EventState::Closed);
+    assert!(rows.iter().all(|r| r.event_id == own.event_id));
+    // A second run, in a live event named with --event, on the same sites: it reconciles
+    // against the new baseline; --keep-sites leaves them on the board.
+    app.set_event().await;
     let again = run(&LoadgenArgs {
         count: 1_000,
         keep_sites: true,
+        event: "harbolnas-test".into(),
         ..args
     })
     .await

@@ -22,9 +22,10 @@ use saleboard_proto::v1::ingest_service_client::IngestServiceClient;
 use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
 use saleboard_proto::v1::{
     CreateApiKeyRequest, CreateSiteRequest, Event, ExchangeRate, GetEventRequest,
-    GetNationalTotalsRequest, GetSiteTotalsRequest, ListExchangeRatesRequest, Outcome,
-    RevokeApiKeyRequest, SetExchangeRatesRequest, SetSiteEnabledRequest, SubmitTransactionsRequest,
-    Transaction, TransactionKind, TransactionResult, WatchLeaderboardRequest,
+    GetNationalTotalsRequest, GetSiteTotalsRequest, ListEventsRequest, ListExchangeRatesRequest,
+    Outcome, RevokeApiKeyRequest, SetExchangeRatesRequest, SetSiteEnabledRequest,
+    SubmitTransactionsRequest, Transaction, TransactionKind, TransactionResult,
+    WatchLeaderboardRequest,
 };
 use serde_json::json;
 use tokio::sync::{Mutex, mpsc};
@@ -82,6 +83,10 @@ pub struct LoadgenArgs {
     /// Prefix of the site ids (`PREFIX-001`...).
     #[arg(long, env = "SALEBOARD_LOADGEN_SITE_PREFIX", default_value = "lg")]
     pub site_prefix: String,
+    /// The event to load (it must be live). Default: an event of the run's own, in a free
+    /// one-day window before now, closed after the run, so a real event is never touched.
+    #[arg(long, env = "SALEBOARD_LOADGEN_EVENT", default_value = "")]
+    pub event: String,
     /// Leave the load sites on the leaderboard and their keys active. By default loadgen cleans
     /// up after itself: at the end it revokes the keys it issued and disables its sites, so
     /// they leave the board (their ledger rows stay; the next run enables them again).
@@ -325,11 +330,13 @@ struct Generator {
     sent: VecDeque<Transaction>,
     refunds: f64,
     resubmits: f64,
+    /// "Now" for the timestamps; `None`: the real clock.
+    clock: Option<i64>,
 }
 
 impl Generator {
     fn next(&mut self) -> Transaction {
-        let now = crate::client_now();
+        let now = self.clock.unwrap_or_else(crate::client_now);
         let at = Some(Timestamp {
             seconds: now - i64::try_from(self.rng.below(60)).unwrap_or(0),
             nanos: 0,
@@ -462,6 +469,7 @@ async fn site_totals(
     client: &mut LeaderboardServiceClient<client::Authed>,
     endpoint: &str,
     sites: &[String],
+    event: &str,
 ) -> anyhow::Result<Figures> {
     let mut out = Figures::new();
     for site in sites {
@@ -469,7 +477,7 @@ async fn site_totals(
             .get_site_totals(GetSiteTotalsRequest {
                 site_id: site.clone(),
                 include_hourly: false,
-                event_id: String::new(),
+                event_id: event.to_owned(),
             })
             .await
             .map_err(|s| client::explain(endpoint, "GetSiteTotals", &s))?
@@ -492,48 +500,41 @@ async fn site_totals(
 /// A load site and the key issued for this run: (site id, key id, secret).
 type LoadSite = (String, String, String);
 
-async fn setup(args: &LoadgenArgs) -> anyhow::Result<Vec<LoadSite>> {
+async fn setup(args: &LoadgenArgs) -> anyhow::Result<(Vec<LoadSite>, RunEvent)> {
     let mut admin =
         AdminServiceClient::new(client::connect(&args.endpoint, Some(&args.token)).await?);
     let explain = |what: &str, s: tonic::Status| client::explain(&args.endpoint, what, &s);
     let now = crate::client_now();
-    match admin.get_event(GetEventRequest::default()).await {
-        Ok(e) => {
-            let e = e.into_inner();
-            let (start, end) = (
-                e.starts_at.map_or(0, |t| t.seconds),
-                e.ends_at.map_or(0, |t| t.seconds),
+    let run_event = if args.event.is_empty() {
+        own_event(&mut admin, &args.endpoint, now).await?
+    } else {
+        let e = admin
+            .get_event(GetEventRequest {
+                event_id: args.event.clone(),
+            })
+            .await
+            .map_err(|s| explain("GetEvent", s))?
+            .into_inner();
+        let (start, end) = (
+            e.starts_at.map_or(0, |t| t.seconds),
+            e.ends_at.map_or(0, |t| t.seconds),
+        );
+        if !(start <= now - 60 && now < end) {
+            anyhow::bail!(
+                "the event {:?} is not live; loadgen pushes transactions of now into it (leave out --event to run in an event of the run's own)",
+                e.event_id
             );
-            if !(start <= now - 60 && now < end) {
-                anyhow::bail!(
-                    "the event {:?} does not cover the current time; set an event that does (saleboard admin event set)",
-                    e.event_id
-                );
-            }
         }
-        Err(s) if s.code() == tonic::Code::NotFound => {
-            admin
-                .set_event(Event {
-                    event_id: "loadgen".into(),
-                    display_name: "Load generator event".into(),
-                    starts_at: Some(Timestamp {
-                        seconds: now - 86_400,
-                        nanos: 0,
-                    }),
-                    ends_at: Some(Timestamp {
-                        seconds: now + 3 * 86_400,
-                        nanos: 0,
-                    }),
-                    reporting_currency: "IDR".into(),
-                    ..Event::default()
-                })
-                .await
-                .map_err(|s| explain("SetEvent", s))?;
+        RunEvent {
+            event_id: e.event_id,
+            clock: None,
+            own: false,
         }
-        Err(s) => return Err(explain("GetEvent", s)),
-    }
+    };
     let have = admin
-        .list_exchange_rates(ListExchangeRatesRequest::default())
+        .list_exchange_rates(ListExchangeRatesRequest {
+            event_id: run_event.event_id.clone(),
+        })
         .await
         .map_err(|s| explain("ListExchangeRates", s))?
         .into_inner()
@@ -555,7 +556,7 @@ async fn setup(args: &LoadgenArgs) -> anyhow::Result<Vec<LoadSite>> {
         admin
             .set_exchange_rates(SetExchangeRatesRequest {
                 rates: missing,
-                event_id: String::new(),
+                event_id: run_event.event_id.clone(),
             })
             .await
             .map_err(|s| explain("SetExchangeRates", s))?;
@@ -592,7 +593,103 @@ async fn setup(args: &LoadgenArgs) -> anyhow::Result<Vec<LoadSite>> {
             .into_inner();
         sites.push((site, key.key_id, key.secret));
     }
-    Ok(sites)
+    Ok((sites, run_event))
+}
+
+/// The event a run loads, and the clock its transactions are stamped with.
+#[derive(Debug, Clone)]
+struct RunEvent {
+    event_id: String,
+    /// Seconds the generator takes as "now": inside the run's own event's window; `None` for a
+    /// live event (the real clock).
+    clock: Option<i64>,
+    /// Created for this run (closed after it).
+    own: bool,
+}
+
+/// Creates the run's own event: the first free day from 2000-01-01 (UTC), far from any real
+/// event's time, open for refunds until the run closes it.
+async fn own_event(
+    admin: &mut AdminServiceClient<client::Authed>,
+    endpoint: &str,
+    now: i64,
+) -> anyhow::Result<RunEvent> {
+    const DAY: i64 = 86_400;
+    const Y2K: i64 = 946_684_800;
+    let events = admin
+        .list_events(ListEventsRequest {})
+        .await
+        .map_err(|s| client::explain(endpoint, "ListEvents", &s))?
+        .into_inner()
+        .events;
+    let window = |e: &Event| {
+        (
+            e.starts_at.map_or(0, |t| t.seconds),
+            e.ends_at.map_or(0, |t| t.seconds),
+        )
+    };
+    let mut start = Y2K;
+    for _ in 0..=events.len() {
+        let end = start + DAY;
+        let Some(last_clash) = events
+            .iter()
+            .map(window)
+            .filter(|(s, e)| *s < end && start < *e)
+            .map(|(_, e)| e)
+            .max()
+        else {
+            break;
+        };
+        start = last_clash;
+    }
+    let end = start + DAY;
+    let event_id = format!("loadgen-{now}");
+    admin
+        .set_event(Event {
+            event_id: event_id.clone(),
+            display_name: "Load generator run".into(),
+            starts_at: Some(Timestamp {
+                seconds: end - DAY,
+                nanos: 0,
+            }),
+            ends_at: Some(Timestamp {
+                seconds: end,
+                nanos: 0,
+            }),
+            closes_at: Some(Timestamp {
+                seconds: now + DAY,
+                nanos: 0,
+            }),
+            reporting_currency: "IDR".into(),
+            ..Event::default()
+        })
+        .await
+        .map_err(|s| client::explain(endpoint, "SetEvent", &s))?;
+    Ok(RunEvent {
+        event_id,
+        // Sales up to a minute before it, refunds at it: all inside the window.
+        clock: Some(end - 60),
+        own: true,
+    })
+}
+
+/// Closes the run's own event (its figures are final).
+async fn close_own_event(args: &LoadgenArgs, run: &RunEvent) -> anyhow::Result<()> {
+    let mut admin =
+        AdminServiceClient::new(client::connect(&args.endpoint, Some(&args.token)).await?);
+    let mut event = admin
+        .get_event(GetEventRequest {
+            event_id: run.event_id.clone(),
+        })
+        .await
+        .map_err(|s| client::explain(&args.endpoint, "GetEvent", &s))?
+        .into_inner();
+    event.closes_at = event.ends_at;
+    admin
+        .set_event(event)
+        .await
+        .map_err(|s| client::explain(&args.endpoint, "SetEvent", &s))?;
+    Ok(())
 }
 
 /// Revokes the keys this run issued and disables its sites: they leave the leaderboard.
@@ -622,8 +719,13 @@ async fn clean_up(args: &LoadgenArgs, sites: &[LoadSite]) -> anyhow::Result<()> 
 /// # Errors
 /// When the services cannot be reached or refuse the setup or a stream.
 pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
-    let sites = setup(args).await?;
-    let report = drive(args, &sites).await;
+    let (sites, run_event) = setup(args).await?;
+    let report = drive(args, &sites, &run_event).await;
+    if run_event.own {
+        close_own_event(args, &run_event)
+            .await
+            .context("closing the run's own event")?;
+    }
     if !args.keep_sites {
         clean_up(args, &sites)
             .await
@@ -633,13 +735,15 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
 }
 
 /// The load itself, then the reconciliation.
-async fn drive(args: &LoadgenArgs, sites: &[LoadSite]) -> anyhow::Result<Report> {
+async fn drive(args: &LoadgenArgs, sites: &[LoadSite], run: &RunEvent) -> anyhow::Result<Report> {
     let names: Vec<String> = sites.iter().map(|(s, _, _)| s.clone()).collect();
     let mut board = LeaderboardServiceClient::new(client::connect(&args.endpoint, None).await?);
-    let before = site_totals(&mut board, &args.endpoint, &names).await?;
-    let (watermarks, watcher) = watch_watermarks(&mut board, &args.endpoint).await?;
+    let event = run.event_id.as_str();
+    let before = site_totals(&mut board, &args.endpoint, &names, event).await?;
+    let (watermarks, watcher) = watch_watermarks(&mut board, &args.endpoint, event).await?;
 
-    let plan = Plan::new(args, sites.len());
+    let mut plan = Plan::new(args, sites.len());
+    plan.clock = run.clock;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (index, (site, _, secret)) in sites.iter().enumerate() {
@@ -656,11 +760,11 @@ async fn drive(args: &LoadgenArgs, sites: &[LoadSite]) -> anyhow::Result<Report>
 
     // Wait for the leaderboard to cover everything that was accepted, then reconcile.
     let top = t.acks.iter().map(|(p, _)| *p).max().unwrap_or(0);
-    wait_for_watermark(&mut board, &args.endpoint, top).await?;
+    wait_for_watermark(&mut board, &args.endpoint, top, event).await?;
     // Let the watcher see the final watermark too.
     tokio::time::sleep(Duration::from_millis(300)).await;
     watcher.abort();
-    let after = site_totals(&mut board, &args.endpoint, &names).await?;
+    let after = site_totals(&mut board, &args.endpoint, &names, event).await?;
     let fresh_us = freshness(&t.acks, &watermarks.lock().await);
     t.ack_us.sort_unstable();
     Ok(Report {
@@ -682,13 +786,14 @@ type Watermarks = Arc<Mutex<Vec<(u64, Instant)>>>;
 async fn watch_watermarks(
     board: &mut LeaderboardServiceClient<client::Authed>,
     endpoint: &str,
+    event: &str,
 ) -> anyhow::Result<(Watermarks, tokio::task::JoinHandle<()>)> {
     let watermarks: Watermarks = Arc::default();
     let mut watch = board
         .watch_leaderboard(WatchLeaderboardRequest {
             limit: 1,
             min_interval_ms: 50,
-            event_id: String::new(),
+            event_id: event.to_owned(),
             baseline_event_id: String::new(),
         })
         .await
@@ -708,11 +813,15 @@ async fn wait_for_watermark(
     board: &mut LeaderboardServiceClient<client::Authed>,
     endpoint: &str,
     top: u64,
+    event: &str,
 ) -> anyhow::Result<()> {
     let wait_until = Instant::now() + Duration::from_secs(120);
     loop {
         let n = board
-            .get_national_totals(GetNationalTotalsRequest::default())
+            .get_national_totals(GetNationalTotalsRequest {
+                event_id: event.to_owned(),
+                baseline_event_id: String::new(),
+            })
             .await
             .map_err(|s| client::explain(endpoint, "GetNationalTotals", &s))?
             .into_inner();
@@ -754,6 +863,9 @@ struct Plan {
     deadline: Option<Instant>,
     run_id: String,
     tally: Arc<Mutex<Tally>>,
+    /// The generator's "now" (seconds) for a run in its own event's past window; `None`: the
+    /// real clock.
+    clock: Option<i64>,
 }
 
 /// The two tasks of one site's stream: the sender, and the receiver that tallies answers.
@@ -787,6 +899,7 @@ impl Plan {
                     ^ u128::from(crate::client_now().unsigned_abs())
             ),
             tally: Arc::new(Mutex::new(Tally::default())),
+            clock: None,
         }
     }
 
@@ -827,6 +940,7 @@ impl Plan {
             sent: VecDeque::new(),
             refunds: args.refunds,
             resubmits: args.resubmits,
+            clock: self.clock,
         };
         let (budget, deadline) = (self.budget.clone(), self.deadline);
         let sender = tokio::spawn(async move {
@@ -962,6 +1076,7 @@ mod tests {
             sent: VecDeque::new(),
             refunds: 0.3,
             resubmits: 0.1,
+            clock: Some(1_765_497_600),
         };
         let mut held: BTreeMap<String, i64> = BTreeMap::new();
         let mut seen = std::collections::HashSet::new();
