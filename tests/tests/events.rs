@@ -691,6 +691,33 @@ async fn comparison_at_the_same_point(backend: Backend) {
     let out = cli(&["compare", "b2025", "--with", "e2026", "--output", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["baseline_event_id"], "e2026");
+
+    // The leaderboard table: the growth line, and times in the event's own time zone.
+    let mut shown = event("e2026", starts, starts + 72 * hour, None);
+    shown.baseline_event_id = "b2025".into();
+    shown.time_zone = "Asia/Jakarta".into();
+    admin.set_event(shown).await.expect("a display time zone");
+    let out = cli(&["leaderboard"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("vs b2025") && l.ends_with('%')),
+        "{text}"
+    );
+    assert!(
+        text.contains("+07:00 Asia/Jakarta (ledger position"),
+        "{text}"
+    );
+    let out = cli(&["leaderboard", "--tz", "UTC"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(" UTC (ledger position"),
+        "--tz wins over the event's zone"
+    );
 }
 
 backend_tests!(

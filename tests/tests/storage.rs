@@ -460,3 +460,33 @@ backend_tests!(
     concurrent_writers_keep_positions_gapless,
     migrate_is_idempotent,
 );
+
+/// The benchmarks' COPY baseline loads rows in the ledger's current columns (event included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_copy_in_loads_the_ledger_columns() {
+    use saleboard_storage::{AdminStore as _, LedgerStore as _};
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    let _migrated = db.store().await;
+    let pg = saleboard_storage::postgres::PgStore::connect(&db.url, 2)
+        .await
+        .expect("connect");
+    pg.create_site(&site("a"), "a", UnixNanos(1))
+        .await
+        .expect("site");
+    let csv = "1,a,T1,s,1,IDR,100,1000,\"\",key_copy,2000,bench-copy\n\
+               2,a,T2,s,1,IDR,200,1000,\"\",key_copy,2000,bench-copy\n";
+    assert_eq!(
+        pg.copy_in_ledger_csv(csv.as_bytes(), 2)
+            .await
+            .expect("copy"),
+        2
+    );
+    let rows = pg.read_ledger(0, 10).await.expect("ledger");
+    let got: Vec<(u64, &str, &str)> = rows
+        .iter()
+        .map(|r| (r.position, r.tx.id.as_str(), r.event_id.as_str()))
+        .collect();
+    assert_eq!(got, [(1, "T1", "bench-copy"), (2, "T2", "bench-copy")]);
+}

@@ -50,7 +50,7 @@ pub async fn copy(args: &CopyArgs) -> anyhow::Result<()> {
         let site = &sites[i % sites.len()];
         let currency = currencies[i % currencies.len()];
         let line = format!(
-            "{position},{site},cp-{position},store-{},1,{currency},{},{},\"\",key_copy,{}\n",
+            "{position},{site},cp-{position},store-{},1,{currency},{},{},\"\",key_copy,{},bench-copy\n",
             i % 20,
             1_000 + (i * 7_919) % 1_000_000,
             now.0 - 1_000_000_000,

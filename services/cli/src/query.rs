@@ -34,8 +34,42 @@ pub struct QueryArgs {
     pub baseline: String,
     /// Time zone of the times in tables: UTC, an offset such as +07:00, or an IANA name such
     /// as Asia/Jakarta. JSON output stays RFC 3339 in UTC.
-    #[arg(long, env = "SALEBOARD_TZ", default_value = "UTC", value_parser = Zone::parse)]
-    pub tz: Zone,
+    /// Default: the event's own time zone when it has one, else UTC.
+    #[arg(long, env = "SALEBOARD_TZ", value_parser = Zone::parse)]
+    pub tz: Option<Zone>,
+}
+
+impl QueryArgs {
+    /// The zone to show times in: `--tz`, else the event's own time zone, else UTC.
+    async fn zone(
+        &self,
+        client: &mut LeaderboardServiceClient<client::Authed>,
+        event_id: &str,
+    ) -> Zone {
+        if let Some(zone) = &self.tz {
+            return zone.clone();
+        }
+        let events = client
+            .list_events(saleboard_proto::v1::ListEventsRequest {})
+            .await
+            .map(|r| r.into_inner().events)
+            .unwrap_or_default();
+        // "" is the current event: the live one, else the latest that started.
+        let live = saleboard_proto::v1::EventState::Live;
+        let event = if event_id.is_empty() {
+            events.iter().find(|e| e.state() == live).or_else(|| {
+                events
+                    .iter()
+                    .find(|e| e.state() != saleboard_proto::v1::EventState::Scheduled)
+            })
+        } else {
+            events.iter().find(|e| e.event_id == event_id)
+        };
+        event
+            .filter(|e| !e.time_zone.is_empty())
+            .and_then(|e| Zone::parse(&e.time_zone).ok())
+            .unwrap_or_else(Zone::utc)
+    }
 }
 
 /// A time zone for display, with the label it is shown with.
@@ -487,7 +521,10 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
             .map_err(|s| client::explain(endpoint, "GetLeaderboard", &s))?
             .into_inner();
         match args.query.output {
-            Output::Table => print!("{}", leaderboard_table(&b, &args.query.tz)),
+            Output::Table => {
+                let zone = args.query.zone(&mut client, &b.event_id).await;
+                print!("{}", leaderboard_table(&b, &zone));
+            }
             Output::Json => println!("{}", leaderboard_json(&b)),
         }
         return Ok(());
@@ -506,6 +543,7 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
         .map_err(|s| client::explain(endpoint, "WatchLeaderboard", &s))?
         .into_inner();
     let mut backoff = RECONNECT_MIN;
+    let mut zone_cache: Option<Zone> = None;
     loop {
         let why = tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(()),
@@ -514,7 +552,14 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
                     backoff = RECONNECT_MIN;
                     match args.query.output {
                         // Clear the screen and draw from the top: a live view in place.
-                        Output::Table => print!("\x1b[2J\x1b[H{}", leaderboard_table(&b, &args.query.tz)),
+                        Output::Table => {
+                            let zone = match &zone_cache {
+                                Some(zone) => zone.clone(),
+                                None => args.query.zone(&mut client, &b.event_id).await,
+                            };
+                            print!("\x1b[2J\x1b[H{}", leaderboard_table(&b, &zone));
+                            zone_cache = Some(zone);
+                        }
                         Output::Json => println!("{}", leaderboard_json(&b)),
                     }
                     std::io::stdout().flush().ok();
@@ -592,7 +637,7 @@ pub async fn totals(args: &TotalsArgs) -> anyhow::Result<()> {
             );
             print!("{}", totals_table(&t.totals));
             if args.hourly {
-                let zone = &args.query.tz;
+                let zone = &args.query.zone(&mut client, &args.query.event).await;
                 println!(
                     "{:<40} {:<8} {:>10} {:>30}",
                     format!("hour ({})", zone.label()),

@@ -45,7 +45,8 @@ impl PgStore {
 
     /// Loads CSV rows (the ledger's columns, in table order: position, site_id,
     /// transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, refund_of,
-    /// key_id, received_at_ns) with `COPY ... FROM STDIN` in one transaction and moves the head.
+    /// key_id, received_at_ns, event_id) with `COPY ... FROM STDIN` in one transaction and
+    /// moves the head.
     /// The benchmarks' physical limit of durable ingest; not a service path.
     ///
     /// # Errors
@@ -55,7 +56,7 @@ impl PgStore {
         let mut copy = tx
             .copy_in_raw(
                 "COPY ledger (position, site_id, transaction_id, store_id, kind, currency, \
-                 amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns) \
+                 amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id) \
                  FROM STDIN (FORMAT csv)",
             )
             .await?;
