@@ -342,6 +342,30 @@ async fn windows_edges_refunds_and_closing(backend: Backend) {
         .await
         .expect_err("unknown");
     assert_eq!(missing.code(), Code::NotFound);
+
+    // `admin event close` on a live event: it closes when its window ends (never earlier).
+    let out = std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
+        .args([
+            "admin", "event", "close", "--id", "live", "--output", "json",
+        ])
+        .args(["--endpoint", &format!("http://{}", app.admin_addr)])
+        .env("SALEBOARD_ORGANIZER_TOKEN", &app.token)
+        .output()
+        .expect("saleboard runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let closed = admin
+        .get_event(GetEventRequest {
+            event_id: "live".into(),
+        })
+        .await
+        .expect("live")
+        .into_inner();
+    assert_eq!(closed.closes_at, closed.ends_at);
+    assert_eq!(closed.state(), EventState::Live);
 }
 
 /// A database as the one-event release left it (its event, a sale and a refund), then the

@@ -146,6 +146,13 @@ pub enum EventCommand {
     },
     /// List every event, newest first, with its state.
     List,
+    /// Close an event: its settlement period ends now (or when its window ends, if it is still
+    /// live); from then on its figures are final (EVENT_CLOSED).
+    Close {
+        /// The event.
+        #[arg(long)]
+        id: String,
+    },
 }
 
 /// `saleboard admin rates`.
@@ -475,6 +482,31 @@ async fn event(
                 })
                 .await
                 .map_err(|s| client::explain(endpoint, "GetEvent", &s))?
+                .into_inner();
+            print(output, event_json(&e), || event_table(&e));
+        }
+        EventCommand::Close { id } => {
+            let mut e = admin
+                .get_event(GetEventRequest {
+                    event_id: id.clone(),
+                })
+                .await
+                .map_err(|s| client::explain(endpoint, "GetEvent", &s))?
+                .into_inner();
+            let now = crate::client_now();
+            let ends = e.ends_at.map_or(now, |t| t.seconds);
+            e.closes_at = Some(if ends > now {
+                e.ends_at.unwrap_or_default()
+            } else {
+                Timestamp {
+                    seconds: now,
+                    nanos: 0,
+                }
+            });
+            let e = admin
+                .set_event(e)
+                .await
+                .map_err(|s| client::explain(endpoint, "SetEvent", &s))?
                 .into_inner();
             print(output, event_json(&e), || event_table(&e));
         }
