@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use saleboard_domain::{Currency, EventState, UnixNanos};
+use saleboard_domain::{Currency, EventState, Events, UnixNanos};
 use saleboard_storage::Store;
 use tokio::sync::{Notify, watch};
 
@@ -66,6 +66,9 @@ pub struct Board {
     /// The last snapshot generation handed out (shared by every event's snapshots, so a page
     /// token names one snapshot).
     generations: std::sync::atomic::AtomicU64,
+    /// Every event as of the last refresh (states, windows, baselines): read by queries
+    /// without going to the database.
+    events: Mutex<Arc<Events>>,
 }
 
 impl Board {
@@ -88,6 +91,7 @@ impl Board {
             refreshing: tokio::sync::Mutex::new(()),
             others: Mutex::new(HashMap::new()),
             generations: std::sync::atomic::AtomicU64::new(0),
+            events: Mutex::new(Arc::default()),
         });
         board.refresh().await?;
         Ok(board)
@@ -166,6 +170,15 @@ impl Board {
         }
     }
 
+    /// Every event as of the last refresh.
+    #[must_use]
+    pub fn events(&self) -> Arc<Events> {
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Receives every new snapshot (only the latest is kept for a slow reader).
     #[must_use]
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
@@ -214,6 +227,11 @@ impl Board {
     pub async fn refresh(&self) -> Result<(), saleboard_storage::StorageError> {
         let _one_at_a_time = self.refreshing.lock().await;
         let data = self.store.read_board(None).await?;
+        let events = Arc::new(self.store.events().await?);
+        *self
+            .events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = events;
         self.checked_at
             .store(UnixNanos::now().0, std::sync::atomic::Ordering::Relaxed);
         let figures = Figures::build(data);

@@ -58,6 +58,7 @@ pub struct Access {
 pub struct LeaderboardService {
     board: Arc<Board>,
     store: Arc<dyn Store>,
+    comparer: Comparer,
     watchers: opentelemetry::metrics::UpDownCounter<i64>,
     access: Access,
     open: Arc<Mutex<OpenWatchers>>,
@@ -150,6 +151,11 @@ impl LeaderboardService {
             .with_description("Open WatchLeaderboard streams")
             .build();
         Self {
+            comparer: Comparer {
+                board: board.clone(),
+                store: store.clone(),
+                cache: Arc::default(),
+            },
             board,
             store,
             watchers,
@@ -336,73 +342,132 @@ struct Compared {
     baseline: Option<Result<Baseline, Vec<saleboard_domain::Currency>>>,
 }
 
-/// Compares the snapshot's event with `requested` (or its own baseline). NOT_FOUND for an
-/// unknown baseline.
-async fn compare(
-    store: &dyn Store,
-    snapshot: &Snapshot,
-    requested: &str,
-) -> Result<Compared, Status> {
-    let (event_id, reporting) = snapshot.figures.event.as_ref().ok_or_else(no_event)?;
-    let events = store.events().await.map_err(|e| from_storage(&e))?;
-    let now = UnixNanos::now();
-    let Some(event) = events.get(event_id) else {
-        return Err(Status::not_found(format!(
-            "event {event_id:?} does not exist"
-        )));
-    };
-    let state = crate::admin::state_msg(event.state(now));
-    let baseline_id = if requested.is_empty() {
-        event.baseline_event_id.as_str()
-    } else {
-        requested
-    };
-    if baseline_id.is_empty() {
-        return Ok(Compared {
+/// A baseline figure, the second and applied position it was computed at.
+type CachedBaseline = (
+    i64,
+    u64,
+    Arc<Result<Baseline, Vec<saleboard_domain::Currency>>>,
+);
+
+/// Compares events with their baselines: events from the board (no database read for an event
+/// without a baseline); a baseline figure read from storage at most once a second per (event,
+/// baseline) and applied position, however many screens ask.
+#[derive(Debug, Clone)]
+struct Comparer {
+    board: Arc<Board>,
+    store: Arc<dyn Store>,
+    cache: Arc<Mutex<HashMap<(String, String), CachedBaseline>>>,
+}
+
+impl Comparer {
+    /// Compares the snapshot's event with `requested` (or its own baseline). NOT_FOUND for an
+    /// unknown baseline.
+    async fn compare(&self, snapshot: &Snapshot, requested: &str) -> Result<Compared, Status> {
+        let (event_id, reporting) = snapshot.figures.event.as_ref().ok_or_else(no_event)?;
+        let mut events = self.board.events();
+        if events.get(event_id).is_none()
+            || (!requested.is_empty() && events.get(requested).is_none())
+        {
+            // Created since the board's last refresh.
+            events = Arc::new(self.store.events().await.map_err(|e| from_storage(&e))?);
+        }
+        let now = UnixNanos::now();
+        let Some(event) = events.get(event_id) else {
+            return Err(Status::not_found(format!(
+                "event {event_id:?} does not exist"
+            )));
+        };
+        let state = crate::admin::state_msg(event.state(now));
+        let baseline_id = if requested.is_empty() {
+            event.baseline_event_id.as_str()
+        } else {
+            requested
+        };
+        if baseline_id.is_empty() {
+            return Ok(Compared {
+                state,
+                baseline_event_id: String::new(),
+                baseline: None,
+            });
+        }
+        let baseline = events.get(baseline_id).ok_or_else(|| {
+            Status::not_found(format!(
+                "baseline event {:?} does not exist",
+                saleboard_domain::ids::excerpt(baseline_id)
+            ))
+        })?;
+        let key = (event_id.clone(), baseline_id.to_owned());
+        let second = now.0 / 1_000_000_000;
+        let applied = self.board.current().figures.watermark;
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        let converted = match cached {
+            Some((s, a, figure)) if s == second && a == applied => figure,
+            _ => {
+                let cut =
+                    comparison::cutoff(event.starts_at, event.ends_at, baseline.starts_at, now);
+                let figure = Arc::new(
+                    self.baseline_figure(baseline, event_id, *reporting, cut)
+                        .await?,
+                );
+                self.cache
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(key, (second, applied, figure.clone()));
+                figure
+            }
+        };
+        Ok(Compared {
             state,
-            baseline_event_id: String::new(),
-            baseline: None,
-        });
+            baseline_event_id: baseline_id.to_owned(),
+            baseline: Some((*converted).clone()),
+        })
     }
-    let baseline = events.get(baseline_id).ok_or_else(|| {
-        Status::not_found(format!(
-            "baseline event {:?} does not exist",
-            saleboard_domain::ids::excerpt(baseline_id)
-        ))
-    })?;
-    let cut = comparison::cutoff(event.starts_at, event.ends_at, baseline.starts_at, now);
-    let hourly = store
-        .event_hourly(baseline_id)
-        .await
-        .map_err(|e| from_storage(&e))?;
-    let baseline_rates: BTreeMap<_, _> = store
-        .list_exchange_rates(baseline_id)
-        .await
-        .map_err(|e| from_storage(&e))?
-        .into_iter()
-        .collect();
-    let rates: BTreeMap<_, _> = store
-        .list_exchange_rates(event_id)
-        .await
-        .map_err(|e| from_storage(&e))?
-        .into_iter()
-        .collect();
-    let converted = comparison::nets_until(&hourly, cut)
-        .ok_or_else(|| vec![baseline.reporting_currency])
-        .and_then(|nets| {
-            comparison::convert_baseline(
-                &nets,
-                &baseline_rates,
-                baseline.reporting_currency,
-                &rates,
-                *reporting,
-            )
-        });
-    Ok(Compared {
-        state,
-        baseline_event_id: baseline_id.to_owned(),
-        baseline: Some(converted),
-    })
+
+    /// The baseline's figures up to `cut`, in this event's reporting currency (storage reads).
+    async fn baseline_figure(
+        &self,
+        baseline: &saleboard_domain::Event,
+        event_id: &str,
+        reporting: saleboard_domain::Currency,
+        cut: Option<UnixNanos>,
+    ) -> Result<Result<Baseline, Vec<saleboard_domain::Currency>>, Status> {
+        let storage = |e: saleboard_storage::StorageError| from_storage(&e);
+        let hourly = self
+            .store
+            .event_hourly(&baseline.event_id)
+            .await
+            .map_err(storage)?;
+        let baseline_rates: BTreeMap<_, _> = self
+            .store
+            .list_exchange_rates(&baseline.event_id)
+            .await
+            .map_err(storage)?
+            .into_iter()
+            .collect();
+        let rates: BTreeMap<_, _> = self
+            .store
+            .list_exchange_rates(event_id)
+            .await
+            .map_err(storage)?
+            .into_iter()
+            .collect();
+        Ok(comparison::nets_until(&hourly, cut)
+            .ok_or_else(|| vec![baseline.reporting_currency])
+            .and_then(|nets| {
+                comparison::convert_baseline(
+                    &nets,
+                    &baseline_rates,
+                    baseline.reporting_currency,
+                    &rates,
+                    reporting,
+                )
+            }))
+    }
 }
 
 /// Writes the state and the comparison into a page of the leaderboard.
@@ -478,7 +543,10 @@ impl LeaderboardApi for LeaderboardService {
         if req.page_token.is_empty() {
             let snapshot = self.snapshot_of(&req.event_id).await?;
             let board = page(&snapshot, 0, limit)?;
-            let compared = compare(self.store.as_ref(), &snapshot, &req.baseline_event_id).await?;
+            let compared = self
+                .comparer
+                .compare(&snapshot, &req.baseline_event_id)
+                .await?;
             return Ok(Response::new(with_comparison(board, &compared)));
         }
         let (generation, offset) = parse_page_token(&req.page_token)
@@ -489,7 +557,10 @@ impl LeaderboardApi for LeaderboardService {
             )
         })?;
         let board = page(&snapshot, offset, limit)?;
-        let compared = compare(self.store.as_ref(), &snapshot, &req.baseline_event_id).await?;
+        let compared = self
+            .comparer
+            .compare(&snapshot, &req.baseline_event_id)
+            .await?;
         Ok(Response::new(with_comparison(board, &compared)))
     }
 
@@ -522,9 +593,9 @@ impl LeaderboardApi for LeaderboardService {
         let other_event = (!req.event_id.is_empty() && !Arc::ptr_eq(&first, &self.board.current()))
             .then(|| req.event_id.clone());
         let board = self.board.clone();
-        let store = self.store.clone();
+        let comparer = self.comparer.clone();
         let baseline_request = req.baseline_event_id.clone();
-        compare(self.store.as_ref(), &first, &baseline_request).await?;
+        comparer.compare(&first, &baseline_request).await?;
         let snapshots = self.board.subscribe();
         let closing = self.board.closing();
         // The stream only advances when the transport asks for the next message, so a reader
@@ -533,7 +604,7 @@ impl LeaderboardApi for LeaderboardService {
         let state = (snapshots, closing, None::<tokio::time::Instant>, false);
         let stream = futures::stream::unfold(state, move |(mut rx, mut closing, last, done)| {
             let (board, other_event) = (board.clone(), other_event.clone());
-            let (store, baseline_request) = (store.clone(), baseline_request.clone());
+            let (comparer, baseline_request) = (comparer.clone(), baseline_request.clone());
             async move {
                 if done {
                     return None;
@@ -563,7 +634,8 @@ impl LeaderboardApi for LeaderboardService {
                     },
                 };
                 let item = match page(&snapshot, 0, limit) {
-                    Ok(board) => compare(store.as_ref(), &snapshot, &baseline_request)
+                    Ok(board) => comparer
+                        .compare(&snapshot, &baseline_request)
                         .await
                         .map(|compared| with_comparison(board, &compared)),
                     Err(status) => Err(status),
@@ -640,7 +712,10 @@ impl LeaderboardApi for LeaderboardService {
         if f.event.is_none() {
             return Err(no_event());
         }
-        let compared = compare(self.store.as_ref(), &snapshot, &req.baseline_event_id).await?;
+        let compared = self
+            .comparer
+            .compare(&snapshot, &req.baseline_event_id)
+            .await?;
         let mut unconverted = codes(&f.unconverted_currencies());
         let baseline_net_reporting_minor = match &compared.baseline {
             Some(Ok(b)) => {
