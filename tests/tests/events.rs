@@ -366,6 +366,34 @@ async fn windows_edges_refunds_and_closing(backend: Backend) {
         .into_inner();
     assert_eq!(closed.closes_at, closed.ends_at);
     assert_eq!(closed.state(), EventState::Live);
+
+    // verify recomputes every event's totals, and names the event of a difference.
+    app.settle().await;
+    let verify = || {
+        std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
+            .arg("verify")
+            .env("SALEBOARD_DATABASE_URL", &app.db.url)
+            .output()
+            .expect("verify runs")
+    };
+    let out = verify();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.db
+        .execute("UPDATE site_totals SET sale_count = sale_count + 1 WHERE event_id = 'past'")
+        .await;
+    let out = verify();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("event past totals alpha IDR"), "{said}");
+    assert!(
+        !said.contains("event live"),
+        "the other events match: {said}"
+    );
 }
 
 /// A database as the one-event release left it (its event, a sale and a refund), then the
