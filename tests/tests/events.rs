@@ -273,6 +273,14 @@ async fn windows_edges_refunds_and_closing(backend: Backend) {
             })
             .await
             .map(|_| ()),
+        reader
+            .get_site_totals(GetSiteTotalsRequest {
+                site_id: "alpha".into(),
+                include_hourly: false,
+                event_id: "nope".into(),
+            })
+            .await
+            .map(|_| ()),
     ] {
         assert_eq!(missing.expect_err("unknown").code(), Code::NotFound);
     }

@@ -51,19 +51,12 @@ impl AdminService {
     /// The event named, or the current one when `event_id` is empty.
     async fn event_named(&self, event_id: &str, now: UnixNanos) -> Result<Event, Status> {
         let events = self.store.events().await.map_err(|e| from_storage(&e))?;
-        if event_id.is_empty() {
-            return events.current(now).cloned().ok_or_else(|| {
-                Status::failed_precondition(
-                    "no event is configured; rates belong to an event: call SetEvent first",
-                )
-            });
-        }
-        events.get(event_id).cloned().ok_or_else(|| {
-            Status::not_found(format!(
-                "event {:?} does not exist",
-                saleboard_domain::ids::excerpt(event_id)
-            ))
+        find_event(&events, event_id, now, || {
+            Status::failed_precondition(
+                "no event is configured; rates belong to an event: call SetEvent first",
+            )
         })
+        .cloned()
     }
 
     /// Currencies in the current totals that `rates` (of `event_id`) leave without a rate, by
@@ -161,6 +154,25 @@ pub async fn list_events(store: &dyn Store) -> Result<ListEventsResponse, Status
             .into_iter()
             .map(|e| event_msg(e, now))
             .collect(),
+    })
+}
+
+/// The event named (NOT_FOUND when there is none), or the current one when `event_id` is
+/// empty (`none` when no event is configured).
+fn find_event<'a>(
+    events: &'a saleboard_domain::Events,
+    event_id: &str,
+    now: UnixNanos,
+    none: impl FnOnce() -> Status,
+) -> Result<&'a Event, Status> {
+    if event_id.is_empty() {
+        return events.current(now).ok_or_else(none);
+    }
+    events.get(event_id).ok_or_else(|| {
+        Status::not_found(format!(
+            "event {:?} does not exist",
+            saleboard_domain::ids::excerpt(event_id)
+        ))
     })
 }
 
@@ -353,18 +365,9 @@ impl AdminApi for AdminService {
         let wanted = request.into_inner().event_id;
         let events = self.store.events().await.map_err(|e| from_storage(&e))?;
         let now = UnixNanos::now();
-        let event = if wanted.is_empty() {
-            events
-                .current(now)
-                .ok_or_else(|| Status::not_found("no event is configured yet; call SetEvent"))?
-        } else {
-            events.get(&wanted).ok_or_else(|| {
-                Status::not_found(format!(
-                    "event {:?} does not exist",
-                    saleboard_domain::ids::excerpt(&wanted)
-                ))
-            })?
-        };
+        let event = find_event(&events, &wanted, now, || {
+            Status::not_found("no event is configured yet; call SetEvent")
+        })?;
         Ok(Response::new(event_msg(event, now)))
     }
 

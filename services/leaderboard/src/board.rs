@@ -226,12 +226,12 @@ impl Board {
     /// the board.)
     pub async fn refresh(&self) -> Result<(), saleboard_storage::StorageError> {
         let _one_at_a_time = self.refreshing.lock().await;
-        let data = self.store.read_board(None).await?;
-        let events = Arc::new(self.store.events().await?);
+        let mut data = self.store.read_board(None).await?;
         *self
             .events
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = events;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Arc::new(std::mem::take(&mut data.events));
         self.checked_at
             .store(UnixNanos::now().0, std::sync::atomic::Ordering::Relaxed);
         let figures = Figures::build(data);

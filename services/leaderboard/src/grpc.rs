@@ -128,6 +128,27 @@ impl Drop for Watching {
 }
 
 impl LeaderboardService {
+    /// NOT_FOUND unless the event exists (from the board's events; from storage for one created
+    /// since its last refresh).
+    async fn known_event(&self, event_id: &str) -> Result<(), Status> {
+        let known = self.board.events().get(event_id).is_some()
+            || self
+                .store
+                .events()
+                .await
+                .map_err(|e| from_storage(&e))?
+                .get(event_id)
+                .is_some();
+        if known {
+            Ok(())
+        } else {
+            Err(Status::not_found(format!(
+                "event {:?} does not exist",
+                saleboard_domain::ids::excerpt(event_id)
+            )))
+        }
+    }
+
     /// The snapshot of an event ("" for the current one); NOT_FOUND for an unknown event.
     async fn snapshot_of(&self, event_id: &str) -> Result<Arc<Snapshot>, Status> {
         self.board
@@ -669,7 +690,7 @@ impl LeaderboardApi for LeaderboardService {
             self.may_read_detail(&metadata, peer, &site).await?;
         }
         if !req.event_id.is_empty() {
-            self.snapshot_of(&req.event_id).await?;
+            self.known_event(&req.event_id).await?;
         }
         let event = (!req.event_id.is_empty()).then_some(req.event_id.as_str());
         let data = self

@@ -172,6 +172,7 @@ mod tests {
                 (SiteId::parse("b").expect("b"), idr, totals(5, 5)),
             ],
             rates: vec![(usd, Rate::parse("15000").expect("rate"))],
+            events: saleboard_domain::Events::default(),
         };
         let f = Figures::build(data);
         let ranked: Vec<_> = f
@@ -224,6 +225,7 @@ mod tests {
                 (SiteId::parse("b").expect("b"), idr, totals(500, 0)),
             ],
             rates: vec![(usd, Rate::parse("15850.25").expect("rate"))],
+            events: saleboard_domain::Events::default(),
         };
         let f = Figures::build(data);
         let out: Vec<_> = f

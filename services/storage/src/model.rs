@@ -91,8 +91,10 @@ pub struct StoredTotals {
 pub struct BoardData {
     /// Ledger position the totals include.
     pub applied: u64,
-    /// The event, if set.
+    /// The event these figures are of (`None`: no such event, or none configured).
     pub event: Option<saleboard_domain::Event>,
+    /// Every event, read in the same transaction (states, windows, baselines).
+    pub events: saleboard_domain::Events,
     /// Every site.
     pub sites: Vec<SiteRecord>,
     /// Every per-currency total.

@@ -119,7 +119,8 @@ where
         let mut tx = self.pool().begin_with(B::BEGIN_READ).await?;
         let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
         // The event's figures, all read in one consistent transaction.
-        let event = chosen(&events_in(&mut tx).await?, event_id);
+        let events = events_in(&mut tx).await?;
+        let event = chosen(&events, event_id);
         let event_id = event.as_ref().map_or("", |e| e.event_id.as_str());
         let sites = sqlx::query_as::<_, SiteRow>(sql::SITES)
             .fetch_all(&mut *tx)
@@ -148,6 +149,7 @@ where
                 .map(RateRow::into_pair)
                 .collect::<Result<_>>()?,
             event,
+            events,
         })
     }
 
