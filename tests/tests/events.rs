@@ -7,8 +7,8 @@
 use saleboard_proto::Timestamp;
 use saleboard_proto::v1::{
     Event, EventState, ExchangeRate, GetEventRequest, GetLeaderboardRequest,
-    GetNationalTotalsRequest, GetSiteTotalsRequest, ListEventsRequest, Outcome,
-    SetExchangeRatesRequest, SubmitTransactionsRequest, Transaction, TransactionKind,
+    GetNationalTotalsRequest, GetSiteTotalsRequest, ListEventsRequest, ListExchangeRatesRequest,
+    Outcome, SetExchangeRatesRequest, SubmitTransactionsRequest, Transaction, TransactionKind,
     WatchLeaderboardRequest,
 };
 use saleboard_tests::data::now_secs;
@@ -284,6 +284,65 @@ async fn windows_edges_refunds_and_closing(backend: Backend) {
     ] {
         assert_eq!(missing.expect_err("unknown").code(), Code::NotFound);
     }
+
+    // Rates belong to their event; a closed event's rates are frozen.
+    let usd = |event: &str, rate: &str| SetExchangeRatesRequest {
+        rates: vec![ExchangeRate {
+            currency: "USD".into(),
+            rate: rate.into(),
+        }],
+        event_id: event.into(),
+    };
+    admin
+        .set_exchange_rates(usd("past", "15000"))
+        .await
+        .expect("a settling event's rates");
+    admin
+        .set_exchange_rates(usd("live", "16000"))
+        .await
+        .expect("the live event's rates");
+    let listed = |event: &str| ListExchangeRatesRequest {
+        event_id: event.into(),
+    };
+    for (id, want) in [("past", "15000"), ("live", "16000"), ("", "16000")] {
+        let rates = admin
+            .list_exchange_rates(listed(id))
+            .await
+            .expect("list rates")
+            .into_inner()
+            .rates;
+        assert_eq!(
+            rates
+                .iter()
+                .map(|r| (r.currency.as_str(), r.rate.as_str()))
+                .collect::<Vec<_>>(),
+            [("USD", want)],
+            "rates of {id:?}"
+        );
+    }
+    assert!(
+        admin
+            .list_exchange_rates(listed("done"))
+            .await
+            .expect("list rates")
+            .into_inner()
+            .rates
+            .is_empty()
+    );
+    let err = admin
+        .set_exchange_rates(usd("done", "1"))
+        .await
+        .expect_err("a closed event's rates are frozen");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("frozen"), "{}", err.message());
+    assert_eq!(
+        admin
+            .set_exchange_rates(usd("nope", "1"))
+            .await
+            .expect_err("unknown event")
+            .code(),
+        Code::NotFound
+    );
 
     // Close the past event now: its refunds are refused from then on.
     admin
@@ -778,6 +837,34 @@ async fn comparison_at_the_same_point(backend: Backend) {
         String::from_utf8_lossy(&out.stdout).contains(" UTC (ledger position"),
         "--tz wins over the event's zone"
     );
+    // `leaderboard --watch` draws the same growth line, live.
+    let dir = tempfile::tempdir().expect("tmp");
+    let out_path = dir.path().join("watch.out");
+    let mut watch = std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
+        .args(["leaderboard", "--watch", "--endpoint", &board])
+        .env_remove("SALEBOARD_ORGANIZER_TOKEN")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(std::fs::File::create(&out_path).expect("out"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("watch starts");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+        if text
+            .lines()
+            .any(|l| l.trim_start().starts_with("vs b2025") && l.ends_with('%'))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the watch shows the growth against the baseline: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(watch.kill());
+    drop(watch.wait());
 }
 
 backend_tests!(
