@@ -27,9 +27,10 @@ pub trait DecodeLimit {
 pub const MAX_TRANSACTIONS_PER_REQUEST: usize = 10_000;
 
 /// Largest encoded size of a valid `Transaction` inside a request: ids of at most 64 ASCII
-/// characters, a 3-letter currency, the amount, the timestamp, and framing (checked by a test
+/// characters, a 3-letter currency, the amount, the timestamp, brand and category slugs of at
+/// most 40 characters, the origin, and framing (checked by a test
 /// against a transaction with every field at its widest).
-pub const MAX_TRANSACTION_WIRE_BYTES: usize = 256;
+pub const MAX_TRANSACTION_WIRE_BYTES: usize = 384;
 
 /// Most exchange rates in one `SetExchangeRates` request (ISO 4217 has under 200 currencies).
 pub const MAX_RATES_PER_REQUEST: usize = 1_000;
@@ -164,6 +165,8 @@ impl DecodeLimit for crate::v1::SetExchangeRatesRequest {
 
 // Everything else a service or a client decodes: bounded by the message size alone.
 no_limit!(
+    GetBreakdownRequest,
+    Breakdown,
     SubmitTransactionsResponse,
     WhoAmIRequest,
     WhoAmIResponse,
@@ -223,6 +226,10 @@ mod tests {
                     nanos: i32::MIN,
                 }),
                 refund_of: id,
+                // Segments: slugs of at most 40 characters; an origin as wide as any number.
+                brand: "b".repeat(40),
+                category: "c".repeat(40),
+                origin: i32::MIN,
             }],
         };
         assert!(

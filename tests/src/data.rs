@@ -54,6 +54,7 @@ pub fn sale(id: &str, currency: &str, amount_minor: i64) -> Transaction {
             nanos: 0,
         }),
         refund_of: String::new(),
+        ..Transaction::default()
     }
 }
 

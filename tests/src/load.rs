@@ -56,6 +56,7 @@ pub fn sale_of(id: &str, occurred_at: i64) -> Transaction {
             nanos: 0,
         }),
         refund_of: String::new(),
+        ..Transaction::default()
     }
 }
 

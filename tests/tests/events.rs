@@ -43,6 +43,7 @@ fn sale_at(id: &str, at: i64) -> Transaction {
         amount_minor: 1_000,
         occurred_at: ts(at),
         refund_of: String::new(),
+        ..Transaction::default()
     }
 }
 
@@ -562,6 +563,7 @@ async fn a_one_event_database_migrates(backend: Backend) {
             currency: saleboard_domain::Currency::parse("IDR").expect("IDR"),
             amount_minor: 4_500,
             occurred_at: saleboard_domain::UnixNanos(at),
+            segments: saleboard_domain::Segments::default(),
         },
     };
     let decided = store.append(&[refund]).await.expect("append");

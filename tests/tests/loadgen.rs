@@ -23,6 +23,9 @@ async fn a_short_run_reconciles(backend: Backend) {
         depth: 4,
         refunds: 0.03,
         resubmits: 0.02,
+        brands: 300,
+        categories: 12,
+        cross_border: 0.2,
         site_prefix: "lg".into(),
         event: String::new(),
         keep_sites: false,
@@ -39,8 +42,40 @@ async fn a_short_run_reconciles(backend: Backend) {
     );
     assert_eq!(report.accepted + report.duplicate, 6_000);
     assert!(!report.fresh_us.is_empty() && !report.ack_us.is_empty());
-    // The biggest site got the biggest share.
     let rows = app.store.read_ledger(0, u32::MAX).await.expect("ledger");
+    // Sales carry realistic segments (the breakdowns reconciled above): a Zipf over brands,
+    // about a fifth cross-border; refunds carry their sale's.
+    let brand = |b: &str| {
+        rows.iter()
+            .filter(|r| r.tx.segments.key(saleboard_domain::Dimension::Brand) == b)
+            .count()
+    };
+    assert!(
+        brand("brand-1") > 5 * brand("brand-50").max(1),
+        "Zipf brands: {} vs {}",
+        brand("brand-1"),
+        brand("brand-50")
+    );
+    let cross = rows
+        .iter()
+        .filter(|r| r.tx.segments.origin == saleboard_domain::Origin::CrossBorder)
+        .count();
+    assert!(
+        (rows.len() / 10..rows.len() * 3 / 10).contains(&cross),
+        "about 20% cross-border: {cross} of {}",
+        rows.len()
+    );
+    for refund in rows.iter().filter(|r| r.tx.refund_of().is_some()) {
+        let sale = rows
+            .iter()
+            .find(|s| s.site == refund.site && Some(&s.tx.id) == refund.tx.refund_of())
+            .expect("its sale");
+        assert_eq!(
+            refund.tx.segments, sale.tx.segments,
+            "a refund takes its sale's"
+        );
+    }
+    // The biggest site got the biggest share.
     let count = |s: &str| rows.iter().filter(|r| r.site.as_str() == s).count();
     assert!(
         count("lg-001") > 3 * count("lg-012"),

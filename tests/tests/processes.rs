@@ -413,7 +413,7 @@ async fn verify_reports_a_difference(backend: Backend) {
     t.gross_minor += 1;
     let changes = saleboard_domain::totals::Changes {
         totals: vec![(key, t)],
-        hourly: vec![],
+        ..saleboard_domain::totals::Changes::default()
     };
     store
         .apply_totals(state.applied, state.applied, &changes, UnixNanos::now())

@@ -39,6 +39,7 @@ fn candidate(
             currency: Currency::parse("IDR").expect("IDR"),
             amount_minor: amount,
             occurred_at: UnixNanos(1_000),
+            segments: saleboard_domain::Segments::default(),
         },
     }
 }

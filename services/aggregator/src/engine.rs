@@ -202,6 +202,25 @@ impl Engine {
     async fn lead_inner(&self, stop: &mut watch::Receiver<bool>) -> Result<(), LeadEnd> {
         let loaded = self.store.load_totals().await?;
         let (mut applied, mut book) = (loaded.applied, loaded.book);
+        // The national breakdown rows are derived from the per-site ones: rewrite any that
+        // differ (a database migrated from before breakdowns starts with none), without moving.
+        let (marked, extra) = book.mark_segments_differing(&loaded.segments);
+        if extra > 0 {
+            tracing::warn!(
+                keys = extra,
+                "national breakdown rows without per-site figures behind them; saleboard verify names them"
+            );
+        }
+        if marked > 0 {
+            let changes = book.take_changes();
+            self.store
+                .apply_totals(applied, applied, &changes, UnixNanos::now())
+                .await?;
+            tracing::info!(
+                keys = marked,
+                "national breakdown figures rewritten from the per-site figures"
+            );
+        }
         self.status.send_replace(LocalStatus {
             active: true,
             applied,

@@ -237,6 +237,25 @@ async fn demo_events(store: &Arc<dyn Store>) -> anyhow::Result<()> {
 }
 
 /// A few hundred sales of the demo sites spread over the first two days of `event`.
+/// Brand, category and origin of a demo sale: local and imported brands in a few categories.
+fn demo_segments(n: i64) -> anyhow::Result<saleboard_domain::Segments> {
+    use saleboard_domain::{Origin, Segments, Slug};
+    const BRANDS: [(&str, &str, Origin); 6] = [
+        ("wardah", "beauty", Origin::Domestic),
+        ("indomie", "food", Origin::Domestic),
+        ("eiger", "fashion", Origin::Domestic),
+        ("samsung", "electronics", Origin::CrossBorder),
+        ("uniqlo", "fashion", Origin::CrossBorder),
+        ("xiaomi", "electronics", Origin::CrossBorder),
+    ];
+    let (brand, category, origin) = BRANDS[usize::try_from(n.rem_euclid(6))?];
+    Ok(Segments {
+        brand: Some(Slug::parse(brand)?),
+        category: Some(Slug::parse(category)?),
+        origin,
+    })
+}
+
 fn demo_history(event: &Event) -> anyhow::Result<Vec<saleboard_storage::Candidate>> {
     let mut history = Vec::new();
     for (per_hour, (site, _)) in [4_i64, 3, 2].into_iter().zip(DEMO_SITES) {
@@ -260,6 +279,7 @@ fn demo_history(event: &Event) -> anyhow::Result<Vec<saleboard_storage::Candidat
                         // Rp 50.000 to Rp 500.000, varied by the hour.
                         amount_minor: 5_000_000 + ((hour * 7 + n * 13) % 10) * 5_000_000,
                         occurred_at: at,
+                        segments: demo_segments(hour + n)?,
                     },
                 });
             }

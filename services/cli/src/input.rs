@@ -1,5 +1,6 @@
 //! Reading transactions from CSV (header row, columns named like the `Transaction` fields,
-//! `occurred_at` in RFC 3339) or JSON Lines. A malformed row becomes an error naming its line,
+//! `occurred_at` in RFC 3339; `brand`, `category` and `origin` (`domestic`, `cross-border` or
+//! empty) optional) or JSON Lines. A malformed row becomes an error naming its line,
 //! never a reason to stop reading the others.
 
 use std::collections::{BTreeMap, HashMap};
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use saleboard_domain::Currency;
 use saleboard_proto::Timestamp;
-use saleboard_proto::v1::{Transaction, TransactionKind};
+use saleboard_proto::v1::{Origin, Transaction, TransactionKind};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -101,6 +102,16 @@ pub fn transaction(fields: &HashMap<String, String>) -> Result<Transaction, Stri
     })?;
     let nanos = i32::try_from(occurred.nanosecond())
         .map_err(|_| "occurred_at nanoseconds out of range".to_owned())?;
+    let origin = match field(fields, "origin").trim().to_ascii_lowercase().as_str() {
+        "" | "origin_unspecified" | "0" => Origin::Unspecified,
+        "domestic" | "origin_domestic" | "1" => Origin::Domestic,
+        "cross-border" | "origin_cross_border" | "2" => Origin::CrossBorder,
+        other => {
+            return Err(format!(
+                "origin {other:?} is not domestic, cross-border or empty"
+            ));
+        }
+    };
     Ok(Transaction {
         transaction_id: field(fields, "transaction_id").trim().to_owned(),
         store_id: field(fields, "store_id").trim().to_owned(),
@@ -112,6 +123,10 @@ pub fn transaction(fields: &HashMap<String, String>) -> Result<Transaction, Stri
             nanos,
         }),
         refund_of: field(fields, "refund_of").trim().to_owned(),
+        // Slugs are lower case on the wire; files often capitalise them ("Nestle").
+        brand: field(fields, "brand").trim().to_ascii_lowercase(),
+        category: field(fields, "category").trim().to_ascii_lowercase(),
+        origin: origin.into(),
     })
 }
 
@@ -391,7 +406,7 @@ fn json_row(members: &BTreeMap<String, Box<RawValue>>) -> Result<Transaction, St
 const REQUIRED: [&str; 4] = ["transaction_id", "kind", "currency", "occurred_at"];
 
 /// Every key a row may have.
-const KNOWN: [&str; 8] = [
+const KNOWN: [&str; 11] = [
     "transaction_id",
     "store_id",
     "kind",
@@ -400,6 +415,9 @@ const KNOWN: [&str; 8] = [
     "amount",
     "occurred_at",
     "refund_of",
+    "brand",
+    "category",
+    "origin",
 ];
 
 /// Counts data rows (for a progress bar): lines minus the CSV header.
@@ -455,6 +473,41 @@ mod tests {
             })
         );
         assert_eq!(t.refund_of, "S-1");
+        assert_eq!((t.brand.as_str(), t.category.as_str()), ("", ""));
+        assert_eq!(t.origin(), Origin::Unspecified);
+    }
+
+    #[test]
+    fn segments_are_optional_columns() {
+        let base = [
+            ("transaction_id", "T"),
+            ("kind", "SALE"),
+            ("currency", "IDR"),
+            ("amount_minor", "1"),
+            ("occurred_at", "2026-12-12T00:00:00Z"),
+        ];
+        for (origin, want) in [
+            ("domestic", Origin::Domestic),
+            ("Cross-Border", Origin::CrossBorder),
+            ("ORIGIN_CROSS_BORDER", Origin::CrossBorder),
+            ("", Origin::Unspecified),
+        ] {
+            let mut f = fields(&base);
+            f.insert("brand".into(), " Nestle ".into());
+            f.insert("category".into(), "food-drink".into());
+            f.insert("origin".into(), origin.into());
+            let t = transaction(&f).expect("parses");
+            assert_eq!(
+                (t.brand.as_str(), t.category.as_str()),
+                ("nestle", "food-drink")
+            );
+            assert_eq!(t.origin(), want, "{origin}");
+        }
+        let t = json_text(
+            r#"{"transaction_id":"T","kind":"SALE","currency":"IDR","amount_minor":1,"occurred_at":"2026-12-12T00:00:00Z","brand":"wardah","origin":"domestic"}"#,
+        )
+        .expect("json");
+        assert_eq!((t.brand.as_str(), t.origin()), ("wardah", Origin::Domestic));
     }
 
     #[test]
@@ -470,6 +523,7 @@ mod tests {
             ("kind", "BUY", "kind"),
             ("amount_minor", "1.5", "amount_minor"),
             ("occurred_at", "yesterday", "occurred_at"),
+            ("origin", "import", "origin"),
         ] {
             let mut f = fields(&base);
             f.insert(name.into(), value.into());

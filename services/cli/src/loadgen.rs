@@ -3,12 +3,16 @@
 //! One stream per site (130 by default); each site's batch size follows a Zipf law, so in
 //! closed loop (every stream as fast as the server answers) site volumes follow it too. A
 //! currency mix (mostly IDR, some USD, SGD, MYR, JPY), 3% refunds of the stream's earlier sales
-//! (never more than a sale holds), 2% resubmissions of already-sent transactions. Open loop
-//! (`--rate`) paces each site's batches to its share of the target rate.
+//! (never more than a sale holds), 2% resubmissions of already-sent transactions. Sales carry
+//! segments: a brand drawn by a Zipf law over `--brands` (300), its category (one of
+//! `--categories`, 12), 20% cross-border; refunds take their sale's (half of them say them
+//! again, half leave them empty). Open loop (`--rate`) paces each site's batches to its share
+//! of the target rate.
 //!
 //! It reports accepted per second, ack latency percentiles, freshness (from a batch's ACCEPTED
-//! to the leaderboard watermark covering it) and, at the end, reconciles every site's totals and
-//! the national totals against what it was told ACCEPTED, to the minor unit.
+//! to the leaderboard watermark covering it) and, at the end, reconciles every site's totals,
+//! the national totals and (in a run's own event) every national breakdown against what it was
+//! told ACCEPTED, to the minor unit.
 
 use anyhow::Context as _;
 use std::collections::{BTreeMap, VecDeque};
@@ -16,16 +20,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use saleboard_domain::Dimension;
 use saleboard_proto::Timestamp;
 use saleboard_proto::v1::admin_service_client::AdminServiceClient;
 use saleboard_proto::v1::ingest_service_client::IngestServiceClient;
 use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
 use saleboard_proto::v1::{
-    CreateApiKeyRequest, CreateSiteRequest, Event, ExchangeRate, GetEventRequest,
-    GetNationalTotalsRequest, GetSiteTotalsRequest, ListEventsRequest, ListExchangeRatesRequest,
-    Outcome, RevokeApiKeyRequest, SetExchangeRatesRequest, SetSiteEnabledRequest,
-    SubmitTransactionsRequest, Transaction, TransactionKind, TransactionResult,
-    WatchLeaderboardRequest,
+    BreakdownEntry, CreateApiKeyRequest, CreateSiteRequest, Event, ExchangeRate,
+    GetBreakdownRequest, GetEventRequest, GetNationalTotalsRequest, GetSiteTotalsRequest,
+    ListEventsRequest, ListExchangeRatesRequest, Origin, Outcome, RevokeApiKeyRequest,
+    SetExchangeRatesRequest, SetSiteEnabledRequest, SubmitTransactionsRequest, Transaction,
+    TransactionKind, TransactionResult, WatchLeaderboardRequest,
 };
 use serde_json::json;
 use tokio::sync::{Mutex, mpsc};
@@ -80,6 +85,15 @@ pub struct LoadgenArgs {
     /// Share of resubmissions of already-sent transactions.
     #[arg(long, env = "SALEBOARD_LOADGEN_RESUBMITS", default_value_t = 0.02)]
     pub resubmits: f64,
+    /// Brands sold, with Zipf volumes (`brand-1` the biggest); each belongs to one category.
+    #[arg(long, env = "SALEBOARD_LOADGEN_BRANDS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub brands: u32,
+    /// Product categories.
+    #[arg(long, env = "SALEBOARD_LOADGEN_CATEGORIES", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub categories: u32,
+    /// Share of cross-border sales (the rest are domestic; 3% of sales say no brand).
+    #[arg(long, env = "SALEBOARD_LOADGEN_CROSS_BORDER", default_value_t = 0.2)]
+    pub cross_border: f64,
     /// Prefix of the site ids (`PREFIX-001`...).
     #[arg(long, env = "SALEBOARD_LOADGEN_SITE_PREFIX", default_value = "lg")]
     pub site_prefix: String,
@@ -143,6 +157,9 @@ impl std::fmt::Display for Movement {
 
 /// Per (site, currency): how the totals moved.
 pub type Figures = BTreeMap<(String, String), Movement>;
+
+/// Per (dimension, key, currency): what was ACCEPTED.
+pub type SegmentFigures = BTreeMap<(Dimension, String, String), Movement>;
 
 /// What a run measured.
 #[derive(Debug, Clone, Default)]
@@ -225,7 +242,7 @@ impl Report {
             ms(&self.fresh_us, 0.99),
         );
         if self.mismatches.is_empty() {
-            out.push_str("  reconciliation PASS: every site's totals and the national totals equal what was ACCEPTED, to the minor unit\n");
+            out.push_str("  reconciliation PASS: every site's totals, the national totals (and, in the run's own event, every breakdown) equal what was ACCEPTED, to the minor unit\n");
         } else {
             out.push_str(&format!(
                 "  reconciliation FAIL: {} difference(s)\n",
@@ -319,6 +336,83 @@ struct SaleRef {
     id: String,
     currency: &'static str,
     left: i64,
+    segments: Segs,
+}
+
+/// (brand, category, origin) of a transaction, as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Segs {
+    brand: String,
+    category: String,
+    origin: Origin,
+}
+
+impl Segs {
+    fn of(t: &Transaction) -> Self {
+        Self {
+            brand: t.brand.clone(),
+            category: t.category.clone(),
+            origin: t.origin(),
+        }
+    }
+
+    /// The key of a dimension, as a breakdown names it.
+    fn key(&self, dimension: Dimension) -> &str {
+        match dimension {
+            Dimension::Brand => &self.brand,
+            Dimension::Category => &self.category,
+            Dimension::Origin => match self.origin {
+                Origin::Domestic => "domestic",
+                Origin::CrossBorder => "cross-border",
+                Origin::Unspecified => "",
+            },
+        }
+    }
+}
+
+/// The brands' Zipf weights, cumulated (for drawing one), and the mix of segments.
+#[derive(Debug, Clone)]
+struct SegmentMix {
+    cumulative: Arc<Vec<f64>>,
+    categories: u32,
+    cross_border: f64,
+}
+
+impl SegmentMix {
+    fn new(args: &LoadgenArgs) -> Self {
+        let mut total = 0.0;
+        let cumulative = (1..=args.brands)
+            .map(|i| {
+                total += 1.0 / f64::from(i);
+                total
+            })
+            .collect();
+        Self {
+            cumulative: Arc::new(cumulative),
+            categories: args.categories,
+            cross_border: args.cross_border,
+        }
+    }
+
+    fn draw(&self, rng: &mut Rng) -> Segs {
+        let total = self.cumulative.last().copied().unwrap_or(1.0);
+        let x = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
+        let brand = self.cumulative.partition_point(|c| *c < x) + 1;
+        let origin = if rng.chance(self.cross_border) {
+            Origin::CrossBorder
+        } else {
+            Origin::Domestic
+        };
+        Segs {
+            brand: if rng.chance(0.03) {
+                String::new()
+            } else {
+                format!("brand-{brand}")
+            },
+            category: format!("category-{}", (brand - 1) % self.categories as usize + 1),
+            origin,
+        }
+    }
 }
 
 struct Generator {
@@ -332,6 +426,7 @@ struct Generator {
     resubmits: f64,
     /// "Now" for the timestamps; `None`: the real clock.
     clock: Option<i64>,
+    mix: SegmentMix,
 }
 
 impl Generator {
@@ -353,6 +448,12 @@ impl Generator {
             let amount = 1 + i64::try_from(self.rng.below(u64::try_from(sale.left).unwrap_or(1)))
                 .unwrap_or(0);
             sale.left -= amount;
+            // Half the refunds leave the segments to their sale, half say them again.
+            let said = if self.rng.chance(0.5) {
+                sale.segments.clone()
+            } else {
+                Segs::default()
+            };
             let t = Transaction {
                 transaction_id: id,
                 store_id: String::new(),
@@ -365,6 +466,9 @@ impl Generator {
                     nanos: 0,
                 }),
                 refund_of: sale.id.clone(),
+                brand: said.brand,
+                category: said.category,
+                origin: said.origin.into(),
             };
             if sale.left == 0 {
                 self.sales.remove(i);
@@ -385,10 +489,12 @@ impl Generator {
                 .map_or(("IDR", 1, 2), |(c, _, lo, hi)| (*c, *lo, *hi));
             let amount = lo
                 + i64::try_from(self.rng.below(u64::try_from(hi - lo).unwrap_or(1))).unwrap_or(0);
+            let segments = self.mix.draw(&mut self.rng);
             self.sales.push_back(SaleRef {
                 id: id.clone(),
                 currency,
                 left: amount,
+                segments: segments.clone(),
             });
             if self.sales.len() > 1_000 {
                 self.sales.pop_front();
@@ -401,6 +507,9 @@ impl Generator {
                 amount_minor: amount,
                 occurred_at: at,
                 refund_of: String::new(),
+                brand: segments.brand,
+                category: segments.category,
+                origin: segments.origin.into(),
             }
         };
         self.sent.push_back(t.clone());
@@ -420,6 +529,10 @@ struct Tally {
     /// (highest accepted position of a batch, when it was acknowledged)
     acks: Vec<(u64, Instant)>,
     expected: Figures,
+    /// Per (dimension, key, currency): what was ACCEPTED.
+    expected_segments: SegmentFigures,
+    /// The segments of every accepted sale (a refund's are its sale's).
+    sale_segments: std::collections::HashMap<(String, String), Segs>,
     last_ack: Option<Instant>,
 }
 
@@ -446,12 +559,42 @@ impl Tally {
                         .expected
                         .entry((site.to_owned(), tx.currency.clone()))
                         .or_default();
-                    if tx.refund_of.is_empty() {
+                    let moved = if tx.refund_of.is_empty() {
                         e.sales += 1;
                         e.gross += tx.amount_minor;
+                        self.sale_segments
+                            .insert((site.to_owned(), tx.transaction_id.clone()), Segs::of(tx));
+                        Movement {
+                            sales: 1,
+                            gross: tx.amount_minor,
+                            ..Movement::default()
+                        }
                     } else {
                         e.refunds += 1;
                         e.refunded += tx.amount_minor;
+                        Movement {
+                            refunds: 1,
+                            refunded: tx.amount_minor,
+                            ..Movement::default()
+                        }
+                    };
+                    let segments = if tx.refund_of.is_empty() {
+                        Segs::of(tx)
+                    } else {
+                        self.sale_segments
+                            .get(&(site.to_owned(), tx.refund_of.clone()))
+                            .cloned()
+                            .unwrap_or_else(|| Segs::of(tx))
+                    };
+                    for dimension in Dimension::ALL {
+                        self.expected_segments
+                            .entry((
+                                dimension,
+                                segments.key(dimension).to_owned(),
+                                tx.currency.clone(),
+                            ))
+                            .or_default()
+                            .add(moved);
                     }
                 }
                 Outcome::Duplicate => self.duplicate += 1,
@@ -765,6 +908,12 @@ async fn drive(args: &LoadgenArgs, sites: &[LoadSite], run: &RunEvent) -> anyhow
     tokio::time::sleep(Duration::from_millis(300)).await;
     watcher.abort();
     let after = site_totals(&mut board, &args.endpoint, &names, event).await?;
+    let mut mismatches = reconcile(&t.expected, &before, &after);
+    if run.own {
+        // The run's own event holds nothing else: every breakdown is exactly what it sent.
+        mismatches
+            .extend(reconcile_breakdowns(args, &mut board, event, &t.expected_segments).await?);
+    }
     let fresh_us = freshness(&t.acks, &watermarks.lock().await);
     t.ack_us.sort_unstable();
     Ok(Report {
@@ -775,8 +924,121 @@ async fn drive(args: &LoadgenArgs, sites: &[LoadSite], run: &RunEvent) -> anyhow
         elapsed,
         ack_us: t.ack_us,
         fresh_us,
-        mismatches: reconcile(&t.expected, &before, &after),
+        mismatches,
     })
+}
+
+/// Every entry of a national breakdown (all pages).
+async fn breakdown(
+    board: &mut LeaderboardServiceClient<client::Authed>,
+    endpoint: &str,
+    event: &str,
+    dimension: Dimension,
+) -> anyhow::Result<(String, Vec<BreakdownEntry>, i64)> {
+    let mut entries = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let b = board
+            .get_breakdown(GetBreakdownRequest {
+                event_id: event.to_owned(),
+                dimension: crate::query::dimension_msg(dimension).into(),
+                site_id: String::new(),
+                limit: 1_000,
+                page_token,
+            })
+            .await
+            .map_err(|s| client::explain(endpoint, "GetBreakdown", &s))?
+            .into_inner();
+        entries.extend(b.entries);
+        if b.next_page_token.is_empty() {
+            return Ok((b.reporting_currency, entries, b.total_net_reporting_minor));
+        }
+        page_token = b.next_page_token;
+    }
+}
+
+/// Compares every national breakdown of the run's own event with what was ACCEPTED: counts per
+/// key, and each key's net converted as the server must (half-even once per (key, currency),
+/// with the event's rates).
+async fn reconcile_breakdowns(
+    args: &LoadgenArgs,
+    board: &mut LeaderboardServiceClient<client::Authed>,
+    event: &str,
+    expected: &SegmentFigures,
+) -> anyhow::Result<Vec<String>> {
+    let mut admin =
+        AdminServiceClient::new(client::connect(&args.endpoint, Some(&args.token)).await?);
+    let rates: BTreeMap<saleboard_domain::Currency, saleboard_domain::Rate> = admin
+        .list_exchange_rates(ListExchangeRatesRequest {
+            event_id: event.to_owned(),
+        })
+        .await
+        .map_err(|s| client::explain(&args.endpoint, "ListExchangeRates", &s))?
+        .into_inner()
+        .rates
+        .iter()
+        .map(|r| {
+            Ok((
+                saleboard_domain::Currency::parse(&r.currency)?,
+                saleboard_domain::Rate::parse(&r.rate)?,
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut out = Vec::new();
+    for dimension in Dimension::ALL {
+        let (reporting, got, total) = breakdown(board, &args.endpoint, event, dimension).await?;
+        let reporting = saleboard_domain::Currency::parse(&reporting)?;
+        // key -> (sales, refunds, net in the reporting currency)
+        let mut want: BTreeMap<&str, (i64, i64, i128)> = BTreeMap::new();
+        for ((d, key, currency), m) in expected {
+            if *d != dimension {
+                continue;
+            }
+            let w = want.entry(key.as_str()).or_default();
+            w.0 += m.sales;
+            w.1 += m.refunds;
+            let currency = saleboard_domain::Currency::parse(currency)?;
+            let net = i128::from(m.gross - m.refunded);
+            if let Some(rate) = rates.get(&currency) {
+                w.2 += saleboard_domain::ranking::convert(net, currency, reporting, rate)
+                    .unwrap_or_default();
+            } else if currency == reporting {
+                w.2 += net;
+            }
+        }
+        let seen: BTreeMap<&str, &BreakdownEntry> =
+            got.iter().map(|e| (e.key.as_str(), e)).collect();
+        for (key, (sales, refunds, net)) in &want {
+            let shown = seen.get(key).map_or((0, 0, 0), |e| {
+                (
+                    i64::try_from(e.sale_count).unwrap_or(i64::MAX),
+                    i64::try_from(e.refund_count).unwrap_or(i64::MAX),
+                    i128::from(e.net_reporting_minor),
+                )
+            });
+            if shown != (*sales, *refunds, *net) {
+                out.push(format!(
+                    "{dimension} {key:?}: the breakdown says {} sales, {} refunds, net {} but {sales} sales, {refunds} refunds, net {net} was ACCEPTED",
+                    shown.0, shown.1, shown.2
+                ));
+            }
+        }
+        for e in &got {
+            if !want.contains_key(e.key.as_str()) {
+                out.push(format!(
+                    "{dimension} {:?}: in the breakdown, but nothing was ACCEPTED for it",
+                    e.key
+                ));
+            }
+        }
+        let sum: i128 = got.iter().map(|e| i128::from(e.net_reporting_minor)).sum();
+        if sum != i128::from(total) {
+            out.push(format!(
+                "{dimension}: the entries add up to {sum}, the breakdown's total says {total}"
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Every watermark the leaderboard publishes, and when it was seen (for freshness).
@@ -866,6 +1128,7 @@ struct Plan {
     /// The generator's "now" (seconds) for a run in its own event's past window; `None`: the
     /// real clock.
     clock: Option<i64>,
+    mix: SegmentMix,
 }
 
 /// The two tasks of one site's stream: the sender, and the receiver that tallies answers.
@@ -900,6 +1163,7 @@ impl Plan {
             ),
             tally: Arc::new(Mutex::new(Tally::default())),
             clock: None,
+            mix: SegmentMix::new(args),
         }
     }
 
@@ -941,6 +1205,7 @@ impl Plan {
             refunds: args.refunds,
             resubmits: args.resubmits,
             clock: self.clock,
+            mix: self.mix.clone(),
         };
         let (budget, deadline) = (self.budget.clone(), self.deadline);
         let sender = tokio::spawn(async move {
@@ -1077,6 +1342,11 @@ mod tests {
             refunds: 0.3,
             resubmits: 0.1,
             clock: Some(1_765_497_600),
+            mix: SegmentMix {
+                cumulative: Arc::new(vec![1.0, 1.5, 1.8]),
+                categories: 2,
+                cross_border: 0.2,
+            },
         };
         let mut held: BTreeMap<String, i64> = BTreeMap::new();
         let mut seen = std::collections::HashSet::new();

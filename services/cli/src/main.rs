@@ -49,6 +49,9 @@ enum Command {
     /// Compare an event with its baseline (or --with another event) at the same point: each
     /// site's net, the baseline's and the growth.
     Compare(query::CompareArgs),
+    /// What sold, not only where: the figures by brand, category or origin (domestic,
+    /// cross-border), ranked, national or one site's (--site).
+    Breakdown(query::BreakdownArgs),
     /// Manage sites, keys, the event and exchange rates (organizers).
     Admin(admin::AdminArgs),
     /// Ask a service whether it is serving (gRPC health); exit 0 when SERVING.
@@ -76,6 +79,7 @@ impl Command {
             Self::Totals(_) => "totals",
             Self::National(_) => "national",
             Self::Compare(_) => "compare",
+            Self::Breakdown(_) => "breakdown",
             Self::Admin(_) => "admin",
             Self::Health(_) => "health",
             Self::Loadgen(_) => "loadgen",
@@ -96,6 +100,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Totals(args) => query::totals(&args).await.map(|()| 0),
         Command::National(args) => query::national(&args).await.map(|()| 0),
         Command::Compare(args) => query::compare(&args).await.map(|()| 0),
+        Command::Breakdown(args) => query::breakdown(&args).await.map(|()| 0),
         Command::Admin(args) => admin::run(&args).await.map(|()| 0),
         Command::Loadgen(args) => loadgen::command(&args).await,
         Command::Health(args) => health::run(&args).await.map(|ok| if ok { 0 } else { 1 }),

@@ -178,6 +178,45 @@ pub struct LeaderboardArgs {
     /// With --watch, at most one redraw per this many milliseconds.
     #[arg(long, env = "SALEBOARD_WATCH_INTERVAL_MS", default_value_t = 500)]
     pub interval_ms: u32,
+    /// Under the table, the top N categories of the event, with their share (0: none).
+    #[arg(long, env = "SALEBOARD_TOP_CATEGORIES", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000))]
+    pub categories: u32,
+}
+
+/// The top `n` categories of an event, as lines under the leaderboard table (empty when `n`
+/// is 0 or the breakdown cannot be read: the board stays up).
+async fn categories_block(
+    client: &mut LeaderboardServiceClient<client::Authed>,
+    event_id: &str,
+    n: u32,
+) -> String {
+    if n == 0 {
+        return String::new();
+    }
+    let Ok(b) = client
+        .get_breakdown(saleboard_proto::v1::GetBreakdownRequest {
+            event_id: event_id.to_owned(),
+            dimension: saleboard_proto::v1::Dimension::Category.into(),
+            site_id: String::new(),
+            limit: n,
+            page_token: String::new(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    else {
+        return String::new();
+    };
+    let mut out = String::from("\ntop categories\n");
+    for e in &b.entries {
+        out.push_str(&format!(
+            "{:>4}  {:<24} {:>30} {:>7}\n",
+            e.rank,
+            if e.key.is_empty() { "(none)" } else { &e.key },
+            money(e.net_reporting_minor, &b.reporting_currency),
+            share(e.net_reporting_minor, b.total_net_reporting_minor)
+        ));
+    }
+    out
 }
 
 /// Arguments of `saleboard totals`.
@@ -206,6 +245,215 @@ pub struct NationalArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub query: QueryArgs,
+}
+
+/// A breakdown dimension, as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DimensionArg {
+    /// By brand.
+    Brand,
+    /// By product category.
+    Category,
+    /// Domestic against cross-border.
+    Origin,
+}
+
+impl From<DimensionArg> for saleboard_domain::Dimension {
+    fn from(d: DimensionArg) -> Self {
+        match d {
+            DimensionArg::Brand => Self::Brand,
+            DimensionArg::Category => Self::Category,
+            DimensionArg::Origin => Self::Origin,
+        }
+    }
+}
+
+/// The wire enum of a dimension.
+#[must_use]
+pub fn dimension_msg(d: saleboard_domain::Dimension) -> saleboard_proto::v1::Dimension {
+    match d {
+        saleboard_domain::Dimension::Brand => saleboard_proto::v1::Dimension::Brand,
+        saleboard_domain::Dimension::Category => saleboard_proto::v1::Dimension::Category,
+        saleboard_domain::Dimension::Origin => saleboard_proto::v1::Dimension::Origin,
+    }
+}
+
+/// Arguments of `saleboard breakdown`.
+#[derive(Debug, clap::Args)]
+pub struct BreakdownArgs {
+    /// What to break the figures down by.
+    #[arg(value_enum)]
+    pub dimension: DimensionArg,
+    /// One site's breakdown (needs the organizer token or that site's API key, unless the
+    /// leaderboard runs with --public-site-detail); default national.
+    #[arg(long, default_value = "")]
+    pub site: String,
+    /// Keys to show (at most 1,000 per page).
+    #[arg(long, env = "SALEBOARD_LIMIT", default_value_t = 10)]
+    pub limit: u32,
+    /// Continue from a previous page's `next_page_token` (same snapshot).
+    #[arg(long)]
+    pub page_token: Option<String>,
+    /// Organizer token, for a site's breakdown.
+    #[arg(long, env = "SALEBOARD_ORGANIZER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The site's own API key, for its breakdown.
+    #[arg(long, env = "SALEBOARD_API_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub query: QueryArgs,
+}
+
+/// `saleboard breakdown brand|category|origin`: what sold, ranked, national or one site's.
+///
+/// # Errors
+/// When the service cannot be reached or refuses.
+pub async fn breakdown(args: &BreakdownArgs) -> anyhow::Result<()> {
+    let endpoint = &args.query.endpoint;
+    let secret = if args.site.is_empty() {
+        None
+    } else {
+        args.token.as_deref().or(args.key.as_deref())
+    };
+    let mut client = LeaderboardServiceClient::new(client::connect(endpoint, secret).await?);
+    let b = client
+        .get_breakdown(saleboard_proto::v1::GetBreakdownRequest {
+            event_id: args.query.event.clone(),
+            dimension: dimension_msg(args.dimension.into()).into(),
+            site_id: args.site.clone(),
+            limit: args.limit,
+            page_token: args.page_token.clone().unwrap_or_default(),
+        })
+        .await
+        .map_err(|s| client::explain(endpoint, "GetBreakdown", &s))?
+        .into_inner();
+    match args.query.output {
+        Output::Json => println!("{}", breakdown_json(&b)),
+        Output::Table => {
+            let zone = args.query.zone(&mut client, &b.event_id).await;
+            print!("{}", breakdown_table(&b, &zone));
+        }
+    }
+    Ok(())
+}
+
+fn dimension_name(b: &saleboard_proto::v1::Breakdown) -> &'static str {
+    match b.dimension() {
+        saleboard_proto::v1::Dimension::Brand => "brand",
+        saleboard_proto::v1::Dimension::Category => "category",
+        saleboard_proto::v1::Dimension::Origin => "origin",
+        saleboard_proto::v1::Dimension::Unspecified => "?",
+    }
+}
+
+/// A breakdown as JSON (money in minor units, exactly).
+#[must_use]
+pub fn breakdown_json(b: &saleboard_proto::v1::Breakdown) -> serde_json::Value {
+    json!({
+        "event_id": b.event_id,
+        "dimension": dimension_name(b),
+        "site_id": b.site_id,
+        "reporting_currency": b.reporting_currency,
+        "watermark": b.watermark,
+        "total_net_reporting_minor": b.total_net_reporting_minor,
+        "unconverted_currencies": b.unconverted_currencies,
+        "next_page_token": b.next_page_token,
+        "entries": b.entries.iter().map(|e| json!({
+            "rank": e.rank,
+            "key": e.key,
+            "net_reporting_minor": e.net_reporting_minor,
+            "sale_count": e.sale_count,
+            "refund_count": e.refund_count,
+            "site_count": e.site_count,
+            "unconverted_currencies": e.unconverted_currencies,
+            "out_of_range": e.out_of_range,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// A breakdown as a table: rank, key (`(none)` for transactions without the field), net,
+/// share of the total, counts.
+#[must_use]
+pub fn breakdown_table(b: &saleboard_proto::v1::Breakdown, zone: &Zone) -> String {
+    let scope = if b.site_id.is_empty() {
+        "national".to_owned()
+    } else {
+        format!("site {}", b.site_id)
+    };
+    let mut out = format!(
+        "{} by {}, {scope}, in {} as of {} (ledger position {})\n{:>4}  {:<28} {:>30} {:>7} {:>10} {:>8} {:>6}\n",
+        b.event_id,
+        dimension_name(b),
+        b.reporting_currency,
+        zone.show(b.as_of.as_ref()),
+        b.watermark,
+        "rank",
+        dimension_name(b),
+        "net",
+        "share",
+        "sales",
+        "refunds",
+        "sites",
+    );
+    for e in &b.entries {
+        let key = if e.key.is_empty() {
+            "(none)"
+        } else {
+            e.key.as_str()
+        };
+        let net = if e.out_of_range {
+            "out of range".to_owned()
+        } else {
+            money(e.net_reporting_minor, &b.reporting_currency)
+        };
+        out.push_str(&format!(
+            "{:>4}  {:<28} {:>30} {:>7} {:>10} {:>8} {:>6}\n",
+            e.rank,
+            key,
+            net,
+            share(e.net_reporting_minor, b.total_net_reporting_minor),
+            e.sale_count,
+            e.refund_count,
+            e.site_count
+        ));
+    }
+    out.push_str(&format!(
+        "      {:<28} {:>30}\n",
+        "total",
+        money(b.total_net_reporting_minor, &b.reporting_currency)
+    ));
+    if !b.next_page_token.is_empty() {
+        out.push_str(&format!("more: --page-token {}\n", b.next_page_token));
+    }
+    if !b.unconverted_currencies.is_empty() {
+        out.push_str(&unconverted_warning(&b.unconverted_currencies));
+        out.push('\n');
+    }
+    out
+}
+
+/// `part` of `whole` in percent to a tenth (half to even), from the two integers.
+#[must_use]
+pub fn share(part: i64, whole: i64) -> String {
+    if whole == 0 {
+        return "n/a".to_owned();
+    }
+    let (part, whole) = (i128::from(part), i128::from(whole));
+    let n = part * 1_000;
+    let (q, r) = (n / whole, n % whole);
+    let twice = (r * 2).abs();
+    let q = if twice > whole.abs() || (twice == whole.abs() && q % 2 != 0) {
+        q + if (n < 0) == (whole < 0) { 1 } else { -1 }
+    } else {
+        q
+    };
+    format!(
+        "{}{}.{}%",
+        if q < 0 { "-" } else { "" },
+        (q / 10).abs(),
+        (q % 10).abs()
+    )
 }
 
 /// Arguments of `saleboard compare`.
@@ -523,7 +771,8 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
         match args.query.output {
             Output::Table => {
                 let zone = args.query.zone(&mut client, &b.event_id).await;
-                print!("{}", leaderboard_table(&b, &zone));
+                let categories = categories_block(&mut client, &b.event_id, args.categories).await;
+                print!("{}{categories}", leaderboard_table(&b, &zone));
             }
             Output::Json => println!("{}", leaderboard_json(&b)),
         }
@@ -557,7 +806,9 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
                                 Some(zone) => zone.clone(),
                                 None => args.query.zone(&mut client, &b.event_id).await,
                             };
-                            print!("\x1b[2J\x1b[H{}", leaderboard_table(&b, &zone));
+                            let categories =
+                                categories_block(&mut client, &b.event_id, args.categories).await;
+                            print!("\x1b[2J\x1b[H{}{categories}", leaderboard_table(&b, &zone));
                             zone_cache = Some(zone);
                         }
                         Output::Json => println!("{}", leaderboard_json(&b)),

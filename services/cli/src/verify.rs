@@ -1,5 +1,6 @@
-//! `saleboard verify`: recomputes every total from the ledger and compares it with the stored
-//! totals at the same ledger position, and checks that the totals are not behind the ledger
+//! `saleboard verify`: recomputes every total from the ledger (site totals, hourly totals and
+//! the breakdowns, per site and national) and compares it with the stored totals at the same
+//! ledger position, and checks that the totals are not behind the ledger
 //! (waiting up to `--wait-ms` for the aggregator to catch up with the head it saw at start).
 //! Prints each difference; exits non-zero when there is one or when the totals lag.
 
@@ -84,6 +85,72 @@ pub fn differences(stored: &TotalsBook, recomputed: &TotalsBook) -> Vec<String> 
     out
 }
 
+/// Differences between the stored breakdown figures (each site's, and the national rows the
+/// leaderboard reads, with their site counts) and the recomputed ones, as lines for people.
+#[must_use]
+pub fn segment_differences(
+    stored: &saleboard_storage::StoredTotals,
+    recomputed: &TotalsBook,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let flat = |book: &TotalsBook| {
+        book.segment_sites()
+            .iter()
+            .flat_map(|((e, d, k, s), list)| {
+                list.iter()
+                    .map(move |(c, t)| ((e.clone(), *d, k.clone(), s.clone(), *c), *t))
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (s_sites, r_sites) = (flat(&stored.book), flat(recomputed));
+    let keys: std::collections::BTreeSet<_> = s_sites.keys().chain(r_sites.keys()).collect();
+    for key in keys {
+        let (s, r) = (s_sites.get(key), r_sites.get(key));
+        if s != r {
+            let (event, dimension, k, site, currency) = key;
+            out.push(format!(
+                "event {event} {dimension} {k:?} {site} {currency}: stored {}, ledger says {}",
+                describe_totals(s),
+                describe_totals(r)
+            ));
+        }
+    }
+    let keys: std::collections::BTreeSet<_> = stored
+        .segments
+        .keys()
+        .chain(recomputed.segments().keys())
+        .collect();
+    for key in keys {
+        let (event, dimension, k) = key;
+        let (s, r) = (stored.segments.get(key), recomputed.segments().get(key));
+        let currencies: std::collections::BTreeSet<_> = s
+            .iter()
+            .chain(r.iter())
+            .flat_map(|f| f.totals.keys())
+            .collect();
+        for currency in currencies {
+            let (st, rt) = (
+                s.and_then(|f| f.totals.get(currency)),
+                r.and_then(|f| f.totals.get(currency)),
+            );
+            if st != rt {
+                out.push(format!(
+                    "event {event} {dimension} {k:?} {currency} national: stored {}, ledger says {}",
+                    describe_totals(st),
+                    describe_totals(rt)
+                ));
+            }
+        }
+        let (sc, rc) = (s.map_or(0, |f| f.site_count), r.map_or(0, |f| f.site_count));
+        if sc != rc {
+            out.push(format!(
+                "event {event} {dimension} {k:?} national site count: stored {sc}, ledger says {rc}"
+            ));
+        }
+    }
+    out
+}
+
 /// Runs the command. `Ok(true)` when everything matches.
 ///
 /// # Errors
@@ -111,15 +178,17 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
         }
         after = last;
     }
-    let diffs = differences(&stored.book, &recomputed);
+    let mut diffs = differences(&stored.book, &recomputed);
+    diffs.extend(segment_differences(&stored, &recomputed));
     for d in &diffs {
         println!("{d}");
     }
     if diffs.is_empty() {
         println!(
-            "verified: {} totals and {} hourly totals match the ledger up to position {}",
+            "verified: {} totals, {} hourly totals and {} breakdown keys match the ledger up to position {}",
             recomputed.totals().len(),
             recomputed.hourly().len(),
+            recomputed.segments().len(),
             stored.applied
         );
     } else {

@@ -34,6 +34,18 @@ fn batch() -> Vec<TransactionInput> {
             } else {
                 String::new()
             },
+            // Realistic segments: a brand on most rows, a category on all, some imports.
+            brand: if i % 5 == 4 {
+                String::new()
+            } else {
+                format!("brand-{}", i % 300)
+            },
+            category: format!("category-{}", i % 12),
+            origin: if i % 5 == 0 {
+                saleboard_domain::PushedOrigin::CrossBorder
+            } else {
+                saleboard_domain::PushedOrigin::Domestic
+            },
         })
         .collect()
 }

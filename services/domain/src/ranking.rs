@@ -170,28 +170,149 @@ pub fn rank(
             out_of_range,
         });
     }
+    order_and_rank(
+        &mut entries,
+        |e| (e.out_of_range.is_empty(), e.net_reporting_minor),
+        |a, b| a.site_id.cmp(&b.site_id),
+        |e, rank| e.rank = rank,
+    );
+    Ranking {
+        entries,
+        national_net_reporting_minor: national,
+    }
+}
+
+/// Sorts by figure, highest first, those without one (out of range) last, equals by `tie`;
+/// then gives ranks: equal figures share one and the next skips (1, 2, 2, 4).
+fn order_and_rank<T>(
+    entries: &mut [T],
+    figure: impl Fn(&T) -> (bool, i64),
+    tie: impl Fn(&T, &T) -> std::cmp::Ordering,
+    set_rank: impl Fn(&mut T, u32),
+) {
     entries.sort_by(|a, b| {
-        a.out_of_range
-            .is_empty()
-            .cmp(&b.out_of_range.is_empty())
-            .reverse()
-            .then_with(|| b.net_reporting_minor.cmp(&a.net_reporting_minor))
-            .then_with(|| a.site_id.cmp(&b.site_id))
+        let (fa, fb) = (figure(a), figure(b));
+        fb.0.cmp(&fa.0)
+            .then_with(|| fb.1.cmp(&fa.1))
+            .then_with(|| tie(a, b))
     });
     let mut previous: Option<(bool, i64, u32)> = None;
     for (i, e) in entries.iter_mut().enumerate() {
         let position = u32::try_from(i + 1).unwrap_or(u32::MAX);
-        let key = (e.out_of_range.is_empty(), e.net_reporting_minor);
-        e.rank = match previous {
-            // Out-of-range sites have no figure to tie on: each takes its own position.
+        let key = figure(e);
+        let rank = match previous {
+            // Entries out of range have no figure to tie on: each takes its own position.
             Some((true, net, rank)) if key == (true, net) => rank,
             _ => position,
         };
-        previous = Some((key.0, key.1, e.rank));
+        set_rank(e, rank);
+        previous = Some((key.0, key.1, rank));
     }
-    Ranking {
+}
+
+/// One key of a breakdown (a brand, a category, an origin, or `""` for transactions without
+/// the field), as ranking needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFigures {
+    /// The key.
+    pub key: String,
+    /// Sites with at least one transaction in the key.
+    pub site_count: u32,
+    /// Its totals per currency.
+    pub totals: BTreeMap<Currency, CurrencyTotals>,
+}
+
+/// One line of a breakdown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankedKey {
+    /// 1 for the highest figure; equal figures share a rank.
+    pub rank: u32,
+    /// The key.
+    pub key: String,
+    /// Net in minor units of the reporting currency (half-even once per (key, currency)); 0
+    /// when out of range.
+    pub net_reporting_minor: i64,
+    /// Sales over every currency.
+    pub sale_count: u64,
+    /// Refunds over every currency.
+    pub refund_count: u64,
+    /// Sites with at least one transaction in the key.
+    pub site_count: u32,
+    /// Currencies with sales but no rate: left out of `net_reporting_minor`.
+    pub unconverted_currencies: Vec<Currency>,
+    /// Not empty when the key's net does not fit an `i64`: it ranks last and is left out of
+    /// the total.
+    pub out_of_range: Vec<Currency>,
+}
+
+/// A breakdown, ranked: the rules of the site ranking, keys in place of sites.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyRanking {
+    /// Every key, ranked (ties by key).
+    pub entries: Vec<RankedKey>,
+    /// Sum of the entries' nets (those in range), in minor units of the reporting currency.
+    pub total_net_reporting_minor: i128,
+}
+
+impl KeyRanking {
+    /// Currencies some key sold in that have no exchange rate.
+    #[must_use]
+    pub fn unconverted_currencies(&self) -> Vec<Currency> {
+        let set: std::collections::BTreeSet<Currency> = self
+            .entries
+            .iter()
+            .flat_map(|e| e.unconverted_currencies.iter().copied())
+            .collect();
+        set.into_iter().collect()
+    }
+}
+
+/// Ranks the keys of a breakdown by their net in the reporting currency.
+#[must_use]
+pub fn rank_keys(
+    keys: Vec<KeyFigures>,
+    rates: &BTreeMap<Currency, Rate>,
+    reporting: Currency,
+) -> KeyRanking {
+    let mut total: i128 = 0;
+    let mut entries: Vec<RankedKey> = keys
+        .into_iter()
+        .map(|k| {
+            let (sale_count, refund_count) = k.totals.values().fold((0u64, 0u64), |(s, r), t| {
+                (
+                    s.saturating_add(t.sale_count),
+                    r.saturating_add(t.refund_count),
+                )
+            });
+            let (net, unconverted_currencies) = site_net(&k.totals, rates, reporting);
+            let (net_reporting_minor, out_of_range) = match net {
+                Ok(net) => {
+                    total += i128::from(net);
+                    (net, Vec::new())
+                }
+                Err(currencies) => (0, currencies),
+            };
+            RankedKey {
+                rank: 0,
+                key: k.key,
+                net_reporting_minor,
+                sale_count,
+                refund_count,
+                site_count: k.site_count,
+                unconverted_currencies,
+                out_of_range,
+            }
+        })
+        .collect();
+    order_and_rank(
+        &mut entries,
+        |e| (e.out_of_range.is_empty(), e.net_reporting_minor),
+        |a, b| a.key.cmp(&b.key),
+        |e, rank| e.rank = rank,
+    );
+    KeyRanking {
         entries,
-        national_net_reporting_minor: national,
+        total_net_reporting_minor: total,
     }
 }
 
@@ -399,6 +520,57 @@ mod tests {
             .collect();
         assert_eq!(got, [(1, "z", 0), (2, "x", 1), (3, "y", 1)]);
         assert_eq!(r.national_net_reporting_minor, 0);
+    }
+    #[test]
+    fn breakdown_keys_rank_like_sites() {
+        let key = |k: &str, totals: &[(&str, i64)]| KeyFigures {
+            key: k.to_owned(),
+            site_count: 1,
+            totals: totals.iter().map(|(c, n)| (cur(c), net(*n))).collect(),
+        };
+        let rates: BTreeMap<Currency, Rate> = [(cur("USD"), rate("15850.25"))].into();
+        let r = rank_keys(
+            vec![
+                key("b", &[("IDR", 500)]),
+                key("", &[("IDR", 700)]),
+                key("a", &[("IDR", 500)]),
+                // 12.34 USD -> 19,559,208.5 IDR minor -> 19,559,208 (half-even).
+                key("c", &[("USD", 1_234), ("IDR", 2)]),
+                key("d", &[("EUR", 9), ("IDR", 1)]),
+                key("z", &[("IDR", 500)]),
+            ],
+            &rates,
+            cur("IDR"),
+        );
+        let got: Vec<(u32, &str, i64)> = r
+            .entries
+            .iter()
+            .map(|e| (e.rank, e.key.as_str(), e.net_reporting_minor))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "c", 19_559_210),
+                (2, "", 700),
+                (3, "a", 500),
+                (3, "b", 500),
+                (3, "z", 500),
+                (6, "d", 1)
+            ]
+        );
+        assert_eq!(r.entries[5].unconverted_currencies, [cur("EUR")]);
+        assert_eq!(r.total_net_reporting_minor, 19_559_210 + 700 + 1_500 + 1);
+        let wide = rank_keys(
+            vec![
+                key("x", &[("IDR", i64::MAX)]),
+                key("y", &[("USD", i64::MAX)]),
+            ],
+            &rates,
+            cur("IDR"),
+        );
+        assert_eq!(wide.entries[1].key, "y", "out of range ranks last");
+        assert_eq!(wide.entries[1].out_of_range, [cur("USD")]);
+        assert_eq!(wide.total_net_reporting_minor, i128::from(i64::MAX));
     }
 }
 

@@ -46,11 +46,19 @@ pub enum Reason {
     EventClosed,
     /// A refund's `occurred_at` is before its sale's.
     RefundBeforeSale,
+    /// `brand` is not empty and not a slug of 1 to 40 characters of `a-z`, `0-9` and `-`.
+    InvalidBrand,
+    /// `category` is not empty and not a slug of 1 to 40 characters of `a-z`, `0-9` and `-`.
+    InvalidCategory,
+    /// `origin` is a number the contract does not define.
+    InvalidOrigin,
+    /// A refund names a segment field (brand, category, origin) that differs from its sale's.
+    RefundSegmentMismatch,
 }
 
 impl Reason {
     /// Every reason, for documentation and exhaustive tests.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 24] = [
         Self::InvalidTransactionId,
         Self::InvalidStoreId,
         Self::InvalidKind,
@@ -71,6 +79,10 @@ impl Reason {
         Self::IdConflict,
         Self::EventClosed,
         Self::RefundBeforeSale,
+        Self::InvalidBrand,
+        Self::InvalidCategory,
+        Self::InvalidOrigin,
+        Self::RefundSegmentMismatch,
     ];
 
     /// The stable upper-snake code sent to clients.
@@ -97,6 +109,10 @@ impl Reason {
             Self::IdConflict => "ID_CONFLICT",
             Self::EventClosed => "EVENT_CLOSED",
             Self::RefundBeforeSale => "REFUND_BEFORE_SALE",
+            Self::InvalidBrand => "INVALID_BRAND",
+            Self::InvalidCategory => "INVALID_CATEGORY",
+            Self::InvalidOrigin => "INVALID_ORIGIN",
+            Self::RefundSegmentMismatch => "REFUND_SEGMENT_MISMATCH",
         }
     }
 }

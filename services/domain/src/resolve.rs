@@ -79,6 +79,12 @@ impl LedgerState {
         self.refunded.insert((site, sale), refunded_minor);
     }
 
+    /// A row as stored or accepted so far (an accepted refund with its sale's segments).
+    #[must_use]
+    pub fn stored(&self, site: &SiteId, id: &TransactionId) -> Option<&Stored> {
+        self.rows.get(&(site.clone(), id.clone()))
+    }
+
     /// Position the next accepted row will get.
     #[must_use]
     pub fn next_position(&self) -> u64 {
@@ -88,6 +94,19 @@ impl LedgerState {
     /// Decides one transaction of `site`, in batch order.
     pub fn resolve(&mut self, site: &SiteId, tx: &ValidTransaction) -> Decision {
         let key = (site.clone(), tx.id.clone());
+        // A refund takes its sale's segments: that is the content stored, and the content a
+        // resend is compared with (naming them or not, a refund means the same).
+        let inherited;
+        let tx = match self.inherited_segments(site, tx) {
+            Some(segments) => {
+                inherited = ValidTransaction {
+                    segments,
+                    ..tx.clone()
+                };
+                &inherited
+            }
+            None => tx,
+        };
         if let Some(existing) = self.rows.get(&key) {
             return if existing.tx == *tx {
                 Decision::Duplicate {
@@ -131,6 +150,17 @@ impl LedgerState {
             },
         );
         Decision::Accepted { position, event_id }
+    }
+
+    /// The segments a refund takes from its sale, when they differ from the ones it names and
+    /// it names none differently (a mismatch is refused by [`Self::check_refund`]).
+    fn inherited_segments(&self, site: &SiteId, tx: &ValidTransaction) -> Option<crate::Segments> {
+        let sale_id = tx.refund_of()?;
+        let sale = self.rows.get(&(site.clone(), sale_id.clone()))?;
+        if sale.tx.kind() != Kind::Sale || sale.tx.segments == tx.segments {
+            return None;
+        }
+        tx.segments.inherit(&sale.tx.segments).ok()
     }
 
     /// The event whose window holds a sale, when it is not closed.
@@ -222,6 +252,21 @@ impl LedgerState {
                 ),
             ));
         }
+        if let Err(differ) = tx.segments.inherit(&sale.tx.segments) {
+            let what: Vec<String> = differ
+                .iter()
+                .map(|(field, mine, theirs)| format!("{field} {mine:?} (the sale's: {theirs:?})"))
+                .collect();
+            return Err(Rejection::new(
+                Reason::RefundSegmentMismatch,
+                format!(
+                    "{} differs from sale {:?}; a refund takes its sale's brand, category and \
+                     origin: leave them empty or send the sale's",
+                    what.join(", "),
+                    sale_id.as_str()
+                ),
+            ));
+        }
         let already = self.refunded.get(&sale_key).copied().unwrap_or(0);
         let remaining = i128::from(sale.tx.amount_minor) - already;
         if i128::from(tx.amount_minor) > remaining {
@@ -280,6 +325,7 @@ mod tests {
             currency: Currency::parse(cur).expect("valid currency"),
             amount_minor: amount,
             occurred_at: UnixNanos(1),
+            segments: crate::Segments::default(),
         }
     }
 
@@ -584,6 +630,92 @@ mod tests {
         assert_eq!(
             reason(&st.resolve(&a, &refund("R2", "S", i64::MAX))),
             Some(Reason::RefundExceedsSale)
+        );
+    }
+    fn with(
+        t: ValidTransaction,
+        brand: &str,
+        category: &str,
+        origin: crate::Origin,
+    ) -> ValidTransaction {
+        let slug = |v: &str| (!v.is_empty()).then(|| crate::Slug::parse(v).expect("slug"));
+        ValidTransaction {
+            segments: crate::Segments {
+                brand: slug(brand),
+                category: slug(category),
+                origin,
+            },
+            ..t
+        }
+    }
+
+    #[test]
+    fn a_refund_takes_its_sales_segments_and_resends_compare_them() {
+        use crate::Origin;
+        let mut st = state(0);
+        let a = site("a");
+        let s = with(sale("S", 100), "nestle", "food", Origin::CrossBorder);
+        assert_eq!(st.resolve(&a, &s), accepted(1));
+        // Same id, another brand: a different transaction.
+        assert_eq!(
+            reason(&st.resolve(
+                &a,
+                &with(sale("S", 100), "unilever", "food", Origin::CrossBorder)
+            )),
+            Some(Reason::IdConflict)
+        );
+        assert_eq!(
+            reason(&st.resolve(&a, &sale("S", 100))),
+            Some(Reason::IdConflict),
+            "a sale without its segments is other content"
+        );
+        // A bare refund is stored with the sale's segments.
+        assert_eq!(st.resolve(&a, &refund("R1", "S", 10)), accepted(2));
+        let stored = &st.rows[&(a.clone(), TransactionId::parse("R1").expect("id"))];
+        assert_eq!(stored.tx.segments, s.segments);
+        // Resent bare, or naming the sale's fields: the same refund.
+        assert_eq!(st.resolve(&a, &refund("R1", "S", 10)), duplicate(2));
+        assert_eq!(
+            st.resolve(
+                &a,
+                &with(refund("R1", "S", 10), "nestle", "", Origin::Unspecified)
+            ),
+            duplicate(2)
+        );
+        // Naming a field that differs: refused, saying which.
+        let Decision::Rejected(r) = st.resolve(
+            &a,
+            &with(refund("R2", "S", 10), "", "toys", Origin::Unspecified),
+        ) else {
+            panic!("a mismatch");
+        };
+        assert_eq!(r.reason, Reason::RefundSegmentMismatch);
+        assert!(
+            r.message
+                .contains(r#"category "toys" (the sale's: "food")"#),
+            "{}",
+            r.message
+        );
+        assert_eq!(
+            reason(&st.resolve(&a, &with(refund("R3", "S", 10), "", "", Origin::Domestic))),
+            Some(Reason::RefundSegmentMismatch)
+        );
+        // Naming the sale's fields in full is fine.
+        assert_eq!(
+            st.resolve(
+                &a,
+                &with(refund("R4", "S", 10), "nestle", "food", Origin::CrossBorder)
+            ),
+            accepted(3)
+        );
+        // A refund of a sale without segments naming one is a mismatch too.
+        assert_eq!(st.resolve(&a, &sale("P", 100)), accepted(4));
+        assert_eq!(
+            reason(&st.resolve(
+                &a,
+                &with(refund("R5", "P", 10), "nestle", "", Origin::Unspecified)
+            )),
+            Some(Reason::RefundSegmentMismatch)
         );
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::{Currency, Kind, SiteId, UnixNanos, ValidTransaction};
+use crate::{Currency, Dimension, Kind, SiteId, UnixNanos, ValidTransaction};
 
 /// Figures of one site in one currency.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,6 +47,41 @@ pub struct HourlyTotals {
 pub type TotalsKey = (String, SiteId, Currency);
 /// Key of an hourly total: event, site, currency, start of the hour.
 pub type HourlyKey = (String, SiteId, Currency, UnixNanos);
+/// A key of a breakdown in an event: event, dimension, key (`""` for transactions without
+/// the field).
+pub type SegmentKey = (String, Dimension, String);
+/// A site's part of a breakdown key: event, dimension, key, site.
+pub type SegmentSiteKey = (String, Dimension, String, SiteId);
+
+/// A breakdown key's national figures: its totals per currency and how many sites sold in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SegmentFigures {
+    /// Sites with at least one transaction in the key.
+    pub site_count: u32,
+    /// Totals per currency.
+    pub totals: BTreeMap<Currency, CurrencyTotals>,
+}
+
+/// Adds one ledger row to a per-currency total.
+fn add(t: &mut CurrencyTotals, kind: Kind, amount_minor: i64) -> Result<(), &'static str> {
+    match kind {
+        Kind::Sale => {
+            t.sale_count = t.sale_count.checked_add(1).ok_or("sale count")?;
+            t.gross_minor = t
+                .gross_minor
+                .checked_add(i128::from(amount_minor))
+                .ok_or("gross")?;
+        }
+        Kind::Refund => {
+            t.refund_count = t.refund_count.checked_add(1).ok_or("refund count")?;
+            t.refunded_minor = t
+                .refunded_minor
+                .checked_add(i128::from(amount_minor))
+                .ok_or("refunded")?;
+        }
+    }
+    Ok(())
+}
 
 /// A total would leave the range of `i64` / `u64`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +106,12 @@ pub struct TotalsBook {
     hourly: BTreeMap<HourlyKey, HourlyTotals>,
     dirty_totals: BTreeSet<TotalsKey>,
     dirty_hourly: BTreeSet<HourlyKey>,
+    /// Each site's figures per breakdown key, per currency (a short list: few currencies).
+    segment_sites: BTreeMap<SegmentSiteKey, Vec<(Currency, CurrencyTotals)>>,
+    /// National figures per breakdown key: derived from `segment_sites`, never loaded.
+    segments: BTreeMap<SegmentKey, SegmentFigures>,
+    dirty_segment_sites: BTreeSet<(SegmentSiteKey, Currency)>,
+    dirty_segments: BTreeSet<SegmentKey>,
 }
 
 /// Totals and hourly totals that changed, with their new values.
@@ -80,6 +121,10 @@ pub struct Changes {
     pub totals: Vec<(TotalsKey, CurrencyTotals)>,
     /// Changed hourly totals.
     pub hourly: Vec<(HourlyKey, HourlyTotals)>,
+    /// Changed per-site breakdown totals.
+    pub segment_sites: Vec<(SegmentSiteKey, Currency, CurrencyTotals)>,
+    /// Changed national breakdown keys, with every currency of the key and its site count.
+    pub segments: Vec<(SegmentKey, SegmentFigures)>,
 }
 
 impl TotalsBook {
@@ -91,6 +136,53 @@ impl TotalsBook {
     /// Loads a stored hourly total (not marked changed).
     pub fn load_hourly(&mut self, key: HourlyKey, value: HourlyTotals) {
         self.hourly.insert(key, value);
+    }
+
+    /// Loads a stored per-site breakdown total (not marked changed); the national figures and
+    /// site counts follow from these.
+    ///
+    /// # Errors
+    /// When the national sum would overflow (it cannot, see the module comment).
+    pub fn load_segment_site(
+        &mut self,
+        key: SegmentSiteKey,
+        currency: Currency,
+        value: CurrencyTotals,
+    ) -> Result<(), TotalsOverflow> {
+        let overflow = |what| TotalsOverflow {
+            site: key.3.clone(),
+            currency,
+            what,
+        };
+        let list = self.segment_sites.entry(key.clone()).or_default();
+        let first_of_site = list.is_empty();
+        match list.binary_search_by_key(&currency, |(c, _)| *c) {
+            Ok(i) => list[i].1 = value,
+            Err(i) => list.insert(i, (currency, value)),
+        }
+        let (event, dimension, k, _) = key;
+        let national = self.segments.entry((event, dimension, k)).or_default();
+        if first_of_site {
+            national.site_count = national.site_count.saturating_add(1);
+        }
+        let t = national.totals.entry(currency).or_default();
+        t.sale_count = t
+            .sale_count
+            .checked_add(value.sale_count)
+            .ok_or_else(|| overflow("breakdown sale count"))?;
+        t.gross_minor = t
+            .gross_minor
+            .checked_add(value.gross_minor)
+            .ok_or_else(|| overflow("breakdown gross"))?;
+        t.refund_count = t
+            .refund_count
+            .checked_add(value.refund_count)
+            .ok_or_else(|| overflow("breakdown refund count"))?;
+        t.refunded_minor = t
+            .refunded_minor
+            .checked_add(value.refunded_minor)
+            .ok_or_else(|| overflow("breakdown refunded"))?;
+        Ok(())
     }
 
     /// Adds one ledger row, counted in `event_id`.
@@ -153,7 +245,73 @@ impl TotalsBook {
         }
         self.dirty_totals.insert(key);
         self.dirty_hourly.insert(hour_key);
+        for dimension in Dimension::ALL {
+            self.apply_segment(event_id, dimension, site, tx)
+                .map_err(&overflow)?;
+        }
         Ok(())
+    }
+
+    /// Adds one ledger row to its key of one breakdown dimension, for its site and nationally.
+    fn apply_segment(
+        &mut self,
+        event_id: &str,
+        dimension: Dimension,
+        site: &SiteId,
+        tx: &ValidTransaction,
+    ) -> Result<(), &'static str> {
+        let key_text = tx.segments.key(dimension);
+        let site_key = (
+            event_id.to_owned(),
+            dimension,
+            key_text.to_owned(),
+            site.clone(),
+        );
+        let list = self.segment_sites.entry(site_key.clone()).or_default();
+        let first_of_site = list.is_empty();
+        let i = match list.binary_search_by_key(&tx.currency, |(c, _)| *c) {
+            Ok(i) => i,
+            Err(i) => {
+                list.insert(i, (tx.currency, CurrencyTotals::default()));
+                i
+            }
+        };
+        add(&mut list[i].1, tx.kind(), tx.amount_minor)?;
+        let national_key = (event_id.to_owned(), dimension, key_text.to_owned());
+        let national = self.segments.entry(national_key.clone()).or_default();
+        if first_of_site {
+            national.site_count = national.site_count.saturating_add(1);
+        }
+        add(
+            national.totals.entry(tx.currency).or_default(),
+            tx.kind(),
+            tx.amount_minor,
+        )?;
+        self.dirty_segment_sites.insert((site_key, tx.currency));
+        self.dirty_segments.insert(national_key);
+        Ok(())
+    }
+
+    /// Marks changed every national breakdown key whose figures `stored` does not hold as the
+    /// book derives them (after a migration, or a write lost to a bug), so the next write puts
+    /// them right. Returns how many keys were marked, and how many `stored` has that the book
+    /// does not (those cannot be fixed by a write; `verify` reports them).
+    pub fn mark_segments_differing(
+        &mut self,
+        stored: &BTreeMap<SegmentKey, SegmentFigures>,
+    ) -> (usize, usize) {
+        let mut marked = 0;
+        for (key, figures) in &self.segments {
+            if stored.get(key) != Some(figures) {
+                self.dirty_segments.insert(key.clone());
+                marked += 1;
+            }
+        }
+        let extra = stored
+            .keys()
+            .filter(|k| !self.segments.contains_key(*k))
+            .count();
+        (marked, extra)
     }
 
     /// The totals changed since the last call, and forgets that they changed.
@@ -166,7 +324,24 @@ impl TotalsBook {
             .into_iter()
             .filter_map(|k| self.hourly.get(&k).map(|v| (k, *v)))
             .collect();
-        Changes { totals, hourly }
+        let segment_sites = std::mem::take(&mut self.dirty_segment_sites)
+            .into_iter()
+            .filter_map(|(k, c)| {
+                let list = self.segment_sites.get(&k)?;
+                let i = list.binary_search_by_key(&c, |(c, _)| *c).ok()?;
+                Some((k, c, list[i].1))
+            })
+            .collect();
+        let segments = std::mem::take(&mut self.dirty_segments)
+            .into_iter()
+            .filter_map(|k| self.segments.get(&k).map(|v| (k, v.clone())))
+            .collect();
+        Changes {
+            totals,
+            hourly,
+            segment_sites,
+            segments,
+        }
     }
 
     /// Every per-currency total.
@@ -179,6 +354,18 @@ impl TotalsBook {
     #[must_use]
     pub fn hourly(&self) -> &BTreeMap<HourlyKey, HourlyTotals> {
         &self.hourly
+    }
+
+    /// Every site's breakdown totals, per key, per currency.
+    #[must_use]
+    pub fn segment_sites(&self) -> &BTreeMap<SegmentSiteKey, Vec<(Currency, CurrencyTotals)>> {
+        &self.segment_sites
+    }
+
+    /// Every national breakdown key's figures.
+    #[must_use]
+    pub fn segments(&self) -> &BTreeMap<SegmentKey, SegmentFigures> {
+        &self.segments
     }
 }
 
@@ -202,7 +389,99 @@ mod tests {
             currency: Currency::parse(currency).expect("currency"),
             amount_minor: amount,
             occurred_at: UnixNanos(at),
+            segments: crate::Segments::default(),
         }
+    }
+
+    fn branded(t: ValidTransaction, brand: &str, origin: crate::Origin) -> ValidTransaction {
+        ValidTransaction {
+            segments: crate::Segments {
+                brand: (!brand.is_empty()).then(|| crate::Slug::parse(brand).expect("slug")),
+                category: None,
+                origin,
+            },
+            ..t
+        }
+    }
+
+    #[test]
+    fn breakdowns_per_site_and_national_with_site_counts() {
+        use crate::Origin;
+        let (a, b) = (
+            SiteId::parse("a").expect("site"),
+            SiteId::parse("b").expect("site"),
+        );
+        let idr = Currency::parse("IDR").expect("IDR");
+        let usd = Currency::parse("USD").expect("USD");
+        let mut book = TotalsBook::default();
+        let rows = [
+            (
+                &a,
+                branded(tx(Kind::Sale, "IDR", 100, 0), "nestle", Origin::Domestic),
+            ),
+            (
+                &a,
+                branded(tx(Kind::Sale, "USD", 7, 0), "nestle", Origin::CrossBorder),
+            ),
+            (
+                &a,
+                branded(tx(Kind::Refund, "IDR", 30, 0), "nestle", Origin::Domestic),
+            ),
+            (
+                &b,
+                branded(tx(Kind::Sale, "IDR", 50, 0), "nestle", Origin::Unspecified),
+            ),
+            (&b, tx(Kind::Sale, "IDR", 5, 0)),
+        ];
+        for (site, t) in &rows {
+            book.apply("e", site, t).expect("ok");
+        }
+        let national =
+            |d: Dimension, k: &str| book.segments()[&("e".to_owned(), d, k.to_owned())].clone();
+        let nestle = national(Dimension::Brand, "nestle");
+        assert_eq!(nestle.site_count, 2, "a in two currencies counts once");
+        assert_eq!(nestle.totals[&idr].net_minor(), 120);
+        assert_eq!(nestle.totals[&usd].net_minor(), 7);
+        let none = national(Dimension::Brand, "");
+        assert_eq!((none.site_count, none.totals[&idr].net_minor()), (1, 5));
+        assert_eq!(
+            national(Dimension::Origin, "domestic").totals[&idr].net_minor(),
+            70
+        );
+        assert_eq!(national(Dimension::Origin, "").site_count, 1);
+        // Every dimension adds up to the site totals.
+        for d in Dimension::ALL {
+            let sum: i128 = book
+                .segments()
+                .iter()
+                .filter(|((_, dim, _), _)| *dim == d)
+                .filter_map(|(_, f)| f.totals.get(&idr).map(CurrencyTotals::net_minor))
+                .sum();
+            assert_eq!(sum, 125, "{d}");
+            let category = national(Dimension::Category, "");
+            assert_eq!(category.site_count, 2);
+        }
+        let a_nestle = &book.segment_sites()[&(
+            "e".to_owned(),
+            Dimension::Brand,
+            "nestle".to_owned(),
+            a.clone(),
+        )];
+        assert_eq!(a_nestle.len(), 2);
+        let changes = book.take_changes();
+        // (a: brand nestle IDR/USD, b: nestle IDR, "" IDR) + category (a IDR/USD, b IDR) +
+        // origin (a domestic IDR, cross-border USD, b "" IDR).
+        assert_eq!(changes.segment_sites.len(), 4 + 3 + 3);
+        assert_eq!(changes.segments.len(), 2 + 1 + 3);
+
+        // A restart from the stored per-site rows derives the same national figures.
+        let mut resumed = TotalsBook::default();
+        for (k, list) in book.segment_sites() {
+            for (c, v) in list {
+                resumed.load_segment_site(k.clone(), *c, *v).expect("load");
+            }
+        }
+        assert_eq!(resumed.segments(), book.segments());
     }
 
     #[test]
@@ -329,6 +608,19 @@ mod properties {
                             currency: Currency::parse(currency).expect("currency"),
                             amount_minor: amount,
                             occurred_at: UnixNanos(at),
+                            segments: crate::Segments {
+                                brand: Some(
+                                    crate::Slug::parse(["x", "y", "z"][usize::from(site % 3)])
+                                        .expect("slug"),
+                                )
+                                .filter(|_| !refund),
+                                category: None,
+                                origin: if at % 2 == 0 {
+                                    crate::Origin::Domestic
+                                } else {
+                                    crate::Origin::Unspecified
+                                },
+                            },
                         },
                     )
                 })
@@ -369,9 +661,16 @@ mod properties {
             for (k, v) in first.hourly() {
                 resumed.load_hourly(k.clone(), *v);
             }
+            for (k, list) in first.segment_sites() {
+                for (c, v) in list {
+                    resumed.load_segment_site(k.clone(), *c, *v).expect("load");
+                }
+            }
             fold(&mut resumed, &rows[at..]);
             prop_assert_eq!(resumed.totals(), whole.totals());
             prop_assert_eq!(resumed.hourly(), whole.hourly());
+            prop_assert_eq!(resumed.segment_sites(), whole.segment_sites());
+            prop_assert_eq!(resumed.segments(), whole.segments());
 
             let mut shuffled = rows.clone();
             let mut state = seed | 1;
@@ -385,6 +684,7 @@ mod properties {
             fold(&mut reordered, &shuffled);
             prop_assert_eq!(reordered.totals(), whole.totals());
             prop_assert_eq!(reordered.hourly(), whole.hourly());
+            prop_assert_eq!(reordered.segments(), whole.segments());
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Validation of one pushed transaction, on its own (the rules that need the ledger are in
 //! [`crate::resolve`]). Each rule fails with its own [`Reason`].
 
-use crate::{Currency, IdError, Reason, Rejection, StoreId, TransactionId, UnixNanos};
+use crate::{
+    Currency, IdError, PushedOrigin, Reason, Rejection, Segments, StoreId, TransactionId, UnixNanos,
+};
 
 /// Sale or refund.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,6 +52,12 @@ pub struct TransactionInput {
     pub occurred_at: Option<(i64, i32)>,
     /// Sale refunded, for refunds.
     pub refund_of: String,
+    /// Brand sold, may be empty.
+    pub brand: String,
+    /// Category sold, may be empty.
+    pub category: String,
+    /// Domestic, cross-border, not set, or a number the contract does not define.
+    pub origin: PushedOrigin,
 }
 
 /// The kind of a transaction as a client sent it: a kind, nothing, or a value the contract does
@@ -102,6 +110,8 @@ pub struct ValidTransaction {
     pub amount_minor: i64,
     /// When it happened.
     pub occurred_at: UnixNanos,
+    /// What was sold: brand, category, origin (a refund's are its sale's, once resolved).
+    pub segments: Segments,
 }
 
 /// What a valid transaction does: a refund always names its sale, a sale never names one.
@@ -254,6 +264,7 @@ pub fn validate(
             })?,
         },
     };
+    let segments = Segments::parse(&input.brand, &input.category, input.origin)?;
     Ok(ValidTransaction {
         id,
         store_id,
@@ -261,6 +272,7 @@ pub fn validate(
         currency,
         amount_minor: input.amount_minor,
         occurred_at,
+        segments,
     })
 }
 
@@ -284,6 +296,7 @@ mod tests {
             amount_minor: 150_000,
             occurred_at: Some((START + 60, 0)),
             refund_of: String::new(),
+            ..TransactionInput::default()
         }
     }
 
@@ -440,6 +453,27 @@ mod tests {
                 },
                 Reason::InvalidRefundOf,
             ),
+            (
+                TransactionInput {
+                    brand: "Nestle".into(),
+                    ..sale()
+                },
+                Reason::InvalidBrand,
+            ),
+            (
+                TransactionInput {
+                    category: "x".repeat(41),
+                    ..sale()
+                },
+                Reason::InvalidCategory,
+            ),
+            (
+                TransactionInput {
+                    origin: PushedOrigin::Unknown(3),
+                    ..sale()
+                },
+                Reason::InvalidOrigin,
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(reason_of(&input), want, "{input:?}");
@@ -530,6 +564,16 @@ mod properties {
             any::<i64>(),
             proptest::option::of((any::<i64>(), any::<i32>())),
             ".{0,80}",
+            (
+                "[a-z-]{0,42}|.{0,50}",
+                "[a-z0-9]{0,42}|.{0,50}",
+                prop_oneof![
+                    Just(PushedOrigin::Unspecified),
+                    Just(PushedOrigin::Domestic),
+                    Just(PushedOrigin::CrossBorder),
+                    any::<i32>().prop_map(PushedOrigin::Unknown),
+                ],
+            ),
         )
             .prop_map(
                 |(
@@ -540,6 +584,7 @@ mod properties {
                     amount_minor,
                     occurred_at,
                     refund_of,
+                    (brand, category, origin),
                 )| {
                     TransactionInput {
                         transaction_id,
@@ -549,6 +594,9 @@ mod properties {
                         amount_minor,
                         occurred_at,
                         refund_of,
+                        brand,
+                        category,
+                        origin,
                     }
                 },
             )
@@ -569,6 +617,11 @@ mod properties {
                     prop_assert!(tx.amount_minor > 0 && tx.amount_minor <= limits.max_amount_minor);
                     prop_assert!(tx.occurred_at.0 >= 0);
                     prop_assert_eq!(tx.kind() == Kind::Refund, tx.refund_of().is_some());
+                    for d in crate::Dimension::ALL {
+                        let key = tx.segments.key(d);
+                        prop_assert!(key.len() <= 40);
+                        prop_assert!(key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+                    }
                 }
                 Err(rejection) => {
                     prop_assert!(!rejection.message.is_empty());

@@ -58,7 +58,7 @@ pub struct IngestConfig {
     pub key_refresh_ms: u64,
 
     /// Largest gRPC request accepted, in bytes (default: what --max-batch transactions of the
-    /// largest valid size take, 256 bytes each, plus 4 KiB; 260,096 at the default batch).
+    /// largest valid size take, 384 bytes each, plus 4 KiB; 388,096 at the default batch).
     #[arg(long, env = "SALEBOARD_MAX_MESSAGE_BYTES",
           value_parser = clap::builder::TypedValueParser::map(
               clap::value_parser!(u64).range(4096..=1_073_741_824),

@@ -10,12 +10,12 @@ use std::time::Duration;
 use futures::{Stream, StreamExt as _};
 use saleboard_domain::resolve::Decision;
 use saleboard_domain::transaction::validate;
-use saleboard_domain::{Limits, PushedKind, SiteId, TransactionInput, UnixNanos};
+use saleboard_domain::{Limits, PushedKind, PushedOrigin, SiteId, TransactionInput, UnixNanos};
 use saleboard_proto::Timestamp;
 use saleboard_proto::v1::ingest_service_server::IngestService as IngestApi;
 use saleboard_proto::v1::{
-    EventWindow, Outcome, SubmitTransactionsRequest, SubmitTransactionsResponse, Transaction,
-    TransactionKind, TransactionResult, WhoAmIRequest, WhoAmIResponse,
+    EventWindow, Origin, Outcome, SubmitTransactionsRequest, SubmitTransactionsResponse,
+    Transaction, TransactionKind, TransactionResult, WhoAmIRequest, WhoAmIResponse,
 };
 use saleboard_runtime::status::invalid_field;
 use saleboard_storage::Candidate;
@@ -194,6 +194,14 @@ pub fn transaction_input(t: &Transaction) -> TransactionInput {
         amount_minor: t.amount_minor,
         occurred_at: t.occurred_at.as_ref().map(|ts| (ts.seconds, ts.nanos)),
         refund_of: t.refund_of.clone(),
+        brand: t.brand.clone(),
+        category: t.category.clone(),
+        origin: match Origin::try_from(t.origin) {
+            Ok(Origin::Unspecified) => PushedOrigin::Unspecified,
+            Ok(Origin::Domestic) => PushedOrigin::Domestic,
+            Ok(Origin::CrossBorder) => PushedOrigin::CrossBorder,
+            Err(_) => PushedOrigin::Unknown(t.origin),
+        },
     }
 }
 

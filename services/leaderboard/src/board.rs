@@ -12,7 +12,7 @@ use saleboard_domain::{Currency, EventState, Events, UnixNanos};
 use saleboard_storage::Store;
 use tokio::sync::{Notify, watch};
 
-use crate::snapshot::{Figures, Snapshot};
+use crate::snapshot::{Figures, SegmentMap, Snapshot, merge_segments};
 
 /// How long a snapshot stays available to page tokens.
 pub const PAGE_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
@@ -69,6 +69,12 @@ pub struct Board {
     /// Every event as of the last refresh (states, windows, baselines): read by queries
     /// without going to the database.
     events: Mutex<Arc<Events>>,
+    /// The current event's national breakdown rows as last read: (event, applied position of
+    /// that read, rows). A refresh reads only the rows changed since; the safety refresh reads
+    /// them all again.
+    segments: Mutex<Option<(String, u64, Arc<SegmentMap>)>>,
+    /// One site's breakdowns as answered, kept for their page tokens.
+    site_breakdowns: Mutex<VecDeque<Arc<crate::breakdown::SiteBreakdown>>>,
 }
 
 impl Board {
@@ -92,8 +98,10 @@ impl Board {
             others: Mutex::new(HashMap::new()),
             generations: std::sync::atomic::AtomicU64::new(0),
             events: Mutex::new(Arc::default()),
+            segments: Mutex::new(None),
+            site_breakdowns: Mutex::new(VecDeque::new()),
         });
-        board.refresh().await?;
+        board.refresh_with(true).await?;
         Ok(board)
     }
 
@@ -132,15 +140,16 @@ impl Board {
         {
             return Ok(Some(snapshot));
         }
-        let data = self.store.read_board(Some(event_id)).await?;
+        let data = self.store.read_board(Some(event_id), None).await?;
         let Some(event) = data.event.clone() else {
             return Ok(None);
         };
         let closed = event.state(UnixNanos::now()) == EventState::Closed;
+        let segments = merge_segments(None, &data.segments);
         let snapshot = Arc::new(Snapshot {
             generation: self.next_generation(),
             as_of: UnixNanos::now(),
-            figures: Figures::build(data),
+            figures: Figures::build(data, &segments),
         });
         self.others
             .lock()
@@ -150,7 +159,8 @@ impl Board {
         Ok(Some(snapshot))
     }
 
-    fn next_generation(&self) -> u64 {
+    /// A new snapshot generation (page tokens name one).
+    pub(crate) fn next_generation(&self) -> u64 {
         self.generations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1
@@ -168,6 +178,34 @@ impl Board {
         while history.len() > HISTORY || history.front().is_some_and(|s| s.as_of < oldest) {
             history.pop_front();
         }
+    }
+
+    /// Keeps a site's breakdown for its page tokens (as snapshots are kept).
+    pub(crate) fn keep_site_breakdown(&self, breakdown: Arc<crate::breakdown::SiteBreakdown>) {
+        let mut kept = self
+            .site_breakdowns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.push_back(breakdown);
+        let oldest = UnixNanos::now()
+            .saturating_add_secs(-i64::try_from(PAGE_TOKEN_LIFETIME.as_secs()).unwrap_or(60));
+        while kept.len() > HISTORY || kept.front().is_some_and(|b| b.as_of < oldest) {
+            kept.pop_front();
+        }
+    }
+
+    /// A site's breakdown still kept for page tokens.
+    #[must_use]
+    pub(crate) fn site_breakdown(
+        &self,
+        generation: u64,
+    ) -> Option<Arc<crate::breakdown::SiteBreakdown>> {
+        self.site_breakdowns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|b| b.generation == generation)
+            .cloned()
     }
 
     /// Every event as of the last refresh.
@@ -225,8 +263,30 @@ impl Board {
     /// When storage cannot be read. (A figure out of range marks its site; it does not stop
     /// the board.)
     pub async fn refresh(&self) -> Result<(), saleboard_storage::StorageError> {
+        self.refresh_with(false).await
+    }
+
+    /// A refresh; `full` reads every breakdown row again instead of those changed since the
+    /// last read (which also picks up rows rewritten without the applied position moving).
+    async fn refresh_with(&self, full: bool) -> Result<(), saleboard_storage::StorageError> {
         let _one_at_a_time = self.refreshing.lock().await;
-        let mut data = self.store.read_board(None).await?;
+        let held = if full {
+            None
+        } else {
+            self.segments
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        };
+        let since = held.as_ref().map(|(event, at, _)| (event.as_str(), *at));
+        let mut data = self.store.read_board(None, since).await?;
+        let event_id = data.event.as_ref().map(|e| e.event_id.clone());
+        let segments = merge_segments(held.as_ref().map(|(_, _, map)| map), &data.segments);
+        *self
+            .segments
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            event_id.map(|id| (id, data.applied, segments.clone()));
         *self
             .events
             .lock()
@@ -234,7 +294,7 @@ impl Board {
             Arc::new(std::mem::take(&mut data.events));
         self.checked_at
             .store(UnixNanos::now().0, std::sync::atomic::Ordering::Relaxed);
-        let figures = Figures::build(data);
+        let figures = Figures::build(data, &segments);
         let previous = self.current();
         log_out_of_range(&previous.figures, &figures);
         if previous.generation > 0 && previous.figures == figures {
@@ -267,13 +327,13 @@ impl Board {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
+            let full = tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
-                alive = changed => if !alive { feed = None; },
-                () = self.invalidated.notified() => {}
-                _ = safety.tick() => {}
-            }
-            if let Err(e) = self.refresh().await {
+                alive = changed => { if !alive { feed = None; } false },
+                () = self.invalidated.notified() => false,
+                _ = safety.tick() => true,
+            };
+            if let Err(e) = self.refresh_with(full).await {
                 tracing::warn!(error = %e, "cannot refresh the leaderboard");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

@@ -10,12 +10,12 @@ use std::time::Duration;
 use futures::Stream;
 use saleboard_domain::comparison::{self, Baseline};
 use saleboard_domain::totals::CurrencyTotals;
-use saleboard_domain::{SiteId, UnixNanos};
+use saleboard_domain::{EventState, SiteId, UnixNanos};
 use saleboard_proto::v1::leaderboard_service_server::LeaderboardService as LeaderboardApi;
 use saleboard_proto::v1::{
-    CurrencyTotals as CurrencyTotalsMsg, GetLeaderboardRequest, GetNationalTotalsRequest,
-    GetSiteTotalsRequest, HourlyTotals as HourlyTotalsMsg, Leaderboard, LeaderboardEntry,
-    NationalTotals, SiteTotals, WatchLeaderboardRequest,
+    Breakdown, CurrencyTotals as CurrencyTotalsMsg, GetBreakdownRequest, GetLeaderboardRequest,
+    GetNationalTotalsRequest, GetSiteTotalsRequest, HourlyTotals as HourlyTotalsMsg, Leaderboard,
+    LeaderboardEntry, NationalTotals, SiteTotals, WatchLeaderboardRequest,
 };
 use saleboard_runtime::auth::{
     Authenticate as _, FailedAuthLimiter, OrganizerToken, bearer_secret, secret_hash,
@@ -26,6 +26,7 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::admin::timestamp;
 use crate::board::Board;
+use crate::breakdown;
 use crate::snapshot::{Figures, Snapshot};
 
 /// Entries per page when `limit` is 0.
@@ -192,6 +193,7 @@ impl LeaderboardService {
         metadata: &tonic::codegen::http::HeaderMap,
         peer: Option<IpAddr>,
         site: &SiteId,
+        method: &'static str,
     ) -> Result<(), Status> {
         if self.access.public_site_detail {
             return Ok(());
@@ -204,11 +206,7 @@ impl LeaderboardService {
                 Code::Unauthenticated | Code::PermissionDenied
             )
         {
-            self.access.failures.record(
-                peer,
-                "/saleboard.v1.LeaderboardService/GetSiteTotals",
-                status.code(),
-            );
+            self.access.failures.record(peer, method, status.code());
         }
         refused
     }
@@ -220,8 +218,8 @@ impl LeaderboardService {
     ) -> Result<(), Status> {
         let secret = bearer_secret(metadata).map_err(|_| {
             Status::unauthenticated(
-                "a site's hourly series needs \"authorization: Bearer <organizer token or that \
-                 site's API key>\"",
+                "a site's detail (its hourly series, its breakdowns) needs \"authorization: \
+                 Bearer <organizer token or that site's API key>\"",
             )
         })?;
         if self.access.organizer.authenticate(secret).await.is_ok() {
@@ -236,7 +234,7 @@ impl LeaderboardService {
             Some(key) if key.site_id == *site => Ok(()),
             Some(_) => Err(Status::permission_denied(format!(
                 "this API key belongs to another site; only site {site}'s own key or the \
-                 organizer token reads its hourly series"
+                 organizer token reads its detail"
             ))),
             None => Err(Status::unauthenticated(
                 "unknown or revoked API key or organizer token",
@@ -673,6 +671,133 @@ impl LeaderboardApi for LeaderboardService {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    async fn get_breakdown(
+        &self,
+        request: Request<GetBreakdownRequest>,
+    ) -> Result<Response<Breakdown>, Status> {
+        let metadata = request.metadata().clone().into_headers();
+        let peer = request.remote_addr().map(|a| a.ip());
+        let req = request.into_inner();
+        let dimension = breakdown::dimension_of(req.dimension)?;
+        let limit = limit_of(req.limit)?;
+        let site = if req.site_id.is_empty() {
+            None
+        } else {
+            let site = SiteId::parse(&req.site_id).map_err(|e| {
+                invalid_field(
+                    "site_id",
+                    format!("{:?} {e}", saleboard_domain::ids::excerpt(&req.site_id)),
+                )
+            })?;
+            self.may_read_detail(
+                &metadata,
+                peer,
+                &site,
+                "/saleboard.v1.LeaderboardService/GetBreakdown",
+            )
+            .await?;
+            Some(site)
+        };
+        let (generation, offset) = if req.page_token.is_empty() {
+            (None, 0)
+        } else {
+            let (generation, offset, of) = breakdown::parse_breakdown_token(&req.page_token)
+                .ok_or_else(|| {
+                    invalid_field("page_token", "is not a breakdown token this service issued")
+                })?;
+            if of != dimension {
+                return Err(invalid_field(
+                    "page_token",
+                    format!("belongs to the {of} breakdown, not the {dimension} one"),
+                ));
+            }
+            (Some(generation), offset)
+        };
+        let expired = || {
+            Status::failed_precondition(
+                "page_token expired: its figures are no longer kept; start again without page_token",
+            )
+        };
+        let other = |what: &str| invalid_field("page_token", format!("belongs to another {what}"));
+        let Some(site) = site else {
+            let snapshot = match generation {
+                None => self.snapshot_of(&req.event_id).await?,
+                Some(g) => self.board.by_generation(g).ok_or_else(expired)?,
+            };
+            let f = &snapshot.figures;
+            let (event_id, reporting) = f.event.as_ref().ok_or_else(no_event)?;
+            if generation.is_some() && !req.event_id.is_empty() && req.event_id != *event_id {
+                return Err(other("event"));
+            }
+            let state = self
+                .board
+                .events()
+                .get(event_id)
+                .map_or(EventState::Live, |e| e.state(UnixNanos::now()));
+            let view = breakdown::View {
+                generation: snapshot.generation,
+                as_of: snapshot.as_of,
+                event_id,
+                site_id: "",
+                reporting: *reporting,
+                state,
+                dimension,
+                watermark: f.watermark,
+                ranking: f.breakdowns.get(dimension),
+            };
+            return Ok(Response::new(breakdown::page(&view, offset, limit)));
+        };
+        let kept = match generation {
+            Some(g) => {
+                let kept = self.board.site_breakdown(g).ok_or_else(expired)?;
+                if kept.site_id != site {
+                    return Err(other("site"));
+                }
+                if !req.event_id.is_empty() && req.event_id != kept.event_id {
+                    return Err(other("event"));
+                }
+                kept
+            }
+            None => {
+                if !req.event_id.is_empty() {
+                    self.known_event(&req.event_id).await?;
+                }
+                let event = (!req.event_id.is_empty()).then_some(req.event_id.as_str());
+                let data = self
+                    .store
+                    .site_breakdown(&site, event, dimension)
+                    .await
+                    .map_err(|e| from_storage(&e))?
+                    .ok_or_else(|| {
+                        Status::not_found(format!("site \"{site}\" is not registered"))
+                    })?;
+                let built = breakdown::SiteBreakdown::build(
+                    self.board.next_generation(),
+                    data,
+                    dimension,
+                    UnixNanos::now(),
+                )
+                .ok_or_else(no_event)?;
+                let kept = Arc::new(built);
+                self.board.keep_site_breakdown(kept.clone());
+                kept
+            }
+        };
+        let site_id = kept.site_id.to_string();
+        let view = breakdown::View {
+            generation: kept.generation,
+            as_of: kept.as_of,
+            event_id: &kept.event_id,
+            site_id: &site_id,
+            reporting: kept.reporting,
+            state: kept.state,
+            dimension,
+            watermark: kept.watermark,
+            ranking: &kept.ranking,
+        };
+        Ok(Response::new(breakdown::page(&view, offset, limit)))
+    }
+
     async fn get_site_totals(
         &self,
         request: Request<GetSiteTotalsRequest>,
@@ -687,7 +812,13 @@ impl LeaderboardApi for LeaderboardService {
             )
         })?;
         if req.include_hourly {
-            self.may_read_detail(&metadata, peer, &site).await?;
+            self.may_read_detail(
+                &metadata,
+                peer,
+                &site,
+                "/saleboard.v1.LeaderboardService/GetSiteTotals",
+            )
+            .await?;
         }
         if !req.event_id.is_empty() {
             self.known_event(&req.event_id).await?;

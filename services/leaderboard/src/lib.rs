@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod board;
+pub mod breakdown;
 pub mod config;
 pub mod grpc;
 pub mod server;

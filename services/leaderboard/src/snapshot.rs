@@ -1,12 +1,122 @@
 //! A snapshot of the figures: built from one consistent read of totals, sites, rates and the
 //! event, ranked once, then shared (behind an `Arc`) by every query and watcher until the next.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use saleboard_domain::ranking::{RankedEntry, SiteFigures, rank};
-use saleboard_domain::totals::CurrencyTotals;
-use saleboard_domain::{Currency, UnixNanos};
-use saleboard_storage::BoardData;
+use saleboard_domain::ranking::{
+    KeyFigures, KeyRanking, RankedEntry, SiteFigures, rank, rank_keys,
+};
+use saleboard_domain::totals::{CurrencyTotals, SegmentFigures};
+use saleboard_domain::{Currency, Dimension, Rate, UnixNanos};
+use saleboard_storage::{BoardData, SegmentRead};
+
+/// An event's national breakdown figures, by (dimension, key), every site included.
+pub type SegmentMap = BTreeMap<(Dimension, String), SegmentFigures>;
+
+/// The national breakdowns of a snapshot, ranked, one per dimension.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Breakdowns {
+    brand: Arc<KeyRanking>,
+    category: Arc<KeyRanking>,
+    origin: Arc<KeyRanking>,
+}
+
+impl Breakdowns {
+    /// The ranking of a dimension.
+    #[must_use]
+    pub fn get(&self, dimension: Dimension) -> &Arc<KeyRanking> {
+        match dimension {
+            Dimension::Brand => &self.brand,
+            Dimension::Category => &self.category,
+            Dimension::Origin => &self.origin,
+        }
+    }
+
+    /// Ranks every dimension of `segments` (enabled sites only, see [`enabled_segments`]).
+    #[must_use]
+    pub fn rank(
+        segments: &SegmentMap,
+        rates: &BTreeMap<Currency, Rate>,
+        reporting: Currency,
+    ) -> Self {
+        let of = |dimension: Dimension| {
+            let keys = segments
+                .range((dimension, String::new())..)
+                .take_while(|((d, _), _)| *d == dimension)
+                .map(|((_, key), f)| KeyFigures {
+                    key: key.clone(),
+                    site_count: f.site_count,
+                    totals: f.totals.clone(),
+                })
+                .collect();
+            Arc::new(rank_keys(keys, rates, reporting))
+        };
+        Self {
+            brand: of(Dimension::Brand),
+            category: of(Dimension::Category),
+            origin: of(Dimension::Origin),
+        }
+    }
+}
+
+/// Folds a read of breakdown rows into what was held: a full read replaces it, a partial one
+/// (rows changed since the last read) updates the rows it names.
+#[must_use]
+pub fn merge_segments(held: Option<&Arc<SegmentMap>>, read: &SegmentRead) -> Arc<SegmentMap> {
+    let mut map = match held {
+        Some(held) if !read.full => {
+            if read.rows.is_empty() {
+                return held.clone();
+            }
+            SegmentMap::clone(held)
+        }
+        _ => SegmentMap::new(),
+    };
+    for (dimension, key, currency, t, sites) in &read.rows {
+        let figures = map.entry((*dimension, key.clone())).or_default();
+        figures.site_count = *sites;
+        figures.totals.insert(*currency, *t);
+    }
+    Arc::new(map)
+}
+
+/// The national figures without the disabled sites (they are off the national figure): their
+/// rows subtracted, each counted out of its keys' site counts once; a key left with nothing
+/// disappears.
+#[must_use]
+pub fn enabled_segments(
+    segments: &Arc<SegmentMap>,
+    disabled: &[saleboard_storage::SegmentSiteRow],
+) -> Arc<SegmentMap> {
+    if disabled.is_empty() {
+        return segments.clone();
+    }
+    let mut map = SegmentMap::clone(segments);
+    let mut counted_out = BTreeSet::new();
+    for (site, dimension, key, currency, t) in disabled {
+        let k = (*dimension, key.clone());
+        let Some(figures) = map.get_mut(&k) else {
+            continue;
+        };
+        if counted_out.insert((site.clone(), k.clone())) {
+            figures.site_count = figures.site_count.saturating_sub(1);
+        }
+        if let Some(total) = figures.totals.get_mut(currency) {
+            total.sale_count = total.sale_count.saturating_sub(t.sale_count);
+            total.gross_minor = total.gross_minor.saturating_sub(t.gross_minor);
+            total.refund_count = total.refund_count.saturating_sub(t.refund_count);
+            total.refunded_minor = total.refunded_minor.saturating_sub(t.refunded_minor);
+            if *total == CurrencyTotals::default() {
+                figures.totals.remove(currency);
+            }
+        }
+        if figures.totals.is_empty() {
+            map.remove(&k);
+        }
+    }
+    Arc::new(map)
+}
 
 /// The figures of a snapshot: what decides whether a new one is worth publishing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,6 +134,8 @@ pub struct Figures {
     pub national_totals: Vec<(Currency, CurrencyTotals)>,
     /// Registered sites.
     pub site_count: u32,
+    /// The national breakdowns (enabled sites), ranked.
+    pub breakdowns: Breakdowns,
 }
 
 /// A published snapshot.
@@ -79,10 +191,11 @@ impl Figures {
             .collect()
     }
 
-    /// Ranks the data. Never fails: a figure out of the contract's range marks its site (see
-    /// `saleboard_domain::ranking`), it does not stop the board.
+    /// Ranks the data, and the event's national breakdown figures `segments` (every site;
+    /// the disabled ones are taken out here). Never fails: a figure out of the contract's range
+    /// marks its site (see `saleboard_domain::ranking`), it does not stop the board.
     #[must_use]
-    pub fn build(mut data: BoardData) -> Self {
+    pub fn build(mut data: BoardData, segments: &Arc<SegmentMap>) -> Self {
         // A disabled site leaves the board and the national figures (its totals stay stored).
         data.sites.retain(|s| s.disabled_at.is_none());
         let enabled: std::collections::BTreeSet<_> =
@@ -97,7 +210,7 @@ impl Figures {
             per_site.entry(site).or_default().insert(currency, t);
         }
         let site_count = u32::try_from(data.sites.len()).unwrap_or(u32::MAX);
-        let (entries, national_net, event) = match data.event {
+        let (entries, national_net, event, breakdowns) = match data.event {
             Some(event) => {
                 let sites = data
                     .sites
@@ -110,13 +223,19 @@ impl Figures {
                     .collect();
                 let rates = data.rates.into_iter().collect();
                 let ranking = rank(sites, &rates, event.reporting_currency);
+                let breakdowns = Breakdowns::rank(
+                    &enabled_segments(segments, &data.segments.disabled),
+                    &rates,
+                    event.reporting_currency,
+                );
                 (
                     ranking.entries,
                     ranking.national_net_reporting_minor,
                     Some((event.event_id, event.reporting_currency)),
+                    breakdowns,
                 )
             }
-            None => (Vec::new(), 0, None),
+            None => (Vec::new(), 0, None, Breakdowns::default()),
         };
         Self {
             watermark: data.applied,
@@ -125,6 +244,7 @@ impl Figures {
             national_net_reporting_minor: national_net,
             national_totals: national.into_iter().collect(),
             site_count,
+            breakdowns,
         }
     }
 
@@ -173,8 +293,9 @@ mod tests {
             ],
             rates: vec![(usd, Rate::parse("15000").expect("rate"))],
             events: saleboard_domain::Events::default(),
+            segments: SegmentRead::default(),
         };
-        let f = Figures::build(data);
+        let f = Figures::build(data, &Arc::default());
         let ranked: Vec<_> = f
             .entries
             .iter()
@@ -202,10 +323,13 @@ mod tests {
 
     #[test]
     fn without_an_event_there_is_no_ranking() {
-        let f = Figures::build(BoardData {
-            sites: vec![site("a")],
-            ..BoardData::default()
-        });
+        let f = Figures::build(
+            BoardData {
+                sites: vec![site("a")],
+                ..BoardData::default()
+            },
+            &Arc::default(),
+        );
         assert_eq!(f.event, None);
         assert!(f.entries.is_empty());
         assert_eq!(f.site_count, 1);
@@ -226,8 +350,9 @@ mod tests {
             ],
             rates: vec![(usd, Rate::parse("15850.25").expect("rate"))],
             events: saleboard_domain::Events::default(),
+            segments: SegmentRead::default(),
         };
-        let f = Figures::build(data);
+        let f = Figures::build(data, &Arc::default());
         let out: Vec<_> = f
             .out_of_range()
             .map(|e| (e.site_id.as_str(), e.out_of_range.clone()))

@@ -29,6 +29,8 @@ pub(crate) struct Accepted<'a> {
     pub(crate) position: u64,
     /// The event it is counted in.
     pub(crate) event_id: &'a str,
+    /// Its segments as stored (a refund's are its sale's).
+    pub(crate) segments: &'a saleboard_domain::Segments,
 }
 
 /// One database's dialect and batch encoding.
@@ -69,8 +71,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Writes the changed totals of one apply: one statement per table.
+    /// The national breakdown rows written are marked changed at `position` (the applied
+    /// position this write moves to).
     fn upsert_totals(
         conn: &mut <Self::Db as Database>::Connection,
         changes: &Changes,
+        position: u64,
     ) -> impl Future<Output = Result<()>> + Send;
 }

@@ -36,8 +36,8 @@ use saleboard_domain::{Currency, Event, Events, Rate, SiteId, UnixNanos, resolve
 
 pub use error::StorageError;
 pub use model::{
-    ActiveKey, AggregatorState, ApiKeyRecord, BoardData, Candidate, LedgerRow, SiteRecord,
-    SiteTotalsData, StoredTotals,
+    ActiveKey, AggregatorState, ApiKeyRecord, BoardData, Candidate, LedgerRow, SegmentRead,
+    SegmentRow, SegmentSiteRow, SiteBreakdownData, SiteRecord, SiteTotalsData, StoredTotals,
 };
 
 /// Result of this crate.
@@ -142,7 +142,21 @@ pub trait TotalsStore: Send + Sync {
     async fn applied_position(&self) -> Result<u64>;
     /// Everything a leaderboard snapshot of an event needs (`None`: the current event), read
     /// consistently. `BoardData::event` is `None` for an unknown event.
-    async fn read_board(&self, event_id: Option<&str>) -> Result<BoardData>;
+    /// With `segments_since` = (event, position) and that event chosen, only the breakdown rows
+    /// changed after that position are read (`BoardData::segments.full` is false).
+    async fn read_board(
+        &self,
+        event_id: Option<&str>,
+        segments_since: Option<(&str, u64)>,
+    ) -> Result<BoardData>;
+    /// One site's breakdown in a dimension, in an event (`None`: the current one), read
+    /// consistently; `None` for an unknown site.
+    async fn site_breakdown(
+        &self,
+        site: &SiteId,
+        event_id: Option<&str>,
+        dimension: saleboard_domain::Dimension,
+    ) -> Result<Option<SiteBreakdownData>>;
     /// Every hourly net of an event (for comparisons with it).
     async fn event_hourly(
         &self,

@@ -1,6 +1,9 @@
 //! Records read and written by the store.
 
-use saleboard_domain::{Currency, SiteId, UnixNanos, ValidTransaction};
+use std::collections::BTreeMap;
+
+use saleboard_domain::totals::{CurrencyTotals, SegmentFigures, SegmentKey};
+use saleboard_domain::{Currency, Dimension, SiteId, UnixNanos, ValidTransaction};
 
 use crate::{Result, StorageError};
 
@@ -82,8 +85,45 @@ pub(crate) fn db_position(position: u64) -> Result<i64> {
 pub struct StoredTotals {
     /// Every ledger row at or below this position is in the totals, none above.
     pub applied: u64,
-    /// The totals.
+    /// The totals (national breakdown figures derived from the per-site ones).
     pub book: saleboard_domain::totals::TotalsBook,
+    /// The national breakdown rows as stored (what the leaderboard reads): they should equal
+    /// the book's derived ones; the aggregator rewrites any that do not, `verify` reports them.
+    pub segments: BTreeMap<SegmentKey, SegmentFigures>,
+}
+
+/// One national breakdown row: dimension, key, currency, totals, the key's site count.
+pub type SegmentRow = (Dimension, String, Currency, CurrencyTotals, u32);
+
+/// One site's breakdown row: site, dimension, key, currency, totals.
+pub type SegmentSiteRow = (SiteId, Dimension, String, Currency, CurrencyTotals);
+
+/// An event's national breakdown rows, as the board reads them.
+#[derive(Debug, Clone, Default)]
+pub struct SegmentRead {
+    /// Every row of the event (replace what was held); `false`: only the rows changed since
+    /// the position asked for (merge them in).
+    pub full: bool,
+    /// The rows.
+    pub rows: Vec<SegmentRow>,
+    /// Every breakdown row of the event's disabled sites, to take out of national figures
+    /// (disabled sites are off the national figure).
+    pub disabled: Vec<SegmentSiteRow>,
+}
+
+/// One site's breakdown in one dimension, read in one consistent transaction.
+#[derive(Debug, Clone)]
+pub struct SiteBreakdownData {
+    /// The site.
+    pub site: SiteRecord,
+    /// The event (`None`: no such event, or none configured).
+    pub event: Option<saleboard_domain::Event>,
+    /// The event's exchange rates.
+    pub rates: Vec<(Currency, saleboard_domain::Rate)>,
+    /// (key, currency, totals) of the site in the dimension.
+    pub rows: Vec<(String, Currency, CurrencyTotals)>,
+    /// Ledger position the figures include.
+    pub applied: u64,
 }
 
 /// What the leaderboard snapshot is built from, read in one consistent transaction.
@@ -101,6 +141,8 @@ pub struct BoardData {
     pub totals: Vec<(SiteId, Currency, saleboard_domain::totals::CurrencyTotals)>,
     /// Every exchange rate.
     pub rates: Vec<(Currency, saleboard_domain::Rate)>,
+    /// The event's national breakdown rows (all, or those changed since a position).
+    pub segments: SegmentRead,
 }
 
 /// One site's totals, read in one consistent transaction.

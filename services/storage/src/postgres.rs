@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use saleboard_domain::TransactionId;
 use saleboard_domain::totals::Changes;
+use saleboard_domain::{Dimension, TransactionId};
 use sqlx::SqlSafeStr as _;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, Postgres};
@@ -128,6 +128,13 @@ impl PgStore {
                 include_str!("../migrations/postgres/0007_event_totals.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                8,
+                "segments".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0008_segments.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -161,8 +168,8 @@ impl Backend for PgStore {
             keys.iter().map(|(s, t)| (s.as_str(), t.as_str())).unzip();
         Ok(sqlx::query_as(
             "SELECT l.site_id, l.transaction_id, l.store_id, l.kind, l.currency, l.amount_minor, \
-             l.occurred_at_ns, l.refund_of, l.position, l.event_id \
-             FROM UNNEST($1::text[], $2::text[]) AS k(site_id, transaction_id) \
+             l.occurred_at_ns, l.refund_of, l.position, l.event_id, l.brand, l.category, \
+             l.origin FROM UNNEST($1::text[], $2::text[]) AS k(site_id, transaction_id) \
              JOIN ledger l ON l.site_id = k.site_id AND l.transaction_id = k.transaction_id",
         )
         .bind(sites)
@@ -197,10 +204,11 @@ impl Backend for PgStore {
         }
         sqlx::query(
             "INSERT INTO ledger (position, site_id, transaction_id, store_id, kind, currency, \
-             amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id) \
+             amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id, brand, \
+             category, origin) \
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
              $5::smallint[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], \
-             $11::bigint[], $12::text[])",
+             $11::bigint[], $12::text[], $13::text[], $14::text[], $15::smallint[])",
         )
         .bind(c.position)
         .bind(c.site_id)
@@ -214,13 +222,21 @@ impl Backend for PgStore {
         .bind(c.key_id)
         .bind(c.received)
         .bind(c.event_id)
+        .bind(c.brand)
+        .bind(c.category)
+        .bind(c.origin)
         .execute(conn)
         .await?;
         Ok(())
     }
 
     /// Money sums are bound as decimal text and cast to NUMERIC.
-    async fn upsert_totals(conn: &mut PgConnection, changes: &Changes) -> Result<()> {
+    async fn upsert_totals(
+        conn: &mut PgConnection,
+        changes: &Changes,
+        position: u64,
+    ) -> Result<()> {
+        upsert_segments(&mut *conn, changes, position).await?;
         if !changes.totals.is_empty() {
             let mut c = TotalsColumns::default();
             for ((event, site, currency), t) in &changes.totals {
@@ -299,6 +315,9 @@ struct LedgerColumns<'a> {
     key_id: Vec<&'a str>,
     received: Vec<i64>,
     event_id: Vec<&'a str>,
+    brand: Vec<&'a str>,
+    category: Vec<&'a str>,
+    origin: Vec<i16>,
 }
 
 impl<'a> LedgerColumns<'a> {
@@ -317,6 +336,9 @@ impl<'a> LedgerColumns<'a> {
             .push(c.tx.refund_of().map_or("", TransactionId::as_str));
         self.key_id.push(c.key_id.as_str());
         self.received.push(c.received_at.0);
+        self.brand.push(a.segments.key(Dimension::Brand));
+        self.category.push(a.segments.key(Dimension::Category));
+        self.origin.push(a.segments.origin.code());
         Ok(())
     }
 }
@@ -388,4 +410,86 @@ impl Store for PgStore {
         });
         Ok(rx)
     }
+}
+
+/// Writes the changed breakdown rows of one apply: per site, and national (every currency of a
+/// changed key, with its site count, marked changed at `position`).
+async fn upsert_segments(conn: &mut PgConnection, changes: &Changes, position: u64) -> Result<()> {
+    if !changes.segment_sites.is_empty() {
+        let (mut event, mut site, mut dim, mut key, mut cur) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let (mut sales, mut gross, mut refunds, mut refunded) = (vec![], vec![], vec![], vec![]);
+        for ((e, d, k, s), c, t) in &changes.segment_sites {
+            event.push(e.as_str());
+            site.push(s.as_str());
+            dim.push(d.code());
+            key.push(k.as_str());
+            cur.push(c.code());
+            sales.push(to_i64("segment_site_totals", t.sale_count)?);
+            gross.push(t.gross_minor.to_string());
+            refunds.push(to_i64("segment_site_totals", t.refund_count)?);
+            refunded.push(t.refunded_minor.to_string());
+        }
+        sqlx::query(
+            "INSERT INTO segment_site_totals (event_id, site_id, dimension, key, currency, \
+             sale_count, gross_minor, refund_count, refunded_minor) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::smallint[], $4::text[], \
+             $5::text[], $6::bigint[], $7::numeric[], $8::bigint[], $9::numeric[]) \
+             ON CONFLICT (event_id, site_id, dimension, key, currency) DO UPDATE SET \
+             sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
+             refund_count = excluded.refund_count, refunded_minor = excluded.refunded_minor",
+        )
+        .bind(event)
+        .bind(site)
+        .bind(dim)
+        .bind(key)
+        .bind(cur)
+        .bind(sales)
+        .bind(gross)
+        .bind(refunds)
+        .bind(refunded)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !changes.segments.is_empty() {
+        let (mut event, mut dim, mut key, mut cur) = (vec![], vec![], vec![], vec![]);
+        let (mut sales, mut gross, mut refunds, mut refunded) = (vec![], vec![], vec![], vec![]);
+        let mut sites = vec![];
+        for ((e, d, k), figures) in &changes.segments {
+            for (c, t) in &figures.totals {
+                event.push(e.as_str());
+                dim.push(d.code());
+                key.push(k.as_str());
+                cur.push(c.code());
+                sales.push(to_i64("segment_totals", t.sale_count)?);
+                gross.push(t.gross_minor.to_string());
+                refunds.push(to_i64("segment_totals", t.refund_count)?);
+                refunded.push(t.refunded_minor.to_string());
+                sites.push(i32::try_from(figures.site_count).unwrap_or(i32::MAX));
+            }
+        }
+        sqlx::query(
+            "INSERT INTO segment_totals (event_id, dimension, key, currency, sale_count, \
+             gross_minor, refund_count, refunded_minor, site_count, changed_at_position) \
+             SELECT u.*, $10 FROM UNNEST($1::text[], $2::smallint[], $3::text[], $4::text[], \
+             $5::bigint[], $6::numeric[], $7::bigint[], $8::numeric[], $9::integer[]) AS u \
+             ON CONFLICT (event_id, dimension, key, currency) DO UPDATE SET \
+             sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
+             refund_count = excluded.refund_count, refunded_minor = excluded.refunded_minor, \
+             site_count = excluded.site_count, changed_at_position = excluded.changed_at_position",
+        )
+        .bind(event)
+        .bind(dim)
+        .bind(key)
+        .bind(cur)
+        .bind(sales)
+        .bind(gross)
+        .bind(refunds)
+        .bind(refunded)
+        .bind(sites)
+        .bind(db_position(position)?)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }

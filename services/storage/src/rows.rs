@@ -4,8 +4,8 @@
 
 use saleboard_domain::totals::{CurrencyTotals, HourlyTotals};
 use saleboard_domain::{
-    Currency, Event, Kind, Nature, Rate, SiteId, StoreId, TransactionId, UnixNanos,
-    ValidTransaction,
+    Currency, Dimension, Event, Kind, Nature, Origin, Rate, Segments, SiteId, Slug, StoreId,
+    TransactionId, UnixNanos, ValidTransaction,
 };
 
 use crate::model::{currency, site_id, to_u64, wide};
@@ -24,6 +24,11 @@ pub(crate) struct SiteRow {
 }
 
 impl SiteRow {
+    /// Whether the site is disabled.
+    pub(crate) fn is_disabled(&self) -> bool {
+        self.disabled_at_ns.is_some()
+    }
+
     pub(crate) fn into_record(self) -> Result<SiteRecord> {
         Ok(SiteRecord {
             site_id: site_id("sites", &self.site_id)?,
@@ -176,6 +181,15 @@ impl HourlyRow {
     }
 }
 
+/// An optional slug column: '' is none.
+fn slug(value: &str) -> std::result::Result<Option<Slug>, saleboard_domain::IdError> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        Slug::parse(value).map(Some)
+    }
+}
+
 /// The columns of a ledger row that resolution needs.
 #[derive(sqlx::FromRow)]
 pub(crate) struct StoredRow {
@@ -189,6 +203,9 @@ pub(crate) struct StoredRow {
     refund_of: String,
     position: i64,
     event_id: String,
+    brand: String,
+    category: String,
+    origin: i16,
 }
 
 impl StoredRow {
@@ -213,6 +230,12 @@ impl StoredRow {
             currency: Currency::parse(&self.currency).map_err(|e| bad("currency", &e))?,
             amount_minor: self.amount_minor,
             occurred_at: UnixNanos(self.occurred_at_ns),
+            segments: Segments {
+                brand: slug(&self.brand).map_err(|e| bad("brand", &e))?,
+                category: slug(&self.category).map_err(|e| bad("category", &e))?,
+                origin: Origin::from_code(self.origin)
+                    .ok_or_else(|| bad("origin", &self.origin))?,
+            },
         };
         let position = u64::try_from(self.position).map_err(|e| bad("position", &e))?;
         Ok((site, tx, position, self.event_id))
@@ -280,5 +303,82 @@ impl StateRow {
             lease_until: UnixNanos(self.lease_until_ns),
             updated_at: UnixNanos(self.updated_at_ns),
         })
+    }
+}
+
+/// `segment_site_totals`, sums as decimal text.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SegmentSiteTotalsRow {
+    event_id: String,
+    site_id: String,
+    dimension: i16,
+    key: String,
+    currency: String,
+    sale_count: i64,
+    gross_minor: String,
+    refund_count: i64,
+    refunded_minor: String,
+}
+
+fn dimension(table: &'static str, code: i16) -> Result<Dimension> {
+    Dimension::from_code(code)
+        .ok_or_else(|| StorageError::corrupt(table, format!("dimension {code}")))
+}
+
+impl SegmentSiteTotalsRow {
+    /// (event, site, dimension, key, currency, totals).
+    pub(crate) fn into_parts(
+        self,
+    ) -> Result<(String, SiteId, Dimension, String, Currency, CurrencyTotals)> {
+        const T: &str = "segment_site_totals";
+        Ok((
+            self.event_id,
+            site_id(T, &self.site_id)?,
+            dimension(T, self.dimension)?,
+            self.key,
+            currency(T, &self.currency)?,
+            CurrencyTotals {
+                sale_count: to_u64(T, self.sale_count)?,
+                gross_minor: wide(T, &self.gross_minor)?,
+                refund_count: to_u64(T, self.refund_count)?,
+                refunded_minor: wide(T, &self.refunded_minor)?,
+            },
+        ))
+    }
+}
+
+/// `segment_totals`, sums as decimal text.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SegmentTotalsRow {
+    event_id: String,
+    dimension: i16,
+    key: String,
+    currency: String,
+    sale_count: i64,
+    gross_minor: String,
+    refund_count: i64,
+    refunded_minor: String,
+    site_count: i64,
+}
+
+impl SegmentTotalsRow {
+    /// (event, dimension, key, currency, totals, site count).
+    pub(crate) fn into_parts(
+        self,
+    ) -> Result<(String, Dimension, String, Currency, CurrencyTotals, u32)> {
+        const T: &str = "segment_totals";
+        Ok((
+            self.event_id,
+            dimension(T, self.dimension)?,
+            self.key,
+            currency(T, &self.currency)?,
+            CurrencyTotals {
+                sale_count: to_u64(T, self.sale_count)?,
+                gross_minor: wide(T, &self.gross_minor)?,
+                refund_count: to_u64(T, self.refund_count)?,
+                refunded_minor: wide(T, &self.refunded_minor)?,
+            },
+            u32::try_from(self.site_count).map_err(|e| StorageError::corrupt(T, e))?,
+        ))
     }
 }

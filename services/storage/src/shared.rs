@@ -260,6 +260,9 @@ where
                     candidate,
                     position: *position,
                     event_id,
+                    segments: state
+                        .stored(&candidate.site, &candidate.tx.id)
+                        .map_or(&candidate.tx.segments, |s| &s.tx.segments),
                 }),
                 _ => None,
             })

@@ -88,7 +88,7 @@ pub(crate) const MOVE_HEAD: &str = "UPDATE ledger_head SET head = $1 WHERE id = 
 /// Ledger rows after a position, in order.
 pub(crate) const LEDGER_AFTER: &str = "\
     SELECT site_id, transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, \
-    refund_of, position, event_id, key_id, received_at_ns FROM ledger \
+    refund_of, position, event_id, brand, category, origin, key_id, received_at_ns FROM ledger \
     WHERE position > $1 ORDER BY position LIMIT $2";
 
 /// The applied position.
@@ -144,3 +144,47 @@ pub(crate) const RELEASE_LEASE: &str =
 pub(crate) const STATE: &str = "\
     SELECT a.applied_position, a.updated_at_ns, a.holder, a.lease_until_ns, h.head \
     FROM aggregator_state a, ledger_head h WHERE a.id = 1 AND h.id = 1";
+
+/// The columns of `segment_site_totals`, sums as text.
+macro_rules! segment_site_columns {
+    () => {
+        "SELECT event_id, site_id, dimension, key, currency, sale_count, \
+         CAST(gross_minor AS TEXT) AS gross_minor, refund_count, \
+         CAST(refunded_minor AS TEXT) AS refunded_minor FROM segment_site_totals"
+    };
+}
+
+/// The columns of `segment_totals`, sums as text.
+macro_rules! segment_columns {
+    () => {
+        "SELECT event_id, dimension, key, currency, sale_count, \
+         CAST(gross_minor AS TEXT) AS gross_minor, refund_count, \
+         CAST(refunded_minor AS TEXT) AS refunded_minor, \
+         CAST(site_count AS BIGINT) AS site_count FROM segment_totals"
+    };
+}
+
+/// Every site's breakdown rows of every event.
+pub(crate) const SEGMENT_SITES: &str = segment_site_columns!();
+
+/// Every national breakdown row of every event.
+pub(crate) const SEGMENTS: &str = segment_columns!();
+
+/// The national breakdown rows of an event (`$1`) changed after position `$2` (all for -1).
+pub(crate) const EVENT_SEGMENTS_SINCE: &str = concat!(
+    segment_columns!(),
+    " WHERE event_id = $1 AND changed_at_position > $2"
+);
+
+/// The breakdown rows of an event's (`$1`) disabled sites.
+pub(crate) const EVENT_DISABLED_SEGMENT_SITES: &str = concat!(
+    segment_site_columns!(),
+    " WHERE event_id = $1 AND site_id IN \
+     (SELECT site_id FROM sites WHERE disabled_at_ns IS NOT NULL)"
+);
+
+/// One site's (`$2`) breakdown rows in an event (`$1`) and a dimension (`$3`).
+pub(crate) const SITE_SEGMENTS: &str = concat!(
+    segment_site_columns!(),
+    " WHERE event_id = $1 AND site_id = $2 AND dimension = $3"
+);

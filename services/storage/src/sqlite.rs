@@ -7,8 +7,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use saleboard_domain::TransactionId;
 use saleboard_domain::totals::Changes;
+use saleboard_domain::{Dimension, TransactionId};
 use serde_json::json;
 use sqlx::SqlSafeStr as _;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -18,6 +18,7 @@ use sqlx::sqlite::{
 };
 
 use crate::backend::{Accepted, Backend, Writing};
+use crate::model::db_position;
 use crate::rows::{RefundedRow, StoredRow};
 use crate::{Result, StorageError, Store, TotalsStore};
 
@@ -149,6 +150,13 @@ impl SqliteStore {
                 include_str!("../migrations/sqlite/0006_event_totals.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                7,
+                "segments".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0007_segments.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -182,8 +190,8 @@ impl Backend for SqliteStore {
     ) -> Result<Vec<StoredRow>> {
         Ok(sqlx::query_as(
             "SELECT l.site_id, l.transaction_id, l.store_id, l.kind, l.currency, l.amount_minor, \
-             l.occurred_at_ns, l.refund_of, l.position, l.event_id \
-             FROM json_each($1) AS k \
+             l.occurred_at_ns, l.refund_of, l.position, l.event_id, l.brand, l.category, \
+             l.origin FROM json_each($1) AS k \
              JOIN ledger l ON l.site_id = k.value ->> 0 AND l.transaction_id = k.value ->> 1",
         )
         .bind(pairs_json(keys))
@@ -225,15 +233,19 @@ impl Backend for SqliteStore {
                     c.key_id,
                     c.received_at.0,
                     a.event_id,
+                    a.segments.key(Dimension::Brand),
+                    a.segments.key(Dimension::Category),
+                    a.segments.origin.code(),
                 ])
             })
             .collect();
         sqlx::query(
             "INSERT INTO ledger (position, site_id, transaction_id, store_id, kind, currency, \
-             amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id) \
+             amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id, brand, \
+             category, origin) \
              SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
              value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, \
-             value ->> 11 FROM json_each($1)",
+             value ->> 11, value ->> 12, value ->> 13, value ->> 14 FROM json_each($1)",
         )
         .bind(serde_json::Value::Array(rows).to_string())
         .execute(conn)
@@ -242,7 +254,12 @@ impl Backend for SqliteStore {
     }
 
     /// Money sums travel as JSON strings (decimal text, wider than SQLite's integers).
-    async fn upsert_totals(conn: &mut SqliteConnection, changes: &Changes) -> Result<()> {
+    async fn upsert_totals(
+        conn: &mut SqliteConnection,
+        changes: &Changes,
+        position: u64,
+    ) -> Result<()> {
+        upsert_segments(&mut *conn, changes, position).await?;
         if !changes.totals.is_empty() {
             let rows: Vec<serde_json::Value> = changes
                 .totals
@@ -360,4 +377,80 @@ impl Store for SqliteStore {
         });
         Ok(rx)
     }
+}
+
+/// Writes the changed breakdown rows of one apply: per site, and national (every currency of a
+/// changed key, with its site count, marked changed at `position`).
+async fn upsert_segments(
+    conn: &mut SqliteConnection,
+    changes: &Changes,
+    position: u64,
+) -> Result<()> {
+    if !changes.segment_sites.is_empty() {
+        let rows: Vec<serde_json::Value> = changes
+            .segment_sites
+            .iter()
+            .map(|((e, d, k, s), c, t)| {
+                json!([
+                    e.as_str(),
+                    s.as_str(),
+                    d.code(),
+                    k.as_str(),
+                    c.code(),
+                    t.sale_count,
+                    t.gross_minor.to_string(),
+                    t.refund_count,
+                    t.refunded_minor.to_string()
+                ])
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO segment_site_totals (event_id, site_id, dimension, key, currency, \
+             sale_count, gross_minor, refund_count, refunded_minor) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+             value ->> 5, value ->> 6, value ->> 7, value ->> 8 FROM json_each($1) WHERE true \
+             ON CONFLICT (event_id, site_id, dimension, key, currency) DO UPDATE SET \
+             sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
+             refund_count = excluded.refund_count, refunded_minor = excluded.refunded_minor",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !changes.segments.is_empty() {
+        let rows: Vec<serde_json::Value> = changes
+            .segments
+            .iter()
+            .flat_map(|((e, d, k), figures)| {
+                figures.totals.iter().map(move |(c, t)| {
+                    json!([
+                        e.as_str(),
+                        d.code(),
+                        k.as_str(),
+                        c.code(),
+                        t.sale_count,
+                        t.gross_minor.to_string(),
+                        t.refund_count,
+                        t.refunded_minor.to_string(),
+                        figures.site_count
+                    ])
+                })
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO segment_totals (event_id, dimension, key, currency, sale_count, \
+             gross_minor, refund_count, refunded_minor, site_count, changed_at_position) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+             value ->> 5, value ->> 6, value ->> 7, value ->> 8, $2 FROM json_each($1) WHERE true \
+             ON CONFLICT (event_id, dimension, key, currency) DO UPDATE SET \
+             sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
+             refund_count = excluded.refund_count, refunded_minor = excluded.refunded_minor, \
+             site_count = excluded.site_count, changed_at_position = excluded.changed_at_position",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .bind(db_position(position)?)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }

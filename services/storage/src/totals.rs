@@ -3,13 +3,20 @@
 
 use async_trait::async_trait;
 use saleboard_domain::comparison::HourlyNet;
-use saleboard_domain::totals::{Changes, TotalsBook};
-use saleboard_domain::{SiteId, UnixNanos};
+use std::collections::BTreeMap;
+
+use saleboard_domain::totals::{Changes, SegmentFigures, SegmentKey, TotalsBook};
+use saleboard_domain::{Dimension, SiteId, UnixNanos};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use crate::backend::Backend;
-use crate::model::{AggregatorState, BoardData, SiteTotalsData, StoredTotals, db_position, to_u64};
-use crate::rows::{HourlyRow, RateRow, SiteRow, StateRow, TotalsRow};
+use crate::model::{
+    AggregatorState, BoardData, SegmentRead, SiteBreakdownData, SiteTotalsData, StoredTotals,
+    db_position, to_u64,
+};
+use crate::rows::{
+    HourlyRow, RateRow, SegmentSiteTotalsRow, SegmentTotalsRow, SiteRow, StateRow, TotalsRow,
+};
 use crate::shared::events_in;
 use crate::{Result, StorageError, TotalsStore, sql};
 
@@ -21,6 +28,7 @@ where
     <B::Db as Database>::Arguments: IntoArguments<B::Db>,
     for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> i16: Decode<'q, B::Db> + Type<B::Db>,
     for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
     for<'a> &'a str: ColumnIndex<<B::Db as Database>::Row>,
     usize: ColumnIndex<<B::Db as Database>::Row>,
@@ -34,6 +42,12 @@ where
         let hourly = sqlx::query_as::<_, HourlyRow>(sql::HOURLY)
             .fetch_all(&mut *tx)
             .await?;
+        let segment_sites = sqlx::query_as::<_, SegmentSiteTotalsRow>(sql::SEGMENT_SITES)
+            .fetch_all(&mut *tx)
+            .await?;
+        let national = sqlx::query_as::<_, SegmentTotalsRow>(sql::SEGMENTS)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         let mut book = TotalsBook::default();
         for row in totals {
@@ -44,9 +58,22 @@ where
             let (event, site, currency, hour, h) = row.into_hourly()?;
             book.load_hourly((event, site, currency, hour), h);
         }
+        for row in segment_sites {
+            let (event, site, dimension, key, currency, t) = row.into_parts()?;
+            book.load_segment_site((event, dimension, key, site), currency, t)
+                .map_err(|e| StorageError::corrupt("segment_site_totals", e))?;
+        }
+        let mut segments: BTreeMap<SegmentKey, SegmentFigures> = BTreeMap::new();
+        for row in national {
+            let (event, dimension, key, currency, t, sites) = row.into_parts()?;
+            let figures = segments.entry((event, dimension, key)).or_default();
+            figures.site_count = sites;
+            figures.totals.insert(currency, t);
+        }
         Ok(StoredTotals {
             applied: to_u64("aggregator_state", applied)?,
             book,
+            segments,
         })
     }
 
@@ -67,7 +94,7 @@ where
                 found: u64::try_from(applied).unwrap_or_default(),
             });
         }
-        B::upsert_totals(&mut write.tx, changes).await?;
+        B::upsert_totals(&mut write.tx, changes, to).await?;
         sqlx::query(sql::MOVE_APPLIED)
             .bind(db_position(to)?)
             .bind(now.0)
@@ -115,7 +142,11 @@ where
         to_u64("aggregator_state", applied)
     }
 
-    async fn read_board(&self, event_id: Option<&str>) -> Result<BoardData> {
+    async fn read_board(
+        &self,
+        event_id: Option<&str>,
+        segments_since: Option<(&str, u64)>,
+    ) -> Result<BoardData> {
         let mut tx = self.pool().begin_with(B::BEGIN_READ).await?;
         let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
         // The event's figures, all read in one consistent transaction.
@@ -133,8 +164,38 @@ where
             .bind(event_id)
             .fetch_all(&mut *tx)
             .await?;
+        // The breakdown rows changed since the caller's last read of the same event, else all.
+        let since = segments_since
+            .filter(|(id, _)| *id == event_id)
+            .map(|(_, at)| db_position(at))
+            .transpose()?;
+        let segment_rows = sqlx::query_as::<_, SegmentTotalsRow>(sql::EVENT_SEGMENTS_SINCE)
+            .bind(event_id)
+            .bind(since.unwrap_or(-1))
+            .fetch_all(&mut *tx)
+            .await?;
+        let disabled = if sites.iter().any(SiteRow::is_disabled) {
+            sqlx::query_as::<_, SegmentSiteTotalsRow>(sql::EVENT_DISABLED_SEGMENT_SITES)
+                .bind(event_id)
+                .fetch_all(&mut *tx)
+                .await?
+        } else {
+            Vec::new()
+        };
         tx.commit().await?;
+        let segments = SegmentRead {
+            full: since.is_none(),
+            rows: segment_rows
+                .into_iter()
+                .map(|row| row.into_parts().map(|(_, d, k, c, t, n)| (d, k, c, t, n)))
+                .collect::<Result<_>>()?,
+            disabled: disabled
+                .into_iter()
+                .map(|row| row.into_parts().map(|(_, s, d, k, c, t)| (s, d, k, c, t)))
+                .collect::<Result<_>>()?,
+        };
         Ok(BoardData {
+            segments,
             applied: to_u64("aggregator_state", applied)?,
             sites: sites
                 .into_iter()
@@ -164,6 +225,49 @@ where
                     .map(|(_, s, c, hour, h)| (s, c, hour, h.net_minor))
             })
             .collect()
+    }
+
+    async fn site_breakdown(
+        &self,
+        site: &SiteId,
+        event_id: Option<&str>,
+        dimension: Dimension,
+    ) -> Result<Option<SiteBreakdownData>> {
+        let mut tx = self.pool().begin_with(B::BEGIN_READ).await?;
+        let Some(record) = sqlx::query_as::<_, SiteRow>(sql::SITE)
+            .bind(site.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
+        let event = chosen(&events_in(&mut tx).await?, event_id);
+        let event_id = event.as_ref().map_or("", |e| e.event_id.as_str());
+        let rates = sqlx::query_as::<_, RateRow>(sql::RATES)
+            .bind(event_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let rows = sqlx::query_as::<_, SegmentSiteTotalsRow>(sql::SITE_SEGMENTS)
+            .bind(event_id)
+            .bind(site.as_str())
+            .bind(i64::from(dimension.code()))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(SiteBreakdownData {
+            site: record.into_record()?,
+            event,
+            rates: rates
+                .into_iter()
+                .map(RateRow::into_pair)
+                .collect::<Result<_>>()?,
+            rows: rows
+                .into_iter()
+                .map(|row| row.into_parts().map(|(_, _, _, k, c, t)| (k, c, t)))
+                .collect::<Result<_>>()?,
+            applied: to_u64("aggregator_state", applied)?,
+        }))
     }
 
     async fn site_totals(
