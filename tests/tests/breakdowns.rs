@@ -781,10 +781,158 @@ async fn the_command_line(backend: Backend) {
     );
     assert!(text.contains("site alpha"), "{text}");
     assert!(text.contains("more: --page-token"), "{text}");
+    // The leaderboard table can show the top categories under it.
+    let out = saleboard(&["leaderboard", "--endpoint", &board, "--categories", "2"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let under = text
+        .split("top categories")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        under.lines().filter(|l| !l.trim().is_empty()).count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        under.contains("electronics") && under.contains("52.9%"),
+        "{text}"
+    );
+}
+
+/// A database as the release before segments left it (an event, a sale and a refund, their
+/// totals), then the segments migration: the rows have no segment, the per-site breakdowns
+/// hold them under "" in every dimension, and the aggregator derives the national rows when it
+/// starts (without moving); verify agrees.
+async fn a_database_from_before_segments_migrates(backend: Backend) {
+    let Some(db) = saleboard_tests::TestDb::create(backend).await else {
+        return;
+    };
+    let previous = match backend {
+        Backend::Postgres => 7,
+        Backend::Sqlite => 6,
+    };
+    let old = saleboard_storage::connect(&saleboard_storage::ConnectOptions {
+        url: db.url.clone(),
+        max_connections: 2,
+        create_if_missing: true,
+    })
+    .await
+    .expect("open");
+    old.migrate_until(previous)
+        .await
+        .expect("the previous release's schema");
+    let ns = |s: i64| s * 1_000_000_000;
+    let now = now_secs();
+    let (starts, ends, at) = (ns(now - 86_400), ns(now + 86_400), ns(now - 60));
+    db.execute(&format!(
+        "INSERT INTO events (event_id, display_name, starts_at_ns, ends_at_ns, closes_at_ns, \
+         reporting_currency, baseline_event_id, time_zone) VALUES ('e', 'E', {starts}, {ends}, \
+         {ends}, 'IDR', '', '')"
+    ))
+    .await;
+    db.execute("INSERT INTO sites (site_id, display_name, created_at_ns) VALUES ('alpha', 'A', 0)")
+        .await;
+    db.execute(&format!(
+        "INSERT INTO ledger (position, site_id, transaction_id, store_id, kind, currency, \
+         amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id) VALUES \
+         (1, 'alpha', 'S1', '', 1, 'IDR', 5000, {at}, '', 'key_old', {at}, 'e'), \
+         (2, 'alpha', 'R1', '', 2, 'IDR', 500, {at}, 'S1', 'key_old', {at}, 'e')"
+    ))
+    .await;
+    db.execute("UPDATE ledger_head SET head = 2 WHERE id = 1")
+        .await;
+    db.execute(
+        "INSERT INTO site_totals (event_id, site_id, currency, sale_count, gross_minor, \
+         refund_count, refunded_minor, net_minor) VALUES ('e', 'alpha', 'IDR', 1, '5000', 1, \
+         '500', '4500')",
+    )
+    .await;
+    let hour = at - at.rem_euclid(ns(3_600));
+    db.execute(&format!(
+        "INSERT INTO hourly_totals (event_id, site_id, currency, hour_start_ns, sale_count, \
+         net_minor) VALUES ('e', 'alpha', 'IDR', {hour}, 1, '4500')"
+    ))
+    .await;
+    db.execute("UPDATE aggregator_state SET applied_position = 2 WHERE id = 1")
+        .await;
+    drop(old);
+
+    let store = db.store().await;
+    let rows = store.read_ledger(0, 10).await.expect("ledger");
+    assert!(rows.iter().all(|r| r.tx.segments.is_empty()), "no segment");
+    let loaded = store.load_totals().await.expect("totals");
+    let keys: Vec<(String, &str, &str, &str)> = loaded
+        .book
+        .segment_sites()
+        .keys()
+        .map(|(e, d, k, s)| (d.to_string(), e.as_str(), k.as_str(), s.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("brand".to_owned(), "e", "", "alpha"),
+            ("category".to_owned(), "e", "", "alpha"),
+            ("origin".to_owned(), "e", "", "alpha")
+        ]
+    );
+    assert!(loaded.segments.is_empty(), "no national rows yet");
+
+    // The aggregator writes the national rows when it starts.
+    let addr = saleboard_tests::proc::free_addr();
+    let listen = addr.to_string();
+    let aggregator = saleboard_tests::proc::ServiceProcess::start(
+        "saleboard-aggregator",
+        &["--aggregator-listen", &listen],
+        &[("SALEBOARD_DATABASE_URL", db.url.as_str())],
+        addr,
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let healed = loop {
+        let loaded = store.load_totals().await.expect("totals");
+        if !loaded.segments.is_empty() {
+            break loaded;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the aggregator never wrote the national breakdown rows"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    drop(aggregator);
+    assert_eq!(&healed.segments, healed.book.segments());
+    assert_eq!(healed.applied, 2, "without moving");
+    let origin = &healed.segments[&(
+        "e".to_owned(),
+        saleboard_domain::Dimension::Origin,
+        String::new(),
+    )];
+    assert_eq!(origin.site_count, 1);
+    assert_eq!(
+        origin.totals.values().map(|t| t.net_minor()).sum::<i128>(),
+        4_500
+    );
+    let out = std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
+        .arg("verify")
+        .env("SALEBOARD_DATABASE_URL", &db.url)
+        .output()
+        .expect("verify runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 backend_tests!(
     segments_reasons_refunds_and_idempotency,
     breakdowns_against_a_model,
-    the_command_line
+    the_command_line,
+    a_database_from_before_segments_migrates
 );

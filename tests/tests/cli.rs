@@ -1229,4 +1229,19 @@ async fn dev_shows_a_comparison_at_once() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    // Last year's history carries segments: its breakdowns have brands, local and imported.
+    let origin = board
+        .get_breakdown(saleboard_proto::v1::GetBreakdownRequest {
+            event_id: "harbolnas-demo-last-year".into(),
+            dimension: saleboard_proto::v1::Dimension::Origin.into(),
+            ..saleboard_proto::v1::GetBreakdownRequest::default()
+        })
+        .await
+        .expect("breakdown")
+        .into_inner();
+    let keys: Vec<&str> = origin.entries.iter().map(|e| e.key.as_str()).collect();
+    assert!(
+        keys.contains(&"domestic") && keys.contains(&"cross-border") && !keys.contains(&""),
+        "{keys:?}"
+    );
 }

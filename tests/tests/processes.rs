@@ -157,15 +157,16 @@ impl Suite {
     }
 }
 
-/// One client's stream: `n` transactions of `site`, IDR and USD, some refunds of its own
-/// earlier sales and some resubmissions; returns what it was told ACCEPTED.
+/// One client's stream: `n` transactions of `site`, IDR and USD, with segments, some refunds
+/// of its own earlier sales and some resubmissions; returns what it was told ACCEPTED per
+/// (site, currency) and per ("dimension/key", currency).
 async fn push(
     addr: std::net::SocketAddr,
     secret: String,
     site: usize,
     client: usize,
     n: usize,
-) -> Accepted {
+) -> (Accepted, Accepted) {
     let occurred = now_secs() - 30;
     let mut rng = SplitMix::new((site * 100 + client) as u64 + 7);
     let mut sales: Vec<Transaction> = Vec::new();
@@ -181,6 +182,11 @@ async fn push(
                 s.amount_minor / 4 + 1,
             );
             r.occurred_at = s.occurred_at;
+            // Half the refunds name their sale's segments, half leave them to it.
+            if rng.below(2) == 0 {
+                r.brand.clone_from(&s.brand);
+                r.origin = s.origin;
+            }
             r
         } else if roll < 10 && !txs.is_empty() {
             let prev: &Transaction =
@@ -191,6 +197,13 @@ async fn push(
             if roll.is_multiple_of(3) {
                 t.currency = "USD".into();
             }
+            // Segments: five brands and none, three categories, both origins.
+            let brand = rng.below(6);
+            if brand > 0 {
+                t.brand = format!("b{brand}");
+            }
+            t.category = format!("c{}", rng.below(3));
+            t.origin = 1 + i32::from(rng.below(2) == 0);
             sales.push(t.clone());
             t
         };
@@ -209,6 +222,9 @@ async fn push(
         .expect("stream")
         .into_inner();
     let mut accepted = Accepted::new();
+    let mut segments = Accepted::new();
+    let by_id: BTreeMap<&str, &Transaction> =
+        txs.iter().map(|t| (t.transaction_id.as_str(), t)).collect();
     let mut i = 0;
     while let Some(r) = stream.message().await.expect("response") {
         for (t, result) in requests[i].transactions.iter().zip(r.results) {
@@ -224,19 +240,41 @@ async fn push(
                 let e = accepted
                     .entry((format!("site-{site}"), t.currency.clone()))
                     .or_default();
-                if t.refund_of.is_empty() {
-                    e[0] += 1;
-                    e[1] += t.amount_minor;
+                let moved = if t.refund_of.is_empty() {
+                    [1, t.amount_minor, 0, 0]
                 } else {
-                    e[2] += 1;
-                    e[3] += t.amount_minor;
+                    [0, 0, 1, t.amount_minor]
+                };
+                for (f, v) in e.iter_mut().zip(moved) {
+                    *f += v;
+                }
+                // A refund counts under its sale's segments.
+                let of = if t.refund_of.is_empty() {
+                    t
+                } else {
+                    by_id[t.refund_of.as_str()]
+                };
+                let origin = match of.origin {
+                    1 => "domestic",
+                    2 => "cross-border",
+                    _ => "",
+                };
+                for key in [
+                    format!("brand/{}", of.brand),
+                    format!("category/{}", of.category),
+                    format!("origin/{origin}"),
+                ] {
+                    let e = segments.entry((key, t.currency.clone())).or_default();
+                    for (f, v) in e.iter_mut().zip(moved) {
+                        *f += v;
+                    }
                 }
             }
         }
         i += 1;
     }
     assert_eq!(i, requests.len());
-    accepted
+    (accepted, segments)
 }
 
 fn merge(into: &mut Accepted, from: Accepted) {
@@ -303,7 +341,7 @@ async fn several_ingest_processes_while_the_aggregator_tails(backend: Backend) {
     }
     let mut accepted = Accepted::new();
     for t in tasks {
-        merge(&mut accepted, t.await.expect("client"));
+        merge(&mut accepted, t.await.expect("client").0);
     }
     suite.settle().await;
     let (ok, output) = suite.verify();
@@ -361,8 +399,11 @@ async fn aggregator_killed_again_and_again_stays_exact(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(400)).await;
     aggregator.kill();
     let mut accepted = Accepted::new();
+    let mut segments = Accepted::new();
     for p in pushers {
-        merge(&mut accepted, p.await.expect("pusher"));
+        let (sites, segs) = p.await.expect("pusher");
+        merge(&mut accepted, sites);
+        merge(&mut segments, segs);
     }
     suite.settle().await;
     drop(second);
@@ -387,6 +428,42 @@ async fn aggregator_killed_again_and_again_stays_exact(backend: Backend) {
         })
         .collect();
     assert_eq!(got, accepted, "totals equal what was ACCEPTED");
+    // So do the breakdowns, national (as stored for the leaderboard, and as the per-site rows
+    // add up) and per site added up.
+    let flat = |figures: &BTreeMap<
+        saleboard_domain::totals::SegmentKey,
+        saleboard_domain::totals::SegmentFigures,
+    >| {
+        figures
+            .iter()
+            .flat_map(|((_, d, k), f)| {
+                f.totals.iter().map(move |(c, t)| {
+                    (
+                        (format!("{d}/{k}"), c.code().to_owned()),
+                        [
+                            i64::try_from(t.sale_count).expect("count"),
+                            i64::try_from(t.gross_minor).expect("small totals"),
+                            i64::try_from(t.refund_count).expect("count"),
+                            i64::try_from(t.refunded_minor).expect("small totals"),
+                        ],
+                    )
+                })
+            })
+            .collect::<Accepted>()
+    };
+    assert_eq!(flat(&stored.segments), segments, "national breakdown rows");
+    assert_eq!(
+        flat(stored.book.segments()),
+        segments,
+        "per-site breakdown rows"
+    );
+    for ((_, d, k), f) in &stored.segments {
+        assert!(
+            f.site_count >= 1 && f.site_count <= 2,
+            "{d} {k}: {} sites",
+            f.site_count
+        );
+    }
 }
 
 async fn verify_reports_a_difference(backend: Backend) {
