@@ -914,7 +914,11 @@ async fn a_database_from_before_segments_migrates(backend: Backend) {
     )];
     assert_eq!(origin.site_count, 1);
     assert_eq!(
-        origin.totals.values().map(|t| t.net_minor()).sum::<i128>(),
+        origin
+            .totals
+            .values()
+            .map(saleboard_domain::totals::CurrencyTotals::net_minor)
+            .sum::<i128>(),
         4_500
     );
     let out = std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
