@@ -24,6 +24,7 @@ async fn a_short_run_reconciles(backend: Backend) {
         refunds: 0.03,
         resubmits: 0.02,
         brands: 300,
+        brand_zipf: 1.0,
         categories: 12,
         cross_border: 0.2,
         site_prefix: "lg".into(),

@@ -462,7 +462,8 @@ backend_tests!(
     migrate_is_idempotent,
 );
 
-/// The benchmarks' COPY baseline loads rows in the ledger's current columns (event included).
+/// The benchmarks' COPY baseline loads rows in the ledger's current columns (event and segments
+/// included).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_copy_in_loads_the_ledger_columns() {
     use saleboard_storage::{AdminStore as _, LedgerStore as _};
@@ -476,8 +477,8 @@ async fn postgres_copy_in_loads_the_ledger_columns() {
     pg.create_site(&site("a"), "a", UnixNanos(1))
         .await
         .expect("site");
-    let csv = "1,a,T1,s,1,IDR,100,1000,\"\",key_copy,2000,bench-copy\n\
-               2,a,T2,s,1,IDR,200,1000,\"\",key_copy,2000,bench-copy\n";
+    let csv = "1,a,T1,s,1,IDR,100,1000,\"\",key_copy,2000,bench-copy,brand-1,food,2\n\
+               2,a,T2,s,1,IDR,200,1000,\"\",key_copy,2000,bench-copy,\"\",\"\",0\n";
     assert_eq!(
         pg.copy_in_ledger_csv(csv.as_bytes(), 2)
             .await
@@ -485,9 +486,22 @@ async fn postgres_copy_in_loads_the_ledger_columns() {
         2
     );
     let rows = pg.read_ledger(0, 10).await.expect("ledger");
-    let got: Vec<(u64, &str, &str)> = rows
+    let got: Vec<(u64, &str, &str, &str)> = rows
         .iter()
-        .map(|r| (r.position, r.tx.id.as_str(), r.event_id.as_str()))
+        .map(|r| {
+            (
+                r.position,
+                r.tx.id.as_str(),
+                r.event_id.as_str(),
+                r.tx.segments.key(saleboard_domain::Dimension::Origin),
+            )
+        })
         .collect();
-    assert_eq!(got, [(1, "T1", "bench-copy"), (2, "T2", "bench-copy")]);
+    assert_eq!(
+        got,
+        [
+            (1, "T1", "bench-copy", "cross-border"),
+            (2, "T2", "bench-copy", "")
+        ]
+    );
 }

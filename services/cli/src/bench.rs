@@ -49,12 +49,17 @@ pub async fn copy(args: &CopyArgs) -> anyhow::Result<()> {
         let i = usize::try_from(position).unwrap_or(0);
         let site = &sites[i % sites.len()];
         let currency = currencies[i % currencies.len()];
+        // Segments as the load generator's: a brand of a few hundred, its category, an
+        // origin (1 domestic, 2 cross-border).
+        let brand = 1 + (i * 31) % 300;
         let line = format!(
-            "{position},{site},cp-{position},store-{},1,{currency},{},{},\"\",key_copy,{},bench-copy\n",
+            "{position},{site},cp-{position},store-{},1,{currency},{},{},\"\",key_copy,{},bench-copy,brand-{brand},category-{},{}\n",
             i % 20,
             1_000 + (i * 7_919) % 1_000_000,
             now.0 - 1_000_000_000,
-            now.0
+            now.0,
+            1 + (brand - 1) % 12,
+            if i % 5 == 0 { 2 } else { 1 }
         );
         csv.extend_from_slice(line.as_bytes());
     }
@@ -85,9 +90,12 @@ pub struct QueryArgs {
     /// Entries per request.
     #[arg(long, default_value_t = 1_000)]
     pub limit: u32,
+    /// Time GetBreakdown of this dimension (national) instead of GetLeaderboard.
+    #[arg(long, value_enum)]
+    pub breakdown: Option<crate::query::DimensionArg>,
 }
 
-/// Times sequential GetLeaderboard calls and prints `{"p50_ms":..,"p99_ms":..,"entries":..}`.
+/// Times sequential GetLeaderboard (or GetBreakdown) calls and prints `{"p50_ms":..,"p99_ms":..,"entries":..}`.
 ///
 /// # Errors
 /// When the service cannot be reached or refuses.
@@ -97,19 +105,33 @@ pub async fn query(args: &QueryArgs) -> anyhow::Result<()> {
     let mut entries = 0;
     for _ in 0..args.requests {
         let started = Instant::now();
-        let b = client
-            .get_leaderboard(GetLeaderboardRequest {
-                limit: args.limit,
-                page_token: String::new(),
-                event_id: String::new(),
-                baseline_event_id: String::new(),
-            })
-            .await
-            .map_err(|s| client::explain(&args.endpoint, "GetLeaderboard", &s))?
-            .into_inner();
+        entries = match args.breakdown {
+            None => client
+                .get_leaderboard(GetLeaderboardRequest {
+                    limit: args.limit,
+                    page_token: String::new(),
+                    event_id: String::new(),
+                    baseline_event_id: String::new(),
+                })
+                .await
+                .map_err(|s| client::explain(&args.endpoint, "GetLeaderboard", &s))?
+                .into_inner()
+                .entries
+                .len(),
+            Some(dimension) => client
+                .get_breakdown(saleboard_proto::v1::GetBreakdownRequest {
+                    dimension: crate::query::dimension_msg(dimension.into()).into(),
+                    limit: args.limit,
+                    ..saleboard_proto::v1::GetBreakdownRequest::default()
+                })
+                .await
+                .map_err(|s| client::explain(&args.endpoint, "GetBreakdown", &s))?
+                .into_inner()
+                .entries
+                .len(),
+        };
         #[allow(clippy::cast_possible_truncation)]
         samples.push(started.elapsed().as_micros() as u64);
-        entries = b.entries.len();
     }
     samples.sort_unstable();
     let ms = |q| Duration::from_micros(quantile(&samples, q)).as_secs_f64() * 1e3;

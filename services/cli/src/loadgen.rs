@@ -88,6 +88,10 @@ pub struct LoadgenArgs {
     /// Brands sold, with Zipf volumes (`brand-1` the biggest); each belongs to one category.
     #[arg(long, env = "SALEBOARD_LOADGEN_BRANDS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub brands: u32,
+    /// Zipf exponent of brand volumes (0: every brand alike, to fill a breakdown's
+    /// cardinality).
+    #[arg(long, env = "SALEBOARD_LOADGEN_BRAND_ZIPF", default_value_t = 1.0)]
+    pub brand_zipf: f64,
     /// Product categories.
     #[arg(long, env = "SALEBOARD_LOADGEN_CATEGORIES", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub categories: u32,
@@ -383,7 +387,7 @@ impl SegmentMix {
         let mut total = 0.0;
         let cumulative = (1..=args.brands)
             .map(|i| {
-                total += 1.0 / f64::from(i);
+                total += 1.0 / f64::from(i).powf(args.brand_zipf);
                 total
             })
             .collect();

@@ -45,7 +45,8 @@ impl PgStore {
 
     /// Loads CSV rows (the ledger's columns, in table order: position, site_id,
     /// transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, refund_of,
-    /// key_id, received_at_ns, event_id) with `COPY ... FROM STDIN` in one transaction and
+    /// key_id, received_at_ns, event_id, brand, category, origin) with `COPY ... FROM STDIN`
+    /// in one transaction and
     /// moves the head.
     /// The benchmarks' physical limit of durable ingest; not a service path.
     ///
@@ -56,8 +57,8 @@ impl PgStore {
         let mut copy = tx
             .copy_in_raw(
                 "COPY ledger (position, site_id, transaction_id, store_id, kind, currency, \
-                 amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id) \
-                 FROM STDIN (FORMAT csv)",
+                 amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id, \
+                 brand, category, origin) FROM STDIN (FORMAT csv)",
             )
             .await?;
         for chunk in csv.chunks(1 << 20) {
