@@ -20,6 +20,12 @@ pub const PAGE_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 const HISTORY: usize = 256;
 /// Refresh even without a signal this often (e.g. sites created through another process).
 const SAFETY_REFRESH: Duration = Duration::from_secs(5);
+/// Fewest milliseconds between two refreshes the applied feed asks for: under load the
+/// aggregator commits many small applies a second, and one refresh (a read of totals, sites,
+/// rates and changed breakdown rows, then ranking every site and breakdown key) per commit cost
+/// the leaderboard a core and the database its reads. Changes within the gap are taken by the
+/// next refresh together. (Admin changes refresh at once, in their own call.)
+pub const MIN_REFRESH_GAP: Duration = Duration::from_millis(50);
 
 /// Says (once per change, not at every refresh) which sites left the national figure because
 /// theirs is out of range, naming the currencies, and which came back.
@@ -47,6 +53,19 @@ fn log_out_of_range(previous: &Figures, next: &Figures) {
     }
 }
 
+/// What the board holds of the current event's breakdown rows.
+#[derive(Debug)]
+struct HeldSegments {
+    event_id: String,
+    /// Applied position of the read.
+    applied: u64,
+    /// National rows, every site.
+    national: Arc<SegmentMap>,
+    /// The disabled sites' totals at the read, and their breakdown rows.
+    disabled_totals: Vec<saleboard_storage::SiteCurrencyTotals>,
+    disabled: Arc<Vec<saleboard_storage::SegmentSiteRow>>,
+}
+
 /// The board of one leaderboard process.
 #[derive(Debug)]
 pub struct Board {
@@ -69,10 +88,10 @@ pub struct Board {
     /// Every event as of the last refresh (states, windows, baselines): read by queries
     /// without going to the database.
     events: Mutex<Arc<Events>>,
-    /// The current event's national breakdown rows as last read: (event, applied position of
-    /// that read, rows). A refresh reads only the rows changed since; the safety refresh reads
-    /// them all again.
-    segments: Mutex<Option<(String, u64, Arc<SegmentMap>)>>,
+    /// The current event's breakdown rows as last read. A refresh reads only the national
+    /// rows changed since, and the disabled sites' rows only when their totals moved; the
+    /// safety refresh reads them all again.
+    segments: Mutex<Option<Arc<HeldSegments>>>,
     /// One site's breakdowns as answered, kept for their page tokens.
     site_breakdowns: Mutex<VecDeque<Arc<crate::breakdown::SiteBreakdown>>>,
 }
@@ -140,16 +159,17 @@ impl Board {
         {
             return Ok(Some(snapshot));
         }
-        let data = self.store.read_board(Some(event_id), None).await?;
+        let mut data = self.store.read_board(Some(event_id), None).await?;
         let Some(event) = data.event.clone() else {
             return Ok(None);
         };
         let closed = event.state(UnixNanos::now()) == EventState::Closed;
         let segments = merge_segments(None, &data.segments);
+        let disabled = data.segments.disabled.take().unwrap_or_default();
         let snapshot = Arc::new(Snapshot {
             generation: self.next_generation(),
             as_of: UnixNanos::now(),
-            figures: Figures::build(data, &segments),
+            figures: Figures::build(data, &segments, &disabled),
         });
         self.others
             .lock()
@@ -278,15 +298,33 @@ impl Board {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone()
         };
-        let since = held.as_ref().map(|(event, at, _)| (event.as_str(), *at));
-        let mut data = self.store.read_board(None, since).await?;
-        let event_id = data.event.as_ref().map(|e| e.event_id.clone());
-        let segments = merge_segments(held.as_ref().map(|(_, _, map)| map), &data.segments);
+        let cursor = held.as_ref().map(|h| saleboard_storage::SegmentCursor {
+            event_id: &h.event_id,
+            applied: h.applied,
+            disabled_totals: &h.disabled_totals,
+        });
+        let mut data = self.store.read_board(None, cursor).await?;
+        let national = merge_segments(held.as_ref().map(|h| &h.national), &data.segments);
+        let disabled = match data.segments.disabled.take() {
+            Some(rows) => Arc::new(rows),
+            None => held
+                .as_ref()
+                .map(|h| h.disabled.clone())
+                .unwrap_or_default(),
+        };
+        let now_held = data.event.as_ref().map(|e| {
+            Arc::new(HeldSegments {
+                event_id: e.event_id.clone(),
+                applied: data.applied,
+                national: national.clone(),
+                disabled_totals: std::mem::take(&mut data.segments.disabled_totals),
+                disabled: disabled.clone(),
+            })
+        });
         *self
             .segments
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            event_id.map(|id| (id, data.applied, segments.clone()));
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = now_held;
         *self
             .events
             .lock()
@@ -294,7 +332,7 @@ impl Board {
             Arc::new(std::mem::take(&mut data.events));
         self.checked_at
             .store(UnixNanos::now().0, std::sync::atomic::Ordering::Relaxed);
-        let figures = Figures::build(data, &segments);
+        let figures = Figures::build(data, &national, &disabled);
         let previous = self.current();
         log_out_of_range(&previous.figures, &figures);
         if previous.generation > 0 && previous.figures == figures {
@@ -320,6 +358,7 @@ impl Board {
             }
         };
         let mut safety = tokio::time::interval(SAFETY_REFRESH);
+        let mut last_refresh: Option<tokio::time::Instant> = None;
         loop {
             let changed = async {
                 match feed.as_mut() {
@@ -333,6 +372,14 @@ impl Board {
                 () = self.invalidated.notified() => false,
                 _ = safety.tick() => true,
             };
+            if let Some(last) = last_refresh {
+                let ready = last + MIN_REFRESH_GAP;
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break,
+                    () = tokio::time::sleep_until(ready) => {}
+                }
+            }
+            last_refresh = Some(tokio::time::Instant::now());
             if let Err(e) = self.refresh_with(full).await {
                 tracing::warn!(error = %e, "cannot refresh the leaderboard");
                 tokio::time::sleep(Duration::from_millis(200)).await;

@@ -191,11 +191,15 @@ impl Figures {
             .collect()
     }
 
-    /// Ranks the data, and the event's national breakdown figures `segments` (every site;
-    /// the disabled ones are taken out here). Never fails: a figure out of the contract's range
+    /// Ranks the data, and the event's national breakdown figures `segments` (every site; the
+    /// `disabled` sites' rows are taken out here). Never fails: a figure out of the contract's range
     /// marks its site (see `saleboard_domain::ranking`), it does not stop the board.
     #[must_use]
-    pub fn build(mut data: BoardData, segments: &Arc<SegmentMap>) -> Self {
+    pub fn build(
+        mut data: BoardData,
+        segments: &Arc<SegmentMap>,
+        disabled: &[saleboard_storage::SegmentSiteRow],
+    ) -> Self {
         // A disabled site leaves the board and the national figures (its totals stay stored).
         data.sites.retain(|s| s.disabled_at.is_none());
         let enabled: std::collections::BTreeSet<_> =
@@ -224,7 +228,7 @@ impl Figures {
                 let rates = data.rates.into_iter().collect();
                 let ranking = rank(sites, &rates, event.reporting_currency);
                 let breakdowns = Breakdowns::rank(
-                    &enabled_segments(segments, &data.segments.disabled),
+                    &enabled_segments(segments, disabled),
                     &rates,
                     event.reporting_currency,
                 );
@@ -295,7 +299,7 @@ mod tests {
             events: saleboard_domain::Events::default(),
             segments: SegmentRead::default(),
         };
-        let f = Figures::build(data, &Arc::default());
+        let f = Figures::build(data, &Arc::default(), &[]);
         let ranked: Vec<_> = f
             .entries
             .iter()
@@ -329,6 +333,7 @@ mod tests {
                 ..BoardData::default()
             },
             &Arc::default(),
+            &[],
         );
         assert_eq!(f.event, None);
         assert!(f.entries.is_empty());
@@ -352,7 +357,7 @@ mod tests {
             events: saleboard_domain::Events::default(),
             segments: SegmentRead::default(),
         };
-        let f = Figures::build(data, &Arc::default());
+        let f = Figures::build(data, &Arc::default(), &[]);
         let out: Vec<_> = f
             .out_of_range()
             .map(|e| (e.site_id.as_str(), e.out_of_range.clone()))

@@ -36,8 +36,9 @@ use saleboard_domain::{Currency, Event, Events, Rate, SiteId, UnixNanos, resolve
 
 pub use error::StorageError;
 pub use model::{
-    ActiveKey, AggregatorState, ApiKeyRecord, BoardData, Candidate, LedgerRow, SegmentRead,
-    SegmentRow, SegmentSiteRow, SiteBreakdownData, SiteRecord, SiteTotalsData, StoredTotals,
+    ActiveKey, AggregatorState, ApiKeyRecord, BoardData, Candidate, LedgerRow, SegmentCursor,
+    SegmentRead, SegmentRow, SegmentSiteRow, SiteBreakdownData, SiteCurrencyTotals, SiteRecord,
+    SiteTotalsData, StoredTotals,
 };
 
 /// Result of this crate.
@@ -142,12 +143,13 @@ pub trait TotalsStore: Send + Sync {
     async fn applied_position(&self) -> Result<u64>;
     /// Everything a leaderboard snapshot of an event needs (`None`: the current event), read
     /// consistently. `BoardData::event` is `None` for an unknown event.
-    /// With `segments_since` = (event, position) and that event chosen, only the breakdown rows
-    /// changed after that position are read (`BoardData::segments.full` is false).
+    /// With a `cursor` of the event chosen, only the breakdown rows changed since it are read
+    /// (`BoardData::segments.full` is false), and the disabled sites' rows only when their
+    /// totals moved.
     async fn read_board(
         &self,
         event_id: Option<&str>,
-        segments_since: Option<(&str, u64)>,
+        cursor: Option<SegmentCursor<'_>>,
     ) -> Result<BoardData>;
     /// One site's breakdown in a dimension, in an event (`None`: the current one), read
     /// consistently; `None` for an unknown site.

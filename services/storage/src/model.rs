@@ -98,17 +98,36 @@ pub type SegmentRow = (Dimension, String, Currency, CurrencyTotals, u32);
 /// One site's breakdown row: site, dimension, key, currency, totals.
 pub type SegmentSiteRow = (SiteId, Dimension, String, Currency, CurrencyTotals);
 
+/// A site's totals in one currency: what tells whether its breakdown rows moved (every row
+/// folds into both in the same transaction).
+pub type SiteCurrencyTotals = (SiteId, Currency, CurrencyTotals);
+
+/// Where the board's last read of an event's breakdown rows was.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentCursor<'a> {
+    /// The event read.
+    pub event_id: &'a str,
+    /// The applied position of that read: only national rows changed after it are read.
+    pub applied: u64,
+    /// The disabled sites' totals at that read: their breakdown rows are read again only when
+    /// these differ.
+    pub disabled_totals: &'a [SiteCurrencyTotals],
+}
+
 /// An event's national breakdown rows, as the board reads them.
 #[derive(Debug, Clone, Default)]
 pub struct SegmentRead {
     /// Every row of the event (replace what was held); `false`: only the rows changed since
-    /// the position asked for (merge them in).
+    /// the cursor's position (merge them in).
     pub full: bool,
     /// The rows.
     pub rows: Vec<SegmentRow>,
+    /// The disabled sites' totals in the event as of this read, by site and currency.
+    pub disabled_totals: Vec<SiteCurrencyTotals>,
     /// Every breakdown row of the event's disabled sites, to take out of national figures
-    /// (disabled sites are off the national figure).
-    pub disabled: Vec<SegmentSiteRow>,
+    /// (disabled sites are off the national figure); `None`: unchanged since the cursor's read
+    /// (the same disabled sites with the same totals).
+    pub disabled: Option<Vec<SegmentSiteRow>>,
 }
 
 /// One site's breakdown in one dimension, read in one consistent transaction.

@@ -5,14 +5,14 @@ use async_trait::async_trait;
 use saleboard_domain::comparison::HourlyNet;
 use std::collections::BTreeMap;
 
-use saleboard_domain::totals::{Changes, SegmentFigures, SegmentKey, TotalsBook};
-use saleboard_domain::{Dimension, SiteId, UnixNanos};
+use saleboard_domain::totals::{Changes, CurrencyTotals, SegmentFigures, SegmentKey, TotalsBook};
+use saleboard_domain::{Currency, Dimension, SiteId, UnixNanos};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use crate::backend::Backend;
 use crate::model::{
-    AggregatorState, BoardData, SegmentRead, SiteBreakdownData, SiteTotalsData, StoredTotals,
-    db_position, to_u64,
+    AggregatorState, BoardData, SegmentCursor, SegmentRead, SiteBreakdownData, SiteCurrencyTotals,
+    SiteTotalsData, StoredTotals, db_position, to_u64,
 };
 use crate::rows::{
     HourlyRow, RateRow, SegmentSiteTotalsRow, SegmentTotalsRow, SiteRow, StateRow, TotalsRow,
@@ -145,7 +145,7 @@ where
     async fn read_board(
         &self,
         event_id: Option<&str>,
-        segments_since: Option<(&str, u64)>,
+        cursor: Option<SegmentCursor<'_>>,
     ) -> Result<BoardData> {
         let mut tx = self.pool().begin_with(B::BEGIN_READ).await?;
         let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
@@ -164,23 +164,41 @@ where
             .bind(event_id)
             .fetch_all(&mut *tx)
             .await?;
+        let totals: Vec<(SiteId, Currency, CurrencyTotals)> = totals
+            .into_iter()
+            .map(|row| row.into_totals().map(|(_, s, c, t)| (s, c, t)))
+            .collect::<Result<_>>()?;
         // The breakdown rows changed since the caller's last read of the same event, else all.
-        let since = segments_since
-            .filter(|(id, _)| *id == event_id)
-            .map(|(_, at)| db_position(at))
-            .transpose()?;
+        let cursor = cursor.filter(|c| c.event_id == event_id);
+        let since = cursor.map(|c| db_position(c.applied)).transpose()?;
         let segment_rows = sqlx::query_as::<_, SegmentTotalsRow>(sql::EVENT_SEGMENTS_SINCE)
             .bind(event_id)
             .bind(since.unwrap_or(-1))
             .fetch_all(&mut *tx)
             .await?;
-        let disabled = if sites.iter().any(SiteRow::is_disabled) {
-            sqlx::query_as::<_, SegmentSiteTotalsRow>(sql::EVENT_DISABLED_SEGMENT_SITES)
-                .bind(event_id)
-                .fetch_all(&mut *tx)
-                .await?
+        // The disabled sites' rows, only when their totals moved since that read.
+        let disabled_sites: std::collections::HashSet<&str> = sites
+            .iter()
+            .filter(|r| r.is_disabled())
+            .map(SiteRow::site_id)
+            .collect();
+        let mut disabled_totals: Vec<SiteCurrencyTotals> = totals
+            .iter()
+            .filter(|(s, _, _)| disabled_sites.contains(s.as_str()))
+            .cloned()
+            .collect();
+        disabled_totals.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        let disabled = if cursor.is_some_and(|c| c.disabled_totals == disabled_totals.as_slice()) {
+            None
+        } else if disabled_totals.is_empty() {
+            Some(Vec::new())
         } else {
-            Vec::new()
+            Some(
+                sqlx::query_as::<_, SegmentSiteTotalsRow>(sql::EVENT_DISABLED_SEGMENT_SITES)
+                    .bind(event_id)
+                    .fetch_all(&mut *tx)
+                    .await?,
+            )
         };
         tx.commit().await?;
         let segments = SegmentRead {
@@ -189,10 +207,14 @@ where
                 .into_iter()
                 .map(|row| row.into_parts().map(|(_, d, k, c, t, n)| (d, k, c, t, n)))
                 .collect::<Result<_>>()?,
+            disabled_totals,
             disabled: disabled
-                .into_iter()
-                .map(|row| row.into_parts().map(|(_, s, d, k, c, t)| (s, d, k, c, t)))
-                .collect::<Result<_>>()?,
+                .map(|rows| {
+                    rows.into_iter()
+                        .map(|row| row.into_parts().map(|(_, s, d, k, c, t)| (s, d, k, c, t)))
+                        .collect::<Result<Vec<_>>>()
+                })
+                .transpose()?,
         };
         Ok(BoardData {
             segments,
@@ -201,10 +223,7 @@ where
                 .into_iter()
                 .map(SiteRow::into_record)
                 .collect::<Result<_>>()?,
-            totals: totals
-                .into_iter()
-                .map(|row| row.into_totals().map(|(_, s, c, t)| (s, c, t)))
-                .collect::<Result<_>>()?,
+            totals,
             rates: rates
                 .into_iter()
                 .map(RateRow::into_pair)
