@@ -618,6 +618,26 @@ async fn breakdowns_against_a_model(backend: Backend) {
         );
     }
 
+    // Enabled again, it is back in them.
+    app.admin()
+        .await
+        .set_site_enabled(SetSiteEnabledRequest {
+            site_id: "beta".into(),
+            enabled: true,
+        })
+        .await
+        .expect("enable");
+    let b = board
+        .get_breakdown(request(Dimension::Category, "", 1_000, ""))
+        .await
+        .expect("breakdown")
+        .into_inner();
+    assert_eq!(
+        lines(&[b]),
+        model(&model_rows, 1, None, &rates),
+        "beta back"
+    );
+
     // verify covers the breakdowns, and names one that is wrong.
     let verify = || {
         std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))

@@ -63,7 +63,36 @@ struct HeldSegments {
     national: Arc<SegmentMap>,
     /// The disabled sites' totals at the read, and their breakdown rows.
     disabled_totals: Vec<saleboard_storage::SiteCurrencyTotals>,
-    disabled: Arc<Vec<saleboard_storage::SegmentSiteRow>>,
+    disabled: Arc<DisabledRows>,
+}
+
+/// The breakdown rows of each disabled site.
+type DisabledRows = std::collections::BTreeMap<
+    saleboard_domain::SiteId,
+    Arc<Vec<saleboard_storage::SegmentSiteRow>>,
+>;
+
+/// What the disabled sites' rows are after a read: the held ones of the sites still disabled
+/// and unchanged, the read ones of the others.
+fn disabled_after(
+    held: Option<&HeldSegments>,
+    read: &mut saleboard_storage::SegmentRead,
+) -> Arc<DisabledRows> {
+    let still: std::collections::BTreeSet<&saleboard_domain::SiteId> =
+        read.disabled_totals.iter().map(|(s, _, _)| s).collect();
+    let mut rows: DisabledRows = held
+        .map(|h| {
+            h.disabled
+                .iter()
+                .filter(|(site, _)| still.contains(site))
+                .map(|(site, r)| (site.clone(), r.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (site, read_rows) in std::mem::take(&mut read.disabled) {
+        rows.insert(site, Arc::new(read_rows));
+    }
+    Arc::new(rows)
 }
 
 /// The board of one leaderboard process.
@@ -165,7 +194,10 @@ impl Board {
         };
         let closed = event.state(UnixNanos::now()) == EventState::Closed;
         let segments = merge_segments(None, &data.segments);
-        let disabled = data.segments.disabled.take().unwrap_or_default();
+        let disabled: Vec<_> = std::mem::take(&mut data.segments.disabled)
+            .into_iter()
+            .flat_map(|(_, rows)| rows)
+            .collect();
         let snapshot = Arc::new(Snapshot {
             generation: self.next_generation(),
             as_of: UnixNanos::now(),
@@ -305,13 +337,7 @@ impl Board {
         });
         let mut data = self.store.read_board(None, cursor).await?;
         let national = merge_segments(held.as_ref().map(|h| &h.national), &data.segments);
-        let disabled = match data.segments.disabled.take() {
-            Some(rows) => Arc::new(rows),
-            None => held
-                .as_ref()
-                .map(|h| h.disabled.clone())
-                .unwrap_or_default(),
-        };
+        let disabled = disabled_after(held.as_deref(), &mut data.segments);
         let now_held = data.event.as_ref().map(|e| {
             Arc::new(HeldSegments {
                 event_id: e.event_id.clone(),
@@ -332,7 +358,8 @@ impl Board {
             Arc::new(std::mem::take(&mut data.events));
         self.checked_at
             .store(UnixNanos::now().0, std::sync::atomic::Ordering::Relaxed);
-        let figures = Figures::build(data, &national, &disabled);
+        let disabled_rows: Vec<_> = disabled.values().flat_map(|r| r.iter().cloned()).collect();
+        let figures = Figures::build(data, &national, &disabled_rows);
         let previous = self.current();
         log_out_of_range(&previous.figures, &figures);
         if previous.generation > 0 && previous.figures == figures {

@@ -124,10 +124,11 @@ pub struct SegmentRead {
     pub rows: Vec<SegmentRow>,
     /// The disabled sites' totals in the event as of this read, by site and currency.
     pub disabled_totals: Vec<SiteCurrencyTotals>,
-    /// Every breakdown row of the event's disabled sites, to take out of national figures
-    /// (disabled sites are off the national figure); `None`: unchanged since the cursor's read
-    /// (the same disabled sites with the same totals).
-    pub disabled: Option<Vec<SegmentSiteRow>>,
+    /// The breakdown rows of each disabled site whose totals differ from the cursor's (all of
+    /// them without a cursor), to take out of national figures (disabled sites are off the
+    /// national figure). A disabled site not named here is unchanged; a site named in the
+    /// cursor but no longer in `disabled_totals` is no longer disabled (or has no figures).
+    pub disabled: Vec<(SiteId, Vec<SegmentSiteRow>)>,
 }
 
 /// One site's breakdown in one dimension, read in one consistent transaction.

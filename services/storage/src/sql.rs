@@ -176,11 +176,10 @@ pub(crate) const EVENT_SEGMENTS_SINCE: &str = concat!(
     " WHERE event_id = $1 AND changed_at_position > $2"
 );
 
-/// The breakdown rows of an event's (`$1`) disabled sites.
-pub(crate) const EVENT_DISABLED_SEGMENT_SITES: &str = concat!(
+/// Every breakdown row of one site (`$2`) in an event (`$1`).
+pub(crate) const SITE_EVENT_SEGMENTS: &str = concat!(
     segment_site_columns!(),
-    " WHERE event_id = $1 AND site_id IN \
-     (SELECT site_id FROM sites WHERE disabled_at_ns IS NOT NULL)"
+    " WHERE event_id = $1 AND site_id = $2"
 );
 
 /// One site's (`$2`) breakdown rows in an event (`$1`) and a dimension (`$3`).

@@ -188,18 +188,24 @@ where
             .cloned()
             .collect();
         disabled_totals.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        let disabled = if cursor.is_some_and(|c| c.disabled_totals == disabled_totals.as_slice()) {
-            None
-        } else if disabled_totals.is_empty() {
-            Some(Vec::new())
-        } else {
-            Some(
-                sqlx::query_as::<_, SegmentSiteTotalsRow>(sql::EVENT_DISABLED_SEGMENT_SITES)
-                    .bind(event_id)
-                    .fetch_all(&mut *tx)
-                    .await?,
-            )
+        let of_site = |all: &[SiteCurrencyTotals], site: &SiteId| -> Vec<SiteCurrencyTotals> {
+            all.iter().filter(|(s, _, _)| s == site).cloned().collect()
         };
+        let mut changed: Vec<SiteId> = disabled_totals.iter().map(|(s, _, _)| s.clone()).collect();
+        changed.dedup();
+        if let Some(c) = cursor {
+            changed
+                .retain(|site| of_site(c.disabled_totals, site) != of_site(&disabled_totals, site));
+        }
+        let mut disabled = Vec::with_capacity(changed.len());
+        for site in changed {
+            let rows = sqlx::query_as::<_, SegmentSiteTotalsRow>(sql::SITE_EVENT_SEGMENTS)
+                .bind(event_id)
+                .bind(site.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+            disabled.push((site, rows));
+        }
         tx.commit().await?;
         let segments = SegmentRead {
             full: since.is_none(),
@@ -209,12 +215,14 @@ where
                 .collect::<Result<_>>()?,
             disabled_totals,
             disabled: disabled
-                .map(|rows| {
+                .into_iter()
+                .map(|(site, rows)| {
                     rows.into_iter()
                         .map(|row| row.into_parts().map(|(_, s, d, k, c, t)| (s, d, k, c, t)))
                         .collect::<Result<Vec<_>>>()
+                        .map(|rows| (site, rows))
                 })
-                .transpose()?,
+                .collect::<Result<_>>()?,
         };
         Ok(BoardData {
             segments,
