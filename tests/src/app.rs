@@ -126,6 +126,7 @@ impl TestApp {
         config.aggregator.listen = localhost;
         config.aggregator.database.url = db.url.clone();
         config.aggregator.idle_poll_ms = 5;
+        config.aggregator.min_apply_ms = 0;
         let suite = Suite::build(config, store.clone())
             .await
             .expect("the suite starts");

@@ -30,6 +30,14 @@ pub struct AggregatorConfig {
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub idle_poll_ms: u64,
 
+    /// Fewest milliseconds between the starts of two totals transactions while rows keep
+    /// coming (a full batch goes at once): rows arriving meanwhile are folded together, so a
+    /// busy site's brand is written once per interval rather than once per small batch. Adds
+    /// at most this much to freshness; 0 folds whatever is there as soon as it is there.
+    #[arg(long = "aggregator-min-apply-ms", env = "SALEBOARD_AGGREGATOR_MIN_APPLY_MS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub min_apply_ms: u64,
+
     /// Length of the active aggregator's lease, in ms: a standby takes over this long after the
     /// active one stops renewing it.
     #[arg(long = "aggregator-lease-ms", env = "SALEBOARD_AGGREGATOR_LEASE_MS", default_value_t = 5_000,

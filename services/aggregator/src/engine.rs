@@ -5,7 +5,7 @@
 //! the in-memory totals never drift from what is committed.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use saleboard_domain::UnixNanos;
 use saleboard_domain::totals::TotalsOverflow;
@@ -227,6 +227,8 @@ impl Engine {
         });
         let renew_every = self.config.lease() / 5;
         let mut renewed = Instant::now();
+        let mut last_apply: Option<Instant> = None;
+        let mut full_batch = false;
         loop {
             if *stop.borrow() {
                 return Ok(());
@@ -237,6 +239,16 @@ impl Engine {
                     return Err(LeadEnd::Lost(Lost::TakenOver));
                 }
                 renewed = Instant::now();
+            }
+            // Pace the transactions while rows trickle in (see --aggregator-min-apply-ms).
+            if let Some(started) = last_apply {
+                let ready = started + Duration::from_millis(self.config.min_apply_ms);
+                if !full_batch && Instant::now() < ready {
+                    tokio::select! {
+                        _ = stop.changed() => {}
+                        () = tokio::time::sleep_until(ready.into()) => {}
+                    }
+                }
             }
             let rows = self
                 .store
@@ -251,6 +263,8 @@ impl Engine {
                 }
                 continue;
             };
+            last_apply = Some(Instant::now());
+            full_batch = rows.len() >= self.config.batch_rows as usize;
             for (expected, row) in (applied + 1..).zip(&rows) {
                 if row.position != expected {
                     return Err(LeadEnd::Fatal(EngineError::Gap {

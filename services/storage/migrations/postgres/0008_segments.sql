@@ -6,7 +6,9 @@ ALTER TABLE ledger
     ADD COLUMN category TEXT COLLATE "C" NOT NULL DEFAULT '',
     ADD COLUMN origin SMALLINT NOT NULL DEFAULT 0 CHECK (origin IN (0, 1, 2));
 
--- Each site's figures per breakdown key (dimension 1 brand, 2 category, 3 origin).
+-- Each site's figures per breakdown key (dimension 1 brand, 2 category, 3 origin). Rows are
+-- updated in place all day: pages keep room for the new version (fillfactor), so an update
+-- stays on its page without touching the index (HOT).
 CREATE TABLE segment_site_totals (
     event_id       TEXT COLLATE "C" NOT NULL,
     site_id        TEXT COLLATE "C" NOT NULL REFERENCES sites (site_id),
@@ -18,7 +20,7 @@ CREATE TABLE segment_site_totals (
     refund_count   BIGINT NOT NULL CHECK (refund_count >= 0),
     refunded_minor NUMERIC(39, 0) NOT NULL CHECK (refunded_minor >= 0),
     PRIMARY KEY (event_id, site_id, dimension, key, currency)
-);
+) WITH (fillfactor = 70);
 
 -- National figures per breakdown key and currency, with the key's site count, and the applied
 -- position at which the row last changed: the leaderboard reads only what changed since its
@@ -36,7 +38,7 @@ CREATE TABLE segment_totals (
     site_count          INTEGER NOT NULL CHECK (site_count >= 0),
     changed_at_position BIGINT NOT NULL,
     PRIMARY KEY (event_id, dimension, key, currency)
-);
+) WITH (fillfactor = 70);
 CREATE INDEX segment_totals_changed ON segment_totals (event_id, changed_at_position);
 
 -- What was folded before segments existed: under '' in every dimension.
