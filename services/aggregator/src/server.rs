@@ -146,6 +146,7 @@ impl AggregatorServer {
             request_timeout: std::time::Duration::from_secs(30),
             health,
             health_follows: HealthFollows::Caller,
+            accept_http1: false,
         };
         // Every request traced and timed (health probes are not).
         let routes = Routes::new(

@@ -155,6 +155,7 @@ impl IngestServer {
                 <IngestServiceServer<IngestService> as tonic::server::NamedService>::NAME,
             ]),
             health_follows: HealthFollows::Database(store_for_health),
+            accept_http1: false,
         };
         // At shutdown open streams stop taking messages, answer what they took, and end
         // UNAVAILABLE; the server stops accepting and waits for in-flight requests.

@@ -16,6 +16,7 @@ pub mod config;
 pub mod grpc;
 pub mod server;
 pub mod snapshot;
+pub mod web;
 
 pub use config::LeaderboardConfig;
 pub use server::LeaderboardServer;

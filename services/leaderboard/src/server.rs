@@ -107,7 +107,7 @@ impl LeaderboardServer {
         // shutdown finish.
         let (drain, draining) = tokio::sync::watch::channel(false);
         let board_task = tokio::spawn(self.board.clone().run(draining));
-        let leaderboard = LeaderboardServiceServer::new(LeaderboardService::new(
+        let service = LeaderboardService::new(
             self.board.clone(),
             self.store.clone(),
             Access {
@@ -117,11 +117,15 @@ impl LeaderboardServer {
                 max_watchers_per_peer: self.config.max_watchers_per_peer,
                 failures: failures.clone(),
             },
-        ))
-        .send_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Zstd)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd);
+        );
+        // The screen and the JSON API: HTTP/1.1 routes beside gRPC, outside its shed and auth
+        // layers (they call the service itself, which applies its own rules).
+        let web = crate::web::router(service.clone(), self.board.clone(), self.store.clone());
+        let leaderboard = LeaderboardServiceServer::new(service)
+            .send_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Zstd)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd);
         let rpc = RpcTelemetryLayer::new();
         let leaderboard = tower::ServiceBuilder::new()
             // Outermost: every request is traced and timed, shed or not.
@@ -158,8 +162,14 @@ impl LeaderboardServer {
                 <AdminServiceServer<AdminService> as NamedService>::NAME,
             ]),
             health_follows: HealthFollows::Database(health_store),
+            accept_http1: true,
         };
-        let routes = Routes::new(leaderboard).add_service(admin);
+        let routes = Routes::from(
+            Routes::new(leaderboard)
+                .add_service(admin)
+                .into_axum_router()
+                .merge(web),
+        );
         let result = saleboard_runtime::serve::run(serving, routes, shutdown, drain)
             .await
             .map_err(ServerError::from);

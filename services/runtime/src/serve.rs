@@ -71,6 +71,9 @@ pub struct Serving {
     pub health: Health,
     /// What drives the health while serving.
     pub health_follows: HealthFollows,
+    /// Also answer HTTP/1.1 (the leaderboard's web screen and JSON API on its gRPC port);
+    /// otherwise HTTP/2 only.
+    pub accept_http1: bool,
 }
 
 /// What a server's health follows while it serves.
@@ -99,6 +102,7 @@ pub async fn run(
         request_timeout,
         health,
         health_follows,
+        accept_http1,
     } = serving;
     let follower = match health_follows {
         HealthFollows::Database(store) => {
@@ -110,7 +114,9 @@ pub async fn run(
         HealthFollows::Caller => None,
     };
     let router = crate::grpc::add_standard_services(
-        crate::grpc::server_builder(request_timeout).add_routes(routes),
+        crate::grpc::server_builder(request_timeout)
+            .accept_http1(accept_http1)
+            .add_routes(routes),
         health.reporter(),
     )
     .map_err(ServeError::Reflection)?;

@@ -1,0 +1,647 @@
+//! The big screen, over HTTP/1.1 on the leaderboard's gRPC port (one port, one process): `GET /`
+//! (the page, embedded in the binary: HTML, CSS and JS written by hand, no external request),
+//! `GET /events/leaderboard` (Server-Sent Events of the snapshots that feed `WatchLeaderboard`,
+//! with what the screen shows beside them), and read-only JSON (`/api/v1/leaderboard`,
+//! `/api/v1/national`, `/api/v1/events`, `/api/v1/breakdown/{dimension}`) with the gRPC
+//! answers' figures: every handler calls the gRPC service itself.
+//!
+//! JSON follows the proto3 JSON mapping with the `.proto` field names: 64-bit integers are
+//! strings (money in minor units stays exact in a browser), timestamps RFC 3339, enums by name.
+//! These routes sit outside the gRPC services' load-shed and auth layers; the server's request
+//! timeout bounds the time to the response head only, so an SSE stream lives on.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use saleboard_domain::{Currency, UnixNanos};
+use saleboard_proto::Timestamp;
+use saleboard_proto::v1::leaderboard_service_server::LeaderboardService as LeaderboardApi;
+use saleboard_proto::v1::{
+    Breakdown, Dimension as DimensionMsg, Event, EventState as EventStateMsg, GetBreakdownRequest,
+    GetLeaderboardRequest, GetNationalTotalsRequest, Leaderboard, ListEventsRequest,
+    NationalTotals,
+};
+use saleboard_storage::Store;
+use serde_json::{Value, json};
+use tonic::{Code, Request, Status};
+
+use crate::board::Board;
+use crate::grpc::LeaderboardService;
+
+/// The page.
+const INDEX: &str = include_str!("web/index.html");
+/// Its style.
+const CSS: &str = include_str!("web/screen.css");
+/// Its script.
+const JS: &str = include_str!("web/screen.js");
+
+/// Fewest milliseconds between two messages of one SSE stream.
+pub const SSE_INTERVAL: Duration = Duration::from_millis(250);
+/// Categories the screen shows.
+const TOP_CATEGORIES: u32 = 5;
+
+/// What the web routes share.
+#[derive(Clone)]
+pub struct Web {
+    service: LeaderboardService,
+    board: Arc<Board>,
+    store: Arc<dyn Store>,
+    /// Screen messages already built, by (event asked for, limit, snapshot generation): one
+    /// build per change however many screens watch.
+    screens: Arc<Mutex<VecDeque<ScreenEntry>>>,
+    /// National hourly curves by (event, watermark).
+    hourly: Arc<Mutex<HashMap<String, HourlyEntry>>>,
+}
+
+type ScreenKey = (String, u32, u64);
+/// A built screen message and what it was built for.
+type ScreenEntry = (ScreenKey, Arc<str>);
+/// A national hourly curve and the watermark it was read at.
+type HourlyEntry = (u64, Arc<Value>);
+
+impl std::fmt::Debug for Web {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Web").finish_non_exhaustive()
+    }
+}
+
+/// The routes of the screen and the JSON API.
+pub fn router(
+    service: LeaderboardService,
+    board: Arc<Board>,
+    store: Arc<dyn Store>,
+) -> axum::Router {
+    let web = Web {
+        service,
+        board,
+        store,
+        screens: Arc::default(),
+        hourly: Arc::default(),
+    };
+    axum::Router::new()
+        .route("/", get(index))
+        .route(
+            "/screen.css",
+            get(|| async { static_file("text/css; charset=utf-8", CSS) }),
+        )
+        .route(
+            "/screen.js",
+            get(|| async { static_file("text/javascript; charset=utf-8", JS) }),
+        )
+        .route("/events/leaderboard", get(sse))
+        .route("/api/v1/leaderboard", get(api_leaderboard))
+        .route("/api/v1/national", get(api_national))
+        .route("/api/v1/events", get(api_events))
+        .route("/api/v1/breakdown/{dimension}", get(api_breakdown))
+        .with_state(web)
+}
+
+fn static_file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn index() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // Nothing leaves the machine: every resource is this server's own.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'",
+            ),
+        ],
+        INDEX,
+    )
+        .into_response()
+}
+
+/// Query parameters of the screen and the API (all optional).
+#[derive(Debug, Default)]
+pub struct Params {
+    event: Option<String>,
+    limit: Option<u32>,
+    page_token: Option<String>,
+    baseline: Option<String>,
+    site: Option<String>,
+}
+
+impl Params {
+    /// From the query string's pairs; a `limit` that is not a number is refused.
+    fn from_query(mut q: HashMap<String, String>) -> Result<Self, Box<Response>> {
+        let limit = match q.remove("limit").filter(|l| !l.is_empty()) {
+            None => None,
+            Some(l) => Some(l.parse::<u32>().map_err(|_| {
+                Box::new(failure(&Status::invalid_argument(format!(
+                    "limit {:?} is not a whole number",
+                    saleboard_domain::ids::excerpt(&l)
+                ))))
+            })?),
+        };
+        Ok(Self {
+            event: q.remove("event"),
+            limit,
+            page_token: q.remove("page_token"),
+            baseline: q.remove("baseline"),
+            site: q.remove("site"),
+        })
+    }
+}
+
+/// The query string, read as [`Params`].
+type Q = Query<HashMap<String, String>>;
+
+macro_rules! params {
+    ($q:expr) => {
+        match Params::from_query($q.0) {
+            Ok(p) => p,
+            Err(refused) => return *refused,
+        }
+    };
+}
+
+/// A gRPC status as an HTTP answer: the status's code and message as JSON.
+fn failure(status: &Status) -> Response {
+    let http = match status.code() {
+        Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::FailedPrecondition => StatusCode::CONFLICT,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (
+        http,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"code": format!("{:?}", status.code()), "message": status.message()}).to_string(),
+    )
+        .into_response()
+}
+
+fn ok_json(value: &Value) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+fn ts(t: Option<&Timestamp>) -> Value {
+    t.and_then(|t| UnixNanos::from_parts(t.seconds, t.nanos))
+        .map_or(Value::Null, |t| Value::String(t.to_rfc3339()))
+}
+
+fn state_name(state: i32) -> &'static str {
+    EventStateMsg::try_from(state).map_or("EVENT_STATE_UNSPECIFIED", |s| s.as_str_name())
+}
+
+/// Digits after the point of a currency (ISO 4217), for the page to place it.
+fn exponent(code: &str) -> u8 {
+    Currency::parse(code).map_or(0, |c| c.exponent())
+}
+
+/// A `Leaderboard` in proto3 JSON (64-bit integers as strings).
+#[must_use]
+pub fn leaderboard_json(b: &Leaderboard) -> Value {
+    json!({
+        "event_id": b.event_id,
+        "reporting_currency": b.reporting_currency,
+        "reporting_exponent": exponent(&b.reporting_currency),
+        "as_of": ts(b.as_of.as_ref()),
+        "watermark": b.watermark.to_string(),
+        "entries": b.entries.iter().map(|e| json!({
+            "rank": e.rank,
+            "site_id": e.site_id,
+            "display_name": e.display_name,
+            "net_reporting_minor": e.net_reporting_minor.to_string(),
+            "sale_count": e.sale_count.to_string(),
+            "refund_count": e.refund_count.to_string(),
+            "unconverted_currencies": e.unconverted_currencies,
+            "out_of_range": e.out_of_range,
+            "out_of_range_currencies": e.out_of_range_currencies,
+            "baseline_net_reporting_minor": e.baseline_net_reporting_minor.to_string(),
+            "in_baseline": e.in_baseline,
+        })).collect::<Vec<_>>(),
+        "national_net_reporting_minor": b.national_net_reporting_minor.to_string(),
+        "next_page_token": b.next_page_token,
+        "national_out_of_range": b.national_out_of_range,
+        "national_net_reporting_decimal": b.national_net_reporting_decimal,
+        "out_of_range_sites": b.out_of_range_sites,
+        "unconverted_currencies": b.unconverted_currencies,
+        "baseline_event_id": b.baseline_event_id,
+        "baseline_net_reporting_minor": b.baseline_net_reporting_minor.to_string(),
+        "state": state_name(b.state),
+    })
+}
+
+/// `NationalTotals` in proto3 JSON.
+#[must_use]
+pub fn national_json(n: &NationalTotals) -> Value {
+    json!({
+        "totals": n.totals.iter().map(|t| json!({
+            "currency": t.currency,
+            "sale_count": t.sale_count.to_string(),
+            "gross_minor": t.gross_minor.to_string(),
+            "refund_count": t.refund_count.to_string(),
+            "refunded_minor": t.refunded_minor.to_string(),
+            "net_minor": t.net_minor.to_string(),
+            "out_of_range": t.out_of_range,
+            "gross_decimal": t.gross_decimal,
+            "refunded_decimal": t.refunded_decimal,
+            "net_decimal": t.net_decimal,
+        })).collect::<Vec<_>>(),
+        "net_reporting_minor": n.net_reporting_minor.to_string(),
+        "site_count": n.site_count,
+        "watermark": n.watermark.to_string(),
+        "net_reporting_out_of_range": n.net_reporting_out_of_range,
+        "net_reporting_decimal": n.net_reporting_decimal,
+        "out_of_range_sites": n.out_of_range_sites,
+        "event_id": n.event_id,
+        "reporting_currency": n.reporting_currency,
+        "unconverted_currencies": n.unconverted_currencies,
+        "baseline_event_id": n.baseline_event_id,
+        "baseline_net_reporting_minor": n.baseline_net_reporting_minor.to_string(),
+    })
+}
+
+/// A `Breakdown` in proto3 JSON.
+#[must_use]
+pub fn breakdown_json(b: &Breakdown) -> Value {
+    json!({
+        "event_id": b.event_id,
+        "dimension": DimensionMsg::try_from(b.dimension).map_or("DIMENSION_UNSPECIFIED", |d| d.as_str_name()),
+        "site_id": b.site_id,
+        "reporting_currency": b.reporting_currency,
+        "watermark": b.watermark.to_string(),
+        "entries": b.entries.iter().map(|e| json!({
+            "rank": e.rank,
+            "key": e.key,
+            "net_reporting_minor": e.net_reporting_minor.to_string(),
+            "sale_count": e.sale_count.to_string(),
+            "refund_count": e.refund_count.to_string(),
+            "site_count": e.site_count,
+            "unconverted_currencies": e.unconverted_currencies,
+            "out_of_range": e.out_of_range,
+            "out_of_range_currencies": e.out_of_range_currencies,
+        })).collect::<Vec<_>>(),
+        "next_page_token": b.next_page_token,
+        "total_net_reporting_minor": b.total_net_reporting_minor.to_string(),
+        "unconverted_currencies": b.unconverted_currencies,
+        "as_of": ts(b.as_of.as_ref()),
+        "state": state_name(b.state),
+    })
+}
+
+/// An `Event` in proto3 JSON.
+#[must_use]
+pub fn event_json(e: &Event) -> Value {
+    json!({
+        "event_id": e.event_id,
+        "display_name": e.display_name,
+        "starts_at": ts(e.starts_at.as_ref()),
+        "ends_at": ts(e.ends_at.as_ref()),
+        "reporting_currency": e.reporting_currency,
+        "baseline_event_id": e.baseline_event_id,
+        "closes_at": ts(e.closes_at.as_ref()),
+        "time_zone": e.time_zone,
+        "state": state_name(e.state),
+    })
+}
+
+fn leaderboard_request(p: &Params) -> GetLeaderboardRequest {
+    GetLeaderboardRequest {
+        limit: p.limit.unwrap_or(0),
+        page_token: p.page_token.clone().unwrap_or_default(),
+        event_id: p.event.clone().unwrap_or_default(),
+        baseline_event_id: p.baseline.clone().unwrap_or_default(),
+    }
+}
+
+async fn api_leaderboard(State(web): State<Web>, q: Q) -> Response {
+    let p = params!(q);
+    match web
+        .service
+        .get_leaderboard(Request::new(leaderboard_request(&p)))
+        .await
+    {
+        Ok(b) => ok_json(&leaderboard_json(b.get_ref())),
+        Err(status) => failure(&status),
+    }
+}
+
+async fn api_national(State(web): State<Web>, q: Q) -> Response {
+    let p = params!(q);
+    let request = GetNationalTotalsRequest {
+        event_id: p.event.unwrap_or_default(),
+        baseline_event_id: p.baseline.unwrap_or_default(),
+    };
+    match web.service.get_national_totals(Request::new(request)).await {
+        Ok(n) => ok_json(&national_json(n.get_ref())),
+        Err(status) => failure(&status),
+    }
+}
+
+async fn api_events(State(web): State<Web>) -> Response {
+    match web
+        .service
+        .list_events(Request::new(ListEventsRequest {}))
+        .await
+    {
+        Ok(r) => ok_json(&json!({
+            "events": r.get_ref().events.iter().map(event_json).collect::<Vec<_>>()
+        })),
+        Err(status) => failure(&status),
+    }
+}
+
+async fn api_breakdown(State(web): State<Web>, Path(dimension): Path<String>, q: Q) -> Response {
+    let p = params!(q);
+    let dimension = match dimension.as_str() {
+        "brand" => DimensionMsg::Brand,
+        "category" => DimensionMsg::Category,
+        "origin" => DimensionMsg::Origin,
+        other => {
+            return failure(&Status::invalid_argument(format!(
+                "dimension {:?} is not brand, category or origin",
+                saleboard_domain::ids::excerpt(other)
+            )));
+        }
+    };
+    if p.site.as_deref().is_some_and(|s| !s.is_empty()) {
+        // A site's breakdown is its detail, authenticated over gRPC; the public JSON API is
+        // national.
+        return failure(&Status::permission_denied(
+            "a site's breakdown is that site's detail: ask GetBreakdown over gRPC with the \
+             organizer token or the site's key",
+        ));
+    }
+    let request = GetBreakdownRequest {
+        event_id: p.event.unwrap_or_default(),
+        dimension: dimension.into(),
+        site_id: String::new(),
+        limit: p.limit.unwrap_or(0),
+        page_token: p.page_token.unwrap_or_default(),
+    };
+    match web.service.get_breakdown(Request::new(request)).await {
+        Ok(b) => ok_json(&breakdown_json(b.get_ref())),
+        Err(status) => failure(&status),
+    }
+}
+
+impl Web {
+    /// The screen message for (event asked for, limit) at the board's current state: built once
+    /// per snapshot generation and shared.
+    async fn screen(&self, event: &str, limit: u32) -> Result<Arc<str>, Status> {
+        let snapshot = self
+            .board
+            .of_event(event)
+            .await
+            .map_err(|e| saleboard_runtime::status::from_storage(&e))?
+            .ok_or_else(|| Status::not_found(format!("event {event:?} does not exist")))?;
+        let key = (event.to_owned(), limit, snapshot.generation);
+        if let Some(hit) = self
+            .screens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+        {
+            return Ok(hit);
+        }
+        let request = GetLeaderboardRequest {
+            limit,
+            page_token: String::new(),
+            event_id: event.to_owned(),
+            baseline_event_id: String::new(),
+        };
+        let board = self
+            .service
+            .get_leaderboard(Request::new(request))
+            .await?
+            .into_inner();
+        let breakdown = |dimension: DimensionMsg, limit: u32| GetBreakdownRequest {
+            event_id: board.event_id.clone(),
+            dimension: dimension.into(),
+            site_id: String::new(),
+            limit,
+            page_token: String::new(),
+        };
+        let categories = self
+            .service
+            .get_breakdown(Request::new(breakdown(
+                DimensionMsg::Category,
+                TOP_CATEGORIES,
+            )))
+            .await?
+            .into_inner();
+        let origin = self
+            .service
+            .get_breakdown(Request::new(breakdown(DimensionMsg::Origin, 10)))
+            .await?
+            .into_inner();
+        let events = self.board.events();
+        let mut message = leaderboard_json(&board);
+        if let Some(e) = events.get(&board.event_id) {
+            let baseline_name = events
+                .get(&board.baseline_event_id)
+                .map_or_else(String::new, |b| b.display_name.clone());
+            message["event"] = json!({
+                "event_id": e.event_id,
+                "display_name": e.display_name,
+                "starts_at": e.starts_at.to_rfc3339(),
+                "ends_at": e.ends_at.to_rfc3339(),
+                "closes_at": e.closes_at.to_rfc3339(),
+                "time_zone": e.time_zone,
+                "baseline_display_name": baseline_name,
+            });
+        }
+        message["categories"] = breakdown_json(&categories);
+        message["origin"] = breakdown_json(&origin);
+        message["hourly"] = self.hourly(&board).await.as_ref().clone();
+        let built: Arc<str> = Arc::from(message.to_string());
+        let mut screens = self
+            .screens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        screens.push_back((key, built.clone()));
+        while screens.len() > 64 {
+            screens.pop_front();
+        }
+        Ok(built)
+    }
+
+    /// The event's national net per hour in the reporting currency (each (hour, currency)
+    /// converted once, half to even; currencies without a rate left out, as in the national
+    /// figure; disabled sites left out), cached per watermark.
+    async fn hourly(&self, board: &Leaderboard) -> Arc<Value> {
+        if let Some((at, curve)) = self
+            .hourly
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&board.event_id)
+            && *at == board.watermark
+        {
+            return curve.clone();
+        }
+        let Ok(reporting) = Currency::parse(&board.reporting_currency) else {
+            return Arc::new(json!([]));
+        };
+        let (Ok(rows), Ok(rates), Ok(sites)) = (
+            self.store.event_hourly(&board.event_id).await,
+            self.store.list_exchange_rates(&board.event_id).await,
+            self.store.list_sites().await,
+        ) else {
+            return Arc::new(json!([]));
+        };
+        let enabled: std::collections::HashSet<_> = sites
+            .into_iter()
+            .filter(|s| s.disabled_at.is_none())
+            .map(|s| s.site_id)
+            .collect();
+        let rates: BTreeMap<_, _> = rates.into_iter().collect();
+        let mut per: BTreeMap<(UnixNanos, Currency), i128> = BTreeMap::new();
+        for (site, currency, hour, net) in rows {
+            if enabled.contains(&site) {
+                *per.entry((hour, currency)).or_default() += net;
+            }
+        }
+        let mut hours: BTreeMap<UnixNanos, i128> = BTreeMap::new();
+        for ((hour, currency), net) in per {
+            let converted = if currency == reporting {
+                Some(net)
+            } else {
+                rates.get(&currency).and_then(|rate| {
+                    saleboard_domain::ranking::convert(net, currency, reporting, rate)
+                })
+            };
+            let total = hours.entry(hour).or_default();
+            if let Some(v) = converted {
+                *total = total.saturating_add(v);
+            }
+        }
+        let curve = Arc::new(Value::Array(
+            hours
+                .into_iter()
+                .map(|(hour, net)| json!({"hour_start": hour.to_rfc3339(), "net_reporting_minor": net.to_string()}))
+                .collect(),
+        ));
+        self.hourly
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(board.event_id.clone(), (board.watermark, curve.clone()));
+        curve
+    }
+}
+
+/// `GET /events/leaderboard?event=ID&limit=N`: the screen message at once, then one per
+/// change, at most one per [`SSE_INTERVAL`]; a slow reader gets the latest, never a backlog
+/// (the next message is built only when the previous one has been taken). Ends when the
+/// server shuts down.
+async fn sse(State(web): State<Web>, q: Q) -> Response {
+    let p = params!(q);
+    let event = p.event.unwrap_or_default();
+    let limit = p.limit.unwrap_or(10);
+    if limit > crate::grpc::MAX_LIMIT {
+        return failure(&Status::invalid_argument(format!(
+            "limit is {limit}; at most {}",
+            crate::grpc::MAX_LIMIT
+        )));
+    }
+    let first = match web.screen(&event, limit).await {
+        Ok(first) => first,
+        Err(status) => return failure(&status),
+    };
+    let changes = web.board.subscribe();
+    let closing = web.board.closing();
+    let state = (
+        web,
+        changes,
+        closing,
+        Some(first),
+        None::<tokio::time::Instant>,
+        None::<Arc<str>>,
+    );
+    let stream = futures::stream::unfold(
+        state,
+        move |(web, mut changes, mut closing, first, last_at, last)| {
+            let event = event.clone();
+            async move {
+                if let Some(first) = first {
+                    let item = SseEvent::default().data(first.as_ref());
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(item),
+                        (
+                            web,
+                            changes,
+                            closing,
+                            None,
+                            Some(tokio::time::Instant::now()),
+                            Some(first),
+                        ),
+                    ));
+                }
+                loop {
+                    if *closing.borrow() {
+                        return None;
+                    }
+                    tokio::select! {
+                        changed = changes.changed() => if changed.is_err() { return None; },
+                        _ = closing.wait_for(|c| *c) => return None,
+                    }
+                    if let Some(at) = last_at {
+                        tokio::time::sleep_until(at + SSE_INTERVAL).await;
+                    }
+                    changes.borrow_and_update();
+                    let message = match web.screen(&event, limit).await {
+                        Ok(m) => m,
+                        Err(status) => {
+                            let item = SseEvent::default().event("failure").data(status.message());
+                            return Some((Ok(item), (web, changes, closing, None, last_at, last)));
+                        }
+                    };
+                    // A closed event's figures do not move: nothing new to send.
+                    if last
+                        .as_ref()
+                        .is_some_and(|l| Arc::ptr_eq(l, &message) || **l == *message)
+                    {
+                        continue;
+                    }
+                    let item = SseEvent::default().data(message.as_ref());
+                    return Some((
+                        Ok(item),
+                        (
+                            web,
+                            changes,
+                            closing,
+                            None,
+                            Some(tokio::time::Instant::now()),
+                            Some(message),
+                        ),
+                    ));
+                }
+            }
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}

@@ -1,0 +1,247 @@
+// The big screen. Figures arrive as integer minor units in strings (int64 in proto3 JSON) and
+// are formatted exactly with BigInt: never through a float. The stream is Server-Sent Events;
+// EventSource reconnects by itself, and the page shows "reconnecting" meanwhile.
+"use strict";
+
+const params = new URLSearchParams(location.search);
+const eventId = params.get("event") || "";
+const limit = params.get("limit") || "10";
+
+// Locales that print a currency the way its own shoppers read it.
+const LOCALES = { IDR: "id-ID", USD: "en-US", SGD: "en-SG", MYR: "ms-MY", JPY: "ja-JP",
+  EUR: "de-DE", THB: "th-TH", PHP: "en-PH", VND: "vi-VN", CNY: "zh-CN", KRW: "ko-KR" };
+
+/** Exact money: `minor` (a BigInt) in `currency` with `exponent` decimals. IDR is shown in
+ * whole rupiah when there is no sen (`Rp 1.234.567.890`), as people read it. */
+function money(minor, currency, exponent) {
+  const locale = LOCALES[currency] || "en-US";
+  const negative = minor < 0n;
+  const abs = negative ? -minor : minor;
+  const scale = 10n ** BigInt(exponent);
+  const major = abs / scale;
+  const fraction = abs % scale;
+  let parts;
+  try {
+    parts = new Intl.NumberFormat(locale, { style: "currency", currency,
+      minimumFractionDigits: 0, maximumFractionDigits: 0 }).formatToParts(major);
+  } catch (e) {
+    parts = [{ type: "integer", value: major.toString() }, { type: "literal", value: " " + currency }];
+  }
+  const decimal = (new Intl.NumberFormat(locale).formatToParts(1.5).find(p => p.type === "decimal") || { value: "." }).value;
+  let out = "";
+  let placed = false;
+  for (const p of parts) {
+    out += p.value;
+    if (!placed && p.type === "integer" && fraction !== 0n && exponent > 0) {
+      // After the last integer group (the parts list groups then the integer tail).
+      const rest = parts.slice(parts.indexOf(p) + 1);
+      if (!rest.some(q => q.type === "integer" || q.type === "group")) {
+        out += decimal + fraction.toString().padStart(exponent, "0");
+        placed = true;
+      }
+    }
+  }
+  return (negative ? "−" : "") + out.replace(/\u00a0/g, " ");
+}
+
+/** `part / whole` as a percentage with one decimal, half to even, from BigInts. */
+function percent(part, whole) {
+  if (whole === 0n) return "";
+  let n = part * 1000n;
+  let q = n / whole;
+  const r = n % whole;
+  const twice = (r < 0n ? -r : r) * 2n;
+  const w = whole < 0n ? -whole : whole;
+  if (twice > w || (twice === w && q % 2n !== 0n)) q += ((n < 0n) === (whole < 0n)) ? 1n : -1n;
+  const sign = q < 0n ? "-" : "";
+  const a = q < 0n ? -q : q;
+  return `${sign}${a / 10n}.${a % 10n}%`;
+}
+
+function text(id, value) { document.getElementById(id).textContent = value; }
+
+let last = null;          // the last message
+let shown = null;         // the national figure on screen now (BigInt)
+let animation = null;
+let previousRanks = {};   // site -> rank in the previous snapshot
+let lastMessageAt = 0;
+let reconnecting = false;
+
+/** Counts the national figure up (or down) from what is shown to `target`, exactly. */
+function countTo(target, currency, exponent) {
+  const el = document.getElementById("national");
+  el.dataset.minor = target.toString();
+  if (animation) cancelAnimationFrame(animation);
+  const from = shown === null ? target : shown;
+  const started = performance.now();
+  const duration = 800;
+  const step = (now) => {
+    const t = Math.min(1, (now - started) / duration);
+    const eased = BigInt(Math.round((1 - Math.pow(1 - t, 3)) * 1000));
+    const value = t >= 1 ? target : from + (target - from) * eased / 1000n;
+    shown = value;
+    el.textContent = money(value, currency, exponent);
+    if (t < 1) animation = requestAnimationFrame(step);
+  };
+  animation = requestAnimationFrame(step);
+}
+
+function renderRanking(m) {
+  const list = document.getElementById("ranking");
+  const entries = m.entries || [];
+  const top = entries.reduce((a, e) => { const v = BigInt(e.net_reporting_minor); return v > a ? v : a; }, 0n);
+  const ranks = {};
+  list.replaceChildren(...entries.map(e => {
+    ranks[e.site_id] = e.rank;
+    const li = document.createElement("li");
+    li.dataset.site = e.site_id;
+    const before = previousRanks[e.site_id];
+    const move = before === undefined ? "" : before > e.rank ? "▲" : before < e.rank ? "▼" : "";
+    const net = BigInt(e.net_reporting_minor);
+    const width = top > 0n ? Number(net * 1000n / top) / 10 : 0;
+    li.innerHTML = `<span class="rank"></span><span class="move"></span><span class="name"></span><span class="money"></span><span class="bar"><span></span></span>`;
+    li.querySelector(".rank").textContent = e.rank;
+    const mv = li.querySelector(".move");
+    mv.textContent = move;
+    mv.className = "move " + (move === "▲" ? "up" : move === "▼" ? "down" : "");
+    li.querySelector(".name").textContent = e.display_name || e.site_id;
+    li.querySelector(".money").textContent = e.out_of_range ? "out of range" : money(net, m.reporting_currency, m.reporting_exponent);
+    li.querySelector(".bar span").style.width = Math.max(0, width) + "%";
+    return li;
+  }));
+  previousRanks = ranks;
+}
+
+function renderHourly(m) {
+  const svg = document.getElementById("hourly");
+  const hours = m.hourly || [];
+  const values = hours.map(h => BigInt(h.net_reporting_minor));
+  const max = values.reduce((a, v) => (v > a ? v : a), 1n);
+  const width = 600, height = 200, gap = 2;
+  const w = hours.length ? width / hours.length : width;
+  svg.replaceChildren(...values.map((v, i) => {
+    const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    const h = v > 0n ? Number(v * 1000n / max) / 1000 * height : 2;
+    r.setAttribute("x", (i * w).toFixed(2));
+    r.setAttribute("y", (height - h).toFixed(2));
+    r.setAttribute("width", Math.max(1, w - gap).toFixed(2));
+    r.setAttribute("height", h.toFixed(2));
+    if (v < 0n) r.setAttribute("class", "negative");
+    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    title.textContent = `${hours[i].hour_start}: ${money(v, m.reporting_currency, m.reporting_exponent)}`;
+    r.appendChild(title);
+    return r;
+  }));
+}
+
+function renderBreakdowns(m) {
+  const cat = m.categories || { entries: [], total_net_reporting_minor: "0" };
+  const total = BigInt(cat.total_net_reporting_minor || "0");
+  document.getElementById("categories").replaceChildren(...cat.entries.map(e => {
+    const li = document.createElement("li");
+    const net = BigInt(e.net_reporting_minor);
+    li.innerHTML = "<span class=name></span><span class=money></span>";
+    li.querySelector(".name").textContent = `${e.rank}. ${e.key || "(none)"}`;
+    li.querySelector(".money").textContent = `${money(net, m.reporting_currency, m.reporting_exponent)}  ${percent(net, total)}`;
+    return li;
+  }));
+  const origin = m.origin || { entries: [], total_net_reporting_minor: "0" };
+  const all = BigInt(origin.total_net_reporting_minor || "0");
+  const bar = document.getElementById("origin-bar");
+  const legend = [];
+  bar.replaceChildren(...origin.entries.map(e => {
+    const d = document.createElement("div");
+    const net = BigInt(e.net_reporting_minor);
+    d.className = e.key || "none";
+    d.style.width = all > 0n ? Number(net * 1000n / all) / 10 + "%" : "0%";
+    legend.push(`${e.key || "unspecified"} ${percent(net, all)}`);
+    return d;
+  }));
+  text("origin-legend", legend.join(" · "));
+}
+
+function render(m) {
+  last = m;
+  const ev = m.event || {};
+  text("event-name", ev.display_name || m.event_id);
+  const state = (m.state || "").replace("EVENT_STATE_", "").toLowerCase();
+  text("event-state", state === "closed" ? "final result" : state);
+  document.title = `${ev.display_name || m.event_id} · Saleboard`;
+  const minor = BigInt(m.national_net_reporting_decimal || m.national_net_reporting_minor);
+  countTo(minor, m.reporting_currency, m.reporting_exponent);
+  const growth = document.getElementById("growth");
+  if (m.baseline_event_id) {
+    const then = BigInt(m.baseline_net_reporting_minor);
+    const p = then === 0n ? "" : percent(minor - then, then);
+    const sign = p && !p.startsWith("-") ? "+" : "";
+    const name = ev.baseline_display_name || m.baseline_event_id;
+    const when = state === "live" || state === "scheduled" ? " at the same hour" : "";
+    growth.textContent = p ? `${sign}${p} vs ${name}${when}` : `vs ${name}: no figure yet`;
+    growth.className = p.startsWith("-") ? "down" : "up";
+  } else {
+    growth.textContent = "";
+  }
+  renderRanking(m);
+  renderHourly(m);
+  renderBreakdowns(m);
+  const unconverted = m.unconverted_currencies || [];
+  text("unconverted", unconverted.length ? `no exchange rate yet for ${unconverted.join(", ")} (left out)` : "");
+  tick();
+}
+
+/** The clock line (time left or since the start, in the event's time zone) and the age. */
+function tick() {
+  const asOf = document.getElementById("as-of");
+  if (reconnecting) {
+    asOf.textContent = "reconnecting…";
+    asOf.className = "reconnecting";
+  } else if (last) {
+    const age = Math.max(0, Math.round((Date.now() - Date.parse(last.as_of)) / 1000));
+    asOf.textContent = `as of ${age}s ago · ledger position ${last.watermark}`;
+    asOf.className = "";
+  }
+  if (!last || !last.event) return;
+  const ev = last.event;
+  const zone = ev.time_zone || "UTC";
+  let fmt;
+  try {
+    fmt = new Intl.DateTimeFormat(undefined, { timeZone: zone, dateStyle: "medium", timeStyle: "short" });
+  } catch (e) {
+    fmt = new Intl.DateTimeFormat(undefined, { timeZone: "UTC", dateStyle: "medium", timeStyle: "short" });
+  }
+  const now = Date.now();
+  const start = Date.parse(ev.starts_at), end = Date.parse(ev.ends_at);
+  const span = (ms) => {
+    const s = Math.floor(Math.abs(ms) / 1000);
+    const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60), sec = s % 60;
+    return (d ? `${d}d ` : "") + `${String(h).padStart(2, "0")}:${String(m).padStart(2, "0")}:${String(sec).padStart(2, "0")}`;
+  };
+  let line;
+  if (now < start) line = `starts in ${span(start - now)}`;
+  else if (now < end) line = `${span(end - now)} left · started ${span(now - start)} ago`;
+  else line = `ended ${fmt.format(new Date(end))}`;
+  text("clock", `${line} · ${fmt.format(new Date(now))} (${zone})`);
+}
+
+function connect() {
+  const query = new URLSearchParams({ limit });
+  if (eventId) query.set("event", eventId);
+  const source = new EventSource(`/events/leaderboard?${query}`);
+  source.onmessage = (e) => {
+    reconnecting = false;
+    lastMessageAt = Date.now();
+    render(JSON.parse(e.data));
+  };
+  source.addEventListener("failure", (e) => {
+    text("as-of", `the server refused: ${e.data}`);
+  });
+  source.onerror = () => {
+    // EventSource retries by itself (CONNECTING); a CLOSED one is opened again here.
+    reconnecting = true;
+    tick();
+    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 1000);
+  };
+}
+
+setInterval(tick, 1000);
+connect();

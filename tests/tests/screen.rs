@@ -1,0 +1,371 @@
+//! The big screen's HTTP side (issue 14), black-box on both databases: the leaderboard serves
+//! HTTP/1.1 on its gRPC port; the JSON endpoints carry the gRPC answers' figures and watermark;
+//! the page and its files are embedded and name no other host; the SSE stream sends at once and
+//! after a push, outlives the gRPC request timeout and the load-shed limit, and ends at
+//! shutdown.
+
+use std::time::Duration;
+
+use saleboard_proto::v1::{
+    Dimension, GetBreakdownRequest, GetLeaderboardRequest, GetNationalTotalsRequest,
+    ListEventsRequest, Origin, SubmitTransactionsRequest,
+};
+use saleboard_tests::data::sale;
+use saleboard_tests::{Backend, TestApp, backend_tests};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// A GET over a fresh HTTP/1.1 connection: (status, content type, body).
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let mut reader = BufReader::new(stream);
+    reader
+        .get_mut()
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: screen\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .expect("send");
+    let (status, headers) = head(&mut reader).await;
+    let mut body = Vec::new();
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
+        while let Some(chunk) = chunk(&mut reader).await {
+            body.extend(chunk);
+        }
+    } else {
+        reader.read_to_end(&mut body).await.expect("body");
+    }
+    (
+        status,
+        headers.get("content-type").cloned().unwrap_or_default(),
+        String::from_utf8(body).expect("utf-8"),
+    )
+}
+
+/// Reads a response head: (status, lower-cased headers).
+async fn head(
+    reader: &mut BufReader<TcpStream>,
+) -> (u16, std::collections::HashMap<String, String>) {
+    let mut line = String::new();
+    reader.read_line(&mut line).await.expect("status line");
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {line:?}"));
+    let mut headers = std::collections::HashMap::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).await.expect("header");
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    (status, headers)
+}
+
+/// One chunk of a chunked body; `None` at its end (or when the connection closes).
+async fn chunk(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).await.ok()? == 0 {
+        return None;
+    }
+    let size = usize::from_str_radix(line.trim(), 16).ok()?;
+    if size == 0 {
+        return None;
+    }
+    let mut data = vec![0; size + 2];
+    reader.read_exact(&mut data).await.ok()?;
+    data.truncate(size);
+    Some(data)
+}
+
+/// An open SSE stream: reads `data:` messages.
+struct Sse {
+    reader: BufReader<TcpStream>,
+    pending: String,
+}
+
+impl Sse {
+    async fn open(addr: std::net::SocketAddr, path: &str) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut reader = BufReader::new(stream);
+        reader
+            .get_mut()
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: screen\r\nAccept: text/event-stream\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .expect("send");
+        let (status, headers) = head(&mut reader).await;
+        assert_eq!(status, 200);
+        assert!(
+            headers
+                .get("content-type")
+                .is_some_and(|t| t.starts_with("text/event-stream")),
+            "{headers:?}"
+        );
+        Self {
+            reader,
+            pending: String::new(),
+        }
+    }
+
+    /// The next message's data as JSON; `None` when the stream ends.
+    async fn next(&mut self) -> Option<Value> {
+        loop {
+            if let Some(end) = self.pending.find("\n\n") {
+                let event: String = self.pending.drain(..end + 2).collect();
+                let data: String = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Some(serde_json::from_str(&data).expect("JSON data"));
+            }
+            let bytes = chunk(&mut self.reader).await?;
+            self.pending
+                .push_str(&String::from_utf8(bytes).expect("utf-8"));
+        }
+    }
+
+    /// The next message within `wait`, or `None`.
+    async fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        tokio::time::timeout(wait, self.next()).await.ok().flatten()
+    }
+}
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+async fn seeded(
+    backend: Backend,
+    configure: impl FnOnce(&mut saleboard_leaderboard::LeaderboardConfig),
+) -> Option<(TestApp, String)> {
+    let app = TestApp::spawn_configured(backend, |_| {}, configure).await?;
+    app.set_event().await;
+    let (_, secret) = app.site_with_key("alpha").await;
+    app.site_with_key("beta").await;
+    let mut t = sale("W1", "IDR", 12_345_678_900);
+    t.category = "beauty".into();
+    t.origin = Origin::Domestic.into();
+    app.ingest(&secret)
+        .await
+        .submit_transactions(SubmitTransactionsRequest {
+            transactions: vec![t, sale("W2", "USD", 1_234)],
+        })
+        .await
+        .expect("push");
+    app.settle().await;
+    Some((app, secret))
+}
+
+async fn json_endpoints_answer_what_grpc_answers(backend: Backend) {
+    let Some((app, _)) = seeded(backend, |_| {}).await else {
+        return;
+    };
+    let addr = app.admin_addr;
+    let mut board = app.leaderboard().await;
+
+    let (status, kind, body) = get(addr, "/api/v1/leaderboard?limit=5").await;
+    assert_eq!((status, kind.as_str()), (200, "application/json"), "{body}");
+    let j = json(&body);
+    let g = board
+        .get_leaderboard(GetLeaderboardRequest {
+            limit: 5,
+            ..GetLeaderboardRequest::default()
+        })
+        .await
+        .expect("grpc")
+        .into_inner();
+    assert_eq!(j["watermark"], g.watermark.to_string());
+    assert_eq!(j["event_id"], g.event_id);
+    assert_eq!(
+        j["national_net_reporting_minor"],
+        g.national_net_reporting_minor.to_string(),
+        "64-bit figures are strings, exact"
+    );
+    let sites: Vec<(&str, &str)> = j["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            (
+                e["site_id"].as_str().unwrap_or(""),
+                e["net_reporting_minor"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = g
+        .entries
+        .iter()
+        .map(|e| (e.site_id.clone(), e.net_reporting_minor.to_string()))
+        .collect();
+    assert_eq!(
+        sites,
+        want.iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(j["state"], "EVENT_STATE_LIVE");
+
+    let (status, _, body) = get(addr, "/api/v1/national").await;
+    assert_eq!(status, 200, "{body}");
+    let j = json(&body);
+    let n = board
+        .get_national_totals(GetNationalTotalsRequest::default())
+        .await
+        .expect("grpc")
+        .into_inner();
+    assert_eq!(j["net_reporting_minor"], n.net_reporting_minor.to_string());
+    assert_eq!(j["watermark"], n.watermark.to_string());
+    assert_eq!(j["totals"].as_array().map(Vec::len), Some(n.totals.len()));
+
+    let (status, _, body) = get(addr, "/api/v1/events").await;
+    assert_eq!(status, 200, "{body}");
+    let events = board
+        .list_events(ListEventsRequest {})
+        .await
+        .expect("grpc")
+        .into_inner()
+        .events;
+    assert_eq!(json(&body)["events"][0]["event_id"], events[0].event_id);
+
+    let (status, _, body) = get(addr, "/api/v1/breakdown/category").await;
+    assert_eq!(status, 200, "{body}");
+    let j = json(&body);
+    let b = board
+        .get_breakdown(GetBreakdownRequest {
+            dimension: Dimension::Category.into(),
+            ..GetBreakdownRequest::default()
+        })
+        .await
+        .expect("grpc")
+        .into_inner();
+    assert_eq!(j["entries"][0]["key"], b.entries[0].key);
+    assert_eq!(
+        j["total_net_reporting_minor"],
+        b.total_net_reporting_minor.to_string()
+    );
+    assert_eq!(j["watermark"], b.watermark.to_string());
+
+    // Errors as the gRPC statuses say them.
+    let (status, _, body) = get(addr, "/api/v1/leaderboard?event=nope").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(json(&body)["code"], "NotFound");
+    let (status, _, _) = get(addr, "/api/v1/breakdown/colour").await;
+    assert_eq!(status, 400);
+    let (status, _, _) = get(addr, "/api/v1/leaderboard?limit=5000").await;
+    assert_eq!(status, 400);
+}
+
+async fn the_page_is_embedded_and_local(backend: Backend) {
+    let Some((app, _)) = seeded(backend, |_| {}).await else {
+        return;
+    };
+    let (status, kind, page) = get(app.admin_addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("text/html"), "{kind}");
+    assert!(page.contains("<script src=\"/screen.js\">"), "{page}");
+    for (path, kind_starts) in [
+        ("/screen.js", "text/javascript"),
+        ("/screen.css", "text/css"),
+    ] {
+        let (status, kind, body) = get(app.admin_addr, path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(kind.starts_with(kind_starts), "{path}: {kind}");
+        // The SVG namespace is a name, not a request.
+        let body = body.replace("http://www.w3.org/2000/svg", "");
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{path} names another host"
+        );
+        assert!(
+            !body.contains("//cdn") && !body.contains("@import"),
+            "{path}"
+        );
+    }
+    assert!(!page.contains("http://") && !page.contains("https://"));
+}
+
+async fn the_stream_lives_through_timeouts_and_ends_at_shutdown(backend: Backend) {
+    // A one-second request timeout and a work-in-progress limit of one: neither cuts a stream.
+    let Some((app, secret)) = seeded(backend, |c| {
+        c.request_timeout_ms = 1_000;
+        c.concurrency_limit = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let mut stream = Sse::open(app.admin_addr, "/events/leaderboard?limit=3").await;
+    let first = stream
+        .next_within(Duration::from_secs(5))
+        .await
+        .expect("a first message");
+    let national = app
+        .leaderboard()
+        .await
+        .get_national_totals(GetNationalTotalsRequest::default())
+        .await
+        .expect("grpc")
+        .into_inner();
+    assert_eq!(
+        first["national_net_reporting_minor"],
+        national.net_reporting_minor.to_string()
+    );
+    assert_eq!(first["event"]["display_name"], "Harbolnas test");
+    assert_eq!(first["categories"]["entries"][0]["key"], "beauty");
+    assert!(
+        first["hourly"].as_array().is_some_and(|h| !h.is_empty()),
+        "{first}"
+    );
+    // Past the request timeout, a push still reaches the open stream within 2 s.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    app.ingest(&secret)
+        .await
+        .submit_transactions(SubmitTransactionsRequest {
+            transactions: vec![sale("W3", "IDR", 1_000)],
+        })
+        .await
+        .expect("push");
+    let want = (national.net_reporting_minor + 1_000).to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let m = stream
+            .next_within(left)
+            .await
+            .expect("the new figure within 2 s");
+        if m["national_net_reporting_minor"] == want {
+            break;
+        }
+    }
+    // Shutdown ends the stream (the server does not wait for it).
+    let stopped = tokio::time::timeout(Duration::from_secs(10), app.stop()).await;
+    assert!(stopped.is_ok(), "shutdown waited on an SSE stream");
+    assert!(
+        stream.next_within(Duration::from_secs(5)).await.is_none(),
+        "the stream ends at shutdown"
+    );
+}
+
+backend_tests!(
+    json_endpoints_answer_what_grpc_answers,
+    the_page_is_embedded_and_local,
+    the_stream_lives_through_timeouts_and_ends_at_shutdown
+);
