@@ -736,6 +736,12 @@ async fn dev_says_what_it_made() {
     );
     assert!(text.contains("API key of toko-satu: sbk_"), "{text}");
     assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("big screen:   http://")
+                && l.contains("/  (open it in a browser")),
+        "dev prints the screen's URL: {text}"
+    );
+    assert!(
         text.contains("No transactions yet") && text.contains("saleboard push"),
         "{text}"
     );

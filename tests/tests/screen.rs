@@ -364,6 +364,23 @@ async fn the_stream_lives_through_timeouts_and_ends_at_shutdown(backend: Backend
     );
 }
 
+/// `saleboard-leaderboard --help` says where the screen is.
+#[test]
+fn the_help_names_the_screen() {
+    let out =
+        std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard-leaderboard"))
+            .arg("--help")
+            .output()
+            .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("big screen")
+            && text.contains("/api/v1/leaderboard")
+            && text.contains("/events/leaderboard"),
+        "{text}"
+    );
+}
+
 backend_tests!(
     json_endpoints_answer_what_grpc_answers,
     the_page_is_embedded_and_local,

@@ -350,6 +350,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "  aggregator:   http://{}  (status)",
         suite.aggregator_addr()
     );
+    println!(
+        "  big screen:   http://{}/  (open it in a browser; JSON at /api/v1/leaderboard)",
+        suite.leaderboard_addr()
+    );
     println!("  organizer token: {token}");
     for (site, secret) in &keys {
         println!("  API key of {site}: {secret}");

@@ -9,7 +9,8 @@ use saleboard_runtime::database::DatabaseArgs;
 /// Leaderboard (and admin) settings.
 #[derive(Clone, clap::Args)]
 pub struct LeaderboardConfig {
-    /// Address the gRPC server listens on (port 0 picks a free port).
+    /// Address the gRPC server listens on (port 0 picks a free port); it also serves the big
+    /// screen and the JSON API over HTTP/1.1.
     #[arg(
         long = "leaderboard-listen",
         env = "SALEBOARD_LEADERBOARD_LISTEN",

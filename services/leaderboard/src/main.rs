@@ -9,7 +9,15 @@ use saleboard_runtime::telemetry::{self, TelemetryArgs};
 
 /// Saleboard leaderboard service: live totals and ranking, and the organizer's AdminService.
 #[derive(Debug, Parser)]
-#[command(name = "saleboard-leaderboard", version)]
+#[command(
+    name = "saleboard-leaderboard",
+    version,
+    after_help = "The same port serves the big screen over HTTP/1.1: open http://ADDRESS/ in a \
+                  browser (the default: http://127.0.0.1:50052/; ?event=ID for another event, \
+                  ?limit=N sites). Read-only JSON: /api/v1/leaderboard, /api/v1/national, \
+                  /api/v1/events, /api/v1/breakdown/{brand,category,origin}; a live stream of \
+                  the screen's figures: /events/leaderboard (Server-Sent Events)."
+)]
 struct Cli {
     #[command(flatten)]
     config: LeaderboardConfig,

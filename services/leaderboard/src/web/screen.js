@@ -118,7 +118,8 @@ function renderHourly(m) {
   const values = hours.map(h => BigInt(h.net_reporting_minor));
   const max = values.reduce((a, v) => (v > a ? v : a), 1n);
   const width = 600, height = 200, gap = 2;
-  const w = hours.length ? width / hours.length : width;
+  // At least a day's slots, so a young event's first hours are not one wide block.
+  const w = width / Math.max(hours.length, 24);
   svg.replaceChildren(...values.map((v, i) => {
     const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
     const h = v > 0n ? Number(v * 1000n / max) / 1000 * height : 2;
