@@ -93,6 +93,49 @@ pub struct QueryArgs {
     /// Time GetBreakdown of this dimension (national) instead of GetLeaderboard.
     #[arg(long, value_enum)]
     pub breakdown: Option<crate::query::DimensionArg>,
+    /// Open this many big-screen streams (`/events/leaderboard`, Server-Sent Events) first and
+    /// keep reading them while timing; each must have sent its first message.
+    #[arg(long, default_value_t = 0)]
+    pub sse: u32,
+    /// After printing the report, keep the streams open this long (ms), so the server's memory
+    /// can be read with them open.
+    #[arg(long, default_value_t = 0)]
+    pub hold_ms: u64,
+}
+
+/// Opens one SSE stream on `addr` and counts its messages in `messages`; `first` is told when
+/// the first one arrived.
+async fn sse_client(
+    addr: String,
+    messages: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    first: tokio::sync::mpsc::Sender<()>,
+) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(&addr).await?;
+    stream
+        .write_all(
+            format!(
+                "GET /events/leaderboard?limit=10 HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut told = false;
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let seen = buf[..n].windows(5).filter(|w| w == b"data:").count() as u64;
+        if seen > 0 {
+            messages.fetch_add(seen, std::sync::atomic::Ordering::Relaxed);
+            if !told {
+                told = true;
+                first.send(()).await.ok();
+            }
+        }
+    }
 }
 
 /// Times sequential GetLeaderboard (or GetBreakdown) calls and prints `{"p50_ms":..,"p99_ms":..,"entries":..}`.
@@ -100,6 +143,28 @@ pub struct QueryArgs {
 /// # Errors
 /// When the service cannot be reached or refuses.
 pub async fn query(args: &QueryArgs) -> anyhow::Result<()> {
+    let messages = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut streams = Vec::new();
+    if args.sse > 0 {
+        let addr = args
+            .endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(args.sse as usize);
+        for _ in 0..args.sse {
+            streams.push(tokio::spawn(sse_client(
+                addr.clone(),
+                messages.clone(),
+                tx.clone(),
+            )));
+        }
+        for _ in 0..args.sse {
+            tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .map_err(|_| anyhow::anyhow!("not every SSE stream sent a first message in 30 s"))?;
+        }
+    }
     let mut client = LeaderboardServiceClient::new(client::connect(&args.endpoint, None).await?);
     let mut samples = Vec::with_capacity(args.requests as usize);
     let mut entries = 0;
@@ -137,7 +202,17 @@ pub async fn query(args: &QueryArgs) -> anyhow::Result<()> {
     let ms = |q| Duration::from_micros(quantile(&samples, q)).as_secs_f64() * 1e3;
     println!(
         "{}",
-        json!({"requests": args.requests, "entries": entries, "p50_ms": ms(0.5), "p99_ms": ms(0.99)})
+        json!({"requests": args.requests, "entries": entries, "p50_ms": ms(0.5), "p99_ms": ms(0.99),
+               "sse_streams": args.sse,
+               "sse_messages": messages.load(std::sync::atomic::Ordering::Relaxed)})
     );
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    if args.hold_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(args.hold_ms)).await;
+    }
+    for s in streams {
+        s.abort();
+    }
     Ok(())
 }
