@@ -364,6 +364,61 @@ async fn the_stream_lives_through_timeouts_and_ends_at_shutdown(backend: Backend
     );
 }
 
+/// `?event=` shows another event: a closed one is its final result, sent once; an unknown one
+/// is a 404 before any stream opens.
+async fn another_event_on_the_screen(backend: Backend) {
+    let Some((app, _)) = seeded(backend, |_| {}).await else {
+        return;
+    };
+    let now = saleboard_tests::data::now_secs();
+    let at = |s: i64| {
+        Some(saleboard_proto::Timestamp {
+            seconds: s,
+            nanos: 0,
+        })
+    };
+    app.admin()
+        .await
+        .set_event(saleboard_proto::v1::Event {
+            event_id: "last-year".into(),
+            display_name: "Harbolnas 2025".into(),
+            starts_at: at(now - 400 * 86_400),
+            ends_at: at(now - 397 * 86_400),
+            closes_at: at(now - 390 * 86_400),
+            reporting_currency: "IDR".into(),
+            ..saleboard_proto::v1::Event::default()
+        })
+        .await
+        .expect("a closed event");
+    let mut stream = Sse::open(app.admin_addr, "/events/leaderboard?event=last-year").await;
+    let first = stream
+        .next_within(Duration::from_secs(5))
+        .await
+        .expect("its result");
+    assert_eq!(first["event_id"], "last-year");
+    assert_eq!(first["state"], "EVENT_STATE_CLOSED");
+    assert_eq!(first["event"]["display_name"], "Harbolnas 2025");
+    assert_eq!(first["national_net_reporting_minor"], "0");
+    // The live event moves; the closed one's result does not, so nothing more is sent.
+    let (_, secret) = app.site_with_key("gamma").await;
+    app.ingest(&secret)
+        .await
+        .submit_transactions(SubmitTransactionsRequest {
+            transactions: vec![sale("G1", "IDR", 5_000)],
+        })
+        .await
+        .expect("push");
+    assert!(
+        stream
+            .next_within(Duration::from_millis(1_500))
+            .await
+            .is_none(),
+        "a final result is sent once"
+    );
+    let (status, _, body) = get(app.admin_addr, "/events/leaderboard?event=nope").await;
+    assert_eq!(status, 404, "{body}");
+}
+
 /// `saleboard-leaderboard --help` says where the screen is.
 #[test]
 fn the_help_names_the_screen() {
@@ -382,6 +437,7 @@ fn the_help_names_the_screen() {
 }
 
 backend_tests!(
+    another_event_on_the_screen,
     json_endpoints_answer_what_grpc_answers,
     the_page_is_embedded_and_local,
     the_stream_lives_through_timeouts_and_ends_at_shutdown

@@ -162,7 +162,9 @@ pub async fn query(args: &QueryArgs) -> anyhow::Result<()> {
         for _ in 0..args.sse {
             tokio::time::timeout(Duration::from_secs(30), rx.recv())
                 .await
-                .map_err(|_| anyhow::anyhow!("not every SSE stream sent a first message in 30 s"))?;
+                .map_err(|_| {
+                    anyhow::anyhow!("not every SSE stream sent a first message in 30 s")
+                })?;
         }
     }
     let mut client = LeaderboardServiceClient::new(client::connect(&args.endpoint, None).await?);

@@ -62,8 +62,13 @@ pub struct Web {
 type ScreenKey = (String, u32, u64);
 /// A built screen message and what it was built for.
 type ScreenEntry = (ScreenKey, Arc<str>);
-/// A national hourly curve and the watermark it was read at.
-type HourlyEntry = (u64, Arc<Value>);
+/// A national hourly curve, the watermark it was read at, and when.
+type HourlyEntry = (u64, std::time::Instant, Arc<Value>);
+
+/// How long a national hourly curve is reused while the figures move: it is read from every
+/// site's hourly totals of the event (sites x currencies x hours rows), too much to read at
+/// every snapshot; its bars are hours, so a few seconds do not show.
+const HOURLY_REUSE: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Web {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -491,14 +496,15 @@ impl Web {
 
     /// The event's national net per hour in the reporting currency (each (hour, currency)
     /// converted once, half to even; currencies without a rate left out, as in the national
-    /// figure; disabled sites left out), cached per watermark.
+    /// figure; disabled sites left out); read again when the watermark moved and the last read
+    /// is older than [`HOURLY_REUSE`].
     async fn hourly(&self, board: &Leaderboard) -> Arc<Value> {
-        if let Some((at, curve)) = self
+        if let Some((at, read, curve)) = self
             .hourly
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&board.event_id)
-            && *at == board.watermark
+            && (*at == board.watermark || read.elapsed() < HOURLY_REUSE)
         {
             return curve.clone();
         }
@@ -547,7 +553,10 @@ impl Web {
         self.hourly
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(board.event_id.clone(), (board.watermark, curve.clone()));
+            .insert(
+                board.event_id.clone(),
+                (board.watermark, std::time::Instant::now(), curve.clone()),
+            );
         curve
     }
 }
