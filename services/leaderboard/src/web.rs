@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use saleboard_domain::{Currency, UnixNanos};
@@ -61,7 +61,7 @@ pub struct Web {
 
 type ScreenKey = (String, u32, u64);
 /// A built screen message and what it was built for.
-type ScreenEntry = (ScreenKey, Arc<str>);
+type ScreenEntry = (ScreenKey, Bytes);
 /// A national hourly curve, the watermark it was read at, and when.
 type HourlyEntry = (u64, std::time::Instant, Arc<Value>);
 
@@ -414,7 +414,7 @@ async fn api_breakdown(State(web): State<Web>, Path(dimension): Path<String>, q:
 impl Web {
     /// The screen message for (event asked for, limit) at the board's current state: built once
     /// per snapshot generation and shared.
-    async fn screen(&self, event: &str, limit: u32) -> Result<Arc<str>, Status> {
+    async fn screen(&self, event: &str, limit: u32) -> Result<Bytes, Status> {
         let snapshot = self
             .board
             .of_event(event)
@@ -482,7 +482,8 @@ impl Web {
         message["categories"] = breakdown_json(&categories);
         message["origin"] = breakdown_json(&origin);
         message["hourly"] = self.hourly(&board).await.as_ref().clone();
-        let built: Arc<str> = Arc::from(message.to_string());
+        // The whole SSE frame, once: every stream sends this same buffer (no copy per screen).
+        let built = Bytes::from(format!("data: {message}\n\n"));
         let mut screens = self
             .screens
             .lock()
@@ -561,10 +562,13 @@ impl Web {
     }
 }
 
+/// How often a quiet stream sends a comment, so proxies and the browser keep it open.
+const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
 /// `GET /events/leaderboard?event=ID&limit=N`: the screen message at once, then one per
 /// change, at most one per [`SSE_INTERVAL`]; a slow reader gets the latest, never a backlog
 /// (the next message is built only when the previous one has been taken). Ends when the
-/// server shuts down.
+/// server shuts down. Every stream sends the same frame buffers (built once per snapshot).
 async fn sse(State(web): State<Web>, q: Q) -> Response {
     let p = params!(q);
     let event = p.event.unwrap_or_default();
@@ -579,78 +583,81 @@ async fn sse(State(web): State<Web>, q: Q) -> Response {
         Ok(first) => first,
         Err(status) => return failure(&status),
     };
-    let changes = web.board.subscribe();
-    let closing = web.board.closing();
-    let state = (
+    let state = Stream {
         web,
-        changes,
-        closing,
-        Some(first),
-        None::<tokio::time::Instant>,
-        None::<Arc<str>>,
-    );
-    let stream = futures::stream::unfold(
-        state,
-        move |(web, mut changes, mut closing, first, last_at, last)| {
-            let event = event.clone();
-            async move {
-                if let Some(first) = first {
-                    let item = SseEvent::default().data(first.as_ref());
-                    return Some((
-                        Ok::<_, std::convert::Infallible>(item),
-                        (
-                            web,
-                            changes,
-                            closing,
-                            None,
-                            Some(tokio::time::Instant::now()),
-                            Some(first),
-                        ),
-                    ));
-                }
-                loop {
-                    if *closing.borrow() {
-                        return None;
-                    }
-                    tokio::select! {
-                        changed = changes.changed() => if changed.is_err() { return None; },
-                        _ = closing.wait_for(|c| *c) => return None,
-                    }
-                    if let Some(at) = last_at {
-                        tokio::time::sleep_until(at + SSE_INTERVAL).await;
-                    }
-                    changes.borrow_and_update();
-                    let message = match web.screen(&event, limit).await {
-                        Ok(m) => m,
-                        Err(status) => {
-                            let item = SseEvent::default().event("failure").data(status.message());
-                            return Some((Ok(item), (web, changes, closing, None, last_at, last)));
-                        }
-                    };
-                    // A closed event's figures do not move: nothing new to send.
-                    if last
-                        .as_ref()
-                        .is_some_and(|l| Arc::ptr_eq(l, &message) || **l == *message)
-                    {
-                        continue;
-                    }
-                    let item = SseEvent::default().data(message.as_ref());
-                    return Some((
-                        Ok(item),
-                        (
-                            web,
-                            changes,
-                            closing,
-                            None,
-                            Some(tokio::time::Instant::now()),
-                            Some(message),
-                        ),
-                    ));
-                }
-            }
-        },
-    );
-    Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        event,
+        limit,
+        changes: None,
+        first: Some(first),
+        last_at: None,
+        last: None,
+    };
+    let frames = futures::stream::unfold(state, |mut s| async move {
+        let frame = s.next().await?;
+        Some((Ok::<_, std::convert::Infallible>(frame), s))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(frames),
+    )
         .into_response()
+}
+
+/// One screen's stream.
+struct Stream {
+    web: Web,
+    event: String,
+    limit: u32,
+    /// Subscribed at the first message.
+    changes: Option<(
+        tokio::sync::watch::Receiver<Arc<crate::snapshot::Snapshot>>,
+        tokio::sync::watch::Receiver<bool>,
+    )>,
+    first: Option<Bytes>,
+    last_at: Option<tokio::time::Instant>,
+    last: Option<Bytes>,
+}
+
+impl Stream {
+    /// The next frame to send; `None` ends the stream.
+    async fn next(&mut self) -> Option<Bytes> {
+        if let Some(first) = self.first.take() {
+            self.changes = Some((self.web.board.subscribe(), self.web.board.closing()));
+            self.last_at = Some(tokio::time::Instant::now());
+            self.last = Some(first.clone());
+            return Some(first);
+        }
+        let (changes, closing) = self.changes.as_mut()?;
+        loop {
+            if *closing.borrow() {
+                return None;
+            }
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return None; },
+                _ = closing.wait_for(|c| *c) => return None,
+                () = tokio::time::sleep(SSE_KEEP_ALIVE) => return Some(Bytes::from_static(b":\n\n")),
+            }
+            if let Some(at) = self.last_at {
+                tokio::time::sleep_until(at + SSE_INTERVAL).await;
+            }
+            changes.borrow_and_update();
+            let frame = match self.web.screen(&self.event, self.limit).await {
+                Ok(frame) => frame,
+                Err(status) => {
+                    let text = status.message().replace(['\r', '\n'], " ");
+                    return Some(Bytes::from(format!("event: failure\ndata: {text}\n\n")));
+                }
+            };
+            // A closed event's figures do not move: nothing new to send.
+            if self.last.as_ref() == Some(&frame) {
+                continue;
+            }
+            self.last_at = Some(tokio::time::Instant::now());
+            self.last = Some(frame.clone());
+            return Some(frame);
+        }
+    }
 }
