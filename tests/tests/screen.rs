@@ -417,6 +417,20 @@ async fn another_event_on_the_screen(backend: Backend) {
     );
     let (status, _, body) = get(app.admin_addr, "/events/leaderboard?event=nope").await;
     assert_eq!(status, 404, "{body}");
+
+    // With a baseline, the screen's message carries its figure and display name (the page
+    // computes the growth from the two integers).
+    let mut live = saleboard_tests::data::event();
+    live.baseline_event_id = "last-year".into();
+    app.admin().await.set_event(live).await.expect("a baseline");
+    let mut stream = Sse::open(app.admin_addr, "/events/leaderboard").await;
+    let m = stream
+        .next_within(Duration::from_secs(5))
+        .await
+        .expect("a message");
+    assert_eq!(m["baseline_event_id"], "last-year");
+    assert_eq!(m["baseline_net_reporting_minor"], "0");
+    assert_eq!(m["event"]["baseline_display_name"], "Harbolnas 2025");
 }
 
 /// `saleboard-leaderboard --help` says where the screen is.

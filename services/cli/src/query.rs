@@ -433,27 +433,31 @@ pub fn breakdown_table(b: &saleboard_proto::v1::Breakdown, zone: &Zone) -> Strin
     out
 }
 
+/// `n / d` in tenths of a percent (`n x 1000 / d`), rounded half to even; `d` is not 0.
+fn tenths_of_percent(n: i128, d: i128) -> i128 {
+    let n = n * 1_000;
+    let (q, r) = (n / d, n % d);
+    let twice = (r * 2).abs();
+    if twice > d.abs() || (twice == d.abs() && q % 2 != 0) {
+        q + if (n < 0) == (d < 0) { 1 } else { -1 }
+    } else {
+        q
+    }
+}
+
+/// Tenths of a percent as text, with `plus` before a figure that is not negative.
+fn percent_text(tenths: i128, plus: &str) -> String {
+    let sign = if tenths < 0 { "-" } else { plus };
+    format!("{sign}{}.{}%", tenths.abs() / 10, tenths.abs() % 10)
+}
+
 /// `part` of `whole` in percent to a tenth (half to even), from the two integers.
 #[must_use]
 pub fn share(part: i64, whole: i64) -> String {
     if whole == 0 {
         return "n/a".to_owned();
     }
-    let (part, whole) = (i128::from(part), i128::from(whole));
-    let n = part * 1_000;
-    let (q, r) = (n / whole, n % whole);
-    let twice = (r * 2).abs();
-    let q = if twice > whole.abs() || (twice == whole.abs() && q % 2 != 0) {
-        q + if (n < 0) == (whole < 0) { 1 } else { -1 }
-    } else {
-        q
-    };
-    format!(
-        "{}{}.{}%",
-        if q < 0 { "-" } else { "" },
-        (q / 10).abs(),
-        (q % 10).abs()
-    )
+    percent_text(tenths_of_percent(i128::from(part), i128::from(whole)), "")
 }
 
 /// Arguments of `saleboard compare`.
@@ -707,17 +711,7 @@ pub fn growth(now: i64, then: i64) -> String {
         return "n/a".to_owned();
     }
     let (now, then) = (i128::from(now), i128::from(then));
-    // Tenths of a percent: (now - then) * 1000 / then, rounded half to even.
-    let n = (now - then) * 1_000;
-    let (q, r) = (n / then, n % then);
-    let twice = (r * 2).abs();
-    let q = if twice > then.abs() || (twice == then.abs() && q % 2 != 0) {
-        q + if (n < 0) == (then < 0) { 1 } else { -1 }
-    } else {
-        q
-    };
-    let sign = if q >= 0 { "+" } else { "-" };
-    format!("{sign}{}.{}%", q.abs() / 10, q.abs() % 10)
+    percent_text(tenths_of_percent(now - then, then), "+")
 }
 
 fn totals_json(t: &CurrencyTotals) -> serde_json::Value {
@@ -987,6 +981,17 @@ mod tests {
             assert!(Zone::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(Zone::utc().show(None), "");
+    }
+
+    #[test]
+    fn shares_round_half_to_even() {
+        assert_eq!(share(4_500, 8_500), "52.9%");
+        assert_eq!(share(1, 3), "33.3%");
+        assert_eq!(share(1, 8), "12.5%");
+        assert_eq!(share(1, 16), "6.2%", "62.5 tenths -> 62");
+        assert_eq!(share(3, 16), "18.8%", "187.5 tenths -> 188");
+        assert_eq!(share(-1, 3), "-33.3%");
+        assert_eq!(share(5, 0), "n/a");
     }
 
     #[test]

@@ -128,16 +128,35 @@ impl RateRow {
     }
 }
 
+/// The four sums of a per-currency total, as stored (money as decimal text).
+#[derive(sqlx::FromRow)]
+pub(crate) struct SumsColumns {
+    sale_count: i64,
+    gross_minor: String,
+    refund_count: i64,
+    refunded_minor: String,
+}
+
+impl SumsColumns {
+    /// The totals, checked (`table` names the source in an error).
+    fn into_totals(self, table: &'static str) -> Result<CurrencyTotals> {
+        Ok(CurrencyTotals {
+            sale_count: to_u64(table, self.sale_count)?,
+            gross_minor: wide(table, &self.gross_minor)?,
+            refund_count: to_u64(table, self.refund_count)?,
+            refunded_minor: wide(table, &self.refunded_minor)?,
+        })
+    }
+}
+
 /// `site_totals`, money sums as decimal text (NUMERIC on PostgreSQL, TEXT on SQLite).
 #[derive(sqlx::FromRow)]
 pub(crate) struct TotalsRow {
     event_id: String,
     site_id: String,
     currency: String,
-    sale_count: i64,
-    gross_minor: String,
-    refund_count: i64,
-    refunded_minor: String,
+    #[sqlx(flatten)]
+    sums: SumsColumns,
 }
 
 impl TotalsRow {
@@ -148,12 +167,7 @@ impl TotalsRow {
             self.event_id,
             site_id(T, &self.site_id)?,
             currency(T, &self.currency)?,
-            CurrencyTotals {
-                sale_count: to_u64(T, self.sale_count)?,
-                gross_minor: wide(T, &self.gross_minor)?,
-                refund_count: to_u64(T, self.refund_count)?,
-                refunded_minor: wide(T, &self.refunded_minor)?,
-            },
+            self.sums.into_totals(T)?,
         ))
     }
 }
@@ -319,10 +333,8 @@ pub(crate) struct SegmentSiteTotalsRow {
     dimension: i16,
     key: String,
     currency: String,
-    sale_count: i64,
-    gross_minor: String,
-    refund_count: i64,
-    refunded_minor: String,
+    #[sqlx(flatten)]
+    sums: SumsColumns,
 }
 
 fn dimension(table: &'static str, code: i16) -> Result<Dimension> {
@@ -342,12 +354,7 @@ impl SegmentSiteTotalsRow {
             dimension(T, self.dimension)?,
             self.key,
             currency(T, &self.currency)?,
-            CurrencyTotals {
-                sale_count: to_u64(T, self.sale_count)?,
-                gross_minor: wide(T, &self.gross_minor)?,
-                refund_count: to_u64(T, self.refund_count)?,
-                refunded_minor: wide(T, &self.refunded_minor)?,
-            },
+            self.sums.into_totals(T)?,
         ))
     }
 }
@@ -359,10 +366,8 @@ pub(crate) struct SegmentTotalsRow {
     dimension: i16,
     key: String,
     currency: String,
-    sale_count: i64,
-    gross_minor: String,
-    refund_count: i64,
-    refunded_minor: String,
+    #[sqlx(flatten)]
+    sums: SumsColumns,
     site_count: i64,
 }
 
@@ -377,12 +382,7 @@ impl SegmentTotalsRow {
             dimension(T, self.dimension)?,
             self.key,
             currency(T, &self.currency)?,
-            CurrencyTotals {
-                sale_count: to_u64(T, self.sale_count)?,
-                gross_minor: wide(T, &self.gross_minor)?,
-                refund_count: to_u64(T, self.refund_count)?,
-                refunded_minor: wide(T, &self.refunded_minor)?,
-            },
+            self.sums.into_totals(T)?,
             u32::try_from(self.site_count).map_err(|e| StorageError::corrupt(T, e))?,
         ))
     }

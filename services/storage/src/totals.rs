@@ -261,15 +261,9 @@ where
         dimension: Dimension,
     ) -> Result<Option<SiteBreakdownData>> {
         let mut tx = self.pool().begin_with(B::BEGIN_READ).await?;
-        let Some(record) = sqlx::query_as::<_, SiteRow>(sql::SITE)
-            .bind(site.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some((record, applied, event)) = site_scope::<B>(&mut tx, site, event_id).await? else {
             return Ok(None);
         };
-        let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
-        let event = chosen(&events_in(&mut tx).await?, event_id);
         let event_id = event.as_ref().map_or("", |e| e.event_id.as_str());
         let rates = sqlx::query_as::<_, RateRow>(sql::RATES)
             .bind(event_id)
@@ -304,15 +298,9 @@ where
         include_hourly: bool,
     ) -> Result<Option<SiteTotalsData>> {
         let mut tx = self.pool().begin_with(B::BEGIN_READ).await?;
-        let Some(record) = sqlx::query_as::<_, SiteRow>(sql::SITE)
-            .bind(site.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some((record, applied, event)) = site_scope::<B>(&mut tx, site, event_id).await? else {
             return Ok(None);
         };
-        let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
-        let event = chosen(&events_in(&mut tx).await?, event_id);
         let event_id = event.as_ref().map_or("", |e| e.event_id.as_str());
         let totals = sqlx::query_as::<_, TotalsRow>(sql::SITE_TOTALS)
             .bind(event_id)
@@ -342,6 +330,37 @@ where
             applied: to_u64("aggregator_state", applied)?,
         }))
     }
+}
+
+/// What a read of one site's figures starts with, in its read transaction: the site's record
+/// (`None`: not registered), the applied position, and the event named (or the current one).
+async fn site_scope<B>(
+    tx: &mut sqlx::Transaction<'static, B::Db>,
+    site: &SiteId,
+    event_id: Option<&str>,
+) -> Result<Option<(SiteRow, i64, Option<saleboard_domain::Event>)>>
+where
+    B: Backend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    <B::Db as Database>::Arguments: IntoArguments<B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'a> &'a str: ColumnIndex<<B::Db as Database>::Row>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+{
+    let Some(record) = sqlx::query_as::<_, SiteRow>(sql::SITE)
+        .bind(site.as_str())
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let applied: i64 = sqlx::query_scalar(sql::APPLIED)
+        .fetch_one(&mut **tx)
+        .await?;
+    let event = chosen(&events_in(tx).await?, event_id);
+    Ok(Some((record, applied, event)))
 }
 
 /// The event named, or the current one.
