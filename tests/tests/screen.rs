@@ -96,13 +96,20 @@ struct Sse {
 
 impl Sse {
     async fn open(addr: std::net::SocketAddr, path: &str) -> Self {
+        Self::open_with(addr, path, "").await
+    }
+
+    /// Opens a stream sending `headers` (each line ending in CRLF) too.
+    async fn open_with(addr: std::net::SocketAddr, path: &str, headers: &str) -> Self {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let mut reader = BufReader::new(stream);
         reader
             .get_mut()
             .write_all(
-                format!("GET {path} HTTP/1.1\r\nHost: screen\r\nAccept: text/event-stream\r\n\r\n")
-                    .as_bytes(),
+                format!(
+                    "GET {path} HTTP/1.1\r\nHost: screen\r\nAccept: text/event-stream\r\n{headers}\r\n"
+                )
+                .as_bytes(),
             )
             .await
             .expect("send");
@@ -313,6 +320,21 @@ async fn the_stream_lives_through_timeouts_and_ends_at_shutdown(backend: Backend
         return;
     };
     let mut stream = Sse::open(app.admin_addr, "/events/leaderboard?limit=3").await;
+    // The organizer's auth layer guards AdminService only: a wrong credential on the public
+    // stream changes nothing.
+    let mut with_wrong_token = Sse::open_with(
+        app.admin_addr,
+        "/events/leaderboard?limit=3",
+        "Authorization: Bearer not-the-organizer-token\r\n",
+    )
+    .await;
+    assert!(
+        with_wrong_token
+            .next_within(Duration::from_secs(5))
+            .await
+            .is_some(),
+        "a wrong credential does not cut the public stream"
+    );
     let first = stream
         .next_within(Duration::from_secs(5))
         .await
