@@ -886,9 +886,8 @@ async fn a_database_from_before_segments_migrates(backend: Backend) {
     let rows = store.read_ledger(0, 10).await.expect("ledger");
     assert!(rows.iter().all(|r| r.tx.segments.is_empty()), "no segment");
     let loaded = store.load_totals().await.expect("totals");
-    let keys: Vec<(String, &str, &str, &str)> = loaded
-        .book
-        .segment_sites()
+    let per_site = loaded.book.segment_sites();
+    let keys: Vec<(String, &str, &str, &str)> = per_site
         .keys()
         .map(|(e, d, k, s)| (d.to_string(), e.as_str(), k.as_str(), s.as_str()))
         .collect();
@@ -925,7 +924,7 @@ async fn a_database_from_before_segments_migrates(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     drop(aggregator);
-    assert_eq!(&healed.segments, healed.book.segments());
+    assert_eq!(healed.segments, healed.book.segments());
     assert_eq!(healed.applied, 2, "without moving");
     let origin = &healed.segments[&(
         "e".to_owned(),

@@ -453,7 +453,7 @@ async fn aggregator_killed_again_and_again_stays_exact(backend: Backend) {
     };
     assert_eq!(flat(&stored.segments), segments, "national breakdown rows");
     assert_eq!(
-        flat(stored.book.segments()),
+        flat(&stored.book.segments()),
         segments,
         "per-site breakdown rows"
     );

@@ -115,14 +115,12 @@ pub fn segment_differences(
             ));
         }
     }
-    let keys: std::collections::BTreeSet<_> = stored
-        .segments
-        .keys()
-        .chain(recomputed.segments().keys())
-        .collect();
+    let national = recomputed.segments();
+    let keys: std::collections::BTreeSet<_> =
+        stored.segments.keys().chain(national.keys()).collect();
     for key in keys {
         let (event, dimension, k) = key;
-        let (s, r) = (stored.segments.get(key), recomputed.segments().get(key));
+        let (s, r) = (stored.segments.get(key), national.get(key));
         let currencies: std::collections::BTreeSet<_> = s
             .iter()
             .chain(r.iter())

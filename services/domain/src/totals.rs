@@ -7,7 +7,7 @@
 //! the aggregator for everyone. Counts are `u64` for the same reason. The arithmetic is still
 //! checked, so a broken bound shows as an error, never as a wrapped figure.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::{Currency, Dimension, Kind, SiteId, UnixNanos, ValidTransaction};
 
@@ -106,12 +106,30 @@ pub struct TotalsBook {
     hourly: BTreeMap<HourlyKey, HourlyTotals>,
     dirty_totals: BTreeSet<TotalsKey>,
     dirty_hourly: BTreeSet<HourlyKey>,
-    /// Each site's figures per breakdown key, per currency (a short list: few currencies).
-    segment_sites: BTreeMap<SegmentSiteKey, Vec<(Currency, CurrencyTotals)>>,
-    /// National figures per breakdown key: derived from `segment_sites`, never loaded.
-    segments: BTreeMap<SegmentKey, SegmentFigures>,
-    dirty_segment_sites: BTreeSet<(SegmentSiteKey, Currency)>,
-    dirty_segments: BTreeSet<SegmentKey>,
+    /// Breakdown figures by event, then dimension, then key: looked up with borrowed strings,
+    /// so folding a row allocates nothing for a key it has seen (the fold's hot path).
+    segments: HashMap<String, [HashMap<String, KeyBook>; 3]>,
+    /// Keys with a change not yet taken, each listed once.
+    dirty_keys: Vec<SegmentKey>,
+}
+
+/// One breakdown key of one event: each site's figures and the national ones (derived from
+/// them, never loaded), with what changed since the last [`TotalsBook::take_changes`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct KeyBook {
+    /// Per site: per currency (a short list) the totals and whether they changed.
+    sites: HashMap<SiteId, Vec<(Currency, CurrencyTotals, bool)>>,
+    national: SegmentFigures,
+    /// In `TotalsBook::dirty_keys`.
+    dirty: bool,
+}
+
+fn dimension_index(d: Dimension) -> usize {
+    match d {
+        Dimension::Brand => 0,
+        Dimension::Category => 1,
+        Dimension::Origin => 2,
+    }
 }
 
 /// Totals and hourly totals that changed, with their new values.
@@ -149,19 +167,25 @@ impl TotalsBook {
         currency: Currency,
         value: CurrencyTotals,
     ) -> Result<(), TotalsOverflow> {
-        let overflow = |what| TotalsOverflow {
-            site: key.3.clone(),
-            currency,
-            what,
+        let (event, dimension, k, site) = key;
+        let overflow = {
+            let site = site.clone();
+            move |what| TotalsOverflow {
+                site: site.clone(),
+                currency,
+                what,
+            }
         };
-        let list = self.segment_sites.entry(key.clone()).or_default();
+        let book = self.segments.entry(event).or_default()[dimension_index(dimension)]
+            .entry(k)
+            .or_default();
+        let list = book.sites.entry(site).or_default();
         let first_of_site = list.is_empty();
-        match list.binary_search_by_key(&currency, |(c, _)| *c) {
+        match list.binary_search_by_key(&currency, |(c, _, _)| *c) {
             Ok(i) => list[i].1 = value,
-            Err(i) => list.insert(i, (currency, value)),
+            Err(i) => list.insert(i, (currency, value, false)),
         }
-        let (event, dimension, k, _) = key;
-        let national = self.segments.entry((event, dimension, k)).or_default();
+        let national = &mut book.national;
         if first_of_site {
             national.site_count = national.site_count.saturating_add(1);
         }
@@ -261,34 +285,43 @@ impl TotalsBook {
         tx: &ValidTransaction,
     ) -> Result<(), &'static str> {
         let key_text = tx.segments.key(dimension);
-        let site_key = (
-            event_id.to_owned(),
-            dimension,
-            key_text.to_owned(),
-            site.clone(),
-        );
-        let list = self.segment_sites.entry(site_key.clone()).or_default();
+        if !self.segments.contains_key(event_id) {
+            self.segments
+                .insert(event_id.to_owned(), Default::default());
+        }
+        let keys = &mut self.segments.get_mut(event_id).ok_or("breakdown event")?
+            [dimension_index(dimension)];
+        if !keys.contains_key(key_text) {
+            keys.insert(key_text.to_owned(), KeyBook::default());
+        }
+        let book = keys.get_mut(key_text).ok_or("breakdown key")?;
+        if !book.sites.contains_key(site) {
+            book.sites.insert(site.clone(), Vec::new());
+        }
+        let list = book.sites.get_mut(site).ok_or("breakdown site")?;
         let first_of_site = list.is_empty();
-        let i = match list.binary_search_by_key(&tx.currency, |(c, _)| *c) {
+        let i = match list.binary_search_by_key(&tx.currency, |(c, _, _)| *c) {
             Ok(i) => i,
             Err(i) => {
-                list.insert(i, (tx.currency, CurrencyTotals::default()));
+                list.insert(i, (tx.currency, CurrencyTotals::default(), false));
                 i
             }
         };
         add(&mut list[i].1, tx.kind(), tx.amount_minor)?;
-        let national_key = (event_id.to_owned(), dimension, key_text.to_owned());
-        let national = self.segments.entry(national_key.clone()).or_default();
+        list[i].2 = true;
         if first_of_site {
-            national.site_count = national.site_count.saturating_add(1);
+            book.national.site_count = book.national.site_count.saturating_add(1);
         }
         add(
-            national.totals.entry(tx.currency).or_default(),
+            book.national.totals.entry(tx.currency).or_default(),
             tx.kind(),
             tx.amount_minor,
         )?;
-        self.dirty_segment_sites.insert((site_key, tx.currency));
-        self.dirty_segments.insert(national_key);
+        if !book.dirty {
+            book.dirty = true;
+            self.dirty_keys
+                .push((event_id.to_owned(), dimension, key_text.to_owned()));
+        }
         Ok(())
     }
 
@@ -301,17 +334,29 @@ impl TotalsBook {
         stored: &BTreeMap<SegmentKey, SegmentFigures>,
     ) -> (usize, usize) {
         let mut marked = 0;
-        for (key, figures) in &self.segments {
-            if stored.get(key) != Some(figures) {
-                self.dirty_segments.insert(key.clone());
-                marked += 1;
+        for (event, dimensions) in &mut self.segments {
+            for (dimension, keys) in Dimension::ALL.into_iter().zip(dimensions.iter_mut()) {
+                for (k, book) in keys {
+                    let key = (event.clone(), dimension, k.clone());
+                    if stored.get(&key) != Some(&book.national) {
+                        marked += 1;
+                        if !book.dirty {
+                            book.dirty = true;
+                            self.dirty_keys.push(key);
+                        }
+                    }
+                }
             }
         }
         let extra = stored
             .keys()
-            .filter(|k| !self.segments.contains_key(*k))
+            .filter(|(e, d, k)| self.key_book(e, *d, k).is_none())
             .count();
         (marked, extra)
+    }
+
+    fn key_book(&self, event: &str, dimension: Dimension, key: &str) -> Option<&KeyBook> {
+        self.segments.get(event)?[dimension_index(dimension)].get(key)
     }
 
     /// The totals changed since the last call, and forgets that they changed.
@@ -324,18 +369,33 @@ impl TotalsBook {
             .into_iter()
             .filter_map(|k| self.hourly.get(&k).map(|v| (k, *v)))
             .collect();
-        let segment_sites = std::mem::take(&mut self.dirty_segment_sites)
-            .into_iter()
-            .filter_map(|(k, c)| {
-                let list = self.segment_sites.get(&k)?;
-                let i = list.binary_search_by_key(&c, |(c, _)| *c).ok()?;
-                Some((k, c, list[i].1))
-            })
-            .collect();
-        let segments = std::mem::take(&mut self.dirty_segments)
-            .into_iter()
-            .filter_map(|k| self.segments.get(&k).map(|v| (k, v.clone())))
-            .collect();
+        let mut segment_sites = Vec::new();
+        let mut segments = Vec::new();
+        for key in std::mem::take(&mut self.dirty_keys) {
+            let (event, dimension, k) = &key;
+            let Some(book) = self
+                .segments
+                .get_mut(event.as_str())
+                .and_then(|d| d[dimension_index(*dimension)].get_mut(k.as_str()))
+            else {
+                continue;
+            };
+            book.dirty = false;
+            for (site, list) in &mut book.sites {
+                for (currency, totals, changed) in list.iter_mut().filter(|e| e.2) {
+                    *changed = false;
+                    segment_sites.push((
+                        (event.clone(), *dimension, k.clone(), site.clone()),
+                        *currency,
+                        *totals,
+                    ));
+                }
+            }
+            segments.push((key.clone(), book.national.clone()));
+        }
+        // In key order, as the stores write them (and as the tests read them).
+        segment_sites.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        segments.sort_by(|a, b| a.0.cmp(&b.0));
         Changes {
             totals,
             hourly,
@@ -356,16 +416,38 @@ impl TotalsBook {
         &self.hourly
     }
 
-    /// Every site's breakdown totals, per key, per currency.
+    /// Every site's breakdown totals, per key, per currency, in key order (built on each
+    /// call: for `verify` and tests, not the fold).
     #[must_use]
-    pub fn segment_sites(&self) -> &BTreeMap<SegmentSiteKey, Vec<(Currency, CurrencyTotals)>> {
-        &self.segment_sites
+    pub fn segment_sites(&self) -> BTreeMap<SegmentSiteKey, Vec<(Currency, CurrencyTotals)>> {
+        let mut out = BTreeMap::new();
+        for (event, dimensions) in &self.segments {
+            for (dimension, keys) in Dimension::ALL.into_iter().zip(dimensions.iter()) {
+                for (k, book) in keys {
+                    for (site, list) in &book.sites {
+                        out.insert(
+                            (event.clone(), dimension, k.clone(), site.clone()),
+                            list.iter().map(|(c, t, _)| (*c, *t)).collect(),
+                        );
+                    }
+                }
+            }
+        }
+        out
     }
 
-    /// Every national breakdown key's figures.
+    /// Every national breakdown key's figures, in key order (built on each call).
     #[must_use]
-    pub fn segments(&self) -> &BTreeMap<SegmentKey, SegmentFigures> {
-        &self.segments
+    pub fn segments(&self) -> BTreeMap<SegmentKey, SegmentFigures> {
+        let mut out = BTreeMap::new();
+        for (event, dimensions) in &self.segments {
+            for (dimension, keys) in Dimension::ALL.into_iter().zip(dimensions.iter()) {
+                for (k, book) in keys {
+                    out.insert((event.clone(), dimension, k.clone()), book.national.clone());
+                }
+            }
+        }
+        out
     }
 }
 
@@ -478,7 +560,7 @@ mod tests {
         let mut resumed = TotalsBook::default();
         for (k, list) in book.segment_sites() {
             for (c, v) in list {
-                resumed.load_segment_site(k.clone(), *c, *v).expect("load");
+                resumed.load_segment_site(k.clone(), c, v).expect("load");
             }
         }
         assert_eq!(resumed.segments(), book.segments());
@@ -663,7 +745,7 @@ mod properties {
             }
             for (k, list) in first.segment_sites() {
                 for (c, v) in list {
-                    resumed.load_segment_site(k.clone(), *c, *v).expect("load");
+                    resumed.load_segment_site(k.clone(), c, v).expect("load");
                 }
             }
             fold(&mut resumed, &rows[at..]);
