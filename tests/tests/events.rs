@@ -533,9 +533,8 @@ async fn a_one_event_database_migrates(backend: Backend) {
         .collect();
     assert_eq!(owners, [("S1", "harbolnas-2025"), ("R1", "harbolnas-2025")]);
     let totals = store.load_totals().await.expect("totals");
-    let keys: Vec<(&str, &str, &str)> = totals
-        .book
-        .totals()
+    let book_totals = totals.book.totals();
+    let keys: Vec<(&str, &str, &str)> = book_totals
         .keys()
         .map(|(e, s, c)| (e.as_str(), s.as_str(), c.code()))
         .collect();

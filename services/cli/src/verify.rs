@@ -45,13 +45,13 @@ fn describe_hourly(h: Option<&HourlyTotals>) -> String {
 #[must_use]
 pub fn differences(stored: &TotalsBook, recomputed: &TotalsBook) -> Vec<String> {
     let mut out = Vec::new();
-    let keys: std::collections::BTreeSet<_> = stored
-        .totals()
+    let (stored_totals, recomputed_totals) = (stored.totals(), recomputed.totals());
+    let keys: std::collections::BTreeSet<_> = stored_totals
         .keys()
-        .chain(recomputed.totals().keys())
+        .chain(recomputed_totals.keys())
         .collect();
     for key in keys {
-        let (s, r) = (stored.totals().get(key), recomputed.totals().get(key));
+        let (s, r) = (stored_totals.get(key), recomputed_totals.get(key));
         if s != r {
             out.push(format!(
                 "event {} totals {} {}: stored {}, ledger says {}",
@@ -63,13 +63,13 @@ pub fn differences(stored: &TotalsBook, recomputed: &TotalsBook) -> Vec<String> 
             ));
         }
     }
-    let keys: std::collections::BTreeSet<_> = stored
-        .hourly()
+    let (stored_hourly, recomputed_hourly) = (stored.hourly(), recomputed.hourly());
+    let keys: std::collections::BTreeSet<_> = stored_hourly
         .keys()
-        .chain(recomputed.hourly().keys())
+        .chain(recomputed_hourly.keys())
         .collect();
     for key in keys {
-        let (s, r) = (stored.hourly().get(key), recomputed.hourly().get(key));
+        let (s, r) = (stored_hourly.get(key), recomputed_hourly.get(key));
         if s != r {
             out.push(format!(
                 "event {} hourly {} {} hour {}: stored {}, ledger says {}",

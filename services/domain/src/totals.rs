@@ -7,7 +7,7 @@
 //! the aggregator for everyone. Counts are `u64` for the same reason. The arithmetic is still
 //! checked, so a broken bound shows as an error, never as a wrapped figure.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::{Currency, Dimension, Kind, SiteId, UnixNanos, ValidTransaction};
 
@@ -102,15 +102,60 @@ pub struct TotalsOverflow {
 /// Every total, with a record of which ones changed since the last [`TotalsBook::take_changes`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TotalsBook {
-    totals: BTreeMap<TotalsKey, CurrencyTotals>,
-    hourly: BTreeMap<HourlyKey, HourlyTotals>,
-    dirty_totals: BTreeSet<TotalsKey>,
-    dirty_hourly: BTreeSet<HourlyKey>,
+    /// Site and hourly totals by event, then site: looked up with borrowed keys, so folding a
+    /// row allocates nothing for a (site, currency, hour) it has seen.
+    sites: HashMap<String, HashMap<SiteId, SiteBook>>,
+    /// Sites with a change not yet taken, each listed once.
+    dirty_sites: Vec<(String, SiteId)>,
     /// Breakdown figures by event, then dimension, then key: looked up with borrowed strings,
     /// so folding a row allocates nothing for a key it has seen (the fold's hot path).
     segments: HashMap<String, [HashMap<String, KeyBook>; 3]>,
     /// Keys with a change not yet taken, each listed once.
     dirty_keys: Vec<SegmentKey>,
+}
+
+/// One site in one event: its totals per currency and per (currency, hour), with what changed
+/// since the last [`TotalsBook::take_changes`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct SiteBook {
+    totals: Vec<(Currency, CurrencyTotals, bool)>,
+    hourly: HashMap<(Currency, UnixNanos), (HourlyTotals, bool)>,
+    /// In `TotalsBook::dirty_sites`.
+    dirty: bool,
+}
+
+impl TotalsBook {
+    /// The book of `site` in `event_id`, made when new (the only allocations of a fold).
+    fn site_book(&mut self, event_id: &str, site: &SiteId) -> &mut SiteBook {
+        if !self.sites.contains_key(event_id) {
+            self.sites.insert(event_id.to_owned(), HashMap::new());
+        }
+        let sites = self
+            .sites
+            .get_mut(event_id)
+            .unwrap_or_else(|| unreachable!("inserted above"));
+        if !sites.contains_key(site) {
+            sites.insert(site.clone(), SiteBook::default());
+        }
+        sites
+            .get_mut(site)
+            .unwrap_or_else(|| unreachable!("inserted above"))
+    }
+}
+
+/// A site's totals in one currency, made when new.
+fn currency_entry(
+    list: &mut Vec<(Currency, CurrencyTotals, bool)>,
+    currency: Currency,
+) -> &mut (Currency, CurrencyTotals, bool) {
+    let i = match list.binary_search_by_key(&currency, |(c, _, _)| *c) {
+        Ok(i) => i,
+        Err(i) => {
+            list.insert(i, (currency, CurrencyTotals::default(), false));
+            i
+        }
+    };
+    &mut list[i]
 }
 
 /// One breakdown key of one event: each site's figures and the national ones (derived from
@@ -148,12 +193,17 @@ pub struct Changes {
 impl TotalsBook {
     /// Loads a stored per-currency total (not marked changed).
     pub fn load_totals(&mut self, key: TotalsKey, value: CurrencyTotals) {
-        self.totals.insert(key, value);
+        let (event, site, currency) = key;
+        let entry = currency_entry(&mut self.site_book(&event, &site).totals, currency);
+        entry.1 = value;
     }
 
     /// Loads a stored hourly total (not marked changed).
     pub fn load_hourly(&mut self, key: HourlyKey, value: HourlyTotals) {
-        self.hourly.insert(key, value);
+        let (event, site, currency, hour) = key;
+        self.site_book(&event, &site)
+            .hourly
+            .insert((currency, hour), (value, false));
     }
 
     /// Loads a stored per-site breakdown total (not marked changed); the national figures and
@@ -224,15 +274,18 @@ impl TotalsBook {
             currency: tx.currency,
             what,
         };
-        let key = (event_id.to_owned(), site.clone(), tx.currency);
-        let t = self.totals.entry(key.clone()).or_default();
-        let hour_key = (
-            event_id.to_owned(),
-            site.clone(),
-            tx.currency,
-            tx.occurred_at.hour_start(),
-        );
-        let h = self.hourly.entry(hour_key.clone()).or_default();
+        let book = self.site_book(event_id, site);
+        let newly_dirty = !book.dirty;
+        book.dirty = true;
+        let entry = currency_entry(&mut book.totals, tx.currency);
+        entry.2 = true;
+        let t = &mut entry.1;
+        let hour = book
+            .hourly
+            .entry((tx.currency, tx.occurred_at.hour_start()))
+            .or_default();
+        hour.1 = true;
+        let h = &mut hour.0;
         match tx.kind() {
             Kind::Sale => {
                 t.sale_count = t
@@ -267,8 +320,9 @@ impl TotalsBook {
                     .ok_or_else(|| overflow("hourly net"))?;
             }
         }
-        self.dirty_totals.insert(key);
-        self.dirty_hourly.insert(hour_key);
+        if newly_dirty {
+            self.dirty_sites.push((event_id.to_owned(), site.clone()));
+        }
         for dimension in Dimension::ALL {
             self.apply_segment(event_id, dimension, site, tx)
                 .map_err(&overflow)?;
@@ -361,14 +415,29 @@ impl TotalsBook {
 
     /// The totals changed since the last call, and forgets that they changed.
     pub fn take_changes(&mut self) -> Changes {
-        let totals = std::mem::take(&mut self.dirty_totals)
-            .into_iter()
-            .filter_map(|k| self.totals.get(&k).map(|v| (k, *v)))
-            .collect();
-        let hourly = std::mem::take(&mut self.dirty_hourly)
-            .into_iter()
-            .filter_map(|k| self.hourly.get(&k).map(|v| (k, *v)))
-            .collect();
+        let mut totals = Vec::new();
+        let mut hourly = Vec::new();
+        for (event, site) in std::mem::take(&mut self.dirty_sites) {
+            let Some(book) = self
+                .sites
+                .get_mut(event.as_str())
+                .and_then(|sites| sites.get_mut(&site))
+            else {
+                continue;
+            };
+            book.dirty = false;
+            for (currency, t, changed) in book.totals.iter_mut().filter(|e| e.2) {
+                *changed = false;
+                totals.push(((event.clone(), site.clone(), *currency), *t));
+            }
+            for ((currency, hour), (h, changed)) in book.hourly.iter_mut().filter(|e| e.1.1) {
+                *changed = false;
+                hourly.push(((event.clone(), site.clone(), *currency, *hour), *h));
+            }
+        }
+        // In key order, as the stores write them (and as the tests read them).
+        totals.sort_by(|a, b| a.0.cmp(&b.0));
+        hourly.sort_by(|a, b| a.0.cmp(&b.0));
         let mut segment_sites = Vec::new();
         let mut segments = Vec::new();
         for key in std::mem::take(&mut self.dirty_keys) {
@@ -404,16 +473,32 @@ impl TotalsBook {
         }
     }
 
-    /// Every per-currency total.
+    /// Every per-currency total, in key order (built on each call: for `verify` and tests).
     #[must_use]
-    pub fn totals(&self) -> &BTreeMap<TotalsKey, CurrencyTotals> {
-        &self.totals
+    pub fn totals(&self) -> BTreeMap<TotalsKey, CurrencyTotals> {
+        let mut out = BTreeMap::new();
+        for (event, sites) in &self.sites {
+            for (site, book) in sites {
+                for (currency, t, _) in &book.totals {
+                    out.insert((event.clone(), site.clone(), *currency), *t);
+                }
+            }
+        }
+        out
     }
 
-    /// Every hourly total.
+    /// Every hourly total, in key order (built on each call).
     #[must_use]
-    pub fn hourly(&self) -> &BTreeMap<HourlyKey, HourlyTotals> {
-        &self.hourly
+    pub fn hourly(&self) -> BTreeMap<HourlyKey, HourlyTotals> {
+        let mut out = BTreeMap::new();
+        for (event, sites) in &self.sites {
+            for (site, book) in sites {
+                for ((currency, hour), (h, _)) in &book.hourly {
+                    out.insert((event.clone(), site.clone(), *currency, *hour), *h);
+                }
+            }
+        }
+        out
     }
 
     /// Every site's breakdown totals, per key, per currency, in key order (built on each
@@ -738,10 +823,10 @@ mod properties {
             // A restart: a new book loaded with what the first one stored.
             let mut resumed = TotalsBook::default();
             for (k, v) in first.totals() {
-                resumed.load_totals(k.clone(), *v);
+                resumed.load_totals(k.clone(), v);
             }
             for (k, v) in first.hourly() {
-                resumed.load_hourly(k.clone(), *v);
+                resumed.load_hourly(k.clone(), v);
             }
             for (k, list) in first.segment_sites() {
                 for (c, v) in list {
