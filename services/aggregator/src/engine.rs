@@ -229,6 +229,8 @@ impl Engine {
         let mut renewed = Instant::now();
         let mut last_apply: Option<Instant> = None;
         let mut full_batch = false;
+        // While behind, the next batch is read during the previous one's write.
+        let mut prefetched: Option<Vec<saleboard_storage::LedgerRow>> = None;
         loop {
             if *stop.borrow() {
                 return Ok(());
@@ -250,10 +252,14 @@ impl Engine {
                     }
                 }
             }
-            let rows = self
-                .store
-                .read_ledger(applied, self.config.batch_rows)
-                .await?;
+            let rows = match prefetched.take() {
+                Some(rows) => rows,
+                None => {
+                    self.store
+                        .read_ledger(applied, self.config.batch_rows)
+                        .await?
+                }
+            };
             let Some(last) = rows.last().map(|r| r.position) else {
                 // Caught up with every committed row.
                 self.metrics.lag.record(0, &[]);
@@ -276,9 +282,20 @@ impl Engine {
                     .map_err(|e| LeadEnd::Fatal(e.into()))?;
             }
             let changes = book.take_changes();
-            self.store
-                .apply_totals(applied, last, &changes, UnixNanos::now())
-                .await?;
+            // Behind (a full batch): read what follows while this batch's totals are written;
+            // the read only sees committed ledger rows after `last`, whatever the write does
+            // (a fenced write ends the lead and the read is dropped).
+            let write = self
+                .store
+                .apply_totals(applied, last, &changes, UnixNanos::now());
+            if full_batch {
+                let read = self.store.read_ledger(last, self.config.batch_rows);
+                let (written, read) = tokio::join!(write, read);
+                written?;
+                prefetched = Some(read?);
+            } else {
+                write.await?;
+            }
             tracing::debug!(
                 from = applied,
                 to = last,
