@@ -197,48 +197,60 @@ impl Drop for DevSuite {
     }
 }
 
-/// Starts `saleboard dev` on `database_url` (stdout to `dir/out`) on free ports and waits for
-/// its banner.
+/// Starts `saleboard dev` on `database_url` (stdout to `dir/out`, stderr beside it) on free
+/// ports and waits for its banner. A free port can be taken by another process between
+/// choosing it and dev binding it: when dev exits saying so, it is started again on new ports
+/// (at most three times).
 ///
 /// # Panics
-/// When it does not start or print its banner within 30 s.
+/// When it does not start or print its banner within 30 s; the panic shows what dev printed on
+/// both streams and how it exited.
 pub async fn start_dev(database_url: &str, dir: &std::path::Path, out: &str) -> DevSuite {
-    let (ingest, leaderboard, aggregator) = (free_addr(), free_addr(), free_addr());
     let stdout_path = dir.join(out);
-    let child = std::process::Command::new(bin_dir().join("saleboard"))
-        .args([
-            "dev",
-            "--ingest-listen",
-            &ingest.to_string(),
-            "--leaderboard-listen",
-            &leaderboard.to_string(),
-            "--aggregator-listen",
-            &aggregator.to_string(),
-        ])
-        .env("SALEBOARD_DATABASE_URL", database_url)
-        .env_remove("SALEBOARD_ORGANIZER_TOKEN")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdout(std::fs::File::create(&stdout_path).expect("dev's stdout file"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("dev starts");
-    let mut suite = DevSuite {
-        ingest,
-        leaderboard,
-        banner: String::new(),
-        child,
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-        if text.contains("Ctrl-C stops.") {
-            suite.banner = text;
-            return suite;
+    let stderr_path = dir.join(format!("{out}.err"));
+    for attempt in 1..=3 {
+        let (ingest, leaderboard, aggregator) = (free_addr(), free_addr(), free_addr());
+        let mut child = std::process::Command::new(bin_dir().join("saleboard"))
+            .args([
+                "dev",
+                "--ingest-listen",
+                &ingest.to_string(),
+                "--leaderboard-listen",
+                &leaderboard.to_string(),
+                "--aggregator-listen",
+                &aggregator.to_string(),
+            ])
+            .env("SALEBOARD_DATABASE_URL", database_url)
+            .env_remove("SALEBOARD_ORGANIZER_TOKEN")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdout(std::fs::File::create(&stdout_path).expect("dev's stdout file"))
+            .stderr(std::fs::File::create(&stderr_path).expect("dev's stderr file"))
+            .spawn()
+            .expect("dev starts");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+            if text.contains("Ctrl-C stops.") {
+                return DevSuite {
+                    ingest,
+                    leaderboard,
+                    banner: text,
+                    child,
+                };
+            }
+            let errors = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            if let Some(status) = child.try_wait().expect("dev's status") {
+                if attempt < 3 && errors.contains("already running?") {
+                    break; // a chosen port was taken meanwhile: again, on new ports
+                }
+                panic!("dev exited ({status}) before its banner:\n{text}\n{errors}");
+            }
+            if tokio::time::Instant::now() >= deadline {
+                drop(child.kill());
+                panic!("dev printed only, in 30 s:\n{text}\n(stderr:)\n{errors}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "dev printed only: {text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    unreachable!("the third attempt returns or panics")
 }
