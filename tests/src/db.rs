@@ -48,6 +48,26 @@ impl TestDb {
         }
     }
 
+    /// A store on this database migrated only up to `version`: the schema an earlier release
+    /// left, for the tests of the migrations after it.
+    ///
+    /// # Panics
+    /// When it cannot be opened or migrated.
+    pub async fn store_until(&self, version: i64) -> Arc<dyn Store> {
+        let store = saleboard_storage::connect(&ConnectOptions {
+            url: self.url.clone(),
+            max_connections: 2,
+            create_if_missing: true,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.url));
+        store
+            .migrate_until(version)
+            .await
+            .expect("the earlier release's migrations apply");
+        store
+    }
+
     /// A migrated store on this database.
     ///
     /// # Panics

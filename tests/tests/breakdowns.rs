@@ -836,16 +836,7 @@ async fn a_database_from_before_segments_migrates(backend: Backend) {
         Backend::Postgres => 7,
         Backend::Sqlite => 6,
     };
-    let old = saleboard_storage::connect(&saleboard_storage::ConnectOptions {
-        url: db.url.clone(),
-        max_connections: 2,
-        create_if_missing: true,
-    })
-    .await
-    .expect("open");
-    old.migrate_until(previous)
-        .await
-        .expect("the previous release's schema");
+    let old = db.store_until(previous).await;
     let ns = |s: i64| s * 1_000_000_000;
     let now = now_secs();
     let (starts, ends, at) = (ns(now - 86_400), ns(now + 86_400), ns(now - 60));

@@ -475,16 +475,7 @@ async fn a_one_event_database_migrates(backend: Backend) {
         Backend::Postgres => 5,
         Backend::Sqlite => 4,
     };
-    let old = saleboard_storage::connect(&saleboard_storage::ConnectOptions {
-        url: db.url.clone(),
-        max_connections: 2,
-        create_if_missing: true,
-    })
-    .await
-    .expect("open");
-    old.migrate_until(previous)
-        .await
-        .expect("the previous release's schema");
+    let old = db.store_until(previous).await;
     let ns = |s: i64| s * 1_000_000_000;
     let now = now_secs();
     let (starts, ends) = (ns(now - DAY), ns(now + DAY));

@@ -365,11 +365,11 @@ impl Segs {
         match dimension {
             Dimension::Brand => &self.brand,
             Dimension::Category => &self.category,
-            Dimension::Origin => match self.origin {
-                Origin::Domestic => "domestic",
-                Origin::CrossBorder => "cross-border",
-                Origin::Unspecified => "",
-            },
+            // The wire numbers are the domain's codes.
+            Dimension::Origin => i16::try_from(i32::from(self.origin))
+                .ok()
+                .and_then(saleboard_domain::Origin::from_code)
+                .map_or("", saleboard_domain::Origin::key),
         }
     }
 }

@@ -268,15 +268,7 @@ impl From<DimensionArg> for saleboard_domain::Dimension {
     }
 }
 
-/// The wire enum of a dimension.
-#[must_use]
-pub fn dimension_msg(d: saleboard_domain::Dimension) -> saleboard_proto::v1::Dimension {
-    match d {
-        saleboard_domain::Dimension::Brand => saleboard_proto::v1::Dimension::Brand,
-        saleboard_domain::Dimension::Category => saleboard_proto::v1::Dimension::Category,
-        saleboard_domain::Dimension::Origin => saleboard_proto::v1::Dimension::Origin,
-    }
-}
+pub use saleboard_leaderboard::breakdown::dimension_msg;
 
 /// Arguments of `saleboard breakdown`.
 #[derive(Debug, clap::Args)]
