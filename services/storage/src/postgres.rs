@@ -136,6 +136,13 @@ impl PgStore {
                 include_str!("../migrations/postgres/0008_segments.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                9,
+                "hot path".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0009_hot_path.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -167,11 +174,15 @@ impl Backend for PgStore {
     ) -> Result<Vec<StoredRow>> {
         let (sites, ids): (Vec<&str>, Vec<&str>) =
             keys.iter().map(|(s, t)| (s.as_str(), t.as_str())).unzip();
+        // One probe of the unique index per key, whatever the table's size or statistics: a
+        // LATERAL subquery with LIMIT is never flattened into a join, so the planner cannot
+        // turn thousands of keys into a hash join over the whole ledger.
         Ok(sqlx::query_as(
             "SELECT l.site_id, l.transaction_id, l.store_id, l.kind, l.currency, l.amount_minor, \
              l.occurred_at_ns, l.refund_of, l.position, l.event_id, l.brand, l.category, \
              l.origin FROM UNNEST($1::text[], $2::text[]) AS k(site_id, transaction_id) \
-             JOIN ledger l ON l.site_id = k.site_id AND l.transaction_id = k.transaction_id",
+             CROSS JOIN LATERAL (SELECT * FROM ledger l WHERE l.site_id = k.site_id \
+             AND l.transaction_id = k.transaction_id LIMIT 1) l",
         )
         .bind(sites)
         .bind(ids)
@@ -185,12 +196,13 @@ impl Backend for PgStore {
     ) -> Result<Vec<RefundedRow>> {
         let (sites, ids): (Vec<&str>, Vec<&str>) =
             sales.iter().map(|(s, t)| (s.as_str(), t.as_str())).unzip();
+        // One probe of the refunds index per sale (the aggregate keeps the subquery apart).
         Ok(sqlx::query_as(
-            "SELECT l.site_id, l.refund_of AS sale_id, SUM(l.amount_minor)::BIGINT AS refunded \
+            "SELECT k.site_id, k.sale_id, r.refunded \
              FROM UNNEST($1::text[], $2::text[]) AS k(site_id, sale_id) \
-             JOIN ledger l ON l.site_id = k.site_id AND l.refund_of = k.sale_id \
-             AND l.refund_of <> '' \
-             GROUP BY l.site_id, l.refund_of",
+             CROSS JOIN LATERAL (SELECT SUM(l.amount_minor)::BIGINT AS refunded FROM ledger l \
+             WHERE l.site_id = k.site_id AND l.refund_of = k.sale_id AND l.refund_of <> '') r \
+             WHERE r.refunded IS NOT NULL",
         )
         .bind(sites)
         .bind(ids)

@@ -89,7 +89,7 @@ pub(crate) const MOVE_HEAD: &str = "UPDATE ledger_head SET head = $1 WHERE id = 
 pub(crate) const LEDGER_AFTER: &str = "\
     SELECT site_id, transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, \
     refund_of, position, event_id, brand, category, origin, key_id, received_at_ns FROM ledger \
-    WHERE position > $1 ORDER BY position LIMIT $2";
+    WHERE position > $1 AND position <= $1 + $2 ORDER BY position";
 
 /// The applied position.
 pub(crate) const APPLIED: &str = "SELECT applied_position FROM aggregator_state WHERE id = 1";
