@@ -12,7 +12,10 @@ use saleboard_domain::{Currency, EventState, Events, UnixNanos};
 use saleboard_storage::Store;
 use tokio::sync::{Notify, watch};
 
-use crate::snapshot::{Figures, SegmentMap, Snapshot, merge_segments};
+use crate::snapshot::{
+    Figures, SegmentMap, Snapshot, add_disabled_site, merge_segments, remove_disabled_site,
+    sum_disabled,
+};
 
 /// How long a snapshot stays available to page tokens.
 pub const PAGE_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
@@ -64,6 +67,8 @@ struct HeldSegments {
     /// The disabled sites' totals at the read, and their breakdown rows.
     disabled_totals: Vec<saleboard_storage::SiteCurrencyTotals>,
     disabled: Arc<DisabledRows>,
+    /// `disabled` summed per key.
+    disabled_sum: Arc<SegmentMap>,
 }
 
 /// The breakdown rows of each disabled site.
@@ -73,26 +78,40 @@ type DisabledRows = std::collections::BTreeMap<
 >;
 
 /// What the disabled sites' rows are after a read: the held ones of the sites still disabled
-/// and unchanged, the read ones of the others.
+/// and unchanged, the read ones of the others; and their sum per key, changed from the held
+/// one by the sites that changed only.
 fn disabled_after(
     held: Option<&HeldSegments>,
     read: &mut saleboard_storage::SegmentRead,
-) -> Arc<DisabledRows> {
+) -> (Arc<DisabledRows>, Arc<SegmentMap>) {
     let still: std::collections::BTreeSet<&saleboard_domain::SiteId> =
         read.disabled_totals.iter().map(|(s, _, _)| s).collect();
-    let mut rows: DisabledRows = held
-        .map(|h| {
-            h.disabled
-                .iter()
-                .filter(|(site, _)| still.contains(site))
-                .map(|(site, r)| (site.clone(), r.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let (mut rows, mut sum) = match held {
+        Some(h) => (DisabledRows::clone(&h.disabled), h.disabled_sum.clone()),
+        None => (DisabledRows::new(), Arc::default()),
+    };
+    let gone: Vec<_> = rows
+        .keys()
+        .filter(|site| !still.contains(site))
+        .cloned()
+        .collect();
+    if gone.is_empty() && read.disabled.is_empty() {
+        return (Arc::new(rows), sum);
+    }
+    let sum_now = Arc::make_mut(&mut sum);
+    for site in gone {
+        if let Some(old) = rows.remove(&site) {
+            remove_disabled_site(sum_now, &old);
+        }
+    }
     for (site, read_rows) in std::mem::take(&mut read.disabled) {
+        if let Some(old) = rows.get(&site) {
+            remove_disabled_site(sum_now, old);
+        }
+        add_disabled_site(sum_now, &read_rows);
         rows.insert(site, Arc::new(read_rows));
     }
-    Arc::new(rows)
+    (Arc::new(rows), sum)
 }
 
 /// The board of one leaderboard process.
@@ -188,16 +207,13 @@ impl Board {
         {
             return Ok(Some(snapshot));
         }
-        let mut data = self.store.read_board(Some(event_id), None).await?;
+        let data = self.store.read_board(Some(event_id), None).await?;
         let Some(event) = data.event.clone() else {
             return Ok(None);
         };
         let closed = event.state(UnixNanos::now()) == EventState::Closed;
         let segments = merge_segments(None, &data.segments);
-        let disabled: Vec<_> = std::mem::take(&mut data.segments.disabled)
-            .into_iter()
-            .flat_map(|(_, rows)| rows)
-            .collect();
+        let disabled = sum_disabled(data.segments.disabled.iter().map(|(_, r)| r.as_slice()));
         let snapshot = Arc::new(Snapshot {
             generation: self.next_generation(),
             as_of: UnixNanos::now(),
@@ -337,14 +353,15 @@ impl Board {
         });
         let mut data = self.store.read_board(None, cursor).await?;
         let national = merge_segments(held.as_ref().map(|h| &h.national), &data.segments);
-        let disabled = disabled_after(held.as_deref(), &mut data.segments);
+        let (disabled, disabled_sum) = disabled_after(held.as_deref(), &mut data.segments);
         let now_held = data.event.as_ref().map(|e| {
             Arc::new(HeldSegments {
                 event_id: e.event_id.clone(),
                 applied: data.applied,
                 national: national.clone(),
                 disabled_totals: std::mem::take(&mut data.segments.disabled_totals),
-                disabled: disabled.clone(),
+                disabled,
+                disabled_sum: disabled_sum.clone(),
             })
         });
         *self
@@ -358,8 +375,7 @@ impl Board {
             Arc::new(std::mem::take(&mut data.events));
         self.checked_at
             .store(UnixNanos::now().0, std::sync::atomic::Ordering::Relaxed);
-        let disabled_rows: Vec<_> = disabled.values().flat_map(|r| r.iter().cloned()).collect();
-        let figures = Figures::build(data, &national, &disabled_rows);
+        let figures = Figures::build(data, &national, &disabled_sum);
         let previous = self.current();
         log_out_of_range(&previous.figures, &figures);
         if previous.generation > 0 && previous.figures == figures {

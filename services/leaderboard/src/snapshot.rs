@@ -1,7 +1,7 @@
 //! A snapshot of the figures: built from one consistent read of totals, sites, rates and the
 //! event, ranked once, then shared (behind an `Arc`) by every query and watcher until the next.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use saleboard_domain::ranking::{
@@ -81,38 +81,90 @@ pub fn merge_segments(held: Option<&Arc<SegmentMap>>, read: &SegmentRead) -> Arc
     Arc::new(map)
 }
 
-/// The national figures without the disabled sites (they are off the national figure): their
-/// rows subtracted, each counted out of its keys' site counts once; a key left with nothing
-/// disappears.
+/// The disabled sites' breakdown rows summed per key: how many of them sold in the key and
+/// their totals per currency. Kept site by site ([`add_disabled_site`],
+/// [`remove_disabled_site`]) as sites are disabled, enabled or their rows re-read, so taking
+/// them out of the national figures costs one step per key, not one per row, at each refresh.
 #[must_use]
-pub fn enabled_segments(
-    segments: &Arc<SegmentMap>,
-    disabled: &[saleboard_storage::SegmentSiteRow],
-) -> Arc<SegmentMap> {
-    if disabled.is_empty() {
-        return segments.clone();
+pub fn sum_disabled<'a>(
+    sites: impl IntoIterator<Item = &'a [saleboard_storage::SegmentSiteRow]>,
+) -> SegmentMap {
+    let mut sum = SegmentMap::new();
+    for rows in sites {
+        add_disabled_site(&mut sum, rows);
     }
-    let mut map = SegmentMap::clone(segments);
-    let mut counted_out = BTreeSet::new();
-    for (site, dimension, key, currency, t) in disabled {
+    sum
+}
+
+/// Adds one site's breakdown rows (distinct (dimension, key, currency)) to a sum: the site
+/// counts once in each of its keys.
+pub fn add_disabled_site(sum: &mut SegmentMap, rows: &[saleboard_storage::SegmentSiteRow]) {
+    let mut counted = std::collections::HashSet::new();
+    for (_, dimension, key, currency, t) in rows {
+        let figures = sum.entry((*dimension, key.clone())).or_default();
+        if counted.insert((*dimension, key.as_str())) {
+            figures.site_count = figures.site_count.saturating_add(1);
+        }
+        add_national(figures.totals.entry(*currency).or_default(), t);
+    }
+}
+
+/// Takes one site's rows, added before by [`add_disabled_site`], back out of a sum; a key
+/// left with no site goes.
+pub fn remove_disabled_site(sum: &mut SegmentMap, rows: &[saleboard_storage::SegmentSiteRow]) {
+    let mut counted = std::collections::HashSet::new();
+    for (_, dimension, key, currency, t) in rows {
         let k = (*dimension, key.clone());
-        let Some(figures) = map.get_mut(&k) else {
+        let Some(figures) = sum.get_mut(&k) else {
             continue;
         };
-        if counted_out.insert((site.clone(), k.clone())) {
+        if counted.insert((*dimension, key.as_str())) {
             figures.site_count = figures.site_count.saturating_sub(1);
         }
         if let Some(total) = figures.totals.get_mut(currency) {
-            total.sale_count = total.sale_count.saturating_sub(t.sale_count);
-            total.gross_minor = total.gross_minor.saturating_sub(t.gross_minor);
-            total.refund_count = total.refund_count.saturating_sub(t.refund_count);
-            total.refunded_minor = total.refunded_minor.saturating_sub(t.refunded_minor);
+            subtract(total, t);
             if *total == CurrencyTotals::default() {
                 figures.totals.remove(currency);
             }
         }
+        if figures.site_count == 0 {
+            sum.remove(&k);
+        }
+    }
+}
+
+/// `acc - t`, floored at zero (a consistent read never goes below).
+fn subtract(acc: &mut CurrencyTotals, t: &CurrencyTotals) {
+    acc.sale_count = acc.sale_count.saturating_sub(t.sale_count);
+    acc.gross_minor = acc.gross_minor.saturating_sub(t.gross_minor);
+    acc.refund_count = acc.refund_count.saturating_sub(t.refund_count);
+    acc.refunded_minor = acc.refunded_minor.saturating_sub(t.refunded_minor);
+}
+
+/// The national figures without the disabled sites (they are off the national figure): their
+/// summed rows ([`sum_disabled`]) subtracted key by key, and their number out of each key's
+/// site count; a currency or key left with nothing disappears.
+#[must_use]
+pub fn enabled_segments(segments: &Arc<SegmentMap>, disabled: &SegmentMap) -> Arc<SegmentMap> {
+    if disabled.is_empty() {
+        return segments.clone();
+    }
+    let mut map = SegmentMap::clone(segments);
+    for (k, out) in disabled {
+        let Some(figures) = map.get_mut(k) else {
+            continue;
+        };
+        figures.site_count = figures.site_count.saturating_sub(out.site_count);
+        for (currency, t) in &out.totals {
+            if let Some(total) = figures.totals.get_mut(currency) {
+                subtract(total, t);
+                if *total == CurrencyTotals::default() {
+                    figures.totals.remove(currency);
+                }
+            }
+        }
         if figures.totals.is_empty() {
-            map.remove(&k);
+            map.remove(k);
         }
     }
     Arc::new(map)
@@ -195,11 +247,7 @@ impl Figures {
     /// `disabled` sites' rows are taken out here). Never fails: a figure out of the contract's range
     /// marks its site (see `saleboard_domain::ranking`), it does not stop the board.
     #[must_use]
-    pub fn build(
-        mut data: BoardData,
-        segments: &Arc<SegmentMap>,
-        disabled: &[saleboard_storage::SegmentSiteRow],
-    ) -> Self {
+    pub fn build(mut data: BoardData, segments: &Arc<SegmentMap>, disabled: &SegmentMap) -> Self {
         // A disabled site leaves the board and the national figures (its totals stay stored).
         data.sites.retain(|s| s.disabled_at.is_none());
         let enabled: std::collections::BTreeSet<_> =
@@ -283,6 +331,79 @@ mod tests {
     }
 
     #[test]
+    fn disabled_sites_leave_each_key_once_with_their_totals() {
+        let idr = Currency::parse("IDR").expect("IDR");
+        let usd = Currency::parse("USD").expect("USD");
+        let key = |k: &str| (Dimension::Brand, k.to_owned());
+        let figures = |sites: u32, per: &[(Currency, CurrencyTotals)]| SegmentFigures {
+            site_count: sites,
+            totals: per.iter().copied().collect(),
+        };
+        // National: "nestle" sold by three sites in IDR and USD, "acme" by one in IDR.
+        let national: Arc<SegmentMap> = Arc::new(
+            [
+                (
+                    key("nestle"),
+                    figures(3, &[(idr, totals(900, 30)), (usd, totals(50, 5))]),
+                ),
+                (key("acme"), figures(1, &[(idr, totals(70, 7))])),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let a = SiteId::parse("a").expect("a");
+        let b = SiteId::parse("b").expect("b");
+        // Site a sold nestle in two currencies (counted out once), site b nestle in IDR and
+        // all of acme.
+        let rows = vec![
+            (
+                a.clone(),
+                Dimension::Brand,
+                "nestle".to_owned(),
+                idr,
+                totals(100, 10),
+            ),
+            (a, Dimension::Brand, "nestle".to_owned(), usd, totals(50, 5)),
+            (
+                b.clone(),
+                Dimension::Brand,
+                "nestle".to_owned(),
+                idr,
+                totals(200, 0),
+            ),
+            (b, Dimension::Brand, "acme".to_owned(), idr, totals(70, 7)),
+        ];
+        let (a_rows, b_rows) = rows.split_at(2);
+        let sum = sum_disabled([a_rows, b_rows]);
+        assert_eq!(sum[&key("nestle")].site_count, 2);
+        assert_eq!(sum[&key("acme")].site_count, 1);
+        let enabled = enabled_segments(&national, &sum);
+        let mut left = totals(600, 20);
+        left.sale_count = 0;
+        left.refund_count = 0;
+        assert_eq!(
+            enabled.get(&key("nestle")),
+            Some(&figures(1, &[(idr, left)])),
+            "USD emptied out, IDR less both sites' rows"
+        );
+        assert_eq!(
+            enabled.get(&key("acme")),
+            None,
+            "a key left with nothing goes"
+        );
+        // Kept site by site: b enabled again leaves a's rows alone.
+        let mut kept = sum.clone();
+        remove_disabled_site(&mut kept, b_rows);
+        assert_eq!(kept, sum_disabled([a_rows]));
+        remove_disabled_site(&mut kept, a_rows);
+        assert!(kept.is_empty());
+        assert!(Arc::ptr_eq(
+            &enabled_segments(&national, &SegmentMap::new()),
+            &national
+        ));
+    }
+
+    #[test]
     fn every_site_appears_and_national_totals_add_up() {
         let idr = Currency::parse("IDR").expect("IDR");
         let usd = Currency::parse("USD").expect("USD");
@@ -299,7 +420,7 @@ mod tests {
             events: saleboard_domain::Events::default(),
             segments: SegmentRead::default(),
         };
-        let f = Figures::build(data, &Arc::default(), &[]);
+        let f = Figures::build(data, &Arc::default(), &SegmentMap::new());
         let ranked: Vec<_> = f
             .entries
             .iter()
@@ -333,7 +454,7 @@ mod tests {
                 ..BoardData::default()
             },
             &Arc::default(),
-            &[],
+            &SegmentMap::new(),
         );
         assert_eq!(f.event, None);
         assert!(f.entries.is_empty());
@@ -357,7 +478,7 @@ mod tests {
             events: saleboard_domain::Events::default(),
             segments: SegmentRead::default(),
         };
-        let f = Figures::build(data, &Arc::default(), &[]);
+        let f = Figures::build(data, &Arc::default(), &SegmentMap::new());
         let out: Vec<_> = f
             .out_of_range()
             .map(|e| (e.site_id.as_str(), e.out_of_range.clone()))
