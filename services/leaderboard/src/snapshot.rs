@@ -355,7 +355,7 @@ mod tests {
         let b = SiteId::parse("b").expect("b");
         // Site a sold nestle in two currencies (counted out once), site b nestle in IDR and
         // all of acme.
-        let rows = vec![
+        let rows = [
             (
                 a.clone(),
                 Dimension::Brand,
