@@ -453,12 +453,64 @@ async fn migrate_is_idempotent(backend: Backend) {
     assert_eq!(store.list_sites().await.expect("list").len(), 2);
 }
 
+/// Each store looks up only the ids its filter of the ledger's keys cannot rule out: a store
+/// opened on a ledger that already has rows (its filter loading, then loaded), and two stores
+/// writing by turns (each catching up on the other's rows under the lock), never take an id
+/// that is stored for new.
+async fn stored_ids_are_never_taken_for_new(backend: Backend) {
+    let Some((db, first)) = open(backend).await else {
+        return;
+    };
+    let old: Vec<_> = (0..300)
+        .map(|i| sale("a", &format!("old-{i}"), 10))
+        .collect();
+    first.append(&old).await.expect("append");
+    let second = db.store().await;
+    let is_duplicate = |d: &Decision| matches!(d, Decision::Duplicate { .. });
+    let is_accepted = |d: &Decision| matches!(d, Decision::Accepted { .. });
+    for round in 0..40 {
+        // The first store writes new ids; the second resends them and old ones, and writes
+        // its own, which the first then resends.
+        let mine = [
+            sale("a", &format!("first-{round}"), 10),
+            sale("b", &format!("first-{round}"), 10),
+        ];
+        let d = first.append(&mine).await.expect("append");
+        assert!(d.iter().all(is_accepted), "round {round}: {d:?}");
+        let d = second
+            .append(&[
+                sale("a", &format!("first-{round}"), 10),
+                sale("b", &format!("first-{round}"), 10),
+                sale("a", &format!("old-{}", round * 7), 10),
+                sale("a", &format!("second-{round}"), 10),
+            ])
+            .await
+            .expect("append");
+        assert!(d[..3].iter().all(is_duplicate), "round {round}: {d:?}");
+        assert!(is_accepted(&d[3]), "round {round}: {d:?}");
+        let d = first
+            .append(&[
+                sale("a", &format!("second-{round}"), 10),
+                sale("a", &format!("old-{}", 299 - round), 10),
+            ])
+            .await
+            .expect("append");
+        assert!(d.iter().all(is_duplicate), "round {round}: {d:?}");
+        // Give the filters time to load part-way through.
+        if round % 10 == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(first.ledger_head().await.expect("head"), 300 + 40 * 3);
+}
+
 backend_tests!(
     sites_and_keys,
     event_and_rates,
     append_decides_and_stores,
     ledger_is_append_only,
     concurrent_writers_keep_positions_gapless,
+    stored_ids_are_never_taken_for_new,
     migrate_is_idempotent,
 );
 

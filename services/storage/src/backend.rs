@@ -49,6 +49,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// The pool.
     fn pool(&self) -> &Pool<Self::Db>;
 
+    /// What this store knows of the ledger's keys (shared by its clones).
+    fn known(&self) -> &std::sync::Arc<crate::known::KnownKeys>;
+
     /// Begins a write that other writers, in any process, queue behind.
     fn begin_write(&self) -> impl Future<Output = Result<Writing<Self::Db>>> + Send;
 

@@ -9,6 +9,8 @@
 //!   rows those queries return (`sqlx::FromRow`) and their conversion to records.
 //! - `backend`: the one trait that says what differs per database (how a write begins and
 //!   locks, how a consistent read begins, notification, how a batch of rows travels).
+//! - `known`: a Bloom filter of the ledger's keys, so an append looks up only the ids that
+//!   may be duplicates.
 //! - `shared` and `totals`: [`AdminStore`], [`LedgerStore`] (the append skeleton) and
 //!   [`TotalsStore`], written once, generic over the backend.
 //! - [`postgres`], [`sqlite`]: the two backends, their connection set-up and migrations.
@@ -21,6 +23,7 @@
 
 mod backend;
 pub mod error;
+mod known;
 pub mod model;
 pub mod postgres;
 mod rows;

@@ -19,6 +19,7 @@ use crate::{Result, Store, TotalsStore};
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    known: std::sync::Arc<crate::known::KnownKeys>,
 }
 
 impl PgStore {
@@ -34,7 +35,10 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(2))
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            known: std::sync::Arc::default(),
+        })
     }
 
     /// The pool, for tests that inspect tables directly.
@@ -158,6 +162,10 @@ impl Backend for PgStore {
 
     fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    fn known(&self) -> &std::sync::Arc<crate::known::KnownKeys> {
+        &self.known
     }
 
     /// PostgreSQL queues writers by its own row locks (`LOCK_HEAD`, `LOCK_STATE`).

@@ -10,6 +10,7 @@ use saleboard_domain::{Currency, Event, EventState, Events, Rate, SiteId, UnixNa
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use crate::backend::{Accepted, Backend};
+use crate::known::{Filter, KnownKeys};
 use crate::model::{db_position, to_u64};
 use crate::rows::{ActiveKeyRow, ApiKeyRow, EventRow, FullLedgerRow, RateRow, SiteRow};
 use crate::{
@@ -231,9 +232,33 @@ where
             .fetch_one(&mut *write.tx)
             .await?;
         // The events as committed: SetEvent takes the same lock.
+        let head = to_u64("ledger_head", head)?;
+        let known = self.known();
+        match known.through() {
+            // Other writers appended since this store last looked: their keys join the filter.
+            Some(through) if through < head => {
+                let keys: Vec<(String, String)> = sqlx::query_as(sql::KEYS_BETWEEN)
+                    .bind(db_position(through)?)
+                    .bind(db_position(head)?)
+                    .fetch_all(&mut *write.tx)
+                    .await?;
+                known.caught_up(
+                    through,
+                    head,
+                    keys.iter().map(|(s, t)| (s.as_str(), t.as_str())),
+                );
+            }
+            Some(_) => {}
+            None => {
+                if known.start_loading() {
+                    tokio::spawn(load_known_keys(self.pool().clone(), known.clone()));
+                }
+            }
+        }
+        // The events as committed: SetEvent takes the same lock.
         let events = events_in(&mut write.tx).await?;
-        let mut state = LedgerState::new(to_u64("ledger_head", head)?, events, UnixNanos::now());
-        for row in B::stored_rows(&mut write.tx, &keys_to_load(batch)).await? {
+        let mut state = LedgerState::new(head, events, UnixNanos::now());
+        for row in B::stored_rows(&mut write.tx, &keys_to_load(batch, known, head)).await? {
             let (site, tx, position, event_id) = row.into_domain()?;
             state.insert_stored(
                 site,
@@ -267,14 +292,29 @@ where
                 _ => None,
             })
             .collect();
-        if let Some(last) = accepted.last().map(|a| a.position) {
-            B::insert_accepted(&mut write.tx, &accepted).await?;
+        let moved_to = accepted.last().map(|a| a.position);
+        if let Some(last) = moved_to {
+            if let Err(e) = B::insert_accepted(&mut write.tx, &accepted).await {
+                // The unique index refusing an id the filter said was new would be a bug in
+                // the filter: look every id up until it is loaded again.
+                known.reset();
+                return Err(e);
+            }
             sqlx::query(sql::MOVE_HEAD)
                 .bind(db_position(last)?)
                 .execute(&mut *write.tx)
                 .await?;
         }
         write.tx.commit().await?;
+        if let Some(last) = moved_to {
+            known.committed(
+                head,
+                last,
+                accepted
+                    .iter()
+                    .map(|a| (a.candidate.site.as_str(), a.candidate.tx.id.as_str())),
+            );
+        }
         Ok(decisions)
     }
 
@@ -295,12 +335,15 @@ where
     }
 }
 
-/// (site_id, transaction_id) pairs whose stored rows the batch needs: its own ids (for
-/// duplicates and conflicts) and the sales its refunds name.
-fn keys_to_load(batch: &[Candidate]) -> Vec<(String, String)> {
+/// (site_id, transaction_id) pairs whose stored rows the batch needs: its own ids that may be
+/// stored (for duplicates and conflicts; the filter rules out the others) and the sales its
+/// refunds name.
+fn keys_to_load(batch: &[Candidate], known: &KnownKeys, head: u64) -> Vec<(String, String)> {
     let mut keys = BTreeSet::new();
     for c in batch {
-        keys.insert((c.site.as_str(), c.tx.id.as_str()));
+        if known.may_contain(c.site.as_str(), c.tx.id.as_str(), head) {
+            keys.insert((c.site.as_str(), c.tx.id.as_str()));
+        }
         if let Some(sale) = c.tx.refund_of() {
             keys.insert((c.site.as_str(), sale.as_str()));
         }
@@ -308,6 +351,58 @@ fn keys_to_load(batch: &[Candidate]) -> Vec<(String, String)> {
     keys.into_iter()
         .map(|(s, t)| (s.to_owned(), t.to_owned()))
         .collect()
+}
+
+/// Keys read per query while loading the filter.
+const LOAD_CHUNK: u64 = 200_000;
+
+/// Loads every key of the ledger up to its head into a new filter, then hands it to `known`
+/// (appends catch up from that head under the writer lock). Runs beside the appends, which
+/// look every id up until it is done; on failure the next append starts it again.
+async fn load_known_keys<DB>(pool: sqlx::Pool<DB>, known: std::sync::Arc<KnownKeys>)
+where
+    DB: Database,
+    for<'c> &'c sqlx::Pool<DB>: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<<DB as Database>::Row>,
+{
+    let load = async {
+        // Every row at or below a committed head is committed.
+        let head = to_u64(
+            "ledger_head",
+            sqlx::query_scalar(sql::HEAD).fetch_one(&pool).await?,
+        )?;
+        let mut filter = Filter::with_capacity(head.saturating_add(head / 4));
+        let mut from = 0;
+        while from < head {
+            let to = head.min(from.saturating_add(LOAD_CHUNK));
+            let keys: Vec<(String, String)> = sqlx::query_as(sql::KEYS_BETWEEN)
+                .bind(db_position(from)?)
+                .bind(db_position(to)?)
+                .fetch_all(&pool)
+                .await?;
+            for (site, id) in &keys {
+                filter.insert(site, id);
+            }
+            from = to;
+        }
+        Ok::<_, StorageError>((filter, head))
+    };
+    match load.await {
+        Ok((filter, head)) => {
+            tracing::info!(
+                keys_through = head,
+                "ledger keys loaded: appends look up only ids that may be stored"
+            );
+            known.loaded(filter, head);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load the ledger's keys; appends look every id up");
+            known.reset();
+        }
+    }
 }
 
 /// (site_id, sale id) pairs whose refunded sums the batch needs.

@@ -85,6 +85,10 @@ pub(crate) const HEAD: &str = "SELECT head FROM ledger_head WHERE id = 1";
 /// Moves the head after an append.
 pub(crate) const MOVE_HEAD: &str = "UPDATE ledger_head SET head = $1 WHERE id = 1";
 
+/// The keys of the ledger's positions `($1, $2]`.
+pub(crate) const KEYS_BETWEEN: &str =
+    "SELECT site_id, transaction_id FROM ledger WHERE position > $1 AND position <= $2";
+
 /// Ledger rows after a position, in order.
 pub(crate) const LEDGER_AFTER: &str = "\
     SELECT site_id, transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, \

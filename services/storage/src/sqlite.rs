@@ -28,6 +28,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Sidecar file whose lock queues writers (see [`SqliteStore::write_queue`]).
     gate: Option<std::path::PathBuf>,
+    /// What this store knows of the ledger's keys.
+    known: std::sync::Arc<crate::known::KnownKeys>,
 }
 
 impl SqliteStore {
@@ -64,7 +66,11 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
-        Ok(Self { pool, gate })
+        Ok(Self {
+            pool,
+            gate,
+            known: std::sync::Arc::default(),
+        })
     }
 
     /// Queues this writer behind the others (every process on the file) with a blocking lock
@@ -172,6 +178,10 @@ impl Backend for SqliteStore {
 
     fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    fn known(&self) -> &std::sync::Arc<crate::known::KnownKeys> {
+        &self.known
     }
 
     /// Queues behind the other writers of the file, then takes SQLite's write lock at once

@@ -1,0 +1,282 @@
+//! Which (site_id, transaction_id) keys the ledger may hold, so an append looks up only the ids
+//! that can be duplicates (issue 15: the lookup was a third of the ingest backend's work, and
+//! almost every id in a push is new).
+//!
+//! A Bloom filter of every stored key up to a position `through`: "absent" is certain, "maybe"
+//! costs one index probe. It can never miss a stored key: the keys up to `through` were read
+//! from the ledger (a background load from the start, then, under the writer lock, the rows
+//! other writers appended since), and an append adds its own keys after its commit succeeded,
+//! moving `through` in the same step only from the head it locked. Until the load is done,
+//! and after any failed insert, appends look every id up as before. The unique index on
+//! (site_id, transaction_id) stays the backstop.
+//!
+//! Hand-written (about sixty lines) rather than a crate: it needs a filter that grows with the
+//! ledger and a deterministic hash, and each crate looked at wanted a fixed capacity.
+
+use std::hash::{DefaultHasher, Hash as _, Hasher as _};
+use std::sync::Mutex;
+
+/// Bits per key of each layer: with 7 probes, about 0.8% false positives.
+const BITS_PER_KEY: u64 = 10;
+/// Probes per key.
+const PROBES: u64 = 7;
+/// Keys of the first layer at least.
+const MIN_CAPACITY: u64 = 1 << 20;
+
+/// One fixed-size Bloom filter.
+#[derive(Debug)]
+struct Layer {
+    bits: Vec<u64>,
+    capacity: u64,
+    len: u64,
+}
+
+impl Layer {
+    fn new(capacity: u64) -> Self {
+        let words = (capacity.saturating_mul(BITS_PER_KEY) / 64).max(1);
+        Self {
+            bits: vec![0; usize::try_from(words).unwrap_or(usize::MAX)],
+            capacity,
+            len: 0,
+        }
+    }
+
+    /// The bit positions of a key (double hashing).
+    fn positions(&self, (h1, h2): (u64, u64)) -> impl Iterator<Item = (usize, u64)> {
+        let nbits = self.bits.len() as u64 * 64;
+        (0..PROBES).map(move |i| {
+            let bit = h1.wrapping_add(i.wrapping_mul(h2)) % nbits;
+            (usize::try_from(bit / 64).unwrap_or(0), 1u64 << (bit % 64))
+        })
+    }
+
+    fn insert(&mut self, h: (u64, u64)) {
+        let positions: Vec<_> = self.positions(h).collect();
+        for (word, mask) in positions {
+            self.bits[word] |= mask;
+        }
+        self.len += 1;
+    }
+
+    fn may_contain(&self, h: (u64, u64)) -> bool {
+        self.positions(h)
+            .all(|(word, mask)| self.bits[word] & mask != 0)
+    }
+}
+
+/// A Bloom filter that grows: when its newest layer is full, it adds one twice the size of
+/// every key so far (so the false-positive rate stays about one layer's).
+#[derive(Debug)]
+pub(crate) struct Filter {
+    layers: Vec<Layer>,
+}
+
+impl Filter {
+    /// A filter sized for about `expected` keys.
+    pub(crate) fn with_capacity(expected: u64) -> Self {
+        Self {
+            layers: vec![Layer::new(expected.max(MIN_CAPACITY))],
+        }
+    }
+
+    fn hash(site: &str, transaction_id: &str) -> (u64, u64) {
+        let mut h = DefaultHasher::new();
+        (site, transaction_id).hash(&mut h);
+        let h1 = h.finish();
+        // The probe stride: another mix of the same hash, odd so it is never zero.
+        let h2 = h1.rotate_left(32).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (h1, h2)
+    }
+
+    /// Adds a key.
+    pub(crate) fn insert(&mut self, site: &str, transaction_id: &str) {
+        let h = Self::hash(site, transaction_id);
+        let full = self.layers.last().is_none_or(|l| l.len >= l.capacity);
+        if full {
+            let so_far: u64 = self.layers.iter().map(|l| l.len).sum();
+            self.layers
+                .push(Layer::new(so_far.saturating_mul(2).max(MIN_CAPACITY)));
+        }
+        if let Some(layer) = self.layers.last_mut() {
+            layer.insert(h);
+        }
+    }
+
+    /// False when the key was certainly never added.
+    pub(crate) fn may_contain(&self, site: &str, transaction_id: &str) -> bool {
+        let h = Self::hash(site, transaction_id);
+        self.layers.iter().any(|l| l.may_contain(h))
+    }
+
+    /// Bytes of the bit arrays.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.layers.iter().map(|l| l.bits.len() * 8).sum()
+    }
+}
+
+/// A store's knowledge of the ledger's keys.
+#[derive(Debug, Default)]
+pub(crate) struct KnownKeys {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Started loading (once per store).
+    started: bool,
+    /// The filter and the position up to which every stored key is in it; `None` until
+    /// loaded (or after a reset).
+    filter: Option<(Filter, u64)>,
+}
+
+impl KnownKeys {
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// True the first time: the caller starts the load.
+    pub(crate) fn start_loading(&self) -> bool {
+        !std::mem::replace(&mut self.inner().started, true)
+    }
+
+    /// The loaded filter: every stored key up to `through` is in it.
+    pub(crate) fn loaded(&self, filter: Filter, through: u64) {
+        self.inner().filter = Some((filter, through));
+    }
+
+    /// Forgets the filter (appends look every id up) and lets the next append load it again.
+    pub(crate) fn reset(&self) {
+        let mut inner = self.inner();
+        inner.filter = None;
+        inner.started = false;
+    }
+
+    /// The position the filter is complete to, when it is loaded.
+    pub(crate) fn through(&self) -> Option<u64> {
+        self.inner().filter.as_ref().map(|(_, t)| *t)
+    }
+
+    /// Adds keys read from the ledger's positions `(from, to]` (under the writer lock): the
+    /// filter is then complete to `to`, if it was to `from`.
+    pub(crate) fn caught_up<'a>(
+        &self,
+        from: u64,
+        to: u64,
+        keys: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) {
+        let mut inner = self.inner();
+        if let Some((filter, through)) = inner.filter.as_mut() {
+            for (site, id) in keys {
+                filter.insert(site, id);
+            }
+            if *through == from {
+                *through = to;
+            }
+        }
+    }
+
+    /// Whether a key may be stored in the ledger up to `head`: true unless a filter complete
+    /// to at least `head` rules it out. (Asked per key: a filter loaded while an append runs
+    /// may be complete only to an earlier position, and then rules nothing out.)
+    pub(crate) fn may_contain(&self, site: &str, transaction_id: &str, head: u64) -> bool {
+        match self.inner().filter.as_ref() {
+            Some((f, through)) if *through >= head => f.may_contain(site, transaction_id),
+            _ => true,
+        }
+    }
+
+    /// After a commit that moved the head from `from` to `to` with these keys: they join the
+    /// filter, which is then complete to `to` if it was to `from`. (Added after the commit,
+    /// in the same step as the move: a filter loaded meanwhile, without them, stays where
+    /// its load left it, and the next append reads the rows since from the ledger.)
+    pub(crate) fn committed<'a>(
+        &self,
+        from: u64,
+        to: u64,
+        keys: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) {
+        self.caught_up(from, to, keys);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_misses_a_key_it_was_given_and_rarely_claims_one_it_was_not() {
+        let mut f = Filter::with_capacity(0);
+        // Three layers' worth: the filter grows past its first capacity.
+        let n = 3 * MIN_CAPACITY;
+        for i in 0..n {
+            f.insert("site-a", &format!("tx-{i}"));
+        }
+        assert!(f.layers.len() >= 2, "grew: {} layers", f.layers.len());
+        for i in 0..n {
+            assert!(f.may_contain("site-a", &format!("tx-{i}")), "missed tx-{i}");
+        }
+        let probes = 200_000;
+        let false_positives = (0..probes)
+            .filter(|i| f.may_contain("site-a", &format!("other-{i}")))
+            .count();
+        // About one layer's rate per layer asked.
+        assert!(
+            false_positives < probes * 3 / 100,
+            "{false_positives} of {probes}"
+        );
+        // The site is part of the key.
+        let other_site = (0..probes)
+            .filter(|i| f.may_contain("site-b", &format!("tx-{i}")))
+            .count();
+        assert!(other_site < probes * 3 / 100, "{other_site} of {probes}");
+        // About 10 bits a key.
+        assert!(
+            f.bytes() < usize::try_from(n * 3).expect("fits"),
+            "{} bytes",
+            f.bytes()
+        );
+    }
+
+    #[test]
+    fn through_moves_only_from_where_it_was() {
+        let known = KnownKeys::default();
+        assert!(known.start_loading());
+        assert!(!known.start_loading());
+        assert_eq!(known.through(), None);
+        assert!(
+            known.may_contain("s", "anything", 0),
+            "no filter: look everything up"
+        );
+        let mut f = Filter::with_capacity(10);
+        f.insert("s", "t1");
+        known.loaded(f, 5);
+        assert!(known.may_contain("s", "t1", 5));
+        assert!(
+            !known.may_contain("s", "t2", 5),
+            "ruled out (this key is no false positive)"
+        );
+        assert!(
+            known.may_contain("s", "t2", 6),
+            "a filter behind the head rules nothing out"
+        );
+        // A commit from another head than the filter's leaves it where it is (its keys join).
+        known.committed(4, 9, [("s", "t9")]);
+        assert_eq!(known.through(), Some(5));
+        assert!(known.may_contain("s", "t9", 5));
+        known.caught_up(5, 7, [("s", "t6"), ("s", "t7")]);
+        assert_eq!(known.through(), Some(7));
+        assert!(known.may_contain("s", "t6", 7) && known.may_contain("s", "t7", 7));
+        known.committed(7, 8, [("s", "t8")]);
+        assert_eq!(known.through(), Some(8));
+        assert!(known.may_contain("s", "t8", 8));
+        known.reset();
+        assert_eq!(known.through(), None);
+        assert!(
+            known.start_loading(),
+            "a reset lets the next append load again"
+        );
+    }
+}
