@@ -214,7 +214,7 @@ where
     B: Backend,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
     <B::Db as Database>::Arguments: IntoArguments<B::Db>,
-    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
     for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
     for<'q> i16: Decode<'q, B::Db> + Type<B::Db>,
     for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
@@ -365,9 +365,11 @@ where
     for<'c> &'c sqlx::Pool<DB>: Executor<'c, Database = DB>,
     <DB as Database>::Arguments: IntoArguments<DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<<DB as Database>::Row>,
 {
+    use futures::TryStreamExt as _;
+    use sqlx::Row as _;
     let load = async {
         // Every row at or below a committed head is committed.
         let head = to_u64(
@@ -378,13 +380,13 @@ where
         let mut from = 0;
         while from < head {
             let to = head.min(from.saturating_add(LOAD_CHUNK));
-            let keys: Vec<(String, String)> = sqlx::query_as(sql::KEYS_BETWEEN)
+            // Streamed: each key is hashed from the row's bytes, none is kept.
+            let mut rows = sqlx::query(sql::KEYS_BETWEEN)
                 .bind(db_position(from)?)
                 .bind(db_position(to)?)
-                .fetch_all(&pool)
-                .await?;
-            for (site, id) in &keys {
-                filter.insert(site, id);
+                .fetch(&pool);
+            while let Some(row) = rows.try_next().await? {
+                filter.insert(row.try_get::<&str, _>(0)?, row.try_get::<&str, _>(1)?);
             }
             from = to;
         }
