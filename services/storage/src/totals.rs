@@ -188,15 +188,25 @@ where
             .cloned()
             .collect();
         disabled_totals.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        let of_site = |all: &[SiteCurrencyTotals], site: &SiteId| -> Vec<SiteCurrencyTotals> {
-            all.iter().filter(|(s, _, _)| s == site).cloned().collect()
-        };
+        // Each site's rows, grouped once (a refresh with many disabled sites stays linear).
+        fn by_site(
+            all: &[SiteCurrencyTotals],
+        ) -> std::collections::HashMap<&SiteId, Vec<&SiteCurrencyTotals>> {
+            let mut sites: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
+            for row in all {
+                sites.entry(&row.0).or_default().push(row);
+            }
+            sites
+        }
+        let now_by_site = by_site(&disabled_totals);
+        let before_by_site = cursor.map(|c| by_site(c.disabled_totals));
         let mut changed: Vec<SiteId> = disabled_totals.iter().map(|(s, _, _)| s.clone()).collect();
         changed.dedup();
-        if let Some(c) = cursor {
-            changed
-                .retain(|site| of_site(c.disabled_totals, site) != of_site(&disabled_totals, site));
+        if let Some(before) = &before_by_site {
+            changed.retain(|site| before.get(site) != now_by_site.get(site));
         }
+        drop(now_by_site);
+        drop(before_by_site);
         let mut disabled = Vec::with_capacity(changed.len());
         for site in changed {
             let rows = sqlx::query_as::<_, SegmentSiteTotalsRow>(sql::SITE_EVENT_SEGMENTS)
