@@ -229,8 +229,8 @@ impl Engine {
         let mut renewed = Instant::now();
         let mut last_apply: Option<Instant> = None;
         let mut full_batch = false;
-        // While behind, the next batch is read during the previous one's write.
-        let mut prefetched: Option<Vec<saleboard_storage::LedgerRow>> = None;
+        // While behind, the next batch is read and folded during the previous one's write.
+        let mut ahead: Option<Folded> = None;
         loop {
             if *stop.borrow() {
                 return Ok(());
@@ -252,15 +252,17 @@ impl Engine {
                     }
                 }
             }
-            let rows = match prefetched.take() {
-                Some(rows) => rows,
+            let folded = match ahead.take() {
+                Some(folded) => folded,
                 None => {
-                    self.store
+                    let rows = self
+                        .store
                         .read_ledger(applied, self.config.batch_rows)
-                        .await?
+                        .await?;
+                    fold(&mut book, applied, &rows)?
                 }
             };
-            let Some(last) = rows.last().map(|r| r.position) else {
+            let Some(last) = folded.last else {
                 // Caught up with every committed row.
                 self.metrics.lag.record(0, &[]);
                 tokio::select! {
@@ -270,44 +272,68 @@ impl Engine {
                 continue;
             };
             last_apply = Some(Instant::now());
-            full_batch = rows.len() >= self.config.batch_rows as usize;
-            for (expected, row) in (applied + 1..).zip(&rows) {
-                if row.position != expected {
-                    return Err(LeadEnd::Fatal(EngineError::Gap {
-                        applied: expected - 1,
-                        found: row.position,
-                    }));
-                }
-                book.apply(&row.event_id, &row.site, &row.tx)
-                    .map_err(|e| LeadEnd::Fatal(e.into()))?;
-            }
+            full_batch = folded.rows >= self.config.batch_rows as usize;
             let changes = book.take_changes();
-            // Behind (a full batch): read what follows while this batch's totals are written;
-            // the read only sees committed ledger rows after `last`, whatever the write does
-            // (a fenced write ends the lead and the read is dropped).
+            // Behind (a full batch): read what follows and fold it while this batch's totals
+            // are written. The read only sees committed ledger rows after `last`, whatever the
+            // write does; the fold only changes this lead's book, which a failed (or fenced)
+            // write throws away with the lead.
             let write = self
                 .store
                 .apply_totals(applied, last, &changes, UnixNanos::now());
             if full_batch {
-                let read = self.store.read_ledger(last, self.config.batch_rows);
-                let (written, read) = tokio::join!(write, read);
+                let next = async {
+                    let rows = self.store.read_ledger(last, self.config.batch_rows).await?;
+                    fold(&mut book, last, &rows)
+                };
+                let (written, next) = tokio::join!(write, next);
                 written?;
-                prefetched = Some(read?);
+                ahead = Some(next?);
             } else {
                 write.await?;
             }
             tracing::debug!(
                 from = applied,
                 to = last,
-                rows = rows.len(),
+                rows = folded.rows,
                 "totals applied"
             );
             applied = last;
-            self.metrics.applied.add(rows.len() as u64, &[]);
+            self.metrics.applied.add(folded.rows as u64, &[]);
             self.status.send_replace(LocalStatus {
                 active: true,
                 applied,
             });
         }
     }
+}
+
+/// A batch of ledger rows folded into the book (its changes not yet taken).
+struct Folded {
+    /// The last position folded; `None` when there was nothing to read.
+    last: Option<u64>,
+    /// Rows folded.
+    rows: usize,
+}
+
+/// Folds rows read after `applied` into `book`, checking that they follow it without a gap.
+fn fold(
+    book: &mut saleboard_domain::totals::TotalsBook,
+    applied: u64,
+    rows: &[saleboard_storage::LedgerRow],
+) -> Result<Folded, LeadEnd> {
+    for (expected, row) in (applied + 1..).zip(rows) {
+        if row.position != expected {
+            return Err(LeadEnd::Fatal(EngineError::Gap {
+                applied: expected - 1,
+                found: row.position,
+            }));
+        }
+        book.apply(&row.event_id, &row.site, &row.tx)
+            .map_err(|e| LeadEnd::Fatal(e.into()))?;
+    }
+    Ok(Folded {
+        last: rows.last().map(|r| r.position),
+        rows: rows.len(),
+    })
 }
