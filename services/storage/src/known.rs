@@ -16,10 +16,11 @@
 use std::hash::{DefaultHasher, Hash as _, Hasher as _};
 use std::sync::Mutex;
 
-/// Bits per key of each layer: with 7 probes, about 0.8% false positives.
-const BITS_PER_KEY: u64 = 10;
+/// Bits per key of each layer: with 6 probes, about 2% false positives (2% of new ids still
+/// looked up), for one byte of memory per stored key.
+const BITS_PER_KEY: u64 = 8;
 /// Probes per key.
-const PROBES: u64 = 7;
+const PROBES: u64 = 6;
 /// Keys of the first layer at least.
 const MIN_CAPACITY: u64 = 1 << 20;
 
@@ -224,14 +225,14 @@ mod tests {
             .count();
         // About one layer's rate per layer asked.
         assert!(
-            false_positives < probes * 3 / 100,
+            false_positives < probes * 5 / 100,
             "{false_positives} of {probes}"
         );
         // The site is part of the key.
         let other_site = (0..probes)
             .filter(|i| f.may_contain("site-b", &format!("tx-{i}")))
             .count();
-        assert!(other_site < probes * 3 / 100, "{other_site} of {probes}");
+        assert!(other_site < probes * 5 / 100, "{other_site} of {probes}");
         // About 10 bits a key.
         assert!(
             f.bytes() < usize::try_from(n * 3).expect("fits"),

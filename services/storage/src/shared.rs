@@ -376,7 +376,8 @@ where
             "ledger_head",
             sqlx::query_scalar(sql::HEAD).fetch_one(&pool).await?,
         )?;
-        let mut filter = Filter::with_capacity(head.saturating_add(head / 4));
+        // Room for an eighth more before the filter grows a layer.
+        let mut filter = Filter::with_capacity(head.saturating_add(head / 8));
         let mut from = 0;
         while from < head {
             let to = head.min(from.saturating_add(LOAD_CHUNK));
