@@ -163,6 +163,13 @@ impl SqliteStore {
                 include_str!("../migrations/sqlite/0007_segments.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                8,
+                "hot path".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0008_hot_path.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
