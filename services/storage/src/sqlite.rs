@@ -18,7 +18,7 @@ use sqlx::sqlite::{
 };
 
 use crate::backend::{Accepted, Backend, Writing};
-use crate::model::db_position;
+use crate::model::{db_position, to_i64};
 use crate::rows::{RefundedRow, StoredRow};
 use crate::{Result, StorageError, Store, TotalsStore};
 
@@ -389,98 +389,105 @@ impl Store for SqliteStore {
 }
 
 /// Writes the changed breakdown rows of one apply: per site, and national (every currency of a
-/// changed key, with its site count, marked changed at `position`).
+/// changed key, with its site count, marked changed at `position`). Bound values, in
+/// statements of up to [`INSERT_CHUNK`] rows (money as decimal text).
 async fn upsert_segments(
     conn: &mut SqliteConnection,
     changes: &Changes,
     position: u64,
 ) -> Result<()> {
-    if !changes.segment_sites.is_empty() {
-        let rows: Vec<serde_json::Value> = changes
-            .segment_sites
-            .iter()
-            .map(|((e, d, k, s), c, t)| {
-                json!([
-                    e.as_str(),
-                    s.as_str(),
-                    d.code(),
-                    k.as_str(),
-                    c.code(),
-                    t.sale_count,
-                    t.gross_minor.to_string(),
-                    t.refund_count,
-                    t.refunded_minor.to_string()
-                ])
-            })
-            .collect();
-        sqlx::query(
+    for chunk in changes.segment_sites.chunks(INSERT_CHUNK) {
+        let sql = values_sql(
             "INSERT INTO segment_site_totals (event_id, site_id, dimension, key, currency, \
-             sale_count, gross_minor, refund_count, refunded_minor) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-             value ->> 5, value ->> 6, value ->> 7, value ->> 8 FROM json_each($1) WHERE true \
-             ON CONFLICT (event_id, site_id, dimension, key, currency) DO UPDATE SET \
+             sale_count, gross_minor, refund_count, refunded_minor) VALUES ",
+            9,
+            chunk.len(),
+            " ON CONFLICT (event_id, site_id, dimension, key, currency) DO UPDATE SET \
              sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
              refund_count = excluded.refund_count, refunded_minor = excluded.refunded_minor",
-        )
-        .bind(serde_json::Value::Array(rows).to_string())
-        .execute(&mut *conn)
-        .await?;
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for ((e, d, k, s), c, t) in chunk {
+            query = query
+                .bind(e.as_str())
+                .bind(s.as_str())
+                .bind(d.code())
+                .bind(k.as_str())
+                .bind(c.code())
+                .bind(to_i64("segment_site_totals", t.sale_count)?)
+                .bind(t.gross_minor.to_string())
+                .bind(to_i64("segment_site_totals", t.refund_count)?)
+                .bind(t.refunded_minor.to_string());
+        }
+        query.execute(&mut *conn).await?;
     }
-    if !changes.segments.is_empty() {
-        let rows: Vec<serde_json::Value> = changes
-            .segments
-            .iter()
-            .flat_map(|((e, d, k), figures)| {
-                figures.totals.iter().map(move |(c, t)| {
-                    json!([
-                        e.as_str(),
-                        d.code(),
-                        k.as_str(),
-                        c.code(),
-                        t.sale_count,
-                        t.gross_minor.to_string(),
-                        t.refund_count,
-                        t.refunded_minor.to_string(),
-                        figures.site_count
-                    ])
-                })
-            })
-            .collect();
-        sqlx::query(
+    let national: Vec<_> = changes
+        .segments
+        .iter()
+        .flat_map(|((e, d, k), figures)| {
+            figures
+                .totals
+                .iter()
+                .map(move |(c, t)| (e, *d, k, *c, t, figures.site_count))
+        })
+        .collect();
+    for chunk in national.chunks(INSERT_CHUNK) {
+        let sql = values_sql(
             "INSERT INTO segment_totals (event_id, dimension, key, currency, sale_count, \
-             gross_minor, refund_count, refunded_minor, site_count, changed_at_position) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-             value ->> 5, value ->> 6, value ->> 7, value ->> 8, $2 FROM json_each($1) WHERE true \
-             ON CONFLICT (event_id, dimension, key, currency) DO UPDATE SET \
+             gross_minor, refund_count, refunded_minor, site_count, changed_at_position) VALUES ",
+            10,
+            chunk.len(),
+            " ON CONFLICT (event_id, dimension, key, currency) DO UPDATE SET \
              sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
              refund_count = excluded.refund_count, refunded_minor = excluded.refunded_minor, \
              site_count = excluded.site_count, changed_at_position = excluded.changed_at_position",
-        )
-        .bind(serde_json::Value::Array(rows).to_string())
-        .bind(db_position(position)?)
-        .execute(&mut *conn)
-        .await?;
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (e, d, k, c, t, sites) in chunk {
+            query = query
+                .bind(e.as_str())
+                .bind(d.code())
+                .bind(k.as_str())
+                .bind(c.code())
+                .bind(to_i64("segment_totals", t.sale_count)?)
+                .bind(t.gross_minor.to_string())
+                .bind(to_i64("segment_totals", t.refund_count)?)
+                .bind(t.refunded_minor.to_string())
+                .bind(i64::from(*sites))
+                .bind(db_position(position)?);
+        }
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-/// Ledger rows per insert statement: 15 values each, well under SQLite's 32,766 variables.
+/// Rows per insert statement: at most 15 values each, well under SQLite's 32,766 variables.
 const INSERT_CHUNK: usize = 1_000;
 
-/// `INSERT INTO ledger ... VALUES (?, ...), ...` for `rows` rows (the full chunk's text is
-/// the same every time, so its prepared statement is cached).
+/// `INSERT INTO ledger ... VALUES (?, ...), ...` for `rows` rows.
 fn insert_ledger_sql(rows: usize) -> String {
-    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    let mut sql = String::from(
+    values_sql(
         "INSERT INTO ledger (position, site_id, transaction_id, store_id, kind, currency, \
          amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id, brand, \
          category, origin) VALUES ",
-    );
+        15,
+        rows,
+        "",
+    )
+}
+
+/// `head` + `rows` groups of `columns` placeholders + `tail` (the full chunk's text is the
+/// same every time, so its prepared statement is cached).
+fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    let mut sql = String::with_capacity(head.len() + rows * (row.len() + 2) + tail.len());
+    sql.push_str(head);
     for i in 0..rows {
         if i > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(ROW);
+        sql.push_str(&row);
     }
+    sql.push_str(tail);
     sql
 }
