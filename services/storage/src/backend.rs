@@ -67,6 +67,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
         sales: &[(String, String)],
     ) -> impl Future<Output = Result<Vec<RefundedRow>>> + Send;
 
+    /// The ledger rows after `after`, in order, at most `limit`.
+    fn ledger_after(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<crate::LedgerRow>>> + Send;
+
     /// Inserts accepted candidates at their positions, in their events, in one statement.
     fn insert_accepted(
         conn: &mut <Self::Db as Database>::Connection,

@@ -176,6 +176,17 @@ impl Backend for PgStore {
         })
     }
 
+    async fn ledger_after(&self, after: u64, limit: u32) -> Result<Vec<crate::LedgerRow>> {
+        sqlx::query_as::<_, crate::rows::FullLedgerRow>(crate::sql::LEDGER_AFTER)
+            .bind(db_position(after)?)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(crate::rows::FullLedgerRow::into_row)
+            .collect()
+    }
+
     async fn stored_rows(
         conn: &mut PgConnection,
         keys: &[(String, String)],

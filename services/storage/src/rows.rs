@@ -270,6 +270,51 @@ pub(crate) struct FullLedgerRow {
     received_at_ns: i64,
 }
 
+/// A whole ledger row as a JSON array (SQLite's batched read), in [`FullLedgerRow`]'s order.
+pub(crate) type LedgerTuple = (
+    String,
+    String,
+    String,
+    i16,
+    String,
+    i64,
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    i16,
+    String,
+    i64,
+);
+
+impl From<LedgerTuple> for FullLedgerRow {
+    fn from(t: LedgerTuple) -> Self {
+        let (site_id, transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns) =
+            (t.0, t.1, t.2, t.3, t.4, t.5, t.6);
+        Self {
+            stored: StoredRow {
+                site_id,
+                transaction_id,
+                store_id,
+                kind,
+                currency,
+                amount_minor,
+                occurred_at_ns,
+                refund_of: t.7,
+                position: t.8,
+                event_id: t.9,
+                brand: t.10,
+                category: t.11,
+                origin: t.12,
+            },
+            key_id: t.13,
+            received_at_ns: t.14,
+        }
+    }
+}
+
 impl FullLedgerRow {
     pub(crate) fn into_row(self) -> Result<LedgerRow> {
         let (site, tx, position, event_id) = self.stored.into_domain()?;

@@ -12,7 +12,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type}
 use crate::backend::{Accepted, Backend};
 use crate::known::{Filter, KnownKeys};
 use crate::model::{db_position, to_u64};
-use crate::rows::{ActiveKeyRow, ApiKeyRow, EventRow, FullLedgerRow, RateRow, SiteRow};
+use crate::rows::{ActiveKeyRow, ApiKeyRow, EventRow, RateRow, SiteRow};
 use crate::{
     ActiveKey, AdminStore, ApiKeyRecord, Candidate, LedgerRow, LedgerStore, Result, SiteRecord,
     StorageError, sql,
@@ -324,14 +324,7 @@ where
     }
 
     async fn read_ledger(&self, after: u64, limit: u32) -> Result<Vec<LedgerRow>> {
-        sqlx::query_as::<_, FullLedgerRow>(sql::LEDGER_AFTER)
-            .bind(db_position(after)?)
-            .bind(i64::from(limit))
-            .fetch_all(self.pool())
-            .await?
-            .into_iter()
-            .map(FullLedgerRow::into_row)
-            .collect()
+        self.ledger_after(after, limit).await
     }
 }
 

@@ -201,6 +201,27 @@ impl Backend for SqliteStore {
         })
     }
 
+    /// The rows travel as one JSON array in one result row: sqlx hands each result row from
+    /// SQLite's thread to the caller's task on its own, which cost more than reading the row.
+    async fn ledger_after(&self, after: u64, limit: u32) -> Result<Vec<crate::LedgerRow>> {
+        let json: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(site_id, transaction_id, store_id, kind, \
+             currency, amount_minor, occurred_at_ns, refund_of, position, event_id, brand, \
+             category, origin, key_id, received_at_ns) ORDER BY position) FROM ledger \
+             WHERE position > $1 AND position <= $1 + $2",
+        )
+        .bind(db_position(after)?)
+        .bind(i64::from(limit))
+        .fetch_one(&self.pool)
+        .await?;
+        let rows: Vec<crate::rows::LedgerTuple> =
+            serde_json::from_str(json.as_deref().unwrap_or("[]"))
+                .map_err(|e| StorageError::corrupt("ledger", e))?;
+        rows.into_iter()
+            .map(|t| crate::rows::FullLedgerRow::from(t).into_row())
+            .collect()
+    }
+
     async fn stored_rows(
         conn: &mut SqliteConnection,
         keys: &[(String, String)],
