@@ -38,7 +38,9 @@ pub struct AggregatorConfig {
     /// coming (a full batch goes at once): rows arriving meanwhile are folded together, so a
     /// busy site's brand is written once per interval rather than once per small batch. Adds
     /// at most this much to freshness; 0 folds whatever is there as soon as it is there.
-    #[arg(long = "aggregator-min-apply-ms", env = "SALEBOARD_AGGREGATOR_MIN_APPLY_MS", default_value_t = 100,
+    /// (75 against 100, alternating quick runs: open-loop freshness p99 at 40,000/s 227-229 ms
+    /// against 280-348 ms, closed loop 68-73k/s against 66-68k/s.)
+    #[arg(long = "aggregator-min-apply-ms", env = "SALEBOARD_AGGREGATOR_MIN_APPLY_MS", default_value_t = 75,
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub min_apply_ms: u64,
 
