@@ -231,7 +231,6 @@ where
         let head: i64 = sqlx::query_scalar(B::LOCK_HEAD)
             .fetch_one(&mut *write.tx)
             .await?;
-        // The events as committed: SetEvent takes the same lock.
         let head = to_u64("ledger_head", head)?;
         let known = self.known();
         match known.through() {
@@ -295,9 +294,12 @@ where
         let moved_to = accepted.last().map(|a| a.position);
         if let Some(last) = moved_to {
             if let Err(e) = B::insert_accepted(&mut write.tx, &accepted).await {
-                // The unique index refusing an id the filter said was new would be a bug in
-                // the filter: look every id up until it is loaded again.
-                known.reset();
+                // The database refusing the rows (the unique index refusing an id the filter
+                // said was new would be a bug in the filter): look every id up until it is
+                // loaded again. A lost connection says nothing about the filter.
+                if matches!(e, StorageError::Database(_)) {
+                    known.reset();
+                }
                 return Err(e);
             }
             sqlx::query(sql::MOVE_HEAD)
