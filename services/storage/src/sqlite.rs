@@ -258,7 +258,10 @@ impl Backend for SqliteStore {
     async fn insert_accepted(conn: &mut SqliteConnection, accepted: &[Accepted<'_>]) -> Result<()> {
         for chunk in accepted.chunks(INSERT_CHUNK) {
             let sql = insert_ledger_sql(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                // Only the full chunk's statement is kept prepared: one of every size would
+                // fill each connection's statement cache with large programs.
+                .persistent(chunk.len() == INSERT_CHUNK);
             for a in chunk {
                 let c = a.candidate;
                 query = query
@@ -427,7 +430,10 @@ async fn upsert_segments(
              sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
              refund_count = excluded.refund_count, refunded_minor = excluded.refunded_minor",
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                // Only the full chunk's statement is kept prepared: one of every size would
+                // fill each connection's statement cache with large programs.
+                .persistent(chunk.len() == INSERT_CHUNK);
         for ((e, d, k, s), c, t) in chunk {
             query = query
                 .bind(e.as_str())
@@ -463,7 +469,10 @@ async fn upsert_segments(
              refund_count = excluded.refund_count, refunded_minor = excluded.refunded_minor, \
              site_count = excluded.site_count, changed_at_position = excluded.changed_at_position",
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                // Only the full chunk's statement is kept prepared: one of every size would
+                // fill each connection's statement cache with large programs.
+                .persistent(chunk.len() == INSERT_CHUNK);
         for (e, d, k, c, t, sites) in chunk {
             query = query
                 .bind(e.as_str())
