@@ -258,10 +258,8 @@ impl Backend for SqliteStore {
     async fn insert_accepted(conn: &mut SqliteConnection, accepted: &[Accepted<'_>]) -> Result<()> {
         for chunk in accepted.chunks(INSERT_CHUNK) {
             let sql = insert_ledger_sql(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-                // Only the full chunk's statement is kept prepared: one of every size would
-                // fill each connection's statement cache with large programs.
-                .persistent(chunk.len() == INSERT_CHUNK);
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == INSERT_CHUNK);
             for a in chunk {
                 let c = a.candidate;
                 query = query
@@ -430,10 +428,8 @@ async fn upsert_segments(
              sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
              refund_count = excluded.refund_count, refunded_minor = excluded.refunded_minor",
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-                // Only the full chunk's statement is kept prepared: one of every size would
-                // fill each connection's statement cache with large programs.
-                .persistent(chunk.len() == INSERT_CHUNK);
+        let mut query =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == INSERT_CHUNK);
         for ((e, d, k, s), c, t) in chunk {
             query = query
                 .bind(e.as_str())
@@ -469,10 +465,8 @@ async fn upsert_segments(
              refund_count = excluded.refund_count, refunded_minor = excluded.refunded_minor, \
              site_count = excluded.site_count, changed_at_position = excluded.changed_at_position",
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-                // Only the full chunk's statement is kept prepared: one of every size would
-                // fill each connection's statement cache with large programs.
-                .persistent(chunk.len() == INSERT_CHUNK);
+        let mut query =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == INSERT_CHUNK);
         for (e, d, k, c, t, sites) in chunk {
             query = query
                 .bind(e.as_str())
@@ -492,6 +486,8 @@ async fn upsert_segments(
 }
 
 /// Rows per insert statement: at most 15 values each, well under SQLite's 32,766 variables.
+/// Only a full chunk's statement stays prepared: one of every remainder size would fill each
+/// connection's statement cache with large programs.
 const INSERT_CHUNK: usize = 1_000;
 
 /// `INSERT INTO ledger ... VALUES (?, ...), ...` for `rows` rows.
