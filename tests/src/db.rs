@@ -125,7 +125,7 @@ impl TestDb {
 /// # Panics
 /// When storage refuses.
 pub async fn seed_site(store: &dyn Store, site_id: &str) -> String {
-    use saleboard_domain::{Event, SiteId, UnixNanos};
+    use saleboard_domain::{Event, UnixNanos};
     let now = UnixNanos::now();
     let event = Event::new(
         "seeded",
@@ -139,8 +139,22 @@ pub async fn seed_site(store: &dyn Store, site_id: &str) -> String {
         .set_event(&event, saleboard_domain::UnixNanos::now())
         .await
         .expect("event");
+    register_site(store, site_id, site_id).await
+}
+
+/// Registers `site_id` (shown as `display_name`) with one API key in `store`; returns the
+/// key's secret.
+///
+/// # Panics
+/// When storage refuses.
+pub async fn register_site(store: &dyn Store, site_id: &str, display_name: &str) -> String {
+    use saleboard_domain::{SiteId, UnixNanos};
+    let now = UnixNanos::now();
     let site = SiteId::parse(site_id).expect("site id");
-    store.create_site(&site, site_id, now).await.expect("site");
+    store
+        .create_site(&site, display_name, now)
+        .await
+        .expect("site");
     let key = saleboard_runtime::auth::new_api_key().expect("key");
     store
         .create_api_key(&key.key_id, &site, &key.secret_hash, now)

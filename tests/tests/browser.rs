@@ -11,10 +11,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use saleboard_domain::{Event, SiteId, UnixNanos};
+use saleboard_domain::{Event, UnixNanos};
 use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
 use saleboard_proto::v1::{GetNationalTotalsRequest, Origin, SubmitTransactionsRequest};
-use saleboard_runtime::auth::new_api_key;
 use saleboard_tests::app::{channel, ingest_client};
 use saleboard_tests::data::sale;
 use saleboard_tests::proc::{ServiceProcess, free_addr};
@@ -138,14 +137,7 @@ async fn the_screen_in_a_real_browser() {
         ("shopee", "Shopee"),
         ("blibli", "Blibli"),
     ] {
-        let site = SiteId::parse(id).expect("site");
-        store.create_site(&site, name, now).await.expect("site");
-        let key = new_api_key().expect("key");
-        store
-            .create_api_key(&key.key_id, &site, &key.secret_hash, now)
-            .await
-            .expect("key");
-        secrets.push(key.secret);
+        secrets.push(saleboard_tests::db::register_site(store.as_ref(), id, name).await);
     }
     let env = [
         ("SALEBOARD_DATABASE_URL", db.url.as_str()),

@@ -5,9 +5,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use saleboard_domain::{Event, SiteId, UnixNanos};
+use saleboard_domain::{Event, UnixNanos};
 use saleboard_proto::v1::Outcome;
-use saleboard_runtime::auth::new_api_key;
 use saleboard_tests::app::ingest_client;
 use saleboard_tests::data::now_secs;
 use saleboard_tests::load::{batches, sale_of};
@@ -50,13 +49,7 @@ async fn sigkill_mid_stream_loses_nothing_accepted(backend: Backend) {
         .set_event(&event, saleboard_domain::UnixNanos::now())
         .await
         .expect("event");
-    let site = SiteId::parse("alpha").expect("site");
-    store.create_site(&site, "Alpha", now).await.expect("site");
-    let key = new_api_key().expect("key");
-    store
-        .create_api_key(&key.key_id, &site, &key.secret_hash, now)
-        .await
-        .expect("key");
+    let secret = saleboard_tests::db::register_site(store.as_ref(), "alpha", "Alpha").await;
 
     let occurred_at = now_secs() - 60;
     let txs: Vec<_> = (0..TOTAL)
@@ -65,7 +58,7 @@ async fn sigkill_mid_stream_loses_nothing_accepted(backend: Backend) {
     let mut ingest = start_ingest(&db).await;
 
     // Stream everything; kill the process once some batches are acknowledged.
-    let mut client = ingest_client(ingest.addr, Some(&key.secret)).await;
+    let mut client = ingest_client(ingest.addr, Some(&secret)).await;
     let mut stream = client
         .stream_transactions(tokio_stream::iter(batches(txs.clone(), BATCH)))
         .await
@@ -120,7 +113,7 @@ async fn sigkill_mid_stream_loses_nothing_accepted(backend: Backend) {
 
     // Restart and resend everything.
     let ingest = start_ingest(&db).await;
-    let mut client = ingest_client(ingest.addr, Some(&key.secret)).await;
+    let mut client = ingest_client(ingest.addr, Some(&secret)).await;
     let mut stream = client
         .stream_transactions(tokio_stream::iter(batches(txs, BATCH)))
         .await

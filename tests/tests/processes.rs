@@ -7,14 +7,13 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use saleboard_domain::{Event, SiteId, UnixNanos};
+use saleboard_domain::{Event, UnixNanos};
 use saleboard_proto::v1::aggregator_service_client::AggregatorServiceClient;
 use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
 use saleboard_proto::v1::{
     AggregatorStatus, GetAggregatorStatusRequest, GetNationalTotalsRequest, GetSiteTotalsRequest,
     Outcome, SubmitTransactionsRequest, Transaction,
 };
-use saleboard_runtime::auth::new_api_key;
 use saleboard_tests::app::{channel, ingest_client};
 use saleboard_tests::data::{now_secs, refund};
 use saleboard_tests::load::{SplitMix, sale_of};
@@ -53,14 +52,9 @@ impl Suite {
             .expect("event");
         let mut secrets = Vec::new();
         for s in 0..sites {
-            let site = SiteId::parse(&format!("site-{s}")).expect("site");
-            store.create_site(&site, "S", now).await.expect("site");
-            let key = new_api_key().expect("key");
-            store
-                .create_api_key(&key.key_id, &site, &key.secret_hash, now)
-                .await
-                .expect("key");
-            secrets.push(key.secret);
+            secrets.push(
+                saleboard_tests::db::register_site(store.as_ref(), &format!("site-{s}"), "S").await,
+            );
         }
         Some(Self { db, secrets })
     }

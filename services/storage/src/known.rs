@@ -160,9 +160,12 @@ impl KnownKeys {
         self.inner().filter.as_ref().map(|(_, t)| *t)
     }
 
-    /// Adds keys read from the ledger's positions `(from, to]` (under the writer lock): the
-    /// filter is then complete to `to`, if it was to `from`.
-    pub(crate) fn caught_up<'a>(
+    /// Adds the keys of the ledger's positions `(from, to]`: read from the ledger under the
+    /// writer lock, or those of a commit that moved the head from `from` to `to` (added after
+    /// it committed). The filter is then complete to `to` if it was to `from`; a filter loaded
+    /// meanwhile, without them, stays where its load left it, and the next append reads the
+    /// rows since from the ledger.
+    pub(crate) fn advanced<'a>(
         &self,
         from: u64,
         to: u64,
@@ -187,19 +190,6 @@ impl KnownKeys {
             Some((f, through)) if *through >= head => f.may_contain(site, transaction_id),
             _ => true,
         }
-    }
-
-    /// After a commit that moved the head from `from` to `to` with these keys: they join the
-    /// filter, which is then complete to `to` if it was to `from`. (Added after the commit,
-    /// in the same step as the move: a filter loaded meanwhile, without them, stays where
-    /// its load left it, and the next append reads the rows since from the ledger.)
-    pub(crate) fn committed<'a>(
-        &self,
-        from: u64,
-        to: u64,
-        keys: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) {
-        self.caught_up(from, to, keys);
     }
 }
 
@@ -264,13 +254,13 @@ mod tests {
             "a filter behind the head rules nothing out"
         );
         // A commit from another head than the filter's leaves it where it is (its keys join).
-        known.committed(4, 9, [("s", "t9")]);
+        known.advanced(4, 9, [("s", "t9")]);
         assert_eq!(known.through(), Some(5));
         assert!(known.may_contain("s", "t9", 5));
-        known.caught_up(5, 7, [("s", "t6"), ("s", "t7")]);
+        known.advanced(5, 7, [("s", "t6"), ("s", "t7")]);
         assert_eq!(known.through(), Some(7));
         assert!(known.may_contain("s", "t6", 7) && known.may_contain("s", "t7", 7));
-        known.committed(7, 8, [("s", "t8")]);
+        known.advanced(7, 8, [("s", "t8")]);
         assert_eq!(known.through(), Some(8));
         assert!(known.may_contain("s", "t8", 8));
         known.reset();

@@ -291,8 +291,23 @@ pub(crate) type LedgerTuple = (
 
 impl From<LedgerTuple> for FullLedgerRow {
     fn from(t: LedgerTuple) -> Self {
-        let (site_id, transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns) =
-            (t.0, t.1, t.2, t.3, t.4, t.5, t.6);
+        let (
+            site_id,
+            transaction_id,
+            store_id,
+            kind,
+            currency,
+            amount_minor,
+            occurred_at_ns,
+            refund_of,
+            position,
+            event_id,
+            brand,
+            category,
+            origin,
+            key_id,
+            received_at_ns,
+        ) = t;
         Self {
             stored: StoredRow {
                 site_id,
@@ -302,15 +317,15 @@ impl From<LedgerTuple> for FullLedgerRow {
                 currency,
                 amount_minor,
                 occurred_at_ns,
-                refund_of: t.7,
-                position: t.8,
-                event_id: t.9,
-                brand: t.10,
-                category: t.11,
-                origin: t.12,
+                refund_of,
+                position,
+                event_id,
+                brand,
+                category,
+                origin,
             },
-            key_id: t.13,
-            received_at_ns: t.14,
+            key_id,
+            received_at_ns,
         }
     }
 }

@@ -241,7 +241,7 @@ where
                     .bind(db_position(head)?)
                     .fetch_all(&mut *write.tx)
                     .await?;
-                known.caught_up(
+                known.advanced(
                     through,
                     head,
                     keys.iter().map(|(s, t)| (s.as_str(), t.as_str())),
@@ -309,7 +309,7 @@ where
         }
         write.tx.commit().await?;
         if let Some(last) = moved_to {
-            known.committed(
+            known.advanced(
                 head,
                 last,
                 accepted

@@ -205,8 +205,6 @@ where
         if let Some(before) = &before_by_site {
             changed.retain(|site| before.get(site) != now_by_site.get(site));
         }
-        drop(now_by_site);
-        drop(before_by_site);
         let mut disabled = Vec::with_capacity(changed.len());
         for site in changed {
             let rows = sqlx::query_as::<_, SegmentSiteTotalsRow>(sql::SITE_EVENT_SEGMENTS)
