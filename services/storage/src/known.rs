@@ -10,42 +10,68 @@
 //! and after any failed insert, appends look every id up as before. The unique index on
 //! (site_id, transaction_id) stays the backstop.
 //!
-//! Hand-written (about sixty lines) rather than a crate: it needs a filter that grows with the
-//! ledger and a deterministic hash, and each crate looked at wanted a fixed capacity.
+//! Its bits never take more than [`MAX_BYTES`], so ingest's memory stays flat as the ledger
+//! grows: past that, each key gets fewer bits and more new ids are looked up.
+//!
+//! Hand-written (about seventy lines) rather than a crate: it needs a filter that grows with
+//! the ledger within a budget and a deterministic hash, and each crate looked at wanted a
+//! fixed capacity.
 
 use std::hash::{DefaultHasher, Hash as _, Hasher as _};
 use std::sync::Mutex;
 
-/// Bits per key of each layer: with 6 probes, about 2% false positives (2% of new ids still
-/// looked up), for one byte of memory per stored key.
+/// Bits per key of a layer while the budget allows: with 6 probes, about 2% false positives
+/// (2% of new ids still looked up), for one byte of memory per stored key.
 const BITS_PER_KEY: u64 = 8;
-/// Probes per key.
-const PROBES: u64 = 6;
+/// Most probes per key (fewer when a layer has fewer bits per key).
+const MAX_PROBES: u64 = 6;
 /// Keys of the first layer at least.
 const MIN_CAPACITY: u64 = 1 << 20;
+/// Most memory the filter's bits take, whatever the ledger's size: ingest's memory stays flat
+/// as the ledger grows. Up to about 6 million keys each has its byte; a 10-million-row ledger
+/// gets about 4.5 bits a key (3 probes: about 9% of new ids looked up), and past some 30
+/// million keys the filter rules out less and less, down to looking every id up as without it.
+pub(crate) const MAX_BYTES: u64 = 6 << 20;
+/// Bytes of a layer at least (a smaller remainder of the budget adds no layer).
+const MIN_LAYER_BYTES: u64 = 64 << 10;
 
 /// One fixed-size Bloom filter.
 #[derive(Debug)]
 struct Layer {
     bits: Vec<u64>,
+    /// Keys it was sized for (it takes more when the budget allows no new layer).
     capacity: u64,
     len: u64,
+    probes: u64,
 }
 
 impl Layer {
-    fn new(capacity: u64) -> Self {
-        let words = (capacity.saturating_mul(BITS_PER_KEY) / 64).max(1);
+    /// A layer for `capacity` keys in at most `max_bytes`.
+    fn new(capacity: u64, max_bytes: u64) -> Self {
+        let bytes = capacity
+            .saturating_mul(BITS_PER_KEY)
+            .div_ceil(8)
+            .min(max_bytes)
+            .max(8);
+        let words = bytes / 8;
+        // The best count for its bits per key: ln 2 * bits / keys.
+        let probes = ((words * 64 * 7) / (capacity.max(1) * 10)).clamp(1, MAX_PROBES);
         Self {
             bits: vec![0; usize::try_from(words).unwrap_or(usize::MAX)],
             capacity,
             len: 0,
+            probes,
         }
+    }
+
+    fn bytes(&self) -> u64 {
+        self.bits.len() as u64 * 8
     }
 
     /// The bit positions of a key (double hashing).
     fn positions(&self, (h1, h2): (u64, u64)) -> impl Iterator<Item = (usize, u64)> {
         let nbits = self.bits.len() as u64 * 64;
-        (0..PROBES).map(move |i| {
+        (0..self.probes).map(move |i| {
             let bit = h1.wrapping_add(i.wrapping_mul(h2)) % nbits;
             (usize::try_from(bit / 64).unwrap_or(0), 1u64 << (bit % 64))
         })
@@ -65,18 +91,26 @@ impl Layer {
     }
 }
 
-/// A Bloom filter that grows: when its newest layer is full, it adds one twice the size of
-/// every key so far (so the false-positive rate stays about one layer's).
+/// A Bloom filter that grows within a memory budget: when its newest layer is full, it adds
+/// one twice the size of every key so far (so the false-positive rate stays about one
+/// layer's); once the budget is spent, its largest layer takes the new keys.
 #[derive(Debug)]
 pub(crate) struct Filter {
     layers: Vec<Layer>,
+    max_bytes: u64,
 }
 
 impl Filter {
-    /// A filter sized for about `expected` keys.
+    /// A filter sized for about `expected` keys, within [`MAX_BYTES`].
     pub(crate) fn with_capacity(expected: u64) -> Self {
+        Self::within(expected, MAX_BYTES)
+    }
+
+    /// A filter sized for about `expected` keys whose bits never take more than `max_bytes`.
+    fn within(expected: u64, max_bytes: u64) -> Self {
         Self {
-            layers: vec![Layer::new(expected.max(MIN_CAPACITY))],
+            layers: vec![Layer::new(expected.max(MIN_CAPACITY), max_bytes)],
+            max_bytes,
         }
     }
 
@@ -93,12 +127,18 @@ impl Filter {
     pub(crate) fn insert(&mut self, site: &str, transaction_id: &str) {
         let h = Self::hash(site, transaction_id);
         let full = self.layers.last().is_none_or(|l| l.len >= l.capacity);
-        if full {
+        let left = self.max_bytes.saturating_sub(self.bytes());
+        if full && left >= MIN_LAYER_BYTES {
             let so_far: u64 = self.layers.iter().map(|l| l.len).sum();
             self.layers
-                .push(Layer::new(so_far.saturating_mul(2).max(MIN_CAPACITY)));
+                .push(Layer::new(so_far.saturating_mul(2).max(MIN_CAPACITY), left));
         }
-        if let Some(layer) = self.layers.last_mut() {
+        let layer = if full && left < MIN_LAYER_BYTES {
+            self.layers.iter_mut().max_by_key(|l| l.bits.len())
+        } else {
+            self.layers.last_mut()
+        };
+        if let Some(layer) = layer {
             layer.insert(h);
         }
     }
@@ -110,9 +150,8 @@ impl Filter {
     }
 
     /// Bytes of the bit arrays.
-    #[cfg(test)]
-    fn bytes(&self) -> usize {
-        self.layers.iter().map(|l| l.bits.len() * 8).sum()
+    fn bytes(&self) -> u64 {
+        self.layers.iter().map(Layer::bytes).sum()
     }
 }
 
@@ -224,11 +263,44 @@ mod tests {
             .count();
         assert!(other_site < probes * 5 / 100, "{other_site} of {probes}");
         // About 10 bits a key.
+        assert!(f.bytes() < n * 3, "{} bytes", f.bytes());
+    }
+
+    #[test]
+    fn a_ledger_larger_than_the_budget_gets_fewer_bits_a_key_and_no_more_memory() {
+        // Sized at load for 2 million keys in 1 MiB: 4 bits a key, 2 probes.
+        let budget = MIN_CAPACITY;
+        let n = 2 * MIN_CAPACITY;
+        let mut f = Filter::within(n, budget);
+        for i in 0..n {
+            f.insert("site-a", &format!("tx-{i}"));
+        }
+        assert_eq!(f.bytes(), budget);
+        assert!((0..n).all(|i| f.may_contain("site-a", &format!("tx-{i}"))));
+        let probes = 100_000;
+        let false_positives = (0..probes)
+            .filter(|i| f.may_contain("site-a", &format!("other-{i}")))
+            .count();
+        // About 14% (1 - e^(-2 * 2 / 8.4))^2: still most new ids are not looked up.
         assert!(
-            f.bytes() < usize::try_from(n * 3).expect("fits"),
-            "{} bytes",
-            f.bytes()
+            false_positives < probes * 20 / 100,
+            "{false_positives} of {probes}"
         );
+    }
+
+    #[test]
+    fn once_the_budget_is_spent_the_largest_layer_takes_the_keys() {
+        let budget = MIN_CAPACITY + MIN_LAYER_BYTES;
+        let mut f = Filter::within(0, budget);
+        // A first layer of a byte a key, a second of the 64 KiB left, then the first again.
+        let n = 3 * MIN_CAPACITY + 1_000;
+        for i in 0..n {
+            f.insert("site-a", &format!("tx-{i}"));
+        }
+        assert_eq!(f.layers.len(), 2);
+        assert_eq!(f.bytes(), budget);
+        assert_eq!(f.layers[0].len, MIN_CAPACITY + 1_000);
+        assert!((0..n).all(|i| f.may_contain("site-a", &format!("tx-{i}"))));
     }
 
     #[test]

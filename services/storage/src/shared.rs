@@ -307,6 +307,10 @@ where
                 .execute(&mut *write.tx)
                 .await?;
         }
+        // A group commit's insert is one message of up to a few MB, and each pooled connection
+        // would otherwise keep a buffer of its largest: give that memory back now (issue 15:
+        // 8 connections held about 10 MB of ingest's peak).
+        sqlx::Connection::shrink_buffers(&mut *write.tx);
         write.tx.commit().await?;
         if let Some(last) = moved_to {
             known.advanced(
