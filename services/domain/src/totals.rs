@@ -462,8 +462,12 @@ impl TotalsBook {
             }
             segments.push((key.clone(), book.national.clone()));
         }
-        // In key order, as the stores write them (and as the tests read them).
-        segment_sites.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        // In the stores' primary-key order (event, site, dimension, key, currency): each
+        // upserted row's index probe then lands next to the previous one's (issue 15: about 5%
+        // of that statement's time on PostgreSQL).
+        segment_sites.sort_by(|((e1, d1, k1, s1), c1, _), ((e2, d2, k2, s2), c2, _)| {
+            (e1, s1, d1, k1, c1).cmp(&(e2, s2, d2, k2, c2))
+        });
         segments.sort_by(|a, b| a.0.cmp(&b.0));
         Changes {
             totals,
