@@ -8,7 +8,9 @@
 //! reads them under the same writer lock as the ledger head): a sale belongs to the event whose
 //! window holds its `occurred_at`, a refund to its sale's event; a closed event takes nothing.
 
-use std::collections::HashMap;
+// foldhash (hashbrown's default hasher, seeded per map) instead of SipHash: resolution runs
+// under the ledger's writer lock, so its hashing is on every append's critical path.
+use foldhash::HashMap;
 
 use crate::event::{EventState, Events};
 use crate::{Kind, Reason, Rejection, SiteId, TransactionId, UnixNanos, ValidTransaction};

@@ -7,7 +7,11 @@
 //! the aggregator for everyone. Counts are `u64` for the same reason. The arithmetic is still
 //! checked, so a broken bound shows as an error, never as a wrapped figure.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+// foldhash (hashbrown's default hasher, seeded per map) instead of SipHash: every ledger row
+// folded looks up a few keys.
+use foldhash::HashMap;
 
 use crate::{Currency, Dimension, Kind, SiteId, UnixNanos, ValidTransaction};
 
@@ -128,7 +132,7 @@ impl TotalsBook {
     /// The book of `site` in `event_id`, made when new (the only allocations of a fold).
     fn site_book(&mut self, event_id: &str, site: &SiteId) -> &mut SiteBook {
         if !self.sites.contains_key(event_id) {
-            self.sites.insert(event_id.to_owned(), HashMap::new());
+            self.sites.insert(event_id.to_owned(), HashMap::default());
         }
         let sites = self
             .sites

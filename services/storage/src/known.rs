@@ -14,10 +14,9 @@
 //! grows: past that, each key gets fewer bits and more new ids are looked up.
 //!
 //! Hand-written (about seventy lines) rather than a crate: it needs a filter that grows with
-//! the ledger within a budget and a deterministic hash, and each crate looked at wanted a
-//! fixed capacity.
+//! the ledger within a budget, and each crate looked at wanted a fixed capacity.
 
-use std::hash::{DefaultHasher, Hash as _, Hasher as _};
+use std::hash::BuildHasher as _;
 use std::sync::Mutex;
 
 /// Bits per key of a layer while the budget allows: with 6 probes, about 2% false positives
@@ -98,6 +97,9 @@ impl Layer {
 pub(crate) struct Filter {
     layers: Vec<Layer>,
     max_bytes: u64,
+    /// foldhash, seeded per filter (in memory only): a fraction of SipHash's cost on every
+    /// append's path, and no one outside can aim ids at its false positives.
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Filter {
@@ -111,13 +113,12 @@ impl Filter {
         Self {
             layers: vec![Layer::new(expected.max(MIN_CAPACITY), max_bytes)],
             max_bytes,
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 
-    fn hash(site: &str, transaction_id: &str) -> (u64, u64) {
-        let mut h = DefaultHasher::new();
-        (site, transaction_id).hash(&mut h);
-        let h1 = h.finish();
+    fn hash(&self, site: &str, transaction_id: &str) -> (u64, u64) {
+        let h1 = self.hasher.hash_one((site, transaction_id));
         // The probe stride: another mix of the same hash, odd so it is never zero.
         let h2 = h1.rotate_left(32).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (h1, h2)
@@ -125,7 +126,7 @@ impl Filter {
 
     /// Adds a key.
     pub(crate) fn insert(&mut self, site: &str, transaction_id: &str) {
-        let h = Self::hash(site, transaction_id);
+        let h = self.hash(site, transaction_id);
         let full = self.layers.last().is_none_or(|l| l.len >= l.capacity);
         let left = self.max_bytes.saturating_sub(self.bytes());
         if full && left >= MIN_LAYER_BYTES {
@@ -145,7 +146,7 @@ impl Filter {
 
     /// False when the key was certainly never added.
     pub(crate) fn may_contain(&self, site: &str, transaction_id: &str) -> bool {
-        let h = Self::hash(site, transaction_id);
+        let h = self.hash(site, transaction_id);
         self.layers.iter().any(|l| l.may_contain(h))
     }
 
