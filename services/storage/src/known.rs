@@ -77,8 +77,11 @@ impl Layer {
     }
 
     fn insert(&mut self, h: (u64, u64)) {
-        let positions: Vec<_> = self.positions(h).collect();
-        for (word, mask) in positions {
+        let mut positions = [(0, 0); MAX_PROBES as usize];
+        for (slot, p) in positions.iter_mut().zip(self.positions(h)) {
+            *slot = p;
+        }
+        for &(word, mask) in &positions[..usize::try_from(self.probes).unwrap_or(0)] {
             self.bits[word] |= mask;
         }
         self.len += 1;

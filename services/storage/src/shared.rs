@@ -284,9 +284,13 @@ where
                     candidate,
                     position: *position,
                     event_id,
-                    segments: state
-                        .stored(&candidate.site, &candidate.tx.id)
-                        .map_or(&candidate.tx.segments, |s| &s.tx.segments),
+                    // Only a refund's can differ from the candidate's (its sale's).
+                    segments: match candidate.tx.refund_of() {
+                        Some(_) => state
+                            .stored(&candidate.site, &candidate.tx.id)
+                            .map_or(&candidate.tx.segments, |s| &s.tx.segments),
+                        None => &candidate.tx.segments,
+                    },
                 }),
                 _ => None,
             })
