@@ -487,8 +487,11 @@ async fn upsert_segments(
 
 /// Rows per insert statement: at most 15 values each, well under SQLite's 32,766 variables.
 /// Only a full chunk's statement stays prepared: one of every remainder size would fill each
-/// connection's statement cache with large programs.
-const INSERT_CHUNK: usize = 1_000;
+/// connection's statement cache with large programs. 250 rather than 1,000: every pooled
+/// connection keeps its own copy of the program (about 1.4 MB at 1,000 rows), and the
+/// shorter one is as fast (quick runs, 8 connections: ingest peak 79-81 MiB against 95-99,
+/// 48-50k/s either way).
+const INSERT_CHUNK: usize = 250;
 
 /// `INSERT INTO ledger ... VALUES (?, ...), ...` for `rows` rows.
 fn insert_ledger_sql(rows: usize) -> String {
