@@ -28,8 +28,9 @@ const MAX_PROBES: u64 = 6;
 const MIN_CAPACITY: u64 = 1 << 20;
 /// Most memory the filter's bits take, whatever the ledger's size: ingest's memory stays flat
 /// as the ledger grows. Up to about 6 million keys each has its byte; a 10-million-row ledger
-/// gets about 4.5 bits a key (3 probes: about 9% of new ids looked up), and past some 30
-/// million keys the filter rules out less and less, down to looking every id up as without it.
+/// gets about 4.5 bits a key (3 probes: about 9% of new ids looked up); past that the filter
+/// rules out less and less (about half of new ids at 30 million keys, a seventh at 100
+/// million), towards looking every id up as without it.
 pub(crate) const MAX_BYTES: u64 = 6 << 20;
 /// Bytes of a layer at least (a smaller remainder of the budget adds no layer).
 const MIN_LAYER_BYTES: u64 = 64 << 10;
