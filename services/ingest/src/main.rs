@@ -28,7 +28,14 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let store = cli.config.database.open().await?;
+    // SQLite: a writer and a spare connection, unless --db-pool-size says otherwise.
+    let store = cli
+        .config
+        .database
+        .clone()
+        .with_sqlite_default_pool(2)
+        .open()
+        .await?;
     let server = IngestServer::build(cli.config, store)
         .await
         .context("starting the ingest service")?;

@@ -17,11 +17,15 @@ pub struct DatabaseArgs {
         value_parser = database_url
     )]
     pub url: String,
-    /// Most database connections this process opens.
-    #[arg(long = "db-pool-size", env = "SALEBOARD_DB_POOL_SIZE", default_value_t = 8,
+    /// Most database connections this process opens [default: 8; ingest on SQLite: 2, as
+    /// SQLite serialises writers and each connection costs ingest about 5 MiB].
+    #[arg(long = "db-pool-size", env = "SALEBOARD_DB_POOL_SIZE",
           value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub pool_size: u32,
+    pub pool_size: Option<u32>,
 }
+
+/// Connections when `--db-pool-size` is not given.
+pub const DEFAULT_POOL_SIZE: u32 = 8;
 
 /// Accepts the URL schemes Saleboard can open, so a typo fails at start naming the flag.
 fn database_url(value: &str) -> Result<String, String> {
@@ -37,6 +41,23 @@ fn database_url(value: &str) -> Result<String, String> {
 }
 
 impl DatabaseArgs {
+    /// These settings with `connections` on SQLite when `--db-pool-size` was not given (the
+    /// ingest service: SQLite lets one writer in at a time, and each pooled connection keeps
+    /// its own page cache and prepared statements).
+    #[must_use]
+    pub fn with_sqlite_default_pool(mut self, connections: u32) -> Self {
+        if self.pool_size.is_none() && self.url.starts_with("sqlite:") {
+            self.pool_size = Some(connections);
+        }
+        self
+    }
+
+    /// The pool size: as given, else [`DEFAULT_POOL_SIZE`].
+    #[must_use]
+    pub fn pool_size(&self) -> u32 {
+        self.pool_size.unwrap_or(DEFAULT_POOL_SIZE)
+    }
+
     /// Connects (creating a SQLite file that does not exist) and applies pending migrations.
     ///
     /// # Errors
@@ -58,7 +79,7 @@ impl DatabaseArgs {
         let url = saleboard_storage::redact(&self.url);
         let store = saleboard_storage::connect(&ConnectOptions {
             url: self.url.clone(),
-            max_connections: self.pool_size,
+            max_connections: self.pool_size(),
             create_if_missing,
         })
         .await
@@ -84,4 +105,40 @@ pub struct OpenError {
     step: &'static str,
     #[source]
     source: StorageError,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DEFAULT_POOL_SIZE, DatabaseArgs};
+
+    fn args(url: &str, pool_size: Option<u32>) -> DatabaseArgs {
+        DatabaseArgs {
+            url: url.to_owned(),
+            pool_size,
+        }
+    }
+
+    #[test]
+    fn sqlite_default_pool_applies_only_to_sqlite_without_a_size_given() {
+        assert_eq!(
+            args("sqlite:x.db", None)
+                .with_sqlite_default_pool(2)
+                .pool_size(),
+            2
+        );
+        assert_eq!(
+            args("sqlite:x.db", Some(5))
+                .with_sqlite_default_pool(2)
+                .pool_size(),
+            5,
+            "a size given stays"
+        );
+        assert_eq!(
+            args("postgres://sb@db/sb", None)
+                .with_sqlite_default_pool(2)
+                .pool_size(),
+            DEFAULT_POOL_SIZE
+        );
+        assert_eq!(args("sqlite:x.db", None).pool_size(), DEFAULT_POOL_SIZE);
+    }
 }

@@ -78,6 +78,7 @@ impl Layer {
     }
 
     fn insert(&mut self, h: (u64, u64)) {
+        #[allow(clippy::cast_possible_truncation)] // 6
         let mut positions = [(0, 0); MAX_PROBES as usize];
         for (slot, p) in positions.iter_mut().zip(self.positions(h)) {
             *slot = p;
