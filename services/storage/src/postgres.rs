@@ -276,30 +276,31 @@ impl Backend for PgStore {
                 c.site.push(site.as_str());
                 c.currency.push(currency.code());
                 c.sales.push(to_i64("site_totals", t.sale_count)?);
-                c.gross.push(t.gross_minor.to_string());
+                c.gross.push(t.gross_minor);
                 c.refunds.push(to_i64("site_totals", t.refund_count)?);
-                c.refunded.push(t.refunded_minor.to_string());
-                c.net.push(t.net_minor().to_string());
+                c.refunded.push(t.refunded_minor);
+                c.net.push(t.net_minor());
             }
-            sqlx::query(
+            let (gross, refunded, net) =
+                (Sums::of(&c.gross), Sums::of(&c.refunded), Sums::of(&c.net));
+            let sql = format!(
                 "INSERT INTO site_totals (site_id, currency, sale_count, gross_minor, \
                  refund_count, refunded_minor, net_minor, event_id) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::numeric[], \
-                 $5::bigint[], $6::numeric[], $7::numeric[], $8::text[]) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::{}, \
+                 $5::bigint[], $6::{}, $7::{}, $8::text[]) \
                  ON CONFLICT (event_id, site_id, currency) DO UPDATE SET sale_count = excluded.sale_count, \
                  gross_minor = excluded.gross_minor, refund_count = excluded.refund_count, \
                  refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor",
-            )
-            .bind(c.site)
-            .bind(c.currency)
-            .bind(c.sales)
-            .bind(c.gross)
-            .bind(c.refunds)
-            .bind(c.refunded)
-            .bind(c.net)
-            .bind(c.event)
-            .execute(&mut *conn)
-            .await?;
+                gross.array_type(),
+                refunded.array_type(),
+                net.array_type()
+            );
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(c.site)
+                .bind(c.currency)
+                .bind(c.sales);
+            let query = refunded.bind(gross.bind(query).bind(c.refunds));
+            net.bind(query).bind(c.event).execute(&mut *conn).await?;
         }
         if !changes.hourly.is_empty() {
             let mut c = HourlyColumns::default();
@@ -309,24 +310,24 @@ impl Backend for PgStore {
                 c.currency.push(currency.code());
                 c.hour.push(hour.0);
                 c.sales.push(to_i64("hourly_totals", h.sale_count)?);
-                c.net.push(h.net_minor.to_string());
+                c.net.push(h.net_minor);
             }
-            sqlx::query(
+            let net = Sums::of(&c.net);
+            let sql = format!(
                 "INSERT INTO hourly_totals (site_id, currency, hour_start_ns, sale_count, \
                  net_minor, event_id) \
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], \
-                 $5::numeric[], $6::text[]) \
+                 $5::{}, $6::text[]) \
                  ON CONFLICT (event_id, site_id, currency, hour_start_ns) DO UPDATE SET \
                  sale_count = excluded.sale_count, net_minor = excluded.net_minor",
-            )
-            .bind(c.site)
-            .bind(c.currency)
-            .bind(c.hour)
-            .bind(c.sales)
-            .bind(c.net)
-            .bind(c.event)
-            .execute(conn)
-            .await?;
+                net.array_type()
+            );
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(c.site)
+                .bind(c.currency)
+                .bind(c.hour)
+                .bind(c.sales);
+            net.bind(query).bind(c.event).execute(conn).await?;
         }
         Ok(())
     }
@@ -382,10 +383,10 @@ struct TotalsColumns<'a> {
     site: Vec<&'a str>,
     currency: Vec<&'a str>,
     sales: Vec<i64>,
-    gross: Vec<String>,
+    gross: Vec<i128>,
     refunds: Vec<i64>,
-    refunded: Vec<String>,
-    net: Vec<String>,
+    refunded: Vec<i128>,
+    net: Vec<i128>,
 }
 
 /// The changed hourly totals of one apply, column by column (for `UNNEST`).
@@ -396,7 +397,7 @@ struct HourlyColumns<'a> {
     currency: Vec<&'a str>,
     hour: Vec<i64>,
     sales: Vec<i64>,
-    net: Vec<String>,
+    net: Vec<i128>,
 }
 
 #[async_trait]
@@ -458,30 +459,33 @@ async fn upsert_segments(conn: &mut PgConnection, changes: &Changes, position: u
             key.push(k.as_str());
             cur.push(c.code());
             sales.push(to_i64("segment_site_totals", t.sale_count)?);
-            gross.push(t.gross_minor.to_string());
+            gross.push(t.gross_minor);
             refunds.push(to_i64("segment_site_totals", t.refund_count)?);
-            refunded.push(t.refunded_minor.to_string());
+            refunded.push(t.refunded_minor);
         }
-        sqlx::query(
+        let (gross, refunded) = (Sums::of(&gross), Sums::of(&refunded));
+        let sql = format!(
             "INSERT INTO segment_site_totals (event_id, site_id, dimension, key, currency, \
              sale_count, gross_minor, refund_count, refunded_minor) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::smallint[], $4::text[], \
-             $5::text[], $6::bigint[], $7::numeric[], $8::bigint[], $9::numeric[]) \
+             $5::text[], $6::bigint[], $7::{}, $8::bigint[], $9::{}) \
              ON CONFLICT (event_id, site_id, dimension, key, currency) DO UPDATE SET \
              sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
              refund_count = excluded.refund_count, refunded_minor = excluded.refunded_minor",
-        )
-        .bind(event)
-        .bind(site)
-        .bind(dim)
-        .bind(key)
-        .bind(cur)
-        .bind(sales)
-        .bind(gross)
-        .bind(refunds)
-        .bind(refunded)
-        .execute(&mut *conn)
-        .await?;
+            gross.array_type(),
+            refunded.array_type()
+        );
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(event)
+            .bind(site)
+            .bind(dim)
+            .bind(key)
+            .bind(cur)
+            .bind(sales);
+        refunded
+            .bind(gross.bind(query).bind(refunds))
+            .execute(&mut *conn)
+            .await?;
     }
     if !changes.segments.is_empty() {
         let (mut event, mut dim, mut key, mut cur) = (vec![], vec![], vec![], vec![]);
@@ -494,34 +498,73 @@ async fn upsert_segments(conn: &mut PgConnection, changes: &Changes, position: u
                 key.push(k.as_str());
                 cur.push(c.code());
                 sales.push(to_i64("segment_totals", t.sale_count)?);
-                gross.push(t.gross_minor.to_string());
+                gross.push(t.gross_minor);
                 refunds.push(to_i64("segment_totals", t.refund_count)?);
-                refunded.push(t.refunded_minor.to_string());
+                refunded.push(t.refunded_minor);
                 sites.push(i32::try_from(figures.site_count).unwrap_or(i32::MAX));
             }
         }
-        sqlx::query(
+        let (gross, refunded) = (Sums::of(&gross), Sums::of(&refunded));
+        let sql = format!(
             "INSERT INTO segment_totals (event_id, dimension, key, currency, sale_count, \
              gross_minor, refund_count, refunded_minor, site_count, changed_at_position) \
              SELECT u.*, $10 FROM UNNEST($1::text[], $2::smallint[], $3::text[], $4::text[], \
-             $5::bigint[], $6::numeric[], $7::bigint[], $8::numeric[], $9::integer[]) AS u \
+             $5::bigint[], $6::{}, $7::bigint[], $8::{}, $9::integer[]) AS u \
              ON CONFLICT (event_id, dimension, key, currency) DO UPDATE SET \
              sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
              refund_count = excluded.refund_count, refunded_minor = excluded.refunded_minor, \
              site_count = excluded.site_count, changed_at_position = excluded.changed_at_position",
-        )
-        .bind(event)
-        .bind(dim)
-        .bind(key)
-        .bind(cur)
-        .bind(sales)
-        .bind(gross)
-        .bind(refunds)
-        .bind(refunded)
-        .bind(sites)
-        .bind(db_position(position)?)
-        .execute(&mut *conn)
-        .await?;
+            gross.array_type(),
+            refunded.array_type()
+        );
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(event)
+            .bind(dim)
+            .bind(key)
+            .bind(cur)
+            .bind(sales);
+        refunded
+            .bind(gross.bind(query).bind(refunds))
+            .bind(sites)
+            .bind(db_position(position)?)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
+
+/// One column of exact sums for `UNNEST`: `bigint` when every sum of the column fits (the usual
+/// case: the server widens integers instead of parsing decimal text), else decimal text.
+/// `NUMERIC(39, 0)` columns take either.
+enum Sums {
+    Int(Vec<i64>),
+    Text(Vec<String>),
+}
+
+impl Sums {
+    fn of(values: &[i128]) -> Self {
+        match values.iter().map(|&v| i64::try_from(v)).collect() {
+            Ok(ints) => Self::Int(ints),
+            Err(_) => Self::Text(values.iter().map(i128::to_string).collect()),
+        }
+    }
+
+    /// The parameter's array type.
+    fn array_type(&self) -> &'static str {
+        match self {
+            Self::Int(_) => "bigint[]",
+            Self::Text(_) => "numeric[]",
+        }
+    }
+
+    /// Binds the column as the query's next parameter.
+    fn bind(self, query: PgQuery<'_>) -> PgQuery<'_> {
+        match self {
+            Self::Int(v) => query.bind(v),
+            Self::Text(v) => query.bind(v),
+        }
+    }
+}
+
+/// A PostgreSQL query with its arguments.
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
