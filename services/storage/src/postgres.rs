@@ -299,8 +299,9 @@ impl Backend for PgStore {
                 .bind(c.site)
                 .bind(c.currency)
                 .bind(c.sales);
-            let query = refunded.bind(gross.bind(query).bind(c.refunds));
-            net.bind(query).bind(c.event).execute(&mut *conn).await?;
+            let query = gross.bind(query).bind(c.refunds);
+            let query = net.bind(refunded.bind(query));
+            query.bind(c.event).execute(&mut *conn).await?;
         }
         if !changes.hourly.is_empty() {
             let mut c = HourlyColumns::default();
@@ -482,10 +483,8 @@ async fn upsert_segments(conn: &mut PgConnection, changes: &Changes, position: u
             .bind(key)
             .bind(cur)
             .bind(sales);
-        refunded
-            .bind(gross.bind(query).bind(refunds))
-            .execute(&mut *conn)
-            .await?;
+        let query = gross.bind(query).bind(refunds);
+        refunded.bind(query).execute(&mut *conn).await?;
     }
     if !changes.segments.is_empty() {
         let (mut event, mut dim, mut key, mut cur) = (vec![], vec![], vec![], vec![]);
@@ -523,8 +522,9 @@ async fn upsert_segments(conn: &mut PgConnection, changes: &Changes, position: u
             .bind(key)
             .bind(cur)
             .bind(sales);
+        let query = gross.bind(query).bind(refunds);
         refunded
-            .bind(gross.bind(query).bind(refunds))
+            .bind(query)
             .bind(sites)
             .bind(db_position(position)?)
             .execute(&mut *conn)
