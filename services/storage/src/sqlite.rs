@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use saleboard_domain::totals::Changes;
+use saleboard_domain::totals::{Changes, CurrencyTotals};
 use saleboard_domain::{Dimension, TransactionId};
 use serde_json::json;
 use sqlx::SqlSafeStr as _;
@@ -257,9 +257,7 @@ impl Backend for SqliteStore {
     /// `json_each` and `->>` re-parsed every row once per column (a sixth of ingest's CPU).
     async fn insert_accepted(conn: &mut SqliteConnection, accepted: &[Accepted<'_>]) -> Result<()> {
         for chunk in accepted.chunks(INSERT_CHUNK) {
-            let sql = insert_ledger_sql(chunk.len());
-            let mut query =
-                sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == INSERT_CHUNK);
+            let mut query = insert_ledger_query(chunk.len());
             for a in chunk {
                 let c = a.candidate;
                 query = query
@@ -419,7 +417,7 @@ async fn upsert_segments(
     position: u64,
 ) -> Result<()> {
     for chunk in changes.segment_sites.chunks(INSERT_CHUNK) {
-        let sql = values_sql(
+        let mut query = values_query(
             "INSERT INTO segment_site_totals (event_id, site_id, dimension, key, currency, \
              sale_count, gross_minor, refund_count, refunded_minor) VALUES ",
             9,
@@ -428,19 +426,14 @@ async fn upsert_segments(
              sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
              refund_count = excluded.refund_count, refunded_minor = excluded.refunded_minor",
         );
-        let mut query =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == INSERT_CHUNK);
         for ((e, d, k, s), c, t) in chunk {
             query = query
                 .bind(e.as_str())
                 .bind(s.as_str())
                 .bind(d.code())
                 .bind(k.as_str())
-                .bind(c.code())
-                .bind(to_i64("segment_site_totals", t.sale_count)?)
-                .bind(t.gross_minor.to_string())
-                .bind(to_i64("segment_site_totals", t.refund_count)?)
-                .bind(t.refunded_minor.to_string());
+                .bind(c.code());
+            query = bind_totals(query, "segment_site_totals", t)?;
         }
         query.execute(&mut *conn).await?;
     }
@@ -455,7 +448,7 @@ async fn upsert_segments(
         })
         .collect();
     for chunk in national.chunks(INSERT_CHUNK) {
-        let sql = values_sql(
+        let mut query = values_query(
             "INSERT INTO segment_totals (event_id, dimension, key, currency, sale_count, \
              gross_minor, refund_count, refunded_minor, site_count, changed_at_position) VALUES ",
             10,
@@ -465,18 +458,13 @@ async fn upsert_segments(
              refund_count = excluded.refund_count, refunded_minor = excluded.refunded_minor, \
              site_count = excluded.site_count, changed_at_position = excluded.changed_at_position",
         );
-        let mut query =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == INSERT_CHUNK);
         for (e, d, k, c, t, sites) in chunk {
             query = query
                 .bind(e.as_str())
                 .bind(d.code())
                 .bind(k.as_str())
-                .bind(c.code())
-                .bind(to_i64("segment_totals", t.sale_count)?)
-                .bind(t.gross_minor.to_string())
-                .bind(to_i64("segment_totals", t.refund_count)?)
-                .bind(t.refunded_minor.to_string())
+                .bind(c.code());
+            query = bind_totals(query, "segment_totals", t)?
                 .bind(i64::from(*sites))
                 .bind(db_position(position)?);
         }
@@ -494,8 +482,8 @@ async fn upsert_segments(
 const INSERT_CHUNK: usize = 250;
 
 /// `INSERT INTO ledger ... VALUES (?, ...), ...` for `rows` rows.
-fn insert_ledger_sql(rows: usize) -> String {
-    values_sql(
+fn insert_ledger_query(rows: usize) -> SqliteQuery {
+    values_query(
         "INSERT INTO ledger (position, site_id, transaction_id, store_id, kind, currency, \
          amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id, brand, \
          category, origin) VALUES ",
@@ -505,8 +493,27 @@ fn insert_ledger_sql(rows: usize) -> String {
     )
 }
 
-/// `head` + `rows` groups of `columns` placeholders + `tail` (the full chunk's text is the
-/// same every time, so its prepared statement is cached).
+/// A query of `head` + `rows` groups of `columns` placeholders + `tail`, prepared and cached
+/// only when it is a full chunk's (see [`INSERT_CHUNK`]).
+fn values_query(head: &str, columns: usize, rows: usize, tail: &str) -> SqliteQuery {
+    sqlx::query(sqlx::AssertSqlSafe(values_sql(head, columns, rows, tail)))
+        .persistent(rows == INSERT_CHUNK)
+}
+
+/// A query with its arguments.
+type SqliteQuery = sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Binds a total's four figures, as every totals table stores them: counts as integers, sums
+/// as decimal text (exact for any `i128`).
+fn bind_totals(query: SqliteQuery, table: &'static str, t: &CurrencyTotals) -> Result<SqliteQuery> {
+    Ok(query
+        .bind(to_i64(table, t.sale_count)?)
+        .bind(t.gross_minor.to_string())
+        .bind(to_i64(table, t.refund_count)?)
+        .bind(t.refunded_minor.to_string()))
+}
+
+/// `head` + `rows` groups of `columns` placeholders + `tail`.
 fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
     let row = format!("({})", vec!["?"; columns].join(", "));
     let mut sql = String::with_capacity(head.len() + rows * (row.len() + 2) + tail.len());
