@@ -38,3 +38,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     .await
     .context("running the aggregator")
 }
+
+/// mimalloc (v2): the fold allocates and frees strings for every ledger row it reads, and
+/// the system allocator spent about a sixth of this process's CPU on that (BENCHMARKS.md,
+/// issue 15).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -142,3 +142,8 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+/// mimalloc (v2), as in the aggregator: `loadgen`, `push` and `verify` allocate per row, and
+/// `dev` runs every service in this process.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -48,3 +48,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     .await
     .context("running the leaderboard service")
 }
+
+/// mimalloc (v2), as in the aggregator: every refresh builds and drops a snapshot of the board.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
