@@ -21,7 +21,7 @@ struct Cli {
 
 // The system allocator on purpose: mimalloc cut ingest's CPU per row by about a sixth too, but
 // took its peak RSS from about 50 MiB to 64 (v2) or over 100 (v3), and ingest must stay under
-// 64 MiB (BENCHMARKS.md, issue 15). The other binaries use mimalloc.
+// 64 MiB (BENCHMARKS.md, issue 15). The aggregator and the leaderboard use mimalloc.
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
