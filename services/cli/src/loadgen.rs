@@ -16,6 +16,8 @@
 
 use anyhow::Context as _;
 use std::collections::{BTreeMap, VecDeque};
+
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -524,6 +526,23 @@ impl Generator {
     }
 }
 
+/// Figures by two string keys, found with borrowed strings: a row already counted adds to
+/// its entry without allocating (the tally runs for every acknowledged row, on the machine it
+/// measures).
+type ByTwo<V> = HashMap<String, HashMap<String, V>>;
+
+/// The entry of `(a, b)`, created empty when missing.
+fn entry<'m, V: Default>(map: &'m mut ByTwo<V>, a: &str, b: &str) -> &'m mut V {
+    if !map.contains_key(a) {
+        map.insert(a.to_owned(), HashMap::default());
+    }
+    let inner = map.get_mut(a).expect("inserted above");
+    if !inner.contains_key(b) {
+        inner.insert(b.to_owned(), V::default());
+    }
+    inner.get_mut(b).expect("inserted above")
+}
+
 #[derive(Default)]
 struct Tally {
     accepted: u64,
@@ -532,11 +551,12 @@ struct Tally {
     ack_us: Vec<u64>,
     /// (highest accepted position of a batch, when it was acknowledged)
     acks: Vec<(u64, Instant)>,
-    expected: Figures,
-    /// Per (dimension, key, currency): what was ACCEPTED.
-    expected_segments: SegmentFigures,
-    /// The segments of every accepted sale (a refund's are its sale's).
-    sale_segments: std::collections::HashMap<(String, String), Segs>,
+    /// Per site and currency: what was ACCEPTED.
+    expected: ByTwo<Movement>,
+    /// Per dimension ([`Dimension::ALL`]'s order), key and currency: what was ACCEPTED.
+    expected_segments: [ByTwo<Movement>; 3],
+    /// Per site, the segments of every accepted sale by id (a refund's are its sale's).
+    sale_segments: ByTwo<Segs>,
     last_ack: Option<Instant>,
 }
 
@@ -559,15 +579,10 @@ impl Tally {
                 Outcome::Accepted => {
                     self.accepted += 1;
                     top = top.max(result.position);
-                    let e = self
-                        .expected
-                        .entry((site.to_owned(), tx.currency.clone()))
-                        .or_default();
+                    let e = entry(&mut self.expected, site, &tx.currency);
                     let moved = if tx.refund_of.is_empty() {
                         e.sales += 1;
                         e.gross += tx.amount_minor;
-                        self.sale_segments
-                            .insert((site.to_owned(), tx.transaction_id.clone()), Segs::of(tx));
                         Movement {
                             sales: 1,
                             gross: tx.amount_minor,
@@ -582,23 +597,21 @@ impl Tally {
                             ..Movement::default()
                         }
                     };
+                    let own = Segs::of(tx);
                     let segments = if tx.refund_of.is_empty() {
-                        Segs::of(tx)
+                        *entry(&mut self.sale_segments, site, &tx.transaction_id) = own.clone();
+                        own
                     } else {
                         self.sale_segments
-                            .get(&(site.to_owned(), tx.refund_of.clone()))
+                            .get(site)
+                            .and_then(|sales| sales.get(&tx.refund_of))
                             .cloned()
-                            .unwrap_or_else(|| Segs::of(tx))
+                            .unwrap_or(own)
                     };
-                    for dimension in Dimension::ALL {
-                        self.expected_segments
-                            .entry((
-                                dimension,
-                                segments.key(dimension).to_owned(),
-                                tx.currency.clone(),
-                            ))
-                            .or_default()
-                            .add(moved);
+                    for (figures, dimension) in
+                        self.expected_segments.iter_mut().zip(Dimension::ALL)
+                    {
+                        entry(figures, segments.key(dimension), &tx.currency).add(moved);
                     }
                 }
                 Outcome::Duplicate => self.duplicate += 1,
@@ -609,6 +622,33 @@ impl Tally {
             self.acks.push((top, now));
         }
         self.last_ack = Some(now);
+    }
+
+    /// What was accepted, per (site, currency).
+    fn expected(&self) -> Figures {
+        self.expected
+            .iter()
+            .flat_map(|(site, by_currency)| {
+                by_currency
+                    .iter()
+                    .map(move |(currency, m)| ((site.clone(), currency.clone()), *m))
+            })
+            .collect()
+    }
+
+    /// What was accepted, per (dimension, key, currency).
+    fn expected_segments(&self) -> SegmentFigures {
+        self.expected_segments
+            .iter()
+            .zip(Dimension::ALL)
+            .flat_map(|(by_key, dimension)| {
+                by_key.iter().flat_map(move |(key, by_currency)| {
+                    by_currency
+                        .iter()
+                        .map(move |(currency, m)| ((dimension, key.clone(), currency.clone()), *m))
+                })
+            })
+            .collect()
     }
 }
 
@@ -912,11 +952,11 @@ async fn drive(args: &LoadgenArgs, sites: &[LoadSite], run: &RunEvent) -> anyhow
     tokio::time::sleep(Duration::from_millis(300)).await;
     watcher.abort();
     let after = site_totals(&mut board, &args.endpoint, &names, event).await?;
-    let mut mismatches = reconcile(&t.expected, &before, &after);
+    let mut mismatches = reconcile(&t.expected(), &before, &after);
     if run.own {
         // The run's own event holds nothing else: every breakdown is exactly what it sent.
         mismatches
-            .extend(reconcile_breakdowns(args, &mut board, event, &t.expected_segments).await?);
+            .extend(reconcile_breakdowns(args, &mut board, event, &t.expected_segments()).await?);
     }
     let fresh_us = freshness(&t.acks, &watermarks.lock().await);
     t.ack_us.sort_unstable();
