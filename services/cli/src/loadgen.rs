@@ -15,9 +15,8 @@
 //! told ACCEPTED, to the minor unit.
 
 use anyhow::Context as _;
-use std::collections::{BTreeMap, VecDeque};
-
 use foldhash::HashMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
