@@ -39,8 +39,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     .context("running the aggregator")
 }
 
-/// mimalloc (v2): the fold allocates and frees strings for every ledger row it reads, and
-/// the system allocator spent about a sixth of this process's CPU on that (BENCHMARKS.md,
-/// issue 15).
+/// jemalloc, as in every service (defaults in `.cargo/config.toml`): the fold allocates and
+/// frees strings for every ledger row it reads, and the system allocator spent about a tenth
+/// of this process's CPU more on that (BENCHMARKS.md, issue 15).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -49,6 +49,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     .context("running the leaderboard service")
 }
 
-/// mimalloc (v2), as in the aggregator: every refresh builds and drops a snapshot of the board.
+/// jemalloc, as in every service (defaults in `.cargo/config.toml`): every refresh builds and
+/// drops a snapshot of the board.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
