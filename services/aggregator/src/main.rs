@@ -39,7 +39,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     .context("running the aggregator")
 }
 
-/// jemalloc, as in every service (defaults in `.cargo/config.toml`): the fold allocates and
+/// jemalloc, as in ingest (defaults in `.cargo/config.toml`): the fold allocates and
 /// frees strings for every ledger row it reads, and the system allocator spent about a tenth
 /// of this process's CPU more on that (BENCHMARKS.md, issue 15).
 #[global_allocator]
