@@ -28,8 +28,8 @@ struct Cli {
 }
 
 // The system allocator, unlike ingest and the aggregator: jemalloc took a little CPU off each
-// refresh but lengthened GetBreakdown's p99 tail (2.3-2.7 ms in five of six alternating rounds
-// against 0.9-2.0 ms, and 2.65 x GetLeaderboard's in one full run, where issue 13 allows 2 x).
+// refresh, but GetBreakdown's p99 read 2.3-2.7 ms in five of six alternating rounds against
+// 0.9-2.0 ms with glibc (BENCHMARKS.md, issue 15).
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
