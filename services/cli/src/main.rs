@@ -109,9 +109,10 @@ async fn run(command: Command) -> anyhow::Result<u8> {
     }
 }
 
-// The system allocator, unlike the services: with mimalloc, loadgen's ack p99 at 40,000/s read
-// 99-228 ms against 52-112 (most likely its own pauses, counted as the services' latency), and
-// measuring is this binary's job (BENCHMARKS.md, issue 15).
+// The system allocator, as in the leaderboard (ingest and the aggregator use jemalloc): with
+// mimalloc, loadgen's ack p99 at 40,000/s read 99-228 ms against 52-112 (most likely its own
+// pauses, counted as the services' latency), and measuring is this binary's job (BENCHMARKS.md,
+// issue 15).
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -300,8 +300,8 @@ impl Backend for PgStore {
                 .bind(c.currency)
                 .bind(c.sales);
             let query = gross.bind(query).bind(c.refunds);
-            let query = net.bind(refunded.bind(query));
-            query.bind(c.event).execute(&mut *conn).await?;
+            let query = refunded.bind(query);
+            net.bind(query).bind(c.event).execute(&mut *conn).await?;
         }
         if !changes.hourly.is_empty() {
             let mut c = HourlyColumns::default();
