@@ -337,42 +337,64 @@ const MIX: [(&str, u64, i64, i64); 5] = [
     ("JPY", 2, 100, 50_000),
 ];
 
-struct SaleRef {
-    id: String,
-    currency: &'static str,
-    left: i64,
-    segments: Segs,
-}
-
-/// (brand, category, origin) of a transaction, as sent.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// (brand, category, origin) of a sale: brand and category by number (0: none; the wire
+/// names them `brand-N` and `category-N`), so a generated transaction is a small copy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Segs {
-    brand: String,
-    category: String,
+    brand: u32,
+    category: u32,
     origin: Origin,
 }
 
 impl Segs {
-    fn of(t: &Transaction) -> Self {
-        Self {
-            brand: t.brand.clone(),
-            category: t.category.clone(),
-            origin: t.origin(),
-        }
-    }
-
-    /// The key of a dimension, as a breakdown names it.
-    fn key(&self, dimension: Dimension) -> &str {
+    /// The key of a dimension by number (the origin by its wire number).
+    fn key(self, dimension: Dimension) -> u32 {
         match dimension {
-            Dimension::Brand => &self.brand,
-            Dimension::Category => &self.category,
-            // The wire numbers are the domain's codes.
-            Dimension::Origin => i16::try_from(i32::from(self.origin))
-                .ok()
-                .and_then(saleboard_domain::Origin::from_code)
-                .map_or("", saleboard_domain::Origin::key),
+            Dimension::Brand => self.brand,
+            Dimension::Category => self.category,
+            Dimension::Origin => u32::try_from(i32::from(self.origin)).unwrap_or(0),
         }
     }
+}
+
+/// The name of key number `n` of a dimension, as a breakdown names it.
+fn key_name(dimension: Dimension, n: u32) -> String {
+    match (dimension, n) {
+        (Dimension::Brand | Dimension::Category, 0) => String::new(),
+        (Dimension::Brand, n) => format!("brand-{n}"),
+        (Dimension::Category, n) => format!("category-{n}"),
+        // The wire numbers are the domain's codes.
+        (Dimension::Origin, n) => i16::try_from(n)
+            .ok()
+            .and_then(saleboard_domain::Origin::from_code)
+            .map_or("", saleboard_domain::Origin::key)
+            .to_owned(),
+    }
+}
+
+/// A generated transaction, small enough to keep and to copy: its wire message is built from
+/// it (again for a resubmission), and the tally counts its answer from it.
+#[derive(Debug, Clone, Copy)]
+struct Spec {
+    seq: u64,
+    /// A refund's sale (its sequence number); 0 for a sale.
+    refund_of: u64,
+    /// `store-N` for a sale; a refund names no store.
+    store: Option<u64>,
+    currency: &'static str,
+    amount: i64,
+    occurred_at: i64,
+    /// The breakdown keys it counts under: a refund's are its sale's.
+    segs: Segs,
+    /// Whether the segments go on the wire (half the refunds leave them to their sale).
+    said: bool,
+}
+
+struct SaleRef {
+    seq: u64,
+    currency: &'static str,
+    left: i64,
+    segments: Segs,
 }
 
 /// The brands' Zipf weights, cumulated (for drawing one), and the mix of segments.
@@ -402,19 +424,16 @@ impl SegmentMix {
     fn draw(&self, rng: &mut Rng) -> Segs {
         let total = self.cumulative.last().copied().unwrap_or(1.0);
         let x = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
-        let brand = self.cumulative.partition_point(|c| *c < x) + 1;
+        let brand =
+            u32::try_from(self.cumulative.partition_point(|c| *c < x) + 1).unwrap_or(u32::MAX);
         let origin = if rng.chance(self.cross_border) {
             Origin::CrossBorder
         } else {
             Origin::Domestic
         };
         Segs {
-            brand: if rng.chance(0.03) {
-                String::new()
-            } else {
-                format!("brand-{brand}")
-            },
-            category: format!("category-{}", (brand - 1) % self.categories as usize + 1),
+            brand: if rng.chance(0.03) { 0 } else { brand },
+            category: (brand - 1) % self.categories.max(1) + 1,
             origin,
         }
     }
@@ -426,7 +445,7 @@ struct Generator {
     site: usize,
     seq: u64,
     sales: VecDeque<SaleRef>,
-    sent: VecDeque<Transaction>,
+    sent: VecDeque<Spec>,
     refunds: f64,
     resubmits: f64,
     /// "Now" for the timestamps; `None`: the real clock.
@@ -435,51 +454,38 @@ struct Generator {
 }
 
 impl Generator {
-    fn next(&mut self) -> Transaction {
+    /// The next transaction to send (a resubmission repeats an earlier one).
+    fn next(&mut self) -> Spec {
         let now = self.clock.unwrap_or_else(crate::client_now);
-        let at = Some(Timestamp {
-            seconds: now - i64::try_from(self.rng.below(60)).unwrap_or(0),
-            nanos: 0,
-        });
         if !self.sent.is_empty() && self.rng.chance(self.resubmits) {
             let i = usize::try_from(self.rng.below(self.sent.len() as u64)).unwrap_or(0);
-            return self.sent[i].clone();
+            return self.sent[i];
         }
         self.seq += 1;
-        let id = format!("{}-{}-{}", self.run, self.site, self.seq);
-        let t = if !self.sales.is_empty() && self.rng.chance(self.refunds) {
+        let spec = if !self.sales.is_empty() && self.rng.chance(self.refunds) {
             let i = usize::try_from(self.rng.below(self.sales.len() as u64)).unwrap_or(0);
             let sale = &mut self.sales[i];
             let amount = 1 + i64::try_from(self.rng.below(u64::try_from(sale.left).unwrap_or(1)))
                 .unwrap_or(0);
             sale.left -= amount;
-            // Half the refunds leave the segments to their sale, half say them again.
-            let said = if self.rng.chance(0.5) {
-                sale.segments.clone()
-            } else {
-                Segs::default()
-            };
-            let t = Transaction {
-                transaction_id: id,
-                store_id: String::new(),
-                kind: TransactionKind::Refund.into(),
-                currency: sale.currency.to_owned(),
-                amount_minor: amount,
+            let spec = Spec {
+                seq: self.seq,
+                refund_of: sale.seq,
+                store: None,
+                currency: sale.currency,
+                amount,
                 // Now: never before its sale (sales are up to a minute old).
-                occurred_at: Some(Timestamp {
-                    seconds: now,
-                    nanos: 0,
-                }),
-                refund_of: sale.id.clone(),
-                brand: said.brand,
-                category: said.category,
-                origin: said.origin.into(),
+                occurred_at: now,
+                segs: sale.segments,
+                // Half the refunds leave the segments to their sale, half say them again.
+                said: self.rng.chance(0.5),
             };
             if sale.left == 0 {
                 self.sales.remove(i);
             }
-            t
+            spec
         } else {
+            let occurred_at = now - i64::try_from(self.rng.below(60)).unwrap_or(0);
             let mut pick = self.rng.below(100);
             let (currency, lo, hi) = MIX
                 .iter()
@@ -494,52 +500,77 @@ impl Generator {
                 .map_or(("IDR", 1, 2), |(c, _, lo, hi)| (*c, *lo, *hi));
             let amount = lo
                 + i64::try_from(self.rng.below(u64::try_from(hi - lo).unwrap_or(1))).unwrap_or(0);
-            let segments = self.mix.draw(&mut self.rng);
+            let segs = self.mix.draw(&mut self.rng);
             self.sales.push_back(SaleRef {
-                id: id.clone(),
+                seq: self.seq,
                 currency,
                 left: amount,
-                segments: segments.clone(),
+                segments: segs,
             });
             if self.sales.len() > 1_000 {
                 self.sales.pop_front();
             }
-            Transaction {
-                transaction_id: id,
-                store_id: format!("store-{}", self.rng.below(20)),
-                kind: TransactionKind::Sale.into(),
-                currency: currency.to_owned(),
-                amount_minor: amount,
-                occurred_at: at,
-                refund_of: String::new(),
-                brand: segments.brand,
-                category: segments.category,
-                origin: segments.origin.into(),
+            Spec {
+                seq: self.seq,
+                refund_of: 0,
+                store: Some(self.rng.below(20)),
+                currency,
+                amount,
+                occurred_at,
+                segs,
+                said: true,
             }
         };
-        self.sent.push_back(t.clone());
+        self.sent.push_back(spec);
         if self.sent.len() > 1_000 {
             self.sent.pop_front();
         }
-        t
+        spec
     }
-}
 
-/// Figures by two string keys, found with borrowed strings: a row already counted adds to
-/// its entry without allocating (the tally runs for every acknowledged row, on the machine it
-/// measures).
-type ByTwo<V> = HashMap<String, HashMap<String, V>>;
+    /// The id of this stream's transaction `seq`.
+    fn id(&self, seq: u64) -> String {
+        format!("{}-{}-{}", self.run, self.site, seq)
+    }
 
-/// The entry of `(a, b)`, created empty when missing.
-fn entry<'m, V: Default>(map: &'m mut ByTwo<V>, a: &str, b: &str) -> &'m mut V {
-    if !map.contains_key(a) {
-        map.insert(a.to_owned(), HashMap::default());
+    /// The wire message of `spec`.
+    fn wire(&self, spec: &Spec) -> Transaction {
+        let (brand, category, origin) = if spec.said {
+            (
+                key_name(Dimension::Brand, spec.segs.brand),
+                key_name(Dimension::Category, spec.segs.category),
+                spec.segs.origin,
+            )
+        } else {
+            (String::new(), String::new(), Origin::default())
+        };
+        Transaction {
+            transaction_id: self.id(spec.seq),
+            store_id: spec
+                .store
+                .map_or_else(String::new, |n| format!("store-{n}")),
+            kind: if spec.refund_of == 0 {
+                TransactionKind::Sale
+            } else {
+                TransactionKind::Refund
+            }
+            .into(),
+            currency: spec.currency.to_owned(),
+            amount_minor: spec.amount,
+            occurred_at: Some(Timestamp {
+                seconds: spec.occurred_at,
+                nanos: 0,
+            }),
+            refund_of: if spec.refund_of == 0 {
+                String::new()
+            } else {
+                self.id(spec.refund_of)
+            },
+            brand,
+            category,
+            origin: origin.into(),
+        }
     }
-    let inner = map.get_mut(a).expect("inserted above");
-    if !inner.contains_key(b) {
-        inner.insert(b.to_owned(), V::default());
-    }
-    inner.get_mut(b).expect("inserted above")
 }
 
 #[derive(Default)]
@@ -551,11 +582,11 @@ struct Tally {
     /// (highest accepted position of a batch, when it was acknowledged)
     acks: Vec<(u64, Instant)>,
     /// Per site and currency: what was ACCEPTED.
-    expected: ByTwo<Movement>,
-    /// Per dimension ([`Dimension::ALL`]'s order), key and currency: what was ACCEPTED.
-    expected_segments: [ByTwo<Movement>; 3],
-    /// Per site, the segments of every accepted sale by id (a refund's are its sale's).
-    sale_segments: ByTwo<Segs>,
+    expected: HashMap<String, HashMap<&'static str, Movement>>,
+    /// Per dimension ([`Dimension::ALL`]'s order), key number and currency: what was ACCEPTED.
+    /// (It runs for every acknowledged row, on the machine it measures: nothing is allocated
+    /// for a row whose keys were counted before, and names are made once, at the end.)
+    expected_segments: [HashMap<(u32, &'static str), Movement>; 3],
     last_ack: Option<Instant>,
 }
 
@@ -564,7 +595,7 @@ impl Tally {
     fn record(
         &mut self,
         site: &str,
-        txs: &[Transaction],
+        sent: &[Spec],
         results: &[TransactionResult],
         sent_at: Instant,
         now: Instant,
@@ -572,45 +603,37 @@ impl Tally {
         #[allow(clippy::cast_possible_truncation)]
         self.ack_us
             .push(now.duration_since(sent_at).as_micros() as u64);
+        if !self.expected.contains_key(site) {
+            self.expected.insert(site.to_owned(), HashMap::default());
+        }
+        let by_currency = self.expected.get_mut(site).expect("inserted above");
         let mut top = 0;
-        for (tx, result) in txs.iter().zip(results) {
+        for (spec, result) in sent.iter().zip(results) {
             match result.outcome() {
                 Outcome::Accepted => {
                     self.accepted += 1;
                     top = top.max(result.position);
-                    let e = entry(&mut self.expected, site, &tx.currency);
-                    let moved = if tx.refund_of.is_empty() {
-                        e.sales += 1;
-                        e.gross += tx.amount_minor;
+                    let moved = if spec.refund_of == 0 {
                         Movement {
                             sales: 1,
-                            gross: tx.amount_minor,
+                            gross: spec.amount,
                             ..Movement::default()
                         }
                     } else {
-                        e.refunds += 1;
-                        e.refunded += tx.amount_minor;
                         Movement {
                             refunds: 1,
-                            refunded: tx.amount_minor,
+                            refunded: spec.amount,
                             ..Movement::default()
                         }
                     };
-                    let own = Segs::of(tx);
-                    let segments = if tx.refund_of.is_empty() {
-                        *entry(&mut self.sale_segments, site, &tx.transaction_id) = own.clone();
-                        own
-                    } else {
-                        self.sale_segments
-                            .get(site)
-                            .and_then(|sales| sales.get(&tx.refund_of))
-                            .cloned()
-                            .unwrap_or(own)
-                    };
+                    by_currency.entry(spec.currency).or_default().add(moved);
                     for (figures, dimension) in
                         self.expected_segments.iter_mut().zip(Dimension::ALL)
                     {
-                        entry(figures, segments.key(dimension), &tx.currency).add(moved);
+                        figures
+                            .entry((spec.segs.key(dimension), spec.currency))
+                            .or_default()
+                            .add(moved);
                     }
                 }
                 Outcome::Duplicate => self.duplicate += 1,
@@ -630,24 +653,23 @@ impl Tally {
             .flat_map(|(site, by_currency)| {
                 by_currency
                     .iter()
-                    .map(move |(currency, m)| ((site.clone(), currency.clone()), *m))
+                    .map(move |(currency, m)| ((site.clone(), (*currency).to_owned()), *m))
             })
             .collect()
     }
 
     /// What was accepted, per (dimension, key, currency).
     fn expected_segments(&self) -> SegmentFigures {
-        self.expected_segments
-            .iter()
-            .zip(Dimension::ALL)
-            .flat_map(|(by_key, dimension)| {
-                by_key.iter().flat_map(move |(key, by_currency)| {
-                    by_currency
-                        .iter()
-                        .map(move |(currency, m)| ((dimension, key.clone(), currency.clone()), *m))
-                })
-            })
-            .collect()
+        let mut out = SegmentFigures::new();
+        for (figures, dimension) in self.expected_segments.iter().zip(Dimension::ALL) {
+            for ((n, currency), m) in figures {
+                // Distinct numbers can share a name (an origin outside the domain's codes).
+                out.entry((dimension, key_name(dimension, *n), (*currency).to_owned()))
+                    .or_default()
+                    .add(*m);
+            }
+        }
+        out
     }
 }
 
@@ -1233,11 +1255,8 @@ impl Plan {
         // Batches sent and not yet answered, per stream: at most `depth` (the request channel
         // alone would not bound it, since the transport drains it at once).
         let in_flight = Arc::new(tokio::sync::Semaphore::new(args.depth as usize));
-        let (meta_tx, mut meta_rx) = mpsc::unbounded_channel::<(
-            Instant,
-            Vec<Transaction>,
-            tokio::sync::OwnedSemaphorePermit,
-        )>();
+        let (meta_tx, mut meta_rx) =
+            mpsc::unbounded_channel::<(Instant, Vec<Spec>, tokio::sync::OwnedSemaphorePermit)>();
         let mut generator = Generator {
             rng: Rng(0x5EED ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9)),
             run: self.run_id.clone(),
@@ -1266,14 +1285,15 @@ impl Plan {
                 if let Some(t) = ticker.as_mut() {
                     t.tick().await;
                 }
-                let txs: Vec<Transaction> = (0..n).map(|_| generator.next()).collect();
+                let specs: Vec<Spec> = (0..n).map(|_| generator.next()).collect();
+                let txs: Vec<Transaction> = specs.iter().map(|s| generator.wire(s)).collect();
                 let Ok(slot) = in_flight.clone().acquire_owned().await else {
                     break;
                 };
                 let Ok(permit) = req_tx.reserve().await else {
                     break;
                 };
-                if meta_tx.send((Instant::now(), txs.clone(), slot)).is_err() {
+                if meta_tx.send((Instant::now(), specs, slot)).is_err() {
                     break;
                 }
                 permit.send(SubmitTransactionsRequest { transactions: txs });
@@ -1293,14 +1313,14 @@ impl Plan {
                 .map_err(|s| client::explain(&endpoint, "StreamTransactions", &s))?
             {
                 let now = Instant::now();
-                let Some((sent_at, txs, slot)) = meta_rx.recv().await else {
+                let Some((sent_at, specs, slot)) = meta_rx.recv().await else {
                     break;
                 };
                 drop(slot);
                 tally
                     .lock()
                     .await
-                    .record(&site, &txs, &r.results, sent_at, now);
+                    .record(&site, &specs, &r.results, sent_at, now);
             }
             anyhow::Ok(())
         });
@@ -1393,20 +1413,124 @@ mod tests {
         };
         let mut held: BTreeMap<String, i64> = BTreeMap::new();
         let mut seen = std::collections::HashSet::new();
+        let mut sale_segments: BTreeMap<String, (String, String, i32)> = BTreeMap::new();
+        let (mut refunds, mut resubmits, mut unsaid) = (0, 0, 0);
         for _ in 0..5_000 {
-            let t = g.next();
+            let spec = g.next();
+            let t = g.wire(&spec);
             if !seen.insert(t.transaction_id.clone()) {
-                continue; // a resubmission
+                resubmits += 1;
+                continue;
             }
+            let segments = (t.brand.clone(), t.category.clone(), t.origin);
             if t.refund_of.is_empty() {
+                assert_eq!(t.kind(), TransactionKind::Sale);
+                assert!(t.store_id.starts_with("store-"), "{t:?}");
+                assert!(t.category.starts_with("category-"), "{t:?}");
                 held.insert(t.transaction_id.clone(), t.amount_minor);
+                sale_segments.insert(t.transaction_id.clone(), segments);
             } else {
+                refunds += 1;
+                assert_eq!(t.kind(), TransactionKind::Refund);
                 let left = held
                     .get_mut(&t.refund_of)
                     .expect("refunds name an earlier sale");
                 *left -= t.amount_minor;
                 assert!(*left >= 0);
+                // The tally counts a refund under its sale's segments, which it says again
+                // or leaves empty.
+                let sale = &sale_segments[&t.refund_of];
+                let counted = (
+                    key_name(Dimension::Brand, spec.segs.brand),
+                    key_name(Dimension::Category, spec.segs.category),
+                    i32::from(spec.segs.origin),
+                );
+                assert_eq!(&counted, sale);
+                if t.brand.is_empty() && t.category.is_empty() {
+                    unsaid += 1;
+                } else {
+                    assert_eq!(&segments, sale);
+                }
             }
         }
+        assert!(
+            refunds > 1_000 && resubmits > 200 && unsaid > 300,
+            "{refunds} {resubmits} {unsaid}"
+        );
+    }
+
+    #[test]
+    fn tally_counts_accepted_rows_under_their_keys_and_names_them_at_the_end() {
+        let sale = Spec {
+            seq: 1,
+            refund_of: 0,
+            store: Some(3),
+            currency: "IDR",
+            amount: 1_000,
+            occurred_at: 0,
+            segs: Segs {
+                brand: 7,
+                category: 2,
+                origin: Origin::CrossBorder,
+            },
+            said: true,
+        };
+        let refund = Spec {
+            seq: 2,
+            refund_of: 1,
+            store: None,
+            amount: 400,
+            said: false,
+            ..sale
+        };
+        let unbranded = Spec {
+            seq: 3,
+            segs: Segs {
+                brand: 0,
+                ..sale.segs
+            },
+            currency: "USD",
+            ..sale
+        };
+        let answer = |outcome: Outcome, position| TransactionResult {
+            outcome: outcome.into(),
+            position,
+            ..TransactionResult::default()
+        };
+        let mut t = Tally::default();
+        let now = Instant::now();
+        t.record(
+            "s1",
+            &[sale, refund, sale, unbranded],
+            &[
+                answer(Outcome::Accepted, 10),
+                answer(Outcome::Accepted, 11),
+                answer(Outcome::Duplicate, 0),
+                answer(Outcome::Rejected, 0),
+            ],
+            now,
+            now,
+        );
+        assert_eq!((t.accepted, t.duplicate), (2, 1));
+        assert_eq!(t.acks.iter().map(|(p, _)| *p).collect::<Vec<_>>(), [11]);
+        let both = Movement {
+            sales: 1,
+            gross: 1_000,
+            refunds: 1,
+            refunded: 400,
+        };
+        assert_eq!(
+            t.expected(),
+            Figures::from([(("s1".to_owned(), "IDR".to_owned()), both)])
+        );
+        let key = |d, k: &str| (d, k.to_owned(), "IDR".to_owned());
+        assert_eq!(
+            t.expected_segments(),
+            SegmentFigures::from([
+                (key(Dimension::Brand, "brand-7"), both),
+                (key(Dimension::Category, "category-2"), both),
+                (key(Dimension::Origin, "cross-border"), both),
+            ])
+        );
     }
 }
