@@ -416,6 +416,7 @@ async fn upsert_segments(
     changes: &Changes,
     position: u64,
 ) -> Result<()> {
+    // New and stored rows alike go through the upsert (PostgreSQL inserts new ones plainly).
     for chunk in changes.segment_sites.chunks(INSERT_CHUNK) {
         let mut query = values_query(
             "INSERT INTO segment_site_totals (event_id, site_id, dimension, key, currency, \
@@ -426,7 +427,7 @@ async fn upsert_segments(
              sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
              refund_count = excluded.refund_count, refunded_minor = excluded.refunded_minor",
         );
-        for ((e, d, k, s), c, t) in chunk {
+        for ((e, d, k, s), c, t, _) in chunk {
             query = query
                 .bind(e.as_str())
                 .bind(s.as_str())
