@@ -504,6 +504,101 @@ async fn stored_ids_are_never_taken_for_new(backend: Backend) {
     assert_eq!(first.ledger_head().await.expect("head"), 300 + 40 * 3);
 }
 
+/// Per-site breakdown rows are written as the aggregator's book says: new ones inserted,
+/// stored ones rewritten. Where the book says new of a stored row, PostgreSQL (which inserts
+/// new rows plainly) fails the whole apply and writes nothing; SQLite upserts. A row said
+/// stored is upserted by both. Never a figure added twice or a row lost.
+async fn breakdown_rows_follow_the_book(backend: Backend) {
+    use saleboard_domain::Dimension;
+    use saleboard_domain::totals::{Changes, CurrencyTotals};
+    let Some((_db, store)) = open(backend).await else {
+        return;
+    };
+    let idr = Currency::parse("IDR").expect("IDR");
+    let figures = |n: u64| CurrencyTotals {
+        sale_count: n,
+        gross_minor: i128::from(n) * 100,
+        refund_count: 0,
+        refunded_minor: 0,
+    };
+    let row = |brand: &str, n: u64, new: bool| {
+        (
+            (
+                "test".to_owned(),
+                Dimension::Brand,
+                brand.to_owned(),
+                site("a"),
+            ),
+            idr,
+            figures(n),
+            new,
+        )
+    };
+    let stored = |store: Arc<dyn Store>| async move {
+        let t = store.load_totals().await.expect("load");
+        let rows: Vec<(String, u64)> = t
+            .book
+            .segment_sites()
+            .into_iter()
+            .map(|((_, _, k, _), list)| (k, list[0].1.sale_count))
+            .collect();
+        (t.applied, rows)
+    };
+    let apply = |from: u64, rows: Vec<_>| {
+        let store = store.clone();
+        async move {
+            let changes = Changes {
+                segment_sites: rows,
+                ..Changes::default()
+            };
+            store
+                .apply_totals(from, from, &changes, UnixNanos::now())
+                .await
+        }
+    };
+    apply(0, vec![row("nestle", 1, true), row("unilever", 2, true)])
+        .await
+        .expect("new rows");
+    apply(0, vec![row("nestle", 3, false), row("wings", 4, true)])
+        .await
+        .expect("a stored row and a new one");
+    let good = vec![
+        ("nestle".to_owned(), 3),
+        ("unilever".to_owned(), 2),
+        ("wings".to_owned(), 4),
+    ];
+    assert_eq!(stored(store.clone()).await, (0, good));
+
+    // The book wrong both ways: a stored row said new, a missing row said stored.
+    let wrong_new = apply(0, vec![row("unilever", 5, true), row("mayora", 6, false)]).await;
+    let wrong_stored = apply(0, vec![row("orang-tua", 7, false)]).await;
+    wrong_stored.expect("a missing row said stored is inserted");
+    let mut rows = vec![
+        ("mayora".to_owned(), 6),
+        ("nestle".to_owned(), 3),
+        ("orang-tua".to_owned(), 7),
+        ("unilever".to_owned(), 5),
+        ("wings".to_owned(), 4),
+    ];
+    match backend {
+        Backend::Postgres => {
+            assert!(
+                matches!(wrong_new, Err(StorageError::Database(_))),
+                "{wrong_new:?}"
+            );
+            // The first apply wrote nothing (not even its upsert of "mayora").
+            rows = vec![
+                ("nestle".to_owned(), 3),
+                ("orang-tua".to_owned(), 7),
+                ("unilever".to_owned(), 2),
+                ("wings".to_owned(), 4),
+            ];
+        }
+        Backend::Sqlite => wrong_new.expect("SQLite upserts"),
+    }
+    assert_eq!(stored(store.clone()).await, (0, rows));
+}
+
 backend_tests!(
     sites_and_keys,
     event_and_rates,
@@ -512,6 +607,7 @@ backend_tests!(
     concurrent_writers_keep_positions_gapless,
     stored_ids_are_never_taken_for_new,
     migrate_is_idempotent,
+    breakdown_rows_follow_the_book,
 );
 
 /// The benchmarks' COPY baseline loads rows in the ledger's current columns (event and segments
