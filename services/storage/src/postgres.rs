@@ -454,22 +454,19 @@ async fn write_segment_sites<'a>(
     insert: bool,
 ) -> Result<()> {
     let (mut event, mut site, mut dim, mut key, mut cur) = (vec![], vec![], vec![], vec![], vec![]);
-    let (mut sales, mut gross, mut refunds, mut refunded) = (vec![], vec![], vec![], vec![]);
+    let mut f = FigureColumns::default();
     for ((e, d, k, s), c, t, _) in rows {
         event.push(e.as_str());
         site.push(s.as_str());
         dim.push(d.code());
         key.push(k.as_str());
         cur.push(c.code());
-        sales.push(to_i64("segment_site_totals", t.sale_count)?);
-        gross.push(t.gross_minor);
-        refunds.push(to_i64("segment_site_totals", t.refund_count)?);
-        refunded.push(t.refunded_minor);
+        f.push("segment_site_totals", t)?;
     }
     if event.is_empty() {
         return Ok(());
     }
-    let (gross, refunded) = (Sums::of(&gross), Sums::of(&refunded));
+    let (gross, refunded) = f.sums();
     let sql = format!(
         "INSERT INTO segment_site_totals (event_id, site_id, dimension, key, currency, \
          sale_count, gross_minor, refund_count, refunded_minor) \
@@ -490,11 +487,39 @@ async fn write_segment_sites<'a>(
         .bind(site)
         .bind(dim)
         .bind(key)
-        .bind(cur)
-        .bind(sales);
-    let query = gross.bind(query).bind(refunds);
-    refunded.bind(query).execute(&mut *conn).await?;
+        .bind(cur);
+    f.bind(query, gross, refunded).execute(&mut *conn).await?;
     Ok(())
+}
+
+/// A totals row's four figures, column by column (for `UNNEST`).
+#[derive(Default)]
+struct FigureColumns {
+    sales: Vec<i64>,
+    gross: Vec<i128>,
+    refunds: Vec<i64>,
+    refunded: Vec<i128>,
+}
+
+impl FigureColumns {
+    fn push(&mut self, table: &'static str, t: &CurrencyTotals) -> Result<()> {
+        self.sales.push(to_i64(table, t.sale_count)?);
+        self.gross.push(t.gross_minor);
+        self.refunds.push(to_i64(table, t.refund_count)?);
+        self.refunded.push(t.refunded_minor);
+        Ok(())
+    }
+
+    /// The sums' columns, whose array types the statement names.
+    fn sums(&self) -> (Sums, Sums) {
+        (Sums::of(&self.gross), Sums::of(&self.refunded))
+    }
+
+    /// Binds the four columns in order (sales, gross, refunds, refunded).
+    fn bind<'q>(self, query: PgQuery<'q>, gross: Sums, refunded: Sums) -> PgQuery<'q> {
+        let query = gross.bind(query.bind(self.sales)).bind(self.refunds);
+        refunded.bind(query)
+    }
 }
 
 /// Writes the changed breakdown rows of one apply: per site, and national (every currency of a
@@ -510,7 +535,7 @@ async fn upsert_segments(conn: &mut PgConnection, changes: &Changes, position: u
     }
     if !changes.segments.is_empty() {
         let (mut event, mut dim, mut key, mut cur) = (vec![], vec![], vec![], vec![]);
-        let (mut sales, mut gross, mut refunds, mut refunded) = (vec![], vec![], vec![], vec![]);
+        let mut f = FigureColumns::default();
         let mut sites = vec![];
         for ((e, d, k), figures) in &changes.segments {
             for (c, t) in &figures.totals {
@@ -518,14 +543,11 @@ async fn upsert_segments(conn: &mut PgConnection, changes: &Changes, position: u
                 dim.push(d.code());
                 key.push(k.as_str());
                 cur.push(c.code());
-                sales.push(to_i64("segment_totals", t.sale_count)?);
-                gross.push(t.gross_minor);
-                refunds.push(to_i64("segment_totals", t.refund_count)?);
-                refunded.push(t.refunded_minor);
+                f.push("segment_totals", t)?;
                 sites.push(i32::try_from(figures.site_count).unwrap_or(i32::MAX));
             }
         }
-        let (gross, refunded) = (Sums::of(&gross), Sums::of(&refunded));
+        let (gross, refunded) = f.sums();
         let sql = format!(
             "INSERT INTO segment_totals (event_id, dimension, key, currency, sale_count, \
              gross_minor, refund_count, refunded_minor, site_count, changed_at_position) \
@@ -542,11 +564,8 @@ async fn upsert_segments(conn: &mut PgConnection, changes: &Changes, position: u
             .bind(event)
             .bind(dim)
             .bind(key)
-            .bind(cur)
-            .bind(sales);
-        let query = gross.bind(query).bind(refunds);
-        refunded
-            .bind(query)
+            .bind(cur);
+        f.bind(query, gross, refunded)
             .bind(sites)
             .bind(db_position(position)?)
             .execute(&mut *conn)
