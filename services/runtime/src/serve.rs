@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use saleboard_storage::Store;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
 use crate::grpc::ConnectionArgs;
@@ -39,6 +39,13 @@ pub enum ServeError {
     Serve(tonic::transport::Error),
 }
 
+/// Connections the kernel may hold completed before the server accepts them (it caps this at
+/// `net.core.somaxconn`, 4096 by default). With tokio's 1,024, a burst of connects (clients
+/// reconnecting together, or a flood of silent sockets) filled the queue whenever the accept
+/// loop fell behind: the kernel then dropped SYNs, and each client so dropped retried only a
+/// second later.
+const LISTEN_BACKLOG: u32 = 4096;
+
 /// Binds `addr`, set by `setting` (its flag and variable, for the error); returns the listener
 /// and the address it got (port 0 picks one).
 ///
@@ -53,7 +60,16 @@ pub async fn bind(
         setting,
         error,
     };
-    let listener = TcpListener::bind(addr).await.map_err(bind)?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(bind)?;
+    // As `TcpListener::bind` does: a restarted server binds while old connections linger.
+    socket.set_reuseaddr(true).map_err(bind)?;
+    socket.bind(addr).map_err(bind)?;
+    let listener = socket.listen(LISTEN_BACKLOG).map_err(bind)?;
     let local = listener.local_addr().map_err(bind)?;
     Ok((listener, local))
 }
