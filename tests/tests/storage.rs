@@ -573,29 +573,31 @@ async fn breakdown_rows_follow_the_book(backend: Backend) {
     let wrong_new = apply(0, vec![row("unilever", 5, true), row("mayora", 6, false)]).await;
     let wrong_stored = apply(0, vec![row("orang-tua", 7, false)]).await;
     wrong_stored.expect("a missing row said stored is inserted");
-    let mut rows = vec![
-        ("mayora".to_owned(), 6),
-        ("nestle".to_owned(), 3),
-        ("orang-tua".to_owned(), 7),
-        ("unilever".to_owned(), 5),
-        ("wings".to_owned(), 4),
-    ];
-    match backend {
+    let rows = match backend {
         Backend::Postgres => {
             assert!(
                 matches!(wrong_new, Err(StorageError::Database(_))),
                 "{wrong_new:?}"
             );
             // The first apply wrote nothing (not even its upsert of "mayora").
-            rows = vec![
+            vec![
                 ("nestle".to_owned(), 3),
                 ("orang-tua".to_owned(), 7),
                 ("unilever".to_owned(), 2),
                 ("wings".to_owned(), 4),
-            ];
+            ]
         }
-        Backend::Sqlite => wrong_new.expect("SQLite upserts"),
-    }
+        Backend::Sqlite => {
+            wrong_new.expect("SQLite upserts");
+            vec![
+                ("mayora".to_owned(), 6),
+                ("nestle".to_owned(), 3),
+                ("orang-tua".to_owned(), 7),
+                ("unilever".to_owned(), 5),
+                ("wings".to_owned(), 4),
+            ]
+        }
+    };
     assert_eq!(stored(store.clone()).await, (0, rows));
 }
 

@@ -377,17 +377,22 @@ fn key_name(dimension: Dimension, n: u32) -> String {
 #[derive(Debug, Clone, Copy)]
 struct Spec {
     seq: u64,
-    /// A refund's sale (its sequence number); 0 for a sale.
-    refund_of: u64,
-    /// `store-N` for a sale; a refund names no store.
-    store: Option<u64>,
+    nature: SpecNature,
     currency: &'static str,
     amount: i64,
     occurred_at: i64,
     /// The breakdown keys it counts under: a refund's are its sale's.
     segs: Segs,
-    /// Whether the segments go on the wire (half the refunds leave them to their sale).
-    said: bool,
+}
+
+/// A sale, or a refund of one of the stream's sales.
+#[derive(Debug, Clone, Copy)]
+enum SpecNature {
+    /// Sold at `store-N`.
+    Sale { store: u64 },
+    /// Refunds sale `of` (its sequence number), naming no store; `says_segments`: whether it
+    /// repeats its sale's segments on the wire (half the refunds leave them to their sale).
+    Refund { of: u64, says_segments: bool },
 }
 
 struct SaleRef {
@@ -470,15 +475,16 @@ impl Generator {
             sale.left -= amount;
             let spec = Spec {
                 seq: self.seq,
-                refund_of: sale.seq,
-                store: None,
+                nature: SpecNature::Refund {
+                    of: sale.seq,
+                    // Half the refunds leave the segments to their sale, half say them again.
+                    says_segments: self.rng.chance(0.5),
+                },
                 currency: sale.currency,
                 amount,
                 // Now: never before its sale (sales are up to a minute old).
                 occurred_at: now,
                 segs: sale.segments,
-                // Half the refunds leave the segments to their sale, half say them again.
-                said: self.rng.chance(0.5),
             };
             if sale.left == 0 {
                 self.sales.remove(i);
@@ -512,13 +518,13 @@ impl Generator {
             }
             Spec {
                 seq: self.seq,
-                refund_of: 0,
-                store: Some(self.rng.below(20)),
+                nature: SpecNature::Sale {
+                    store: self.rng.below(20),
+                },
                 currency,
                 amount,
                 occurred_at,
                 segs,
-                said: true,
             }
         };
         self.sent.push_back(spec);
@@ -535,7 +541,21 @@ impl Generator {
 
     /// The wire message of `spec`.
     fn wire(&self, spec: &Spec) -> Transaction {
-        let (brand, category, origin) = if spec.said {
+        let (kind, store_id, refund_of, says_segments) = match spec.nature {
+            SpecNature::Sale { store } => (
+                TransactionKind::Sale,
+                format!("store-{store}"),
+                String::new(),
+                true,
+            ),
+            SpecNature::Refund { of, says_segments } => (
+                TransactionKind::Refund,
+                String::new(),
+                self.id(of),
+                says_segments,
+            ),
+        };
+        let (brand, category, origin) = if says_segments {
             (
                 key_name(Dimension::Brand, spec.segs.brand),
                 key_name(Dimension::Category, spec.segs.category),
@@ -546,26 +566,15 @@ impl Generator {
         };
         Transaction {
             transaction_id: self.id(spec.seq),
-            store_id: spec
-                .store
-                .map_or_else(String::new, |n| format!("store-{n}")),
-            kind: if spec.refund_of == 0 {
-                TransactionKind::Sale
-            } else {
-                TransactionKind::Refund
-            }
-            .into(),
+            store_id,
+            kind: kind.into(),
             currency: spec.currency.to_owned(),
             amount_minor: spec.amount,
             occurred_at: Some(Timestamp {
                 seconds: spec.occurred_at,
                 nanos: 0,
             }),
-            refund_of: if spec.refund_of == 0 {
-                String::new()
-            } else {
-                self.id(spec.refund_of)
-            },
+            refund_of,
             brand,
             category,
             origin: origin.into(),
@@ -613,18 +622,17 @@ impl Tally {
                 Outcome::Accepted => {
                     self.accepted += 1;
                     top = top.max(result.position);
-                    let moved = if spec.refund_of == 0 {
-                        Movement {
+                    let moved = match spec.nature {
+                        SpecNature::Sale { .. } => Movement {
                             sales: 1,
                             gross: spec.amount,
                             ..Movement::default()
-                        }
-                    } else {
-                        Movement {
+                        },
+                        SpecNature::Refund { .. } => Movement {
                             refunds: 1,
                             refunded: spec.amount,
                             ..Movement::default()
-                        }
+                        },
                     };
                     by_currency.entry(spec.currency).or_default().add(moved);
                     for (figures, dimension) in
@@ -1463,8 +1471,7 @@ mod tests {
     fn tally_counts_accepted_rows_under_their_keys_and_names_them_at_the_end() {
         let sale = Spec {
             seq: 1,
-            refund_of: 0,
-            store: Some(3),
+            nature: SpecNature::Sale { store: 3 },
             currency: "IDR",
             amount: 1_000,
             occurred_at: 0,
@@ -1473,14 +1480,14 @@ mod tests {
                 category: 2,
                 origin: Origin::CrossBorder,
             },
-            said: true,
         };
         let refund = Spec {
             seq: 2,
-            refund_of: 1,
-            store: None,
+            nature: SpecNature::Refund {
+                of: 1,
+                says_segments: false,
+            },
             amount: 400,
-            said: false,
             ..sale
         };
         let unbranded = Spec {
