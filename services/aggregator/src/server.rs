@@ -80,8 +80,7 @@ impl AggregatorServer {
         let (listener, local_addr) = saleboard_runtime::serve::bind(
             config.listen,
             "--aggregator-listen / SALEBOARD_AGGREGATOR_LISTEN",
-        )
-        .await?;
+        )?;
         let stale_after = config.stale_after();
         let engine = Arc::new(Engine::new(store.clone(), config, instance_id(local_addr)));
         Ok(Self {

@@ -60,8 +60,7 @@ impl IngestServer {
         let (listener, local_addr) = saleboard_runtime::serve::bind(
             config.listen,
             "--ingest-listen / SALEBOARD_INGEST_LISTEN",
-        )
-        .await?;
+        )?;
         let directory = Arc::new(Directory::new(store.clone()));
         directory.refresh().await?;
         Ok(Self {

@@ -66,8 +66,7 @@ impl LeaderboardServer {
         let (listener, local_addr) = saleboard_runtime::serve::bind(
             config.listen,
             "--leaderboard-listen / SALEBOARD_LEADERBOARD_LISTEN",
-        )
-        .await?;
+        )?;
         let board = Board::new(store.clone()).await?;
         Ok(Self {
             listener,

@@ -47,11 +47,12 @@ pub enum ServeError {
 const LISTEN_BACKLOG: u32 = 4096;
 
 /// Binds `addr`, set by `setting` (its flag and variable, for the error); returns the listener
-/// and the address it got (port 0 picks one).
+/// and the address it got (port 0 picks one). Call it inside the tokio runtime that will serve:
+/// the listener registers with its reactor.
 ///
 /// # Errors
 /// When the address cannot be bound.
-pub async fn bind(
+pub fn bind(
     addr: SocketAddr,
     setting: &'static str,
 ) -> Result<(TcpListener, SocketAddr), ServeError> {
