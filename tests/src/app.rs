@@ -65,7 +65,9 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     /// Where IngestService listens.
     pub ingest_addr: SocketAddr,
-    /// Where AdminService and LeaderboardService listen.
+    /// Where LeaderboardService, the big screen and its JSON listen (the public port).
+    pub leaderboard_addr: SocketAddr,
+    /// Where AdminService listens (its own listener).
     pub admin_addr: SocketAddr,
     /// Where AggregatorService listens.
     pub aggregator_addr: SocketAddr,
@@ -121,6 +123,7 @@ impl TestApp {
         config.ingest.database.url = db.url.clone();
         configure(&mut config.ingest);
         config.leaderboard.listen = localhost;
+        config.leaderboard.admin_listen = localhost;
         config.leaderboard.database.url = db.url.clone();
         configure_board(&mut config.leaderboard);
         config.aggregator.listen = localhost;
@@ -130,9 +133,10 @@ impl TestApp {
         let suite = Suite::build(config, store.clone())
             .await
             .expect("the suite starts");
-        let (ingest_addr, admin_addr, aggregator_addr) = (
+        let (ingest_addr, leaderboard_addr, admin_addr, aggregator_addr) = (
             suite.ingest_addr(),
             suite.leaderboard_addr(),
+            suite.admin_addr(),
             suite.aggregator_addr(),
         );
         let (stop, rx) = watch::channel(false);
@@ -141,6 +145,7 @@ impl TestApp {
             db,
             store,
             ingest_addr,
+            leaderboard_addr,
             admin_addr,
             aggregator_addr,
             token,
@@ -156,7 +161,7 @@ impl TestApp {
 
     /// A LeaderboardService client (no authentication).
     pub async fn leaderboard(&self) -> LeaderboardServiceClient<Channel> {
-        LeaderboardServiceClient::new(channel(self.admin_addr).await)
+        LeaderboardServiceClient::new(channel(self.leaderboard_addr).await)
     }
 
     /// A LeaderboardService client authenticating with `secret` (the organizer token or an
@@ -167,7 +172,7 @@ impl TestApp {
     ) -> LeaderboardServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>
     {
         LeaderboardServiceClient::with_interceptor(
-            channel(self.admin_addr).await,
+            channel(self.leaderboard_addr).await,
             Bearer::new(Some(secret)).expect("ASCII secret"),
         )
     }

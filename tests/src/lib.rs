@@ -7,12 +7,14 @@
 //! - [`app`]: the services in-process on port 0, with clients that carry a bearer secret.
 //! - [`proc`]: the services as real processes (for kill and restart tests).
 //! - [`data`]: transactions and event windows for tests.
+//! - [`http`]: HTTP/1.1 and Server-Sent Events over plain sockets, from any local address.
 //! - [`load`]: deterministic transaction streams for concurrency and crash tests.
 //! - [`otlp`]: an OTLP/gRPC receiver that services export traces and metrics to.
 
 pub mod app;
 pub mod data;
 pub mod db;
+pub mod http;
 pub mod load;
 pub mod otlp;
 pub mod pg;

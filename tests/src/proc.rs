@@ -66,7 +66,9 @@ pub struct ServiceProcess {
 
 impl ServiceProcess {
     /// Starts binary `name` with `args` and `env`, listening on `addr`, and waits until the
-    /// port accepts connections (at most 30 s).
+    /// port accepts connections (at most 30 s). A leaderboard's AdminService listens on a port
+    /// of its own choosing (`SALEBOARD_ADMIN_LISTEN=127.0.0.1:0`) unless `args` or `env` say
+    /// otherwise, so processes started side by side never contend for its default port.
     ///
     /// # Panics
     /// When it does not start or exits early.
@@ -79,6 +81,7 @@ impl ServiceProcess {
         ));
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut child = Command::new(&bin)
+            .env("SALEBOARD_ADMIN_LISTEN", "127.0.0.1:0")
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -183,8 +186,10 @@ impl Drop for ServiceProcess {
 pub struct DevSuite {
     /// Its ingest address.
     pub ingest: SocketAddr,
-    /// Its leaderboard (and admin) address.
+    /// Its leaderboard's public address.
     pub leaderboard: SocketAddr,
+    /// Its AdminService address.
+    pub admin: SocketAddr,
     /// What it printed up to "Ctrl-C stops.".
     pub banner: String,
     child: std::process::Child,
@@ -209,7 +214,8 @@ pub async fn start_dev(database_url: &str, dir: &std::path::Path, out: &str) -> 
     let stdout_path = dir.join(out);
     let stderr_path = dir.join(format!("{out}.err"));
     for attempt in 1..=3 {
-        let (ingest, leaderboard, aggregator) = (free_addr(), free_addr(), free_addr());
+        let (ingest, leaderboard, admin, aggregator) =
+            (free_addr(), free_addr(), free_addr(), free_addr());
         let mut child = std::process::Command::new(bin_dir().join("saleboard"))
             .args([
                 "dev",
@@ -217,6 +223,8 @@ pub async fn start_dev(database_url: &str, dir: &std::path::Path, out: &str) -> 
                 &ingest.to_string(),
                 "--leaderboard-listen",
                 &leaderboard.to_string(),
+                "--admin-listen",
+                &admin.to_string(),
                 "--aggregator-listen",
                 &aggregator.to_string(),
             ])
@@ -234,6 +242,7 @@ pub async fn start_dev(database_url: &str, dir: &std::path::Path, out: &str) -> 
                 return DevSuite {
                     ingest,
                     leaderboard,
+                    admin,
                     banner: text,
                     child,
                 };

@@ -485,7 +485,7 @@ async fn guessing_secrets_is_limited_per_peer(backend: Backend) {
     assert_eq!(codes[0], Code::PermissionDenied);
     assert_eq!(codes[29], Code::ResourceExhausted, "{codes:?}");
     // Guessing through a site's hourly series spends the same budget.
-    let reader = Channel::from_shared(format!("http://{}", app.admin_addr))
+    let reader = Channel::from_shared(format!("http://{}", app.leaderboard_addr))
         .expect("uri")
         .local_address(Some("127.0.0.4".parse().expect("ip")))
         .connect()
@@ -528,7 +528,7 @@ async fn site_detail_needs_the_site_or_the_organizer(backend: Backend) {
     let (_, other) = app.site_with_key("lain").await;
     push(&app, &own, "T", 1, "IDR", 5).await;
     let ask = |secret: Option<String>, hourly: bool| {
-        let addr = app.admin_addr;
+        let addr = app.leaderboard_addr;
         async move {
             let channel = saleboard_tests::app::channel(addr).await;
             LeaderboardServiceClient::with_interceptor(

@@ -706,7 +706,7 @@ async fn the_command_line(backend: Backend) {
             .expect("saleboard runs")
     };
     let ingest = format!("http://{}", app.ingest_addr);
-    let board = format!("http://{}", app.admin_addr);
+    let board = format!("http://{}", app.leaderboard_addr);
     let file_arg = file.to_string_lossy().into_owned();
     let out = saleboard(&[
         "push",

@@ -2,7 +2,9 @@
 //! chromedriver by fantoccini, against the three services as processes. The page loads with no
 //! console error and no request to another host; its national figure equals
 //! `GetNationalTotals`; a push shows within 2 s without a reload; when the leaderboard process
-//! restarts the page says "reconnecting", then shows the live figure again. A 1920x1080
+//! restarts the page says "reconnecting", then shows the live figure again; when its address
+//! already has its share of screens (`--max-watchers-per-peer`) it says "too many screens from
+//! this address" instead of spinning, and connects once a slot is free. A 1920x1080
 //! screenshot is written to `target/saleboard-screen-1920x1080.png`.
 //!
 //! Without `chromium` and `chromedriver` the test says it is skipped, and fails under
@@ -165,11 +167,14 @@ async fn the_screen_in_a_real_browser() {
     )
     .await;
     let board_addr = free_addr();
+    // One screen per address: the page's own stream takes the share of 127.0.0.1.
     let board_args = [
         "--leaderboard-listen".to_owned(),
         board_addr.to_string(),
         "--organizer-token".to_owned(),
         TOKEN.to_owned(),
+        "--max-watchers-per-peer".to_owned(),
+        "1".to_owned(),
     ];
     let board_args: Vec<&str> = board_args.iter().map(String::as_str).collect();
     let mut board =
@@ -372,6 +377,61 @@ async fn the_screen_in_a_real_browser() {
         })
         .unwrap_or_default();
     assert!(severe.is_empty(), "console errors: {severe:?}");
+
+    // Another screen holds this address's only slot: the page says so, then connects once the
+    // slot is free (after the server's Retry-After).
+    client.goto("about:blank").await.expect("leave the page");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let other = loop {
+        let stream = tokio::net::TcpStream::connect(board_addr)
+            .await
+            .expect("connect");
+        let (status, _, reader) =
+            saleboard_tests::http::ask_stream(stream, "/events/leaderboard", "").await;
+        if status == 200 {
+            break reader;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page's stream never gave its slot back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    client.goto(&page).await.expect("the page loads");
+    let as_of = || {
+        text_of(
+            &client,
+            "return document.getElementById('as-of').textContent",
+        )
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let line = as_of().await;
+        if line
+            .as_str()
+            .is_some_and(|l| l.contains("too many screens from this address"))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page does not say why it has no stream: {line}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(other);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
+    loop {
+        let line = as_of().await;
+        if line.as_str().is_some_and(|l| l.starts_with("as of")) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page never connected once the slot was free: {line}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     drop(client.close().await);
     drop(board);
     drop(driver);

@@ -379,7 +379,7 @@ async fn push_jsonl_then_query_as_json() {
     assert!(!dir.path().join("clean.jsonl.rejects.csv").exists());
 
     app.settle().await;
-    let board = format!("http://{}", app.admin_addr);
+    let board = format!("http://{}", app.leaderboard_addr);
     let out = saleboard(
         &["leaderboard", "--endpoint", &board, "--output", "json"],
         &[],
@@ -510,10 +510,12 @@ async fn push_jsonl_then_query_as_json() {
 async fn admin_commands() {
     let (app, _) = app().await;
     let dir = tempfile::tempdir().expect("tmp");
-    let board = format!("http://{}", app.admin_addr);
+    let board = format!("http://{}", app.leaderboard_addr);
+    let organizer = format!("http://{}", app.admin_addr);
     let env = [
         ("SALEBOARD_ORGANIZER_TOKEN", app.token.as_str()),
         ("SALEBOARD_ENDPOINT", board.as_str()),
+        ("SALEBOARD_ADMIN_ENDPOINT", organizer.as_str()),
     ];
     let out = saleboard(
         &["admin", "sites", "create", "beta", "--name", "Beta Store"],
@@ -978,10 +980,12 @@ async fn money_times_and_missing_rates_as_people_read_them() {
         .await
         .expect("push");
     app.settle().await;
-    let board = format!("http://{}", app.admin_addr);
+    let board = format!("http://{}", app.leaderboard_addr);
+    let organizer = format!("http://{}", app.admin_addr);
     let env = [
         ("SALEBOARD_ORGANIZER_TOKEN", app.token.as_str()),
         ("SALEBOARD_ENDPOINT", board.as_str()),
+        ("SALEBOARD_ADMIN_ENDPOINT", organizer.as_str()),
     ];
     let rates = write(dir.path(), "rates.csv", "currency,rate\nUSD,15850.25\n");
     let out = saleboard(

@@ -255,6 +255,24 @@ fn compose_stack_shape() {
             "{name} exports to the collector"
         );
     }
+    // The organizer's controls listen apart from the public port, and the host publishes them
+    // on its loopback only.
+    let board = service(&c, "leaderboard");
+    let published = strings(&board["ports"]);
+    assert!(
+        published.iter().any(|p| p == "127.0.0.1:50054:50054"),
+        "AdminService published on the host's loopback: {published:?}"
+    );
+    assert!(
+        published.iter().all(|p| p.starts_with("127.0.0.1:")),
+        "{published:?}"
+    );
+    assert!(
+        command(&c, "leaderboard")
+            .windows(2)
+            .any(|w| w[0] == "--admin-listen" && w[1].ends_with(":50054")),
+        "the leaderboard's AdminService listens on 50054"
+    );
     // One image for every Saleboard service, built from the Dockerfile.
     assert_eq!(
         migrate["build"]["dockerfile"].as_str(),
@@ -389,7 +407,7 @@ async fn the_compose_services_run_natively_with_their_own_commands() {
         .collect();
     hosts.extend(["0.0.0.0".into(), "127.0.0.1".into(), "localhost".into()]);
     let mut ports = BTreeMap::new();
-    for port in [50051u16, 50052, 50053] {
+    for port in [50051u16, 50052, 50053, 50054] {
         ports.insert(port, free_addr().port());
     }
     ports.insert(4317, otlp.addr.port());
@@ -486,9 +504,17 @@ async fn the_compose_services_run_natively_with_their_own_commands() {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    let admin = {
+        let cmd = command(&c, "leaderboard");
+        let at = cmd
+            .iter()
+            .position(|a| a == "--admin-listen")
+            .expect("the leaderboard sets its admin address");
+        format!("http://{}", localize(&cmd[at + 1], &hosts, &ports))
+    };
     let organizer = [
         ("SALEBOARD_ORGANIZER_TOKEN", token.as_str()),
-        ("SALEBOARD_ENDPOINT", board.as_str()),
+        ("SALEBOARD_ADMIN_ENDPOINT", admin.as_str()),
     ];
     let now = time::OffsetDateTime::now_utc();
     let rfc = |t: time::OffsetDateTime| {

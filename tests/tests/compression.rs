@@ -58,7 +58,7 @@ async fn gzip_and_zstd_on_every_service() {
                 .all(|r| r.outcome() == Outcome::Accepted)
         );
 
-        let mut board = LeaderboardServiceClient::new(channel(app.admin_addr).await)
+        let mut board = LeaderboardServiceClient::new(channel(app.leaderboard_addr).await)
             .send_compressed(encoding)
             .accept_compressed(encoding);
         board

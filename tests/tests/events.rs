@@ -762,7 +762,7 @@ async fn comparison_at_the_same_point(backend: Backend) {
     assert_eq!(missing.code(), Code::NotFound);
 
     // The command line: each site's net, its baseline and the growth.
-    let board = format!("http://{}", app.admin_addr);
+    let board = format!("http://{}", app.leaderboard_addr);
     let cli = |args: &[&str]| {
         std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
             .args(args)

@@ -52,7 +52,7 @@ async fn health_and_reflection_on_every_service() {
         .expect("sqlite always runs");
     for (addr, service) in [
         (app.ingest_addr, "saleboard.v1.IngestService"),
-        (app.admin_addr, "saleboard.v1.LeaderboardService"),
+        (app.leaderboard_addr, "saleboard.v1.LeaderboardService"),
         (app.admin_addr, "saleboard.v1.AdminService"),
         (app.aggregator_addr, "saleboard.v1.AggregatorService"),
     ] {

@@ -60,7 +60,15 @@ async fn silent_connections_are_closed_and_bounded() {
     let (db, secret) = database().await;
     let service = ingest(
         &db,
-        &["--handshake-timeout-ms", "1000", "--max-connections", "500"],
+        &[
+            "--handshake-timeout-ms",
+            "1000",
+            "--max-connections",
+            "500",
+            // The process-wide cap is what this checks: one address may take all of it.
+            "--max-connections-per-address",
+            "4096",
+        ],
     )
     .await;
     push(&service, &secret, "warm", 100).await;

@@ -12,7 +12,8 @@ async fn a_short_run_reconciles(backend: Backend) {
     };
     let args = LoadgenArgs {
         ingest: format!("http://{}", app.ingest_addr),
-        endpoint: format!("http://{}", app.admin_addr),
+        endpoint: format!("http://{}", app.leaderboard_addr),
+        admin_endpoint: format!("http://{}", app.admin_addr),
         token: app.token.clone(),
         sites: 12,
         zipf: 1.0,

@@ -101,6 +101,10 @@ async fn the_command_line_block_works_in_order() {
             "SALEBOARD_INGEST_ENDPOINT".to_owned(),
             format!("http://{}", dev.ingest),
         ),
+        (
+            "SALEBOARD_ADMIN_ENDPOINT".to_owned(),
+            format!("http://{}", dev.admin),
+        ),
     ]);
     let mut key_id = None::<String>;
     let mut ran = Vec::new();

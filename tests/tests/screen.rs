@@ -11,149 +11,9 @@ use saleboard_proto::v1::{
     ListEventsRequest, Origin, SubmitTransactionsRequest,
 };
 use saleboard_tests::data::sale;
+use saleboard_tests::http::{Sse, get};
 use saleboard_tests::{Backend, TestApp, backend_tests};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-
-/// A GET over a fresh HTTP/1.1 connection: (status, content type, body).
-async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let mut reader = BufReader::new(stream);
-    reader
-        .get_mut()
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: screen\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .expect("send");
-    let (status, headers) = head(&mut reader).await;
-    let mut body = Vec::new();
-    if headers
-        .get("transfer-encoding")
-        .is_some_and(|v| v.contains("chunked"))
-    {
-        while let Some(chunk) = chunk(&mut reader).await {
-            body.extend(chunk);
-        }
-    } else {
-        reader.read_to_end(&mut body).await.expect("body");
-    }
-    (
-        status,
-        headers.get("content-type").cloned().unwrap_or_default(),
-        String::from_utf8(body).expect("utf-8"),
-    )
-}
-
-/// Reads a response head: (status, lower-cased headers).
-async fn head(
-    reader: &mut BufReader<TcpStream>,
-) -> (u16, std::collections::HashMap<String, String>) {
-    let mut line = String::new();
-    reader.read_line(&mut line).await.expect("status line");
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {line:?}"));
-    let mut headers = std::collections::HashMap::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).await.expect("header");
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-        }
-    }
-    (status, headers)
-}
-
-/// One chunk of a chunked body; `None` at its end (or when the connection closes).
-async fn chunk(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).await.ok()? == 0 {
-        return None;
-    }
-    let size = usize::from_str_radix(line.trim(), 16).ok()?;
-    if size == 0 {
-        return None;
-    }
-    let mut data = vec![0; size + 2];
-    reader.read_exact(&mut data).await.ok()?;
-    data.truncate(size);
-    Some(data)
-}
-
-/// An open SSE stream: reads `data:` messages.
-struct Sse {
-    reader: BufReader<TcpStream>,
-    pending: String,
-}
-
-impl Sse {
-    async fn open(addr: std::net::SocketAddr, path: &str) -> Self {
-        Self::open_with(addr, path, "").await
-    }
-
-    /// Opens a stream sending `headers` (each line ending in CRLF) too.
-    async fn open_with(addr: std::net::SocketAddr, path: &str, headers: &str) -> Self {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        let mut reader = BufReader::new(stream);
-        reader
-            .get_mut()
-            .write_all(
-                format!(
-                    "GET {path} HTTP/1.1\r\nHost: screen\r\nAccept: text/event-stream\r\n{headers}\r\n"
-                )
-                .as_bytes(),
-            )
-            .await
-            .expect("send");
-        let (status, headers) = head(&mut reader).await;
-        assert_eq!(status, 200);
-        assert!(
-            headers
-                .get("content-type")
-                .is_some_and(|t| t.starts_with("text/event-stream")),
-            "{headers:?}"
-        );
-        Self {
-            reader,
-            pending: String::new(),
-        }
-    }
-
-    /// The next message's data as JSON; `None` when the stream ends.
-    async fn next(&mut self) -> Option<Value> {
-        loop {
-            if let Some(end) = self.pending.find("\n\n") {
-                let event: String = self.pending.drain(..end + 2).collect();
-                let data: String = event
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .map(str::trim_start)
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                if data.is_empty() {
-                    continue; // a keep-alive comment
-                }
-                return Some(serde_json::from_str(&data).expect("JSON data"));
-            }
-            let bytes = chunk(&mut self.reader).await?;
-            self.pending
-                .push_str(&String::from_utf8(bytes).expect("utf-8"));
-        }
-    }
-
-    /// The next message within `wait`, or `None`.
-    async fn next_within(&mut self, wait: Duration) -> Option<Value> {
-        tokio::time::timeout(wait, self.next()).await.ok().flatten()
-    }
-}
 
 fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
@@ -185,7 +45,7 @@ async fn json_endpoints_answer_what_grpc_answers(backend: Backend) {
     let Some((app, _)) = seeded(backend, |_| {}).await else {
         return;
     };
-    let addr = app.admin_addr;
+    let addr = app.leaderboard_addr;
     let mut board = app.leaderboard().await;
 
     let (status, kind, body) = get(addr, "/api/v1/leaderboard?limit=5").await;
@@ -284,7 +144,7 @@ async fn the_page_is_embedded_and_local(backend: Backend) {
     let Some((app, _)) = seeded(backend, |_| {}).await else {
         return;
     };
-    let (status, kind, page) = get(app.admin_addr, "/").await;
+    let (status, kind, page) = get(app.leaderboard_addr, "/").await;
     assert_eq!(status, 200);
     assert!(kind.starts_with("text/html"), "{kind}");
     assert!(page.contains("<script src=\"/screen.js\">"), "{page}");
@@ -292,7 +152,7 @@ async fn the_page_is_embedded_and_local(backend: Backend) {
         ("/screen.js", "text/javascript"),
         ("/screen.css", "text/css"),
     ] {
-        let (status, kind, body) = get(app.admin_addr, path).await;
+        let (status, kind, body) = get(app.leaderboard_addr, path).await;
         assert_eq!(status, 200, "{path}");
         assert!(kind.starts_with(kind_starts), "{path}: {kind}");
         // The SVG namespace is a name, not a request.
@@ -319,11 +179,11 @@ async fn the_stream_lives_through_timeouts_and_ends_at_shutdown(backend: Backend
     else {
         return;
     };
-    let mut stream = Sse::open(app.admin_addr, "/events/leaderboard?limit=3").await;
+    let mut stream = Sse::open(app.leaderboard_addr, "/events/leaderboard?limit=3").await;
     // The organizer's auth layer guards AdminService only: a wrong credential on the public
     // stream changes nothing.
     let mut with_wrong_token = Sse::open_with(
-        app.admin_addr,
+        app.leaderboard_addr,
         "/events/leaderboard?limit=3",
         "Authorization: Bearer not-the-organizer-token\r\n",
     )
@@ -415,7 +275,7 @@ async fn another_event_on_the_screen(backend: Backend) {
         })
         .await
         .expect("a closed event");
-    let mut stream = Sse::open(app.admin_addr, "/events/leaderboard?event=last-year").await;
+    let mut stream = Sse::open(app.leaderboard_addr, "/events/leaderboard?event=last-year").await;
     let first = stream
         .next_within(Duration::from_secs(5))
         .await
@@ -439,7 +299,7 @@ async fn another_event_on_the_screen(backend: Backend) {
             .is_err(),
         "a final result is sent once, and the stream stays open"
     );
-    let (status, _, body) = get(app.admin_addr, "/events/leaderboard?event=nope").await;
+    let (status, _, body) = get(app.leaderboard_addr, "/events/leaderboard?event=nope").await;
     assert_eq!(status, 404, "{body}");
 
     // With a baseline, the screen's message carries its figure and display name (the page
@@ -447,7 +307,7 @@ async fn another_event_on_the_screen(backend: Backend) {
     let mut live = saleboard_tests::data::event();
     live.baseline_event_id = "last-year".into();
     app.admin().await.set_event(live).await.expect("a baseline");
-    let mut stream = Sse::open(app.admin_addr, "/events/leaderboard").await;
+    let mut stream = Sse::open(app.leaderboard_addr, "/events/leaderboard").await;
     let m = stream
         .next_within(Duration::from_secs(5))
         .await

@@ -146,6 +146,7 @@ impl AggregatorServer {
             health,
             health_follows: HealthFollows::Caller,
             accept_http1: false,
+            idle_timeout: None,
         };
         // Every request traced and timed (health probes are not).
         let routes = Routes::new(

@@ -18,14 +18,16 @@ use crate::client::{self, Authed, Output};
 /// Arguments of `saleboard admin`.
 #[derive(Debug, clap::Args)]
 pub struct AdminArgs {
-    /// Leaderboard (admin) service endpoint.
+    /// AdminService endpoint: the leaderboard's admin listener (--admin-listen), not its public
+    /// port. (`--endpoint` is still accepted for it.)
     #[arg(
-        long,
+        long = "admin-endpoint",
+        alias = "endpoint",
         global = true,
-        env = "SALEBOARD_ENDPOINT",
-        default_value = "http://127.0.0.1:50052"
+        env = "SALEBOARD_ADMIN_ENDPOINT",
+        default_value = "http://127.0.0.1:50054"
     )]
-    pub endpoint: String,
+    pub admin_endpoint: String,
     /// The organizer token.
     #[arg(
         long,
@@ -284,7 +286,7 @@ fn print(output: Output, json: serde_json::Value, table: impl FnOnce() -> String
 /// # Errors
 /// When the service cannot be reached or refuses, explained.
 pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
-    let endpoint = &args.endpoint;
+    let endpoint = &args.admin_endpoint;
     let Some(token) = args.token.as_deref() else {
         anyhow::bail!(
             "admin commands need the organizer token: --token or SALEBOARD_ORGANIZER_TOKEN"

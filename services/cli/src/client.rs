@@ -102,9 +102,10 @@ pub fn explain(endpoint: &str, what: &str, status: &Status) -> anyhow::Error {
         Code::Unimplemented => {
             return anyhow::anyhow!(
                 "{endpoint} does not serve {what}: is it the right service? By default ingest \
-                 (push, loadgen --ingest) listens on port 50051, the leaderboard and \
-                 AdminService (leaderboard, totals, national, admin) on 50052, the aggregator on \
-                 50053; `saleboard health {endpoint}` and grpcurl's `list` show what it serves."
+                 (push, loadgen --ingest) listens on port 50051, the leaderboard (leaderboard, \
+                 totals, national) on 50052, its AdminService (admin, --admin-endpoint) on \
+                 50054, the aggregator on 50053; `saleboard health {endpoint}` and grpcurl's \
+                 `list` show what it serves."
             );
         }
         _ => "",

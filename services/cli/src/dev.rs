@@ -54,13 +54,20 @@ pub struct DevArgs {
         default_value = "127.0.0.1:50053"
     )]
     pub aggregator_listen: SocketAddr,
-    /// Leaderboard and admin service address.
+    /// Leaderboard address (its public port: figures, the big screen).
     #[arg(
         long = "leaderboard-listen",
         env = "SALEBOARD_LEADERBOARD_LISTEN",
         default_value = "127.0.0.1:50052"
     )]
     pub leaderboard_listen: SocketAddr,
+    /// AdminService address (the organizer's controls, apart from the public port).
+    #[arg(
+        long = "admin-listen",
+        env = "SALEBOARD_ADMIN_LISTEN",
+        default_value = "127.0.0.1:50054"
+    )]
+    pub admin_listen: SocketAddr,
     /// Organizer token; a random one is made and printed when not given.
     #[arg(long, env = "SALEBOARD_ORGANIZER_TOKEN", hide_env_values = true)]
     pub organizer_token: Option<String>,
@@ -298,6 +305,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     for (addr, setting) in [
         (args.ingest_listen, "--ingest-listen"),
         (args.leaderboard_listen, "--leaderboard-listen"),
+        (args.admin_listen, "--admin-listen"),
         (args.aggregator_listen, "--aggregator-listen"),
     ] {
         if let Err(e) = std::net::TcpListener::bind(addr) {
@@ -332,6 +340,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     config.ingest.listen = args.ingest_listen;
     config.ingest.database = args.database.clone();
     config.leaderboard.listen = args.leaderboard_listen;
+    config.leaderboard.admin_listen = args.admin_listen;
     config.leaderboard.database = args.database.clone();
     config.aggregator.listen = args.aggregator_listen;
     config.aggregator.database = args.database.clone();
@@ -342,9 +351,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         saleboard_storage::redact(&args.database.url)
     );
     println!("  ingest:       http://{}", suite.ingest_addr());
+    println!("  leaderboard:  http://{}", suite.leaderboard_addr());
     println!(
-        "  leaderboard:  http://{}  (AdminService too)",
-        suite.leaderboard_addr()
+        "  admin:        http://{}  (AdminService, the organizer's; saleboard admin --admin-endpoint)",
+        suite.admin_addr()
     );
     println!(
         "  aggregator:   http://{}  (status)",

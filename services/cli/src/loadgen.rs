@@ -49,13 +49,21 @@ pub struct LoadgenArgs {
         default_value = "http://127.0.0.1:50051"
     )]
     pub ingest: String,
-    /// Leaderboard (and admin) service endpoint.
+    /// Leaderboard service endpoint (the public port: figures and watches).
     #[arg(
         long,
         env = "SALEBOARD_ENDPOINT",
         default_value = "http://127.0.0.1:50052"
     )]
     pub endpoint: String,
+    /// AdminService endpoint (the leaderboard's admin listener), to set up the event, sites and
+    /// keys.
+    #[arg(
+        long,
+        env = "SALEBOARD_ADMIN_ENDPOINT",
+        default_value = "http://127.0.0.1:50054"
+    )]
+    pub admin_endpoint: String,
     /// Organizer token, to set up sites and keys.
     #[arg(long, env = "SALEBOARD_ORGANIZER_TOKEN", hide_env_values = true)]
     pub token: String,
@@ -718,11 +726,11 @@ type LoadSite = (String, String, String);
 
 async fn setup(args: &LoadgenArgs) -> anyhow::Result<(Vec<LoadSite>, RunEvent)> {
     let mut admin =
-        AdminServiceClient::new(client::connect(&args.endpoint, Some(&args.token)).await?);
-    let explain = |what: &str, s: tonic::Status| client::explain(&args.endpoint, what, &s);
+        AdminServiceClient::new(client::connect(&args.admin_endpoint, Some(&args.token)).await?);
+    let explain = |what: &str, s: tonic::Status| client::explain(&args.admin_endpoint, what, &s);
     let now = crate::client_now();
     let run_event = if args.event.is_empty() {
-        own_event(&mut admin, &args.endpoint, now).await?
+        own_event(&mut admin, &args.admin_endpoint, now).await?
     } else {
         let e = admin
             .get_event(GetEventRequest {
@@ -892,40 +900,40 @@ async fn own_event(
 /// Closes the run's own event (its figures are final).
 async fn close_own_event(args: &LoadgenArgs, run: &RunEvent) -> anyhow::Result<()> {
     let mut admin =
-        AdminServiceClient::new(client::connect(&args.endpoint, Some(&args.token)).await?);
+        AdminServiceClient::new(client::connect(&args.admin_endpoint, Some(&args.token)).await?);
     let mut event = admin
         .get_event(GetEventRequest {
             event_id: run.event_id.clone(),
         })
         .await
-        .map_err(|s| client::explain(&args.endpoint, "GetEvent", &s))?
+        .map_err(|s| client::explain(&args.admin_endpoint, "GetEvent", &s))?
         .into_inner();
     event.closes_at = event.ends_at;
     admin
         .set_event(event)
         .await
-        .map_err(|s| client::explain(&args.endpoint, "SetEvent", &s))?;
+        .map_err(|s| client::explain(&args.admin_endpoint, "SetEvent", &s))?;
     Ok(())
 }
 
 /// Revokes the keys this run issued and disables its sites: they leave the leaderboard.
 async fn clean_up(args: &LoadgenArgs, sites: &[LoadSite]) -> anyhow::Result<()> {
     let mut admin =
-        AdminServiceClient::new(client::connect(&args.endpoint, Some(&args.token)).await?);
+        AdminServiceClient::new(client::connect(&args.admin_endpoint, Some(&args.token)).await?);
     for (site, key_id, _) in sites {
         admin
             .revoke_api_key(RevokeApiKeyRequest {
                 key_id: key_id.clone(),
             })
             .await
-            .map_err(|s| client::explain(&args.endpoint, "RevokeApiKey", &s))?;
+            .map_err(|s| client::explain(&args.admin_endpoint, "RevokeApiKey", &s))?;
         admin
             .set_site_enabled(SetSiteEnabledRequest {
                 site_id: site.clone(),
                 enabled: false,
             })
             .await
-            .map_err(|s| client::explain(&args.endpoint, "SetSiteEnabled", &s))?;
+            .map_err(|s| client::explain(&args.admin_endpoint, "SetSiteEnabled", &s))?;
     }
     Ok(())
 }
@@ -1040,13 +1048,13 @@ async fn reconcile_breakdowns(
     expected: &SegmentFigures,
 ) -> anyhow::Result<Vec<String>> {
     let mut admin =
-        AdminServiceClient::new(client::connect(&args.endpoint, Some(&args.token)).await?);
+        AdminServiceClient::new(client::connect(&args.admin_endpoint, Some(&args.token)).await?);
     let rates: BTreeMap<saleboard_domain::Currency, saleboard_domain::Rate> = admin
         .list_exchange_rates(ListExchangeRatesRequest {
             event_id: event.to_owned(),
         })
         .await
-        .map_err(|s| client::explain(&args.endpoint, "ListExchangeRates", &s))?
+        .map_err(|s| client::explain(&args.admin_endpoint, "ListExchangeRates", &s))?
         .into_inner()
         .rates
         .iter()

@@ -74,10 +74,16 @@ impl Suite {
         self.ingest.local_addr()
     }
 
-    /// Where the leaderboard (and AdminService) listens.
+    /// Where the leaderboard's public port listens (LeaderboardService, the big screen).
     #[must_use]
     pub fn leaderboard_addr(&self) -> SocketAddr {
         self.leaderboard.local_addr()
+    }
+
+    /// Where AdminService listens (the leaderboard's admin listener).
+    #[must_use]
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.leaderboard.admin_addr()
     }
 
     /// Where the aggregator's status service listens.

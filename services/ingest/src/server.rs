@@ -155,6 +155,7 @@ impl IngestServer {
             ]),
             health_follows: HealthFollows::Database(store_for_health),
             accept_http1: false,
+            idle_timeout: None,
         };
         // At shutdown open streams stop taking messages, answer what they took, and end
         // UNAVAILABLE; the server stops accepting and waits for in-flight requests.

@@ -9,14 +9,36 @@ use saleboard_runtime::database::DatabaseArgs;
 /// Leaderboard (and admin) settings.
 #[derive(Clone, clap::Args)]
 pub struct LeaderboardConfig {
-    /// Address the gRPC server listens on (port 0 picks a free port); it also serves the big
-    /// screen and the JSON API over HTTP/1.1.
+    /// Address the public gRPC server listens on (port 0 picks a free port): LeaderboardService,
+    /// and the big screen and the JSON API over HTTP/1.1. It may face the internet.
     #[arg(
         long = "leaderboard-listen",
         env = "SALEBOARD_LEADERBOARD_LISTEN",
         default_value = "127.0.0.1:50052"
     )]
     pub listen: SocketAddr,
+
+    /// Address AdminService (the organizer's controls) listens on, apart from the public port,
+    /// so that no load there can lock the organizer out. Keep it off the internet (the default
+    /// is loopback; the compose file publishes it on the host's loopback only).
+    #[arg(
+        long = "admin-listen",
+        env = "SALEBOARD_ADMIN_LISTEN",
+        default_value = "127.0.0.1:50054"
+    )]
+    pub admin_listen: SocketAddr,
+
+    /// Also serve AdminService on the public port (as before it had a listener of its own).
+    /// Not for production: a flood of the public port then reaches the organizer's controls.
+    #[arg(long, env = "SALEBOARD_ADMIN_ON_PUBLIC_PORT")]
+    pub admin_on_public_port: bool,
+
+    /// A connection to the public port with no open request (an idle HTTP/1.1 keep-alive
+    /// connection, an HTTP/2 connection without a stream) is closed after this many
+    /// milliseconds. Open streams (SSE screens, watches) are requests, so never idle.
+    #[arg(long, env = "SALEBOARD_HTTP_IDLE_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(100..))]
+    pub http_idle_timeout_ms: u64,
 
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -37,16 +59,28 @@ pub struct LeaderboardConfig {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_ms: u64,
 
-    /// Open WatchLeaderboard streams at once; one more is refused with RESOURCE_EXHAUSTED.
-    /// Watchers never count against the request limit, so they cannot starve queries.
+    /// Open watchers at once (WatchLeaderboard streams and the big screen's SSE streams alike);
+    /// one more is refused with RESOURCE_EXHAUSTED (429 over HTTP). Watchers never count
+    /// against the request limit, so they cannot starve queries.
     #[arg(long, env = "SALEBOARD_MAX_WATCHERS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_watchers: u32,
 
-    /// Open WatchLeaderboard streams from one peer address at once.
+    /// Open watchers (WatchLeaderboard and SSE) from one peer address (IPv6: one /64) at once.
     #[arg(long, env = "SALEBOARD_MAX_WATCHERS_PER_PEER", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_watchers_per_peer: u32,
+
+    /// A higher per-peer watcher limit for the addresses of a network, as CIDR=N (e.g.
+    /// 203.0.113.7/32=400 for a TV wall behind one address); repeatable, or comma-separated in
+    /// the variable. The most specific network that holds an address gives its limit.
+    #[arg(
+        long = "watchers-per-peer-allow",
+        env = "SALEBOARD_WATCHERS_PER_PEER_ALLOW",
+        value_name = "CIDR=N",
+        value_delimiter = ','
+    )]
+    pub watchers_per_peer_allow: Vec<saleboard_runtime::peer::Allowance>,
 
     /// AdminService requests in progress at once: the organizer's own budget, apart from the
     /// public one, so no load on the public service can lock the organizer out.
@@ -95,6 +129,10 @@ impl std::fmt::Debug for LeaderboardConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LeaderboardConfig")
             .field("listen", &self.listen)
+            .field("admin_listen", &self.admin_listen)
+            .field("admin_on_public_port", &self.admin_on_public_port)
+            .field("http_idle_timeout_ms", &self.http_idle_timeout_ms)
+            .field("watchers_per_peer_allow", &self.watchers_per_peer_allow)
             .field("database", &saleboard_storage::redact(&self.database.url))
             .field("organizer_token", &"<redacted>")
             .field("concurrency_limit", &self.concurrency_limit)
@@ -113,6 +151,12 @@ impl LeaderboardConfig {
     #[must_use]
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The public port's idle timeout as a duration.
+    #[must_use]
+    pub fn http_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_idle_timeout_ms)
     }
 }
 

@@ -20,6 +20,7 @@ use saleboard_proto::v1::{
 use saleboard_runtime::auth::{
     Authenticate as _, FailedAuthLimiter, OrganizerToken, bearer_secret, secret_hash,
 };
+use saleboard_runtime::peer::{AddressKey, Allowance, limit_for};
 use saleboard_runtime::status::{from_storage, invalid_field};
 use saleboard_storage::Store;
 use tonic::{Code, Request, Response, Status};
@@ -47,8 +48,10 @@ pub struct Access {
     pub public_site_detail: bool,
     /// Open watch streams at once.
     pub max_watchers: u32,
-    /// Open watch streams per peer address.
+    /// Open watch streams per peer address (IPv6: per /64).
     pub max_watchers_per_peer: u32,
+    /// Higher per-peer limits for some networks (a TV wall behind one address).
+    pub watchers_per_peer_allow: Arc<[Allowance]>,
     /// Failed authentications per peer, shared with AdminService's auth layer: a guess of the
     /// organizer token costs the same budget whichever service it is tried on.
     pub failures: Arc<FailedAuthLimiter>,
@@ -69,18 +72,31 @@ pub struct LeaderboardService {
 #[derive(Debug, Default)]
 struct OpenWatchers {
     total: u32,
-    per_peer: HashMap<Option<IpAddr>, u32>,
+    per_peer: HashMap<Option<AddressKey>, u32>,
 }
 
-/// Counts one open watch stream for as long as it lives.
-struct Watching {
+/// Counts one open watcher (a WatchLeaderboard stream or a screen's SSE stream) for as long as
+/// it lives.
+pub(crate) struct Watching {
     counter: opentelemetry::metrics::UpDownCounter<i64>,
     open: Arc<Mutex<OpenWatchers>>,
-    peer: Option<IpAddr>,
+    peer: Option<AddressKey>,
 }
 
 impl Watching {
-    fn start(service: &LeaderboardService, peer: Option<IpAddr>) -> Result<Self, Status> {
+    /// One more watcher from `peer`, or RESOURCE_EXHAUSTED naming the limit it is over.
+    pub(crate) fn start(
+        service: &LeaderboardService,
+        peer: Option<IpAddr>,
+    ) -> Result<Self, Status> {
+        let peer = peer.map(AddressKey::from);
+        let per_peer = peer.map_or(service.access.max_watchers_per_peer, |key| {
+            limit_for(
+                key,
+                service.access.max_watchers_per_peer,
+                &service.access.watchers_per_peer_allow,
+            )
+        });
         let mut open = service
             .open
             .lock()
@@ -93,11 +109,11 @@ impl Watching {
             )));
         }
         let mine = open.per_peer.entry(peer).or_default();
-        if *mine >= service.access.max_watchers_per_peer {
+        if *mine >= per_peer {
             return Err(Status::resource_exhausted(format!(
-                "this address already has {} watch streams open (--max-watchers-per-peer); \
-                 share one stream between screens",
-                service.access.max_watchers_per_peer
+                "too many screens from this address: it already has {per_peer} watch streams \
+                 open (--max-watchers-per-peer, raised for a network by \
+                 --watchers-per-peer-allow); share one stream between screens"
             )));
         }
         *mine += 1;

@@ -1,4 +1,7 @@
-//! Building and running the leaderboard process's gRPC server.
+//! Building and running the leaderboard process's two servers: the public one
+//! (`--leaderboard-listen`: LeaderboardService, the big screen and its JSON) and the organizer's
+//! (`--admin-listen`: AdminService), each with its own listener, connection limits and health,
+//! so that nothing done to the public port reaches the organizer's controls.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,6 +43,8 @@ pub enum ServerError {
 pub struct LeaderboardServer {
     listener: TcpListener,
     local_addr: SocketAddr,
+    admin_listener: TcpListener,
+    admin_addr: SocketAddr,
     config: LeaderboardConfig,
     store: Arc<dyn Store>,
     board: Arc<Board>,
@@ -49,15 +54,16 @@ impl std::fmt::Debug for LeaderboardServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LeaderboardServer")
             .field("addr", &self.local_addr)
+            .field("admin_addr", &self.admin_addr)
             .finish_non_exhaustive()
     }
 }
 
 impl LeaderboardServer {
-    /// Binds the listen address. `store` must be migrated.
+    /// Binds the public and the admin listen addresses. `store` must be migrated.
     ///
     /// # Errors
-    /// When the token is too weak or the address cannot be bound.
+    /// When the token is too weak or an address cannot be bound.
     pub async fn build(
         config: LeaderboardConfig,
         store: Arc<dyn Store>,
@@ -67,20 +73,32 @@ impl LeaderboardServer {
             config.listen,
             "--leaderboard-listen / SALEBOARD_LEADERBOARD_LISTEN",
         )?;
+        let (admin_listener, admin_addr) = saleboard_runtime::serve::bind(
+            config.admin_listen,
+            "--admin-listen / SALEBOARD_ADMIN_LISTEN",
+        )?;
         let board = Board::new(store.clone()).await?;
         Ok(Self {
             listener,
             local_addr,
+            admin_listener,
+            admin_addr,
             config,
             store,
             board,
         })
     }
 
-    /// The bound address (useful with port 0).
+    /// The bound public address (useful with port 0).
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound AdminService address.
+    #[must_use]
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
@@ -114,6 +132,7 @@ impl LeaderboardServer {
                 public_site_detail: self.config.public_site_detail,
                 max_watchers: self.config.max_watchers,
                 max_watchers_per_peer: self.config.max_watchers_per_peer,
+                watchers_per_peer_allow: self.config.watchers_per_peer_allow.clone().into(),
                 failures: failures.clone(),
             },
         );
@@ -151,31 +170,66 @@ impl LeaderboardServer {
                 failures,
             ))
             .service(admin);
-        tracing::info!(addr = %self.local_addr, "leaderboard serving");
-        let serving = Serving {
+        let admin_name = <AdminServiceServer<AdminService> as NamedService>::NAME;
+        let board_name = <LeaderboardServiceServer<LeaderboardService> as NamedService>::NAME;
+        let on_public = self.config.admin_on_public_port;
+        if on_public {
+            tracing::warn!(
+                "AdminService is also served on the public port (--admin-on-public-port): not for \
+                 production, a flood of that port reaches the organizer's controls"
+            );
+        }
+        let public_services: Vec<&'static str> = if on_public {
+            vec![board_name, admin_name]
+        } else {
+            vec![board_name]
+        };
+        tracing::info!(addr = %self.local_addr, admin = %self.admin_addr, "leaderboard serving");
+        let public_serving = Serving {
             listener: self.listener,
             connections: self.config.connections.clone(),
             request_timeout: self.config.request_timeout(),
-            health: Health::new(&[
-                <LeaderboardServiceServer<LeaderboardService> as NamedService>::NAME,
-                <AdminServiceServer<AdminService> as NamedService>::NAME,
-            ]),
-            health_follows: HealthFollows::Database(health_store),
+            health: Health::new(&public_services),
+            health_follows: HealthFollows::Database(health_store.clone()),
             accept_http1: true,
+            idle_timeout: Some(self.config.http_idle_timeout()),
         };
-        let routes = Routes::from(
-            Routes::new(leaderboard)
-                .add_service(admin)
-                .into_axum_router()
-                .merge(web),
+        let admin_serving = Serving {
+            listener: self.admin_listener,
+            connections: self.config.connections.clone(),
+            request_timeout: self.config.request_timeout(),
+            health: Health::new(&[admin_name]),
+            health_follows: HealthFollows::Database(health_store),
+            accept_http1: false,
+            idle_timeout: None,
+        };
+        let public_routes = Routes::new(leaderboard);
+        let public_routes = if on_public {
+            public_routes.add_service(admin.clone())
+        } else {
+            public_routes
+        };
+        let public_routes = Routes::from(public_routes.into_axum_router().merge(web));
+        // The admin server stops when the public one starts draining (the same signal), and
+        // drains alike.
+        let mut admin_stop = drain.subscribe();
+        let admin_shutdown = async move {
+            drop(admin_stop.wait_for(|d| *d).await);
+        };
+        let (admin_drain, _) = tokio::sync::watch::channel(false);
+        let (public, organizer) = tokio::join!(
+            saleboard_runtime::serve::run(public_serving, public_routes, shutdown, drain),
+            saleboard_runtime::serve::run(
+                admin_serving,
+                Routes::new(admin),
+                admin_shutdown,
+                admin_drain
+            ),
         );
-        let result = saleboard_runtime::serve::run(serving, routes, shutdown, drain)
-            .await
-            .map_err(ServerError::from);
         if let Err(e) = board_task.await {
             tracing::error!(error = %e, "leaderboard board task failed");
         }
         tracing::info!("leaderboard stopped");
-        result
+        public.and(organizer).map_err(ServerError::from)
     }
 }

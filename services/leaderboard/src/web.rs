@@ -178,7 +178,12 @@ macro_rules! params {
     };
 }
 
-/// A gRPC status as an HTTP answer: the status's code and message as JSON.
+/// Seconds a refused client is asked to wait (`Retry-After` on every 429): a screen slot or a
+/// request permit frees as others finish.
+const RETRY_AFTER_SECS: &str = "10";
+
+/// A gRPC status as an HTTP answer: the status's code and message as JSON (429 with
+/// `Retry-After`).
 fn failure(status: &Status) -> Response {
     let http = match status.code() {
         Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
@@ -190,12 +195,19 @@ fn failure(status: &Status) -> Response {
         Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    (
+    let mut response = (
         http,
         [(header::CONTENT_TYPE, "application/json")],
         json!({"code": format!("{:?}", status.code()), "message": status.message()}).to_string(),
     )
-        .into_response()
+        .into_response();
+    if http == StatusCode::TOO_MANY_REQUESTS {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
+    response
 }
 
 fn ok_json(value: &Value) -> Response {
@@ -569,8 +581,19 @@ const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// change, at most one per [`SSE_INTERVAL`]; a slow reader gets the latest, never a backlog
 /// (the next message is built only when the previous one has been taken). Ends when the
 /// server shuts down. Every stream sends the same frame buffers (built once per snapshot).
-async fn sse(State(web): State<Web>, q: Q) -> Response {
+/// A stream is a watcher: it counts against `--max-watchers` and the per-peer limit like
+/// `WatchLeaderboard` for as long as it is open; past them, 429 with `Retry-After`.
+async fn sse(
+    State(web): State<Web>,
+    connection: Option<axum::Extension<tonic::transport::server::TcpConnectInfo>>,
+    q: Q,
+) -> Response {
     let p = params!(q);
+    let peer = connection.and_then(|c| c.0.remote_addr()).map(|a| a.ip());
+    let watching = match crate::grpc::Watching::start(&web.service, peer) {
+        Ok(watching) => watching,
+        Err(status) => return failure(&status),
+    };
     let event = p.event.unwrap_or_default();
     let limit = p.limit.unwrap_or(10);
     if limit > crate::grpc::MAX_LIMIT {
@@ -587,6 +610,7 @@ async fn sse(State(web): State<Web>, q: Q) -> Response {
         web,
         event,
         limit,
+        _watching: watching,
         changes: None,
         first: Some(first),
         last_at: None,
@@ -611,6 +635,8 @@ struct Stream {
     web: Web,
     event: String,
     limit: u32,
+    /// Counted as a watcher until the stream ends or the client goes away.
+    _watching: crate::grpc::Watching,
     /// Subscribed at the first message.
     changes: Option<(
         tokio::sync::watch::Receiver<Arc<crate::snapshot::Snapshot>>,

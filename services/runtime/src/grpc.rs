@@ -1,5 +1,6 @@
 //! Server settings every service shares, and the listener every service accepts on: a
-//! bounded number of connections, each of which must complete its handshake in time.
+//! bounded number of connections in all and per address, each of which must complete its
+//! handshake in time (and, on a public port, is closed when idle: [`crate::idle`]).
 
 use std::future::Future as _;
 use std::io;
@@ -11,6 +12,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::transport::server::Connected as _;
+
+use crate::idle::{Activity, ConnectionInfo, IdleTimer};
+use crate::peer::{AddressPermit, PerAddressLimit};
 
 /// Largest gRPC message a service sends: the answer to a full batch, and every other answer,
 /// is far smaller.
@@ -25,6 +30,9 @@ const RESERVED_FILES: u64 = 128;
 
 /// Open connections per process, by default.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
+/// Open connections per address (IPv6: per /64), by default: one address can never take the
+/// whole process's share (4,096 / 256 = 16 addresses would be needed).
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: u32 = 256;
 /// Time to send the HTTP/2 preface, by default, in milliseconds.
 pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
 
@@ -37,6 +45,13 @@ pub struct ConnectionArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// Open connections from one address at once (an IPv6 /64 counts as one address); one
+    /// more is closed as soon as it is accepted, before any byte is read, and the address is
+    /// logged once a minute with the count refused. Loopback is not exempt.
+    #[arg(long, env = "SALEBOARD_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_address: u32,
+
     /// A connection that has not sent its HTTP/2 preface within this many milliseconds is
     /// closed.
     #[arg(long, env = "SALEBOARD_HANDSHAKE_TIMEOUT_MS", default_value_t = DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -48,6 +63,7 @@ impl Default for ConnectionArgs {
     fn default() -> Self {
         Self {
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
         }
     }
@@ -78,14 +94,19 @@ impl ConnectionArgs {
     }
 }
 
-/// An accepted connection: holds one of the server's connection permits for as long as it is
-/// open, and fails its reads when the client has not sent its handshake in time.
+/// An accepted connection: holds one of the server's connection permits and one of its
+/// address's for as long as it is open, fails its reads when the client has not sent its
+/// handshake in time, and ends them (EOF) once it has been idle too long on a port that closes
+/// idle connections.
 #[derive(Debug)]
 pub struct Connection {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    _address: AddressPermit,
     /// Until the handshake bytes have arrived: the deadline, and how many have.
     handshake: Option<(Pin<Box<tokio::time::Sleep>>, usize)>,
+    info: ConnectionInfo,
+    idle: Option<IdleTimer>,
 }
 
 impl AsyncRead for Connection {
@@ -102,6 +123,12 @@ impl AsyncRead for Connection {
                 io::ErrorKind::TimedOut,
                 "the client did not complete the HTTP/2 handshake in time",
             )));
+        }
+        if let Some(idle) = this.idle.as_mut()
+            && idle.poll_expired(cx).is_ready()
+        {
+            // End of stream: hyper closes an idle connection as if the client had.
+            return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
@@ -146,10 +173,11 @@ impl AsyncWrite for Connection {
 }
 
 impl tonic::transport::server::Connected for Connection {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+    /// Turned into tonic's `TcpConnectInfo` by [`crate::idle::ConnectionLayer`].
+    type ConnectInfo = ConnectionInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
+        self.info.clone()
     }
 }
 
@@ -164,16 +192,21 @@ pub fn server_builder(request_timeout: Duration) -> tonic::transport::Server {
 }
 
 /// The accepted connections of `listener`, with `TCP_NODELAY` set (without it small responses
-/// wait for delayed ACKs, some 40 ms each), at most `limits.max_connections` open at once (one
-/// more is closed at once, so a flood of idle sockets cannot take every file descriptor), each
-/// closed unless it sends its handshake within `limits.handshake_timeout_ms`.
+/// wait for delayed ACKs, some 40 ms each), at most `limits.max_connections` open at once and
+/// `limits.max_connections_per_address` from one address (one more is closed at once, before
+/// any byte is read, so neither a flood of idle sockets nor one client can take every file
+/// descriptor), each closed unless it sends its handshake within `limits.handshake_timeout_ms`,
+/// and, with `idle_timeout`, once it has had no open request that long.
 pub fn incoming(
     listener: TcpListener,
     limits: &ConnectionArgs,
+    idle_timeout: Option<Duration>,
 ) -> impl futures::Stream<Item = io::Result<Connection>> + Send + 'static {
     let permits = Arc::new(Semaphore::new(limits.effective_max_connections()));
+    let per_address = PerAddressLimit::new(limits.max_connections_per_address);
     let handshake = Duration::from_millis(limits.handshake_timeout_ms);
-    futures::stream::unfold((listener, permits), move |(listener, permits)| async move {
+    let state = (listener, permits, per_address);
+    futures::stream::unfold(state, move |(listener, permits, per_address)| async move {
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,
@@ -190,13 +223,27 @@ pub fn incoming(
                 drop(stream);
                 continue;
             };
+            let Some(address) = per_address.try_acquire(peer.ip()) else {
+                drop(stream);
+                continue;
+            };
             drop(stream.set_nodelay(true));
+            let activity = idle_timeout.map(|_| Activity::new());
+            let info = ConnectionInfo {
+                tcp: stream.connect_info(),
+                activity: activity.clone(),
+            };
             let connection = Connection {
                 stream,
                 _permit: permit,
+                _address: address,
                 handshake: Some((Box::pin(tokio::time::sleep(handshake)), 0)),
+                info,
+                idle: activity
+                    .zip(idle_timeout)
+                    .map(|(activity, timeout)| IdleTimer::new(activity, timeout)),
             };
-            return Some((Ok(connection), (listener, permits)));
+            return Some((Ok(connection), (listener, permits, per_address)));
         }
     })
 }

@@ -12,7 +12,11 @@
 //! - [`config`]: a service's settings built outside its `main` (with or without the environment).
 //! - [`database`]: `--database-url` and opening (and migrating) the store.
 //! - [`grpc`]: server settings common to every service (message limits, keep-alive) and the
-//!   listener (connection limit, handshake deadline).
+//!   listener (connection limits in all and per address, handshake deadline).
+//! - [`peer`]: the address unit per-address limits count (IPv4, IPv6 /64), the per-address
+//!   connection limit, and `CIDR=N` allowances.
+//! - [`idle`]: what a connection tells its requests (address, open requests), and closing
+//!   idle connections on a public port.
 //! - [`health`]: gRPC health of a server's services, following the database.
 //! - [`serve`]: one way to bind and serve a service's routes, with health, reflection and
 //!   graceful drain.
@@ -23,6 +27,8 @@ pub mod config;
 pub mod database;
 pub mod grpc;
 pub mod health;
+pub mod idle;
+pub mod peer;
 pub mod rpc;
 pub mod serve;
 pub mod shed;

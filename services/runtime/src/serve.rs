@@ -1,6 +1,7 @@
 //! One way to serve, for every service (mini-redis's `server::run`, with gRPC's extras): bind,
 //! then run the service's routes beside gRPC health and reflection, on the bounded listener
-//! ([`crate::grpc::incoming`]), with keep-alive and the request timeout, until shutdown; at
+//! ([`crate::grpc::incoming`]: connections in all and per address, handshake deadline, idle
+//! timeout), with keep-alive and the request timeout, until shutdown; at
 //! shutdown, `draining` turns true (streams end), health says NOT_SERVING, the server stops
 //! accepting and waits for in-flight requests.
 
@@ -91,6 +92,10 @@ pub struct Serving {
     /// Also answer HTTP/1.1 (the leaderboard's web screen and JSON API on its gRPC port);
     /// otherwise HTTP/2 only.
     pub accept_http1: bool,
+    /// Close a connection once it has had no open request this long (a public port: an idle
+    /// HTTP/1.1 keep-alive connection, an HTTP/2 connection without a stream); `None` keeps
+    /// idle connections (a retailer's channel between bursts).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// What a server's health follows while it serves.
@@ -120,6 +125,7 @@ pub async fn run(
         health,
         health_follows,
         accept_http1,
+        idle_timeout,
     } = serving;
     let follower = match health_follows {
         HealthFollows::Database(store) => {
@@ -133,6 +139,9 @@ pub async fn run(
     let router = crate::grpc::add_standard_services(
         crate::grpc::server_builder(request_timeout)
             .accept_http1(accept_http1)
+            // Outermost: the connection's address for every limit and log below, and its open
+            // requests for the idle timeout.
+            .layer(crate::idle::ConnectionLayer)
             .add_routes(routes),
         health.reporter(),
     )
@@ -143,7 +152,10 @@ pub async fn run(
         health.set(false).await;
     };
     let served = router
-        .serve_with_incoming_shutdown(crate::grpc::incoming(listener, &connections), shutdown)
+        .serve_with_incoming_shutdown(
+            crate::grpc::incoming(listener, &connections, idle_timeout),
+            shutdown,
+        )
         .await
         .map_err(ServeError::Serve);
     if let Some(follower) = follower {

@@ -66,6 +66,7 @@ let animation = null;
 let previousRanks = {};   // site -> rank in the previous snapshot
 let lastMessageAt = 0;
 let reconnecting = false;
+let refusedNotice = null; // why the server refused the stream, while it does
 
 /** Counts the national figure up (or down) from what is shown to `target`, exactly. */
 function countTo(target, currency, exponent) {
@@ -193,7 +194,10 @@ function render(m) {
 /** The clock line (time left or since the start, in the event's time zone) and the age. */
 function tick() {
   const asOf = document.getElementById("as-of");
-  if (reconnecting) {
+  if (refusedNotice) {
+    asOf.textContent = refusedNotice;
+    asOf.className = "reconnecting";
+  } else if (reconnecting) {
     asOf.textContent = "reconnecting…";
     asOf.className = "reconnecting";
   } else if (last) {
@@ -227,9 +231,11 @@ function tick() {
 function connect() {
   const query = new URLSearchParams({ limit });
   if (eventId) query.set("event", eventId);
-  const source = new EventSource(`/events/leaderboard?${query}`);
+  const url = `/events/leaderboard?${query}`;
+  const source = new EventSource(url);
   source.onmessage = (e) => {
     reconnecting = false;
+    refusedNotice = null;
     lastMessageAt = Date.now();
     render(JSON.parse(e.data));
   };
@@ -237,11 +243,32 @@ function connect() {
     text("as-of", `the server refused: ${e.data}`);
   });
   source.onerror = () => {
-    // EventSource retries by itself (CONNECTING); a CLOSED one is opened again here.
+    // EventSource retries by itself (CONNECTING). A refused stream (an HTTP error, such as 429
+    // when this address already has its share of screens) is CLOSED: ask once more with fetch
+    // to learn why, say it, and try again when the server says to.
     reconnecting = true;
     tick();
-    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 1000);
+    if (source.readyState === EventSource.CLOSED) refused(url);
   };
+}
+
+async function refused(url) {
+  let wait = 1000;
+  refusedNotice = null;
+  try {
+    const controller = new AbortController();
+    const response = await fetch(url, { signal: controller.signal, cache: "no-store" });
+    controller.abort();
+    if (response.status === 429) {
+      const seconds = Number(response.headers.get("Retry-After")) || 10;
+      wait = seconds * 1000;
+      refusedNotice = `too many screens from this address; trying again in ${seconds} s`;
+      tick();
+    }
+  } catch (e) {
+    // The server is down: EventSource's own message ("reconnecting") stays.
+  }
+  setTimeout(connect, wait);
 }
 
 setInterval(tick, 1000);
