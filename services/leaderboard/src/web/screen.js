@@ -228,27 +228,30 @@ function tick() {
   text("clock", `${line} · ${fmt.format(new Date(now))} (${zone})`);
 }
 
+let source = null; // the open stream
+
 function connect() {
   const query = new URLSearchParams({ limit });
   if (eventId) query.set("event", eventId);
   const url = `/events/leaderboard?${query}`;
-  const source = new EventSource(url);
-  source.onmessage = (e) => {
+  const es = new EventSource(url);
+  source = es;
+  es.onmessage = (e) => {
     reconnecting = false;
     refusedNotice = null;
     lastMessageAt = Date.now();
     render(JSON.parse(e.data));
   };
-  source.addEventListener("failure", (e) => {
+  es.addEventListener("failure", (e) => {
     text("as-of", `the server refused: ${e.data}`);
   });
-  source.onerror = () => {
+  es.onerror = () => {
     // EventSource retries by itself (CONNECTING). A refused stream (an HTTP error, such as 429
     // when this address already has its share of screens) is CLOSED: ask once more with fetch
     // to learn why, say it, and try again when the server says to.
     reconnecting = true;
     tick();
-    if (source.readyState === EventSource.CLOSED) refused(url);
+    if (es.readyState === EventSource.CLOSED) refused(url);
   };
 }
 
@@ -270,6 +273,11 @@ async function refused(url) {
   }
   setTimeout(connect, wait);
 }
+
+// A screen that navigates away (or is frozen in the back-forward cache) gives its stream back
+// at once: each address has a limited share of screens.
+window.addEventListener("pagehide", () => { if (source) source.close(); });
+window.addEventListener("pageshow", (e) => { if (e.persisted) connect(); });
 
 setInterval(tick, 1000);
 connect();
