@@ -605,13 +605,32 @@ async fn admin_commands() {
             "list",
             "--token",
             "wrong",
-            "--endpoint",
-            &board,
+            "--admin-endpoint",
+            &organizer,
         ],
         &[],
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PERMISSION_DENIED"));
+    // The public port does not serve AdminService: the error says where it is.
+    let out = saleboard(
+        &[
+            "admin",
+            "sites",
+            "list",
+            "--token",
+            &app.token,
+            "--admin-endpoint",
+            &board,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not serve") && err.contains("50054"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
