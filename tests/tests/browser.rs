@@ -79,6 +79,76 @@ impl Drop for Driver {
     }
 }
 
+/// Starts chromedriver and a headless Chromium session: the driver (killed when dropped), the
+/// session, and its profile directory (removed when dropped).
+async fn open_browser(
+    chromium: &str,
+    chromedriver: &str,
+) -> (Driver, fantoccini::Client, tempfile::TempDir) {
+    let driver_port = free_addr().port();
+    let driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts"),
+    );
+    let profile = tempfile::tempdir().expect("profile dir");
+    let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-quic",
+                "--no-first-run", "--disable-dev-shm-usage", "--window-size=1920,1080",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+        },
+        "goog:loggingPrefs": {"browser": "ALL"},
+    }))
+    .expect("capabilities");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let client = loop {
+        match fantoccini::ClientBuilder::new(
+            hyper_util::client::legacy::connect::HttpConnector::new(),
+        )
+        .capabilities(caps.clone())
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        {
+            Ok(client) => break client,
+            Err(e) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the browser cannot start: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    (driver, client, profile)
+}
+
+/// Makes the page's viewport `width` x `height` (the window is the viewport plus the browser's
+/// own frame).
+async fn viewport(client: &fantoccini::Client, width: u32, height: u32) {
+    client.set_window_size(width, height).await.expect("window");
+    let frame = text_of(
+        client,
+        "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]",
+    )
+    .await;
+    let (dw, dh) = (
+        u32::try_from(frame[0].as_u64().unwrap_or(0)).unwrap_or(0),
+        u32::try_from(frame[1].as_u64().unwrap_or(0)).unwrap_or(0),
+    );
+    client
+        .set_window_size(width + dw, height + dh)
+        .await
+        .expect("window");
+}
+
 async fn text_of(client: &fantoccini::Client, script: &str) -> Value {
     client.execute(script, vec![]).await.expect("script")
 }
@@ -197,63 +267,8 @@ async fn the_screen_in_a_real_browser() {
     }
 
     // The browser.
-    let driver_port = free_addr().port();
-    let driver = Driver(
-        Command::new(&chromedriver)
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts"),
-    );
-    let profile = tempfile::tempdir().expect("profile dir");
-    let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--disable-quic",
-                "--no-first-run", "--disable-dev-shm-usage", "--window-size=1920,1080",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-        },
-        "goog:loggingPrefs": {"browser": "ALL"},
-    }))
-    .expect("capabilities");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let client = loop {
-        match fantoccini::ClientBuilder::new(
-            hyper_util::client::legacy::connect::HttpConnector::new(),
-        )
-        .capabilities(caps.clone())
-        .connect(&format!("http://127.0.0.1:{driver_port}"))
-        .await
-        {
-            Ok(client) => break client,
-            Err(e) => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "the browser cannot start: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
-    // The window is the viewport plus the browser's own frame: make the viewport 1920x1080.
-    client.set_window_size(1920, 1080).await.expect("window");
-    let frame = text_of(
-        &client,
-        "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]",
-    )
-    .await;
-    let (dw, dh) = (
-        u32::try_from(frame[0].as_u64().unwrap_or(0)).unwrap_or(0),
-        u32::try_from(frame[1].as_u64().unwrap_or(0)).unwrap_or(0),
-    );
-    client
-        .set_window_size(1920 + dw, 1080 + dh)
-        .await
-        .expect("window");
+    let (driver, client, _profile) = open_browser(&chromium, &chromedriver).await;
+    viewport(&client, 1920, 1080).await;
     let page = format!("http://{board_addr}/");
     client.goto(&page).await.expect("the page loads");
 
@@ -263,16 +278,17 @@ async fn the_screen_in_a_real_browser() {
         shows(&client, &want, Duration::from_secs(10)).await,
         "the national figure"
     );
+    // Rp 7.407.407.340: from a billion rupiah the headline reads as people say it, the exact
+    // figure beneath.
     let shown = text_of(
         &client,
-        "return document.getElementById('national').textContent",
+        "return [document.getElementById('national').textContent, document.getElementById('national-full').textContent]",
     )
     .await;
-    assert!(
-        shown
-            .as_str()
-            .is_some_and(|s| s.starts_with("Rp") && s.contains('.')),
-        "IDR as Indonesians read it: {shown}"
+    assert_eq!(
+        shown,
+        json!(["Rp 7,407 miliar", "Rp 7.407.407.340"]),
+        "IDR as Indonesians read it"
     );
     let sites = text_of(
         &client,
@@ -435,4 +451,195 @@ async fn the_screen_in_a_real_browser() {
     drop(client.close().await);
     drop(board);
     drop(driver);
+}
+
+/// Every figure of the screen, at 1920x1080 and 1280x720, for national figures of every width
+/// (Rp 0 to the int64 limit, and the out-of-range decimal past it): nothing overflows its box,
+/// the page never scrolls sideways, the top five categories are whole, large figures read as
+/// people say them, growth past ten times is a multiple; sites without a sale have no rank and
+/// come after the ranked ones. Screenshots of the widest figure are kept in `target/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_figure_fits_its_box() {
+    let Some((chromium, chromedriver)) = browser() else {
+        return;
+    };
+    let app = saleboard_tests::TestApp::spawn(Backend::Sqlite)
+        .await
+        .expect("sqlite always runs");
+    app.set_event().await;
+    let (_, secret) = app.site_with_key("alpha").await;
+    app.site_with_key("beta").await;
+    app.site_with_key("gamma").await;
+    let sales = [
+        "fashion",
+        "electronics",
+        "beauty",
+        "groceries",
+        "toys",
+        "sports",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, category)| {
+        let mut t = sale(
+            &format!("F{i}"),
+            "IDR",
+            1_000_000 * (7 - i64::try_from(i).expect("small")),
+        );
+        t.category = (*category).into();
+        t.origin = Origin::Domestic.into();
+        t
+    })
+    .collect();
+    app.ingest(&secret)
+        .await
+        .submit_transactions(SubmitTransactionsRequest {
+            transactions: sales,
+        })
+        .await
+        .expect("push");
+    app.settle().await;
+
+    let (_driver, client, _profile) = open_browser(&chromium, &chromedriver).await;
+    viewport(&client, 1920, 1080).await;
+    client
+        .goto(&format!("http://{}/", app.leaderboard_addr))
+        .await
+        .expect("the page loads");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while text_of(&client, "return last === null").await == json!(true) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no message reached the page"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Sites without a sale: no rank, after the ranked ones.
+    let ranking = text_of(
+        &client,
+        "return [...document.querySelectorAll('#ranking li')].map(li => [li.dataset.site, li.querySelector('.rank').textContent])",
+    )
+    .await;
+    assert_eq!(
+        ranking,
+        json!([["alpha", "1"], ["beta", "–"], ["gamma", "–"]]),
+        "sites without a sale are not ranked 2, 2"
+    );
+
+    // The page shows a message as the stream would send it, with the figures replaced, and
+    // reports what overflows (after the headline's count-up).
+    let show = |national: String, baseline: String| {
+        let client = client.clone();
+        async move {
+            client
+                .execute(
+                    "const [national, baseline] = arguments;
+                     const m = JSON.parse(JSON.stringify(last));
+                     const decimal = national.replace('-', '').length > 19;
+                     m.national_net_reporting_minor = decimal ? '0' : national;
+                     m.national_net_reporting_decimal = decimal ? national : '';
+                     m.national_out_of_range = decimal;
+                     m.baseline_event_id = 'last-year';
+                     m.baseline_net_reporting_minor = baseline;
+                     if (!decimal) m.entries[0].net_reporting_minor = national;
+                     if (!decimal) {
+                       m.categories.total_net_reporting_minor = national;
+                       m.categories.entries.forEach(e => { e.net_reporting_minor = national; });
+                     }
+                     // Shown at once: the count-up starts from the figure itself.
+                     shown = null;
+                     render(m);",
+                    vec![json!(national), json!(baseline)],
+                )
+                .await
+                .expect("render");
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            client
+                .execute(
+                    "const bad = [];
+                     const check = (el, name) => {
+                       if (el.scrollWidth > el.clientWidth + 1)
+                         bad.push(`${name} ${el.scrollWidth} > ${el.clientWidth}: ${el.textContent}`);
+                     };
+                     for (const id of ['national', 'national-full', 'growth', 'origin-legend'])
+                       check(document.getElementById(id), id);
+                     document.querySelectorAll('#ranking li, #categories li, header, footer')
+                       .forEach((el, i) => check(el, `${el.tagName.toLowerCase()} ${i}`));
+                     if (document.documentElement.scrollWidth > window.innerWidth)
+                       bad.push(`the page scrolls sideways: ${document.documentElement.scrollWidth}`);
+                     const box = document.getElementById('categories-box').getBoundingClientRect();
+                     document.querySelectorAll('#categories li').forEach((li, i) => {
+                       if (li.getBoundingClientRect().bottom > box.bottom + 1) bad.push(`category ${i + 1} is cut`);
+                     });
+                     return bad;",
+                    vec![],
+                )
+                .await
+                .expect("check")
+        }
+    };
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    std::fs::create_dir_all(&target).expect("target dir");
+    for (width, height) in [(1920, 1080), (1280, 720)] {
+        viewport(&client, width, height).await;
+        let mut figures: Vec<String> = (1..=18).map(|digits| "9".repeat(digits)).collect();
+        figures.extend([
+            "0".to_owned(),
+            i64::MAX.to_string(),
+            i64::MIN.to_string(),
+            "-123456789012345678901234567890".to_owned(),
+            "123456789012345678901234567890123456789".to_owned(),
+        ]);
+        for national in figures {
+            for baseline in ["0", "1", "-5"] {
+                let bad = show(national.clone(), baseline.to_owned()).await;
+                assert_eq!(
+                    bad,
+                    json!([]),
+                    "{width}x{height}, national {national}, baseline {baseline}"
+                );
+            }
+        }
+        let png = client.screenshot().await.expect("screenshot");
+        std::fs::write(
+            target.join(format!("saleboard-screen-widest-{width}x{height}.png")),
+            png,
+        )
+        .expect("write screenshot");
+    }
+
+    // What people read: the short form with the exact figure beneath, growth as a multiple
+    // past ten times, a percentage with the locale's separators below.
+    show("2860000000000000".into(), "100000000".into()).await;
+    let read = || {
+        text_of(
+            &client,
+            "return ['national', 'national-full', 'growth'].map(id => document.getElementById(id).textContent)",
+        )
+    };
+    assert_eq!(
+        read().await,
+        json!([
+            "Rp 28,60 triliun",
+            "Rp 28.600.000.000.000",
+            "×28,6 juta vs last-year at the same hour"
+        ])
+    );
+    show("121400000000".into(), "100000000000".into()).await;
+    assert_eq!(
+        read().await,
+        json!([
+            "Rp 1,214 miliar",
+            "Rp 1.214.000.000",
+            "+21,4% vs last-year at the same hour"
+        ])
+    );
+    show("51234".into(), "0".into()).await;
+    assert_eq!(
+        read().await,
+        json!(["Rp 512,34", "", "new vs last-year at the same hour"])
+    );
+    drop(client.close().await);
+    app.stop().await;
 }

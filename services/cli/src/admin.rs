@@ -111,34 +111,37 @@ pub enum KeysCommand {
 /// `saleboard admin event`.
 #[derive(Debug, clap::Subcommand)]
 pub enum EventCommand {
-    /// Create or replace the event.
+    /// Create an event, or edit one: an edit changes only the fields given (the rest are kept
+    /// as stored) and prints what changed. (SetEvent itself replaces every field: this command
+    /// reads the event first.)
     Set {
         /// Event id, e.g. harbolnas-2026.
         #[arg(long)]
         id: String,
         /// Name shown on screens.
-        #[arg(long, default_value = "")]
-        name: String,
+        #[arg(long)]
+        name: Option<String>,
         /// Start of the window: RFC 3339 (2026-12-10T00:00:00+07:00), or relative to now
-        /// (now, now-1h).
+        /// (now, now-1h). Needed for a new event.
         #[arg(long)]
-        starts: String,
-        /// End of the window (exclusive): RFC 3339, or relative to now (now+3d).
+        starts: Option<String>,
+        /// End of the window (exclusive): RFC 3339, or relative to now (now+3d). Needed for a
+        /// new event.
         #[arg(long)]
-        ends: String,
-        /// Reporting currency (ISO 4217).
-        #[arg(long, default_value = "IDR")]
-        currency: String,
+        ends: Option<String>,
+        /// Reporting currency (ISO 4217); a new event's default is IDR.
+        #[arg(long)]
+        currency: Option<String>,
         /// End of the settlement period (refunds taken until then; final after): RFC 3339 or
         /// relative to now. Default: the stored one, or the end + 7 days.
         #[arg(long)]
         closes: Option<String>,
-        /// The event it is compared with by default (e.g. last year's).
-        #[arg(long, default_value = "")]
-        baseline: String,
-        /// IANA time zone for display, e.g. Asia/Jakarta.
-        #[arg(long, default_value = "")]
-        time_zone: String,
+        /// The event it is compared with by default (e.g. last year's); "" removes it.
+        #[arg(long)]
+        baseline: Option<String>,
+        /// IANA time zone for display, e.g. Asia/Jakarta; "" for UTC.
+        #[arg(long)]
+        time_zone: Option<String>,
     },
     /// Show an event (the current one without --id).
     Get {
@@ -457,25 +460,70 @@ async fn event(
             baseline,
             time_zone,
         } => {
-            let e = admin
-                .set_event(Event {
+            let stored = match admin
+                .get_event(GetEventRequest {
                     event_id: id.clone(),
-                    display_name: name.clone(),
-                    starts_at: Some(timestamp("starts", starts)?),
-                    ends_at: Some(timestamp("ends", ends)?),
-                    reporting_currency: currency.clone(),
-                    closes_at: closes
-                        .as_deref()
-                        .map(|c| timestamp("closes", c))
-                        .transpose()?,
-                    baseline_event_id: baseline.clone(),
-                    time_zone: time_zone.clone(),
-                    ..Event::default()
                 })
+                .await
+            {
+                Ok(e) => Some(e.into_inner()),
+                Err(s) if s.code() == tonic::Code::NotFound => None,
+                Err(s) => return Err(client::explain(endpoint, "GetEvent", &s)),
+            };
+            if stored.is_none() && (starts.is_none() || ends.is_none()) {
+                anyhow::bail!(
+                    "event {id:?} does not exist yet: a new event needs --starts and --ends \
+                     (`saleboard admin event list` shows the events there are)"
+                );
+            }
+            let mut wanted = stored.clone().unwrap_or_else(|| Event {
+                event_id: id.clone(),
+                reporting_currency: "IDR".into(),
+                ..Event::default()
+            });
+            let set = |field: &mut String, value: &Option<String>| {
+                if let Some(v) = value {
+                    field.clone_from(v);
+                }
+            };
+            set(&mut wanted.display_name, name);
+            set(&mut wanted.reporting_currency, currency);
+            set(&mut wanted.baseline_event_id, baseline);
+            set(&mut wanted.time_zone, time_zone);
+            for (field, flag, value) in [
+                (&mut wanted.starts_at, "starts", starts),
+                (&mut wanted.ends_at, "ends", ends),
+                (&mut wanted.closes_at, "closes", closes),
+            ] {
+                if let Some(v) = value {
+                    *field = Some(timestamp(flag, v)?);
+                }
+            }
+            let e = admin
+                .set_event(wanted)
                 .await
                 .map_err(|s| client::explain(endpoint, "SetEvent", &s))?
                 .into_inner();
-            print(output, event_json(&e), || event_table(&e));
+            let changes = stored.as_ref().map(|before| event_changes(before, &e));
+            let mut json = event_json(&e);
+            json["changes"] = changes.as_ref().map_or(json!("created"), |c| {
+                c.iter()
+                    .map(|(field, old, new)| json!({"field": field, "old": old, "new": new}))
+                    .collect()
+            });
+            print(output, json, || {
+                let mut table = event_table(&e);
+                match &changes {
+                    None => table.push_str("created\n"),
+                    Some(c) if c.is_empty() => table.push_str("nothing changed\n"),
+                    Some(c) => {
+                        for (field, old, new) in c {
+                            table.push_str(&format!("  {field}: {old:?} -> {new:?}\n"));
+                        }
+                    }
+                }
+                table
+            });
         }
         EventCommand::Get { id } => {
             let e = admin
@@ -610,6 +658,28 @@ fn event_json(e: &Event) -> serde_json::Value {
         "time_zone": e.time_zone,
         "state": state_name(e),
     })
+}
+
+/// The fields an edit changed: (field, old, new), as the JSON shows them.
+fn event_changes(before: &Event, after: &Event) -> Vec<(String, String, String)> {
+    let (old, new) = (event_json(before), event_json(after));
+    [
+        "display_name",
+        "starts_at",
+        "ends_at",
+        "closes_at",
+        "reporting_currency",
+        "baseline_event_id",
+        "time_zone",
+        "state",
+    ]
+    .into_iter()
+    .filter(|f| old[*f] != new[*f])
+    .map(|f| {
+        let show = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+        (f.to_owned(), show(&old[f]), show(&new[f]))
+    })
+    .collect()
 }
 
 fn event_table(e: &Event) -> String {

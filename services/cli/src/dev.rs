@@ -344,6 +344,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     config.leaderboard.database = args.database.clone();
     config.aggregator.listen = args.aggregator_listen;
     config.aggregator.database = args.database.clone();
+    // What today's demo event already holds (a restarted dev keeps its ledger).
+    let today: u64 = store
+        .read_board(Some("harbolnas-demo"), None)
+        .await
+        .context("reading the demo event's totals")?
+        .totals
+        .iter()
+        .map(|(_, _, t)| t.sale_count.saturating_add(t.refund_count))
+        .sum();
     let suite = Suite::build(config, store).await?;
 
     println!(
@@ -375,9 +384,20 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ),
         None => println!("  (new keys and token on every start: the database has no file)"),
     }
-    if let Some((site, _)) = keys.first() {
+    if let Ok(me) = std::env::current_exe() {
         println!(
-            "Demo events: harbolnas-demo (live, compared with harbolnas-demo-last-year, closed, which has a small history). No transactions yet in today's: push a file with `saleboard push FILE --endpoint http://{} --key <the key of {site}>`, or simulate a day with `saleboard loadgen`.",
+            "  this command:  {}  (on your PATH: cargo install --path services/cli)",
+            me.display()
+        );
+    }
+    if let Some((site, _)) = keys.first() {
+        let held = if today == 0 {
+            "No transactions yet in today's".to_owned()
+        } else {
+            format!("Today's holds {today} transactions so far; add more")
+        };
+        println!(
+            "Demo events: harbolnas-demo (live, compared with harbolnas-demo-last-year, closed, which has a small history). {held}: push a file with `saleboard push FILE --endpoint http://{} --key <the key of {site}>`, or simulate a day with `saleboard loadgen`.",
             suite.ingest_addr()
         );
     }

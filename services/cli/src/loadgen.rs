@@ -193,6 +193,10 @@ pub struct Report {
     pub fresh_us: Vec<u64>,
     /// Differences found by reconciliation (empty: passed).
     pub mismatches: Vec<String>,
+    /// The event the run pushed into (its own, unless --event).
+    pub event_id: String,
+    /// The big screen's address for that event.
+    pub page: String,
 }
 
 /// The `q` quantile of sorted samples.
@@ -228,6 +232,8 @@ impl Report {
             "freshness_ms": {"p50": quantile(&self.fresh_us, 0.5) as f64 / 1e3, "p99": quantile(&self.fresh_us, 0.99) as f64 / 1e3},
             "reconciled": self.mismatches.is_empty(),
             "mismatches": self.mismatches,
+            "event_id": self.event_id,
+            "page": self.page,
         })
     }
 
@@ -236,7 +242,9 @@ impl Report {
     pub fn table(&self) -> String {
         let ms = |v: &[u64], q| quantile(v, q) as f64 / 1e3;
         let mut out = format!(
-            "sent {} in {:.2} s\n  accepted   {:>10}  ({:.0}/s)\n  duplicate  {:>10}\n  rejected   {:>10}  {}\n  ack        p50 {:.1} ms  p99 {:.1} ms  p999 {:.1} ms\n  freshness  p50 {:.1} ms  p99 {:.1} ms\n",
+            "event {} (on the big screen: {})\nsent {} in {:.2} s\n  accepted   {:>10}  ({:.0}/s)\n  duplicate  {:>10}\n  rejected   {:>10}  {}\n  ack        p50 {:.1} ms  p99 {:.1} ms  p999 {:.1} ms\n  freshness  p50 {:.1} ms  p99 {:.1} ms\n",
+            self.event_id,
+            self.page,
             self.sent,
             self.elapsed.as_secs_f64(),
             self.accepted,
@@ -743,10 +751,26 @@ async fn setup(args: &LoadgenArgs) -> anyhow::Result<(Vec<LoadSite>, RunEvent)> 
             e.starts_at.map_or(0, |t| t.seconds),
             e.ends_at.map_or(0, |t| t.seconds),
         );
-        if !(start <= now - 60 && now < end) {
+        if now >= end || now < start {
             anyhow::bail!(
                 "the event {:?} is not live; loadgen pushes transactions of now into it (leave out --event to run in an event of the run's own)",
                 e.event_id
+            );
+        }
+        if now < start + 60 {
+            // Its transactions are of the last minute: they must all fall inside the window.
+            anyhow::bail!(
+                "the event {:?} started {} s ago; loadgen pushes transactions of the last minute, \
+                 so it needs the event live for 60 s: retry in {} s (at {})",
+                e.event_id,
+                now - start,
+                start + 60 - now,
+                time::OffsetDateTime::from_unix_timestamp(start + 60)
+                    .ok()
+                    .and_then(|t| t
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .ok())
+                    .unwrap_or_default()
             );
         }
         RunEvent {
@@ -1006,7 +1030,19 @@ async fn drive(args: &LoadgenArgs, sites: &[LoadSite], run: &RunEvent) -> anyhow
         ack_us: t.ack_us,
         fresh_us,
         mismatches,
+        event_id: run.event_id.clone(),
+        page: screen_page(&args.endpoint, &run.event_id),
     })
+}
+
+/// The big screen's address for `event` on the leaderboard at `endpoint` (its public port).
+fn screen_page(endpoint: &str, event: &str) -> String {
+    let base = if endpoint.contains("://") {
+        endpoint.trim_end_matches('/').to_owned()
+    } else {
+        format!("http://{}", endpoint.trim_end_matches('/'))
+    };
+    format!("{base}/?event={event}")
 }
 
 /// Every entry of a national breakdown (all pages).

@@ -27,8 +27,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the whole suite in this process on an embedded SQLite file, with a demo event, demo
-    /// sites and their keys, and demo exchange rates (no transactions).
+    /// Run the whole suite in this process on an embedded SQLite file, with two demo events
+    /// (today's, live, with no transactions at first; last year's, closed, with a small
+    /// history to compare with), demo sites and their keys, and demo exchange rates.
     Dev(dev::DevArgs),
     /// Apply pending database migrations.
     Migrate(migrate::MigrateArgs),

@@ -658,9 +658,15 @@ pub fn leaderboard_table(b: &Leaderboard, zone: &Zone) -> String {
         } else {
             money(e.net_reporting_minor, &b.reporting_currency)
         };
+        // A site without any transaction has no rank (0): shown as a dash.
+        let rank = if e.rank == 0 {
+            "-".to_owned()
+        } else {
+            e.rank.to_string()
+        };
         out.push_str(&format!(
             "{:>4}  {:<24} {:>30} {:>10} {:>8}  {}\n",
-            e.rank,
+            rank,
             e.site_id,
             net,
             e.sale_count,

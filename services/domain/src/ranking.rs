@@ -3,7 +3,9 @@
 //! A site's figure is the sum over its currencies of `net_minor x rate x 10^(reporting exponent -
 //! currency exponent)`, computed exactly in integers and rounded half to even once per (site,
 //! currency) total. Sites are ranked by that figure, highest first; equal figures share a rank
-//! and the next rank skips (1, 2, 2, 4); among equals, by site id.
+//! and the next rank skips (1, 2, 2, 4); among equals, by site id. A site without any
+//! transaction yet has no rank (0): it is listed after every ranked site, by site id, so a
+//! leader is never followed by a row of sites "tied" at nothing.
 //!
 //! Ranking never fails. A site whose figure does not fit the contract's `int64` (a participant
 //! can push that much, or an organizer can set a rate that makes it so) is marked out of range:
@@ -63,7 +65,8 @@ pub struct SiteFigures {
 /// One line of the ranking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RankedEntry {
-    /// 1 for the highest figure; equal figures share a rank.
+    /// 1 for the highest figure; equal figures share a rank; 0 for a site without any
+    /// transaction (listed after the ranked ones).
     pub rank: u32,
     /// The site.
     pub site_id: SiteId,
@@ -172,7 +175,15 @@ pub fn rank(
     }
     order_and_rank(
         &mut entries,
-        |e| (e.out_of_range.is_empty(), e.net_reporting_minor),
+        |e| {
+            if e.sale_count == 0 && e.refund_count == 0 {
+                Standing::Nothing
+            } else if e.out_of_range.is_empty() {
+                Standing::Figure(e.net_reporting_minor)
+            } else {
+                Standing::OutOfRange
+            }
+        },
         |a, b| a.site_id.cmp(&b.site_id),
         |e, rank| e.rank = rank,
     );
@@ -182,31 +193,59 @@ pub fn rank(
     }
 }
 
-/// Sorts by figure, highest first, those without one (out of range) last, equals by `tie`;
-/// then gives ranks: equal figures share one and the next skips (1, 2, 2, 4).
+/// Where an entry stands, in the order it is listed: by figure, then out of range, then with
+/// nothing at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// A figure to rank by.
+    Figure(i64),
+    /// Transactions whose figure does not fit an `i64`: ranked after every figure, each on its
+    /// own position.
+    OutOfRange,
+    /// No transaction yet: listed last, without a rank (0).
+    Nothing,
+}
+
+impl Standing {
+    /// Sort key: the lower, the earlier.
+    fn order(self) -> (u8, std::cmp::Reverse<i64>) {
+        match self {
+            Self::Figure(net) => (0, std::cmp::Reverse(net)),
+            Self::OutOfRange => (1, std::cmp::Reverse(0)),
+            Self::Nothing => (2, std::cmp::Reverse(0)),
+        }
+    }
+}
+
+/// Sorts by figure, highest first, then those out of range, then those with nothing, equals by
+/// `tie`; then gives ranks: equal figures share one and the next skips (1, 2, 2, 4); those
+/// with nothing get 0.
 fn order_and_rank<T>(
     entries: &mut [T],
-    figure: impl Fn(&T) -> (bool, i64),
+    standing: impl Fn(&T) -> Standing,
     tie: impl Fn(&T, &T) -> std::cmp::Ordering,
     set_rank: impl Fn(&mut T, u32),
 ) {
     entries.sort_by(|a, b| {
-        let (fa, fb) = (figure(a), figure(b));
-        fb.0.cmp(&fa.0)
-            .then_with(|| fb.1.cmp(&fa.1))
+        standing(a)
+            .order()
+            .cmp(&standing(b).order())
             .then_with(|| tie(a, b))
     });
-    let mut previous: Option<(bool, i64, u32)> = None;
+    let mut previous: Option<(Standing, u32)> = None;
     for (i, e) in entries.iter_mut().enumerate() {
         let position = u32::try_from(i + 1).unwrap_or(u32::MAX);
-        let key = figure(e);
-        let rank = match previous {
+        let now = standing(e);
+        let rank = match (now, previous) {
+            (Standing::Nothing, _) => 0,
             // Entries out of range have no figure to tie on: each takes its own position.
-            Some((true, net, rank)) if key == (true, net) => rank,
+            (Standing::Figure(net), Some((Standing::Figure(before), rank))) if net == before => {
+                rank
+            }
             _ => position,
         };
         set_rank(e, rank);
-        previous = Some((key.0, key.1, rank));
+        previous = Some((now, rank));
     }
 }
 
@@ -306,7 +345,13 @@ pub fn rank_keys(
         .collect();
     order_and_rank(
         &mut entries,
-        |e| (e.out_of_range.is_empty(), e.net_reporting_minor),
+        |e| {
+            if e.out_of_range.is_empty() {
+                Standing::Figure(e.net_reporting_minor)
+            } else {
+                Standing::OutOfRange
+            }
+        },
         |a, b| a.key.cmp(&b.key),
         |e, rank| e.rank = rank,
     );
@@ -415,10 +460,48 @@ mod tests {
                 (1, "c", 300),
                 (3, "d", 100),
                 (4, "a", 50),
-                (5, "e", 0)
+                (0, "e", 0)
             ]
         );
         assert_eq!(national, 750);
+    }
+
+    #[test]
+    fn sites_without_a_transaction_have_no_rank_and_come_last() {
+        let mut refunded = site("r", &[("IDR", 0)]);
+        if let Some(t) = refunded.totals.get_mut(&cur("IDR")) {
+            // A sale refunded in full: a net of 0, but a site that sold.
+            *t = CurrencyTotals {
+                sale_count: 1,
+                gross_minor: 500,
+                refund_count: 1,
+                refunded_minor: 500,
+            };
+        }
+        let sites = vec![
+            site("z", &[]),
+            site("a", &[]),
+            site("big", &[("IDR", i64::MAX), ("USD", 1)]),
+            refunded,
+            site("m", &[("IDR", 10)]),
+        ];
+        let rates = BTreeMap::from([(cur("USD"), rate("15000"))]);
+        let got: Vec<_> = rank(sites, &rates, cur("IDR"))
+            .entries
+            .iter()
+            .map(|e| (e.rank, e.site_id.as_str().to_owned()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "m".to_owned()),
+                (2, "r".to_owned()),
+                (3, "big".to_owned()),
+                (0, "a".to_owned()),
+                (0, "z".to_owned()),
+            ],
+            "figures, then out of range, then the sites with nothing, unranked, by id"
+        );
     }
 
     #[test]
@@ -506,7 +589,8 @@ mod tests {
         let sites = vec![
             site("x", &[("IDR", i64::MAX)]),
             site("y", &[("IDR", i64::MAX)]),
-            site("z", &[]),
+            // A sale of nothing: a figure of 0, still ahead of the sites out of range.
+            site("z", &[("IDR", 0)]),
         ];
         let mut sites = sites;
         for s in &mut sites[..2] {

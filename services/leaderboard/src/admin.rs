@@ -42,6 +42,7 @@ impl AdminService {
     /// Rebuilds the leaderboard before answering, so a client that changed the event, a rate
     /// or the sites sees the change in its very next query.
     async fn refresh_board(&self) {
+        self.board.forget_other_events();
         if let Err(e) = self.board.refresh().await {
             tracing::warn!(error = %e, "cannot refresh the leaderboard now; it will on its next signal");
             self.board.invalidate();

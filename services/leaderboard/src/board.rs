@@ -128,8 +128,11 @@ pub struct Board {
     /// admin call's) would otherwise let the older read publish last and undo the newer one.
     refreshing: tokio::sync::Mutex<()>,
     /// Snapshots of events other than the current one, built when asked for: reused while the
-    /// applied position has not moved, and for good once the event is closed (final).
+    /// applied position has not moved, or once the event is closed (final), until the sites
+    /// change (a site disabled leaves every event's figures) or an admin call changes anything.
     others: Mutex<HashMap<String, (Arc<Snapshot>, bool)>>,
+    /// The sites as of the last refresh (id, name, disabled): when they change, `others` go.
+    sites: Mutex<Vec<(saleboard_domain::SiteId, String, bool)>>,
     /// The last snapshot generation handed out (shared by every event's snapshots, so a page
     /// token names one snapshot).
     generations: std::sync::atomic::AtomicU64,
@@ -163,6 +166,7 @@ impl Board {
             checked_at: std::sync::atomic::AtomicI64::new(UnixNanos::now().0),
             refreshing: tokio::sync::Mutex::new(()),
             others: Mutex::new(HashMap::new()),
+            sites: Mutex::new(Vec::new()),
             generations: std::sync::atomic::AtomicU64::new(0),
             events: Mutex::new(Arc::default()),
             segments: Mutex::new(None),
@@ -320,6 +324,15 @@ impl Board {
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
     }
 
+    /// Drops the snapshots of events other than the current one (after an admin change: a
+    /// rate, a site, an event): they are built again when next asked for.
+    pub fn forget_other_events(&self) {
+        self.others
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     /// Asks for a refresh now (after an admin change).
     pub fn invalidate(&self) {
         self.invalidated.notify_one();
@@ -352,6 +365,29 @@ impl Board {
             disabled_totals: &h.disabled_totals,
         });
         let mut data = self.store.read_board(None, cursor).await?;
+        let sites: Vec<_> = data
+            .sites
+            .iter()
+            .map(|s| {
+                (
+                    s.site_id.clone(),
+                    s.display_name.clone(),
+                    s.disabled_at.is_some(),
+                )
+            })
+            .collect();
+        let sites_changed = {
+            let mut seen = self
+                .sites
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let changed = *seen != sites;
+            *seen = sites;
+            changed
+        };
+        if sites_changed {
+            self.forget_other_events();
+        }
         let national = merge_segments(held.as_ref().map(|h| &h.national), &data.segments);
         let (disabled, disabled_sum) = disabled_after(held.as_deref(), &mut data.segments);
         let now_held = data.event.as_ref().map(|e| {

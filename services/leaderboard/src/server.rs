@@ -209,7 +209,13 @@ impl LeaderboardServer {
         } else {
             public_routes
         };
-        let public_routes = Routes::from(public_routes.into_axum_router().merge(web));
+        let public_routes = Routes::from(
+            public_routes
+                .into_axum_router()
+                .merge(web)
+                // Unknown paths: UNIMPLEMENTED for gRPC clients, 404 for browsers.
+                .fallback(crate::web::unknown_path),
+        );
         // The admin server stops when the public one starts draining (the same signal), and
         // drains alike.
         let mut admin_stop = drain.subscribe();

@@ -107,6 +107,35 @@ pub fn router(
         .with_state(web)
 }
 
+/// What the public port answers for a path nothing serves: a gRPC client gets UNIMPLEMENTED as
+/// gRPC says it (status 12 in a 200 response), a browser or curl a plain `404 Not Found` that
+/// says where the screen, the JSON and the stream are.
+pub async fn unknown_path(request: axum::extract::Request) -> Response {
+    let grpc = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|t| t.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/grpc"));
+    if grpc {
+        return Status::unimplemented(format!(
+            "{} is not served here",
+            saleboard_domain::ids::excerpt(request.uri().path())
+        ))
+        .into_http::<Body>();
+    }
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!(
+            "not found: {}\nThe big screen is at /, its JSON under /api/v1/ (leaderboard, \
+             national, events, breakdown/{{brand,category,origin}}) and its stream at \
+             /events/leaderboard.\n",
+            saleboard_domain::ids::excerpt(request.uri().path())
+        ),
+    )
+        .into_response()
+}
+
 fn static_file(content_type: &'static str, body: &'static str) -> Response {
     (
         [

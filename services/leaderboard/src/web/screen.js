@@ -58,6 +58,101 @@ function percent(part, whole) {
   return `${sign}${a / 10n}.${a % 10n}%`;
 }
 
+/** `n / d` rounded half to even, BigInts, `d > 0`. */
+function divHalfEven(n, d) {
+  let q = n / d;
+  const r = n % d;
+  const twice = (r < 0n ? -r : r) * 2n;
+  if (twice > d || (twice === d && q % 2n !== 0n)) q += n < 0n ? -1n : 1n;
+  return q;
+}
+
+/** The decimal separator of `locale`. */
+function decimalOf(locale) {
+  return (new Intl.NumberFormat(locale).formatToParts(1.5).find(p => p.type === "decimal") || { value: "." }).value;
+}
+
+/** A non-negative BigInt with the locale's grouping (exact: Intl formats BigInt as is). */
+function grouped(n, locale) {
+  return new Intl.NumberFormat(locale).format(n).replace(/\u00a0/g, " ");
+}
+
+/** The locale's word for the size of a number of `digits` integer digits, and the unit it
+ * stands for ("triliun" and 10^12 in id-ID; "億" and 10^8 in ja-JP), from the locale's long
+ * compact notation of that power of ten (a power of ten is exact as a Number); `null` when the
+ * locale has none. */
+function unitWord(digits, locale) {
+  try {
+    const parts = new Intl.NumberFormat(locale, { notation: "compact", compactDisplay: "long",
+      maximumFractionDigits: 0 }).formatToParts(10 ** (digits - 1));
+    const word = parts.find(p => p.type === "compact");
+    const shown = parts.filter(p => p.type === "integer").map(p => p.value).join("");
+    if (!word || !/^[0-9]+$/.test(shown)) return null;
+    return { word: word.value, unit: 10n ** BigInt(digits - 1) / BigInt(shown) };
+  } catch (e) {
+    return null;
+  }
+}
+
+/** `scaled / 10^decimals` (a non-negative BigInt fraction) as people read a large number:
+ * `significant` digits and the locale's word ("29,88 triliun", "512,3 miliar" with four), when
+ * it is at least `from`; otherwise `null`. */
+function shortNumber(scaled, decimals, locale, from, significant) {
+  const whole = scaled / 10n ** BigInt(decimals);
+  if (whole < from) return null;
+  const size = unitWord(whole.toString().length, locale);
+  if (!size) return null;
+  const intDigits = (whole / size.unit).toString().length;
+  const places = Math.max(0, significant - intDigits);
+  const m = divHalfEven(scaled * 10n ** BigInt(places), size.unit * 10n ** BigInt(decimals));
+  const p = 10n ** BigInt(places);
+  const fraction = places ? decimalOf(locale) + (m % p).toString().padStart(places, "0") : "";
+  return `${grouped(m / p, locale)}${fraction} ${size.word}`;
+}
+
+/** From a billion major units up, `minor` in its short form with the currency
+ * ("Rp 29,88 triliun"); `null` below that (the exact figure is short enough). */
+function shortMoney(minor, currency, exponent) {
+  const locale = LOCALES[currency] || "en-US";
+  const negative = minor < 0n;
+  const n = shortNumber(negative ? -minor : minor, exponent, locale, 10n ** 9n, 4);
+  if (n === null) return null;
+  let parts;
+  try {
+    parts = new Intl.NumberFormat(locale, { style: "currency", currency,
+      maximumFractionDigits: 0 }).formatToParts(0);
+  } catch (e) {
+    parts = [{ type: "integer", value: "0" }, { type: "literal", value: " " + currency }];
+  }
+  const out = parts.map(p => (p.type === "integer" ? n : p.value)).join("");
+  return (negative ? "−" : "") + out.replace(/\u00a0/g, " ");
+}
+
+/** Growth of `now` over `then` as people read it: "+21,4%", "−3,0%" (one decimal, half to
+ * even, the locale's separators); past ten times as a multiple ("×28,6 juta"); "new" when the
+ * baseline is 0. */
+function growthText(now, then, locale) {
+  if (then === 0n) return now === 0n ? "" : "new";
+  if (then > 0n && now >= 10n * then) {
+    const tenths = divHalfEven(now * 10n, then);
+    const n = shortNumber(tenths, 1, locale, 10n ** 6n, 3);
+    return "×" + (n !== null ? n : `${grouped(tenths / 10n, locale)}${decimalOf(locale)}${tenths % 10n}`);
+  }
+  const w = then < 0n ? -then : then;
+  const tenths = divHalfEven((now - then) * 1000n * (then < 0n ? -1n : 1n), w);
+  const a = tenths < 0n ? -tenths : tenths;
+  return `${tenths < 0n ? "−" : "+"}${grouped(a / 10n, locale)}${decimalOf(locale)}${a % 10n}%`;
+}
+
+/** Shrinks `el`'s type until its text fits its box (it starts from the style's size). */
+function fit(el) {
+  el.style.fontSize = "";
+  for (let i = 0; i < 8 && el.scrollWidth > el.clientWidth; i++) {
+    const size = parseFloat(getComputedStyle(el).fontSize);
+    el.style.fontSize = Math.max(8, Math.floor(size * el.clientWidth / el.scrollWidth) - 1) + "px";
+  }
+}
+
 function text(id, value) { document.getElementById(id).textContent = value; }
 
 let last = null;          // the last message
@@ -67,6 +162,24 @@ let previousRanks = {};   // site -> rank in the previous snapshot
 let lastMessageAt = 0;
 let reconnecting = false;
 let refusedNotice = null; // why the server refused the stream, while it does
+
+/** Shows `value` as the headline: the exact figure, or from a billion major units the short
+ * form people read with the exact figure smaller beneath; each fitted to its box (refitted only
+ * when its length changes). */
+function headline(value, currency, exponent) {
+  const big = document.getElementById("national");
+  const full = document.getElementById("national-full");
+  const exact = money(value, currency, exponent);
+  const short = shortMoney(value, currency, exponent);
+  const shows = [[big, short === null ? exact : short], [full, short === null ? "" : exact]];
+  for (const [el, t] of shows) {
+    el.textContent = t;
+    if (el.dataset.fitted !== String(t.length)) {
+      fit(el);
+      el.dataset.fitted = String(t.length);
+    }
+  }
+}
 
 /** Counts the national figure up (or down) from what is shown to `target`, exactly. */
 function countTo(target, currency, exponent) {
@@ -81,7 +194,7 @@ function countTo(target, currency, exponent) {
     const eased = BigInt(Math.round((1 - Math.pow(1 - t, 3)) * 1000));
     const value = t >= 1 ? target : from + (target - from) * eased / 1000n;
     shown = value;
-    el.textContent = money(value, currency, exponent);
+    headline(value, currency, exponent);
     if (t < 1) animation = requestAnimationFrame(step);
   };
   animation = requestAnimationFrame(step);
@@ -97,11 +210,13 @@ function renderRanking(m) {
     const li = document.createElement("li");
     li.dataset.site = e.site_id;
     const before = previousRanks[e.site_id];
-    const move = before === undefined ? "" : before > e.rank ? "▲" : before < e.rank ? "▼" : "";
+    const move = !before || !e.rank ? "" : before > e.rank ? "▲" : before < e.rank ? "▼" : "";
     const net = BigInt(e.net_reporting_minor);
     const width = top > 0n ? Number(net * 1000n / top) / 10 : 0;
     li.innerHTML = `<span class="rank"></span><span class="move"></span><span class="name"></span><span class="money"></span><span class="bar"><span></span></span>`;
-    li.querySelector(".rank").textContent = e.rank;
+    // A site without any transaction has no rank (0): listed last, without a number.
+    li.querySelector(".rank").textContent = e.rank ? e.rank : "–";
+    if (!e.rank) li.classList.add("unranked");
     const mv = li.querySelector(".move");
     mv.textContent = move;
     mv.className = "move " + (move === "▲" ? "up" : move === "▼" ? "down" : "");
@@ -111,6 +226,25 @@ function renderRanking(m) {
     return li;
   }));
   previousRanks = ranks;
+  [...list.children].forEach((li, i) => {
+    const e = entries[i];
+    if (!e.out_of_range) fitRow(li, BigInt(e.net_reporting_minor), "", m);
+  });
+}
+
+/** A figure too wide for its row (`li`) is shown in its short form (the exact one in its
+ * tooltip), then its type shrinks if it must. */
+function fitRow(li, net, suffix, m) {
+  const cell = li.querySelector(".money");
+  cell.title = cell.textContent;
+  cell.style.fontSize = "";
+  if (li.scrollWidth > li.clientWidth) {
+    const short = shortMoney(net, m.reporting_currency, m.reporting_exponent);
+    if (short !== null) cell.textContent = short + suffix;
+  }
+  if (li.scrollWidth > li.clientWidth) {
+    cell.style.fontSize = Math.max(8, Math.floor(parseFloat(getComputedStyle(cell).fontSize) * li.clientWidth / li.scrollWidth) - 1) + "px";
+  }
 }
 
 function renderHourly(m) {
@@ -145,8 +279,13 @@ function renderBreakdowns(m) {
     li.innerHTML = "<span class=name></span><span class=money></span>";
     li.querySelector(".name").textContent = `${e.rank}. ${e.key || "(none)"}`;
     li.querySelector(".money").textContent = `${money(net, m.reporting_currency, m.reporting_exponent)}  ${percent(net, total)}`;
+    li.dataset.net = net.toString();
     return li;
   }));
+  for (const li of document.getElementById("categories").children) {
+    const net = BigInt(li.dataset.net);
+    fitRow(li, net, `  ${percent(net, total)}`, m);
+  }
   const origin = m.origin || { entries: [], total_net_reporting_minor: "0" };
   const all = BigInt(origin.total_net_reporting_minor || "0");
   const bar = document.getElementById("origin-bar");
@@ -174,15 +313,15 @@ function render(m) {
   const growth = document.getElementById("growth");
   if (m.baseline_event_id) {
     const then = BigInt(m.baseline_net_reporting_minor);
-    const p = then === 0n ? "" : percent(minor - then, then);
-    const sign = p && !p.startsWith("-") ? "+" : "";
+    const g = growthText(minor, then, LOCALES[m.reporting_currency] || "en-US");
     const name = ev.baseline_display_name || m.baseline_event_id;
     const when = state === "live" || state === "scheduled" ? " at the same hour" : "";
-    growth.textContent = p ? `${sign}${p} vs ${name}${when}` : `vs ${name}: no figure yet`;
-    growth.className = p.startsWith("-") ? "down" : "up";
+    growth.textContent = g ? `${g} vs ${name}${when}` : `vs ${name}: no figure yet`;
+    growth.className = g.startsWith("−") ? "down" : "up";
   } else {
     growth.textContent = "";
   }
+  fit(growth);
   renderRanking(m);
   renderHourly(m);
   renderBreakdowns(m);
