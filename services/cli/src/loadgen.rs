@@ -178,6 +178,8 @@ pub struct Report {
     pub recovered: u64,
     /// Told DUPLICATE (deliberate resubmissions).
     pub duplicate: u64,
+    /// Streams opened again after UNAVAILABLE or RESOURCE_EXHAUSTED (or failing to open).
+    pub reopened: u64,
     /// Told REJECTED, by reason.
     pub rejected: BTreeMap<String, u64>,
     /// From the first send to the last acknowledgement.
@@ -216,6 +218,7 @@ impl Report {
             "sent": self.sent,
             "accepted": self.accepted,
             "recovered": self.recovered,
+            "reopened": self.reopened,
             "duplicate": self.duplicate,
             "rejected": self.rejected,
             "elapsed_s": self.elapsed.as_secs_f64(),
@@ -250,6 +253,12 @@ impl Report {
             ms(&self.fresh_us, 0.5),
             ms(&self.fresh_us, 0.99),
         );
+        if self.reopened > 0 {
+            out.push_str(&format!(
+                "  reopened   {:>10}  streams (after UNAVAILABLE or RESOURCE_EXHAUSTED; what was unanswered was sent again)\n",
+                self.reopened
+            ));
+        }
         if self.recovered > 0 {
             out.push_str(&format!(
                 "  recovered  {:>10}  (accepted by an attempt whose answer was lost: DUPLICATE when resent after UNAVAILABLE or RESOURCE_EXHAUSTED)\n",
@@ -612,6 +621,8 @@ struct Tally {
     /// New transactions of a resent batch told DUPLICATE: stored by the first attempt (also
     /// counted in `accepted`).
     recovered: u64,
+    /// Streams opened again after UNAVAILABLE or RESOURCE_EXHAUSTED.
+    reopened: u64,
     duplicate: u64,
     rejected: BTreeMap<String, u64>,
     ack_us: Vec<u64>,
@@ -1034,6 +1045,7 @@ async fn drive(args: &LoadgenArgs, sites: &[LoadSite], run: &RunEvent) -> anyhow
         accepted: t.accepted,
         recovered: t.recovered,
         duplicate: t.duplicate,
+        reopened: t.reopened,
         rejected: t.rejected,
         elapsed,
         ack_us: t.ack_us,
@@ -1400,6 +1412,7 @@ impl SiteStream {
             let mut responses = match opened {
                 Ok(r) => r.into_inner(),
                 Err(status) => {
+                    self.tally.lock().await.reopened += 1;
                     backoff
                         .wait(&self.endpoint, "StreamTransactions", &status)
                         .await?;
@@ -1464,6 +1477,7 @@ impl SiteStream {
                     },
                 }
             };
+            self.tally.lock().await.reopened += 1;
             backoff
                 .wait(&self.endpoint, "StreamTransactions", &status)
                 .await?;
