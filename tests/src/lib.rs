@@ -9,10 +9,13 @@
 //! - [`data`]: transactions and event windows for tests.
 //! - [`load`]: deterministic transaction streams for concurrency and crash tests.
 //! - [`otlp`]: an OTLP/gRPC receiver that services export traces and metrics to.
+//! - [`fault`]: storage faults (a tmpfs that fills and grows), a load of retrying clients,
+//!   and the checks every fault test ends with.
 
 pub mod app;
 pub mod data;
 pub mod db;
+pub mod fault;
 pub mod load;
 pub mod otlp;
 pub mod pg;
