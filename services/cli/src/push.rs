@@ -300,6 +300,9 @@ impl FileSummary {
     }
 }
 
+/// A batch sent and not yet answered: its lines, and its transactions to send again.
+type Unanswered = (Vec<(u64, Original)>, Vec<Transaction>);
+
 /// Pushes one file. `stop` turns true on Ctrl-C.
 async fn push_file(
     args: &PushArgs,
@@ -328,7 +331,7 @@ async fn push_file(
             Err(status) => {
                 backoff
                     .wait(endpoint, "StreamTransactions", &status)
-                    .await?
+                    .await?;
             }
         }
     };
@@ -337,7 +340,7 @@ async fn push_file(
     let mut rejects = Rejects::for_file(file)?;
     // Lines and transactions of every batch sent and not yet answered, in order (sent again
     // on a new stream when one fails).
-    let mut in_flight: VecDeque<(Vec<(u64, Original)>, Vec<Transaction>)> = VecDeque::new();
+    let mut in_flight: VecDeque<Unanswered> = VecDeque::new();
     let mut batch: Vec<Transaction> = Vec::new();
     let mut lines: Vec<(u64, Original)> = Vec::new();
     let mut input_done = false;
@@ -417,7 +420,7 @@ async fn push_file(
                     Err(status) => {
                         backoff
                             .wait(endpoint, "StreamTransactions", &status)
-                            .await?
+                            .await?;
                     }
                 }
             };
