@@ -92,6 +92,24 @@ impl Tmpfs {
         assert!(status.success(), "mount -o remount failed: {status}");
     }
 
+    /// KiB in use.
+    ///
+    /// # Panics
+    /// When `df` fails.
+    #[must_use]
+    pub fn used_kib(&self) -> u64 {
+        let out = Command::new("df")
+            .args(["-k", "--output=used"])
+            .arg(self.dir.path())
+            .output()
+            .expect("run df");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .expect("df prints the KiB used")
+    }
+
     /// Hands the mount point to `user` (PostgreSQL refuses a data directory it does not own).
     ///
     /// # Panics

@@ -178,6 +178,85 @@ async fn sqlite_disk_fills_under_load_then_grows() {
     app.stop().await;
 }
 
+/// PostgreSQL with its data directory on a tmpfs left 4 MiB of room fills under load (it may
+/// stop: a server that cannot write its WAL shuts down), then the filesystem grows and the
+/// server is started again if it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_disk_fills_under_load_then_grows() {
+    // Arrange
+    let Some(fs) = Tmpfs::mount(160 * 1024) else {
+        return;
+    };
+    fs.chown("postgres");
+    let Some(cluster) = saleboard_tests::pg::own_cluster_in(fs.path()) else {
+        return;
+    };
+    let mut admin = sqlx::PgConnection::connect(&cluster.url())
+        .await
+        .expect("connect");
+    sqlx::query("CREATE DATABASE faults")
+        .execute(&mut admin)
+        .await
+        .expect("create");
+    drop(admin);
+    let url = format!(
+        "{}/faults",
+        cluster.url().rsplit_once('/').expect("a path").0
+    );
+    let app = FaultApp::spawn(&url).await;
+    let sites = sites(app.store.as_ref(), 4).await;
+    fs.resize(fs.used_kib() + 4 * 1024);
+    let mut load = Load::start(app.ingest_addr, &sites, 200);
+
+    // Act: the disk fills.
+    eventually(
+        Duration::from_secs(60),
+        "writes failing on a full disk",
+        || async { app.store.write_fault().is_some() },
+    )
+    .await;
+    eventually(Duration::from_secs(5), "ingest NOT_SERVING", || async {
+        health(app.ingest_addr).await == Some(ServingStatus::NotServing)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The space comes back; the server is started again if it stopped.
+    fs.resize(512 * 1024);
+    let restarted = !cluster.is_running();
+    if restarted {
+        cluster.start().expect("start PostgreSQL again");
+    }
+    let cleared = tokio::time::Instant::now();
+    load.advance(4, Duration::from_secs(5)).await;
+    eventually(Duration::from_secs(5), "ingest SERVING again", || async {
+        health(app.ingest_addr).await == Some(ServingStatus::Serving)
+    })
+    .await;
+    let seen = load.finish().await;
+
+    // Assert
+    let told: Vec<&String> = seen.retried.keys().map(|(_, m)| m).collect();
+    // Which way this run went (the server may or may not have stopped).
+    eprintln!("PostgreSQL stopped and was started again: {restarted}; clients were told {told:?}");
+    assert!(
+        told.iter()
+            .any(|m| m.as_str() == "the database's disk is full; retry later"
+                || (restarted && m.as_str() == "the database is unreachable; retry later")),
+        "clients were told why (restarted: {restarted}): {told:?}"
+    );
+    assert_ledger_is(app.store.as_ref(), &seen.acknowledged).await;
+    let took = board_reaches_head(app.store.as_ref(), app.admin_addr, Duration::from_secs(5)).await;
+    assert!(
+        cleared.elapsed() < Duration::from_secs(8),
+        "the board reached the head {took:?} after the load stopped, {:?} after the disk grew",
+        cleared.elapsed()
+    );
+    assert_eq!(app.store.connection_stats().refused_in_transaction, 0);
+    assert_verify_passes(&url).await;
+    app.stop().await;
+    drop(cluster.stop());
+}
+
 /// Terminates every other backend of the database at `url`; returns how many.
 async fn kill_connections(url: &str) -> i64 {
     let mut admin = sqlx::PgConnection::connect(url).await.expect("connect");
