@@ -257,6 +257,72 @@ async fn postgres_disk_fills_under_load_then_grows() {
     drop(cluster.stop());
 }
 
+/// `saleboard push` of a file bigger than the room left: the disk fills half way, the stream
+/// fails with UNAVAILABLE, push waits and sends again what was not answered, the filesystem
+/// grows, and the file ends up stored whole, exit code 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn push_rides_out_a_full_disk() {
+    // Arrange
+    let Some(fs) = Tmpfs::mount(4 * 1024) else {
+        return;
+    };
+    let url = sqlite_url(&fs.path().join("saleboard.db"));
+    let app = FaultApp::spawn(&url).await;
+    let sites = sites(app.store.as_ref(), 1).await;
+    let (site, key) = sites[0].clone();
+    let dir = tempfile::tempdir().expect("a directory for the file");
+    let file = dir.path().join("orders.csv");
+    let occurred = time::OffsetDateTime::now_utc() - time::Duration::seconds(60);
+    let occurred = occurred
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    let rows = 60_000;
+    let mut csv =
+        String::from("transaction_id,store_id,kind,currency,amount_minor,occurred_at,refund_of\n");
+    for i in 0..rows {
+        csv.push_str(&format!(
+            "order-{i},jkt,SALE,IDR,{},{occurred},\n",
+            1_000 + i
+        ));
+    }
+    std::fs::write(&file, csv).expect("write the file");
+    let args = saleboard::push::PushArgs {
+        files: vec![file],
+        ingest: saleboard::client::IngestTarget {
+            endpoint: format!("http://{}", app.ingest_addr),
+            key,
+        },
+        batch_size: 500,
+        output: Output::Json,
+    };
+    let push = tokio::spawn(async move { saleboard::push::run(&args).await });
+
+    // Act: once the disk is full, give it room a second later.
+    eventually(
+        Duration::from_secs(60),
+        "writes failing on a full disk",
+        || async { app.store.write_fault().map(|w| w.fault) == Some(Fault::DiskFull) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    fs.resize(64 * 1024);
+    let code = push.await.expect("push").expect("push completes");
+
+    // Assert
+    assert_eq!(
+        code, 0,
+        "every row accepted (or a duplicate of its stored first attempt)"
+    );
+    let all: BTreeSet<(String, String)> = (0..rows)
+        .map(|i| (site.clone(), format!("order-{i}")))
+        .collect();
+    assert_ledger_is(app.store.as_ref(), &all).await;
+    board_reaches_head(app.store.as_ref(), app.admin_addr, Duration::from_secs(5)).await;
+    assert_eq!(app.store.connection_stats().refused_in_transaction, 0);
+    assert_verify_passes(&url).await;
+    app.stop().await;
+}
+
 /// Terminates every other backend of the database at `url`; returns how many.
 async fn kill_connections(url: &str) -> i64 {
     let mut admin = sqlx::PgConnection::connect(url).await.expect("connect");
