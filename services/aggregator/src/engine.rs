@@ -162,12 +162,18 @@ impl Engine {
         // again every few milliseconds: its loss is logged when an episode starts, then only
         // at debug until the lead has held for EPISODE_GAP.
         let mut last_lost: Option<std::time::Instant> = None;
+        // Whether the lease could not be read (logged once until it can).
+        let mut lease_unreadable = false;
         loop {
             if *stop.borrow() {
                 break;
             }
             let (now, until) = self.lease_until();
-            match self.store.try_lease(&self.instance_id, now, until).await {
+            let lease = self.store.try_lease(&self.instance_id, now, until).await;
+            if lease.is_ok() {
+                lease_unreadable = false;
+            }
+            match lease {
                 Ok(true) => {
                     let quiet = last_lost.is_some_and(|t| t.elapsed() < EPISODE_GAP);
                     if quiet {
@@ -196,7 +202,13 @@ impl Engine {
                     }
                 }
                 Ok(false) => tracing::debug!("another aggregator holds the lease; standing by"),
-                Err(e) => tracing::warn!(error = %e, "cannot reach the database for the lease"),
+                Err(e) => {
+                    if std::mem::replace(&mut lease_unreadable, true) {
+                        tracing::debug!(error = %e, "cannot reach the database for the lease");
+                    } else {
+                        tracing::warn!(error = %e, "cannot reach the database for the lease (logged once until it can)");
+                    }
+                }
             }
             tokio::select! {
                 _ = stop.changed() => {}
