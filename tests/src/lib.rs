@@ -10,10 +10,13 @@
 //! - [`http`]: HTTP/1.1 and Server-Sent Events over plain sockets, from any local address.
 //! - [`load`]: deterministic transaction streams for concurrency and crash tests.
 //! - [`otlp`]: an OTLP/gRPC receiver that services export traces and metrics to.
+//! - [`fault`]: storage faults (a tmpfs that fills and grows), a load of retrying clients,
+//!   and the checks every fault test ends with.
 
 pub mod app;
 pub mod data;
 pub mod db;
+pub mod fault;
 pub mod http;
 pub mod load;
 pub mod otlp;

@@ -126,15 +126,27 @@ impl Cluster {
     pub fn stop(&self) -> anyhow::Result<()> {
         self.pg_ctl(&["-m", "fast", "-w", "stop"])
     }
+
+    /// Whether its server is running (it stops by itself when it cannot write its WAL).
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        self.pg_ctl(&["status"]).is_ok()
+    }
 }
 
 fn start_cluster(bin: &Path) -> anyhow::Result<Cluster> {
-    let root = is_root();
     let dir = tempfile::Builder::new()
         .prefix("saleboard-pg-")
         .tempdir()
         .context("creating the cluster directory")?
         .keep();
+    start_cluster_in(bin, dir, &[])
+}
+
+/// Initialises a cluster in `dir` (data, sockets, log) with `initdb_extra` arguments, and
+/// starts it.
+fn start_cluster_in(bin: &Path, dir: PathBuf, initdb_extra: &[&str]) -> anyhow::Result<Cluster> {
+    let root = is_root();
     if root {
         let status = Command::new("chown")
             .args(["-R", "postgres:postgres"])
@@ -147,22 +159,19 @@ fn start_cluster(bin: &Path) -> anyhow::Result<Cluster> {
     }
     let data = dir.join("data");
     let data_s = data.to_string_lossy().to_string();
-    run_as_postgres(
-        &bin.join("initdb"),
-        &[
-            "-D",
-            &data_s,
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--no-sync",
-            "-E",
-            "UTF8",
-            "--no-instructions",
-        ],
-        &dir,
-        root,
-    )?;
+    let mut args = vec![
+        "-D",
+        &data_s,
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "--no-sync",
+        "-E",
+        "UTF8",
+        "--no-instructions",
+    ];
+    args.extend_from_slice(initdb_extra);
+    run_as_postgres(&bin.join("initdb"), &args, &dir, root)?;
     let mut last_err = None;
     for _ in 0..3 {
         let cluster = Cluster {
@@ -200,6 +209,29 @@ pub fn own_cluster() -> Option<Cluster> {
         return None;
     };
     Some(start_cluster(&bin).unwrap_or_else(|e| panic!("cannot start a PostgreSQL cluster: {e:#}")))
+}
+
+/// A cluster of the test's own with everything in `dir` (data directory, sockets, log), e.g.
+/// a small filesystem the test fills; 1 MB WAL segments, so a full disk is met by relations
+/// and WAL alike. `None` when PostgreSQL tests are skipped (see [`own_cluster`]).
+///
+/// # Panics
+/// When it cannot be started, or there are no server binaries and skipping was not asked for.
+#[must_use]
+pub fn own_cluster_in(dir: &Path) -> Option<Cluster> {
+    let Some(bin) = find_bin_dir() else {
+        let why = "this test needs the PostgreSQL server binaries (initdb, pg_ctl) in \
+                   /usr/lib/postgresql/*/bin or PG_BIN, to run a server of its own";
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        let skip = std::env::var("SALEBOARD_SKIP_POSTGRES").is_ok_and(|v| v == "1");
+        assert!(skip && !ci, "{why}");
+        eprintln!("SKIPPED (SALEBOARD_SKIP_POSTGRES=1): {why}");
+        return None;
+    };
+    Some(
+        start_cluster_in(&bin, dir.to_path_buf(), &["--wal-segsize=1"])
+            .unwrap_or_else(|e| panic!("cannot start a PostgreSQL cluster: {e:#}")),
+    )
 }
 
 /// Stops the cluster (immediate mode) and removes its directory once this process is gone.

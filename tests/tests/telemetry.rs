@@ -206,6 +206,15 @@ async fn a_clients_trace_continues_through_ingest_and_counters_move() {
         otlp.histogram_count(SERVICE, "saleboard.ingest.batch.rows", &[]),
         Some(4)
     );
+    // The pool's check: no connection was ever found inside a transaction.
+    assert_eq!(
+        otlp.counter(
+            SERVICE,
+            "saleboard.storage.connections.refused_in_transaction",
+            &[]
+        ),
+        Some(0)
+    );
     assert_eq!(
         otlp.histogram_count(SERVICE, "saleboard.ingest.commit.duration", &[]),
         Some(4)

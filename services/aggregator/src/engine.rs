@@ -64,6 +64,9 @@ enum LeadEnd {
     Fatal(EngineError),
 }
 
+/// How long a lead must hold before its next loss is logged again as a new episode.
+const EPISODE_GAP: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl From<StorageError> for LeadEnd {
     fn from(e: StorageError) -> Self {
         match e {
@@ -155,20 +158,41 @@ impl Engine {
     /// On overflow of a total or a gap in the ledger.
     pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<(), EngineError> {
         let standby_wait = self.config.lease() / 5;
+        // While storage keeps failing (a full disk, a lost database), the lead ends and starts
+        // again every few milliseconds: its loss is logged when an episode starts, then only
+        // at debug until the lead has held for EPISODE_GAP.
+        let mut last_lost: Option<std::time::Instant> = None;
+        // Whether the lease could not be read (logged once until it can).
+        let mut lease_unreadable = false;
         loop {
             if *stop.borrow() {
                 break;
             }
             let (now, until) = self.lease_until();
-            match self.store.try_lease(&self.instance_id, now, until).await {
+            let lease = self.store.try_lease(&self.instance_id, now, until).await;
+            if lease.is_ok() {
+                lease_unreadable = false;
+            }
+            match lease {
                 Ok(true) => {
-                    tracing::info!(instance = %self.instance_id, "aggregator active");
+                    let quiet = last_lost.is_some_and(|t| t.elapsed() < EPISODE_GAP);
+                    if quiet {
+                        tracing::debug!(instance = %self.instance_id, "aggregator active again");
+                    } else {
+                        tracing::info!(instance = %self.instance_id, "aggregator active");
+                    }
+                    let led = std::time::Instant::now();
                     let end = self.lead(&mut stop).await;
                     self.status.send_modify(|s| s.active = false);
                     match end {
                         LeadEnd::Stopped => break,
                         LeadEnd::Lost(why) => {
-                            tracing::warn!(reason = %why, "aggregator no longer active; reloading");
+                            if quiet && led.elapsed() < EPISODE_GAP {
+                                tracing::debug!(reason = %why, "aggregator no longer active; reloading");
+                            } else {
+                                tracing::warn!(reason = %why, "aggregator no longer active; reloading (logged once while it keeps failing)");
+                            }
+                            last_lost = Some(std::time::Instant::now());
                         }
                         LeadEnd::Fatal(e) => {
                             tracing::error!(error = %e, "aggregator stopping");
@@ -178,7 +202,13 @@ impl Engine {
                     }
                 }
                 Ok(false) => tracing::debug!("another aggregator holds the lease; standing by"),
-                Err(e) => tracing::warn!(error = %e, "cannot reach the database for the lease"),
+                Err(e) => {
+                    if std::mem::replace(&mut lease_unreadable, true) {
+                        tracing::debug!(error = %e, "cannot reach the database for the lease");
+                    } else {
+                        tracing::warn!(error = %e, "cannot reach the database for the lease (logged once until it can)");
+                    }
+                }
             }
             tokio::select! {
                 _ = stop.changed() => {}

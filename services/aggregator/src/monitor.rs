@@ -54,6 +54,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut logged = Instant::now();
+    let _connections = saleboard_runtime::health::ConnectionMetrics::observe(&store);
     let stalled_gauge = saleboard_runtime::telemetry::meter()
         .f64_gauge("saleboard.aggregator.stalled")
         .with_unit("s")
@@ -102,14 +103,23 @@ pub async fn run(
                 seen.checked_at = Some(UnixNanos::now());
                 seen.state = Some(state);
             }
+            // Logged once when reads start failing (and once when they work again, above),
+            // not every second of an outage.
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot read the aggregator state");
+                if out.borrow().reachable {
+                    tracing::warn!(error = %e, "cannot read the aggregator state");
+                }
                 seen.reachable = false;
             }
             Err(_) => {
-                tracing::warn!("the database did not answer within {EVERY:?}");
+                if out.borrow().reachable {
+                    tracing::warn!("the database did not answer within {EVERY:?}");
+                }
                 seen.reachable = false;
             }
+        }
+        if seen.reachable && !out.borrow().reachable && out.borrow().checked_at.is_some() {
+            tracing::info!("the aggregator state reads again");
         }
         if seen.stale && !out.borrow().stale {
             let (applied, head) = seen.state.as_ref().map_or((0, 0), |s| (s.applied, s.head));

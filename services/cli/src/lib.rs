@@ -13,7 +13,8 @@
 //! - [`loadgen`]: `saleboard loadgen`, an event day simulated, measured and reconciled.
 //! - [`health`]: `saleboard health ENDPOINT`, a gRPC health probe.
 //! - [`bench`]: `saleboard bench-copy` / `bench-query`, helpers of `bench/run`.
-//! - [`input`]: reading transaction files; [`client`]: connections and error sentences.
+//! - [`input`]: reading transaction files; [`client`]: connections and error sentences;
+//!   [`retry`]: the backoff of `push` and `loadgen` on UNAVAILABLE and RESOURCE_EXHAUSTED.
 
 pub mod admin;
 pub mod bench;
@@ -25,6 +26,7 @@ pub mod loadgen;
 pub mod migrate;
 pub mod push;
 pub mod query;
+pub mod retry;
 pub mod suite;
 pub mod verify;
 pub mod whoami;

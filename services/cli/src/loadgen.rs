@@ -179,10 +179,15 @@ pub type SegmentFigures = BTreeMap<(Dimension, String, String), Movement>;
 pub struct Report {
     /// Transactions sent.
     pub sent: u64,
-    /// Told ACCEPTED.
+    /// Told ACCEPTED, or stored by an attempt whose answer was lost (`recovered`).
     pub accepted: u64,
-    /// Told DUPLICATE.
+    /// New transactions told DUPLICATE when resent after their stream failed: their first
+    /// attempt was stored (counted in `accepted`, once).
+    pub recovered: u64,
+    /// Told DUPLICATE (deliberate resubmissions).
     pub duplicate: u64,
+    /// Streams opened again after UNAVAILABLE or RESOURCE_EXHAUSTED (or failing to open).
+    pub reopened: u64,
     /// Told REJECTED, by reason.
     pub rejected: BTreeMap<String, u64>,
     /// From the first send to the last acknowledgement.
@@ -224,6 +229,8 @@ impl Report {
         json!({
             "sent": self.sent,
             "accepted": self.accepted,
+            "recovered": self.recovered,
+            "reopened": self.reopened,
             "duplicate": self.duplicate,
             "rejected": self.rejected,
             "elapsed_s": self.elapsed.as_secs_f64(),
@@ -262,6 +269,18 @@ impl Report {
             ms(&self.fresh_us, 0.5),
             ms(&self.fresh_us, 0.99),
         );
+        if self.reopened > 0 {
+            out.push_str(&format!(
+                "  reopened   {:>10}  streams (after UNAVAILABLE or RESOURCE_EXHAUSTED; what was unanswered was sent again)\n",
+                self.reopened
+            ));
+        }
+        if self.recovered > 0 {
+            out.push_str(&format!(
+                "  recovered  {:>10}  (accepted by an attempt whose answer was lost: DUPLICATE when resent after UNAVAILABLE or RESOURCE_EXHAUSTED)\n",
+                self.recovered
+            ));
+        }
         if self.mismatches.is_empty() {
             out.push_str("  reconciliation PASS: every site's totals, the national totals (and, in the run's own event, every breakdown) equal what was ACCEPTED, to the minor unit\n");
         } else {
@@ -399,6 +418,8 @@ struct Spec {
     occurred_at: i64,
     /// The breakdown keys it counts under: a refund's are its sale's.
     segs: Segs,
+    /// A deliberate resubmission of an earlier transaction (its DUPLICATE is expected).
+    resubmit: bool,
 }
 
 /// A sale, or a refund of one of the stream's sales.
@@ -480,7 +501,10 @@ impl Generator {
         let now = self.clock.unwrap_or_else(crate::client_now);
         if !self.sent.is_empty() && self.rng.chance(self.resubmits) {
             let i = usize::try_from(self.rng.below(self.sent.len() as u64)).unwrap_or(0);
-            return self.sent[i];
+            return Spec {
+                resubmit: true,
+                ..self.sent[i]
+            };
         }
         self.seq += 1;
         let spec = if !self.sales.is_empty() && self.rng.chance(self.refunds) {
@@ -501,6 +525,7 @@ impl Generator {
                 // Now: never before its sale (sales are up to a minute old).
                 occurred_at: now,
                 segs: sale.segments,
+                resubmit: false,
             };
             if sale.left == 0 {
                 self.sales.remove(i);
@@ -541,6 +566,7 @@ impl Generator {
                 amount,
                 occurred_at,
                 segs,
+                resubmit: false,
             }
         };
         self.sent.push_back(spec);
@@ -550,57 +576,69 @@ impl Generator {
         spec
     }
 
-    /// The id of this stream's transaction `seq`.
-    fn id(&self, seq: u64) -> String {
-        format!("{}-{}-{}", self.run, self.site, seq)
-    }
-
     /// The wire message of `spec`.
     fn wire(&self, spec: &Spec) -> Transaction {
-        let (kind, store_id, refund_of, says_segments) = match spec.nature {
-            SpecNature::Sale { store } => (
-                TransactionKind::Sale,
-                format!("store-{store}"),
-                String::new(),
-                true,
-            ),
-            SpecNature::Refund { of, says_segments } => (
-                TransactionKind::Refund,
-                String::new(),
-                self.id(of),
-                says_segments,
-            ),
-        };
-        let (brand, category, origin) = if says_segments {
-            (
-                key_name(Dimension::Brand, spec.segs.brand),
-                key_name(Dimension::Category, spec.segs.category),
-                spec.segs.origin,
-            )
-        } else {
-            (String::new(), String::new(), Origin::default())
-        };
-        Transaction {
-            transaction_id: self.id(spec.seq),
-            store_id,
-            kind: kind.into(),
-            currency: spec.currency.to_owned(),
-            amount_minor: spec.amount,
-            occurred_at: Some(Timestamp {
-                seconds: spec.occurred_at,
-                nanos: 0,
-            }),
-            refund_of,
-            brand,
-            category,
-            origin: origin.into(),
-        }
+        wire(&self.run, self.site, spec)
+    }
+}
+
+/// The id of transaction `seq` of site `site`'s stream in run `run`.
+fn id_of(run: &str, site: usize, seq: u64) -> String {
+    format!("{run}-{site}-{seq}")
+}
+
+/// The wire message of `spec` in site `site`'s stream of run `run` (built again when a batch
+/// is resent on a new stream).
+fn wire(run: &str, site: usize, spec: &Spec) -> Transaction {
+    let (kind, store_id, refund_of, says_segments) = match spec.nature {
+        SpecNature::Sale { store } => (
+            TransactionKind::Sale,
+            format!("store-{store}"),
+            String::new(),
+            true,
+        ),
+        SpecNature::Refund { of, says_segments } => (
+            TransactionKind::Refund,
+            String::new(),
+            id_of(run, site, of),
+            says_segments,
+        ),
+    };
+    let (brand, category, origin) = if says_segments {
+        (
+            key_name(Dimension::Brand, spec.segs.brand),
+            key_name(Dimension::Category, spec.segs.category),
+            spec.segs.origin,
+        )
+    } else {
+        (String::new(), String::new(), Origin::default())
+    };
+    Transaction {
+        transaction_id: id_of(run, site, spec.seq),
+        store_id,
+        kind: kind.into(),
+        currency: spec.currency.to_owned(),
+        amount_minor: spec.amount,
+        occurred_at: Some(Timestamp {
+            seconds: spec.occurred_at,
+            nanos: 0,
+        }),
+        refund_of,
+        brand,
+        category,
+        origin: origin.into(),
     }
 }
 
 #[derive(Default)]
 struct Tally {
+    /// Told ACCEPTED, or stored by an attempt whose answer was lost (see `recovered`).
     accepted: u64,
+    /// New transactions of a resent batch told DUPLICATE: stored by the first attempt (also
+    /// counted in `accepted`).
+    recovered: u64,
+    /// Streams opened again after UNAVAILABLE or RESOURCE_EXHAUSTED.
+    reopened: u64,
     duplicate: u64,
     rejected: BTreeMap<String, u64>,
     ack_us: Vec<u64>,
@@ -616,7 +654,8 @@ struct Tally {
 }
 
 impl Tally {
-    /// Counts the answer to one batch of `site`, sent at `sent_at` and answered at `now`.
+    /// Counts the answer to one batch of `site`, sent at `sent_at` and answered at `now`;
+    /// `resent`: the batch was sent again on a new stream after its first one failed.
     fn record(
         &mut self,
         site: &str,
@@ -624,6 +663,7 @@ impl Tally {
         results: &[TransactionResult],
         sent_at: Instant,
         now: Instant,
+        resent: bool,
     ) {
         #[allow(clippy::cast_possible_truncation)]
         self.ack_us
@@ -634,34 +674,45 @@ impl Tally {
         let by_currency = self.expected.get_mut(site).expect("inserted above");
         let mut top = 0;
         for (spec, result) in sent.iter().zip(results) {
-            match result.outcome() {
-                Outcome::Accepted => {
-                    self.accepted += 1;
-                    top = top.max(result.position);
-                    let moved = match spec.nature {
-                        SpecNature::Sale { .. } => Movement {
-                            sales: 1,
-                            gross: spec.amount,
-                            ..Movement::default()
-                        },
-                        SpecNature::Refund { .. } => Movement {
-                            refunds: 1,
-                            refunded: spec.amount,
-                            ..Movement::default()
-                        },
-                    };
-                    by_currency.entry(spec.currency).or_default().add(moved);
-                    for (figures, dimension) in
-                        self.expected_segments.iter_mut().zip(Dimension::ALL)
-                    {
-                        figures
-                            .entry((spec.segs.key(dimension), spec.currency))
-                            .or_default()
-                            .add(moved);
-                    }
+            let stored_now = match result.outcome() {
+                Outcome::Accepted => true,
+                // A new transaction of a resent batch told DUPLICATE: its first attempt was
+                // stored and its answer lost with the stream. It was accepted, once.
+                Outcome::Duplicate if resent && !spec.resubmit => {
+                    self.recovered += 1;
+                    true
                 }
-                Outcome::Duplicate => self.duplicate += 1,
-                _ => *self.rejected.entry(result.reason.clone()).or_default() += 1,
+                Outcome::Duplicate => {
+                    self.duplicate += 1;
+                    false
+                }
+                _ => {
+                    *self.rejected.entry(result.reason.clone()).or_default() += 1;
+                    false
+                }
+            };
+            if stored_now {
+                self.accepted += 1;
+                top = top.max(result.position);
+                let moved = match spec.nature {
+                    SpecNature::Sale { .. } => Movement {
+                        sales: 1,
+                        gross: spec.amount,
+                        ..Movement::default()
+                    },
+                    SpecNature::Refund { .. } => Movement {
+                        refunds: 1,
+                        refunded: spec.amount,
+                        ..Movement::default()
+                    },
+                };
+                by_currency.entry(spec.currency).or_default().add(moved);
+                for (figures, dimension) in self.expected_segments.iter_mut().zip(Dimension::ALL) {
+                    figures
+                        .entry((spec.segs.key(dimension), spec.currency))
+                        .or_default()
+                        .add(moved);
+                }
             }
         }
         if top > 0 {
@@ -1024,7 +1075,9 @@ async fn drive(args: &LoadgenArgs, sites: &[LoadSite], run: &RunEvent) -> anyhow
     Ok(Report {
         sent: t.accepted + t.duplicate + t.rejected.values().sum::<u64>(),
         accepted: t.accepted,
+        recovered: t.recovered,
         duplicate: t.duplicate,
+        reopened: t.reopened,
         rejected: t.rejected,
         elapsed,
         ack_us: t.ack_us,
@@ -1300,15 +1353,12 @@ impl Plan {
             let site_rate = args.rate as f64 * self.weights[index] / self.total_weight;
             Duration::from_secs_f64(batch as f64 / site_rate.max(1e-6))
         });
-        let mut ingest =
-            IngestServiceClient::new(client::connect(&args.ingest, Some(secret)).await?)
-                .max_decoding_message_size(64 * 1024 * 1024);
-        let (req_tx, req_rx) = mpsc::channel::<SubmitTransactionsRequest>(args.depth as usize);
+        let ingest = IngestServiceClient::new(client::connect(&args.ingest, Some(secret)).await?)
+            .max_decoding_message_size(64 * 1024 * 1024);
         // Batches sent and not yet answered, per stream: at most `depth` (the request channel
         // alone would not bound it, since the transport drains it at once).
         let in_flight = Arc::new(tokio::sync::Semaphore::new(args.depth as usize));
-        let (meta_tx, mut meta_rx) =
-            mpsc::unbounded_channel::<(Instant, Vec<Spec>, tokio::sync::OwnedSemaphorePermit)>();
+        let (batch_tx, batch_rx) = mpsc::channel::<Batch>(args.depth as usize);
         let mut generator = Generator {
             rng: Rng(0x5EED ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9)),
             run: self.run_id.clone(),
@@ -1342,41 +1392,140 @@ impl Plan {
                 let Ok(slot) = in_flight.clone().acquire_owned().await else {
                     break;
                 };
-                let Ok(permit) = req_tx.reserve().await else {
-                    break;
-                };
-                if meta_tx.send((Instant::now(), specs, slot)).is_err() {
+                if batch_tx.send(Batch { specs, txs, slot }).await.is_err() {
                     break;
                 }
-                permit.send(SubmitTransactionsRequest { transactions: txs });
             }
         });
-        let tally = self.tally.clone();
-        let endpoint = args.ingest.clone();
-        let receiver = tokio::spawn(async move {
-            let mut responses = ingest
-                .stream_transactions(ReceiverStream::new(req_rx))
-                .await
-                .map_err(|s| client::explain(&endpoint, "StreamTransactions", &s))?
-                .into_inner();
-            while let Some(r) = responses
-                .message()
-                .await
-                .map_err(|s| client::explain(&endpoint, "StreamTransactions", &s))?
-            {
-                let now = Instant::now();
-                let Some((sent_at, specs, slot)) = meta_rx.recv().await else {
-                    break;
-                };
-                drop(slot);
-                tally
-                    .lock()
-                    .await
-                    .record(&site, &specs, &r.results, sent_at, now);
-            }
-            anyhow::Ok(())
-        });
+        let stream = SiteStream {
+            ingest,
+            endpoint: args.ingest.clone(),
+            run: self.run_id.clone(),
+            index: index + 1,
+            site,
+            depth: args.depth as usize,
+            tally: self.tally.clone(),
+        };
+        let receiver = tokio::spawn(stream.drive(batch_rx));
         Ok((sender, receiver))
+    }
+}
+
+/// A batch made by a site's sender, holding its place among the stream's `depth` in flight.
+struct Batch {
+    specs: Vec<Spec>,
+    txs: Vec<Transaction>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// A batch sent and not yet answered.
+struct Unanswered {
+    sent_at: Instant,
+    specs: Vec<Spec>,
+    /// Sent again on a new stream after the first failed.
+    resent: bool,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// One site's `StreamTransactions`: sends the sender's batches and tallies the answers. When
+/// the stream fails with UNAVAILABLE or RESOURCE_EXHAUSTED it opens another (with backoff,
+/// [`crate::retry`]) and sends again, in order, what was not answered: a transaction whose
+/// first attempt was stored comes back DUPLICATE and is counted as accepted once.
+struct SiteStream {
+    ingest: IngestServiceClient<client::Authed>,
+    endpoint: String,
+    run: String,
+    /// The site's number in the run's ids.
+    index: usize,
+    site: String,
+    depth: usize,
+    tally: Arc<Mutex<Tally>>,
+}
+
+impl SiteStream {
+    async fn drive(mut self, mut batches: mpsc::Receiver<Batch>) -> anyhow::Result<()> {
+        let mut unanswered: VecDeque<Unanswered> = VecDeque::new();
+        let mut backoff = crate::retry::Backoff::default();
+        let mut input_open = true;
+        loop {
+            let (requests, req_rx) = mpsc::channel::<SubmitTransactionsRequest>(self.depth.max(1));
+            let opened = self
+                .ingest
+                .stream_transactions(ReceiverStream::new(req_rx))
+                .await;
+            let mut responses = match opened {
+                Ok(r) => r.into_inner(),
+                Err(status) => {
+                    self.tally.lock().await.reopened += 1;
+                    backoff
+                        .wait(&self.endpoint, "StreamTransactions", &status)
+                        .await?;
+                    continue;
+                }
+            };
+            for u in &mut unanswered {
+                u.resent = true;
+                let transactions = u
+                    .specs
+                    .iter()
+                    .map(|s| wire(&self.run, self.index, s))
+                    .collect();
+                drop(
+                    requests
+                        .send(SubmitTransactionsRequest { transactions })
+                        .await,
+                );
+            }
+            // Dropped once the sender is done: that ends the request stream.
+            let mut requests = input_open.then_some(requests);
+            let status = loop {
+                if !input_open && unanswered.is_empty() {
+                    return Ok(());
+                }
+                tokio::select! {
+                    batch = batches.recv(), if input_open => match batch {
+                        Some(Batch { specs, txs, slot }) => {
+                            unanswered.push_back(Unanswered {
+                                sent_at: Instant::now(),
+                                specs,
+                                resent: false,
+                                _slot: slot,
+                            });
+                            if let Some(r) = requests.as_ref() {
+                                // Failed: the stream's error comes with its answers.
+                                drop(r.send(SubmitTransactionsRequest { transactions: txs }).await);
+                            }
+                        }
+                        None => {
+                            input_open = false;
+                            requests = None;
+                        }
+                    },
+                    answer = responses.message(), if !unanswered.is_empty() => match answer {
+                        Ok(Some(r)) => {
+                            backoff.reset();
+                            let now = Instant::now();
+                            if let Some(u) = unanswered.pop_front() {
+                                self.tally.lock().await.record(
+                                    &self.site, &u.specs, &r.results, u.sent_at, now, u.resent,
+                                );
+                            }
+                        }
+                        Ok(None) => {
+                            break tonic::Status::unavailable(format!(
+                                "the stream closed with {} batches unanswered",
+                                unanswered.len()
+                            ));
+                        }
+                        Err(status) => break status,
+                    },
+                }
+            };
+            self.tally.lock().await.reopened += 1;
+            backoff
+                .wait(&self.endpoint, "StreamTransactions", &status)
+                .await?;
+        }
     }
 }
 
@@ -1512,6 +1661,65 @@ mod tests {
     }
 
     #[test]
+    fn a_resent_batch_counts_its_new_transactions_told_duplicate_as_accepted_once() {
+        // Arrange: a sale, and a deliberate resubmission of an earlier one, both sent again
+        // after their stream failed; the first attempt had stored the sale.
+        let sale = Spec {
+            seq: 1,
+            nature: SpecNature::Sale { store: 1 },
+            currency: "IDR",
+            amount: 1_000,
+            occurred_at: 0,
+            segs: Segs {
+                brand: 7,
+                category: 2,
+                origin: Origin::CrossBorder,
+            },
+            resubmit: false,
+        };
+        let again = Spec {
+            resubmit: true,
+            ..sale
+        };
+        let duplicate = |position| TransactionResult {
+            outcome: Outcome::Duplicate.into(),
+            position,
+            ..TransactionResult::default()
+        };
+        let mut t = Tally::default();
+        let now = Instant::now();
+
+        // Act
+        t.record(
+            "s1",
+            &[sale, again],
+            &[duplicate(5), duplicate(5)],
+            now,
+            now,
+            true,
+        );
+        // The same answers on a batch sent once are deliberate duplicates only.
+        let mut once = Tally::default();
+        once.record("s1", &[sale], &[duplicate(5)], now, now, false);
+
+        // Assert
+        assert_eq!((t.accepted, t.recovered, t.duplicate), (1, 1, 1));
+        assert_eq!(t.acks.iter().map(|(p, _)| *p).collect::<Vec<_>>(), [5]);
+        assert_eq!(
+            t.expected(),
+            Figures::from([(
+                ("s1".to_owned(), "IDR".to_owned()),
+                Movement {
+                    sales: 1,
+                    gross: 1_000,
+                    ..Movement::default()
+                }
+            )])
+        );
+        assert_eq!((once.accepted, once.recovered, once.duplicate), (0, 0, 1));
+    }
+
+    #[test]
     fn tally_counts_accepted_rows_under_their_keys_and_names_them_at_the_end() {
         let sale = Spec {
             seq: 1,
@@ -1524,6 +1732,7 @@ mod tests {
                 category: 2,
                 origin: Origin::CrossBorder,
             },
+            resubmit: false,
         };
         let refund = Spec {
             seq: 2,
@@ -1561,6 +1770,7 @@ mod tests {
             ],
             now,
             now,
+            false,
         );
         assert_eq!((t.accepted, t.duplicate), (2, 1));
         assert_eq!(t.acks.iter().map(|(p, _)| *p).collect::<Vec<_>>(), [11]);

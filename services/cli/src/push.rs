@@ -2,7 +2,10 @@
 //! `StreamTransactions`, shows progress, prints a summary, writes rejected rows (with their
 //! reasons) next to the input, and exits non-zero when anything was rejected. Safe to run twice:
 //! the second run reports duplicates. Ctrl-C stops sending, waits for the answers of what was
-//! sent, and says how far it got.
+//! sent, and says how far it got. When the stream fails with UNAVAILABLE or RESOURCE_EXHAUSTED
+//! (a storage fault, a restart, shed load) it opens another and sends again what was not
+//! answered, with backoff ([`crate::retry`]); rows whose first attempt was stored come back
+//! DUPLICATE.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{IsTerminal as _, Write as _};
@@ -54,6 +57,8 @@ pub struct FileSummary {
     pub malformed: Vec<(u64, String)>,
     /// Stopped by Ctrl-C before the end.
     pub interrupted: bool,
+    /// Streams opened again after UNAVAILABLE or RESOURCE_EXHAUSTED.
+    pub retries: u32,
     /// Where the rejects went, if there were any.
     pub rejects_file: Option<PathBuf>,
 }
@@ -295,6 +300,9 @@ impl FileSummary {
     }
 }
 
+/// A batch sent and not yet answered: its lines, and its transactions to send again.
+type Unanswered = (Vec<(u64, Original)>, Vec<Transaction>);
+
 /// Pushes one file. `stop` turns true on Ctrl-C.
 async fn push_file(
     args: &PushArgs,
@@ -315,21 +323,30 @@ async fn push_file(
         input::read(&path, |row| row_tx.blocking_send(row).is_ok())
     });
 
-    let (req_tx, req_rx) = mpsc::channel::<SubmitTransactionsRequest>(4);
-    let mut responses = client
-        .stream_transactions(ReceiverStream::new(req_rx))
-        .await
-        .map_err(|s| client::explain(&args.ingest.endpoint, "StreamTransactions", &s))?
-        .into_inner();
+    let endpoint = args.ingest.endpoint.as_str();
+    let mut backoff = crate::retry::Backoff::default();
+    let (req_tx, mut responses) = loop {
+        match open_stream(&mut client).await {
+            Ok(opened) => break opened,
+            Err(status) => {
+                backoff
+                    .wait(endpoint, "StreamTransactions", &status)
+                    .await?;
+            }
+        }
+    };
 
     let mut summary = FileSummary::default();
     let mut rejects = Rejects::for_file(file)?;
-    // Lines of every batch sent and not yet answered, in order.
-    let mut in_flight: VecDeque<Vec<(u64, Original)>> = VecDeque::new();
+    // Lines and transactions of every batch sent and not yet answered, in order (sent again
+    // on a new stream when one fails).
+    let mut in_flight: VecDeque<Unanswered> = VecDeque::new();
     let mut batch: Vec<Transaction> = Vec::new();
     let mut lines: Vec<(u64, Original)> = Vec::new();
     let mut input_done = false;
     let mut sender = Some(req_tx);
+    // Why the stream failed, when it did: handled after the select below.
+    let mut broken: Option<tonic::Status> = None;
 
     loop {
         if stop.load(Ordering::Relaxed) && !summary.interrupted {
@@ -341,12 +358,13 @@ async fn push_file(
         if input_done && let Some(s) = sender.take() {
             // The last, partial batch; dropping the sender then ends the request stream.
             if !batch.is_empty() {
+                let transactions = std::mem::take(&mut batch);
                 let request = SubmitTransactionsRequest {
-                    transactions: std::mem::take(&mut batch),
+                    transactions: transactions.clone(),
                 };
-                if s.send(request).await.is_ok() {
-                    in_flight.push_back(std::mem::take(&mut lines));
-                }
+                // Failed: the stream's error comes with the responses and it is sent again.
+                drop(s.send(request).await);
+                in_flight.push_back((std::mem::take(&mut lines), transactions));
             }
         }
         if input_done && sender.is_none() && in_flight.is_empty() {
@@ -368,20 +386,56 @@ async fn push_file(
             },
             sent = async { sender.as_ref()?.reserve().await.ok() }, if batch.len() >= args.batch_size as usize => {
                 if let Some(permit) = sent {
-                    permit.send(SubmitTransactionsRequest { transactions: std::mem::take(&mut batch) });
-                    in_flight.push_back(std::mem::take(&mut lines));
+                    let transactions = std::mem::take(&mut batch);
+                    permit.send(SubmitTransactionsRequest { transactions: transactions.clone() });
+                    in_flight.push_back((std::mem::take(&mut lines), transactions));
                 }
             }
             response = responses.message(), if !in_flight.is_empty() => {
-                let response = response.map_err(|s| client::explain(&args.ingest.endpoint, "StreamTransactions", &s))?;
-                let Some(response) = response else {
-                    anyhow::bail!("{} closed the stream with {} batches unanswered", args.ingest.endpoint, in_flight.len());
+                broken = match response {
+                    Ok(Some(response)) => {
+                        backoff.reset();
+                        let (sent_lines, _) = in_flight.pop_front().unwrap_or_default();
+                        summary.record(&mut rejects, &sent_lines, &response.results)?;
+                        progress.advance(file, sent_lines.len() as u64, &summary);
+                        None
+                    }
+                    Ok(None) => Some(tonic::Status::unavailable(format!(
+                        "the stream closed with {} batches unanswered",
+                        in_flight.len()
+                    ))),
+                    Err(status) => Some(status),
                 };
-                let sent_lines = in_flight.pop_front().unwrap_or_default();
-                summary.record(&mut rejects, &sent_lines, &response.results)?;
-                progress.advance(file, sent_lines.len() as u64, &summary);
             }
             () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        if let Some(status) = broken.take() {
+            // Another stream, and what was not answered sent again, in order.
+            let (again, answers) = loop {
+                backoff
+                    .wait(endpoint, "StreamTransactions", &status)
+                    .await?;
+                match open_stream(&mut client).await {
+                    Ok(opened) => break opened,
+                    Err(status) => {
+                        backoff
+                            .wait(endpoint, "StreamTransactions", &status)
+                            .await?;
+                    }
+                }
+            };
+            summary.retries += 1;
+            for (_, transactions) in &in_flight {
+                let request = SubmitTransactionsRequest {
+                    transactions: transactions.clone(),
+                };
+                drop(again.send(request).await);
+            }
+            responses = answers;
+            // A request stream that had ended (the input was done) ends again.
+            if sender.is_some() {
+                sender = Some(again);
+            }
         }
     }
     drop(row_rx);
@@ -389,6 +443,24 @@ async fn push_file(
     progress.finish();
     summary.rejects_file = rejects.finish()?;
     Ok(summary)
+}
+
+/// The request side and the answers of a new `StreamTransactions` call.
+async fn open_stream(
+    client: &mut saleboard_proto::v1::ingest_service_client::IngestServiceClient<client::Authed>,
+) -> Result<
+    (
+        mpsc::Sender<SubmitTransactionsRequest>,
+        tonic::Streaming<saleboard_proto::v1::SubmitTransactionsResponse>,
+    ),
+    tonic::Status,
+> {
+    let (req_tx, req_rx) = mpsc::channel::<SubmitTransactionsRequest>(4);
+    let responses = client
+        .stream_transactions(ReceiverStream::new(req_rx))
+        .await?
+        .into_inner();
+    Ok((req_tx, responses))
 }
 
 fn print_table(file: &Path, s: &FileSummary) {
@@ -402,6 +474,12 @@ fn print_table(file: &Path, s: &FileSummary) {
         s.rejected_total(),
         s.malformed.len()
     );
+    if s.retries > 0 {
+        println!(
+            "  the stream was opened again {} time(s) after UNAVAILABLE or RESOURCE_EXHAUSTED; rows sent again that had been stored count as duplicates",
+            s.retries
+        );
+    }
     if s.interrupted {
         println!(
             "  interrupted by Ctrl-C after {answered} answered rows; run the same command again to send the rest (what was sent comes back as duplicates)"

@@ -187,8 +187,14 @@ async fn run(
                 }
             }
             Err(e) => {
-                // Logged once for the group; every waiting request gets the same status.
-                tracing::error!(error = %e, rows = group.len(), requests = waiting.len(), "group commit failed; nothing of it was stored");
+                // Every waiting request gets the same status. A retryable fault (a full disk,
+                // a lost database) is logged by storage once per episode; anything else is a
+                // bug, logged for each group.
+                if e.is_unavailable() {
+                    tracing::debug!(error = %e, rows = group.len(), requests = waiting.len(), "group commit failed; nothing of it was stored");
+                } else {
+                    tracing::error!(error = %e, rows = group.len(), requests = waiting.len(), "group commit failed; nothing of it was stored");
+                }
                 let failed = IngestError::Commit(Arc::new(e));
                 for (_, reply) in waiting {
                     drop(reply.send(Err(failed.clone())));

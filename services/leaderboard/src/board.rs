@@ -30,6 +30,10 @@ const SAFETY_REFRESH: Duration = Duration::from_secs(5);
 /// next refresh together. (Admin changes refresh at once, in their own call.)
 pub const MIN_REFRESH_GAP: Duration = Duration::from_millis(50);
 
+/// How soon a failed refresh is tried again (a storage fault: the board catches up within this
+/// of the fault clearing).
+const RETRY_REFRESH: Duration = Duration::from_millis(250);
+
 /// Says (once per change, not at every refresh) which sites left the national figure because
 /// theirs is out of range, naming the currencies, and which came back.
 fn log_out_of_range(previous: &Figures, next: &Figures) {
@@ -438,10 +442,20 @@ impl Board {
         };
         let mut safety = tokio::time::interval(SAFETY_REFRESH);
         let mut last_refresh: Option<tokio::time::Instant> = None;
+        // Since when refreshes fail: while they do, the board tries again every
+        // RETRY_REFRESH (not only at the next change or safety refresh, which may be 5 s
+        // away once the aggregator has caught up), and the failure is logged once.
+        let mut failing: Option<tokio::time::Instant> = None;
         loop {
             let changed = async {
                 match feed.as_mut() {
                     Some(f) => f.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            let retry = async {
+                match failing {
+                    Some(_) => tokio::time::sleep(RETRY_REFRESH).await,
                     None => std::future::pending().await,
                 }
             };
@@ -450,6 +464,7 @@ impl Board {
                 alive = changed => { if !alive { feed = None; } false },
                 () = self.invalidated.notified() => false,
                 _ = safety.tick() => true,
+                () = retry => true,
             };
             if let Some(last) = last_refresh {
                 let ready = last + MIN_REFRESH_GAP;
@@ -459,9 +474,28 @@ impl Board {
                 }
             }
             last_refresh = Some(tokio::time::Instant::now());
-            if let Err(e) = self.refresh_with(full).await {
-                tracing::warn!(error = %e, "cannot refresh the leaderboard");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            match self.refresh_with(full).await {
+                Ok(()) => {
+                    if let Some(since) = failing.take() {
+                        tracing::info!(
+                            failed_for_ms =
+                                u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+                            "the leaderboard refreshes again"
+                        );
+                    }
+                }
+                Err(e) => {
+                    if failing.is_none() {
+                        tracing::warn!(
+                            error = %e,
+                            "cannot refresh the leaderboard; retrying every {RETRY_REFRESH:?} \
+                             (logged once until it works)"
+                        );
+                        failing = Some(tokio::time::Instant::now());
+                    } else {
+                        tracing::debug!(error = %e, "cannot refresh the leaderboard");
+                    }
+                }
             }
         }
         self.closing.send_replace(true);

@@ -17,14 +17,18 @@ pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
 }
 
 /// The status for a storage error, logging the error (database details go to the log, not to
-/// the client).
+/// the client). A retryable fault is logged at debug only: its episode is logged once, when
+/// it starts and ends (storage for failed writes, health for an unreachable database), not
+/// once per request.
 #[must_use]
 pub fn from_storage(err: &StorageError) -> Status {
     match err {
         StorageError::AlreadyExists { .. }
         | StorageError::NotFound { .. }
         | StorageError::Precondition(_) => {}
-        StorageError::Unavailable(cause) => tracing::warn!(error = %cause, "database unavailable"),
+        StorageError::Unavailable { cause, .. } => {
+            tracing::debug!(error = %cause, "database unavailable");
+        }
         other => tracing::error!(error = %other, "storage error"),
     }
     status_of(err)
@@ -38,8 +42,9 @@ pub fn status_of(err: &StorageError) -> Status {
         StorageError::AlreadyExists { .. } => Status::already_exists(err.to_string()),
         StorageError::NotFound { .. } => Status::not_found(err.to_string()),
         StorageError::Precondition(why) => Status::failed_precondition(why.clone()),
-        StorageError::Unavailable(_) => {
-            Status::unavailable("the database is unavailable; retry later")
+        // Says which fault (the client's operator may see it), never the driver's text.
+        StorageError::Unavailable { fault, .. } => {
+            Status::unavailable(format!("{}; retry later", fault.describe()))
         }
         _ => Status::internal("internal storage error; the operators have it in their logs"),
     }
@@ -71,8 +76,13 @@ mod tests {
             id: "x".into(),
         };
         assert_eq!(from_storage(&e).code(), Code::AlreadyExists);
-        let e = StorageError::Unavailable("connection refused".into());
-        assert_eq!(from_storage(&e).code(), Code::Unavailable);
+        let e = StorageError::Unavailable {
+            fault: saleboard_storage::Fault::DiskFull,
+            cause: "database or disk is full (secret-path)".into(),
+        };
+        let s = from_storage(&e);
+        assert_eq!(s.code(), Code::Unavailable);
+        assert_eq!(s.message(), "the database's disk is full; retry later");
         let e = StorageError::Corrupt {
             table: "ledger",
             detail: "secret-detail".into(),

@@ -7,18 +7,30 @@
 use std::future::Future;
 
 use saleboard_domain::totals::Changes;
-use sqlx::{Database, Pool, Transaction};
+use sqlx::{Database, Pool};
 
 use crate::rows::{RefundedRow, StoredRow};
+use crate::tx::{ConnectionCounters, Tx};
+use crate::writes::WriteHealth;
 use crate::{Candidate, Result};
 
-/// A write transaction holding the writer lock; dropping it rolls back, then releases any
-/// lock taken outside the database (fields drop in order).
+/// A write transaction holding the writer lock; dropping it before its commit rolls back and
+/// closes its connection ([`Tx`]), then releases any lock taken outside the database (fields
+/// drop in order).
 pub(crate) struct Writing<DB: Database> {
     /// The transaction.
-    pub(crate) tx: Transaction<'static, DB>,
+    pub(crate) tx: Tx<DB>,
     /// SQLite's writer queue (a locked sidecar file), held until the transaction ends.
     pub(crate) _queue: Option<std::fs::File>,
+}
+
+impl<DB: Database> Writing<DB> {
+    /// Rolls back a write that found a reason to stop (a precondition, a fence) and returns
+    /// that reason; a failed rollback closes the connection ([`Tx`]).
+    pub(crate) async fn abandon(self, reason: crate::StorageError) -> crate::StorageError {
+        drop(self.tx.rollback().await);
+        reason
+    }
 }
 
 /// An accepted candidate: its position and its event.
@@ -51,6 +63,17 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// What this store knows of the ledger's keys (shared by its clones).
     fn known(&self) -> &std::sync::Arc<crate::known::KnownKeys>;
+
+    /// This store's counts of connections closed or refused (shared by its clones and pool).
+    fn counters(&self) -> &std::sync::Arc<ConnectionCounters>;
+
+    /// Whether this store's writes are failing (shared by its clones).
+    fn writes(&self) -> &std::sync::Arc<WriteHealth>;
+
+    /// Begins a transaction with `statement` on a connection of the pool.
+    fn begin(&self, statement: &'static str) -> impl Future<Output = Result<Tx<Self::Db>>> + Send {
+        Tx::begin(self.pool(), statement, self.counters())
+    }
 
     /// Begins a write that other writers, in any process, queue behind.
     fn begin_write(&self) -> impl Future<Output = Result<Writing<Self::Db>>> + Send;

@@ -11,6 +11,9 @@
 //!   locks, how a consistent read begins, notification, how a batch of rows travels).
 //! - `known`: a Bloom filter of the ledger's keys, so an append looks up only the ids that
 //!   may be duplicates.
+//! - `tx`: every transaction owns its pooled connection and closes it unless it committed
+//!   (or rolled back) cleanly; the pools refuse a connection still inside a transaction.
+//!   `writes`: whether the database takes writes (episodes of failed writes, logged once).
 //! - `shared` and `totals`: [`AdminStore`], [`LedgerStore`] (the append skeleton) and
 //!   [`TotalsStore`], written once, generic over the backend.
 //! - [`postgres`], [`sqlite`]: the two backends, their connection set-up and migrations.
@@ -31,18 +34,22 @@ mod shared;
 mod sql;
 pub mod sqlite;
 mod totals;
+mod tx;
+mod writes;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use saleboard_domain::{Currency, Event, Events, Rate, SiteId, UnixNanos, resolve::Decision};
 
-pub use error::StorageError;
+pub use error::{Fault, StorageError};
 pub use model::{
     ActiveKey, AggregatorState, ApiKeyRecord, BoardData, Candidate, LedgerRow, SegmentCursor,
     SegmentRead, SegmentRow, SegmentSiteRow, SiteBreakdownData, SiteCurrencyTotals, SiteRecord,
     SiteTotalsData, StoredTotals,
 };
+pub use tx::ConnectionStats;
+pub use writes::WriteFault;
 
 /// Result of this crate.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -118,6 +125,9 @@ pub trait LedgerStore: Send + Sync {
     async fn ledger_head(&self) -> Result<u64>;
     /// Rows with `after < position`, in position order, at most `limit`.
     async fn read_ledger(&self, after: u64, limit: u32) -> Result<Vec<LedgerRow>>;
+    /// Writes and commits one row without changing anything (the ledger head set to itself):
+    /// whether the database takes writes now. Ends an episode of failed writes when it does.
+    async fn probe_write(&self) -> Result<()>;
 }
 
 /// The totals: written by the aggregator only, read by the leaderboard and `verify`.
@@ -187,6 +197,11 @@ pub trait Store: AdminStore + LedgerStore + TotalsStore + std::fmt::Debug {
     async fn migrate_until(&self, version: i64) -> Result<()>;
     /// Which implementation this is, for logs: `"postgres"` or `"sqlite"`.
     fn backend(&self) -> &'static str;
+    /// Why this store's writes are failing, while they are: set by a write that failed with a
+    /// retryable fault, cleared by the next one that commits (or [`LedgerStore::probe_write`]).
+    fn write_fault(&self) -> Option<WriteFault>;
+    /// What became of connections whose transaction did not end cleanly.
+    fn connection_stats(&self) -> ConnectionStats;
     /// The aggregator's applied position, updated as it moves: PostgreSQL delivers it by
     /// LISTEN/NOTIFY (with a slow poll as a safety net); SQLite, which has no notifications,
     /// reads the one-row state every [`SQLITE_FEED_POLL`]. The feeding task ends when every

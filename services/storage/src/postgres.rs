@@ -13,6 +13,8 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, Postgres};
 use crate::backend::{Accepted, Backend, Writing};
 use crate::model::{db_position, to_i64};
 use crate::rows::{RefundedRow, StoredRow};
+use crate::tx::{ConnectionCounters, ConnectionStats};
+use crate::writes::WriteHealth;
 use crate::{Result, Store, TotalsStore};
 
 /// Ledger and admin data in PostgreSQL.
@@ -20,6 +22,8 @@ use crate::{Result, Store, TotalsStore};
 pub struct PgStore {
     pool: PgPool,
     known: std::sync::Arc<crate::known::KnownKeys>,
+    counters: std::sync::Arc<ConnectionCounters>,
+    writes: std::sync::Arc<WriteHealth>,
 }
 
 impl PgStore {
@@ -28,7 +32,8 @@ impl PgStore {
     /// # Errors
     /// When the server cannot be reached or refuses the credentials.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
-        let pool = PgPoolOptions::new()
+        let counters = std::sync::Arc::default();
+        let pool = crate::tx::guarded(PgPoolOptions::new(), &counters)
             .max_connections(max_connections)
             // With the database down, a request fails (UNAVAILABLE) within about 2 s instead
             // of hanging for its client's whole deadline.
@@ -38,6 +43,8 @@ impl PgStore {
         Ok(Self {
             pool,
             known: std::sync::Arc::default(),
+            counters,
+            writes: std::sync::Arc::default(),
         })
     }
 
@@ -57,7 +64,7 @@ impl PgStore {
     /// # Errors
     /// When the server refuses the rows.
     pub async fn copy_in_ledger_csv(&self, csv: &[u8], head: u64) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin("BEGIN").await?;
         let mut copy = tx
             .copy_in_raw(
                 "COPY ledger (position, site_id, transaction_id, store_id, kind, currency, \
@@ -168,10 +175,18 @@ impl Backend for PgStore {
         &self.known
     }
 
+    fn counters(&self) -> &std::sync::Arc<ConnectionCounters> {
+        &self.counters
+    }
+
+    fn writes(&self) -> &std::sync::Arc<WriteHealth> {
+        &self.writes
+    }
+
     /// PostgreSQL queues writers by its own row locks (`LOCK_HEAD`, `LOCK_STATE`).
     async fn begin_write(&self) -> Result<Writing<Postgres>> {
         Ok(Writing {
-            tx: self.pool.begin().await?,
+            tx: self.begin("BEGIN").await?,
             _queue: None,
         })
     }
@@ -417,6 +432,14 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn write_fault(&self) -> Option<crate::WriteFault> {
+        self.writes.fault()
+    }
+
+    fn connection_stats(&self) -> ConnectionStats {
+        self.counters.stats()
+    }
+
     async fn applied_feed(&self) -> Result<tokio::sync::watch::Receiver<u64>> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
         listener.listen("saleboard_applied").await?;
@@ -424,13 +447,20 @@ impl Store for PgStore {
         let store = self.clone();
         tokio::spawn(async move {
             let mut safety = tokio::time::interval(crate::PG_FEED_SAFETY_POLL);
+            // Logged when the connection is lost, not at every failed reconnection.
+            let mut lost = false;
             loop {
                 let seen = tokio::select! {
                     () = tx.closed() => break,
                     n = listener.recv() => match n {
-                        Ok(n) => n.payload().parse::<u64>().ok(),
+                        Ok(n) => {
+                            lost = false;
+                            n.payload().parse::<u64>().ok()
+                        }
                         Err(e) => {
-                            tracing::warn!(error = %e, "applied feed: notification connection lost; reconnecting");
+                            if !std::mem::replace(&mut lost, true) {
+                                tracing::warn!(error = %e, "applied feed: notification connection lost; reconnecting");
+                            }
                             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                             None
                         }

@@ -141,27 +141,33 @@ where
     }
 
     async fn set_event(&self, event: &Event, now: UnixNanos) -> Result<()> {
-        // Under the writer lock: an append either committed before (and the checks below see
-        // its rows) or starts after and decides with this version.
-        let mut write = self.begin_write().await?;
-        sqlx::query_scalar::<_, i64>(B::LOCK_HEAD)
-            .fetch_one(&mut *write.tx)
-            .await?;
-        let events = events_in(&mut write.tx).await?;
-        check_event_change(&mut write.tx, &events, event, now).await?;
-        sqlx::query(sql::UPSERT_EVENT)
-            .bind(event.event_id.as_str())
-            .bind(event.display_name.as_str())
-            .bind(event.starts_at.0)
-            .bind(event.ends_at.0)
-            .bind(event.closes_at.0)
-            .bind(event.reporting_currency.code())
-            .bind(event.baseline_event_id.as_str())
-            .bind(event.time_zone.as_str())
-            .execute(&mut *write.tx)
-            .await?;
-        write.tx.commit().await?;
-        Ok(())
+        let result = async {
+            // Under the writer lock: an append either committed before (and the checks below see
+            // its rows) or starts after and decides with this version.
+            let mut write = self.begin_write().await?;
+            sqlx::query_scalar::<_, i64>(B::LOCK_HEAD)
+                .fetch_one(&mut *write.tx)
+                .await?;
+            let events = events_in(&mut write.tx).await?;
+            if let Err(e) = check_event_change(&mut write.tx, &events, event, now).await {
+                return Err(write.abandon(e).await);
+            }
+            sqlx::query(sql::UPSERT_EVENT)
+                .bind(event.event_id.as_str())
+                .bind(event.display_name.as_str())
+                .bind(event.starts_at.0)
+                .bind(event.ends_at.0)
+                .bind(event.closes_at.0)
+                .bind(event.reporting_currency.code())
+                .bind(event.baseline_event_id.as_str())
+                .bind(event.time_zone.as_str())
+                .execute(&mut *write.tx)
+                .await?;
+            write.tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        self.writes().record("set event", result)
     }
 
     async fn get_event(&self) -> Result<Option<Event>> {
@@ -184,7 +190,7 @@ where
         event_id: &str,
         rates: &[(Currency, Rate)],
     ) -> Result<Vec<(Currency, Rate)>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin("BEGIN").await?;
         for (currency, rate) in rates {
             sqlx::query(sql::UPSERT_RATE)
                 .bind(event_id)
@@ -225,107 +231,128 @@ where
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        // From here until commit no other writer, in any process, can read or move the head,
-        // so the state loaded below is complete.
-        let mut write = self.begin_write().await?;
-        let head: i64 = sqlx::query_scalar(B::LOCK_HEAD)
-            .fetch_one(&mut *write.tx)
-            .await?;
-        let head = to_u64("ledger_head", head)?;
-        let known = self.known();
-        match known.through() {
-            // Other writers appended since this store last looked: their keys join the filter.
-            Some(through) if through < head => {
-                let keys: Vec<(String, String)> = sqlx::query_as(sql::KEYS_BETWEEN)
-                    .bind(db_position(through)?)
-                    .bind(db_position(head)?)
-                    .fetch_all(&mut *write.tx)
-                    .await?;
-                known.advanced(
-                    through,
-                    head,
-                    keys.iter().map(|(s, t)| (s.as_str(), t.as_str())),
+        let result = async {
+            // From here until commit no other writer, in any process, can read or move the head,
+            // so the state loaded below is complete.
+            let mut write = self.begin_write().await?;
+            let head: i64 = sqlx::query_scalar(B::LOCK_HEAD)
+                .fetch_one(&mut *write.tx)
+                .await?;
+            let head = to_u64("ledger_head", head)?;
+            let known = self.known();
+            match known.through() {
+                // Other writers appended since this store last looked: their keys join the filter.
+                Some(through) if through < head => {
+                    let keys: Vec<(String, String)> = sqlx::query_as(sql::KEYS_BETWEEN)
+                        .bind(db_position(through)?)
+                        .bind(db_position(head)?)
+                        .fetch_all(&mut *write.tx)
+                        .await?;
+                    known.advanced(
+                        through,
+                        head,
+                        keys.iter().map(|(s, t)| (s.as_str(), t.as_str())),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    if known.start_loading() {
+                        tokio::spawn(load_known_keys(self.pool().clone(), known.clone()));
+                    }
+                }
+            }
+            // The events as committed: SetEvent takes the same lock.
+            let events = events_in(&mut write.tx).await?;
+            let mut state = LedgerState::new(head, events, UnixNanos::now());
+            for row in B::stored_rows(&mut write.tx, &keys_to_load(batch, known, head)).await? {
+                let (site, tx, position, event_id) = row.into_domain()?;
+                state.insert_stored(
+                    site,
+                    Stored {
+                        tx,
+                        position,
+                        event_id,
+                    },
                 );
             }
-            Some(_) => {}
-            None => {
-                if known.start_loading() {
-                    tokio::spawn(load_known_keys(self.pool().clone(), known.clone()));
+            let targets = refund_targets(batch);
+            if !targets.is_empty() {
+                for row in B::refunded_sums(&mut write.tx, &targets).await? {
+                    let (site, sale, refunded) = row.into_parts()?;
+                    state.insert_refunded(site, sale, refunded);
                 }
             }
-        }
-        // The events as committed: SetEvent takes the same lock.
-        let events = events_in(&mut write.tx).await?;
-        let mut state = LedgerState::new(head, events, UnixNanos::now());
-        for row in B::stored_rows(&mut write.tx, &keys_to_load(batch, known, head)).await? {
-            let (site, tx, position, event_id) = row.into_domain()?;
-            state.insert_stored(
-                site,
-                Stored {
-                    tx,
-                    position,
-                    event_id,
-                },
-            );
-        }
-        let targets = refund_targets(batch);
-        if !targets.is_empty() {
-            for row in B::refunded_sums(&mut write.tx, &targets).await? {
-                let (site, sale, refunded) = row.into_parts()?;
-                state.insert_refunded(site, sale, refunded);
-            }
-        }
-        let decisions = decide(&mut state, batch);
-        let accepted: Vec<Accepted<'_>> = batch
-            .iter()
-            .zip(&decisions)
-            .filter_map(|(candidate, d)| match d {
-                Decision::Accepted { position, event_id } => Some(Accepted {
-                    candidate,
-                    position: *position,
-                    event_id,
-                    // Only a refund's can differ from the candidate's (its sale's).
-                    segments: match candidate.tx.refund_of() {
-                        Some(_) => state
-                            .stored(&candidate.site, &candidate.tx.id)
-                            .map_or(&candidate.tx.segments, |s| &s.tx.segments),
-                        None => &candidate.tx.segments,
-                    },
-                }),
-                _ => None,
-            })
-            .collect();
-        let moved_to = accepted.last().map(|a| a.position);
-        if let Some(last) = moved_to {
-            if let Err(e) = B::insert_accepted(&mut write.tx, &accepted).await {
-                // The database refusing the rows (the unique index refusing an id the filter
-                // said was new would be a bug in the filter): look every id up until it is
-                // loaded again. A lost connection says nothing about the filter.
-                if matches!(e, StorageError::Database(_)) {
-                    known.reset();
+            let decisions = decide(&mut state, batch);
+            let accepted: Vec<Accepted<'_>> = batch
+                .iter()
+                .zip(&decisions)
+                .filter_map(|(candidate, d)| match d {
+                    Decision::Accepted { position, event_id } => Some(Accepted {
+                        candidate,
+                        position: *position,
+                        event_id,
+                        // Only a refund's can differ from the candidate's (its sale's).
+                        segments: match candidate.tx.refund_of() {
+                            Some(_) => state
+                                .stored(&candidate.site, &candidate.tx.id)
+                                .map_or(&candidate.tx.segments, |s| &s.tx.segments),
+                            None => &candidate.tx.segments,
+                        },
+                    }),
+                    _ => None,
+                })
+                .collect();
+            let moved_to = accepted.last().map(|a| a.position);
+            if let Some(last) = moved_to {
+                if let Err(e) = B::insert_accepted(&mut write.tx, &accepted).await {
+                    // The database refusing the rows (the unique index refusing an id the filter
+                    // said was new would be a bug in the filter): look every id up until it is
+                    // loaded again. A lost connection says nothing about the filter.
+                    if matches!(e, StorageError::Database(_)) {
+                        known.reset();
+                    }
+                    return Err(e);
                 }
-                return Err(e);
+                sqlx::query(sql::MOVE_HEAD)
+                    .bind(db_position(last)?)
+                    .execute(&mut *write.tx)
+                    .await?;
             }
+            // A group commit's insert is one message of up to a few MB, and each pooled connection
+            // would otherwise keep a buffer of its largest: give that memory back now (issue 15:
+            // 8 connections held about 10 MB of ingest's peak).
+            sqlx::Connection::shrink_buffers(&mut *write.tx);
+            write.tx.commit().await?;
+            if let Some(last) = moved_to {
+                known.advanced(
+                    head,
+                    last,
+                    accepted
+                        .iter()
+                        .map(|a| (a.candidate.site.as_str(), a.candidate.tx.id.as_str())),
+                );
+            }
+            Ok(decisions)
+        }
+        .await;
+        self.writes().record("append", result)
+    }
+
+    async fn probe_write(&self) -> Result<()> {
+        let result = async {
+            let mut write = self.begin_write().await?;
+            let head: i64 = sqlx::query_scalar(B::LOCK_HEAD)
+                .fetch_one(&mut *write.tx)
+                .await?;
+            // The head set to itself: a row written and committed, nothing changed.
             sqlx::query(sql::MOVE_HEAD)
-                .bind(db_position(last)?)
+                .bind(head)
                 .execute(&mut *write.tx)
                 .await?;
+            write.tx.commit().await
         }
-        // A group commit's insert is one message of up to a few MB, and each pooled connection
-        // would otherwise keep a buffer of its largest: give that memory back now (issue 15:
-        // 8 connections held about 10 MB of ingest's peak).
-        sqlx::Connection::shrink_buffers(&mut *write.tx);
-        write.tx.commit().await?;
-        if let Some(last) = moved_to {
-            known.advanced(
-                head,
-                last,
-                accepted
-                    .iter()
-                    .map(|a| (a.candidate.site.as_str(), a.candidate.tx.id.as_str())),
-            );
-        }
-        Ok(decisions)
+        .await;
+        self.writes().record("probe", result)
     }
 
     async fn ledger_head(&self) -> Result<u64> {
@@ -431,7 +458,7 @@ fn decide(state: &mut LedgerState, batch: &[Candidate]) -> Vec<Decision> {
 }
 
 /// Every event, read inside `tx`.
-pub(crate) async fn events_in<DB>(tx: &mut sqlx::Transaction<'static, DB>) -> Result<Events>
+pub(crate) async fn events_in<DB>(tx: &mut crate::tx::Tx<DB>) -> Result<Events>
 where
     DB: Database,
     for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
@@ -452,7 +479,7 @@ where
 
 /// The rules of changing events, against what is stored.
 async fn check_event_change<DB>(
-    tx: &mut sqlx::Transaction<'static, DB>,
+    tx: &mut crate::tx::Tx<DB>,
     events: &Events,
     event: &Event,
     now: UnixNanos,

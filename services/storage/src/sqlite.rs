@@ -20,6 +20,8 @@ use sqlx::sqlite::{
 use crate::backend::{Accepted, Backend, Writing};
 use crate::model::{db_position, to_i64};
 use crate::rows::{RefundedRow, StoredRow};
+use crate::tx::{ConnectionCounters, ConnectionStats};
+use crate::writes::WriteHealth;
 use crate::{Result, StorageError, Store, TotalsStore};
 
 /// Ledger and admin data in one SQLite file.
@@ -30,6 +32,8 @@ pub struct SqliteStore {
     gate: Option<std::path::PathBuf>,
     /// What this store knows of the ledger's keys.
     known: std::sync::Arc<crate::known::KnownKeys>,
+    counters: std::sync::Arc<ConnectionCounters>,
+    writes: std::sync::Arc<WriteHealth>,
 }
 
 impl SqliteStore {
@@ -61,7 +65,8 @@ impl SqliteStore {
                 name.push("-writer.lock");
                 std::path::PathBuf::from(name)
             });
-        let pool = SqlitePoolOptions::new()
+        let counters = std::sync::Arc::default();
+        let pool = crate::tx::guarded(SqlitePoolOptions::new(), &counters)
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
@@ -70,6 +75,8 @@ impl SqliteStore {
             pool,
             gate,
             known: std::sync::Arc::default(),
+            counters,
+            writes: std::sync::Arc::default(),
         })
     }
 
@@ -191,12 +198,20 @@ impl Backend for SqliteStore {
         &self.known
     }
 
+    fn counters(&self) -> &std::sync::Arc<ConnectionCounters> {
+        &self.counters
+    }
+
+    fn writes(&self) -> &std::sync::Arc<WriteHealth> {
+        &self.writes
+    }
+
     /// Queues behind the other writers of the file, then takes SQLite's write lock at once
     /// (IMMEDIATE), before anything is read.
     async fn begin_write(&self) -> Result<Writing<Sqlite>> {
         let queue = self.write_queue().await?;
         Ok(Writing {
-            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            tx: self.begin("BEGIN IMMEDIATE").await?,
             _queue: queue,
         })
     }
@@ -383,12 +398,22 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn write_fault(&self) -> Option<crate::WriteFault> {
+        self.writes.fault()
+    }
+
+    fn connection_stats(&self) -> ConnectionStats {
+        self.counters.stats()
+    }
+
     async fn applied_feed(&self) -> Result<tokio::sync::watch::Receiver<u64>> {
         let (tx, rx) = tokio::sync::watch::channel(self.applied_position().await?);
         let store = self.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(crate::SQLITE_FEED_POLL);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Logged when reads start failing and when they work again, not every poll.
+            let mut failing = false;
             loop {
                 tokio::select! {
                     () = tx.closed() => break,
@@ -396,10 +421,15 @@ impl Store for SqliteStore {
                 }
                 match store.applied_position().await {
                     Ok(applied) => {
+                        if std::mem::take(&mut failing) {
+                            tracing::info!("applied feed: reads the aggregator state again");
+                        }
                         crate::advance_feed(&tx, applied);
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "applied feed: cannot read the aggregator state");
+                        if !std::mem::replace(&mut failing, true) {
+                            tracing::warn!(error = %e, "applied feed: cannot read the aggregator state");
+                        }
                     }
                 }
             }

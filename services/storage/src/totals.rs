@@ -34,7 +34,7 @@ where
     usize: ColumnIndex<<B::Db as Database>::Row>,
 {
     async fn load_totals(&self) -> Result<StoredTotals> {
-        let mut tx = self.pool().begin_with(B::BEGIN_READ).await?;
+        let mut tx = self.begin(B::BEGIN_READ).await?;
         let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
         let totals = sqlx::query_as::<_, TotalsRow>(sql::TOTALS)
             .fetch_all(&mut *tx)
@@ -84,30 +84,34 @@ where
         changes: &Changes,
         now: UnixNanos,
     ) -> Result<()> {
-        let mut write = self.begin_write().await?;
-        let applied: i64 = sqlx::query_scalar(B::LOCK_STATE)
-            .fetch_one(&mut *write.tx)
-            .await?;
-        if applied != db_position(from)? {
-            return Err(StorageError::Fenced {
-                expected: from,
-                found: u64::try_from(applied).unwrap_or_default(),
-            });
-        }
-        B::upsert_totals(&mut write.tx, changes, to).await?;
-        sqlx::query(sql::MOVE_APPLIED)
-            .bind(db_position(to)?)
-            .bind(now.0)
-            .execute(&mut *write.tx)
-            .await?;
-        if let Some(notify) = B::NOTIFY_APPLIED {
-            sqlx::query(notify)
-                .bind(to.to_string())
+        let result = async {
+            let mut write = self.begin_write().await?;
+            let applied: i64 = sqlx::query_scalar(B::LOCK_STATE)
+                .fetch_one(&mut *write.tx)
+                .await?;
+            if applied != db_position(from)? {
+                let fenced = StorageError::Fenced {
+                    expected: from,
+                    found: u64::try_from(applied).unwrap_or_default(),
+                };
+                return Err(write.abandon(fenced).await);
+            }
+            B::upsert_totals(&mut write.tx, changes, to).await?;
+            sqlx::query(sql::MOVE_APPLIED)
+                .bind(db_position(to)?)
+                .bind(now.0)
                 .execute(&mut *write.tx)
                 .await?;
+            if let Some(notify) = B::NOTIFY_APPLIED {
+                sqlx::query(notify)
+                    .bind(to.to_string())
+                    .execute(&mut *write.tx)
+                    .await?;
+            }
+            write.tx.commit().await
         }
-        write.tx.commit().await?;
-        Ok(())
+        .await;
+        self.writes().record("apply", result)
     }
 
     async fn try_lease(&self, holder: &str, now: UnixNanos, until: UnixNanos) -> Result<bool> {
@@ -147,7 +151,7 @@ where
         event_id: Option<&str>,
         cursor: Option<SegmentCursor<'_>>,
     ) -> Result<BoardData> {
-        let mut tx = self.pool().begin_with(B::BEGIN_READ).await?;
+        let mut tx = self.begin(B::BEGIN_READ).await?;
         let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
         // The event's figures, all read in one consistent transaction.
         let events = events_in(&mut tx).await?;
@@ -268,8 +272,9 @@ where
         event_id: Option<&str>,
         dimension: Dimension,
     ) -> Result<Option<SiteBreakdownData>> {
-        let mut tx = self.pool().begin_with(B::BEGIN_READ).await?;
+        let mut tx = self.begin(B::BEGIN_READ).await?;
         let Some((record, applied, event)) = site_scope::<B>(&mut tx, site, event_id).await? else {
+            tx.rollback().await?;
             return Ok(None);
         };
         let event_id = event.as_ref().map_or("", |e| e.event_id.as_str());
@@ -305,8 +310,9 @@ where
         event_id: Option<&str>,
         include_hourly: bool,
     ) -> Result<Option<SiteTotalsData>> {
-        let mut tx = self.pool().begin_with(B::BEGIN_READ).await?;
+        let mut tx = self.begin(B::BEGIN_READ).await?;
         let Some((record, applied, event)) = site_scope::<B>(&mut tx, site, event_id).await? else {
+            tx.rollback().await?;
             return Ok(None);
         };
         let event_id = event.as_ref().map_or("", |e| e.event_id.as_str());
@@ -343,7 +349,7 @@ where
 /// What a read of one site's figures starts with, in its read transaction: the site's record
 /// (`None`: not registered), the applied position, and the event named (or the current one).
 async fn site_scope<B>(
-    tx: &mut sqlx::Transaction<'static, B::Db>,
+    tx: &mut crate::tx::Tx<B::Db>,
     site: &SiteId,
     event_id: Option<&str>,
 ) -> Result<Option<(SiteRow, i64, Option<saleboard_domain::Event>)>>
