@@ -309,6 +309,7 @@ async fn push_rides_out_a_full_disk() {
         },
         batch_size: 500,
         output: Output::Json,
+        number_format: None,
     };
     let push = tokio::spawn(async move { saleboard::push::run(&args).await });
 

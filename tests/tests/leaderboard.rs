@@ -207,18 +207,22 @@ fn model_ranking(
     model: &Model,
     rates: &BTreeMap<&str, &str>,
 ) -> Vec<(u32, String, i64, Vec<String>)> {
+    // Sites with a transaction by net (ties share a rank, the next skips), then those without
+    // any, unranked (0), by id.
+    let sold = |s: &str| model.totals.keys().any(|(site, _)| site == s);
     let mut rows: Vec<_> = SITES
         .iter()
         .map(|s| {
             let (net, unconverted) = model.net_idr(s, rates);
-            ((*s).to_owned(), net, unconverted)
+            (!sold(s), (*s).to_owned(), net, unconverted)
         })
         .collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    rows.sort_by(|a, b| a.0.cmp(&b.0).then(b.2.cmp(&a.2)).then(a.1.cmp(&b.1)));
     let mut out: Vec<(u32, String, i64, Vec<String>)> = Vec::new();
-    for (i, (s, net, u)) in rows.into_iter().enumerate() {
+    for (i, (nothing, s, net, u)) in rows.into_iter().enumerate() {
         let rank = match out.last() {
-            Some(prev) if prev.2 == net => prev.0,
+            _ if nothing => 0,
+            Some(prev) if prev.0 != 0 && prev.2 == net => prev.0,
             _ => u32::try_from(i + 1).expect("small"),
         };
         out.push((rank, s, net, u));
@@ -467,8 +471,8 @@ async fn requests_are_checked(backend: Backend) {
     assert!(
         page.entries
             .iter()
-            .all(|e| e.rank == 1 && e.net_reporting_minor == 0),
-        "every site appears, tied at zero"
+            .all(|e| e.rank == 0 && e.net_reporting_minor == 0),
+        "every site appears, unranked: none has a transaction yet"
     );
     assert!(page.next_page_token.is_empty());
 

@@ -289,3 +289,198 @@ async fn dev_says_where_it_is_and_what_today_holds() {
         .expect("git runs");
     assert!(ignored.success(), "the credentials file is not ignored");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn push_names_every_problem_and_reads_a_shops_numbers() {
+    let app = app().await;
+    let (_, key) = app.site_with_key("toko-rp").await;
+    let ingest = format!("http://{}", app.ingest_addr);
+    let env = [
+        ("SALEBOARD_API_KEY", key.as_str()),
+        ("SALEBOARD_INGEST_ENDPOINT", ingest.as_str()),
+    ];
+    let dir = tempfile::tempdir().expect("tmp");
+    let at = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let at = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    // As a shop's export writes rupiah: thousands separators, "Rp", a date without a zone.
+    let file = dir.path().join("orders.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "transaction_id,kind,currency,amount,occurred_at\n\
+             A1,SALE,Rp,150.000,{at}\n\
+             A2,SALE,IDR,1.250.000,2026-12-12T10:00:00\n"
+        ),
+    )
+    .expect("write");
+    let file_arg = file.to_str().expect("utf-8");
+
+    // Act: pushed as is, every problem of a row is named, with what to do.
+    let out = saleboard(&["push", file_arg], &env);
+    assert_eq!(out.status.code(), Some(1), "rows were rejected");
+    let rejects =
+        std::fs::read_to_string(dir.path().join("orders.csv.rejects.csv")).expect("a rejects file");
+    assert!(
+        rejects.contains(
+            "looks like thousands separators: write 150000, or push with --number-format id"
+        ),
+        "{rejects}"
+    );
+    let second = rejects
+        .lines()
+        .find(|l| l.contains(",A2,"))
+        .unwrap_or_else(|| panic!("A2 rejected: {rejects}"));
+    assert!(
+        second.contains("amount \"\"1.250.000\"\"") && second.contains("has no time zone"),
+        "both of A2's problems: {second}"
+    );
+
+    // Fixed (the zone added) and pushed with the shop's number format: accepted, and the old
+    // rejects file is said to be gone.
+    std::fs::write(
+        &file,
+        format!(
+            "transaction_id,kind,currency,amount,occurred_at\n\
+             A1,SALE,Rp,150.000,{at}\n\
+             A2,SALE,IDR,\"1.250.000,50\",{at}\n"
+        ),
+    )
+    .expect("write");
+    let out = saleboard(
+        &[
+            "push",
+            file_arg,
+            "--number-format",
+            "id",
+            "--output",
+            "json",
+        ],
+        &env,
+    );
+    let report = json(&ok(&out));
+    assert_eq!(report[0]["accepted"], 2, "{report}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("removed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("orders.csv.rejects.csv").exists());
+    app.settle().await;
+    let totals = json(&ok(&saleboard(
+        &[
+            "totals",
+            "toko-rp",
+            "--endpoint",
+            &format!("http://{}", app.leaderboard_addr),
+            "--output",
+            "json",
+        ],
+        &[],
+    )));
+    assert_eq!(
+        totals["totals"][0]["gross_minor"],
+        15_000_000 + 125_000_050,
+        "Rp 150.000 and Rp 1.250.000,50 exactly: {totals}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_query_follows_one_convention() {
+    let app = app().await;
+    let (_, key) = app.site_with_key("toko-q").await;
+    app.ingest(&key)
+        .await
+        .submit_transactions(SubmitTransactionsRequest {
+            transactions: vec![sale("Q1", "IDR", 5_000)],
+        })
+        .await
+        .expect("push");
+    app.settle().await;
+    let board = format!("http://{}", app.leaderboard_addr);
+    let organizer = format!("http://{}", app.admin_addr);
+    let ingest = format!("http://{}", app.ingest_addr);
+    let env = [
+        ("SALEBOARD_ENDPOINT", board.as_str()),
+        ("SALEBOARD_ADMIN_ENDPOINT", organizer.as_str()),
+        ("SALEBOARD_INGEST_ENDPOINT", ingest.as_str()),
+        ("SALEBOARD_ORGANIZER_TOKEN", app.token.as_str()),
+    ];
+    // totals: the key says whose.
+    let mine = json(&ok(&saleboard(
+        &["totals", "--key", &key, "--output", "json"],
+        &env,
+    )));
+    assert_eq!(mine["site_id"], "toko-q", "{mine}");
+    // compare takes --event and --baseline like every query.
+    ok(&saleboard(
+        &[
+            "admin",
+            "event",
+            "set",
+            "--id",
+            "last-year",
+            "--starts",
+            "now-400d",
+            "--ends",
+            "now-397d",
+        ],
+        &env,
+    ));
+    let compared = json(&ok(&saleboard(
+        &[
+            "compare",
+            "--event",
+            "harbolnas-test",
+            "--baseline",
+            "last-year",
+            "--output",
+            "json",
+        ],
+        &env,
+    )));
+    assert_eq!(compared["baseline_event_id"], "last-year", "{compared}");
+    // A flag that would do nothing is refused.
+    let out = saleboard(&["breakdown", "category", "--baseline", "last-year"], &env);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("breakdown has no comparison"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // keys list SITE, as people type it.
+    let keys = json(&ok(&saleboard(
+        &["admin", "keys", "list", "toko-q", "--output", "json"],
+        &env,
+    )));
+    assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys}");
+    // rates set says which event it changes; event list shows each event's time zone.
+    let rates = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(rates.path(), "currency,rate\nUSD,15850\n").expect("write");
+    let out = saleboard(
+        &[
+            "admin",
+            "rates",
+            "set",
+            rates.path().to_str().expect("utf-8"),
+        ],
+        &env,
+    );
+    ok(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("setting the exchange rates of event harbolnas-test (live)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = ok(&saleboard(&["admin", "event", "list"], &env));
+    assert!(
+        events
+            .lines()
+            .any(|l| l.starts_with("harbolnas-test") && l.ends_with("shown in UTC")),
+        "{events}"
+    );
+    app.stop().await;
+}

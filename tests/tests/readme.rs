@@ -175,3 +175,15 @@ async fn the_command_line_block_works_in_order() {
     );
     drop(dev);
 }
+
+/// Every rejection reason a client can be told is listed in the README.
+#[test]
+fn every_rejection_reason_is_documented() {
+    let readme = include_str!("../../README.md");
+    let missing: Vec<&str> = saleboard_domain::Reason::ALL
+        .iter()
+        .map(|r| r.code())
+        .filter(|code| !readme.contains(&format!("`{code}`")))
+        .collect();
+    assert!(missing.is_empty(), "not in the README: {missing:?}");
+}

@@ -100,11 +100,15 @@ pub enum KeysCommand {
         /// The key's id (not its secret).
         key_id: String,
     },
-    /// List keys (never their secrets).
+    /// List keys (never their secrets): every site's, or one site's (`keys list SITE`, or
+    /// `--site SITE`).
     List {
         /// Only this site's keys.
-        #[arg(long, default_value = "")]
-        site: String,
+        #[arg(value_name = "SITE")]
+        site_id: Option<String>,
+        /// Only this site's keys (as the positional SITE).
+        #[arg(long, conflicts_with = "site_id")]
+        site: Option<String>,
     },
 }
 
@@ -423,10 +427,10 @@ async fn keys(
                 },
             );
         }
-        KeysCommand::List { site } => {
+        KeysCommand::List { site_id, site } => {
             let keys = admin
                 .list_api_keys(ListApiKeysRequest {
-                    site_id: site.clone(),
+                    site_id: site_id.clone().or_else(|| site.clone()).unwrap_or_default(),
                 })
                 .await
                 .map_err(|s| client::explain(endpoint, "ListApiKeys", &s))?
@@ -587,6 +591,20 @@ async fn rates(
     match command {
         RatesCommand::Set { file, event } => {
             let rates = read_rates(file)?;
+            // Which event the rates go to, said before they are changed (the current one when
+            // --event is not given).
+            let target = admin
+                .get_event(GetEventRequest {
+                    event_id: event.clone(),
+                })
+                .await
+                .map_err(|s| client::explain(endpoint, "GetEvent", &s))?
+                .into_inner();
+            eprintln!(
+                "setting the exchange rates of event {} ({})",
+                target.event_id,
+                state_name(&target)
+            );
             let answer = admin
                 .set_exchange_rates(SetExchangeRatesRequest {
                     rates,
@@ -688,8 +706,13 @@ fn event_table(e: &Event) -> String {
     } else {
         format!(", compared with {}", e.baseline_event_id)
     };
+    let zone = if e.time_zone.is_empty() {
+        "UTC"
+    } else {
+        &e.time_zone
+    };
     format!(
-        "{} ({}) {}: {} to {}, refunds until {}, reporting in {}{baseline}\n",
+        "{} ({}) {}: {} to {}, refunds until {}, reporting in {}{baseline}, shown in {zone}\n",
         e.event_id,
         e.display_name,
         state_name(e),

@@ -72,46 +72,147 @@ fn field<'a>(fields: &'a HashMap<String, String>, name: &str) -> &'a str {
     fields.get(name).map_or("", String::as_str)
 }
 
-/// Builds a transaction from named text fields.
+/// How the `amount` column groups thousands and marks decimals, when a shop's export writes its
+/// numbers as people read them (`--number-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NumberFormat {
+    /// Indonesian: `.` groups thousands, `,` marks decimals (`1.250.000` or `15,99`).
+    Id,
+    /// English: `,` groups thousands, `.` marks decimals (`1,250,000` or `15.99`).
+    En,
+}
+
+impl NumberFormat {
+    /// `text` with its grouping taken out and its decimal mark a point (`1.250.000,5` in `id`:
+    /// `1250000.5`); `None` unless the groups are of three digits after the first.
+    fn plain(self, text: &str) -> Option<String> {
+        let (group, decimal) = match self {
+            Self::Id => ('.', ','),
+            Self::En => (',', '.'),
+        };
+        let (sign, unsigned) = match text.strip_prefix('-') {
+            Some(rest) => ("-", rest),
+            None => ("", text),
+        };
+        let (int, frac) = match unsigned.split_once(decimal) {
+            Some((int, frac)) => (int, Some(frac)),
+            None => (unsigned, None),
+        };
+        let groups: Vec<&str> = int.split(group).collect();
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let grouped_right =
+            groups.len() == 1 || (groups[0].len() <= 3 && groups[1..].iter().all(|g| g.len() == 3));
+        if !groups.iter().all(|g| digits(g)) || !grouped_right || frac.is_some_and(|f| !digits(f)) {
+            return None;
+        }
+        Some(format!(
+            "{sign}{}{}",
+            groups.concat(),
+            frac.map_or(String::new(), |f| format!(".{f}"))
+        ))
+    }
+
+    /// The format whose grouping `text` looks like (`150.000`, `1,250,000`), if any.
+    fn looks_like(text: &str) -> Option<Self> {
+        [Self::Id, Self::En].into_iter().find(|f| {
+            let group = if *f == Self::Id { '.' } else { ',' };
+            let int = text
+                .split(if *f == Self::Id { ',' } else { '.' })
+                .next()
+                .unwrap_or("");
+            int.contains(group) && f.plain(text).is_some()
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::En => "en",
+        }
+    }
+}
+
+/// A currency as files write it: the ISO 4217 code in any case, or a spelling that can only
+/// mean one (`Rp` is the rupiah).
+fn currency_code(text: &str) -> String {
+    let upper = text.trim().to_ascii_uppercase();
+    match upper.as_str() {
+        "RP" | "RP." => "IDR".to_owned(),
+        _ => upper,
+    }
+}
+
+/// Builds a transaction from named text fields, amounts written plainly (`15.99`).
 ///
 /// # Errors
-/// A sentence naming the field that cannot be read.
+/// Every problem of the row, each naming its field.
 pub fn transaction(fields: &HashMap<String, String>) -> Result<Transaction, String> {
+    transaction_with(fields, None)
+}
+
+/// Builds a transaction from named text fields, the `amount` column written in `number` (when
+/// given).
+///
+/// # Errors
+/// Every problem of the row, each naming its field, in one sentence.
+pub fn transaction_with(
+    fields: &HashMap<String, String>,
+    number: Option<NumberFormat>,
+) -> Result<Transaction, String> {
+    let mut problems = Vec::new();
     let kind = match field(fields, "kind").trim().to_ascii_uppercase().as_str() {
         "SALE" | "TRANSACTION_KIND_SALE" | "1" => TransactionKind::Sale,
         "REFUND" | "TRANSACTION_KIND_REFUND" | "2" => TransactionKind::Refund,
-        other => return Err(format!("kind {other:?} is not SALE or REFUND")),
-    };
-    // Files often say "idr"; the wire rule stays strict (upper case), the CLI helps.
-    let currency = field(fields, "currency").trim().to_ascii_uppercase();
-    let amount_minor = amount(fields, &currency)?;
-    let when = field(fields, "occurred_at").trim();
-    let occurred = OffsetDateTime::parse(when, &Rfc3339).map_err(|e| {
-        if time::PrimitiveDateTime::parse(
-            when,
-            &time::format_description::well_known::Iso8601::DEFAULT,
-        )
-        .is_ok()
-        {
-            format!(
-                "occurred_at {when:?} has no time zone; add one, e.g. {when}+07:00 (WIB) or {when}Z (UTC)"
-            )
-        } else {
-            format!("occurred_at {when:?} is not an RFC 3339 time ({e})")
+        other => {
+            problems.push(format!("kind {other:?} is not SALE or REFUND"));
+            TransactionKind::Unspecified
         }
-    })?;
-    let nanos = i32::try_from(occurred.nanosecond())
-        .map_err(|_| "occurred_at nanoseconds out of range".to_owned())?;
+    };
+    // Files often say "idr" or "Rp"; the wire rule stays strict (ISO 4217 upper case), the CLI
+    // helps.
+    let currency = currency_code(field(fields, "currency"));
+    let amount_minor = amount(fields, &currency, number).unwrap_or_else(|e| {
+        problems.push(e);
+        0
+    });
+    let when = field(fields, "occurred_at").trim();
+    let occurred = match OffsetDateTime::parse(when, &Rfc3339) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            problems.push(
+                if time::PrimitiveDateTime::parse(
+                    when,
+                    &time::format_description::well_known::Iso8601::DEFAULT,
+                )
+                .is_ok()
+                {
+                    format!(
+                        "occurred_at {when:?} has no time zone; add one, e.g. {when}+07:00 (WIB) or {when}Z (UTC)"
+                    )
+                } else {
+                    format!("occurred_at {when:?} is not an RFC 3339 time ({e})")
+                },
+            );
+            None
+        }
+    };
     let origin = match field(fields, "origin").trim().to_ascii_lowercase().as_str() {
         "" | "origin_unspecified" | "0" => Origin::Unspecified,
         "domestic" | "origin_domestic" | "1" => Origin::Domestic,
         "cross-border" | "origin_cross_border" | "2" => Origin::CrossBorder,
         other => {
-            return Err(format!(
+            problems.push(format!(
                 "origin {other:?} is not domestic, cross-border or empty"
             ));
+            Origin::Unspecified
         }
     };
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    let occurred = occurred.ok_or_else(|| "occurred_at is missing".to_owned())?;
+    let nanos = i32::try_from(occurred.nanosecond())
+        .map_err(|_| "occurred_at nanoseconds out of range".to_owned())?;
     Ok(Transaction {
         transaction_id: field(fields, "transaction_id").trim().to_owned(),
         store_id: field(fields, "store_id").trim().to_owned(),
@@ -131,25 +232,59 @@ pub fn transaction(fields: &HashMap<String, String>) -> Result<Transaction, Stri
 }
 
 /// The amount in minor units: `amount_minor` as given, or `amount` (major units, as a shop
-/// shows a price) converted exactly by the currency's ISO 4217 exponent.
-fn amount(fields: &HashMap<String, String>, currency: &str) -> Result<i64, String> {
+/// shows a price, grouped as `number` says when given) converted exactly by the currency's ISO
+/// 4217 exponent. A number that looks grouped is refused with what to do about it.
+fn amount(
+    fields: &HashMap<String, String>,
+    currency: &str,
+    number: Option<NumberFormat>,
+) -> Result<i64, String> {
     let minor = fields.get("amount_minor").map(|s| s.trim());
     let major = fields.get("amount").map(|s| s.trim());
+    let grouped_hint = |text: &str| {
+        NumberFormat::looks_like(text).map_or(String::new(), |f| {
+            format!(
+                "; it looks like thousands separators: write {}, or push with --number-format {}",
+                f.plain(text).unwrap_or_default(),
+                f.name()
+            )
+        })
+    };
     match (minor, major) {
         (Some(_), Some(_)) => Err(BOTH_AMOUNTS.to_owned()),
         (Some(minor), None) => minor.parse::<i64>().map_err(|_| {
             format!(
                 "amount_minor {minor:?} is not a whole number of minor units (for a price as \
-                 the shop shows it, name the column amount)"
+                 the shop shows it, name the column amount){}",
+                grouped_hint(minor)
             )
         }),
         (None, Some(major)) => {
             let currency = Currency::parse(currency).map_err(|e| {
-                format!("amount {major:?} cannot be converted to minor units: currency {e}")
+                format!(
+                    "currency {currency:?} is not an ISO 4217 code such as IDR or USD ({e}), so \
+                     amount {major:?} cannot be converted to minor units"
+                )
             })?;
-            currency
-                .parse_major(major)
-                .map_err(|e| format!("amount {e}"))
+            let plain = match number {
+                Some(f) => f.plain(major).ok_or_else(|| {
+                    format!(
+                        "amount {major:?} is not a number written with --number-format {}",
+                        f.name()
+                    )
+                })?,
+                None => major.to_owned(),
+            };
+            currency.parse_major(&plain).map_err(|e| {
+                format!(
+                    "amount {e}{}",
+                    if number.is_none() {
+                        grouped_hint(major)
+                    } else {
+                        String::new()
+                    }
+                )
+            })
         }
         (None, None) => Err("no amount_minor (or amount) given".to_owned()),
     }
@@ -163,10 +298,20 @@ const BOTH_AMOUNTS: &str = "both amount_minor and amount are given; keep one: am
 ///
 /// # Errors
 /// When the file cannot be opened or its CSV header is unreadable.
-pub fn read(path: &Path, each: impl FnMut(Row) -> bool) -> anyhow::Result<()> {
+pub fn read(
+    path: &Path,
+    number: Option<NumberFormat>,
+    each: impl FnMut(Row) -> bool,
+) -> anyhow::Result<()> {
     let file = std::fs::File::open(path)
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
-    read_from(Format::of(path), file, &path.display().to_string(), each)
+    read_from_with(
+        Format::of(path),
+        number,
+        file,
+        &path.display().to_string(),
+        each,
+    )
 }
 
 /// Reads every row of `input` in `format` (`name` says where from, in errors), calling `each`
@@ -176,6 +321,20 @@ pub fn read(path: &Path, each: impl FnMut(Row) -> bool) -> anyhow::Result<()> {
 /// When the CSV header is unreadable or lacks a required column.
 pub fn read_from(
     format: Format,
+    input: impl std::io::Read,
+    name: &str,
+    each: impl FnMut(Row) -> bool,
+) -> anyhow::Result<()> {
+    read_from_with(format, None, input, name, each)
+}
+
+/// [`read_from`], the `amount` column written in `number` when given.
+///
+/// # Errors
+/// When the CSV header is unreadable or lacks a required column.
+pub fn read_from_with(
+    format: Format,
+    number: Option<NumberFormat>,
     input: impl std::io::Read,
     name: &str,
     mut each: impl FnMut(Row) -> bool,
@@ -241,7 +400,7 @@ pub fn read_from(
                                 header: header.clone(),
                                 values: r.iter().map(str::to_owned).collect(),
                             },
-                            parsed: transaction(&fields),
+                            parsed: transaction_with(&fields, number),
                         }
                     }
                     Err(e) => Row {
@@ -260,18 +419,18 @@ pub fn read_from(
         }
         Format::JsonLines => {
             for (i, line) in std::io::BufReader::new(input).lines().enumerate() {
-                let number = i as u64 + 1;
+                let line_number = i as u64 + 1;
                 let row = match line {
                     Err(e) => Row {
-                        line: number,
+                        line: line_number,
                         original: Original::Text(String::new()),
                         parsed: Err(format!("unreadable line: {e}")),
                     },
                     Ok(text) if text.trim().is_empty() => continue,
                     Ok(text) => {
-                        let (original, parsed) = json_line(text);
+                        let (original, parsed) = json_line(text, number);
                         Row {
-                            line: number,
+                            line: line_number,
                             original,
                             parsed,
                         }
@@ -342,10 +501,13 @@ impl<R: std::io::Read> std::io::Read for Newlines<R> {
 
 /// One JSON Lines line: its members (or its text when it is not an object) and the
 /// transaction.
-fn json_line(text: String) -> (Original, Result<Transaction, String>) {
+fn json_line(
+    text: String,
+    number: Option<NumberFormat>,
+) -> (Original, Result<Transaction, String>) {
     match serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(&text) {
         Ok(members) => {
-            let parsed = json_row(&members);
+            let parsed = json_row(&members, number);
             (Original::Json(members), parsed)
         }
         Err(e) => {
@@ -360,7 +522,10 @@ fn json_line(text: String) -> (Original, Result<Transaction, String>) {
 
 /// A transaction from a JSON object's members. Strings are read as their text, numbers as
 /// written (exactly: never through a float), `null` as absent.
-fn json_row(members: &BTreeMap<String, Box<RawValue>>) -> Result<Transaction, String> {
+fn json_row(
+    members: &BTreeMap<String, Box<RawValue>>,
+    number: Option<NumberFormat>,
+) -> Result<Transaction, String> {
     let fields = members
         .iter()
         .filter(|(_, v)| v.get() != "null")
@@ -399,7 +564,7 @@ fn json_row(members: &BTreeMap<String, Box<RawValue>>) -> Result<Transaction, St
             KNOWN.join(", ")
         ));
     }
-    transaction(&fields)
+    transaction_with(&fields, number)
 }
 
 /// Keys a row must have (and one of `amount_minor` or `amount`).
@@ -442,7 +607,7 @@ mod tests {
     use super::*;
 
     pub(super) fn json_text(text: &str) -> Result<Transaction, String> {
-        json_line(text.to_owned()).1
+        json_line(text.to_owned(), None).1
     }
 
     fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -538,6 +703,72 @@ mod tests {
         assert!(json_text("[1]").is_err());
         let ok = json_text(r#"{"transaction_id":"T","kind":"SALE","currency":"USD","amount_minor":125,"occurred_at":"2026-12-12T00:00:00Z"}"#).expect("json");
         assert_eq!(ok.amount_minor, 125);
+    }
+
+    #[test]
+    fn every_problem_of_a_row_is_named_at_once() {
+        let f = fields(&[
+            ("transaction_id", "T"),
+            ("kind", "BUY"),
+            ("currency", "IDR"),
+            ("amount", "150.000"),
+            ("occurred_at", "yesterday"),
+        ]);
+        let err = transaction(&f).expect_err("three problems");
+        for says in [
+            "kind \"BUY\"",
+            "amount \"150.000\"",
+            "occurred_at \"yesterday\"",
+        ] {
+            assert!(err.contains(says), "{says} in {err}");
+        }
+    }
+
+    #[test]
+    fn grouped_amounts_get_a_hint_or_are_read_with_a_number_format() {
+        let row = |amount: &str, currency: &str| {
+            fields(&[
+                ("transaction_id", "T"),
+                ("kind", "SALE"),
+                ("currency", currency),
+                ("amount", amount),
+                ("occurred_at", "2026-12-12T00:00:00Z"),
+            ])
+        };
+        for (amount, plain, format) in [
+            ("150.000", "150000", "id"),
+            ("1.250.000", "1250000", "id"),
+            ("1,250,000", "1250000", "en"),
+        ] {
+            let err = transaction(&row(amount, "IDR")).expect_err(amount);
+            assert!(
+                err.contains(&format!(
+                    "looks like thousands separators: write {plain}, or push with --number-format {format}"
+                )),
+                "{err}"
+            );
+        }
+        let read = |amount: &str, format| {
+            transaction_with(&row(amount, "IDR"), Some(format)).map(|t| t.amount_minor)
+        };
+        assert_eq!(read("1.250.000", NumberFormat::Id), Ok(125_000_000));
+        assert_eq!(read("1.250.000,5", NumberFormat::Id), Ok(125_000_050));
+        assert_eq!(read("1,250,000.50", NumberFormat::En), Ok(125_000_050));
+        assert_eq!(read("150000", NumberFormat::Id), Ok(15_000_000));
+        assert!(
+            read("1.25.000", NumberFormat::Id).is_err(),
+            "groups of three"
+        );
+        assert_eq!(read("1,25", NumberFormat::Id), Ok(125), "a decimal comma");
+        assert!(read("12,5,0", NumberFormat::Id).is_err());
+        // Rp is the rupiah; a currency nobody knows is blamed, not the amount.
+        let t = transaction(&row("15000", "Rp")).expect("Rp");
+        assert_eq!((t.currency.as_str(), t.amount_minor), ("IDR", 1_500_000));
+        let err = transaction(&row("15000", "Dollar")).expect_err("unknown currency");
+        assert!(
+            err.starts_with("currency \"DOLLAR\" is not an ISO 4217 code"),
+            "{err}"
+        );
     }
 }
 

@@ -40,6 +40,10 @@ pub struct PushArgs {
     /// Summary format.
     #[arg(long, env = "SALEBOARD_OUTPUT", value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// How the `amount` column writes numbers when a shop's export groups thousands: `id`
+    /// (1.250.000,50) or `en` (1,250,000.50). Without it, amounts are plain (1250000.50).
+    #[arg(long, env = "SALEBOARD_NUMBER_FORMAT", value_enum)]
+    pub number_format: Option<input::NumberFormat>,
 }
 
 /// What happened to one file.
@@ -124,6 +128,11 @@ impl Rejects {
         if path.exists() {
             std::fs::remove_file(&path)
                 .map_err(|e| anyhow::anyhow!("cannot remove the old {}: {e}", path.display()))?;
+            eprintln!(
+                "removed {} (the rejects of an earlier push of this file); this push writes \
+                 its own rejects there, if any",
+                path.display()
+            );
         }
         Ok(Self { path, writer: None })
     }
@@ -319,8 +328,9 @@ async fn push_file(
     // Reading runs on a blocking thread; rows come through a bounded channel.
     let (row_tx, mut row_rx) = mpsc::channel::<input::Row>(4 * args.batch_size as usize);
     let path = file.to_path_buf();
+    let number = args.number_format;
     let reader = tokio::task::spawn_blocking(move || {
-        input::read(&path, |row| row_tx.blocking_send(row).is_ok())
+        input::read(&path, number, |row| row_tx.blocking_send(row).is_ok())
     });
 
     let endpoint = args.ingest.endpoint.as_str();

@@ -222,8 +222,15 @@ async fn categories_block(
 /// Arguments of `saleboard totals`.
 #[derive(Debug, clap::Args)]
 pub struct TotalsArgs {
-    /// The site.
-    pub site: String,
+    /// The site (default: the site of --key).
+    pub site: Option<String>,
+    /// Ingest service endpoint, to learn the site of --key when no site is named.
+    #[arg(
+        long = "ingest-endpoint",
+        env = "SALEBOARD_INGEST_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub ingest_endpoint: String,
     /// Include the hourly series (needs the organizer token or that site's API key, unless the
     /// leaderboard runs with --public-site-detail).
     #[arg(long)]
@@ -302,6 +309,13 @@ pub struct BreakdownArgs {
 /// # Errors
 /// When the service cannot be reached or refuses.
 pub async fn breakdown(args: &BreakdownArgs) -> anyhow::Result<()> {
+    if !args.query.baseline.is_empty() {
+        anyhow::bail!(
+            "breakdown has no comparison: --baseline (SALEBOARD_BASELINE) is for leaderboard, \
+             national and compare; leave it out, or look at the baseline with --event {}",
+            args.query.baseline
+        );
+    }
     let endpoint = &args.query.endpoint;
     let secret = if args.site.is_empty() {
         None
@@ -455,10 +469,19 @@ pub fn share(part: i64, whole: i64) -> String {
 /// Arguments of `saleboard compare`.
 #[derive(Debug, clap::Args)]
 pub struct CompareArgs {
-    /// The event.
-    pub event_id: String,
-    /// The event to compare with (default: the event's own baseline).
-    #[arg(long = "with", default_value = "")]
+    /// The event (or --event, as every query takes it; default: the current one).
+    pub event_id: Option<String>,
+    /// The event (as the positional EVENT).
+    #[arg(long, env = "SALEBOARD_EVENT", conflicts_with = "event_id")]
+    pub event: Option<String>,
+    /// The event to compare with (default: the event's own baseline); --baseline as every
+    /// query takes it.
+    #[arg(
+        long = "with",
+        alias = "baseline",
+        env = "SALEBOARD_BASELINE",
+        default_value = ""
+    )]
     pub with: String,
     /// Sites to show.
     #[arg(long, default_value_t = 1_000)]
@@ -487,7 +510,11 @@ pub async fn compare(args: &CompareArgs) -> anyhow::Result<()> {
         .get_leaderboard(GetLeaderboardRequest {
             limit: args.limit,
             page_token: String::new(),
-            event_id: args.event_id.clone(),
+            event_id: args
+                .event_id
+                .clone()
+                .or_else(|| args.event.clone())
+                .unwrap_or_default(),
             baseline_event_id: args.with.clone(),
         })
         .await
@@ -847,10 +874,29 @@ const RECONNECT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 pub async fn totals(args: &TotalsArgs) -> anyhow::Result<()> {
     let endpoint = &args.query.endpoint;
     let secret = args.token.as_deref().or(args.key.as_deref());
+    let site = match (&args.site, &args.key) {
+        (Some(site), _) => site.clone(),
+        (None, Some(key)) => {
+            // The key says whose it is.
+            let mut ingest = saleboard_proto::v1::ingest_service_client::IngestServiceClient::new(
+                client::connect(&args.ingest_endpoint, Some(key)).await?,
+            );
+            ingest
+                .who_am_i(saleboard_proto::v1::WhoAmIRequest {})
+                .await
+                .map_err(|s| client::explain(&args.ingest_endpoint, "WhoAmI", &s))?
+                .into_inner()
+                .site_id
+        }
+        (None, None) => anyhow::bail!(
+            "name the site (saleboard totals SITE), or give its key (--key or \
+             SALEBOARD_API_KEY) to see its own totals"
+        ),
+    };
     let mut client = LeaderboardServiceClient::new(client::connect(endpoint, secret).await?);
     let t = client
         .get_site_totals(GetSiteTotalsRequest {
-            site_id: args.site.clone(),
+            site_id: site,
             include_hourly: args.hourly,
             event_id: args.query.event.clone(),
         })

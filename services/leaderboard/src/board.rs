@@ -132,10 +132,13 @@ pub struct Board {
     /// admin call's) would otherwise let the older read publish last and undo the newer one.
     refreshing: tokio::sync::Mutex<()>,
     /// Snapshots of events other than the current one, built when asked for: reused while the
-    /// applied position has not moved, or once the event is closed (final), until the sites
-    /// change (a site disabled leaves every event's figures) or an admin call changes anything.
-    others: Mutex<HashMap<String, (Arc<Snapshot>, bool)>>,
-    /// The sites as of the last refresh (id, name, disabled): when they change, `others` go.
+    /// applied position has not moved, or once the event is closed (final), and until the
+    /// sites change (a site disabled leaves every event's figures) or an admin call changes
+    /// anything; then read again, and kept as they were if their figures did not change.
+    /// (snapshot, closed, still fresh).
+    others: Mutex<HashMap<String, OtherEvent>>,
+    /// The sites as of the last refresh (id, name, disabled): when they change, `others` are
+    /// read again.
     sites: Mutex<Vec<(saleboard_domain::SiteId, String, bool)>>,
     /// The last snapshot generation handed out (shared by every event's snapshots, so a page
     /// token names one snapshot).
@@ -150,6 +153,9 @@ pub struct Board {
     /// One site's breakdowns as answered, kept for their page tokens.
     site_breakdowns: Mutex<VecDeque<Arc<crate::breakdown::SiteBreakdown>>>,
 }
+
+/// Another event's snapshot as kept: (snapshot, the event was closed, still fresh).
+type OtherEvent = (Arc<Snapshot>, bool, bool);
 
 impl Board {
     /// A board with its first snapshot built.
@@ -210,10 +216,10 @@ impl Board {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(event_id)
             .cloned();
-        if let Some((snapshot, closed)) = cached
-            && (closed || snapshot.figures.watermark == current.figures.watermark)
+        if let Some((snapshot, closed, true)) = &cached
+            && (*closed || snapshot.figures.watermark == current.figures.watermark)
         {
-            return Ok(Some(snapshot));
+            return Ok(Some(snapshot.clone()));
         }
         let data = self.store.read_board(Some(event_id), None).await?;
         let Some(event) = data.event.clone() else {
@@ -222,15 +228,33 @@ impl Board {
         let closed = event.state(UnixNanos::now()) == EventState::Closed;
         let segments = merge_segments(None, &data.segments);
         let disabled = sum_disabled(data.segments.disabled.iter().map(|(_, r)| r.as_slice()));
-        let snapshot = Arc::new(Snapshot {
-            generation: self.next_generation(),
-            as_of: UnixNanos::now(),
-            figures: Figures::build(data, &segments, &disabled),
-        });
+        let mut figures = Figures::build(data, &segments, &disabled);
+        if closed {
+            // A final result lists the sites that took part, not every site registered since.
+            figures.entries.retain(|e| e.rank != 0);
+            figures.site_count = u32::try_from(figures.entries.len()).unwrap_or(u32::MAX);
+        }
+        // Figures that did not change keep their snapshot (its generation, its time): a
+        // screen of a final result is not sent it again. (A closed event's figures are final:
+        // the applied position moving with other events' rows changes nothing in them.)
+        if closed && let Some((previous, ..)) = &cached {
+            let read_at = std::mem::replace(&mut figures.watermark, previous.figures.watermark);
+            if previous.figures != figures {
+                figures.watermark = read_at;
+            }
+        }
+        let snapshot = match cached {
+            Some((previous, ..)) if previous.figures == figures => previous,
+            _ => Arc::new(Snapshot {
+                generation: self.next_generation(),
+                as_of: UnixNanos::now(),
+                figures,
+            }),
+        };
         self.others
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(event_id.to_owned(), (snapshot.clone(), closed));
+            .insert(event_id.to_owned(), (snapshot.clone(), closed, true));
         self.keep_for_page_tokens(snapshot.clone());
         Ok(Some(snapshot))
     }
@@ -328,13 +352,17 @@ impl Board {
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
     }
 
-    /// Drops the snapshots of events other than the current one (after an admin change: a
-    /// rate, a site, an event): they are built again when next asked for.
+    /// Marks the snapshots of events other than the current one to be read again when next
+    /// asked for (after an admin change: a rate, a site, an event).
     pub fn forget_other_events(&self) {
-        self.others
+        for (_, _, fresh) in self
+            .others
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+            .values_mut()
+        {
+            *fresh = false;
+        }
     }
 
     /// Asks for a refresh now (after an admin change).

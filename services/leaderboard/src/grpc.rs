@@ -85,14 +85,11 @@ pub(crate) struct Watching {
 
 impl Watching {
     /// One more watcher from `peer`, or RESOURCE_EXHAUSTED naming the limit it is over.
-    pub(crate) fn start(
-        service: &LeaderboardService,
-        peer: Option<IpAddr>,
-    ) -> Result<Self, Status> {
-        let peer = peer.map(AddressKey::from);
-        let per_peer = peer.map_or(service.access.max_watchers_per_peer, |key| {
+    pub(crate) fn start(service: &LeaderboardService, ip: Option<IpAddr>) -> Result<Self, Status> {
+        let peer = ip.map(AddressKey::from);
+        let per_peer = ip.map_or(service.access.max_watchers_per_peer, |ip| {
             limit_for(
-                key,
+                ip,
                 service.access.max_watchers_per_peer,
                 &service.access.watchers_per_peer_allow,
             )

@@ -216,21 +216,53 @@ impl LeaderboardServer {
                 // Unknown paths: UNIMPLEMENTED for gRPC clients, 404 for browsers.
                 .fallback(crate::web::unknown_path),
         );
-        // The admin server stops when the public one starts draining (the same signal), and
-        // drains alike.
+        // Both servers stop together: the admin one when the public one starts draining (the
+        // outside shutdown) or ends; the public one also when the admin one ends (a failure
+        // there must not leave the organizer without controls while the public port serves).
+        let (either_ended, ended) = tokio::sync::watch::channel(false);
+        let mut public_stop = ended.clone();
+        let public_shutdown = async move {
+            tokio::select! {
+                () = shutdown => {}
+                _ = public_stop.wait_for(|e| *e) => {}
+            }
+        };
         let mut admin_stop = drain.subscribe();
+        let mut admin_ended = ended;
         let admin_shutdown = async move {
-            drop(admin_stop.wait_for(|d| *d).await);
+            tokio::select! {
+                _ = admin_stop.wait_for(|d| *d) => {}
+                _ = admin_ended.wait_for(|e| *e) => {}
+            }
         };
         let (admin_drain, _) = tokio::sync::watch::channel(false);
+        let ended_here = |result| {
+            either_ended.send_replace(true);
+            result
+        };
         let (public, organizer) = tokio::join!(
-            saleboard_runtime::serve::run(public_serving, public_routes, shutdown, drain),
-            saleboard_runtime::serve::run(
-                admin_serving,
-                Routes::new(admin),
-                admin_shutdown,
-                admin_drain
-            ),
+            async {
+                ended_here(
+                    saleboard_runtime::serve::run(
+                        public_serving,
+                        public_routes,
+                        public_shutdown,
+                        drain,
+                    )
+                    .await,
+                )
+            },
+            async {
+                ended_here(
+                    saleboard_runtime::serve::run(
+                        admin_serving,
+                        Routes::new(admin),
+                        admin_shutdown,
+                        admin_drain,
+                    )
+                    .await,
+                )
+            },
         );
         if let Err(e) = board_task.await {
             tracing::error!(error = %e, "leaderboard board task failed");

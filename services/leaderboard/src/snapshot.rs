@@ -426,7 +426,7 @@ mod tests {
             .iter()
             .map(|e| (e.rank, e.site_id.as_str(), e.net_reporting_minor))
             .collect();
-        assert_eq!(ranked, [(1, "b", 150_000), (2, "a", 900), (3, "c", 0)]);
+        assert_eq!(ranked, [(1, "b", 150_000), (2, "a", 900), (0, "c", 0)]);
         assert_eq!(f.national_net_reporting_minor, 150_900);
         assert_eq!(
             f.national_totals,

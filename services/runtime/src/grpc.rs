@@ -227,6 +227,7 @@ pub fn incoming(
                 drop(stream);
                 continue;
             };
+            per_address.log_due(std::time::Instant::now());
             drop(stream.set_nodelay(true));
             let activity = idle_timeout.map(|_| Activity::new());
             let info = ConnectionInfo {

@@ -87,12 +87,14 @@ impl std::str::FromStr for Allowance {
     }
 }
 
-/// The limit for `key`: that of the most specific allowance containing it, else `default`.
+/// The limit for a peer at `ip`: that of the most specific allowance containing it (matched on
+/// the address itself, so an allowance for one IPv6 host works too), else `default`.
 #[must_use]
-pub fn limit_for(key: AddressKey, default: u32, allowances: &[Allowance]) -> u32 {
+pub fn limit_for(ip: IpAddr, default: u32, allowances: &[Allowance]) -> u32 {
+    let ip = ip.to_canonical();
     allowances
         .iter()
-        .filter(|a| a.net.contains(&key.ip()))
+        .filter(|a| a.net.contains(&ip))
         .max_by_key(|a| a.net.prefix_len())
         .map_or(default, |a| a.limit)
 }
@@ -174,6 +176,25 @@ impl PerAddressLimit {
             .unwrap_or(0)
     }
 
+    /// Logs the refusals counted since an address was last logged, once a minute has passed
+    /// (called from the accept loop, so a flood that stopped is still reported with its count).
+    pub fn log_due(&self, now: Instant) {
+        let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        for (key, (logged, count)) in refused.iter_mut() {
+            if *count > 0 && now.duration_since(*logged) >= LOG_EVERY {
+                tracing::warn!(
+                    address = %key,
+                    refused = *count,
+                    limit = self.limit,
+                    "connections refused in the last minute: this address held \
+                     --max-connections-per-address open connections"
+                );
+                *logged = now;
+                *count = 0;
+            }
+        }
+    }
+
     fn refused_one(&self, key: AddressKey, now: Instant) {
         let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
         if refused.len() > 1024 {
@@ -247,6 +268,20 @@ mod tests {
             limits.refused.lock().expect("valid in the test")[&key],
             (later, 0)
         );
+        // A flood that stopped: its count is logged once the minute has passed.
+        limits.refused_one(key, later + Duration::from_secs(1));
+        limits.log_due(later + Duration::from_secs(30));
+        assert_eq!(
+            limits.refused.lock().expect("valid in the test")[&key].1,
+            1,
+            "not yet"
+        );
+        limits.log_due(later + Duration::from_secs(61));
+        assert_eq!(
+            limits.refused.lock().expect("valid in the test")[&key].1,
+            0,
+            "logged"
+        );
     }
 
     #[test]
@@ -256,13 +291,8 @@ mod tests {
         let host: Allowance = "192.0.2.7=9".parse().expect("valid in the test");
         assert_eq!(host.net.prefix_len(), 32);
         let all = [wide, narrow, host];
-        let at = |s: &str| {
-            limit_for(
-                AddressKey::from(s.parse::<IpAddr>().expect("valid in the test")),
-                64,
-                &all,
-            )
-        };
+        let ip = |s: &str| s.parse::<IpAddr>().expect("valid in the test");
+        let at = |s: &str| limit_for(ip(s), 64, &all);
         assert_eq!(at("10.20.3.4"), 500);
         assert_eq!(at("10.21.3.4"), 100);
         assert_eq!(at("192.0.2.7"), 9);
@@ -277,17 +307,11 @@ mod tests {
             assert!(bad.parse::<Allowance>().is_err(), "{bad}");
         }
         let v6: Allowance = "2001:db8::/48=1000".parse().expect("valid in the test");
-        assert_eq!(
-            limit_for(
-                AddressKey::from(
-                    "2001:db8:0:5::1"
-                        .parse::<IpAddr>()
-                        .expect("valid in the test")
-                ),
-                64,
-                &[v6]
-            ),
-            1000
-        );
+        assert_eq!(limit_for(ip("2001:db8:0:5::1"), 64, &[v6]), 1000);
+        // One IPv6 host, narrower than the /64 the connection limit counts by.
+        let one: Allowance = "2001:db8::5=7".parse().expect("valid in the test");
+        assert_eq!(limit_for(ip("2001:db8::5"), 64, &[one]), 7);
+        assert_eq!(limit_for(ip("2001:db8::6"), 64, &[one]), 64);
+        assert_eq!(limit_for(ip("::ffff:192.0.2.7"), 64, &all), 9, "v4-mapped");
     }
 }

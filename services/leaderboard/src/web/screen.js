@@ -368,8 +368,11 @@ function tick() {
 }
 
 let source = null; // the open stream
+let retry = null;  // a pending reconnection after a refusal
 
 function connect() {
+  if (retry) { clearTimeout(retry); retry = null; }
+  if (source) source.close();
   const query = new URLSearchParams({ limit });
   if (eventId) query.set("event", eventId);
   const url = `/events/leaderboard?${query}`;
@@ -400,17 +403,26 @@ async function refused(url) {
   try {
     const controller = new AbortController();
     const response = await fetch(url, { signal: controller.signal, cache: "no-store" });
-    controller.abort();
+    // A stream that was granted this time is let go: EventSource opens its own.
+    if (response.status !== 429) controller.abort();
     if (response.status === 429) {
       const seconds = Number(response.headers.get("Retry-After")) || 10;
       wait = seconds * 1000;
-      refusedNotice = `too many screens from this address; trying again in ${seconds} s`;
+      // The server says which limit it is ("too many screens from this address", or the
+      // leaderboard's own share of screens).
+      let why = "too many screens";
+      try {
+        why = (await response.json()).message.split(" (")[0].split(":")[0] || why;
+      } catch (e) {
+        // Not JSON: the status says enough.
+      }
+      refusedNotice = `${why}; trying again in ${seconds} s`;
       tick();
     }
   } catch (e) {
     // The server is down: EventSource's own message ("reconnecting") stays.
   }
-  setTimeout(connect, wait);
+  retry = setTimeout(connect, wait);
 }
 
 // A screen that navigates away (or is frozen in the back-forward cache) gives its stream back
