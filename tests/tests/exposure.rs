@@ -129,6 +129,7 @@ async fn a_flood_from_one_address_locks_nobody_out(backend: Backend) {
     );
 
     // Act and assert, while the flood is held: the organizer on its own listener within 1 s.
+    let asked = tokio::time::Instant::now();
     let organizer = tokio::time::timeout(Duration::from_secs(1), async {
         admin_client(app.admin_addr, Some(&app.token))
             .await
@@ -139,6 +140,12 @@ async fn a_flood_from_one_address_locks_nobody_out(backend: Backend) {
     .expect("AdminService answers within 1 s during the flood")
     .expect("ListSites");
     assert_eq!(organizer.into_inner().sites.len(), 1);
+    eprintln!(
+        "{backend:?}: the public port served {answered} of {} connections from {STRANGER}; \
+         AdminService answered in {:?}",
+        held.len(),
+        asked.elapsed()
+    );
     // A reader and a new screen on the flooded public port.
     let board = tokio::time::timeout(Duration::from_secs(5), async {
         app.leaderboard()
@@ -164,6 +171,10 @@ async fn a_flood_from_one_address_locks_nobody_out(backend: Backend) {
 
     // The same flood against ingest: HTTP/2 connections that say hello and then sit.
     let (held, answered) = flood(app.ingest_addr, |_| H2_HELLO).await;
+    eprintln!(
+        "{backend:?}: ingest served {answered} of {} connections from {STRANGER}",
+        held.len()
+    );
     assert!(
         answered <= limit && answered >= limit / 2,
         "ingest served the stranger's address on {answered} connections (limit {limit})"

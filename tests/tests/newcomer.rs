@@ -484,3 +484,48 @@ async fn every_query_follows_one_convention() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_load_generators_sites_and_keys_are_summed_in_the_log() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite:{}", dir.path().join("saleboard.db").display());
+    let dev = start_dev(&db, dir.path(), "dev.out").await;
+    let token = dev
+        .banner
+        .lines()
+        .find_map(|l| l.split("organizer token: ").nth(1))
+        .expect("dev prints the token")
+        .trim()
+        .to_owned();
+    let (board, organizer, ingest) = (
+        format!("http://{}", dev.leaderboard),
+        format!("http://{}", dev.admin),
+        format!("http://{}", dev.ingest),
+    );
+    // Act: twelve sites registered, keyed, revoked and disabled.
+    ok(&saleboard(
+        &[
+            "loadgen", "--count", "300", "--sites", "12", "--output", "json",
+        ],
+        &[
+            ("SALEBOARD_ORGANIZER_TOKEN", token.as_str()),
+            ("SALEBOARD_ENDPOINT", board.as_str()),
+            ("SALEBOARD_ADMIN_ENDPOINT", organizer.as_str()),
+            ("SALEBOARD_INGEST_ENDPOINT", ingest.as_str()),
+        ],
+    ));
+    // Assert: each kind is one line and one summary, once the burst has been quiet.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    let log = std::fs::read_to_string(dir.path().join("dev.out.err")).expect("dev's log");
+    for kind in [
+        "site created",
+        "site disabled",
+        "API key created",
+        "API key revoked",
+    ] {
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(kind)).collect();
+        assert_eq!(lines.len(), 2, "{kind}: {lines:#?}");
+        assert!(lines[1].contains("and 11 more"), "{kind}: {lines:#?}");
+    }
+    drop(dev);
+}

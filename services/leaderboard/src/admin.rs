@@ -30,6 +30,8 @@ const MAX_DISPLAY_NAME: usize = 200;
 pub struct AdminService {
     store: Arc<dyn Store>,
     board: Arc<Board>,
+    /// Sites and keys changed, in the log: bursts summed.
+    changes: Arc<crate::changes::ChangeLog>,
 }
 
 impl std::fmt::Debug for AdminService {
@@ -78,7 +80,11 @@ impl AdminService {
     /// A service over `store` that tells `board` when the figures' inputs change.
     #[must_use]
     pub fn new(store: Arc<dyn Store>, board: Arc<Board>) -> Self {
-        Self { store, board }
+        Self {
+            store,
+            board,
+            changes: crate::changes::ChangeLog::start(),
+        }
     }
 }
 
@@ -217,7 +223,7 @@ impl AdminApi for AdminService {
             .create_site(&site, name, UnixNanos::now())
             .await
             .map_err(|e| from_storage(&e))?;
-        tracing::info!(site = %site, "site created");
+        self.changes.record("site created", site.as_str());
         self.refresh_board().await;
         Ok(Response::new(site_msg(record)))
     }
@@ -233,7 +239,14 @@ impl AdminApi for AdminService {
             .set_site_enabled(&site, req.enabled, UnixNanos::now())
             .await
             .map_err(|e| from_storage(&e))?;
-        tracing::info!(site = %site, enabled = req.enabled, "site enabled or disabled");
+        self.changes.record(
+            if req.enabled {
+                "site enabled"
+            } else {
+                "site disabled"
+            },
+            site.as_str(),
+        );
         self.refresh_board().await;
         Ok(Response::new(site_msg(record)))
     }
@@ -266,7 +279,8 @@ impl AdminApi for AdminService {
             .create_api_key(&key.key_id, &site, &key.secret_hash, UnixNanos::now())
             .await
             .map_err(|e| from_storage(&e))?;
-        tracing::info!(site = %site, key_id = %key.key_id, "API key created");
+        self.changes
+            .record("API key created", &format!("{} of {site}", key.key_id));
         Ok(Response::new(key_msg(record, key.secret)))
     }
 
@@ -283,7 +297,7 @@ impl AdminApi for AdminService {
             .revoke_api_key(&key_id, UnixNanos::now())
             .await
             .map_err(|e| from_storage(&e))?;
-        tracing::info!(key_id = %key_id, "API key revoked");
+        self.changes.record("API key revoked", &key_id);
         Ok(Response::new(RevokeApiKeyResponse {
             key: Some(key_msg(record, String::new())),
         }))

@@ -8,10 +8,12 @@
 //! - [`snapshot`]: figures built from one consistent read, ranked once.
 //! - [`grpc`]: the `LeaderboardService` implementation.
 //! - [`admin`]: the `AdminService` implementation: sites, API keys, the event, exchange rates.
+//! - [`changes`]: the organizer's changes in the log, a burst of one kind summed in one line.
 
 pub mod admin;
 pub mod board;
 pub mod breakdown;
+pub mod changes;
 pub mod config;
 pub mod grpc;
 pub mod server;
