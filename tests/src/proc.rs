@@ -44,6 +44,23 @@ pub fn bin_dir() -> PathBuf {
         .clone()
 }
 
+/// Runs the `saleboard` command line with `args`, and only the credentials and telemetry
+/// settings that `env` gives (none inherited from the shell running the tests).
+///
+/// # Panics
+/// When the binary cannot be started.
+#[must_use]
+pub fn saleboard(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(bin_dir().join("saleboard"))
+        .args(args)
+        .env_remove("SALEBOARD_API_KEY")
+        .env_remove("SALEBOARD_ORGANIZER_TOKEN")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .envs(env.iter().copied())
+        .output()
+        .expect("saleboard runs")
+}
+
 /// A free TCP port on 127.0.0.1 (for a process that must be told its port).
 ///
 /// # Panics

@@ -5,19 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use saleboard_tests::proc::{bin_dir, free_addr, start_dev};
+use saleboard_tests::proc::{bin_dir, free_addr, saleboard, start_dev};
 use saleboard_tests::{Backend, TestApp};
-
-fn saleboard(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(bin_dir().join("saleboard"))
-        .args(args)
-        .env_remove("SALEBOARD_API_KEY")
-        .env_remove("SALEBOARD_ORGANIZER_TOKEN")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .envs(env.iter().copied())
-        .output()
-        .expect("saleboard runs")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

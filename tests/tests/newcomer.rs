@@ -10,20 +10,9 @@ use std::process::{Command, Output};
 use saleboard_proto::v1::SubmitTransactionsRequest;
 use saleboard_tests::data::sale;
 use saleboard_tests::http::get;
-use saleboard_tests::proc::{bin_dir, start_dev};
+use saleboard_tests::proc::{saleboard, start_dev};
 use saleboard_tests::{Backend, TestApp};
 use serde_json::Value;
-
-fn saleboard(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(bin_dir().join("saleboard"))
-        .args(args)
-        .env_remove("SALEBOARD_API_KEY")
-        .env_remove("SALEBOARD_ORGANIZER_TOKEN")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .envs(env.iter().copied())
-        .output()
-        .expect("saleboard runs")
-}
 
 fn ok(out: &Output) -> String {
     assert!(
