@@ -94,6 +94,27 @@ impl ConnectionArgs {
     }
 }
 
+/// How long bytes sent may go unacknowledged before the kernel drops the connection, and when
+/// a quiet one is probed: a peer that vanished (a screen unplugged, a NAT that forgot the
+/// connection) is found within about a minute, instead of holding its connection and its
+/// watcher slot until TCP gives up (some 15 minutes).
+const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle time before the first keep-alive probe, the time between probes, and how many.
+const KEEPALIVE: (Duration, Duration, u32) = (Duration::from_secs(30), Duration::from_secs(10), 3);
+
+/// Sets keep-alive probes and the unacknowledged-data timeout on an accepted socket.
+fn detect_dead_peers(stream: &TcpStream) -> io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    let (time, interval, retries) = KEEPALIVE;
+    socket.set_tcp_keepalive(
+        &socket2::TcpKeepalive::new()
+            .with_time(time)
+            .with_interval(interval)
+            .with_retries(retries),
+    )?;
+    socket.set_tcp_user_timeout(Some(DEAD_PEER_TIMEOUT))
+}
+
 /// An accepted connection: holds one of the server's connection permits and one of its
 /// address's for as long as it is open, fails its reads when the client has not sent its
 /// handshake in time, and ends them (EOF) once it has been idle too long on a port that closes
@@ -229,6 +250,9 @@ pub fn incoming(
             };
             per_address.log_due(std::time::Instant::now());
             drop(stream.set_nodelay(true));
+            if let Err(e) = detect_dead_peers(&stream) {
+                tracing::debug!(error = %e, %peer, "cannot set keep-alive on a connection");
+            }
             let activity = idle_timeout.map(|_| Activity::new());
             let info = ConnectionInfo {
                 tcp: stream.connect_info(),
@@ -271,4 +295,30 @@ pub fn add_standard_services<L>(
         .add_service(health)
         .add_service(builder().build_v1()?)
         .add_service(builder().build_v1alpha()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_find_a_vanished_peer_within_a_minute() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut accepted = Box::pin(incoming(listener, &ConnectionArgs::default(), None));
+        let _client = TcpStream::connect(addr).await.expect("connect");
+        let connection = accepted.next().await.expect("one").expect("accepted");
+        let socket = socket2::SockRef::from(&connection.stream);
+        assert!(socket.keepalive().expect("keepalive"));
+        assert_eq!(
+            socket.tcp_user_timeout().expect("user timeout"),
+            Some(DEAD_PEER_TIMEOUT)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_time().expect("keepalive time"),
+            KEEPALIVE.0
+        );
+    }
 }
