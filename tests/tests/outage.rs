@@ -1,18 +1,23 @@
 //! Row 14 of issue 9: the database goes away during pushes. Ingest fails fast (UNAVAILABLE in
 //! about 2 s, nothing ACCEPTED), health turns NOT_SERVING, the aggregator's GetStatus still
-//! answers at once, and everything recovers by itself when the database returns. A test binary
-//! of its own: it stops and starts a PostgreSQL cluster of its own.
+//! answers at once, the leaderboard keeps serving its last figures to every view (gRPC, JSON,
+//! a new screen; issue 26: a database blip must not blank the screens), and everything recovers
+//! by itself when the database returns. A test binary of its own: it stops and starts a
+//! PostgreSQL cluster of its own.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use saleboard_proto::v1::aggregator_service_client::AggregatorServiceClient;
+use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
 use saleboard_proto::v1::{
-    GetAggregatorStatusRequest, Outcome, SubmitTransactionsRequest, SubmitTransactionsResponse,
+    GetAggregatorStatusRequest, GetLeaderboardRequest, GetNationalTotalsRequest, Outcome,
+    SubmitTransactionsRequest, SubmitTransactionsResponse,
 };
 use saleboard_tests::app::{channel, ingest_client};
 use saleboard_tests::data::sale;
 use saleboard_tests::db::seed_site;
+use saleboard_tests::http::{Sse, get};
 use saleboard_tests::pg::own_cluster;
 use saleboard_tests::proc::{ServiceProcess, free_addr};
 use sqlx::Connection as _;
@@ -94,6 +99,26 @@ async fn database_outages_fail_fast_and_recover() {
     .expect("store");
     store.migrate().await.expect("migrate");
     let secret = seed_site(store.as_ref(), "toko").await;
+    // The event is compared with last year's, as on a real screen.
+    let now = saleboard_domain::UnixNanos::now();
+    let last_year = saleboard_domain::Event::new(
+        "last-year",
+        "Last year",
+        now.saturating_add_secs(-400 * 86_400),
+        now.saturating_add_secs(-397 * 86_400),
+        "IDR",
+    )
+    .expect("event");
+    store.set_event(&last_year, now).await.expect("last year");
+    let mut seeded = store
+        .events()
+        .await
+        .expect("events")
+        .get("seeded")
+        .expect("the seeded event")
+        .clone();
+    seeded.baseline_event_id = "last-year".into();
+    store.set_event(&seeded, now).await.expect("a baseline");
     drop(store);
 
     let env = [("SALEBOARD_DATABASE_URL", url.as_str())];
@@ -111,6 +136,19 @@ async fn database_outages_fail_fast_and_recover() {
         &["--aggregator-listen", &aggregator_addr.to_string()],
         &env,
         aggregator_addr,
+    )
+    .await;
+    let board_addr = free_addr();
+    let _board = ServiceProcess::start(
+        "saleboard-leaderboard",
+        &[
+            "--leaderboard-listen",
+            &board_addr.to_string(),
+            "--organizer-token",
+            "organizer-outage-token",
+        ],
+        &env,
+        board_addr,
     )
     .await;
     let ids = |prefix: &str| (0..20).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>();
@@ -131,6 +169,18 @@ async fn database_outages_fail_fast_and_recover() {
     .await;
     // Past the monitor's next read, so its last view includes them.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // Every view of the leaderboard shows them (and has compared them with last year).
+    let board = || async { LeaderboardServiceClient::new(channel(board_addr).await) };
+    eventually(Duration::from_secs(10), "the board at 20", || async {
+        board()
+            .await
+            .get_leaderboard(GetLeaderboardRequest::default())
+            .await
+            .is_ok_and(|b| b.into_inner().watermark == 20)
+    })
+    .await;
+    let mut screen = Sse::open(board_addr, "/events/leaderboard").await;
+    assert!(screen.next_within(Duration::from_secs(5)).await.is_some());
 
     // The outage.
     cluster.stop().expect("stop PostgreSQL");
@@ -152,6 +202,31 @@ async fn database_outages_fail_fast_and_recover() {
         health(aggregator.addr).await == Some(ServingStatus::NotServing)
     })
     .await;
+    // The screens stay lit: every view answers from the last figures.
+    let shown = board()
+        .await
+        .get_leaderboard(GetLeaderboardRequest::default())
+        .await
+        .expect("GetLeaderboard without the database")
+        .into_inner();
+    assert_eq!(shown.watermark, 20);
+    assert_eq!(shown.baseline_event_id, "last-year");
+    let national = board()
+        .await
+        .get_national_totals(GetNationalTotalsRequest::default())
+        .await
+        .expect("GetNationalTotals without the database")
+        .into_inner();
+    assert_eq!(national.net_reporting_minor, 20 * 100);
+    let (status, _, body) = get(board_addr, "/api/v1/leaderboard").await;
+    assert_eq!(status, 200, "{body}");
+    let mut late = Sse::open(board_addr, "/events/leaderboard").await;
+    let first = late
+        .next_within(Duration::from_secs(5))
+        .await
+        .expect("a screen opened during the outage gets the figures");
+    assert_eq!(first["watermark"], "20", "{first}");
+    drop((screen, late));
     for _ in 0..3 {
         let asked = tokio::time::Instant::now();
         let status = AggregatorServiceClient::new(channel(aggregator.addr).await)

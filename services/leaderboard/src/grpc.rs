@@ -442,15 +442,25 @@ impl Comparer {
             _ => {
                 let cut =
                     comparison::cutoff(event.starts_at, event.ends_at, baseline.starts_at, now);
-                let figure = Arc::new(
-                    self.baseline_figure(baseline, event_id, *reporting, cut)
-                        .await?,
-                );
-                self.cache
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(key, (second, applied, figure.clone()));
-                figure
+                match self
+                    .baseline_figure(baseline, event_id, *reporting, cut)
+                    .await
+                {
+                    Ok(figure) => {
+                        let figure = Arc::new(figure);
+                        self.cache
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(key, (second, applied, figure.clone()));
+                        figure
+                    }
+                    // The database is away: the screens keep the last comparison (of the same
+                    // figures: the snapshot does not move meanwhile) rather than going dark.
+                    Err(status) => match cached {
+                        Some((.., figure)) => figure,
+                        None => return Err(status),
+                    },
+                }
             }
         };
         Ok(Compared {

@@ -541,24 +541,31 @@ impl Web {
     /// figure; disabled sites left out); read again when the watermark moved and the last read
     /// is older than [`HOURLY_REUSE`].
     async fn hourly(&self, board: &Leaderboard) -> Arc<Value> {
-        if let Some((at, read, curve)) = self
+        let held = self
             .hourly
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&board.event_id)
+            .cloned();
+        if let Some((at, read, curve)) = &held
             && (*at == board.watermark || read.elapsed() < HOURLY_REUSE)
         {
             return curve.clone();
         }
+        // Without the database the last curve read stays on the screens.
+        let last = || {
+            held.as_ref()
+                .map_or_else(|| Arc::new(json!([])), |h| h.2.clone())
+        };
         let Ok(reporting) = Currency::parse(&board.reporting_currency) else {
-            return Arc::new(json!([]));
+            return last();
         };
         let (Ok(rows), Ok(rates), Ok(sites)) = (
             self.store.event_hourly(&board.event_id).await,
             self.store.list_exchange_rates(&board.event_id).await,
             self.store.list_sites().await,
         ) else {
-            return Arc::new(json!([]));
+            return last();
         };
         let enabled: std::collections::HashSet<_> = sites
             .into_iter()
