@@ -513,8 +513,28 @@ async fn a_load_generators_sites_and_keys_are_summed_in_the_log() {
         "API key revoked",
     ] {
         let lines: Vec<&str> = log.lines().filter(|l| l.contains(kind)).collect();
-        assert_eq!(lines.len(), 2, "{kind}: {lines:#?}");
-        assert!(lines[1].contains("and 11 more"), "{kind}: {lines:#?}");
+        // One line and one summary; a loaded machine may split a burst in two, never in twelve.
+        assert!((2..=4).contains(&lines.len()), "{kind}: {lines:#?}");
+        let summed: u64 = lines
+            .iter()
+            .filter_map(|l| {
+                l.split("and ")
+                    .nth(1)?
+                    .split(" more")
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum();
+        let single = lines
+            .iter()
+            .filter(|l| !l.contains(" more within "))
+            .count();
+        assert_eq!(
+            summed + u64::try_from(single).expect("small"),
+            12,
+            "every change counted once: {lines:#?}"
+        );
     }
     drop(dev);
 }
