@@ -56,6 +56,66 @@ pub async fn admin_client(addr: SocketAddr, secret: Option<&str>) -> AdminClient
     )
 }
 
+/// The settings of the suite in tests: every service on `127.0.0.1:0` over `url`, the organizer
+/// `token`, and an aggregator that folds at once (no batching delay).
+///
+/// # Panics
+/// When the built-in settings do not parse (a build defect).
+#[must_use]
+pub fn suite_config(url: &str, token: &str) -> SuiteConfig {
+    let localhost: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
+    let mut config = SuiteConfig {
+        ingest: IngestConfig::built_in(),
+        leaderboard: LeaderboardConfig::built_in(token).expect("default settings"),
+        aggregator: AggregatorConfig::built_in(),
+    };
+    config.ingest.listen = localhost;
+    config.ingest.database.url = url.to_owned();
+    config.leaderboard.listen = localhost;
+    config.leaderboard.admin_listen = localhost;
+    config.leaderboard.database.url = url.to_owned();
+    config.aggregator.listen = localhost;
+    config.aggregator.database.url = url.to_owned();
+    config.aggregator.idle_poll_ms = 5;
+    config.aggregator.min_apply_ms = 0;
+    config
+}
+
+/// A suite serving in this process: stopped gracefully by [`Serving::stop`], told to stop
+/// when dropped.
+#[derive(Debug)]
+pub struct Serving {
+    stop: watch::Sender<bool>,
+    running: Option<Running>,
+}
+
+impl Serving {
+    /// Starts `suite`.
+    #[must_use]
+    pub fn start(suite: Suite) -> Self {
+        let (stop, rx) = watch::channel(false);
+        let running = Some(suite.start(&rx));
+        Self { stop, running }
+    }
+
+    /// Stops the services gracefully and waits for them.
+    ///
+    /// # Panics
+    /// When a service task failed.
+    pub async fn stop(mut self) {
+        self.stop.send_replace(true);
+        if let Some(running) = self.running.take() {
+            running.wait().await.expect("the services stop cleanly");
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
 /// The suite running in this process.
 #[derive(Debug)]
 pub struct TestApp {
@@ -73,8 +133,7 @@ pub struct TestApp {
     pub aggregator_addr: SocketAddr,
     /// The organizer token.
     pub token: String,
-    stop: watch::Sender<bool>,
-    running: Option<Running>,
+    serving: Serving,
 }
 
 impl TestApp {
@@ -112,24 +171,9 @@ impl TestApp {
         let db = TestDb::create(backend).await?;
         let store = db.store().await;
         let token = "organizer-test-token".to_owned();
-        let localhost: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
-
-        let mut config = SuiteConfig {
-            ingest: IngestConfig::built_in(),
-            leaderboard: LeaderboardConfig::built_in(&token).expect("default settings"),
-            aggregator: AggregatorConfig::built_in(),
-        };
-        config.ingest.listen = localhost;
-        config.ingest.database.url = db.url.clone();
+        let mut config = suite_config(&db.url, &token);
         configure(&mut config.ingest);
-        config.leaderboard.listen = localhost;
-        config.leaderboard.admin_listen = localhost;
-        config.leaderboard.database.url = db.url.clone();
         configure_board(&mut config.leaderboard);
-        config.aggregator.listen = localhost;
-        config.aggregator.database.url = db.url.clone();
-        config.aggregator.idle_poll_ms = 5;
-        config.aggregator.min_apply_ms = 0;
         let suite = Suite::build(config, store.clone())
             .await
             .expect("the suite starts");
@@ -139,8 +183,7 @@ impl TestApp {
             suite.admin_addr(),
             suite.aggregator_addr(),
         );
-        let (stop, rx) = watch::channel(false);
-        let running = Some(suite.start(&rx));
+        let serving = Serving::start(suite);
         Some(Self {
             db,
             store,
@@ -149,8 +192,7 @@ impl TestApp {
             admin_addr,
             aggregator_addr,
             token,
-            stop,
-            running,
+            serving,
         })
     }
 
@@ -248,16 +290,7 @@ impl TestApp {
     ///
     /// # Panics
     /// When a service task failed.
-    pub async fn stop(mut self) {
-        self.stop.send_replace(true);
-        if let Some(running) = self.running.take() {
-            running.wait().await.expect("the services stop cleanly");
-        }
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.send_replace(true);
+    pub async fn stop(self) {
+        self.serving.stop().await;
     }
 }

@@ -11,10 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use saleboard::suite::{Running, Suite, SuiteConfig};
-use saleboard_aggregator::AggregatorConfig;
-use saleboard_ingest::IngestConfig;
-use saleboard_leaderboard::LeaderboardConfig;
+use saleboard::suite::Suite;
 use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
 use saleboard_proto::v1::{GetNationalTotalsRequest, Outcome, SubmitTransactionsRequest};
 use saleboard_storage::Store;
@@ -152,8 +149,7 @@ pub struct FaultApp {
     pub admin_addr: SocketAddr,
     /// The organizer token.
     pub token: String,
-    stop: watch::Sender<bool>,
-    running: Option<Running>,
+    serving: crate::app::Serving,
 }
 
 impl FaultApp {
@@ -171,22 +167,8 @@ impl FaultApp {
         .expect("open the database");
         store.migrate().await.expect("migrate");
         let token = "organizer-test-token".to_owned();
-        let localhost: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
-        let mut config = SuiteConfig {
-            ingest: IngestConfig::built_in(),
-            leaderboard: LeaderboardConfig::built_in(&token).expect("default settings"),
-            aggregator: AggregatorConfig::built_in(),
-        };
-        config.ingest.listen = localhost;
-        config.ingest.database.url = url.to_owned();
+        let mut config = crate::app::suite_config(url, &token);
         config.ingest.site_rate_limit = 0;
-        config.leaderboard.listen = localhost;
-        config.leaderboard.admin_listen = localhost;
-        config.leaderboard.database.url = url.to_owned();
-        config.aggregator.listen = localhost;
-        config.aggregator.database.url = url.to_owned();
-        config.aggregator.idle_poll_ms = 5;
-        config.aggregator.min_apply_ms = 0;
         let suite = Suite::build(config, store.clone())
             .await
             .expect("the suite starts");
@@ -195,8 +177,7 @@ impl FaultApp {
             suite.leaderboard_addr(),
             suite.admin_addr(),
         );
-        let (stop, rx) = watch::channel(false);
-        let running = Some(suite.start(&rx));
+        let serving = crate::app::Serving::start(suite);
         admin_client(admin_addr, Some(&token))
             .await
             .set_event(crate::data::event())
@@ -209,8 +190,7 @@ impl FaultApp {
             leaderboard_addr,
             admin_addr,
             token,
-            stop,
-            running,
+            serving,
         }
     }
 
@@ -218,17 +198,8 @@ impl FaultApp {
     ///
     /// # Panics
     /// When a service failed.
-    pub async fn stop(mut self) {
-        self.stop.send_replace(true);
-        if let Some(running) = self.running.take() {
-            running.wait().await.expect("the services stop cleanly");
-        }
-    }
-}
-
-impl Drop for FaultApp {
-    fn drop(&mut self) {
-        self.stop.send_replace(true);
+    pub async fn stop(self) {
+        self.serving.stop().await;
     }
 }
 

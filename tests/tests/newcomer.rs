@@ -28,6 +28,47 @@ fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
+/// The organizer token and every endpoint of `app`, as the command line reads them.
+fn organizer_env(app: &TestApp) -> Vec<(&'static str, String)> {
+    vec![
+        ("SALEBOARD_ORGANIZER_TOKEN", app.token.clone()),
+        (
+            "SALEBOARD_ENDPOINT",
+            format!("http://{}", app.leaderboard_addr),
+        ),
+        (
+            "SALEBOARD_ADMIN_ENDPOINT",
+            format!("http://{}", app.admin_addr),
+        ),
+        (
+            "SALEBOARD_INGEST_ENDPOINT",
+            format!("http://{}", app.ingest_addr),
+        ),
+    ]
+}
+
+fn as_pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// Creates the closed event "last-year", a year and a month ago.
+fn last_year(env: &[(&str, &str)]) {
+    ok(&saleboard(
+        &[
+            "admin",
+            "event",
+            "set",
+            "--id",
+            "last-year",
+            "--starts",
+            "now-400d",
+            "--ends",
+            "now-397d",
+        ],
+        env,
+    ));
+}
+
 async fn app() -> TestApp {
     let app = TestApp::spawn_with(Backend::Sqlite, |c| c.site_rate_limit = 0)
         .await
@@ -45,20 +86,7 @@ async fn an_event_edit_keeps_what_it_does_not_name() {
         ("SALEBOARD_ADMIN_ENDPOINT", organizer.as_str()),
     ];
     // Arrange: last year's event, and this year's with a name, a baseline and a time zone.
-    ok(&saleboard(
-        &[
-            "admin",
-            "event",
-            "set",
-            "--id",
-            "last-year",
-            "--starts",
-            "now-400d",
-            "--ends",
-            "now-397d",
-        ],
-        &env,
-    ));
+    last_year(&env);
     ok(&saleboard(
         &[
             "admin",
@@ -140,14 +168,8 @@ async fn an_event_edit_keeps_what_it_does_not_name() {
 async fn loadgen_says_where_it_ran_and_its_sites_leave_the_board() {
     let app = app().await;
     let board = format!("http://{}", app.leaderboard_addr);
-    let organizer = format!("http://{}", app.admin_addr);
-    let ingest = format!("http://{}", app.ingest_addr);
-    let env = [
-        ("SALEBOARD_ORGANIZER_TOKEN", app.token.as_str()),
-        ("SALEBOARD_ENDPOINT", board.as_str()),
-        ("SALEBOARD_ADMIN_ENDPOINT", organizer.as_str()),
-        ("SALEBOARD_INGEST_ENDPOINT", ingest.as_str()),
-    ];
+    let env = organizer_env(&app);
+    let env = as_pairs(&env);
     // Act: a short run in its own event; it disables its sites at the end.
     let report = json(&ok(&saleboard(
         &[
@@ -388,15 +410,8 @@ async fn every_query_follows_one_convention() {
         .await
         .expect("push");
     app.settle().await;
-    let board = format!("http://{}", app.leaderboard_addr);
-    let organizer = format!("http://{}", app.admin_addr);
-    let ingest = format!("http://{}", app.ingest_addr);
-    let env = [
-        ("SALEBOARD_ENDPOINT", board.as_str()),
-        ("SALEBOARD_ADMIN_ENDPOINT", organizer.as_str()),
-        ("SALEBOARD_INGEST_ENDPOINT", ingest.as_str()),
-        ("SALEBOARD_ORGANIZER_TOKEN", app.token.as_str()),
-    ];
+    let env = organizer_env(&app);
+    let env = as_pairs(&env);
     // totals: the key says whose.
     let mine = json(&ok(&saleboard(
         &["totals", "--key", &key, "--output", "json"],
@@ -404,20 +419,7 @@ async fn every_query_follows_one_convention() {
     )));
     assert_eq!(mine["site_id"], "toko-q", "{mine}");
     // compare takes --event and --baseline like every query.
-    ok(&saleboard(
-        &[
-            "admin",
-            "event",
-            "set",
-            "--id",
-            "last-year",
-            "--starts",
-            "now-400d",
-            "--ends",
-            "now-397d",
-        ],
-        &env,
-    ));
+    last_year(&env);
     let compared = json(&ok(&saleboard(
         &[
             "compare",

@@ -17,6 +17,7 @@ use saleboard_proto::v1::{
 use saleboard_tests::app::{channel, ingest_client};
 use saleboard_tests::data::sale;
 use saleboard_tests::db::seed_site;
+use saleboard_tests::fault::eventually;
 use saleboard_tests::http::{Sse, get};
 use saleboard_tests::pg::own_cluster;
 use saleboard_tests::proc::{ServiceProcess, free_addr};
@@ -52,25 +53,6 @@ async fn health(addr: SocketAddr) -> Option<ServingStatus> {
         .await
         .ok()
         .map(|r| r.into_inner().status())
-}
-
-/// Polls `check` every 100 ms until it holds, at most `within`; returns how long it took.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = tokio::time::Instant::now();
-    loop {
-        if check().await {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "{what} did not happen within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

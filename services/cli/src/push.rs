@@ -335,16 +335,7 @@ async fn push_file(
 
     let endpoint = args.ingest.endpoint.as_str();
     let mut backoff = crate::retry::Backoff::default();
-    let (req_tx, mut responses) = loop {
-        match open_stream(&mut client).await {
-            Ok(opened) => break opened,
-            Err(status) => {
-                backoff
-                    .wait(endpoint, "StreamTransactions", &status)
-                    .await?;
-            }
-        }
-    };
+    let (req_tx, mut responses) = open_retrying(&mut client, &mut backoff, endpoint).await?;
 
     let mut summary = FileSummary::default();
     let mut rejects = Rejects::for_file(file)?;
@@ -421,19 +412,10 @@ async fn push_file(
         }
         if let Some(status) = broken.take() {
             // Another stream, and what was not answered sent again, in order.
-            let (again, answers) = loop {
-                backoff
-                    .wait(endpoint, "StreamTransactions", &status)
-                    .await?;
-                match open_stream(&mut client).await {
-                    Ok(opened) => break opened,
-                    Err(status) => {
-                        backoff
-                            .wait(endpoint, "StreamTransactions", &status)
-                            .await?;
-                    }
-                }
-            };
+            backoff
+                .wait(endpoint, "StreamTransactions", &status)
+                .await?;
+            let (again, answers) = open_retrying(&mut client, &mut backoff, endpoint).await?;
             summary.retries += 1;
             for (_, transactions) in &in_flight {
                 let request = SubmitTransactionsRequest {
@@ -456,6 +438,27 @@ async fn push_file(
 }
 
 /// The request side and the answers of a new `StreamTransactions` call.
+/// [`open_stream`], again after each retryable failure as `backoff` allows.
+async fn open_retrying(
+    client: &mut saleboard_proto::v1::ingest_service_client::IngestServiceClient<client::Authed>,
+    backoff: &mut crate::retry::Backoff,
+    endpoint: &str,
+) -> anyhow::Result<(
+    mpsc::Sender<SubmitTransactionsRequest>,
+    tonic::Streaming<saleboard_proto::v1::SubmitTransactionsResponse>,
+)> {
+    loop {
+        match open_stream(client).await {
+            Ok(opened) => return Ok(opened),
+            Err(status) => {
+                backoff
+                    .wait(endpoint, "StreamTransactions", &status)
+                    .await?;
+            }
+        }
+    }
+}
+
 async fn open_stream(
     client: &mut saleboard_proto::v1::ingest_service_client::IngestServiceClient<client::Authed>,
 ) -> Result<
