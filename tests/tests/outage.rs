@@ -162,7 +162,26 @@ async fn database_outages_fail_fast_and_recover() {
     })
     .await;
     let mut screen = Sse::open(board_addr, "/events/leaderboard").await;
-    assert!(screen.next_within(Duration::from_secs(5)).await.is_some());
+    let lit = screen
+        .next_within(Duration::from_secs(5))
+        .await
+        .expect("a screen message");
+    assert_eq!(lit["stale"], false, "{lit}");
+    // The curve is part of the snapshot: one hour, the 20 sales, at the same watermark.
+    let national = board()
+        .await
+        .get_national_totals(GetNationalTotalsRequest::default())
+        .await
+        .expect("national")
+        .into_inner();
+    assert!(!national.stale);
+    let curve: Vec<_> = national
+        .hourly
+        .iter()
+        .map(|h| h.net_reporting_minor)
+        .collect();
+    assert_eq!(curve, [20 * 100], "{:?}", national.hourly);
+    assert_eq!(lit["hourly"][0]["net_reporting_minor"], "2000", "{lit}");
 
     // The outage.
     cluster.stop().expect("stop PostgreSQL");
@@ -184,7 +203,35 @@ async fn database_outages_fail_fast_and_recover() {
         health(aggregator.addr).await == Some(ServingStatus::NotServing)
     })
     .await;
-    // The screens stay lit: every view answers from the last figures.
+    // The screens stay lit: every view answers from the last figures, marked stale (the
+    // board notices at its next refresh: a safety refresh within 5 s), and the open screen is
+    // sent the mark.
+    let paused = eventually(
+        Duration::from_secs(8),
+        "GetLeaderboard marked stale",
+        || async {
+            board()
+                .await
+                .get_leaderboard(GetLeaderboardRequest::default())
+                .await
+                .is_ok_and(|b| b.into_inner().stale)
+        },
+    )
+    .await;
+    let marked = loop {
+        let message = screen
+            .next_within(Duration::from_secs(8))
+            .await
+            .expect("the open screen is sent the stale mark");
+        if message["stale"] == true {
+            break message;
+        }
+    };
+    assert_eq!(marked["watermark"], "20", "{marked}");
+    assert_eq!(
+        marked["hourly"][0]["net_reporting_minor"], "2000",
+        "{marked}"
+    );
     let shown = board()
         .await
         .get_leaderboard(GetLeaderboardRequest::default())
@@ -192,6 +239,7 @@ async fn database_outages_fail_fast_and_recover() {
         .expect("GetLeaderboard without the database")
         .into_inner();
     assert_eq!(shown.watermark, 20);
+    assert!(shown.stale);
     assert_eq!(shown.baseline_event_id, "last-year");
     let national = board()
         .await
@@ -200,15 +248,49 @@ async fn database_outages_fail_fast_and_recover() {
         .expect("GetNationalTotals without the database")
         .into_inner();
     assert_eq!(national.net_reporting_minor, 20 * 100);
-    let (status, _, body) = get(board_addr, "/api/v1/leaderboard").await;
-    assert_eq!(status, 200, "{body}");
+    assert!(national.stale);
+    let curve: Vec<_> = national
+        .hourly
+        .iter()
+        .map(|h| h.net_reporting_minor)
+        .collect();
+    assert_eq!(curve, [20 * 100]);
+    for path in [
+        "/api/v1/leaderboard",
+        "/api/v1/national",
+        "/api/v1/breakdown/category",
+    ] {
+        let (status, _, body) = get(board_addr, path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(json["stale"], true, "{path}: {json}");
+        assert_eq!(json["watermark"], "20", "{path}: {json}");
+    }
+    // A read that needs the database (one site's totals) fails, fast.
+    let asked = tokio::time::Instant::now();
+    let refused = board()
+        .await
+        .get_site_totals(saleboard_proto::v1::GetSiteTotalsRequest {
+            site_id: "toko".into(),
+            include_hourly: false,
+            event_id: String::new(),
+        })
+        .await
+        .expect_err("one site's totals need the database");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "GetSiteTotals failed after {:?}",
+        asked.elapsed()
+    );
     let mut late = Sse::open(board_addr, "/events/leaderboard").await;
     let first = late
         .next_within(Duration::from_secs(5))
         .await
         .expect("a screen opened during the outage gets the figures");
     assert_eq!(first["watermark"], "20", "{first}");
-    drop((screen, late));
+    assert_eq!(first["stale"], true, "{first}");
+    drop(late);
     for _ in 0..3 {
         let asked = tokio::time::Instant::now();
         let status = AggregatorServiceClient::new(channel(aggregator.addr).await)
@@ -246,6 +328,26 @@ async fn database_outages_fail_fast_and_recover() {
         || async { health(aggregator.addr).await == Some(ServingStatus::Serving) },
     )
     .await;
+    // The screens move on by themselves: fresh figures, no mark, the new sales in the curve.
+    let fresh = loop {
+        let message = screen
+            .next_within(Duration::from_secs(10))
+            .await
+            .expect("the open screen moves on when the database returns");
+        if message["stale"] == false && message["watermark"] == "40" {
+            break message;
+        }
+    };
+    assert_eq!(fresh["hourly"][0]["net_reporting_minor"], "4000", "{fresh}");
+    drop(screen);
+    let back = board()
+        .await
+        .get_national_totals(GetNationalTotalsRequest::default())
+        .await
+        .expect("national")
+        .into_inner();
+    assert!(!back.stale);
+    assert_eq!(back.watermark, 40);
     let store = saleboard_storage::connect(&saleboard_storage::ConnectOptions {
         url,
         max_connections: 1,
@@ -258,5 +360,8 @@ async fn database_outages_fail_fast_and_recover() {
         40,
         "the 20 before and the 20 after; nothing of the failed push"
     );
-    eprintln!("push failed in {took:?}; NOT_SERVING after {to_not_serving:?}");
+    eprintln!(
+        "push failed in {took:?}; NOT_SERVING after {to_not_serving:?}; the board marked \
+         stale after {paused:?}"
+    );
 }

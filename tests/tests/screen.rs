@@ -317,6 +317,175 @@ async fn another_event_on_the_screen(backend: Backend) {
     assert_eq!(m["event"]["baseline_display_name"], "Harbolnas 2025");
 }
 
+/// Issue 26: the screen is a view of the read model. Every figure of a screen message is what
+/// the gRPC methods answer at the same watermark: the ranking and the national figure
+/// (GetLeaderboard), the category and origin breakdowns (GetBreakdown) and the hourly curve
+/// (GetNationalTotals), and the page's JSON is the same snapshot's.
+async fn the_screen_shows_what_grpc_answers_at_its_watermark(backend: Backend) {
+    let Some((app, secret)) = seeded(backend, |_| {}).await else {
+        return;
+    };
+    // A rate for USD, and a second hour, so the curve converts and has more than one bar.
+    app.admin()
+        .await
+        .set_exchange_rates(saleboard_proto::v1::SetExchangeRatesRequest {
+            rates: vec![saleboard_proto::v1::ExchangeRate {
+                currency: "USD".into(),
+                rate: "15850.25".into(),
+            }],
+            event_id: String::new(),
+        })
+        .await
+        .expect("rate");
+    let mut earlier = sale("W3", "USD", 999);
+    if let Some(at) = earlier.occurred_at.as_mut() {
+        at.seconds -= 3_600;
+    }
+    earlier.category = "food".into();
+    app.ingest(&secret)
+        .await
+        .submit_transactions(SubmitTransactionsRequest {
+            transactions: vec![earlier],
+        })
+        .await
+        .expect("push");
+    app.settle().await;
+    let mut stream = Sse::open(app.leaderboard_addr, "/events/leaderboard?limit=10").await;
+    let m = stream
+        .next_within(Duration::from_secs(5))
+        .await
+        .expect("a message");
+    let mut board = app.leaderboard().await;
+    let g = board
+        .get_leaderboard(GetLeaderboardRequest {
+            limit: 10,
+            ..GetLeaderboardRequest::default()
+        })
+        .await
+        .expect("leaderboard")
+        .into_inner();
+    let n = board
+        .get_national_totals(GetNationalTotalsRequest::default())
+        .await
+        .expect("national")
+        .into_inner();
+    assert_eq!(m["watermark"], g.watermark.to_string(), "{m}");
+    assert_eq!(n.watermark, g.watermark);
+    assert_eq!(m["stale"], false);
+    let shown: Vec<(String, u64, String, String)> = m["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            (
+                e["site_id"].as_str().unwrap_or_default().to_owned(),
+                e["rank"].as_u64().unwrap_or(99),
+                e["net_reporting_minor"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                e["sale_count"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let answered: Vec<(String, u64, String, String)> = g
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.site_id.clone(),
+                u64::from(e.rank),
+                e.net_reporting_minor.to_string(),
+                e.sale_count.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(shown, answered);
+    assert_eq!(
+        m["national_net_reporting_decimal"],
+        g.national_net_reporting_decimal
+    );
+    assert_eq!(g.national_net_reporting_decimal, n.net_reporting_decimal);
+    assert_eq!(m["state"], "EVENT_STATE_LIVE");
+    // The curve: two hours, converted, adding up to the national figure.
+    let curve: Vec<(String, String)> = m["hourly"]
+        .as_array()
+        .expect("hourly")
+        .iter()
+        .map(|h| {
+            (
+                h["hour_start"].as_str().unwrap_or_default().to_owned(),
+                h["net_reporting_minor"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let hours: Vec<(String, String)> = n
+        .hourly
+        .iter()
+        .map(|h| {
+            let at = h.hour_start.as_ref().expect("hour_start");
+            (
+                saleboard_domain::UnixNanos::from_parts(at.seconds, at.nanos)
+                    .expect("a time")
+                    .to_rfc3339(),
+                h.net_reporting_decimal.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(curve, hours);
+    assert_eq!(hours.len(), 2, "{hours:?}");
+    let summed: i128 = n
+        .hourly
+        .iter()
+        .map(|h| h.net_reporting_decimal.parse::<i128>().expect("decimal"))
+        .sum();
+    assert_eq!(summed.to_string(), n.net_reporting_decimal);
+    // The breakdowns on the screen are GetBreakdown's first pages.
+    for (field, dimension, limit) in [
+        ("categories", Dimension::Category, 5),
+        ("origin", Dimension::Origin, 10),
+    ] {
+        let b = board
+            .get_breakdown(GetBreakdownRequest {
+                dimension: dimension.into(),
+                limit,
+                ..GetBreakdownRequest::default()
+            })
+            .await
+            .expect("breakdown")
+            .into_inner();
+        assert_eq!(m[field]["watermark"], b.watermark.to_string());
+        let shown: Vec<(String, String)> = m[field]["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| {
+                (
+                    e["key"].as_str().unwrap_or_default().to_owned(),
+                    e["net_reporting_minor"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect();
+        let answered: Vec<(String, String)> = b
+            .entries
+            .iter()
+            .map(|e| (e.key.clone(), e.net_reporting_minor.to_string()))
+            .collect();
+        assert_eq!(shown, answered, "{field}");
+    }
+    // The JSON API answers from the same snapshot.
+    let (_, _, body) = get(app.leaderboard_addr, "/api/v1/national").await;
+    let j = json(&body);
+    assert_eq!(j["watermark"], n.watermark.to_string());
+    assert_eq!(j["hourly"].as_array().map(Vec::len), Some(2), "{j}");
+}
+
 /// `saleboard-leaderboard --help` says where the screen is.
 #[test]
 fn the_help_names_the_screen() {
@@ -336,6 +505,7 @@ fn the_help_names_the_screen() {
 
 backend_tests!(
     another_event_on_the_screen,
+    the_screen_shows_what_grpc_answers_at_its_watermark,
     json_endpoints_answer_what_grpc_answers,
     the_page_is_embedded_and_local,
     the_stream_lives_through_timeouts_and_ends_at_shutdown

@@ -241,14 +241,24 @@ impl Engine {
                 "national breakdown rows without per-site figures behind them; saleboard verify names them"
             );
         }
-        if marked > 0 {
+        // So are the national hourly rows (a database migrated from before them has none).
+        let (hours_marked, hours_extra) =
+            book.mark_national_hours_differing(&loaded.national_hourly);
+        if hours_extra > 0 {
+            tracing::warn!(
+                hours = hours_extra,
+                "national hourly rows without per-site figures behind them; saleboard verify names them"
+            );
+        }
+        if marked > 0 || hours_marked > 0 {
             let changes = book.take_changes();
             self.store
                 .apply_totals(applied, applied, &changes, UnixNanos::now())
                 .await?;
             tracing::info!(
                 keys = marked,
-                "national breakdown figures rewritten from the per-site figures"
+                hours = hours_marked,
+                "national breakdown and hourly figures rewritten from the per-site figures"
             );
         }
         self.status.send_replace(LocalStatus {

@@ -146,6 +146,21 @@ pub fn segment_differences(
             ));
         }
     }
+    let hours = recomputed.national_hourly();
+    let keys: std::collections::BTreeSet<_> =
+        stored.national_hourly.keys().chain(hours.keys()).collect();
+    for key in keys {
+        let (s, r) = (stored.national_hourly.get(key), hours.get(key));
+        if s != r {
+            let (event, currency, hour) = key;
+            out.push(format!(
+                "event {event} national hourly {currency} hour {}: stored {}, ledger says {}",
+                hour.to_rfc3339(),
+                describe_hourly(s),
+                describe_hourly(r)
+            ));
+        }
+    }
     out
 }
 
@@ -183,9 +198,10 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
     }
     if diffs.is_empty() {
         println!(
-            "verified: {} totals, {} hourly totals and {} breakdown keys match the ledger up to position {}",
+            "verified: {} totals, {} hourly totals, {} national hours and {} breakdown keys match the ledger up to position {}",
             recomputed.totals().len(),
             recomputed.hourly().len(),
+            recomputed.national_hourly().len(),
             recomputed.segments().len(),
             stored.applied
         );

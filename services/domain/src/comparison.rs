@@ -135,6 +135,47 @@ pub fn convert_baseline(
     Ok(out)
 }
 
+/// What a comparison needs of the baseline event: the event, its hourly nets and its rates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaselineData {
+    /// The baseline event.
+    pub event: crate::Event,
+    /// Its hourly nets, every site.
+    pub hourly: Vec<HourlyNet>,
+    /// Its exchange rates.
+    pub rates: BTreeMap<Currency, Rate>,
+}
+
+/// Compares `event` (its rates `rates`, its reporting currency) at `now` with the baseline:
+/// the baseline cut at the same elapsed time ([`cutoff`]), summed ([`nets_until`]) and
+/// converted ([`convert_baseline`]). The one way every view's comparison is computed.
+///
+/// # Errors
+/// The currencies that keep the comparison from being made (see [`convert_baseline`]; a
+/// figure that overflows names the baseline's reporting currency).
+pub fn compare(
+    event: &crate::Event,
+    rates: &BTreeMap<Currency, Rate>,
+    baseline: &BaselineData,
+    now: UnixNanos,
+) -> Result<Baseline, Vec<Currency>> {
+    let cut = cutoff(
+        event.starts_at,
+        event.ends_at,
+        baseline.event.starts_at,
+        now,
+    );
+    let nets =
+        nets_until(&baseline.hourly, cut).ok_or_else(|| vec![baseline.event.reporting_currency])?;
+    convert_baseline(
+        &nets,
+        &baseline.rates,
+        baseline.event.reporting_currency,
+        rates,
+        event.reporting_currency,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

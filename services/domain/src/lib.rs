@@ -15,6 +15,7 @@
 
 pub mod comparison;
 pub mod currency;
+pub mod curve;
 pub mod event;
 pub mod ids;
 pub mod ranking;

@@ -35,6 +35,32 @@ impl CurrencyTotals {
     pub fn net_minor(&self) -> i128 {
         self.gross_minor.saturating_sub(self.refunded_minor)
     }
+
+    /// `self + other`, figure by figure; `None` when any figure would overflow (it cannot for
+    /// sums of ledger rows, see the module comment: `None` is a broken bound, never a figure).
+    #[must_use]
+    pub fn checked_add(&self, other: &Self) -> Option<Self> {
+        Some(Self {
+            sale_count: self.sale_count.checked_add(other.sale_count)?,
+            gross_minor: self.gross_minor.checked_add(other.gross_minor)?,
+            refund_count: self.refund_count.checked_add(other.refund_count)?,
+            refunded_minor: self.refunded_minor.checked_add(other.refunded_minor)?,
+        })
+    }
+
+    /// `self - other`, figure by figure: a part (`other`, e.g. a disabled site's figures) taken
+    /// out of a sum that holds it; `None` when `other` is not part of `self` (a figure would go
+    /// below zero).
+    #[must_use]
+    pub fn checked_sub(&self, other: &Self) -> Option<Self> {
+        let part = |whole: i128, part: i128| whole.checked_sub(part).filter(|v| *v >= 0);
+        Some(Self {
+            sale_count: self.sale_count.checked_sub(other.sale_count)?,
+            gross_minor: part(self.gross_minor, other.gross_minor)?,
+            refund_count: self.refund_count.checked_sub(other.refund_count)?,
+            refunded_minor: part(self.refunded_minor, other.refunded_minor)?,
+        })
+    }
 }
 
 /// Figures of one site in one currency in one UTC hour (by `occurred_at`).
@@ -46,6 +72,30 @@ pub struct HourlyTotals {
     /// can be negative).
     pub net_minor: i128,
 }
+
+impl HourlyTotals {
+    /// `self + other`; `None` on overflow (a broken bound, see the module comment).
+    #[must_use]
+    pub fn checked_add(&self, other: &Self) -> Option<Self> {
+        Some(Self {
+            sale_count: self.sale_count.checked_add(other.sale_count)?,
+            net_minor: self.net_minor.checked_add(other.net_minor)?,
+        })
+    }
+
+    /// `self - other`: a part taken out of a sum that holds it; `None` when the count would go
+    /// below zero or a figure overflow (a net may be negative: refunds count in their hour).
+    #[must_use]
+    pub fn checked_sub(&self, other: &Self) -> Option<Self> {
+        Some(Self {
+            sale_count: self.sale_count.checked_sub(other.sale_count)?,
+            net_minor: self.net_minor.checked_sub(other.net_minor)?,
+        })
+    }
+}
+
+/// Key of a national hourly total: event, currency, start of the hour.
+pub type NationalHourKey = (String, Currency, UnixNanos);
 
 /// Key of a per-currency total: event, site, currency.
 pub type TotalsKey = (String, SiteId, Currency);
@@ -116,7 +166,15 @@ pub struct TotalsBook {
     segments: HashMap<String, [HashMap<String, KeyBook>; 3]>,
     /// Keys with a change not yet taken, each listed once.
     dirty_keys: Vec<SegmentKey>,
+    /// Every site's hourly totals summed, by event, then (currency, hour), with whether each
+    /// changed since the last take: derived from the sites' (never loaded), so the national
+    /// curve is read as a few hundred rows instead of every site's.
+    national_hourly: HashMap<String, NationalHours>,
 }
+
+/// One event's national hourly totals by (currency, hour), with whether each changed since the
+/// last [`TotalsBook::take_changes`].
+type NationalHours = HashMap<(Currency, UnixNanos), (HourlyTotals, bool)>;
 
 /// One site in one event: its totals per currency and per (currency, hour), with what changed
 /// since the last [`TotalsBook::take_changes`].
@@ -218,6 +276,8 @@ pub struct Changes {
     pub segment_sites: Vec<(SegmentSiteKey, Currency, CurrencyTotals, bool)>,
     /// Changed national breakdown keys, with every currency of the key and its site count.
     pub segments: Vec<(SegmentKey, SegmentFigures)>,
+    /// Changed national hourly totals (every site's summed).
+    pub national_hourly: Vec<(NationalHourKey, HourlyTotals)>,
 }
 
 impl TotalsBook {
@@ -228,12 +288,35 @@ impl TotalsBook {
         entry.1 = value;
     }
 
-    /// Loads a stored hourly total (not marked changed).
-    pub fn load_hourly(&mut self, key: HourlyKey, value: HourlyTotals) {
+    /// Loads a stored hourly total (not marked changed); the national hourly totals follow
+    /// from these.
+    ///
+    /// # Errors
+    /// When the national sum would overflow (it cannot, see the module comment).
+    pub fn load_hourly(
+        &mut self,
+        key: HourlyKey,
+        value: HourlyTotals,
+    ) -> Result<(), TotalsOverflow> {
         let (event, site, currency, hour) = key;
+        let national = self
+            .national_hourly
+            .entry(event.clone())
+            .or_default()
+            .entry((currency, hour))
+            .or_default();
+        national.0 = national
+            .0
+            .checked_add(&value)
+            .ok_or_else(|| TotalsOverflow {
+                site: site.clone(),
+                currency,
+                what: "national hourly net",
+            })?;
         self.site_book(&event, &site)
             .hourly
             .insert((currency, hour), (value, false));
+        Ok(())
     }
 
     /// Loads a stored per-site breakdown total (not marked changed); the national figures and
@@ -355,9 +438,34 @@ impl TotalsBook {
                     .ok_or_else(|| overflow("hourly net"))?;
             }
         }
+        let delta = match tx.kind() {
+            Kind::Sale => HourlyTotals {
+                sale_count: 1,
+                net_minor: i128::from(tx.amount_minor),
+            },
+            Kind::Refund => HourlyTotals {
+                sale_count: 0,
+                net_minor: -i128::from(tx.amount_minor),
+            },
+        };
         if newly_dirty {
             self.dirty_sites.push((event_id.to_owned(), site.clone()));
         }
+        if !self.national_hourly.contains_key(event_id) {
+            self.national_hourly
+                .insert(event_id.to_owned(), HashMap::default());
+        }
+        let national = self
+            .national_hourly
+            .get_mut(event_id)
+            .unwrap_or_else(|| unreachable!("inserted above"))
+            .entry((tx.currency, tx.occurred_at.hour_start()))
+            .or_default();
+        national.0 = national
+            .0
+            .checked_add(&delta)
+            .ok_or_else(|| overflow("national hourly net"))?;
+        national.1 = true;
         for dimension in Dimension::ALL {
             self.apply_segment(event_id, dimension, site, tx)
                 .map_err(&overflow)?;
@@ -510,12 +618,60 @@ impl TotalsBook {
             },
         );
         segments.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut national_hourly = Vec::new();
+        for (event, hours) in &mut self.national_hourly {
+            for ((currency, hour), (h, changed)) in hours.iter_mut().filter(|e| e.1.1) {
+                *changed = false;
+                national_hourly.push(((event.clone(), *currency, *hour), *h));
+            }
+        }
+        national_hourly.sort_by(|a, b| a.0.cmp(&b.0));
         Changes {
             totals,
             hourly,
             segment_sites,
             segments,
+            national_hourly,
         }
+    }
+
+    /// Marks changed every national hourly total that `stored` does not hold as the book
+    /// derives it (a write lost to a bug), so the next write puts it right. Returns how many
+    /// were marked, and how many `stored` has that the book does not (`verify` reports those).
+    pub fn mark_national_hours_differing(
+        &mut self,
+        stored: &BTreeMap<NationalHourKey, HourlyTotals>,
+    ) -> (usize, usize) {
+        let mut marked = 0;
+        for (event, hours) in &mut self.national_hourly {
+            for ((currency, hour), (h, changed)) in hours.iter_mut() {
+                if stored.get(&(event.clone(), *currency, *hour)) != Some(h) {
+                    marked += 1;
+                    *changed = true;
+                }
+            }
+        }
+        let extra = stored
+            .keys()
+            .filter(|(e, c, h)| {
+                self.national_hourly
+                    .get(e.as_str())
+                    .is_none_or(|hours| !hours.contains_key(&(*c, *h)))
+            })
+            .count();
+        (marked, extra)
+    }
+
+    /// Every national hourly total, in key order (built on each call).
+    #[must_use]
+    pub fn national_hourly(&self) -> BTreeMap<NationalHourKey, HourlyTotals> {
+        let mut out = BTreeMap::new();
+        for (event, hours) in &self.national_hourly {
+            for ((currency, hour), (h, _)) in hours {
+                out.insert((event.clone(), *currency, *hour), *h);
+            }
+        }
+        out
     }
 
     /// Every per-currency total, in key order (built on each call: for `verify` and tests).
@@ -587,6 +743,64 @@ mod tests {
     use crate::{Nature, StoreId, TransactionId};
 
     const HOUR: i64 = 3_600_000_000_000;
+
+    #[test]
+    fn checked_sums_refuse_rather_than_saturate() {
+        let t = CurrencyTotals {
+            sale_count: 3,
+            gross_minor: 300,
+            refund_count: 1,
+            refunded_minor: 50,
+        };
+        let part = CurrencyTotals {
+            sale_count: 1,
+            gross_minor: 100,
+            refund_count: 1,
+            refunded_minor: 50,
+        };
+        let rest = t.checked_sub(&part).expect("a part of the sum");
+        assert_eq!(rest.checked_add(&part), Some(t));
+        assert_eq!(
+            (rest.sale_count, rest.gross_minor, rest.refunded_minor),
+            (2, 200, 0)
+        );
+        // Not a part of it: refused, not floored at zero.
+        assert_eq!(part.checked_sub(&t), None);
+        let big = CurrencyTotals {
+            gross_minor: i128::MAX,
+            ..CurrencyTotals::default()
+        };
+        assert_eq!(big.checked_add(&t), None);
+        let h = HourlyTotals {
+            sale_count: 0,
+            net_minor: -40,
+        };
+        assert_eq!(
+            h.checked_sub(&HourlyTotals {
+                sale_count: 0,
+                net_minor: 60
+            }),
+            Some(HourlyTotals {
+                sale_count: 0,
+                net_minor: -100
+            })
+        );
+        assert_eq!(
+            h.checked_sub(&HourlyTotals {
+                sale_count: 1,
+                net_minor: 0
+            }),
+            None
+        );
+        assert_eq!(
+            HourlyTotals {
+                sale_count: 0,
+                net_minor: i128::MIN
+            }
+            .checked_add(&h),
+            None
+        );
+    }
 
     fn tx(kind: Kind, currency: &str, amount: i64, at: i64) -> ValidTransaction {
         ValidTransaction {
@@ -902,7 +1116,7 @@ mod properties {
                 resumed.load_totals(k.clone(), v);
             }
             for (k, v) in first.hourly() {
-                resumed.load_hourly(k.clone(), v);
+                resumed.load_hourly(k.clone(), v).expect("load");
             }
             for (k, list) in first.segment_sites() {
                 for (c, v) in list {
@@ -914,6 +1128,14 @@ mod properties {
             prop_assert_eq!(resumed.hourly(), whole.hourly());
             prop_assert_eq!(resumed.segment_sites(), whole.segment_sites());
             prop_assert_eq!(resumed.segments(), whole.segments());
+            prop_assert_eq!(resumed.national_hourly(), whole.national_hourly());
+            // The national hours are the sites' hours summed.
+            let mut summed: BTreeMap<NationalHourKey, HourlyTotals> = BTreeMap::new();
+            for ((e, _, c, h), v) in whole.hourly() {
+                let n = summed.entry((e, c, h)).or_default();
+                *n = n.checked_add(&v).expect("sum");
+            }
+            prop_assert_eq!(whole.national_hourly(), summed);
 
             let mut shuffled = rows.clone();
             let mut state = seed | 1;
@@ -928,6 +1150,7 @@ mod properties {
             prop_assert_eq!(reordered.totals(), whole.totals());
             prop_assert_eq!(reordered.hourly(), whole.hourly());
             prop_assert_eq!(reordered.segments(), whole.segments());
+            prop_assert_eq!(reordered.national_hourly(), whole.national_hourly());
         }
     }
 }

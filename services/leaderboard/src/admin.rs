@@ -9,8 +9,8 @@ use saleboard_domain::{Currency, Event, EventState, Rate, SiteId, UnixNanos};
 use saleboard_proto::Timestamp;
 use saleboard_proto::v1::admin_service_server::AdminService as AdminApi;
 use saleboard_proto::v1::{
-    ApiKey, CreateApiKeyRequest, CreateSiteRequest, Event as EventMsg, EventState as EventStateMsg,
-    ExchangeRate, GetEventRequest, ListApiKeysRequest, ListApiKeysResponse, ListEventsRequest,
+    ApiKey, CreateApiKeyRequest, CreateSiteRequest, Event as EventMsg, ExchangeRate,
+    GetEventRequest, ListApiKeysRequest, ListApiKeysResponse, ListEventsRequest,
     ListEventsResponse, ListExchangeRatesRequest, ListExchangeRatesResponse, ListSitesRequest,
     ListSitesResponse, RevokeApiKeyRequest, RevokeApiKeyResponse, SetExchangeRatesRequest,
     SetExchangeRatesResponse, SetSiteEnabledRequest, Site,
@@ -21,6 +21,7 @@ use saleboard_storage::{ApiKeyRecord, SiteRecord, Store};
 use tonic::{Request, Response, Status};
 
 use crate::board::Board;
+use crate::messages::{event_msg, events_msg, timestamp};
 
 /// Longest display name, in characters.
 const MAX_DISPLAY_NAME: usize = 200;
@@ -88,13 +89,6 @@ impl AdminService {
     }
 }
 
-/// A protobuf timestamp of an instant.
-#[must_use]
-pub fn timestamp(t: UnixNanos) -> Timestamp {
-    let (seconds, nanos) = t.to_parts();
-    Timestamp { seconds, nanos }
-}
-
 fn instant(field: &str, ts: Option<&Timestamp>) -> Result<UnixNanos, Status> {
     let ts = ts.ok_or_else(|| invalid_field(field, "is required"))?;
     UnixNanos::from_parts(ts.seconds, ts.nanos)
@@ -121,47 +115,13 @@ fn key_msg(k: ApiKeyRecord, secret: String) -> ApiKey {
     }
 }
 
-/// An event as the contract carries it, with its state at `now`.
-#[must_use]
-pub fn event_msg(e: &Event, now: UnixNanos) -> EventMsg {
-    EventMsg {
-        event_id: e.event_id.clone(),
-        display_name: e.display_name.clone(),
-        starts_at: Some(timestamp(e.starts_at)),
-        ends_at: Some(timestamp(e.ends_at)),
-        reporting_currency: e.reporting_currency.code().to_owned(),
-        baseline_event_id: e.baseline_event_id.clone(),
-        closes_at: Some(timestamp(e.closes_at)),
-        time_zone: e.time_zone.clone(),
-        state: state_msg(e.state(now)).into(),
-    }
-}
-
-/// An event state as the contract names it.
-#[must_use]
-pub fn state_msg(state: EventState) -> EventStateMsg {
-    match state {
-        EventState::Scheduled => EventStateMsg::Scheduled,
-        EventState::Live => EventStateMsg::Live,
-        EventState::Settling => EventStateMsg::Settling,
-        EventState::Closed => EventStateMsg::Closed,
-    }
-}
-
-/// Every event, newest first.
+/// Every event as stored, newest first.
 ///
 /// # Errors
 /// When storage fails.
 pub async fn list_events(store: &dyn Store) -> Result<ListEventsResponse, Status> {
     let events = store.events().await.map_err(|e| from_storage(&e))?;
-    let now = UnixNanos::now();
-    Ok(ListEventsResponse {
-        events: events
-            .newest_first()
-            .into_iter()
-            .map(|e| event_msg(e, now))
-            .collect(),
-    })
+    Ok(events_msg(&events, UnixNanos::now()))
 }
 
 /// The event named (NOT_FOUND when there is none), or the current one when `event_id` is

@@ -8,13 +8,15 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use saleboard_domain::comparison::BaselineData;
+use saleboard_domain::curve::{Hours, add_hours, remove_hours};
 use saleboard_domain::{Currency, EventState, Events, UnixNanos};
 use saleboard_storage::Store;
 use tokio::sync::{Notify, watch};
 
 use crate::snapshot::{
-    Figures, SegmentMap, Snapshot, add_disabled_site, merge_segments, remove_disabled_site,
-    sum_disabled,
+    Comparison, Figures, SegmentMap, Snapshot, add_disabled_site, merge_segments,
+    remove_disabled_site, sum_disabled,
 };
 
 /// How long a snapshot stays available to page tokens.
@@ -73,6 +75,64 @@ struct HeldSegments {
     disabled: Arc<DisabledRows>,
     /// `disabled` summed per key.
     disabled_sum: Arc<SegmentMap>,
+    /// The disabled sites' hourly rows, and their sum (taken out of the national curve).
+    disabled_hours: Arc<DisabledHours>,
+    disabled_hours_sum: Arc<Hours>,
+}
+
+/// The hourly rows of each disabled site.
+type DisabledHours =
+    std::collections::BTreeMap<saleboard_domain::SiteId, Arc<Vec<saleboard_storage::HourRow>>>;
+
+/// As [`disabled_after`], for the disabled sites' hourly rows.
+fn disabled_hours_after(
+    held: Option<&HeldSegments>,
+    read: &mut saleboard_storage::SegmentRead,
+) -> (Arc<DisabledHours>, Arc<Hours>) {
+    let still: std::collections::BTreeSet<&saleboard_domain::SiteId> =
+        read.disabled_totals.iter().map(|(s, _, _)| s).collect();
+    let (mut rows, mut sum) = match held {
+        Some(h) => (
+            DisabledHours::clone(&h.disabled_hours),
+            h.disabled_hours_sum.clone(),
+        ),
+        None => (DisabledHours::new(), Arc::default()),
+    };
+    let gone: Vec<_> = rows
+        .keys()
+        .filter(|site| !still.contains(site))
+        .cloned()
+        .collect();
+    if gone.is_empty() && read.disabled_hourly.is_empty() {
+        return (Arc::new(rows), sum);
+    }
+    let sum_now = Arc::make_mut(&mut sum);
+    let mut fault = None;
+    for site in gone {
+        if let Some(old) = rows.remove(&site) {
+            fault = fault.or(remove_hours(sum_now, &old).err());
+        }
+    }
+    for (site, read_rows) in std::mem::take(&mut read.disabled_hourly) {
+        if let Some(old) = rows.get(&site) {
+            fault = fault.or(remove_hours(sum_now, old).err());
+        }
+        fault = fault.or(add_hours(sum_now, &read_rows).err());
+        rows.insert(site, Arc::new(read_rows));
+    }
+    if let Some(e) = fault {
+        // The sum was kept site by site from consistent reads; one that does not add up is a
+        // fault of this process or the store: start it again from the sites' rows as read.
+        tracing::error!(error = %e, "the disabled sites' hourly rows do not add up; summed again");
+        let mut again = Hours::new();
+        for rows in rows.values() {
+            if let Err(e) = add_hours(&mut again, rows) {
+                tracing::error!(error = %e, "a disabled site's hourly rows do not add up");
+            }
+        }
+        *sum_now = again;
+    }
+    (Arc::new(rows), sum)
 }
 
 /// The breakdown rows of each disabled site.
@@ -152,7 +212,17 @@ pub struct Board {
     segments: Mutex<Option<Arc<HeldSegments>>>,
     /// One site's breakdowns as answered, kept for their page tokens.
     site_breakdowns: Mutex<VecDeque<Arc<crate::breakdown::SiteBreakdown>>>,
+    /// Baseline events' data as last read, by id (see [`Board::baseline_data`]).
+    baselines: Mutex<HashMap<String, KeptBaseline>>,
 }
+
+/// A baseline's data as read: (data, the applied position then, when), and the position at which
+/// its figures had last changed, when known.
+type KeptBaseline = (Arc<BaselineData>, u64, std::time::Instant, Option<u64>);
+
+/// How long a baseline's data is reused while the applied position moves, when the board does
+/// not know whether its figures moved (a baseline named in a request rather than the event's own).
+const BASELINE_REUSE: Duration = Duration::from_secs(1);
 
 /// Another event's snapshot as kept: (snapshot, the event was closed, still fresh).
 type OtherEvent = (Arc<Snapshot>, bool, bool);
@@ -168,6 +238,7 @@ impl Board {
             current: watch::Sender::new(Arc::new(Snapshot {
                 generation: 0,
                 as_of: UnixNanos::now(),
+                stale: false,
                 figures: Figures::default(),
             })),
             history: Mutex::new(VecDeque::new()),
@@ -181,6 +252,7 @@ impl Board {
             events: Mutex::new(Arc::default()),
             segments: Mutex::new(None),
             site_breakdowns: Mutex::new(VecDeque::new()),
+            baselines: Mutex::new(HashMap::new()),
         });
         board.refresh_with(true).await?;
         Ok(board)
@@ -221,14 +293,25 @@ impl Board {
         {
             return Ok(Some(snapshot.clone()));
         }
-        let data = self.store.read_board(Some(event_id), None).await?;
+        let mut data = match self.store.read_board(Some(event_id), None).await {
+            Ok(data) => data,
+            // Storage cannot be read: the last figures read of that event, marked, rather than
+            // none.
+            Err(e) => match cached {
+                Some((snapshot, ..)) => return Ok(Some(self.stale_copy(event_id, &snapshot))),
+                None => return Err(e),
+            },
+        };
         let Some(event) = data.event.clone() else {
             return Ok(None);
         };
         let closed = event.state(UnixNanos::now()) == EventState::Closed;
+        let comparison = self.own_comparison(&event, &data).await?;
         let segments = merge_segments(None, &data.segments);
         let disabled = sum_disabled(data.segments.disabled.iter().map(|(_, r)| r.as_slice()));
-        let mut figures = Figures::build(data, &segments, &disabled);
+        let (_, disabled_hours) = disabled_hours_after(None, &mut data.segments);
+        let mut figures = Figures::build(data, &segments, &disabled, &disabled_hours);
+        figures.comparison = comparison;
         if closed {
             // A final result lists the sites that took part, not every site registered since.
             figures.entries.retain(|e| e.rank != 0);
@@ -244,10 +327,11 @@ impl Board {
             }
         }
         let snapshot = match cached {
-            Some((previous, ..)) if previous.figures == figures => previous,
+            Some((previous, ..)) if previous.figures == figures && !previous.stale => previous,
             _ => Arc::new(Snapshot {
                 generation: self.next_generation(),
                 as_of: UnixNanos::now(),
+                stale: false,
                 figures,
             }),
         };
@@ -257,6 +341,142 @@ impl Board {
             .insert(event_id.to_owned(), (snapshot.clone(), closed, true));
         self.keep_for_page_tokens(snapshot.clone());
         Ok(Some(snapshot))
+    }
+
+    /// Another event's kept snapshot marked stale (once: the marked copy is kept in its place).
+    fn stale_copy(&self, event_id: &str, snapshot: &Arc<Snapshot>) -> Arc<Snapshot> {
+        if snapshot.stale {
+            return snapshot.clone();
+        }
+        let marked = Arc::new(snapshot.paused(self.next_generation(), self.checked_at()));
+        self.others
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(event_id.to_owned())
+            .and_modify(|(kept, _, fresh)| {
+                *kept = marked.clone();
+                *fresh = false;
+            });
+        self.keep_for_page_tokens(marked.clone());
+        marked
+    }
+
+    /// When storage last answered a refresh.
+    fn checked_at(&self) -> UnixNanos {
+        UnixNanos(self.checked_at.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Marks the current figures stale (storage cannot be read): published once, so every
+    /// screen and watcher says so, until a refresh succeeds and publishes fresh figures.
+    fn pause(&self) {
+        let current = self.current();
+        if current.stale || current.generation == 0 {
+            return;
+        }
+        let marked = Arc::new(current.paused(self.next_generation(), self.checked_at()));
+        self.keep_for_page_tokens(current);
+        self.current.send_replace(marked);
+    }
+
+    /// The comparison of `event` (read in `data`) with its own baseline, at this instant.
+    async fn own_comparison(
+        &self,
+        event: &saleboard_domain::Event,
+        data: &saleboard_storage::BoardData,
+    ) -> Result<Option<Comparison>, saleboard_storage::StorageError> {
+        if event.baseline_event_id.is_empty() {
+            return Ok(None);
+        }
+        let rates = data.rates.iter().copied().collect();
+        self.compare(
+            event,
+            &rates,
+            &event.baseline_event_id,
+            &data.events,
+            (data.applied, data.baseline_changed_at),
+        )
+        .await
+    }
+
+    /// Compares `event` (with its `rates`) with the event `baseline_id` at this instant, from
+    /// the baseline's data ([`Board::baseline_data`], `at`: the applied position and, when
+    /// known, the position at which the baseline's figures last changed) by the domain's one
+    /// rule. `None` when no such baseline event exists.
+    ///
+    /// # Errors
+    /// When the baseline's data must be read and storage cannot be (none kept).
+    pub(crate) async fn compare(
+        &self,
+        event: &saleboard_domain::Event,
+        rates: &std::collections::BTreeMap<Currency, saleboard_domain::Rate>,
+        baseline_id: &str,
+        events: &Events,
+        at: (u64, Option<u64>),
+    ) -> Result<Option<Comparison>, saleboard_storage::StorageError> {
+        let Some(baseline) = events.get(baseline_id) else {
+            return Ok(None);
+        };
+        let data = self.baseline_data(baseline, at).await?;
+        Ok(Some(Comparison {
+            baseline_event_id: baseline_id.to_owned(),
+            figure: saleboard_domain::comparison::compare(event, rates, &data, UnixNanos::now()),
+        }))
+    }
+
+    /// A baseline event's hourly nets and rates, kept until an admin call changes anything and
+    /// read again when its figures moved: when the position at which they last changed is known
+    /// (`at.1`, read with the snapshot), exactly when it moved; else when the applied position
+    /// moved and the last read is older than [`BASELINE_REUSE`]. While storage cannot be read,
+    /// the last read.
+    async fn baseline_data(
+        &self,
+        baseline: &saleboard_domain::Event,
+        at: (u64, Option<u64>),
+    ) -> Result<Arc<BaselineData>, saleboard_storage::StorageError> {
+        let (watermark, changed_at) = at;
+        let kept = self
+            .baselines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&baseline.event_id)
+            .cloned();
+        if let Some((data, read_at, read, known)) = &kept
+            && data.event == *baseline
+        {
+            let unchanged = match (changed_at, known) {
+                (Some(now), Some(then)) => now == *then,
+                _ => *read_at == watermark || read.elapsed() < BASELINE_REUSE,
+            };
+            if unchanged {
+                return Ok(data.clone());
+            }
+        }
+        let read = async {
+            let hourly = self.store.event_hourly(&baseline.event_id).await?;
+            let rates = self.store.list_exchange_rates(&baseline.event_id).await?;
+            Ok::<_, saleboard_storage::StorageError>(BaselineData {
+                event: baseline.clone(),
+                hourly,
+                rates: rates.into_iter().collect(),
+            })
+        };
+        let data = match read.await {
+            Ok(data) => Arc::new(data),
+            Err(e) => return kept.map(|k| k.0).ok_or(e),
+        };
+        self.baselines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                baseline.event_id.clone(),
+                (
+                    data.clone(),
+                    watermark,
+                    std::time::Instant::now(),
+                    changed_at,
+                ),
+            );
+        Ok(data)
     }
 
     /// A new snapshot generation (page tokens name one).
@@ -355,6 +575,11 @@ impl Board {
     /// Marks the snapshots of events other than the current one to be read again when next
     /// asked for (after an admin change: a rate, a site, an event).
     pub fn forget_other_events(&self) {
+        // A baseline's rates or window may have changed too.
+        self.baselines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
         for (_, _, fresh) in self
             .others
             .lock()
@@ -420,8 +645,14 @@ impl Board {
         if sites_changed {
             self.forget_other_events();
         }
+        let comparison = match data.event.clone() {
+            Some(event) => self.own_comparison(&event, &data).await?,
+            None => None,
+        };
         let national = merge_segments(held.as_ref().map(|h| &h.national), &data.segments);
         let (disabled, disabled_sum) = disabled_after(held.as_deref(), &mut data.segments);
+        let (disabled_hours, disabled_hours_sum) =
+            disabled_hours_after(held.as_deref(), &mut data.segments);
         let now_held = data.event.as_ref().map(|e| {
             Arc::new(HeldSegments {
                 event_id: e.event_id.clone(),
@@ -430,6 +661,8 @@ impl Board {
                 disabled_totals: std::mem::take(&mut data.segments.disabled_totals),
                 disabled,
                 disabled_sum: disabled_sum.clone(),
+                disabled_hours,
+                disabled_hours_sum: disabled_hours_sum.clone(),
             })
         });
         *self
@@ -443,15 +676,17 @@ impl Board {
             Arc::new(std::mem::take(&mut data.events));
         self.checked_at
             .store(UnixNanos::now().0, std::sync::atomic::Ordering::Relaxed);
-        let figures = Figures::build(data, &national, &disabled_sum);
+        let mut figures = Figures::build(data, &national, &disabled_sum, &disabled_hours_sum);
+        figures.comparison = comparison;
         let previous = self.current();
         log_out_of_range(&previous.figures, &figures);
-        if previous.generation > 0 && previous.figures == figures {
+        if previous.generation > 0 && previous.figures == figures && !previous.stale {
             return Ok(());
         }
         let snapshot = Arc::new(Snapshot {
             generation: self.next_generation(),
             as_of: UnixNanos::now(),
+            stale: false,
             figures,
         });
         self.keep_for_page_tokens(previous);
@@ -513,6 +748,8 @@ impl Board {
                     }
                 }
                 Err(e) => {
+                    // Every view serves the last figures, marked, until a refresh works.
+                    self.pause();
                     if failing.is_none() {
                         tracing::warn!(
                             error = %e,

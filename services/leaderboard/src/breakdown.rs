@@ -13,7 +13,7 @@ use saleboard_runtime::status::invalid_field;
 use saleboard_storage::SiteBreakdownData;
 use tonic::Status;
 
-use crate::admin::{state_msg, timestamp};
+use crate::messages::{state_msg, timestamp};
 
 /// One site's breakdown in one dimension, as answered (kept for its page tokens).
 #[derive(Debug)]
@@ -93,6 +93,8 @@ pub struct View<'a> {
     pub dimension: Dimension,
     /// Ledger position the figures include.
     pub watermark: u64,
+    /// The figures are the last read while storage cannot be read.
+    pub stale: bool,
     /// The ranking.
     pub ranking: &'a KeyRanking,
 }
@@ -192,6 +194,7 @@ pub fn page(view: &View<'_>, offset: usize, limit: usize) -> Breakdown {
         unconverted_currencies: codes(&view.ranking.unconverted_currencies()),
         as_of: Some(timestamp(view.as_of)),
         state: state_msg(view.state).into(),
+        stale: view.stale,
     }
 }
 

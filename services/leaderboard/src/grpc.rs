@@ -1,14 +1,14 @@
 //! `saleboard.v1.LeaderboardService`: read-only figures from the board's snapshot (and, for one
 //! site's totals and hourly series, one consistent read of the totals tables).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::Stream;
-use saleboard_domain::comparison::{self, Baseline};
+use saleboard_domain::comparison::Baseline;
 use saleboard_domain::totals::CurrencyTotals;
 use saleboard_domain::{EventState, SiteId, UnixNanos};
 use saleboard_proto::v1::leaderboard_service_server::LeaderboardService as LeaderboardApi;
@@ -25,9 +25,9 @@ use saleboard_runtime::status::{from_storage, invalid_field};
 use saleboard_storage::Store;
 use tonic::{Code, Request, Response, Status};
 
-use crate::admin::timestamp;
 use crate::board::Board;
 use crate::breakdown;
+use crate::messages::timestamp;
 use crate::snapshot::{Figures, Snapshot};
 
 /// Entries per page when `limit` is 0.
@@ -177,6 +177,49 @@ impl LeaderboardService {
             })
     }
 
+    /// The first page of `snapshot` with its comparison (`baseline`: "" for the event's own):
+    /// what `GetLeaderboard` answers, for one snapshot the caller already holds.
+    pub(crate) async fn leaderboard_of(
+        &self,
+        snapshot: &Snapshot,
+        limit: u32,
+        baseline: &str,
+    ) -> Result<Leaderboard, Status> {
+        let board = page(snapshot, 0, limit_of(limit)?)?;
+        let compared = self.comparer.compare(snapshot, baseline).await?;
+        Ok(with_comparison(board, &compared))
+    }
+
+    /// The first page of `snapshot`'s national breakdown in `dimension`: what `GetBreakdown`
+    /// answers, for one snapshot the caller already holds.
+    pub(crate) fn breakdown_of(
+        &self,
+        snapshot: &Snapshot,
+        dimension: saleboard_domain::Dimension,
+        limit: u32,
+    ) -> Result<Breakdown, Status> {
+        let f = &snapshot.figures;
+        let (event_id, reporting) = f.event.as_ref().ok_or_else(no_event)?;
+        let state = self
+            .board
+            .events()
+            .get(event_id)
+            .map_or(EventState::Live, |e| e.state(UnixNanos::now()));
+        let view = breakdown::View {
+            generation: snapshot.generation,
+            as_of: snapshot.as_of,
+            event_id,
+            site_id: "",
+            reporting: *reporting,
+            state,
+            dimension,
+            watermark: f.watermark,
+            stale: snapshot.stale,
+            ranking: f.breakdowns.get(dimension),
+        };
+        Ok(breakdown::page(&view, 0, limit_of(limit)?))
+    }
+
     /// A service reading `board` (and `store` for per-site detail).
     #[must_use]
     pub fn new(board: Arc<Board>, store: Arc<dyn Store>, access: Access) -> Self {
@@ -189,7 +232,6 @@ impl LeaderboardService {
             comparer: Comparer {
                 board: board.clone(),
                 store: store.clone(),
-                cache: Arc::default(),
             },
             board,
             store,
@@ -363,6 +405,7 @@ fn page(snapshot: &Snapshot, offset: usize, limit: usize) -> Result<Leaderboard,
         baseline_event_id: String::new(),
         baseline_net_reporting_minor: 0,
         state: 0,
+        stale: snapshot.stale,
     })
 }
 
@@ -374,28 +417,21 @@ struct Compared {
     baseline: Option<Result<Baseline, Vec<saleboard_domain::Currency>>>,
 }
 
-/// A baseline figure, the second and applied position it was computed at.
-type CachedBaseline = (
-    i64,
-    u64,
-    Arc<Result<Baseline, Vec<saleboard_domain::Currency>>>,
-);
-
-/// Compares events with their baselines: events from the board (no database read for an event
-/// without a baseline); a baseline figure read from storage at most once a second per (event,
-/// baseline) and applied position, however many screens ask.
+/// Compares a snapshot's event with a baseline: its own one from the snapshot (computed once
+/// per generation by the board, at its watermark); another one named in the request by the
+/// board's same rule, from the baseline's data the board keeps.
 #[derive(Debug, Clone)]
 struct Comparer {
     board: Arc<Board>,
     store: Arc<dyn Store>,
-    cache: Arc<Mutex<HashMap<(String, String), CachedBaseline>>>,
 }
 
 impl Comparer {
     /// Compares the snapshot's event with `requested` (or its own baseline). NOT_FOUND for an
     /// unknown baseline.
     async fn compare(&self, snapshot: &Snapshot, requested: &str) -> Result<Compared, Status> {
-        let (event_id, reporting) = snapshot.figures.event.as_ref().ok_or_else(no_event)?;
+        let f = &snapshot.figures;
+        let (event_id, _) = f.event.as_ref().ok_or_else(no_event)?;
         let mut events = self.board.events();
         if events.get(event_id).is_none()
             || (!requested.is_empty() && events.get(requested).is_none())
@@ -403,112 +439,45 @@ impl Comparer {
             // Created since the board's last refresh.
             events = Arc::new(self.store.events().await.map_err(|e| from_storage(&e))?);
         }
-        let now = UnixNanos::now();
         let Some(event) = events.get(event_id) else {
             return Err(Status::not_found(format!(
                 "event {event_id:?} does not exist"
             )));
         };
-        let state = crate::admin::state_msg(event.state(now));
-        let baseline_id = if requested.is_empty() {
-            event.baseline_event_id.as_str()
-        } else {
-            requested
+        let state = crate::messages::state_msg(event.state(UnixNanos::now()));
+        let own = f
+            .comparison
+            .as_ref()
+            .filter(|c| requested.is_empty() || c.baseline_event_id == requested);
+        let compared = match own {
+            Some(c) => Some(c.clone()),
+            None if requested.is_empty() => None,
+            None => {
+                let compared = self
+                    .board
+                    .compare(event, &f.rates, requested, &events, (f.watermark, None))
+                    .await
+                    .map_err(|e| from_storage(&e))?;
+                Some(compared.ok_or_else(|| {
+                    Status::not_found(format!(
+                        "baseline event {:?} does not exist",
+                        saleboard_domain::ids::excerpt(requested)
+                    ))
+                })?)
+            }
         };
-        if baseline_id.is_empty() {
-            return Ok(Compared {
+        Ok(match compared {
+            Some(c) => Compared {
+                state,
+                baseline_event_id: c.baseline_event_id,
+                baseline: Some(c.figure),
+            },
+            None => Compared {
                 state,
                 baseline_event_id: String::new(),
                 baseline: None,
-            });
-        }
-        let baseline = events.get(baseline_id).ok_or_else(|| {
-            Status::not_found(format!(
-                "baseline event {:?} does not exist",
-                saleboard_domain::ids::excerpt(baseline_id)
-            ))
-        })?;
-        let key = (event_id.clone(), baseline_id.to_owned());
-        let second = now.0 / 1_000_000_000;
-        let applied = self.board.current().figures.watermark;
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&key)
-            .cloned();
-        let converted = match cached {
-            Some((s, a, figure)) if s == second && a == applied => figure,
-            _ => {
-                let cut =
-                    comparison::cutoff(event.starts_at, event.ends_at, baseline.starts_at, now);
-                match self
-                    .baseline_figure(baseline, event_id, *reporting, cut)
-                    .await
-                {
-                    Ok(figure) => {
-                        let figure = Arc::new(figure);
-                        self.cache
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .insert(key, (second, applied, figure.clone()));
-                        figure
-                    }
-                    // The database is away: the screens keep the last comparison (of the same
-                    // figures: the snapshot does not move meanwhile) rather than going dark.
-                    Err(status) => match cached {
-                        Some((.., figure)) => figure,
-                        None => return Err(status),
-                    },
-                }
-            }
-        };
-        Ok(Compared {
-            state,
-            baseline_event_id: baseline_id.to_owned(),
-            baseline: Some((*converted).clone()),
+            },
         })
-    }
-
-    /// The baseline's figures up to `cut`, in this event's reporting currency (storage reads).
-    async fn baseline_figure(
-        &self,
-        baseline: &saleboard_domain::Event,
-        event_id: &str,
-        reporting: saleboard_domain::Currency,
-        cut: Option<UnixNanos>,
-    ) -> Result<Result<Baseline, Vec<saleboard_domain::Currency>>, Status> {
-        let storage = |e: saleboard_storage::StorageError| from_storage(&e);
-        let hourly = self
-            .store
-            .event_hourly(&baseline.event_id)
-            .await
-            .map_err(storage)?;
-        let baseline_rates: BTreeMap<_, _> = self
-            .store
-            .list_exchange_rates(&baseline.event_id)
-            .await
-            .map_err(storage)?
-            .into_iter()
-            .collect();
-        let rates: BTreeMap<_, _> = self
-            .store
-            .list_exchange_rates(event_id)
-            .await
-            .map_err(storage)?
-            .into_iter()
-            .collect();
-        Ok(comparison::nets_until(&hourly, cut)
-            .ok_or_else(|| vec![baseline.reporting_currency])
-            .and_then(|nets| {
-                comparison::convert_baseline(
-                    &nets,
-                    &baseline_rates,
-                    baseline.reporting_currency,
-                    &rates,
-                    reporting,
-                )
-            }))
     }
 }
 
@@ -543,6 +512,24 @@ fn with_comparison(mut board: Leaderboard, compared: &Compared) -> Leaderboard {
     board
 }
 
+/// The national curve of a snapshot as the contract carries it.
+pub(crate) fn national_hours(f: &Figures) -> Vec<saleboard_proto::v1::NationalHour> {
+    f.hourly
+        .iter()
+        .map(|h| {
+            let fits = h.net_reporting_minor.and_then(|n| i64::try_from(n).ok());
+            saleboard_proto::v1::NationalHour {
+                hour_start: Some(timestamp(h.hour_start)),
+                net_reporting_minor: fits.unwrap_or(0),
+                out_of_range: fits.is_none(),
+                net_reporting_decimal: h
+                    .net_reporting_minor
+                    .map_or_else(String::new, |n| n.to_string()),
+            }
+        })
+        .collect()
+}
+
 /// Currency codes, in order.
 fn codes(currencies: &[saleboard_domain::Currency]) -> Vec<String> {
     currencies.iter().map(|c| c.code().to_owned()).collect()
@@ -571,9 +558,13 @@ impl LeaderboardApi for LeaderboardService {
         &self,
         _: Request<saleboard_proto::v1::ListEventsRequest>,
     ) -> Result<Response<saleboard_proto::v1::ListEventsResponse>, Status> {
-        Ok(Response::new(
-            crate::admin::list_events(self.store.as_ref()).await?,
-        ))
+        // From the board's events (its last refresh: at once after an admin call here, within
+        // its safety refresh after one elsewhere), so a screen's choice of events does not
+        // depend on the database being up.
+        Ok(Response::new(crate::messages::events_msg(
+            &self.board.events(),
+            UnixNanos::now(),
+        )))
     }
 
     async fn get_leaderboard(
@@ -766,6 +757,7 @@ impl LeaderboardApi for LeaderboardService {
                 state,
                 dimension,
                 watermark: f.watermark,
+                stale: snapshot.stale,
                 ranking: f.breakdowns.get(dimension),
             };
             return Ok(Response::new(breakdown::page(&view, offset, limit)));
@@ -816,6 +808,7 @@ impl LeaderboardApi for LeaderboardService {
             state: kept.state,
             dimension,
             watermark: kept.watermark,
+            stale: false,
             ranking: &kept.ranking,
         };
         Ok(Response::new(breakdown::page(&view, offset, limit)))
@@ -936,6 +929,9 @@ impl LeaderboardApi for LeaderboardService {
             unconverted_currencies: unconverted,
             baseline_event_id: compared.baseline_event_id,
             baseline_net_reporting_minor,
+            stale: snapshot.stale,
+            as_of: Some(timestamp(snapshot.as_of)),
+            hourly: national_hours(f),
         }))
     }
 }

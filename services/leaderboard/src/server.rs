@@ -138,7 +138,7 @@ impl LeaderboardServer {
         );
         // The screen and the JSON API: HTTP/1.1 routes beside gRPC, outside its shed and auth
         // layers (they call the service itself, which applies its own rules).
-        let web = crate::web::router(service.clone(), self.board.clone(), self.store.clone());
+        let web = crate::web::router(service.clone(), self.board.clone());
         let leaderboard = LeaderboardServiceServer::new(service)
             .send_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Zstd)

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use saleboard_domain::curve::{HourNet, Hours, national_curve};
 use saleboard_domain::ranking::{
     KeyFigures, KeyRanking, RankedEntry, SiteFigures, rank, rank_keys,
 };
@@ -133,12 +134,18 @@ pub fn remove_disabled_site(sum: &mut SegmentMap, rows: &[saleboard_storage::Seg
     }
 }
 
-/// `acc - t`, floored at zero (a consistent read never goes below).
+/// `acc - t`: a site's part taken out of a sum that holds it. A consistent read never holds
+/// less than its parts; should it, that is said (not hidden by a floor) and the figure is
+/// left as it was, to be read again whole at the next safety refresh.
 fn subtract(acc: &mut CurrencyTotals, t: &CurrencyTotals) {
-    acc.sale_count = acc.sale_count.saturating_sub(t.sale_count);
-    acc.gross_minor = acc.gross_minor.saturating_sub(t.gross_minor);
-    acc.refund_count = acc.refund_count.saturating_sub(t.refund_count);
-    acc.refunded_minor = acc.refunded_minor.saturating_sub(t.refunded_minor);
+    match acc.checked_sub(t) {
+        Some(rest) => *acc = rest,
+        None => tracing::error!(
+            sum = ?acc,
+            part = ?t,
+            "a breakdown figure holds less than a disabled site's part of it; left as read"
+        ),
+    }
 }
 
 /// The national figures without the disabled sites (they are off the national figure): their
@@ -188,6 +195,21 @@ pub struct Figures {
     pub site_count: u32,
     /// The national breakdowns (enabled sites), ranked.
     pub breakdowns: Breakdowns,
+    /// The national net per UTC hour (enabled sites), in the reporting currency.
+    pub hourly: Vec<HourNet>,
+    /// The event's exchange rates.
+    pub rates: BTreeMap<Currency, Rate>,
+    /// The comparison with the event's own baseline, when it has one, as of the build.
+    pub comparison: Option<Comparison>,
+}
+
+/// An event compared with a baseline event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comparison {
+    /// The baseline event.
+    pub baseline_event_id: String,
+    /// The baseline's figures, or the currencies that keep it from being converted.
+    pub figure: Result<saleboard_domain::comparison::Baseline, Vec<Currency>>,
 }
 
 /// A published snapshot.
@@ -195,20 +217,38 @@ pub struct Figures {
 pub struct Snapshot {
     /// Increases with every published snapshot; names it in page tokens.
     pub generation: u64,
-    /// When it was built.
+    /// When storage last confirmed the figures: when they were read, or, for a stale copy,
+    /// the last time storage answered.
     pub as_of: UnixNanos,
+    /// Storage cannot be read just now: these are the last figures read, served until it can.
+    pub stale: bool,
     /// The figures.
     pub figures: Figures,
 }
 
+impl Snapshot {
+    /// The same figures marked stale, as of `checked_at` (the last time storage answered), under
+    /// a new generation: every watcher is sent the mark.
+    #[must_use]
+    pub fn paused(&self, generation: u64, checked_at: UnixNanos) -> Self {
+        Self {
+            generation,
+            as_of: checked_at,
+            stale: true,
+            figures: self.figures.clone(),
+        }
+    }
+}
+
 /// Adds a site's totals to the national ones. Every total is a sum of ledger amounts, and all
 /// of them together are still at most 2^126 (see `saleboard_domain::totals`), so this cannot
-/// overflow; it saturates rather than wrap should that bound ever break.
+/// overflow; should that bound ever break, it is said and the sum left as it was (never
+/// wrapped, never silently saturated).
 fn add_national(acc: &mut CurrencyTotals, t: &CurrencyTotals) {
-    acc.sale_count = acc.sale_count.saturating_add(t.sale_count);
-    acc.gross_minor = acc.gross_minor.saturating_add(t.gross_minor);
-    acc.refund_count = acc.refund_count.saturating_add(t.refund_count);
-    acc.refunded_minor = acc.refunded_minor.saturating_add(t.refunded_minor);
+    match acc.checked_add(t) {
+        Some(sum) => *acc = sum,
+        None => tracing::error!(sum = ?acc, part = ?t, "a national figure would overflow i128"),
+    }
 }
 
 impl Figures {
@@ -247,7 +287,12 @@ impl Figures {
     /// `disabled` sites' rows are taken out here). Never fails: a figure out of the contract's range
     /// marks its site (see `saleboard_domain::ranking`), it does not stop the board.
     #[must_use]
-    pub fn build(mut data: BoardData, segments: &Arc<SegmentMap>, disabled: &SegmentMap) -> Self {
+    pub fn build(
+        mut data: BoardData,
+        segments: &Arc<SegmentMap>,
+        disabled: &SegmentMap,
+        disabled_hours: &Hours,
+    ) -> Self {
         // A disabled site leaves the board and the national figures (its totals stay stored).
         data.sites.retain(|s| s.disabled_at.is_none());
         let enabled: std::collections::BTreeSet<_> =
@@ -262,7 +307,9 @@ impl Figures {
             per_site.entry(site).or_default().insert(currency, t);
         }
         let site_count = u32::try_from(data.sites.len()).unwrap_or(u32::MAX);
-        let (entries, national_net, event, breakdowns) = match data.event {
+        let national_hours = std::mem::take(&mut data.national_hourly);
+        let mut event_rates = BTreeMap::new();
+        let (entries, national_net, event, breakdowns, hourly) = match data.event {
             Some(event) => {
                 let sites = data
                     .sites
@@ -274,7 +321,14 @@ impl Figures {
                     })
                     .collect();
                 let rates = data.rates.into_iter().collect();
+                let hourly =
+                    national_curve(&national_hours, disabled_hours, &rates, event.reporting_currency)
+                        .unwrap_or_else(|e| {
+                            tracing::error!(error = %e, "the national hourly rows do not add up; the curve is left empty until they do");
+                            Vec::new()
+                        });
                 let ranking = rank(sites, &rates, event.reporting_currency);
+                event_rates.clone_from(&rates);
                 let breakdowns = Breakdowns::rank(
                     &enabled_segments(segments, disabled),
                     &rates,
@@ -285,9 +339,10 @@ impl Figures {
                     ranking.national_net_reporting_minor,
                     Some((event.event_id, event.reporting_currency)),
                     breakdowns,
+                    hourly,
                 )
             }
-            None => (Vec::new(), 0, None, Breakdowns::default()),
+            None => (Vec::new(), 0, None, Breakdowns::default(), Vec::new()),
         };
         Self {
             watermark: data.applied,
@@ -297,6 +352,9 @@ impl Figures {
             national_totals: national.into_iter().collect(),
             site_count,
             breakdowns,
+            hourly,
+            rates: event_rates,
+            comparison: None,
         }
     }
 
@@ -344,7 +402,21 @@ mod tests {
             [
                 (
                     key("nestle"),
-                    figures(3, &[(idr, totals(900, 30)), (usd, totals(50, 5))]),
+                    figures(
+                        3,
+                        &[
+                            (
+                                idr,
+                                CurrencyTotals {
+                                    sale_count: 5,
+                                    gross_minor: 900,
+                                    refund_count: 3,
+                                    refunded_minor: 30,
+                                },
+                            ),
+                            (usd, totals(50, 5)),
+                        ],
+                    ),
                 ),
                 (key("acme"), figures(1, &[(idr, totals(70, 7))])),
             ]
@@ -379,8 +451,8 @@ mod tests {
         assert_eq!(sum[&key("acme")].site_count, 1);
         let enabled = enabled_segments(&national, &sum);
         let mut left = totals(600, 20);
-        left.sale_count = 0;
-        left.refund_count = 0;
+        left.sale_count = 1;
+        left.refund_count = 1;
         assert_eq!(
             enabled.get(&key("nestle")),
             Some(&figures(1, &[(idr, left)])),
@@ -419,8 +491,10 @@ mod tests {
             rates: vec![(usd, Rate::parse("15000").expect("rate"))],
             events: saleboard_domain::Events::default(),
             segments: SegmentRead::default(),
+            national_hourly: Vec::new(),
+            baseline_changed_at: None,
         };
-        let f = Figures::build(data, &Arc::default(), &SegmentMap::new());
+        let f = Figures::build(data, &Arc::default(), &SegmentMap::new(), &Hours::new());
         let ranked: Vec<_> = f
             .entries
             .iter()
@@ -455,6 +529,7 @@ mod tests {
             },
             &Arc::default(),
             &SegmentMap::new(),
+            &Hours::new(),
         );
         assert_eq!(f.event, None);
         assert!(f.entries.is_empty());
@@ -477,8 +552,10 @@ mod tests {
             rates: vec![(usd, Rate::parse("15850.25").expect("rate"))],
             events: saleboard_domain::Events::default(),
             segments: SegmentRead::default(),
+            national_hourly: Vec::new(),
+            baseline_changed_at: None,
         };
-        let f = Figures::build(data, &Arc::default(), &SegmentMap::new());
+        let f = Figures::build(data, &Arc::default(), &SegmentMap::new(), &Hours::new());
         let out: Vec<_> = f
             .out_of_range()
             .map(|e| (e.site_id.as_str(), e.out_of_range.clone()))

@@ -10,7 +10,7 @@
 //! These routes sit outside the gRPC services' load-shed and auth layers; the server's request
 //! timeout bounds the time to the response head only, so an SSE stream lives on.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use saleboard_domain::{Currency, UnixNanos};
+use saleboard_domain::{Currency, Dimension, UnixNanos};
 use saleboard_proto::Timestamp;
 use saleboard_proto::v1::leaderboard_service_server::LeaderboardService as LeaderboardApi;
 use saleboard_proto::v1::{
@@ -27,7 +27,7 @@ use saleboard_proto::v1::{
     GetLeaderboardRequest, GetNationalTotalsRequest, Leaderboard, ListEventsRequest,
     NationalTotals,
 };
-use saleboard_storage::Store;
+
 use serde_json::{Value, json};
 use tonic::{Code, Request, Status};
 
@@ -51,24 +51,14 @@ const TOP_CATEGORIES: u32 = 5;
 pub struct Web {
     service: LeaderboardService,
     board: Arc<Board>,
-    store: Arc<dyn Store>,
     /// Screen messages already built, by (event asked for, limit, snapshot generation): one
     /// build per change however many screens watch.
     screens: Arc<Mutex<VecDeque<ScreenEntry>>>,
-    /// National hourly curves by (event, watermark).
-    hourly: Arc<Mutex<HashMap<String, HourlyEntry>>>,
 }
 
 type ScreenKey = (String, u32, u64);
 /// A built screen message and what it was built for.
 type ScreenEntry = (ScreenKey, Bytes);
-/// A national hourly curve, the watermark it was read at, and when.
-type HourlyEntry = (u64, std::time::Instant, Arc<Value>);
-
-/// How long a national hourly curve is reused while the figures move: it is read from every
-/// site's hourly totals of the event (sites x currencies x hours rows), too much to read at
-/// every snapshot; its bars are hours, so a few seconds do not show.
-const HOURLY_REUSE: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Web {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,17 +67,11 @@ impl std::fmt::Debug for Web {
 }
 
 /// The routes of the screen and the JSON API.
-pub fn router(
-    service: LeaderboardService,
-    board: Arc<Board>,
-    store: Arc<dyn Store>,
-) -> axum::Router {
+pub fn router(service: LeaderboardService, board: Arc<Board>) -> axum::Router {
     let web = Web {
         service,
         board,
-        store,
         screens: Arc::default(),
-        hourly: Arc::default(),
     };
     axum::Router::new()
         .route("/", get(index))
@@ -295,6 +279,7 @@ pub fn leaderboard_json(b: &Leaderboard) -> Value {
         "baseline_event_id": b.baseline_event_id,
         "baseline_net_reporting_minor": b.baseline_net_reporting_minor.to_string(),
         "state": state_name(b.state),
+        "stale": b.stale,
     })
 }
 
@@ -325,6 +310,14 @@ pub fn national_json(n: &NationalTotals) -> Value {
         "unconverted_currencies": n.unconverted_currencies,
         "baseline_event_id": n.baseline_event_id,
         "baseline_net_reporting_minor": n.baseline_net_reporting_minor.to_string(),
+        "stale": n.stale,
+        "as_of": ts(n.as_of.as_ref()),
+        "hourly": n.hourly.iter().map(|h| json!({
+            "hour_start": ts(h.hour_start.as_ref()),
+            "net_reporting_minor": h.net_reporting_minor.to_string(),
+            "out_of_range": h.out_of_range,
+            "net_reporting_decimal": h.net_reporting_decimal,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -353,6 +346,7 @@ pub fn breakdown_json(b: &Breakdown) -> Value {
         "unconverted_currencies": b.unconverted_currencies,
         "as_of": ts(b.as_of.as_ref()),
         "state": state_name(b.state),
+        "stale": b.stale,
     })
 }
 
@@ -473,37 +467,16 @@ impl Web {
         {
             return Ok(hit);
         }
-        let request = GetLeaderboardRequest {
-            limit,
-            page_token: String::new(),
-            event_id: event.to_owned(),
-            baseline_event_id: String::new(),
-        };
-        let board = self
-            .service
-            .get_leaderboard(Request::new(request))
-            .await?
-            .into_inner();
-        let breakdown = |dimension: DimensionMsg, limit: u32| GetBreakdownRequest {
-            event_id: board.event_id.clone(),
-            dimension: dimension.into(),
-            site_id: String::new(),
-            limit,
-            page_token: String::new(),
-        };
-        let categories = self
-            .service
-            .get_breakdown(Request::new(breakdown(
-                DimensionMsg::Category,
-                TOP_CATEGORIES,
-            )))
-            .await?
-            .into_inner();
+        // Every part of the message from this one snapshot (one generation, one watermark),
+        // by the gRPC service's own code: the screen shows what GetLeaderboard, GetBreakdown
+        // and GetNationalTotals answer for it.
+        let board = self.service.leaderboard_of(&snapshot, limit, "").await?;
+        let categories =
+            self.service
+                .breakdown_of(&snapshot, Dimension::Category, TOP_CATEGORIES)?;
         let origin = self
             .service
-            .get_breakdown(Request::new(breakdown(DimensionMsg::Origin, 10)))
-            .await?
-            .into_inner();
+            .breakdown_of(&snapshot, Dimension::Origin, 10)?;
         let events = self.board.events();
         let mut message = leaderboard_json(&board);
         if let Some(e) = events.get(&board.event_id) {
@@ -522,7 +495,17 @@ impl Web {
         }
         message["categories"] = breakdown_json(&categories);
         message["origin"] = breakdown_json(&origin);
-        message["hourly"] = self.hourly(&board).await.as_ref().clone();
+        message["hourly"] = Value::Array(
+            crate::grpc::national_hours(&snapshot.figures)
+                .iter()
+                .map(|h| {
+                    json!({
+                        "hour_start": ts(h.hour_start.as_ref()),
+                        "net_reporting_minor": h.net_reporting_decimal,
+                    })
+                })
+                .collect(),
+        );
         // The whole SSE frame, once: every stream sends this same buffer (no copy per screen).
         let built = Bytes::from(format!("data: {message}\n\n"));
         let mut screens = self
@@ -534,79 +517,6 @@ impl Web {
             screens.pop_front();
         }
         Ok(built)
-    }
-
-    /// The event's national net per hour in the reporting currency (each (hour, currency)
-    /// converted once, half to even; currencies without a rate left out, as in the national
-    /// figure; disabled sites left out); read again when the watermark moved and the last read
-    /// is older than [`HOURLY_REUSE`].
-    async fn hourly(&self, board: &Leaderboard) -> Arc<Value> {
-        let held = self
-            .hourly
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&board.event_id)
-            .cloned();
-        if let Some((at, read, curve)) = &held
-            && (*at == board.watermark || read.elapsed() < HOURLY_REUSE)
-        {
-            return curve.clone();
-        }
-        // Without the database the last curve read stays on the screens.
-        let last = || {
-            held.as_ref()
-                .map_or_else(|| Arc::new(json!([])), |h| h.2.clone())
-        };
-        let Ok(reporting) = Currency::parse(&board.reporting_currency) else {
-            return last();
-        };
-        let (Ok(rows), Ok(rates), Ok(sites)) = (
-            self.store.event_hourly(&board.event_id).await,
-            self.store.list_exchange_rates(&board.event_id).await,
-            self.store.list_sites().await,
-        ) else {
-            return last();
-        };
-        let enabled: std::collections::HashSet<_> = sites
-            .into_iter()
-            .filter(|s| s.disabled_at.is_none())
-            .map(|s| s.site_id)
-            .collect();
-        let rates: BTreeMap<_, _> = rates.into_iter().collect();
-        let mut per: BTreeMap<(UnixNanos, Currency), i128> = BTreeMap::new();
-        for (site, currency, hour, net) in rows {
-            if enabled.contains(&site) {
-                *per.entry((hour, currency)).or_default() += net;
-            }
-        }
-        let mut hours: BTreeMap<UnixNanos, i128> = BTreeMap::new();
-        for ((hour, currency), net) in per {
-            let converted = if currency == reporting {
-                Some(net)
-            } else {
-                rates.get(&currency).and_then(|rate| {
-                    saleboard_domain::ranking::convert(net, currency, reporting, rate)
-                })
-            };
-            let total = hours.entry(hour).or_default();
-            if let Some(v) = converted {
-                *total = total.saturating_add(v);
-            }
-        }
-        let curve = Arc::new(Value::Array(
-            hours
-                .into_iter()
-                .map(|(hour, net)| json!({"hour_start": hour.to_rfc3339(), "net_reporting_minor": net.to_string()}))
-                .collect(),
-        ));
-        self.hourly
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(
-                board.event_id.clone(),
-                (board.watermark, std::time::Instant::now(), curve.clone()),
-            );
-        curve
     }
 }
 

@@ -44,9 +44,9 @@ use saleboard_domain::{Currency, Event, Events, Rate, SiteId, UnixNanos, resolve
 
 pub use error::{Fault, StorageError};
 pub use model::{
-    ActiveKey, AggregatorState, ApiKeyRecord, BoardData, Candidate, LedgerRow, SegmentCursor,
-    SegmentRead, SegmentRow, SegmentSiteRow, SiteBreakdownData, SiteCurrencyTotals, SiteRecord,
-    SiteTotalsData, StoredTotals,
+    ActiveKey, AggregatorState, ApiKeyRecord, BoardData, Candidate, HourRow, LedgerRow,
+    SegmentCursor, SegmentRead, SegmentRow, SegmentSiteRow, SiteBreakdownData, SiteCurrencyTotals,
+    SiteRecord, SiteTotalsData, StoredTotals,
 };
 pub use tx::ConnectionStats;
 pub use writes::WriteFault;

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use saleboard_domain::totals::{CurrencyTotals, SegmentFigures, SegmentKey};
+use saleboard_domain::totals::{
+    CurrencyTotals, HourlyTotals, NationalHourKey, SegmentFigures, SegmentKey,
+};
 use saleboard_domain::{Currency, Dimension, SiteId, UnixNanos, ValidTransaction};
 
 use crate::{Result, StorageError};
@@ -90,7 +92,12 @@ pub struct StoredTotals {
     /// The national breakdown rows as stored (what the leaderboard reads): they should equal
     /// the book's derived ones; the aggregator rewrites any that do not, `verify` reports them.
     pub segments: BTreeMap<SegmentKey, SegmentFigures>,
+    /// The national hourly rows as stored: derived from the per-site ones like `segments`.
+    pub national_hourly: BTreeMap<NationalHourKey, HourlyTotals>,
 }
+
+/// One hour of a figure: currency, start of the hour, its totals.
+pub type HourRow = (Currency, UnixNanos, HourlyTotals);
 
 /// One national breakdown row: dimension, key, currency, totals, the key's site count.
 pub type SegmentRow = (Dimension, String, Currency, CurrencyTotals, u32);
@@ -129,6 +136,8 @@ pub struct SegmentRead {
     /// national figure). A disabled site not named here is unchanged; a site named in the
     /// cursor but no longer in `disabled_totals` is no longer disabled (or has no figures).
     pub disabled: Vec<(SiteId, Vec<SegmentSiteRow>)>,
+    /// The hourly rows of the same sites as `disabled`, in the same order.
+    pub disabled_hourly: Vec<(SiteId, Vec<HourRow>)>,
 }
 
 /// One site's breakdown in one dimension, read in one consistent transaction.
@@ -163,6 +172,11 @@ pub struct BoardData {
     pub rates: Vec<(Currency, saleboard_domain::Rate)>,
     /// The event's national breakdown rows (all, or those changed since a position).
     pub segments: SegmentRead,
+    /// The event's national hourly rows (every site's summed), by hour then currency.
+    pub national_hourly: Vec<HourRow>,
+    /// The applied position at which the event's baseline's figures last changed (`None`
+    /// without a baseline): the board reads the baseline's data again only when it moved.
+    pub baseline_changed_at: Option<u64>,
 }
 
 /// One site's totals, read in one consistent transaction.

@@ -154,6 +154,13 @@ impl PgStore {
                 include_str!("../migrations/postgres/0009_hot_path.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                10,
+                "national hourly".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0010_national_hourly.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -343,7 +350,38 @@ impl Backend for PgStore {
                 .bind(c.currency)
                 .bind(c.hour)
                 .bind(c.sales);
-            net.bind(query).bind(c.event).execute(conn).await?;
+            net.bind(query).bind(c.event).execute(&mut *conn).await?;
+        }
+        if !changes.national_hourly.is_empty() {
+            let (mut event, mut currency, mut hour, mut sales, mut net) =
+                (vec![], vec![], vec![], vec![], vec![]);
+            for ((e, c, h), t) in &changes.national_hourly {
+                event.push(e.as_str());
+                currency.push(c.code());
+                hour.push(h.0);
+                sales.push(to_i64("national_hourly_totals", t.sale_count)?);
+                net.push(t.net_minor);
+            }
+            let net = Sums::of(&net);
+            let sql = format!(
+                "INSERT INTO national_hourly_totals (event_id, currency, hour_start_ns, \
+                 sale_count, net_minor, changed_at_position) \
+                 SELECT u.*, $6 FROM UNNEST($1::text[], $2::text[], $3::bigint[], \
+                 $4::bigint[], $5::{}) AS u \
+                 ON CONFLICT (event_id, currency, hour_start_ns) DO UPDATE SET \
+                 sale_count = excluded.sale_count, net_minor = excluded.net_minor, \
+                 changed_at_position = excluded.changed_at_position",
+                net.array_type()
+            );
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(event)
+                .bind(currency)
+                .bind(hour)
+                .bind(sales);
+            net.bind(query)
+                .bind(db_position(position)?)
+                .execute(conn)
+                .await?;
         }
         Ok(())
     }

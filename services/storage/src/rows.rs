@@ -2,7 +2,7 @@
 //! becomes a domain record. A row that does not convert means the table holds what the write
 //! path never writes: [`StorageError::Corrupt`](crate::StorageError::Corrupt), naming the table.
 
-use saleboard_domain::totals::{CurrencyTotals, HourlyTotals};
+use saleboard_domain::totals::{CurrencyTotals, HourlyTotals, NationalHourKey};
 use saleboard_domain::{
     Currency, Dimension, Event, Kind, Nature, Origin, Rate, Segments, SiteId, Slug, StoreId,
     TransactionId, UnixNanos, ValidTransaction,
@@ -192,6 +192,34 @@ impl HourlyRow {
             site_id(T, &self.site_id)?,
             currency(T, &self.currency)?,
             UnixNanos(self.hour_start_ns),
+            HourlyTotals {
+                sale_count: to_u64(T, self.sale_count)?,
+                net_minor: wide(T, &self.net_minor)?,
+            },
+        ))
+    }
+}
+
+/// A row of `national_hourly_totals`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct NationalHourRow {
+    event_id: String,
+    currency: String,
+    hour_start_ns: i64,
+    sale_count: i64,
+    net_minor: String,
+}
+
+impl NationalHourRow {
+    /// ((event, currency, hour), totals).
+    pub(crate) fn into_parts(self) -> Result<(NationalHourKey, HourlyTotals)> {
+        const T: &str = "national_hourly_totals";
+        Ok((
+            (
+                self.event_id,
+                currency(T, &self.currency)?,
+                UnixNanos(self.hour_start_ns),
+            ),
             HourlyTotals {
                 sale_count: to_u64(T, self.sale_count)?,
                 net_minor: wide(T, &self.net_minor)?,

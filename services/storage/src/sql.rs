@@ -129,6 +129,24 @@ pub(crate) const EVENT_HOURLY: &str = "\
     SELECT event_id, site_id, currency, hour_start_ns, sale_count, \
     CAST(net_minor AS TEXT) AS net_minor FROM hourly_totals WHERE event_id = $1";
 
+/// Every national hourly total (for the aggregator's check at start, and `verify`).
+pub(crate) const NATIONAL_HOURLY: &str = "\
+    SELECT event_id, currency, hour_start_ns, sale_count, \
+    CAST(net_minor AS TEXT) AS net_minor FROM national_hourly_totals";
+
+/// The applied position at which an event's totals last changed (0: never): every ledger row
+/// changes a national hourly row of its event, so this moves exactly when the event's figures
+/// do (a baseline's, say).
+pub(crate) const EVENT_CHANGED_AT: &str = "\
+    SELECT COALESCE(MAX(changed_at_position), 0) FROM national_hourly_totals \
+    WHERE event_id = $1";
+
+/// The national hourly totals of one event, by hour then currency.
+pub(crate) const EVENT_NATIONAL_HOURLY: &str = "\
+    SELECT event_id, currency, hour_start_ns, sale_count, \
+    CAST(net_minor AS TEXT) AS net_minor FROM national_hourly_totals \
+    WHERE event_id = $1 ORDER BY hour_start_ns, currency";
+
 /// One site's hourly totals in one event, by hour then currency.
 pub(crate) const SITE_HOURLY: &str = "\
     SELECT event_id, site_id, currency, hour_start_ns, sale_count, \

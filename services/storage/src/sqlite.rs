@@ -177,6 +177,13 @@ impl SqliteStore {
                 include_str!("../migrations/sqlite/0008_hot_path.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                9,
+                "national hourly".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0009_national_hourly.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -358,6 +365,34 @@ impl Backend for SqliteStore {
                  sale_count = excluded.sale_count, net_minor = excluded.net_minor",
             )
             .bind(serde_json::Value::Array(rows).to_string())
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !changes.national_hourly.is_empty() {
+            let rows: Vec<serde_json::Value> = changes
+                .national_hourly
+                .iter()
+                .map(|((event, currency, hour), h)| {
+                    json!([
+                        event.as_str(),
+                        currency.code(),
+                        hour.0,
+                        h.sale_count,
+                        h.net_minor.to_string()
+                    ])
+                })
+                .collect();
+            sqlx::query(
+                "INSERT INTO national_hourly_totals (event_id, currency, hour_start_ns, \
+                 sale_count, net_minor, changed_at_position) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, $2 \
+                 FROM json_each($1) WHERE true \
+                 ON CONFLICT (event_id, currency, hour_start_ns) DO UPDATE SET \
+                 sale_count = excluded.sale_count, net_minor = excluded.net_minor, \
+                 changed_at_position = excluded.changed_at_position",
+            )
+            .bind(serde_json::Value::Array(rows).to_string())
+            .bind(db_position(position)?)
             .execute(conn)
             .await?;
         }

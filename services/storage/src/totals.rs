@@ -15,7 +15,8 @@ use crate::model::{
     SiteTotalsData, StoredTotals, db_position, to_u64,
 };
 use crate::rows::{
-    HourlyRow, RateRow, SegmentSiteTotalsRow, SegmentTotalsRow, SiteRow, StateRow, TotalsRow,
+    HourlyRow, NationalHourRow, RateRow, SegmentSiteTotalsRow, SegmentTotalsRow, SiteRow, StateRow,
+    TotalsRow,
 };
 use crate::shared::events_in;
 use crate::{Result, StorageError, TotalsStore, sql};
@@ -48,6 +49,9 @@ where
         let national = sqlx::query_as::<_, SegmentTotalsRow>(sql::SEGMENTS)
             .fetch_all(&mut *tx)
             .await?;
+        let national_hourly = sqlx::query_as::<_, NationalHourRow>(sql::NATIONAL_HOURLY)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         let mut book = TotalsBook::default();
         for row in totals {
@@ -56,7 +60,8 @@ where
         }
         for row in hourly {
             let (event, site, currency, hour, h) = row.into_hourly()?;
-            book.load_hourly((event, site, currency, hour), h);
+            book.load_hourly((event, site, currency, hour), h)
+                .map_err(|e| StorageError::corrupt("hourly_totals", e))?;
         }
         for row in segment_sites {
             let (event, site, dimension, key, currency, t) = row.into_parts()?;
@@ -74,6 +79,10 @@ where
             applied: to_u64("aggregator_state", applied)?,
             book,
             segments,
+            national_hourly: national_hourly
+                .into_iter()
+                .map(NationalHourRow::into_parts)
+                .collect::<Result<_>>()?,
         })
     }
 
@@ -175,6 +184,20 @@ where
         // The breakdown rows changed since the caller's last read of the same event, else all.
         let cursor = cursor.filter(|c| c.event_id == event_id);
         let since = cursor.map(|c| db_position(c.applied)).transpose()?;
+        let national_hourly = sqlx::query_as::<_, NationalHourRow>(sql::EVENT_NATIONAL_HOURLY)
+            .bind(event_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let baseline = event.as_ref().map_or("", |e| e.baseline_event_id.as_str());
+        let baseline_changed_at = if baseline.is_empty() {
+            None
+        } else {
+            let at: i64 = sqlx::query_scalar(sql::EVENT_CHANGED_AT)
+                .bind(baseline)
+                .fetch_one(&mut *tx)
+                .await?;
+            Some(to_u64("national_hourly_totals", at)?)
+        };
         let segment_rows = sqlx::query_as::<_, SegmentTotalsRow>(sql::EVENT_SEGMENTS_SINCE)
             .bind(event_id)
             .bind(since.unwrap_or(-1))
@@ -210,12 +233,25 @@ where
             changed.retain(|site| before.get(site) != now_by_site.get(site));
         }
         let mut disabled = Vec::with_capacity(changed.len());
+        let mut disabled_hourly = Vec::with_capacity(changed.len());
         for site in changed {
             let rows = sqlx::query_as::<_, SegmentSiteTotalsRow>(sql::SITE_EVENT_SEGMENTS)
                 .bind(event_id)
                 .bind(site.as_str())
                 .fetch_all(&mut *tx)
                 .await?;
+            let hours = sqlx::query_as::<_, HourlyRow>(sql::SITE_HOURLY)
+                .bind(event_id)
+                .bind(site.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+            disabled_hourly.push((
+                site.clone(),
+                hours
+                    .into_iter()
+                    .map(|row| row.into_hourly().map(|(_, _, c, hour, h)| (c, hour, h)))
+                    .collect::<Result<Vec<_>>>()?,
+            ));
             disabled.push((site, rows));
         }
         tx.commit().await?;
@@ -235,8 +271,14 @@ where
                         .map(|rows| (site, rows))
                 })
                 .collect::<Result<_>>()?,
+            disabled_hourly,
         };
         Ok(BoardData {
+            baseline_changed_at,
+            national_hourly: national_hourly
+                .into_iter()
+                .map(|row| row.into_parts().map(|((_, c, hour), h)| (c, hour, h)))
+                .collect::<Result<_>>()?,
             segments,
             applied: to_u64("aggregator_state", applied)?,
             sites: sites

@@ -339,6 +339,18 @@ function tick() {
   } else if (reconnecting) {
     asOf.textContent = "reconnecting…";
     asOf.className = "reconnecting";
+  } else if (last && last.stale) {
+    // The leaderboard cannot read its database: these are its last figures, and it moves on
+    // by itself when the database returns.
+    const zone = (last.event && last.event.time_zone) || "UTC";
+    let at;
+    try {
+      at = new Intl.DateTimeFormat(undefined, { timeZone: zone, timeStyle: "medium" }).format(new Date(last.as_of));
+    } catch (e) {
+      at = new Date(last.as_of).toISOString().slice(11, 19);
+    }
+    asOf.textContent = `figures as of ${at} — updates paused · ledger position ${last.watermark}`;
+    asOf.className = "paused";
   } else if (last) {
     const age = Math.max(0, Math.round((Date.now() - Date.parse(last.as_of)) / 1000));
     asOf.textContent = `as of ${age}s ago · ledger position ${last.watermark}`;
