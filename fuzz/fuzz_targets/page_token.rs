@@ -3,13 +3,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use saleboard_leaderboard::grpc::{page_token, parse_page_token};
+use saleboard_domain::page::PageToken;
 
 fuzz_target!(|bytes: &[u8]| {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return;
     };
-    if let Some((generation, offset)) = parse_page_token(text) {
-        assert_eq!(page_token(generation, offset), text);
+    if let Some(token) = PageToken::parse(text) {
+        assert_eq!(token.encode(), text);
     }
 });

@@ -18,6 +18,7 @@ pub mod currency;
 pub mod curve;
 pub mod event;
 pub mod ids;
+pub mod page;
 pub mod ranking;
 pub mod rate;
 pub mod reason;

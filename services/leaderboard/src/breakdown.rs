@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use saleboard_domain::page::PageToken;
 use saleboard_domain::ranking::{KeyFigures, KeyRanking, rank_keys};
 use saleboard_domain::totals::CurrencyTotals;
 use saleboard_domain::{Currency, Dimension, EventState, SiteId, UnixNanos};
@@ -129,25 +130,6 @@ pub fn dimension_of(value: i32) -> Result<Dimension, Status> {
     }
 }
 
-/// The token of the page of a breakdown (generation, dimension) that starts at `offset`.
-#[must_use]
-pub fn breakdown_token(generation: u64, offset: usize, dimension: Dimension) -> String {
-    format!("{generation}.{offset}.{}", dimension.code())
-}
-
-/// `(generation, offset, dimension)` of a token made by [`breakdown_token`].
-#[must_use]
-pub fn parse_breakdown_token(token: &str) -> Option<(u64, usize, Dimension)> {
-    let mut parts = token.split('.');
-    let generation = parts.next()?.parse().ok()?;
-    let offset = parts.next()?.parse().ok()?;
-    let dimension = Dimension::from_code(parts.next()?.parse().ok()?)?;
-    if parts.next().is_some() || breakdown_token(generation, offset, dimension) != token {
-        return None;
-    }
-    Some((generation, offset, dimension))
-}
-
 fn codes(currencies: &[Currency]) -> Vec<String> {
     currencies.iter().map(|c| c.code().to_owned()).collect()
 }
@@ -179,7 +161,12 @@ pub fn page(view: &View<'_>, offset: usize, limit: usize) -> Breakdown {
             })
             .collect(),
         next_page_token: if end < all.len() {
-            breakdown_token(view.generation, end, view.dimension)
+            PageToken {
+                generation: view.generation,
+                offset: end,
+                dimension: Some(view.dimension),
+            }
+            .encode()
         } else {
             String::new()
         },
@@ -201,21 +188,6 @@ pub fn page(view: &View<'_>, offset: usize, limit: usize) -> Breakdown {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_are_strict_and_name_the_dimension() {
-        let t = breakdown_token(7, 10, Dimension::Category);
-        assert_eq!(t, "7.10.2");
-        assert_eq!(
-            parse_breakdown_token(&t),
-            Some((7, 10, Dimension::Category))
-        );
-        for bad in [
-            "", "7.10", "7.10.0", "7.10.4", "7.10.2.1", "07.10.2", "a.b.c", "7.-1.2",
-        ] {
-            assert_eq!(parse_breakdown_token(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn unspecified_and_unknown_dimensions_are_refused() {
