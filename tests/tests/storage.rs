@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use saleboard_domain::event::EventChangeError;
 use saleboard_domain::resolve::Decision;
 use saleboard_domain::{
     Currency, Event, Kind, Nature, Rate, Reason, SiteId, StoreId, TransactionId, UnixNanos,
@@ -180,7 +181,8 @@ async fn event_and_rates(backend: Backend) {
     let e1 = Event::new("e1", "One", UnixNanos(1), UnixNanos(2), "IDR").expect("event");
     let err = store.set_event(&e1, now).await.expect_err("overlaps test");
     assert!(
-        matches!(&err, StorageError::Precondition(m) if m.contains("\"test\"")),
+        matches!(&err, StorageError::EventChange(EventChangeError::Overlaps { event, .. }) if event == "e1")
+            && err.to_string().contains("\"test\""),
         "{err}"
     );
     let next = Event::new(
@@ -204,7 +206,8 @@ async fn event_and_rates(backend: Backend) {
     let moved = Event::new("old", "Old", UnixNanos(-100), UnixNanos(-40), "IDR").expect("event");
     let err = store.set_event(&moved, now).await.expect_err("closed");
     assert!(
-        matches!(&err, StorageError::Precondition(m) if m.contains("final")),
+        matches!(&err, StorageError::EventChange(EventChangeError::Closed { event, .. }) if event == "old")
+            && err.to_string().contains("final"),
         "{err}"
     );
     let renamed =
@@ -217,7 +220,10 @@ async fn event_and_rates(backend: Backend) {
         .await
         .expect_err("the sale at 1000 would fall outside");
     assert!(
-        matches!(&err, StorageError::Precondition(m) if m.contains("1 accepted sales")),
+        matches!(
+            &err,
+            StorageError::EventChange(EventChangeError::Strands { outside: 1, .. })
+        ) && err.to_string().contains("1 accepted sales"),
         "{err}"
     );
     store

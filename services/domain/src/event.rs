@@ -62,6 +62,117 @@ pub enum EventError {
     Baseline(String),
 }
 
+/// Why a change of a stored event was refused: the rules of changing events, decided here
+/// against the events as stored (storage stores).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventChangeError {
+    /// The new window would overlap another event's.
+    #[error(
+        "the window of event {event:?} would overlap event {other}; event windows never overlap"
+    )]
+    Overlaps {
+        /// The event changed.
+        event: String,
+        /// The other event and its window, as people read it.
+        other: String,
+    },
+    /// The baseline names no event.
+    #[error("baseline_event_id {0:?} names no event; create it first")]
+    UnknownBaseline(String),
+    /// A closed event's window, `closes_at` or reporting currency would change.
+    #[error(
+        "event {event:?} closed at {closed_at}: its window, closes_at and reporting currency are \
+         final (only display_name, baseline_event_id and time_zone may change)"
+    )]
+    Closed {
+        /// The event.
+        event: String,
+        /// When it closed (RFC 3339).
+        closed_at: String,
+    },
+    /// Narrowing the window would leave accepted sales outside it.
+    #[error(
+        "narrowing event {event:?} to {window} would leave {outside} accepted sales outside its \
+         window; a window may only be narrowed while none would be"
+    )]
+    Strands {
+        /// The event.
+        event: String,
+        /// The new window, as people read it.
+        window: String,
+        /// Accepted sales that would fall outside it.
+        outside: u64,
+    },
+}
+
+/// What a change of an event needs checked against the ledger, once its rules against the
+/// other events have passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeCheck {
+    /// Nothing: a new event, a wider window, or a closed event's permitted fields.
+    Nothing,
+    /// The window narrows: count the event's accepted sales outside the new window and pass
+    /// the count to [`narrowing`].
+    SalesOutside,
+}
+
+/// The rules of changing `event` against the stored `events` at `now`.
+///
+/// # Errors
+/// The rule the change breaks.
+pub fn check_change(
+    events: &Events,
+    event: &Event,
+    now: UnixNanos,
+) -> Result<ChangeCheck, EventChangeError> {
+    if let Some(other) = events.overlapping(event) {
+        return Err(EventChangeError::Overlaps {
+            event: event.event_id.clone(),
+            other: other.window_text(),
+        });
+    }
+    if !event.baseline_event_id.is_empty() && events.get(&event.baseline_event_id).is_none() {
+        return Err(EventChangeError::UnknownBaseline(
+            event.baseline_event_id.clone(),
+        ));
+    }
+    let Some(stored) = events.get(&event.event_id) else {
+        return Ok(ChangeCheck::Nothing);
+    };
+    if stored.state(now) == EventState::Closed {
+        let same_figures = stored.starts_at == event.starts_at
+            && stored.ends_at == event.ends_at
+            && stored.closes_at == event.closes_at
+            && stored.reporting_currency == event.reporting_currency;
+        if !same_figures {
+            return Err(EventChangeError::Closed {
+                event: stored.event_id.clone(),
+                closed_at: stored.closes_at.to_rfc3339(),
+            });
+        }
+        return Ok(ChangeCheck::Nothing);
+    }
+    if event.starts_at > stored.starts_at || event.ends_at < stored.ends_at {
+        return Ok(ChangeCheck::SalesOutside);
+    }
+    Ok(ChangeCheck::Nothing)
+}
+
+/// Whether a narrowed window may be stored, given the event's accepted sales outside it.
+///
+/// # Errors
+/// [`EventChangeError::Strands`] when any would be left outside.
+pub fn narrowing(event: &Event, outside: u64) -> Result<(), EventChangeError> {
+    if outside > 0 {
+        return Err(EventChangeError::Strands {
+            event: event.event_id.clone(),
+            window: event.window_text(),
+            outside,
+        });
+    }
+    Ok(())
+}
+
 impl EventError {
     /// The request field the problem is about.
     #[must_use]
@@ -263,6 +374,52 @@ impl Events {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changes_are_decided_here_with_typed_reasons() {
+        let at = |s: i64| UnixNanos(s * 1_000_000_000);
+        let live = Event::new("live", "Live", at(100), at(200), "IDR").expect("event");
+        let old = Event::new("old", "Old", at(-3_000_000), at(-2_900_000), "IDR").expect("event");
+        let events = Events::new(vec![live.clone(), old.clone()]);
+        let now = at(150);
+        let overlapping = Event::new("x", "X", at(150), at(300), "IDR").expect("event");
+        assert!(matches!(
+            check_change(&events, &overlapping, now),
+            Err(EventChangeError::Overlaps { event, .. }) if event == "x"
+        ));
+        let mut orphan = Event::new("y", "Y", at(300), at(400), "IDR").expect("event");
+        orphan.baseline_event_id = "nope".into();
+        assert_eq!(
+            check_change(&events, &orphan, now),
+            Err(EventChangeError::UnknownBaseline("nope".into()))
+        );
+        let moved = Event::new("old", "Old", at(-3_000_000), at(-2_800_000), "IDR").expect("event");
+        assert!(matches!(
+            check_change(&events, &moved, now),
+            Err(EventChangeError::Closed { .. })
+        ));
+        let mut renamed = old.clone();
+        renamed.display_name = "Renamed".into();
+        assert_eq!(
+            check_change(&events, &renamed, now),
+            Ok(ChangeCheck::Nothing)
+        );
+        let narrowed = Event::new("live", "Live", at(120), at(200), "IDR").expect("event");
+        assert_eq!(
+            check_change(&events, &narrowed, now),
+            Ok(ChangeCheck::SalesOutside)
+        );
+        assert_eq!(narrowing(&narrowed, 0), Ok(()));
+        assert!(matches!(
+            narrowing(&narrowed, 3),
+            Err(EventChangeError::Strands { outside: 3, .. })
+        ));
+        let widened = Event::new("live", "Live", at(90), at(250), "IDR").expect("event");
+        assert_eq!(
+            check_change(&events, &widened, now),
+            Ok(ChangeCheck::Nothing)
+        );
+    }
 
     #[test]
     fn window_is_half_open() {

@@ -25,7 +25,7 @@ pub fn from_storage(err: &StorageError) -> Status {
     match err {
         StorageError::AlreadyExists { .. }
         | StorageError::NotFound { .. }
-        | StorageError::Precondition(_) => {}
+        | StorageError::EventChange(_) => {}
         StorageError::Unavailable { cause, .. } => {
             tracing::debug!(error = %cause, "database unavailable");
         }
@@ -41,7 +41,7 @@ pub fn status_of(err: &StorageError) -> Status {
     match err {
         StorageError::AlreadyExists { .. } => Status::already_exists(err.to_string()),
         StorageError::NotFound { .. } => Status::not_found(err.to_string()),
-        StorageError::Precondition(why) => Status::failed_precondition(why.clone()),
+        StorageError::EventChange(why) => Status::failed_precondition(why.to_string()),
         // Says which fault (the client's operator may see it), never the driver's text.
         StorageError::Unavailable { fault, .. } => {
             Status::unavailable(format!("{}; retry later", fault.describe()))

@@ -32,10 +32,11 @@ pub enum StorageError {
         /// Position found.
         found: u64,
     },
-    /// The change contradicts what is stored (an overlapping window, a closed event, rows
-    /// that would fall outside a narrowed window); the message says what and how to proceed.
-    #[error("{0}")]
-    Precondition(String),
+    /// A change of an event breaks a rule of the domain against what is stored (an
+    /// overlapping window, a closed event, rows that would fall outside a narrowed window); the
+    /// message says what and how to proceed.
+    #[error(transparent)]
+    EventChange(#[from] saleboard_domain::event::EventChangeError),
     /// The URL names no supported database.
     #[error("unsupported database URL {0:?}: expected postgres://... or sqlite:PATH")]
     UnsupportedUrl(String),

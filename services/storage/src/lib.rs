@@ -94,7 +94,7 @@ pub trait AdminStore: Send + Sync {
     /// The key with this secret hash, if it authenticates.
     async fn find_active_key(&self, secret_hash: &str) -> Result<Option<ActiveKey>>;
     /// Creates or updates the event with this id, under the writer lock (so no append
-    /// decides with the old version once this returns). [`StorageError::Precondition`] when
+    /// decides with the old version once this returns). [`StorageError::EventChange`] when
     /// its window would overlap another event's, when a closed event would change more than
     /// its name, baseline or time zone, or when a narrowed window would leave accepted sales
     /// outside (saying how many).

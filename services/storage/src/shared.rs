@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use saleboard_domain::resolve::{Decision, LedgerState, Stored};
-use saleboard_domain::{Currency, Event, EventState, Events, Rate, SiteId, UnixNanos};
+use saleboard_domain::{Currency, Event, Events, Rate, SiteId, UnixNanos};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use crate::backend::{Accepted, Backend};
@@ -477,7 +477,8 @@ where
     ))
 }
 
-/// The rules of changing events, against what is stored.
+/// The rules of changing events (decided by the domain), with the count of sales outside a
+/// narrowed window that they may need from the ledger.
 async fn check_event_change<DB>(
     tx: &mut crate::tx::Tx<DB>,
     events: &Events,
@@ -492,52 +493,15 @@ where
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<<DB as Database>::Row>,
 {
-    if let Some(other) = events.overlapping(event) {
-        return Err(StorageError::Precondition(format!(
-            "the window of event {:?} would overlap event {}; event windows never overlap",
-            event.event_id,
-            other.window_text()
-        )));
-    }
-    if !event.baseline_event_id.is_empty() && events.get(&event.baseline_event_id).is_none() {
-        return Err(StorageError::Precondition(format!(
-            "baseline_event_id {:?} names no event; create it first",
-            event.baseline_event_id
-        )));
-    }
-    let Some(stored) = events.get(&event.event_id) else {
-        return Ok(());
-    };
-    if stored.state(now) == EventState::Closed {
-        let same_figures = stored.starts_at == event.starts_at
-            && stored.ends_at == event.ends_at
-            && stored.closes_at == event.closes_at
-            && stored.reporting_currency == event.reporting_currency;
-        if !same_figures {
-            return Err(StorageError::Precondition(format!(
-                "event {:?} closed at {}: its window, closes_at and reporting currency are final \
-                 (only display_name, baseline_event_id and time_zone may change)",
-                stored.event_id,
-                stored.closes_at.to_rfc3339()
-            )));
-        }
-        return Ok(());
-    }
-    if event.starts_at > stored.starts_at || event.ends_at < stored.ends_at {
+    use saleboard_domain::event::{ChangeCheck, check_change, narrowing};
+    if check_change(events, event, now)? == ChangeCheck::SalesOutside {
         let outside: i64 = sqlx::query_scalar(sql::SALES_OUTSIDE)
             .bind(event.event_id.as_str())
             .bind(event.starts_at.0)
             .bind(event.ends_at.0)
             .fetch_one(&mut **tx)
             .await?;
-        if outside > 0 {
-            return Err(StorageError::Precondition(format!(
-                "narrowing event {:?} to {} would leave {outside} accepted sales outside its \
-                 window; a window may only be narrowed while none would be",
-                event.event_id,
-                event.window_text()
-            )));
-        }
+        narrowing(event, to_u64("ledger", outside)?)?;
     }
     Ok(())
 }
