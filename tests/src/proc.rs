@@ -266,7 +266,12 @@ pub async fn start_dev(database_url: &str, dir: &std::path::Path, out: &str) -> 
             }
             let errors = std::fs::read_to_string(&stderr_path).unwrap_or_default();
             if let Some(status) = child.try_wait().expect("dev's status") {
-                if attempt < 3 && errors.contains("already running?") {
+                // Either listener's refusal of a port taken meanwhile (ingest says "already
+                // running?", the admin listener "another instance running?").
+                if attempt < 3
+                    && (errors.contains("already running?")
+                        || errors.contains("Address already in use"))
+                {
                     break; // a chosen port was taken meanwhile: again, on new ports
                 }
                 panic!("dev exited ({status}) before its banner:\n{text}\n{errors}");

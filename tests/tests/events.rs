@@ -544,17 +544,20 @@ async fn a_one_event_database_migrates(backend: Backend) {
         site: saleboard_domain::SiteId::parse("alpha").expect("site"),
         key_id: "key_new".into(),
         received_at: saleboard_domain::UnixNanos::now(),
-        tx: saleboard_domain::ValidTransaction {
-            id: saleboard_domain::TransactionId::parse("R2").expect("id"),
-            store_id: saleboard_domain::StoreId::default(),
-            nature: saleboard_domain::Nature::Refund {
-                of: saleboard_domain::TransactionId::parse("S1").expect("id"),
+        tx: saleboard_domain::transaction::validate(
+            &saleboard_domain::TransactionInput {
+                transaction_id: "R2".into(),
+                kind: saleboard_domain::PushedKind::Refund,
+                currency: "IDR".into(),
+                amount_minor: 4_500,
+                occurred_at: Some(saleboard_domain::UnixNanos(at).to_parts()),
+                refund_of: "S1".into(),
+                ..saleboard_domain::TransactionInput::default()
             },
-            currency: saleboard_domain::Currency::parse("IDR").expect("IDR"),
-            amount_minor: 4_500,
-            occurred_at: saleboard_domain::UnixNanos(at),
-            segments: saleboard_domain::Segments::default(),
-        },
+            saleboard_domain::UnixNanos::now(),
+            &saleboard_domain::Limits::default(),
+        )
+        .expect("a valid refund"),
     };
     let decided = store.append(&[refund]).await.expect("append");
     assert_eq!(

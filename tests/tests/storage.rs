@@ -5,8 +5,8 @@ use std::sync::Arc;
 use saleboard_domain::event::EventChangeError;
 use saleboard_domain::resolve::Decision;
 use saleboard_domain::{
-    Currency, Event, Kind, Nature, Rate, Reason, SiteId, StoreId, TransactionId, UnixNanos,
-    ValidTransaction,
+    Currency, Event, Kind, PushedKind, Rate, Reason, SiteId, TransactionId, TransactionInput,
+    UnixNanos,
 };
 use saleboard_storage::{Candidate, StorageError, Store};
 use saleboard_tests::{Backend, TestDb, backend_tests};
@@ -27,21 +27,25 @@ fn candidate(
         site: site(site_id),
         key_id: "key_test".into(),
         received_at: UnixNanos(2_000),
-        tx: ValidTransaction {
-            id: TransactionId::parse(id).expect("valid id"),
-            store_id: StoreId::parse("s-1").expect("valid store"),
-            nature: match (kind, refund_of) {
-                (Kind::Sale, None) => Nature::Sale,
-                (Kind::Refund, Some(of)) => Nature::Refund {
-                    of: TransactionId::parse(of).expect("valid id"),
+        tx: saleboard_domain::transaction::validate(
+            &TransactionInput {
+                transaction_id: id.into(),
+                store_id: "s-1".into(),
+                kind: match (kind, refund_of) {
+                    (Kind::Sale, None) => PushedKind::Sale,
+                    (Kind::Refund, Some(_)) => PushedKind::Refund,
+                    other => panic!("not a valid transaction: {other:?}"),
                 },
-                other => panic!("not a valid transaction: {other:?}"),
+                currency: "IDR".into(),
+                amount_minor: amount,
+                occurred_at: Some(UnixNanos(1_000).to_parts()),
+                refund_of: refund_of.unwrap_or_default().into(),
+                ..TransactionInput::default()
             },
-            currency: Currency::parse("IDR").expect("IDR"),
-            amount_minor: amount,
-            occurred_at: UnixNanos(1_000),
-            segments: saleboard_domain::Segments::default(),
-        },
+            UnixNanos(2_000),
+            &saleboard_domain::Limits::default(),
+        )
+        .expect("a valid transaction"),
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use saleboard_aggregator::AggregatorConfig;
-use saleboard_domain::{Currency, Event, Rate, SiteId, UnixNanos};
+use saleboard_domain::{Currency, Event, PushedOrigin, Rate, SiteId, UnixNanos};
 use saleboard_ingest::IngestConfig;
 use saleboard_leaderboard::LeaderboardConfig;
 use saleboard_runtime::auth::{new_api_key, random_secret, secret_hash};
@@ -243,28 +243,25 @@ async fn demo_events(store: &Arc<dyn Store>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A few hundred sales of the demo sites spread over the first two days of `event`.
 /// Brand, category and origin of a demo sale: local and imported brands in a few categories.
-fn demo_segments(n: i64) -> anyhow::Result<saleboard_domain::Segments> {
-    use saleboard_domain::{Origin, Segments, Slug};
-    const BRANDS: [(&str, &str, Origin); 6] = [
-        ("wardah", "beauty", Origin::Domestic),
-        ("indomie", "food", Origin::Domestic),
-        ("eiger", "fashion", Origin::Domestic),
-        ("samsung", "electronics", Origin::CrossBorder),
-        ("uniqlo", "fashion", Origin::CrossBorder),
-        ("xiaomi", "electronics", Origin::CrossBorder),
+fn demo_segments(n: i64) -> anyhow::Result<(&'static str, &'static str, PushedOrigin)> {
+    const BRANDS: [(&str, &str, PushedOrigin); 6] = [
+        ("wardah", "beauty", PushedOrigin::Domestic),
+        ("indomie", "food", PushedOrigin::Domestic),
+        ("eiger", "fashion", PushedOrigin::Domestic),
+        ("samsung", "electronics", PushedOrigin::CrossBorder),
+        ("uniqlo", "fashion", PushedOrigin::CrossBorder),
+        ("xiaomi", "electronics", PushedOrigin::CrossBorder),
     ];
-    let (brand, category, origin) = BRANDS[usize::try_from(n.rem_euclid(6))?];
-    Ok(Segments {
-        brand: Some(Slug::parse(brand)?),
-        category: Some(Slug::parse(category)?),
-        origin,
-    })
+    Ok(BRANDS[usize::try_from(n.rem_euclid(6))?])
 }
 
+/// A few hundred sales of the demo sites spread over the first two days of `event`, each
+/// validated like a pushed transaction.
 fn demo_history(event: &Event) -> anyhow::Result<Vec<saleboard_storage::Candidate>> {
     let mut history = Vec::new();
+    let now = UnixNanos::now();
+    let limits = saleboard_domain::Limits::default();
     for (per_hour, (site, _)) in [4_i64, 3, 2].into_iter().zip(DEMO_SITES) {
         let site = SiteId::parse(site)?;
         for hour in 0..48_i64 {
@@ -272,22 +269,27 @@ fn demo_history(event: &Event) -> anyhow::Result<Vec<saleboard_storage::Candidat
                 let at = event
                     .starts_at
                     .saturating_add_secs(hour * 3_600 + n * 600 + 60);
+                let (brand, category, origin) = demo_segments(hour + n)?;
+                let input = saleboard_domain::TransactionInput {
+                    transaction_id: format!("last-year-{hour}-{n}"),
+                    store_id: String::new(),
+                    kind: saleboard_domain::PushedKind::Sale,
+                    currency: "IDR".into(),
+                    // Rp 50.000 to Rp 500.000, varied by the hour.
+                    amount_minor: 5_000_000 + ((hour * 7 + n * 13) % 10) * 5_000_000,
+                    occurred_at: Some(at.to_parts()),
+                    refund_of: String::new(),
+                    brand: brand.into(),
+                    category: category.into(),
+                    origin,
+                };
+                let tx = saleboard_domain::transaction::validate(&input, now, &limits)
+                    .map_err(|r| anyhow::anyhow!("a demo sale is invalid: {}", r.message))?;
                 history.push(saleboard_storage::Candidate {
                     site: site.clone(),
                     key_id: "dev-history".into(),
                     received_at: at,
-                    tx: saleboard_domain::ValidTransaction {
-                        id: saleboard_domain::TransactionId::parse(&format!(
-                            "last-year-{hour}-{n}"
-                        ))?,
-                        store_id: saleboard_domain::StoreId::default(),
-                        nature: saleboard_domain::Nature::Sale,
-                        currency: Currency::parse("IDR")?,
-                        // Rp 50.000 to Rp 500.000, varied by the hour.
-                        amount_minor: 5_000_000 + ((hour * 7 + n * 13) % 10) * 5_000_000,
-                        occurred_at: at,
-                        segments: demo_segments(hour + n)?,
-                    },
+                    tx,
                 });
             }
         }

@@ -95,8 +95,12 @@ impl Default for Limits {
     }
 }
 
-/// A transaction that passed every rule that does not need the ledger.
+/// A transaction that passed every rule that does not need the ledger. Made only by
+/// [`validate`], or read back from the ledger ([`ValidTransaction::from_ledger`]): outside this
+/// crate no struct literal can make one (`non_exhaustive`), so nothing reaches the ledger
+/// without passing validation (`saleboard dev`'s demo history included).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ValidTransaction {
     /// Retailer's id.
     pub id: TransactionId,
@@ -112,6 +116,32 @@ pub struct ValidTransaction {
     pub occurred_at: UnixNanos,
     /// What was sold: brand, category, origin (a refund's are its sale's, once resolved).
     pub segments: Segments,
+}
+
+impl ValidTransaction {
+    /// A transaction the ledger holds, read back. It passed [`validate`] when it was appended,
+    /// under that day's limits, so it is not validated again (a limit lowered since must not
+    /// make stored rows unreadable); the caller parses each field with the domain's parsers.
+    #[must_use]
+    pub fn from_ledger(
+        id: TransactionId,
+        store_id: StoreId,
+        nature: Nature,
+        currency: Currency,
+        amount_minor: i64,
+        occurred_at: UnixNanos,
+        segments: Segments,
+    ) -> Self {
+        Self {
+            id,
+            store_id,
+            nature,
+            currency,
+            amount_minor,
+            occurred_at,
+            segments,
+        }
+    }
 }
 
 /// What a valid transaction does: a refund always names its sale, a sale never names one.

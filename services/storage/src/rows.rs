@@ -263,27 +263,26 @@ impl StoredRow {
             StorageError::corrupt("ledger", format!("position {}: {what}: {e}", self.position))
         };
         let site = SiteId::parse(&self.site_id).map_err(|e| bad("site_id", &e))?;
-        let tx = ValidTransaction {
-            id: TransactionId::parse(&self.transaction_id)
-                .map_err(|e| bad("transaction_id", &e))?,
-            store_id: StoreId::parse(&self.store_id).map_err(|e| bad("store_id", &e))?,
-            nature: match Kind::from_code(self.kind).ok_or_else(|| bad("kind", &self.kind))? {
+        let tx = ValidTransaction::from_ledger(
+            TransactionId::parse(&self.transaction_id).map_err(|e| bad("transaction_id", &e))?,
+            StoreId::parse(&self.store_id).map_err(|e| bad("store_id", &e))?,
+            match Kind::from_code(self.kind).ok_or_else(|| bad("kind", &self.kind))? {
                 Kind::Sale if self.refund_of.is_empty() => Nature::Sale,
                 Kind::Sale => return Err(bad("refund_of", &"set on a sale")),
                 Kind::Refund => Nature::Refund {
                     of: TransactionId::parse(&self.refund_of).map_err(|e| bad("refund_of", &e))?,
                 },
             },
-            currency: Currency::parse(&self.currency).map_err(|e| bad("currency", &e))?,
-            amount_minor: self.amount_minor,
-            occurred_at: UnixNanos(self.occurred_at_ns),
-            segments: Segments {
+            Currency::parse(&self.currency).map_err(|e| bad("currency", &e))?,
+            self.amount_minor,
+            UnixNanos(self.occurred_at_ns),
+            Segments {
                 brand: slug(&self.brand).map_err(|e| bad("brand", &e))?,
                 category: slug(&self.category).map_err(|e| bad("category", &e))?,
                 origin: Origin::from_code(self.origin)
                     .ok_or_else(|| bad("origin", &self.origin))?,
             },
-        };
+        );
         let position = u64::try_from(self.position).map_err(|e| bad("position", &e))?;
         Ok((site, tx, position, self.event_id))
     }
