@@ -9,7 +9,6 @@ use saleboard_proto::v1::{
     CurrencyTotals, GetLeaderboardRequest, GetNationalTotalsRequest, GetSiteTotalsRequest,
     Leaderboard, WatchLeaderboardRequest,
 };
-use serde_json::json;
 
 use crate::client::{self, Output};
 
@@ -335,7 +334,7 @@ pub async fn breakdown(args: &BreakdownArgs) -> anyhow::Result<()> {
         .map_err(|s| client::explain(endpoint, "GetBreakdown", &s))?
         .into_inner();
     match args.query.output {
-        Output::Json => println!("{}", breakdown_json(&b)),
+        Output::Json => println!("{}", client::json(&b)?),
         Output::Table => {
             let zone = args.query.zone(&mut client, &b.event_id).await;
             print!("{}", breakdown_table(&b, &zone));
@@ -351,31 +350,6 @@ fn dimension_name(b: &saleboard_proto::v1::Breakdown) -> &'static str {
         saleboard_proto::v1::Dimension::Origin => "origin",
         saleboard_proto::v1::Dimension::Unspecified => "?",
     }
-}
-
-/// A breakdown as JSON (money in minor units, exactly).
-#[must_use]
-pub fn breakdown_json(b: &saleboard_proto::v1::Breakdown) -> serde_json::Value {
-    json!({
-        "event_id": b.event_id,
-        "dimension": dimension_name(b),
-        "site_id": b.site_id,
-        "reporting_currency": b.reporting_currency,
-        "watermark": b.watermark,
-        "total_net_reporting_minor": b.total_net_reporting_minor,
-        "unconverted_currencies": b.unconverted_currencies,
-        "next_page_token": b.next_page_token,
-        "entries": b.entries.iter().map(|e| json!({
-            "rank": e.rank,
-            "key": e.key,
-            "net_reporting_minor": e.net_reporting_minor,
-            "sale_count": e.sale_count,
-            "refund_count": e.refund_count,
-            "site_count": e.site_count,
-            "unconverted_currencies": e.unconverted_currencies,
-            "out_of_range": e.out_of_range,
-        })).collect::<Vec<_>>(),
-    })
 }
 
 /// A breakdown as a table: rank, key (`(none)` for transactions without the field), net,
@@ -528,22 +502,9 @@ pub async fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     }
     let currency = &b.reporting_currency;
     match args.output {
-        Output::Json => println!(
-            "{}",
-            json!({
-                "event_id": b.event_id,
-                "baseline_event_id": b.baseline_event_id,
-                "reporting_currency": currency,
-                "net_reporting_minor": b.national_net_reporting_minor,
-                "baseline_net_reporting_minor": b.baseline_net_reporting_minor,
-                "sites": b.entries.iter().map(|e| json!({
-                    "site_id": e.site_id,
-                    "net_reporting_minor": e.net_reporting_minor,
-                    "baseline_net_reporting_minor": e.baseline_net_reporting_minor,
-                    "in_baseline": e.in_baseline,
-                })).collect::<Vec<_>>(),
-            })
-        ),
+        // The answer itself: each site's net beside its baseline_net_reporting_minor and
+        // in_baseline, the national figures beside baseline_net_reporting_minor.
+        Output::Json => println!("{}", client::json(&b)?),
         Output::Table => {
             println!(
                 "{} against {} at the same point, in {currency}",
@@ -622,47 +583,6 @@ pub fn unconverted_warning(currencies: &[String]) -> String {
     )
 }
 
-fn timestamp_text(ts: Option<&saleboard_proto::Timestamp>) -> String {
-    ts.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
-/// The leaderboard as JSON.
-#[must_use]
-pub fn leaderboard_json(b: &Leaderboard) -> serde_json::Value {
-    json!({
-        "event_id": b.event_id,
-        "reporting_currency": b.reporting_currency,
-        "as_of": timestamp_text(b.as_of.as_ref()),
-        "watermark": b.watermark,
-        "national_net_reporting_minor": b.national_net_reporting_minor,
-        "national_net_reporting_decimal": b.national_net_reporting_decimal,
-        "national_out_of_range": b.national_out_of_range,
-        "out_of_range_sites": b.out_of_range_sites,
-        "unconverted_currencies": b.unconverted_currencies,
-        "baseline_event_id": b.baseline_event_id,
-        "baseline_net_reporting_minor": b.baseline_net_reporting_minor,
-        "next_page_token": b.next_page_token,
-        "entries": b.entries.iter().map(|e| json!({
-            "rank": e.rank,
-            "site_id": e.site_id,
-            "display_name": e.display_name,
-            "net_reporting_minor": e.net_reporting_minor,
-            "sale_count": e.sale_count,
-            "refund_count": e.refund_count,
-            "unconverted_currencies": e.unconverted_currencies,
-            "baseline_net_reporting_minor": e.baseline_net_reporting_minor,
-            "in_baseline": e.in_baseline,
-            "out_of_range": e.out_of_range,
-            "out_of_range_currencies": e.out_of_range_currencies,
-        })).collect::<Vec<_>>(),
-    })
-}
-
 /// The leaderboard as a table, times in `zone`.
 #[must_use]
 pub fn leaderboard_table(b: &Leaderboard, zone: &Zone) -> String {
@@ -739,17 +659,6 @@ pub fn growth(now: i64, then: i64) -> String {
     percent_text(tenths_of_percent(now - then, then), "+")
 }
 
-fn totals_json(t: &CurrencyTotals) -> serde_json::Value {
-    json!({
-        "currency": t.currency,
-        "sale_count": t.sale_count,
-        "gross_minor": t.gross_minor,
-        "refund_count": t.refund_count,
-        "refunded_minor": t.refunded_minor,
-        "net_minor": t.net_minor,
-    })
-}
-
 fn totals_table(totals: &[CurrencyTotals]) -> String {
     let mut out = format!(
         "{:<8} {:>10} {:>30} {:>8} {:>30} {:>30}\n",
@@ -793,7 +702,7 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
                 let categories = categories_block(&mut client, &b.event_id, args.categories).await;
                 print!("{}{categories}", leaderboard_table(&b, &zone));
             }
-            Output::Json => println!("{}", leaderboard_json(&b)),
+            Output::Json => println!("{}", client::json(&b)?),
         }
         return Ok(());
     }
@@ -830,7 +739,7 @@ pub async fn leaderboard(args: &LeaderboardArgs) -> anyhow::Result<()> {
                             print!("\x1b[2J\x1b[H{}{categories}", leaderboard_table(&b, &zone));
                             zone_cache = Some(zone);
                         }
-                        Output::Json => println!("{}", leaderboard_json(&b)),
+                        Output::Json => println!("{}", client::json(&b)?),
                     }
                     std::io::stdout().flush().ok();
                     continue;
@@ -904,21 +813,7 @@ pub async fn totals(args: &TotalsArgs) -> anyhow::Result<()> {
         .map_err(|s| client::explain(endpoint, "GetSiteTotals", &s))?
         .into_inner();
     match args.query.output {
-        Output::Json => println!(
-            "{}",
-            json!({
-                "site_id": t.site_id,
-                "display_name": t.display_name,
-                "watermark": t.watermark,
-                "totals": t.totals.iter().map(totals_json).collect::<Vec<_>>(),
-                "hourly": t.hourly.iter().map(|h| json!({
-                    "hour_start": timestamp_text(h.hour_start.as_ref()),
-                    "currency": h.currency,
-                    "sale_count": h.sale_count,
-                    "net_minor": h.net_minor,
-                })).collect::<Vec<_>>(),
-            })
-        ),
+        Output::Json => println!("{}", client::json(&t)?),
         Output::Table => {
             println!(
                 "{} ({}) at ledger position {}",
@@ -965,21 +860,7 @@ pub async fn national(args: &NationalArgs) -> anyhow::Result<()> {
         .map_err(|s| client::explain(endpoint, "GetNationalTotals", &s))?
         .into_inner();
     match args.query.output {
-        Output::Json => println!(
-            "{}",
-            json!({
-                "event_id": n.event_id,
-                "reporting_currency": n.reporting_currency,
-                "site_count": n.site_count,
-                "watermark": n.watermark,
-                "net_reporting_minor": n.net_reporting_minor,
-                "net_reporting_decimal": n.net_reporting_decimal,
-                "net_reporting_out_of_range": n.net_reporting_out_of_range,
-                "out_of_range_sites": n.out_of_range_sites,
-                "unconverted_currencies": n.unconverted_currencies,
-                "totals": n.totals.iter().map(totals_json).collect::<Vec<_>>(),
-            })
-        ),
+        Output::Json => println!("{}", client::json(&n)?),
         Output::Table => {
             println!(
                 "{}: national net {} ({} sites, ledger position {})",

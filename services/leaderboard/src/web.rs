@@ -5,8 +5,13 @@
 //! `/api/v1/national`, `/api/v1/events`, `/api/v1/breakdown/{dimension}`) with the gRPC
 //! answers' figures: every handler calls the gRPC service itself.
 //!
-//! JSON follows the proto3 JSON mapping with the `.proto` field names: 64-bit integers are
-//! strings (money in minor units stays exact in a browser), timestamps RFC 3339, enums by name.
+//! Every JSON answer is the gRPC answer's message in the proto3 JSON mapping, written by
+//! `saleboard_proto::json` (the one mapping, the command line's too): `.proto` field names,
+//! 64-bit integers as strings (money in minor units stays exact in a browser), timestamps
+//! RFC 3339, enums by name, every field. A screen message is the leaderboard's mapping with what
+//! the page shows beside it: `reporting_exponent`, `event` (the event's mapping and
+//! `baseline_display_name`), `categories` and `origin` (breakdowns) and `hourly` (the national
+//! curve's `NationalHour`s), each a message in the mapping.
 //! These routes sit outside the gRPC services' load-shed and auth layers; the server's request
 //! timeout bounds the time to the response head only, so an SSE stream lives on.
 
@@ -20,15 +25,14 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use saleboard_domain::{Currency, Dimension, UnixNanos};
-use saleboard_proto::Timestamp;
+use saleboard_proto::json::{self, JsonMessage};
 use saleboard_proto::v1::leaderboard_service_server::LeaderboardService as LeaderboardApi;
 use saleboard_proto::v1::{
-    Breakdown, Dimension as DimensionMsg, Event, EventState as EventStateMsg, GetBreakdownRequest,
-    GetLeaderboardRequest, GetNationalTotalsRequest, Leaderboard, ListEventsRequest,
-    NationalTotals,
+    Dimension as DimensionMsg, GetBreakdownRequest, GetLeaderboardRequest,
+    GetNationalTotalsRequest, ListEventsRequest,
 };
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tonic::{Code, Request, Status};
 
 use crate::board::Board;
@@ -223,147 +227,31 @@ fn failure(status: &Status) -> Response {
     response
 }
 
-fn ok_json(value: &Value) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        value.to_string(),
-    )
-        .into_response()
+/// A gRPC answer as the HTTP answer: the message in the proto3 JSON mapping (`json`), the one
+/// the command line's `--output json` writes too.
+fn ok_json(message: &impl JsonMessage) -> Response {
+    match json::to_string(message) {
+        Ok(text) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            text,
+        )
+            .into_response(),
+        Err(e) => failure(&unwritable(&e)),
+    }
 }
 
-fn ts(t: Option<&Timestamp>) -> Value {
-    t.and_then(|t| UnixNanos::from_parts(t.seconds, t.nanos))
-        .map_or(Value::Null, |t| Value::String(t.to_rfc3339()))
-}
-
-fn state_name(state: i32) -> &'static str {
-    EventStateMsg::try_from(state).map_or("EVENT_STATE_UNSPECIFIED", |s| s.as_str_name())
+/// A message the JSON mapping could not write (a broken build, or a timestamp past the year
+/// 9999).
+fn unwritable(e: &json::JsonError) -> Status {
+    Status::internal(format!("the answer cannot be written as JSON: {e}"))
 }
 
 /// Digits after the point of a currency (ISO 4217), for the page to place it.
 fn exponent(code: &str) -> u8 {
     Currency::parse(code).map_or(0, |c| c.exponent())
-}
-
-/// A `Leaderboard` in proto3 JSON (64-bit integers as strings).
-#[must_use]
-pub fn leaderboard_json(b: &Leaderboard) -> Value {
-    json!({
-        "event_id": b.event_id,
-        "reporting_currency": b.reporting_currency,
-        "reporting_exponent": exponent(&b.reporting_currency),
-        "as_of": ts(b.as_of.as_ref()),
-        "watermark": b.watermark.to_string(),
-        "entries": b.entries.iter().map(|e| json!({
-            "rank": e.rank,
-            "site_id": e.site_id,
-            "display_name": e.display_name,
-            "net_reporting_minor": e.net_reporting_minor.to_string(),
-            "sale_count": e.sale_count.to_string(),
-            "refund_count": e.refund_count.to_string(),
-            "unconverted_currencies": e.unconverted_currencies,
-            "out_of_range": e.out_of_range,
-            "out_of_range_currencies": e.out_of_range_currencies,
-            "baseline_net_reporting_minor": e.baseline_net_reporting_minor.to_string(),
-            "in_baseline": e.in_baseline,
-        })).collect::<Vec<_>>(),
-        "national_net_reporting_minor": b.national_net_reporting_minor.to_string(),
-        "next_page_token": b.next_page_token,
-        "national_out_of_range": b.national_out_of_range,
-        "national_net_reporting_decimal": b.national_net_reporting_decimal,
-        "out_of_range_sites": b.out_of_range_sites,
-        "unconverted_currencies": b.unconverted_currencies,
-        "baseline_event_id": b.baseline_event_id,
-        "baseline_net_reporting_minor": b.baseline_net_reporting_minor.to_string(),
-        "state": state_name(b.state),
-        "stale": b.stale,
-    })
-}
-
-/// `NationalTotals` in proto3 JSON.
-#[must_use]
-pub fn national_json(n: &NationalTotals) -> Value {
-    json!({
-        "totals": n.totals.iter().map(|t| json!({
-            "currency": t.currency,
-            "sale_count": t.sale_count.to_string(),
-            "gross_minor": t.gross_minor.to_string(),
-            "refund_count": t.refund_count.to_string(),
-            "refunded_minor": t.refunded_minor.to_string(),
-            "net_minor": t.net_minor.to_string(),
-            "out_of_range": t.out_of_range,
-            "gross_decimal": t.gross_decimal,
-            "refunded_decimal": t.refunded_decimal,
-            "net_decimal": t.net_decimal,
-        })).collect::<Vec<_>>(),
-        "net_reporting_minor": n.net_reporting_minor.to_string(),
-        "site_count": n.site_count,
-        "watermark": n.watermark.to_string(),
-        "net_reporting_out_of_range": n.net_reporting_out_of_range,
-        "net_reporting_decimal": n.net_reporting_decimal,
-        "out_of_range_sites": n.out_of_range_sites,
-        "event_id": n.event_id,
-        "reporting_currency": n.reporting_currency,
-        "unconverted_currencies": n.unconverted_currencies,
-        "baseline_event_id": n.baseline_event_id,
-        "baseline_net_reporting_minor": n.baseline_net_reporting_minor.to_string(),
-        "stale": n.stale,
-        "as_of": ts(n.as_of.as_ref()),
-        "hourly": n.hourly.iter().map(|h| json!({
-            "hour_start": ts(h.hour_start.as_ref()),
-            "net_reporting_minor": h.net_reporting_minor.to_string(),
-            "out_of_range": h.out_of_range,
-            "net_reporting_decimal": h.net_reporting_decimal,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-/// A `Breakdown` in proto3 JSON.
-#[must_use]
-pub fn breakdown_json(b: &Breakdown) -> Value {
-    json!({
-        "event_id": b.event_id,
-        "dimension": DimensionMsg::try_from(b.dimension).map_or("DIMENSION_UNSPECIFIED", |d| d.as_str_name()),
-        "site_id": b.site_id,
-        "reporting_currency": b.reporting_currency,
-        "watermark": b.watermark.to_string(),
-        "entries": b.entries.iter().map(|e| json!({
-            "rank": e.rank,
-            "key": e.key,
-            "net_reporting_minor": e.net_reporting_minor.to_string(),
-            "sale_count": e.sale_count.to_string(),
-            "refund_count": e.refund_count.to_string(),
-            "site_count": e.site_count,
-            "unconverted_currencies": e.unconverted_currencies,
-            "out_of_range": e.out_of_range,
-            "out_of_range_currencies": e.out_of_range_currencies,
-        })).collect::<Vec<_>>(),
-        "next_page_token": b.next_page_token,
-        "total_net_reporting_minor": b.total_net_reporting_minor.to_string(),
-        "unconverted_currencies": b.unconverted_currencies,
-        "as_of": ts(b.as_of.as_ref()),
-        "state": state_name(b.state),
-        "stale": b.stale,
-    })
-}
-
-/// An `Event` in proto3 JSON.
-#[must_use]
-pub fn event_json(e: &Event) -> Value {
-    json!({
-        "event_id": e.event_id,
-        "display_name": e.display_name,
-        "starts_at": ts(e.starts_at.as_ref()),
-        "ends_at": ts(e.ends_at.as_ref()),
-        "reporting_currency": e.reporting_currency,
-        "baseline_event_id": e.baseline_event_id,
-        "closes_at": ts(e.closes_at.as_ref()),
-        "time_zone": e.time_zone,
-        "state": state_name(e.state),
-    })
 }
 
 fn leaderboard_request(p: &Params) -> GetLeaderboardRequest {
@@ -382,7 +270,7 @@ async fn api_leaderboard(State(web): State<Web>, q: Q) -> Response {
         .get_leaderboard(Request::new(leaderboard_request(&p)))
         .await
     {
-        Ok(b) => ok_json(&leaderboard_json(b.get_ref())),
+        Ok(b) => ok_json(b.get_ref()),
         Err(status) => failure(&status),
     }
 }
@@ -394,7 +282,7 @@ async fn api_national(State(web): State<Web>, q: Q) -> Response {
         baseline_event_id: p.baseline.unwrap_or_default(),
     };
     match web.service.get_national_totals(Request::new(request)).await {
-        Ok(n) => ok_json(&national_json(n.get_ref())),
+        Ok(n) => ok_json(n.get_ref()),
         Err(status) => failure(&status),
     }
 }
@@ -405,9 +293,7 @@ async fn api_events(State(web): State<Web>) -> Response {
         .list_events(Request::new(ListEventsRequest {}))
         .await
     {
-        Ok(r) => ok_json(&json!({
-            "events": r.get_ref().events.iter().map(event_json).collect::<Vec<_>>()
-        })),
+        Ok(r) => ok_json(r.get_ref()),
         Err(status) => failure(&status),
     }
 }
@@ -441,7 +327,7 @@ async fn api_breakdown(State(web): State<Web>, Path(dimension): Path<String>, q:
         page_token: p.page_token.unwrap_or_default(),
     };
     match web.service.get_breakdown(Request::new(request)).await {
-        Ok(b) => ok_json(&breakdown_json(b.get_ref())),
+        Ok(b) => ok_json(b.get_ref()),
         Err(status) => failure(&status),
     }
 }
@@ -478,34 +364,26 @@ impl Web {
             .service
             .breakdown_of(&snapshot, Dimension::Origin, 10)?;
         let events = self.board.events();
-        let mut message = leaderboard_json(&board);
+        // The leaderboard in the mapping, and beside it what the page shows with it.
+        let mut message = json::to_value(&board).map_err(|e| unwritable(&e))?;
+        message["reporting_exponent"] = json!(exponent(&board.reporting_currency));
         if let Some(e) = events.get(&board.event_id) {
             let baseline_name = events
                 .get(&board.baseline_event_id)
                 .map_or_else(String::new, |b| b.display_name.clone());
-            message["event"] = json!({
-                "event_id": e.event_id,
-                "display_name": e.display_name,
-                "starts_at": e.starts_at.to_rfc3339(),
-                "ends_at": e.ends_at.to_rfc3339(),
-                "closes_at": e.closes_at.to_rfc3339(),
-                "time_zone": e.time_zone,
-                "baseline_display_name": baseline_name,
-            });
+            let mut event = json::to_value(&crate::messages::event_msg(e, UnixNanos::now()))
+                .map_err(|e| unwritable(&e))?;
+            event["baseline_display_name"] = json!(baseline_name);
+            message["event"] = event;
         }
-        message["categories"] = breakdown_json(&categories);
-        message["origin"] = breakdown_json(&origin);
-        message["hourly"] = Value::Array(
-            crate::grpc::national_hours(&snapshot.figures)
-                .iter()
-                .map(|h| {
-                    json!({
-                        "hour_start": ts(h.hour_start.as_ref()),
-                        "net_reporting_minor": h.net_reporting_decimal,
-                    })
-                })
-                .collect(),
-        );
+        message["categories"] = json::to_value(&categories).map_err(|e| unwritable(&e))?;
+        message["origin"] = json::to_value(&origin).map_err(|e| unwritable(&e))?;
+        message["hourly"] = crate::grpc::national_hours(&snapshot.figures)
+            .iter()
+            .map(json::to_value)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| unwritable(&e))?
+            .into();
         // The whole SSE frame, once: every stream sends this same buffer (no copy per screen).
         let built = Bytes::from(format!("data: {message}\n\n"));
         let mut screens = self
