@@ -152,7 +152,7 @@ async fn index() -> Response {
 }
 
 /// Query parameters of the screen and the API (all optional).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Params {
     event: Option<String>,
     limit: Option<u32>,
@@ -162,15 +162,16 @@ pub struct Params {
 }
 
 impl Params {
-    /// From the query string's pairs; a `limit` that is not a number is refused.
-    fn from_query(mut q: HashMap<String, String>) -> Result<Self, Box<Response>> {
+    /// From the query string's pairs; a `limit` that is not a number is refused (400, naming
+    /// it). Other parameters are any text: the gRPC method judges them.
+    fn from_query(mut q: HashMap<String, String>) -> Result<Self, Status> {
         let limit = match q.remove("limit").filter(|l| !l.is_empty()) {
             None => None,
             Some(l) => Some(l.parse::<u32>().map_err(|_| {
-                Box::new(failure(&Status::invalid_argument(format!(
+                Status::invalid_argument(format!(
                     "limit {:?} is not a whole number",
                     saleboard_domain::ids::excerpt(&l)
-                ))))
+                ))
             })?),
         };
         Ok(Self {
@@ -190,7 +191,7 @@ macro_rules! params {
     ($q:expr) => {
         match Params::from_query($q.0) {
             Ok(p) => p,
-            Err(refused) => return *refused,
+            Err(refused) => return failure(&refused),
         }
     };
 }
@@ -298,18 +299,35 @@ async fn api_events(State(web): State<Web>) -> Response {
     }
 }
 
+/// The dimension `/api/v1/breakdown/{dimension}` names: `brand`, `category` or `origin`.
+fn dimension_of(path: &str) -> Result<DimensionMsg, Status> {
+    match path {
+        "brand" => Ok(DimensionMsg::Brand),
+        "category" => Ok(DimensionMsg::Category),
+        "origin" => Ok(DimensionMsg::Origin),
+        other => Err(Status::invalid_argument(format!(
+            "dimension {:?} is not brand, category or origin",
+            saleboard_domain::ids::excerpt(other)
+        ))),
+    }
+}
+
+/// Sites a screen shows: `limit` (10 when not given), at most a page.
+fn screen_limit(limit: Option<u32>) -> Result<u32, Status> {
+    match limit.unwrap_or(10) {
+        limit if limit > crate::grpc::MAX_LIMIT => Err(Status::invalid_argument(format!(
+            "limit is {limit}; at most {}",
+            crate::grpc::MAX_LIMIT
+        ))),
+        limit => Ok(limit),
+    }
+}
+
 async fn api_breakdown(State(web): State<Web>, Path(dimension): Path<String>, q: Q) -> Response {
     let p = params!(q);
-    let dimension = match dimension.as_str() {
-        "brand" => DimensionMsg::Brand,
-        "category" => DimensionMsg::Category,
-        "origin" => DimensionMsg::Origin,
-        other => {
-            return failure(&Status::invalid_argument(format!(
-                "dimension {:?} is not brand, category or origin",
-                saleboard_domain::ids::excerpt(other)
-            )));
-        }
+    let dimension = match dimension_of(&dimension) {
+        Ok(dimension) => dimension,
+        Err(refused) => return failure(&refused),
     };
     if p.site.as_deref().is_some_and(|s| !s.is_empty()) {
         // A site's breakdown is its detail, authenticated over gRPC; the public JSON API is
@@ -419,13 +437,10 @@ async fn sse(
         Err(status) => return failure(&status),
     };
     let event = p.event.unwrap_or_default();
-    let limit = p.limit.unwrap_or(10);
-    if limit > crate::grpc::MAX_LIMIT {
-        return failure(&Status::invalid_argument(format!(
-            "limit is {limit}; at most {}",
-            crate::grpc::MAX_LIMIT
-        )));
-    }
+    let limit = match screen_limit(p.limit) {
+        Ok(limit) => limit,
+        Err(refused) => return failure(&refused),
+    };
     let first = match web.screen(&event, limit).await {
         Ok(first) => first,
         Err(status) => return failure(&status),
@@ -508,6 +523,155 @@ impl Stream {
             self.last_at = Some(tokio::time::Instant::now());
             self.last = Some(frame.clone());
             return Some(frame);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Uri;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A query string as the routes read it: axum's `Query`, then [`Params::from_query`]; a
+    /// refusal as the HTTP status and message the client gets.
+    fn read(query: &str) -> Result<Params, (StatusCode, String)> {
+        let uri: Uri = format!("/api/v1/leaderboard?{query}")
+            .parse()
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e}")))?;
+        let Query(pairs) = Q::try_from_uri(&uri)
+            .map_err(|rejection| (rejection.status(), rejection.body_text()))?;
+        Params::from_query(pairs).map_err(|s| (failure(&s).status(), s.message().to_owned()))
+    }
+
+    /// Every byte but the unreserved ones percent-encoded, as a careful client writes them.
+    fn encode(text: &str) -> String {
+        text.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn limits_and_dimensions_as_written() {
+        assert_eq!(read("limit=5").map(|p| p.limit), Ok(Some(5)));
+        assert_eq!(
+            read("limit=").map(|p| p.limit),
+            Ok(None),
+            "empty: not given"
+        );
+        assert_eq!(read("").map(|p| p.limit), Ok(None));
+        for bad in [
+            "limit=-1",
+            "limit=ten",
+            "limit=4294967296",
+            "limit=1.5",
+            "limit=%FF",
+        ] {
+            let (status, message) = read(bad).expect_err(bad);
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+            assert!(message.starts_with("limit "), "{bad}: {message}");
+        }
+        assert_eq!(dimension_of("origin").ok(), Some(DimensionMsg::Origin));
+        let refused = dimension_of("colour").expect_err("not a dimension");
+        assert_eq!(failure(&refused).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(screen_limit(None).ok(), Some(10));
+        assert_eq!(screen_limit(Some(1_000)).ok(), Some(1_000));
+        let refused = screen_limit(Some(1_001)).expect_err("past a page");
+        assert_eq!(failure(&refused).status(), StatusCode::BAD_REQUEST);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Whatever a client writes after `?` is read, or refused with a 400 that names the
+        /// parameter (never a panic, never another status).
+        #[test]
+        fn any_query_is_read_or_refused_with_a_400(
+            query in "[A-Za-z0-9%&=+._~!$'()*,;:@/?-]{0,60}|((limit|event|site|baseline|page_token|x)=[0-9a-z%+-]{0,12}&?){0,6}"
+        ) {
+            let uri: Uri = format!("/api/v1/leaderboard?{query}").parse().expect("a query of URI characters");
+            let pairs = match Q::try_from_uri(&uri) {
+                Ok(Query(pairs)) => pairs,
+                Err(rejection) => {
+                    prop_assert_eq!(rejection.status(), StatusCode::BAD_REQUEST, "{}", query);
+                    return Ok(());
+                }
+            };
+            let limit = pairs.get("limit").filter(|l| !l.is_empty()).cloned();
+            match (Params::from_query(pairs.clone()), limit.map(|l| l.parse::<u32>())) {
+                (Ok(p), None) => prop_assert_eq!(p.limit, None),
+                (Ok(p), Some(Ok(n))) => prop_assert_eq!(p.limit, Some(n)),
+                (Err(refused), Some(Err(_))) => {
+                    prop_assert_eq!(failure(&refused).status(), StatusCode::BAD_REQUEST);
+                    prop_assert!(refused.message().starts_with("limit "), "{}", refused.message());
+                    return Ok(());
+                }
+                (got, limit) => prop_assert!(false, "{query}: {got:?} for limit {limit:?}"),
+            }
+            let p = Params::from_query(pairs.clone()).expect("read above");
+            for (value, name) in [
+                (&p.event, "event"),
+                (&p.page_token, "page_token"),
+                (&p.baseline, "baseline"),
+                (&p.site, "site"),
+            ] {
+                prop_assert_eq!(value.as_ref(), pairs.get(name), "{}", name);
+            }
+        }
+
+        /// Every value a client may send comes back as sent.
+        #[test]
+        fn parameters_round_trip(
+            event in proptest::option::of("\\PC{0,20}"),
+            limit in proptest::option::of(any::<u32>()),
+            page_token in proptest::option::of("\\PC{0,20}"),
+            baseline in proptest::option::of("\\PC{0,20}"),
+            site in proptest::option::of("\\PC{0,20}"),
+            plus_for_space in any::<bool>(),
+        ) {
+            let sent = Params { event, limit, page_token, baseline, site };
+            let mut pairs = Vec::new();
+            for (name, value) in [
+                ("event", sent.event.clone()),
+                ("limit", sent.limit.map(|l| l.to_string())),
+                ("page_token", sent.page_token.clone()),
+                ("baseline", sent.baseline.clone()),
+                ("site", sent.site.clone()),
+            ] {
+                if let Some(value) = value {
+                    let mut value = encode(&value);
+                    if plus_for_space {
+                        // A form's encoding of a space.
+                        value = value.replace("%20", "+");
+                    }
+                    pairs.push(format!("{name}={value}"));
+                }
+            }
+            prop_assert_eq!(read(&pairs.join("&")), Ok(sent));
+        }
+
+        /// A dimension is one of three names, or a 400; a screen's limit is at most a page, or a
+        /// 400.
+        #[test]
+        fn dimensions_and_screen_limits_are_checked(path in "\\PC{0,12}", limit in any::<u32>()) {
+            match dimension_of(&path) {
+                Ok(d) => prop_assert_eq!(d.as_str_name().trim_start_matches("DIMENSION_").to_ascii_lowercase(), path),
+                Err(refused) => prop_assert_eq!(failure(&refused).status(), StatusCode::BAD_REQUEST),
+            }
+            match screen_limit(Some(limit)) {
+                Ok(l) => prop_assert!(l == limit && l <= crate::grpc::MAX_LIMIT),
+                Err(refused) => {
+                    prop_assert!(limit > crate::grpc::MAX_LIMIT);
+                    prop_assert_eq!(failure(&refused).status(), StatusCode::BAD_REQUEST);
+                }
+            }
         }
     }
 }
