@@ -20,11 +20,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(PROTOS, ["."])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("saleboard_descriptor.bin"), fds.encode_to_vec())?;
+    let mut config = tonic_prost_build::Config::new();
+    // `prost::Name` on every message: the JSON mapping (src/json.rs) finds its descriptor by it.
+    config.enable_type_names();
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         // Counts repeated fields before decoding and answers INVALID_ARGUMENT for bad bytes.
         .codec_path("crate::codec::SaleboardCodec")
-        .compile_fds(fds)?;
+        .compile_fds_with_config(fds, config)?;
     Ok(())
 }

@@ -7,8 +7,8 @@ use saleboard::input::{Format, read_from};
 
 fuzz_target!(|bytes: &[u8]| {
     for format in [Format::Csv, Format::JsonLines] {
-        let _ = read_from(format, bytes, "fuzz", |(_, row)| {
-            if let Err(why) = row {
+        let _ = read_from(format, bytes, "fuzz", |row| {
+            if let Err(why) = row.parsed {
                 assert!(!why.is_empty());
             }
             true

@@ -1,9 +1,10 @@
 //! The `saleboard.v1` gRPC contract, generated at build time from `proto/saleboard/v1/*.proto`.
 //!
 //! This crate holds no logic: services and clients depend on it for messages, clients and
-//! server traits.
+//! server traits, and for the one JSON mapping of those messages (`json`).
 
 pub mod codec;
+pub mod json;
 
 /// Messages, clients and server traits of package `saleboard.v1`.
 pub mod v1 {

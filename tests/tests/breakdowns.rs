@@ -758,14 +758,14 @@ async fn the_command_line(backend: Backend) {
         "json",
     ]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(json["dimension"], "brand");
+    assert_eq!(json["dimension"], "DIMENSION_BRAND");
     assert_eq!(json["entries"][0]["key"], "samsung");
-    assert_eq!(json["entries"][0]["net_reporting_minor"], 450_000);
+    assert_eq!(json["entries"][0]["net_reporting_minor"], "450000");
     assert_eq!(
         json["entries"][1]["key"], "wardah",
         "lower-cased by the CLI"
     );
-    assert_eq!(json["total_net_reporting_minor"], 850_000);
+    assert_eq!(json["total_net_reporting_minor"], "850000");
     // A site's breakdown needs a credential.
     let out = saleboard(&[
         "breakdown",

@@ -579,7 +579,7 @@ async fn the_compose_services_run_natively_with_their_own_commands() {
             .cloned();
         if entry
             .as_ref()
-            .is_some_and(|e| e["net_reporting_minor"] == 200_000)
+            .is_some_and(|e| e["net_reporting_minor"] == "200000")
         {
             assert_eq!(entry.expect("entry")["rank"], 1);
             break;

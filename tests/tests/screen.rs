@@ -6,9 +6,11 @@
 
 use std::time::Duration;
 
+use saleboard_proto::json as mapping;
 use saleboard_proto::v1::{
-    Dimension, GetBreakdownRequest, GetLeaderboardRequest, GetNationalTotalsRequest,
-    ListEventsRequest, Origin, SubmitTransactionsRequest,
+    Breakdown, Dimension, GetBreakdownRequest, GetLeaderboardRequest, GetNationalTotalsRequest,
+    Leaderboard, ListEventsRequest, ListEventsResponse, NationalTotals, Origin,
+    SubmitTransactionsRequest,
 };
 use saleboard_tests::data::sale;
 use saleboard_tests::http::{Sse, get};
@@ -484,6 +486,92 @@ async fn the_screen_shows_what_grpc_answers_at_its_watermark(backend: Backend) {
     let j = json(&body);
     assert_eq!(j["watermark"], n.watermark.to_string());
     assert_eq!(j["hourly"].as_array().map(Vec::len), Some(2), "{j}");
+}
+
+/// One JSON mapping (issue 26): the JSON API and the command line's `--output json` write the
+/// same answer as the same text, which reads back, by the contract's own mapping, as the same
+/// message; every field is there (`state`, `out_of_range_currencies`...), 64-bit integers as
+/// strings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_json_api_and_the_command_line_write_one_mapping() {
+    let Some((app, _)) = seeded(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    let board = format!("http://{}", app.leaderboard_addr);
+    let organizer = format!("http://{}", app.admin_addr);
+    let cli = |args: &[&str]| -> String {
+        let out = saleboard_tests::proc::saleboard(
+            &[args, &["--output", "json"]].concat(),
+            &[
+                ("SALEBOARD_ENDPOINT", board.as_str()),
+                ("SALEBOARD_ADMIN_ENDPOINT", organizer.as_str()),
+                ("SALEBOARD_ORGANIZER_TOKEN", app.token.as_str()),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("UTF-8")
+            .trim_end()
+            .to_owned()
+    };
+    let api = |path: &'static str| async move {
+        let (status, _, body) = get(app.leaderboard_addr, path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    };
+
+    // Act: the same answers over HTTP and from the command line.
+    let web_board = api("/api/v1/leaderboard?limit=5").await;
+    let cli_board = cli(&["leaderboard", "--limit", "5"]);
+    let web_national = api("/api/v1/national").await;
+    let cli_national = cli(&["national"]);
+    let web_breakdown = api("/api/v1/breakdown/category?limit=3").await;
+    let cli_breakdown = cli(&["breakdown", "category", "--limit", "3"]);
+    let web_events = api("/api/v1/events").await;
+    let cli_events = cli(&["admin", "event", "list"]);
+
+    // Assert: one mapping, read back by the contract's own mapping.
+    let read_board = mapping::from_str::<Leaderboard>(&cli_board).expect("the CLI's leaderboard");
+    assert_eq!(
+        mapping::from_str::<Leaderboard>(&web_board).expect("the API's leaderboard"),
+        read_board
+    );
+    assert_eq!(cli_board, web_board, "the same text");
+    assert_eq!(read_board.entries.len(), 2, "{cli_board}");
+    assert_eq!(
+        mapping::from_str::<NationalTotals>(&cli_national).expect("the CLI's national"),
+        mapping::from_str::<NationalTotals>(&web_national).expect("the API's national")
+    );
+    assert_eq!(cli_national, web_national);
+    let read_breakdown = mapping::from_str::<Breakdown>(&cli_breakdown).expect("the CLI's");
+    assert_eq!(
+        mapping::from_str::<Breakdown>(&web_breakdown).expect("the API's breakdown"),
+        read_breakdown
+    );
+    assert_eq!(read_breakdown.entries[0].key, "beauty", "{cli_breakdown}");
+    assert_eq!(cli_breakdown, web_breakdown);
+    assert_eq!(
+        mapping::from_str::<ListEventsResponse>(&cli_events).expect("the CLI's events"),
+        mapping::from_str::<ListEventsResponse>(&web_events).expect("the API's events")
+    );
+    assert_eq!(cli_events, web_events);
+    // What the command line used to leave out or write as numbers.
+    let b = json(&cli_board);
+    assert_eq!(b["state"], "EVENT_STATE_LIVE", "{b}");
+    assert_eq!(b["watermark"], read_board.watermark.to_string());
+    let alpha = &b["entries"][0];
+    assert_eq!(alpha["site_id"], "alpha", "{b}");
+    assert_eq!(alpha["out_of_range_currencies"], serde_json::json!([]));
+    assert_eq!(alpha["sale_count"], "2");
+    assert_eq!(
+        alpha["net_reporting_minor"],
+        read_board.entries[0].net_reporting_minor.to_string()
+    );
+    assert_eq!(json(&cli_events)["events"][0]["state"], "EVENT_STATE_LIVE");
 }
 
 /// `saleboard-leaderboard --help` says where the screen is.

@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 
 use saleboard_proto::Timestamp;
+use saleboard_proto::json::JsonMessage;
 use saleboard_proto::v1::admin_service_client::AdminServiceClient;
 use saleboard_proto::v1::{
     CreateApiKeyRequest, CreateSiteRequest, Event, ExchangeRate, GetEventRequest,
     ListApiKeysRequest, ListEventsRequest, ListExchangeRatesRequest, ListSitesRequest,
-    RevokeApiKeyRequest, SetExchangeRatesRequest, SetSiteEnabledRequest, Site,
+    RevokeApiKeyRequest, SetExchangeRatesRequest, SetSiteEnabledRequest,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -281,11 +282,17 @@ pub fn read_rates(file: &PathBuf) -> anyhow::Result<Vec<ExchangeRate>> {
     Ok(rates)
 }
 
-fn print(output: Output, json: serde_json::Value, table: impl FnOnce() -> String) {
+/// The answer: its message in the proto3 JSON mapping for a script, else the table.
+fn print(
+    output: Output,
+    message: &impl JsonMessage,
+    table: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
     match output {
-        Output::Json => println!("{json}"),
+        Output::Json => println!("{}", client::json(message)?),
         Output::Table => print!("{}", table()),
     }
+    Ok(())
 }
 
 /// Runs the command.
@@ -327,30 +334,26 @@ async fn sites(
                 .await
                 .map_err(|s| client::explain(endpoint, "CreateSite", &s))?
                 .into_inner();
-            print(output, site_json(&s), || {
+            print(output, &s, || {
                 format!("created site {} ({})\n", s.site_id, s.display_name)
-            });
+            })?;
         }
         SitesCommand::List => {
-            let sites = admin
+            let listed = admin
                 .list_sites(ListSitesRequest {})
                 .await
                 .map_err(|s| client::explain(endpoint, "ListSites", &s))?
-                .into_inner()
-                .sites;
-            print(
-                output,
-                json!(sites.iter().map(site_json).collect::<Vec<_>>()),
-                || {
-                    sites
-                        .iter()
-                        .map(|s| {
-                            let state = if s.disabled { "  (disabled)" } else { "" };
-                            format!("{:<40} {}{state}\n", s.site_id, s.display_name)
-                        })
-                        .collect()
-                },
-            );
+                .into_inner();
+            print(output, &listed, || {
+                listed
+                    .sites
+                    .iter()
+                    .map(|s| {
+                        let state = if s.disabled { "  (disabled)" } else { "" };
+                        format!("{:<40} {}{state}\n", s.site_id, s.display_name)
+                    })
+                    .collect()
+            })?;
         }
         SitesCommand::Disable { site_id } | SitesCommand::Enable { site_id } => {
             let enabled = matches!(command, SitesCommand::Enable { .. });
@@ -362,7 +365,7 @@ async fn sites(
                 .await
                 .map_err(|s| client::explain(endpoint, "SetSiteEnabled", &s))?
                 .into_inner();
-            print(output, site_json(&s), || {
+            print(output, &s, || {
                 if s.disabled {
                     format!(
                         "disabled site {}: its keys are refused and it is off the leaderboard\n",
@@ -371,7 +374,7 @@ async fn sites(
                 } else {
                     format!("enabled site {}\n", s.site_id)
                 }
-            });
+            })?;
         }
     }
     Ok(())
@@ -393,54 +396,53 @@ async fn keys(
                 .await
                 .map_err(|s| client::explain(endpoint, "CreateApiKey", &s))?
                 .into_inner();
-            print(
-                output,
-                json!({"key_id": k.key_id, "site_id": k.site_id, "secret": k.secret}),
-                || {
-                    format!(
-                        "key {} for {}\nsecret (shown only now): {}\n",
-                        k.key_id, k.site_id, k.secret
-                    )
-                },
-            );
+            print(output, &k, || {
+                format!(
+                    "key {} for {}\nsecret (shown only now): {}\n",
+                    k.key_id, k.site_id, k.secret
+                )
+            })?;
         }
         KeysCommand::Revoke { key_id } => {
-            let k = admin
+            let revoked = admin
                 .revoke_api_key(RevokeApiKeyRequest {
                     key_id: key_id.clone(),
                 })
                 .await
                 .map_err(|s| client::explain(endpoint, "RevokeApiKey", &s))?
-                .into_inner()
-                .key
-                .unwrap_or_default();
-            print(
-                output,
-                json!({"key_id": k.key_id, "site_id": k.site_id, "revoked_at": text(k.revoked_at.as_ref())}),
-                || {
-                    format!(
-                        "revoked key {} of {} at {}\n",
-                        k.key_id,
-                        k.site_id,
-                        text(k.revoked_at.as_ref())
-                    )
-                },
-            );
+                .into_inner();
+            print(output, &revoked, || {
+                let k = revoked.key.clone().unwrap_or_default();
+                format!(
+                    "revoked key {} of {} at {}\n",
+                    k.key_id,
+                    k.site_id,
+                    text(k.revoked_at.as_ref())
+                )
+            })?;
         }
         KeysCommand::List { site_id, site } => {
-            let keys = admin
+            let listed = admin
                 .list_api_keys(ListApiKeysRequest {
                     site_id: site_id.clone().or_else(|| site.clone()).unwrap_or_default(),
                 })
                 .await
                 .map_err(|s| client::explain(endpoint, "ListApiKeys", &s))?
-                .into_inner()
-                .keys;
-            print(
-            output,
-            json!(keys.iter().map(|k| json!({"key_id": k.key_id, "site_id": k.site_id, "created_at": text(k.created_at.as_ref()), "revoked_at": k.revoked_at.as_ref().map(|t| text(Some(t)))})).collect::<Vec<_>>()),
-            || keys.iter().map(|k| format!("{:<22} {:<40} {}\n", k.key_id, k.site_id, if k.revoked_at.is_some() { "revoked" } else { "active" })).collect(),
-        );
+                .into_inner();
+            print(output, &listed, || {
+                listed
+                    .keys
+                    .iter()
+                    .map(|k| {
+                        let state = if k.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        };
+                        format!("{:<22} {:<40} {state}\n", k.key_id, k.site_id)
+                    })
+                    .collect()
+            })?;
         }
     }
     Ok(())
@@ -508,14 +510,20 @@ async fn event(
                 .await
                 .map_err(|s| client::explain(endpoint, "SetEvent", &s))?
                 .into_inner();
-            let changes = stored.as_ref().map(|before| event_changes(before, &e));
-            let mut json = event_json(&e);
-            json["changes"] = changes.as_ref().map_or(json!("created"), |c| {
-                c.iter()
-                    .map(|(field, old, new)| json!({"field": field, "old": old, "new": new}))
-                    .collect()
-            });
-            print(output, json, || {
+            let changes = stored
+                .as_ref()
+                .map(|before| event_changes(before, &e))
+                .transpose()?;
+            if output == Output::Json {
+                // The event in the mapping, and what the edit changed beside it.
+                let mut json = client::json_value(&e)?;
+                json["changes"] = changes.as_ref().map_or(json!("created"), |c| {
+                    c.iter()
+                        .map(|(field, old, new)| json!({"field": field, "old": old, "new": new}))
+                        .collect()
+                });
+                println!("{json}");
+            } else {
                 let mut table = event_table(&e);
                 match &changes {
                     None => table.push_str("created\n"),
@@ -526,8 +534,8 @@ async fn event(
                         }
                     }
                 }
-                table
-            });
+                print!("{table}");
+            }
         }
         EventCommand::Get { id } => {
             let e = admin
@@ -537,7 +545,7 @@ async fn event(
                 .await
                 .map_err(|s| client::explain(endpoint, "GetEvent", &s))?
                 .into_inner();
-            print(output, event_json(&e), || event_table(&e));
+            print(output, &e, || event_table(&e))?;
         }
         EventCommand::Close { id } => {
             let mut e = admin
@@ -562,20 +570,17 @@ async fn event(
                 .await
                 .map_err(|s| client::explain(endpoint, "SetEvent", &s))?
                 .into_inner();
-            print(output, event_json(&e), || event_table(&e));
+            print(output, &e, || event_table(&e))?;
         }
         EventCommand::List => {
-            let events = admin
+            let listed = admin
                 .list_events(ListEventsRequest {})
                 .await
                 .map_err(|s| client::explain(endpoint, "ListEvents", &s))?
-                .into_inner()
-                .events;
-            print(
-                output,
-                json!(events.iter().map(event_json).collect::<Vec<_>>()),
-                || events.iter().map(event_table).collect(),
-            );
+                .into_inner();
+            print(output, &listed, || {
+                listed.events.iter().map(event_table).collect()
+            })?;
         }
     }
     Ok(())
@@ -613,7 +618,12 @@ async fn rates(
                 .await
                 .map_err(|s| client::explain(endpoint, "SetExchangeRates", &s))?
                 .into_inner();
-            print_rates(output, &answer.rates, &answer.currencies_without_rate);
+            print_rates(
+                output,
+                &answer,
+                &answer.rates,
+                &answer.currencies_without_rate,
+            )?;
         }
         RatesCommand::List { event } => {
             let answer = admin
@@ -623,16 +633,26 @@ async fn rates(
                 .await
                 .map_err(|s| client::explain(endpoint, "ListExchangeRates", &s))?
                 .into_inner();
-            print_rates(output, &answer.rates, &answer.currencies_without_rate);
+            print_rates(
+                output,
+                &answer,
+                &answer.rates,
+                &answer.currencies_without_rate,
+            )?;
         }
     }
     Ok(())
 }
 
-/// The rates in force, then the currencies sold in that have none (in the table, and as a
-/// warning on stderr so a script reading the JSON still sees it).
-fn print_rates(output: Output, rates: &[ExchangeRate], without: &[String]) {
-    print(output, rates_json(rates), || {
+/// The rates in force, then the currencies sold in that have none (in the table or the answer's
+/// JSON, and as a warning on stderr).
+fn print_rates(
+    output: Output,
+    answer: &impl JsonMessage,
+    rates: &[ExchangeRate],
+    without: &[String],
+) -> anyhow::Result<()> {
+    print(output, answer, || {
         let mut table = rates_table(rates);
         for currency in without {
             table.push_str(&format!(
@@ -640,20 +660,11 @@ fn print_rates(output: Output, rates: &[ExchangeRate], without: &[String]) {
             ));
         }
         table
-    });
+    })?;
     if !without.is_empty() {
         eprintln!("{}", crate::query::unconverted_warning(without));
     }
-}
-
-fn site_json(s: &Site) -> serde_json::Value {
-    json!({
-        "site_id": s.site_id,
-        "display_name": s.display_name,
-        "created_at": text(s.created_at.as_ref()),
-        "disabled": s.disabled,
-        "disabled_at": s.disabled_at.as_ref().map(|t| text(Some(t))),
-    })
+    Ok(())
 }
 
 /// The state's name in lower case (`live`, `closed`...).
@@ -664,24 +675,10 @@ fn state_name(e: &Event) -> String {
         .to_ascii_lowercase()
 }
 
-fn event_json(e: &Event) -> serde_json::Value {
-    json!({
-        "event_id": e.event_id,
-        "display_name": e.display_name,
-        "starts_at": text(e.starts_at.as_ref()),
-        "ends_at": text(e.ends_at.as_ref()),
-        "closes_at": text(e.closes_at.as_ref()),
-        "reporting_currency": e.reporting_currency,
-        "baseline_event_id": e.baseline_event_id,
-        "time_zone": e.time_zone,
-        "state": state_name(e),
-    })
-}
-
-/// The fields an edit changed: (field, old, new), as the JSON shows them.
-fn event_changes(before: &Event, after: &Event) -> Vec<(String, String, String)> {
-    let (old, new) = (event_json(before), event_json(after));
-    [
+/// The fields an edit changed: (field, old, new), as the JSON mapping shows them.
+fn event_changes(before: &Event, after: &Event) -> anyhow::Result<Vec<(String, String, String)>> {
+    let (old, new) = (client::json_value(before)?, client::json_value(after)?);
+    Ok([
         "display_name",
         "starts_at",
         "ends_at",
@@ -697,7 +694,7 @@ fn event_changes(before: &Event, after: &Event) -> Vec<(String, String, String)>
         let show = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
         (f.to_owned(), show(&old[f]), show(&new[f]))
     })
-    .collect()
+    .collect())
 }
 
 fn event_table(e: &Event) -> String {
@@ -720,15 +717,6 @@ fn event_table(e: &Event) -> String {
         text(e.ends_at.as_ref()),
         text(e.closes_at.as_ref()),
         e.reporting_currency
-    )
-}
-
-fn rates_json(rates: &[ExchangeRate]) -> serde_json::Value {
-    json!(
-        rates
-            .iter()
-            .map(|r| json!({"currency": r.currency, "rate": r.rate}))
-            .collect::<Vec<_>>()
     )
 }
 

@@ -1,6 +1,7 @@
 //! Connecting to the services and turning gRPC failures into sentences: which endpoint, what it
 //! said, what to do.
 
+use saleboard_proto::json::JsonMessage;
 use saleboard_runtime::auth::BearerInterceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -49,8 +50,25 @@ pub enum Output {
     /// Aligned columns for people.
     #[default]
     Table,
-    /// One JSON document, for scripts.
+    /// One JSON document, for scripts: the answer's message in the proto3 JSON mapping.
     Json,
+}
+
+/// An answer for a script: its message in the proto3 JSON mapping (`saleboard_proto::json`,
+/// what the leaderboard's JSON API writes too), on one line.
+///
+/// # Errors
+/// Only when the mapping cannot write the message (a broken build, a timestamp past 9999).
+pub fn json(message: &impl JsonMessage) -> anyhow::Result<String> {
+    Ok(saleboard_proto::json::to_string(message)?)
+}
+
+/// As [`json`], as a value to add to what the command says beside the message.
+///
+/// # Errors
+/// As [`json`].
+pub fn json_value(message: &impl JsonMessage) -> anyhow::Result<serde_json::Value> {
+    Ok(saleboard_proto::json::to_value(message)?)
 }
 
 /// Connects to `endpoint` (`http://host:port`; a bare `host:port` gets `http://`).

@@ -3,7 +3,6 @@
 //! its set-up before the first push without asking the organizer.
 
 use saleboard_proto::v1::WhoAmIRequest;
-use serde_json::json;
 
 use crate::client::{self, Output};
 use crate::query::Zone;
@@ -33,30 +32,8 @@ pub async fn run(args: &WhoAmIArgs) -> anyhow::Result<()> {
         .await
         .map_err(|s| client::explain(&args.ingest.endpoint, "WhoAmI", &s))?
         .into_inner();
-    let rfc3339 = |t: Option<&saleboard_proto::Timestamp>| {
-        t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-    };
     match args.output {
-        Output::Json => println!(
-            "{}",
-            json!({
-                "key_id": me.key_id,
-                "site_id": me.site_id,
-                "event": me.event.as_ref().map(|e| json!({
-                    "event_id": e.event_id,
-                    "display_name": e.display_name,
-                    "starts_at": rfc3339(e.starts_at.as_ref()),
-                    "ends_at": rfc3339(e.ends_at.as_ref()),
-                    "reporting_currency": e.reporting_currency,
-                })),
-                "max_batch": me.max_batch,
-                "site_rate_limit": me.site_rate_limit,
-            })
-        ),
+        Output::Json => println!("{}", client::json(&me)?),
         Output::Table => {
             println!("key {} pushes for site {}", me.key_id, me.site_id);
             match &me.event {

@@ -5,8 +5,13 @@
 //! `/api/v1/national`, `/api/v1/events`, `/api/v1/breakdown/{dimension}`) with the gRPC
 //! answers' figures: every handler calls the gRPC service itself.
 //!
-//! JSON follows the proto3 JSON mapping with the `.proto` field names: 64-bit integers are
-//! strings (money in minor units stays exact in a browser), timestamps RFC 3339, enums by name.
+//! Every JSON answer is the gRPC answer's message in the proto3 JSON mapping, written by
+//! `saleboard_proto::json` (the one mapping, the command line's too): `.proto` field names,
+//! 64-bit integers as strings (money in minor units stays exact in a browser), timestamps
+//! RFC 3339, enums by name, every field. A screen message is the leaderboard's mapping with what
+//! the page shows beside it: `reporting_exponent`, `event` (the event's mapping and
+//! `baseline_display_name`), `categories` and `origin` (breakdowns) and `hourly` (the national
+//! curve's `NationalHour`s), each a message in the mapping.
 //! These routes sit outside the gRPC services' load-shed and auth layers; the server's request
 //! timeout bounds the time to the response head only, so an SSE stream lives on.
 
@@ -20,15 +25,14 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use saleboard_domain::{Currency, Dimension, UnixNanos};
-use saleboard_proto::Timestamp;
+use saleboard_proto::json::{self, JsonMessage};
 use saleboard_proto::v1::leaderboard_service_server::LeaderboardService as LeaderboardApi;
 use saleboard_proto::v1::{
-    Breakdown, Dimension as DimensionMsg, Event, EventState as EventStateMsg, GetBreakdownRequest,
-    GetLeaderboardRequest, GetNationalTotalsRequest, Leaderboard, ListEventsRequest,
-    NationalTotals,
+    Dimension as DimensionMsg, GetBreakdownRequest, GetLeaderboardRequest,
+    GetNationalTotalsRequest, ListEventsRequest,
 };
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tonic::{Code, Request, Status};
 
 use crate::board::Board;
@@ -148,7 +152,7 @@ async fn index() -> Response {
 }
 
 /// Query parameters of the screen and the API (all optional).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Params {
     event: Option<String>,
     limit: Option<u32>,
@@ -158,15 +162,16 @@ pub struct Params {
 }
 
 impl Params {
-    /// From the query string's pairs; a `limit` that is not a number is refused.
-    fn from_query(mut q: HashMap<String, String>) -> Result<Self, Box<Response>> {
+    /// From the query string's pairs; a `limit` that is not a number is refused (400, naming
+    /// it). Other parameters are any text: the gRPC method judges them.
+    fn from_query(mut q: HashMap<String, String>) -> Result<Self, Status> {
         let limit = match q.remove("limit").filter(|l| !l.is_empty()) {
             None => None,
             Some(l) => Some(l.parse::<u32>().map_err(|_| {
-                Box::new(failure(&Status::invalid_argument(format!(
+                Status::invalid_argument(format!(
                     "limit {:?} is not a whole number",
                     saleboard_domain::ids::excerpt(&l)
-                ))))
+                ))
             })?),
         };
         Ok(Self {
@@ -186,7 +191,7 @@ macro_rules! params {
     ($q:expr) => {
         match Params::from_query($q.0) {
             Ok(p) => p,
-            Err(refused) => return *refused,
+            Err(refused) => return failure(&refused),
         }
     };
 }
@@ -223,147 +228,31 @@ fn failure(status: &Status) -> Response {
     response
 }
 
-fn ok_json(value: &Value) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        value.to_string(),
-    )
-        .into_response()
+/// A gRPC answer as the HTTP answer: the message in the proto3 JSON mapping (`json`), the one
+/// the command line's `--output json` writes too.
+fn ok_json(message: &impl JsonMessage) -> Response {
+    match json::to_string(message) {
+        Ok(text) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            text,
+        )
+            .into_response(),
+        Err(e) => failure(&unwritable(&e)),
+    }
 }
 
-fn ts(t: Option<&Timestamp>) -> Value {
-    t.and_then(|t| UnixNanos::from_parts(t.seconds, t.nanos))
-        .map_or(Value::Null, |t| Value::String(t.to_rfc3339()))
-}
-
-fn state_name(state: i32) -> &'static str {
-    EventStateMsg::try_from(state).map_or("EVENT_STATE_UNSPECIFIED", |s| s.as_str_name())
+/// A message the JSON mapping could not write (a broken build, or a timestamp past the year
+/// 9999).
+fn unwritable(e: &json::JsonError) -> Status {
+    Status::internal(format!("the answer cannot be written as JSON: {e}"))
 }
 
 /// Digits after the point of a currency (ISO 4217), for the page to place it.
 fn exponent(code: &str) -> u8 {
     Currency::parse(code).map_or(0, |c| c.exponent())
-}
-
-/// A `Leaderboard` in proto3 JSON (64-bit integers as strings).
-#[must_use]
-pub fn leaderboard_json(b: &Leaderboard) -> Value {
-    json!({
-        "event_id": b.event_id,
-        "reporting_currency": b.reporting_currency,
-        "reporting_exponent": exponent(&b.reporting_currency),
-        "as_of": ts(b.as_of.as_ref()),
-        "watermark": b.watermark.to_string(),
-        "entries": b.entries.iter().map(|e| json!({
-            "rank": e.rank,
-            "site_id": e.site_id,
-            "display_name": e.display_name,
-            "net_reporting_minor": e.net_reporting_minor.to_string(),
-            "sale_count": e.sale_count.to_string(),
-            "refund_count": e.refund_count.to_string(),
-            "unconverted_currencies": e.unconverted_currencies,
-            "out_of_range": e.out_of_range,
-            "out_of_range_currencies": e.out_of_range_currencies,
-            "baseline_net_reporting_minor": e.baseline_net_reporting_minor.to_string(),
-            "in_baseline": e.in_baseline,
-        })).collect::<Vec<_>>(),
-        "national_net_reporting_minor": b.national_net_reporting_minor.to_string(),
-        "next_page_token": b.next_page_token,
-        "national_out_of_range": b.national_out_of_range,
-        "national_net_reporting_decimal": b.national_net_reporting_decimal,
-        "out_of_range_sites": b.out_of_range_sites,
-        "unconverted_currencies": b.unconverted_currencies,
-        "baseline_event_id": b.baseline_event_id,
-        "baseline_net_reporting_minor": b.baseline_net_reporting_minor.to_string(),
-        "state": state_name(b.state),
-        "stale": b.stale,
-    })
-}
-
-/// `NationalTotals` in proto3 JSON.
-#[must_use]
-pub fn national_json(n: &NationalTotals) -> Value {
-    json!({
-        "totals": n.totals.iter().map(|t| json!({
-            "currency": t.currency,
-            "sale_count": t.sale_count.to_string(),
-            "gross_minor": t.gross_minor.to_string(),
-            "refund_count": t.refund_count.to_string(),
-            "refunded_minor": t.refunded_minor.to_string(),
-            "net_minor": t.net_minor.to_string(),
-            "out_of_range": t.out_of_range,
-            "gross_decimal": t.gross_decimal,
-            "refunded_decimal": t.refunded_decimal,
-            "net_decimal": t.net_decimal,
-        })).collect::<Vec<_>>(),
-        "net_reporting_minor": n.net_reporting_minor.to_string(),
-        "site_count": n.site_count,
-        "watermark": n.watermark.to_string(),
-        "net_reporting_out_of_range": n.net_reporting_out_of_range,
-        "net_reporting_decimal": n.net_reporting_decimal,
-        "out_of_range_sites": n.out_of_range_sites,
-        "event_id": n.event_id,
-        "reporting_currency": n.reporting_currency,
-        "unconverted_currencies": n.unconverted_currencies,
-        "baseline_event_id": n.baseline_event_id,
-        "baseline_net_reporting_minor": n.baseline_net_reporting_minor.to_string(),
-        "stale": n.stale,
-        "as_of": ts(n.as_of.as_ref()),
-        "hourly": n.hourly.iter().map(|h| json!({
-            "hour_start": ts(h.hour_start.as_ref()),
-            "net_reporting_minor": h.net_reporting_minor.to_string(),
-            "out_of_range": h.out_of_range,
-            "net_reporting_decimal": h.net_reporting_decimal,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-/// A `Breakdown` in proto3 JSON.
-#[must_use]
-pub fn breakdown_json(b: &Breakdown) -> Value {
-    json!({
-        "event_id": b.event_id,
-        "dimension": DimensionMsg::try_from(b.dimension).map_or("DIMENSION_UNSPECIFIED", |d| d.as_str_name()),
-        "site_id": b.site_id,
-        "reporting_currency": b.reporting_currency,
-        "watermark": b.watermark.to_string(),
-        "entries": b.entries.iter().map(|e| json!({
-            "rank": e.rank,
-            "key": e.key,
-            "net_reporting_minor": e.net_reporting_minor.to_string(),
-            "sale_count": e.sale_count.to_string(),
-            "refund_count": e.refund_count.to_string(),
-            "site_count": e.site_count,
-            "unconverted_currencies": e.unconverted_currencies,
-            "out_of_range": e.out_of_range,
-            "out_of_range_currencies": e.out_of_range_currencies,
-        })).collect::<Vec<_>>(),
-        "next_page_token": b.next_page_token,
-        "total_net_reporting_minor": b.total_net_reporting_minor.to_string(),
-        "unconverted_currencies": b.unconverted_currencies,
-        "as_of": ts(b.as_of.as_ref()),
-        "state": state_name(b.state),
-        "stale": b.stale,
-    })
-}
-
-/// An `Event` in proto3 JSON.
-#[must_use]
-pub fn event_json(e: &Event) -> Value {
-    json!({
-        "event_id": e.event_id,
-        "display_name": e.display_name,
-        "starts_at": ts(e.starts_at.as_ref()),
-        "ends_at": ts(e.ends_at.as_ref()),
-        "reporting_currency": e.reporting_currency,
-        "baseline_event_id": e.baseline_event_id,
-        "closes_at": ts(e.closes_at.as_ref()),
-        "time_zone": e.time_zone,
-        "state": state_name(e.state),
-    })
 }
 
 fn leaderboard_request(p: &Params) -> GetLeaderboardRequest {
@@ -382,7 +271,7 @@ async fn api_leaderboard(State(web): State<Web>, q: Q) -> Response {
         .get_leaderboard(Request::new(leaderboard_request(&p)))
         .await
     {
-        Ok(b) => ok_json(&leaderboard_json(b.get_ref())),
+        Ok(b) => ok_json(b.get_ref()),
         Err(status) => failure(&status),
     }
 }
@@ -394,7 +283,7 @@ async fn api_national(State(web): State<Web>, q: Q) -> Response {
         baseline_event_id: p.baseline.unwrap_or_default(),
     };
     match web.service.get_national_totals(Request::new(request)).await {
-        Ok(n) => ok_json(&national_json(n.get_ref())),
+        Ok(n) => ok_json(n.get_ref()),
         Err(status) => failure(&status),
     }
 }
@@ -405,25 +294,40 @@ async fn api_events(State(web): State<Web>) -> Response {
         .list_events(Request::new(ListEventsRequest {}))
         .await
     {
-        Ok(r) => ok_json(&json!({
-            "events": r.get_ref().events.iter().map(event_json).collect::<Vec<_>>()
-        })),
+        Ok(r) => ok_json(r.get_ref()),
         Err(status) => failure(&status),
+    }
+}
+
+/// The dimension `/api/v1/breakdown/{dimension}` names: `brand`, `category` or `origin`.
+fn dimension_of(path: &str) -> Result<DimensionMsg, Status> {
+    match path {
+        "brand" => Ok(DimensionMsg::Brand),
+        "category" => Ok(DimensionMsg::Category),
+        "origin" => Ok(DimensionMsg::Origin),
+        other => Err(Status::invalid_argument(format!(
+            "dimension {:?} is not brand, category or origin",
+            saleboard_domain::ids::excerpt(other)
+        ))),
+    }
+}
+
+/// Sites a screen shows: `limit` (10 when not given), at most a page.
+fn screen_limit(limit: Option<u32>) -> Result<u32, Status> {
+    match limit.unwrap_or(10) {
+        limit if limit > crate::grpc::MAX_LIMIT => Err(Status::invalid_argument(format!(
+            "limit is {limit}; at most {}",
+            crate::grpc::MAX_LIMIT
+        ))),
+        limit => Ok(limit),
     }
 }
 
 async fn api_breakdown(State(web): State<Web>, Path(dimension): Path<String>, q: Q) -> Response {
     let p = params!(q);
-    let dimension = match dimension.as_str() {
-        "brand" => DimensionMsg::Brand,
-        "category" => DimensionMsg::Category,
-        "origin" => DimensionMsg::Origin,
-        other => {
-            return failure(&Status::invalid_argument(format!(
-                "dimension {:?} is not brand, category or origin",
-                saleboard_domain::ids::excerpt(other)
-            )));
-        }
+    let dimension = match dimension_of(&dimension) {
+        Ok(dimension) => dimension,
+        Err(refused) => return failure(&refused),
     };
     if p.site.as_deref().is_some_and(|s| !s.is_empty()) {
         // A site's breakdown is its detail, authenticated over gRPC; the public JSON API is
@@ -441,7 +345,7 @@ async fn api_breakdown(State(web): State<Web>, Path(dimension): Path<String>, q:
         page_token: p.page_token.unwrap_or_default(),
     };
     match web.service.get_breakdown(Request::new(request)).await {
-        Ok(b) => ok_json(&breakdown_json(b.get_ref())),
+        Ok(b) => ok_json(b.get_ref()),
         Err(status) => failure(&status),
     }
 }
@@ -478,34 +382,26 @@ impl Web {
             .service
             .breakdown_of(&snapshot, Dimension::Origin, 10)?;
         let events = self.board.events();
-        let mut message = leaderboard_json(&board);
+        // The leaderboard in the mapping, and beside it what the page shows with it.
+        let mut message = json::to_value(&board).map_err(|e| unwritable(&e))?;
+        message["reporting_exponent"] = json!(exponent(&board.reporting_currency));
         if let Some(e) = events.get(&board.event_id) {
             let baseline_name = events
                 .get(&board.baseline_event_id)
                 .map_or_else(String::new, |b| b.display_name.clone());
-            message["event"] = json!({
-                "event_id": e.event_id,
-                "display_name": e.display_name,
-                "starts_at": e.starts_at.to_rfc3339(),
-                "ends_at": e.ends_at.to_rfc3339(),
-                "closes_at": e.closes_at.to_rfc3339(),
-                "time_zone": e.time_zone,
-                "baseline_display_name": baseline_name,
-            });
+            let mut event = json::to_value(&crate::messages::event_msg(e, UnixNanos::now()))
+                .map_err(|e| unwritable(&e))?;
+            event["baseline_display_name"] = json!(baseline_name);
+            message["event"] = event;
         }
-        message["categories"] = breakdown_json(&categories);
-        message["origin"] = breakdown_json(&origin);
-        message["hourly"] = Value::Array(
-            crate::grpc::national_hours(&snapshot.figures)
-                .iter()
-                .map(|h| {
-                    json!({
-                        "hour_start": ts(h.hour_start.as_ref()),
-                        "net_reporting_minor": h.net_reporting_decimal,
-                    })
-                })
-                .collect(),
-        );
+        message["categories"] = json::to_value(&categories).map_err(|e| unwritable(&e))?;
+        message["origin"] = json::to_value(&origin).map_err(|e| unwritable(&e))?;
+        message["hourly"] = crate::grpc::national_hours(&snapshot.figures)
+            .iter()
+            .map(json::to_value)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| unwritable(&e))?
+            .into();
         // The whole SSE frame, once: every stream sends this same buffer (no copy per screen).
         let built = Bytes::from(format!("data: {message}\n\n"));
         let mut screens = self
@@ -541,13 +437,10 @@ async fn sse(
         Err(status) => return failure(&status),
     };
     let event = p.event.unwrap_or_default();
-    let limit = p.limit.unwrap_or(10);
-    if limit > crate::grpc::MAX_LIMIT {
-        return failure(&Status::invalid_argument(format!(
-            "limit is {limit}; at most {}",
-            crate::grpc::MAX_LIMIT
-        )));
-    }
+    let limit = match screen_limit(p.limit) {
+        Ok(limit) => limit,
+        Err(refused) => return failure(&refused),
+    };
     let first = match web.screen(&event, limit).await {
         Ok(first) => first,
         Err(status) => return failure(&status),
@@ -630,6 +523,155 @@ impl Stream {
             self.last_at = Some(tokio::time::Instant::now());
             self.last = Some(frame.clone());
             return Some(frame);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Uri;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A query string as the routes read it: axum's `Query`, then [`Params::from_query`]; a
+    /// refusal as the HTTP status and message the client gets.
+    fn read(query: &str) -> Result<Params, (StatusCode, String)> {
+        let uri: Uri = format!("/api/v1/leaderboard?{query}")
+            .parse()
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e}")))?;
+        let Query(pairs) = Q::try_from_uri(&uri)
+            .map_err(|rejection| (rejection.status(), rejection.body_text()))?;
+        Params::from_query(pairs).map_err(|s| (failure(&s).status(), s.message().to_owned()))
+    }
+
+    /// Every byte but the unreserved ones percent-encoded, as a careful client writes them.
+    fn encode(text: &str) -> String {
+        text.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn limits_and_dimensions_as_written() {
+        assert_eq!(read("limit=5").map(|p| p.limit), Ok(Some(5)));
+        assert_eq!(
+            read("limit=").map(|p| p.limit),
+            Ok(None),
+            "empty: not given"
+        );
+        assert_eq!(read("").map(|p| p.limit), Ok(None));
+        for bad in [
+            "limit=-1",
+            "limit=ten",
+            "limit=4294967296",
+            "limit=1.5",
+            "limit=%FF",
+        ] {
+            let (status, message) = read(bad).expect_err(bad);
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+            assert!(message.starts_with("limit "), "{bad}: {message}");
+        }
+        assert_eq!(dimension_of("origin").ok(), Some(DimensionMsg::Origin));
+        let refused = dimension_of("colour").expect_err("not a dimension");
+        assert_eq!(failure(&refused).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(screen_limit(None).ok(), Some(10));
+        assert_eq!(screen_limit(Some(1_000)).ok(), Some(1_000));
+        let refused = screen_limit(Some(1_001)).expect_err("past a page");
+        assert_eq!(failure(&refused).status(), StatusCode::BAD_REQUEST);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Whatever a client writes after `?` is read, or refused with a 400 that names the
+        /// parameter (never a panic, never another status).
+        #[test]
+        fn any_query_is_read_or_refused_with_a_400(
+            query in "[A-Za-z0-9%&=+._~!$'()*,;:@/?-]{0,60}|((limit|event|site|baseline|page_token|x)=[0-9a-z%+-]{0,12}&?){0,6}"
+        ) {
+            let uri: Uri = format!("/api/v1/leaderboard?{query}").parse().expect("a query of URI characters");
+            let pairs = match Q::try_from_uri(&uri) {
+                Ok(Query(pairs)) => pairs,
+                Err(rejection) => {
+                    prop_assert_eq!(rejection.status(), StatusCode::BAD_REQUEST, "{}", query);
+                    return Ok(());
+                }
+            };
+            let limit = pairs.get("limit").filter(|l| !l.is_empty()).cloned();
+            match (Params::from_query(pairs.clone()), limit.map(|l| l.parse::<u32>())) {
+                (Ok(p), None) => prop_assert_eq!(p.limit, None),
+                (Ok(p), Some(Ok(n))) => prop_assert_eq!(p.limit, Some(n)),
+                (Err(refused), Some(Err(_))) => {
+                    prop_assert_eq!(failure(&refused).status(), StatusCode::BAD_REQUEST);
+                    prop_assert!(refused.message().starts_with("limit "), "{}", refused.message());
+                    return Ok(());
+                }
+                (got, limit) => prop_assert!(false, "{query}: {got:?} for limit {limit:?}"),
+            }
+            let p = Params::from_query(pairs.clone()).expect("read above");
+            for (value, name) in [
+                (&p.event, "event"),
+                (&p.page_token, "page_token"),
+                (&p.baseline, "baseline"),
+                (&p.site, "site"),
+            ] {
+                prop_assert_eq!(value.as_ref(), pairs.get(name), "{}", name);
+            }
+        }
+
+        /// Every value a client may send comes back as sent.
+        #[test]
+        fn parameters_round_trip(
+            event in proptest::option::of("\\PC{0,20}"),
+            limit in proptest::option::of(any::<u32>()),
+            page_token in proptest::option::of("\\PC{0,20}"),
+            baseline in proptest::option::of("\\PC{0,20}"),
+            site in proptest::option::of("\\PC{0,20}"),
+            plus_for_space in any::<bool>(),
+        ) {
+            let sent = Params { event, limit, page_token, baseline, site };
+            let mut pairs = Vec::new();
+            for (name, value) in [
+                ("event", sent.event.clone()),
+                ("limit", sent.limit.map(|l| l.to_string())),
+                ("page_token", sent.page_token.clone()),
+                ("baseline", sent.baseline.clone()),
+                ("site", sent.site.clone()),
+            ] {
+                if let Some(value) = value {
+                    let mut value = encode(&value);
+                    if plus_for_space {
+                        // A form's encoding of a space.
+                        value = value.replace("%20", "+");
+                    }
+                    pairs.push(format!("{name}={value}"));
+                }
+            }
+            prop_assert_eq!(read(&pairs.join("&")), Ok(sent));
+        }
+
+        /// A dimension is one of three names, or a 400; a screen's limit is at most a page, or a
+        /// 400.
+        #[test]
+        fn dimensions_and_screen_limits_are_checked(path in "\\PC{0,12}", limit in any::<u32>()) {
+            match dimension_of(&path) {
+                Ok(d) => prop_assert_eq!(d.as_str_name().trim_start_matches("DIMENSION_").to_ascii_lowercase(), path),
+                Err(refused) => prop_assert_eq!(failure(&refused).status(), StatusCode::BAD_REQUEST),
+            }
+            match screen_limit(Some(limit)) {
+                Ok(l) => prop_assert!(l == limit && l <= crate::grpc::MAX_LIMIT),
+                Err(refused) => {
+                    prop_assert!(limit > crate::grpc::MAX_LIMIT);
+                    prop_assert_eq!(failure(&refused).status(), StatusCode::BAD_REQUEST);
+                }
+            }
         }
     }
 }

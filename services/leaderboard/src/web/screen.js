@@ -250,7 +250,8 @@ function fitRow(li, net, suffix, m) {
 function renderHourly(m) {
   const svg = document.getElementById("hourly");
   const hours = m.hourly || [];
-  const values = hours.map(h => BigInt(h.net_reporting_minor));
+  // The exact decimal when the hour passes int64 (its net_reporting_minor is then 0).
+  const values = hours.map(h => BigInt(h.net_reporting_decimal || h.net_reporting_minor));
   const max = values.reduce((a, v) => (v > a ? v : a), 1n);
   const width = 600, height = 200, gap = 2;
   // At least a day's slots, so a young event's first hours are not one wide block.
