@@ -9,6 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+/// Says on the test's stderr, past libtest's output capture (so a passing `cargo test` shows
+/// it too), that the compose test was skipped, and why.
+pub fn skipped(why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "compose test SKIPPED: {why}");
+}
+
 /// The repository's root (where the README runs `docker compose -f deploy/...` from).
 #[must_use]
 pub fn repo() -> PathBuf {

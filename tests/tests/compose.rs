@@ -774,15 +774,14 @@ async fn the_stack_runs_on_a_docker_engine() {
     let engine = match docker::engine() {
         Ok(v) => v,
         Err(why) => {
-            eprintln!("compose test SKIPPED: {why}");
-            println!("compose test SKIPPED: {why}");
+            docker::skipped(&why);
             return;
         }
     };
     let compose = match docker::compose_v2() {
         Ok(v) => v,
         Err(why) if !ci => {
-            eprintln!("compose test SKIPPED: {why}");
+            docker::skipped(&why);
             return;
         }
         Err(why) => panic!("the Docker engine {engine} answers but {why}"),
@@ -1019,7 +1018,7 @@ async fn the_stack_runs_on_a_docker_engine() {
         std::thread::spawn(move || {
             Command::new(bin_dir().join("saleboard"))
                 .args(["push", file.to_str().expect("utf-8"), "--endpoint", &ingest])
-                .args(["--output", "json", "--batch", "100"])
+                .args(["--output", "json", "--batch-size", "100"])
                 .env("PATH", env)
                 .env("SALEBOARD_API_KEY", key)
                 .output()
