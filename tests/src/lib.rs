@@ -4,6 +4,7 @@
 //! - [`pg`]: one throw-away PostgreSQL cluster per test process (or `DATABASE_URL`), a fresh
 //!   database per test.
 //! - [`db`]: a fresh database of either backend.
+//! - [`docker`]: a Docker engine, the stand-in images, and one compose project of `deploy/`.
 //! - [`app`]: the services in-process on port 0, with clients that carry a bearer secret.
 //! - [`proc`]: the services as real processes (for kill and restart tests).
 //! - [`data`]: transactions and event windows for tests.
@@ -16,6 +17,7 @@
 pub mod app;
 pub mod data;
 pub mod db;
+pub mod docker;
 pub mod fault;
 pub mod http;
 pub mod load;

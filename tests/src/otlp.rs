@@ -1,5 +1,7 @@
 //! An OTLP/gRPC receiver inside the test: services export to it as they would to a collector,
-//! and tests read the spans and metric points it got.
+//! and tests read the spans and metric points it got. The binary `otlp-receiver` runs the same
+//! receiver in a container of the compose test, in the collector's place: it logs each span and
+//! shows the metrics in Prometheus's text format, as the collector's prometheus exporter does.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -38,7 +40,11 @@ pub struct OtlpReceiver {
 }
 
 #[derive(Clone)]
-struct Sink(Arc<Mutex<Received>>);
+struct Sink {
+    received: Arc<Mutex<Received>>,
+    /// Print one line per span received (the container's log is how the test reads them).
+    echo: bool,
+}
 
 fn service_name(attrs: &[KeyValue]) -> String {
     attrs
@@ -64,11 +70,18 @@ impl TraceService for Sink {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let mut received = self.0.lock().expect("receiver lock");
+        let mut received = self.received.lock().expect("receiver lock");
         for rs in request.into_inner().resource_spans {
             let service = service_name(rs.resource.as_ref().map_or(&[], |r| &r.attributes));
             for ss in rs.scope_spans {
                 for span in ss.spans {
+                    if self.echo {
+                        println!(
+                            "span service={service} trace_id={} name={}",
+                            hex(&span.trace_id),
+                            span.name
+                        );
+                    }
                     received.spans.push((service.clone(), span));
                 }
             }
@@ -83,7 +96,7 @@ impl MetricsService for Sink {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let mut received = self.0.lock().expect("receiver lock");
+        let mut received = self.received.lock().expect("receiver lock");
         for rm in request.into_inner().resource_metrics {
             let service = service_name(rm.resource.as_ref().map_or(&[], |r| &r.attributes));
             for sm in rm.scope_metrics {
@@ -123,12 +136,22 @@ impl OtlpReceiver {
     /// # Panics
     /// When it cannot bind.
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        Self::serve("127.0.0.1:0".parse().expect("address"), false).await
+    }
+
+    /// Starts a receiver on `addr`; with `echo`, it prints a line per span it receives:
+    /// `span service=NAME trace_id=HEX name=SPAN`.
+    ///
+    /// # Panics
+    /// When it cannot bind.
+    pub async fn serve(addr: SocketAddr, echo: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let received = Arc::new(Mutex::new(Received::default()));
-        let sink = Sink(received.clone());
+        let sink = Sink {
+            received: received.clone(),
+            echo,
+        };
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(TraceServiceServer::new(sink.clone()))
@@ -253,5 +276,142 @@ impl OtlpReceiver {
             .metrics
             .iter()
             .any(|(s, m)| s == service && m.name == name)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// A metric name or label name as Prometheus spells it (the collector's translation: every
+/// character outside `[a-zA-Z0-9_:]` becomes `_`).
+fn prometheus_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `{job="...",k="v",...}` of one data point: `job` is the service's name, as the collector's
+/// prometheus exporter sets it.
+fn prometheus_labels(service: &str, attrs: &[KeyValue], extra: Option<(&str, String)>) -> String {
+    let escape = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let mut labels = vec![format!("job=\"{}\"", escape(service))];
+    for kv in attrs {
+        if let Some(v) = kv.value.as_ref().and_then(string_of) {
+            labels.push(format!("{}=\"{}\"", prometheus_name(&kv.key), escape(&v)));
+        }
+    }
+    if let Some((k, v)) = extra {
+        labels.push(format!("{k}=\"{v}\""));
+    }
+    format!("{{{}}}", labels.join(","))
+}
+
+impl OtlpReceiver {
+    /// The latest value of every series received, in Prometheus's text exposition format
+    /// (what a collector's prometheus exporter serves): a monotonic sum is a counter named
+    /// `NAME_total`, any other sum or a gauge a gauge, a histogram `NAME_bucket` / `_sum` /
+    /// `_count`; dots in names become underscores.
+    #[must_use]
+    pub fn prometheus_text(&self) -> String {
+        use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
+        use std::collections::BTreeMap;
+        let number = |v: Option<Value>| match v {
+            #[allow(clippy::cast_precision_loss)]
+            Some(Value::AsInt(i)) => i as f64,
+            Some(Value::AsDouble(d)) => d,
+            None => 0.0,
+        };
+        // family name -> (type, series -> value); later exports replace earlier values.
+        let mut families: BTreeMap<String, (&str, BTreeMap<String, f64>)> = BTreeMap::new();
+        let received = self.received.lock().expect("receiver lock");
+        for (service, m) in &received.metrics {
+            let name = prometheus_name(&m.name);
+            match &m.data {
+                Some(metric::Data::Sum(sum)) => {
+                    let (family, kind) = if sum.is_monotonic {
+                        (format!("{name}_total"), "counter")
+                    } else {
+                        (name, "gauge")
+                    };
+                    let series = &mut families
+                        .entry(family.clone())
+                        .or_insert((kind, BTreeMap::new()))
+                        .1;
+                    for p in &sum.data_points {
+                        series.insert(
+                            format!(
+                                "{family}{}",
+                                prometheus_labels(service, &p.attributes, None)
+                            ),
+                            number(p.value),
+                        );
+                    }
+                }
+                Some(metric::Data::Gauge(g)) => {
+                    let series = &mut families
+                        .entry(name.clone())
+                        .or_insert(("gauge", BTreeMap::new()))
+                        .1;
+                    for p in &g.data_points {
+                        series.insert(
+                            format!("{name}{}", prometheus_labels(service, &p.attributes, None)),
+                            number(p.value),
+                        );
+                    }
+                }
+                Some(metric::Data::Histogram(h)) => {
+                    let series = &mut families
+                        .entry(name.clone())
+                        .or_insert(("histogram", BTreeMap::new()))
+                        .1;
+                    for p in &h.data_points {
+                        let mut cumulative = 0u64;
+                        for (i, count) in p.bucket_counts.iter().enumerate() {
+                            cumulative += count;
+                            let le = p
+                                .explicit_bounds
+                                .get(i)
+                                .map_or_else(|| "+Inf".to_owned(), f64::to_string);
+                            #[allow(clippy::cast_precision_loss)]
+                            series.insert(
+                                format!(
+                                    "{name}_bucket{}",
+                                    prometheus_labels(service, &p.attributes, Some(("le", le)))
+                                ),
+                                cumulative as f64,
+                            );
+                        }
+                        let labels = prometheus_labels(service, &p.attributes, None);
+                        series.insert(format!("{name}_sum{labels}"), p.sum.unwrap_or(0.0));
+                        #[allow(clippy::cast_precision_loss)]
+                        series.insert(format!("{name}_count{labels}"), p.count as f64);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = String::new();
+        for (family, (kind, series)) in families {
+            out.push_str(&format!("# TYPE {family} {kind}\n"));
+            for (s, v) in series {
+                out.push_str(&format!("{s} {v}\n"));
+            }
+        }
+        out
     }
 }

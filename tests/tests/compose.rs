@@ -64,25 +64,30 @@ const OPERATOR_ENV: &[(&str, &str)] =
 /// Compose's interpolation of one value: `${VAR:?message}` (required) and `${VAR:-default}`
 /// from [`OPERATOR_ENV`]; a required variable the operator did not set is a test failure.
 fn interpolate(value: &str) -> String {
-    let Some(rest) = value.strip_prefix("${").and_then(|r| r.strip_suffix('}')) else {
-        assert!(
-            !value.contains("${"),
-            "only whole-value interpolation is expected: {value}"
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let end = rest[at..].find('}').expect("a closing brace") + at;
+        let inner = &rest[at + 2..end];
+        let (var, default) = match inner.split_once(":?") {
+            Some((var, _)) => (var, None),
+            None => inner
+                .split_once(":-")
+                .map_or((inner, None), |(var, d)| (var, Some(d))),
+        };
+        out.push_str(
+            &OPERATOR_ENV
+                .iter()
+                .find(|(k, _)| *k == var)
+                .map(|(_, v)| (*v).to_owned())
+                .or_else(|| default.map(str::to_owned))
+                .unwrap_or_else(|| panic!("{var} is required by the compose file")),
         );
-        return value.to_owned();
-    };
-    let (var, default) = match rest.split_once(":?") {
-        Some((var, _)) => (var, None),
-        None => rest
-            .split_once(":-")
-            .map_or((rest, None), |(var, d)| (var, Some(d))),
-    };
-    OPERATOR_ENV
-        .iter()
-        .find(|(k, _)| *k == var)
-        .map(|(_, v)| (*v).to_owned())
-        .or_else(|| default.map(str::to_owned))
-        .unwrap_or_else(|| panic!("{var} is required by the compose file"))
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The raw environment of a service, before interpolation.
@@ -162,7 +167,8 @@ fn dockerfile_binaries() -> (BTreeSet<String>, BTreeSet<String>) {
 
 #[test]
 fn compose_file_is_valid_against_the_compose_specification() {
-    let text = compose_text();
+    // As compose reads it: interpolated with the operator's environment.
+    let text = interpolate(&compose_text());
     let parsed = compose_spec::Compose::options()
         .from_yaml_str(&text)
         .unwrap_or_else(|e| panic!("deploy/docker-compose.yml: {e}"));
@@ -256,17 +262,26 @@ fn compose_stack_shape() {
         );
     }
     // The organizer's controls listen apart from the public port, and the host publishes them
-    // on its loopback only.
+    // on its loopback only (127.0.0.1 unless SALEBOARD_HOST_IP names another loopback address),
+    // like every port of the stack.
     let board = service(&c, "leaderboard");
-    let published = strings(&board["ports"]);
+    let published: Vec<String> = strings(&board["ports"])
+        .iter()
+        .map(|p| interpolate(p))
+        .collect();
     assert!(
         published.iter().any(|p| p == "127.0.0.1:50054:50054"),
         "AdminService published on the host's loopback: {published:?}"
     );
-    assert!(
-        published.iter().all(|p| p.starts_with("127.0.0.1:")),
-        "{published:?}"
-    );
+    for name in c["services"].as_mapping().expect("services").keys() {
+        let name = name.as_str().expect("name");
+        for p in strings(&service(&c, name)["ports"]) {
+            assert!(
+                p.starts_with("${SALEBOARD_HOST_IP:-127.0.0.1}:"),
+                "{name} publishes {p} on the host's loopback"
+            );
+        }
+    }
     assert!(
         command(&c, "leaderboard")
             .windows(2)
@@ -604,4 +619,477 @@ async fn the_compose_services_run_natively_with_their_own_commands() {
             "{service} traces reach the collector"
         );
     }
+}
+
+// --- The stack on a real Docker engine ----------------------------------------------------------
+
+/// The ports the stack publishes on the host.
+const PUBLISHED: [u16; 7] = [50051, 50052, 50053, 50054, 4317, 16686, 9090];
+
+/// The lines of the first ```sh block after `heading` in the README.
+fn readme_block(heading: &str) -> Vec<String> {
+    let readme = include_str!("../../README.md");
+    let from = readme.find(heading).expect("the heading is in the README");
+    let rest = &readme[from..];
+    let open = rest.find("```sh\n").expect("a sh block follows") + "```sh\n".len();
+    let close = rest[open..].find("```").expect("the block closes");
+    rest[open..open + close]
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A line without its comment (the README's blocks never quote a `#`).
+fn without_comment(line: &str) -> &str {
+    line.find('#').map_or(line, |i| &line[..i]).trim()
+}
+
+/// Runs one command line with bash, from the repository's root, with exactly `env` added.
+fn bash(line: &str, env: &BTreeMap<String, String>) -> std::process::Output {
+    Command::new("bash")
+        .args(["-c", line])
+        .current_dir(saleboard_tests::docker::repo())
+        .env_remove("SALEBOARD_API_KEY")
+        .env_remove("SALEBOARD_ORGANIZER_TOKEN")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .envs(env)
+        .output()
+        .expect("bash runs")
+}
+
+fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn both(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `line` until `good` holds of its stdout (a command that reads what the stack settles to:
+/// the aggregator's lag, the metrics' export and scrape), for at most `within`.
+fn until(
+    line: &str,
+    env: &BTreeMap<String, String>,
+    within: Duration,
+    good: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let out = bash(line, env);
+        let text = stdout_of(&out);
+        if out.status.success() && good(&text) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{line}: not as expected within {within:?}:\n{}",
+            both(&out)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Orders of one site, as a shop exports them: `n` sales of 10,000.00 IDR + i sen, and one
+/// refund of 2,500.00 IDR of the first; with the net they add up to.
+fn orders(prefix: &str, n: u64) -> (String, i64) {
+    let at = (time::OffsetDateTime::now_utc() - time::Duration::minutes(5))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    let mut csv =
+        String::from("transaction_id,store_id,kind,currency,amount_minor,occurred_at,refund_of\n");
+    let mut net = 0i64;
+    for i in 0..n {
+        let amount = 1_000_000 + i64::try_from(i).expect("small");
+        net += amount;
+        csv.push_str(&format!("{prefix}-{i},jkt,SALE,IDR,{amount},{at},\n"));
+    }
+    csv.push_str(&format!(
+        "{prefix}-R,jkt,REFUND,IDR,250000,{at},{prefix}-0\n"
+    ));
+    (csv, net - 250_000)
+}
+
+/// `(accepted, duplicates)` of `saleboard push --output json`'s one file.
+fn push_counts(json: &str) -> (u64, u64) {
+    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("push --output json");
+    let file = &v[0];
+    (
+        file["accepted"].as_u64().expect("accepted"),
+        file["duplicate"].as_u64().expect("duplicates"),
+    )
+}
+
+/// The position `saleboard verify` (inside the stack) checked every total up to.
+fn verify_in_stack(stack: &saleboard_tests::docker::Stack) -> u64 {
+    let out = stack.ok(&["exec", "-T", "ingest", "saleboard", "verify"]);
+    let position = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("verified: ")
+                .and_then(|l| l.rsplit("up to position ").next())
+        })
+        .unwrap_or_else(|| panic!("verify reports a match: {out}"));
+    position.trim().parse().expect("a position")
+}
+
+/// Net of `site` on the big screen's JSON (`/api/v1/leaderboard`), read until it equals `want`.
+async fn screen_net(board: std::net::SocketAddr, site: &str, want: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, _, body) = saleboard_tests::http::get(board, "/api/v1/leaderboard").await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let net = v["entries"].as_array().and_then(|e| {
+            e.iter()
+                .find(|e| e["site_id"] == site)
+                .and_then(|e| e["net_reporting_minor"].as_str()?.parse::<i64>().ok())
+        });
+        if status == 200 && net == Some(want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the big screen's JSON shows {site} at {want}: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The stack as users run it, on the Docker engine of this machine: `docker compose build` (the
+/// Dockerfile's multi-stage build from source), `up -d --wait`, the README's compose block line
+/// by line from the host, the screen's JSON and Prometheus's scrape; `restart`, `down` and `up`
+/// with the volume kept; ingest SIGKILLed mid-push; `down -v` leaving nothing behind.
+///
+/// Base images cannot be pulled here: `tests/docker/standins.sh` makes stand-ins under the
+/// names the Dockerfile and compose file use, from Debian's packages, and
+/// `tests/docker/compose.standins.yml` puts the tests' OTLP receiver in place of the collector
+/// and Jaeger. Where no engine answers, it says it skipped and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stack_runs_on_a_docker_engine() {
+    use saleboard_tests::docker;
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let engine = match docker::engine() {
+        Ok(v) => v,
+        Err(why) => {
+            docker::skipped(&why);
+            return;
+        }
+    };
+    let compose = match docker::compose_v2() {
+        Ok(v) => v,
+        Err(why) if !ci => {
+            docker::skipped(&why);
+            return;
+        }
+        Err(why) => panic!("the Docker engine {engine} answers but {why}"),
+    };
+    let started = std::time::Instant::now();
+    eprintln!("compose test: Docker engine {engine}, Compose {compose}");
+    let standins = docker::make_standins(&bin_dir().join("otlp-receiver"));
+    eprintln!("compose test: stand-in images ready in {standins:.0?}");
+
+    // The operator's shell: the CLI on PATH, a project and loopback address of this run's own.
+    let host_ip = docker::free_loopback(&PUBLISHED);
+    let project = format!(
+        "saleboard-test-{}-{}",
+        std::process::id(),
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    );
+    let mut env: BTreeMap<String, String> = BTreeMap::from([
+        (
+            "PATH".to_owned(),
+            format!(
+                "{}:{}",
+                bin_dir().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        ),
+        ("COMPOSE_PROJECT_NAME".to_owned(), project.clone()),
+        ("SALEBOARD_HOST_IP".to_owned(), host_ip.to_string()),
+    ]);
+    let mut stack = docker::Stack::new(
+        project.clone(),
+        env.iter()
+            .filter(|(k, _)| k.as_str() != "PATH")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let (csv, orders_net) = orders("C", 40);
+    let orders_file = dir.path().join("orders.csv");
+    std::fs::write(&orders_file, &csv).expect("orders.csv");
+    let localize = |line: &str| line.replace("127.0.0.1", &host_ip.to_string());
+    let override_file = docker::standins_override();
+
+    // The README's block, as written: each line is recognised and run, or the test fails.
+    let mut key = None::<String>;
+    let mut trace = None::<String>;
+    let mut ran = Vec::new();
+    for line in readme_block("## The docker-compose stack") {
+        let mut cmd = without_comment(&line).to_owned();
+        if cmd.is_empty() {
+            continue;
+        }
+        cmd = localize(&cmd).replace(
+            "-f deploy/docker-compose.yml",
+            &format!(
+                "-f deploy/docker-compose.yml -f {}",
+                override_file.display()
+            ),
+        );
+        if let Some(key) = &key {
+            cmd = cmd.replace("sbk_...", key);
+        }
+        cmd = cmd.replace(" orders.csv", &format!(" {}", orders_file.display()));
+        if let Some(assignment) = cmd.strip_prefix("export ") {
+            let (name, value) = assignment.split_once('=').expect("export NAME=VALUE");
+            let value = stdout_of(&bash(&format!("printf %s {value}"), &env));
+            assert!(!value.is_empty(), "{line}: an empty value");
+            if name == "SALEBOARD_ORGANIZER_TOKEN" {
+                stack.env.push((name.to_owned(), value.clone()));
+            }
+            env.insert(name.to_owned(), value);
+            ran.push(line);
+            continue;
+        }
+        let timed = std::time::Instant::now();
+        let out = if cmd.starts_with("saleboard leaderboard") {
+            // The aggregator folds the push within moments: the table shows the site then.
+            until(&cmd, &env, Duration::from_secs(60), |t| {
+                t.contains("toko-satu")
+            })
+        } else if cmd.starts_with("curl") && cmd.contains(":9090/") {
+            // Exported every 10 s, scraped every 5 s.
+            until(&cmd, &env, Duration::from_secs(90), |t| {
+                t.contains("\"outcome\":\"accepted\"")
+            })
+        } else if cmd.starts_with("curl") {
+            until(&cmd, &env, Duration::from_secs(60), |t| {
+                t.contains("toko-satu")
+            })
+        } else {
+            let out = bash(&cmd, &env);
+            assert!(out.status.success(), "{line}\n{}", both(&out));
+            stdout_of(&out)
+        };
+        let took = timed.elapsed();
+        if cmd.contains(" build") {
+            eprintln!("compose test: `docker compose build` took {took:.0?}");
+            let size = Command::new("docker")
+                .args(["image", "inspect", "-f", "{{.Size}}", "saleboard:local"])
+                .output()
+                .expect("docker runs");
+            let bytes: u64 = String::from_utf8_lossy(&size.stdout)
+                .trim()
+                .parse()
+                .expect("image size");
+            eprintln!(
+                "compose test: image saleboard:local is {} MB",
+                bytes / 1_000_000
+            );
+            // The runtime stage holds four binaries on a slim Debian, not the toolchain.
+            assert!(bytes < 250_000_000, "the image is {bytes} bytes");
+        }
+        if cmd.contains(" up ") {
+            eprintln!("compose test: `up -d --wait` took {took:.0?}");
+        }
+        if cmd.ends_with(" ps") {
+            for name in ["ingest", "aggregator", "leaderboard"] {
+                assert!(
+                    out.lines()
+                        .any(|l| l.contains(name) && l.contains("(healthy)")),
+                    "{name} is healthy:\n{out}"
+                );
+            }
+        }
+        if cmd.contains("keys create") {
+            key = out
+                .split_whitespace()
+                .find(|w| w.starts_with("sbk_"))
+                .map(str::to_owned);
+            assert!(key.is_some(), "keys create prints the secret: {out}");
+        }
+        if cmd.contains(" push ") {
+            assert!(out.contains("41 accepted"), "{out}");
+            trace = out
+                .lines()
+                .find_map(|l| l.strip_prefix("trace "))
+                .and_then(|l| l.split_whitespace().next())
+                .map(str::to_owned);
+        }
+        if cmd.contains(" verify") {
+            assert!(out.contains("verified: "), "{out}");
+        }
+        ran.push(line);
+    }
+    for needed in [
+        "compose -f deploy/docker-compose.yml build",
+        "up -d --wait",
+        "keys create",
+        " push ",
+        "saleboard leaderboard",
+        "/api/v1/leaderboard",
+        ":9090/api/v1/query",
+        " verify",
+    ] {
+        assert!(
+            ran.iter().any(|l| l.contains(needed)),
+            "the README's compose block runs `{needed}`: {ran:#?}"
+        );
+    }
+
+    // What the walk-through showed, exactly: the screen's JSON, Prometheus, the spans.
+    let board: std::net::SocketAddr = format!("{host_ip}:50052").parse().expect("address");
+    screen_net(board, "toko-satu", orders_net).await;
+    let prometheus: std::net::SocketAddr = format!("{host_ip}:9090").parse().expect("address");
+    let query = "/api/v1/query?query=sum(saleboard_ingest_transactions_total%7Boutcome%3D%22accepted%22%7D)";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, _, body) = saleboard_tests::http::get(prometheus, query).await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let value = v["data"]["result"][0]["value"][1]
+            .as_str()
+            .map(str::to_owned);
+        if value.as_deref() == Some("41") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Prometheus scrapes 41 accepted transactions: {body}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let trace = trace.expect("push printed its trace id");
+    let logs = stack.ok(&["logs", "--no-color", "otel-collector"]);
+    assert!(
+        logs.contains(&format!(
+            "service=saleboard-ingest trace_id={trace} name=saleboard.v1.IngestService/StreamTransactions"
+        )),
+        "ingest's span of the push (trace {trace}) reaches the collector's stand-in:\n{logs}"
+    );
+    assert!(
+        logs.contains("service=saleboard-leaderboard "),
+        "the leaderboard's spans reach it too:\n{logs}"
+    );
+    let key = key.expect("the key");
+    let push = |file: &std::path::Path| {
+        bash(
+            &format!(
+                "saleboard push {} --endpoint http://{host_ip}:50051 --output json",
+                file.display()
+            ),
+            &BTreeMap::from([
+                ("PATH".to_owned(), env["PATH"].clone()),
+                ("SALEBOARD_API_KEY".to_owned(), key.clone()),
+            ]),
+        )
+    };
+    let mut rows = verify_in_stack(&stack);
+    assert_eq!(rows, 41, "every accepted transaction is in the ledger");
+
+    // Restart, then down and up with the volume kept: every row still there, once.
+    for how in [&["restart"][..], &["down"][..]] {
+        stack.ok(how);
+        stack.ok(&["up", "-d", "--wait"]);
+        let again = push(&orders_file);
+        assert_eq!(
+            push_counts(&stdout_of(&again)),
+            (0, 41),
+            "after {how:?} every transaction is stored, once: {}",
+            both(&again)
+        );
+        screen_net(board, "toko-satu", orders_net).await;
+        assert_eq!(verify_in_stack(&stack), rows, "after {how:?}");
+    }
+
+    // ingest SIGKILLed in the middle of a push: the push rides it out (the operator brings
+    // ingest back), and nothing it was told ACCEPTED is lost.
+    let (big, big_net) = orders("K", 30_000);
+    let big_file = dir.path().join("big.csv");
+    std::fs::write(&big_file, big).expect("big.csv");
+    let pushing = {
+        let file = big_file.clone();
+        let env = env["PATH"].clone();
+        let key = key.clone();
+        let ingest = format!("http://{host_ip}:50051");
+        std::thread::spawn(move || {
+            Command::new(bin_dir().join("saleboard"))
+                .args(["push", file.to_str().expect("utf-8"), "--endpoint", &ingest])
+                .args(["--output", "json", "--batch-size", "100"])
+                .env("PATH", env)
+                .env("SALEBOARD_API_KEY", key)
+                .output()
+                .expect("push runs")
+        })
+    };
+    // Kill once the ledger has moved, while the push is still sending.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = stack.ok(&[
+            "exec",
+            "-T",
+            "postgres",
+            "psql",
+            "-U",
+            "saleboard",
+            "-d",
+            "saleboard",
+            "-tAc",
+            "SELECT count(*) FROM ledger",
+        ]);
+        if out.trim().parse::<u64>().expect("a count") > rows + 500 {
+            break;
+        }
+        assert!(
+            !pushing.is_finished(),
+            "the push ended before the ledger moved: {}",
+            both(&pushing.join().expect("push thread"))
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the big push starts"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !pushing.is_finished(),
+        "the push is still running when ingest is killed"
+    );
+    stack.ok(&["kill", "-s", "SIGKILL", "ingest"]);
+    stack.ok(&["up", "-d", "--wait"]);
+    let out = pushing.join().expect("push thread");
+    assert!(
+        out.status.success(),
+        "the push rides out the kill: {}",
+        both(&out)
+    );
+    let (accepted, duplicates) = push_counts(&stdout_of(&out));
+    assert_eq!(
+        accepted + duplicates,
+        30_001,
+        "every row answered ACCEPTED or DUPLICATE (a resend of a stored row): {}",
+        both(&out)
+    );
+    let again = push(&big_file);
+    assert_eq!(
+        push_counts(&stdout_of(&again)),
+        (0, 30_001),
+        "every row of the killed push is stored, once: {}",
+        both(&again)
+    );
+    rows += 30_001;
+    screen_net(board, "toko-satu", orders_net + big_net).await;
+    assert_eq!(verify_in_stack(&stack), rows, "after the kill");
+
+    // down -v: nothing of the project is left on the engine.
+    stack.down();
+    let left = stack.leftovers();
+    assert!(left.is_empty(), "down -v leaves nothing: {left:?}");
+    eprintln!(
+        "compose test: the whole test took {:.0?}",
+        started.elapsed()
+    );
 }

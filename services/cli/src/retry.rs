@@ -1,6 +1,7 @@
 //! Retrying what the services say to retry later: `UNAVAILABLE` (a storage fault such as a
 //! full disk, a database or service restarting, a lost connection) and `RESOURCE_EXHAUSTED`
-//! (load shed, a site over its rate, a full writer queue). `push` and `loadgen` wait and send
+//! (load shed, a site over its rate, a full writer queue), and a connection that broke in the
+//! middle of a call (see [`lost_connection`]). `push` and `loadgen` wait and send
 //! again what was not answered, with exponential backoff (100 ms doubling to 5 s, with
 //! jitter), and give up with a clear error once the failures have lasted [`GIVE_UP_AFTER`]
 //! without an answer in between. Resending is safe: a transaction whose first attempt was in
@@ -20,7 +21,16 @@ pub const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
 /// Whether the status says to try again later.
 #[must_use]
 pub fn retryable(status: &Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::ResourceExhausted)
+    matches!(status.code(), Code::Unavailable | Code::ResourceExhausted) || lost_connection(status)
+}
+
+/// Whether the client's own transport made this status, not the server: the HTTP/2 connection
+/// broke in the middle of a call, so nothing more was answered. tonic calls that UNKNOWN ("h2
+/// protocol error: error reading a body from connection") when the service dies behind a proxy
+/// that closes the client's side, as Docker's published ports do for a SIGKILLed ingest. A
+/// status the server sent carries no source error.
+fn lost_connection(status: &Status) -> bool {
+    status.code() == Code::Unknown && std::error::Error::source(status).is_some()
 }
 
 /// Consecutive failures of one stream or call, and the waits between its attempts.
@@ -107,6 +117,18 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_that_broke_mid_call_is_retried_an_unknown_the_server_sent_is_not() {
+        let broken = Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "error reading a body from connection",
+        )));
+        assert_eq!(broken.code(), Code::Unknown);
+        assert!(retryable(&broken), "{broken:?}");
+        assert!(!retryable(&Status::unknown("the server failed")));
+        assert!(!retryable(&Status::invalid_argument("bad")));
+    }
 
     #[test]
     fn waits_double_up_to_five_seconds_and_only_retryable_codes_retry() {
