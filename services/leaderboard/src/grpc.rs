@@ -199,6 +199,17 @@ impl LeaderboardService {
         dimension: saleboard_domain::Dimension,
         limit: u32,
     ) -> Result<Breakdown, Status> {
+        self.national_breakdown_page(snapshot, dimension, 0, limit_of(limit)?)
+    }
+
+    /// The page of `snapshot`'s national breakdown in `dimension` that starts at `offset`.
+    fn national_breakdown_page(
+        &self,
+        snapshot: &Snapshot,
+        dimension: saleboard_domain::Dimension,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Breakdown, Status> {
         let f = &snapshot.figures;
         let (event_id, reporting) = f.event.as_ref().ok_or_else(no_event)?;
         let state = self
@@ -218,7 +229,7 @@ impl LeaderboardService {
             stale: snapshot.stale,
             ranking: f.breakdowns.get(dimension),
         };
-        Ok(breakdown::page(&view, 0, limit_of(limit)?))
+        Ok(breakdown::page(&view, offset, limit))
     }
 
     /// A service reading `board` (and `store` for per-site detail).
@@ -745,29 +756,13 @@ impl LeaderboardApi for LeaderboardService {
                 None => self.snapshot_of(&req.event_id).await?,
                 Some(g) => self.board.by_generation(g).ok_or_else(expired)?,
             };
-            let f = &snapshot.figures;
-            let (event_id, reporting) = f.event.as_ref().ok_or_else(no_event)?;
+            let (event_id, _) = snapshot.figures.event.as_ref().ok_or_else(no_event)?;
             if generation.is_some() && !req.event_id.is_empty() && req.event_id != *event_id {
                 return Err(other("event"));
             }
-            let state = self
-                .board
-                .events()
-                .get(event_id)
-                .map_or(EventState::Live, |e| e.state(UnixNanos::now()));
-            let view = breakdown::View {
-                generation: snapshot.generation,
-                as_of: snapshot.as_of,
-                event_id,
-                site_id: "",
-                reporting: *reporting,
-                state,
-                dimension,
-                watermark: f.watermark,
-                stale: snapshot.stale,
-                ranking: f.breakdowns.get(dimension),
-            };
-            return Ok(Response::new(breakdown::page(&view, offset, limit)));
+            return Ok(Response::new(
+                self.national_breakdown_page(&snapshot, dimension, offset, limit)?,
+            ));
         };
         let kept = match generation {
             Some(g) => {
