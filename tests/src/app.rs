@@ -219,8 +219,9 @@ impl TestApp {
         )
     }
 
-    /// Waits (at most 10 s) until the leaderboard's figures include the whole ledger, and
-    /// returns that watermark.
+    /// Waits (at most 10 s) until the leaderboard's figures include the whole ledger, its
+    /// breakdowns too (they carry their own watermark, which may trail while the aggregator
+    /// defers their writes), and returns that watermark.
     ///
     /// # Panics
     /// When it does not happen in time.
@@ -234,7 +235,16 @@ impl TestApp {
                 .await
                 .expect("GetNationalTotals")
                 .into_inner();
-            if national.watermark >= head {
+            // Without an event there is no breakdown to wait for.
+            let breakdown = client
+                .get_breakdown(saleboard_proto::v1::GetBreakdownRequest {
+                    dimension: saleboard_proto::v1::Dimension::Origin.into(),
+                    limit: 1,
+                    ..Default::default()
+                })
+                .await
+                .map_or(u64::MAX, |b| b.into_inner().watermark);
+            if national.watermark >= head && breakdown >= head {
                 return national.watermark;
             }
             assert!(

@@ -944,9 +944,154 @@ async fn a_database_from_before_segments_migrates(backend: Backend) {
     );
 }
 
+/// Breakdown figures carry their own watermark (issue 26): a database whose totals moved on
+/// without them (the aggregator defers breakdown writes while the ledger is busy) is exact at
+/// both watermarks for `verify` and the leaderboard, and an aggregator starting on it folds the
+/// rows in between into the breakdowns alone.
+async fn breakdowns_trailing_the_totals_catch_up(backend: Backend) {
+    use saleboard_domain::totals::TotalsBook;
+    let Some(db) = saleboard_tests::TestDb::create(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let now = now_secs();
+    let ns = |s: i64| saleboard_domain::UnixNanos(s * 1_000_000_000);
+    store
+        .set_event(
+            &saleboard_domain::Event::new("e", "E", ns(now - 86_400), ns(now + 86_400), "IDR")
+                .expect("event"),
+            saleboard_domain::UnixNanos::now(),
+        )
+        .await
+        .expect("event");
+    for site in ["alpha", "beta"] {
+        store
+            .create_site(
+                &saleboard_domain::SiteId::parse(site).expect("site"),
+                site,
+                ns(now - 100),
+            )
+            .await
+            .expect("site");
+    }
+    let candidate = |site: &str, n: i64| saleboard_storage::Candidate {
+        site: saleboard_domain::SiteId::parse(site).expect("site"),
+        key_id: "key_test".into(),
+        received_at: ns(now - 30),
+        tx: saleboard_domain::transaction::validate(
+            &saleboard_domain::TransactionInput {
+                transaction_id: format!("{site}-{n}"),
+                kind: saleboard_domain::PushedKind::Sale,
+                currency: "IDR".into(),
+                amount_minor: 1_000 + n,
+                occurred_at: Some(ns(now - 60).to_parts()),
+                brand: format!("brand-{}", n % 7),
+                category: format!("cat-{}", n % 3),
+                origin: saleboard_domain::PushedOrigin::Domestic,
+                ..saleboard_domain::TransactionInput::default()
+            },
+            ns(now - 30),
+            &saleboard_domain::Limits::default(),
+        )
+        .expect("valid"),
+    };
+    let batch: Vec<_> = (0..60)
+        .map(|n| candidate(if n % 3 == 0 { "beta" } else { "alpha" }, n))
+        .collect();
+    store.append(&batch).await.expect("append");
+    // Rows 1-20 in every figure; 21-60 in the headline figures only.
+    let rows = store.read_ledger(0, 100).await.expect("ledger");
+    assert_eq!(rows.len(), 60);
+    let mut book = TotalsBook::default();
+    let mut whole = TotalsBook::default();
+    for row in &rows {
+        whole
+            .apply(&row.event_id, &row.site, &row.tx)
+            .expect("fold");
+    }
+    for row in &rows[..20] {
+        book.apply(&row.event_id, &row.site, &row.tx).expect("fold");
+    }
+    let now_ns = saleboard_domain::UnixNanos::now();
+    store
+        .apply_totals(0, 20, &book.take_changes(), now_ns)
+        .await
+        .expect("apply");
+    for row in &rows[20..] {
+        book.apply(&row.event_id, &row.site, &row.tx).expect("fold");
+    }
+    store
+        .apply_totals(20, 60, &book.take_headline_changes(), now_ns)
+        .await
+        .expect("apply");
+
+    let stored = store.load_totals().await.expect("load");
+    assert_eq!((stored.applied, stored.breakdown_applied), (60, 20));
+    assert_eq!(stored.book.totals(), whole.totals(), "headline at 60");
+    let mut at_20 = TotalsBook::default();
+    for row in &rows[..20] {
+        at_20
+            .apply(&row.event_id, &row.site, &row.tx)
+            .expect("fold");
+    }
+    assert_eq!(stored.segments, at_20.segments(), "breakdowns at 20");
+    let board = store.read_board(Some("e"), None).await.expect("board");
+    assert_eq!((board.applied, board.segments.applied), (60, 20));
+    let verify = || {
+        std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
+            .arg("verify")
+            .env("SALEBOARD_DATABASE_URL", &db.url)
+            .output()
+            .expect("verify runs")
+    };
+    let out = verify();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("stored up to position 20"), "{text}");
+
+    // An aggregator starting here folds rows 21-60 into the breakdowns and writes them.
+    let addr = saleboard_tests::proc::free_addr();
+    let listen = addr.to_string();
+    let aggregator = saleboard_tests::proc::ServiceProcess::start(
+        "saleboard-aggregator",
+        &["--aggregator-listen", &listen],
+        &[("SALEBOARD_DATABASE_URL", db.url.as_str())],
+        addr,
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let caught_up = loop {
+        let loaded = store.load_totals().await.expect("totals");
+        if loaded.breakdown_applied == 60 {
+            break loaded;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the aggregator never caught the breakdowns up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    drop(aggregator);
+    assert_eq!(caught_up.applied, 60, "without moving");
+    assert_eq!(caught_up.segments, whole.segments());
+    assert_eq!(caught_up.book.segment_sites(), whole.segment_sites());
+    assert_eq!(caught_up.book.totals(), whole.totals());
+    let board = store.read_board(Some("e"), None).await.expect("board");
+    assert_eq!(board.segments.applied, 60);
+    let out = verify();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("stored up to position"), "{text}");
+}
+
 backend_tests!(
     segments_reasons_refunds_and_idempotency,
     breakdowns_against_a_model,
     the_command_line,
-    a_database_from_before_segments_migrates
+    a_database_from_before_segments_migrates,
+    breakdowns_trailing_the_totals_catch_up
 );

@@ -44,6 +44,17 @@ pub struct AggregatorConfig {
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub min_apply_ms: u64,
 
+    /// While the ledger is busy (batches of at least 1,000 rows), the breakdown figures (per
+    /// site and national, by brand, category and origin) are written at most this often, in
+    /// ms, with their own watermark (`Breakdown.watermark`, behind the headline figures' by at
+    /// most about this much): a busy site's brand is then written once per interval rather
+    /// than once per apply. Headline figures (site and national totals, the hourly curve) are
+    /// written on every apply whatever this says. A quieter ledger writes both together; 0
+    /// always does.
+    #[arg(long = "aggregator-breakdown-ms", env = "SALEBOARD_AGGREGATOR_BREAKDOWN_MS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub breakdown_ms: u64,
+
     /// Length of the active aggregator's lease, in ms: a standby takes over this long after the
     /// active one stops renewing it.
     #[arg(long = "aggregator-lease-ms", env = "SALEBOARD_AGGREGATOR_LEASE_MS", default_value_t = 5_000,
@@ -68,6 +79,12 @@ impl AggregatorConfig {
     #[must_use]
     pub fn stale_after(&self) -> Duration {
         Duration::from_millis(self.stale_ms)
+    }
+
+    /// Longest deferral of breakdown writes as a duration.
+    #[must_use]
+    pub fn breakdown_interval(&self) -> Duration {
+        Duration::from_millis(self.breakdown_ms)
     }
 
     /// Lease length as a duration.

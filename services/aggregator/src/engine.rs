@@ -64,6 +64,10 @@ enum LeadEnd {
     Fatal(EngineError),
 }
 
+/// A batch of at least this many rows means a busy ledger: the breakdown figures may wait
+/// (see `--aggregator-breakdown-ms`).
+const BUSY_ROWS: usize = 1_000;
+
 /// How long a lead must hold before its next loss is logged again as a new episode.
 const EPISODE_GAP: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -232,6 +236,7 @@ impl Engine {
     async fn lead_inner(&self, stop: &mut watch::Receiver<bool>) -> Result<(), LeadEnd> {
         let loaded = self.store.load_totals().await?;
         let (mut applied, mut book) = (loaded.applied, loaded.book);
+        let breakdown_applied = loaded.breakdown_applied;
         // The national breakdown rows are derived from the per-site ones: rewrite any that
         // differ (a database migrated from before breakdowns starts with none), without moving.
         let (marked, extra) = book.mark_segments_differing(&loaded.segments);
@@ -250,7 +255,35 @@ impl Engine {
                 "national hourly rows without per-site figures behind them; saleboard verify names them"
             );
         }
-        if marked > 0 || hours_marked > 0 {
+        // The breakdown figures were stored up to their own watermark: fold the rows after it
+        // into them (the headline figures hold those already).
+        let mut behind = breakdown_applied;
+        while behind < applied {
+            let rows = self
+                .store
+                .read_ledger(behind, self.config.batch_rows)
+                .await?;
+            for (expected, row) in
+                (behind + 1..).zip(rows.iter().take_while(|r| r.position <= applied))
+            {
+                if row.position != expected {
+                    return Err(LeadEnd::Fatal(EngineError::Gap {
+                        applied: expected - 1,
+                        found: row.position,
+                    }));
+                }
+                book.apply_breakdowns(&row.event_id, &row.site, &row.tx)
+                    .map_err(|e| LeadEnd::Fatal(e.into()))?;
+                behind = row.position;
+            }
+            if rows.is_empty() {
+                return Err(LeadEnd::Fatal(EngineError::Gap {
+                    applied: behind,
+                    found: applied,
+                }));
+            }
+        }
+        if marked > 0 || hours_marked > 0 || book.breakdowns_pending() {
             let changes = book.take_changes();
             self.store
                 .apply_totals(applied, applied, &changes, UnixNanos::now())
@@ -268,6 +301,8 @@ impl Engine {
         let renew_every = self.config.lease() / 5;
         let mut renewed = Instant::now();
         let mut last_apply: Option<Instant> = None;
+        // When the breakdown figures were last written (see --aggregator-breakdown-ms).
+        let mut breakdowns_written = Instant::now();
         let mut full_batch = false;
         // While behind, the next batch is read and folded during the previous one's write.
         let mut ahead: Option<Folded> = None;
@@ -303,7 +338,15 @@ impl Engine {
                 }
             };
             let Some(last) = folded.last else {
-                // Caught up with every committed row.
+                // Caught up with every committed row: the breakdown figures catch up too.
+                if book.breakdowns_pending() {
+                    let changes = book.take_breakdown_changes();
+                    self.store
+                        .apply_totals(applied, applied, &changes, UnixNanos::now())
+                        .await?;
+                    breakdowns_written = Instant::now();
+                    continue;
+                }
                 self.metrics.lag.record(0, &[]);
                 tokio::select! {
                     _ = stop.changed() => {}
@@ -313,7 +356,17 @@ impl Engine {
             };
             last_apply = Some(Instant::now());
             full_batch = folded.rows >= self.config.batch_rows as usize;
-            let changes = book.take_changes();
+            // Busy: the breakdown figures wait for their interval (their rows are the most
+            // numerous; waiting writes each once for more ledger rows). Otherwise, or when the
+            // interval is up, they go with the headline figures.
+            let defer = folded.rows >= BUSY_ROWS
+                && breakdowns_written.elapsed() < self.config.breakdown_interval();
+            let changes = if defer {
+                book.take_headline_changes()
+            } else {
+                breakdowns_written = Instant::now();
+                book.take_changes()
+            };
             // Behind (a full batch): read what follows and fold it while this batch's totals
             // are written. The read only sees committed ledger rows after `last`, whatever the
             // write does; the fold only changes this lead's book, which a failed (or fenced)

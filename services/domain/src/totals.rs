@@ -278,6 +278,12 @@ pub struct Changes {
     pub segments: Vec<(SegmentKey, SegmentFigures)>,
     /// Changed national hourly totals (every site's summed).
     pub national_hourly: Vec<(NationalHourKey, HourlyTotals)>,
+    /// These changes carry every breakdown change of the book (`segment_sites` and
+    /// `segments`, empty or not): once written, the breakdown figures include every row the
+    /// headline figures do, and their watermark moves with the applied position. `false`:
+    /// the breakdown changes stay in the book for a later write (see
+    /// [`TotalsBook::take_headline_changes`]).
+    pub breakdowns: bool,
 }
 
 impl TotalsBook {
@@ -466,11 +472,36 @@ impl TotalsBook {
             .checked_add(&delta)
             .ok_or_else(|| overflow("national hourly net"))?;
         national.1 = true;
+        self.apply_breakdowns(event_id, site, tx)
+    }
+
+    /// Adds one ledger row to the breakdown figures alone: for an aggregator whose stored
+    /// breakdowns trail its stored headline totals (they carry their own watermark), folding
+    /// the rows in between.
+    ///
+    /// # Errors
+    /// When a figure would overflow. The book is then partly updated and must be discarded.
+    pub fn apply_breakdowns(
+        &mut self,
+        event_id: &str,
+        site: &SiteId,
+        tx: &ValidTransaction,
+    ) -> Result<(), TotalsOverflow> {
         for dimension in Dimension::ALL {
             self.apply_segment(event_id, dimension, site, tx)
-                .map_err(&overflow)?;
+                .map_err(|what| TotalsOverflow {
+                    site: site.clone(),
+                    currency: tx.currency,
+                    what,
+                })?;
         }
         Ok(())
+    }
+
+    /// Whether breakdown changes wait to be taken.
+    #[must_use]
+    pub fn breakdowns_pending(&self) -> bool {
+        !self.dirty_keys.is_empty()
     }
 
     /// Adds one ledger row to its key of one breakdown dimension, for its site and nationally.
@@ -556,8 +587,21 @@ impl TotalsBook {
         self.segments.get(event)?[dimension_index(dimension)].get(key)
     }
 
-    /// The totals changed since the last call, and forgets that they changed.
+    /// Every figure changed since it was last taken (headline and breakdowns), and forgets
+    /// that they changed.
     pub fn take_changes(&mut self) -> Changes {
+        let mut changes = self.take_headline_changes();
+        let breakdowns = self.take_breakdown_changes();
+        changes.segment_sites = breakdowns.segment_sites;
+        changes.segments = breakdowns.segments;
+        changes.breakdowns = true;
+        changes
+    }
+
+    /// The headline figures changed since they were last taken (site totals, site and
+    /// national hourly totals), and forgets that they changed; the breakdown changes stay
+    /// (`breakdowns` is false).
+    pub fn take_headline_changes(&mut self) -> Changes {
         let mut totals = Vec::new();
         let mut hourly = Vec::new();
         for (event, site) in std::mem::take(&mut self.dirty_sites) {
@@ -581,6 +625,25 @@ impl TotalsBook {
         // In key order, as the stores write them (and as the tests read them).
         totals.sort_by(|a, b| a.0.cmp(&b.0));
         hourly.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut national_hourly = Vec::new();
+        for (event, hours) in &mut self.national_hourly {
+            for ((currency, hour), (h, changed)) in hours.iter_mut().filter(|e| e.1.1) {
+                *changed = false;
+                national_hourly.push(((event.clone(), *currency, *hour), *h));
+            }
+        }
+        national_hourly.sort_by(|a, b| a.0.cmp(&b.0));
+        Changes {
+            totals,
+            hourly,
+            national_hourly,
+            ..Changes::default()
+        }
+    }
+
+    /// The breakdown figures changed since they were last taken (per site and national), and
+    /// forgets that they changed (`breakdowns` is true).
+    pub fn take_breakdown_changes(&mut self) -> Changes {
         let mut segment_sites = Vec::new();
         let mut segments = Vec::new();
         for key in std::mem::take(&mut self.dirty_keys) {
@@ -618,20 +681,11 @@ impl TotalsBook {
             },
         );
         segments.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut national_hourly = Vec::new();
-        for (event, hours) in &mut self.national_hourly {
-            for ((currency, hour), (h, changed)) in hours.iter_mut().filter(|e| e.1.1) {
-                *changed = false;
-                national_hourly.push(((event.clone(), *currency, *hour), *h));
-            }
-        }
-        national_hourly.sort_by(|a, b| a.0.cmp(&b.0));
         Changes {
-            totals,
-            hourly,
             segment_sites,
             segments,
-            national_hourly,
+            breakdowns: true,
+            ..Changes::default()
         }
     }
 
@@ -942,6 +996,58 @@ mod tests {
     }
 
     #[test]
+    fn headline_and_breakdown_changes_are_taken_apart_and_add_up_to_all() {
+        use crate::Origin;
+        let a = SiteId::parse("a").expect("site");
+        let rows = [
+            branded(tx(Kind::Sale, "IDR", 100, 0), "nestle", Origin::Domestic),
+            branded(tx(Kind::Sale, "IDR", 40, 0), "wings", Origin::Domestic),
+            branded(tx(Kind::Refund, "IDR", 30, 0), "nestle", Origin::Domestic),
+        ];
+        let (mut split, mut whole) = (TotalsBook::default(), TotalsBook::default());
+        split.apply("e", &a, &rows[0]).expect("ok");
+        whole.apply("e", &a, &rows[0]).expect("ok");
+        // The headline figures go; the breakdowns wait.
+        let headline = split.take_headline_changes();
+        assert!(!headline.breakdowns);
+        assert!(headline.segment_sites.is_empty() && headline.segments.is_empty());
+        assert_eq!((headline.totals.len(), headline.hourly.len()), (1, 1));
+        assert_eq!(headline.national_hourly.len(), 1);
+        assert!(split.breakdowns_pending());
+        for t in &rows[1..] {
+            split.apply("e", &a, t).expect("ok");
+            whole.apply("e", &a, t).expect("ok");
+        }
+        // Taken later, the breakdowns hold every row folded, each row once.
+        let breakdowns = split.take_breakdown_changes();
+        assert!(breakdowns.breakdowns && breakdowns.totals.is_empty());
+        assert!(!split.breakdowns_pending());
+        let all = whole.take_changes();
+        assert!(all.breakdowns);
+        assert_eq!(breakdowns.segment_sites, all.segment_sites);
+        assert_eq!(breakdowns.segments, all.segments);
+        assert_eq!(split.take_headline_changes().totals, all.totals);
+        assert_eq!(split, whole);
+
+        // Folding the breakdowns alone (an aggregator whose stored breakdowns trail its
+        // totals) changes nothing else.
+        let mut behind = TotalsBook::default();
+        behind.apply("e", &a, &rows[0]).expect("ok");
+        behind.take_changes();
+        let totals = behind.totals();
+        let hourly = behind.hourly();
+        for t in &rows[1..] {
+            behind.apply_breakdowns("e", &a, t).expect("ok");
+        }
+        assert_eq!((behind.totals(), behind.hourly()), (totals, hourly));
+        assert_eq!(behind.segments(), whole.segments());
+        assert_eq!(behind.segment_sites(), whole.segment_sites());
+        let changes = behind.take_changes();
+        assert!(changes.totals.is_empty() && changes.hourly.is_empty());
+        assert_eq!(changes.segments, all.segments);
+    }
+
+    #[test]
     fn folds_sales_and_refunds_per_currency_and_hour() {
         let a = SiteId::parse("a").expect("site");
         let mut book = TotalsBook::default();
@@ -983,7 +1089,10 @@ mod tests {
         assert_eq!((changes.totals.len(), changes.hourly.len()), (2, 3));
         assert_eq!(
             book.take_changes(),
-            Changes::default(),
+            Changes {
+                breakdowns: true,
+                ..Changes::default()
+            },
             "changes are taken once"
         );
     }

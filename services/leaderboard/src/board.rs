@@ -16,7 +16,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::snapshot::{
     Comparison, Figures, SegmentMap, Snapshot, add_disabled_site, merge_segments,
-    remove_disabled_site, sum_disabled,
+    remove_disabled_site,
 };
 
 /// How long a snapshot stays available to page tokens.
@@ -66,12 +66,17 @@ fn log_out_of_range(previous: &Figures, next: &Figures) {
 #[derive(Debug)]
 struct HeldSegments {
     event_id: String,
-    /// Applied position of the read.
+    /// The breakdown watermark of the read.
     applied: u64,
     /// National rows, every site.
     national: Arc<SegmentMap>,
-    /// The disabled sites' totals at the read, and their breakdown rows.
+    /// The disabled sites' totals and origin rows at the read (what says their hourly and
+    /// breakdown rows moved), and their breakdown rows.
     disabled_totals: Vec<saleboard_storage::SiteCurrencyTotals>,
+    disabled_origins: Vec<(
+        saleboard_domain::SiteId,
+        Vec<saleboard_storage::SegmentSiteRow>,
+    )>,
     disabled: Arc<DisabledRows>,
     /// `disabled` summed per key.
     disabled_sum: Arc<SegmentMap>,
@@ -80,54 +85,62 @@ struct HeldSegments {
     disabled_hours_sum: Arc<Hours>,
 }
 
-/// The hourly rows of each disabled site.
-type DisabledHours =
-    std::collections::BTreeMap<saleboard_domain::SiteId, Arc<Vec<saleboard_storage::HourRow>>>;
+/// Rows of one kind kept per disabled site.
+type PerSite<R> = std::collections::BTreeMap<saleboard_domain::SiteId, Arc<Vec<R>>>;
 
-/// As [`disabled_after`], for the disabled sites' hourly rows.
-fn disabled_hours_after(
-    held: Option<&HeldSegments>,
-    read: &mut saleboard_storage::SegmentRead,
-) -> (Arc<DisabledHours>, Arc<Hours>) {
-    let still: std::collections::BTreeSet<&saleboard_domain::SiteId> =
-        read.disabled_totals.iter().map(|(s, _, _)| s).collect();
+/// The hourly rows of each disabled site.
+type DisabledHours = PerSite<saleboard_storage::HourRow>;
+
+/// The breakdown rows of each disabled site.
+type DisabledRows = PerSite<saleboard_storage::SegmentSiteRow>;
+
+/// Rows of one kind kept per disabled site, and their sum.
+type Kept<R, S> = (Arc<PerSite<R>>, Arc<S>);
+
+/// What one kind of the disabled sites' rows (breakdown or hourly) is after a read: the held
+/// rows of the sites still disabled (`still`) and not read again, the `read` ones of the
+/// others; and their sum, changed from the held one by the sites that changed only. A sum that
+/// does not add up (a fault of this process or the store, never expected) is made again from
+/// the rows as kept, and said.
+fn keep_disabled<R, S: Clone + Default>(
+    held: Option<(&PerSite<R>, &Arc<S>)>,
+    still: &std::collections::BTreeSet<&saleboard_domain::SiteId>,
+    read: Vec<(saleboard_domain::SiteId, Vec<R>)>,
+    add: fn(&mut S, &[R]) -> Result<(), String>,
+    remove: fn(&mut S, &[R]) -> Result<(), String>,
+) -> Kept<R, S> {
     let (mut rows, mut sum) = match held {
-        Some(h) => (
-            DisabledHours::clone(&h.disabled_hours),
-            h.disabled_hours_sum.clone(),
-        ),
-        None => (DisabledHours::new(), Arc::default()),
+        Some((rows, sum)) => (rows.clone(), sum.clone()),
+        None => (PerSite::new(), Arc::default()),
     };
     let gone: Vec<_> = rows
         .keys()
         .filter(|site| !still.contains(site))
         .cloned()
         .collect();
-    if gone.is_empty() && read.disabled_hourly.is_empty() {
+    if gone.is_empty() && read.is_empty() {
         return (Arc::new(rows), sum);
     }
     let sum_now = Arc::make_mut(&mut sum);
     let mut fault = None;
     for site in gone {
         if let Some(old) = rows.remove(&site) {
-            fault = fault.or(remove_hours(sum_now, &old).err());
+            fault = fault.or(remove(sum_now, &old).err());
         }
     }
-    for (site, read_rows) in std::mem::take(&mut read.disabled_hourly) {
+    for (site, read_rows) in read {
         if let Some(old) = rows.get(&site) {
-            fault = fault.or(remove_hours(sum_now, old).err());
+            fault = fault.or(remove(sum_now, old).err());
         }
-        fault = fault.or(add_hours(sum_now, &read_rows).err());
+        fault = fault.or(add(sum_now, &read_rows).err());
         rows.insert(site, Arc::new(read_rows));
     }
     if let Some(e) = fault {
-        // The sum was kept site by site from consistent reads; one that does not add up is a
-        // fault of this process or the store: start it again from the sites' rows as read.
-        tracing::error!(error = %e, "the disabled sites' hourly rows do not add up; summed again");
-        let mut again = Hours::new();
+        tracing::error!(error = %e, "the disabled sites' rows do not add up; summed again");
+        let mut again = S::default();
         for rows in rows.values() {
-            if let Err(e) = add_hours(&mut again, rows) {
-                tracing::error!(error = %e, "a disabled site's hourly rows do not add up");
+            if let Err(e) = add(&mut again, rows) {
+                tracing::error!(error = %e, "a disabled site's rows do not add up");
             }
         }
         *sum_now = again;
@@ -135,47 +148,37 @@ fn disabled_hours_after(
     (Arc::new(rows), sum)
 }
 
-/// The breakdown rows of each disabled site.
-type DisabledRows = std::collections::BTreeMap<
-    saleboard_domain::SiteId,
-    Arc<Vec<saleboard_storage::SegmentSiteRow>>,
->;
-
-/// What the disabled sites' rows are after a read: the held ones of the sites still disabled
-/// and unchanged, the read ones of the others; and their sum per key, changed from the held
-/// one by the sites that changed only.
+/// The disabled sites' breakdown and hourly rows after a read (see [`keep_disabled`]).
 fn disabled_after(
     held: Option<&HeldSegments>,
     read: &mut saleboard_storage::SegmentRead,
-) -> (Arc<DisabledRows>, Arc<SegmentMap>) {
+) -> (
+    Kept<saleboard_storage::SegmentSiteRow, SegmentMap>,
+    Kept<saleboard_storage::HourRow, Hours>,
+) {
     let still: std::collections::BTreeSet<&saleboard_domain::SiteId> =
         read.disabled_totals.iter().map(|(s, _, _)| s).collect();
-    let (mut rows, mut sum) = match held {
-        Some(h) => (DisabledRows::clone(&h.disabled), h.disabled_sum.clone()),
-        None => (DisabledRows::new(), Arc::default()),
-    };
-    let gone: Vec<_> = rows
-        .keys()
-        .filter(|site| !still.contains(site))
-        .cloned()
-        .collect();
-    if gone.is_empty() && read.disabled.is_empty() {
-        return (Arc::new(rows), sum);
-    }
-    let sum_now = Arc::make_mut(&mut sum);
-    for site in gone {
-        if let Some(old) = rows.remove(&site) {
-            remove_disabled_site(sum_now, &old);
-        }
-    }
-    for (site, read_rows) in std::mem::take(&mut read.disabled) {
-        if let Some(old) = rows.get(&site) {
-            remove_disabled_site(sum_now, old);
-        }
-        add_disabled_site(sum_now, &read_rows);
-        rows.insert(site, Arc::new(read_rows));
-    }
-    (Arc::new(rows), sum)
+    let breakdowns = keep_disabled(
+        held.map(|h| (&*h.disabled, &h.disabled_sum)),
+        &still,
+        std::mem::take(&mut read.disabled),
+        |sum, rows| {
+            add_disabled_site(sum, rows);
+            Ok(())
+        },
+        |sum, rows| {
+            remove_disabled_site(sum, rows);
+            Ok(())
+        },
+    );
+    let hours = keep_disabled(
+        held.map(|h| (&*h.disabled_hours, &h.disabled_hours_sum)),
+        &still,
+        std::mem::take(&mut read.disabled_hourly),
+        |sum, rows| add_hours(sum, rows).map_err(|e| e.to_string()),
+        |sum, rows| remove_hours(sum, rows).map_err(|e| e.to_string()),
+    );
+    (breakdowns, hours)
 }
 
 /// The board of one leaderboard process.
@@ -308,8 +311,7 @@ impl Board {
         let closed = event.state(UnixNanos::now()) == EventState::Closed;
         let comparison = self.own_comparison(&event, &data).await?;
         let segments = merge_segments(None, &data.segments);
-        let disabled = sum_disabled(data.segments.disabled.iter().map(|(_, r)| r.as_slice()));
-        let (_, disabled_hours) = disabled_hours_after(None, &mut data.segments);
+        let ((_, disabled), (_, disabled_hours)) = disabled_after(None, &mut data.segments);
         let mut figures = Figures::build(data, &segments, &disabled, &disabled_hours);
         figures.comparison = comparison;
         if closed {
@@ -321,9 +323,15 @@ impl Board {
         // screen of a final result is not sent it again. (A closed event's figures are final:
         // the applied position moving with other events' rows changes nothing in them.)
         if closed && let Some((previous, ..)) = &cached {
-            let read_at = std::mem::replace(&mut figures.watermark, previous.figures.watermark);
+            let read_at = (
+                std::mem::replace(&mut figures.watermark, previous.figures.watermark),
+                std::mem::replace(
+                    &mut figures.breakdown_watermark,
+                    previous.figures.breakdown_watermark,
+                ),
+            );
             if previous.figures != figures {
-                figures.watermark = read_at;
+                (figures.watermark, figures.breakdown_watermark) = read_at;
             }
         }
         let snapshot = match cached {
@@ -620,6 +628,7 @@ impl Board {
             event_id: &h.event_id,
             applied: h.applied,
             disabled_totals: &h.disabled_totals,
+            disabled_origins: &h.disabled_origins,
         });
         let mut data = self.store.read_board(None, cursor).await?;
         let sites: Vec<_> = data
@@ -650,15 +659,15 @@ impl Board {
             None => None,
         };
         let national = merge_segments(held.as_ref().map(|h| &h.national), &data.segments);
-        let (disabled, disabled_sum) = disabled_after(held.as_deref(), &mut data.segments);
-        let (disabled_hours, disabled_hours_sum) =
-            disabled_hours_after(held.as_deref(), &mut data.segments);
+        let ((disabled, disabled_sum), (disabled_hours, disabled_hours_sum)) =
+            disabled_after(held.as_deref(), &mut data.segments);
         let now_held = data.event.as_ref().map(|e| {
             Arc::new(HeldSegments {
                 event_id: e.event_id.clone(),
-                applied: data.applied,
+                applied: data.segments.applied,
                 national: national.clone(),
                 disabled_totals: std::mem::take(&mut data.segments.disabled_totals),
+                disabled_origins: std::mem::take(&mut data.segments.disabled_origins),
                 disabled,
                 disabled_sum: disabled_sum.clone(),
                 disabled_hours,

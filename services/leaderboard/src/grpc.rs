@@ -225,7 +225,7 @@ impl LeaderboardService {
             reporting: *reporting,
             state,
             dimension,
-            watermark: f.watermark,
+            watermark: f.breakdown_watermark,
             stale: snapshot.stale,
             ranking: f.breakdowns.get(dimension),
         };

@@ -136,8 +136,9 @@ pub trait TotalsStore: Send + Sync {
     /// Every total and the position they include, read consistently.
     async fn load_totals(&self) -> Result<StoredTotals>;
     /// Writes changed totals and moves the applied position from `from` to `to`, in one
-    /// transaction. [`StorageError::Fenced`] (and nothing written) when the stored position is
-    /// not `from`: another aggregator moved it.
+    /// transaction; with `changes.breakdowns` the breakdown watermark moves to `to` too (the
+    /// changes hold every breakdown change up to it). [`StorageError::Fenced`] (and nothing
+    /// written) when the stored position is not `from`: another aggregator moved it.
     async fn apply_totals(
         &self,
         from: u64,
@@ -158,14 +159,14 @@ pub trait TotalsStore: Send + Sync {
     /// consistently. `BoardData::event` is `None` for an unknown event.
     /// With a `cursor` of the event chosen, only the breakdown rows changed since it are read
     /// (`BoardData::segments.full` is false), and the disabled sites' rows only when their
-    /// totals moved.
+    /// figures moved.
     async fn read_board(
         &self,
         event_id: Option<&str>,
         cursor: Option<SegmentCursor<'_>>,
     ) -> Result<BoardData>;
     /// One site's breakdown in a dimension, in an event (`None`: the current one), read
-    /// consistently; `None` for an unknown site.
+    /// consistently, at the breakdown watermark; `None` for an unknown site.
     async fn site_breakdown(
         &self,
         site: &SiteId,

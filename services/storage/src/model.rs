@@ -87,6 +87,9 @@ pub(crate) fn db_position(position: u64) -> Result<i64> {
 pub struct StoredTotals {
     /// Every ledger row at or below this position is in the totals, none above.
     pub applied: u64,
+    /// The same for the breakdown figures (never above `applied`): the rows after it are in
+    /// the headline figures of `book` but not yet in its breakdowns.
+    pub breakdown_applied: u64,
     /// The totals (national breakdown figures derived from the per-site ones).
     pub book: saleboard_domain::totals::TotalsBook,
     /// The national breakdown rows as stored (what the leaderboard reads): they should equal
@@ -114,16 +117,24 @@ pub type SiteCurrencyTotals = (SiteId, Currency, CurrencyTotals);
 pub struct SegmentCursor<'a> {
     /// The event read.
     pub event_id: &'a str,
-    /// The applied position of that read: only national rows changed after it are read.
+    /// The breakdown watermark of that read ([`SegmentRead::applied`]): only national rows
+    /// changed after it are read.
     pub applied: u64,
-    /// The disabled sites' totals at that read: their breakdown rows are read again only when
+    /// The disabled sites' totals at that read: their hourly rows are read again only when
     /// these differ.
     pub disabled_totals: &'a [SiteCurrencyTotals],
+    /// The disabled sites' origin breakdown rows at that read: their breakdown rows are read
+    /// again only when these differ (every ledger row moves a site's origin figures, and they
+    /// are at the breakdown watermark, as the rows they stand for).
+    pub disabled_origins: &'a [(SiteId, Vec<SegmentSiteRow>)],
 }
 
 /// An event's national breakdown rows, as the board reads them.
 #[derive(Debug, Clone, Default)]
 pub struct SegmentRead {
+    /// The breakdown figures' own watermark: every ledger row up to it is in them (never
+    /// above [`BoardData::applied`]; below it while the aggregator defers breakdown writes).
+    pub applied: u64,
     /// Every row of the event (replace what was held); `false`: only the rows changed since
     /// the cursor's position (merge them in).
     pub full: bool,
@@ -131,12 +142,16 @@ pub struct SegmentRead {
     pub rows: Vec<SegmentRow>,
     /// The disabled sites' totals in the event as of this read, by site and currency.
     pub disabled_totals: Vec<SiteCurrencyTotals>,
-    /// The breakdown rows of each disabled site whose totals differ from the cursor's (all of
-    /// them without a cursor), to take out of national figures (disabled sites are off the
-    /// national figure). A disabled site not named here is unchanged; a site named in the
-    /// cursor but no longer in `disabled_totals` is no longer disabled (or has no figures).
+    /// The disabled sites' origin breakdown rows as of this read, by site (see
+    /// [`SegmentCursor::disabled_origins`]).
+    pub disabled_origins: Vec<(SiteId, Vec<SegmentSiteRow>)>,
+    /// The breakdown rows of each disabled site whose origin rows differ from the cursor's
+    /// (all of them without a cursor), to take out of national figures (disabled sites are
+    /// off the national figure). A disabled site not named here is unchanged; a site named in
+    /// the cursor but no longer in `disabled_totals` is no longer disabled (or has no figures).
     pub disabled: Vec<(SiteId, Vec<SegmentSiteRow>)>,
-    /// The hourly rows of the same sites as `disabled`, in the same order.
+    /// The hourly rows of each disabled site whose totals differ from the cursor's (all of
+    /// them without a cursor), likewise.
     pub disabled_hourly: Vec<(SiteId, Vec<HourRow>)>,
 }
 

@@ -161,6 +161,13 @@ impl PgStore {
                 include_str!("../migrations/postgres/0010_national_hourly.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                11,
+                "breakdown watermark".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0011_breakdown_watermark.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }

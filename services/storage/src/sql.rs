@@ -98,9 +98,15 @@ pub(crate) const LEDGER_AFTER: &str = "\
 /// The applied position.
 pub(crate) const APPLIED: &str = "SELECT applied_position FROM aggregator_state WHERE id = 1";
 
-/// Moves the applied position.
-pub(crate) const MOVE_APPLIED: &str =
-    "UPDATE aggregator_state SET applied_position = $1, updated_at_ns = $2 WHERE id = 1";
+/// The applied position and the breakdown figures' own (never ahead of it).
+pub(crate) const APPLIED_BOTH: &str =
+    "SELECT applied_position, breakdown_applied FROM aggregator_state WHERE id = 1";
+
+/// Moves the applied position, and the breakdown figures' with it when `$3` is 1 (the apply
+/// wrote every breakdown change).
+pub(crate) const MOVE_APPLIED: &str = "\
+    UPDATE aggregator_state SET applied_position = $1, updated_at_ns = $2, \
+    breakdown_applied = CASE WHEN $3 = 1 THEN $1 ELSE breakdown_applied END WHERE id = 1";
 
 /// Every per-currency total of every event.
 pub(crate) const TOTALS: &str = "\

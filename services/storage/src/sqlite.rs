@@ -184,6 +184,13 @@ impl SqliteStore {
                 include_str!("../migrations/sqlite/0009_national_hourly.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                10,
+                "breakdown watermark".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0010_breakdown_watermark.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }

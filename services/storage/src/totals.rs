@@ -36,7 +36,9 @@ where
 {
     async fn load_totals(&self) -> Result<StoredTotals> {
         let mut tx = self.begin(B::BEGIN_READ).await?;
-        let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
+        let (applied, breakdown_applied): (i64, i64) = sqlx::query_as(sql::APPLIED_BOTH)
+            .fetch_one(&mut *tx)
+            .await?;
         let totals = sqlx::query_as::<_, TotalsRow>(sql::TOTALS)
             .fetch_all(&mut *tx)
             .await?;
@@ -75,8 +77,22 @@ where
             figures.site_count = sites;
             figures.totals.insert(currency, t);
         }
+        let (applied, breakdown_applied) = (
+            to_u64("aggregator_state", applied)?,
+            to_u64("aggregator_state", breakdown_applied)?,
+        );
+        if breakdown_applied > applied {
+            return Err(StorageError::corrupt(
+                "aggregator_state",
+                format!(
+                    "the breakdown watermark {breakdown_applied} is ahead of the applied \
+                     position {applied}"
+                ),
+            ));
+        }
         Ok(StoredTotals {
-            applied: to_u64("aggregator_state", applied)?,
+            applied,
+            breakdown_applied,
             book,
             segments,
             national_hourly: national_hourly
@@ -109,6 +125,7 @@ where
             sqlx::query(sql::MOVE_APPLIED)
                 .bind(db_position(to)?)
                 .bind(now.0)
+                .bind(i64::from(changes.breakdowns))
                 .execute(&mut *write.tx)
                 .await?;
             if let Some(notify) = B::NOTIFY_APPLIED {
@@ -161,7 +178,9 @@ where
         cursor: Option<SegmentCursor<'_>>,
     ) -> Result<BoardData> {
         let mut tx = self.begin(B::BEGIN_READ).await?;
-        let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
+        let (applied, breakdown_applied): (i64, i64) = sqlx::query_as(sql::APPLIED_BOTH)
+            .fetch_one(&mut *tx)
+            .await?;
         // The event's figures, all read in one consistent transaction.
         let events = events_in(&mut tx).await?;
         let event = chosen(&events, event_id);
@@ -203,7 +222,9 @@ where
             .bind(since.unwrap_or(-1))
             .fetch_all(&mut *tx)
             .await?;
-        // The disabled sites' rows, only when their totals moved since that read.
+        // The disabled sites' rows: their hourly rows when their totals moved since that
+        // read, their breakdown rows when their origin rows did (the breakdown figures carry
+        // their own watermark, which the totals may be ahead of).
         let disabled_sites: std::collections::HashSet<&str> = sites
             .iter()
             .filter(|r| r.is_disabled())
@@ -227,50 +248,65 @@ where
         }
         let now_by_site = by_site(&disabled_totals);
         let before_by_site = cursor.map(|c| by_site(c.disabled_totals));
-        let mut changed: Vec<SiteId> = disabled_totals.iter().map(|(s, _, _)| s.clone()).collect();
-        changed.dedup();
-        if let Some(before) = &before_by_site {
-            changed.retain(|site| before.get(site) != now_by_site.get(site));
-        }
-        let mut disabled = Vec::with_capacity(changed.len());
-        let mut disabled_hourly = Vec::with_capacity(changed.len());
-        for site in changed {
-            let rows = sqlx::query_as::<_, SegmentSiteTotalsRow>(sql::SITE_EVENT_SEGMENTS)
-                .bind(event_id)
-                .bind(site.as_str())
-                .fetch_all(&mut *tx)
-                .await?;
-            let hours = sqlx::query_as::<_, HourlyRow>(sql::SITE_HOURLY)
-                .bind(event_id)
-                .bind(site.as_str())
-                .fetch_all(&mut *tx)
-                .await?;
-            disabled_hourly.push((
-                site.clone(),
-                hours
-                    .into_iter()
-                    .map(|row| row.into_hourly().map(|(_, _, c, hour, h)| (c, hour, h)))
-                    .collect::<Result<Vec<_>>>()?,
-            ));
-            disabled.push((site, rows));
+        let mut with_totals: Vec<SiteId> =
+            disabled_totals.iter().map(|(s, _, _)| s.clone()).collect();
+        with_totals.dedup();
+        let mut disabled_hourly = Vec::new();
+        let mut disabled_origins = Vec::with_capacity(with_totals.len());
+        let mut disabled = Vec::new();
+        for site in with_totals {
+            let hours_moved = before_by_site
+                .as_ref()
+                .is_none_or(|before| before.get(&site) != now_by_site.get(&site));
+            if hours_moved {
+                let hours = sqlx::query_as::<_, HourlyRow>(sql::SITE_HOURLY)
+                    .bind(event_id)
+                    .bind(site.as_str())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                disabled_hourly.push((
+                    site.clone(),
+                    hours
+                        .into_iter()
+                        .map(|row| row.into_hourly().map(|(_, _, c, hour, h)| (c, hour, h)))
+                        .collect::<Result<Vec<_>>>()?,
+                ));
+            }
+            let origins = site_rows(
+                sqlx::query_as::<_, SegmentSiteTotalsRow>(sql::SITE_SEGMENTS)
+                    .bind(event_id)
+                    .bind(site.as_str())
+                    .bind(i64::from(Dimension::Origin.code()))
+                    .fetch_all(&mut *tx)
+                    .await?,
+            )?;
+            let breakdowns_moved = cursor.is_none_or(|c| {
+                c.disabled_origins
+                    .iter()
+                    .find(|(s, _)| *s == site)
+                    .is_none_or(|(_, before)| *before != origins)
+            });
+            if breakdowns_moved {
+                let rows = sqlx::query_as::<_, SegmentSiteTotalsRow>(sql::SITE_EVENT_SEGMENTS)
+                    .bind(event_id)
+                    .bind(site.as_str())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                disabled.push((site.clone(), site_rows(rows)?));
+            }
+            disabled_origins.push((site, origins));
         }
         tx.commit().await?;
         let segments = SegmentRead {
+            applied: to_u64("aggregator_state", breakdown_applied)?,
             full: since.is_none(),
             rows: segment_rows
                 .into_iter()
                 .map(|row| row.into_parts().map(|(_, d, k, c, t, n)| (d, k, c, t, n)))
                 .collect::<Result<_>>()?,
             disabled_totals,
-            disabled: disabled
-                .into_iter()
-                .map(|(site, rows)| {
-                    rows.into_iter()
-                        .map(|row| row.into_parts().map(|(_, s, d, k, c, t)| (s, d, k, c, t)))
-                        .collect::<Result<Vec<_>>>()
-                        .map(|rows| (site, rows))
-                })
-                .collect::<Result<_>>()?,
+            disabled_origins,
+            disabled,
             disabled_hourly,
         };
         Ok(BoardData {
@@ -315,10 +351,14 @@ where
         dimension: Dimension,
     ) -> Result<Option<SiteBreakdownData>> {
         let mut tx = self.begin(B::BEGIN_READ).await?;
-        let Some((record, applied, event)) = site_scope::<B>(&mut tx, site, event_id).await? else {
+        let Some((record, _, event)) = site_scope::<B>(&mut tx, site, event_id).await? else {
             tx.rollback().await?;
             return Ok(None);
         };
+        // A site's breakdown is at the breakdown figures' own watermark.
+        let (_, applied): (i64, i64) = sqlx::query_as(sql::APPLIED_BOTH)
+            .fetch_one(&mut *tx)
+            .await?;
         let event_id = event.as_ref().map_or("", |e| e.event_id.as_str());
         let rates = sqlx::query_as::<_, RateRow>(sql::RATES)
             .bind(event_id)
@@ -428,4 +468,11 @@ fn chosen(
         Some(id) => events.get(id).cloned(),
         None => events.current(UnixNanos::now()).cloned(),
     }
+}
+
+/// One site's breakdown rows as read, without their event.
+fn site_rows(rows: Vec<SegmentSiteTotalsRow>) -> Result<Vec<crate::SegmentSiteRow>> {
+    rows.into_iter()
+        .map(|row| row.into_parts().map(|(_, s, d, k, c, t)| (s, d, k, c, t)))
+        .collect()
 }

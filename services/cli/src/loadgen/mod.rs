@@ -180,8 +180,9 @@ async fn drive(args: &LoadgenArgs, sites: &[LoadSite], run: &RunEvent) -> anyhow
     let mut mismatches = reconcile(&t.expected(), &before, &after);
     if run.own {
         // The run's own event holds nothing else: every breakdown is exactly what it sent.
-        mismatches
-            .extend(reconcile_breakdowns(args, &mut board, event, &t.expected_segments()).await?);
+        mismatches.extend(
+            reconcile_breakdowns(args, &mut board, event, &t.expected_segments(), top).await?,
+        );
     }
     let fresh_us = freshness(&t.acks, &watermarks.lock().await);
     t.ack_us.sort_unstable();

@@ -51,15 +51,19 @@ pub(super) async fn site_totals(
     Ok(out)
 }
 
-/// Every entry of a national breakdown (all pages).
+/// Every entry of a national breakdown (all pages), once its own watermark covers `top` (the
+/// breakdowns may trail the headline figures by the aggregator's breakdown interval; at most
+/// two minutes).
 async fn breakdown(
     board: &mut LeaderboardServiceClient<client::Authed>,
     endpoint: &str,
     event: &str,
     dimension: Dimension,
+    top: u64,
 ) -> anyhow::Result<(String, Vec<BreakdownEntry>, i64)> {
     let mut entries = Vec::new();
     let mut page_token = String::new();
+    let wait_until = Instant::now() + Duration::from_secs(120);
     loop {
         let b = board
             .get_breakdown(GetBreakdownRequest {
@@ -67,11 +71,21 @@ async fn breakdown(
                 dimension: crate::query::dimension_msg(dimension).into(),
                 site_id: String::new(),
                 limit: 1_000,
-                page_token,
+                page_token: page_token.clone(),
             })
             .await
             .map_err(|s| client::explain(endpoint, "GetBreakdown", &s))?
             .into_inner();
+        if b.watermark < top {
+            if Instant::now() > wait_until {
+                anyhow::bail!(
+                    "the {dimension} breakdown's watermark stayed at {} below {top} for 2 minutes; is the aggregator running?",
+                    b.watermark
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
         entries.extend(b.entries);
         if b.next_page_token.is_empty() {
             return Ok((b.reporting_currency, entries, b.total_net_reporting_minor));
@@ -88,6 +102,7 @@ pub(super) async fn reconcile_breakdowns(
     board: &mut LeaderboardServiceClient<client::Authed>,
     event: &str,
     expected: &SegmentFigures,
+    top: u64,
 ) -> anyhow::Result<Vec<String>> {
     let mut admin =
         AdminServiceClient::new(client::connect(&args.admin_endpoint, Some(&args.token)).await?);
@@ -109,7 +124,8 @@ pub(super) async fn reconcile_breakdowns(
         .collect::<anyhow::Result<_>>()?;
     let mut out = Vec::new();
     for dimension in Dimension::ALL {
-        let (reporting, got, total) = breakdown(board, &args.endpoint, event, dimension).await?;
+        let (reporting, got, total) =
+            breakdown(board, &args.endpoint, event, dimension, top).await?;
         let reporting = saleboard_domain::Currency::parse(&reporting)?;
         // key -> (sales, refunds, net in the reporting currency)
         let mut want: BTreeMap<&str, (i64, i64, i128)> = BTreeMap::new();
