@@ -118,6 +118,7 @@ impl Report {
             "rejected": self.rejected,
             "elapsed_s": self.elapsed.as_secs_f64(),
             "accepted_per_s": self.accepted_per_sec(),
+            "batches": self.ack_us.len(),
             "ack_ms": {"p50": quantile(&self.ack_us, 0.5) as f64 / 1e3, "p99": quantile(&self.ack_us, 0.99) as f64 / 1e3, "p999": quantile(&self.ack_us, 0.999) as f64 / 1e3},
             "freshness_ms": {"p50": quantile(&self.fresh_us, 0.5) as f64 / 1e3, "p99": quantile(&self.fresh_us, 0.99) as f64 / 1e3},
             "reconciled": self.mismatches.is_empty(),
