@@ -11,11 +11,11 @@ use std::time::Duration;
 use saleboard_domain::comparison::BaselineData;
 use saleboard_domain::curve::{Hours, add_hours, remove_hours};
 use saleboard_domain::{Currency, EventState, Events, UnixNanos};
-use saleboard_storage::Store;
+use saleboard_storage::{BoardCursor, EventTotals, Store};
 use tokio::sync::{Notify, watch};
 
 use crate::snapshot::{
-    Comparison, Figures, SegmentMap, Snapshot, add_disabled_site, merge_segments,
+    Comparison, Figures, SegmentMap, Snapshot, add_disabled_site, merge_segments, merge_totals,
     remove_disabled_site, sum_disabled,
 };
 
@@ -26,10 +26,10 @@ const HISTORY: usize = 256;
 /// Refresh even without a signal this often (e.g. sites created through another process).
 const SAFETY_REFRESH: Duration = Duration::from_secs(5);
 /// Fewest milliseconds between two refreshes the applied feed asks for: under load the
-/// aggregator commits many small applies a second, and one refresh (a read of totals, sites,
-/// rates and changed breakdown rows, then ranking every site and breakdown key) per commit cost
-/// the leaderboard a core and the database its reads. Changes within the gap are taken by the
-/// next refresh together. (Admin changes refresh at once, in their own call.)
+/// aggregator commits many small applies a second, and one refresh (a read of the changed
+/// totals and breakdown rows and of the rates, then ranking every site and breakdown key) per
+/// commit cost the leaderboard a core and the database its reads. Changes within the gap are
+/// taken by the next refresh together. (Admin changes refresh at once, in their own call.)
 pub const MIN_REFRESH_GAP: Duration = Duration::from_millis(50);
 
 /// How soon a failed refresh is tried again (a storage fault: the board catches up within this
@@ -62,16 +62,21 @@ fn log_out_of_range(previous: &Figures, next: &Figures) {
     }
 }
 
-/// What the board holds of the current event's breakdown rows.
+/// What the board holds of its last read of the current event: the next refresh reads only
+/// what changed since, and merges it in.
 #[derive(Debug)]
-struct HeldSegments {
+struct Held {
     event_id: String,
     /// Applied position of the read.
     applied: u64,
+    /// The version of the sites table at the read, and every site.
+    sites_version: u64,
+    sites: Vec<saleboard_storage::SiteRecord>,
+    /// Every total of the event, by site and currency.
+    totals: EventTotals,
     /// National rows, every site.
     national: Arc<SegmentMap>,
-    /// The disabled sites' totals at the read, and their breakdown rows.
-    disabled_totals: Vec<saleboard_storage::SiteCurrencyTotals>,
+    /// The disabled sites' breakdown rows.
     disabled: Arc<DisabledRows>,
     /// `disabled` summed per key.
     disabled_sum: Arc<SegmentMap>,
@@ -80,13 +85,26 @@ struct HeldSegments {
     disabled_hours_sum: Arc<Hours>,
 }
 
+impl Held {
+    /// Where a read that continues this one starts.
+    fn cursor(&self) -> BoardCursor<'_> {
+        BoardCursor {
+            event_id: &self.event_id,
+            applied: self.applied,
+            sites_version: self.sites_version,
+            sites: &self.sites,
+            totals: &self.totals,
+        }
+    }
+}
+
 /// The hourly rows of each disabled site.
 type DisabledHours =
     std::collections::BTreeMap<saleboard_domain::SiteId, Arc<Vec<saleboard_storage::HourRow>>>;
 
 /// As [`disabled_after`], for the disabled sites' hourly rows.
 fn disabled_hours_after(
-    held: Option<&HeldSegments>,
+    held: Option<&Held>,
     read: &mut saleboard_storage::SegmentRead,
 ) -> (Arc<DisabledHours>, Arc<Hours>) {
     let still: std::collections::BTreeSet<&saleboard_domain::SiteId> =
@@ -145,7 +163,7 @@ type DisabledRows = std::collections::BTreeMap<
 /// and unchanged, the read ones of the others; and their sum per key, changed from the held
 /// one by the sites that changed only.
 fn disabled_after(
-    held: Option<&HeldSegments>,
+    held: Option<&Held>,
     read: &mut saleboard_storage::SegmentRead,
 ) -> (Arc<DisabledRows>, Arc<SegmentMap>) {
     let still: std::collections::BTreeSet<&saleboard_domain::SiteId> =
@@ -206,10 +224,11 @@ pub struct Board {
     /// Every event as of the last refresh (states, windows, baselines): read by queries
     /// without going to the database.
     events: Mutex<Arc<Events>>,
-    /// The current event's breakdown rows as last read. A refresh reads only the national
-    /// rows changed since, and the disabled sites' rows only when their totals moved; the
-    /// safety refresh reads them all again.
-    segments: Mutex<Option<Arc<HeldSegments>>>,
+    /// The current event as last read (sites, totals, breakdown rows). A refresh reads only
+    /// the site totals and national rows changed since, the sites only when they changed, and
+    /// the disabled sites' rows only when their totals moved; the safety refresh reads them all
+    /// again. Taken out by a refresh (one at a time) and put back when it read.
+    held: Mutex<Option<Held>>,
     /// One site's breakdowns as answered, kept for their page tokens.
     site_breakdowns: Mutex<VecDeque<Arc<crate::breakdown::SiteBreakdown>>>,
     /// Baseline events' data as last read, by id (see [`Board::baseline_data`]).
@@ -250,7 +269,7 @@ impl Board {
             sites: Mutex::new(Vec::new()),
             generations: std::sync::atomic::AtomicU64::new(0),
             events: Mutex::new(Arc::default()),
-            segments: Mutex::new(None),
+            held: Mutex::new(None),
             site_breakdowns: Mutex::new(VecDeque::new()),
             baselines: Mutex::new(HashMap::new()),
         });
@@ -310,7 +329,12 @@ impl Board {
         let segments = merge_segments(None, &data.segments);
         let disabled = sum_disabled(data.segments.disabled.iter().map(|(_, r)| r.as_slice()));
         let (_, disabled_hours) = disabled_hours_after(None, &mut data.segments);
-        let mut figures = Figures::build(data, &segments, &disabled, &disabled_hours);
+        // Read without a cursor: every site and every total.
+        let sites = data.sites.take().unwrap_or_default();
+        let mut totals = EventTotals::new();
+        merge_totals(&mut totals, true, std::mem::take(&mut data.totals));
+        let mut figures =
+            Figures::build(data, &sites, &totals, &segments, &disabled, &disabled_hours);
         figures.comparison = comparison;
         if closed {
             // A final result lists the sites that took part, not every site registered since.
@@ -604,71 +628,66 @@ impl Board {
         self.refresh_with(false).await
     }
 
-    /// A refresh; `full` reads every breakdown row again instead of those changed since the
-    /// last read (which also picks up rows rewritten without the applied position moving).
+    /// A refresh; `full` reads every site, total and breakdown row again instead of those
+    /// changed since the last read (which also picks up rows rewritten without the applied
+    /// position moving).
     async fn refresh_with(&self, full: bool) -> Result<(), saleboard_storage::StorageError> {
         let _one_at_a_time = self.refreshing.lock().await;
-        let held = if full {
-            None
-        } else {
-            self.segments
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone()
-        };
-        let cursor = held.as_ref().map(|h| saleboard_storage::SegmentCursor {
-            event_id: &h.event_id,
-            applied: h.applied,
-            disabled_totals: &h.disabled_totals,
-        });
-        let mut data = self.store.read_board(None, cursor).await?;
-        let sites: Vec<_> = data
-            .sites
-            .iter()
-            .map(|s| {
-                (
-                    s.site_id.clone(),
-                    s.display_name.clone(),
-                    s.disabled_at.is_some(),
-                )
-            })
-            .collect();
-        let sites_changed = {
-            let mut seen = self
-                .sites
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let changed = *seen != sites;
-            *seen = sites;
-            changed
+        // Taken out, so the merge below updates it in place; a refresh that fails leaves none,
+        // and the next one reads everything again.
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .filter(|_| !full);
+        let mut data = self
+            .store
+            .read_board(None, held.as_ref().map(Held::cursor))
+            .await?;
+        let (mut sites, mut totals) = held
+            .as_mut()
+            .map(|h| (std::mem::take(&mut h.sites), std::mem::take(&mut h.totals)))
+            .unwrap_or_default();
+        let sites_changed = match data.sites.take() {
+            Some(read) => {
+                let summary: Vec<_> = read
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.site_id.clone(),
+                            s.display_name.clone(),
+                            s.disabled_at.is_some(),
+                        )
+                    })
+                    .collect();
+                sites = read;
+                let mut seen = self
+                    .sites
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let changed = *seen != summary;
+                *seen = summary;
+                changed
+            }
+            None => false,
         };
         if sites_changed {
             self.forget_other_events();
         }
+        merge_totals(
+            &mut totals,
+            data.totals_full,
+            std::mem::take(&mut data.totals),
+        );
         let comparison = match data.event.clone() {
             Some(event) => self.own_comparison(&event, &data).await?,
             None => None,
         };
         let national = merge_segments(held.as_ref().map(|h| &h.national), &data.segments);
-        let (disabled, disabled_sum) = disabled_after(held.as_deref(), &mut data.segments);
+        let (disabled, disabled_sum) = disabled_after(held.as_ref(), &mut data.segments);
         let (disabled_hours, disabled_hours_sum) =
-            disabled_hours_after(held.as_deref(), &mut data.segments);
-        let now_held = data.event.as_ref().map(|e| {
-            Arc::new(HeldSegments {
-                event_id: e.event_id.clone(),
-                applied: data.applied,
-                national: national.clone(),
-                disabled_totals: std::mem::take(&mut data.segments.disabled_totals),
-                disabled,
-                disabled_sum: disabled_sum.clone(),
-                disabled_hours,
-                disabled_hours_sum: disabled_hours_sum.clone(),
-            })
-        });
-        *self
-            .segments
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = now_held;
+            disabled_hours_after(held.as_ref(), &mut data.segments);
         *self
             .events
             .lock()
@@ -676,8 +695,35 @@ impl Board {
             Arc::new(std::mem::take(&mut data.events));
         self.checked_at
             .store(UnixNanos::now().0, std::sync::atomic::Ordering::Relaxed);
-        let mut figures = Figures::build(data, &national, &disabled_sum, &disabled_hours_sum);
+        let event_id = data
+            .event
+            .as_ref()
+            .map_or_else(String::new, |e| e.event_id.clone());
+        let (applied, sites_version) = (data.applied, data.sites_version);
+        let mut figures = Figures::build(
+            data,
+            &sites,
+            &totals,
+            &national,
+            &disabled_sum,
+            &disabled_hours_sum,
+        );
         figures.comparison = comparison;
+        *self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Held {
+            event_id,
+            applied,
+            sites_version,
+            sites,
+            totals,
+            national,
+            disabled,
+            disabled_sum,
+            disabled_hours,
+            disabled_hours_sum,
+        });
         let previous = self.current();
         log_out_of_range(&previous.figures, &figures);
         if previous.generation > 0 && previous.figures == figures && !previous.stale {

@@ -44,9 +44,9 @@ use saleboard_domain::{Currency, Event, Events, Rate, SiteId, UnixNanos, resolve
 
 pub use error::{Fault, StorageError};
 pub use model::{
-    ActiveKey, AggregatorState, ApiKeyRecord, BoardData, Candidate, HourRow, LedgerRow,
-    SegmentCursor, SegmentRead, SegmentRow, SegmentSiteRow, SiteBreakdownData, SiteCurrencyTotals,
-    SiteRecord, SiteTotalsData, StoredTotals,
+    ActiveKey, AggregatorState, ApiKeyRecord, BoardCursor, BoardData, Candidate, EventTotals,
+    HourRow, LedgerRow, SegmentRead, SegmentRow, SegmentSiteRow, SiteBreakdownData,
+    SiteCurrencyTotals, SiteRecord, SiteTotalsData, StoredTotals,
 };
 pub use tx::ConnectionStats;
 pub use writes::WriteFault;
@@ -156,13 +156,14 @@ pub trait TotalsStore: Send + Sync {
     async fn applied_position(&self) -> Result<u64>;
     /// Everything a leaderboard snapshot of an event needs (`None`: the current event), read
     /// consistently. `BoardData::event` is `None` for an unknown event.
-    /// With a `cursor` of the event chosen, only the breakdown rows changed since it are read
-    /// (`BoardData::segments.full` is false), and the disabled sites' rows only when their
-    /// totals moved.
+    /// With a `cursor` of the event chosen, only the site totals and breakdown rows changed
+    /// since it are read (`BoardData::totals_full` and `segments.full` are false), the sites
+    /// only when they changed (`BoardData::sites` is `None` otherwise), and the disabled sites'
+    /// rows only when their totals moved.
     async fn read_board(
         &self,
         event_id: Option<&str>,
-        cursor: Option<SegmentCursor<'_>>,
+        cursor: Option<BoardCursor<'_>>,
     ) -> Result<BoardData>;
     /// One site's breakdown in a dimension, in an event (`None`: the current one), read
     /// consistently; `None` for an unknown site.

@@ -161,6 +161,13 @@ impl PgStore {
                 include_str!("../migrations/postgres/0010_national_hourly.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                12,
+                "incremental board".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0012_incremental_board.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -307,12 +314,13 @@ impl Backend for PgStore {
                 (Sums::of(&c.gross), Sums::of(&c.refunded), Sums::of(&c.net));
             let sql = format!(
                 "INSERT INTO site_totals (site_id, currency, sale_count, gross_minor, \
-                 refund_count, refunded_minor, net_minor, event_id) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::{}, \
-                 $5::bigint[], $6::{}, $7::{}, $8::text[]) \
+                 refund_count, refunded_minor, net_minor, event_id, changed_at_position) \
+                 SELECT u.*, $9 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::{}, \
+                 $5::bigint[], $6::{}, $7::{}, $8::text[]) AS u \
                  ON CONFLICT (event_id, site_id, currency) DO UPDATE SET sale_count = excluded.sale_count, \
                  gross_minor = excluded.gross_minor, refund_count = excluded.refund_count, \
-                 refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor",
+                 refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor, \
+                 changed_at_position = excluded.changed_at_position",
                 gross.array_type(),
                 refunded.array_type(),
                 net.array_type()
@@ -323,7 +331,11 @@ impl Backend for PgStore {
                 .bind(c.sales);
             let query = gross.bind(query).bind(c.refunds);
             let query = refunded.bind(query);
-            net.bind(query).bind(c.event).execute(&mut *conn).await?;
+            net.bind(query)
+                .bind(c.event)
+                .bind(db_position(position)?)
+                .execute(&mut *conn)
+                .await?;
         }
         if !changes.hourly.is_empty() {
             let mut c = HourlyColumns::default();

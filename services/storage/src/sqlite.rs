@@ -184,6 +184,13 @@ impl SqliteStore {
                 include_str!("../migrations/sqlite/0009_national_hourly.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                11,
+                "incremental board".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0011_incremental_board.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -330,14 +337,16 @@ impl Backend for SqliteStore {
                 .collect();
             sqlx::query(
                 "INSERT INTO site_totals (event_id, site_id, currency, sale_count, gross_minor, \
-                 refund_count, refunded_minor, net_minor) \
+                 refund_count, refunded_minor, net_minor, changed_at_position) \
                  SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-                 value ->> 5, value ->> 6, value ->> 7 FROM json_each($1) WHERE true \
+                 value ->> 5, value ->> 6, value ->> 7, $2 FROM json_each($1) WHERE true \
                  ON CONFLICT (event_id, site_id, currency) DO UPDATE SET sale_count = excluded.sale_count, \
                  gross_minor = excluded.gross_minor, refund_count = excluded.refund_count, \
-                 refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor",
+                 refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor, \
+                 changed_at_position = excluded.changed_at_position",
             )
             .bind(serde_json::Value::Array(rows).to_string())
+            .bind(db_position(position)?)
             .execute(&mut *conn)
             .await?;
         }

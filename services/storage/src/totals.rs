@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use saleboard_domain::comparison::HourlyNet;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use saleboard_domain::totals::{Changes, CurrencyTotals, SegmentFigures, SegmentKey, TotalsBook};
 use saleboard_domain::{Currency, Dimension, SiteId, UnixNanos};
@@ -11,8 +11,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type}
 
 use crate::backend::Backend;
 use crate::model::{
-    AggregatorState, BoardData, SegmentCursor, SegmentRead, SiteBreakdownData, SiteCurrencyTotals,
-    SiteTotalsData, StoredTotals, db_position, to_u64,
+    AggregatorState, BoardCursor, BoardData, EventTotals, SegmentRead, SiteBreakdownData,
+    SiteCurrencyTotals, SiteRecord, SiteTotalsData, StoredTotals, db_position, to_u64,
 };
 use crate::rows::{
     HourlyRow, NationalHourRow, RateRow, SegmentSiteTotalsRow, SegmentTotalsRow, SiteRow, StateRow,
@@ -158,7 +158,7 @@ where
     async fn read_board(
         &self,
         event_id: Option<&str>,
-        cursor: Option<SegmentCursor<'_>>,
+        cursor: Option<BoardCursor<'_>>,
     ) -> Result<BoardData> {
         let mut tx = self.begin(B::BEGIN_READ).await?;
         let applied: i64 = sqlx::query_scalar(sql::APPLIED).fetch_one(&mut *tx).await?;
@@ -166,24 +166,37 @@ where
         let events = events_in(&mut tx).await?;
         let event = chosen(&events, event_id);
         let event_id = event.as_ref().map_or("", |e| e.event_id.as_str());
-        let sites = sqlx::query_as::<_, SiteRow>(sql::SITES)
-            .fetch_all(&mut *tx)
+        // What changed since the caller's last read of the same event, else everything.
+        let cursor = cursor.filter(|c| c.event_id == event_id);
+        let since = cursor.map(|c| db_position(c.applied)).transpose()?;
+        let sites_version: i64 = sqlx::query_scalar(sql::SITES_VERSION)
+            .fetch_one(&mut *tx)
             .await?;
-        let totals = sqlx::query_as::<_, TotalsRow>(sql::EVENT_TOTALS)
+        let sites_version = to_u64("catalog_version", sites_version)?;
+        let sites = match cursor {
+            Some(c) if c.sites_version == sites_version => None,
+            _ => Some(
+                sqlx::query_as::<_, SiteRow>(sql::SITES)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(SiteRow::into_record)
+                    .collect::<Result<Vec<SiteRecord>>>()?,
+            ),
+        };
+        let totals = sqlx::query_as::<_, TotalsRow>(sql::EVENT_TOTALS_SINCE)
             .bind(event_id)
+            .bind(since.unwrap_or(-1))
             .fetch_all(&mut *tx)
             .await?;
         let rates = sqlx::query_as::<_, RateRow>(sql::RATES)
             .bind(event_id)
             .fetch_all(&mut *tx)
             .await?;
-        let totals: Vec<(SiteId, Currency, CurrencyTotals)> = totals
+        let totals: Vec<SiteCurrencyTotals> = totals
             .into_iter()
             .map(|row| row.into_totals().map(|(_, s, c, t)| (s, c, t)))
             .collect::<Result<_>>()?;
-        // The breakdown rows changed since the caller's last read of the same event, else all.
-        let cursor = cursor.filter(|c| c.event_id == event_id);
-        let since = cursor.map(|c| db_position(c.applied)).transpose()?;
         let national_hourly = sqlx::query_as::<_, NationalHourRow>(sql::EVENT_NATIONAL_HOURLY)
             .bind(event_id)
             .fetch_all(&mut *tx)
@@ -204,34 +217,34 @@ where
             .fetch_all(&mut *tx)
             .await?;
         // The disabled sites' rows, only when their totals moved since that read.
-        let disabled_sites: std::collections::HashSet<&str> = sites
-            .iter()
-            .filter(|r| r.is_disabled())
-            .map(SiteRow::site_id)
-            .collect();
-        let mut disabled_totals: Vec<SiteCurrencyTotals> = totals
-            .iter()
-            .filter(|(s, _, _)| disabled_sites.contains(s.as_str()))
-            .cloned()
-            .collect();
-        disabled_totals.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        // Each site's rows, grouped once (a refresh with many disabled sites stays linear).
-        fn by_site(
-            all: &[SiteCurrencyTotals],
-        ) -> std::collections::HashMap<&SiteId, Vec<&SiteCurrencyTotals>> {
-            let mut sites: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
-            for row in all {
-                sites.entry(&row.0).or_default().push(row);
+        let now_sites = sites
+            .as_deref()
+            .or(cursor.map(|c| c.sites))
+            .unwrap_or_default();
+        let disabled_now = disabled_totals(now_sites, cursor.map(|c| c.totals), &totals);
+        let changed: Vec<SiteId> = match cursor {
+            None => disabled_now.keys().map(|s| (*s).clone()).collect(),
+            Some(c) => {
+                let was_disabled: HashSet<&SiteId> = c
+                    .sites
+                    .iter()
+                    .filter(|s| s.disabled_at.is_some())
+                    .map(|s| &s.site_id)
+                    .collect();
+                disabled_now
+                    .iter()
+                    .filter(|&(&site, now)| {
+                        let before = c.totals.get(site).filter(|_| was_disabled.contains(site));
+                        before != Some(now)
+                    })
+                    .map(|(&site, _)| site.clone())
+                    .collect()
             }
-            sites
-        }
-        let now_by_site = by_site(&disabled_totals);
-        let before_by_site = cursor.map(|c| by_site(c.disabled_totals));
-        let mut changed: Vec<SiteId> = disabled_totals.iter().map(|(s, _, _)| s.clone()).collect();
-        changed.dedup();
-        if let Some(before) = &before_by_site {
-            changed.retain(|site| before.get(site) != now_by_site.get(site));
-        }
+        };
+        let disabled_totals: Vec<SiteCurrencyTotals> = disabled_now
+            .iter()
+            .flat_map(|(site, per)| per.iter().map(|(c, t)| ((*site).clone(), *c, *t)))
+            .collect();
         let mut disabled = Vec::with_capacity(changed.len());
         let mut disabled_hourly = Vec::with_capacity(changed.len());
         for site in changed {
@@ -281,11 +294,10 @@ where
                 .collect::<Result<_>>()?,
             segments,
             applied: to_u64("aggregator_state", applied)?,
-            sites: sites
-                .into_iter()
-                .map(SiteRow::into_record)
-                .collect::<Result<_>>()?,
+            sites_version,
+            sites,
             totals,
+            totals_full: since.is_none(),
             rates: rates
                 .into_iter()
                 .map(RateRow::into_pair)
@@ -428,4 +440,31 @@ fn chosen(
         Some(id) => events.get(id).cloned(),
         None => events.current(UnixNanos::now()).cloned(),
     }
+}
+
+/// The disabled sites' totals as of a read, by site then currency: the ones `held` (the
+/// cursor's; none without one) updated by the rows `read` (all of the event's without a
+/// cursor). A disabled site without a total is not named.
+fn disabled_totals<'a>(
+    sites: &'a [SiteRecord],
+    held: Option<&EventTotals>,
+    read: &[SiteCurrencyTotals],
+) -> BTreeMap<&'a SiteId, BTreeMap<Currency, CurrencyTotals>> {
+    let disabled: HashSet<&SiteId> = sites
+        .iter()
+        .filter(|s| s.disabled_at.is_some())
+        .map(|s| &s.site_id)
+        .collect();
+    let mut now: BTreeMap<&SiteId, BTreeMap<Currency, CurrencyTotals>> = BTreeMap::new();
+    for &site in &disabled {
+        if let Some(per) = held.and_then(|h| h.get(site)) {
+            now.insert(site, per.clone());
+        }
+    }
+    for (site, currency, t) in read {
+        if let Some(&site) = disabled.get(site) {
+            now.entry(site).or_default().insert(*currency, *t);
+        }
+    }
+    now
 }
