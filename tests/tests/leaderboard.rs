@@ -675,9 +675,126 @@ async fn aggregator_status_shows_lag(backend: Backend) {
     assert!(status.updated_at.is_some());
 }
 
+/// A site's figures leave the national figure the moment the call that disables it returns,
+/// and come back the moment it is enabled; a site created is on the board at once. The board
+/// reads the sites only when they changed and only the totals changed since its last read, so
+/// this is also the check that those reads merge into exact figures.
+async fn site_changes_reach_the_national_figure_at_once(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.set_event().await;
+    let (_, alpha) = app.site_with_key("alpha").await;
+    let (_, beta) = app.site_with_key("beta").await;
+    let push = |secret: String, txs: Vec<Transaction>| {
+        let app = &app;
+        async move {
+            app.ingest(&secret)
+                .await
+                .submit_transactions(SubmitTransactionsRequest { transactions: txs })
+                .await
+                .expect("push");
+        }
+    };
+    push(alpha.clone(), vec![sale("A1", "IDR", 1_000)]).await;
+    push(beta.clone(), vec![sale("B1", "IDR", 500)]).await;
+    app.settle().await;
+    // Only alpha's totals move: the board merges them into beta's as held.
+    push(alpha.clone(), vec![sale("A2", "IDR", 700)]).await;
+    app.settle().await;
+    let mut board = app.leaderboard().await;
+    let national =
+        |board: &mut saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient<
+            tonic::transport::Channel,
+        >| {
+            let mut board = board.clone();
+            async move {
+                let n = board
+                    .get_national_totals(GetNationalTotalsRequest::default())
+                    .await
+                    .expect("national")
+                    .into_inner();
+                let entries: Vec<(String, i64)> = board
+                    .get_leaderboard(GetLeaderboardRequest {
+                        limit: 100,
+                        ..GetLeaderboardRequest::default()
+                    })
+                    .await
+                    .expect("board")
+                    .into_inner()
+                    .entries
+                    .into_iter()
+                    .map(|e| (e.site_id, e.net_reporting_minor))
+                    .collect();
+                (n.site_count, n.net_reporting_minor, entries)
+            }
+        };
+    let owned = |rows: &[(&str, i64)]| -> Vec<(String, i64)> {
+        rows.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect()
+    };
+    assert_eq!(
+        national(&mut board).await,
+        (2, 2_200, owned(&[("alpha", 1_700), ("beta", 500)]))
+    );
+
+    let mut admin = app.admin().await;
+    admin
+        .set_site_enabled(saleboard_proto::v1::SetSiteEnabledRequest {
+            site_id: "beta".into(),
+            enabled: false,
+        })
+        .await
+        .expect("disable");
+    assert_eq!(
+        national(&mut board).await,
+        (1, 1_700, owned(&[("alpha", 1_700)])),
+        "beta left when the call returned"
+    );
+    admin
+        .create_site(saleboard_proto::v1::CreateSiteRequest {
+            site_id: "gamma".into(),
+            display_name: "Gamma".into(),
+        })
+        .await
+        .expect("create");
+    assert_eq!(
+        national(&mut board).await,
+        (2, 1_700, owned(&[("alpha", 1_700), ("gamma", 0)])),
+        "gamma is on the board when the call returned"
+    );
+    admin
+        .set_site_enabled(saleboard_proto::v1::SetSiteEnabledRequest {
+            site_id: "beta".into(),
+            enabled: true,
+        })
+        .await
+        .expect("enable");
+    assert_eq!(
+        national(&mut board).await,
+        (
+            3,
+            2_200,
+            owned(&[("alpha", 1_700), ("beta", 500), ("gamma", 0)])
+        ),
+        "beta back when the call returned"
+    );
+    // And the next apply's totals merge into the figures as they are now.
+    push(beta, vec![sale("B2", "IDR", 300)]).await;
+    app.settle().await;
+    assert_eq!(
+        national(&mut board).await,
+        (
+            3,
+            2_500,
+            owned(&[("alpha", 1_700), ("beta", 800), ("gamma", 0)])
+        )
+    );
+}
+
 backend_tests!(
     aggregator_status_shows_lag,
     figures_match_an_independent_model,
     requests_are_checked,
+    site_changes_reach_the_national_figure_at_once,
     watchers_get_updates_at_their_pace
 );

@@ -611,6 +611,362 @@ async fn breakdown_rows_follow_the_book(backend: Backend) {
     assert_eq!(stored(store.clone()).await, (0, rows));
 }
 
+/// An apply's site totals, all in IDR: (site, sales), each sale of 100.
+fn site_totals(rows: &[(&str, u64)]) -> saleboard_domain::totals::Changes {
+    let idr = Currency::parse("IDR").expect("IDR");
+    saleboard_domain::totals::Changes {
+        totals: rows
+            .iter()
+            .map(|(s, n)| {
+                (
+                    ("test".to_owned(), site(s), idr),
+                    saleboard_domain::totals::CurrencyTotals {
+                        sale_count: *n,
+                        gross_minor: i128::from(*n) * 100,
+                        refund_count: 0,
+                        refunded_minor: 0,
+                    },
+                )
+            })
+            .collect(),
+        ..saleboard_domain::totals::Changes::default()
+    }
+}
+
+/// What the board holds after a read: its sites and every total, merged as the board does.
+#[derive(Debug, Default)]
+struct HeldRead {
+    applied: u64,
+    breakdown_applied: u64,
+    sites_version: u64,
+    sites: Vec<saleboard_storage::SiteRecord>,
+    totals: saleboard_storage::EventTotals,
+    disabled_origins: Vec<(SiteId, Vec<saleboard_storage::SegmentSiteRow>)>,
+}
+
+impl HeldRead {
+    fn take(&mut self, data: &saleboard_storage::BoardData) {
+        self.applied = data.applied;
+        self.breakdown_applied = data.segments.applied;
+        self.disabled_origins
+            .clone_from(&data.segments.disabled_origins);
+        self.sites_version = data.sites_version;
+        if let Some(sites) = &data.sites {
+            self.sites.clone_from(sites);
+        }
+        if data.totals_full {
+            self.totals.clear();
+        }
+        for (s, c, t) in &data.totals {
+            self.totals.entry(s.clone()).or_default().insert(*c, *t);
+        }
+    }
+
+    fn cursor(&self) -> saleboard_storage::BoardCursor<'_> {
+        saleboard_storage::BoardCursor {
+            event_id: "test",
+            applied: self.applied,
+            breakdown_applied: self.breakdown_applied,
+            sites_version: self.sites_version,
+            sites: &self.sites,
+            totals: &self.totals,
+            disabled_origins: &self.disabled_origins,
+        }
+    }
+}
+
+/// (site, sales) of a read's totals, by site.
+fn sales(data: &saleboard_storage::BoardData) -> Vec<(String, u64)> {
+    let mut rows: Vec<_> = data
+        .totals
+        .iter()
+        .map(|(s, _, t)| (s.to_string(), t.sale_count))
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn site_ids(data: &saleboard_storage::BoardData) -> Option<Vec<(String, bool)>> {
+    data.sites.as_ref().map(|sites| {
+        sites
+            .iter()
+            .map(|s| (s.site_id.to_string(), s.disabled_at.is_some()))
+            .collect()
+    })
+}
+
+/// The leaderboard's read with a cursor takes only what changed since it (issue 26): the site
+/// totals changed by later applies, the sites only when one was created, enabled or disabled;
+/// without a cursor (or for another event) everything. The disabled sites' breakdown rows are
+/// read again when a site is disabled or its totals move, judged on the merged totals.
+async fn board_reads_only_what_changed(backend: Backend) {
+    let Some((_db, store)) = open(backend).await else {
+        return;
+    };
+    let owned = |rows: &[(&str, u64)]| -> Vec<(String, u64)> {
+        rows.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect()
+    };
+    let yes = |rows: &[(&str, bool)]| -> Option<Vec<(String, bool)>> {
+        Some(rows.iter().map(|(s, d)| ((*s).to_owned(), *d)).collect())
+    };
+    store
+        .apply_totals(0, 1, &site_totals(&[("a", 1), ("b", 2)]), UnixNanos::now())
+        .await
+        .expect("apply");
+    let mut held = HeldRead::default();
+    let first = store.read_board(None, None).await.expect("read");
+    assert!(first.totals_full && first.segments.full);
+    assert_eq!(sales(&first), owned(&[("a", 1), ("b", 2)]));
+    assert_eq!(site_ids(&first), yes(&[("a", false), ("b", false)]));
+    held.take(&first);
+
+    // Nothing changed: nothing read.
+    let idle = store
+        .read_board(None, Some(held.cursor()))
+        .await
+        .expect("read");
+    assert!(
+        !idle.totals_full && idle.totals.is_empty(),
+        "{:?}",
+        idle.totals
+    );
+    assert_eq!(site_ids(&idle), None, "the sites did not change");
+    held.take(&idle);
+
+    // Two applies change a, then c's first total: those alone come back.
+    store
+        .apply_totals(1, 2, &site_totals(&[("a", 3)]), UnixNanos::now())
+        .await
+        .expect("apply");
+    store
+        .create_site(&site("c"), "c", UnixNanos(5))
+        .await
+        .expect("site");
+    store
+        .apply_totals(2, 3, &site_totals(&[("c", 4)]), UnixNanos::now())
+        .await
+        .expect("apply");
+    let delta = store
+        .read_board(None, Some(held.cursor()))
+        .await
+        .expect("read");
+    assert!(!delta.totals_full);
+    assert_eq!(sales(&delta), owned(&[("a", 3), ("c", 4)]));
+    assert_eq!(
+        site_ids(&delta),
+        yes(&[("a", false), ("b", false), ("c", false)]),
+        "a site was created"
+    );
+    assert_eq!(delta.applied, 3);
+    held.take(&delta);
+    let all = store.read_board(None, None).await.expect("read");
+    assert!(all.totals_full);
+    assert_eq!(sales(&all), owned(&[("a", 3), ("b", 2), ("c", 4)]));
+    assert!(all.sites.is_some(), "without a cursor the sites are read");
+    let merged: Vec<(String, u64)> = held
+        .totals
+        .iter()
+        .map(|(s, per)| (s.to_string(), per.values().map(|t| t.sale_count).sum()))
+        .collect();
+    assert_eq!(merged, sales(&all), "the merged totals are the stored ones");
+    // A cursor of another event counts for nothing.
+    let other = saleboard_storage::BoardCursor {
+        event_id: "another",
+        ..held.cursor()
+    };
+    let again = store.read_board(None, Some(other)).await.expect("read");
+    assert!(again.totals_full && again.segments.full && again.sites.is_some());
+    assert_eq!(sales(&again), sales(&all));
+
+    // Disabling b (whose totals did not move) moves the version: the sites come back, and
+    // b's held totals make it a disabled site whose rows are read.
+    let disabled = store
+        .set_site_enabled(&site("b"), false, UnixNanos(10))
+        .await
+        .expect("disable");
+    assert_eq!(disabled.disabled_at, Some(UnixNanos(10)));
+    let read = store
+        .read_board(None, Some(held.cursor()))
+        .await
+        .expect("read");
+    assert!(read.totals.is_empty());
+    assert_eq!(
+        site_ids(&read),
+        yes(&[("a", false), ("b", true), ("c", false)])
+    );
+    let disabled_sales: Vec<(String, u64)> = read
+        .segments
+        .disabled_totals
+        .iter()
+        .map(|(s, _, t)| (s.to_string(), t.sale_count))
+        .collect();
+    assert_eq!(disabled_sales, owned(&[("b", 2)]));
+    let reread: Vec<String> = read
+        .segments
+        .disabled
+        .iter()
+        .map(|(s, _)| s.to_string())
+        .collect();
+    assert_eq!(reread, ["b"], "a newly disabled site's rows are read");
+    held.take(&read);
+
+    // Disabled again: nothing changes, not even the version; its rows are not read again.
+    let twice = store
+        .set_site_enabled(&site("b"), false, UnixNanos(20))
+        .await
+        .expect("disable twice");
+    assert_eq!(
+        twice.disabled_at,
+        Some(UnixNanos(10)),
+        "the first time stays"
+    );
+    let read = store
+        .read_board(None, Some(held.cursor()))
+        .await
+        .expect("read");
+    assert_eq!(site_ids(&read), None);
+    assert_eq!(read.segments.disabled_totals.len(), 1);
+    assert!(read.segments.disabled.is_empty());
+    held.take(&read);
+
+    // Its totals move: its hourly rows are read again; its breakdown rows, which carry their
+    // own watermark, only once its origin rows move.
+    store
+        .apply_totals(3, 4, &site_totals(&[("b", 6)]), UnixNanos::now())
+        .await
+        .expect("apply");
+    let read = store
+        .read_board(None, Some(held.cursor()))
+        .await
+        .expect("read");
+    assert_eq!(sales(&read), owned(&[("b", 6)]));
+    assert_eq!(read.segments.disabled_hourly.len(), 1);
+    assert!(read.segments.disabled.is_empty());
+    assert_eq!(read.segments.disabled_totals[0].2.sale_count, 6);
+    held.take(&read);
+    let idr = Currency::parse("IDR").expect("IDR");
+    let origin_moved = saleboard_domain::totals::Changes {
+        segment_sites: vec![(
+            (
+                "test".to_owned(),
+                saleboard_domain::Dimension::Origin,
+                String::new(),
+                site("b"),
+            ),
+            idr,
+            saleboard_domain::totals::CurrencyTotals {
+                sale_count: 6,
+                gross_minor: 600,
+                refund_count: 0,
+                refunded_minor: 0,
+            },
+            true,
+        )],
+        breakdowns: true,
+        ..saleboard_domain::totals::Changes::default()
+    };
+    store
+        .apply_totals(4, 4, &origin_moved, UnixNanos::now())
+        .await
+        .expect("apply");
+    let read = store
+        .read_board(None, Some(held.cursor()))
+        .await
+        .expect("read");
+    assert!(read.totals.is_empty() && read.segments.disabled_hourly.is_empty());
+    assert_eq!(read.segments.disabled.len(), 1, "its breakdown rows moved");
+    assert_eq!(read.segments.applied, 4);
+    held.take(&read);
+
+    // Enabled: the sites come back, no disabled site is left.
+    store
+        .set_site_enabled(&site("b"), true, UnixNanos(30))
+        .await
+        .expect("enable");
+    let read = store
+        .read_board(None, Some(held.cursor()))
+        .await
+        .expect("read");
+    assert_eq!(
+        site_ids(&read),
+        yes(&[("a", false), ("b", false), ("c", false)])
+    );
+    assert!(read.segments.disabled_totals.is_empty());
+    held.take(&read);
+    // Enabled twice, or an unknown site: nothing to read.
+    store
+        .set_site_enabled(&site("b"), true, UnixNanos(40))
+        .await
+        .expect("enable twice");
+    assert!(matches!(
+        store
+            .set_site_enabled(&site("zz"), true, UnixNanos(40))
+            .await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.create_site(&site("a"), "a", UnixNanos(40)).await,
+        Err(StorageError::AlreadyExists { .. })
+    ));
+    let read = store
+        .read_board(None, Some(held.cursor()))
+        .await
+        .expect("read");
+    assert_eq!(site_ids(&read), None, "no call above changed a site");
+}
+
+/// A database with sites and totals from before the incremental board migrates: its totals
+/// are read in full without a cursor, and a site created after it moves the new version.
+async fn a_database_from_before_the_incremental_board_migrates(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let previous = match backend {
+        Backend::Postgres => 10,
+        Backend::Sqlite => 9,
+    };
+    // Written as that release did (this code bumps a version it does not have).
+    let old = db.store_until(previous).await;
+    db.execute("INSERT INTO sites (site_id, display_name, created_at_ns) VALUES ('a', 'a', 1)")
+        .await;
+    old.set_event(&test_event(0), UnixNanos::now())
+        .await
+        .expect("event");
+    drop(old);
+    db.execute(
+        "INSERT INTO site_totals (event_id, site_id, currency, sale_count, gross_minor, \
+         refund_count, refunded_minor, net_minor) VALUES ('test', 'a', 'IDR', 1, '5000', 0, \
+         '0', '5000')",
+    )
+    .await;
+    db.execute("UPDATE aggregator_state SET applied_position = 1 WHERE id = 1")
+        .await;
+
+    let store = db.store().await;
+    let mut held = HeldRead::default();
+    let read = store.read_board(None, None).await.expect("read");
+    assert_eq!(sales(&read), [("a".to_owned(), 1)]);
+    assert_eq!(site_ids(&read), Some(vec![("a".to_owned(), false)]));
+    held.take(&read);
+    let read = store
+        .read_board(None, Some(held.cursor()))
+        .await
+        .expect("read");
+    assert!(read.totals.is_empty() && read.sites.is_none());
+    store
+        .create_site(&site("b"), "b", UnixNanos(2))
+        .await
+        .expect("site");
+    let read = store
+        .read_board(None, Some(held.cursor()))
+        .await
+        .expect("read");
+    assert_eq!(
+        site_ids(&read),
+        Some(vec![("a".to_owned(), false), ("b".to_owned(), false)])
+    );
+}
+
 backend_tests!(
     sites_and_keys,
     event_and_rates,
@@ -620,6 +976,8 @@ backend_tests!(
     stored_ids_are_never_taken_for_new,
     migrate_is_idempotent,
     breakdown_rows_follow_the_book,
+    board_reads_only_what_changed,
+    a_database_from_before_the_incremental_board_migrates,
 );
 
 /// The benchmarks' COPY baseline loads rows in the ledger's current columns (event and segments

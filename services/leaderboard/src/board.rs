@@ -11,11 +11,11 @@ use std::time::Duration;
 use saleboard_domain::comparison::BaselineData;
 use saleboard_domain::curve::{Hours, add_hours, remove_hours};
 use saleboard_domain::{Currency, EventState, Events, UnixNanos};
-use saleboard_storage::Store;
+use saleboard_storage::{BoardCursor, EventTotals, Store};
 use tokio::sync::{Notify, watch};
 
 use crate::snapshot::{
-    Comparison, Figures, SegmentMap, Snapshot, add_disabled_site, merge_segments,
+    Comparison, Figures, SegmentMap, Snapshot, add_disabled_site, merge_segments, merge_totals,
     remove_disabled_site,
 };
 
@@ -26,10 +26,10 @@ const HISTORY: usize = 256;
 /// Refresh even without a signal this often (e.g. sites created through another process).
 const SAFETY_REFRESH: Duration = Duration::from_secs(5);
 /// Fewest milliseconds between two refreshes the applied feed asks for: under load the
-/// aggregator commits many small applies a second, and one refresh (a read of totals, sites,
-/// rates and changed breakdown rows, then ranking every site and breakdown key) per commit cost
-/// the leaderboard a core and the database its reads. Changes within the gap are taken by the
-/// next refresh together. (Admin changes refresh at once, in their own call.)
+/// aggregator commits many small applies a second, and one refresh (a read of the changed
+/// totals and breakdown rows and of the rates, then ranking every site and breakdown key) per
+/// commit cost the leaderboard a core and the database its reads. Changes within the gap are
+/// taken by the next refresh together. (Admin changes refresh at once, in their own call.)
 pub const MIN_REFRESH_GAP: Duration = Duration::from_millis(50);
 
 /// How soon a failed refresh is tried again (a storage fault: the board catches up within this
@@ -62,17 +62,23 @@ fn log_out_of_range(previous: &Figures, next: &Figures) {
     }
 }
 
-/// What the board holds of the current event's breakdown rows.
+/// What the board holds of its last read of the current event: the next refresh reads only
+/// what changed since, and merges it in.
 #[derive(Debug)]
-struct HeldSegments {
+struct Held {
     event_id: String,
-    /// The breakdown watermark of the read.
+    /// The applied position of the read, and its breakdown watermark.
     applied: u64,
+    breakdown_applied: u64,
+    /// The version of the sites table at the read, and every site.
+    sites_version: u64,
+    sites: Vec<saleboard_storage::SiteRecord>,
+    /// Every total of the event, by site and currency.
+    totals: EventTotals,
     /// National rows, every site.
     national: Arc<SegmentMap>,
-    /// The disabled sites' totals and origin rows at the read (what says their hourly and
-    /// breakdown rows moved), and their breakdown rows.
-    disabled_totals: Vec<saleboard_storage::SiteCurrencyTotals>,
+    /// The disabled sites' origin rows at the read (what says their breakdown rows moved),
+    /// and their breakdown rows.
     disabled_origins: Vec<(
         saleboard_domain::SiteId,
         Vec<saleboard_storage::SegmentSiteRow>,
@@ -83,6 +89,21 @@ struct HeldSegments {
     /// The disabled sites' hourly rows, and their sum (taken out of the national curve).
     disabled_hours: Arc<DisabledHours>,
     disabled_hours_sum: Arc<Hours>,
+}
+
+impl Held {
+    /// Where a read that continues this one starts.
+    fn cursor(&self) -> BoardCursor<'_> {
+        BoardCursor {
+            event_id: &self.event_id,
+            applied: self.applied,
+            breakdown_applied: self.breakdown_applied,
+            sites_version: self.sites_version,
+            sites: &self.sites,
+            totals: &self.totals,
+            disabled_origins: &self.disabled_origins,
+        }
+    }
 }
 
 /// Rows of one kind kept per disabled site.
@@ -150,7 +171,7 @@ fn keep_disabled<R, S: Clone + Default>(
 
 /// The disabled sites' breakdown and hourly rows after a read (see [`keep_disabled`]).
 fn disabled_after(
-    held: Option<&HeldSegments>,
+    held: Option<&Held>,
     read: &mut saleboard_storage::SegmentRead,
 ) -> (
     Kept<saleboard_storage::SegmentSiteRow, SegmentMap>,
@@ -209,10 +230,11 @@ pub struct Board {
     /// Every event as of the last refresh (states, windows, baselines): read by queries
     /// without going to the database.
     events: Mutex<Arc<Events>>,
-    /// The current event's breakdown rows as last read. A refresh reads only the national
-    /// rows changed since, and the disabled sites' rows only when their totals moved; the
-    /// safety refresh reads them all again.
-    segments: Mutex<Option<Arc<HeldSegments>>>,
+    /// The current event as last read (sites, totals, breakdown rows). A refresh reads only
+    /// the site totals and national rows changed since, the sites only when they changed, and
+    /// the disabled sites' rows only when their totals moved; the safety refresh reads them all
+    /// again. Taken out by a refresh (one at a time) and put back when it read.
+    held: Mutex<Option<Held>>,
     /// One site's breakdowns as answered, kept for their page tokens.
     site_breakdowns: Mutex<VecDeque<Arc<crate::breakdown::SiteBreakdown>>>,
     /// Baseline events' data as last read, by id (see [`Board::baseline_data`]).
@@ -253,7 +275,7 @@ impl Board {
             sites: Mutex::new(Vec::new()),
             generations: std::sync::atomic::AtomicU64::new(0),
             events: Mutex::new(Arc::default()),
-            segments: Mutex::new(None),
+            held: Mutex::new(None),
             site_breakdowns: Mutex::new(VecDeque::new()),
             baselines: Mutex::new(HashMap::new()),
         });
@@ -292,7 +314,14 @@ impl Board {
             .get(event_id)
             .cloned();
         if let Some((snapshot, closed, true)) = &cached
-            && (*closed || snapshot.figures.watermark == current.figures.watermark)
+            && (*closed
+                || (
+                    snapshot.figures.watermark,
+                    snapshot.figures.breakdown_watermark,
+                ) == (
+                    current.figures.watermark,
+                    current.figures.breakdown_watermark,
+                ))
         {
             return Ok(Some(snapshot.clone()));
         }
@@ -312,7 +341,12 @@ impl Board {
         let comparison = self.own_comparison(&event, &data).await?;
         let segments = merge_segments(None, &data.segments);
         let ((_, disabled), (_, disabled_hours)) = disabled_after(None, &mut data.segments);
-        let mut figures = Figures::build(data, &segments, &disabled, &disabled_hours);
+        // Read without a cursor: every site and every total.
+        let sites = data.sites.take().unwrap_or_default();
+        let mut totals = EventTotals::new();
+        merge_totals(&mut totals, true, std::mem::take(&mut data.totals));
+        let mut figures =
+            Figures::build(data, &sites, &totals, &segments, &disabled, &disabled_hours);
         figures.comparison = comparison;
         if closed {
             // A final result lists the sites that took part, not every site registered since.
@@ -612,72 +646,65 @@ impl Board {
         self.refresh_with(false).await
     }
 
-    /// A refresh; `full` reads every breakdown row again instead of those changed since the
-    /// last read (which also picks up rows rewritten without the applied position moving).
+    /// A refresh; `full` reads every site, total and breakdown row again instead of those
+    /// changed since the last read (which also picks up rows rewritten without the applied
+    /// position moving).
     async fn refresh_with(&self, full: bool) -> Result<(), saleboard_storage::StorageError> {
         let _one_at_a_time = self.refreshing.lock().await;
-        let held = if full {
-            None
-        } else {
-            self.segments
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone()
-        };
-        let cursor = held.as_ref().map(|h| saleboard_storage::SegmentCursor {
-            event_id: &h.event_id,
-            applied: h.applied,
-            disabled_totals: &h.disabled_totals,
-            disabled_origins: &h.disabled_origins,
-        });
-        let mut data = self.store.read_board(None, cursor).await?;
-        let sites: Vec<_> = data
-            .sites
-            .iter()
-            .map(|s| {
-                (
-                    s.site_id.clone(),
-                    s.display_name.clone(),
-                    s.disabled_at.is_some(),
-                )
-            })
-            .collect();
-        let sites_changed = {
-            let mut seen = self
-                .sites
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let changed = *seen != sites;
-            *seen = sites;
-            changed
+        // Taken out, so the merge below updates it in place; a refresh that fails leaves none,
+        // and the next one reads everything again.
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .filter(|_| !full);
+        let mut data = self
+            .store
+            .read_board(None, held.as_ref().map(Held::cursor))
+            .await?;
+        let (mut sites, mut totals) = held
+            .as_mut()
+            .map(|h| (std::mem::take(&mut h.sites), std::mem::take(&mut h.totals)))
+            .unwrap_or_default();
+        let sites_changed = match data.sites.take() {
+            Some(read) => {
+                let summary: Vec<_> = read
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.site_id.clone(),
+                            s.display_name.clone(),
+                            s.disabled_at.is_some(),
+                        )
+                    })
+                    .collect();
+                sites = read;
+                let mut seen = self
+                    .sites
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let changed = *seen != summary;
+                *seen = summary;
+                changed
+            }
+            None => false,
         };
         if sites_changed {
             self.forget_other_events();
         }
+        merge_totals(
+            &mut totals,
+            data.totals_full,
+            std::mem::take(&mut data.totals),
+        );
         let comparison = match data.event.clone() {
             Some(event) => self.own_comparison(&event, &data).await?,
             None => None,
         };
         let national = merge_segments(held.as_ref().map(|h| &h.national), &data.segments);
         let ((disabled, disabled_sum), (disabled_hours, disabled_hours_sum)) =
-            disabled_after(held.as_deref(), &mut data.segments);
-        let now_held = data.event.as_ref().map(|e| {
-            Arc::new(HeldSegments {
-                event_id: e.event_id.clone(),
-                applied: data.segments.applied,
-                national: national.clone(),
-                disabled_totals: std::mem::take(&mut data.segments.disabled_totals),
-                disabled_origins: std::mem::take(&mut data.segments.disabled_origins),
-                disabled,
-                disabled_sum: disabled_sum.clone(),
-                disabled_hours,
-                disabled_hours_sum: disabled_hours_sum.clone(),
-            })
-        });
-        *self
-            .segments
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = now_held;
+            disabled_after(held.as_ref(), &mut data.segments);
         *self
             .events
             .lock()
@@ -685,8 +712,39 @@ impl Board {
             Arc::new(std::mem::take(&mut data.events));
         self.checked_at
             .store(UnixNanos::now().0, std::sync::atomic::Ordering::Relaxed);
-        let mut figures = Figures::build(data, &national, &disabled_sum, &disabled_hours_sum);
+        let event_id = data
+            .event
+            .as_ref()
+            .map_or_else(String::new, |e| e.event_id.clone());
+        let (applied, breakdown_applied, sites_version) =
+            (data.applied, data.segments.applied, data.sites_version);
+        let disabled_origins = std::mem::take(&mut data.segments.disabled_origins);
+        let mut figures = Figures::build(
+            data,
+            &sites,
+            &totals,
+            &national,
+            &disabled_sum,
+            &disabled_hours_sum,
+        );
         figures.comparison = comparison;
+        *self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Held {
+            event_id,
+            applied,
+            breakdown_applied,
+            sites_version,
+            sites,
+            totals,
+            national,
+            disabled_origins,
+            disabled,
+            disabled_sum,
+            disabled_hours,
+            disabled_hours_sum,
+        });
         let previous = self.current();
         log_out_of_range(&previous.figures, &figures);
         if previous.generation > 0 && previous.figures == figures && !previous.stale {

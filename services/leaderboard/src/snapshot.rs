@@ -10,7 +10,7 @@ use saleboard_domain::ranking::{
 };
 use saleboard_domain::totals::{CurrencyTotals, SegmentFigures};
 use saleboard_domain::{Currency, Dimension, Rate, UnixNanos};
-use saleboard_storage::{BoardData, SegmentRead};
+use saleboard_storage::{BoardData, EventTotals, SegmentRead, SiteCurrencyTotals, SiteRecord};
 
 /// An event's national breakdown figures, by (dimension, key), every site included.
 pub type SegmentMap = BTreeMap<(Dimension, String), SegmentFigures>;
@@ -80,6 +80,18 @@ pub fn merge_segments(held: Option<&Arc<SegmentMap>>, read: &SegmentRead) -> Arc
         figures.totals.insert(*currency, *t);
     }
     Arc::new(map)
+}
+
+/// Folds a read of site totals into what was held: a full read replaces it, a partial one
+/// (totals changed since the last read) updates the (site, currency) totals it names (a total
+/// is never removed: a row read replaces the held one).
+pub fn merge_totals(held: &mut EventTotals, full: bool, rows: Vec<SiteCurrencyTotals>) {
+    if full {
+        held.clear();
+    }
+    for (site, currency, t) in rows {
+        held.entry(site).or_default().insert(currency, t);
+    }
 }
 
 /// The disabled sites' breakdown rows summed per key: how many of them sold in the key and
@@ -288,41 +300,40 @@ impl Figures {
             .collect()
     }
 
-    /// Ranks the data, and the event's national breakdown figures `segments` (every site; the
-    /// `disabled` sites' rows are taken out here). Never fails: a figure out of the contract's range
-    /// marks its site (see `saleboard_domain::ranking`), it does not stop the board.
+    /// Ranks every site of `sites` with its `totals` (every site and total of the event, as
+    /// the board holds them after the read `data`, whose own `sites` and `totals` are not
+    /// used: they may be only what changed), and the event's national breakdown figures
+    /// `segments` (every site; the `disabled` sites' rows are taken out here). Never fails: a
+    /// figure out of the contract's range marks its site (see `saleboard_domain::ranking`), it
+    /// does not stop the board.
     #[must_use]
     pub fn build(
         mut data: BoardData,
+        sites: &[SiteRecord],
+        totals: &EventTotals,
         segments: &Arc<SegmentMap>,
         disabled: &SegmentMap,
         disabled_hours: &Hours,
     ) -> Self {
         // A disabled site leaves the board and the national figures (its totals stay stored).
-        data.sites.retain(|s| s.disabled_at.is_none());
-        let enabled: std::collections::BTreeSet<_> =
-            data.sites.iter().map(|s| s.site_id.clone()).collect();
-        let mut per_site: BTreeMap<_, BTreeMap<Currency, CurrencyTotals>> = BTreeMap::new();
+        let enabled: Vec<&SiteRecord> = sites.iter().filter(|s| s.disabled_at.is_none()).collect();
         let mut national: BTreeMap<Currency, CurrencyTotals> = BTreeMap::new();
-        for (site, currency, t) in data.totals {
-            if !enabled.contains(&site) {
-                continue;
+        for site in &enabled {
+            for (currency, t) in totals.get(&site.site_id).into_iter().flatten() {
+                add_national(national.entry(*currency).or_default(), t);
             }
-            add_national(national.entry(currency).or_default(), &t);
-            per_site.entry(site).or_default().insert(currency, t);
         }
-        let site_count = u32::try_from(data.sites.len()).unwrap_or(u32::MAX);
+        let site_count = u32::try_from(enabled.len()).unwrap_or(u32::MAX);
         let national_hours = std::mem::take(&mut data.national_hourly);
         let mut event_rates = BTreeMap::new();
         let (entries, national_net, event, breakdowns, hourly) = match data.event {
             Some(event) => {
-                let sites = data
-                    .sites
-                    .into_iter()
+                let sites = enabled
+                    .iter()
                     .map(|s| SiteFigures {
-                        totals: per_site.remove(&s.site_id).unwrap_or_default(),
-                        site_id: s.site_id,
-                        display_name: s.display_name,
+                        totals: totals.get(&s.site_id).cloned().unwrap_or_default(),
+                        site_id: s.site_id.clone(),
+                        display_name: s.display_name.clone(),
                     })
                     .collect();
                 let rates = data.rates.into_iter().collect();
@@ -374,7 +385,21 @@ impl Figures {
 mod tests {
     use super::*;
     use saleboard_domain::{Event, Rate, SiteId};
-    use saleboard_storage::SiteRecord;
+
+    /// The figures of a full read.
+    fn build(mut data: BoardData) -> Figures {
+        let sites = data.sites.take().expect("a full read's sites");
+        let mut totals = EventTotals::new();
+        merge_totals(&mut totals, true, std::mem::take(&mut data.totals));
+        Figures::build(
+            data,
+            &sites,
+            &totals,
+            &Arc::default(),
+            &SegmentMap::new(),
+            &Hours::new(),
+        )
+    }
 
     fn site(id: &str) -> SiteRecord {
         SiteRecord {
@@ -488,7 +513,7 @@ mod tests {
         let data = BoardData {
             applied: 42,
             event: Some(Event::new("e", "E", UnixNanos(0), UnixNanos(1), "IDR").expect("event")),
-            sites: vec![site("a"), site("b"), site("c")],
+            sites: Some(vec![site("a"), site("b"), site("c")]),
             totals: vec![
                 (SiteId::parse("a").expect("a"), idr, totals(1_000, 100)),
                 (SiteId::parse("b").expect("b"), usd, totals(10, 0)),
@@ -496,11 +521,10 @@ mod tests {
             ],
             rates: vec![(usd, Rate::parse("15000").expect("rate"))],
             events: saleboard_domain::Events::default(),
-            segments: SegmentRead::default(),
-            national_hourly: Vec::new(),
-            baseline_changed_at: None,
+            totals_full: true,
+            ..BoardData::default()
         };
-        let f = Figures::build(data, &Arc::default(), &SegmentMap::new(), &Hours::new());
+        let f = build(data);
         let ranked: Vec<_> = f
             .entries
             .iter()
@@ -528,15 +552,10 @@ mod tests {
 
     #[test]
     fn without_an_event_there_is_no_ranking() {
-        let f = Figures::build(
-            BoardData {
-                sites: vec![site("a")],
-                ..BoardData::default()
-            },
-            &Arc::default(),
-            &SegmentMap::new(),
-            &Hours::new(),
-        );
+        let f = build(BoardData {
+            sites: Some(vec![site("a")]),
+            ..BoardData::default()
+        });
         assert_eq!(f.event, None);
         assert!(f.entries.is_empty());
         assert_eq!(f.site_count, 1);
@@ -550,18 +569,17 @@ mod tests {
         let data = BoardData {
             applied: 7,
             event: Some(Event::new("e", "E", UnixNanos(0), UnixNanos(1), "IDR").expect("event")),
-            sites: vec![site("a"), site("b")],
+            sites: Some(vec![site("a"), site("b")]),
             totals: vec![
                 (SiteId::parse("a").expect("a"), usd, totals(big, 0)),
                 (SiteId::parse("b").expect("b"), idr, totals(500, 0)),
             ],
             rates: vec![(usd, Rate::parse("15850.25").expect("rate"))],
             events: saleboard_domain::Events::default(),
-            segments: SegmentRead::default(),
-            national_hourly: Vec::new(),
-            baseline_changed_at: None,
+            totals_full: true,
+            ..BoardData::default()
         };
-        let f = Figures::build(data, &Arc::default(), &SegmentMap::new(), &Hours::new());
+        let f = build(data);
         let out: Vec<_> = f
             .out_of_range()
             .map(|e| (e.site_id.as_str(), e.out_of_range.clone()))

@@ -104,8 +104,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Writes the changed totals of one apply: one statement per table.
-    /// The national breakdown rows written are marked changed at `position` (the applied
-    /// position this write moves to).
+    /// The site totals and national breakdown rows written are marked changed at `position`
+    /// (the applied position this write moves to): the board reads only the rows changed
+    /// since its last read.
     fn upsert_totals(
         conn: &mut <Self::Db as Database>::Connection,
         changes: &Changes,

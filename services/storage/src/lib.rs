@@ -44,9 +44,9 @@ use saleboard_domain::{Currency, Event, Events, Rate, SiteId, UnixNanos, resolve
 
 pub use error::{Fault, StorageError};
 pub use model::{
-    ActiveKey, AggregatorState, ApiKeyRecord, BoardData, Candidate, HourRow, LedgerRow,
-    SegmentCursor, SegmentRead, SegmentRow, SegmentSiteRow, SiteBreakdownData, SiteCurrencyTotals,
-    SiteRecord, SiteTotalsData, StoredTotals,
+    ActiveKey, AggregatorState, ApiKeyRecord, BoardCursor, BoardData, Candidate, EventTotals,
+    HourRow, LedgerRow, SegmentRead, SegmentRow, SegmentSiteRow, SiteBreakdownData,
+    SiteCurrencyTotals, SiteRecord, SiteTotalsData, StoredTotals,
 };
 pub use tx::ConnectionStats;
 pub use writes::WriteFault;
@@ -157,13 +157,15 @@ pub trait TotalsStore: Send + Sync {
     async fn applied_position(&self) -> Result<u64>;
     /// Everything a leaderboard snapshot of an event needs (`None`: the current event), read
     /// consistently. `BoardData::event` is `None` for an unknown event.
-    /// With a `cursor` of the event chosen, only the breakdown rows changed since it are read
-    /// (`BoardData::segments.full` is false), and the disabled sites' rows only when their
-    /// figures moved.
+    /// With a `cursor` of the event chosen, only the site totals changed since its applied
+    /// position and the breakdown rows changed since its breakdown watermark are read
+    /// (`BoardData::totals_full` and `segments.full` are false), the sites only when they
+    /// changed (`BoardData::sites` is `None` otherwise), and the disabled sites' rows only when
+    /// their figures moved.
     async fn read_board(
         &self,
         event_id: Option<&str>,
-        cursor: Option<SegmentCursor<'_>>,
+        cursor: Option<BoardCursor<'_>>,
     ) -> Result<BoardData>;
     /// One site's breakdown in a dimension, in an event (`None`: the current one), read
     /// consistently, at the breakdown watermark; `None` for an unknown site.
@@ -203,22 +205,41 @@ pub trait Store: AdminStore + LedgerStore + TotalsStore + std::fmt::Debug {
     fn write_fault(&self) -> Option<WriteFault>;
     /// What became of connections whose transaction did not end cleanly.
     fn connection_stats(&self) -> ConnectionStats;
-    /// The aggregator's applied position, updated as it moves: PostgreSQL delivers it by
-    /// LISTEN/NOTIFY (with a slow poll as a safety net); SQLite, which has no notifications,
-    /// reads the one-row state every [`SQLITE_FEED_POLL`]. The feeding task ends when every
-    /// receiver is dropped.
-    async fn applied_feed(&self) -> Result<tokio::sync::watch::Receiver<u64>>;
+    /// The aggregator's (applied position, breakdown watermark), updated as either moves (a
+    /// quiet aggregator writes deferred breakdowns without moving the applied position):
+    /// PostgreSQL delivers them by LISTEN/NOTIFY (with a slow poll as a safety net); SQLite,
+    /// which has no notifications, reads the one-row state every [`SQLITE_FEED_POLL`]. The
+    /// feeding task ends when every receiver is dropped.
+    async fn applied_feed(&self) -> Result<tokio::sync::watch::Receiver<(u64, u64)>>;
 }
 
-/// Publishes `applied` on an applied feed when it is newer than what receivers have seen.
-pub(crate) fn advance_feed(feed: &tokio::sync::watch::Sender<u64>, applied: u64) {
+/// Publishes (applied position, breakdown watermark) on an applied feed when either is newer
+/// than what receivers have seen (`None`: not known from this signal).
+pub(crate) fn advance_feed(
+    feed: &tokio::sync::watch::Sender<(u64, u64)>,
+    applied: Option<u64>,
+    breakdowns: Option<u64>,
+) {
     feed.send_if_modified(|current| {
-        let newer = applied > *current;
-        if newer {
-            *current = applied;
+        let mut newer = false;
+        for (seen, now) in [(&mut current.0, applied), (&mut current.1, breakdowns)] {
+            if let Some(now) = now
+                && now > *seen
+            {
+                *seen = now;
+                newer = true;
+            }
         }
         newer
     });
+}
+
+/// The applied position and the breakdown watermark, as the feeds read them.
+pub(crate) fn watermarks(row: (i64, i64)) -> Result<(u64, u64)> {
+    Ok((
+        model::to_u64("aggregator_state", row.0)?,
+        model::to_u64("aggregator_state", row.1)?,
+    ))
 }
 
 /// How often the SQLite applied feed reads the aggregator's state row (one primary-key read).

@@ -112,17 +112,28 @@ pub type SegmentSiteRow = (SiteId, Dimension, String, Currency, CurrencyTotals);
 /// folds into both in the same transaction).
 pub type SiteCurrencyTotals = (SiteId, Currency, CurrencyTotals);
 
-/// Where the board's last read of an event's breakdown rows was.
+/// An event's totals by site, then currency: what the board holds between two reads.
+pub type EventTotals = BTreeMap<SiteId, BTreeMap<Currency, CurrencyTotals>>;
+
+/// Where the board's last read of an event was, and what it holds from it: a read with it
+/// reads only what changed since.
 #[derive(Debug, Clone, Copy)]
-pub struct SegmentCursor<'a> {
+pub struct BoardCursor<'a> {
     /// The event read.
     pub event_id: &'a str,
-    /// The breakdown watermark of that read ([`SegmentRead::applied`]): only national rows
-    /// changed after it are read.
+    /// The applied position of that read: only the site totals changed after it are read.
     pub applied: u64,
-    /// The disabled sites' totals at that read: their hourly rows are read again only when
-    /// these differ.
-    pub disabled_totals: &'a [SiteCurrencyTotals],
+    /// The breakdown watermark of that read ([`SegmentRead::applied`]): only the national
+    /// breakdown rows changed after it are read.
+    pub breakdown_applied: u64,
+    /// The version of the sites table at that read: the sites are read again only when it
+    /// moved.
+    pub sites_version: u64,
+    /// Every site as held (as of that read, or read before it at the same version).
+    pub sites: &'a [SiteRecord],
+    /// Every total of the event as held (that read's merged into the ones before): the
+    /// disabled sites' hourly rows are read again only when theirs moved.
+    pub totals: &'a EventTotals,
     /// The disabled sites' origin breakdown rows at that read: their breakdown rows are read
     /// again only when these differ (every ledger row moves a site's origin figures, and they
     /// are at the breakdown watermark, as the rows they stand for).
@@ -140,10 +151,11 @@ pub struct SegmentRead {
     pub full: bool,
     /// The rows.
     pub rows: Vec<SegmentRow>,
-    /// The disabled sites' totals in the event as of this read, by site and currency.
+    /// The disabled sites' totals in the event as of this read (the cursor's updated by the
+    /// rows read), by site and currency.
     pub disabled_totals: Vec<SiteCurrencyTotals>,
     /// The disabled sites' origin breakdown rows as of this read, by site (see
-    /// [`SegmentCursor::disabled_origins`]).
+    /// [`BoardCursor::disabled_origins`]).
     pub disabled_origins: Vec<(SiteId, Vec<SegmentSiteRow>)>,
     /// The breakdown rows of each disabled site whose origin rows differ from the cursor's
     /// (all of them without a cursor), to take out of national figures (disabled sites are
@@ -179,10 +191,16 @@ pub struct BoardData {
     pub event: Option<saleboard_domain::Event>,
     /// Every event, read in the same transaction (states, windows, baselines).
     pub events: saleboard_domain::Events,
-    /// Every site.
-    pub sites: Vec<SiteRecord>,
-    /// Every per-currency total.
-    pub totals: Vec<(SiteId, Currency, saleboard_domain::totals::CurrencyTotals)>,
+    /// The version of the sites table this read saw.
+    pub sites_version: u64,
+    /// Every site, by id; `None`: the cursor's (their version did not move). Always read
+    /// without a cursor.
+    pub sites: Option<Vec<SiteRecord>>,
+    /// The event's per-currency totals: every one when `totals_full`, else only those changed
+    /// since the cursor's position (merge them into the cursor's).
+    pub totals: Vec<SiteCurrencyTotals>,
+    /// `totals` are all of the event's (replace what was held).
+    pub totals_full: bool,
     /// Every exchange rate.
     pub rates: Vec<(Currency, saleboard_domain::Rate)>,
     /// The event's national breakdown rows (all, or those changed since a position).

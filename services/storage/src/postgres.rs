@@ -15,7 +15,7 @@ use crate::model::{db_position, to_i64};
 use crate::rows::{RefundedRow, StoredRow};
 use crate::tx::{ConnectionCounters, ConnectionStats};
 use crate::writes::WriteHealth;
-use crate::{Result, Store, TotalsStore};
+use crate::{Result, Store};
 
 /// Ledger and admin data in PostgreSQL.
 #[derive(Debug, Clone)]
@@ -27,6 +27,15 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// The applied position and the breakdown watermark (one row by primary key).
+    async fn watermarks(&self) -> Result<(u64, u64)> {
+        crate::watermarks(
+            sqlx::query_as(crate::sql::APPLIED_BOTH)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// Connects a pool of at most `max_connections`.
     ///
     /// # Errors
@@ -166,6 +175,13 @@ impl PgStore {
                 "breakdown watermark".into(),
                 MigrationType::Simple,
                 include_str!("../migrations/postgres/0011_breakdown_watermark.sql").into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                12,
+                "incremental board".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0012_incremental_board.sql").into_sql_str(),
                 false,
             ),
         ];
@@ -314,12 +330,13 @@ impl Backend for PgStore {
                 (Sums::of(&c.gross), Sums::of(&c.refunded), Sums::of(&c.net));
             let sql = format!(
                 "INSERT INTO site_totals (site_id, currency, sale_count, gross_minor, \
-                 refund_count, refunded_minor, net_minor, event_id) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::{}, \
-                 $5::bigint[], $6::{}, $7::{}, $8::text[]) \
+                 refund_count, refunded_minor, net_minor, event_id, changed_at_position) \
+                 SELECT u.*, $9 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::{}, \
+                 $5::bigint[], $6::{}, $7::{}, $8::text[]) AS u \
                  ON CONFLICT (event_id, site_id, currency) DO UPDATE SET sale_count = excluded.sale_count, \
                  gross_minor = excluded.gross_minor, refund_count = excluded.refund_count, \
-                 refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor",
+                 refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor, \
+                 changed_at_position = excluded.changed_at_position",
                 gross.array_type(),
                 refunded.array_type(),
                 net.array_type()
@@ -330,7 +347,11 @@ impl Backend for PgStore {
                 .bind(c.sales);
             let query = gross.bind(query).bind(c.refunds);
             let query = refunded.bind(query);
-            net.bind(query).bind(c.event).execute(&mut *conn).await?;
+            net.bind(query)
+                .bind(c.event)
+                .bind(db_position(position)?)
+                .execute(&mut *conn)
+                .await?;
         }
         if !changes.hourly.is_empty() {
             let mut c = HourlyColumns::default();
@@ -485,10 +506,10 @@ impl Store for PgStore {
         self.counters.stats()
     }
 
-    async fn applied_feed(&self) -> Result<tokio::sync::watch::Receiver<u64>> {
+    async fn applied_feed(&self) -> Result<tokio::sync::watch::Receiver<(u64, u64)>> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
         listener.listen("saleboard_applied").await?;
-        let (tx, rx) = tokio::sync::watch::channel(self.applied_position().await?);
+        let (tx, rx) = tokio::sync::watch::channel(self.watermarks().await?);
         let store = self.clone();
         tokio::spawn(async move {
             let mut safety = tokio::time::interval(crate::PG_FEED_SAFETY_POLL);
@@ -500,7 +521,9 @@ impl Store for PgStore {
                     n = listener.recv() => match n {
                         Ok(n) => {
                             lost = false;
-                            n.payload().parse::<u64>().ok()
+                            // "APPLIED" or "APPLIED BREAKDOWNS" (see `apply_totals`).
+                            let mut parts = n.payload().split(' ').map(|p| p.parse::<u64>().ok());
+                            Some((parts.next().flatten(), parts.next().flatten()))
                         }
                         Err(e) => {
                             if !std::mem::replace(&mut lost, true) {
@@ -510,10 +533,10 @@ impl Store for PgStore {
                             None
                         }
                     },
-                    _ = safety.tick() => store.applied_position().await.ok(),
+                    _ = safety.tick() => store.watermarks().await.ok().map(|(a, b)| (Some(a), Some(b))),
                 };
-                if let Some(applied) = seen {
-                    crate::advance_feed(&tx, applied);
+                if let Some((applied, breakdowns)) = seen {
+                    crate::advance_feed(&tx, applied, breakdowns);
                 }
             }
         });

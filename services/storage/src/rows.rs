@@ -24,16 +24,6 @@ pub(crate) struct SiteRow {
 }
 
 impl SiteRow {
-    /// Whether the site is disabled.
-    pub(crate) fn is_disabled(&self) -> bool {
-        self.disabled_at_ns.is_some()
-    }
-
-    /// The site's id as stored.
-    pub(crate) fn site_id(&self) -> &str {
-        &self.site_id
-    }
-
     pub(crate) fn into_record(self) -> Result<SiteRecord> {
         Ok(SiteRecord {
             site_id: site_id("sites", &self.site_id)?,

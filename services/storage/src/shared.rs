@@ -37,12 +37,20 @@ where
         display_name: &str,
         now: UnixNanos,
     ) -> Result<SiteRecord> {
-        sqlx::query_as::<_, SiteRow>(sql::INSERT_SITE)
+        let mut tx = self.begin("BEGIN").await?;
+        let created = sqlx::query_as::<_, SiteRow>(sql::INSERT_SITE)
             .bind(site.as_str())
             .bind(display_name)
             .bind(now.0)
-            .fetch_optional(self.pool())
-            .await?
+            .fetch_optional(&mut *tx)
+            .await?;
+        if created.is_some() {
+            sqlx::query(sql::BUMP_SITES_VERSION)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        created
             .ok_or_else(|| StorageError::AlreadyExists {
                 what: "site",
                 id: site.to_string(),
@@ -65,12 +73,27 @@ where
         enabled: bool,
         now: UnixNanos,
     ) -> Result<SiteRecord> {
-        sqlx::query_as::<_, SiteRow>(sql::SET_SITE_ENABLED)
+        let mut tx = self.begin("BEGIN").await?;
+        let mut record = sqlx::query_as::<_, SiteRow>(sql::SET_SITE_ENABLED)
             .bind(site.as_str())
             .bind(i64::from(enabled))
             .bind(now.0)
-            .fetch_optional(self.pool())
-            .await?
+            .fetch_optional(&mut *tx)
+            .await?;
+        if record.is_some() {
+            sqlx::query(sql::BUMP_SITES_VERSION)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            // Already so (or unknown): nothing changed, the version stays (the board does not
+            // read the sites again for a call that changed nothing).
+            record = sqlx::query_as::<_, SiteRow>(sql::SITE)
+                .bind(site.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        record
             .ok_or_else(|| StorageError::NotFound {
                 what: "site",
                 id: site.to_string(),

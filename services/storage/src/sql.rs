@@ -16,12 +16,21 @@ pub(crate) const SITES: &str =
 pub(crate) const SITE: &str =
     "SELECT site_id, display_name, created_at_ns, disabled_at_ns FROM sites WHERE site_id = $1";
 
-/// Disables (`$2` = 0, at `$3`; disabling twice keeps the first time) or enables (`$2` = 1) a
-/// site.
+/// Disables (`$2` = 0, at `$3`) or enables (`$2` = 1) a site, when that changes it: no row comes
+/// back for a site already so (disabling twice keeps the first time) or unknown.
 pub(crate) const SET_SITE_ENABLED: &str = "\
     UPDATE sites SET disabled_at_ns = CASE WHEN $2 = 1 THEN NULL \
     ELSE COALESCE(disabled_at_ns, $3) END WHERE site_id = $1 \
+    AND CASE WHEN $2 = 1 THEN disabled_at_ns IS NOT NULL ELSE disabled_at_ns IS NULL END \
     RETURNING site_id, display_name, created_at_ns, disabled_at_ns";
+
+/// The version of the sites table: every write that changes a site bumps it in its own
+/// transaction, so a reader that saw a version has seen the sites as they were at it.
+pub(crate) const SITES_VERSION: &str = "SELECT sites FROM catalog_version WHERE id = 1";
+
+/// Bumps the version of the sites table (in the transaction of the write that changes them).
+pub(crate) const BUMP_SITES_VERSION: &str =
+    "UPDATE catalog_version SET sites = sites + 1 WHERE id = 1";
 
 /// Issues a key for a registered site (no row comes back for an unknown site).
 pub(crate) const INSERT_KEY: &str = "\
@@ -113,11 +122,12 @@ pub(crate) const TOTALS: &str = "\
     SELECT event_id, site_id, currency, sale_count, CAST(gross_minor AS TEXT) AS gross_minor, \
     refund_count, CAST(refunded_minor AS TEXT) AS refunded_minor FROM site_totals";
 
-/// Every per-currency total of one event.
-pub(crate) const EVENT_TOTALS: &str = "\
+/// The per-currency totals of an event (`$1`) changed after position `$2` (all for -1). No
+/// index on `changed_at_position` (see the migration): the filter scans the event's rows.
+pub(crate) const EVENT_TOTALS_SINCE: &str = "\
     SELECT event_id, site_id, currency, sale_count, CAST(gross_minor AS TEXT) AS gross_minor, \
     refund_count, CAST(refunded_minor AS TEXT) AS refunded_minor FROM site_totals \
-    WHERE event_id = $1";
+    WHERE event_id = $1 AND changed_at_position > $2";
 
 /// One site's per-currency totals in one event, by currency.
 pub(crate) const SITE_TOTALS: &str = "\

@@ -22,7 +22,7 @@ use crate::model::{db_position, to_i64};
 use crate::rows::{RefundedRow, StoredRow};
 use crate::tx::{ConnectionCounters, ConnectionStats};
 use crate::writes::WriteHealth;
-use crate::{Result, StorageError, Store, TotalsStore};
+use crate::{Result, StorageError, Store};
 
 /// Ledger and admin data in one SQLite file.
 #[derive(Debug, Clone)]
@@ -37,6 +37,15 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// The applied position and the breakdown watermark (one row by primary key).
+    async fn watermarks(&self) -> Result<(u64, u64)> {
+        crate::watermarks(
+            sqlx::query_as(crate::sql::APPLIED_BOTH)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// Opens (creating if needed) the database file of a `sqlite:` URL.
     ///
     /// # Errors
@@ -191,6 +200,13 @@ impl SqliteStore {
                 include_str!("../migrations/sqlite/0010_breakdown_watermark.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                11,
+                "incremental board".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0011_incremental_board.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -337,14 +353,16 @@ impl Backend for SqliteStore {
                 .collect();
             sqlx::query(
                 "INSERT INTO site_totals (event_id, site_id, currency, sale_count, gross_minor, \
-                 refund_count, refunded_minor, net_minor) \
+                 refund_count, refunded_minor, net_minor, changed_at_position) \
                  SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-                 value ->> 5, value ->> 6, value ->> 7 FROM json_each($1) WHERE true \
+                 value ->> 5, value ->> 6, value ->> 7, $2 FROM json_each($1) WHERE true \
                  ON CONFLICT (event_id, site_id, currency) DO UPDATE SET sale_count = excluded.sale_count, \
                  gross_minor = excluded.gross_minor, refund_count = excluded.refund_count, \
-                 refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor",
+                 refunded_minor = excluded.refunded_minor, net_minor = excluded.net_minor, \
+                 changed_at_position = excluded.changed_at_position",
             )
             .bind(serde_json::Value::Array(rows).to_string())
+            .bind(db_position(position)?)
             .execute(&mut *conn)
             .await?;
         }
@@ -448,8 +466,8 @@ impl Store for SqliteStore {
         self.counters.stats()
     }
 
-    async fn applied_feed(&self) -> Result<tokio::sync::watch::Receiver<u64>> {
-        let (tx, rx) = tokio::sync::watch::channel(self.applied_position().await?);
+    async fn applied_feed(&self) -> Result<tokio::sync::watch::Receiver<(u64, u64)>> {
+        let (tx, rx) = tokio::sync::watch::channel(self.watermarks().await?);
         let store = self.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(crate::SQLITE_FEED_POLL);
@@ -461,12 +479,12 @@ impl Store for SqliteStore {
                     () = tx.closed() => break,
                     _ = ticker.tick() => {}
                 }
-                match store.applied_position().await {
-                    Ok(applied) => {
+                match store.watermarks().await {
+                    Ok((applied, breakdowns)) => {
                         if std::mem::take(&mut failing) {
                             tracing::info!("applied feed: reads the aggregator state again");
                         }
-                        crate::advance_feed(&tx, applied);
+                        crate::advance_feed(&tx, Some(applied), Some(breakdowns));
                     }
                     Err(e) => {
                         if !std::mem::replace(&mut failing, true) {

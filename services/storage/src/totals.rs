@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use saleboard_domain::comparison::HourlyNet;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use saleboard_domain::totals::{Changes, CurrencyTotals, SegmentFigures, SegmentKey, TotalsBook};
 use saleboard_domain::{Currency, Dimension, SiteId, UnixNanos};
@@ -11,8 +11,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type}
 
 use crate::backend::Backend;
 use crate::model::{
-    AggregatorState, BoardData, SegmentCursor, SegmentRead, SiteBreakdownData, SiteCurrencyTotals,
-    SiteTotalsData, StoredTotals, db_position, to_u64,
+    AggregatorState, BoardCursor, BoardData, EventTotals, SegmentRead, SiteBreakdownData,
+    SiteCurrencyTotals, SiteRecord, SiteTotalsData, StoredTotals, db_position, to_u64,
 };
 use crate::rows::{
     HourlyRow, NationalHourRow, RateRow, SegmentSiteTotalsRow, SegmentTotalsRow, SiteRow, StateRow,
@@ -129,8 +129,14 @@ where
                 .execute(&mut *write.tx)
                 .await?;
             if let Some(notify) = B::NOTIFY_APPLIED {
+                // The applied position, and the breakdown watermark when it moved with it.
+                let payload = if changes.breakdowns {
+                    format!("{to} {to}")
+                } else {
+                    to.to_string()
+                };
                 sqlx::query(notify)
-                    .bind(to.to_string())
+                    .bind(payload)
                     .execute(&mut *write.tx)
                     .await?;
             }
@@ -175,7 +181,7 @@ where
     async fn read_board(
         &self,
         event_id: Option<&str>,
-        cursor: Option<SegmentCursor<'_>>,
+        cursor: Option<BoardCursor<'_>>,
     ) -> Result<BoardData> {
         let mut tx = self.begin(B::BEGIN_READ).await?;
         let (applied, breakdown_applied): (i64, i64) = sqlx::query_as(sql::APPLIED_BOTH)
@@ -185,24 +191,37 @@ where
         let events = events_in(&mut tx).await?;
         let event = chosen(&events, event_id);
         let event_id = event.as_ref().map_or("", |e| e.event_id.as_str());
-        let sites = sqlx::query_as::<_, SiteRow>(sql::SITES)
-            .fetch_all(&mut *tx)
+        // What changed since the caller's last read of the same event, else everything.
+        let cursor = cursor.filter(|c| c.event_id == event_id);
+        let since = cursor.map(|c| db_position(c.applied)).transpose()?;
+        let sites_version: i64 = sqlx::query_scalar(sql::SITES_VERSION)
+            .fetch_one(&mut *tx)
             .await?;
-        let totals = sqlx::query_as::<_, TotalsRow>(sql::EVENT_TOTALS)
+        let sites_version = to_u64("catalog_version", sites_version)?;
+        let sites = match cursor {
+            Some(c) if c.sites_version == sites_version => None,
+            _ => Some(
+                sqlx::query_as::<_, SiteRow>(sql::SITES)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(SiteRow::into_record)
+                    .collect::<Result<Vec<SiteRecord>>>()?,
+            ),
+        };
+        let totals = sqlx::query_as::<_, TotalsRow>(sql::EVENT_TOTALS_SINCE)
             .bind(event_id)
+            .bind(since.unwrap_or(-1))
             .fetch_all(&mut *tx)
             .await?;
         let rates = sqlx::query_as::<_, RateRow>(sql::RATES)
             .bind(event_id)
             .fetch_all(&mut *tx)
             .await?;
-        let totals: Vec<(SiteId, Currency, CurrencyTotals)> = totals
+        let totals: Vec<SiteCurrencyTotals> = totals
             .into_iter()
             .map(|row| row.into_totals().map(|(_, s, c, t)| (s, c, t)))
             .collect::<Result<_>>()?;
-        // The breakdown rows changed since the caller's last read of the same event, else all.
-        let cursor = cursor.filter(|c| c.event_id == event_id);
-        let since = cursor.map(|c| db_position(c.applied)).transpose()?;
         let national_hourly = sqlx::query_as::<_, NationalHourRow>(sql::EVENT_NATIONAL_HOURLY)
             .bind(event_id)
             .fetch_all(&mut *tx)
@@ -217,48 +236,39 @@ where
                 .await?;
             Some(to_u64("national_hourly_totals", at)?)
         };
+        // The national breakdown rows changed since the last read's breakdown watermark.
+        let segments_since = cursor
+            .map(|c| db_position(c.breakdown_applied))
+            .transpose()?;
         let segment_rows = sqlx::query_as::<_, SegmentTotalsRow>(sql::EVENT_SEGMENTS_SINCE)
             .bind(event_id)
-            .bind(since.unwrap_or(-1))
+            .bind(segments_since.unwrap_or(-1))
             .fetch_all(&mut *tx)
             .await?;
         // The disabled sites' rows: their hourly rows when their totals moved since that
         // read, their breakdown rows when their origin rows did (the breakdown figures carry
         // their own watermark, which the totals may be ahead of).
-        let disabled_sites: std::collections::HashSet<&str> = sites
-            .iter()
-            .filter(|r| r.is_disabled())
-            .map(SiteRow::site_id)
-            .collect();
-        let mut disabled_totals: Vec<SiteCurrencyTotals> = totals
-            .iter()
-            .filter(|(s, _, _)| disabled_sites.contains(s.as_str()))
-            .cloned()
-            .collect();
-        disabled_totals.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        // Each site's rows, grouped once (a refresh with many disabled sites stays linear).
-        fn by_site(
-            all: &[SiteCurrencyTotals],
-        ) -> std::collections::HashMap<&SiteId, Vec<&SiteCurrencyTotals>> {
-            let mut sites: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
-            for row in all {
-                sites.entry(&row.0).or_default().push(row);
+        let now_sites = sites
+            .as_deref()
+            .or(cursor.map(|c| c.sites))
+            .unwrap_or_default();
+        let disabled_now = disabled_totals(now_sites, cursor.map(|c| c.totals), &totals);
+        let hours_moved = |site: &SiteId| match cursor {
+            None => true,
+            Some(c) => {
+                let was_disabled = c
+                    .sites
+                    .iter()
+                    .any(|s| s.site_id == *site && s.disabled_at.is_some());
+                let before = c.totals.get(site).filter(|_| was_disabled);
+                before != disabled_now.get(site)
             }
-            sites
-        }
-        let now_by_site = by_site(&disabled_totals);
-        let before_by_site = cursor.map(|c| by_site(c.disabled_totals));
-        let mut with_totals: Vec<SiteId> =
-            disabled_totals.iter().map(|(s, _, _)| s.clone()).collect();
-        with_totals.dedup();
+        };
         let mut disabled_hourly = Vec::new();
-        let mut disabled_origins = Vec::with_capacity(with_totals.len());
+        let mut disabled_origins = Vec::with_capacity(disabled_now.len());
         let mut disabled = Vec::new();
-        for site in with_totals {
-            let hours_moved = before_by_site
-                .as_ref()
-                .is_none_or(|before| before.get(&site) != now_by_site.get(&site));
-            if hours_moved {
+        for &site in disabled_now.keys() {
+            if hours_moved(site) {
                 let hours = sqlx::query_as::<_, HourlyRow>(sql::SITE_HOURLY)
                     .bind(event_id)
                     .bind(site.as_str())
@@ -283,7 +293,7 @@ where
             let breakdowns_moved = cursor.is_none_or(|c| {
                 c.disabled_origins
                     .iter()
-                    .find(|(s, _)| *s == site)
+                    .find(|(s, _)| s == site)
                     .is_none_or(|(_, before)| *before != origins)
             });
             if breakdowns_moved {
@@ -294,12 +304,16 @@ where
                     .await?;
                 disabled.push((site.clone(), site_rows(rows)?));
             }
-            disabled_origins.push((site, origins));
+            disabled_origins.push((site.clone(), origins));
         }
+        let disabled_totals: Vec<SiteCurrencyTotals> = disabled_now
+            .iter()
+            .flat_map(|(site, per)| per.iter().map(|(c, t)| ((*site).clone(), *c, *t)))
+            .collect();
         tx.commit().await?;
         let segments = SegmentRead {
             applied: to_u64("aggregator_state", breakdown_applied)?,
-            full: since.is_none(),
+            full: segments_since.is_none(),
             rows: segment_rows
                 .into_iter()
                 .map(|row| row.into_parts().map(|(_, d, k, c, t, n)| (d, k, c, t, n)))
@@ -317,11 +331,10 @@ where
                 .collect::<Result<_>>()?,
             segments,
             applied: to_u64("aggregator_state", applied)?,
-            sites: sites
-                .into_iter()
-                .map(SiteRow::into_record)
-                .collect::<Result<_>>()?,
+            sites_version,
+            sites,
             totals,
+            totals_full: since.is_none(),
             rates: rates
                 .into_iter()
                 .map(RateRow::into_pair)
@@ -475,4 +488,31 @@ fn site_rows(rows: Vec<SegmentSiteTotalsRow>) -> Result<Vec<crate::SegmentSiteRo
     rows.into_iter()
         .map(|row| row.into_parts().map(|(_, s, d, k, c, t)| (s, d, k, c, t)))
         .collect()
+}
+
+/// The disabled sites' totals as of a read, by site then currency: the ones `held` (the
+/// cursor's; none without one) updated by the rows `read` (all of the event's without a
+/// cursor). A disabled site without a total is not named.
+fn disabled_totals<'a>(
+    sites: &'a [SiteRecord],
+    held: Option<&EventTotals>,
+    read: &[SiteCurrencyTotals],
+) -> BTreeMap<&'a SiteId, BTreeMap<Currency, CurrencyTotals>> {
+    let disabled: HashSet<&SiteId> = sites
+        .iter()
+        .filter(|s| s.disabled_at.is_some())
+        .map(|s| &s.site_id)
+        .collect();
+    let mut now: BTreeMap<&SiteId, BTreeMap<Currency, CurrencyTotals>> = BTreeMap::new();
+    for &site in &disabled {
+        if let Some(per) = held.and_then(|h| h.get(site)) {
+            now.insert(site, per.clone());
+        }
+    }
+    for (site, currency, t) in read {
+        if let Some(&site) = disabled.get(site) {
+            now.entry(site).or_default().insert(*currency, *t);
+        }
+    }
+    now
 }
