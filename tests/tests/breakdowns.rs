@@ -1052,6 +1052,21 @@ async fn breakdowns_trailing_the_totals_catch_up(backend: Backend) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("stored up to position 20"), "{text}");
+    // A breakdown write stands only on the watermark it started from, and never ahead of the
+    // totals: anything else is fenced, and writes nothing.
+    let mut pending = book.clone();
+    let changes = pending.take_breakdown_changes();
+    for (from, at) in [(19, 60), (20, 61)] {
+        let fenced = store.apply_breakdowns(from, at, &changes).await;
+        assert!(
+            matches!(fenced, Err(saleboard_storage::StorageError::Fenced { .. })),
+            "from {from} at {at}: {fenced:?}"
+        );
+    }
+    assert_eq!(
+        store.load_totals().await.expect("load").breakdown_applied,
+        20
+    );
 
     // An aggregator starting here folds rows 21-60 into the breakdowns and writes them.
     let addr = saleboard_tests::proc::free_addr();

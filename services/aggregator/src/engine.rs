@@ -52,6 +52,10 @@ enum Lost {
     /// Storage failed or fenced the apply: reload and try again.
     #[error(transparent)]
     Storage(StorageError),
+    /// The task writing deferred breakdowns ended without an answer (it panicked, or the
+    /// runtime is shutting down): reload and try again.
+    #[error("the breakdown write stopped: {0}")]
+    Flush(String),
 }
 
 /// How a period as the active aggregator ended.
@@ -301,14 +305,21 @@ impl Engine {
         let renew_every = self.config.lease() / 5;
         let mut renewed = Instant::now();
         let mut last_apply: Option<Instant> = None;
-        // When the breakdown figures were last written (see --aggregator-breakdown-ms).
+        // When the breakdown figures were last written (see --aggregator-breakdown-ms), the
+        // watermark this lead last gave them, and the write of them under way (at most one).
         let mut breakdowns_written = Instant::now();
+        let mut breakdown_applied = applied;
+        let mut flushing: Option<Flush> = None;
         let mut full_batch = false;
         // While behind, the next batch is read and folded during the previous one's write.
         let mut ahead: Option<Folded> = None;
         loop {
             if *stop.borrow() {
+                finish(flushing.take()).await?;
                 return Ok(());
+            }
+            if flushing.as_ref().is_some_and(Flush::is_finished) {
+                finish(flushing.take()).await?;
             }
             if renewed.elapsed() >= renew_every {
                 let (now, until) = self.lease_until();
@@ -340,11 +351,13 @@ impl Engine {
             let Some(last) = folded.last else {
                 // Caught up with every committed row: the breakdown figures catch up too.
                 if book.breakdowns_pending() {
+                    finish(flushing.take()).await?;
                     let changes = book.take_breakdown_changes();
                     self.store
                         .apply_totals(applied, applied, &changes, UnixNanos::now())
                         .await?;
                     breakdowns_written = Instant::now();
+                    breakdown_applied = applied;
                     continue;
                 }
                 self.metrics.lag.record(0, &[]);
@@ -357,16 +370,23 @@ impl Engine {
             last_apply = Some(Instant::now());
             full_batch = folded.rows >= self.config.batch_rows as usize;
             // Busy: the breakdown figures wait for their interval (their rows are the most
-            // numerous; waiting writes each once for more ledger rows). Otherwise, or when the
-            // interval is up, they go with the headline figures.
-            let defer = folded.rows >= BUSY_ROWS
-                && breakdowns_written.elapsed() < self.config.breakdown_interval();
-            let changes = if defer {
-                book.take_headline_changes()
+            // numerous; waiting writes each once for more ledger rows), then go in a write of
+            // their own beside the headline applies (which never wait for them). Quiet: both
+            // go together, after any breakdown write under way.
+            let busy = folded.rows >= BUSY_ROWS;
+            let (changes, breakdowns) = if busy {
+                let headline = book.take_headline_changes();
+                let due = breakdowns_written.elapsed() >= self.config.breakdown_interval();
+                // Taken now, at `last` (before the next batch is folded in below).
+                (headline, due.then(|| book.take_breakdown_changes()))
             } else {
-                breakdowns_written = Instant::now();
-                book.take_changes()
+                finish(flushing.take()).await?;
+                breakdown_applied = last;
+                (book.take_changes(), None)
             };
+            if !busy || breakdowns.is_some() {
+                breakdowns_written = Instant::now();
+            }
             // Behind (a full batch): read what follows and fold it while this batch's totals
             // are written. The read only sees committed ledger rows after `last`, whatever the
             // write does; the fold only changes this lead's book, which a failed (or fenced)
@@ -392,12 +412,49 @@ impl Engine {
                 "totals applied"
             );
             applied = last;
+            if let Some(breakdowns) = breakdowns {
+                // One at a time, each from the watermark the one before gave.
+                finish(flushing.take()).await?;
+                let store = self.store.clone();
+                let from = std::mem::replace(&mut breakdown_applied, applied);
+                flushing = Some(Flush(tokio::spawn(async move {
+                    store.apply_breakdowns(from, applied, &breakdowns).await
+                })));
+            }
             self.metrics.applied.add(folded.rows as u64, &[]);
             self.status.send_replace(LocalStatus {
                 active: true,
                 applied,
             });
         }
+    }
+}
+
+/// A write of deferred breakdown figures under way, beside the headline applies. Dropped
+/// unfinished (the lead ended on another error), it is cancelled: its transaction rolls back.
+struct Flush(tokio::task::JoinHandle<Result<(), StorageError>>);
+
+impl Flush {
+    fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+}
+
+impl Drop for Flush {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Waits for a breakdown write under way, if any: its failure ends the lead like any write's
+/// (the book is reloaded from what is committed).
+async fn finish(flush: Option<Flush>) -> Result<(), LeadEnd> {
+    let Some(mut flush) = flush else {
+        return Ok(());
+    };
+    match (&mut flush.0).await {
+        Ok(result) => result.map_err(LeadEnd::from),
+        Err(e) => Err(LeadEnd::Lost(Lost::Flush(e.to_string()))),
     }
 }
 

@@ -146,6 +146,17 @@ pub trait TotalsStore: Send + Sync {
         changes: &saleboard_domain::totals::Changes,
         now: UnixNanos,
     ) -> Result<()>;
+    /// Writes breakdown changes (`changes.segment_sites` and `segments`; nothing else) and
+    /// moves the breakdown watermark from `from` to `at`, which the totals must include
+    /// already, in one transaction: a write of its own, beside the headline applies (it locks
+    /// the state row only at its end). [`StorageError::Fenced`] (and nothing written) when the
+    /// stored breakdown watermark is not `from` or the totals are behind `at`.
+    async fn apply_breakdowns(
+        &self,
+        from: u64,
+        at: u64,
+        changes: &saleboard_domain::totals::Changes,
+    ) -> Result<()>;
     /// Takes or renews the aggregator lease for `holder` until `until`; false when another
     /// holder's lease is still running.
     async fn try_lease(&self, holder: &str, now: UnixNanos, until: UnixNanos) -> Result<bool>;

@@ -117,6 +117,13 @@ pub(crate) const MOVE_APPLIED: &str = "\
     UPDATE aggregator_state SET applied_position = $1, updated_at_ns = $2, \
     breakdown_applied = CASE WHEN $3 = 1 THEN $1 ELSE breakdown_applied END WHERE id = 1";
 
+/// Moves the breakdown watermark from `$2` to `$1` alone, if the totals include `$1`: zero
+/// rows when another writer moved either (the write that asked is fenced).
+pub(crate) const MOVE_BREAKDOWNS: &str = "\
+    UPDATE aggregator_state SET breakdown_applied = $1 \
+    WHERE id = 1 AND breakdown_applied = $2 AND applied_position >= $1 \
+    RETURNING breakdown_applied";
+
 /// Every per-currency total of every event.
 pub(crate) const TOTALS: &str = "\
     SELECT event_id, site_id, currency, sale_count, CAST(gross_minor AS TEXT) AS gross_minor, \

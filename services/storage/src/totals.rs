@@ -146,6 +146,40 @@ where
         self.writes().record("apply", result)
     }
 
+    async fn apply_breakdowns(&self, from: u64, at: u64, changes: &Changes) -> Result<()> {
+        let result = async {
+            let mut write = self.begin_write().await?;
+            // The breakdown rows first, the state row last: the headline applies, which lock
+            // the state row first, wait for it only for the end of this one.
+            B::upsert_totals(&mut write.tx, changes, at).await?;
+            let moved: Option<i64> = sqlx::query_scalar(sql::MOVE_BREAKDOWNS)
+                .bind(db_position(at)?)
+                .bind(db_position(from)?)
+                .fetch_optional(&mut *write.tx)
+                .await?;
+            if moved.is_none() {
+                let found: (i64, i64) = sqlx::query_as(sql::APPLIED_BOTH)
+                    .fetch_one(&mut *write.tx)
+                    .await?;
+                let fenced = StorageError::Fenced {
+                    expected: from,
+                    found: u64::try_from(found.1).unwrap_or_default(),
+                };
+                return Err(write.abandon(fenced).await);
+            }
+            if let Some(notify) = B::NOTIFY_APPLIED {
+                // The breakdown watermark alone (see `apply_totals`).
+                sqlx::query(notify)
+                    .bind(format!("- {at}"))
+                    .execute(&mut *write.tx)
+                    .await?;
+            }
+            write.tx.commit().await
+        }
+        .await;
+        self.writes().record("apply", result)
+    }
+
     async fn try_lease(&self, holder: &str, now: UnixNanos, until: UnixNanos) -> Result<bool> {
         let taken: Option<String> = sqlx::query_scalar(sql::TAKE_LEASE)
             .bind(holder)
