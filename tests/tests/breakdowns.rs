@@ -639,14 +639,7 @@ async fn breakdowns_against_a_model(backend: Backend) {
     );
 
     // verify covers the breakdowns, and names one that is wrong.
-    let verify = || {
-        std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
-            .arg("verify")
-            .env("SALEBOARD_DATABASE_URL", &app.db.url)
-            .output()
-            .expect("verify runs")
-    };
-    let out = verify();
+    let out = verify(&app.db);
     assert!(
         out.status.success(),
         "{}{}",
@@ -665,7 +658,7 @@ async fn breakdowns_against_a_model(backend: Backend) {
              WHERE dimension = 1 AND key = 'nestle' AND site_id = 'alpha' AND currency = 'IDR'",
         )
         .await;
-    let out = verify();
+    let out = verify(&app.db);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("category \"beauty\" IDR"), "{said}");
@@ -893,28 +886,10 @@ async fn a_database_from_before_segments_migrates(backend: Backend) {
     assert!(loaded.segments.is_empty(), "no national rows yet");
 
     // The aggregator writes the national rows when it starts.
-    let addr = saleboard_tests::proc::free_addr();
-    let listen = addr.to_string();
-    let aggregator = saleboard_tests::proc::ServiceProcess::start(
-        "saleboard-aggregator",
-        &["--aggregator-listen", &listen],
-        &[("SALEBOARD_DATABASE_URL", db.url.as_str())],
-        addr,
-    )
+    let healed = aggregate_until(&db, &store, "wrote the national breakdown rows", |t| {
+        !t.segments.is_empty()
+    })
     .await;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let healed = loop {
-        let loaded = store.load_totals().await.expect("totals");
-        if !loaded.segments.is_empty() {
-            break loaded;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the aggregator never wrote the national breakdown rows"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
-    drop(aggregator);
     assert_eq!(healed.segments, healed.book.segments());
     assert_eq!(healed.applied, 2, "without moving");
     let origin = &healed.segments[&(
@@ -931,11 +906,7 @@ async fn a_database_from_before_segments_migrates(backend: Backend) {
             .sum::<i128>(),
         4_500
     );
-    let out = std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
-        .arg("verify")
-        .env("SALEBOARD_DATABASE_URL", &db.url)
-        .output()
-        .expect("verify runs");
+    let out = verify(&db);
     assert!(
         out.status.success(),
         "{}{}",
@@ -1037,14 +1008,7 @@ async fn breakdowns_trailing_the_totals_catch_up(backend: Backend) {
     assert_eq!(stored.segments, at_20.segments(), "breakdowns at 20");
     let board = store.read_board(Some("e"), None).await.expect("board");
     assert_eq!((board.applied, board.segments.applied), (60, 20));
-    let verify = || {
-        std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
-            .arg("verify")
-            .env("SALEBOARD_DATABASE_URL", &db.url)
-            .output()
-            .expect("verify runs")
-    };
-    let out = verify();
+    let out = verify(&db);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -1069,6 +1033,30 @@ async fn breakdowns_trailing_the_totals_catch_up(backend: Backend) {
     );
 
     // An aggregator starting here folds rows 21-60 into the breakdowns and writes them.
+    let caught_up = aggregate_until(&db, &store, "caught the breakdowns up", |t| {
+        t.breakdown_applied == 60
+    })
+    .await;
+    assert_eq!(caught_up.applied, 60, "without moving");
+    assert_eq!(caught_up.segments, whole.segments());
+    assert_eq!(caught_up.book.segment_sites(), whole.segment_sites());
+    assert_eq!(caught_up.book.totals(), whole.totals());
+    let board = store.read_board(Some("e"), None).await.expect("board");
+    assert_eq!(board.segments.applied, 60);
+    let out = verify(&db);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("stored up to position"), "{text}");
+}
+
+/// Starts an aggregator on `db` and waits (at most 10 s) until the stored totals satisfy
+/// `done` (`what` says what it waits for), then stops it and returns them.
+async fn aggregate_until(
+    db: &saleboard_tests::TestDb,
+    store: &std::sync::Arc<dyn saleboard_storage::Store>,
+    what: &str,
+    done: impl Fn(&saleboard_storage::StoredTotals) -> bool,
+) -> saleboard_storage::StoredTotals {
     let addr = saleboard_tests::proc::free_addr();
     let listen = addr.to_string();
     let aggregator = saleboard_tests::proc::ServiceProcess::start(
@@ -1079,28 +1067,27 @@ async fn breakdowns_trailing_the_totals_catch_up(backend: Backend) {
     )
     .await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let caught_up = loop {
+    loop {
         let loaded = store.load_totals().await.expect("totals");
-        if loaded.breakdown_applied == 60 {
-            break loaded;
+        if done(&loaded) {
+            drop(aggregator);
+            return loaded;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the aggregator never caught the breakdowns up"
+            "the aggregator never {what}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
-    drop(aggregator);
-    assert_eq!(caught_up.applied, 60, "without moving");
-    assert_eq!(caught_up.segments, whole.segments());
-    assert_eq!(caught_up.book.segment_sites(), whole.segment_sites());
-    assert_eq!(caught_up.book.totals(), whole.totals());
-    let board = store.read_board(Some("e"), None).await.expect("board");
-    assert_eq!(board.segments.applied, 60);
-    let out = verify();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
-    assert!(!text.contains("stored up to position"), "{text}");
+    }
+}
+
+/// `saleboard verify` on `db`.
+fn verify(db: &saleboard_tests::TestDb) -> std::process::Output {
+    std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
+        .arg("verify")
+        .env("SALEBOARD_DATABASE_URL", &db.url)
+        .output()
+        .expect("verify runs")
 }
 
 backend_tests!(
