@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use saleboard_domain::UnixNanos;
-use saleboard_domain::totals::TotalsOverflow;
+use saleboard_domain::totals::{TotalsBook, TotalsOverflow};
 use saleboard_storage::{StorageError, Store};
 use tokio::sync::watch;
 
@@ -267,25 +267,20 @@ impl Engine {
                 .store
                 .read_ledger(behind, self.config.batch_rows)
                 .await?;
-            for (expected, row) in
-                (behind + 1..).zip(rows.iter().take_while(|r| r.position <= applied))
-            {
-                if row.position != expected {
-                    return Err(LeadEnd::Fatal(EngineError::Gap {
-                        applied: expected - 1,
-                        found: row.position,
-                    }));
-                }
-                book.apply_breakdowns(&row.event_id, &row.site, &row.tx)
-                    .map_err(|e| LeadEnd::Fatal(e.into()))?;
-                behind = row.position;
-            }
-            if rows.is_empty() {
+            let upto = rows.partition_point(|r| r.position <= applied);
+            let folded = fold_with(
+                &mut book,
+                behind,
+                &rows[..upto],
+                TotalsBook::apply_breakdowns,
+            )?;
+            let Some(last) = folded.last else {
                 return Err(LeadEnd::Fatal(EngineError::Gap {
                     applied: behind,
                     found: applied,
                 }));
-            }
+            };
+            behind = last;
         }
         if marked > 0 || hours_marked > 0 || book.breakdowns_pending() {
             let changes = book.take_changes();
@@ -466,11 +461,31 @@ struct Folded {
     rows: usize,
 }
 
-/// Folds rows read after `applied` into `book`, checking that they follow it without a gap.
+/// Folds rows read after `applied` into every figure of `book`, checking that they follow it
+/// without a gap.
 fn fold(
-    book: &mut saleboard_domain::totals::TotalsBook,
+    book: &mut TotalsBook,
     applied: u64,
     rows: &[saleboard_storage::LedgerRow],
+) -> Result<Folded, LeadEnd> {
+    fold_with(book, applied, rows, TotalsBook::apply)
+}
+
+/// How a row is folded: into every figure ([`TotalsBook::apply`]) or into the breakdowns
+/// alone ([`TotalsBook::apply_breakdowns`]).
+type Apply = fn(
+    &mut TotalsBook,
+    &str,
+    &saleboard_domain::SiteId,
+    &saleboard_domain::transaction::ValidTransaction,
+) -> Result<(), TotalsOverflow>;
+
+/// As [`fold`], with `apply` for each row.
+fn fold_with(
+    book: &mut TotalsBook,
+    applied: u64,
+    rows: &[saleboard_storage::LedgerRow],
+    apply: Apply,
 ) -> Result<Folded, LeadEnd> {
     for (expected, row) in (applied + 1..).zip(rows) {
         if row.position != expected {
@@ -479,8 +494,7 @@ fn fold(
                 found: row.position,
             }));
         }
-        book.apply(&row.event_id, &row.site, &row.tx)
-            .map_err(|e| LeadEnd::Fatal(e.into()))?;
+        apply(book, &row.event_id, &row.site, &row.tx).map_err(|e| LeadEnd::Fatal(e.into()))?;
     }
     Ok(Folded {
         last: rows.last().map(|r| r.position),
