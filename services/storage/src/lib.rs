@@ -28,6 +28,7 @@ mod backend;
 pub mod error;
 mod known;
 pub mod model;
+mod pgcopy;
 pub mod postgres;
 mod rows;
 mod shared;
