@@ -169,6 +169,23 @@ impl TestApp {
             ));
         }
         let db = TestDb::create(backend).await?;
+        Some(Self::spawn_on_configured(db, configure, configure_board).await)
+    }
+
+    /// Starts the services with default settings on a database that exists already (a
+    /// restored one, say).
+    ///
+    /// # Panics
+    /// When a service cannot start.
+    pub async fn spawn_on(db: TestDb) -> Self {
+        Self::spawn_on_configured(db, |_| {}, |_| {}).await
+    }
+
+    async fn spawn_on_configured(
+        db: TestDb,
+        configure: impl FnOnce(&mut IngestConfig),
+        configure_board: impl FnOnce(&mut LeaderboardConfig),
+    ) -> Self {
         let store = db.store().await;
         let token = "organizer-test-token".to_owned();
         let mut config = suite_config(&db.url, &token);
@@ -184,7 +201,7 @@ impl TestApp {
             suite.aggregator_addr(),
         );
         let serving = Serving::start(suite);
-        Some(Self {
+        Self {
             db,
             store,
             ingest_addr,
@@ -193,7 +210,7 @@ impl TestApp {
             aggregator_addr,
             token,
             serving,
-        })
+        }
     }
 
     /// An admin client with the organizer token.

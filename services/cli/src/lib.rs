@@ -7,6 +7,7 @@
 //!   demo event, demo sites and their keys.
 //! - [`migrate`]: `saleboard migrate`, apply the schema to a database.
 //! - [`verify`]: `saleboard verify`, recompute every total from the ledger and compare.
+//! - [`backup`]: `saleboard backup --out FILE` and `saleboard restore FILE`.
 //! - [`push`]: `saleboard push FILE...`, retailers send CSV or JSON Lines files.
 //! - [`query`]: `saleboard leaderboard`, `totals`, `national` for organizers.
 //! - [`admin`]: `saleboard admin` sites, keys, event and rates.
@@ -17,6 +18,7 @@
 //!   [`retry`]: the backoff of `push` and `loadgen` on UNAVAILABLE and RESOURCE_EXHAUSTED.
 
 pub mod admin;
+pub mod backup;
 pub mod bench;
 pub mod client;
 pub mod dev;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use saleboard::{admin, bench, dev, health, loadgen, migrate, push, query, verify, whoami};
+use saleboard::{admin, backup, bench, dev, health, loadgen, migrate, push, query, verify, whoami};
 use saleboard_runtime::telemetry::{self, LogFormat, TelemetryArgs};
 
 /// Saleboard: live totals and a national leaderboard for an online shopping day.
@@ -36,6 +36,12 @@ enum Command {
     /// Recompute every total from the ledger and compare with the stored totals; exit 1 on any
     /// difference.
     Verify(verify::VerifyArgs),
+    /// Write a consistent, checksummed backup of the database (sites, API key hashes, events,
+    /// exchange rates, the ledger) to a file.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty database (created and migrated if need be); the
+    /// aggregator then folds the restored ledger into the totals.
+    Restore(backup::RestoreArgs),
     /// Send transactions from CSV or JSON Lines files (retailers).
     Push(push::PushArgs),
     /// Show what an API key is: its site, the event window and the limits (retailers; needs
@@ -74,6 +80,8 @@ impl Command {
             Self::Dev(_) => "dev",
             Self::Migrate(_) => "migrate",
             Self::Verify(_) => "verify",
+            Self::Backup(_) => "backup",
+            Self::Restore(_) => "restore",
             Self::Push(_) => "push",
             Self::Whoami(_) => "whoami",
             Self::Leaderboard(_) => "leaderboard",
@@ -95,6 +103,8 @@ async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Dev(args) => dev::run(args).await.map(|()| 0),
         Command::Migrate(args) => migrate::run(&args).await.map(|()| 0),
         Command::Verify(args) => verify::run(&args).await.map(|ok| if ok { 0 } else { 1 }),
+        Command::Backup(args) => backup::backup(&args).await.map(|()| 0),
+        Command::Restore(args) => backup::restore(&args).await.map(|()| 0),
         Command::Push(args) => push::run(&args).await,
         Command::Whoami(args) => whoami::run(&args).await.map(|()| 0),
         Command::Leaderboard(args) => query::leaderboard(&args).await.map(|()| 0),

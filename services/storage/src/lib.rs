@@ -17,6 +17,8 @@
 //! - `shared` and `totals`: [`AdminStore`], [`LedgerStore`] (the append skeleton) and
 //!   [`TotalsStore`], written once, generic over the backend.
 //! - [`postgres`], [`sqlite`]: the two backends, their connection set-up and migrations.
+//! - [`backup`]: [`BackupStore`], a consistent, checksummed file of what cannot be rebuilt
+//!   (sites, keys, events, rates, the ledger) and its restore into an empty database.
 //!
 //! The ledger's write path: [`LedgerStore::append`] takes the writer lock (the `ledger_head`
 //! row in PostgreSQL, SQLite's write lock), loads the rows the batch names, lets
@@ -25,6 +27,7 @@
 //! in order, which is what lets readers tail the ledger by position without skipping a row.
 
 mod backend;
+pub mod backup;
 pub mod error;
 mod known;
 pub mod model;
@@ -43,6 +46,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use saleboard_domain::{Currency, Event, Events, Rate, SiteId, UnixNanos, resolve::Decision};
 
+pub use backup::{BackupError, BackupStore};
 pub use error::{Fault, StorageError};
 pub use model::{
     ActiveKey, AggregatorState, ApiKeyRecord, BoardCursor, BoardData, Candidate, EventTotals,
@@ -204,7 +208,7 @@ pub trait TotalsStore: Send + Sync {
 
 /// Everything a service needs from storage.
 #[async_trait]
-pub trait Store: AdminStore + LedgerStore + TotalsStore + std::fmt::Debug {
+pub trait Store: AdminStore + LedgerStore + TotalsStore + BackupStore + std::fmt::Debug {
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
     /// Applies pending migrations up to `version` only: builds a database as an earlier

@@ -85,6 +85,34 @@ pub(crate) struct EventRow {
     time_zone: String,
 }
 
+/// An event as a backup holds it, in [`EventRow`]'s order.
+pub(crate) type EventTuple = (String, String, i64, i64, i64, String, String, String);
+
+impl From<EventTuple> for EventRow {
+    fn from(t: EventTuple) -> Self {
+        let (
+            event_id,
+            display_name,
+            starts_at_ns,
+            ends_at_ns,
+            closes_at_ns,
+            reporting_currency,
+            baseline_event_id,
+            time_zone,
+        ) = t;
+        Self {
+            event_id,
+            display_name,
+            starts_at_ns,
+            ends_at_ns,
+            closes_at_ns,
+            reporting_currency,
+            baseline_event_id,
+            time_zone,
+        }
+    }
+}
+
 impl EventRow {
     pub(crate) fn into_event(self) -> Result<Event> {
         let corrupt = |e: domain_event::EventError| StorageError::corrupt("events", e);
@@ -287,7 +315,8 @@ pub(crate) struct FullLedgerRow {
     received_at_ns: i64,
 }
 
-/// A whole ledger row as a JSON array (SQLite's batched read), in [`FullLedgerRow`]'s order.
+/// A whole ledger row as a JSON array (SQLite's batched read, and a backup's ledger rows), in
+/// [`FullLedgerRow`]'s order.
 pub(crate) type LedgerTuple = (
     String,
     String,

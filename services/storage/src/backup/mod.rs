@@ -1,0 +1,714 @@
+//! Backup and restore (`saleboard backup`, `saleboard restore`): what cannot be rebuilt — the
+//! sites, the API keys (their secrets' hashes), the events, their exchange rates and the
+//! ledger — written as one point in time to a versioned, checksummed file ([`format`]) and
+//! read back into an empty database of either kind. The totals are not in the file: they are
+//! the ledger folded, and the aggregator folds a restored ledger from position 0 (`verify`
+//! recomputes them the same way).
+//!
+//! Both directions stream: a backup reads every table in one read transaction (REPEATABLE
+//! READ on PostgreSQL) and writes each row as it comes; a restore inserts batches of
+//! [`RESTORE_BATCH`] rows in one write transaction that holds the writer lock, and commits
+//! only once the trailer's checksum and counts are checked, so a damaged file restores
+//! nothing. Memory stays at a batch whatever the ledger's length.
+
+pub mod format;
+
+use async_trait::async_trait;
+use futures::TryStreamExt as _;
+use saleboard_domain::{Currency, Rate, SiteId, UnixNanos};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use tokio::io::{AsyncBufRead, AsyncWrite};
+
+use crate::backend::{Accepted, Backend};
+use crate::model::db_position;
+use crate::rows::{EventRow, EventTuple, FullLedgerRow, LedgerTuple, RateRow, SiteRow};
+use crate::{Candidate, LedgerRow, StorageError, sql};
+pub use format::{FORMAT_VERSION, Header, Summary};
+use format::{Item, Reader, Writer};
+
+/// Ledger rows per insert statement of a restore (and the most held at once).
+pub const RESTORE_BATCH: usize = 5_000;
+
+/// Why a backup could not be written or read, or a restore was refused. A refused or failed
+/// restore stored nothing (its transaction is rolled back).
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The database failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Writing or reading the file failed.
+    #[error("cannot {step}")]
+    Io {
+        /// What was being done.
+        step: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a Saleboard backup at all.
+    #[error("not a Saleboard backup: {0}")]
+    NotABackup(String),
+    /// Written in a format version this build does not read.
+    #[error(
+        "the backup is format version {found}, newer than this saleboard reads (up to {supported}): restore it with the release that wrote it, or a newer one"
+    )]
+    NewerFormat {
+        /// The file's version.
+        found: u64,
+        /// The newest this build reads.
+        supported: u64,
+    },
+    /// Taken from a database whose schema is newer than this build's.
+    #[error(
+        "the backup was taken from a newer schema ({backend} migration {found}) than this saleboard knows ({known}): restore it with the release that wrote it, or a newer one"
+    )]
+    NewerSchema {
+        /// The source database's kind.
+        backend: String,
+        /// The source's last migration.
+        found: i64,
+        /// This build's last migration for that kind.
+        known: i64,
+    },
+    /// A section this build does not know (a newer release's): restoring without it would
+    /// lose data.
+    #[error(
+        "line {line}: the backup has a section {name:?} this saleboard does not know (written by a newer release?); restore it with the release that wrote it"
+    )]
+    UnknownSection {
+        /// Where.
+        line: u64,
+        /// Its name.
+        name: String,
+    },
+    /// A line that breaks the format.
+    #[error("the backup is malformed at line {line}: {detail}")]
+    Malformed {
+        /// Where (the header is line 1).
+        line: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The file ends before its trailer.
+    #[error(
+        "the backup is truncated: it ends at line {line}, {at}, without its trailer (cut short, or its writing never finished)"
+    )]
+    Truncated {
+        /// The last line read.
+        line: u64,
+        /// Where in the file it ends.
+        at: String,
+    },
+    /// The content does not match the trailer's checksum.
+    #[error(
+        "the backup's checksum does not match: the file was altered or damaged (its content hashes to SHA-256 {found}, its trailer says {expected})"
+    )]
+    Checksum {
+        /// What the trailer says.
+        expected: String,
+        /// What the content hashes to.
+        found: String,
+    },
+    /// Restore refuses a database that holds anything.
+    #[error(
+        "the database is not empty: it holds {}; restore only into a new database (it is migrated by restore)",
+        present.join(", ")
+    )]
+    NotEmpty {
+        /// What it holds (tables in words).
+        present: Vec<&'static str>,
+    },
+}
+
+impl From<sqlx::Error> for BackupError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Storage(e.into())
+    }
+}
+
+/// Backup and restore of a whole database.
+#[async_trait]
+pub trait BackupStore: Send + Sync {
+    /// Writes every site, key, event, rate and ledger row, as of one point in time, to `out`
+    /// (flushed, not closed); `written_by` names the program in the header.
+    async fn backup(
+        &self,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+        written_by: &str,
+    ) -> Result<Summary, BackupError>;
+
+    /// Restores a backup into this database, which must be migrated and empty
+    /// ([`BackupError::NotEmpty`] otherwise), in one transaction under the writer lock: all of
+    /// it, or nothing when the file is refused. The totals are left to the aggregator, which
+    /// folds the restored ledger from position 0.
+    async fn restore(
+        &self,
+        input: &mut (dyn AsyncBufRead + Unpin + Send),
+    ) -> Result<Summary, BackupError>;
+}
+
+/// Reads a whole backup without a database: its structure, every row's values and the
+/// checksum. What `saleboard restore --check` runs.
+///
+/// # Errors
+/// As a restore would refuse the file.
+pub async fn check(input: &mut (dyn AsyncBufRead + Unpin + Send)) -> Result<Summary, BackupError> {
+    let mut buf = Vec::new();
+    let mut reader = start(input, &mut buf).await?;
+    let mut section = None;
+    let mut next_position = 1;
+    while format::read_line(input, &mut buf, reader.line()).await? {
+        match reader.feed(&buf)? {
+            Item::Begin(s) => section = Some(s.name),
+            Item::Row(row) => {
+                let line = reader.line();
+                match section {
+                    Some("sites") => drop(site_line(line, row)?),
+                    Some("api_keys") => drop(key_line(line, row)?),
+                    Some("events") => drop(event_line(line, row)?),
+                    Some("exchange_rates") => drop(rate_line(line, row)?),
+                    _ => drop(ledger_line(line, row, &mut next_position)?),
+                }
+            }
+            Item::End | Item::Trailer => {}
+        }
+    }
+    reader.finish()
+}
+
+/// What differs per database for backups: the name written in the header.
+pub(crate) trait Dialect: Backend {
+    /// `postgres` or `sqlite`.
+    const NAME: &'static str;
+}
+
+impl Dialect for crate::postgres::PgStore {
+    const NAME: &'static str = "postgres";
+}
+
+impl Dialect for crate::sqlite::SqliteStore {
+    const NAME: &'static str = "sqlite";
+}
+
+/// The last migration applied.
+const MIGRATION: &str =
+    "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM _sqlx_migrations WHERE success";
+
+/// Every API key, with its secret's hash.
+const KEYS: &str = "SELECT key_id, site_id, secret_hash, created_at_ns, revoked_at_ns \
+    FROM api_keys ORDER BY key_id";
+
+/// Every event, by id.
+const EVENTS: &str = "SELECT event_id, display_name, starts_at_ns, ends_at_ns, closes_at_ns, \
+    reporting_currency, baseline_event_id, time_zone FROM events ORDER BY event_id";
+
+/// Every exchange rate of every event.
+const RATES: &str =
+    "SELECT event_id, currency, rate FROM exchange_rates ORDER BY event_id, currency";
+
+/// Every ledger row, in order.
+const LEDGER: &str = "\
+    SELECT site_id, transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, \
+    refund_of, position, event_id, brand, category, origin, key_id, received_at_ns FROM ledger \
+    WHERE position <= $1 ORDER BY position";
+
+/// A site as it was, disabled or not.
+const INSERT_SITE: &str = "INSERT INTO sites (site_id, display_name, created_at_ns, \
+    disabled_at_ns) VALUES ($1, $2, $3, $4)";
+
+/// A key as it was, revoked or not.
+const INSERT_KEY: &str = "INSERT INTO api_keys (key_id, site_id, secret_hash, created_at_ns, \
+    revoked_at_ns) VALUES ($1, $2, $3, $4, $5)";
+
+/// Whether a table holds a row, per table a restore needs empty, with the words for it.
+const EMPTY_CHECKS: [(&str, &str); 9] = [
+    (
+        "sites",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM sites LIMIT 1) AS t",
+    ),
+    (
+        "API keys",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM api_keys LIMIT 1) AS t",
+    ),
+    (
+        "events",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM events LIMIT 1) AS t",
+    ),
+    (
+        "exchange rates",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM exchange_rates LIMIT 1) AS t",
+    ),
+    (
+        "ledger rows",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM ledger LIMIT 1) AS t",
+    ),
+    (
+        "a ledger head past 0",
+        "SELECT COUNT(*) FROM ledger_head WHERE head <> 0",
+    ),
+    (
+        "totals",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM site_totals LIMIT 1) AS t",
+    ),
+    (
+        "breakdown totals",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM segment_site_totals LIMIT 1) AS t",
+    ),
+    (
+        "an aggregator position past 0",
+        "SELECT COUNT(*) FROM aggregator_state WHERE applied_position <> 0",
+    ),
+];
+
+/// `api_keys` with the secret's hash.
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    key_id: String,
+    site_id: String,
+    secret_hash: String,
+    created_at_ns: i64,
+    revoked_at_ns: Option<i64>,
+}
+
+/// `exchange_rates` with its event.
+#[derive(sqlx::FromRow)]
+struct EventRateRow {
+    event_id: String,
+    #[sqlx(flatten)]
+    rate: RateRow,
+}
+
+#[async_trait]
+impl<B> BackupStore for B
+where
+    B: Dialect,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    <B::Db as Database>::Arguments: IntoArguments<B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<i64>: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'r> SiteRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> KeyRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> EventRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> EventRateRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> FullLedgerRow: FromRow<'r, <B::Db as Database>::Row>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+{
+    async fn backup(
+        &self,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+        written_by: &str,
+    ) -> Result<Summary, BackupError> {
+        let written_at = UnixNanos::now();
+        // One snapshot of every table: the ledger up to the head it saw, and the sites, keys,
+        // events and rates as they were at that moment.
+        let mut tx = self.begin(B::BEGIN_READ).await?;
+        let migration: i64 = sqlx::query_scalar(MIGRATION).fetch_one(&mut *tx).await?;
+        let head: i64 = sqlx::query_scalar(sql::HEAD).fetch_one(&mut *tx).await?;
+        let mut w = Writer::start(
+            out,
+            Header {
+                format: FORMAT_VERSION,
+                written_by: written_by.to_owned(),
+                written_at_ns: written_at.0,
+                backend: B::NAME.to_owned(),
+                migration,
+            },
+        )
+        .await?;
+
+        w.begin(&format::SITES).await?;
+        let mut rows = sqlx::query_as::<_, SiteRow>(sql::SITES).fetch(&mut *tx);
+        while let Some(row) = rows.try_next().await? {
+            let s = row.into_record()?;
+            w.row(&(
+                s.site_id.as_str(),
+                &s.display_name,
+                s.created_at.0,
+                s.disabled_at.map(|t| t.0),
+            ))
+            .await?;
+        }
+        drop(rows);
+        w.end().await?;
+
+        w.begin(&format::API_KEYS).await?;
+        let mut rows = sqlx::query_as::<_, KeyRow>(KEYS).fetch(&mut *tx);
+        while let Some(k) = rows.try_next().await? {
+            w.row(&(
+                &k.key_id,
+                &k.site_id,
+                &k.secret_hash,
+                k.created_at_ns,
+                k.revoked_at_ns,
+            ))
+            .await?;
+        }
+        drop(rows);
+        w.end().await?;
+
+        w.begin(&format::EVENTS).await?;
+        let mut rows = sqlx::query_as::<_, EventRow>(EVENTS).fetch(&mut *tx);
+        while let Some(row) = rows.try_next().await? {
+            let e = row.into_event()?;
+            w.row(&(
+                &e.event_id,
+                &e.display_name,
+                e.starts_at.0,
+                e.ends_at.0,
+                e.closes_at.0,
+                e.reporting_currency.code(),
+                &e.baseline_event_id,
+                &e.time_zone,
+            ))
+            .await?;
+        }
+        drop(rows);
+        w.end().await?;
+
+        w.begin(&format::EXCHANGE_RATES).await?;
+        let mut rows = sqlx::query_as::<_, EventRateRow>(RATES).fetch(&mut *tx);
+        while let Some(row) = rows.try_next().await? {
+            let (currency, rate) = row.rate.into_pair()?;
+            w.row(&(&row.event_id, currency.code(), rate.to_string()))
+                .await?;
+        }
+        drop(rows);
+        w.end().await?;
+
+        w.begin(&format::LEDGER).await?;
+        let mut rows = sqlx::query_as::<_, FullLedgerRow>(LEDGER)
+            .bind(head)
+            .fetch(&mut *tx);
+        let mut expected = 1;
+        while let Some(row) = rows.try_next().await? {
+            let row = row.into_row()?;
+            if row.position != expected {
+                return Err(StorageError::corrupt(
+                    "ledger",
+                    format!("position {} where {expected} belongs", row.position),
+                )
+                .into());
+            }
+            expected += 1;
+            w.row(&ledger_tuple(&row)).await?;
+        }
+        drop(rows);
+        w.end().await?;
+        tx.rollback().await?;
+        let (_, summary) = w.finish().await?;
+        Ok(summary)
+    }
+
+    async fn restore(
+        &self,
+        input: &mut (dyn AsyncBufRead + Unpin + Send),
+    ) -> Result<Summary, BackupError> {
+        let mut buf = Vec::new();
+        let mut reader = start(input, &mut buf).await?;
+        // Other writers (in any process) wait until this commits or rolls back.
+        let mut write = self.begin_write().await?;
+        let result = async {
+            sqlx::query_scalar::<_, i64>(B::LOCK_HEAD)
+                .fetch_one(&mut *write.tx)
+                .await?;
+            let known: i64 = sqlx::query_scalar(MIGRATION)
+                .fetch_one(&mut *write.tx)
+                .await?;
+            let header = reader.header();
+            if header.backend == B::NAME && header.migration > known {
+                return Err(BackupError::NewerSchema {
+                    backend: header.backend.clone(),
+                    found: header.migration,
+                    known,
+                });
+            }
+            let mut present = Vec::new();
+            for (what, query) in EMPTY_CHECKS {
+                let rows: i64 = sqlx::query_scalar(query).fetch_one(&mut *write.tx).await?;
+                if rows > 0 {
+                    present.push(what);
+                }
+            }
+            if !present.is_empty() {
+                return Err(BackupError::NotEmpty { present });
+            }
+            let mut ledger = Vec::with_capacity(RESTORE_BATCH);
+            let mut section = None;
+            let mut next_position = 1;
+            while format::read_line(input, &mut buf, reader.line()).await? {
+                let line = reader.line() + 1;
+                match reader.feed(&buf)? {
+                    Item::Begin(s) => section = Some(s.name),
+                    Item::Row(row) => match section {
+                        Some("sites") => {
+                            let (site, name, created, disabled) = site_line(line, row)?;
+                            sqlx::query(INSERT_SITE)
+                                .bind(site.as_str())
+                                .bind(name)
+                                .bind(created)
+                                .bind(disabled)
+                                .execute(&mut *write.tx)
+                                .await
+                                .map_err(|e| refused(line, e))?;
+                        }
+                        Some("api_keys") => {
+                            let (key_id, site, hash, created, revoked) = key_line(line, row)?;
+                            sqlx::query(INSERT_KEY)
+                                .bind(key_id)
+                                .bind(site.as_str())
+                                .bind(hash)
+                                .bind(created)
+                                .bind(revoked)
+                                .execute(&mut *write.tx)
+                                .await
+                                .map_err(|e| refused(line, e))?;
+                        }
+                        Some("events") => {
+                            let e = event_line(line, row)?;
+                            sqlx::query(sql::UPSERT_EVENT)
+                                .bind(e.event_id.as_str())
+                                .bind(e.display_name.as_str())
+                                .bind(e.starts_at.0)
+                                .bind(e.ends_at.0)
+                                .bind(e.closes_at.0)
+                                .bind(e.reporting_currency.code())
+                                .bind(e.baseline_event_id.as_str())
+                                .bind(e.time_zone.as_str())
+                                .execute(&mut *write.tx)
+                                .await
+                                .map_err(|e| refused(line, e))?;
+                        }
+                        Some("exchange_rates") => {
+                            let (event_id, currency, rate) = rate_line(line, row)?;
+                            sqlx::query(sql::UPSERT_RATE)
+                                .bind(event_id)
+                                .bind(currency.code())
+                                .bind(rate.to_string())
+                                .execute(&mut *write.tx)
+                                .await
+                                .map_err(|e| refused(line, e))?;
+                        }
+                        _ => {
+                            ledger.push(ledger_line(line, row, &mut next_position)?);
+                            if ledger.len() == RESTORE_BATCH {
+                                insert_ledger::<B>(&mut write.tx, &mut ledger, line).await?;
+                            }
+                        }
+                    },
+                    Item::End => {
+                        insert_ledger::<B>(&mut write.tx, &mut ledger, reader.line()).await?;
+                    }
+                    Item::Trailer => {}
+                }
+            }
+            let head = next_position - 1;
+            sqlx::query(sql::MOVE_HEAD)
+                .bind(db_position(head)?)
+                .execute(&mut *write.tx)
+                .await?;
+            // A leaderboard already running on this database reads the sites again.
+            sqlx::query(sql::BUMP_SITES_VERSION)
+                .execute(&mut *write.tx)
+                .await?;
+            // Only a file read to its checked trailer commits.
+            reader.finish()
+        }
+        .await;
+        match result {
+            Ok(summary) => {
+                write.tx.commit().await?;
+                Ok(summary)
+            }
+            Err(e) => {
+                drop(write.tx.rollback().await);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Reads the header line.
+async fn start(
+    input: &mut (dyn AsyncBufRead + Unpin + Send),
+    buf: &mut Vec<u8>,
+) -> Result<Reader, BackupError> {
+    if !format::read_line(input, buf, 0).await? {
+        return Err(BackupError::NotABackup("the file is empty".to_owned()));
+    }
+    Reader::start(buf)
+}
+
+/// Inserts the ledger rows held (if any) and empties the batch.
+async fn insert_ledger<B: Backend>(
+    conn: &mut <B::Db as Database>::Connection,
+    rows: &mut Vec<Restored>,
+    line: u64,
+) -> Result<(), BackupError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let accepted: Vec<Accepted<'_>> = rows
+        .iter()
+        .map(|row| Accepted {
+            candidate: &row.candidate,
+            position: row.position,
+            event_id: &row.event_id,
+            segments: &row.candidate.tx.segments,
+        })
+        .collect();
+    B::insert_accepted(conn, &accepted)
+        .await
+        .map_err(|e| match e {
+            StorageError::Database(cause) => BackupError::Malformed {
+                line,
+                detail: format!("the database refused the ledger rows up to here: {cause}"),
+            },
+            other => other.into(),
+        })?;
+    drop(accepted);
+    rows.clear();
+    Ok(())
+}
+
+/// A row the database refused: a constraint of the schema (a key of an unknown site, a
+/// reversed window...), said with its line.
+fn refused(line: u64, e: sqlx::Error) -> BackupError {
+    match StorageError::from(e) {
+        StorageError::Database(cause) => BackupError::Malformed {
+            line,
+            detail: format!("the database refused the row: {cause}"),
+        },
+        other => other.into(),
+    }
+}
+
+fn bad_row(line: u64, section: &str, detail: impl std::fmt::Display) -> BackupError {
+    BackupError::Malformed {
+        line,
+        detail: format!("a row of {section}: {detail}"),
+    }
+}
+
+fn parse<'a, T: serde::Deserialize<'a>>(
+    line: u64,
+    section: &str,
+    row: &'a [u8],
+) -> Result<T, BackupError> {
+    serde_json::from_slice(row).map_err(|e| bad_row(line, section, e))
+}
+
+fn site_line(line: u64, row: &[u8]) -> Result<(SiteId, String, i64, Option<i64>), BackupError> {
+    let (site, name, created, disabled): (String, String, i64, Option<i64>) =
+        parse(line, "sites", row)?;
+    let site = SiteId::parse(&site).map_err(|e| bad_row(line, "sites", e))?;
+    Ok((site, name, created, disabled))
+}
+
+type KeyLine = (String, SiteId, String, i64, Option<i64>);
+
+fn key_line(line: u64, row: &[u8]) -> Result<KeyLine, BackupError> {
+    let (key_id, site, hash, created, revoked): (String, String, String, i64, Option<i64>) =
+        parse(line, "api_keys", row)?;
+    let site = SiteId::parse(&site).map_err(|e| bad_row(line, "api_keys", e))?;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad_row(
+            line,
+            "api_keys",
+            "secret_hash is not a SHA-256 in hex",
+        ));
+    }
+    Ok((key_id, site, hash, created, revoked))
+}
+
+fn event_line(line: u64, row: &[u8]) -> Result<saleboard_domain::Event, BackupError> {
+    let tuple: EventTuple = parse(line, "events", row)?;
+    EventRow::from(tuple)
+        .into_event()
+        .map_err(|e| bad_row(line, "events", e))
+}
+
+fn rate_line(line: u64, row: &[u8]) -> Result<(String, Currency, Rate), BackupError> {
+    let (event_id, currency, rate): (String, String, String) = parse(line, "exchange_rates", row)?;
+    let currency = Currency::parse(&currency).map_err(|e| bad_row(line, "exchange_rates", e))?;
+    let rate = Rate::parse(&rate).map_err(|e| bad_row(line, "exchange_rates", e))?;
+    Ok((event_id, currency, rate))
+}
+
+/// A ledger row read from a backup, as an append inserts it.
+struct Restored {
+    position: u64,
+    event_id: String,
+    candidate: Candidate,
+}
+
+/// A ledger row of the file, checked by the domain's parsers as the aggregator reads it, and
+/// at the position that comes next.
+fn ledger_line(line: u64, row: &[u8], next_position: &mut u64) -> Result<Restored, BackupError> {
+    let tuple: LedgerTuple = parse(line, "ledger", row)?;
+    let row = FullLedgerRow::from(tuple)
+        .into_row()
+        .map_err(|e| bad_row(line, "ledger", e))?;
+    if row.position != *next_position {
+        return Err(bad_row(
+            line,
+            "ledger",
+            format!("position {} where {next_position} belongs", row.position),
+        ));
+    }
+    *next_position += 1;
+    Ok(Restored {
+        position: row.position,
+        event_id: row.event_id,
+        candidate: Candidate {
+            site: row.site,
+            key_id: row.key_id,
+            received_at: row.received_at,
+            tx: row.tx,
+        },
+    })
+}
+
+/// A ledger row as the file holds it, borrowed: [`LedgerTuple`]'s order.
+type LedgerLine<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    i16,
+    &'a str,
+    i64,
+    i64,
+    &'a str,
+    u64,
+    &'a str,
+    &'a str,
+    &'a str,
+    i16,
+    &'a str,
+    i64,
+);
+
+/// A ledger row as the file holds it.
+fn ledger_tuple(row: &LedgerRow) -> LedgerLine<'_> {
+    use saleboard_domain::Dimension;
+    let tx = &row.tx;
+    (
+        row.site.as_str(),
+        tx.id.as_str(),
+        tx.store_id.as_str(),
+        tx.kind().code(),
+        tx.currency.code(),
+        tx.amount_minor,
+        tx.occurred_at.0,
+        tx.refund_of()
+            .map_or("", saleboard_domain::TransactionId::as_str),
+        row.position,
+        &row.event_id,
+        tx.segments.key(Dimension::Brand),
+        tx.segments.key(Dimension::Category),
+        tx.segments.origin.code(),
+        &row.key_id,
+        row.received_at.0,
+    )
+}

@@ -1,0 +1,479 @@
+//! Backup and restore (issue 30, item 3), black-box with the command line on both databases: a
+//! database filled through the services (three events, a baseline, rates, segments, refunds, a
+//! revoked key, a disabled site) is backed up with `saleboard backup`, restored with
+//! `saleboard restore` into a new database of each kind, and served again: `verify` passes,
+//! every figure (leaderboard, national totals and curve, breakdowns, a site's hourly series)
+//! equals the original, the keys authenticate as before and resent transactions are
+//! duplicates. A non-empty database, a truncated, an altered and a newer file are refused,
+//! and a refused restore leaves nothing behind.
+
+use std::path::Path;
+
+use saleboard_proto::Timestamp;
+use saleboard_proto::v1::{
+    Breakdown, Dimension, Event, ExchangeRate, GetBreakdownRequest, GetLeaderboardRequest,
+    GetNationalTotalsRequest, GetSiteTotalsRequest, Leaderboard, NationalTotals, Origin, Outcome,
+    RevokeApiKeyRequest, SetExchangeRatesRequest, SetSiteEnabledRequest, SiteTotals,
+    SubmitTransactionsRequest, Transaction, WhoAmIRequest,
+};
+use saleboard_tests::data::{now_secs, refund, sale};
+use saleboard_tests::proc::saleboard;
+use saleboard_tests::{Backend, TestApp, TestDb, backend_tests};
+use tonic::Code;
+
+fn seg(mut t: Transaction, brand: &str, category: &str, origin: Origin) -> Transaction {
+    t.brand = brand.into();
+    t.category = category.into();
+    t.origin = origin.into();
+    t
+}
+
+/// What a site pushes: sales in two currencies with segments, refunds of some.
+fn transactions(prefix: &str, n: i64) -> Vec<Transaction> {
+    let mut txs = Vec::new();
+    for i in 0..n {
+        let currency = if i % 3 == 0 { "USD" } else { "IDR" };
+        let origin = if i % 2 == 0 {
+            Origin::Domestic
+        } else {
+            Origin::CrossBorder
+        };
+        txs.push(seg(
+            sale(&format!("{prefix}-{i}"), currency, 1_000 + i * 37),
+            &format!("brand-{}", i % 4),
+            if i % 5 == 0 { "" } else { "food" },
+            origin,
+        ));
+        if i % 4 == 1 {
+            txs.push(refund(
+                &format!("{prefix}-r{i}"),
+                &format!("{prefix}-{i}"),
+                currency,
+                100 + i,
+            ));
+        }
+    }
+    txs
+}
+
+async fn push(app: &TestApp, secret: &str, txs: Vec<Transaction>) -> Vec<Outcome> {
+    app.ingest(secret)
+        .await
+        .submit_transactions(SubmitTransactionsRequest { transactions: txs })
+        .await
+        .expect("push")
+        .into_inner()
+        .results
+        .into_iter()
+        .map(|r| r.outcome())
+        .collect()
+}
+
+fn at(seconds: i64) -> Option<Timestamp> {
+    Some(Timestamp { seconds, nanos: 0 })
+}
+
+/// What a filled database answers: every figure the services serve, without the fields that
+/// name the moment (as_of) or the snapshot (page tokens).
+#[derive(Debug, PartialEq)]
+struct Figures {
+    leaderboard: Leaderboard,
+    national: NationalTotals,
+    breakdowns: Vec<Breakdown>,
+    site: SiteTotals,
+}
+
+async fn figures(app: &TestApp) -> Figures {
+    app.settle().await;
+    let mut board = app.leaderboard_as(&app.token).await;
+    let mut leaderboard = board
+        .get_leaderboard(GetLeaderboardRequest {
+            limit: 1_000,
+            ..Default::default()
+        })
+        .await
+        .expect("GetLeaderboard")
+        .into_inner();
+    leaderboard.as_of = None;
+    leaderboard.next_page_token.clear();
+    let mut national = board
+        .get_national_totals(GetNationalTotalsRequest::default())
+        .await
+        .expect("GetNationalTotals")
+        .into_inner();
+    national.as_of = None;
+    let mut breakdowns = Vec::new();
+    for dimension in [Dimension::Brand, Dimension::Category, Dimension::Origin] {
+        for site_id in ["", "alpha"] {
+            let mut b = board
+                .get_breakdown(GetBreakdownRequest {
+                    dimension: dimension.into(),
+                    site_id: site_id.into(),
+                    limit: 1_000,
+                    ..Default::default()
+                })
+                .await
+                .expect("GetBreakdown")
+                .into_inner();
+            b.as_of = None;
+            b.next_page_token.clear();
+            breakdowns.push(b);
+        }
+    }
+    let site = board
+        .get_site_totals(GetSiteTotalsRequest {
+            site_id: "alpha".into(),
+            include_hourly: true,
+            event_id: String::new(),
+        })
+        .await
+        .expect("GetSiteTotals")
+        .into_inner();
+    Figures {
+        leaderboard,
+        national,
+        breakdowns,
+        site,
+    }
+}
+
+/// The keys of a filled database: (alpha's live key, alpha's revoked key, the disabled
+/// site's key), and what each pushed.
+struct Filled {
+    app: TestApp,
+    alpha: String,
+    revoked: String,
+    disabled: String,
+    pushed: Vec<(String, Vec<Transaction>)>,
+}
+
+/// A database filled through the services.
+async fn fill(backend: Backend) -> Option<Filled> {
+    let app = TestApp::spawn(backend).await?;
+    let mut admin = app.admin().await;
+    let now = now_secs();
+    admin
+        .set_event(Event {
+            event_id: "last-year".into(),
+            display_name: "Last year".into(),
+            starts_at: at(now - 400 * 86_400),
+            ends_at: at(now - 399 * 86_400),
+            reporting_currency: "IDR".into(),
+            time_zone: "Asia/Jakarta".into(),
+            ..Event::default()
+        })
+        .await
+        .expect("SetEvent last-year");
+    admin
+        .set_event(Event {
+            baseline_event_id: "last-year".into(),
+            ..saleboard_tests::data::event()
+        })
+        .await
+        .expect("SetEvent");
+    admin
+        .set_exchange_rates(SetExchangeRatesRequest {
+            rates: vec![ExchangeRate {
+                currency: "USD".into(),
+                rate: "15850.25".into(),
+            }],
+            event_id: String::new(),
+        })
+        .await
+        .expect("SetExchangeRates");
+    admin
+        .set_event(Event {
+            event_id: "next".into(),
+            display_name: "The next one".into(),
+            starts_at: at(now + 30 * 86_400),
+            ends_at: at(now + 31 * 86_400),
+            reporting_currency: "SGD".into(),
+            ..Event::default()
+        })
+        .await
+        .expect("SetEvent next");
+    admin
+        .set_exchange_rates(SetExchangeRatesRequest {
+            rates: vec![ExchangeRate {
+                currency: "IDR".into(),
+                rate: "0.000085".into(),
+            }],
+            event_id: "next".into(),
+        })
+        .await
+        .expect("SetExchangeRates next");
+    let (_, alpha) = app.site_with_key("alpha").await;
+    let (old_key, revoked) = {
+        let key = admin
+            .create_api_key(saleboard_proto::v1::CreateApiKeyRequest {
+                site_id: "alpha".into(),
+            })
+            .await
+            .expect("CreateApiKey")
+            .into_inner();
+        (key.key_id, key.secret)
+    };
+    let (_, beta) = app.site_with_key("beta").await;
+    let (_, gamma) = app.site_with_key("gamma").await;
+    let mut pushed = Vec::new();
+    for (secret, prefix, n) in [
+        (&alpha, "a", 40),
+        (&revoked, "ar", 6),
+        (&beta, "b", 25),
+        (&gamma, "g", 12),
+    ] {
+        let txs = transactions(prefix, n);
+        let outcomes = push(&app, secret, txs.clone()).await;
+        assert!(
+            outcomes.iter().all(|o| *o == Outcome::Accepted),
+            "{prefix}: {outcomes:?}"
+        );
+        pushed.push((secret.clone(), txs));
+    }
+    admin
+        .revoke_api_key(RevokeApiKeyRequest { key_id: old_key })
+        .await
+        .expect("RevokeApiKey");
+    admin
+        .set_site_enabled(SetSiteEnabledRequest {
+            site_id: "gamma".into(),
+            enabled: false,
+        })
+        .await
+        .expect("SetSiteEnabled");
+    Some(Filled {
+        app,
+        alpha,
+        revoked,
+        disabled: gamma,
+        pushed,
+    })
+}
+
+/// `saleboard ARGS` on `url`: (exit ok, stdout and stderr).
+fn cli(args: &[&str], url: &str) -> (bool, String) {
+    let out = saleboard(args, &[("SALEBOARD_DATABASE_URL", url)]);
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn backup(url: &str, file: &Path) -> String {
+    let (ok, text) = cli(&["backup", "--out", &file.display().to_string()], url);
+    assert!(ok, "backup failed: {text}");
+    assert!(file.exists(), "no backup at {}", file.display());
+    text
+}
+
+fn restore(url: &str, file: &Path) -> (bool, String) {
+    cli(&["restore", &file.display().to_string()], url)
+}
+
+async fn restores_into_either_database(source: Backend) {
+    let Some(filled) = fill(source).await else {
+        return;
+    };
+    let before = figures(&filled.app).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("saleboard.backup");
+    let said = backup(&filled.app.db.url, &file);
+    assert!(
+        said.contains("3 sites, 4 API keys, 3 events, 2 exchange rates"),
+        "{said}"
+    );
+
+    for target in [Backend::Sqlite, Backend::Postgres] {
+        let Some(db) = TestDb::create(target).await else {
+            continue;
+        };
+        // Act: restore, then serve the restored database (SQLite); restore into a freshly
+        // started, empty suite (PostgreSQL: the compose stack's way), which picks it up.
+        let url = db.url.clone();
+        let app = if target == Backend::Sqlite {
+            let (ok, said) = restore(&url, &file);
+            assert!(ok, "restore into {target:?} failed: {said}");
+            assert!(
+                said.contains("saleboard verify"),
+                "says what comes next: {said}"
+            );
+            TestApp::spawn_on(db).await
+        } else {
+            let app = TestApp::spawn_on(db).await;
+            let (ok, said) = restore(&url, &file);
+            assert!(ok, "restore into a running {target:?} suite failed: {said}");
+            // The board learns of the restored event at its next refresh (the aggregator's
+            // first fold, or the 5 s safety refresh).
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut board = app.leaderboard().await;
+            while let Err(status) = board
+                .get_national_totals(GetNationalTotalsRequest::default())
+                .await
+            {
+                assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the running board never saw the restored event"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            app
+        };
+
+        // Every figure as before, once the aggregator has folded the restored ledger.
+        let after = figures(&app).await;
+        assert_eq!(after, before, "{source:?} -> {target:?}");
+        let (ok, text) = cli(&["verify"], &app.db.url);
+        assert!(ok, "verify after restore into {target:?}: {text}");
+
+        // The same keys authenticate (and only those): the live key, not the revoked one,
+        // not the disabled site's.
+        let who = app
+            .ingest(&filled.alpha)
+            .await
+            .who_am_i(WhoAmIRequest {})
+            .await
+            .expect("alpha's key authenticates after restore")
+            .into_inner();
+        assert_eq!(who.site_id, "alpha");
+        for secret in [&filled.revoked, &filled.disabled] {
+            let refused = app
+                .ingest(secret)
+                .await
+                .who_am_i(WhoAmIRequest {})
+                .await
+                .expect_err("a revoked key or a disabled site's stays refused");
+            assert_eq!(refused.code(), Code::Unauthenticated);
+        }
+        // What was stored is still known: a resend is a duplicate, a new sale goes on from
+        // the restored head.
+        let (secret, txs) = &filled.pushed[0];
+        let outcomes = push(&app, secret, txs.clone()).await;
+        assert!(
+            outcomes.iter().all(|o| *o == Outcome::Duplicate),
+            "{outcomes:?}"
+        );
+        let head = app.store.ledger_head().await.expect("head");
+        let outcomes = push(&app, secret, vec![sale("after-restore", "IDR", 5)]).await;
+        assert_eq!(outcomes, vec![Outcome::Accepted]);
+        assert_eq!(app.store.ledger_head().await.expect("head"), head + 1);
+        app.settle().await;
+        let (ok, text) = cli(&["verify"], &app.db.url);
+        assert!(
+            ok,
+            "verify after a push into the restored {target:?}: {text}"
+        );
+        app.stop().await;
+    }
+    filled.app.stop().await;
+}
+
+async fn bad_files_and_full_databases_are_refused(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.set_event().await;
+    let (_, secret) = app.site_with_key("alpha").await;
+    let outcomes = push(&app, &secret, transactions("a", 60)).await;
+    assert!(outcomes.iter().all(|o| *o == Outcome::Accepted));
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("good.backup");
+    backup(&app.db.url, &file);
+    let text = std::fs::read_to_string(&file).expect("read the backup");
+    let Some(target) = TestDb::create(backend).await else {
+        return;
+    };
+
+    // A non-empty database: the source itself.
+    let (ok, said) = restore(&app.db.url, &file);
+    assert!(!ok, "restored into a full database: {said}");
+    assert!(
+        said.contains("not empty") && said.contains("sites") && said.contains("ledger rows"),
+        "{said}"
+    );
+
+    // Truncated in the middle of the ledger (and at a line's end: a whole line missing).
+    let ledger = text
+        .find(r#""section":"ledger""#)
+        .expect("a ledger section");
+    for cut in [
+        ledger + 200,
+        text[..ledger + 400].rfind('\n').expect("a line") + 1,
+    ] {
+        let truncated = dir.path().join("truncated.backup");
+        std::fs::write(&truncated, &text[..cut]).expect("write");
+        let (ok, said) = restore(&target.url, &truncated);
+        assert!(!ok, "restored a truncated file: {said}");
+        assert!(said.contains("truncated"), "{said}");
+        assert!(said.contains("nothing was restored"), "{said}");
+    }
+
+    // One amount changed: still well-formed, but not what was written.
+    let row = text.find(r#"["alpha","a-7","#).expect("a row of a-7");
+    let amount = text[row..].find(",\"IDR\",").expect("its currency") + row + 7;
+    let mut altered = text.clone().into_bytes();
+    altered[amount] = if altered[amount] == b'9' { b'8' } else { b'9' };
+    let altered_file = dir.path().join("altered.backup");
+    std::fs::write(&altered_file, &altered).expect("write");
+    let (ok, said) = restore(&target.url, &altered_file);
+    assert!(!ok, "restored an altered file: {said}");
+    assert!(said.contains("checksum does not match"), "{said}");
+    let (ok, said) = cli(
+        &["restore", "--check", &altered_file.display().to_string()],
+        &target.url,
+    );
+    assert!(!ok && said.contains("checksum does not match"), "{said}");
+
+    // A newer format version.
+    let newer = dir.path().join("newer.backup");
+    std::fs::write(
+        &newer,
+        text.replacen(r#"{"saleboard_backup":1,"#, r#"{"saleboard_backup":2,"#, 1),
+    )
+    .expect("write");
+    let (ok, said) = restore(&target.url, &newer);
+    assert!(!ok, "restored a newer format: {said}");
+    assert!(said.contains("format version 2, newer"), "{said}");
+
+    // Not a backup at all.
+    let csv = dir.path().join("orders.csv");
+    std::fs::write(&csv, "transaction_id,kind\nS1,SALE\n").expect("write");
+    let (ok, said) = restore(&target.url, &csv);
+    assert!(!ok && said.contains("not a Saleboard backup"), "{said}");
+
+    // Every refusal left the target empty: the good file restores into it, checked first.
+    let (ok, said) = cli(
+        &["restore", "--check", &file.display().to_string()],
+        &target.url,
+    );
+    assert!(ok && said.contains("a complete backup"), "{said}");
+    let (ok, said) = restore(&target.url, &file);
+    assert!(ok, "the good file after the refusals: {said}");
+    let restored = target.store().await;
+    assert_eq!(
+        restored.ledger_head().await.expect("head"),
+        app.store.ledger_head().await.expect("head")
+    );
+    // And once it is restored, that database is full in turn.
+    let (ok, said) = restore(&target.url, &file);
+    assert!(!ok && said.contains("not empty"), "{said}");
+
+    // A backup that cannot be written leaves no file.
+    let nowhere = dir.path().join("missing-dir").join("x.backup");
+    let (ok, _) = cli(
+        &["backup", "--out", &nowhere.display().to_string()],
+        &app.db.url,
+    );
+    assert!(!ok);
+    assert!(!nowhere.exists());
+    app.stop().await;
+}
+
+backend_tests!(
+    restores_into_either_database,
+    bad_files_and_full_databases_are_refused
+);
