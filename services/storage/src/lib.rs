@@ -31,7 +31,6 @@ pub mod backup;
 pub mod error;
 mod known;
 pub mod model;
-mod pgcopy;
 pub mod postgres;
 mod rows;
 mod shared;

@@ -1,6 +1,5 @@
-//! The PostgreSQL store: production. A group commit writes its ledger rows with one binary
-//! `COPY` and its lookups bind whole batches as arrays (`UNNEST`), so a group commit of
-//! thousands of rows is a handful of statements.
+//! The PostgreSQL store: production. Appends bind whole batches as arrays (`UNNEST`), so a
+//! group commit of thousands of rows is a handful of statements.
 
 use std::time::Duration;
 
@@ -13,7 +12,6 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, Postgres};
 
 use crate::backend::{Accepted, Backend, Writing};
 use crate::model::{db_position, to_i64};
-use crate::pgcopy::BinaryCopy;
 use crate::rows::{RefundedRow, StoredRow};
 use crate::tx::{ConnectionCounters, ConnectionStats};
 use crate::writes::WriteHealth;
@@ -277,16 +275,35 @@ impl Backend for PgStore {
     }
 
     async fn insert_accepted(conn: &mut PgConnection, accepted: &[Accepted<'_>]) -> Result<()> {
-        // COPY, not INSERT: the rows are already known new (the writer holds the ledger's
-        // head, and every id was checked above), and a duplicate would still fail the whole
-        // statement on the unique index, as an INSERT would.
-        let mut rows = BinaryCopy::with_capacity(accepted.len() * 220);
+        let mut c = LedgerColumns::default();
         for a in accepted {
-            ledger_row(&mut rows, a)?;
+            c.push(a)?;
         }
-        let mut copy = conn.copy_in_raw(COPY_LEDGER).await?;
-        copy.send(rows.finish()).await?;
-        copy.finish().await?;
+        sqlx::query(
+            "INSERT INTO ledger (position, site_id, transaction_id, store_id, kind, currency, \
+             amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id, brand, \
+             category, origin) \
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
+             $5::smallint[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], \
+             $11::bigint[], $12::text[], $13::text[], $14::text[], $15::smallint[])",
+        )
+        .bind(c.position)
+        .bind(c.site_id)
+        .bind(c.transaction_id)
+        .bind(c.store_id)
+        .bind(c.kind)
+        .bind(c.currency)
+        .bind(c.amount)
+        .bind(c.occurred)
+        .bind(c.refund_of)
+        .bind(c.key_id)
+        .bind(c.received)
+        .bind(c.event_id)
+        .bind(c.brand)
+        .bind(c.category)
+        .bind(c.origin)
+        .execute(conn)
+        .await?;
         Ok(())
     }
 
@@ -398,34 +415,47 @@ impl Backend for PgStore {
     }
 }
 
-/// The group commit's ledger write: every column, in [`ledger_row`]'s order.
-const COPY_LEDGER: &str = "COPY ledger (position, site_id, transaction_id, store_id, kind, \
-    currency, amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id, brand, \
-    category, origin) FROM STDIN (FORMAT binary)";
+/// Accepted ledger rows, column by column (for `UNNEST`).
+#[derive(Default)]
+struct LedgerColumns<'a> {
+    position: Vec<i64>,
+    site_id: Vec<&'a str>,
+    transaction_id: Vec<&'a str>,
+    store_id: Vec<&'a str>,
+    kind: Vec<i16>,
+    currency: Vec<&'a str>,
+    amount: Vec<i64>,
+    occurred: Vec<i64>,
+    refund_of: Vec<&'a str>,
+    key_id: Vec<&'a str>,
+    received: Vec<i64>,
+    event_id: Vec<&'a str>,
+    brand: Vec<&'a str>,
+    category: Vec<&'a str>,
+    origin: Vec<i16>,
+}
 
-/// One accepted row of [`COPY_LEDGER`].
-fn ledger_row(rows: &mut BinaryCopy, a: &Accepted<'_>) -> Result<()> {
-    let c = a.candidate;
-    rows.row(15);
-    rows.int8(db_position(a.position)?);
-    rows.text("site_id", c.site.as_str())?;
-    rows.text("transaction_id", c.tx.id.as_str())?;
-    rows.text("store_id", c.tx.store_id.as_str())?;
-    rows.int2(c.tx.kind().code());
-    rows.text("currency", c.tx.currency.code())?;
-    rows.int8(c.tx.amount_minor);
-    rows.int8(c.tx.occurred_at.0);
-    rows.text(
-        "refund_of",
-        c.tx.refund_of().map_or("", TransactionId::as_str),
-    )?;
-    rows.text("key_id", c.key_id.as_str())?;
-    rows.int8(c.received_at.0);
-    rows.text("event_id", a.event_id)?;
-    rows.text("brand", a.segments.key(Dimension::Brand))?;
-    rows.text("category", a.segments.key(Dimension::Category))?;
-    rows.int2(a.segments.origin.code());
-    Ok(())
+impl<'a> LedgerColumns<'a> {
+    fn push(&mut self, a: &Accepted<'a>) -> Result<()> {
+        let c = a.candidate;
+        self.event_id.push(a.event_id);
+        self.position.push(db_position(a.position)?);
+        self.site_id.push(c.site.as_str());
+        self.transaction_id.push(c.tx.id.as_str());
+        self.store_id.push(c.tx.store_id.as_str());
+        self.kind.push(c.tx.kind().code());
+        self.currency.push(c.tx.currency.code());
+        self.amount.push(c.tx.amount_minor);
+        self.occurred.push(c.tx.occurred_at.0);
+        self.refund_of
+            .push(c.tx.refund_of().map_or("", TransactionId::as_str));
+        self.key_id.push(c.key_id.as_str());
+        self.received.push(c.received_at.0);
+        self.brand.push(a.segments.key(Dimension::Brand));
+        self.category.push(a.segments.key(Dimension::Category));
+        self.origin.push(a.segments.origin.code());
+        Ok(())
+    }
 }
 
 /// The changed per-currency totals of one apply, column by column (for `UNNEST`).
