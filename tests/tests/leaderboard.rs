@@ -778,6 +778,55 @@ async fn site_changes_reach_the_national_figure_at_once(backend: Backend) {
         ),
         "beta back when the call returned"
     );
+    // Enabling it again changes nothing and answers as stored (the board, which shows it so,
+    // is not rebuilt for it).
+    let again = admin
+        .set_site_enabled(saleboard_proto::v1::SetSiteEnabledRequest {
+            site_id: "beta".into(),
+            enabled: true,
+        })
+        .await
+        .expect("enable again")
+        .into_inner();
+    assert!(again.disabled_at.is_none(), "{again:?}");
+    assert_eq!(
+        national(&mut board).await,
+        (
+            3,
+            2_200,
+            owned(&[("alpha", 1_700), ("beta", 500), ("gamma", 0)])
+        )
+    );
+    // Disabled by another writer (another leaderboard process's admin service) behind this
+    // board's back: a disable through this one changes nothing stored, yet its board showed
+    // beta enabled, so it reads the sites again before it answers.
+    app.store
+        .set_site_enabled(
+            &saleboard_domain::SiteId::parse("beta").expect("site id"),
+            false,
+            saleboard_domain::UnixNanos::now(),
+        )
+        .await
+        .expect("disable in storage");
+    admin
+        .set_site_enabled(saleboard_proto::v1::SetSiteEnabledRequest {
+            site_id: "beta".into(),
+            enabled: false,
+        })
+        .await
+        .expect("disable, already so in storage");
+    assert_eq!(
+        national(&mut board).await,
+        (2, 1_700, owned(&[("alpha", 1_700), ("gamma", 0)])),
+        "beta gone when the call returned"
+    );
+    admin
+        .set_site_enabled(saleboard_proto::v1::SetSiteEnabledRequest {
+            site_id: "beta".into(),
+            enabled: true,
+        })
+        .await
+        .expect("enable");
     // And the next apply's totals merge into the figures as they are now.
     push(beta, vec![sale("B2", "IDR", 300)]).await;
     app.settle().await;

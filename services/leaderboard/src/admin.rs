@@ -207,7 +207,16 @@ impl AdminApi for AdminService {
             },
             site.as_str(),
         );
-        self.refresh_board().await;
+        // Read-your-writes needs a refresh only when the board does not show the site as
+        // stored already: enabling a site that is enabled (a load generator's set-up
+        // re-enables each of its sites) costs no rebuild of the board.
+        if !self
+            .board
+            .shows_site(&site, record.disabled_at.is_none())
+            .await
+        {
+            self.refresh_board().await;
+        }
         Ok(Response::new(site_msg(record)))
     }
 

@@ -632,6 +632,18 @@ impl Board {
         }
     }
 
+    /// Whether the figures published show `site` as `enabled` (as of the board's last read of
+    /// the sites). Taken under the refresh lock: a refresh under way has published what it read
+    /// by the time this answers.
+    pub async fn shows_site(&self, site: &saleboard_domain::SiteId, enabled: bool) -> bool {
+        let _no_refresh_under_way = self.refreshing.lock().await;
+        self.sites
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|(id, _, disabled)| id == site && *disabled != enabled)
+    }
+
     /// Asks for a refresh now (after an admin change).
     pub fn invalidate(&self) {
         self.invalidated.notify_one();
