@@ -120,7 +120,7 @@ async fn figures(app: &TestApp) -> Figures {
             breakdowns.push(b);
         }
     }
-    let site = board
+    let mut site = board
         .get_site_totals(GetSiteTotalsRequest {
             site_id: "alpha".into(),
             include_hourly: true,
@@ -129,6 +129,7 @@ async fn figures(app: &TestApp) -> Figures {
         .await
         .expect("GetSiteTotals")
         .into_inner();
+    site.as_of = None;
     Figures {
         leaderboard,
         national,

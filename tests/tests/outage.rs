@@ -266,9 +266,8 @@ async fn database_outages_fail_fast_and_recover() {
         assert_eq!(json["stale"], true, "{path}: {json}");
         assert_eq!(json["watermark"], "20", "{path}: {json}");
     }
-    // A read that needs the database (one site's totals) fails, fast.
-    let asked = tokio::time::Instant::now();
-    let refused = board()
+    // One site's totals are the snapshot's too: served, marked.
+    let site = board()
         .await
         .get_site_totals(saleboard_proto::v1::GetSiteTotalsRequest {
             site_id: "toko".into(),
@@ -276,7 +275,32 @@ async fn database_outages_fail_fast_and_recover() {
             event_id: String::new(),
         })
         .await
-        .expect_err("one site's totals need the database");
+        .expect("one site's totals without the database")
+        .into_inner();
+    assert!(site.stale, "{site:?}");
+    assert_eq!(site.watermark, 20, "{site:?}");
+    let figures: Vec<_> = site
+        .totals
+        .iter()
+        .map(|t| (t.sale_count, t.net_minor))
+        .collect();
+    assert_eq!(figures, [(20, 20 * 100)], "{site:?}");
+    // A read that needs the database (one site's hourly series) fails, fast.
+    let asked = tokio::time::Instant::now();
+    let mut hourly = tonic::Request::new(saleboard_proto::v1::GetSiteTotalsRequest {
+        site_id: "toko".into(),
+        include_hourly: true,
+        event_id: String::new(),
+    });
+    hourly.metadata_mut().insert(
+        "authorization",
+        "Bearer organizer-outage-token".parse().expect("header"),
+    );
+    let refused = board()
+        .await
+        .get_site_totals(hourly)
+        .await
+        .expect_err("one site's hourly series needs the database");
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     assert!(
         asked.elapsed() < Duration::from_secs(4),

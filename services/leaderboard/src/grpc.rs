@@ -838,13 +838,35 @@ impl LeaderboardApi for LeaderboardService {
             )
             .await?;
         }
+        if !req.include_hourly {
+            // The snapshot's figures: the same as GetLeaderboard's, whether storage answers or
+            // not.
+            let snapshot = self.snapshot_of(&req.event_id).await?;
+            let (record, totals) = snapshot
+                .figures
+                .site(&site)
+                .ok_or_else(|| Status::not_found(format!("site \"{site}\" is not registered")))?;
+            return Ok(Response::new(SiteTotals {
+                site_id: record.site_id.to_string(),
+                display_name: record.display_name.clone(),
+                totals: totals
+                    .into_iter()
+                    .flatten()
+                    .map(|(c, t)| totals_msg(c.code(), t))
+                    .collect(),
+                hourly: Vec::new(),
+                watermark: snapshot.figures.watermark,
+                as_of: Some(timestamp(snapshot.as_of)),
+                stale: snapshot.stale,
+            }));
+        }
         if !req.event_id.is_empty() {
             self.known_event(&req.event_id).await?;
         }
         let event = (!req.event_id.is_empty()).then_some(req.event_id.as_str());
         let data = self
             .store
-            .site_totals(&site, event, req.include_hourly)
+            .site_totals(&site, event, true)
             .await
             .map_err(|e| from_storage(&e))?
             .ok_or_else(|| Status::not_found(format!("site \"{site}\" is not registered")))?;
@@ -869,6 +891,8 @@ impl LeaderboardApi for LeaderboardService {
                 })
                 .collect(),
             watermark: data.applied,
+            as_of: Some(timestamp(UnixNanos::now())),
+            stale: false,
         }))
     }
 

@@ -218,6 +218,11 @@ pub struct Figures {
     pub rates: BTreeMap<Currency, Rate>,
     /// The comparison with the event's own baseline, when it has one, as of the build.
     pub comparison: Option<Comparison>,
+    /// Every registered site, disabled ones included, by id: what `GetSiteTotals` answers
+    /// from.
+    pub sites: Arc<Vec<SiteRecord>>,
+    /// Every site's totals in the event, by site and currency (disabled sites' included).
+    pub totals: Arc<EventTotals>,
 }
 
 /// An event compared with a baseline event.
@@ -372,7 +377,19 @@ impl Figures {
             hourly,
             rates: event_rates,
             comparison: None,
+            sites: Arc::new(sites.to_vec()),
+            totals: Arc::new(totals.clone()),
         }
+    }
+
+    /// A registered site and its totals in the event, by currency (`None`: not registered).
+    #[must_use]
+    pub fn site(
+        &self,
+        site: &saleboard_domain::SiteId,
+    ) -> Option<(&SiteRecord, Option<&BTreeMap<Currency, CurrencyTotals>>)> {
+        let record = self.sites.iter().find(|s| s.site_id == *site)?;
+        Some((record, self.totals.get(site)))
     }
 
     /// The sites whose figure is out of range, with the currencies that put them there.
