@@ -301,6 +301,19 @@ async fn another_event_on_the_screen(backend: Backend) {
             .is_err(),
         "a final result is sent once, and the stream stays open"
     );
+    // A site registered after the event closed answers, with nothing in it.
+    let gamma = app
+        .leaderboard()
+        .await
+        .get_site_totals(saleboard_proto::v1::GetSiteTotalsRequest {
+            site_id: "gamma".into(),
+            include_hourly: false,
+            event_id: "last-year".into(),
+        })
+        .await
+        .expect("a site registered since")
+        .into_inner();
+    assert!(gamma.totals.is_empty(), "{gamma:?}");
     let (status, _, body) = get(app.leaderboard_addr, "/events/leaderboard?event=nope").await;
     assert_eq!(status, 404, "{body}");
 

@@ -356,6 +356,8 @@ impl Board {
         // Figures that did not change keep their snapshot (its generation, its time): a
         // screen of a final result is not sent it again. (A closed event's figures are final:
         // the applied position moving with other events' rows changes nothing in them.)
+        // Nor does a site registered since (GetSiteTotals finds it in the current snapshot:
+        // a site registered after an event closed has nothing in it).
         if closed && let Some((previous, ..)) = &cached {
             let read_at = (
                 std::mem::replace(&mut figures.watermark, previous.figures.watermark),
@@ -363,9 +365,14 @@ impl Board {
                     &mut figures.breakdown_watermark,
                     previous.figures.breakdown_watermark,
                 ),
+                std::mem::replace(&mut figures.sites, previous.figures.sites.clone()),
             );
             if previous.figures != figures {
-                (figures.watermark, figures.breakdown_watermark) = read_at;
+                (
+                    figures.watermark,
+                    figures.breakdown_watermark,
+                    figures.sites,
+                ) = read_at;
             }
         }
         let snapshot = match cached {

@@ -842,9 +842,18 @@ impl LeaderboardApi for LeaderboardService {
             // The snapshot's figures: the same as GetLeaderboard's, whether storage answers or
             // not.
             let snapshot = self.snapshot_of(&req.event_id).await?;
+            // A closed event's snapshot keeps the sites of its final result: a site registered
+            // since is in the current snapshot, with nothing in the closed event.
+            let current = self.board.current();
             let (record, totals) = snapshot
                 .figures
                 .site(&site)
+                .or_else(|| {
+                    current
+                        .figures
+                        .site(&site)
+                        .map(|(record, _)| (record, None))
+                })
                 .ok_or_else(|| Status::not_found(format!("site \"{site}\" is not registered")))?;
             return Ok(Response::new(SiteTotals {
                 site_id: record.site_id.to_string(),
