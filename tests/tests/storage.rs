@@ -958,13 +958,18 @@ async fn a_database_from_before_the_incremental_board_migrates(backend: Backend)
         Backend::Postgres => 10,
         Backend::Sqlite => 9,
     };
-    // Written as that release did (this code bumps a version it does not have).
+    // Written as that release did (this code bumps a version and appends to an audit log it
+    // does not have).
     let old = db.store_until(previous).await;
     db.execute("INSERT INTO sites (site_id, display_name, created_at_ns) VALUES ('a', 'a', 1)")
         .await;
-    old.set_event(&test_event(0), UnixNanos::now(), ok(&call()))
-        .await
-        .expect("event");
+    let event = test_event(0);
+    db.execute(&format!(
+        "INSERT INTO events (event_id, display_name, starts_at_ns, ends_at_ns, closes_at_ns, \
+         reporting_currency) VALUES ('{}', 'Test', {}, {}, {}, 'IDR')",
+        event.event_id, event.starts_at.0, event.ends_at.0, event.closes_at.0
+    ))
+    .await;
     drop(old);
     db.execute(
         "INSERT INTO site_totals (event_id, site_id, currency, sale_count, gross_minor, \
