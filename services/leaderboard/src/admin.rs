@@ -559,6 +559,14 @@ impl AdminService {
     }
 }
 
+/// Names a read's organizer (from the auth layer) in the call's span; changes do it in
+/// [`AdminService::call`].
+fn attribute<M>(request: &Request<M>) {
+    if let Some(organizer) = request.extensions().get::<Organizer>() {
+        tracing::Span::current().record("organizer", organizer.name());
+    }
+}
+
 /// The entries after a page token's position (0 for none).
 fn audit_cursor(page_token: &str) -> Result<u64, Status> {
     if page_token.is_empty() {
@@ -599,8 +607,9 @@ impl AdminApi for AdminService {
 
     async fn list_sites(
         &self,
-        _: Request<ListSitesRequest>,
+        request: Request<ListSitesRequest>,
     ) -> Result<Response<ListSitesResponse>, Status> {
+        attribute(&request);
         let sites = self
             .store
             .list_sites()
@@ -633,6 +642,7 @@ impl AdminApi for AdminService {
         &self,
         request: Request<ListApiKeysRequest>,
     ) -> Result<Response<ListApiKeysResponse>, Status> {
+        attribute(&request);
         let req = request.into_inner();
         let site = if req.site_id.is_empty() {
             None
@@ -662,6 +672,7 @@ impl AdminApi for AdminService {
         &self,
         request: Request<GetEventRequest>,
     ) -> Result<Response<EventMsg>, Status> {
+        attribute(&request);
         let wanted = request.into_inner().event_id;
         let events = self.store.events().await.map_err(|e| from_storage(&e))?;
         let now = UnixNanos::now();
@@ -673,8 +684,9 @@ impl AdminApi for AdminService {
 
     async fn list_events(
         &self,
-        _: Request<ListEventsRequest>,
+        request: Request<ListEventsRequest>,
     ) -> Result<Response<ListEventsResponse>, Status> {
+        attribute(&request);
         Ok(Response::new(list_events(self.store.as_ref()).await?))
     }
 
@@ -693,6 +705,7 @@ impl AdminApi for AdminService {
         &self,
         request: Request<ListExchangeRatesRequest>,
     ) -> Result<Response<ListExchangeRatesResponse>, Status> {
+        attribute(&request);
         let event_id = request.into_inner().event_id;
         let event = self.event_named(&event_id, UnixNanos::now()).await?;
         let all = self
@@ -717,8 +730,9 @@ impl AdminApi for AdminService {
 
     async fn list_organizers(
         &self,
-        _: Request<ListOrganizersRequest>,
+        request: Request<ListOrganizersRequest>,
     ) -> Result<Response<ListOrganizersResponse>, Status> {
+        attribute(&request);
         let named = self
             .store
             .list_organizers()
@@ -748,9 +762,7 @@ impl AdminApi for AdminService {
         &self,
         request: Request<ListAuditLogRequest>,
     ) -> Result<Response<ListAuditLogResponse>, Status> {
-        if let Some(organizer) = request.extensions().get::<Organizer>() {
-            tracing::Span::current().record("organizer", organizer.name());
-        }
+        attribute(&request);
         let req = request.into_inner();
         let after = audit_cursor(&req.page_token)?;
         let limit = match req.limit {
