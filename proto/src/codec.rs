@@ -197,6 +197,13 @@ no_limit!(
     NationalTotals,
     GetAggregatorStatusRequest,
     AggregatorStatus,
+    CreateOrganizerRequest,
+    Organizer,
+    ListOrganizersRequest,
+    ListOrganizersResponse,
+    RevokeOrganizerRequest,
+    ListAuditLogRequest,
+    ListAuditLogResponse,
 );
 
 #[cfg(test)]

@@ -21,7 +21,8 @@ use std::sync::LazyLock;
 
 use prost::{Message, Name};
 use prost_reflect::{
-    DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions,
+    DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, ReflectMessage as _,
+    SerializeOptions,
 };
 
 /// How every message is written: 64-bit integers as strings, enums by name, `.proto` field
@@ -119,6 +120,58 @@ pub fn to_value<M: JsonMessage>(message: &M) -> Result<serde_json::Value, JsonEr
         })
 }
 
+/// `message` in the proto3 JSON mapping with every secret removed: every field named `secret`,
+/// at any depth, is cleared (written as `""`). What the audit log records of requests and of
+/// the resources calls produce: a new API key's or organizer's secret never reaches it.
+///
+/// # Errors
+/// As [`to_string`].
+pub fn to_string_without_secrets<M: JsonMessage>(message: &M) -> Result<String, JsonError> {
+    let mut dynamic = dynamic(message)?;
+    clear_secrets(&mut dynamic);
+    let mut out = serde_json::Serializer::new(Vec::new());
+    dynamic
+        .serialize_with_options(&mut out, &WRITE)
+        .map_err(|source| JsonError::Json {
+            message: M::full_name(),
+            source,
+        })?;
+    // serde_json writes only UTF-8.
+    Ok(String::from_utf8_lossy(&out.into_inner()).into_owned())
+}
+
+/// Clears every field named `secret` of `message` and of the messages it holds.
+fn clear_secrets(message: &mut DynamicMessage) {
+    let fields: Vec<_> = message.descriptor().fields().collect();
+    for field in fields {
+        if field.name() == "secret" {
+            message.clear_field(&field);
+            continue;
+        }
+        if !message.has_field(&field) {
+            continue;
+        }
+        match message.get_field_mut(&field) {
+            prost_reflect::Value::Message(m) => clear_secrets(m),
+            prost_reflect::Value::List(items) => {
+                for item in items {
+                    if let prost_reflect::Value::Message(m) = item {
+                        clear_secrets(m);
+                    }
+                }
+            }
+            prost_reflect::Value::Map(entries) => {
+                for value in entries.values_mut() {
+                    if let prost_reflect::Value::Message(m) = value {
+                        clear_secrets(m);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// A message from its proto3 JSON mapping (either field name spelling; a field the message does
 /// not have is an error).
 ///
@@ -173,6 +226,23 @@ mod tests {
             state: EventState::Live.into(),
             ..Leaderboard::default()
         }
+    }
+
+    #[test]
+    fn secrets_are_removed_at_any_depth() {
+        let key = ApiKey {
+            key_id: "key_1".into(),
+            site_id: "alpha".into(),
+            secret: "sbk_very_secret".into(),
+            ..ApiKey::default()
+        };
+        let text = to_string_without_secrets(&key).expect("json");
+        assert!(!text.contains("sbk_very_secret"), "{text}");
+        assert!(text.contains("key_1"), "{text}");
+        let nested = crate::v1::RevokeApiKeyResponse { key: Some(key) };
+        let text = to_string_without_secrets(&nested).expect("json");
+        assert!(!text.contains("sbk_very_secret"), "{text}");
+        assert!(text.contains("alpha"), "{text}");
     }
 
     #[test]

@@ -136,7 +136,11 @@ pub async fn seed_site(store: &dyn Store, site_id: &str) -> String {
     )
     .expect("event");
     store
-        .set_event(&event, saleboard_domain::UnixNanos::now())
+        .set_event(
+            &event,
+            saleboard_domain::UnixNanos::now(),
+            saleboard_storage::Audit::ok(&seed_call("SetEvent")),
+        )
         .await
         .expect("event");
     register_site(store, site_id, site_id).await
@@ -152,13 +156,36 @@ pub async fn register_site(store: &dyn Store, site_id: &str, display_name: &str)
     let now = UnixNanos::now();
     let site = SiteId::parse(site_id).expect("site id");
     store
-        .create_site(&site, display_name, now)
+        .create_site(
+            &site,
+            display_name,
+            now,
+            saleboard_storage::Audit::ok(&seed_call("CreateSite")),
+        )
         .await
         .expect("site");
     let key = saleboard_runtime::auth::new_api_key().expect("key");
     store
-        .create_api_key(&key.key_id, &site, &key.secret_hash, now)
+        .create_api_key(
+            &key.key_id,
+            &site,
+            &key.secret_hash,
+            now,
+            saleboard_storage::Audit::ok(&seed_call("CreateApiKey")),
+        )
         .await
         .expect("key");
     key.secret
+}
+
+/// The audit record of a change a test makes to storage directly (its set-up), as
+/// `bootstrap`.
+#[must_use]
+pub fn seed_call(rpc: &str) -> saleboard_storage::AuditCall {
+    saleboard_storage::AuditCall {
+        at: saleboard_domain::UnixNanos::now(),
+        organizer: saleboard_domain::audit::BOOTSTRAP.to_owned(),
+        rpc: rpc.to_owned(),
+        request_json: "{}".to_owned(),
+    }
 }

@@ -932,6 +932,7 @@ async fn breakdowns_trailing_the_totals_catch_up(backend: Backend) {
             &saleboard_domain::Event::new("e", "E", ns(now - 86_400), ns(now + 86_400), "IDR")
                 .expect("event"),
             saleboard_domain::UnixNanos::now(),
+            saleboard_storage::Audit::ok(&saleboard_tests::db::seed_call("SetEvent")),
         )
         .await
         .expect("event");
@@ -941,6 +942,7 @@ async fn breakdowns_trailing_the_totals_catch_up(backend: Backend) {
                 &saleboard_domain::SiteId::parse(site).expect("site"),
                 site,
                 ns(now - 100),
+                saleboard_storage::Audit::ok(&saleboard_tests::db::seed_call("CreateSite")),
             )
             .await
             .expect("site");

@@ -202,7 +202,14 @@ async fn the_screen_in_a_real_browser() {
     )
     .expect("event");
     event.time_zone = "Asia/Jakarta".into();
-    store.set_event(&event, now).await.expect("event");
+    store
+        .set_event(
+            &event,
+            now,
+            saleboard_storage::Audit::ok(&saleboard_tests::db::seed_call("SetEvent")),
+        )
+        .await
+        .expect("event");
     let mut secrets = Vec::new();
     for (id, name) in [
         ("tokopedia", "Tokopedia"),

@@ -842,7 +842,11 @@ async fn dev_keeps_its_token_and_keys() {
     // A key revoked meanwhile is replaced (and the new one kept).
     let revoked = &store.active_keys().await.expect("keys")[0];
     store
-        .revoke_api_key(&revoked.key_id, saleboard_domain::UnixNanos::now())
+        .revoke_api_key(
+            &revoked.key_id,
+            saleboard_domain::UnixNanos::now(),
+            saleboard_storage::Audit::ok(&saleboard_tests::db::seed_call("RevokeApiKey")),
+        )
         .await
         .expect("revoke");
     let (_, fourth) = run_dev(&db, dir.path(), "fourth.out").await;

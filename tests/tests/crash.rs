@@ -46,7 +46,11 @@ async fn sigkill_mid_stream_loses_nothing_accepted(backend: Backend) {
     )
     .expect("event");
     store
-        .set_event(&event, saleboard_domain::UnixNanos::now())
+        .set_event(
+            &event,
+            saleboard_domain::UnixNanos::now(),
+            saleboard_storage::Audit::ok(&saleboard_tests::db::seed_call("SetEvent")),
+        )
         .await
         .expect("event");
     let secret = saleboard_tests::db::register_site(store.as_ref(), "alpha", "Alpha").await;

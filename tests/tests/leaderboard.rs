@@ -805,6 +805,7 @@ async fn site_changes_reach_the_national_figure_at_once(backend: Backend) {
             &saleboard_domain::SiteId::parse("beta").expect("site id"),
             false,
             saleboard_domain::UnixNanos::now(),
+            saleboard_storage::Audit::ok(&saleboard_tests::db::seed_call("SetSiteEnabled")),
         )
         .await
         .expect("disable in storage");

@@ -91,7 +91,14 @@ async fn database_outages_fail_fast_and_recover() {
         "IDR",
     )
     .expect("event");
-    store.set_event(&last_year, now).await.expect("last year");
+    store
+        .set_event(
+            &last_year,
+            now,
+            saleboard_storage::Audit::ok(&saleboard_tests::db::seed_call("SetEvent")),
+        )
+        .await
+        .expect("last year");
     let mut seeded = store
         .events()
         .await
@@ -100,7 +107,14 @@ async fn database_outages_fail_fast_and_recover() {
         .expect("the seeded event")
         .clone();
     seeded.baseline_event_id = "last-year".into();
-    store.set_event(&seeded, now).await.expect("a baseline");
+    store
+        .set_event(
+            &seeded,
+            now,
+            saleboard_storage::Audit::ok(&saleboard_tests::db::seed_call("SetEvent")),
+        )
+        .await
+        .expect("a baseline");
     drop(store);
 
     let env = [("SALEBOARD_DATABASE_URL", url.as_str())];

@@ -47,7 +47,11 @@ impl Suite {
         )
         .expect("event");
         store
-            .set_event(&event, saleboard_domain::UnixNanos::now())
+            .set_event(
+                &event,
+                saleboard_domain::UnixNanos::now(),
+                saleboard_storage::Audit::ok(&saleboard_tests::db::seed_call("SetEvent")),
+            )
             .await
             .expect("event");
         let mut secrets = Vec::new();

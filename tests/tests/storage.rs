@@ -8,9 +8,19 @@ use saleboard_domain::{
     Currency, Event, Kind, PushedKind, Rate, Reason, SiteId, TransactionId, TransactionInput,
     UnixNanos,
 };
-use saleboard_storage::{Candidate, StorageError, Store};
+use saleboard_storage::{Audit, AuditCall, Candidate, StorageError, Store};
 use saleboard_tests::{Backend, TestDb, backend_tests};
 use sqlx::Connection as _;
+
+/// The audit record of a test's own change.
+fn call() -> AuditCall {
+    saleboard_tests::db::seed_call("test")
+}
+
+/// The audit entry of a test's own change: `OK`.
+fn ok<T>(call: &AuditCall) -> Audit<'_, T> {
+    Audit::ok(call)
+}
 
 fn site(s: &str) -> SiteId {
     SiteId::parse(s).expect("valid site")
@@ -65,12 +75,12 @@ async fn open(backend: Backend) -> Option<(TestDb, Arc<dyn Store>)> {
     let store = db.store().await;
     for s in ["a", "b"] {
         store
-            .create_site(&site(s), s, UnixNanos(1))
+            .create_site(&site(s), s, UnixNanos(1), ok(&call()))
             .await
             .expect("create site");
     }
     store
-        .set_event(&test_event(0), UnixNanos::now())
+        .set_event(&test_event(0), UnixNanos::now(), ok(&call()))
         .await
         .expect("event");
     Some((db, store))
@@ -93,7 +103,7 @@ async fn sites_and_keys(backend: Backend) {
         return;
     };
     let err = store
-        .create_site(&site("a"), "again", UnixNanos(2))
+        .create_site(&site("a"), "again", UnixNanos(2), ok(&call()))
         .await
         .expect_err("taken");
     assert!(matches!(err, StorageError::AlreadyExists { .. }), "{err}");
@@ -107,12 +117,12 @@ async fn sites_and_keys(backend: Backend) {
     assert_eq!(sites, ["a", "b"]);
 
     let err = store
-        .create_api_key("k0", &site("zz"), "h0", UnixNanos(3))
+        .create_api_key("k0", &site("zz"), "h0", UnixNanos(3), ok(&call()))
         .await
         .expect_err("unknown site");
     assert!(matches!(err, StorageError::NotFound { .. }), "{err}");
     let k1 = store
-        .create_api_key("k1", &site("a"), "h1", UnixNanos(3))
+        .create_api_key("k1", &site("a"), "h1", UnixNanos(3), ok(&call()))
         .await
         .expect("key");
     assert_eq!(
@@ -120,7 +130,7 @@ async fn sites_and_keys(backend: Backend) {
         ("k1", "a", None)
     );
     store
-        .create_api_key("k2", &site("b"), "h2", UnixNanos(4))
+        .create_api_key("k2", &site("b"), "h2", UnixNanos(4), ok(&call()))
         .await
         .expect("key");
     assert_eq!(store.active_keys().await.expect("active").len(), 2);
@@ -134,12 +144,12 @@ async fn sites_and_keys(backend: Backend) {
     );
 
     let revoked = store
-        .revoke_api_key("k1", UnixNanos(10))
+        .revoke_api_key("k1", UnixNanos(10), ok(&call()))
         .await
         .expect("revoke");
     assert_eq!(revoked.revoked_at, Some(UnixNanos(10)));
     let again = store
-        .revoke_api_key("k1", UnixNanos(20))
+        .revoke_api_key("k1", UnixNanos(20), ok(&call()))
         .await
         .expect("revoke again");
     assert_eq!(
@@ -148,7 +158,9 @@ async fn sites_and_keys(backend: Backend) {
         "the first revocation time stands"
     );
     assert!(matches!(
-        store.revoke_api_key("nope", UnixNanos(1)).await,
+        store
+            .revoke_api_key("nope", UnixNanos(1), ok(&call()))
+            .await,
         Err(StorageError::NotFound { .. })
     ));
     assert_eq!(store.find_active_key("h1").await.expect("find"), None);
@@ -183,7 +195,10 @@ async fn event_and_rates(backend: Backend) {
     );
     // Windows never overlap.
     let e1 = Event::new("e1", "One", UnixNanos(1), UnixNanos(2), "IDR").expect("event");
-    let err = store.set_event(&e1, now).await.expect_err("overlaps test");
+    let err = store
+        .set_event(&e1, now, ok(&call()))
+        .await
+        .expect_err("overlaps test");
     assert!(
         matches!(&err, StorageError::EventChange(EventChangeError::Overlaps { event, .. }) if event == "e1")
             && err.to_string().contains("\"test\""),
@@ -197,7 +212,10 @@ async fn event_and_rates(backend: Backend) {
         "USD",
     )
     .expect("event");
-    store.set_event(&next, now).await.expect("a later event");
+    store
+        .set_event(&next, now, ok(&call()))
+        .await
+        .expect("a later event");
     assert_eq!(store.events().await.expect("events").as_slice().len(), 2);
     assert_eq!(
         store.get_event().await.expect("get").map(|e| e.event_id),
@@ -206,9 +224,15 @@ async fn event_and_rates(backend: Backend) {
     );
     // A closed event keeps its figures; its name may change.
     let old = Event::new("old", "Old", UnixNanos(-100), UnixNanos(-50), "IDR").expect("event");
-    store.set_event(&old, now).await.expect("a past event");
+    store
+        .set_event(&old, now, ok(&call()))
+        .await
+        .expect("a past event");
     let moved = Event::new("old", "Old", UnixNanos(-100), UnixNanos(-40), "IDR").expect("event");
-    let err = store.set_event(&moved, now).await.expect_err("closed");
+    let err = store
+        .set_event(&moved, now, ok(&call()))
+        .await
+        .expect_err("closed");
     assert!(
         matches!(&err, StorageError::EventChange(EventChangeError::Closed { event, .. }) if event == "old")
             && err.to_string().contains("final"),
@@ -216,11 +240,14 @@ async fn event_and_rates(backend: Backend) {
     );
     let renamed =
         Event::new("old", "Renamed", UnixNanos(-100), UnixNanos(-50), "IDR").expect("event");
-    store.set_event(&renamed, now).await.expect("a new name");
+    store
+        .set_event(&renamed, now, ok(&call()))
+        .await
+        .expect("a new name");
     // Narrowing is refused while accepted sales would fall outside.
     store.append(&[sale("a", "N1", 10)]).await.expect("append");
     let err = store
-        .set_event(&test_event(2_000), now)
+        .set_event(&test_event(2_000), now, ok(&call()))
         .await
         .expect_err("the sale at 1000 would fall outside");
     assert!(
@@ -231,7 +258,7 @@ async fn event_and_rates(backend: Backend) {
         "{err}"
     );
     store
-        .set_event(&test_event(-10), now)
+        .set_event(&test_event(-10), now, ok(&call()))
         .await
         .expect("widening is allowed (up to the next event)");
 
@@ -239,11 +266,15 @@ async fn event_and_rates(backend: Backend) {
     let jpy = Currency::parse("JPY").expect("JPY");
     let r = |s: &str| Rate::parse(s).expect("rate");
     store
-        .set_exchange_rates("test", &[(usd, r("15850.25")), (jpy, r("105"))])
+        .set_exchange_rates(
+            "test",
+            &[(usd, r("15850.25")), (jpy, r("105"))],
+            ok(&call()),
+        )
         .await
         .expect("set");
     let all = store
-        .set_exchange_rates("test", &[(usd, r("16000.5"))])
+        .set_exchange_rates("test", &[(usd, r("16000.5"))], ok(&call()))
         .await
         .expect("upsert");
     assert_eq!(all, vec![(jpy, r("105")), (usd, r("16000.5"))]);
@@ -257,7 +288,7 @@ async fn event_and_rates(backend: Backend) {
             .is_empty()
     );
     store
-        .set_exchange_rates("next", &[(usd, r("1"))])
+        .set_exchange_rates("next", &[(usd, r("1"))], ok(&call()))
         .await
         .expect("another event's rates");
     assert_eq!(store.list_exchange_rates("test").await.expect("list"), all);
@@ -739,7 +770,7 @@ async fn board_reads_only_what_changed(backend: Backend) {
         .await
         .expect("apply");
     store
-        .create_site(&site("c"), "c", UnixNanos(5))
+        .create_site(&site("c"), "c", UnixNanos(5), ok(&call()))
         .await
         .expect("site");
     store
@@ -781,7 +812,7 @@ async fn board_reads_only_what_changed(backend: Backend) {
     // Disabling b (whose totals did not move) moves the version: the sites come back, and
     // b's held totals make it a disabled site whose rows are read.
     let disabled = store
-        .set_site_enabled(&site("b"), false, UnixNanos(10))
+        .set_site_enabled(&site("b"), false, UnixNanos(10), ok(&call()))
         .await
         .expect("disable");
     assert_eq!(disabled.disabled_at, Some(UnixNanos(10)));
@@ -812,7 +843,7 @@ async fn board_reads_only_what_changed(backend: Backend) {
 
     // Disabled again: nothing changes, not even the version; its rows are not read again.
     let twice = store
-        .set_site_enabled(&site("b"), false, UnixNanos(20))
+        .set_site_enabled(&site("b"), false, UnixNanos(20), ok(&call()))
         .await
         .expect("disable twice");
     assert_eq!(
@@ -880,7 +911,7 @@ async fn board_reads_only_what_changed(backend: Backend) {
 
     // Enabled: the sites come back, no disabled site is left.
     store
-        .set_site_enabled(&site("b"), true, UnixNanos(30))
+        .set_site_enabled(&site("b"), true, UnixNanos(30), ok(&call()))
         .await
         .expect("enable");
     let read = store
@@ -895,17 +926,19 @@ async fn board_reads_only_what_changed(backend: Backend) {
     held.take(&read);
     // Enabled twice, or an unknown site: nothing to read.
     store
-        .set_site_enabled(&site("b"), true, UnixNanos(40))
+        .set_site_enabled(&site("b"), true, UnixNanos(40), ok(&call()))
         .await
         .expect("enable twice");
     assert!(matches!(
         store
-            .set_site_enabled(&site("zz"), true, UnixNanos(40))
+            .set_site_enabled(&site("zz"), true, UnixNanos(40), ok(&call()))
             .await,
         Err(StorageError::NotFound { .. })
     ));
     assert!(matches!(
-        store.create_site(&site("a"), "a", UnixNanos(40)).await,
+        store
+            .create_site(&site("a"), "a", UnixNanos(40), ok(&call()))
+            .await,
         Err(StorageError::AlreadyExists { .. })
     ));
     let read = store
@@ -925,13 +958,18 @@ async fn a_database_from_before_the_incremental_board_migrates(backend: Backend)
         Backend::Postgres => 10,
         Backend::Sqlite => 9,
     };
-    // Written as that release did (this code bumps a version it does not have).
+    // Written as that release did (this code bumps a version and appends to an audit log it
+    // does not have).
     let old = db.store_until(previous).await;
     db.execute("INSERT INTO sites (site_id, display_name, created_at_ns) VALUES ('a', 'a', 1)")
         .await;
-    old.set_event(&test_event(0), UnixNanos::now())
-        .await
-        .expect("event");
+    let event = test_event(0);
+    db.execute(&format!(
+        "INSERT INTO events (event_id, display_name, starts_at_ns, ends_at_ns, closes_at_ns, \
+         reporting_currency) VALUES ('{}', 'Test', {}, {}, {}, 'IDR')",
+        event.event_id, event.starts_at.0, event.ends_at.0, event.closes_at.0
+    ))
+    .await;
     drop(old);
     db.execute(
         "INSERT INTO site_totals (event_id, site_id, currency, sale_count, gross_minor, \
@@ -954,7 +992,7 @@ async fn a_database_from_before_the_incremental_board_migrates(backend: Backend)
         .expect("read");
     assert!(read.totals.is_empty() && read.sites.is_none());
     store
-        .create_site(&site("b"), "b", UnixNanos(2))
+        .create_site(&site("b"), "b", UnixNanos(2), ok(&call()))
         .await
         .expect("site");
     let read = store
@@ -967,7 +1005,89 @@ async fn a_database_from_before_the_incremental_board_migrates(backend: Backend)
     );
 }
 
+/// Admin writes and refusals from many tasks at once: one entry each, numbered 1, 2, 3, ...
+/// without gaps in commit order, chained; a write refused by storage leaves no entry of its
+/// own (the caller records the refusal).
+async fn concurrent_admin_writes_chain_their_entries(backend: Backend) {
+    use saleboard_domain::audit::ChainCheck;
+    let Some((_db, store)) = open(backend).await else {
+        return;
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let call = AuditCall {
+                rpc: "CreateSite".into(),
+                organizer: format!("org-{i}"),
+                ..call()
+            };
+            if i % 4 == 0 {
+                store
+                    .record_refusal(&call, "INVALID_ARGUMENT no")
+                    .await
+                    .map(|_| ())
+            } else {
+                let outcome = |r: &saleboard_storage::SiteRecord| format!("OK {}", r.site_id);
+                store
+                    .create_site(
+                        &site(&format!("s{i}")),
+                        "s",
+                        UnixNanos(2),
+                        Audit::new(&call, &outcome),
+                    )
+                    .await
+                    .map(|_| ())
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("task").expect("write");
+    }
+    let taken = store
+        .create_site(&site("a"), "again", UnixNanos(3), ok(&call()))
+        .await;
+    assert!(matches!(taken, Err(StorageError::AlreadyExists { .. })));
+
+    let entries = store
+        .audit_log(&saleboard_storage::AuditQuery {
+            limit: 1_000,
+            ..Default::default()
+        })
+        .await
+        .expect("audit log");
+    // `open` made three entries (two sites, the event).
+    assert_eq!(entries.len(), 3 + 16);
+    let mut check = ChainCheck::default();
+    for e in &entries {
+        check
+            .check(e)
+            .unwrap_or_else(|why| panic!("entry {}: {why}", e.position));
+    }
+    let (head, sha256) = store.audit_head().await.expect("head");
+    assert_eq!(head, 19);
+    assert_eq!(Some(&sha256), entries.last().map(|e| &e.sha256));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.outcome == "OK s5" && e.organizer == "org-5")
+    );
+
+    let page = store
+        .audit_log(&saleboard_storage::AuditQuery {
+            after: 3,
+            organizer: Some("org-5".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("filtered");
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].organizer, "org-5");
+}
+
 backend_tests!(
+    concurrent_admin_writes_chain_their_entries,
     sites_and_keys,
     event_and_rates,
     append_decides_and_stores,
@@ -992,7 +1112,7 @@ async fn postgres_copy_in_loads_the_ledger_columns() {
     let pg = saleboard_storage::postgres::PgStore::connect(&db.url, 2)
         .await
         .expect("connect");
-    pg.create_site(&site("a"), "a", UnixNanos(1))
+    pg.create_site(&site("a"), "a", UnixNanos(1), ok(&call()))
         .await
         .expect("site");
     let csv = "1,a,T1,s,1,IDR,100,1000,\"\",key_copy,2000,bench-copy,brand-1,food,2\n\

@@ -1,4 +1,5 @@
-//! `saleboard admin ...`: sites, keys, the event and exchange rates, with the organizer token.
+//! `saleboard admin ...`: sites, keys, the event, exchange rates, organizers and the audit log,
+//! with the organizer's own secret (or the organizer token from configuration, `bootstrap`).
 
 use std::path::PathBuf;
 
@@ -6,9 +7,10 @@ use saleboard_proto::Timestamp;
 use saleboard_proto::json::JsonMessage;
 use saleboard_proto::v1::admin_service_client::AdminServiceClient;
 use saleboard_proto::v1::{
-    CreateApiKeyRequest, CreateSiteRequest, Event, ExchangeRate, GetEventRequest,
-    ListApiKeysRequest, ListEventsRequest, ListExchangeRatesRequest, ListSitesRequest,
-    RevokeApiKeyRequest, SetExchangeRatesRequest, SetSiteEnabledRequest,
+    AuditEntry, CreateApiKeyRequest, CreateOrganizerRequest, CreateSiteRequest, Event,
+    ExchangeRate, GetEventRequest, ListApiKeysRequest, ListAuditLogRequest, ListEventsRequest,
+    ListExchangeRatesRequest, ListOrganizersRequest, ListSitesRequest, Organizer,
+    RevokeApiKeyRequest, RevokeOrganizerRequest, SetExchangeRatesRequest, SetSiteEnabledRequest,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -29,7 +31,7 @@ pub struct AdminArgs {
         default_value = "http://127.0.0.1:50054"
     )]
     pub admin_endpoint: String,
-    /// The organizer token.
+    /// The organizer's secret (`sbo_...`), or the organizer token from configuration.
     #[arg(
         long,
         global = true,
@@ -60,6 +62,45 @@ pub enum AdminCommand {
     /// Exchange rates into the reporting currency.
     #[command(subcommand)]
     Rates(RatesCommand),
+    /// Organizers, each with a secret of their own.
+    #[command(subcommand)]
+    Organizers(OrganizersCommand),
+    /// The audit log: who changed what, and when.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `saleboard admin organizers`.
+#[derive(Debug, clap::Subcommand)]
+pub enum OrganizersCommand {
+    /// Add an organizer (its secret is printed once).
+    Create {
+        /// Lower-case slug: a-z, 0-9 and '-'.
+        name: String,
+    },
+    /// List organizers (never their secrets), `bootstrap` first.
+    List,
+    /// Revoke an organizer: its secret is refused everywhere within 2 seconds.
+    Revoke {
+        /// The organizer's name.
+        name: String,
+    },
+}
+
+/// `saleboard admin audit`.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// List the audit log, oldest first (`--output json`: one entry per line).
+    List {
+        /// Only this organizer's calls.
+        #[arg(long)]
+        organizer: Option<String>,
+        /// Only calls at or after this time: RFC 3339, or relative to now (now-1h).
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Recompute the audit log's hash chain; names the first entry that breaks it.
+    Verify,
 }
 
 /// `saleboard admin sites`.
@@ -314,7 +355,179 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Keys(command) => keys(&mut admin, endpoint, output, command).await,
         AdminCommand::Event(command) => event(&mut admin, endpoint, output, command).await,
         AdminCommand::Rates(command) => rates(&mut admin, endpoint, output, command).await,
+        AdminCommand::Organizers(command) => {
+            organizers(&mut admin, endpoint, output, command).await
+        }
+        AdminCommand::Audit(command) => audit(&mut admin, endpoint, output, command).await,
     }
+}
+
+fn organizer_line(o: &Organizer) -> String {
+    let state = match (&o.revoked_at, o.created_at.is_none()) {
+        (Some(at), _) => format!("revoked {}", text(Some(at))),
+        (None, true) => "the organizer token from configuration".to_owned(),
+        (None, false) => format!(
+            "created {} by {}",
+            text(o.created_at.as_ref()),
+            o.created_by
+        ),
+    };
+    format!("{:<40} {state}\n", o.name)
+}
+
+/// `saleboard admin organizers ...`.
+async fn organizers(
+    admin: &mut AdminServiceClient<Authed>,
+    endpoint: &str,
+    output: Output,
+    command: &OrganizersCommand,
+) -> anyhow::Result<()> {
+    match command {
+        OrganizersCommand::Create { name } => {
+            let o = admin
+                .create_organizer(CreateOrganizerRequest { name: name.clone() })
+                .await
+                .map_err(|s| client::explain(endpoint, "CreateOrganizer", &s))?
+                .into_inner();
+            print(output, &o, || {
+                format!(
+                    "organizer {}\nsecret (shown only now; give it to {} alone): {}\n",
+                    o.name, o.name, o.secret
+                )
+            })?;
+        }
+        OrganizersCommand::List => {
+            let listed = admin
+                .list_organizers(ListOrganizersRequest {})
+                .await
+                .map_err(|s| client::explain(endpoint, "ListOrganizers", &s))?
+                .into_inner();
+            print(output, &listed, || {
+                listed.organizers.iter().map(organizer_line).collect()
+            })?;
+        }
+        OrganizersCommand::Revoke { name } => {
+            let o = admin
+                .revoke_organizer(RevokeOrganizerRequest { name: name.clone() })
+                .await
+                .map_err(|s| client::explain(endpoint, "RevokeOrganizer", &s))?
+                .into_inner();
+            print(output, &o, || {
+                format!(
+                    "revoked organizer {} at {}: its secret is refused from now on\n",
+                    o.name,
+                    text(o.revoked_at.as_ref())
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Audit entries read per page.
+const AUDIT_PAGE: u32 = 1_000;
+
+/// Every audit entry the request selects, page by page, handed to `each` in order.
+async fn audit_entries(
+    admin: &mut AdminServiceClient<Authed>,
+    endpoint: &str,
+    mut request: ListAuditLogRequest,
+    mut each: impl FnMut(AuditEntry) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    request.limit = AUDIT_PAGE;
+    loop {
+        let page = admin
+            .list_audit_log(request.clone())
+            .await
+            .map_err(|s| client::explain(endpoint, "ListAuditLog", &s))?
+            .into_inner();
+        for entry in page.entries {
+            each(entry)?;
+        }
+        if page.next_page_token.is_empty() {
+            return Ok(());
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
+/// An entry as the chain check reads it.
+fn domain_entry(e: &AuditEntry) -> saleboard_domain::audit::Entry {
+    let at = e.at.as_ref().map_or(0, |t| {
+        t.seconds
+            .saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(t.nanos))
+    });
+    saleboard_domain::audit::Entry {
+        position: e.position,
+        at: saleboard_domain::UnixNanos(at),
+        organizer: e.organizer.clone(),
+        rpc: e.rpc.clone(),
+        request_json: e.request_json.clone(),
+        outcome: e.outcome.clone(),
+        prev_sha256: e.prev_sha256.clone(),
+        sha256: e.sha256.clone(),
+    }
+}
+
+/// `saleboard admin audit ...`.
+async fn audit(
+    admin: &mut AdminServiceClient<Authed>,
+    endpoint: &str,
+    output: Output,
+    command: &AuditCommand,
+) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::List { organizer, since } => {
+            let request = ListAuditLogRequest {
+                organizer: organizer.clone().unwrap_or_default(),
+                since: since
+                    .as_deref()
+                    .map(|t| timestamp("since", t))
+                    .transpose()?,
+                ..ListAuditLogRequest::default()
+            };
+            audit_entries(admin, endpoint, request, |e| {
+                match output {
+                    Output::Json => println!("{}", client::json(&e)?),
+                    Output::Table => println!(
+                        "{:>6} {} {:<20} {:<18} {}",
+                        e.position,
+                        text(e.at.as_ref()),
+                        e.organizer,
+                        e.rpc,
+                        e.outcome.chars().take(120).collect::<String>()
+                    ),
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        AuditCommand::Verify => {
+            let mut check = saleboard_domain::audit::ChainCheck::default();
+            let mut last = String::new();
+            audit_entries(admin, endpoint, ListAuditLogRequest::default(), |e| {
+                check.check(&domain_entry(&e)).map_err(|why| {
+                    anyhow::anyhow!(
+                        "the audit log's chain breaks at entry {} ({} by {} at {}): {why}",
+                        e.position,
+                        e.rpc,
+                        e.organizer,
+                        text(e.at.as_ref())
+                    )
+                })?;
+                last.clone_from(&e.sha256);
+                Ok(())
+            })
+            .await?;
+            println!(
+                "verified: the audit log's {} entries are chained, none altered; last sha256 {}",
+                check.checked(),
+                if last.is_empty() { "(none)" } else { &last }
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `saleboard admin sites ...`.

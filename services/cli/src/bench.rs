@@ -39,7 +39,21 @@ pub async fn copy(args: &CopyArgs) -> anyhow::Result<()> {
     let mut sites = Vec::new();
     for i in 1..=args.sites {
         let site = SiteId::parse(&format!("cp-{i:03}"))?;
-        saleboard_storage::AdminStore::create_site(&store, &site, "copy", now).await?;
+        // The benchmark's own set-up, recorded as `bootstrap` like dev's demo data.
+        let call = saleboard_storage::AuditCall {
+            at: now,
+            organizer: saleboard_domain::audit::BOOTSTRAP.to_owned(),
+            rpc: "CreateSite (saleboard bench-copy)".to_owned(),
+            request_json: serde_json::json!({ "site_id": site.as_str() }).to_string(),
+        };
+        saleboard_storage::AdminStore::create_site(
+            &store,
+            &site,
+            "copy",
+            now,
+            saleboard_storage::Audit::ok(&call),
+        )
+        .await?;
         sites.push(site);
     }
     // Build the CSV first: the timing is the database's, not the generator's.

@@ -107,8 +107,9 @@ pub fn explain(endpoint: &str, what: &str, status: &Status) -> anyhow::Error {
             " Check the key or token (--key / SALEBOARD_API_KEY, --token / SALEBOARD_ORGANIZER_TOKEN)."
         }
         Code::PermissionDenied => {
-            " This call needs the organizer token (--token / SALEBOARD_ORGANIZER_TOKEN) or, for a \
-             site's own detail, that site's key (--key / SALEBOARD_API_KEY)."
+            " This call needs an organizer's secret or the organizer token (--token / \
+             SALEBOARD_ORGANIZER_TOKEN) or, for a site's own detail, that site's key (--key / \
+             SALEBOARD_API_KEY)."
         }
         Code::Unavailable => " Is the service running and reachable?",
         Code::ResourceExhausted => {

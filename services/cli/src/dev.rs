@@ -14,7 +14,8 @@ use saleboard_ingest::IngestConfig;
 use saleboard_leaderboard::LeaderboardConfig;
 use saleboard_runtime::auth::{new_api_key, random_secret, secret_hash};
 use saleboard_runtime::database::DatabaseArgs;
-use saleboard_storage::{ActiveKey, StorageError, Store};
+use saleboard_storage::{ActiveKey, Audit, AuditCall, StorageError, Store};
+use serde_json::json;
 use tokio::sync::watch;
 
 use crate::suite::{Suite, SuiteConfig};
@@ -186,7 +187,11 @@ async fn seed(
     let mut keys = Vec::new();
     for (id, name) in DEMO_SITES {
         let site = SiteId::parse(id)?;
-        match store.create_site(&site, name, UnixNanos::now()).await {
+        let call = demo_call("CreateSite", &json!({"site_id": id, "display_name": name}));
+        match store
+            .create_site(&site, name, call.at, Audit::ok(&call))
+            .await
+        {
             Ok(_) | Err(StorageError::AlreadyExists { .. }) => {}
             Err(e) => return Err(e.into()),
         }
@@ -195,8 +200,15 @@ async fn seed(
             continue;
         }
         let key = new_api_key().context("no randomness for a demo key")?;
+        let call = demo_call("CreateApiKey", &json!({"site_id": id}));
         store
-            .create_api_key(&key.key_id, &site, &key.secret_hash, UnixNanos::now())
+            .create_api_key(
+                &key.key_id,
+                &site,
+                &key.secret_hash,
+                call.at,
+                Audit::ok(&call),
+            )
             .await?;
         credentials.keys.retain(|(s, _, _)| s != id);
         credentials
@@ -229,18 +241,43 @@ async fn demo_events(store: &Arc<dyn Store>) -> anyhow::Result<()> {
         ends.saturating_add_secs(-YEAR),
         "IDR",
     )?;
+    let set_event = |e: &Event| demo_call("SetEvent", &json!({"event_id": e.event_id}));
+    let set_rates = |e: &Event| demo_call("SetExchangeRates", &json!({"event_id": e.event_id}));
     // Open while its history goes in, then closed: final.
     store
-        .set_event(&last.clone().closing_at(now.saturating_add_secs(DAY))?, now)
+        .set_event(
+            &last.clone().closing_at(now.saturating_add_secs(DAY))?,
+            now,
+            Audit::ok(&set_event(&last)),
+        )
         .await?;
-    store.set_exchange_rates(&last.event_id, &rates).await?;
+    store
+        .set_exchange_rates(&last.event_id, &rates, Audit::ok(&set_rates(&last)))
+        .await?;
     store.append(&demo_history(&last)?).await?;
-    store.set_event(&last, now).await?;
+    store
+        .set_event(&last, now, Audit::ok(&set_event(&last)))
+        .await?;
     let today = Event::new("harbolnas-demo", "Harbolnas demo", starts, ends, "IDR")?
         .compared_with(&last.event_id)?;
-    store.set_event(&today, now).await?;
-    store.set_exchange_rates(&today.event_id, &rates).await?;
+    store
+        .set_event(&today, now, Audit::ok(&set_event(&today)))
+        .await?;
+    store
+        .set_exchange_rates(&today.event_id, &rates, Audit::ok(&set_rates(&today)))
+        .await?;
     Ok(())
+}
+
+/// The audit record of a change `dev` makes to its demo data itself (not through
+/// AdminService): made by `bootstrap`, the organizer of the token `dev` prints, and said so.
+fn demo_call(rpc: &str, request: &serde_json::Value) -> AuditCall {
+    AuditCall {
+        at: UnixNanos::now(),
+        organizer: saleboard_domain::audit::BOOTSTRAP.to_owned(),
+        rpc: format!("{rpc} (saleboard dev, demo data)"),
+        request_json: request.to_string(),
+    }
 }
 
 /// Brand, category and origin of a demo sale: local and imported brands in a few categories.

@@ -6,11 +6,12 @@
 //! - [`dev`]: `saleboard dev`, the whole suite in one process on an embedded SQLite file, with a
 //!   demo event, demo sites and their keys.
 //! - [`migrate`]: `saleboard migrate`, apply the schema to a database.
-//! - [`verify`]: `saleboard verify`, recompute every total from the ledger and compare.
+//! - [`verify`]: `saleboard verify`, recompute every total from the ledger and compare, and the
+//!   audit log's hash chain.
 //! - [`backup`]: `saleboard backup --out FILE` and `saleboard restore FILE`.
 //! - [`push`]: `saleboard push FILE...`, retailers send CSV or JSON Lines files.
 //! - [`query`]: `saleboard leaderboard`, `totals`, `national` for organizers.
-//! - [`admin`]: `saleboard admin` sites, keys, event and rates.
+//! - [`admin`]: `saleboard admin` sites, keys, event, rates, organizers and the audit log.
 //! - [`loadgen`]: `saleboard loadgen`, an event day simulated, measured and reconciled.
 //! - [`health`]: `saleboard health ENDPOINT`, a gRPC health probe.
 //! - [`bench`]: `saleboard bench-copy` / `bench-query`, helpers of `bench/run`.

@@ -2,7 +2,9 @@
 //! the breakdowns, per site and national) and compares it with the stored totals at the same
 //! ledger position, and checks that the totals are not behind the ledger
 //! (waiting up to `--wait-ms` for the aggregator to catch up with the head it saw at start).
-//! Prints each difference; exits non-zero when there is one or when the totals lag.
+//! Prints each difference; exits non-zero when there is one or when the totals lag. It also
+//! recomputes the audit log's hash chain (as `saleboard admin audit verify` does over the
+//! API), and checks that its last entry is the one the log's head names.
 
 use saleboard_domain::totals::{CurrencyTotals, HourlyTotals, TotalsBook};
 use saleboard_runtime::database::DatabaseArgs;
@@ -173,12 +175,13 @@ pub fn segment_differences(
 /// When the database cannot be read or a recomputed total overflows.
 pub async fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
     let store = args.database.open_existing().await?;
+    let audit_ok = audit_chain(store.as_ref()).await?;
     if store.ledger_head().await? == 0 {
         println!(
             "the ledger of {} is empty: no transaction has been accepted yet, so there is nothing to verify",
             saleboard_storage::redact(&args.database.url)
         );
-        return Ok(true);
+        return Ok(audit_ok);
     }
     let caught_up = caught_up(store.as_ref(), args.wait_ms).await?;
     let stored = store.load_totals().await?;
@@ -237,7 +240,61 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
             args.wait_ms
         );
     }
-    Ok(diffs.is_empty() && caught_up.is_ok())
+    Ok(diffs.is_empty() && caught_up.is_ok() && audit_ok)
+}
+
+/// Audit entries read per page.
+const AUDIT_PAGE: u32 = 10_000;
+
+/// Recomputes the audit log's chain from its first entry and compares its end with the log's
+/// head; prints the first entry that breaks it. `Ok(true)` when it is intact.
+///
+/// # Errors
+/// When the database cannot be read.
+pub async fn audit_chain(store: &dyn saleboard_storage::Store) -> anyhow::Result<bool> {
+    let mut check = saleboard_domain::audit::ChainCheck::default();
+    let mut last = saleboard_domain::audit::GENESIS.to_owned();
+    let mut after = 0;
+    loop {
+        let entries = store
+            .audit_log(&saleboard_storage::AuditQuery {
+                after,
+                limit: AUDIT_PAGE,
+                ..saleboard_storage::AuditQuery::default()
+            })
+            .await?;
+        let Some(end) = entries.last().map(|e| e.position) else {
+            break;
+        };
+        for e in &entries {
+            if let Err(why) = check.check(e) {
+                println!(
+                    "the audit log's chain breaks at entry {} ({} by {} at {}): {why}",
+                    e.position,
+                    e.rpc,
+                    e.organizer,
+                    e.at.to_rfc3339()
+                );
+                return Ok(false);
+            }
+            last.clone_from(&e.sha256);
+        }
+        after = end;
+    }
+    let (head, head_sha256) = store.audit_head().await?;
+    if head != check.checked() || head_sha256 != last {
+        println!(
+            "the audit log ends at entry {} but its head names entry {head} (sha256 \
+             {head_sha256}): entries were removed or the head was altered",
+            check.checked()
+        );
+        return Ok(false);
+    }
+    println!(
+        "verified: the audit log's {} entries are chained, none altered; last sha256 {last}",
+        check.checked()
+    );
+    Ok(true)
 }
 
 /// Waits up to `wait_ms` for the applied position to reach the ledger head as it is now:

@@ -1,23 +1,36 @@
 //! `saleboard.v1.AdminService`: what organizers manage. Every request has passed the organizer
-//! token check (a tower layer) before it gets here.
+//! check (a tower layer: the token from configuration, `bootstrap`, or a named organizer's own
+//! secret) before it gets here, with the [`Organizer`] in its extensions.
+//!
+//! Every call that changes anything is recorded in the audit log: its [`AuditCall`] (who,
+//! which method, the request as proto3 JSON without secrets) goes into the storage write of
+//! the change, which appends the entry in the same transaction; a refused call (any status but
+//! OK) is recorded on its own by [`AdminService::finish`]. Reads are not recorded.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use saleboard_domain::audit::{BOOTSTRAP, OrganizerName};
 use saleboard_domain::event::EventError;
+use saleboard_domain::page::PageToken;
 use saleboard_domain::{Currency, Event, EventState, Rate, SiteId, UnixNanos};
 use saleboard_proto::Timestamp;
+use saleboard_proto::json::JsonMessage;
 use saleboard_proto::v1::admin_service_server::AdminService as AdminApi;
 use saleboard_proto::v1::{
-    ApiKey, CreateApiKeyRequest, CreateSiteRequest, Event as EventMsg, ExchangeRate,
-    GetEventRequest, ListApiKeysRequest, ListApiKeysResponse, ListEventsRequest,
-    ListEventsResponse, ListExchangeRatesRequest, ListExchangeRatesResponse, ListSitesRequest,
-    ListSitesResponse, RevokeApiKeyRequest, RevokeApiKeyResponse, SetExchangeRatesRequest,
+    ApiKey, AuditEntry as AuditEntryMsg, CreateApiKeyRequest, CreateOrganizerRequest,
+    CreateSiteRequest, Event as EventMsg, ExchangeRate, GetEventRequest, ListApiKeysRequest,
+    ListApiKeysResponse, ListAuditLogRequest, ListAuditLogResponse, ListEventsRequest,
+    ListEventsResponse, ListExchangeRatesRequest, ListExchangeRatesResponse, ListOrganizersRequest,
+    ListOrganizersResponse, ListSitesRequest, ListSitesResponse, Organizer as OrganizerMsg,
+    RevokeApiKeyRequest, RevokeApiKeyResponse, RevokeOrganizerRequest, SetExchangeRatesRequest,
     SetExchangeRatesResponse, SetSiteEnabledRequest, Site,
 };
-use saleboard_runtime::auth::new_api_key;
+use saleboard_runtime::auth::{Organizer, new_api_key, new_organizer_secret};
 use saleboard_runtime::status::{from_storage, invalid_field};
-use saleboard_storage::{ApiKeyRecord, SiteRecord, Store};
+use saleboard_storage::{
+    ApiKeyRecord, Audit, AuditCall, AuditEntry, AuditQuery, OrganizerRecord, SiteRecord, Store,
+};
 use tonic::{Request, Response, Status};
 
 use crate::board::Board;
@@ -25,6 +38,11 @@ use crate::messages::{event_msg, events_msg, timestamp};
 
 /// Longest display name, in characters.
 const MAX_DISPLAY_NAME: usize = 200;
+
+/// Audit entries per page when `limit` is 0.
+const DEFAULT_AUDIT_LIMIT: u32 = 100;
+/// Most audit entries per page.
+const MAX_AUDIT_LIMIT: u32 = 1_000;
 
 /// The admin gRPC service.
 #[derive(Clone)]
@@ -78,6 +96,63 @@ impl AdminService {
             .collect()
     }
 
+    /// The audit record of a call about to be handled: its organizer (from the auth layer),
+    /// method and request. Names the organizer in the call's span.
+    fn call<M: JsonMessage>(request: &Request<M>, rpc: &str) -> Result<AuditCall, Status> {
+        let organizer = request
+            .extensions()
+            .get::<Organizer>()
+            .ok_or_else(|| Status::unauthenticated("no organizer authenticated this call"))?;
+        tracing::Span::current().record("organizer", organizer.name());
+        let request_json = saleboard_proto::json::to_string_without_secrets(request.get_ref())
+            .unwrap_or_else(|e| {
+                // Only a timestamp outside the years 1 to 9999; the call is refused for it.
+                serde_json::json!({ "unwritable": e.to_string() }).to_string()
+            });
+        Ok(AuditCall {
+            at: UnixNanos::now(),
+            organizer: organizer.name().to_owned(),
+            rpc: rpc.to_owned(),
+            request_json,
+        })
+    }
+
+    /// Ends a call that may change something: a refusal is recorded in the audit log on its
+    /// own (the change's transaction, if any, rolled back); a success was recorded with its
+    /// change. Either way the organizer is in the log line.
+    async fn finish<T>(
+        &self,
+        call: &AuditCall,
+        result: Result<Response<T>, Status>,
+    ) -> Result<Response<T>, Status> {
+        match result {
+            Ok(response) => {
+                tracing::debug!(organizer = %call.organizer, rpc = %call.rpc, "admin change");
+                Ok(response)
+            }
+            Err(status) => {
+                let outcome = format!("{} {}", code_name(status.code()), status.message());
+                match self.store.record_refusal(call, &outcome).await {
+                    Ok(entry) => tracing::info!(
+                        organizer = %call.organizer,
+                        rpc = %call.rpc,
+                        code = code_name(status.code()),
+                        position = entry.position,
+                        "admin call refused"
+                    ),
+                    Err(e) => tracing::warn!(
+                        organizer = %call.organizer,
+                        rpc = %call.rpc,
+                        code = code_name(status.code()),
+                        error = %e,
+                        "admin call refused, and its refusal cannot be recorded in the audit log"
+                    ),
+                }
+                Err(status)
+            }
+        }
+    }
+
     /// A service over `store` that tells `board` when the figures' inputs change.
     #[must_use]
     pub fn new(store: Arc<dyn Store>, board: Arc<Board>) -> Self {
@@ -113,6 +188,71 @@ fn key_msg(k: ApiKeyRecord, secret: String) -> ApiKey {
         created_at: Some(timestamp(k.created_at)),
         revoked_at: k.revoked_at.map(timestamp),
     }
+}
+
+/// The outcome of a call that produced `resource`: `OK` and the resource in the proto3 JSON
+/// mapping without its secrets.
+fn ok_outcome<M: JsonMessage>(resource: &M) -> String {
+    match saleboard_proto::json::to_string_without_secrets(resource) {
+        Ok(json) => format!("OK {json}"),
+        Err(e) => format!("OK (the resource is not writable as JSON: {e})"),
+    }
+}
+
+/// A status code's name as the gRPC specification spells it.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+fn organizer_msg(o: OrganizerRecord, secret: String) -> OrganizerMsg {
+    OrganizerMsg {
+        name: o.name,
+        secret,
+        created_at: Some(timestamp(o.created_at)),
+        created_by: o.created_by,
+        revoked_at: o.revoked_at.map(timestamp),
+    }
+}
+
+fn entry_msg(e: AuditEntry) -> AuditEntryMsg {
+    AuditEntryMsg {
+        position: e.position,
+        at: Some(timestamp(e.at)),
+        organizer: e.organizer,
+        rpc: e.rpc,
+        request_json: e.request_json,
+        outcome: e.outcome,
+        prev_sha256: e.prev_sha256,
+        sha256: e.sha256,
+    }
+}
+
+fn organizer_name(value: &str) -> Result<OrganizerName, Status> {
+    OrganizerName::parse(value).map_err(|e| {
+        invalid_field(
+            "name",
+            format!("{:?} {e}", saleboard_domain::ids::excerpt(value)),
+        )
+    })
 }
 
 /// Every event as stored, newest first.
@@ -162,13 +302,12 @@ fn site_id(field: &str, value: &str) -> Result<SiteId, Status> {
     SiteId::parse(value).map_err(|e| invalid_field(field, format!("{value:?} {e}")))
 }
 
-#[tonic::async_trait]
-impl AdminApi for AdminService {
-    async fn create_site(
+impl AdminService {
+    async fn create_site_in(
         &self,
-        request: Request<CreateSiteRequest>,
-    ) -> Result<Response<Site>, Status> {
-        let req = request.into_inner();
+        call: &AuditCall,
+        req: CreateSiteRequest,
+    ) -> Result<Site, Status> {
         let site = site_id("site_id", &req.site_id)?;
         let name = req.display_name.trim();
         if name.chars().count() > MAX_DISPLAY_NAME {
@@ -178,25 +317,28 @@ impl AdminApi for AdminService {
             ));
         }
         let name = if name.is_empty() { site.as_str() } else { name };
+        let outcome = |r: &SiteRecord| ok_outcome(&site_msg(r.clone()));
         let record = self
             .store
-            .create_site(&site, name, UnixNanos::now())
+            .create_site(&site, name, call.at, Audit::new(call, &outcome))
             .await
             .map_err(|e| from_storage(&e))?;
-        self.changes.record("site created", site.as_str());
+        self.changes
+            .record("site created", &format!("{site} by {}", call.organizer));
         self.refresh_board().await;
-        Ok(Response::new(site_msg(record)))
+        Ok(site_msg(record))
     }
 
-    async fn set_site_enabled(
+    async fn set_site_enabled_in(
         &self,
-        request: Request<SetSiteEnabledRequest>,
-    ) -> Result<Response<Site>, Status> {
-        let req = request.into_inner();
+        call: &AuditCall,
+        req: SetSiteEnabledRequest,
+    ) -> Result<Site, Status> {
         let site = site_id("site_id", &req.site_id)?;
+        let outcome = |r: &SiteRecord| ok_outcome(&site_msg(r.clone()));
         let record = self
             .store
-            .set_site_enabled(&site, req.enabled, UnixNanos::now())
+            .set_site_enabled(&site, req.enabled, call.at, Audit::new(call, &outcome))
             .await
             .map_err(|e| from_storage(&e))?;
         self.changes.record(
@@ -205,7 +347,7 @@ impl AdminApi for AdminService {
             } else {
                 "site disabled"
             },
-            site.as_str(),
+            &format!("{site} by {}", call.organizer),
         );
         // Read-your-writes needs a refresh only when the board does not show the site as
         // stored already: enabling a site that is enabled (a load generator's set-up
@@ -217,86 +359,68 @@ impl AdminApi for AdminService {
         {
             self.refresh_board().await;
         }
-        Ok(Response::new(site_msg(record)))
+        Ok(site_msg(record))
     }
 
-    async fn list_sites(
+    async fn create_api_key_in(
         &self,
-        _: Request<ListSitesRequest>,
-    ) -> Result<Response<ListSitesResponse>, Status> {
-        let sites = self
-            .store
-            .list_sites()
-            .await
-            .map_err(|e| from_storage(&e))?;
-        Ok(Response::new(ListSitesResponse {
-            sites: sites.into_iter().map(site_msg).collect(),
-        }))
-    }
-
-    async fn create_api_key(
-        &self,
-        request: Request<CreateApiKeyRequest>,
-    ) -> Result<Response<ApiKey>, Status> {
-        let site = site_id("site_id", &request.into_inner().site_id)?;
+        call: &AuditCall,
+        req: CreateApiKeyRequest,
+    ) -> Result<ApiKey, Status> {
+        let site = site_id("site_id", &req.site_id)?;
         let key = new_api_key().map_err(|e| {
             tracing::error!(error = %e, "no randomness for a new key");
             Status::internal("cannot generate a key right now")
         })?;
+        // The resource without its secret: the secret is only in the answer.
+        let outcome = |r: &ApiKeyRecord| ok_outcome(&key_msg(r.clone(), String::new()));
         let record = self
             .store
-            .create_api_key(&key.key_id, &site, &key.secret_hash, UnixNanos::now())
+            .create_api_key(
+                &key.key_id,
+                &site,
+                &key.secret_hash,
+                call.at,
+                Audit::new(call, &outcome),
+            )
             .await
             .map_err(|e| from_storage(&e))?;
-        self.changes
-            .record("API key created", &format!("{} of {site}", key.key_id));
-        Ok(Response::new(key_msg(record, key.secret)))
+        self.changes.record(
+            "API key created",
+            &format!("{} of {site} by {}", key.key_id, call.organizer),
+        );
+        Ok(key_msg(record, key.secret))
     }
 
-    async fn revoke_api_key(
+    async fn revoke_api_key_in(
         &self,
-        request: Request<RevokeApiKeyRequest>,
-    ) -> Result<Response<RevokeApiKeyResponse>, Status> {
-        let key_id = request.into_inner().key_id;
+        call: &AuditCall,
+        req: RevokeApiKeyRequest,
+    ) -> Result<RevokeApiKeyResponse, Status> {
+        let key_id = req.key_id;
         if key_id.is_empty() {
             return Err(invalid_field("key_id", "is required"));
         }
+        let outcome = |r: &ApiKeyRecord| {
+            ok_outcome(&RevokeApiKeyResponse {
+                key: Some(key_msg(r.clone(), String::new())),
+            })
+        };
         let record = self
             .store
-            .revoke_api_key(&key_id, UnixNanos::now())
+            .revoke_api_key(&key_id, call.at, Audit::new(call, &outcome))
             .await
             .map_err(|e| from_storage(&e))?;
-        self.changes.record("API key revoked", &key_id);
-        Ok(Response::new(RevokeApiKeyResponse {
+        self.changes.record(
+            "API key revoked",
+            &format!("{key_id} by {}", call.organizer),
+        );
+        Ok(RevokeApiKeyResponse {
             key: Some(key_msg(record, String::new())),
-        }))
+        })
     }
 
-    async fn list_api_keys(
-        &self,
-        request: Request<ListApiKeysRequest>,
-    ) -> Result<Response<ListApiKeysResponse>, Status> {
-        let req = request.into_inner();
-        let site = if req.site_id.is_empty() {
-            None
-        } else {
-            Some(site_id("site_id", &req.site_id)?)
-        };
-        let keys = self
-            .store
-            .list_api_keys(site.as_ref())
-            .await
-            .map_err(|e| from_storage(&e))?;
-        Ok(Response::new(ListApiKeysResponse {
-            keys: keys
-                .into_iter()
-                .map(|k| key_msg(k, String::new()))
-                .collect(),
-        }))
-    }
-
-    async fn set_event(&self, request: Request<EventMsg>) -> Result<Response<EventMsg>, Status> {
-        let req = request.into_inner();
+    async fn set_event_in(&self, call: &AuditCall, req: EventMsg) -> Result<EventMsg, Status> {
         let starts = instant("starts_at", req.starts_at.as_ref())?;
         let ends = instant("ends_at", req.ends_at.as_ref())?;
         let invalid = |e: EventError| invalid_field(e.field(), e.to_string());
@@ -332,41 +456,23 @@ impl AdminApi for AdminService {
         if let Some(closes_at) = closes_at {
             event = event.closing_at(closes_at).map_err(invalid)?;
         }
-        let now = UnixNanos::now();
+        let now = call.at;
+        let answer = event_msg(&event, now);
+        let outcome = |_: &()| ok_outcome(&answer);
         self.store
-            .set_event(&event, now)
+            .set_event(&event, now, Audit::new(call, &outcome))
             .await
             .map_err(|e| from_storage(&e))?;
-        tracing::info!(event_id = %event.event_id, "event set");
+        tracing::info!(event_id = %event.event_id, organizer = %call.organizer, "event set");
         self.refresh_board().await;
-        Ok(Response::new(event_msg(&event, now)))
+        Ok(answer)
     }
 
-    async fn get_event(
+    async fn set_exchange_rates_in(
         &self,
-        request: Request<GetEventRequest>,
-    ) -> Result<Response<EventMsg>, Status> {
-        let wanted = request.into_inner().event_id;
-        let events = self.store.events().await.map_err(|e| from_storage(&e))?;
-        let now = UnixNanos::now();
-        let event = find_event(&events, &wanted, now, || {
-            Status::not_found("no event is configured yet; call SetEvent")
-        })?;
-        Ok(Response::new(event_msg(event, now)))
-    }
-
-    async fn list_events(
-        &self,
-        _: Request<ListEventsRequest>,
-    ) -> Result<Response<ListEventsResponse>, Status> {
-        Ok(Response::new(list_events(self.store.as_ref()).await?))
-    }
-
-    async fn set_exchange_rates(
-        &self,
-        request: Request<SetExchangeRatesRequest>,
-    ) -> Result<Response<SetExchangeRatesResponse>, Status> {
-        let req = request.into_inner();
+        call: &AuditCall,
+        req: SetExchangeRatesRequest,
+    ) -> Result<SetExchangeRatesResponse, Status> {
         let mut seen = HashSet::new();
         let mut rates = Vec::with_capacity(req.rates.len());
         for (i, r) in req.rates.iter().enumerate() {
@@ -382,7 +488,7 @@ impl AdminApi for AdminService {
                 .map_err(|e| invalid_field(&format!("rates[{i}].rate"), e.to_string()))?;
             rates.push((currency, rate));
         }
-        let now = UnixNanos::now();
+        let now = call.at;
         let event = self.event_named(&req.event_id, now).await?;
         if event.state(now) == EventState::Closed {
             return Err(Status::failed_precondition(format!(
@@ -391,23 +497,224 @@ impl AdminApi for AdminService {
                 event.closes_at.to_rfc3339()
             )));
         }
+        let answer = |all: &[(Currency, Rate)]| SetExchangeRatesResponse {
+            currencies_without_rate: self.without_rate(&event.event_id, all),
+            rates: rate_msgs(all.to_vec()),
+        };
+        let outcome = |all: &Vec<(Currency, Rate)>| ok_outcome(&answer(all.as_slice()));
         let all = self
             .store
-            .set_exchange_rates(&event.event_id, &rates)
+            .set_exchange_rates(&event.event_id, &rates, Audit::new(call, &outcome))
             .await
             .map_err(|e| from_storage(&e))?;
-        tracing::info!(changed = rates.len(), "exchange rates set");
+        tracing::info!(changed = rates.len(), organizer = %call.organizer, "exchange rates set");
         self.refresh_board().await;
-        Ok(Response::new(SetExchangeRatesResponse {
-            currencies_without_rate: self.without_rate(&event.event_id, &all),
-            rates: rate_msgs(all),
+        Ok(answer(all.as_slice()))
+    }
+
+    async fn create_organizer_in(
+        &self,
+        call: &AuditCall,
+        req: CreateOrganizerRequest,
+    ) -> Result<OrganizerMsg, Status> {
+        let name = organizer_name(&req.name)?;
+        if name.is_bootstrap() {
+            return Err(Status::already_exists(format!(
+                "organizer {BOOTSTRAP:?} already exists: it is the organizer token from \
+                 configuration"
+            )));
+        }
+        let (secret, secret_hash) = new_organizer_secret().map_err(|e| {
+            tracing::error!(error = %e, "no randomness for a new organizer secret");
+            Status::internal("cannot generate a secret right now")
+        })?;
+        // The resource without its secret: the secret is only in the answer.
+        let outcome = |r: &OrganizerRecord| ok_outcome(&organizer_msg(r.clone(), String::new()));
+        let record = self
+            .store
+            .create_organizer(
+                name.as_str(),
+                &secret_hash,
+                call.at,
+                Audit::new(call, &outcome),
+            )
+            .await
+            .map_err(|e| from_storage(&e))?;
+        tracing::info!(name = %name, organizer = %call.organizer, "organizer created");
+        Ok(organizer_msg(record, secret))
+    }
+
+    async fn revoke_organizer_in(
+        &self,
+        call: &AuditCall,
+        req: RevokeOrganizerRequest,
+    ) -> Result<OrganizerMsg, Status> {
+        let name = organizer_name(&req.name)?;
+        if name.is_bootstrap() {
+            return Err(Status::permission_denied(format!(
+                "organizer {BOOTSTRAP:?} is the organizer token from configuration and cannot \
+                 be revoked here: replace the token in the configuration (--organizer-token / \
+                 SALEBOARD_ORGANIZER_TOKEN) and restart"
+            )));
+        }
+        let outcome = |r: &OrganizerRecord| ok_outcome(&organizer_msg(r.clone(), String::new()));
+        let record = self
+            .store
+            .revoke_organizer(name.as_str(), call.at, Audit::new(call, &outcome))
+            .await
+            .map_err(|e| from_storage(&e))?;
+        tracing::info!(name = %name, organizer = %call.organizer, "organizer revoked");
+        Ok(organizer_msg(record, String::new()))
+    }
+}
+
+/// Names a read's organizer (from the auth layer) in the call's span; changes do it in
+/// [`AdminService::call`].
+fn attribute<M>(request: &Request<M>) {
+    if let Some(organizer) = request.extensions().get::<Organizer>() {
+        tracing::Span::current().record("organizer", organizer.name());
+    }
+}
+
+/// The entries after a page token's position (0 for none).
+fn audit_cursor(page_token: &str) -> Result<u64, Status> {
+    if page_token.is_empty() {
+        return Ok(0);
+    }
+    match PageToken::parse(page_token) {
+        Some(PageToken {
+            generation: 0,
+            offset,
+            dimension: None,
+        }) => Ok(u64::try_from(offset).unwrap_or(u64::MAX)),
+        _ => Err(invalid_field(
+            "page_token",
+            "is not an audit log page token this service issued",
+        )),
+    }
+}
+
+#[tonic::async_trait]
+impl AdminApi for AdminService {
+    async fn create_site(
+        &self,
+        request: Request<CreateSiteRequest>,
+    ) -> Result<Response<Site>, Status> {
+        let call = Self::call(&request, "CreateSite")?;
+        let result = self.create_site_in(&call, request.into_inner()).await;
+        self.finish(&call, result.map(Response::new)).await
+    }
+
+    async fn set_site_enabled(
+        &self,
+        request: Request<SetSiteEnabledRequest>,
+    ) -> Result<Response<Site>, Status> {
+        let call = Self::call(&request, "SetSiteEnabled")?;
+        let result = self.set_site_enabled_in(&call, request.into_inner()).await;
+        self.finish(&call, result.map(Response::new)).await
+    }
+
+    async fn list_sites(
+        &self,
+        request: Request<ListSitesRequest>,
+    ) -> Result<Response<ListSitesResponse>, Status> {
+        attribute(&request);
+        let sites = self
+            .store
+            .list_sites()
+            .await
+            .map_err(|e| from_storage(&e))?;
+        Ok(Response::new(ListSitesResponse {
+            sites: sites.into_iter().map(site_msg).collect(),
         }))
+    }
+
+    async fn create_api_key(
+        &self,
+        request: Request<CreateApiKeyRequest>,
+    ) -> Result<Response<ApiKey>, Status> {
+        let call = Self::call(&request, "CreateApiKey")?;
+        let result = self.create_api_key_in(&call, request.into_inner()).await;
+        self.finish(&call, result.map(Response::new)).await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        request: Request<RevokeApiKeyRequest>,
+    ) -> Result<Response<RevokeApiKeyResponse>, Status> {
+        let call = Self::call(&request, "RevokeApiKey")?;
+        let result = self.revoke_api_key_in(&call, request.into_inner()).await;
+        self.finish(&call, result.map(Response::new)).await
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<ListApiKeysRequest>,
+    ) -> Result<Response<ListApiKeysResponse>, Status> {
+        attribute(&request);
+        let req = request.into_inner();
+        let site = if req.site_id.is_empty() {
+            None
+        } else {
+            Some(site_id("site_id", &req.site_id)?)
+        };
+        let keys = self
+            .store
+            .list_api_keys(site.as_ref())
+            .await
+            .map_err(|e| from_storage(&e))?;
+        Ok(Response::new(ListApiKeysResponse {
+            keys: keys
+                .into_iter()
+                .map(|k| key_msg(k, String::new()))
+                .collect(),
+        }))
+    }
+
+    async fn set_event(&self, request: Request<EventMsg>) -> Result<Response<EventMsg>, Status> {
+        let call = Self::call(&request, "SetEvent")?;
+        let result = self.set_event_in(&call, request.into_inner()).await;
+        self.finish(&call, result.map(Response::new)).await
+    }
+
+    async fn get_event(
+        &self,
+        request: Request<GetEventRequest>,
+    ) -> Result<Response<EventMsg>, Status> {
+        attribute(&request);
+        let wanted = request.into_inner().event_id;
+        let events = self.store.events().await.map_err(|e| from_storage(&e))?;
+        let now = UnixNanos::now();
+        let event = find_event(&events, &wanted, now, || {
+            Status::not_found("no event is configured yet; call SetEvent")
+        })?;
+        Ok(Response::new(event_msg(event, now)))
+    }
+
+    async fn list_events(
+        &self,
+        request: Request<ListEventsRequest>,
+    ) -> Result<Response<ListEventsResponse>, Status> {
+        attribute(&request);
+        Ok(Response::new(list_events(self.store.as_ref()).await?))
+    }
+
+    async fn set_exchange_rates(
+        &self,
+        request: Request<SetExchangeRatesRequest>,
+    ) -> Result<Response<SetExchangeRatesResponse>, Status> {
+        let call = Self::call(&request, "SetExchangeRates")?;
+        let result = self
+            .set_exchange_rates_in(&call, request.into_inner())
+            .await;
+        self.finish(&call, result.map(Response::new)).await
     }
 
     async fn list_exchange_rates(
         &self,
         request: Request<ListExchangeRatesRequest>,
     ) -> Result<Response<ListExchangeRatesResponse>, Status> {
+        attribute(&request);
         let event_id = request.into_inner().event_id;
         let event = self.event_named(&event_id, UnixNanos::now()).await?;
         let all = self
@@ -418,6 +725,106 @@ impl AdminApi for AdminService {
         Ok(Response::new(ListExchangeRatesResponse {
             currencies_without_rate: self.without_rate(&event.event_id, &all),
             rates: rate_msgs(all),
+        }))
+    }
+
+    async fn create_organizer(
+        &self,
+        request: Request<CreateOrganizerRequest>,
+    ) -> Result<Response<OrganizerMsg>, Status> {
+        let call = Self::call(&request, "CreateOrganizer")?;
+        let result = self.create_organizer_in(&call, request.into_inner()).await;
+        self.finish(&call, result.map(Response::new)).await
+    }
+
+    async fn list_organizers(
+        &self,
+        request: Request<ListOrganizersRequest>,
+    ) -> Result<Response<ListOrganizersResponse>, Status> {
+        attribute(&request);
+        let named = self
+            .store
+            .list_organizers()
+            .await
+            .map_err(|e| from_storage(&e))?;
+        let bootstrap = OrganizerMsg {
+            name: BOOTSTRAP.to_owned(),
+            ..OrganizerMsg::default()
+        };
+        Ok(Response::new(ListOrganizersResponse {
+            organizers: std::iter::once(bootstrap)
+                .chain(named.into_iter().map(|o| organizer_msg(o, String::new())))
+                .collect(),
+        }))
+    }
+
+    async fn revoke_organizer(
+        &self,
+        request: Request<RevokeOrganizerRequest>,
+    ) -> Result<Response<OrganizerMsg>, Status> {
+        let call = Self::call(&request, "RevokeOrganizer")?;
+        let result = self.revoke_organizer_in(&call, request.into_inner()).await;
+        self.finish(&call, result.map(Response::new)).await
+    }
+
+    async fn list_audit_log(
+        &self,
+        request: Request<ListAuditLogRequest>,
+    ) -> Result<Response<ListAuditLogResponse>, Status> {
+        attribute(&request);
+        let req = request.into_inner();
+        let after = audit_cursor(&req.page_token)?;
+        let limit = match req.limit {
+            0 => DEFAULT_AUDIT_LIMIT,
+            l if l > MAX_AUDIT_LIMIT => {
+                return Err(invalid_field(
+                    "limit",
+                    format!("is {l}; at most {MAX_AUDIT_LIMIT} entries per page"),
+                ));
+            }
+            l => l,
+        };
+        let organizer = if req.organizer.is_empty() {
+            None
+        } else {
+            let name = OrganizerName::parse(&req.organizer).map_err(|e| {
+                invalid_field(
+                    "organizer",
+                    format!("{:?} {e}", saleboard_domain::ids::excerpt(&req.organizer)),
+                )
+            })?;
+            Some(name.as_str().to_owned())
+        };
+        let since = req
+            .since
+            .as_ref()
+            .map(|ts| instant("since", Some(ts)))
+            .transpose()?;
+        // One more than a page: whether there is a next page.
+        let mut entries = self
+            .store
+            .audit_log(&AuditQuery {
+                after,
+                organizer,
+                since,
+                limit: limit + 1,
+            })
+            .await
+            .map_err(|e| from_storage(&e))?;
+        let more = entries.len() > limit as usize;
+        entries.truncate(limit as usize);
+        let next_page_token = match entries.last() {
+            Some(last) if more => PageToken {
+                generation: 0,
+                offset: usize::try_from(last.position).unwrap_or(usize::MAX),
+                dimension: None,
+            }
+            .encode(),
+            _ => String::new(),
+        };
+        Ok(Response::new(ListAuditLogResponse {
+            entries: entries.into_iter().map(entry_msg).collect(),
+            next_page_token,
         }))
     }
 }

@@ -19,7 +19,8 @@ use saleboard_proto::v1::{
     LeaderboardEntry, NationalTotals, SiteTotals, WatchLeaderboardRequest,
 };
 use saleboard_runtime::auth::{
-    Authenticate as _, FailedAuthLimiter, OrganizerToken, bearer_secret, secret_hash,
+    Authenticate as _, FailedAuthLimiter, ORGANIZER_SECRET_PREFIX, Organizer, Organizers,
+    bearer_secret, secret_hash,
 };
 use saleboard_runtime::peer::{AddressKey, Allowance, limit_for};
 use saleboard_runtime::status::{from_storage, invalid_field};
@@ -43,8 +44,9 @@ pub const MIN_INTERVAL_MS: u32 = 50;
 /// Who may read what, and how many may watch.
 #[derive(Debug, Clone)]
 pub struct Access {
-    /// The organizer may read every site's detail.
-    pub organizer: OrganizerToken,
+    /// Organizers (the token from configuration, named organizers) may read every site's
+    /// detail.
+    pub organizers: Organizers,
     /// Anyone may read every site's detail.
     pub public_site_detail: bool,
     /// Open watch streams at once.
@@ -278,6 +280,40 @@ impl LeaderboardService {
         refused
     }
 
+    /// The organizer a watch stream is opened by: `None` for a public one (no credential, or
+    /// one that is not a named organizer's); a named organizer's secret must authenticate
+    /// (UNAUTHENTICATED once revoked), and its stream ends when it is revoked.
+    async fn watching_organizer(
+        &self,
+        metadata: &tonic::codegen::http::HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<Organizer>, Status> {
+        let Ok(secret) = bearer_secret(metadata) else {
+            return Ok(None);
+        };
+        if !secret.starts_with(ORGANIZER_SECRET_PREFIX) {
+            return Ok(None);
+        }
+        self.access.failures.check(peer)?;
+        match self.access.organizers.authenticate(secret).await {
+            Ok(organizer) => {
+                tracing::Span::current().record("organizer", organizer.name());
+                tracing::debug!(organizer = %organizer, "an organizer watches the leaderboard");
+                Ok(Some(organizer))
+            }
+            Err(status) => {
+                if status.code() == Code::Unauthenticated {
+                    self.access.failures.record(
+                        peer,
+                        "/saleboard.v1.LeaderboardService/WatchLeaderboard",
+                        status.code(),
+                    );
+                }
+                Err(status)
+            }
+        }
+    }
+
     async fn check_detail(
         &self,
         metadata: &tonic::codegen::http::HeaderMap,
@@ -289,7 +325,9 @@ impl LeaderboardService {
                  Bearer <organizer token or that site's API key>\"",
             )
         })?;
-        if self.access.organizer.authenticate(secret).await.is_ok() {
+        if let Ok(organizer) = self.access.organizers.authenticate(secret).await {
+            tracing::Span::current().record("organizer", organizer.name());
+            tracing::debug!(organizer = %organizer, site = %site, "an organizer reads a site's detail");
             return Ok(());
         }
         match self
@@ -306,6 +344,34 @@ impl LeaderboardService {
             None => Err(Status::unauthenticated(
                 "unknown or revoked API key or organizer token",
             )),
+        }
+    }
+}
+
+/// What woke a watch stream waiting for its next message.
+enum Wake {
+    /// The board published a snapshot (`false`: the board is gone).
+    Changed(bool),
+    /// The service is shutting down.
+    Closing,
+    /// Time to check that the stream's organizer was not revoked.
+    Check,
+}
+
+/// How often an organizer's open watch stream checks that the organizer was not revoked.
+const REVOCATION_CHECK: Duration = Duration::from_secs(1);
+
+/// UNAUTHENTICATED when `organizer` was revoked; `None` while it may go on (or storage cannot
+/// say: reads do not need the database, and the next check asks again).
+async fn revoked(organizer: Option<&Organizer>, store: &dyn Store) -> Option<Status> {
+    let organizer = organizer?;
+    match organizer.still_active(store).await {
+        Ok(true) | Err(_) => None,
+        Ok(false) => {
+            tracing::info!(organizer = %organizer, "an organizer's watch stream ends: revoked");
+            Some(Status::unauthenticated(format!(
+                "organizer {organizer} was revoked"
+            )))
         }
     }
 }
@@ -615,6 +681,8 @@ impl LeaderboardApi for LeaderboardService {
         request: Request<WatchLeaderboardRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let peer = request.remote_addr().map(|a| a.ip());
+        let headers = request.metadata().clone().into_headers();
+        let organizer = self.watching_organizer(&headers, peer).await?;
         let req = request.into_inner();
         let limit = limit_of(req.limit)?;
         let interval_ms = match req.min_interval_ms {
@@ -645,49 +713,91 @@ impl LeaderboardApi for LeaderboardService {
         // The stream only advances when the transport asks for the next message, so a reader
         // that stops reading holds no backlog: when it resumes it gets the latest snapshot.
         let watching = Watching::start(self, peer)?;
-        let state = (snapshots, closing, None::<tokio::time::Instant>, false);
-        let stream = futures::stream::unfold(state, move |(mut rx, mut closing, last, done)| {
-            let (board, other_event) = (board.clone(), other_event.clone());
-            let (comparer, baseline_request) = (comparer.clone(), baseline_request.clone());
-            async move {
-                if done {
-                    return None;
-                }
-                if let Some(last) = last {
-                    let closed = tokio::select! {
-                        changed = rx.changed() => if changed.is_err() { return None; } else { false },
-                        _ = closing.wait_for(|c| *c) => true,
-                    };
-                    if closed {
-                        let status = Status::unavailable(
-                            "the leaderboard service is shutting down; reconnect",
-                        );
-                        return Some((Err(status), (rx, closing, None, true)));
+        // An organizer's stream ends once the organizer is revoked: checked every second.
+        let mut revocation = tokio::time::interval(REVOCATION_CHECK);
+        revocation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let store = self.store.clone();
+        let state = (
+            snapshots,
+            closing,
+            None::<tokio::time::Instant>,
+            false,
+            revocation,
+        );
+        let stream = futures::stream::unfold(
+            state,
+            move |(mut rx, mut closing, last, done, mut revocation)| {
+                let (board, other_event) = (board.clone(), other_event.clone());
+                let (comparer, baseline_request) = (comparer.clone(), baseline_request.clone());
+                let (organizer, store) = (organizer.clone(), store.clone());
+                async move {
+                    if done {
+                        return None;
                     }
-                    tokio::time::sleep_until(last + interval).await;
-                }
-                let current = rx.borrow_and_update().clone();
-                let snapshot = match &other_event {
-                    None => current,
-                    Some(id) => match board.of_event(id).await {
-                        Ok(Some(snapshot)) => snapshot,
-                        Ok(None) => return None,
-                        Err(e) => {
-                            return Some((Err(from_storage(&e)), (rx, closing, None, true)));
+                    if let Some(last) = last {
+                        let closed = loop {
+                            let woken = tokio::select! {
+                                changed = rx.changed() => Wake::Changed(changed.is_ok()),
+                                _ = closing.wait_for(|c| *c) => Wake::Closing,
+                                _ = revocation.tick(), if organizer.is_some() => Wake::Check,
+                            };
+                            match woken {
+                                Wake::Changed(false) => return None,
+                                Wake::Changed(true) => break None,
+                                Wake::Closing => {
+                                    break Some(Status::unavailable(
+                                        "the leaderboard service is shutting down; reconnect",
+                                    ));
+                                }
+                                Wake::Check => {
+                                    if let Some(status) =
+                                        revoked(organizer.as_ref(), store.as_ref()).await
+                                    {
+                                        break Some(status);
+                                    }
+                                }
+                            }
+                        };
+                        if let Some(status) = closed {
+                            return Some((Err(status), (rx, closing, None, true, revocation)));
                         }
-                    },
-                };
-                let item = match page(&snapshot, 0, limit) {
-                    Ok(board) => comparer
-                        .compare(&snapshot, &baseline_request)
-                        .await
-                        .map(|compared| with_comparison(board, &compared)),
-                    Err(status) => Err(status),
-                };
-                let done = item.is_err();
-                Some((item, (rx, closing, Some(tokio::time::Instant::now()), done)))
-            }
-        });
+                        tokio::time::sleep_until(last + interval).await;
+                    }
+                    let current = rx.borrow_and_update().clone();
+                    let snapshot = match &other_event {
+                        None => current,
+                        Some(id) => match board.of_event(id).await {
+                            Ok(Some(snapshot)) => snapshot,
+                            Ok(None) => return None,
+                            Err(e) => {
+                                return Some((
+                                    Err(from_storage(&e)),
+                                    (rx, closing, None, true, revocation),
+                                ));
+                            }
+                        },
+                    };
+                    let item = match page(&snapshot, 0, limit) {
+                        Ok(board) => comparer
+                            .compare(&snapshot, &baseline_request)
+                            .await
+                            .map(|compared| with_comparison(board, &compared)),
+                        Err(status) => Err(status),
+                    };
+                    let done = item.is_err();
+                    Some((
+                        item,
+                        (
+                            rx,
+                            closing,
+                            Some(tokio::time::Instant::now()),
+                            done,
+                            revocation,
+                        ),
+                    ))
+                }
+            },
+        );
         // The stream owns `watching`: counted out when the stream is dropped.
         let stream = futures::StreamExt::map(stream, move |item| {
             let _ = &watching;

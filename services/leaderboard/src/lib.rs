@@ -13,7 +13,8 @@
 //! - [`breakdown`]: `GetBreakdown`'s pages, and one site's breakdown (read when asked).
 //! - [`web`]: the big screen, its SSE stream and the JSON API: views of the same snapshot,
 //!   through the gRPC service's own code.
-//! - [`admin`]: the `AdminService` implementation: sites, API keys, the event, exchange rates.
+//! - [`admin`]: the `AdminService` implementation: sites, API keys, the event, exchange rates,
+//!   organizers, and the audit log every change is recorded in (with the change).
 //! - [`changes`]: the organizer's changes in the log, a burst of one kind summed in one line.
 //! - [`messages`]: domain values as the contract carries them (a leaf: no cycle through it).
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use saleboard_proto::v1::admin_service_server::AdminServiceServer;
 use saleboard_proto::v1::leaderboard_service_server::LeaderboardServiceServer;
-use saleboard_runtime::auth::{BearerAuthLayer, FailedAuthLimiter, OrganizerToken};
+use saleboard_runtime::auth::{BearerAuthLayer, FailedAuthLimiter, OrganizerToken, Organizers};
 use saleboard_runtime::health::Health;
 use saleboard_runtime::rpc::RpcTelemetryLayer;
 use saleboard_runtime::serve::{HealthFollows, ServeError, Serving};
@@ -128,7 +128,10 @@ impl LeaderboardServer {
             self.board.clone(),
             self.store.clone(),
             Access {
-                organizer: OrganizerToken::new(&self.config.organizer_token),
+                organizers: Organizers::new(
+                    OrganizerToken::new(&self.config.organizer_token),
+                    self.store.clone(),
+                ),
                 public_site_detail: self.config.public_site_detail,
                 max_watchers: self.config.max_watchers,
                 max_watchers_per_peer: self.config.max_watchers_per_peer,
@@ -152,6 +155,10 @@ impl LeaderboardServer {
             // no permit once open: they have their own limits).
             .layer(shed)
             .service(leaderboard);
+        let organizers = Organizers::new(
+            OrganizerToken::new(&self.config.organizer_token),
+            self.store.clone(),
+        );
         let admin = AdminServiceServer::new(AdminService::new(self.store, self.board.clone()))
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd)
@@ -164,11 +171,10 @@ impl LeaderboardServer {
             .layer(ShedLoadLayer::new(
                 self.config.admin_concurrency_limit as usize,
             ))
-            // Only the organizer manages the event; guesses are limited per peer.
-            .layer(BearerAuthLayer::with_limiter(
-                OrganizerToken::new(&self.config.organizer_token),
-                failures,
-            ))
+            // Only organizers manage the event (the token from configuration, or a named
+            // organizer's own secret, looked up on every call so a revocation holds at once);
+            // guesses are limited per peer.
+            .layer(BearerAuthLayer::with_limiter(organizers, failures))
             .service(admin);
         let admin_name = <AdminServiceServer<AdminService> as NamedService>::NAME;
         let board_name = <LeaderboardServiceServer<LeaderboardService> as NamedService>::NAME;

@@ -229,9 +229,64 @@ where
     }
 }
 
-/// The organizer: whoever holds the token given to the server at start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Organizer;
+/// An organizer, by name: the principal of every AdminService call and organizer-only read.
+/// The token given to the server at start is the organizer named
+/// [`saleboard_domain::audit::BOOTSTRAP`]; the others are named organizers with secrets of
+/// their own (`sbo_...`). Its `Debug` and `Display` show the name, never a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Organizer {
+    name: Arc<str>,
+    /// The hash of a named organizer's secret (to see whether it was revoked since); `None`
+    /// for `bootstrap`, which cannot be revoked.
+    secret_hash: Option<Arc<str>>,
+}
+
+impl Organizer {
+    /// The organizer of the token from configuration.
+    #[must_use]
+    pub fn bootstrap() -> Self {
+        Self {
+            name: saleboard_domain::audit::BOOTSTRAP.into(),
+            secret_hash: None,
+        }
+    }
+
+    /// Its name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether it still authenticates: false once a named organizer was revoked. An error
+    /// when storage cannot say.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn still_active(
+        &self,
+        store: &dyn saleboard_storage::Store,
+    ) -> Result<bool, saleboard_storage::StorageError> {
+        match &self.secret_hash {
+            None => Ok(true),
+            Some(hash) => Ok(store.find_active_organizer(hash).await?.is_some()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Organizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Organizer").field(&self.name).finish()
+    }
+}
+
+impl std::fmt::Display for Organizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// The prefix of a named organizer's secret.
+pub const ORGANIZER_SECRET_PREFIX: &str = "sbo_";
 
 /// Checks the organizer token. Compares SHA-256 digests, so the time taken says nothing about
 /// how much of a guess was right.
@@ -254,19 +309,79 @@ impl OrganizerToken {
             digest: Arc::new(Sha256::digest(token.as_bytes()).into()),
         }
     }
+
+    /// Whether `secret` is the token.
+    #[must_use]
+    pub fn matches(&self, secret: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        digest == *self.digest
+    }
 }
 
 impl Authenticate for OrganizerToken {
     type Principal = Organizer;
 
     async fn authenticate(&self, secret: &str) -> Result<Organizer, Status> {
-        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        if digest == *self.digest {
-            Ok(Organizer)
+        if self.matches(secret) {
+            Ok(Organizer::bootstrap())
         } else {
             Err(Status::permission_denied(
                 "this secret is not the organizer token; AdminService needs the organizer token",
             ))
+        }
+    }
+}
+
+/// Checks organizers' secrets: the token from configuration (`bootstrap`), or a named
+/// organizer's own `sbo_` secret, looked up by its hash on every call (so a revocation holds
+/// from the next call on, in every process).
+#[derive(Clone)]
+pub struct Organizers {
+    token: OrganizerToken,
+    store: Arc<dyn saleboard_storage::Store>,
+}
+
+impl std::fmt::Debug for Organizers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Organizers").finish_non_exhaustive()
+    }
+}
+
+impl Organizers {
+    /// Organizers of `token` and of `store`'s organizers table.
+    #[must_use]
+    pub fn new(token: OrganizerToken, store: Arc<dyn saleboard_storage::Store>) -> Self {
+        Self { token, store }
+    }
+}
+
+impl Authenticate for Organizers {
+    type Principal = Organizer;
+
+    async fn authenticate(&self, secret: &str) -> Result<Organizer, Status> {
+        if self.token.matches(secret) {
+            return Ok(Organizer::bootstrap());
+        }
+        if !secret.starts_with(ORGANIZER_SECRET_PREFIX) {
+            return Err(Status::permission_denied(
+                "this secret is not an organizer's; AdminService needs an organizer's secret \
+                 (sbo_...) or the organizer token",
+            ));
+        }
+        let hash = secret_hash(secret);
+        match self
+            .store
+            .find_active_organizer(&hash)
+            .await
+            .map_err(|e| crate::status::from_storage(&e))?
+        {
+            Some(name) => Ok(Organizer {
+                name: name.into(),
+                secret_hash: Some(hash.into()),
+            }),
+            None => Err(Status::unauthenticated(
+                "unknown or revoked organizer secret",
+            )),
         }
     }
 }
@@ -315,7 +430,13 @@ mod tests {
     #[tokio::test]
     async fn organizer_token_checks_the_whole_secret() {
         let t = OrganizerToken::new("s3cret");
-        assert_eq!(t.authenticate("s3cret").await.ok(), Some(Organizer));
+        assert_eq!(
+            t.authenticate("s3cret")
+                .await
+                .ok()
+                .map(|o| o.name().to_owned()),
+            Some("bootstrap".to_owned())
+        );
         for bad in ["s3cre", "s3cret ", "", "S3CRET"] {
             let err = t.authenticate(bad).await.expect_err(bad);
             assert_eq!(err.code(), tonic::Code::PermissionDenied);
@@ -358,6 +479,17 @@ pub fn random_secret(prefix: &str, bytes: usize) -> Result<String, getrandom::Er
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf)?;
     Ok(format!("{prefix}{}", hex::encode(buf)))
+}
+
+/// Generates a named organizer's secret: `sbo_` + 64 hex digits (256 bits); the secret and
+/// what storage keeps of it.
+///
+/// # Errors
+/// When the operating system has no randomness to give.
+pub fn new_organizer_secret() -> Result<(String, String), getrandom::Error> {
+    let secret = random_secret(ORGANIZER_SECRET_PREFIX, 32)?;
+    let hash = secret_hash(&secret);
+    Ok((secret, hash))
 }
 
 /// Generates a key: id `key_` + 16 hex digits, secret `sbk_` + 64 hex digits (256 bits).

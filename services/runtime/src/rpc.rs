@@ -94,6 +94,9 @@ impl Call {
                 rpc.service = service,
                 rpc.method = method,
                 rpc.grpc.status_code = tracing::field::Empty,
+                // The organizer's name, recorded by AdminService and organizer-only reads
+                // (never a secret).
+                organizer = tracing::field::Empty,
             );
             telemetry::set_parent(&span, telemetry::extract(headers));
             span

@@ -53,6 +53,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     const BEGIN_READ: &'static str;
     /// Reads the ledger head inside a write, locking it until commit.
     const LOCK_HEAD: &'static str;
+    /// Reads the audit log's head (position, sha256) inside a write, locking it until commit:
+    /// taken last in every admin write, so entries are numbered in commit order and no two
+    /// writes lock in opposite orders.
+    const LOCK_AUDIT: &'static str;
     /// Reads the applied position inside a write, locking it until commit.
     const LOCK_STATE: &'static str;
     /// Announces a new applied position (`$1`, decimal text) on commit, where the database can.

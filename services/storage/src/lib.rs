@@ -48,17 +48,22 @@ use saleboard_domain::{Currency, Event, Events, Rate, SiteId, UnixNanos, resolve
 pub use backup::{BackupError, BackupStore};
 pub use error::{Fault, StorageError};
 pub use model::{
-    ActiveKey, AggregatorState, ApiKeyRecord, BoardCursor, BoardData, Candidate, EventTotals,
-    HourRow, LedgerRow, SegmentRead, SegmentRow, SegmentSiteRow, SiteBreakdownData,
-    SiteCurrencyTotals, SiteRecord, SiteTotalsData, StoredTotals,
+    ActiveKey, AggregatorState, ApiKeyRecord, Audit, AuditCall, AuditQuery, BoardCursor, BoardData,
+    Candidate, EventTotals, HourRow, LedgerRow, OrganizerRecord, SegmentRead, SegmentRow,
+    SegmentSiteRow, SiteBreakdownData, SiteCurrencyTotals, SiteRecord, SiteTotalsData,
+    StoredTotals,
 };
+pub use saleboard_domain::audit::Entry as AuditEntry;
 pub use tx::ConnectionStats;
 pub use writes::WriteFault;
 
 /// Result of this crate.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
-/// Sites, keys, the event and exchange rates: what organizers manage.
+/// Sites, keys, the event, exchange rates and organizers: what organizers manage, and the audit
+/// log of their calls. Every write takes the [`Audit`] entry of the call that makes it and
+/// appends it in the same transaction as the change (the audit log's head locked last, so
+/// entries are numbered 1, 2, 3, ... in commit order); a write that fails stores neither.
 #[async_trait]
 pub trait AdminStore: Send + Sync {
     /// Registers a site. [`StorageError::AlreadyExists`] when the id is taken.
@@ -67,6 +72,7 @@ pub trait AdminStore: Send + Sync {
         site: &SiteId,
         display_name: &str,
         now: UnixNanos,
+        audit: Audit<'_, SiteRecord>,
     ) -> Result<SiteRecord>;
     /// Every site, by id.
     async fn list_sites(&self) -> Result<Vec<SiteRecord>>;
@@ -77,6 +83,7 @@ pub trait AdminStore: Send + Sync {
         site: &SiteId,
         enabled: bool,
         now: UnixNanos,
+        audit: Audit<'_, SiteRecord>,
     ) -> Result<SiteRecord>;
     /// Stores a new key (its secret only as a hash). [`StorageError::NotFound`] for an unknown
     /// site.
@@ -86,10 +93,16 @@ pub trait AdminStore: Send + Sync {
         site: &SiteId,
         secret_hash: &str,
         now: UnixNanos,
+        audit: Audit<'_, ApiKeyRecord>,
     ) -> Result<ApiKeyRecord>;
     /// Marks a key revoked (idempotent: revoking twice keeps the first time).
     /// [`StorageError::NotFound`] for an unknown key.
-    async fn revoke_api_key(&self, key_id: &str, now: UnixNanos) -> Result<ApiKeyRecord>;
+    async fn revoke_api_key(
+        &self,
+        key_id: &str,
+        now: UnixNanos,
+        audit: Audit<'_, ApiKeyRecord>,
+    ) -> Result<ApiKeyRecord>;
     /// Keys of one site, or of every site.
     async fn list_api_keys(&self, site: Option<&SiteId>) -> Result<Vec<ApiKeyRecord>>;
     /// Every key that authenticates (not revoked, of an enabled site), for the authentication
@@ -102,7 +115,7 @@ pub trait AdminStore: Send + Sync {
     /// its window would overlap another event's, when a closed event would change more than
     /// its name, baseline or time zone, or when a narrowed window would leave accepted sales
     /// outside (saying how many).
-    async fn set_event(&self, event: &Event, now: UnixNanos) -> Result<()>;
+    async fn set_event(&self, event: &Event, now: UnixNanos, audit: Audit<'_, ()>) -> Result<()>;
     /// The current event at `now` (live, else the most recently ended, else the next), if any.
     async fn get_event(&self) -> Result<Option<Event>>;
     /// Every event.
@@ -113,9 +126,39 @@ pub trait AdminStore: Send + Sync {
         &self,
         event_id: &str,
         rates: &[(Currency, Rate)],
+        audit: Audit<'_, Vec<(Currency, Rate)>>,
     ) -> Result<Vec<(Currency, Rate)>>;
     /// Every rate of an event, by currency.
     async fn list_exchange_rates(&self, event_id: &str) -> Result<Vec<(Currency, Rate)>>;
+    /// Adds a named organizer (its secret only as a hash). [`StorageError::AlreadyExists`]
+    /// when the name is taken.
+    async fn create_organizer(
+        &self,
+        name: &str,
+        secret_hash: &str,
+        now: UnixNanos,
+        audit: Audit<'_, OrganizerRecord>,
+    ) -> Result<OrganizerRecord>;
+    /// Marks an organizer revoked (revoking twice keeps the first time).
+    /// [`StorageError::NotFound`] for an unknown name.
+    async fn revoke_organizer(
+        &self,
+        name: &str,
+        now: UnixNanos,
+        audit: Audit<'_, OrganizerRecord>,
+    ) -> Result<OrganizerRecord>;
+    /// Every named organizer, by name.
+    async fn list_organizers(&self) -> Result<Vec<OrganizerRecord>>;
+    /// The name of the organizer with this secret hash, if it is not revoked.
+    async fn find_active_organizer(&self, secret_hash: &str) -> Result<Option<String>>;
+    /// Records a call that changed nothing (a refused one) in a transaction of its own, with
+    /// its outcome; the entry as stored.
+    async fn record_refusal(&self, call: &AuditCall, outcome: &str) -> Result<AuditEntry>;
+    /// Audit entries in position order, as `query` selects them.
+    async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+    /// The audit log's head: the last entry's position and sha256 (0 and
+    /// [`saleboard_domain::audit::GENESIS`] for an empty log).
+    async fn audit_head(&self) -> Result<(u64, String)>;
 }
 
 /// The append-only ledger.

@@ -46,6 +46,90 @@ pub struct ActiveKey {
     pub secret_hash: String,
 }
 
+/// A named organizer as listed (never with its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizerRecord {
+    /// Its name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: UnixNanos,
+    /// The organizer who created it.
+    pub created_by: String,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<UnixNanos>,
+}
+
+/// An admin call as the audit log records it, but for its outcome and its place in the chain
+/// (which the write that records it decides).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCall {
+    /// When the call was made.
+    pub at: UnixNanos,
+    /// Who made it.
+    pub organizer: String,
+    /// The method, e.g. `CreateSite`.
+    pub rpc: String,
+    /// The request in the proto3 JSON mapping, secrets removed.
+    pub request_json: String,
+}
+
+/// The audit entry of an admin change: the call, and how to state its outcome from what the
+/// change produced. Every admin write takes one and appends the entry in its own transaction,
+/// so a change without its entry cannot commit.
+pub struct Audit<'a, T> {
+    /// The call.
+    pub call: &'a AuditCall,
+    /// The outcome of a change that produced `T` (`None`: `OK` alone).
+    pub outcome: Option<&'a (dyn Fn(&T) -> String + Send + Sync)>,
+}
+
+impl<'a, T> Audit<'a, T> {
+    /// The entry of `call`, its outcome stated by `outcome`.
+    #[must_use]
+    pub fn new(call: &'a AuditCall, outcome: &'a (dyn Fn(&T) -> String + Send + Sync)) -> Self {
+        Self {
+            call,
+            outcome: Some(outcome),
+        }
+    }
+
+    /// The entry of `call` with the outcome `OK` alone (set-up outside AdminService: `dev`'s
+    /// demo data, tests).
+    #[must_use]
+    pub fn ok(call: &'a AuditCall) -> Self {
+        Self {
+            call,
+            outcome: None,
+        }
+    }
+
+    /// The outcome of a change that produced `value`.
+    pub(crate) fn outcome_of(&self, value: &T) -> String {
+        self.outcome.map_or_else(|| "OK".to_owned(), |f| f(value))
+    }
+}
+
+impl<T> std::fmt::Debug for Audit<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Audit")
+            .field("call", self.call)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which audit entries to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only entries after this position.
+    pub after: u64,
+    /// Only this organizer's entries (`None`: everyone's).
+    pub organizer: Option<String>,
+    /// Only entries at or after this time.
+    pub since: Option<UnixNanos>,
+    /// At most this many entries.
+    pub limit: u32,
+}
+
 /// A transaction to append, with who sent it and when it arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {

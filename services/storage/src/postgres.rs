@@ -184,6 +184,13 @@ impl PgStore {
                 include_str!("../migrations/postgres/0012_incremental_board.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                13,
+                "organizers and the audit log".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0013_organizers_audit.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -193,6 +200,8 @@ impl Backend for PgStore {
     type Db = Postgres;
     const BEGIN_READ: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
     const LOCK_HEAD: &'static str = "SELECT head FROM ledger_head WHERE id = 1 FOR UPDATE";
+    const LOCK_AUDIT: &'static str =
+        "SELECT position, sha256 FROM audit_head WHERE id = 1 FOR UPDATE";
     const LOCK_STATE: &'static str =
         "SELECT applied_position FROM aggregator_state WHERE id = 1 FOR UPDATE";
     const NOTIFY_APPLIED: Option<&'static str> = Some("SELECT pg_notify('saleboard_applied', $1)");

@@ -493,3 +493,51 @@ impl SegmentTotalsRow {
         ))
     }
 }
+
+/// `organizers` as listed (never the secret's hash).
+#[derive(sqlx::FromRow)]
+pub(crate) struct OrganizerRow {
+    name: String,
+    created_at_ns: i64,
+    created_by: String,
+    revoked_at_ns: Option<i64>,
+}
+
+impl OrganizerRow {
+    pub(crate) fn into_record(self) -> crate::OrganizerRecord {
+        crate::OrganizerRecord {
+            name: self.name,
+            created_at: UnixNanos(self.created_at_ns),
+            created_by: self.created_by,
+            revoked_at: self.revoked_at_ns.map(UnixNanos),
+        }
+    }
+}
+
+/// `audit_log`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    position: i64,
+    at_ns: i64,
+    organizer: String,
+    rpc: String,
+    request_json: String,
+    outcome: String,
+    prev_sha256: String,
+    sha256: String,
+}
+
+impl AuditRow {
+    pub(crate) fn into_entry(self) -> Result<crate::AuditEntry> {
+        Ok(crate::AuditEntry {
+            position: to_u64("audit_log", self.position)?,
+            at: UnixNanos(self.at_ns),
+            organizer: self.organizer,
+            rpc: self.rpc,
+            request_json: self.request_json,
+            outcome: self.outcome,
+            prev_sha256: self.prev_sha256,
+            sha256: self.sha256,
+        })
+    }
+}

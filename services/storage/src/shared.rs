@@ -12,10 +12,10 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type}
 use crate::backend::{Accepted, Backend};
 use crate::known::{Filter, KnownKeys};
 use crate::model::{db_position, to_u64};
-use crate::rows::{ActiveKeyRow, ApiKeyRow, EventRow, RateRow, SiteRow};
+use crate::rows::{ActiveKeyRow, ApiKeyRow, AuditRow, EventRow, OrganizerRow, RateRow, SiteRow};
 use crate::{
-    ActiveKey, AdminStore, ApiKeyRecord, Candidate, LedgerRow, LedgerStore, Result, SiteRecord,
-    StorageError, sql,
+    ActiveKey, AdminStore, ApiKeyRecord, Audit, AuditCall, AuditEntry, AuditQuery, Candidate,
+    LedgerRow, LedgerStore, OrganizerRecord, Result, SiteRecord, StorageError, sql,
 };
 
 #[async_trait]
@@ -36,26 +36,30 @@ where
         site: &SiteId,
         display_name: &str,
         now: UnixNanos,
+        audit: Audit<'_, SiteRecord>,
     ) -> Result<SiteRecord> {
-        let mut tx = self.begin("BEGIN").await?;
+        let mut write = self.begin_write().await?;
         let created = sqlx::query_as::<_, SiteRow>(sql::INSERT_SITE)
             .bind(site.as_str())
             .bind(display_name)
             .bind(now.0)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *write.tx)
             .await?;
-        if created.is_some() {
-            sqlx::query(sql::BUMP_SITES_VERSION)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        created
-            .ok_or_else(|| StorageError::AlreadyExists {
-                what: "site",
-                id: site.to_string(),
-            })?
-            .into_record()
+        let Some(created) = created else {
+            return Err(write
+                .abandon(StorageError::AlreadyExists {
+                    what: "site",
+                    id: site.to_string(),
+                })
+                .await);
+        };
+        let record = created.into_record()?;
+        sqlx::query(sql::BUMP_SITES_VERSION)
+            .execute(&mut *write.tx)
+            .await?;
+        append_audit::<B>(&mut write.tx, audit.call, audit.outcome_of(&record)).await?;
+        write.tx.commit().await?;
+        Ok(record)
     }
 
     async fn list_sites(&self) -> Result<Vec<SiteRecord>> {
@@ -72,33 +76,39 @@ where
         site: &SiteId,
         enabled: bool,
         now: UnixNanos,
+        audit: Audit<'_, SiteRecord>,
     ) -> Result<SiteRecord> {
-        let mut tx = self.begin("BEGIN").await?;
+        let mut write = self.begin_write().await?;
         let mut record = sqlx::query_as::<_, SiteRow>(sql::SET_SITE_ENABLED)
             .bind(site.as_str())
             .bind(i64::from(enabled))
             .bind(now.0)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *write.tx)
             .await?;
         if record.is_some() {
             sqlx::query(sql::BUMP_SITES_VERSION)
-                .execute(&mut *tx)
+                .execute(&mut *write.tx)
                 .await?;
         } else {
             // Already so (or unknown): nothing changed, the version stays (the board does not
             // read the sites again for a call that changed nothing).
             record = sqlx::query_as::<_, SiteRow>(sql::SITE)
                 .bind(site.as_str())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *write.tx)
                 .await?;
         }
-        tx.commit().await?;
-        record
-            .ok_or_else(|| StorageError::NotFound {
-                what: "site",
-                id: site.to_string(),
-            })?
-            .into_record()
+        let Some(record) = record else {
+            return Err(write
+                .abandon(StorageError::NotFound {
+                    what: "site",
+                    id: site.to_string(),
+                })
+                .await);
+        };
+        let record = record.into_record()?;
+        append_audit::<B>(&mut write.tx, audit.call, audit.outcome_of(&record)).await?;
+        write.tx.commit().await?;
+        Ok(record)
     }
 
     async fn create_api_key(
@@ -107,32 +117,54 @@ where
         site: &SiteId,
         secret_hash: &str,
         now: UnixNanos,
+        audit: Audit<'_, ApiKeyRecord>,
     ) -> Result<ApiKeyRecord> {
-        sqlx::query_as::<_, ApiKeyRow>(sql::INSERT_KEY)
+        let mut write = self.begin_write().await?;
+        let created = sqlx::query_as::<_, ApiKeyRow>(sql::INSERT_KEY)
             .bind(key_id)
             .bind(site.as_str())
             .bind(secret_hash)
             .bind(now.0)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or_else(|| StorageError::NotFound {
-                what: "site",
-                id: site.to_string(),
-            })?
-            .into_record()
+            .fetch_optional(&mut *write.tx)
+            .await?;
+        let Some(created) = created else {
+            return Err(write
+                .abandon(StorageError::NotFound {
+                    what: "site",
+                    id: site.to_string(),
+                })
+                .await);
+        };
+        let record = created.into_record()?;
+        append_audit::<B>(&mut write.tx, audit.call, audit.outcome_of(&record)).await?;
+        write.tx.commit().await?;
+        Ok(record)
     }
 
-    async fn revoke_api_key(&self, key_id: &str, now: UnixNanos) -> Result<ApiKeyRecord> {
-        sqlx::query_as::<_, ApiKeyRow>(sql::REVOKE_KEY)
+    async fn revoke_api_key(
+        &self,
+        key_id: &str,
+        now: UnixNanos,
+        audit: Audit<'_, ApiKeyRecord>,
+    ) -> Result<ApiKeyRecord> {
+        let mut write = self.begin_write().await?;
+        let revoked = sqlx::query_as::<_, ApiKeyRow>(sql::REVOKE_KEY)
             .bind(key_id)
             .bind(now.0)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or_else(|| StorageError::NotFound {
-                what: "API key",
-                id: key_id.to_owned(),
-            })?
-            .into_record()
+            .fetch_optional(&mut *write.tx)
+            .await?;
+        let Some(revoked) = revoked else {
+            return Err(write
+                .abandon(StorageError::NotFound {
+                    what: "API key",
+                    id: key_id.to_owned(),
+                })
+                .await);
+        };
+        let record = revoked.into_record()?;
+        append_audit::<B>(&mut write.tx, audit.call, audit.outcome_of(&record)).await?;
+        write.tx.commit().await?;
+        Ok(record)
     }
 
     async fn list_api_keys(&self, site: Option<&SiteId>) -> Result<Vec<ApiKeyRecord>> {
@@ -163,7 +195,7 @@ where
             .transpose()
     }
 
-    async fn set_event(&self, event: &Event, now: UnixNanos) -> Result<()> {
+    async fn set_event(&self, event: &Event, now: UnixNanos, audit: Audit<'_, ()>) -> Result<()> {
         let result = async {
             // Under the writer lock: an append either committed before (and the checks below see
             // its rows) or starts after and decides with this version.
@@ -186,6 +218,9 @@ where
                 .bind(event.time_zone.as_str())
                 .execute(&mut *write.tx)
                 .await?;
+            // The audit head after the ledger head: every write that takes both takes them in
+            // this order.
+            append_audit::<B>(&mut write.tx, audit.call, audit.outcome_of(&())).await?;
             write.tx.commit().await?;
             Ok(())
         }
@@ -212,18 +247,27 @@ where
         &self,
         event_id: &str,
         rates: &[(Currency, Rate)],
+        audit: Audit<'_, Vec<(Currency, Rate)>>,
     ) -> Result<Vec<(Currency, Rate)>> {
-        let mut tx = self.begin("BEGIN").await?;
+        let mut write = self.begin_write().await?;
         for (currency, rate) in rates {
             sqlx::query(sql::UPSERT_RATE)
                 .bind(event_id)
                 .bind(currency.code())
                 .bind(rate.to_string())
-                .execute(&mut *tx)
+                .execute(&mut *write.tx)
                 .await?;
         }
-        tx.commit().await?;
-        self.list_exchange_rates(event_id).await
+        let all = sqlx::query_as::<_, RateRow>(sql::RATES)
+            .bind(event_id)
+            .fetch_all(&mut *write.tx)
+            .await?
+            .into_iter()
+            .map(RateRow::into_pair)
+            .collect::<Result<Vec<_>>>()?;
+        append_audit::<B>(&mut write.tx, audit.call, audit.outcome_of(&all)).await?;
+        write.tx.commit().await?;
+        Ok(all)
     }
 
     async fn list_exchange_rates(&self, event_id: &str) -> Result<Vec<(Currency, Rate)>> {
@@ -235,6 +279,154 @@ where
             .map(RateRow::into_pair)
             .collect()
     }
+
+    async fn create_organizer(
+        &self,
+        name: &str,
+        secret_hash: &str,
+        now: UnixNanos,
+        audit: Audit<'_, OrganizerRecord>,
+    ) -> Result<OrganizerRecord> {
+        let mut write = self.begin_write().await?;
+        let created = sqlx::query_as::<_, OrganizerRow>(sql::INSERT_ORGANIZER)
+            .bind(name)
+            .bind(secret_hash)
+            .bind(now.0)
+            .bind(audit.call.organizer.as_str())
+            .fetch_optional(&mut *write.tx)
+            .await?;
+        let Some(created) = created else {
+            return Err(write
+                .abandon(StorageError::AlreadyExists {
+                    what: "organizer",
+                    id: name.to_owned(),
+                })
+                .await);
+        };
+        let record = created.into_record();
+        append_audit::<B>(&mut write.tx, audit.call, audit.outcome_of(&record)).await?;
+        write.tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn revoke_organizer(
+        &self,
+        name: &str,
+        now: UnixNanos,
+        audit: Audit<'_, OrganizerRecord>,
+    ) -> Result<OrganizerRecord> {
+        let mut write = self.begin_write().await?;
+        let revoked = sqlx::query_as::<_, OrganizerRow>(sql::REVOKE_ORGANIZER)
+            .bind(name)
+            .bind(now.0)
+            .fetch_optional(&mut *write.tx)
+            .await?;
+        let Some(revoked) = revoked else {
+            return Err(write
+                .abandon(StorageError::NotFound {
+                    what: "organizer",
+                    id: name.to_owned(),
+                })
+                .await);
+        };
+        let record = revoked.into_record();
+        append_audit::<B>(&mut write.tx, audit.call, audit.outcome_of(&record)).await?;
+        write.tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn list_organizers(&self) -> Result<Vec<OrganizerRecord>> {
+        Ok(sqlx::query_as::<_, OrganizerRow>(sql::ORGANIZERS)
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(OrganizerRow::into_record)
+            .collect())
+    }
+
+    async fn find_active_organizer(&self, secret_hash: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar::<_, String>(sql::ACTIVE_ORGANIZER)
+            .bind(secret_hash)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    async fn record_refusal(&self, call: &AuditCall, outcome: &str) -> Result<AuditEntry> {
+        let mut write = self.begin_write().await?;
+        let entry = append_audit::<B>(&mut write.tx, call, outcome.to_owned()).await?;
+        write.tx.commit().await?;
+        Ok(entry)
+    }
+
+    async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        sqlx::query_as::<_, AuditRow>(sql::AUDIT_LOG)
+            .bind(db_position(query.after)?)
+            .bind(query.organizer.as_deref().unwrap_or(""))
+            .bind(query.since.map_or(i64::MIN, |t| t.0))
+            .bind(i64::from(query.limit))
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(AuditRow::into_entry)
+            .collect()
+    }
+
+    async fn audit_head(&self) -> Result<(u64, String)> {
+        let (position, sha256): (i64, String) = sqlx::query_as(sql::AUDIT_HEAD)
+            .fetch_one(self.pool())
+            .await?;
+        Ok((to_u64("audit_head", position)?, sha256))
+    }
+}
+
+/// Appends the entry of `call` with `outcome` to the audit log inside `tx`: locks the log's
+/// head (last of the write's locks), chains the entry to it, inserts it and moves the head.
+/// It commits with the change it records, or not at all.
+async fn append_audit<B>(
+    tx: &mut crate::tx::Tx<B::Db>,
+    call: &AuditCall,
+    outcome: String,
+) -> Result<AuditEntry>
+where
+    B: Backend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    <B::Db as Database>::Arguments: IntoArguments<B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+{
+    let (head, prev): (i64, String) = sqlx::query_as(B::LOCK_AUDIT).fetch_one(&mut **tx).await?;
+    let position = to_u64("audit_head", head)?.saturating_add(1);
+    let entry = AuditEntry {
+        position,
+        at: call.at,
+        organizer: call.organizer.clone(),
+        rpc: call.rpc.clone(),
+        request_json: call.request_json.clone(),
+        outcome,
+        prev_sha256: prev,
+        sha256: String::new(),
+    }
+    .seal();
+    let at = db_position(position)?;
+    sqlx::query(sql::INSERT_AUDIT)
+        .bind(at)
+        .bind(entry.at.0)
+        .bind(entry.organizer.as_str())
+        .bind(entry.rpc.as_str())
+        .bind(entry.request_json.as_str())
+        .bind(entry.outcome.as_str())
+        .bind(entry.prev_sha256.as_str())
+        .bind(entry.sha256.as_str())
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(sql::MOVE_AUDIT_HEAD)
+        .bind(at)
+        .bind(entry.sha256.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(entry)
 }
 
 #[async_trait]

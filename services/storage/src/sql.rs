@@ -232,3 +232,41 @@ pub(crate) const SITE_SEGMENTS: &str = concat!(
     segment_site_columns!(),
     " WHERE event_id = $1 AND site_id = $2 AND dimension = $3"
 );
+
+/// Adds a named organizer unless the name is taken (then no row comes back).
+pub(crate) const INSERT_ORGANIZER: &str = "\
+    INSERT INTO organizers (name, secret_hash, created_at_ns, created_by) \
+    VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING \
+    RETURNING name, created_at_ns, created_by, revoked_at_ns";
+
+/// Revokes an organizer; revoking twice keeps the first time.
+pub(crate) const REVOKE_ORGANIZER: &str = "\
+    UPDATE organizers SET revoked_at_ns = COALESCE(revoked_at_ns, $2) WHERE name = $1 \
+    RETURNING name, created_at_ns, created_by, revoked_at_ns";
+
+/// Every named organizer, by name.
+pub(crate) const ORGANIZERS: &str =
+    "SELECT name, created_at_ns, created_by, revoked_at_ns FROM organizers ORDER BY name";
+
+/// The name of the organizer with a secret hash, unless it is revoked.
+pub(crate) const ACTIVE_ORGANIZER: &str =
+    "SELECT name FROM organizers WHERE secret_hash = $1 AND revoked_at_ns IS NULL";
+
+/// Appends one audit entry (after the head was locked and read: [`crate::backend::Backend::LOCK_AUDIT`]).
+pub(crate) const INSERT_AUDIT: &str = "\
+    INSERT INTO audit_log (position, at_ns, organizer, rpc, request_json, outcome, \
+    prev_sha256, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// Moves the audit log's head to the entry just appended.
+pub(crate) const MOVE_AUDIT_HEAD: &str =
+    "UPDATE audit_head SET position = $1, sha256 = $2 WHERE id = 1";
+
+/// The audit log's head, without a lock.
+pub(crate) const AUDIT_HEAD: &str = "SELECT position, sha256 FROM audit_head WHERE id = 1";
+
+/// Audit entries after position `$1`, of organizer `$2` (everyone's when empty), at or after
+/// `$3`, in order, at most `$4`.
+pub(crate) const AUDIT_LOG: &str = "\
+    SELECT position, at_ns, organizer, rpc, request_json, outcome, prev_sha256, sha256 \
+    FROM audit_log WHERE position > $1 AND ($2 = '' OR organizer = $2) AND at_ns >= $3 \
+    ORDER BY position LIMIT $4";

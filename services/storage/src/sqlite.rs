@@ -207,6 +207,13 @@ impl SqliteStore {
                 include_str!("../migrations/sqlite/0011_incremental_board.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                12,
+                "organizers and the audit log".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0012_organizers_audit.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -217,6 +224,7 @@ impl Backend for SqliteStore {
     const BEGIN_READ: &'static str = "BEGIN";
     // The write lock is already held: `begin_write` starts with BEGIN IMMEDIATE.
     const LOCK_HEAD: &'static str = "SELECT head FROM ledger_head WHERE id = 1";
+    const LOCK_AUDIT: &'static str = "SELECT position, sha256 FROM audit_head WHERE id = 1";
     const LOCK_STATE: &'static str = "SELECT applied_position FROM aggregator_state WHERE id = 1";
     const NOTIFY_APPLIED: Option<&'static str> = None;
 
