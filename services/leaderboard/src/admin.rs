@@ -27,7 +27,7 @@ use saleboard_proto::v1::{
     SetExchangeRatesResponse, SetSiteEnabledRequest, Site,
 };
 use saleboard_runtime::auth::{Organizer, new_api_key, new_organizer_secret};
-use saleboard_runtime::status::{from_storage, invalid_field};
+use saleboard_runtime::status::{code_name, from_storage, invalid_field};
 use saleboard_storage::{
     ApiKeyRecord, Audit, AuditCall, AuditEntry, AuditQuery, OrganizerRecord, SiteRecord, Store,
 };
@@ -196,30 +196,6 @@ fn ok_outcome<M: JsonMessage>(resource: &M) -> String {
     match saleboard_proto::json::to_string_without_secrets(resource) {
         Ok(json) => format!("OK {json}"),
         Err(e) => format!("OK (the resource is not writable as JSON: {e})"),
-    }
-}
-
-/// A status code's name as the gRPC specification spells it.
-fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code;
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 
