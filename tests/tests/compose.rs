@@ -729,8 +729,10 @@ fn verify_in_stack(stack: &saleboard_tests::docker::Stack) -> u64 {
     let position = out
         .lines()
         .find_map(|l| {
+            // `verify` also reports the audit log's chain on its own "verified: " line.
             l.strip_prefix("verified: ")
-                .and_then(|l| l.rsplit("up to position ").next())
+                .and_then(|l| l.rsplit_once("up to position "))
+                .map(|(_, position)| position)
         })
         .unwrap_or_else(|| panic!("verify reports a match: {out}"));
     position.trim().parse().expect("a position")
