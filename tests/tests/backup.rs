@@ -1,21 +1,26 @@
 //! Backup and restore (issue 30, item 3), black-box with the command line on both databases: a
 //! database filled through the services (three events, a baseline, rates, segments, refunds, a
-//! revoked key, a disabled site) is backed up with `saleboard backup`, restored with
+//! revoked key, a disabled site, two named organizers, one revoked, and the audit log of every
+//! change) is backed up with `saleboard backup`, restored with
 //! `saleboard restore` into a new database of each kind, and served again: `verify` passes,
 //! every figure (leaderboard, national totals and curve, breakdowns, a site's hourly series)
-//! equals the original, the keys authenticate as before and resent transactions are
-//! duplicates. A non-empty database, a truncated, an altered and a newer file are refused,
+//! equals the original, the keys and organizers authenticate as before, resent transactions
+//! are duplicates, and the audit log is the same entry for entry, its chain going on from
+//! the restored head. An audit entry altered in the file is restored as evidence, and named. A non-empty database, a truncated, an altered and a newer file are refused,
 //! and a refused restore leaves nothing behind.
 
 use std::path::Path;
 
 use saleboard_proto::Timestamp;
 use saleboard_proto::v1::{
-    Breakdown, Dimension, Event, ExchangeRate, GetBreakdownRequest, GetLeaderboardRequest,
-    GetNationalTotalsRequest, GetSiteTotalsRequest, Leaderboard, NationalTotals, Origin, Outcome,
-    RevokeApiKeyRequest, SetExchangeRatesRequest, SetSiteEnabledRequest, SiteTotals,
-    SubmitTransactionsRequest, Transaction, WhoAmIRequest,
+    AuditEntry, Breakdown, CreateOrganizerRequest, CreateSiteRequest, Dimension, Event,
+    ExchangeRate, GetBreakdownRequest, GetLeaderboardRequest, GetNationalTotalsRequest,
+    GetSiteTotalsRequest, Leaderboard, ListAuditLogRequest, ListOrganizersRequest, NationalTotals,
+    Organizer, Origin, Outcome, RevokeApiKeyRequest, RevokeOrganizerRequest,
+    SetExchangeRatesRequest, SetSiteEnabledRequest, SiteTotals, SubmitTransactionsRequest,
+    Transaction, WhoAmIRequest,
 };
+use saleboard_tests::app::admin_client;
 use saleboard_tests::data::{now_secs, refund, sale};
 use saleboard_tests::proc::saleboard;
 use saleboard_tests::{Backend, TestApp, TestDb, backend_tests};
@@ -138,14 +143,46 @@ async fn figures(app: &TestApp) -> Figures {
     }
 }
 
+/// Every named organizer and every audit entry, as AdminService lists them.
+async fn organizers_and_log(app: &TestApp) -> (Vec<Organizer>, Vec<AuditEntry>) {
+    let mut admin = app.admin().await;
+    let organizers = admin
+        .list_organizers(ListOrganizersRequest {})
+        .await
+        .expect("ListOrganizers")
+        .into_inner()
+        .organizers;
+    let mut entries = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = admin
+            .list_audit_log(ListAuditLogRequest {
+                page_token,
+                limit: 1_000,
+                ..Default::default()
+            })
+            .await
+            .expect("ListAuditLog")
+            .into_inner();
+        entries.extend(page.entries);
+        if page.next_page_token.is_empty() {
+            return (organizers, entries);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
 /// The keys of a filled database: (alpha's live key, alpha's revoked key, the disabled
-/// site's key), and what each pushed.
+/// site's key), what each pushed, and the named organizers' secrets (alice's live, bob's
+/// revoked).
 struct Filled {
     app: TestApp,
     alpha: String,
     revoked: String,
     disabled: String,
     pushed: Vec<(String, Vec<Transaction>)>,
+    alice: String,
+    bob: String,
 }
 
 /// A database filled through the services.
@@ -231,23 +268,51 @@ async fn fill(backend: Backend) -> Option<Filled> {
         );
         pushed.push((secret.clone(), txs));
     }
-    admin
+    // Two named organizers: alice makes the last changes (one refused: the log keeps
+    // refusals too), bob is revoked.
+    let mut secrets = Vec::new();
+    for name in ["alice", "bob"] {
+        let created = admin
+            .create_organizer(CreateOrganizerRequest { name: name.into() })
+            .await
+            .expect("CreateOrganizer")
+            .into_inner();
+        secrets.push(created.secret);
+    }
+    let mut alice_admin = admin_client(app.admin_addr, Some(&secrets[0])).await;
+    alice_admin
         .revoke_api_key(RevokeApiKeyRequest { key_id: old_key })
         .await
         .expect("RevokeApiKey");
-    admin
+    alice_admin
         .set_site_enabled(SetSiteEnabledRequest {
             site_id: "gamma".into(),
             enabled: false,
         })
         .await
         .expect("SetSiteEnabled");
+    let taken = alice_admin
+        .create_site(CreateSiteRequest {
+            site_id: "alpha".into(),
+            display_name: "Alpha again".into(),
+        })
+        .await
+        .expect_err("a taken site id");
+    assert_eq!(taken.code(), Code::AlreadyExists);
+    admin
+        .revoke_organizer(RevokeOrganizerRequest { name: "bob".into() })
+        .await
+        .expect("RevokeOrganizer");
+    let bob = secrets.pop().expect("bob");
+    let alice = secrets.pop().expect("alice");
     Some(Filled {
         app,
         alpha,
         revoked,
         disabled: gamma,
         pushed,
+        alice,
+        bob,
     })
 }
 
@@ -275,16 +340,45 @@ fn restore(url: &str, file: &Path) -> (bool, String) {
     cli(&["restore", &file.display().to_string()], url)
 }
 
+/// `text` (a backup) with its trailer's SHA-256 computed again over what precedes it.
+fn with_trailer_recomputed(text: &str) -> String {
+    use sha2::Digest as _;
+    let trailer = text
+        .trim_end_matches('\n')
+        .rfind('\n')
+        .expect("a line before the trailer")
+        + 1;
+    let body = &text[..trailer];
+    let mut value: serde_json::Value =
+        serde_json::from_str(text[trailer..].trim_end()).expect("the trailer is JSON");
+    value["trailer"]["sha256"] = format!("{:x}", sha2::Sha256::digest(body.as_bytes())).into();
+    format!("{body}{value}\n")
+}
+
 async fn restores_into_either_database(source: Backend) {
     let Some(filled) = fill(source).await else {
         return;
     };
     let before = figures(&filled.app).await;
+    let (organizers, log) = organizers_and_log(&filled.app).await;
+    // `bootstrap` (listed first, the configured token: no row, not in the file), alice, bob.
+    assert_eq!(organizers.len(), 3, "{organizers:?}");
+    assert!(log.iter().any(|e| e.organizer == "alice"), "{log:?}");
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = dir.path().join("saleboard.backup");
     let said = backup(&filled.app.db.url, &file);
     assert!(
-        said.contains("3 sites, 4 API keys, 3 events, 2 exchange rates"),
+        said.contains(&format!(
+            "3 sites, 4 API keys, 3 events, 2 exchange rates, 2 named organizers, {} audit log entries",
+            log.len()
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "the audit log's {} entries are chained, none altered",
+            log.len()
+        )),
         "{said}"
     );
 
@@ -350,6 +444,37 @@ async fn restores_into_either_database(source: Backend) {
                 .expect_err("a revoked key or a disabled site's stays refused");
             assert_eq!(refused.code(), Code::Unauthenticated);
         }
+        // The organizers and the audit log, as they were: alice acts under her name, bob stays
+        // revoked, and the next change chains on from the restored head.
+        assert_eq!(
+            organizers_and_log(&app).await,
+            (organizers.clone(), log.clone()),
+            "{source:?} -> {target:?}"
+        );
+        let mut alice = admin_client(app.admin_addr, Some(&filled.alice)).await;
+        alice
+            .create_site(CreateSiteRequest {
+                site_id: "delta".into(),
+                display_name: "Delta".into(),
+            })
+            .await
+            .expect("alice's secret works after restore");
+        let refused = admin_client(app.admin_addr, Some(&filled.bob))
+            .await
+            .list_organizers(ListOrganizersRequest {})
+            .await
+            .expect_err("bob stays revoked");
+        assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+        let (_, after_log) = organizers_and_log(&app).await;
+        let last = log.last().expect("entries");
+        let next = after_log.last().expect("the new entry");
+        assert_eq!(
+            (next.position, next.organizer.as_str(), next.rpc.as_str()),
+            (last.position + 1, "alice", "CreateSite"),
+            "{next:?}"
+        );
+        assert_eq!(next.prev_sha256, last.sha256);
+
         // What was stored is still known: a resend is a duplicate, a new sale goes on from
         // the restored head.
         let (secret, txs) = &filled.pushed[0];
@@ -428,6 +553,41 @@ async fn bad_files_and_full_databases_are_refused(backend: Backend) {
         &target.url,
     );
     assert!(!ok && said.contains("checksum does not match"), "{said}");
+
+    // An audit entry altered in the file and its checksum recomputed, as anyone holding the
+    // file could: restored as the file holds it (evidence), with a warning naming the entry,
+    // and `verify` on the restored database names the same entry.
+    let entry = text.find("\n[2,").expect("audit entry 2") + 1;
+    let end = text[entry..].find('\n').expect("its line's end") + entry;
+    let line = &text[entry..end];
+    assert!(line.contains(r#""bootstrap""#), "{line}");
+    let forged = line.replacen(r#""bootstrap""#, r#""mallory""#, 1);
+    let tampered = with_trailer_recomputed(&format!("{}{forged}{}", &text[..entry], &text[end..]));
+    let tampered_file = dir.path().join("tampered.backup");
+    std::fs::write(&tampered_file, tampered).expect("write");
+    let (ok, said) = cli(
+        &["restore", "--check", &tampered_file.display().to_string()],
+        &target.url,
+    );
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("WARNING: the audit log's chain breaks at entry 2"),
+        "{said}"
+    );
+    if let Some(evidence) = TestDb::create(backend).await {
+        let (ok, said) = restore(&evidence.url, &tampered_file);
+        assert!(ok, "{said}");
+        assert!(
+            said.contains("WARNING: the audit log's chain breaks at entry 2"),
+            "{said}"
+        );
+        let (ok, said) = cli(&["verify"], &evidence.url);
+        assert!(!ok, "verify passed a forged audit entry: {said}");
+        assert!(
+            said.contains("the audit log's chain breaks at entry 2 (") && said.contains("mallory"),
+            "{said}"
+        );
+    }
 
     // A newer format version.
     let newer = dir.path().join("newer.backup");

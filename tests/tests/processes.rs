@@ -617,7 +617,127 @@ async fn stale_totals_are_visible(backend: Backend) {
     );
 }
 
+/// A database migrated by a newer release (one migration past this build's last) is refused
+/// by the store, `saleboard migrate` and every service, each naming both versions, and nothing
+/// is applied to it.
+async fn a_newer_schema_is_refused_naming_both_versions(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    drop(db.store().await);
+    let known: i64 = {
+        use sqlx::Connection as _;
+        let query = "SELECT MAX(version) FROM _sqlx_migrations";
+        match backend {
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+                sqlx::query_scalar(query).fetch_one(&mut c).await
+            }
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&db.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar(query).fetch_one(&mut c).await
+            }
+        }
+        .expect("the last migration")
+    };
+    let newer = known + 1;
+    let checksum = match backend {
+        Backend::Postgres => "'\\x00'::bytea",
+        Backend::Sqlite => "X'00'",
+    };
+    db.execute(&format!(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES ({newer}, 'from a newer release', TRUE, {checksum}, 1)"
+    ))
+    .await;
+    let backend_name = match backend {
+        Backend::Postgres => "postgres",
+        Backend::Sqlite => "sqlite",
+    };
+    let says_both = |text: &str| {
+        text.contains(&format!(
+            "{backend_name} migration {newer} is applied, this build knows migrations up to {known}"
+        ))
+    };
+
+    // The store.
+    let store = saleboard_storage::connect(&saleboard_storage::ConnectOptions {
+        url: db.url.clone(),
+        max_connections: 2,
+        create_if_missing: false,
+    })
+    .await
+    .expect("connect");
+    let refused = store
+        .migrate()
+        .await
+        .expect_err("a newer schema is refused");
+    assert!(
+        matches!(refused, saleboard_storage::StorageError::NewerSchema { found, known: k, .. } if found == newer && k == known),
+        "{refused:?}"
+    );
+    assert!(says_both(&refused.to_string()), "{refused}");
+
+    // `saleboard migrate`, and each service at its start.
+    let out = Command::new(bin_dir().join("saleboard"))
+        .arg("migrate")
+        .env("SALEBOARD_DATABASE_URL", &db.url)
+        .output()
+        .expect("saleboard migrate runs");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && says_both(&text), "{text}");
+    for (service, flags) in [
+        ("saleboard-ingest", vec!["--ingest-listen".to_owned()]),
+        (
+            "saleboard-aggregator",
+            vec!["--aggregator-listen".to_owned()],
+        ),
+        (
+            "saleboard-leaderboard",
+            vec![
+                "--leaderboard-listen".to_owned(),
+                free_addr().to_string(),
+                "--admin-listen".to_owned(),
+            ],
+        ),
+    ] {
+        let mut args = flags;
+        args.push(free_addr().to_string());
+        let mut child = Command::new(bin_dir().join(service))
+            .args(&args)
+            .env("SALEBOARD_DATABASE_URL", &db.url)
+            .env("SALEBOARD_ORGANIZER_TOKEN", TOKEN)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the service starts");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("status") {
+                break status;
+            }
+            if tokio::time::Instant::now() > deadline {
+                drop(child.kill());
+                panic!("{service} kept running on a newer schema");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut text)
+            .expect("read stderr");
+        assert!(!status.success(), "{service}: exit {status}: {text}");
+        assert!(says_both(&text), "{service}: {text}");
+    }
+
+    // Nothing was applied: the newer release's record is still the last.
+    let again = store.migrate().await.expect_err("still refused");
+    assert!(says_both(&again.to_string()), "{again}");
+}
+
 backend_tests!(
+    a_newer_schema_is_refused_naming_both_versions,
     stale_totals_are_visible,
     several_ingest_processes_while_the_aggregator_tails,
     aggregator_killed_again_and_again_stays_exact,

@@ -82,6 +82,7 @@ pub async fn backup(args: &BackupArgs) -> anyhow::Result<()> {
         written_at(&summary),
         counts(&summary)
     );
+    eprintln!("{}", audit_chain(&summary));
     if args.out != Path::new("-") {
         eprintln!("wrote {}", args.out.display());
     }
@@ -145,6 +146,7 @@ pub async fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
             written_at(&summary),
             counts(&summary)
         );
+        println!("{}", audit_chain(&summary));
         return Ok(());
     }
     let store = args.database.open().await?;
@@ -160,6 +162,7 @@ pub async fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
         written_at(&summary),
         counts(&summary)
     );
+    println!("{}", audit_chain(&summary));
     println!(
         "the totals are not in a backup: start the aggregator (or the whole suite) on this \
          database and it folds the {} ledger rows; `saleboard verify` then checks every total",
@@ -179,6 +182,20 @@ fn written_at(summary: &Summary) -> String {
         .unwrap_or_else(|| format!("{} ns", summary.header.written_at_ns))
 }
 
+/// What the audit log's hash chain in the file says: whole, or where it breaks (kept as the
+/// database held it, as evidence; `saleboard verify` names the same entry after a restore).
+fn audit_chain(summary: &Summary) -> String {
+    let entries = summary.rows_of("audit_log");
+    match &summary.audit_break {
+        None => format!("the audit log's {entries} entries are chained, none altered"),
+        Some((position, why)) => format!(
+            "WARNING: the audit log's chain breaks at entry {position}: {why}. It is kept as \
+             the database held it (evidence of a change made outside Saleboard, in the \
+             database or in this file); `saleboard verify` names the same entry"
+        ),
+    }
+}
+
 /// "3 sites, 4 API keys, ..." in file order.
 fn counts(summary: &Summary) -> String {
     summary
@@ -188,6 +205,8 @@ fn counts(summary: &Summary) -> String {
             let what = match *section {
                 "api_keys" => "API keys",
                 "exchange_rates" => "exchange rates",
+                "organizers" => "named organizers",
+                "audit_log" => "audit log entries",
                 "ledger" => "ledger rows",
                 other => other,
             };

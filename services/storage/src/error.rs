@@ -55,6 +55,19 @@ pub enum StorageError {
     /// Migrations could not be applied.
     #[error("database migration failed: {0}")]
     Migrate(Cause),
+    /// The database was migrated by a newer release: this build must not run on it (its
+    /// statements would miss columns, tables and rules the newer schema relies on).
+    #[error(
+        "the database's schema is newer than this saleboard knows: {backend} migration {found} is applied, this build knows migrations up to {known}; run the release that migrated it (or a newer one)"
+    )]
+    NewerSchema {
+        /// `postgres` or `sqlite` (the two number their migrations apart).
+        backend: &'static str,
+        /// The last migration applied to the database.
+        found: i64,
+        /// The last migration this build has.
+        known: i64,
+    },
     /// The SQLite database file does not exist (and the caller asked not to create it).
     #[error(
         "there is no database at {path}: run `saleboard migrate` (or `saleboard dev`) first, or point --database-url / SALEBOARD_DATABASE_URL at the right file"

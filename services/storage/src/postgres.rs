@@ -97,6 +97,22 @@ impl PgStore {
         Self::migrator_until(i64::MAX)
     }
 
+    /// Refuses a database migrated past the last migration this build has
+    /// ([`StorageError::NewerSchema`]), before anything is applied to it.
+    async fn refuse_newer_schema(&self) -> Result<()> {
+        let migrated: bool =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        if !migrated {
+            return Ok(());
+        }
+        let found: i64 = sqlx::query_scalar(crate::sql::LAST_MIGRATION)
+            .fetch_one(&self.pool)
+            .await?;
+        crate::shared::refuse_newer_schema("postgres", found, &Self::migrator())
+    }
+
     /// The migrations up to `version`.
     fn migrator_until(version: i64) -> Migrator {
         let all = vec![
@@ -494,6 +510,7 @@ struct HourlyColumns<'a> {
 #[async_trait]
 impl Store for PgStore {
     async fn migrate(&self) -> Result<()> {
+        self.refuse_newer_schema().await?;
         Self::migrator().run(&self.pool).await?;
         Ok(())
     }

@@ -720,3 +720,21 @@ where
     }
     Ok(())
 }
+
+/// Refuses a database whose last applied migration (`found`) is past the last one of
+/// `migrator` (this build's): an older release must not run on a newer schema.
+pub(crate) fn refuse_newer_schema(
+    backend: &'static str,
+    found: i64,
+    migrator: &sqlx::migrate::Migrator,
+) -> crate::Result<()> {
+    let known = migrator.iter().map(|m| m.version).max().unwrap_or_default();
+    if found > known {
+        return Err(crate::StorageError::NewerSchema {
+            backend,
+            found,
+            known,
+        });
+    }
+    Ok(())
+}

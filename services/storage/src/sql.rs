@@ -270,3 +270,7 @@ pub(crate) const AUDIT_LOG: &str = "\
     SELECT position, at_ns, organizer, rpc, request_json, outcome, prev_sha256, sha256 \
     FROM audit_log WHERE position > $1 AND ($2 = '' OR organizer = $2) AND at_ns >= $3 \
     ORDER BY position LIMIT $4";
+
+/// The last migration applied (0 before any).
+pub(crate) const LAST_MIGRATION: &str =
+    "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM _sqlx_migrations WHERE success";

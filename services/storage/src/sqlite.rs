@@ -127,6 +127,21 @@ impl SqliteStore {
         Self::migrator_until(i64::MAX)
     }
 
+    /// Refuses a database migrated past the last migration this build has
+    /// ([`StorageError::NewerSchema`]), before anything is applied to it.
+    async fn refuse_newer_schema(&self) -> Result<()> {
+        let migrated: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')")
+            .fetch_one(&self.pool)
+            .await?;
+        if !migrated {
+            return Ok(());
+        }
+        let found: i64 = sqlx::query_scalar(crate::sql::LAST_MIGRATION)
+            .fetch_one(&self.pool)
+            .await?;
+        crate::shared::refuse_newer_schema("sqlite", found, &Self::migrator())
+    }
+
     /// The migrations up to `version`.
     fn migrator_until(version: i64) -> Migrator {
         let all = vec![
@@ -441,6 +456,7 @@ fn pairs_json(pairs: &[(String, String)]) -> String {
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
+        self.refuse_newer_schema().await?;
         // Several processes may start at once on one file and race to apply the same
         // migration; the loser sees it applied on its next try.
         let mut attempt = 0;

@@ -6,16 +6,17 @@
 //! {"columns":["site_id","display_name","created_at_ns","disabled_at_ns"],"section":"sites"}
 //! ["toko-satu","Toko Satu",1765500000000000000,null]
 //! {"end":"sites","rows":1}
-//! ...                                      (api_keys, events, exchange_rates, ledger)
+//! ...                  (api_keys, events, exchange_rates, organizers, audit_log, ledger)
 //! {"trailer":{"rows":{"sites":1,...},"sha256":"<hex>"}}
 //! ```
 //!
 //! The trailer's SHA-256 covers every byte before the trailer line; the trailer is the last
 //! line. Each section names its columns, so a reader checks it reads what it expects; rows are
 //! JSON arrays in that order. A reader refuses a section it does not know (restoring without
-//! it would lose data silently); sections added later (organizers, the audit log) are new
-//! names, and a later reader takes an older file without them as empty. Only a change that an
-//! older reader would misread raises [`FORMAT_VERSION`].
+//! it would lose data silently); sections added later are new names, marked
+//! [`Section::added_later`], and a later reader takes an older file without them as empty
+//! (the organizers and the audit log came with issue 27: a file written before them has
+//! neither). Only a change that an older reader would misread raises [`FORMAT_VERSION`].
 
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -36,12 +37,16 @@ pub struct Section {
     pub name: &'static str,
     /// Its columns, in row order.
     pub columns: &'static [&'static str],
+    /// Added to the format after its first files were written: a file without it holds none
+    /// of its rows (every other section must be present, perhaps empty).
+    pub added_later: bool,
 }
 
 /// Registered sites.
 pub const SITES: Section = Section {
     name: "sites",
     columns: &["site_id", "display_name", "created_at_ns", "disabled_at_ns"],
+    added_later: false,
 };
 
 /// API keys, their secrets only as the SHA-256 the database holds.
@@ -54,6 +59,7 @@ pub const API_KEYS: Section = Section {
         "created_at_ns",
         "revoked_at_ns",
     ],
+    added_later: false,
 };
 
 /// Events.
@@ -69,12 +75,45 @@ pub const EVENTS: Section = Section {
         "baseline_event_id",
         "time_zone",
     ],
+    added_later: false,
 };
 
 /// Exchange rates, per event.
 pub const EXCHANGE_RATES: Section = Section {
     name: "exchange_rates",
     columns: &["event_id", "currency", "rate"],
+    added_later: false,
+};
+
+/// Named organizers, their secrets only as the SHA-256 the database holds (`bootstrap`, the
+/// configured token, has no row).
+pub const ORGANIZERS: Section = Section {
+    name: "organizers",
+    columns: &[
+        "name",
+        "secret_hash",
+        "created_at_ns",
+        "created_by",
+        "revoked_at_ns",
+    ],
+    added_later: true,
+};
+
+/// The audit log, in position order, every entry as stored (its chain is checked as it is
+/// read, and a break is reported, not mended: the file keeps what the database held).
+pub const AUDIT_LOG: Section = Section {
+    name: "audit_log",
+    columns: &[
+        "position",
+        "at_ns",
+        "organizer",
+        "rpc",
+        "request_json",
+        "outcome",
+        "prev_sha256",
+        "sha256",
+    ],
+    added_later: true,
 };
 
 /// The ledger, in position order from 1 without gaps (kind 1 sale, 2 refund; origin 0 none,
@@ -98,11 +137,26 @@ pub const LEDGER: Section = Section {
         "key_id",
         "received_at_ns",
     ],
+    added_later: false,
 };
 
 /// The sections of version 1, in the order they are written and read: every one is present
-/// (perhaps with no rows).
-pub const SECTIONS: [&Section; 5] = [&SITES, &API_KEYS, &EVENTS, &EXCHANGE_RATES, &LEDGER];
+/// (perhaps with no rows), except that a file written before a section was
+/// [`added_later`](Section::added_later) lacks it.
+pub const SECTIONS: [&Section; 7] = [
+    &SITES,
+    &API_KEYS,
+    &EVENTS,
+    &EXCHANGE_RATES,
+    &ORGANIZERS,
+    &AUDIT_LOG,
+    &LEDGER,
+];
+
+/// The first section from `next` on that a file must still hold (one not added later).
+fn required_from(next: usize) -> Option<&'static Section> {
+    SECTIONS.iter().skip(next).find(|s| !s.added_later).copied()
+}
 
 /// The header: what wrote the file, when, and from which schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +229,10 @@ pub struct Summary {
     pub header: Header,
     /// Rows per section, in file order.
     pub rows: Vec<(&'static str, u64)>,
+    /// Where the audit log's hash chain breaks, as the file holds it (checked as it is
+    /// written and read): the entry's position and how. A break is kept as the database held
+    /// it, never mended, and `saleboard verify` names it again after a restore.
+    pub audit_break: Option<(u64, saleboard_domain::audit::ChainBreak)>,
 }
 
 impl Summary {
@@ -272,6 +330,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             Summary {
                 header: self.header,
                 rows: self.rows,
+                audit_break: None,
             },
         ))
     }
@@ -396,7 +455,7 @@ impl Reader {
             State::Between(next) => {
                 let value = object(n, line)?;
                 if let Some(trailer) = value.get("trailer") {
-                    if let Some(missing) = SECTIONS.get(next) {
+                    if let Some(missing) = required_from(next) {
                         return Err(malformed(n, format!("section {} is missing", missing.name)));
                     }
                     self.check_trailer(trailer)?;
@@ -412,7 +471,10 @@ impl Reader {
                         name: name.to_owned(),
                     });
                 };
-                if index != next {
+                // Sections added later may be absent (a file written before them).
+                let skipped_only_later =
+                    index > next && SECTIONS[next..index].iter().all(|s| s.added_later);
+                if index != next && !skipped_only_later {
                     let expected = SECTIONS.get(next).map_or("the trailer", |s| s.name);
                     return Err(malformed(
                         n,
@@ -449,12 +511,13 @@ impl Reader {
                 return Ok(Summary {
                     header: self.header,
                     rows: self.rows,
+                    audit_break: None,
                 });
             }
             State::In(index, rows) => {
                 format!("in section {} after {rows} rows", SECTIONS[index].name)
             }
-            State::Between(next) => match SECTIONS.get(next) {
+            State::Between(next) => match required_from(next) {
                 Some(section) => format!("before section {}", section.name),
                 None => "before the trailer".to_owned(),
             },
@@ -638,15 +701,56 @@ mod tests {
             Err(BackupError::NewerFormat { found, .. }) if found == FORMAT_VERSION + 1
         ));
         let text = String::from_utf8(file().await).expect("utf-8");
-        let unknown = text.replacen(r#""section":"sites""#, r#""section":"organizers""#, 1);
+        let unknown = text.replacen(r#""section":"sites""#, r#""section":"sellers""#, 1);
         assert!(matches!(
             read(unknown.as_bytes()).await,
-            Err(BackupError::UnknownSection { name, .. }) if name == "organizers"
+            Err(BackupError::UnknownSection { name, .. }) if name == "sellers"
         ));
         assert!(matches!(
             read(b"position,site\n1,a\n").await,
             Err(BackupError::NotABackup(_))
         ));
+    }
+
+    /// A file of the given sections only (one site row), as a writer of that set would write.
+    async fn file_of(sections: &[&Section]) -> Vec<u8> {
+        let mut w = Writer::start(Vec::new(), header()).await.expect("header");
+        for section in sections {
+            w.begin(section).await.expect("begin");
+            if section.name == "sites" {
+                w.row(&("toko", "Toko", 1_i64, None::<i64>))
+                    .await
+                    .expect("row");
+            }
+            w.end().await.expect("end");
+        }
+        w.finish().await.expect("trailer").0
+    }
+
+    #[tokio::test]
+    async fn a_file_written_before_the_later_sections_reads_without_them() {
+        let before: Vec<&Section> = SECTIONS.into_iter().filter(|s| !s.added_later).collect();
+        let (summary, rows) = read(&file_of(&before).await).await.expect("reads");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(summary.rows_of("organizers"), 0);
+        assert_eq!(summary.rows_of("audit_log"), 0);
+        assert!(summary.rows.iter().all(|(name, _)| *name != "audit_log"));
+
+        // Only a later section may be left out: a file without events (or without the
+        // ledger) is refused, whether the gap is inside the file or at its end.
+        for dropped in ["events", "ledger"] {
+            let without: Vec<&Section> =
+                SECTIONS.into_iter().filter(|s| s.name != dropped).collect();
+            let got = read(&file_of(&without).await).await;
+            assert!(
+                matches!(got, Err(BackupError::Malformed { ref detail, .. }) if detail.contains(dropped)),
+                "{dropped}: {got:?}"
+            );
+        }
+        // Nor do the later sections come out of order.
+        let mut swapped: Vec<&Section> = SECTIONS.to_vec();
+        swapped.swap(4, 5);
+        assert!(read(&file_of(&swapped).await).await.is_err());
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! Backup and restore (`saleboard backup`, `saleboard restore`): what cannot be rebuilt — the
-//! sites, the API keys (their secrets' hashes), the events, their exchange rates and the
-//! ledger — written as one point in time to a versioned, checksummed file ([`format`]) and
+//! sites, the API keys (their secrets' hashes), the events, their exchange rates, the named
+//! organizers (their secrets' hashes), the audit log and the ledger — written as one point in time to a versioned, checksummed file ([`format`]) and
 //! read back into an empty database of either kind. The totals are not in the file: they are
 //! the ledger folded, and the aggregator folds a restored ledger from position 0 (`verify`
 //! recomputes them the same way).
@@ -10,18 +10,25 @@
 //! [`RESTORE_BATCH`] rows in one write transaction that holds the writer lock, and commits
 //! only once the trailer's checksum and counts are checked, so a damaged file restores
 //! nothing. Memory stays at a batch whatever the ledger's length.
+//!
+//! The audit log is copied entry for entry, its hash chain checked on the way in both
+//! directions: a break (an entry altered in the database before the backup, or in the file
+//! with its checksum recomputed) is reported in the [`Summary`] and restored as it was, as
+//! evidence; the restored `audit_head` is the last entry, so the next admin change chains on.
+//! A restore is not itself an admin call and adds no entry.
 
 pub mod format;
 
 use async_trait::async_trait;
 use futures::TryStreamExt as _;
+use saleboard_domain::audit::{ChainBreak, ChainCheck, OrganizerName};
 use saleboard_domain::{Currency, Rate, SiteId, UnixNanos};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 use tokio::io::{AsyncBufRead, AsyncWrite};
 
 use crate::backend::{Accepted, Backend};
 use crate::model::db_position;
-use crate::rows::{EventRow, EventTuple, FullLedgerRow, LedgerTuple, RateRow, SiteRow};
+use crate::rows::{AuditRow, EventRow, EventTuple, FullLedgerRow, LedgerTuple, RateRow, SiteRow};
 use crate::{Candidate, LedgerRow, StorageError, sql};
 pub use format::{FORMAT_VERSION, Header, Summary};
 use format::{Item, Reader, Writer};
@@ -129,7 +136,8 @@ impl From<sqlx::Error> for BackupError {
 /// Backup and restore of a whole database.
 #[async_trait]
 pub trait BackupStore: Send + Sync {
-    /// Writes every site, key, event, rate and ledger row, as of one point in time, to `out`
+    /// Writes every site, key, event, rate, organizer, audit entry and ledger row, as of one
+    /// point in time, to `out`
     /// (flushed, not closed); `written_by` names the program in the header.
     async fn backup(
         &self,
@@ -157,6 +165,7 @@ pub async fn check(input: &mut (dyn AsyncBufRead + Unpin + Send)) -> Result<Summ
     let mut reader = start(input, &mut buf).await?;
     let mut section = None;
     let mut next_position = 1;
+    let mut chain = Chain::default();
     while format::read_line(input, &mut buf, reader.line()).await? {
         match reader.feed(&buf)? {
             Item::Begin(s) => section = Some(s.name),
@@ -167,13 +176,38 @@ pub async fn check(input: &mut (dyn AsyncBufRead + Unpin + Send)) -> Result<Summ
                     Some("api_keys") => drop(key_line(line, row)?),
                     Some("events") => drop(event_line(line, row)?),
                     Some("exchange_rates") => drop(rate_line(line, row)?),
+                    Some("organizers") => drop(organizer_line(line, row)?),
+                    Some("audit_log") => chain.check(&audit_line(line, row)?),
                     _ => drop(ledger_line(line, row, &mut next_position)?),
                 }
             }
             Item::End | Item::Trailer => {}
         }
     }
-    reader.finish()
+    let mut summary = reader.finish()?;
+    summary.audit_break = chain.first_break;
+    Ok(summary)
+}
+
+/// The audit log's chain, checked entry by entry as a backup is written or read: the first
+/// break, if any (the entries after it are not checked: one break is enough to name).
+#[derive(Default)]
+struct Chain {
+    check: ChainCheck,
+    first_break: Option<(u64, ChainBreak)>,
+    /// The last entry's position and `sha256`: the audit head a restore sets.
+    last: Option<(u64, String)>,
+}
+
+impl Chain {
+    fn check(&mut self, entry: &crate::AuditEntry) {
+        if self.first_break.is_none()
+            && let Err(why) = self.check.check(entry)
+        {
+            self.first_break = Some((entry.position, why));
+        }
+        self.last = Some((entry.position, entry.sha256.clone()));
+    }
 }
 
 /// What differs per database for backups: the name written in the header.
@@ -190,10 +224,6 @@ impl Dialect for crate::sqlite::SqliteStore {
     const NAME: &'static str = "sqlite";
 }
 
-/// The last migration applied.
-const MIGRATION: &str =
-    "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM _sqlx_migrations WHERE success";
-
 /// Every API key, with its secret's hash.
 const KEYS: &str = "SELECT key_id, site_id, secret_hash, created_at_ns, revoked_at_ns \
     FROM api_keys ORDER BY key_id";
@@ -205,6 +235,18 @@ const EVENTS: &str = "SELECT event_id, display_name, starts_at_ns, ends_at_ns, c
 /// Every exchange rate of every event.
 const RATES: &str =
     "SELECT event_id, currency, rate FROM exchange_rates ORDER BY event_id, currency";
+
+/// Every named organizer, with its secret's hash.
+const ORGANIZERS: &str = "SELECT name, secret_hash, created_at_ns, created_by, revoked_at_ns \
+    FROM organizers ORDER BY name";
+
+/// Every audit entry, in order.
+const AUDIT_LOG: &str = "SELECT position, at_ns, organizer, rpc, request_json, outcome, \
+    prev_sha256, sha256 FROM audit_log ORDER BY position";
+
+/// An organizer as it was, revoked or not.
+const INSERT_ORGANIZER: &str = "INSERT INTO organizers (name, secret_hash, created_at_ns, \
+    created_by, revoked_at_ns) VALUES ($1, $2, $3, $4, $5)";
 
 /// Every ledger row, in order.
 const LEDGER: &str = "\
@@ -221,7 +263,7 @@ const INSERT_KEY: &str = "INSERT INTO api_keys (key_id, site_id, secret_hash, cr
     revoked_at_ns) VALUES ($1, $2, $3, $4, $5)";
 
 /// Whether a table holds a row, per table a restore needs empty, with the words for it.
-const EMPTY_CHECKS: [(&str, &str); 9] = [
+const EMPTY_CHECKS: [(&str, &str); 12] = [
     (
         "sites",
         "SELECT COUNT(*) FROM (SELECT 1 FROM sites LIMIT 1) AS t",
@@ -237,6 +279,18 @@ const EMPTY_CHECKS: [(&str, &str); 9] = [
     (
         "exchange rates",
         "SELECT COUNT(*) FROM (SELECT 1 FROM exchange_rates LIMIT 1) AS t",
+    ),
+    (
+        "named organizers",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM organizers LIMIT 1) AS t",
+    ),
+    (
+        "audit log entries",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM audit_log LIMIT 1) AS t",
+    ),
+    (
+        "an audit head past 0",
+        "SELECT COUNT(*) FROM audit_head WHERE position <> 0",
     ),
     (
         "ledger rows",
@@ -270,6 +324,16 @@ struct KeyRow {
     revoked_at_ns: Option<i64>,
 }
 
+/// `organizers` with the secret's hash.
+#[derive(sqlx::FromRow)]
+struct OrganizerRow {
+    name: String,
+    secret_hash: String,
+    created_at_ns: i64,
+    created_by: String,
+    revoked_at_ns: Option<i64>,
+}
+
 /// `exchange_rates` with its event.
 #[derive(sqlx::FromRow)]
 struct EventRateRow {
@@ -292,6 +356,8 @@ where
     for<'r> KeyRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> EventRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> EventRateRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> OrganizerRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> AuditRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> FullLedgerRow: FromRow<'r, <B::Db as Database>::Row>,
     usize: ColumnIndex<<B::Db as Database>::Row>,
 {
@@ -304,7 +370,9 @@ where
         // One snapshot of every table: the ledger up to the head it saw, and the sites, keys,
         // events and rates as they were at that moment.
         let mut tx = self.begin(B::BEGIN_READ).await?;
-        let migration: i64 = sqlx::query_scalar(MIGRATION).fetch_one(&mut *tx).await?;
+        let migration: i64 = sqlx::query_scalar(sql::LAST_MIGRATION)
+            .fetch_one(&mut *tx)
+            .await?;
         let head: i64 = sqlx::query_scalar(sql::HEAD).fetch_one(&mut *tx).await?;
         let mut w = Writer::start(
             out,
@@ -377,6 +445,42 @@ where
         drop(rows);
         w.end().await?;
 
+        w.begin(&format::ORGANIZERS).await?;
+        let mut rows = sqlx::query_as::<_, OrganizerRow>(ORGANIZERS).fetch(&mut *tx);
+        while let Some(o) = rows.try_next().await? {
+            w.row(&(
+                &o.name,
+                &o.secret_hash,
+                o.created_at_ns,
+                &o.created_by,
+                o.revoked_at_ns,
+            ))
+            .await?;
+        }
+        drop(rows);
+        w.end().await?;
+
+        w.begin(&format::AUDIT_LOG).await?;
+        let mut chain = Chain::default();
+        let mut rows = sqlx::query_as::<_, AuditRow>(AUDIT_LOG).fetch(&mut *tx);
+        while let Some(row) = rows.try_next().await? {
+            let e = row.into_entry()?;
+            chain.check(&e);
+            w.row(&(
+                e.position,
+                e.at.0,
+                &e.organizer,
+                &e.rpc,
+                &e.request_json,
+                &e.outcome,
+                &e.prev_sha256,
+                &e.sha256,
+            ))
+            .await?;
+        }
+        drop(rows);
+        w.end().await?;
+
         w.begin(&format::LEDGER).await?;
         let mut rows = sqlx::query_as::<_, FullLedgerRow>(LEDGER)
             .bind(head)
@@ -397,7 +501,8 @@ where
         drop(rows);
         w.end().await?;
         tx.rollback().await?;
-        let (_, summary) = w.finish().await?;
+        let (_, mut summary) = w.finish().await?;
+        summary.audit_break = chain.first_break;
         Ok(summary)
     }
 
@@ -413,7 +518,11 @@ where
             sqlx::query_scalar::<_, i64>(B::LOCK_HEAD)
                 .fetch_one(&mut *write.tx)
                 .await?;
-            let known: i64 = sqlx::query_scalar(MIGRATION)
+            // Admin changes (each appends to the audit log) wait for the restore too.
+            sqlx::query_as::<_, (i64, String)>(B::LOCK_AUDIT)
+                .fetch_one(&mut *write.tx)
+                .await?;
+            let known: i64 = sqlx::query_scalar(sql::LAST_MIGRATION)
                 .fetch_one(&mut *write.tx)
                 .await?;
             let header = reader.header();
@@ -437,6 +546,7 @@ where
             let mut ledger = Vec::with_capacity(RESTORE_BATCH);
             let mut section = None;
             let mut next_position = 1;
+            let mut chain = Chain::default();
             while format::read_line(input, &mut buf, reader.line()).await? {
                 let line = reader.line() + 1;
                 match reader.feed(&buf)? {
@@ -490,6 +600,34 @@ where
                                 .await
                                 .map_err(|e| refused(line, e))?;
                         }
+                        Some("organizers") => {
+                            let o = organizer_line(line, row)?;
+                            sqlx::query(INSERT_ORGANIZER)
+                                .bind(o.name.as_str())
+                                .bind(o.secret_hash)
+                                .bind(o.created_at_ns)
+                                .bind(o.created_by)
+                                .bind(o.revoked_at_ns)
+                                .execute(&mut *write.tx)
+                                .await
+                                .map_err(|e| refused(line, e))?;
+                        }
+                        Some("audit_log") => {
+                            let e = audit_line(line, row)?;
+                            chain.check(&e);
+                            sqlx::query(sql::INSERT_AUDIT)
+                                .bind(db_position(e.position)?)
+                                .bind(e.at.0)
+                                .bind(e.organizer)
+                                .bind(e.rpc)
+                                .bind(e.request_json)
+                                .bind(e.outcome)
+                                .bind(e.prev_sha256)
+                                .bind(e.sha256)
+                                .execute(&mut *write.tx)
+                                .await
+                                .map_err(|e| refused(line, e))?;
+                        }
                         _ => {
                             ledger.push(ledger_line(line, row, &mut next_position)?);
                             if ledger.len() == RESTORE_BATCH {
@@ -508,12 +646,21 @@ where
                 .bind(db_position(head)?)
                 .execute(&mut *write.tx)
                 .await?;
+            if let Some((position, sha256)) = &chain.last {
+                sqlx::query(sql::MOVE_AUDIT_HEAD)
+                    .bind(db_position(*position)?)
+                    .bind(sha256.as_str())
+                    .execute(&mut *write.tx)
+                    .await?;
+            }
             // A leaderboard already running on this database reads the sites again.
             sqlx::query(sql::BUMP_SITES_VERSION)
                 .execute(&mut *write.tx)
                 .await?;
             // Only a file read to its checked trailer commits.
-            reader.finish()
+            let mut summary = reader.finish()?;
+            summary.audit_break = chain.first_break;
+            Ok(summary)
         }
         .await;
         match result {
@@ -612,7 +759,7 @@ fn key_line(line: u64, row: &[u8]) -> Result<KeyLine, BackupError> {
     let (key_id, site, hash, created, revoked): (String, String, String, i64, Option<i64>) =
         parse(line, "api_keys", row)?;
     let site = SiteId::parse(&site).map_err(|e| bad_row(line, "api_keys", e))?;
-    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !is_sha256_hex(&hash) {
         return Err(bad_row(
             line,
             "api_keys",
@@ -627,6 +774,79 @@ fn event_line(line: u64, row: &[u8]) -> Result<saleboard_domain::Event, BackupEr
     EventRow::from(tuple)
         .into_event()
         .map_err(|e| bad_row(line, "events", e))
+}
+
+/// An organizer of the file.
+struct OrganizerLine {
+    name: OrganizerName,
+    secret_hash: String,
+    created_at_ns: i64,
+    created_by: String,
+    revoked_at_ns: Option<i64>,
+}
+
+fn organizer_line(line: u64, row: &[u8]) -> Result<OrganizerLine, BackupError> {
+    let (name, secret_hash, created_at_ns, created_by, revoked_at_ns): (
+        String,
+        String,
+        i64,
+        String,
+        Option<i64>,
+    ) = parse(line, "organizers", row)?;
+    let name = OrganizerName::parse(&name).map_err(|e| bad_row(line, "organizers", e))?;
+    if name.is_bootstrap() {
+        return Err(bad_row(
+            line,
+            "organizers",
+            "bootstrap is the configured token and has no row",
+        ));
+    }
+    if !is_sha256_hex(&secret_hash) {
+        return Err(bad_row(
+            line,
+            "organizers",
+            "secret_hash is not a SHA-256 in hex",
+        ));
+    }
+    Ok(OrganizerLine {
+        name,
+        secret_hash,
+        created_at_ns,
+        created_by,
+        revoked_at_ns,
+    })
+}
+
+/// An audit entry of the file, as stored (its chain is checked by [`Chain`]).
+fn audit_line(line: u64, row: &[u8]) -> Result<crate::AuditEntry, BackupError> {
+    type AuditTuple = (u64, i64, String, String, String, String, String, String);
+    let (position, at_ns, organizer, rpc, request_json, outcome, prev_sha256, sha256): AuditTuple =
+        parse(line, "audit_log", row)?;
+    if position == 0 {
+        return Err(bad_row(line, "audit_log", "positions start at 1"));
+    }
+    if !is_sha256_hex(&prev_sha256) || !is_sha256_hex(&sha256) {
+        return Err(bad_row(
+            line,
+            "audit_log",
+            "prev_sha256 and sha256 are SHA-256s in hex",
+        ));
+    }
+    Ok(crate::AuditEntry {
+        position,
+        at: UnixNanos(at_ns),
+        organizer,
+        rpc,
+        request_json,
+        outcome,
+        prev_sha256,
+        sha256,
+    })
+}
+
+/// 64 hex digits.
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn rate_line(line: u64, row: &[u8]) -> Result<(String, Currency, Rate), BackupError> {
