@@ -125,6 +125,8 @@ pub struct Stack {
     pub project: String,
     /// The environment every compose command gets (the operator's exports).
     pub env: Vec<(String, String)>,
+    /// More compose files after the stand-ins' override (`-f FILE` each, in order).
+    pub files: Vec<PathBuf>,
     down: bool,
 }
 
@@ -135,6 +137,7 @@ impl Stack {
         Self {
             project,
             env,
+            files: Vec::new(),
             down: false,
         }
     }
@@ -152,8 +155,11 @@ impl Stack {
                 "deploy/docker-compose.yml",
                 "-f",
             ])
-            .arg(standins_override())
-            .envs(self.env.iter().map(|(k, v)| (k, v)));
+            .arg(standins_override());
+        for file in &self.files {
+            cmd.arg("-f").arg(file);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

@@ -760,6 +760,33 @@ async fn screen_net(board: std::net::SocketAddr, site: &str, want: i64) {
     }
 }
 
+/// The tests on the Docker engine, one at a time: each builds images on the machine's two cores
+/// and runs a stack of its own.
+static ON_THE_ENGINE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The engine's and Compose's versions; `None` (the test says it skipped, and why) when no
+/// engine answers, or when Compose v2 is missing outside CI (under `CI=true` an engine without
+/// Compose v2 fails the test).
+fn engine_and_compose() -> Option<(String, String)> {
+    use saleboard_tests::docker;
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let engine = match docker::engine() {
+        Ok(v) => v,
+        Err(why) => {
+            docker::skipped(&why);
+            return None;
+        }
+    };
+    match docker::compose_v2() {
+        Ok(compose) => Some((engine, compose)),
+        Err(why) if !ci => {
+            docker::skipped(&why);
+            None
+        }
+        Err(why) => panic!("the Docker engine {engine} answers but {why}"),
+    }
+}
+
 /// The stack as users run it, on the Docker engine of this machine: `docker compose build` (the
 /// Dockerfile's multi-stage build from source), `up -d --wait`, the README's compose block line
 /// by line from the host, the screen's JSON and Prometheus's scrape; `restart`, `down` and `up`
@@ -772,21 +799,9 @@ async fn screen_net(board: std::net::SocketAddr, site: &str, want: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stack_runs_on_a_docker_engine() {
     use saleboard_tests::docker;
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let engine = match docker::engine() {
-        Ok(v) => v,
-        Err(why) => {
-            docker::skipped(&why);
-            return;
-        }
-    };
-    let compose = match docker::compose_v2() {
-        Ok(v) => v,
-        Err(why) if !ci => {
-            docker::skipped(&why);
-            return;
-        }
-        Err(why) => panic!("the Docker engine {engine} answers but {why}"),
+    let _alone = ON_THE_ENGINE.lock().await;
+    let Some((engine, compose)) = engine_and_compose() else {
+        return;
     };
     let started = std::time::Instant::now();
     eprintln!("compose test: Docker engine {engine}, Compose {compose}");
@@ -1092,6 +1107,329 @@ async fn the_stack_runs_on_a_docker_engine() {
     assert!(left.is_empty(), "down -v leaves nothing: {left:?}");
     eprintln!(
         "compose test: the whole test took {:.0?}",
+        started.elapsed()
+    );
+}
+
+/// `git` in the repository, which must succeed: its stdout, trimmed.
+fn git(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(saleboard_tests::docker::repo())
+        .output()
+        .map_err(|e| format!("git cannot run: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(format!(
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The previous release, for an upgrade: the commit before the one that added the latest
+/// PostgreSQL migration (the project has no release tags yet), and that migration's number.
+fn previous_release() -> Result<(String, u32), String> {
+    let dir = saleboard_tests::docker::repo().join("services/storage/migrations/postgres");
+    let latest = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".sql"))
+        .max()
+        .ok_or("no migration")?;
+    let number: u32 = latest
+        .split('_')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("{latest} is not numbered"))?;
+    let path = format!("services/storage/migrations/postgres/{latest}");
+    let added = git(&["log", "--diff-filter=A", "--format=%H", "--", &path])?;
+    let added = added
+        .lines()
+        .last()
+        .ok_or_else(|| format!("this checkout's history does not hold the commit adding {path}"))?;
+    let previous = git(&["rev-parse", "--short=12", &format!("{added}^")])?;
+    Ok((previous, number))
+}
+
+/// The JSON at `path` of the big screen, without the keys that name when it was read.
+async fn screen_json(board: std::net::SocketAddr, path: &str) -> serde_json::Value {
+    fn without_times(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.remove("as_of");
+                map.values_mut().for_each(without_times);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(without_times),
+            _ => {}
+        }
+    }
+    let (status, _, body) = saleboard_tests::http::get(board, path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    let mut v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    without_times(&mut v);
+    v
+}
+
+/// An upgrade as an operator makes one: the stack of the previous release (its image built
+/// from that commit's source, as users would have built it) is filled through the command
+/// line; then the current image is built and `up -d` recreates the services, the one-shot
+/// `migrate` service applying the new migrations. Every row, every figure on the big screen
+/// and `verify` are unchanged, new pushes go on; the previous release refuses the migrated
+/// database, and the current one refuses a database a newer release migrated, naming both
+/// versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_keeps_every_row_and_figure() {
+    use saleboard_tests::docker;
+    let _alone = ON_THE_ENGINE.lock().await;
+    if engine_and_compose().is_none() {
+        return;
+    }
+    let (previous, migration) = match previous_release() {
+        Ok(found) => found,
+        Err(why) => {
+            // A shallow clone: nothing to build the previous release from.
+            docker::skipped(&format!("the upgrade test has no previous release: {why}"));
+            return;
+        }
+    };
+    let started = std::time::Instant::now();
+    docker::make_standins(&bin_dir().join("otlp-receiver"));
+
+    // The previous release's image, from its own source and Dockerfile (kept on the engine
+    // under its commit: a later run on this machine reuses it).
+    let old_image = format!("saleboard-upgrade:{previous}");
+    let new_image = "saleboard-upgrade:current";
+    let exists = Command::new("docker")
+        .args(["image", "inspect", &old_image])
+        .output()
+        .expect("docker runs")
+        .status
+        .success();
+    if !exists {
+        let tree = tempfile::tempdir().expect("tmp");
+        let archive = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "git archive --format=tar {previous} | tar -x -C '{}'",
+                tree.path().display()
+            ))
+            .current_dir(docker::repo())
+            .output()
+            .expect("git archive runs");
+        assert!(archive.status.success(), "{}", both(&archive));
+        let timed = std::time::Instant::now();
+        let build = Command::new("docker")
+            .args([
+                "build",
+                "-q",
+                "-f",
+                "deploy/Dockerfile",
+                "-t",
+                &old_image,
+                ".",
+            ])
+            .current_dir(tree.path())
+            .output()
+            .expect("docker build runs");
+        assert!(
+            build.status.success(),
+            "building {previous}: {}",
+            both(&build)
+        );
+        eprintln!(
+            "compose test: the previous release's image ({previous}) built in {:.0?}",
+            timed.elapsed()
+        );
+    }
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let images = |image: &str| {
+        let mut text = String::from("services:\n");
+        for service in ["migrate", "ingest", "aggregator", "leaderboard"] {
+            text.push_str(&format!("  {service}:\n    image: {image}\n"));
+        }
+        text
+    };
+    let old_file = dir.path().join("previous.yml");
+    let new_file = dir.path().join("current.yml");
+    std::fs::write(&old_file, images(&old_image)).expect("write");
+    std::fs::write(&new_file, images(new_image)).expect("write");
+    let host_ip = docker::free_loopback(&PUBLISHED);
+    let token = "upgrade-test-organizer-token-0123";
+    let mut stack = docker::Stack::new(
+        format!(
+            "saleboard-upgrade-{}-{}",
+            std::process::id(),
+            time::OffsetDateTime::now_utc().unix_timestamp()
+        ),
+        vec![
+            ("SALEBOARD_HOST_IP".to_owned(), host_ip.to_string()),
+            ("SALEBOARD_ORGANIZER_TOKEN".to_owned(), token.to_owned()),
+        ],
+    );
+    stack.files = vec![old_file.clone()];
+    stack.ok(&["up", "-d", "--wait"]);
+
+    // Filled through the previous release: an event, two sites, keys, a push each.
+    let cli_env = BTreeMap::from([
+        (
+            "PATH".to_owned(),
+            format!(
+                "{}:{}",
+                bin_dir().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        ),
+        ("SALEBOARD_ORGANIZER_TOKEN".to_owned(), token.to_owned()),
+        (
+            "SALEBOARD_ENDPOINT".to_owned(),
+            format!("http://{host_ip}:50052"),
+        ),
+        (
+            "SALEBOARD_ADMIN_ENDPOINT".to_owned(),
+            format!("http://{host_ip}:50054"),
+        ),
+    ]);
+    let run = |cmd: &str| {
+        let out = bash(cmd, &cli_env);
+        assert!(out.status.success(), "{cmd}\n{}", both(&out));
+        stdout_of(&out)
+    };
+    run("saleboard admin event set --id harbolnas-2026 --starts now-1h --ends now+3d");
+    let mut files = Vec::new();
+    let mut keys = Vec::new();
+    for (site, prefix, n) in [("toko-satu", "P", 40_u64), ("toko-dua", "Q", 25)] {
+        run(&format!(
+            "saleboard admin sites create {site} --name {site}"
+        ));
+        let out = run(&format!("saleboard admin keys create {site}"));
+        let key = out
+            .split_whitespace()
+            .find(|w| w.starts_with("sbk_"))
+            .expect("keys create prints the secret")
+            .to_owned();
+        let (csv, _) = orders(prefix, n);
+        let file = dir.path().join(format!("{site}.csv"));
+        std::fs::write(&file, csv).expect("write");
+        let out = run(&format!(
+            "SALEBOARD_API_KEY={key} saleboard push {} --endpoint http://{host_ip}:50051 --output json",
+            file.display()
+        ));
+        assert_eq!(push_counts(&out), (n + 1, 0), "{out}");
+        files.push(file);
+        keys.push(key);
+    }
+    let (_, satu_net) = orders("P", 40);
+    let board: std::net::SocketAddr = format!("{host_ip}:50052").parse().expect("address");
+    screen_net(board, "toko-satu", satu_net).await;
+    let (_, dua_net) = orders("Q", 25);
+    screen_net(board, "toko-dua", dua_net).await;
+    let rows = verify_in_stack(&stack);
+    assert_eq!(
+        rows, 67,
+        "every accepted row is in the previous release's ledger"
+    );
+    let figures = [
+        screen_json(board, "/api/v1/leaderboard").await,
+        screen_json(board, "/api/v1/national").await,
+    ];
+
+    // The upgrade: build the current image, recreate the services on it (migrate first).
+    stack.files = vec![new_file.clone()];
+    let timed = std::time::Instant::now();
+    stack.ok(&["build"]);
+    eprintln!(
+        "compose test: the current image built in {:.0?}",
+        timed.elapsed()
+    );
+    stack.ok(&["up", "-d", "--wait"]);
+    let migrated = stack.ok(&["logs", "--no-color", "migrate"]);
+    eprintln!(
+        "compose test: upgraded from {previous} (migration {migration} applied) in {:.0?}",
+        started.elapsed()
+    );
+    assert!(!migrated.contains("ERROR"), "{migrated}");
+    assert_eq!(verify_in_stack(&stack), rows, "verify after the upgrade");
+    screen_net(board, "toko-satu", satu_net).await;
+    assert_eq!(
+        [
+            screen_json(board, "/api/v1/leaderboard").await,
+            screen_json(board, "/api/v1/national").await,
+        ],
+        figures,
+        "every figure on the big screen is what it was before the upgrade"
+    );
+    // Every row stays stored once; new rows go on from the kept head.
+    for (file, key) in files.iter().zip(&keys) {
+        let out = run(&format!(
+            "SALEBOARD_API_KEY={key} saleboard push {} --endpoint http://{host_ip}:50051 --output json",
+            file.display()
+        ));
+        let (accepted, duplicates) = push_counts(&out);
+        assert_eq!(accepted, 0, "{out}");
+        assert!(duplicates > 0, "{out}");
+    }
+    let (csv, more_net) = orders("R", 10);
+    let more = dir.path().join("more.csv");
+    std::fs::write(&more, csv).expect("write");
+    let out = run(&format!(
+        "SALEBOARD_API_KEY={} saleboard push {} --endpoint http://{host_ip}:50051 --output json",
+        keys[0],
+        more.display()
+    ));
+    assert_eq!(push_counts(&out), (11, 0), "{out}");
+    screen_net(board, "toko-satu", satu_net + more_net).await;
+    assert_eq!(
+        verify_in_stack(&stack),
+        rows + 11,
+        "verify after new pushes"
+    );
+
+    // The previous release refuses the migrated database (sqlx names the migration it lacks).
+    stack.files = vec![old_file.clone()];
+    let refused = stack.run(&["run", "--rm", "--no-deps", "migrate"]);
+    let said = both(&refused);
+    assert!(
+        !refused.status.success(),
+        "the previous release ran on the upgraded schema: {said}"
+    );
+    assert!(said.contains(&migration.to_string()), "{said}");
+
+    // The current release refuses a database a newer release migrated, naming both versions.
+    stack.files = vec![new_file.clone()];
+    let newer = migration + 1;
+    stack.ok(&[
+        "exec",
+        "-T",
+        "postgres",
+        "psql",
+        "-U",
+        "saleboard",
+        "-d",
+        "saleboard",
+        "-c",
+        &format!(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES ({newer}, 'from a newer release', TRUE, '\\x00'::bytea, 1)"
+        ),
+    ]);
+    let refused = stack.run(&["run", "--rm", "--no-deps", "migrate"]);
+    let said = both(&refused);
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "postgres migration {newer} is applied, this build knows migrations up to {migration}"
+        )),
+        "{said}"
+    );
+
+    stack.down();
+    let left = stack.leftovers();
+    assert!(left.is_empty(), "down -v leaves nothing: {left:?}");
+    eprintln!(
+        "compose test: the upgrade test took {:.0?}",
         started.elapsed()
     );
 }
