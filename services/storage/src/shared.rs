@@ -45,21 +45,17 @@ where
             .bind(now.0)
             .fetch_optional(&mut *write.tx)
             .await?;
-        let Some(created) = created else {
-            return Err(write
-                .abandon(StorageError::AlreadyExists {
-                    what: "site",
-                    id: site.to_string(),
-                })
-                .await);
-        };
-        let record = created.into_record()?;
-        sqlx::query(sql::BUMP_SITES_VERSION)
-            .execute(&mut *write.tx)
-            .await?;
-        append_audit::<B>(&mut write.tx, audit.call, audit.outcome_of(&record)).await?;
-        write.tx.commit().await?;
-        Ok(record)
+        let record = created.map(SiteRow::into_record).transpose()?;
+        if record.is_some() {
+            sqlx::query(sql::BUMP_SITES_VERSION)
+                .execute(&mut *write.tx)
+                .await?;
+        }
+        commit_audited::<B, _>(write, record, audit, || StorageError::AlreadyExists {
+            what: "site",
+            id: site.to_string(),
+        })
+        .await
     }
 
     async fn list_sites(&self) -> Result<Vec<SiteRecord>> {
@@ -97,18 +93,12 @@ where
                 .fetch_optional(&mut *write.tx)
                 .await?;
         }
-        let Some(record) = record else {
-            return Err(write
-                .abandon(StorageError::NotFound {
-                    what: "site",
-                    id: site.to_string(),
-                })
-                .await);
-        };
-        let record = record.into_record()?;
-        append_audit::<B>(&mut write.tx, audit.call, audit.outcome_of(&record)).await?;
-        write.tx.commit().await?;
-        Ok(record)
+        let record = record.map(SiteRow::into_record).transpose()?;
+        commit_audited::<B, _>(write, record, audit, || StorageError::NotFound {
+            what: "site",
+            id: site.to_string(),
+        })
+        .await
     }
 
     async fn create_api_key(
@@ -127,18 +117,12 @@ where
             .bind(now.0)
             .fetch_optional(&mut *write.tx)
             .await?;
-        let Some(created) = created else {
-            return Err(write
-                .abandon(StorageError::NotFound {
-                    what: "site",
-                    id: site.to_string(),
-                })
-                .await);
-        };
-        let record = created.into_record()?;
-        append_audit::<B>(&mut write.tx, audit.call, audit.outcome_of(&record)).await?;
-        write.tx.commit().await?;
-        Ok(record)
+        let record = created.map(ApiKeyRow::into_record).transpose()?;
+        commit_audited::<B, _>(write, record, audit, || StorageError::NotFound {
+            what: "site",
+            id: site.to_string(),
+        })
+        .await
     }
 
     async fn revoke_api_key(
@@ -153,18 +137,12 @@ where
             .bind(now.0)
             .fetch_optional(&mut *write.tx)
             .await?;
-        let Some(revoked) = revoked else {
-            return Err(write
-                .abandon(StorageError::NotFound {
-                    what: "API key",
-                    id: key_id.to_owned(),
-                })
-                .await);
-        };
-        let record = revoked.into_record()?;
-        append_audit::<B>(&mut write.tx, audit.call, audit.outcome_of(&record)).await?;
-        write.tx.commit().await?;
-        Ok(record)
+        let record = revoked.map(ApiKeyRow::into_record).transpose()?;
+        commit_audited::<B, _>(write, record, audit, || StorageError::NotFound {
+            what: "API key",
+            id: key_id.to_owned(),
+        })
+        .await
     }
 
     async fn list_api_keys(&self, site: Option<&SiteId>) -> Result<Vec<ApiKeyRecord>> {
@@ -295,18 +273,12 @@ where
             .bind(audit.call.organizer.as_str())
             .fetch_optional(&mut *write.tx)
             .await?;
-        let Some(created) = created else {
-            return Err(write
-                .abandon(StorageError::AlreadyExists {
-                    what: "organizer",
-                    id: name.to_owned(),
-                })
-                .await);
-        };
-        let record = created.into_record();
-        append_audit::<B>(&mut write.tx, audit.call, audit.outcome_of(&record)).await?;
-        write.tx.commit().await?;
-        Ok(record)
+        let record = created.map(OrganizerRow::into_record);
+        commit_audited::<B, _>(write, record, audit, || StorageError::AlreadyExists {
+            what: "organizer",
+            id: name.to_owned(),
+        })
+        .await
     }
 
     async fn revoke_organizer(
@@ -321,18 +293,12 @@ where
             .bind(now.0)
             .fetch_optional(&mut *write.tx)
             .await?;
-        let Some(revoked) = revoked else {
-            return Err(write
-                .abandon(StorageError::NotFound {
-                    what: "organizer",
-                    id: name.to_owned(),
-                })
-                .await);
-        };
-        let record = revoked.into_record();
-        append_audit::<B>(&mut write.tx, audit.call, audit.outcome_of(&record)).await?;
-        write.tx.commit().await?;
-        Ok(record)
+        let record = revoked.map(OrganizerRow::into_record);
+        commit_audited::<B, _>(write, record, audit, || StorageError::NotFound {
+            what: "organizer",
+            id: name.to_owned(),
+        })
+        .await
     }
 
     async fn list_organizers(&self) -> Result<Vec<OrganizerRecord>> {
@@ -377,6 +343,33 @@ where
             .await?;
         Ok((to_u64("audit_head", position)?, sha256))
     }
+}
+
+/// Ends an audited write whose statement produced `record`: its audit entry in the same
+/// transaction, then the commit. `None` (nothing to change: a taken or unknown id) rolls back
+/// with `refusal`, and no entry (the caller records the refusal on its own).
+async fn commit_audited<B, T>(
+    mut write: crate::backend::Writing<B::Db>,
+    record: Option<T>,
+    audit: Audit<'_, T>,
+    refusal: impl FnOnce() -> StorageError + Send,
+) -> Result<T>
+where
+    B: Backend,
+    T: Send,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    <B::Db as Database>::Arguments: IntoArguments<B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+{
+    let Some(record) = record else {
+        return Err(write.abandon(refusal()).await);
+    };
+    append_audit::<B>(&mut write.tx, audit.call, audit.outcome_of(&record)).await?;
+    write.tx.commit().await?;
+    Ok(record)
 }
 
 /// Appends the entry of `call` with `outcome` to the audit log inside `tx`: locks the log's
