@@ -16,6 +16,13 @@ pub fn skipped(why: &str) {
     let _ = writeln!(std::io::stderr(), "compose test SKIPPED: {why}");
 }
 
+/// Says `line` on the test's stderr past libtest's output capture (a passing test shows it
+/// too): what a compose test measured.
+pub fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// The repository's root (where the README runs `docker compose -f deploy/...` from).
 #[must_use]
 pub fn repo() -> PathBuf {
