@@ -20,6 +20,7 @@ pub mod currency;
 pub mod curve;
 pub mod event;
 pub mod ids;
+pub mod integrity;
 pub mod page;
 pub mod ranking;
 pub mod rate;

@@ -1,0 +1,703 @@
+//! Integrity rules (issue 28), the first of them: a site's figures against the nation's
+//! **without that site**, decided exactly. No I/O: the fold keeps the counters
+//! ([`SiteCounters`]), this module says whether a rule holds and with which figures.
+//!
+//! Every statistic is a fraction of two exact integers (minor units of the reporting currency,
+//! or counts) and every comparison is made by cross-multiplication in `i128`, never in floating
+//! point: a site one minor unit under a threshold is under it. A figure too large for that
+//! arithmetic (beyond about 10^19 minor units on each side) is [`Decision::OutOfRange`], never
+//! a wrong answer.
+//!
+//! Built so far: minimum support, and the rules of the refunds and time family
+//! (`INTEGRITY_RULE_LATE_REFUNDS`, `INTEGRITY_RULE_REFUND_RATE`, `INTEGRITY_RULE_LATE_SALES`)
+//! and `INTEGRITY_RULE_STORE_CONCENTRATION`. The fold's counters, storage, the RPCs and the
+//! other rules are not yet: nothing outside this module calls it.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+/// The version of the rules' definitions, kept with every evaluation: a change to a statistic
+/// or a trigger raises it, so an old evaluation is read with the rules it was made under.
+pub const RULES_VERSION: u32 = 1;
+
+/// A rule (the contract's `IntegrityRule`, less its unspecified value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rule {
+    /// Refunds received at or after the event's end, against gross.
+    LateRefunds,
+    /// Refunded against gross.
+    RefundRate,
+    /// Sales received more than an hour after they occurred, or after the end, against gross.
+    LateSales,
+    /// The largest share of the site's gross from one store new since the baseline.
+    StoreConcentration,
+}
+
+impl Rule {
+    /// The contract's name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LateRefunds => "INTEGRITY_RULE_LATE_REFUNDS",
+            Self::RefundRate => "INTEGRITY_RULE_REFUND_RATE",
+            Self::LateSales => "INTEGRITY_RULE_LATE_SALES",
+            Self::StoreConcentration => "INTEGRITY_RULE_STORE_CONCENTRATION",
+        }
+    }
+
+    /// How serious a raised flag of this rule is.
+    #[must_use]
+    pub fn severity(self) -> Severity {
+        match self {
+            Self::LateRefunds | Self::LateSales => Severity::High,
+            Self::RefundRate | Self::StoreConcentration => Severity::Medium,
+        }
+    }
+}
+
+/// A flag's severity (the contract's `Severity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Evidence only.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+}
+
+/// An exact non-negative fraction `num / den` (`den` > 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Ratio {
+    num: i128,
+    den: i128,
+}
+
+/// A figure too large for exact arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a figure is too large to compare exactly")]
+pub struct OutOfRange;
+
+impl Ratio {
+    /// `num / den`; `None` when `den` is not positive or `num` is negative.
+    #[must_use]
+    pub fn new(num: i128, den: i128) -> Option<Self> {
+        (den > 0 && num >= 0).then_some(Self { num, den })
+    }
+
+    /// `points` percentage points (5 points: 5/100).
+    #[must_use]
+    pub fn points(points: u32) -> Self {
+        Self {
+            num: i128::from(points),
+            den: 100,
+        }
+    }
+
+    /// `num / den` of whole numbers, as a policy writes thresholds (e.g. 1/1000 for 0.1%).
+    #[must_use]
+    pub fn of(num: u32, den: u32) -> Self {
+        Self {
+            num: i128::from(num),
+            den: i128::from(den.max(1)),
+        }
+    }
+
+    /// Its numerator and denominator.
+    #[must_use]
+    pub fn parts(self) -> (i128, i128) {
+        (self.num, self.den)
+    }
+
+    /// `self × k`.
+    ///
+    /// # Errors
+    /// [`OutOfRange`] when the product does not fit.
+    pub fn times(self, k: u32) -> Result<Self, OutOfRange> {
+        Ok(Self {
+            num: self.num.checked_mul(i128::from(k)).ok_or(OutOfRange)?,
+            den: self.den,
+        })
+    }
+
+    /// `self + other`.
+    ///
+    /// # Errors
+    /// [`OutOfRange`] when a product or the sum does not fit.
+    pub fn plus(self, other: Self) -> Result<Self, OutOfRange> {
+        let num = self
+            .num
+            .checked_mul(other.den)
+            .zip(other.num.checked_mul(self.den))
+            .and_then(|(a, b)| a.checked_add(b))
+            .ok_or(OutOfRange)?;
+        let den = self.den.checked_mul(other.den).ok_or(OutOfRange)?;
+        Ok(Self { num, den })
+    }
+
+    /// Compares two fractions exactly.
+    ///
+    /// # Errors
+    /// [`OutOfRange`] when a cross product does not fit.
+    pub fn compare(self, other: Self) -> Result<Ordering, OutOfRange> {
+        let left = self.num.checked_mul(other.den).ok_or(OutOfRange)?;
+        let right = other.num.checked_mul(self.den).ok_or(OutOfRange)?;
+        Ok(left.cmp(&right))
+    }
+
+    /// The larger of two fractions.
+    ///
+    /// # Errors
+    /// [`OutOfRange`] as [`Ratio::compare`].
+    pub fn max(self, other: Self) -> Result<Self, OutOfRange> {
+        Ok(match self.compare(other)? {
+            Ordering::Less => other,
+            Ordering::Equal | Ordering::Greater => self,
+        })
+    }
+
+    /// The decimal text with `places` decimals, rounded half away from zero (for people; the
+    /// decision is made on the exact fraction).
+    #[must_use]
+    pub fn to_decimal(self, places: u32) -> String {
+        let whole = self.num / self.den;
+        // Long division, digit by digit: the remainder stays below the denominator, so only
+        // a denominator past i128::MAX / 10 could saturate (the digit is then clamped).
+        let mut digits = String::new();
+        let mut r = self.num % self.den;
+        for _ in 0..places {
+            r = r.saturating_mul(10);
+            let digit = u8::try_from((r / self.den).min(9)).unwrap_or(9);
+            digits.push(char::from(b'0' + digit));
+            r %= self.den;
+        }
+        let round_up = r.saturating_mul(2) >= self.den;
+        let mut text = format!("{whole}");
+        if places > 0 {
+            text.push('.');
+            text.push_str(&digits);
+        }
+        if round_up {
+            text = increment_decimal(&text);
+        }
+        text
+    }
+}
+
+/// `text` (digits, perhaps a point) plus one unit in its last place.
+fn increment_decimal(text: &str) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    let mut i = bytes.len();
+    loop {
+        if i == 0 {
+            bytes.insert(0, b'1');
+            break;
+        }
+        i -= 1;
+        match bytes[i] {
+            b'.' => {}
+            b'9' => bytes[i] = b'0',
+            d => {
+                bytes[i] = d + 1;
+                break;
+            }
+        }
+    }
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+impl fmt::Display for Ratio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.num, self.den)
+    }
+}
+
+/// What the fold keeps per event and site (and, summed, for the nation) for these rules: exact
+/// sums in minor units of the reporting currency, and counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SiteCounters {
+    /// Sales counted.
+    pub sales: u64,
+    /// Their value.
+    pub gross: i128,
+    /// Refunds' value.
+    pub refunded: i128,
+    /// Refunds received at or after the event's `ends_at`: their value.
+    pub late_refunded: i128,
+    /// Sales received more than an hour after `occurred_at`, or after `ends_at`: their value.
+    pub late_sales: i128,
+}
+
+impl SiteCounters {
+    /// The nation's counters without `site`'s.
+    ///
+    /// # Errors
+    /// [`OutOfRange`] when `site` holds more than `national` (counters out of step: never
+    /// compared as if they were right).
+    pub fn excluding(&self, site: &Self) -> Result<Self, OutOfRange> {
+        let less = |a: i128, b: i128| a.checked_sub(b).filter(|v| *v >= 0).ok_or(OutOfRange);
+        Ok(Self {
+            sales: self.sales.checked_sub(site.sales).ok_or(OutOfRange)?,
+            gross: less(self.gross, site.gross)?,
+            refunded: less(self.refunded, site.refunded)?,
+            late_refunded: less(self.late_refunded, site.late_refunded)?,
+            late_sales: less(self.late_sales, site.late_sales)?,
+        })
+    }
+}
+
+/// The thresholds of these rules, per event; [`Policy::default`] is the issue's defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Fewest sales for a decision.
+    pub min_sales: u64,
+    /// Smallest share of the national gross for a decision.
+    pub min_share: Ratio,
+    /// Late refunds: at least `× nat` ...
+    pub late_refunds_times: u32,
+    /// ... and at least `nat +` these points.
+    pub late_refunds_points: u32,
+    /// Refund rate: at least `× nat` ...
+    pub refund_rate_times: u32,
+    /// ... and at least `nat +` these points.
+    pub refund_rate_points: u32,
+    /// Late sales: at least `× nat` ...
+    pub late_sales_times: u32,
+    /// ... and at least this share.
+    pub late_sales_floor: Ratio,
+    /// Store concentration: a new store's share of the site's gross at least this.
+    pub store_share: Ratio,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            min_sales: 500,
+            min_share: Ratio::of(1, 1_000),
+            late_refunds_times: 3,
+            late_refunds_points: 5,
+            refund_rate_times: 2,
+            refund_rate_points: 10,
+            late_sales_times: 3,
+            late_sales_floor: Ratio::points(5),
+            store_share: Ratio::points(20),
+        }
+    }
+}
+
+/// What a rule found for a site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Below the minimum support: no decision (counted as undecided).
+    Undecided,
+    /// A figure too large for exact arithmetic: no decision, said.
+    OutOfRange,
+    /// Decided: the figures and whether the rule holds.
+    Evaluated(Evaluation),
+}
+
+/// One evaluation of one rule for one site, with every figure it used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    /// The rule.
+    pub rule: Rule,
+    /// The site's statistic.
+    pub statistic: (i128, i128),
+    /// The nation's (without the site), where the rule compares with it.
+    pub national: Option<(i128, i128)>,
+    /// The threshold the statistic was held against.
+    pub threshold: (i128, i128),
+    /// `statistic ≥ threshold`.
+    pub raised: bool,
+}
+
+impl PartialEq for Ratio {
+    fn eq(&self, other: &Self) -> bool {
+        self.compare(*other) == Ok(Ordering::Equal)
+    }
+}
+
+/// Whether `site` has the support a decision needs against `national` (the nation's counters,
+/// the site included).
+///
+/// # Errors
+/// [`OutOfRange`] as [`Ratio::compare`].
+pub fn supported(
+    policy: &Policy,
+    site: &SiteCounters,
+    national: &SiteCounters,
+) -> Result<bool, OutOfRange> {
+    if site.sales < policy.min_sales {
+        return Ok(false);
+    }
+    let Some(share) = Ratio::new(site.gross.max(0), national.gross.max(1)) else {
+        return Ok(false);
+    };
+    Ok(share.compare(policy.min_share)? != Ordering::Less)
+}
+
+/// Evaluates the refunds and time rules for `site` against `national` (the nation's counters,
+/// the site included: the nation without the site is taken here).
+#[must_use]
+pub fn evaluate_rates(
+    policy: &Policy,
+    site: &SiteCounters,
+    national: &SiteCounters,
+) -> Vec<(Rule, Decision)> {
+    let rules = [Rule::LateRefunds, Rule::RefundRate, Rule::LateSales];
+    match supported(policy, site, national) {
+        Ok(true) => {}
+        Ok(false) => return rules.map(|r| (r, Decision::Undecided)).to_vec(),
+        Err(OutOfRange) => return rules.map(|r| (r, Decision::OutOfRange)).to_vec(),
+    }
+    let Ok(nat) = national.excluding(site) else {
+        return rules.map(|r| (r, Decision::OutOfRange)).to_vec();
+    };
+    let decided = [
+        rate_rule(
+            Rule::LateRefunds,
+            site,
+            &nat,
+            |c| c.late_refunded,
+            |nat| {
+                nat.times(policy.late_refunds_times)?
+                    .max(nat.plus(Ratio::points(policy.late_refunds_points))?)
+            },
+        ),
+        rate_rule(
+            Rule::RefundRate,
+            site,
+            &nat,
+            |c| c.refunded,
+            |nat| {
+                nat.times(policy.refund_rate_times)?
+                    .max(nat.plus(Ratio::points(policy.refund_rate_points))?)
+            },
+        ),
+        rate_rule(
+            Rule::LateSales,
+            site,
+            &nat,
+            |c| c.late_sales,
+            |nat| {
+                nat.times(policy.late_sales_times)?
+                    .max(policy.late_sales_floor)
+            },
+        ),
+    ];
+    rules
+        .into_iter()
+        .zip(decided)
+        .map(|(rule, found)| {
+            (
+                rule,
+                found.map_or(Decision::OutOfRange, Decision::Evaluated),
+            )
+        })
+        .collect()
+}
+
+/// One rate rule decided: `part` of gross for the site against `threshold` (a function of the
+/// nation's same rate, the site excluded).
+fn rate_rule(
+    rule: Rule,
+    site: &SiteCounters,
+    nat: &SiteCounters,
+    part: fn(&SiteCounters) -> i128,
+    threshold: impl FnOnce(Ratio) -> Result<Ratio, OutOfRange>,
+) -> Result<Evaluation, OutOfRange> {
+    // A nation without gross (the site is the only one selling) compares with 0.
+    let ratio = |c: &SiteCounters| Ratio::new(part(c).max(0), c.gross.max(1)).ok_or(OutOfRange);
+    let statistic = ratio(site)?;
+    let national = ratio(nat)?;
+    let threshold = threshold(national)?;
+    Ok(Evaluation {
+        rule,
+        statistic: statistic.parts(),
+        national: Some(national.parts()),
+        threshold: threshold.parts(),
+        raised: statistic.compare(threshold)? != Ordering::Less,
+    })
+}
+
+/// `INTEGRITY_RULE_STORE_CONCENTRATION`: the largest share of the site's gross from one store
+/// that had no sales in the baseline event. `stores`: (store id, its gross this event, whether
+/// it sold in the baseline). `None` (no decision) when the site has no gross.
+#[must_use]
+pub fn store_concentration<'a>(
+    policy: &Policy,
+    site_gross: i128,
+    stores: impl IntoIterator<Item = (&'a str, i128, bool)>,
+) -> Option<(Option<&'a str>, Evaluation)> {
+    if site_gross <= 0 {
+        return None;
+    }
+    let (store, largest) = stores
+        .into_iter()
+        .filter(|(_, gross, in_baseline)| !in_baseline && *gross > 0)
+        .fold((None, 0_i128), |(best, most), (id, gross, _)| {
+            // Ties go to the smaller id, so the evidence does not depend on the input order.
+            if gross > most || (gross == most && best.is_some_and(|b: &str| id < b)) {
+                (Some(id), gross)
+            } else {
+                (best, most)
+            }
+        });
+    let statistic = Ratio::new(largest.min(site_gross), site_gross)?;
+    let raised = statistic.compare(policy.store_share).ok()? != Ordering::Less;
+    Some((
+        store,
+        Evaluation {
+            rule: Rule::StoreConcentration,
+            statistic: statistic.parts(),
+            national: None,
+            threshold: policy.store_share.parts(),
+            raised,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counters(sales: u64, gross: i128, refunded: i128, late_refunded: i128) -> SiteCounters {
+        SiteCounters {
+            sales,
+            gross,
+            refunded,
+            late_refunded,
+            late_sales: 0,
+        }
+    }
+
+    fn decision(found: &[(Rule, Decision)], rule: Rule) -> &Decision {
+        &found.iter().find(|(r, _)| *r == rule).expect("the rule").1
+    }
+
+    fn raised(found: &[(Rule, Decision)], rule: Rule) -> bool {
+        matches!(decision(found, rule), Decision::Evaluated(e) if e.raised)
+    }
+
+    #[test]
+    fn fractions_compare_exactly() {
+        let third = Ratio::new(1, 3).expect("ratio");
+        let close = Ratio::new(333_333_333_333, 1_000_000_000_000).expect("ratio");
+        assert_eq!(third.compare(close), Ok(Ordering::Greater));
+        assert_eq!(
+            Ratio::new(2, 6).expect("ratio").compare(third),
+            Ok(Ordering::Equal)
+        );
+        assert_eq!(
+            Ratio::points(5).plus(Ratio::of(1, 10)).map(Ratio::parts),
+            Ok((150, 1_000))
+        );
+        assert_eq!(
+            Ratio::new(i128::MAX, 1)
+                .expect("ratio")
+                .compare(Ratio::new(1, i128::MAX).expect("ratio")),
+            Err(OutOfRange)
+        );
+        assert!(Ratio::new(1, 0).is_none() && Ratio::new(-1, 2).is_none());
+    }
+
+    #[test]
+    fn decimals_round_half_away_from_zero() {
+        let r = |n, d| Ratio::new(n, d).expect("ratio");
+        assert_eq!(r(1, 3).to_decimal(4), "0.3333");
+        assert_eq!(r(2, 3).to_decimal(4), "0.6667");
+        assert_eq!(r(1, 8).to_decimal(2), "0.13");
+        assert_eq!(r(999, 1000).to_decimal(2), "1.00");
+        assert_eq!(r(19_999, 2).to_decimal(0), "10000");
+        assert_eq!(r(7, 2).to_decimal(1), "3.5");
+    }
+
+    #[test]
+    fn a_site_below_the_support_is_undecided() {
+        let policy = Policy::default();
+        let national = counters(100_000, 1_000_000_000, 10_000_000, 0);
+        // 499 sales: undecided, whatever its refunds.
+        let few = counters(499, 100_000_000, 90_000_000, 90_000_000);
+        assert!(
+            evaluate_rates(&policy, &few, &national)
+                .iter()
+                .all(|(_, d)| *d == Decision::Undecided)
+        );
+        // 500 sales but under 0.1% of the national gross (999,999 of 1,000,000,000).
+        let small = counters(500, 999_999, 900_000, 900_000);
+        assert!(!supported(&policy, &small, &national).expect("in range"));
+        let just = counters(500, 1_000_000, 0, 0);
+        assert!(supported(&policy, &just, &national).expect("in range"));
+    }
+
+    #[test]
+    fn late_refunds_are_raised_against_the_nation_without_the_site() {
+        let policy = Policy::default();
+        // The others: 3% of their gross refunded late (nat = 0.03): the threshold is
+        // max(0.09, 0.08) = 0.09.
+        let others = counters(20_000, 1_000_000_000, 30_000_000, 30_000_000);
+        let site_at = |late: i128| counters(1_000, 100_000_000, late, late);
+        let national = |site: &SiteCounters| SiteCounters {
+            sales: others.sales + site.sales,
+            gross: others.gross + site.gross,
+            refunded: others.refunded + site.refunded,
+            late_refunded: others.late_refunded + site.late_refunded,
+            late_sales: 0,
+        };
+        // 9,000,000 of 100,000,000 is exactly 0.09: raised; one minor unit less is not.
+        let at = site_at(9_000_000);
+        let found = evaluate_rates(&policy, &at, &national(&at));
+        assert!(raised(&found, Rule::LateRefunds), "{found:?}");
+        let Decision::Evaluated(e) = decision(&found, Rule::LateRefunds) else {
+            panic!("decided");
+        };
+        assert_eq!(Ratio::new(e.threshold.0, e.threshold.1), Ratio::new(9, 100));
+        assert_eq!(
+            e.national.and_then(|(n, d)| Ratio::new(n, d)),
+            Ratio::new(3, 100)
+        );
+        let under = site_at(8_999_999);
+        assert!(!raised(
+            &evaluate_rates(&policy, &under, &national(&under)),
+            Rule::LateRefunds
+        ));
+        // The refund rate's threshold is max(0.06, 0.13) = 0.13: not raised at 0.09.
+        assert!(!raised(&found, Rule::RefundRate));
+    }
+
+    #[test]
+    fn points_win_when_the_nation_refunds_little() {
+        // nat = 0.5%: 3 × nat = 1.5% but nat + 5 points = 5.5% is the threshold.
+        let policy = Policy::default();
+        let others = counters(20_000, 1_000_000_000, 5_000_000, 5_000_000);
+        let site = counters(1_000, 100_000_000, 5_400_000, 5_400_000);
+        let national = SiteCounters {
+            sales: 21_000,
+            gross: 1_100_000_000,
+            refunded: 10_400_000,
+            late_refunded: 10_400_000,
+            late_sales: 0,
+        };
+        assert_eq!(national.excluding(&site), Ok(others));
+        let found = evaluate_rates(&policy, &site, &national);
+        assert!(!raised(&found, Rule::LateRefunds), "{found:?}");
+        let site = counters(1_000, 100_000_000, 5_500_000, 5_500_000);
+        let national = SiteCounters {
+            refunded: 10_500_000,
+            late_refunded: 10_500_000,
+            ..national
+        };
+        assert!(raised(
+            &evaluate_rates(&policy, &site, &national),
+            Rule::LateRefunds
+        ));
+    }
+
+    #[test]
+    fn late_sales_have_a_floor_of_five_percent() {
+        let policy = Policy::default();
+        let site = SiteCounters {
+            late_sales: 5_000_000,
+            ..counters(1_000, 100_000_000, 0, 0)
+        };
+        // The others sell nothing late: 3 × 0 = 0, the floor 5% decides; exactly 5% raises.
+        let national = SiteCounters {
+            sales: 21_000,
+            gross: 1_100_000_000,
+            late_sales: 5_000_000,
+            ..SiteCounters::default()
+        };
+        assert!(raised(
+            &evaluate_rates(&policy, &site, &national),
+            Rule::LateSales
+        ));
+        let less = SiteCounters {
+            late_sales: 4_999_999,
+            ..site
+        };
+        let national = SiteCounters {
+            late_sales: 4_999_999,
+            ..national
+        };
+        assert!(!raised(
+            &evaluate_rates(&policy, &less, &national),
+            Rule::LateSales
+        ));
+    }
+
+    #[test]
+    fn counters_out_of_step_or_too_large_decide_nothing() {
+        let policy = Policy::default();
+        let site = counters(1_000, 100_000_000, 0, 0);
+        // A national figure below the site's own: never compared as if right.
+        let behind = counters(1_000, 50_000_000, 0, 0);
+        assert!(
+            evaluate_rates(&policy, &site, &behind)
+                .iter()
+                .all(|(_, d)| *d == Decision::OutOfRange || *d == Decision::Undecided)
+        );
+        let huge = counters(1_000, i128::MAX / 2, i128::MAX / 4, i128::MAX / 4);
+        let national = counters(2_000, i128::MAX / 2 + 10, i128::MAX / 4, i128::MAX / 4);
+        assert!(
+            evaluate_rates(&policy, &huge, &national)
+                .iter()
+                .any(|(_, d)| *d == Decision::OutOfRange)
+        );
+    }
+
+    #[test]
+    fn one_new_store_selling_a_fifth_is_raised() {
+        let policy = Policy::default();
+        let stores = [
+            ("jkt", 600, true),
+            ("new-1", 200, false),
+            ("new-2", 199, false),
+        ];
+        let (store, e) = store_concentration(&policy, 1_000, stores).expect("decided");
+        assert_eq!(store, Some("new-1"));
+        assert!(e.raised, "{e:?}");
+        assert_eq!(e.statistic, (200, 1_000));
+        // The biggest store sold in the baseline: it does not count, whatever its share.
+        let (_, e) = store_concentration(&policy, 1_000, [("jkt", 1_000, true)]).expect("decided");
+        assert!(!e.raised);
+        assert_eq!(store_concentration(&policy, 0, []), None);
+        // Ties go to the smaller id, in any order.
+        let (a, _) =
+            store_concentration(&policy, 10, [("b", 5, false), ("a", 5, false)]).expect("decided");
+        assert_eq!(a, Some("a"));
+    }
+
+    #[test]
+    fn rules_have_their_contract_names_and_severities() {
+        assert_eq!(Rule::LateRefunds.name(), "INTEGRITY_RULE_LATE_REFUNDS");
+        assert_eq!(Rule::LateSales.severity(), Severity::High);
+        assert_eq!(Rule::RefundRate.severity(), Severity::Medium);
+        assert_eq!(
+            Rule::StoreConcentration.name(),
+            "INTEGRITY_RULE_STORE_CONCENTRATION"
+        );
+    }
+
+    proptest::proptest! {
+        /// The exact decision agrees with the same comparison made on wide integers directly:
+        /// statistic ≥ threshold, for any figures in range.
+        #[test]
+        fn refund_rate_decision_is_exact(
+            others_gross in 1_i128..1_000_000_000_000,
+            others_refunded_per_mille in 0_i128..1_000,
+            site_gross in 1_i128..1_000_000_000_000,
+            site_refunded_per_mille in 0_i128..1_000,
+        ) {
+            let policy = Policy { min_sales: 0, min_share: Ratio::of(0, 1), ..Policy::default() };
+            let others_refunded = others_gross * others_refunded_per_mille / 1_000;
+            let site_refunded = site_gross * site_refunded_per_mille / 1_000;
+            let site = counters(1, site_gross, site_refunded, 0);
+            let national = counters(2, others_gross + site_gross, others_refunded + site_refunded, 0);
+            let found = evaluate_rates(&policy, &site, &national);
+            // s/g ≥ max(2 n/G, n/G + 1/10)  ⇔  s·G ≥ 2 n·g  and  10 s·G ≥ (10 n + G)·g
+            let s = site_refunded; let g = site_gross; let n = others_refunded; let big_g = others_gross;
+            let expected = s * big_g >= 2 * n * g && 10 * s * big_g >= (10 * n + big_g) * g;
+            proptest::prop_assert_eq!(raised(&found, Rule::RefundRate), expected);
+        }
+    }
+}
