@@ -8,9 +8,11 @@
 //! arithmetic (beyond about 10^19 minor units on each side) is [`Decision::OutOfRange`], never
 //! a wrong answer.
 //!
-//! Built so far: minimum support, and the rules of the refunds and time family
-//! (`INTEGRITY_RULE_LATE_REFUNDS`, `INTEGRITY_RULE_REFUND_RATE`, `INTEGRITY_RULE_LATE_SALES`)
-//! and `INTEGRITY_RULE_STORE_CONCENTRATION`. The fold's counters, storage, the RPCs and the
+//! Built so far: minimum support, the rules of the refunds and time family
+//! (`INTEGRITY_RULE_LATE_REFUNDS`, `INTEGRITY_RULE_REFUND_RATE`, `INTEGRITY_RULE_LATE_SALES`),
+//! `INTEGRITY_RULE_SETTLEMENT_RANK`, `INTEGRITY_RULE_HOUR_SHAPE`,
+//! `INTEGRITY_RULE_STORE_CONCENTRATION`, and the reproducible sample of transaction ids a site is
+//! asked to justify. The fold's counters, storage, the RPCs and the
 //! other rules are not yet: nothing outside this module calls it.
 
 use std::cmp::Ordering;
@@ -31,6 +33,10 @@ pub enum Rule {
     LateSales,
     /// The largest share of the site's gross from one store new since the baseline.
     StoreConcentration,
+    /// Rank by gross at the end against rank by net at the close.
+    SettlementRank,
+    /// How far the site's shares of gross per hour are from the nation's.
+    HourShape,
 }
 
 impl Rule {
@@ -42,6 +48,8 @@ impl Rule {
             Self::RefundRate => "INTEGRITY_RULE_REFUND_RATE",
             Self::LateSales => "INTEGRITY_RULE_LATE_SALES",
             Self::StoreConcentration => "INTEGRITY_RULE_STORE_CONCENTRATION",
+            Self::SettlementRank => "INTEGRITY_RULE_SETTLEMENT_RANK",
+            Self::HourShape => "INTEGRITY_RULE_HOUR_SHAPE",
         }
     }
 
@@ -49,8 +57,8 @@ impl Rule {
     #[must_use]
     pub fn severity(self) -> Severity {
         match self {
-            Self::LateRefunds | Self::LateSales => Severity::High,
-            Self::RefundRate | Self::StoreConcentration => Severity::Medium,
+            Self::LateRefunds | Self::LateSales | Self::SettlementRank => Severity::High,
+            Self::RefundRate | Self::StoreConcentration | Self::HourShape => Severity::Medium,
         }
     }
 }
@@ -267,6 +275,17 @@ pub struct Policy {
     pub late_sales_floor: Ratio,
     /// Store concentration: a new store's share of the site's gross at least this.
     pub store_share: Ratio,
+    /// Settlement rank: the top this many places ...
+    pub rank_top: usize,
+    /// ... and a move of at least this many places within them.
+    pub rank_moves: usize,
+    /// Hour shape: a distance at least this ...
+    pub shape_floor: Ratio,
+    /// ... and at least the site's own distance in the baseline plus this.
+    pub shape_over_baseline: Ratio,
+    /// Transaction ids in a sample a site is asked to justify (59: 95% confidence of catching
+    /// 5% invalid).
+    pub sample_size: usize,
 }
 
 impl Default for Policy {
@@ -281,6 +300,11 @@ impl Default for Policy {
             late_sales_times: 3,
             late_sales_floor: Ratio::points(5),
             store_share: Ratio::points(20),
+            rank_top: 10,
+            rank_moves: 3,
+            shape_floor: Ratio::points(35),
+            shape_over_baseline: Ratio::points(15),
+            sample_size: 59,
         }
     }
 }
@@ -455,6 +479,132 @@ pub fn store_concentration<'a>(
             raised,
         },
     ))
+}
+
+/// How a site moved between the ranking by gross at `ends_at` and the ranking by net at
+/// `closes_at` (or now, while settling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RankMove {
+    /// 1-based place by gross at the end (`None`: not ranked then).
+    pub at_end: Option<usize>,
+    /// 1-based place by net at the close.
+    pub at_close: Option<usize>,
+    /// `INTEGRITY_RULE_SETTLEMENT_RANK` holds: the site was in the top places at the end and
+    /// left them by the close, or moved at least `rank_moves` places within them.
+    pub raised: bool,
+}
+
+/// `INTEGRITY_RULE_SETTLEMENT_RANK` for `site`, from the two rankings (site ids, first place
+/// first).
+#[must_use]
+pub fn settlement_rank<S: PartialEq>(
+    policy: &Policy,
+    site: &S,
+    by_gross_at_end: &[S],
+    by_net_at_close: &[S],
+) -> RankMove {
+    let place = |ranking: &[S]| ranking.iter().position(|s| s == site).map(|i| i + 1);
+    let at_end = place(by_gross_at_end);
+    let at_close = place(by_net_at_close);
+    let top = |p: Option<usize>| p.is_some_and(|p| p <= policy.rank_top);
+    let raised = match (top(at_end), top(at_close)) {
+        // In the top at the end, out of it at the close.
+        (true, false) => true,
+        (true, true) => at_end
+            .zip(at_close)
+            .is_some_and(|(end, close)| end.abs_diff(close) >= policy.rank_moves),
+        _ => false,
+    };
+    RankMove {
+        at_end,
+        at_close,
+        raised,
+    }
+}
+
+/// The total variation distance between two distributions of gross over the same hours
+/// (`site[h]` and `nation[h]`, minor units, each hour once): `½ Σ |s_h/S − n_h/N|`, exactly,
+/// as `Σ |s_h·N − n_h·S| / (2·S·N)`. `None` when either has no gross or a figure is negative.
+///
+/// # Errors
+/// [`OutOfRange`] when a product does not fit.
+pub fn hour_distance(site: &[i128], nation: &[i128]) -> Result<Option<Ratio>, OutOfRange> {
+    if site.len() != nation.len() || site.iter().chain(nation).any(|v| *v < 0) {
+        return Ok(None);
+    }
+    let total = |v: &[i128]| {
+        v.iter()
+            .try_fold(0_i128, |sum, x| sum.checked_add(*x))
+            .ok_or(OutOfRange)
+    };
+    let (s, n) = (total(site)?, total(nation)?);
+    if s == 0 || n == 0 {
+        return Ok(None);
+    }
+    let mut sum = 0_i128;
+    for (sh, nh) in site.iter().zip(nation) {
+        let a = sh.checked_mul(n).ok_or(OutOfRange)?;
+        let b = nh.checked_mul(s).ok_or(OutOfRange)?;
+        sum = sum
+            .checked_add(a.abs_diff(b).try_into().map_err(|_| OutOfRange)?)
+            .ok_or(OutOfRange)?;
+    }
+    let den = s
+        .checked_mul(n)
+        .and_then(|d| d.checked_mul(2))
+        .ok_or(OutOfRange)?;
+    Ok(Ratio::new(sum, den))
+}
+
+/// `INTEGRITY_RULE_HOUR_SHAPE`: the site's shares of gross per event hour against the nation's
+/// (the site excluded), held against max(floor, the site's own distance in the baseline + the
+/// margin). `None` (no decision) when either side sold nothing.
+///
+/// # Errors
+/// [`OutOfRange`] as [`hour_distance`].
+pub fn hour_shape(
+    policy: &Policy,
+    site: &[i128],
+    nation_without_site: &[i128],
+    baseline_distance: Option<Ratio>,
+) -> Result<Option<Evaluation>, OutOfRange> {
+    let Some(distance) = hour_distance(site, nation_without_site)? else {
+        return Ok(None);
+    };
+    let threshold = match baseline_distance {
+        Some(own) => policy
+            .shape_floor
+            .max(own.plus(policy.shape_over_baseline)?)?,
+        None => policy.shape_floor,
+    };
+    Ok(Some(Evaluation {
+        rule: Rule::HourShape,
+        statistic: distance.parts(),
+        national: baseline_distance.map(Ratio::parts),
+        threshold: threshold.parts(),
+        raised: distance.compare(threshold)? != Ordering::Less,
+    }))
+}
+
+/// The `size` transaction ids a site is asked to justify, drawn from `ids` by `seed`: the ids
+/// with the smallest SHA-256 of (seed, id), in that order. The same seed and ids give the same
+/// sample whatever order the ids come in, on any machine and release, so a sample can be drawn
+/// again from its stored seed; a different seed gives an independent one.
+#[must_use]
+pub fn sample<'a>(seed: u64, ids: impl IntoIterator<Item = &'a str>, size: usize) -> Vec<&'a str> {
+    use sha2::{Digest as _, Sha256};
+    let mut keyed: Vec<([u8; 32], &str)> = ids
+        .into_iter()
+        .map(|id| {
+            let mut h = Sha256::new();
+            h.update(seed.to_be_bytes());
+            h.update(id.as_bytes());
+            (h.finalize().into(), id)
+        })
+        .collect();
+    keyed.sort_unstable();
+    keyed.dedup_by(|a, b| a.1 == b.1);
+    keyed.into_iter().take(size).map(|(_, id)| id).collect()
 }
 
 #[cfg(test)]
@@ -665,6 +815,96 @@ mod tests {
         let (a, _) =
             store_concentration(&policy, 10, [("b", 5, false), ("a", 5, false)]).expect("decided");
         assert_eq!(a, Some("a"));
+    }
+
+    #[test]
+    fn leaving_the_top_or_moving_three_places_is_raised() {
+        let policy = Policy::default();
+        let names: Vec<String> = (1..=15).map(|i| format!("s{i}")).collect();
+        let end = names.clone();
+        // s2 falls from 2nd to 12th: out of the top 10.
+        let mut close = names.clone();
+        let fallen = close.remove(1);
+        close.insert(11, fallen);
+        let m = settlement_rank(&policy, &"s2".to_owned(), &end, &close);
+        assert_eq!((m.at_end, m.at_close, m.raised), (Some(2), Some(12), true));
+        // s3 moves from 3rd to 2nd: one place, not raised; s1 from 1st to 1st.
+        assert!(!settlement_rank(&policy, &"s3".to_owned(), &end, &close).raised);
+        assert!(!settlement_rank(&policy, &"s1".to_owned(), &end, &close).raised);
+        // Three places within the top (4th to 7th) is raised; two is not.
+        let mut close = names.clone();
+        let s4 = close.remove(3);
+        close.insert(6, s4);
+        assert!(settlement_rank(&policy, &"s4".to_owned(), &end, &close).raised);
+        let mut close = names.clone();
+        let s4 = close.remove(3);
+        close.insert(5, s4);
+        assert!(!settlement_rank(&policy, &"s4".to_owned(), &end, &close).raised);
+        // Climbing into the top from outside it is not this rule's business.
+        let mut close = names.clone();
+        let s15 = close.remove(14);
+        close.insert(0, s15);
+        assert!(!settlement_rank(&policy, &"s15".to_owned(), &end, &close).raised);
+    }
+
+    #[test]
+    fn hour_distance_is_exact() {
+        let r = |n, d| Ratio::new(n, d).expect("ratio");
+        // The same shape at another scale: distance 0.
+        assert_eq!(hour_distance(&[1, 2, 3], &[10, 20, 30]), Ok(Some(r(0, 1))));
+        // All in one hour against all in another: 1.
+        assert_eq!(hour_distance(&[5, 0], &[0, 7]), Ok(Some(r(1, 1))));
+        // Half and half against all in the first hour: ½ (|½ − 1| + |½ − 0|) = ½.
+        assert_eq!(hour_distance(&[1, 1], &[3, 0]), Ok(Some(r(1, 2))));
+        assert_eq!(hour_distance(&[0, 0], &[1, 1]), Ok(None));
+        assert_eq!(hour_distance(&[1], &[1, 1]), Ok(None));
+        assert_eq!(hour_distance(&[-1, 2], &[1, 1]), Ok(None));
+        assert_eq!(
+            hour_distance(&[i128::MAX / 2, 1], &[i128::MAX / 2, 1]),
+            Err(OutOfRange)
+        );
+    }
+
+    #[test]
+    fn hour_shape_takes_the_baseline_into_account() {
+        let policy = Policy::default();
+        // Everything sold in the last hour, against a nation spread over four: distance 3/4.
+        let site = [0, 0, 0, 100];
+        let nation = [25, 25, 25, 25];
+        let e = hour_shape(&policy, &site, &nation, None)
+            .expect("in range")
+            .expect("decided");
+        assert!(e.raised);
+        assert_eq!(Ratio::new(e.statistic.0, e.statistic.1), Ratio::new(3, 4));
+        // A site that always sells at night (0.65 last year): threshold 0.80, not raised.
+        let own = Ratio::new(65, 100);
+        let e = hour_shape(&policy, &site, &nation, own)
+            .expect("in range")
+            .expect("decided");
+        assert!(!e.raised);
+        assert_eq!(
+            Ratio::new(e.threshold.0, e.threshold.1),
+            Ratio::new(80, 100)
+        );
+        assert_eq!(hour_shape(&policy, &[0; 4], &nation, None), Ok(None));
+    }
+
+    #[test]
+    fn a_sample_is_reproducible_and_independent_of_order() {
+        let ids: Vec<String> = (0..1_000).map(|i| format!("T{i}")).collect();
+        let one = sample(42, ids.iter().map(String::as_str), 59);
+        assert_eq!(one.len(), 59);
+        let reversed = sample(42, ids.iter().rev().map(String::as_str), 59);
+        assert_eq!(one, reversed);
+        let other = sample(43, ids.iter().map(String::as_str), 59);
+        assert_ne!(one, other);
+        // No id twice, even when the input repeats one; fewer ids than asked: all of them.
+        let few = sample(7, ["a", "b", "a"], 59);
+        assert_eq!(few.len(), 2);
+        // Pinned (computed apart, with Python's hashlib): a stored seed draws the same ids in
+        // any later release.
+        assert_eq!(sample(1, ["x", "y", "z"], 3), ["x", "z", "y"]);
+        assert_eq!(one[..3], ["T53", "T118", "T517"]);
     }
 
     #[test]
