@@ -11,6 +11,7 @@
 //! Built so far: minimum support, the rules of the refunds and time family
 //! (`INTEGRITY_RULE_LATE_REFUNDS`, `INTEGRITY_RULE_REFUND_RATE`, `INTEGRITY_RULE_LATE_SALES`),
 //! `INTEGRITY_RULE_SETTLEMENT_RANK`, `INTEGRITY_RULE_HOUR_SHAPE`,
+//! `INTEGRITY_RULE_BURST`, `INTEGRITY_RULE_AMOUNT_PATTERN`,
 //! `INTEGRITY_RULE_STORE_CONCENTRATION`, and the reproducible sample of transaction ids a site is
 //! asked to justify. The fold's counters, storage, the RPCs and the
 //! other rules are not yet: nothing outside this module calls it.
@@ -37,6 +38,10 @@ pub enum Rule {
     SettlementRank,
     /// How far the site's shares of gross per hour are from the nation's.
     HourShape,
+    /// The site's busiest second against its median active second, in one hour.
+    Burst,
+    /// Round amounts far more often than the nation, or one amount dominating and refunded.
+    AmountPattern,
 }
 
 impl Rule {
@@ -50,6 +55,8 @@ impl Rule {
             Self::StoreConcentration => "INTEGRITY_RULE_STORE_CONCENTRATION",
             Self::SettlementRank => "INTEGRITY_RULE_SETTLEMENT_RANK",
             Self::HourShape => "INTEGRITY_RULE_HOUR_SHAPE",
+            Self::Burst => "INTEGRITY_RULE_BURST",
+            Self::AmountPattern => "INTEGRITY_RULE_AMOUNT_PATTERN",
         }
     }
 
@@ -58,7 +65,10 @@ impl Rule {
     pub fn severity(self) -> Severity {
         match self {
             Self::LateRefunds | Self::LateSales | Self::SettlementRank => Severity::High,
-            Self::RefundRate | Self::StoreConcentration | Self::HourShape => Severity::Medium,
+            Self::RefundRate | Self::StoreConcentration | Self::HourShape | Self::Burst => {
+                Severity::Medium
+            }
+            Self::AmountPattern => Severity::Low,
         }
     }
 }
@@ -283,6 +293,20 @@ pub struct Policy {
     pub shape_floor: Ratio,
     /// ... and at least the site's own distance in the baseline plus this.
     pub shape_over_baseline: Ratio,
+    /// Burst: the busiest second at least this many times the median active second ...
+    pub burst_times: u32,
+    /// ... with at least this many sales in it ...
+    pub burst_min_sales: u64,
+    /// ... while the nation's same ratio stays under this.
+    pub burst_national_under: u32,
+    /// Amount pattern: the z-score of the site's share of round amounts at least this ...
+    pub round_z: u32,
+    /// ... and the share at least this many times the nation's.
+    pub round_times: u32,
+    /// Or one amount at least this share of the site's sales ...
+    pub repeated_share: Ratio,
+    /// ... with at least this share of those sales refunded.
+    pub repeated_refunded: Ratio,
     /// Transaction ids in a sample a site is asked to justify (59: 95% confidence of catching
     /// 5% invalid).
     pub sample_size: usize,
@@ -304,6 +328,13 @@ impl Default for Policy {
             rank_moves: 3,
             shape_floor: Ratio::points(35),
             shape_over_baseline: Ratio::points(15),
+            burst_times: 20,
+            burst_min_sales: 100,
+            burst_national_under: 3,
+            round_z: 5,
+            round_times: 2,
+            repeated_share: Ratio::points(10),
+            repeated_refunded: Ratio::points(30),
             sample_size: 59,
         }
     }
@@ -583,6 +614,145 @@ pub fn hour_shape(
         national: baseline_distance.map(Ratio::parts),
         threshold: threshold.parts(),
         raised: distance.compare(threshold)? != Ordering::Less,
+    }))
+}
+
+/// The busiest second's sales against the median of the active seconds (those with a sale),
+/// exactly (the median of an even count is the mean of the two middle ones). `None` without
+/// an active second.
+#[must_use]
+pub fn burst_ratio(sales_per_second: &[u64]) -> Option<(u64, Ratio)> {
+    let mut active: Vec<u64> = sales_per_second
+        .iter()
+        .copied()
+        .filter(|n| *n > 0)
+        .collect();
+    if active.is_empty() {
+        return None;
+    }
+    active.sort_unstable();
+    let busiest = *active.last()?;
+    let mid = active.len() / 2;
+    // median = m / 2 (so that an even count's mean of two stays whole).
+    let twice_median = if active.len() % 2 == 1 {
+        u128::from(active[mid]) * 2
+    } else {
+        u128::from(active[mid - 1]) + u128::from(active[mid])
+    };
+    let ratio = Ratio::new(i128::from(busiest) * 2, i128::try_from(twice_median).ok()?)?;
+    Some((busiest, ratio))
+}
+
+/// `INTEGRITY_RULE_BURST` for one hour: the site's sales per second and the nation's (the site
+/// excluded) in that hour. `None` when the site sold nothing in it.
+///
+/// # Errors
+/// [`OutOfRange`] as [`Ratio::compare`].
+pub fn burst(
+    policy: &Policy,
+    site_per_second: &[u64],
+    nation_per_second: &[u64],
+) -> Result<Option<Evaluation>, OutOfRange> {
+    let Some((busiest, ratio)) = burst_ratio(site_per_second) else {
+        return Ok(None);
+    };
+    let national = burst_ratio(nation_per_second).map(|(_, r)| r);
+    let threshold = Ratio::of(policy.burst_times, 1);
+    let nation_calm = match national {
+        Some(r) => r.compare(Ratio::of(policy.burst_national_under, 1))? == Ordering::Less,
+        None => true,
+    };
+    let raised = busiest >= policy.burst_min_sales
+        && nation_calm
+        && ratio.compare(threshold)? != Ordering::Less;
+    Ok(Some(Evaluation {
+        rule: Rule::Burst,
+        statistic: ratio.parts(),
+        national: national.map(Ratio::parts),
+        threshold: threshold.parts(),
+        raised,
+    }))
+}
+
+/// What the fold keeps for `INTEGRITY_RULE_AMOUNT_PATTERN`: of `sales` sales, `round` had a
+/// round amount (the rule of roundness is the fold's: a whole multiple of a unit that depends on
+/// the currency), and the most repeated amount had `top_count` sales, `top_refunded` of them
+/// refunded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AmountCounters {
+    /// Sales.
+    pub sales: u64,
+    /// Sales with a round amount.
+    pub round: u64,
+    /// Sales of the most repeated amount.
+    pub top_count: u64,
+    /// Those of them refunded.
+    pub top_refunded: u64,
+}
+
+/// `INTEGRITY_RULE_AMOUNT_PATTERN` (evidence only, never raised alone: the caller shows it beside
+/// a raised flag): the site's share of round amounts `x / n` against the nation's `p` (the site
+/// excluded), raised when the binomial z-score `(x − n·p) / √(n·p·(1 − p))` is at least
+/// `round_z` and the share at least `round_times × p` — decided exactly, as
+/// `(x − n·p)² ≥ z²·n·p·(1 − p)` with `x ≥ n·p`; or when one amount is at least
+/// `repeated_share` of the sales with at least `repeated_refunded` of them refunded.
+///
+/// # Errors
+/// [`OutOfRange`] when a product does not fit (counts beyond about 10^9 sales on each side).
+pub fn amount_pattern(
+    policy: &Policy,
+    site: &AmountCounters,
+    nation: &AmountCounters,
+) -> Result<Option<Evaluation>, OutOfRange> {
+    if site.sales == 0
+        || nation.sales == 0
+        || site.round > site.sales
+        || nation.round > nation.sales
+    {
+        return Ok(None);
+    }
+    let wide = |v: u64| i128::from(v);
+    let (x, n) = (wide(site.round), wide(site.sales));
+    let (big_x, big_n) = (wide(nation.round), wide(nation.sales));
+    // p = X / N. x − n·p = (x·N − n·X) / N; n·p·(1 − p) = n·X·(N − X) / N².
+    let excess = x
+        .checked_mul(big_n)
+        .zip(n.checked_mul(big_x))
+        .map(|(a, b)| a - b)
+        .ok_or(OutOfRange)?;
+    let z = wide(u64::from(policy.round_z));
+    let z_holds = excess >= 0 && {
+        // excess² / N² ≥ z² · n·X·(N − X) / N²  ⇔  excess² ≥ z²·n·X·(N − X)
+        let left = excess.checked_mul(excess).ok_or(OutOfRange)?;
+        let right = z
+            .checked_mul(z)
+            .and_then(|zz| zz.checked_mul(n))
+            .and_then(|v| v.checked_mul(big_x))
+            .and_then(|v| v.checked_mul(big_n - big_x))
+            .ok_or(OutOfRange)?;
+        left >= right
+    };
+    let share = Ratio::new(x, n).ok_or(OutOfRange)?;
+    let national = Ratio::new(big_x, big_n).ok_or(OutOfRange)?;
+    let threshold = national.times(policy.round_times)?;
+    let round_holds = z_holds && share.compare(threshold)? != Ordering::Less;
+    let repeated_holds = site.top_count <= site.sales
+        && site.top_refunded <= site.top_count
+        && Ratio::new(wide(site.top_count), n)
+            .ok_or(OutOfRange)?
+            .compare(policy.repeated_share)?
+            != Ordering::Less
+        && site.top_count > 0
+        && Ratio::new(wide(site.top_refunded), wide(site.top_count))
+            .ok_or(OutOfRange)?
+            .compare(policy.repeated_refunded)?
+            != Ordering::Less;
+    Ok(Some(Evaluation {
+        rule: Rule::AmountPattern,
+        statistic: share.parts(),
+        national: Some(national.parts()),
+        threshold: threshold.parts(),
+        raised: round_holds || repeated_holds,
     }))
 }
 
@@ -905,6 +1075,110 @@ mod tests {
         // any later release.
         assert_eq!(sample(1, ["x", "y", "z"], 3), ["x", "z", "y"]);
         assert_eq!(one[..3], ["T53", "T118", "T517"]);
+    }
+
+    #[test]
+    fn a_burst_needs_a_calm_nation_and_a_hundred_sales() {
+        let policy = Policy::default();
+        // 59 quiet seconds of 5 sales and one of 100: 100 / 5 = 20.
+        let mut site = vec![5_u64; 59];
+        site.push(100);
+        let calm = vec![50_u64; 60];
+        let e = burst(&policy, &site, &calm)
+            .expect("in range")
+            .expect("decided");
+        assert!(e.raised, "{e:?}");
+        assert_eq!(Ratio::new(e.statistic.0, e.statistic.1), Ratio::new(20, 1));
+        // 99 in the busiest second: under the minimum.
+        let mut fewer = vec![4_u64; 59];
+        fewer.push(99);
+        assert!(
+            !burst(&policy, &fewer, &calm)
+                .expect("in range")
+                .expect("decided")
+                .raised
+        );
+        // The whole nation bursts too (a flash sale's first second): not the site's doing.
+        let mut rush = vec![10_u64; 59];
+        rush.push(40);
+        assert!(
+            !burst(&policy, &site, &rush)
+                .expect("in range")
+                .expect("decided")
+                .raised
+        );
+        // An even count of active seconds: the median is the mean of the middle two.
+        assert_eq!(
+            burst_ratio(&[0, 2, 4, 0, 6, 8]).map(|(b, r)| (b, r.parts())),
+            Some((8, (16, 10)))
+        );
+        assert_eq!(burst(&policy, &[0, 0], &calm), Ok(None));
+    }
+
+    #[test]
+    fn round_amounts_are_judged_by_an_exact_z_score() {
+        let policy = Policy::default();
+        let nation = AmountCounters {
+            sales: 100_000,
+            round: 10_000,
+            ..AmountCounters::default()
+        };
+        // p = 0.1, n = 1,000: n·p = 100, √(n·p·(1−p)) = √90 ≈ 9.487; z ≥ 5 needs x ≥ 147.4,
+        // and 2 × p needs x ≥ 200: 200 raises, 199 does not.
+        let site = |round| AmountCounters {
+            sales: 1_000,
+            round,
+            ..AmountCounters::default()
+        };
+        let raised = |round| {
+            amount_pattern(&policy, &site(round), &nation)
+                .expect("in range")
+                .expect("decided")
+                .raised
+        };
+        assert!(raised(200));
+        assert!(!raised(199));
+        // With z alone at the edge: p = 0.1, twice-p floor lowered to 1×: 148 raises (z ≈
+        // 5.06), 147 does not (z ≈ 4.95).
+        let loose = Policy {
+            round_times: 1,
+            ..Policy::default()
+        };
+        let z_only = |round| {
+            amount_pattern(&loose, &site(round), &nation)
+                .expect("in range")
+                .expect("decided")
+                .raised
+        };
+        assert!(z_only(148));
+        assert!(!z_only(147));
+        // One amount on 10% of the sales with 30% of them refunded.
+        let repeated = AmountCounters {
+            sales: 1_000,
+            round: 0,
+            top_count: 100,
+            top_refunded: 30,
+        };
+        assert!(
+            amount_pattern(&policy, &repeated, &nation)
+                .expect("in range")
+                .expect("decided")
+                .raised
+        );
+        let kept = AmountCounters {
+            top_refunded: 29,
+            ..repeated
+        };
+        assert!(
+            !amount_pattern(&policy, &kept, &nation)
+                .expect("in range")
+                .expect("decided")
+                .raised
+        );
+        assert_eq!(
+            amount_pattern(&policy, &AmountCounters::default(), &nation),
+            Ok(None)
+        );
     }
 
     #[test]
