@@ -11,7 +11,7 @@
 //! Built so far: minimum support, the rules of the refunds and time family
 //! (`INTEGRITY_RULE_LATE_REFUNDS`, `INTEGRITY_RULE_REFUND_RATE`, `INTEGRITY_RULE_LATE_SALES`),
 //! `INTEGRITY_RULE_SETTLEMENT_RANK`, `INTEGRITY_RULE_HOUR_SHAPE`,
-//! `INTEGRITY_RULE_BURST`, `INTEGRITY_RULE_AMOUNT_PATTERN`,
+//! `INTEGRITY_RULE_BURST`, `INTEGRITY_RULE_AMOUNT_PATTERN`, `INTEGRITY_RULE_GROWTH`,
 //! `INTEGRITY_RULE_STORE_CONCENTRATION`, and the reproducible sample of transaction ids a site is
 //! asked to justify. The fold's counters, storage, the RPCs and the
 //! other rules are not yet: nothing outside this module calls it.
@@ -42,6 +42,8 @@ pub enum Rule {
     Burst,
     /// Round amounts far more often than the nation, or one amount dominating and refunded.
     AmountPattern,
+    /// Growth on the baseline far above the nation's, or an average order far from it.
+    Growth,
 }
 
 impl Rule {
@@ -57,6 +59,7 @@ impl Rule {
             Self::HourShape => "INTEGRITY_RULE_HOUR_SHAPE",
             Self::Burst => "INTEGRITY_RULE_BURST",
             Self::AmountPattern => "INTEGRITY_RULE_AMOUNT_PATTERN",
+            Self::Growth => "INTEGRITY_RULE_GROWTH",
         }
     }
 
@@ -65,9 +68,11 @@ impl Rule {
     pub fn severity(self) -> Severity {
         match self {
             Self::LateRefunds | Self::LateSales | Self::SettlementRank => Severity::High,
-            Self::RefundRate | Self::StoreConcentration | Self::HourShape | Self::Burst => {
-                Severity::Medium
-            }
+            Self::RefundRate
+            | Self::StoreConcentration
+            | Self::HourShape
+            | Self::Burst
+            | Self::Growth => Severity::Medium,
             Self::AmountPattern => Severity::Low,
         }
     }
@@ -307,6 +312,15 @@ pub struct Policy {
     pub repeated_share: Ratio,
     /// ... with at least this share of those sales refunded.
     pub repeated_refunded: Ratio,
+    /// Growth: excess growth at least this many times the median absolute deviation over
+    /// sites ...
+    pub growth_mads: u32,
+    /// ... and at least this (1: 100 points above the nation's growth) ...
+    pub growth_floor: Ratio,
+    /// ... for a site with at least this share of the national figure (or in the top places).
+    pub growth_share: Ratio,
+    /// Or an average order at least this many times the nation's, or at most its inverse.
+    pub order_value_times: u32,
     /// Transaction ids in a sample a site is asked to justify (59: 95% confidence of catching
     /// 5% invalid).
     pub sample_size: usize,
@@ -335,6 +349,10 @@ impl Default for Policy {
             round_times: 2,
             repeated_share: Ratio::points(10),
             repeated_refunded: Ratio::points(30),
+            growth_mads: 4,
+            growth_floor: Ratio::of(1, 1),
+            growth_share: Ratio::points(1),
+            order_value_times: 2,
             sample_size: 59,
         }
     }
@@ -754,6 +772,115 @@ pub fn amount_pattern(
         threshold: threshold.parts(),
         raised: round_holds || repeated_holds,
     }))
+}
+
+/// One site's figures for `INTEGRITY_RULE_GROWTH`, in the reporting currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrowthInput {
+    /// Its figure now (at the elapsed time compared).
+    pub current: i128,
+    /// Its figure in the baseline at the same elapsed time (0: it did not take part).
+    pub baseline: i128,
+    /// Its gross now, and its sales: the average order.
+    pub gross: i128,
+    /// Sales now.
+    pub sales: u64,
+    /// In the top places now.
+    pub top: bool,
+}
+
+/// What `INTEGRITY_RULE_GROWTH` found for a site: its growth above the nation's and its
+/// average order against the nation's, as decimals (28 significant digits: growth over a
+/// baseline is a statistic, not money; the inputs stay exact in the evaluation record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrowthFinding {
+    /// Growth minus the nation's (`None`: no baseline figure to grow from).
+    pub excess: Option<rust_decimal::Decimal>,
+    /// The threshold the excess was held against: max(floor, mads × MAD over sites).
+    pub threshold: rust_decimal::Decimal,
+    /// The site's average order ÷ the nation's (`None` without sales).
+    pub order_value_ratio: Option<rust_decimal::Decimal>,
+    /// Raised by growth (an eligible site) or by the average order.
+    pub raised: bool,
+}
+
+/// `INTEGRITY_RULE_GROWTH` for every site at once (the median absolute deviation is over the
+/// sites): `nation` is the national figures (every site), each site compared with the nation
+/// without itself.
+#[must_use]
+pub fn growth(policy: &Policy, sites: &[GrowthInput], nation: &GrowthInput) -> Vec<GrowthFinding> {
+    use rust_decimal::Decimal;
+    let decimal = |v: i128| Decimal::try_from_i128_with_scale(v, 0).ok();
+    let rate = |num: i128, den: i128| -> Option<Decimal> {
+        if den <= 0 {
+            return None;
+        }
+        decimal(num)?.checked_div(decimal(den)?)
+    };
+    let growth_of = |current: i128, baseline: i128| rate(current.checked_sub(baseline)?, baseline);
+    let excess: Vec<Option<Decimal>> = sites
+        .iter()
+        .map(|s| {
+            let own = growth_of(s.current, s.baseline)?;
+            let others = growth_of(
+                nation.current.checked_sub(s.current)?,
+                nation.baseline.checked_sub(s.baseline)?,
+            )
+            .unwrap_or(Decimal::ZERO);
+            own.checked_sub(others)
+        })
+        .collect();
+    let known: Vec<Decimal> = excess.iter().flatten().copied().collect();
+    let mad = median(&known).and_then(|m| {
+        let deviations: Vec<Decimal> = known.iter().map(|x| (*x - m).abs()).collect();
+        median(&deviations)
+    });
+    let ratio = |r: Ratio| rate(r.num, r.den).unwrap_or(Decimal::ONE);
+    let floor = ratio(policy.growth_floor);
+    let threshold = mad
+        .and_then(|m| m.checked_mul(Decimal::from(policy.growth_mads)))
+        .map_or(floor, |spread| spread.max(floor));
+    let times = Decimal::from(policy.order_value_times);
+    sites
+        .iter()
+        .zip(excess)
+        .map(|(s, excess)| {
+            let share = rate(s.current.max(0), nation.current);
+            let eligible = s.top || share.is_some_and(|v| v >= ratio(policy.growth_share));
+            let order_value_ratio = (|| {
+                let own = rate(s.gross, i128::from(s.sales))?;
+                let others = rate(
+                    nation.gross.checked_sub(s.gross)?,
+                    i128::from(nation.sales.checked_sub(s.sales)?),
+                )?;
+                own.checked_div(others)
+            })();
+            let by_growth = eligible && excess.is_some_and(|e| e >= threshold);
+            let by_order = order_value_ratio.is_some_and(|r| {
+                r >= times || r.checked_mul(times).is_some_and(|v| v <= Decimal::ONE)
+            });
+            GrowthFinding {
+                excess,
+                threshold,
+                order_value_ratio,
+                raised: by_growth || by_order,
+            }
+        })
+        .collect()
+}
+
+/// The median (the mean of the middle two for an even count); `None` for none.
+fn median(values: &[rust_decimal::Decimal]) -> Option<rust_decimal::Decimal> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let mid = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(sorted[mid]),
+        _ => sorted[mid - 1]
+            .checked_add(sorted[mid])
+            .map(|sum| sum / rust_decimal::Decimal::TWO),
+    }
 }
 
 /// The `size` transaction ids a site is asked to justify, drawn from `ids` by `seed`: the ids
@@ -1179,6 +1306,111 @@ mod tests {
             amount_pattern(&policy, &AmountCounters::default(), &nation),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn growth_far_above_the_nations_is_raised_for_a_big_site() {
+        use rust_decimal::Decimal;
+        let policy = Policy::default();
+        // Ten sites growing 10% (100 → 110), one growing 400% (100 → 500), one small site
+        // growing 400% too but with 0.1% of the figure.
+        let mut sites: Vec<GrowthInput> = (0..10)
+            .map(|_| GrowthInput {
+                current: 1_100,
+                baseline: 1_000,
+                gross: 1_100,
+                sales: 11,
+                top: false,
+            })
+            .collect();
+        sites.push(GrowthInput {
+            current: 5_000,
+            baseline: 1_000,
+            gross: 5_000,
+            sales: 50,
+            top: true,
+        });
+        sites.push(GrowthInput {
+            current: 20,
+            baseline: 4,
+            gross: 20,
+            sales: 1,
+            top: false,
+        });
+        let nation = GrowthInput {
+            current: sites.iter().map(|s| s.current).sum(),
+            baseline: sites.iter().map(|s| s.baseline).sum(),
+            gross: sites.iter().map(|s| s.gross).sum(),
+            sales: sites.iter().map(|s| s.sales).sum(),
+            top: false,
+        };
+        let found = growth(&policy, &sites, &nation);
+        // The big one: +400% against the others' ~+9.8%: raised; the MAD is tiny, so the
+        // floor (1.0) is the threshold.
+        assert!(found[10].raised, "{:?}", found[10]);
+        assert_eq!(found[10].threshold, Decimal::ONE);
+        // The small one grows as much but holds under 1% of the figure: not raised by growth.
+        // Its average order (20) is 0.2 of the others' (100): raised by that instead.
+        assert!(found[11].excess.is_some_and(|e| e > Decimal::ONE));
+        assert_eq!(found[11].order_value_ratio, Some(Decimal::new(2, 1)));
+        assert!(found[11].raised);
+        let growth_only = Policy {
+            order_value_times: 1_000,
+            ..Policy::default()
+        };
+        let found_by_growth = growth(&growth_only, &sites, &nation);
+        assert!(!found_by_growth[11].raised && found_by_growth[10].raised);
+        // The steady sites are not raised.
+        assert!(found[..10].iter().all(|f| !f.raised), "{found:?}");
+        // A site without a baseline figure has no growth to judge.
+        let newcomer = GrowthInput {
+            current: 100,
+            baseline: 0,
+            gross: 100,
+            sales: 1,
+            top: true,
+        };
+        let found = growth(&policy, &[newcomer], &newcomer);
+        assert_eq!(found[0].excess, None);
+        assert!(!found[0].raised);
+    }
+
+    #[test]
+    fn an_average_order_twice_the_nations_is_raised() {
+        let policy = Policy::default();
+        let steady = GrowthInput {
+            current: 1_000,
+            baseline: 1_000,
+            gross: 1_000,
+            sales: 10,
+            top: false,
+        };
+        // 100 per order elsewhere; 200 here: raised; 199.99...: not.
+        let big_orders = GrowthInput {
+            current: 2_000,
+            baseline: 2_000,
+            gross: 2_000,
+            sales: 10,
+            top: false,
+        };
+        let nearly = GrowthInput {
+            current: 1_999,
+            baseline: 1_999,
+            gross: 1_999,
+            sales: 10,
+            top: false,
+        };
+        for (site, want) in [(big_orders, true), (nearly, false)] {
+            let sites = [steady, steady, site];
+            let nation = GrowthInput {
+                current: sites.iter().map(|s| s.current).sum(),
+                baseline: sites.iter().map(|s| s.baseline).sum(),
+                gross: sites.iter().map(|s| s.gross).sum(),
+                sales: 30,
+                top: false,
+            };
+            assert_eq!(growth(&policy, &sites, &nation)[2].raised, want);
+        }
     }
 
     #[test]
