@@ -4,7 +4,9 @@
 //!
 //! Every statistic is a fraction of two exact integers (minor units of the reporting currency,
 //! or counts) and every comparison is made by cross-multiplication in `i128`, never in floating
-//! point: a site one minor unit under a threshold is under it. A figure too large for that
+//! point: a site one minor unit under a threshold is under it. Growth is the exception: ratios
+//! of ratios (growth on a baseline, its median absolute deviation over sites) outgrow `i128`
+//! cross-products, so they are 28-digit decimals (`rust_decimal`), deterministic everywhere. A figure too large for that
 //! arithmetic (beyond about 10^19 minor units on each side) is [`Decision::OutOfRange`], never
 //! a wrong answer.
 //!
