@@ -621,19 +621,9 @@ mod tests {
         }
     }
 
-    /// A small valid file: one site, one ledger row, the other sections empty.
+    /// A small valid file: one site, the other sections empty.
     async fn file() -> Vec<u8> {
-        let mut w = Writer::start(Vec::new(), header()).await.expect("header");
-        for section in SECTIONS {
-            w.begin(section).await.expect("begin");
-            if section.name == "sites" {
-                w.row(&("toko", "Toko", 1_i64, None::<i64>))
-                    .await
-                    .expect("row");
-            }
-            w.end().await.expect("end");
-        }
-        w.finish().await.expect("trailer").0
+        file_of(&SECTIONS).await
     }
 
     /// Reads every line of `bytes`; the rows seen, or the first error.
