@@ -741,7 +741,9 @@ pub fn amount_pattern(
         .map(|(a, b)| a - b)
         .ok_or(OutOfRange)?;
     let z = wide(u64::from(policy.round_z));
-    let z_holds = excess >= 0 && {
+    // Strictly above what the nation's share predicts: a site with no round amount is never
+    // raised, even where the nation has none (a zero variance).
+    let z_holds = excess > 0 && {
         // excess² / N² ≥ z² · n·X·(N − X) / N²  ⇔  excess² ≥ z²·n·X·(N − X)
         let left = excess.checked_mul(excess).ok_or(OutOfRange)?;
         let right = z
@@ -1307,6 +1309,17 @@ mod tests {
         assert_eq!(
             amount_pattern(&policy, &AmountCounters::default(), &nation),
             Ok(None)
+        );
+        // A nation without round amounts (no variance): a site without any is not raised.
+        let none = AmountCounters {
+            sales: 100_000,
+            ..AmountCounters::default()
+        };
+        assert!(
+            !amount_pattern(&policy, &site(0), &none)
+                .expect("in range")
+                .expect("decided")
+                .raised
         );
     }
 
