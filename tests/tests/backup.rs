@@ -589,6 +589,27 @@ async fn bad_files_and_full_databases_are_refused(backend: Backend) {
         );
     }
 
+    // Audit entries out of order (checksum recomputed): refused, naming the position, so a
+    // restored head can never fall behind an entry.
+    let third = text.find("\n[3,").expect("audit entry 3") + 1;
+    let third_end = text[third..].find('\n').expect("its line's end") + third;
+    let swapped = format!(
+        "{}{}\n{}{}",
+        &text[..entry],
+        &text[third..third_end],
+        &text[entry..end],
+        &text[third_end..]
+    );
+    assert_eq!(end + 1, third, "entries 2 and 3 are adjacent lines");
+    let swapped_file = dir.path().join("swapped.backup");
+    std::fs::write(&swapped_file, with_trailer_recomputed(&swapped)).expect("write");
+    let (ok, said) = restore(&target.url, &swapped_file);
+    assert!(!ok, "restored audit entries out of order: {said}");
+    assert!(
+        said.contains("position 2 after 3: positions only increase"),
+        "{said}"
+    );
+
     // A newer format version.
     let newer = dir.path().join("newer.backup");
     std::fs::write(

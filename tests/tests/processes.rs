@@ -731,7 +731,7 @@ async fn a_newer_schema_is_refused_naming_both_versions(backend: Backend) {
         assert!(says_both(&text), "{service}: {text}");
     }
 
-    // Nothing was applied: the newer release's record is still the last.
+    // Refused again on a second try (the refusal changed nothing that would let it through).
     let again = store.migrate().await.expect_err("still refused");
     assert!(says_both(&again.to_string()), "{again}");
 }

@@ -836,8 +836,12 @@ pub fn growth(policy: &Policy, sites: &[GrowthInput], nation: &GrowthInput) -> V
         .collect();
     let known: Vec<Decimal> = excess.iter().flatten().copied().collect();
     let mad = median(&known).and_then(|m| {
-        let deviations: Vec<Decimal> = known.iter().map(|x| (*x - m).abs()).collect();
-        median(&deviations)
+        // A deviation past Decimal's range: no spread to scale (the floor decides).
+        let deviations: Option<Vec<Decimal>> = known
+            .iter()
+            .map(|x| x.checked_sub(m).map(|d| d.abs()))
+            .collect();
+        median(&deviations?)
     });
     let ratio = |r: Ratio| rate(r.num, r.den).unwrap_or(Decimal::ONE);
     let floor = ratio(policy.growth_floor);

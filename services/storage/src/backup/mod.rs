@@ -177,7 +177,7 @@ pub async fn check(input: &mut (dyn AsyncBufRead + Unpin + Send)) -> Result<Summ
                     Some("events") => drop(event_line(line, row)?),
                     Some("exchange_rates") => drop(rate_line(line, row)?),
                     Some("organizers") => drop(organizer_line(line, row)?),
-                    Some("audit_log") => chain.check(&audit_line(line, row)?),
+                    Some("audit_log") => chain.check(line, &audit_line(line, row)?)?,
                     _ => drop(ledger_line(line, row, &mut next_position)?),
                 }
             }
@@ -200,13 +200,29 @@ struct Chain {
 }
 
 impl Chain {
-    fn check(&mut self, entry: &crate::AuditEntry) {
+    /// Takes the next entry (of the file's `line`): positions only increase (a break in the
+    /// chain is kept as evidence; entries out of order would leave the restored head behind
+    /// an entry, and every later admin write would collide with it).
+    fn check(&mut self, line: u64, entry: &crate::AuditEntry) -> Result<(), BackupError> {
+        if let Some((last, _)) = &self.last
+            && entry.position <= *last
+        {
+            return Err(bad_row(
+                line,
+                "audit_log",
+                format!(
+                    "position {} after {last}: positions only increase",
+                    entry.position
+                ),
+            ));
+        }
         if self.first_break.is_none()
             && let Err(why) = self.check.check(entry)
         {
             self.first_break = Some((entry.position, why));
         }
         self.last = Some((entry.position, entry.sha256.clone()));
+        Ok(())
     }
 }
 
@@ -465,7 +481,7 @@ where
         let mut rows = sqlx::query_as::<_, AuditRow>(AUDIT_LOG).fetch(&mut *tx);
         while let Some(row) = rows.try_next().await? {
             let e = row.into_entry()?;
-            chain.check(&e);
+            chain.check(0, &e)?;
             w.row(&(
                 e.position,
                 e.at.0,
@@ -516,10 +532,6 @@ where
         let mut write = self.begin_write().await?;
         let result = async {
             sqlx::query_scalar::<_, i64>(B::LOCK_HEAD)
-                .fetch_one(&mut *write.tx)
-                .await?;
-            // Admin changes (each appends to the audit log) wait for the restore too.
-            sqlx::query_as::<_, (i64, String)>(B::LOCK_AUDIT)
                 .fetch_one(&mut *write.tx)
                 .await?;
             let known: i64 = sqlx::query_scalar(sql::LAST_MIGRATION)
@@ -614,7 +626,7 @@ where
                         }
                         Some("audit_log") => {
                             let e = audit_line(line, row)?;
-                            chain.check(&e);
+                            chain.check(line, &e)?;
                             sqlx::query(sql::INSERT_AUDIT)
                                 .bind(db_position(e.position)?)
                                 .bind(e.at.0)
@@ -646,6 +658,14 @@ where
                 .bind(db_position(head)?)
                 .execute(&mut *write.tx)
                 .await?;
+            // A leaderboard already running on this database reads the sites again.
+            sqlx::query(sql::BUMP_SITES_VERSION)
+                .execute(&mut *write.tx)
+                .await?;
+            // The audit head last, as every admin write takes it: no two writers lock the
+            // same rows in opposite orders. (An admin change committed during the restore
+            // takes audit position 1 first, and the restore then fails on it, restoring
+            // nothing.)
             if let Some((position, sha256)) = &chain.last {
                 sqlx::query(sql::MOVE_AUDIT_HEAD)
                     .bind(db_position(*position)?)
@@ -653,10 +673,6 @@ where
                     .execute(&mut *write.tx)
                     .await?;
             }
-            // A leaderboard already running on this database reads the sites again.
-            sqlx::query(sql::BUMP_SITES_VERSION)
-                .execute(&mut *write.tx)
-                .await?;
             // Only a file read to its checked trailer commits.
             let mut summary = reader.finish()?;
             summary.audit_break = chain.first_break;
