@@ -61,6 +61,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     const LOCK_STATE: &'static str;
     /// Announces a new applied position (`$1`, decimal text) on commit, where the database can.
     const NOTIFY_APPLIED: Option<&'static str>;
+    /// Whether the database has sqlx's migrations table (a boolean).
+    const MIGRATED: &'static str;
 
     /// The pool.
     fn pool(&self) -> &Pool<Self::Db>;

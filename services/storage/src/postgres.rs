@@ -97,22 +97,6 @@ impl PgStore {
         Self::migrator_until(i64::MAX)
     }
 
-    /// Refuses a database migrated past the last migration this build has
-    /// ([`StorageError::NewerSchema`]), before anything is applied to it.
-    async fn refuse_newer_schema(&self) -> Result<()> {
-        let migrated: bool =
-            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-                .fetch_one(&self.pool)
-                .await?;
-        if !migrated {
-            return Ok(());
-        }
-        let found: i64 = sqlx::query_scalar(crate::sql::LAST_MIGRATION)
-            .fetch_one(&self.pool)
-            .await?;
-        crate::shared::refuse_newer_schema("postgres", found, &Self::migrator())
-    }
-
     /// The migrations up to `version`.
     fn migrator_until(version: i64) -> Migrator {
         let all = vec![
@@ -221,6 +205,7 @@ impl Backend for PgStore {
     const LOCK_STATE: &'static str =
         "SELECT applied_position FROM aggregator_state WHERE id = 1 FOR UPDATE";
     const NOTIFY_APPLIED: Option<&'static str> = Some("SELECT pg_notify('saleboard_applied', $1)");
+    const MIGRATED: &'static str = "SELECT to_regclass('_sqlx_migrations') IS NOT NULL";
 
     fn pool(&self) -> &PgPool {
         &self.pool
@@ -510,7 +495,7 @@ struct HourlyColumns<'a> {
 #[async_trait]
 impl Store for PgStore {
     async fn migrate(&self) -> Result<()> {
-        self.refuse_newer_schema().await?;
+        crate::shared::refuse_newer_schema(self, "postgres", &Self::migrator()).await?;
         Self::migrator().run(&self.pool).await?;
         Ok(())
     }

@@ -714,16 +714,35 @@ where
     Ok(())
 }
 
-/// Refuses a database whose last applied migration (`found`) is past the last one of
-/// `migrator` (this build's): an older release must not run on a newer schema.
-pub(crate) fn refuse_newer_schema(
+/// Refuses a database migrated past the last migration of `migrator` (this build's), before
+/// anything is applied to it ([`StorageError::NewerSchema`], naming both versions): an older
+/// release must not run on a newer schema. A database without migrations passes.
+pub(crate) async fn refuse_newer_schema<B>(
+    store: &B,
     backend: &'static str,
-    found: i64,
     migrator: &sqlx::migrate::Migrator,
-) -> crate::Result<()> {
+) -> Result<()>
+where
+    B: Backend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    <B::Db as Database>::Arguments: IntoArguments<B::Db>,
+    for<'q> i64: Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> bool: Decode<'q, B::Db> + Type<B::Db>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+{
+    let mut conn = store.pool().acquire().await?;
+    let migrated: bool = sqlx::query_scalar(B::MIGRATED)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !migrated {
+        return Ok(());
+    }
+    let found: i64 = sqlx::query_scalar(sql::LAST_MIGRATION)
+        .fetch_one(&mut *conn)
+        .await?;
     let known = migrator.iter().map(|m| m.version).max().unwrap_or_default();
     if found > known {
-        return Err(crate::StorageError::NewerSchema {
+        return Err(StorageError::NewerSchema {
             backend,
             found,
             known,

@@ -127,21 +127,6 @@ impl SqliteStore {
         Self::migrator_until(i64::MAX)
     }
 
-    /// Refuses a database migrated past the last migration this build has
-    /// ([`StorageError::NewerSchema`]), before anything is applied to it.
-    async fn refuse_newer_schema(&self) -> Result<()> {
-        let migrated: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')")
-            .fetch_one(&self.pool)
-            .await?;
-        if !migrated {
-            return Ok(());
-        }
-        let found: i64 = sqlx::query_scalar(crate::sql::LAST_MIGRATION)
-            .fetch_one(&self.pool)
-            .await?;
-        crate::shared::refuse_newer_schema("sqlite", found, &Self::migrator())
-    }
-
     /// The migrations up to `version`.
     fn migrator_until(version: i64) -> Migrator {
         let all = vec![
@@ -242,6 +227,8 @@ impl Backend for SqliteStore {
     const LOCK_AUDIT: &'static str = "SELECT position, sha256 FROM audit_head WHERE id = 1";
     const LOCK_STATE: &'static str = "SELECT applied_position FROM aggregator_state WHERE id = 1";
     const NOTIFY_APPLIED: Option<&'static str> = None;
+    const MIGRATED: &'static str = "SELECT EXISTS (SELECT 1 FROM sqlite_master \
+        WHERE type = 'table' AND name = '_sqlx_migrations')";
 
     fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -456,7 +443,7 @@ fn pairs_json(pairs: &[(String, String)]) -> String {
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
-        self.refuse_newer_schema().await?;
+        crate::shared::refuse_newer_schema(self, "sqlite", &Self::migrator()).await?;
         // Several processes may start at once on one file and race to apply the same
         // migration; the loser sees it applied on its next try.
         let mut attempt = 0;
