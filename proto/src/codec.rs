@@ -204,6 +204,12 @@ no_limit!(
     RevokeOrganizerRequest,
     ListAuditLogRequest,
     ListAuditLogResponse,
+    SetSiteHoldRequest,
+    AdminAction,
+    ApproveActionRequest,
+    RejectActionRequest,
+    ListActionsRequest,
+    ListActionsResponse,
 );
 
 #[cfg(test)]

@@ -2,13 +2,16 @@
 
 use std::sync::Arc;
 
+use saleboard_domain::action::{ActionKind, ActionRefusal, ActionState};
 use saleboard_domain::event::EventChangeError;
 use saleboard_domain::resolve::Decision;
 use saleboard_domain::{
     Currency, Event, Kind, PushedKind, Rate, Reason, SiteId, TransactionId, TransactionInput,
     UnixNanos,
 };
-use saleboard_storage::{Audit, AuditCall, Candidate, StorageError, Store};
+use saleboard_storage::{
+    ActionDecision, ActionRecord, Audit, AuditCall, Candidate, StorageError, Store,
+};
 use saleboard_tests::{Backend, TestDb, backend_tests};
 use sqlx::Connection as _;
 
@@ -1086,7 +1089,228 @@ async fn concurrent_admin_writes_chain_their_entries(backend: Backend) {
     assert_eq!(page[0].organizer, "org-5");
 }
 
+/// A pending action of `kind` on `site` in the test event, proposed by `by`.
+fn proposal(id: &str, kind: ActionKind, site_id: &str, by: &str) -> ActionRecord {
+    ActionRecord {
+        action_id: id.into(),
+        kind,
+        state: ActionState::Pending,
+        event_id: "test".into(),
+        site_id: site(site_id),
+        reason: "refunds after the window".into(),
+        proposed_by: by.into(),
+        proposed_at: UnixNanos(10),
+        decided_by: None,
+        decided_at: None,
+        decision_note: String::new(),
+    }
+}
+
+/// Four eyes in storage: a proposal is pending and changes nothing; its proposer cannot decide
+/// it; another organizer's approval holds the site (read with the sites by the board, which
+/// reads them again because the version moved); a decision is final; one pending action per
+/// site; a release puts the site back; unknown sites, events and actions are named.
+async fn actions_hold_and_release_with_four_eyes(backend: Backend) {
+    let Some((_db, store)) = open(backend).await else {
+        return;
+    };
+    let decide = |id: &'static str, approve: bool, by: &'static str| ActionDecision {
+        action_id: id,
+        approve,
+        organizer: by,
+        note: "checked",
+        at: UnixNanos(20),
+    };
+    let before = store.read_board(Some("test"), None).await.expect("board");
+    assert_eq!(before.held, Some(Vec::new()));
+
+    let hold = store
+        .propose_action(
+            &proposal("act-1", ActionKind::Hold, "a", "ana"),
+            ok(&call()),
+        )
+        .await
+        .expect("proposed");
+    assert_eq!(hold.state, ActionState::Pending);
+    assert_eq!(hold.decided_by, None);
+    assert!(store.held_sites("test").await.expect("held").is_empty());
+    // One pending action per site, of either kind.
+    let again = store
+        .propose_action(
+            &proposal("act-2", ActionKind::Hold, "a", "budi"),
+            ok(&call()),
+        )
+        .await;
+    assert!(
+        matches!(again, Err(StorageError::Action(ActionRefusal::Pending { ref action_id, .. })) if action_id == "act-1"),
+        "{again:?}"
+    );
+    // Nothing to release.
+    let release = store
+        .propose_action(
+            &proposal("act-3", ActionKind::Release, "b", "ana"),
+            ok(&call()),
+        )
+        .await;
+    assert!(
+        matches!(
+            release,
+            Err(StorageError::Action(ActionRefusal::AlreadySo {
+                held: false,
+                ..
+            }))
+        ),
+        "{release:?}"
+    );
+    for (bad, what) in [
+        (proposal("act-4", ActionKind::Hold, "nobody", "ana"), "site"),
+        (
+            ActionRecord {
+                event_id: "no-such-event".into(),
+                ..proposal("act-5", ActionKind::Hold, "b", "ana")
+            },
+            "event",
+        ),
+    ] {
+        let refused = store.propose_action(&bad, ok(&call())).await;
+        assert!(
+            matches!(refused, Err(StorageError::NotFound { what: w, .. }) if w == what),
+            "{refused:?}"
+        );
+    }
+
+    // The proposer cannot decide it: nothing changes.
+    let own = store
+        .decide_action(&decide("act-1", true, "ana"), ok(&call()))
+        .await;
+    assert!(
+        matches!(own, Err(StorageError::Action(ref r)) if r.is_permission()),
+        "{own:?}"
+    );
+    assert!(store.held_sites("test").await.expect("held").is_empty());
+    let missing = store
+        .decide_action(&decide("act-404", true, "budi"), ok(&call()))
+        .await;
+    assert!(
+        matches!(missing, Err(StorageError::NotFound { what: "action", .. })),
+        "{missing:?}"
+    );
+
+    let cursor_data = store.read_board(Some("test"), None).await.expect("board");
+    let applied = store
+        .decide_action(&decide("act-1", true, "budi"), ok(&call()))
+        .await
+        .expect("approved");
+    assert_eq!(applied.state, ActionState::Applied);
+    assert_eq!(applied.decided_by.as_deref(), Some("budi"));
+    assert_eq!(applied.decided_at, Some(UnixNanos(20)));
+    assert_eq!(
+        store.held_sites("test").await.expect("held"),
+        vec![site("a")]
+    );
+    // The sites' version moved: a board read with the last cursor reads sites and holds again.
+    let sites = cursor_data.sites.clone().expect("sites");
+    let totals = saleboard_storage::EventTotals::new();
+    let after = store
+        .read_board(
+            Some("test"),
+            Some(saleboard_storage::BoardCursor {
+                event_id: "test",
+                applied: cursor_data.applied,
+                breakdown_applied: cursor_data.segments.applied,
+                sites_version: cursor_data.sites_version,
+                sites: &sites,
+                totals: &totals,
+                disabled_origins: &[],
+            }),
+        )
+        .await
+        .expect("board");
+    assert_eq!(after.held, Some(vec![site("a")]));
+    // A decision is final, whoever asks.
+    for who in ["budi", "ana", "citra"] {
+        let twice = store
+            .decide_action(&decide("act-1", false, who), ok(&call()))
+            .await;
+        assert!(
+            matches!(
+                twice,
+                Err(StorageError::Action(ActionRefusal::Decided {
+                    state: ActionState::Applied,
+                    ..
+                }))
+            ),
+            "{twice:?}"
+        );
+    }
+    // Held already: a second hold is refused; a release is proposed, rejected, then approved.
+    let held_again = store
+        .propose_action(
+            &proposal("act-6", ActionKind::Hold, "a", "citra"),
+            ok(&call()),
+        )
+        .await;
+    assert!(
+        matches!(
+            held_again,
+            Err(StorageError::Action(ActionRefusal::AlreadySo {
+                held: true,
+                ..
+            }))
+        ),
+        "{held_again:?}"
+    );
+    store
+        .propose_action(
+            &proposal("act-7", ActionKind::Release, "a", "citra"),
+            ok(&call()),
+        )
+        .await
+        .expect("release proposed");
+    let rejected = store
+        .decide_action(&decide("act-7", false, "ana"), ok(&call()))
+        .await
+        .expect("rejected");
+    assert_eq!(rejected.state, ActionState::Rejected);
+    assert_eq!(rejected.decision_note, "checked");
+    assert_eq!(
+        store.held_sites("test").await.expect("held"),
+        vec![site("a")]
+    );
+    store
+        .propose_action(
+            &proposal("act-8", ActionKind::Release, "a", "citra"),
+            ok(&call()),
+        )
+        .await
+        .expect("release proposed again");
+    store
+        .decide_action(&decide("act-8", true, "ana"), ok(&call()))
+        .await
+        .expect("released");
+    assert!(store.held_sites("test").await.expect("held").is_empty());
+
+    let all = store.list_actions(None, None).await.expect("actions");
+    let ids: Vec<&str> = all.iter().map(|a| a.action_id.as_str()).collect();
+    // Newest first (equal times: by id, descending).
+    assert_eq!(ids, ["act-8", "act-7", "act-1"]);
+    let rejected_only = store
+        .list_actions(Some("test"), Some(ActionState::Rejected))
+        .await
+        .expect("rejected");
+    assert_eq!(rejected_only.len(), 1);
+    assert_eq!(rejected_only[0].action_id, "act-7");
+    assert!(
+        store
+            .list_actions(Some("other"), None)
+            .await
+            .expect("none")
+            .is_empty()
+    );
+}
+
 backend_tests!(
+    actions_hold_and_release_with_four_eyes,
     concurrent_admin_writes_chain_their_entries,
     sites_and_keys,
     event_and_rates,

@@ -123,6 +123,7 @@ fn bench(c: &mut Criterion) {
                     )
                 })
                 .collect(),
+            held: false,
         })
         .collect();
     let rates: BTreeMap<Currency, Rate> = [

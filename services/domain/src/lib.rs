@@ -2,6 +2,7 @@
 //! async, so they can be tested exhaustively and shared by every service.
 //!
 //! Layout:
+//! - [`action`]: organizers' holds and releases, and the four-eyes rule that decides them.
 //! - [`audit`]: organizers' names and the audit log's hash chain (canonical bytes, verification).
 //! - [`ids`]: `SiteId`, `TransactionId`, `StoreId` and their parsing rules.
 //! - [`currency`]: ISO 4217 currencies with a defined minor-unit exponent.
@@ -14,6 +15,7 @@
 //! - [`totals`]: totals per site and currency (and hour), with checked sums.
 //! - [`ranking`]: conversion into the reporting currency and the national ranking.
 
+pub mod action;
 pub mod audit;
 pub mod comparison;
 pub mod currency;

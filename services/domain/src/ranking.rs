@@ -60,6 +60,8 @@ pub struct SiteFigures {
     pub display_name: String,
     /// Its totals per currency (absent currencies: nothing sold).
     pub totals: BTreeMap<Currency, CurrencyTotals>,
+    /// Held by the organizers: counted in the national figure, left out of the ranking.
+    pub held: bool,
 }
 
 /// One line of the ranking.
@@ -137,7 +139,8 @@ fn site_net(
     (Err(culprits), unconverted)
 }
 
-/// The ranking of every site, and the national net in the reporting currency.
+/// The ranking of every site but the held ones, and the national net in the reporting
+/// currency (of every site, the held ones included).
 #[must_use]
 pub fn rank(
     sites: Vec<SiteFigures>,
@@ -162,6 +165,10 @@ pub fn rank(
             }
             Err(currencies) => (0, currencies),
         };
+        if site.held {
+            // In the national figure (above), not ranked: the sites after it move up.
+            continue;
+        }
         entries.push(RankedEntry {
             rank: 0,
             site_id: site.site_id,
@@ -387,7 +394,25 @@ mod tests {
             site_id: SiteId::parse(id).expect("site"),
             display_name: id.to_uppercase(),
             totals: totals.iter().map(|(c, n)| (cur(c), net(*n))).collect(),
+            held: false,
         }
+    }
+
+    #[test]
+    fn a_held_site_counts_in_the_national_figure_and_leaves_the_ranking() {
+        let idr = cur("IDR");
+        let mut held = site("b", &[("IDR", 500)]);
+        held.held = true;
+        let sites = vec![site("a", &[("IDR", 900)]), held, site("c", &[("IDR", 100)])];
+        let r = rank(sites, &BTreeMap::new(), idr);
+        assert_eq!(r.national_net_reporting_minor, 1_500);
+        let ranks: Vec<(&str, u32)> = r
+            .entries
+            .iter()
+            .map(|e| (e.site_id.as_str(), e.rank))
+            .collect();
+        // c moves up to second: ranks are over the ranked sites.
+        assert_eq!(ranks, [("a", 1), ("c", 2)]);
     }
 
     #[test]
@@ -740,6 +765,7 @@ mod properties {
                         site_id: SiteId::parse(&format!("s{i:02}")).expect("site"),
                         display_name: String::new(),
                         totals: BTreeMap::from([(idr, CurrencyTotals { sale_count: 1, gross_minor: gross, ..CurrencyTotals::default() })]),
+                        held: false,
                     }
                 })
                 .collect();

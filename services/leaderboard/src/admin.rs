@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use saleboard_domain::action::{ActionKind, ActionState, MAX_REASON};
 use saleboard_domain::audit::{BOOTSTRAP, OrganizerName};
 use saleboard_domain::event::EventError;
 use saleboard_domain::page::PageToken;
@@ -18,18 +19,21 @@ use saleboard_proto::Timestamp;
 use saleboard_proto::json::JsonMessage;
 use saleboard_proto::v1::admin_service_server::AdminService as AdminApi;
 use saleboard_proto::v1::{
-    ApiKey, AuditEntry as AuditEntryMsg, CreateApiKeyRequest, CreateOrganizerRequest,
-    CreateSiteRequest, Event as EventMsg, ExchangeRate, GetEventRequest, ListApiKeysRequest,
-    ListApiKeysResponse, ListAuditLogRequest, ListAuditLogResponse, ListEventsRequest,
-    ListEventsResponse, ListExchangeRatesRequest, ListExchangeRatesResponse, ListOrganizersRequest,
-    ListOrganizersResponse, ListSitesRequest, ListSitesResponse, Organizer as OrganizerMsg,
-    RevokeApiKeyRequest, RevokeApiKeyResponse, RevokeOrganizerRequest, SetExchangeRatesRequest,
-    SetExchangeRatesResponse, SetSiteEnabledRequest, Site,
+    ActionKind as ActionKindMsg, ActionState as ActionStateMsg, AdminAction, ApiKey,
+    ApproveActionRequest, AuditEntry as AuditEntryMsg, CreateApiKeyRequest, CreateOrganizerRequest,
+    CreateSiteRequest, Event as EventMsg, ExchangeRate, GetEventRequest, ListActionsRequest,
+    ListActionsResponse, ListApiKeysRequest, ListApiKeysResponse, ListAuditLogRequest,
+    ListAuditLogResponse, ListEventsRequest, ListEventsResponse, ListExchangeRatesRequest,
+    ListExchangeRatesResponse, ListOrganizersRequest, ListOrganizersResponse, ListSitesRequest,
+    ListSitesResponse, Organizer as OrganizerMsg, RejectActionRequest, RevokeApiKeyRequest,
+    RevokeApiKeyResponse, RevokeOrganizerRequest, SetExchangeRatesRequest,
+    SetExchangeRatesResponse, SetSiteEnabledRequest, SetSiteHoldRequest, Site,
 };
-use saleboard_runtime::auth::{Organizer, new_api_key, new_organizer_secret};
+use saleboard_runtime::auth::{Organizer, new_action_id, new_api_key, new_organizer_secret};
 use saleboard_runtime::status::{code_name, from_storage, invalid_field};
 use saleboard_storage::{
-    ApiKeyRecord, Audit, AuditCall, AuditEntry, AuditQuery, OrganizerRecord, SiteRecord, Store,
+    ActionDecision, ActionRecord, ApiKeyRecord, Audit, AuditCall, AuditEntry, AuditQuery,
+    OrganizerRecord, SiteRecord, Store,
 };
 use tonic::{Request, Response, Status};
 
@@ -272,6 +276,50 @@ fn rate_msgs(rates: Vec<(Currency, Rate)>) -> Vec<ExchangeRate> {
             rate: r.to_string(),
         })
         .collect()
+}
+
+/// An action as the contract states it.
+fn action_msg(a: ActionRecord) -> AdminAction {
+    let (approved_by, rejected_by) = match (a.state, a.decided_by) {
+        (ActionState::Applied, Some(by)) => (by, String::new()),
+        (ActionState::Rejected, Some(by)) => (String::new(), by),
+        _ => (String::new(), String::new()),
+    };
+    AdminAction {
+        action_id: a.action_id,
+        kind: match a.kind {
+            ActionKind::Hold => ActionKindMsg::Hold,
+            ActionKind::Release => ActionKindMsg::Release,
+        }
+        .into(),
+        state: match a.state {
+            ActionState::Pending => ActionStateMsg::Pending,
+            ActionState::Applied => ActionStateMsg::Applied,
+            ActionState::Rejected => ActionStateMsg::Rejected,
+        }
+        .into(),
+        proposed_by: a.proposed_by,
+        approved_by,
+        reason: a.reason,
+        event_id: a.event_id,
+        site_id: a.site_id.to_string(),
+        proposed_at: Some(timestamp(a.proposed_at)),
+        decided_at: a.decided_at.map(timestamp),
+        rejected_by,
+        decision_note: a.decision_note,
+    }
+}
+
+/// A reason or note of at most [`MAX_REASON`] characters.
+fn bounded_text(field: &str, text: &str) -> Result<(), Status> {
+    let n = text.chars().count();
+    if n > MAX_REASON {
+        return Err(invalid_field(
+            field,
+            format!("is {n} characters; at most {MAX_REASON}"),
+        ));
+    }
+    Ok(())
 }
 
 fn site_id(field: &str, value: &str) -> Result<SiteId, Status> {
@@ -542,6 +590,110 @@ impl AdminService {
         tracing::info!(name = %name, organizer = %call.organizer, "organizer revoked");
         Ok(organizer_msg(record, String::new()))
     }
+
+    async fn set_site_hold_in(
+        &self,
+        call: &AuditCall,
+        req: SetSiteHoldRequest,
+    ) -> Result<AdminAction, Status> {
+        let site = site_id("site_id", &req.site_id)?;
+        let reason = req.reason.trim();
+        if reason.is_empty() {
+            return Err(invalid_field(
+                "reason",
+                "is required: say why (the approving organizer reads it, and the audit log keeps it)",
+            ));
+        }
+        bounded_text("reason", reason)?;
+        let events = self.store.events().await.map_err(|e| from_storage(&e))?;
+        let event = find_event(&events, &req.event_id, call.at, || {
+            Status::failed_precondition(
+                "no event is configured; a hold belongs to an event: call SetEvent first",
+            )
+        })?;
+        let action_id = new_action_id().map_err(|e| {
+            tracing::error!(error = %e, "no randomness for a new action id");
+            Status::internal("cannot generate an action id right now")
+        })?;
+        let proposal = ActionRecord {
+            action_id,
+            kind: ActionKind::for_held(req.held),
+            state: ActionState::Pending,
+            event_id: event.event_id.clone(),
+            site_id: site,
+            reason: reason.to_owned(),
+            proposed_by: call.organizer.clone(),
+            proposed_at: call.at,
+            decided_by: None,
+            decided_at: None,
+            decision_note: String::new(),
+        };
+        let outcome = |r: &ActionRecord| ok_outcome(&action_msg(r.clone()));
+        let record = self
+            .store
+            .propose_action(&proposal, Audit::new(call, &outcome))
+            .await
+            .map_err(|e| from_storage(&e))?;
+        tracing::info!(
+            action = %record.action_id,
+            kind = record.kind.as_str(),
+            site = %record.site_id,
+            event = %record.event_id,
+            organizer = %call.organizer,
+            "action proposed; another organizer must approve it"
+        );
+        Ok(action_msg(record))
+    }
+
+    async fn decide_action_in(
+        &self,
+        call: &AuditCall,
+        action_id: &str,
+        approve: bool,
+        note: &str,
+    ) -> Result<AdminAction, Status> {
+        if action_id.is_empty() {
+            return Err(invalid_field("action_id", "must not be empty"));
+        }
+        let note = note.trim();
+        bounded_text("reason", note)?;
+        let decision = ActionDecision {
+            action_id,
+            approve,
+            organizer: &call.organizer,
+            note,
+            at: call.at,
+        };
+        let outcome = |r: &ActionRecord| ok_outcome(&action_msg(r.clone()));
+        let record = self
+            .store
+            .decide_action(&decision, Audit::new(call, &outcome))
+            .await
+            .map_err(|e| from_storage(&e))?;
+        tracing::info!(
+            action = %record.action_id,
+            state = %record.state,
+            site = %record.site_id,
+            event = %record.event_id,
+            organizer = %call.organizer,
+            "action decided"
+        );
+        if approve {
+            self.changes.record(
+                if record.kind.holds() {
+                    "site held"
+                } else {
+                    "site released"
+                },
+                &format!(
+                    "{} in {} by {}",
+                    record.site_id, record.event_id, call.organizer
+                ),
+            );
+            self.refresh_board().await;
+        }
+        Ok(action_msg(record))
+    }
 }
 
 /// Names a read's organizer (from the auth layer) in the call's span; changes do it in
@@ -801,6 +953,66 @@ impl AdminApi for AdminService {
         Ok(Response::new(ListAuditLogResponse {
             entries: entries.into_iter().map(entry_msg).collect(),
             next_page_token,
+        }))
+    }
+
+    async fn set_site_hold(
+        &self,
+        request: Request<SetSiteHoldRequest>,
+    ) -> Result<Response<AdminAction>, Status> {
+        let call = Self::call(&request, "SetSiteHold")?;
+        let result = self.set_site_hold_in(&call, request.into_inner()).await;
+        self.finish(&call, result.map(Response::new)).await
+    }
+
+    async fn approve_action(
+        &self,
+        request: Request<ApproveActionRequest>,
+    ) -> Result<Response<AdminAction>, Status> {
+        let call = Self::call(&request, "ApproveAction")?;
+        let req = request.into_inner();
+        let result = self.decide_action_in(&call, &req.action_id, true, "").await;
+        self.finish(&call, result.map(Response::new)).await
+    }
+
+    async fn reject_action(
+        &self,
+        request: Request<RejectActionRequest>,
+    ) -> Result<Response<AdminAction>, Status> {
+        let call = Self::call(&request, "RejectAction")?;
+        let req = request.into_inner();
+        let result = self
+            .decide_action_in(&call, &req.action_id, false, &req.reason)
+            .await;
+        self.finish(&call, result.map(Response::new)).await
+    }
+
+    async fn list_actions(
+        &self,
+        request: Request<ListActionsRequest>,
+    ) -> Result<Response<ListActionsResponse>, Status> {
+        attribute(&request);
+        let req = request.into_inner();
+        let state = match ActionStateMsg::try_from(req.state) {
+            Ok(ActionStateMsg::Unspecified) => None,
+            Ok(ActionStateMsg::Pending) => Some(ActionState::Pending),
+            Ok(ActionStateMsg::Applied) => Some(ActionState::Applied),
+            Ok(ActionStateMsg::Rejected) => Some(ActionState::Rejected),
+            Err(_) => {
+                return Err(invalid_field(
+                    "state",
+                    format!("{} is not an ActionState", req.state),
+                ));
+            }
+        };
+        let event = (!req.event_id.is_empty()).then_some(req.event_id.as_str());
+        let actions = self
+            .store
+            .list_actions(event, state)
+            .await
+            .map_err(|e| from_storage(&e))?;
+        Ok(Response::new(ListActionsResponse {
+            actions: actions.into_iter().map(action_msg).collect(),
         }))
     }
 }

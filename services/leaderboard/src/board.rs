@@ -73,6 +73,8 @@ struct Held {
     /// The version of the sites table at the read, and every site.
     sites_version: u64,
     sites: Vec<saleboard_storage::SiteRecord>,
+    /// The sites held in the event (read with the sites).
+    holds: Vec<saleboard_domain::SiteId>,
     /// Every total of the event, by site and currency.
     totals: EventTotals,
     /// National rows, every site.
@@ -343,10 +345,18 @@ impl Board {
         let ((_, disabled), (_, disabled_hours)) = disabled_after(None, &mut data.segments);
         // Read without a cursor: every site and every total.
         let sites = data.sites.take().unwrap_or_default();
+        let holds = data.held.take().unwrap_or_default();
         let mut totals = EventTotals::new();
         merge_totals(&mut totals, true, std::mem::take(&mut data.totals));
-        let mut figures =
-            Figures::build(data, &sites, &totals, &segments, &disabled, &disabled_hours);
+        let mut figures = Figures::build(
+            data,
+            &sites,
+            &totals,
+            &segments,
+            &disabled,
+            &disabled_hours,
+            &holds,
+        );
         figures.comparison = comparison;
         if closed {
             // A final result lists the sites that took part, not every site registered since.
@@ -682,10 +692,18 @@ impl Board {
             .store
             .read_board(None, held.as_ref().map(Held::cursor))
             .await?;
-        let (mut sites, mut totals) = held
+        let (mut sites, mut totals, held_holds) = held
             .as_mut()
-            .map(|h| (std::mem::take(&mut h.sites), std::mem::take(&mut h.totals)))
+            .map(|h| {
+                (
+                    std::mem::take(&mut h.sites),
+                    std::mem::take(&mut h.totals),
+                    std::mem::take(&mut h.holds),
+                )
+            })
             .unwrap_or_default();
+        // Read with the sites (a hold moves their version), else as held.
+        let holds = data.held.take().unwrap_or(held_holds);
         let sites_changed = match data.sites.take() {
             Some(read) => {
                 let summary: Vec<_> = read
@@ -745,6 +763,7 @@ impl Board {
             &national,
             &disabled_sum,
             &disabled_hours_sum,
+            &holds,
         );
         figures.comparison = comparison;
         *self
@@ -756,6 +775,7 @@ impl Board {
             breakdown_applied,
             sites_version,
             sites,
+            holds,
             totals,
             national,
             disabled_origins,

@@ -223,6 +223,9 @@ pub struct Figures {
     pub sites: Arc<Vec<SiteRecord>>,
     /// Every site's totals in the event, by site and currency (disabled sites' included).
     pub totals: Arc<EventTotals>,
+    /// The sites held in the event (enabled ones: a disabled site is out of every figure), by
+    /// id: in the national figures, not in `entries`.
+    pub holds: Vec<saleboard_domain::SiteId>,
 }
 
 /// An event compared with a baseline event.
@@ -319,6 +322,7 @@ impl Figures {
         segments: &Arc<SegmentMap>,
         disabled: &SegmentMap,
         disabled_hours: &Hours,
+        holds: &[saleboard_domain::SiteId],
     ) -> Self {
         // A disabled site leaves the board and the national figures (its totals stay stored).
         let enabled: Vec<&SiteRecord> = sites.iter().filter(|s| s.disabled_at.is_none()).collect();
@@ -339,6 +343,7 @@ impl Figures {
                         totals: totals.get(&s.site_id).cloned().unwrap_or_default(),
                         site_id: s.site_id.clone(),
                         display_name: s.display_name.clone(),
+                        held: holds.contains(&s.site_id),
                     })
                     .collect();
                 let rates = data.rates.into_iter().collect();
@@ -379,6 +384,11 @@ impl Figures {
             comparison: None,
             sites: Arc::new(sites.to_vec()),
             totals: Arc::new(totals.clone()),
+            holds: enabled
+                .iter()
+                .filter(|s| holds.contains(&s.site_id))
+                .map(|s| s.site_id.clone())
+                .collect(),
         }
     }
 
@@ -406,6 +416,7 @@ mod tests {
     /// The figures of a full read.
     fn build(mut data: BoardData) -> Figures {
         let sites = data.sites.take().expect("a full read's sites");
+        let data_holds = data.held.take().unwrap_or_default();
         let mut totals = EventTotals::new();
         merge_totals(&mut totals, true, std::mem::take(&mut data.totals));
         Figures::build(
@@ -415,6 +426,7 @@ mod tests {
             &Arc::default(),
             &SegmentMap::new(),
             &Hours::new(),
+            &data_holds,
         )
     }
 

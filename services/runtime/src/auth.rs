@@ -492,6 +492,14 @@ pub fn new_organizer_secret() -> Result<(String, String), getrandom::Error> {
     Ok((secret, hash))
 }
 
+/// Generates an organizer action's id: `act-` + 32 hex digits (128 bits).
+///
+/// # Errors
+/// When the operating system has no randomness to give.
+pub fn new_action_id() -> Result<String, getrandom::Error> {
+    random_secret("act-", 16)
+}
+
 /// Generates a key: id `key_` + 16 hex digits, secret `sbk_` + 64 hex digits (256 bits).
 ///
 /// # Errors

@@ -25,7 +25,8 @@ pub fn from_storage(err: &StorageError) -> Status {
     match err {
         StorageError::AlreadyExists { .. }
         | StorageError::NotFound { .. }
-        | StorageError::EventChange(_) => {}
+        | StorageError::EventChange(_)
+        | StorageError::Action(_) => {}
         StorageError::Unavailable { cause, .. } => {
             tracing::debug!(error = %cause, "database unavailable");
         }
@@ -42,6 +43,10 @@ pub fn status_of(err: &StorageError) -> Status {
         StorageError::AlreadyExists { .. } => Status::already_exists(err.to_string()),
         StorageError::NotFound { .. } => Status::not_found(err.to_string()),
         StorageError::EventChange(why) => Status::failed_precondition(why.to_string()),
+        StorageError::Action(why) if why.is_permission() => {
+            Status::permission_denied(why.to_string())
+        }
+        StorageError::Action(why) => Status::failed_precondition(why.to_string()),
         // Says which fault (the client's operator may see it), never the driver's text.
         StorageError::Unavailable { fault, .. } => {
             Status::unavailable(format!("{}; retry later", fault.describe()))

@@ -57,6 +57,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// taken last in every admin write, so entries are numbered in commit order and no two
     /// writes lock in opposite orders.
     const LOCK_AUDIT: &'static str;
+    /// Reads a site's row inside a write, locking it until commit (an organizer's action on
+    /// the site is proposed or decided under it); no row for an unknown site.
+    const LOCK_SITE: &'static str;
     /// Reads the applied position inside a write, locking it until commit.
     const LOCK_STATE: &'static str;
     /// Announces a new applied position (`$1`, decimal text) on commit, where the database can.

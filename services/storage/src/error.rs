@@ -37,6 +37,10 @@ pub enum StorageError {
     /// message says what and how to proceed.
     #[error(transparent)]
     EventChange(#[from] saleboard_domain::event::EventChangeError),
+    /// An organizer's action cannot be proposed or decided now (the site stands so already,
+    /// another action is pending, the action was decided, or its proposer tries to decide it).
+    #[error(transparent)]
+    Action(#[from] saleboard_domain::action::ActionRefusal),
     /// The URL names no supported database.
     #[error("unsupported database URL {0:?}: expected postgres://... or sqlite:PATH")]
     UnsupportedUrl(String),

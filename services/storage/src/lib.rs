@@ -48,10 +48,10 @@ use saleboard_domain::{Currency, Event, Events, Rate, SiteId, UnixNanos, resolve
 pub use backup::{BackupError, BackupStore};
 pub use error::{Fault, StorageError};
 pub use model::{
-    ActiveKey, AggregatorState, ApiKeyRecord, Audit, AuditCall, AuditQuery, BoardCursor, BoardData,
-    Candidate, EventTotals, HourRow, LedgerRow, OrganizerRecord, SegmentRead, SegmentRow,
-    SegmentSiteRow, SiteBreakdownData, SiteCurrencyTotals, SiteRecord, SiteTotalsData,
-    StoredTotals,
+    ActionDecision, ActionRecord, ActiveKey, AggregatorState, ApiKeyRecord, Audit, AuditCall,
+    AuditQuery, BoardCursor, BoardData, Candidate, EventTotals, HourRow, LedgerRow,
+    OrganizerRecord, SegmentRead, SegmentRow, SegmentSiteRow, SiteBreakdownData,
+    SiteCurrencyTotals, SiteRecord, SiteTotalsData, StoredTotals,
 };
 pub use saleboard_domain::audit::Entry as AuditEntry;
 pub use tx::ConnectionStats;
@@ -159,6 +159,33 @@ pub trait AdminStore: Send + Sync {
     /// The audit log's head: the last entry's position and sha256 (0 and
     /// [`saleboard_domain::audit::GENESIS`] for an empty log).
     async fn audit_head(&self) -> Result<(u64, String)>;
+    /// Stores `action` (pending, as [`saleboard_domain::action::check_proposal`] allows it
+    /// against the site's standing and pending action, read under the site's row lock).
+    /// [`StorageError::NotFound`] for an unknown site or event, [`StorageError::Action`] for
+    /// a refusal.
+    async fn propose_action(
+        &self,
+        action: &ActionRecord,
+        audit: Audit<'_, ActionRecord>,
+    ) -> Result<ActionRecord>;
+    /// Approves (and applies) or rejects a pending action, as
+    /// [`saleboard_domain::action::check_decision`] allows; an applied hold or release moves
+    /// the sites' version (the board reads them again). [`StorageError::NotFound`] for an
+    /// unknown action, [`StorageError::Action`] for a refusal.
+    async fn decide_action(
+        &self,
+        decision: &ActionDecision<'_>,
+        audit: Audit<'_, ActionRecord>,
+    ) -> Result<ActionRecord>;
+    /// Actions of one event (`None`: every event) in one state (`None`: every state), newest
+    /// first.
+    async fn list_actions(
+        &self,
+        event_id: Option<&str>,
+        state: Option<saleboard_domain::action::ActionState>,
+    ) -> Result<Vec<ActionRecord>>;
+    /// The sites held in an event, by id.
+    async fn held_sites(&self, event_id: &str) -> Result<Vec<SiteId>>;
 }
 
 /// The append-only ledger.

@@ -59,6 +59,49 @@ pub struct OrganizerRecord {
     pub revoked_at: Option<UnixNanos>,
 }
 
+/// An organizer's action on a site's standing in an event (see
+/// [`saleboard_domain::action`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRecord {
+    /// `act-` + 32 hex digits.
+    pub action_id: String,
+    /// What it does when approved.
+    pub kind: saleboard_domain::action::ActionKind,
+    /// Where it is in its life.
+    pub state: saleboard_domain::action::ActionState,
+    /// The event.
+    pub event_id: String,
+    /// The site.
+    pub site_id: SiteId,
+    /// Why, as proposed.
+    pub reason: String,
+    /// Who proposed it.
+    pub proposed_by: String,
+    /// When.
+    pub proposed_at: UnixNanos,
+    /// Who approved or rejected it (`None` while pending).
+    pub decided_by: Option<String>,
+    /// When (`None` while pending).
+    pub decided_at: Option<UnixNanos>,
+    /// The decider's note.
+    pub decision_note: String,
+}
+
+/// A decision on a pending action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionDecision<'a> {
+    /// The action.
+    pub action_id: &'a str,
+    /// Approve (apply it) or reject it.
+    pub approve: bool,
+    /// Who decides.
+    pub organizer: &'a str,
+    /// Their note (may be empty).
+    pub note: &'a str,
+    /// When.
+    pub at: UnixNanos,
+}
+
 /// An admin call as the audit log records it, but for its outcome and its place in the chain
 /// (which the write that records it decides).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,6 +323,9 @@ pub struct BoardData {
     /// Every site, by id; `None`: the cursor's (their version did not move). Always read
     /// without a cursor.
     pub sites: Option<Vec<SiteRecord>>,
+    /// The sites held in the event (off its ranking, in its national figures), by id; read
+    /// with `sites` (a hold moves the sites' version), `None` with them.
+    pub held: Option<Vec<SiteId>>,
     /// The event's per-currency totals: every one when `totals_full`, else only those changed
     /// since the cursor's position (merge them into the cursor's).
     pub totals: Vec<SiteCurrencyTotals>,

@@ -191,6 +191,13 @@ impl PgStore {
                 include_str!("../migrations/postgres/0013_organizers_audit.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                14,
+                "actions and holds".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0014_actions_holds.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -202,6 +209,7 @@ impl Backend for PgStore {
     const LOCK_HEAD: &'static str = "SELECT head FROM ledger_head WHERE id = 1 FOR UPDATE";
     const LOCK_AUDIT: &'static str =
         "SELECT position, sha256 FROM audit_head WHERE id = 1 FOR UPDATE";
+    const LOCK_SITE: &'static str = "SELECT site_id FROM sites WHERE site_id = $1 FOR UPDATE";
     const LOCK_STATE: &'static str =
         "SELECT applied_position FROM aggregator_state WHERE id = 1 FOR UPDATE";
     const NOTIFY_APPLIED: Option<&'static str> = Some("SELECT pg_notify('saleboard_applied', $1)");

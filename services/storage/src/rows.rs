@@ -12,6 +12,7 @@ use crate::model::{currency, site_id, to_u64, wide};
 use crate::{
     ActiveKey, AggregatorState, ApiKeyRecord, LedgerRow, Result, SiteRecord, StorageError,
 };
+use saleboard_domain::action::{ActionKind, ActionState};
 use saleboard_domain::event as domain_event;
 
 /// `sites`.
@@ -538,6 +539,46 @@ impl AuditRow {
             outcome: self.outcome,
             prev_sha256: self.prev_sha256,
             sha256: self.sha256,
+        })
+    }
+}
+
+/// `admin_actions`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ActionRow {
+    action_id: String,
+    kind: String,
+    state: String,
+    event_id: String,
+    site_id: String,
+    reason: String,
+    proposed_by: String,
+    proposed_at_ns: i64,
+    decided_by: Option<String>,
+    decided_at_ns: Option<i64>,
+    decision_note: String,
+}
+
+impl ActionRow {
+    pub(crate) fn into_record(self) -> Result<crate::ActionRecord> {
+        let corrupt = |detail: String| StorageError::Corrupt {
+            table: "admin_actions",
+            detail,
+        };
+        Ok(crate::ActionRecord {
+            kind: ActionKind::parse(&self.kind)
+                .ok_or_else(|| corrupt(format!("unknown kind {:?}", self.kind)))?,
+            state: ActionState::parse(&self.state)
+                .ok_or_else(|| corrupt(format!("unknown state {:?}", self.state)))?,
+            site_id: site_id("admin_actions", &self.site_id)?,
+            action_id: self.action_id,
+            event_id: self.event_id,
+            reason: self.reason,
+            proposed_by: self.proposed_by,
+            proposed_at: UnixNanos(self.proposed_at_ns),
+            decided_by: self.decided_by,
+            decided_at: self.decided_at_ns.map(UnixNanos),
+            decision_note: self.decision_note,
         })
     }
 }

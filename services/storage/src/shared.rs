@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
+use saleboard_domain::action::ActionState;
 use saleboard_domain::resolve::{Decision, LedgerState, Stored};
 use saleboard_domain::{Currency, Event, Events, Rate, SiteId, UnixNanos};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
@@ -12,10 +13,13 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type}
 use crate::backend::{Accepted, Backend};
 use crate::known::{Filter, KnownKeys};
 use crate::model::{db_position, to_u64};
-use crate::rows::{ActiveKeyRow, ApiKeyRow, AuditRow, EventRow, OrganizerRow, RateRow, SiteRow};
+use crate::rows::{
+    ActionRow, ActiveKeyRow, ApiKeyRow, AuditRow, EventRow, OrganizerRow, RateRow, SiteRow,
+};
 use crate::{
-    ActiveKey, AdminStore, ApiKeyRecord, Audit, AuditCall, AuditEntry, AuditQuery, Candidate,
-    LedgerRow, LedgerStore, OrganizerRecord, Result, SiteRecord, StorageError, sql,
+    ActionDecision, ActionRecord, ActiveKey, AdminStore, ApiKeyRecord, Audit, AuditCall,
+    AuditEntry, AuditQuery, Candidate, LedgerRow, LedgerStore, OrganizerRecord, Result, SiteRecord,
+    StorageError, sql,
 };
 
 #[async_trait]
@@ -342,6 +346,194 @@ where
             .fetch_one(self.pool())
             .await?;
         Ok((to_u64("audit_head", position)?, sha256))
+    }
+
+    async fn propose_action(
+        &self,
+        action: &ActionRecord,
+        audit: Audit<'_, ActionRecord>,
+    ) -> Result<ActionRecord> {
+        let mut write = self.begin_write().await?;
+        let site = sqlx::query_scalar::<_, String>(B::LOCK_SITE)
+            .bind(action.site_id.as_str())
+            .fetch_optional(&mut *write.tx)
+            .await?;
+        if site.is_none() {
+            let missing = StorageError::NotFound {
+                what: "site",
+                id: action.site_id.to_string(),
+            };
+            return Err(write.abandon(missing).await);
+        }
+        let events: i64 = sqlx::query_scalar(sql::EVENT_COUNT)
+            .bind(action.event_id.as_str())
+            .fetch_one(&mut *write.tx)
+            .await?;
+        if events == 0 {
+            let missing = StorageError::NotFound {
+                what: "event",
+                id: action.event_id.clone(),
+            };
+            return Err(write.abandon(missing).await);
+        }
+        let held: i64 = sqlx::query_scalar(sql::HELD_COUNT)
+            .bind(action.event_id.as_str())
+            .bind(action.site_id.as_str())
+            .fetch_one(&mut *write.tx)
+            .await?;
+        let pending = sqlx::query_scalar::<_, String>(sql::PENDING_ACTION)
+            .bind(action.event_id.as_str())
+            .bind(action.site_id.as_str())
+            .fetch_optional(&mut *write.tx)
+            .await?;
+        if let Err(refusal) = saleboard_domain::action::check_proposal(
+            action.kind,
+            action.site_id.as_str(),
+            &action.event_id,
+            held > 0,
+            pending.as_deref(),
+        ) {
+            return Err(write.abandon(refusal.into()).await);
+        }
+        let stored = sqlx::query_as::<_, ActionRow>(sql::INSERT_ACTION)
+            .bind(action.action_id.as_str())
+            .bind(action.kind.as_str())
+            .bind(action.event_id.as_str())
+            .bind(action.site_id.as_str())
+            .bind(action.reason.as_str())
+            .bind(action.proposed_by.as_str())
+            .bind(action.proposed_at.0)
+            .fetch_one(&mut *write.tx)
+            .await?
+            .into_record()?;
+        commit_audited::<B, _>(write, Some(stored), audit, || {
+            unreachable!("a stored action is committed")
+        })
+        .await
+    }
+
+    async fn decide_action(
+        &self,
+        decision: &ActionDecision<'_>,
+        audit: Audit<'_, ActionRecord>,
+    ) -> Result<ActionRecord> {
+        let mut write = self.begin_write().await?;
+        let found = sqlx::query_as::<_, ActionRow>(sql::ACTION)
+            .bind(decision.action_id)
+            .fetch_optional(&mut *write.tx)
+            .await?
+            .map(ActionRow::into_record)
+            .transpose()?;
+        let Some(action) = found else {
+            let missing = StorageError::NotFound {
+                what: "action",
+                id: decision.action_id.to_owned(),
+            };
+            return Err(write.abandon(missing).await);
+        };
+        // The site's row lock first (as a proposal takes it), then the action as it is under
+        // it: a decision made meanwhile is seen.
+        sqlx::query_scalar::<_, String>(B::LOCK_SITE)
+            .bind(action.site_id.as_str())
+            .fetch_optional(&mut *write.tx)
+            .await?;
+        let action = sqlx::query_as::<_, ActionRow>(sql::ACTION)
+            .bind(decision.action_id)
+            .fetch_one(&mut *write.tx)
+            .await?
+            .into_record()?;
+        if let Err(refusal) = saleboard_domain::action::check_decision(
+            decision.action_id,
+            action.state,
+            &action.proposed_by,
+            decision.organizer,
+        ) {
+            return Err(write.abandon(refusal.into()).await);
+        }
+        let state = if decision.approve {
+            ActionState::Applied
+        } else {
+            ActionState::Rejected
+        };
+        let decided = sqlx::query_as::<_, ActionRow>(sql::DECIDE_ACTION)
+            .bind(decision.action_id)
+            .bind(state.as_str())
+            .bind(decision.organizer)
+            .bind(decision.at.0)
+            .bind(decision.note)
+            .fetch_optional(&mut *write.tx)
+            .await?
+            .map(ActionRow::into_record)
+            .transpose()?;
+        let Some(decided) = decided else {
+            // Pending as read under the site's lock, so never reached; refused all the same.
+            let refusal = saleboard_domain::action::ActionRefusal::Decided {
+                action_id: decision.action_id.to_owned(),
+                state: action.state,
+            };
+            return Err(write.abandon(refusal.into()).await);
+        };
+        if decision.approve {
+            let event = decided.event_id.as_str();
+            let site = decided.site_id.as_str();
+            let held: i64 = sqlx::query_scalar(sql::HELD_COUNT)
+                .bind(event)
+                .bind(site)
+                .fetch_one(&mut *write.tx)
+                .await?;
+            // One pending action per site and the standing checked when it was proposed: the
+            // site stands as it did then. Checked again all the same (never applied twice).
+            if (held > 0) == decided.kind.holds() {
+                let refusal = saleboard_domain::action::ActionRefusal::AlreadySo {
+                    site: site.to_owned(),
+                    event: event.to_owned(),
+                    held: held > 0,
+                };
+                return Err(write.abandon(refusal.into()).await);
+            }
+            let change = if decided.kind.holds() {
+                sqlx::query(sql::INSERT_HOLD)
+                    .bind(event)
+                    .bind(site)
+                    .bind(decided.action_id.as_str())
+                    .bind(decision.at.0)
+            } else {
+                sqlx::query(sql::DELETE_HOLD).bind(event).bind(site)
+            };
+            change.execute(&mut *write.tx).await?;
+            sqlx::query(sql::BUMP_SITES_VERSION)
+                .execute(&mut *write.tx)
+                .await?;
+        }
+        commit_audited::<B, _>(write, Some(decided), audit, || {
+            unreachable!("a decided action is committed")
+        })
+        .await
+    }
+
+    async fn list_actions(
+        &self,
+        event_id: Option<&str>,
+        state: Option<ActionState>,
+    ) -> Result<Vec<ActionRecord>> {
+        sqlx::query_as::<_, ActionRow>(sql::ACTIONS)
+            .bind(event_id.unwrap_or(""))
+            .bind(state.map_or("", ActionState::as_str))
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(ActionRow::into_record)
+            .collect()
+    }
+
+    async fn held_sites(&self, event_id: &str) -> Result<Vec<SiteId>> {
+        sqlx::query_scalar::<_, String>(sql::HELD_SITES)
+            .bind(event_id)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|s| crate::model::site_id("site_holds", s))
+            .collect()
     }
 }
 

@@ -274,3 +274,63 @@ pub(crate) const AUDIT_LOG: &str = "\
 /// The last migration applied (0 before any).
 pub(crate) const LAST_MIGRATION: &str =
     "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM _sqlx_migrations WHERE success";
+
+/// The columns of an action, in [`crate::rows::ActionRow`]'s order.
+macro_rules! action_columns {
+    () => {
+        "action_id, kind, state, event_id, site_id, reason, proposed_by, proposed_at_ns, \
+         decided_by, decided_at_ns, decision_note"
+    };
+}
+
+/// Proposes an action (PENDING).
+pub(crate) const INSERT_ACTION: &str = concat!(
+    "INSERT INTO admin_actions (action_id, kind, state, event_id, site_id, reason, \
+     proposed_by, proposed_at_ns) VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7) RETURNING ",
+    action_columns!()
+);
+
+/// One action by id.
+pub(crate) const ACTION: &str = concat!(
+    "SELECT ",
+    action_columns!(),
+    " FROM admin_actions WHERE action_id = $1"
+);
+
+/// Decides a pending action; no row when it was decided meanwhile.
+pub(crate) const DECIDE_ACTION: &str = concat!(
+    "UPDATE admin_actions SET state = $2, decided_by = $3, decided_at_ns = $4, \
+     decision_note = $5 WHERE action_id = $1 AND state = 'pending' RETURNING ",
+    action_columns!()
+);
+
+/// Actions of an event (`$1`, empty: every event) in a state (`$2`, empty: every state),
+/// newest first.
+pub(crate) const ACTIONS: &str = concat!(
+    "SELECT ",
+    action_columns!(),
+    " FROM admin_actions WHERE ($1 = '' OR event_id = $1) AND ($2 = '' OR state = $2) \
+     ORDER BY proposed_at_ns DESC, action_id DESC"
+);
+
+/// The pending action on a site in an event, if any.
+pub(crate) const PENDING_ACTION: &str = "SELECT action_id FROM admin_actions \
+    WHERE event_id = $1 AND site_id = $2 AND state = 'pending'";
+
+/// Whether a site is held in an event (a count: 0 or 1).
+pub(crate) const HELD_COUNT: &str =
+    "SELECT COUNT(*) FROM site_holds WHERE event_id = $1 AND site_id = $2";
+
+/// Whether an event exists (a count: 0 or 1).
+pub(crate) const EVENT_COUNT: &str = "SELECT COUNT(*) FROM events WHERE event_id = $1";
+
+/// Holds a site in an event.
+pub(crate) const INSERT_HOLD: &str =
+    "INSERT INTO site_holds (event_id, site_id, action_id, held_at_ns) VALUES ($1, $2, $3, $4)";
+
+/// Releases a held site.
+pub(crate) const DELETE_HOLD: &str = "DELETE FROM site_holds WHERE event_id = $1 AND site_id = $2";
+
+/// The sites held in an event, by id.
+pub(crate) const HELD_SITES: &str =
+    "SELECT site_id FROM site_holds WHERE event_id = $1 ORDER BY site_id";

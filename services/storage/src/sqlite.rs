@@ -214,6 +214,13 @@ impl SqliteStore {
                 include_str!("../migrations/sqlite/0012_organizers_audit.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                13,
+                "actions and holds".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0013_actions_holds.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -225,6 +232,8 @@ impl Backend for SqliteStore {
     // The write lock is already held: `begin_write` starts with BEGIN IMMEDIATE.
     const LOCK_HEAD: &'static str = "SELECT head FROM ledger_head WHERE id = 1";
     const LOCK_AUDIT: &'static str = "SELECT position, sha256 FROM audit_head WHERE id = 1";
+    // Every write holds SQLite's write lock (BEGIN IMMEDIATE) already.
+    const LOCK_SITE: &'static str = "SELECT site_id FROM sites WHERE site_id = $1";
     const LOCK_STATE: &'static str = "SELECT applied_position FROM aggregator_state WHERE id = 1";
     const NOTIFY_APPLIED: Option<&'static str> = None;
     const MIGRATED: &'static str = "SELECT EXISTS (SELECT 1 FROM sqlite_master \

@@ -243,6 +243,18 @@ where
                     .collect::<Result<Vec<SiteRecord>>>()?,
             ),
         };
+        let held = match &sites {
+            None => None,
+            Some(_) => Some(
+                sqlx::query_scalar::<_, String>(sql::HELD_SITES)
+                    .bind(event_id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|s| crate::model::site_id("site_holds", s))
+                    .collect::<Result<Vec<SiteId>>>()?,
+            ),
+        };
         let totals = sqlx::query_as::<_, TotalsRow>(sql::EVENT_TOTALS_SINCE)
             .bind(event_id)
             .bind(since.unwrap_or(-1))
@@ -367,6 +379,7 @@ where
             applied: to_u64("aggregator_state", applied)?,
             sites_version,
             sites,
+            held,
             totals,
             totals_full: since.is_none(),
             rates: rates

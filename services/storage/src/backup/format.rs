@@ -6,7 +6,8 @@
 //! {"columns":["site_id","display_name","created_at_ns","disabled_at_ns"],"section":"sites"}
 //! ["toko-satu","Toko Satu",1765500000000000000,null]
 //! {"end":"sites","rows":1}
-//! ...                  (api_keys, events, exchange_rates, organizers, audit_log, ledger)
+//! ...                  (api_keys, events, exchange_rates, organizers, audit_log,
+//!                       admin_actions, site_holds, ledger)
 //! {"trailer":{"rows":{"sites":1,...},"sha256":"<hex>"}}
 //! ```
 //!
@@ -15,8 +16,8 @@
 //! JSON arrays in that order. A reader refuses a section it does not know (restoring without
 //! it would lose data silently); sections added later are new names, marked
 //! [`Section::added_later`], and a later reader takes an older file without them as empty
-//! (the organizers and the audit log came with issue 27: a file written before them has
-//! neither). Only a change that an older reader would misread raises [`FORMAT_VERSION`].
+//! (the organizers and the audit log came with issue 27, the actions and holds with issue 28:
+//! a file written before them has none). Only a change that an older reader would misread raises [`FORMAT_VERSION`].
 
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -116,6 +117,32 @@ pub const AUDIT_LOG: Section = Section {
     added_later: true,
 };
 
+/// Organizers' actions (holds and releases, four eyes), pending and decided, by id.
+pub const ADMIN_ACTIONS: Section = Section {
+    name: "admin_actions",
+    columns: &[
+        "action_id",
+        "kind",
+        "state",
+        "event_id",
+        "site_id",
+        "reason",
+        "proposed_by",
+        "proposed_at_ns",
+        "decided_by",
+        "decided_at_ns",
+        "decision_note",
+    ],
+    added_later: true,
+};
+
+/// The sites held in an event, each with the action that held it.
+pub const SITE_HOLDS: Section = Section {
+    name: "site_holds",
+    columns: &["event_id", "site_id", "action_id", "held_at_ns"],
+    added_later: true,
+};
+
 /// The ledger, in position order from 1 without gaps (kind 1 sale, 2 refund; origin 0 none,
 /// 1 domestic, 2 cross-border).
 pub const LEDGER: Section = Section {
@@ -143,13 +170,15 @@ pub const LEDGER: Section = Section {
 /// The sections of version 1, in the order they are written and read: every one is present
 /// (perhaps with no rows), except that a file written before a section was
 /// [`added_later`](Section::added_later) lacks it.
-pub const SECTIONS: [&Section; 7] = [
+pub const SECTIONS: [&Section; 9] = [
     &SITES,
     &API_KEYS,
     &EVENTS,
     &EXCHANGE_RATES,
     &ORGANIZERS,
     &AUDIT_LOG,
+    &ADMIN_ACTIONS,
+    &SITE_HOLDS,
     &LEDGER,
 ];
 

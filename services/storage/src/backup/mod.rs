@@ -178,6 +178,8 @@ pub async fn check(input: &mut (dyn AsyncBufRead + Unpin + Send)) -> Result<Summ
                     Some("exchange_rates") => drop(rate_line(line, row)?),
                     Some("organizers") => drop(organizer_line(line, row)?),
                     Some("audit_log") => chain.check(line, &audit_line(line, row)?)?,
+                    Some("admin_actions") => drop(action_line(line, row)?),
+                    Some("site_holds") => drop(hold_line(line, row)?),
                     _ => drop(ledger_line(line, row, &mut next_position)?),
                 }
             }
@@ -260,6 +262,24 @@ const ORGANIZERS: &str = "SELECT name, secret_hash, created_at_ns, created_by, r
 const AUDIT_LOG: &str = "SELECT position, at_ns, organizer, rpc, request_json, outcome, \
     prev_sha256, sha256 FROM audit_log ORDER BY position";
 
+/// Every organizer's action, by id.
+const ACTIONS: &str = "SELECT action_id, kind, state, event_id, site_id, reason, proposed_by, \
+    proposed_at_ns, decided_by, decided_at_ns, decision_note FROM admin_actions \
+    ORDER BY action_id";
+
+/// Every hold, by event and site.
+const HOLDS: &str = "SELECT event_id, site_id, action_id, held_at_ns FROM site_holds \
+    ORDER BY event_id, site_id";
+
+/// An action as it was.
+const INSERT_ACTION: &str = "INSERT INTO admin_actions (action_id, kind, state, event_id, \
+    site_id, reason, proposed_by, proposed_at_ns, decided_by, decided_at_ns, decision_note) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+/// A hold as it was.
+const INSERT_HOLD: &str = "INSERT INTO site_holds (event_id, site_id, action_id, held_at_ns) \
+    VALUES ($1, $2, $3, $4)";
+
 /// An organizer as it was, revoked or not.
 const INSERT_ORGANIZER: &str = "INSERT INTO organizers (name, secret_hash, created_at_ns, \
     created_by, revoked_at_ns) VALUES ($1, $2, $3, $4, $5)";
@@ -279,7 +299,7 @@ const INSERT_KEY: &str = "INSERT INTO api_keys (key_id, site_id, secret_hash, cr
     revoked_at_ns) VALUES ($1, $2, $3, $4, $5)";
 
 /// Whether a table holds a row, per table a restore needs empty, with the words for it.
-const EMPTY_CHECKS: [(&str, &str); 12] = [
+const EMPTY_CHECKS: [(&str, &str); 14] = [
     (
         "sites",
         "SELECT COUNT(*) FROM (SELECT 1 FROM sites LIMIT 1) AS t",
@@ -307,6 +327,14 @@ const EMPTY_CHECKS: [(&str, &str); 12] = [
     (
         "an audit head past 0",
         "SELECT COUNT(*) FROM audit_head WHERE position <> 0",
+    ),
+    (
+        "organizers' actions",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM admin_actions LIMIT 1) AS t",
+    ),
+    (
+        "site holds",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM site_holds LIMIT 1) AS t",
     ),
     (
         "ledger rows",
@@ -368,6 +396,7 @@ where
     for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
     for<'q> Option<i64>: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
     for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<String>: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
     for<'r> SiteRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> KeyRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> EventRow: FromRow<'r, <B::Db as Database>::Row>,
@@ -493,6 +522,22 @@ where
                 &e.sha256,
             ))
             .await?;
+        }
+        drop(rows);
+        w.end().await?;
+
+        w.begin(&format::ADMIN_ACTIONS).await?;
+        let mut rows = sqlx::query_as::<_, ActionTuple>(ACTIONS).fetch(&mut *tx);
+        while let Some(a) = rows.try_next().await? {
+            w.row(&a).await?;
+        }
+        drop(rows);
+        w.end().await?;
+
+        w.begin(&format::SITE_HOLDS).await?;
+        let mut rows = sqlx::query_as::<_, HoldTuple>(HOLDS).fetch(&mut *tx);
+        while let Some(h) = rows.try_next().await? {
+            w.row(&h).await?;
         }
         drop(rows);
         w.end().await?;
@@ -636,6 +681,35 @@ where
                                 .bind(e.outcome)
                                 .bind(e.prev_sha256)
                                 .bind(e.sha256)
+                                .execute(&mut *write.tx)
+                                .await
+                                .map_err(|e| refused(line, e))?;
+                        }
+                        Some("admin_actions") => {
+                            let a = action_line(line, row)?;
+                            sqlx::query(INSERT_ACTION)
+                                .bind(a.0)
+                                .bind(a.1)
+                                .bind(a.2)
+                                .bind(a.3)
+                                .bind(a.4)
+                                .bind(a.5)
+                                .bind(a.6)
+                                .bind(a.7)
+                                .bind(a.8)
+                                .bind(a.9)
+                                .bind(a.10)
+                                .execute(&mut *write.tx)
+                                .await
+                                .map_err(|e| refused(line, e))?;
+                        }
+                        Some("site_holds") => {
+                            let (event_id, site_id, action_id, held_at_ns) = hold_line(line, row)?;
+                            sqlx::query(INSERT_HOLD)
+                                .bind(event_id)
+                                .bind(site_id)
+                                .bind(action_id)
+                                .bind(held_at_ns)
                                 .execute(&mut *write.tx)
                                 .await
                                 .map_err(|e| refused(line, e))?;
@@ -790,6 +864,54 @@ fn event_line(line: u64, row: &[u8]) -> Result<saleboard_domain::Event, BackupEr
     EventRow::from(tuple)
         .into_event()
         .map_err(|e| bad_row(line, "events", e))
+}
+
+/// An organizer's action as stored and written: the columns of [`format::ADMIN_ACTIONS`].
+type ActionTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<i64>,
+    String,
+);
+
+/// A hold as stored and written: the columns of [`format::SITE_HOLDS`].
+type HoldTuple = (String, String, String, i64);
+
+/// An action of the file: its kind, state and site as the store takes them (the database's
+/// own checks refuse the rest: a decision by its proposer, a decided action without a
+/// decider).
+fn action_line(line: u64, row: &[u8]) -> Result<ActionTuple, BackupError> {
+    let a: ActionTuple = parse(line, "admin_actions", row)?;
+    if saleboard_domain::action::ActionKind::parse(&a.1).is_none() {
+        return Err(bad_row(
+            line,
+            "admin_actions",
+            format!("unknown kind {:?}", a.1),
+        ));
+    }
+    if saleboard_domain::action::ActionState::parse(&a.2).is_none() {
+        return Err(bad_row(
+            line,
+            "admin_actions",
+            format!("unknown state {:?}", a.2),
+        ));
+    }
+    SiteId::parse(&a.4).map_err(|e| bad_row(line, "admin_actions", e))?;
+    Ok(a)
+}
+
+/// A hold of the file.
+fn hold_line(line: u64, row: &[u8]) -> Result<HoldTuple, BackupError> {
+    let h: HoldTuple = parse(line, "site_holds", row)?;
+    SiteId::parse(&h.1).map_err(|e| bad_row(line, "site_holds", e))?;
+    Ok(h)
 }
 
 /// An organizer of the file.

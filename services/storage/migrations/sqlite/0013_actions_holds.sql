@@ -1,0 +1,35 @@
+-- Organizers' actions on a site's standing in an event, applied only once a second organizer
+-- approves them (issue 28: four eyes), and the holds they apply.
+--
+-- An action is proposed PENDING and decided once: APPLIED (by `decided_by`, another organizer
+-- than `proposed_by`) or REJECTED. A row changes only from PENDING; every proposal and
+-- decision is in the audit log as well.
+CREATE TABLE admin_actions (
+    action_id      TEXT PRIMARY KEY,
+    kind           TEXT NOT NULL CHECK (kind IN ('hold', 'release')),
+    state          TEXT NOT NULL CHECK (state IN ('pending', 'applied', 'rejected')),
+    event_id       TEXT NOT NULL REFERENCES events (event_id),
+    site_id        TEXT NOT NULL REFERENCES sites (site_id),
+    reason         TEXT NOT NULL,
+    proposed_by    TEXT NOT NULL,
+    proposed_at_ns INTEGER NOT NULL,
+    decided_by     TEXT,
+    decided_at_ns  INTEGER,
+    decision_note  TEXT NOT NULL DEFAULT '',
+    CHECK ((state = 'pending') = (decided_by IS NULL)),
+    CHECK (decided_by IS NULL OR decided_by <> proposed_by)
+) STRICT;
+CREATE INDEX admin_actions_event ON admin_actions (event_id, proposed_at_ns);
+-- At most one pending action per (event, site): the write that proposes one also checks under
+-- the site's row lock; this is the schema's own guard.
+CREATE UNIQUE INDEX admin_actions_one_pending ON admin_actions (event_id, site_id)
+    WHERE state = 'pending';
+
+-- The sites held in an event: off its public ranking, still in its national figures.
+CREATE TABLE site_holds (
+    event_id     TEXT NOT NULL REFERENCES events (event_id),
+    site_id      TEXT NOT NULL REFERENCES sites (site_id),
+    action_id    TEXT NOT NULL REFERENCES admin_actions (action_id),
+    held_at_ns   INTEGER NOT NULL,
+    PRIMARY KEY (event_id, site_id)
+) STRICT;
