@@ -1,7 +1,7 @@
 //! Backup and restore (issue 30, item 3), black-box with the command line on both databases: a
 //! database filled through the services (three events, a baseline, rates, segments, refunds, a
-//! revoked key, a disabled site, two named organizers, one revoked, and the audit log of every
-//! change) is backed up with `saleboard backup`, restored with
+//! revoked key, a disabled site, two named organizers, one revoked, a held site and a pending
+//! action, and the audit log of every change) is backed up with `saleboard backup`, restored with
 //! `saleboard restore` into a new database of each kind, and served again: `verify` passes,
 //! every figure (leaderboard, national totals and curve, breakdowns, a site's hourly series)
 //! equals the original, the keys and organizers authenticate as before, resent transactions
@@ -13,12 +13,12 @@ use std::path::Path;
 
 use saleboard_proto::Timestamp;
 use saleboard_proto::v1::{
-    AuditEntry, Breakdown, CreateOrganizerRequest, CreateSiteRequest, Dimension, Event,
-    ExchangeRate, GetBreakdownRequest, GetLeaderboardRequest, GetNationalTotalsRequest,
-    GetSiteTotalsRequest, Leaderboard, ListAuditLogRequest, ListOrganizersRequest, NationalTotals,
-    Organizer, Origin, Outcome, RevokeApiKeyRequest, RevokeOrganizerRequest,
-    SetExchangeRatesRequest, SetSiteEnabledRequest, SiteTotals, SubmitTransactionsRequest,
-    Transaction, WhoAmIRequest,
+    AdminAction, ApproveActionRequest, AuditEntry, Breakdown, CreateOrganizerRequest,
+    CreateSiteRequest, Dimension, Event, ExchangeRate, GetBreakdownRequest, GetLeaderboardRequest,
+    GetNationalTotalsRequest, GetSiteTotalsRequest, Leaderboard, ListActionsRequest,
+    ListAuditLogRequest, ListOrganizersRequest, NationalTotals, Organizer, Origin, Outcome,
+    RevokeApiKeyRequest, RevokeOrganizerRequest, SetExchangeRatesRequest, SetSiteEnabledRequest,
+    SetSiteHoldRequest, SiteTotals, SubmitTransactionsRequest, Transaction, WhoAmIRequest,
 };
 use saleboard_tests::app::admin_client;
 use saleboard_tests::data::{now_secs, refund, sale};
@@ -143,9 +143,16 @@ async fn figures(app: &TestApp) -> Figures {
     }
 }
 
-/// Every named organizer and every audit entry, as AdminService lists them.
-async fn organizers_and_log(app: &TestApp) -> (Vec<Organizer>, Vec<AuditEntry>) {
+/// Every named organizer, every audit entry and every organizers' action, as AdminService
+/// lists them.
+async fn organizers_and_log(app: &TestApp) -> (Vec<Organizer>, Vec<AuditEntry>, Vec<AdminAction>) {
     let mut admin = app.admin().await;
+    let actions = admin
+        .list_actions(ListActionsRequest::default())
+        .await
+        .expect("ListActions")
+        .into_inner()
+        .actions;
     let organizers = admin
         .list_organizers(ListOrganizersRequest {})
         .await
@@ -166,7 +173,7 @@ async fn organizers_and_log(app: &TestApp) -> (Vec<Organizer>, Vec<AuditEntry>) 
             .into_inner();
         entries.extend(page.entries);
         if page.next_page_token.is_empty() {
-            return (organizers, entries);
+            return (organizers, entries, actions);
         }
         page_token = page.next_page_token;
     }
@@ -299,6 +306,33 @@ async fn fill(backend: Backend) -> Option<Filled> {
         .await
         .expect_err("a taken site id");
     assert_eq!(taken.code(), Code::AlreadyExists);
+    // Beta is held (alice proposes, bootstrap approves: off the ranking, in the national
+    // figure); a hold of alpha waits for approval.
+    let hold = alice_admin
+        .set_site_hold(SetSiteHoldRequest {
+            event_id: String::new(),
+            site_id: "beta".into(),
+            held: true,
+            reason: "refunds under review".into(),
+        })
+        .await
+        .expect("SetSiteHold")
+        .into_inner();
+    admin
+        .approve_action(ApproveActionRequest {
+            action_id: hold.action_id,
+        })
+        .await
+        .expect("ApproveAction");
+    alice_admin
+        .set_site_hold(SetSiteHoldRequest {
+            event_id: String::new(),
+            site_id: "alpha".into(),
+            held: true,
+            reason: "pending at the backup".into(),
+        })
+        .await
+        .expect("SetSiteHold pending");
     admin
         .revoke_organizer(RevokeOrganizerRequest { name: "bob".into() })
         .await
@@ -360,7 +394,9 @@ async fn restores_into_either_database(source: Backend) {
         return;
     };
     let before = figures(&filled.app).await;
-    let (organizers, log) = organizers_and_log(&filled.app).await;
+    let (organizers, log, actions) = organizers_and_log(&filled.app).await;
+    assert_eq!(actions.len(), 2, "{actions:?}");
+    assert_eq!(before.leaderboard.held_sites, ["beta"]);
     // `bootstrap` (listed first, the configured token: no row, not in the file), alice, bob.
     assert_eq!(organizers.len(), 3, "{organizers:?}");
     assert!(log.iter().any(|e| e.organizer == "alice"), "{log:?}");
@@ -448,7 +484,7 @@ async fn restores_into_either_database(source: Backend) {
         // revoked, and the next change chains on from the restored head.
         assert_eq!(
             organizers_and_log(&app).await,
-            (organizers.clone(), log.clone()),
+            (organizers.clone(), log.clone(), actions.clone()),
             "{source:?} -> {target:?}"
         );
         let mut alice = admin_client(app.admin_addr, Some(&filled.alice)).await;
@@ -465,7 +501,7 @@ async fn restores_into_either_database(source: Backend) {
             .await
             .expect_err("bob stays revoked");
         assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
-        let (_, after_log) = organizers_and_log(&app).await;
+        let (_, after_log, _) = organizers_and_log(&app).await;
         let last = log.last().expect("entries");
         let next = after_log.last().expect("the new entry");
         assert_eq!(

@@ -7,10 +7,12 @@ use saleboard_proto::Timestamp;
 use saleboard_proto::json::JsonMessage;
 use saleboard_proto::v1::admin_service_client::AdminServiceClient;
 use saleboard_proto::v1::{
-    AuditEntry, CreateApiKeyRequest, CreateOrganizerRequest, CreateSiteRequest, Event,
-    ExchangeRate, GetEventRequest, ListApiKeysRequest, ListAuditLogRequest, ListEventsRequest,
+    ActionKind, ActionState, AdminAction, ApproveActionRequest, AuditEntry, CreateApiKeyRequest,
+    CreateOrganizerRequest, CreateSiteRequest, Event, ExchangeRate, GetEventRequest,
+    ListActionsRequest, ListApiKeysRequest, ListAuditLogRequest, ListEventsRequest,
     ListExchangeRatesRequest, ListOrganizersRequest, ListSitesRequest, Organizer,
-    RevokeApiKeyRequest, RevokeOrganizerRequest, SetExchangeRatesRequest, SetSiteEnabledRequest,
+    RejectActionRequest, RevokeApiKeyRequest, RevokeOrganizerRequest, SetExchangeRatesRequest,
+    SetSiteEnabledRequest, SetSiteHoldRequest,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -68,6 +70,28 @@ pub enum AdminCommand {
     /// The audit log: who changed what, and when.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Approve another organizer's pending action (a hold or release): it applies now.
+    Approve {
+        /// The action (`act-...`).
+        action_id: String,
+    },
+    /// Reject another organizer's pending action: nothing changes.
+    Reject {
+        /// The action (`act-...`).
+        action_id: String,
+        /// Why (optional).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List organizers' actions, newest first.
+    Actions {
+        /// Only this event's.
+        #[arg(long, default_value = "")]
+        event: String,
+        /// Only pending ones.
+        #[arg(long)]
+        pending: bool,
+    },
 }
 
 /// `saleboard admin organizers`.
@@ -126,6 +150,30 @@ pub enum SitesCommand {
     Enable {
         /// The site.
         site_id: String,
+    },
+    /// Propose to hold a site in an event: once another organizer approves (`admin approve`),
+    /// it leaves that event's public ranking and big screen, and stays in the national figures
+    /// (its keys keep working).
+    Hold {
+        /// The site.
+        site_id: String,
+        /// Why (required): the approving organizer reads it, the audit log keeps it.
+        #[arg(long)]
+        reason: String,
+        /// The event (default: the current one).
+        #[arg(long, default_value = "")]
+        event: String,
+    },
+    /// Propose to release a held site (applied once another organizer approves).
+    Release {
+        /// The site.
+        site_id: String,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+        /// The event (default: the current one).
+        #[arg(long, default_value = "")]
+        event: String,
     },
 }
 
@@ -359,7 +407,85 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
             organizers(&mut admin, endpoint, output, command).await
         }
         AdminCommand::Audit(command) => audit(&mut admin, endpoint, output, command).await,
+        AdminCommand::Approve { action_id } => {
+            let a = admin
+                .approve_action(ApproveActionRequest {
+                    action_id: action_id.clone(),
+                })
+                .await
+                .map_err(|s| client::explain(endpoint, "ApproveAction", &s))?
+                .into_inner();
+            print(output, &a, || format!("{}\n", action_line(&a)))
+        }
+        AdminCommand::Reject { action_id, reason } => {
+            let a = admin
+                .reject_action(RejectActionRequest {
+                    action_id: action_id.clone(),
+                    reason: reason.clone(),
+                })
+                .await
+                .map_err(|s| client::explain(endpoint, "RejectAction", &s))?
+                .into_inner();
+            print(output, &a, || format!("{}\n", action_line(&a)))
+        }
+        AdminCommand::Actions { event, pending } => {
+            let listed = admin
+                .list_actions(ListActionsRequest {
+                    event_id: event.clone(),
+                    state: if *pending {
+                        ActionState::Pending.into()
+                    } else {
+                        ActionState::Unspecified.into()
+                    },
+                })
+                .await
+                .map_err(|s| client::explain(endpoint, "ListActions", &s))?
+                .into_inner();
+            match output {
+                // One action per line, as the audit log lists.
+                Output::Json => {
+                    for a in &listed.actions {
+                        println!("{}", client::json(a)?);
+                    }
+                }
+                Output::Table => {
+                    for a in &listed.actions {
+                        println!("{}", action_line(a));
+                    }
+                }
+            }
+            Ok(())
+        }
     }
+}
+
+/// An action in one line: id, what, state, who, why.
+fn action_line(a: &AdminAction) -> String {
+    let what = match ActionKind::try_from(a.kind) {
+        Ok(ActionKind::Hold) => "hold",
+        Ok(ActionKind::Release) => "release",
+        _ => "?",
+    };
+    let state = match ActionState::try_from(a.state) {
+        Ok(ActionState::Pending) => "PENDING: another organizer approves or rejects it".to_owned(),
+        Ok(ActionState::Applied) => format!("APPLIED, approved by {}", a.approved_by),
+        Ok(ActionState::Rejected) if a.decision_note.is_empty() => {
+            format!("REJECTED by {}", a.rejected_by)
+        }
+        Ok(ActionState::Rejected) => {
+            format!("REJECTED by {}: {}", a.rejected_by, a.decision_note)
+        }
+        _ => "?".to_owned(),
+    };
+    format!(
+        "{} {what} {} in {}: {state} (proposed by {} at {}; reason: {})",
+        a.action_id,
+        a.site_id,
+        a.event_id,
+        a.proposed_by,
+        text(a.proposed_at.as_ref()),
+        a.reason
+    )
 }
 
 fn organizer_line(o: &Organizer) -> String {
@@ -587,6 +713,34 @@ async fn sites(
                 } else {
                     format!("enabled site {}\n", s.site_id)
                 }
+            })?;
+        }
+        SitesCommand::Hold {
+            site_id,
+            reason,
+            event,
+        }
+        | SitesCommand::Release {
+            site_id,
+            reason,
+            event,
+        } => {
+            let a = admin
+                .set_site_hold(SetSiteHoldRequest {
+                    event_id: event.clone(),
+                    site_id: site_id.clone(),
+                    held: matches!(command, SitesCommand::Hold { .. }),
+                    reason: reason.clone(),
+                })
+                .await
+                .map_err(|s| client::explain(endpoint, "SetSiteHold", &s))?
+                .into_inner();
+            print(output, &a, || {
+                format!(
+                    "{}\nanother organizer applies it with: saleboard admin approve {}\n",
+                    action_line(&a),
+                    a.action_id
+                )
             })?;
         }
     }

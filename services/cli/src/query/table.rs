@@ -133,6 +133,12 @@ pub fn leaderboard_table(b: &Leaderboard, zone: &Zone) -> String {
             )
         ));
     }
+    if !b.held_sites.is_empty() {
+        out.push_str(&format!(
+            "held by the organizers (in the national figure, not ranked): {}\n",
+            b.held_sites.join(", ")
+        ));
+    }
     if !b.unconverted_currencies.is_empty() {
         out.push_str(&unconverted_warning(&b.unconverted_currencies));
         out.push('\n');

@@ -1,0 +1,399 @@
+//! Integrity (issue 28), on both databases, as organizers see it over gRPC: holds and releases
+//! proposed by one named organizer and applied only once another approves them (four eyes);
+//! a held site leaves the public ranking and stays in every national figure, its key keeps
+//! working; refusals name the field or the rule; every proposal and decision is in the audit
+//! log with its organizer.
+
+use futures::StreamExt as _;
+use saleboard_proto::v1::{
+    ActionKind, ActionState, AdminAction, ApproveActionRequest, CreateOrganizerRequest,
+    GetLeaderboardRequest, GetNationalTotalsRequest, GetSiteTotalsRequest, Leaderboard,
+    ListActionsRequest, ListAuditLogRequest, Outcome, RejectActionRequest, SetSiteHoldRequest,
+    SubmitTransactionsRequest, Transaction, WatchLeaderboardRequest,
+};
+use saleboard_tests::app::admin_client;
+use saleboard_tests::data::sale;
+use saleboard_tests::{Backend, TestApp, backend_tests};
+use tonic::Code;
+
+backend_tests!(a_hold_needs_two_organizers_and_keeps_the_national_figure,);
+
+async fn create_organizer(app: &TestApp, name: &str) -> String {
+    app.admin()
+        .await
+        .create_organizer(CreateOrganizerRequest {
+            name: name.to_owned(),
+        })
+        .await
+        .expect("CreateOrganizer")
+        .into_inner()
+        .secret
+}
+
+async fn push(app: &TestApp, secret: &str, txs: Vec<Transaction>) {
+    let answer = app
+        .ingest(secret)
+        .await
+        .submit_transactions(SubmitTransactionsRequest { transactions: txs })
+        .await
+        .expect("submit")
+        .into_inner();
+    assert!(
+        answer
+            .results
+            .iter()
+            .all(|r| r.outcome == i32::from(Outcome::Accepted)),
+        "{answer:?}"
+    );
+}
+
+async fn board(app: &TestApp) -> Leaderboard {
+    app.leaderboard()
+        .await
+        .get_leaderboard(GetLeaderboardRequest {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("GetLeaderboard")
+        .into_inner()
+}
+
+/// (site, rank) of every entry.
+fn ranks(b: &Leaderboard) -> Vec<(String, u32)> {
+    b.entries
+        .iter()
+        .map(|e| (e.site_id.clone(), e.rank))
+        .collect()
+}
+
+fn ranked(list: &[(&str, u32)]) -> Vec<(String, u32)> {
+    list.iter().map(|(s, r)| ((*s).to_owned(), *r)).collect()
+}
+
+fn hold(site: &str, held: bool, reason: &str) -> SetSiteHoldRequest {
+    SetSiteHoldRequest {
+        event_id: String::new(),
+        site_id: site.to_owned(),
+        held,
+        reason: reason.to_owned(),
+    }
+}
+
+fn state(a: &AdminAction) -> ActionState {
+    ActionState::try_from(a.state).expect("a known state")
+}
+
+async fn a_hold_needs_two_organizers_and_keeps_the_national_figure(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    // Arrange: the event, three sites that sold 900, 500 and 100 IDR, two named organizers.
+    app.set_event().await;
+    let mut secrets = Vec::new();
+    for (site, amount) in [("besar", 900), ("sedang", 500), ("kecil", 100)] {
+        let (_, secret) = app.site_with_key(site).await;
+        push(
+            &app,
+            &secret,
+            vec![sale(&format!("{site}-1"), "IDR", amount)],
+        )
+        .await;
+        secrets.push(secret);
+    }
+    app.settle().await;
+    let ana_secret = create_organizer(&app, "ana").await;
+    let budi_secret = create_organizer(&app, "budi").await;
+    let mut ana = admin_client(app.admin_addr, Some(&ana_secret)).await;
+    let mut budi = admin_client(app.admin_addr, Some(&budi_secret)).await;
+    let before = board(&app).await;
+    assert_eq!(
+        ranks(&before),
+        ranked(&[("besar", 1), ("sedang", 2), ("kecil", 3)])
+    );
+    assert_eq!(before.national_net_reporting_minor, 1_500);
+    assert!(before.held_sites.is_empty());
+
+    // Refusals name the field or the thing.
+    let no_reason = ana
+        .set_site_hold(hold("sedang", true, "  "))
+        .await
+        .expect_err("no reason");
+    assert_eq!(no_reason.code(), Code::InvalidArgument);
+    assert!(no_reason.message().contains("reason"), "{no_reason:?}");
+    let long = ana
+        .set_site_hold(hold("sedang", true, &"x".repeat(1_001)))
+        .await
+        .expect_err("too long");
+    assert_eq!(long.code(), Code::InvalidArgument);
+    assert!(long.message().contains("at most 1000"), "{long:?}");
+    let unknown = ana
+        .set_site_hold(hold("nobody", true, "why"))
+        .await
+        .expect_err("unknown site");
+    assert_eq!(unknown.code(), Code::NotFound);
+    assert!(unknown.message().contains("nobody"), "{unknown:?}");
+    let no_event = ana
+        .set_site_hold(SetSiteHoldRequest {
+            event_id: "no-such-event".into(),
+            ..hold("sedang", true, "why")
+        })
+        .await
+        .expect_err("unknown event");
+    assert_eq!(no_event.code(), Code::NotFound);
+    let not_held = ana
+        .set_site_hold(hold("sedang", false, "why"))
+        .await
+        .expect_err("nothing to release");
+    assert_eq!(not_held.code(), Code::FailedPrecondition);
+    assert!(not_held.message().contains("not held"), "{not_held:?}");
+    // A retailer's key is no organizer.
+    let mut retailer = admin_client(app.admin_addr, Some(&secrets[0])).await;
+    let refused = retailer
+        .set_site_hold(hold("sedang", true, "mine"))
+        .await
+        .expect_err("a retailer");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+
+    // Act: ana proposes to hold `sedang`. Nothing changes until another organizer approves.
+    let proposed = ana
+        .set_site_hold(hold("sedang", true, "40% refunded after the window"))
+        .await
+        .expect("SetSiteHold")
+        .into_inner();
+    assert!(proposed.action_id.starts_with("act-"), "{proposed:?}");
+    assert_eq!(state(&proposed), ActionState::Pending);
+    assert_eq!(proposed.kind, i32::from(ActionKind::Hold));
+    assert_eq!(proposed.proposed_by, "ana");
+    assert_eq!(proposed.event_id, "harbolnas-test");
+    assert_eq!(proposed.site_id, "sedang");
+    assert!(proposed.approved_by.is_empty() && proposed.decided_at.is_none());
+    let twice = budi
+        .set_site_hold(hold("sedang", true, "me too"))
+        .await
+        .expect_err("one pending action per site");
+    assert_eq!(twice.code(), Code::FailedPrecondition);
+    assert!(twice.message().contains(&proposed.action_id), "{twice:?}");
+    assert_eq!(ranks(&board(&app).await), ranks(&before));
+
+    // The proposer cannot approve it (four eyes).
+    let own = ana
+        .approve_action(ApproveActionRequest {
+            action_id: proposed.action_id.clone(),
+        })
+        .await
+        .expect_err("self-approval");
+    assert_eq!(own.code(), Code::PermissionDenied, "{own:?}");
+    assert!(own.message().contains("another organizer"), "{own:?}");
+    let missing = budi
+        .approve_action(ApproveActionRequest {
+            action_id: "act-0000".into(),
+        })
+        .await
+        .expect_err("unknown action");
+    assert_eq!(missing.code(), Code::NotFound);
+    assert_eq!(ranks(&board(&app).await), ranks(&before));
+
+    // Budi approves: in the very next read `sedang` is off the ranking, the sites after it
+    // move up, and the national figure keeps it.
+    let applied = budi
+        .approve_action(ApproveActionRequest {
+            action_id: proposed.action_id.clone(),
+        })
+        .await
+        .expect("ApproveAction")
+        .into_inner();
+    assert_eq!(state(&applied), ActionState::Applied);
+    assert_eq!(applied.approved_by, "budi");
+    assert!(applied.decided_at.is_some());
+    let held = board(&app).await;
+    assert_eq!(ranks(&held), ranked(&[("besar", 1), ("kecil", 2)]));
+    assert_eq!(held.national_net_reporting_minor, 1_500);
+    assert_eq!(held.held_sites, ["sedang"]);
+    let national = app
+        .leaderboard()
+        .await
+        .get_national_totals(GetNationalTotalsRequest::default())
+        .await
+        .expect("GetNationalTotals")
+        .into_inner();
+    assert_eq!(national.net_reporting_minor, 1_500);
+    let watched = app
+        .leaderboard()
+        .await
+        .watch_leaderboard(WatchLeaderboardRequest {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("WatchLeaderboard")
+        .into_inner()
+        .next()
+        .await
+        .expect("a message")
+        .expect("figures");
+    assert_eq!(ranks(&watched), ranks(&held));
+    assert_eq!(watched.held_sites, ["sedang"]);
+    // A decision is final.
+    let again = ana
+        .reject_action(RejectActionRequest {
+            action_id: proposed.action_id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .expect_err("decided");
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    assert!(again.message().contains("applied already"), "{again:?}");
+
+    // The held site's key keeps working and its sales count nationally; its own figures stay.
+    push(&app, &secrets[1], vec![sale("sedang-2", "IDR", 50)]).await;
+    app.settle().await;
+    let later = board(&app).await;
+    assert_eq!(later.national_net_reporting_minor, 1_550);
+    assert_eq!(ranks(&later), ranked(&[("besar", 1), ("kecil", 2)]));
+    let own_figures = app
+        .leaderboard()
+        .await
+        .get_site_totals(GetSiteTotalsRequest {
+            site_id: "sedang".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("GetSiteTotals")
+        .into_inner();
+    assert_eq!(own_figures.totals.len(), 1);
+    assert_eq!(own_figures.totals[0].net_minor, 550);
+
+    // A release: rejected by ana (with a note), then proposed again and approved by bootstrap.
+    let release = budi
+        .set_site_hold(hold("sedang", false, "refunds explained"))
+        .await
+        .expect("release proposed")
+        .into_inner();
+    assert_eq!(release.kind, i32::from(ActionKind::Release));
+    let rejected = ana
+        .reject_action(RejectActionRequest {
+            action_id: release.action_id.clone(),
+            reason: "wait for the bank statement".into(),
+        })
+        .await
+        .expect("RejectAction")
+        .into_inner();
+    assert_eq!(state(&rejected), ActionState::Rejected);
+    assert_eq!(rejected.rejected_by, "ana");
+    assert!(rejected.approved_by.is_empty());
+    assert_eq!(rejected.decision_note, "wait for the bank statement");
+    assert_eq!(board(&app).await.held_sites, ["sedang"]);
+    let release = budi
+        .set_site_hold(hold("sedang", false, "bank statement received"))
+        .await
+        .expect("release proposed again")
+        .into_inner();
+    app.admin()
+        .await
+        .approve_action(ApproveActionRequest {
+            action_id: release.action_id.clone(),
+        })
+        .await
+        .expect("bootstrap approves");
+    let back = board(&app).await;
+    assert_eq!(
+        ranks(&back),
+        ranked(&[("besar", 1), ("sedang", 2), ("kecil", 3)])
+    );
+    assert!(back.held_sites.is_empty());
+    assert_eq!(back.national_net_reporting_minor, 1_550);
+
+    // Every action, newest first; none pending.
+    let actions = ana
+        .list_actions(ListActionsRequest::default())
+        .await
+        .expect("ListActions")
+        .into_inner()
+        .actions;
+    let listed: Vec<(String, ActionState)> = actions
+        .iter()
+        .map(|a| (a.action_id.clone(), state(a)))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (release.action_id.clone(), ActionState::Applied),
+            (rejected.action_id.clone(), ActionState::Rejected),
+            (proposed.action_id.clone(), ActionState::Applied),
+        ]
+    );
+    let pending = ana
+        .list_actions(ListActionsRequest {
+            event_id: "harbolnas-test".into(),
+            state: ActionState::Pending.into(),
+        })
+        .await
+        .expect("ListActions pending")
+        .into_inner()
+        .actions;
+    assert!(pending.is_empty(), "{pending:?}");
+    let bad_state = ana
+        .list_actions(ListActionsRequest {
+            state: 42,
+            ..Default::default()
+        })
+        .await
+        .expect_err("unknown state");
+    assert_eq!(bad_state.code(), Code::InvalidArgument);
+
+    // The audit log has every proposal and decision, refused ones too, each by its organizer.
+    let log = app
+        .admin()
+        .await
+        .list_audit_log(ListAuditLogRequest {
+            limit: 1_000,
+            ..Default::default()
+        })
+        .await
+        .expect("ListAuditLog")
+        .into_inner()
+        .entries;
+    let actions_logged: Vec<(String, String, String)> = log
+        .iter()
+        .filter(|e| ["SetSiteHold", "ApproveAction", "RejectAction"].contains(&e.rpc.as_str()))
+        .map(|e| {
+            let code = e.outcome.split(' ').next().unwrap_or_default().to_owned();
+            (e.organizer.clone(), e.rpc.clone(), code)
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("ana", "SetSiteHold", "INVALID_ARGUMENT"),
+        ("ana", "SetSiteHold", "INVALID_ARGUMENT"),
+        ("ana", "SetSiteHold", "NOT_FOUND"),
+        ("ana", "SetSiteHold", "NOT_FOUND"),
+        ("ana", "SetSiteHold", "FAILED_PRECONDITION"),
+        ("ana", "SetSiteHold", "OK"),
+        ("budi", "SetSiteHold", "FAILED_PRECONDITION"),
+        ("ana", "ApproveAction", "PERMISSION_DENIED"),
+        ("budi", "ApproveAction", "NOT_FOUND"),
+        ("budi", "ApproveAction", "OK"),
+        ("ana", "RejectAction", "FAILED_PRECONDITION"),
+        ("budi", "SetSiteHold", "OK"),
+        ("ana", "RejectAction", "OK"),
+        ("budi", "SetSiteHold", "OK"),
+        ("bootstrap", "ApproveAction", "OK"),
+    ]
+    .iter()
+    .map(|(o, r, c)| ((*o).to_owned(), (*r).to_owned(), (*c).to_owned()))
+    .collect();
+    assert_eq!(actions_logged, expected);
+    let approval = log
+        .iter()
+        .find(|e| e.rpc == "ApproveAction" && e.organizer == "budi" && e.outcome.starts_with("OK"))
+        .expect("budi's approval");
+    assert!(
+        approval
+            .outcome
+            .contains("\"state\":\"ACTION_STATE_APPLIED\"")
+            && approval.outcome.contains("\"approved_by\":\"budi\""),
+        "{}",
+        approval.outcome
+    );
+    app.stop().await;
+}
