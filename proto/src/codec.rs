@@ -210,6 +210,8 @@ no_limit!(
     RejectActionRequest,
     ListActionsRequest,
     ListActionsResponse,
+    IntegrityPolicy,
+    GetIntegrityPolicyRequest,
 );
 
 #[cfg(test)]

@@ -1270,3 +1270,123 @@ async fn dev_shows_a_comparison_at_once() {
         "{keys:?}"
     );
 }
+
+/// A hold through the command line, as two organizers would: `admin sites hold` proposes it
+/// (and says who applies it), the proposer's own `admin approve` is refused, a second
+/// organizer's applies it, `leaderboard` names the held site and leaves it out of the table,
+/// `admin actions` lists it, `admin sites release` and `admin reject` leave it held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hold_through_the_command_line() {
+    let (app, _) = app().await;
+    app.site_with_key("beta").await;
+    let board = format!("http://{}", app.leaderboard_addr);
+    let organizer = format!("http://{}", app.admin_addr);
+    let as_bootstrap = [
+        ("SALEBOARD_ORGANIZER_TOKEN", app.token.as_str()),
+        ("SALEBOARD_ENDPOINT", board.as_str()),
+        ("SALEBOARD_ADMIN_ENDPOINT", organizer.as_str()),
+    ];
+    let out = saleboard(
+        &["admin", "organizers", "create", "dewi", "--output", "json"],
+        &as_bootstrap,
+    );
+    let dewi: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let dewi_secret = dewi["secret"].as_str().expect("a secret").to_owned();
+    let as_dewi = [
+        ("SALEBOARD_ORGANIZER_TOKEN", dewi_secret.as_str()),
+        ("SALEBOARD_ENDPOINT", board.as_str()),
+        ("SALEBOARD_ADMIN_ENDPOINT", organizer.as_str()),
+    ];
+
+    let out = saleboard(
+        &[
+            "admin",
+            "sites",
+            "hold",
+            "beta",
+            "--reason",
+            "refunds after the window",
+        ],
+        &as_dewi,
+    );
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("hold beta in harbolnas-test: PENDING"),
+        "{text}"
+    );
+    let action_id = text
+        .split_whitespace()
+        .find(|w| w.starts_with("act-"))
+        .expect("the action's id")
+        .to_owned();
+    assert!(
+        text.contains(&format!("saleboard admin approve {action_id}")),
+        "{text}"
+    );
+    // No reason: clap refuses before any call.
+    let out = saleboard(&["admin", "sites", "hold", "alpha"], &as_dewi);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = saleboard(&["admin", "approve", &action_id], &as_dewi);
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another organizer"), "{err}");
+
+    let out = saleboard(
+        &["admin", "approve", &action_id, "--output", "json"],
+        &as_bootstrap,
+    );
+    let applied: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(applied["state"], "ACTION_STATE_APPLIED", "{applied}");
+    assert_eq!(applied["approved_by"], "bootstrap", "{applied}");
+
+    let out = saleboard(&["leaderboard"], &as_bootstrap);
+    let table = stdout(&out);
+    assert!(
+        table.contains("held by the organizers (in the national figure, not ranked): beta"),
+        "{table}"
+    );
+    assert!(!table.lines().any(|l| l.contains(" beta ")), "{table}");
+
+    let out = saleboard(
+        &["admin", "sites", "release", "beta", "--reason", "explained"],
+        &as_bootstrap,
+    );
+    let release_id = stdout(&out)
+        .split_whitespace()
+        .find(|w| w.starts_with("act-"))
+        .expect("the release's id")
+        .to_owned();
+    let out = saleboard(
+        &["admin", "reject", &release_id, "--reason", "not yet"],
+        &as_dewi,
+    );
+    assert!(
+        stdout(&out).contains("REJECTED by dewi: not yet"),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = saleboard(&["admin", "actions"], &as_dewi);
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].starts_with(&release_id) && lines[0].contains("REJECTED"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[1].starts_with(&action_id) && lines[1].contains("APPLIED, approved by bootstrap"),
+        "{lines:#?}"
+    );
+    let out = saleboard(&["admin", "actions", "--pending"], &as_dewi);
+    assert!(stdout(&out).trim().is_empty(), "{}", stdout(&out));
+    let out = saleboard(&["leaderboard", "--output", "json"], &as_bootstrap);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["held_sites"], serde_json::json!(["beta"]), "{json}");
+    app.stop().await;
+}

@@ -6,17 +6,21 @@
 
 use futures::StreamExt as _;
 use saleboard_proto::v1::{
-    ActionKind, ActionState, AdminAction, ApproveActionRequest, CreateOrganizerRequest,
-    GetLeaderboardRequest, GetNationalTotalsRequest, GetSiteTotalsRequest, Leaderboard,
-    ListActionsRequest, ListAuditLogRequest, Outcome, RejectActionRequest, SetSiteHoldRequest,
-    SubmitTransactionsRequest, Transaction, WatchLeaderboardRequest,
+    ActionKind, ActionState, AdminAction, ApproveActionRequest, CreateOrganizerRequest, Event,
+    GetIntegrityPolicyRequest, GetLeaderboardRequest, GetNationalTotalsRequest,
+    GetSiteTotalsRequest, IntegrityPolicy, Leaderboard, ListActionsRequest, ListAuditLogRequest,
+    Outcome, RejectActionRequest, SetSiteHoldRequest, SubmitTransactionsRequest, Transaction,
+    WatchLeaderboardRequest,
 };
 use saleboard_tests::app::admin_client;
 use saleboard_tests::data::sale;
 use saleboard_tests::{Backend, TestApp, backend_tests};
 use tonic::Code;
 
-backend_tests!(a_hold_needs_two_organizers_and_keeps_the_national_figure,);
+backend_tests!(
+    a_hold_needs_two_organizers_and_keeps_the_national_figure,
+    thresholds_are_set_per_event_and_audited,
+);
 
 async fn create_organizer(app: &TestApp, name: &str) -> String {
     app.admin()
@@ -394,6 +398,172 @@ async fn a_hold_needs_two_organizers_and_keeps_the_national_figure(backend: Back
             && approval.outcome.contains("\"approved_by\":\"budi\""),
         "{}",
         approval.outcome
+    );
+    app.stop().await;
+}
+
+async fn policy_of(app: &TestApp, event_id: &str) -> IntegrityPolicy {
+    app.admin()
+        .await
+        .get_integrity_policy(GetIntegrityPolicyRequest {
+            event_id: event_id.to_owned(),
+        })
+        .await
+        .expect("GetIntegrityPolicy")
+        .into_inner()
+}
+
+async fn thresholds_are_set_per_event_and_audited(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.set_event().await;
+    let now = saleboard_tests::data::now_secs();
+    app.admin()
+        .await
+        .set_event(Event {
+            event_id: "next".into(),
+            display_name: "Next".into(),
+            starts_at: Some(saleboard_proto::Timestamp {
+                seconds: now + 30 * 86_400,
+                nanos: 0,
+            }),
+            ends_at: Some(saleboard_proto::Timestamp {
+                seconds: now + 31 * 86_400,
+                nanos: 0,
+            }),
+            reporting_currency: "IDR".into(),
+            ..Event::default()
+        })
+        .await
+        .expect("SetEvent next");
+    let ana_secret = create_organizer(&app, "ana").await;
+    let mut ana = admin_client(app.admin_addr, Some(&ana_secret)).await;
+
+    // Never set: the defaults, every field named as defaulted.
+    let defaults = policy_of(&app, "").await;
+    assert_eq!(defaults.event_id, "harbolnas-test");
+    assert_eq!(defaults.min_sales, Some(500));
+    assert_eq!(defaults.min_share_decimal.as_deref(), Some("0.001"));
+    assert_eq!(defaults.late_refunds_times, Some(3));
+    assert_eq!(defaults.late_refunds_points, Some(5));
+    assert_eq!(defaults.refund_rate_points, Some(10));
+    assert_eq!(defaults.late_sales_floor_decimal.as_deref(), Some("0.05"));
+    assert_eq!(defaults.rank_top, Some(10));
+    assert_eq!(defaults.store_share_decimal.as_deref(), Some("0.2"));
+    assert_eq!(defaults.sample_size, Some(59));
+    assert_eq!(defaults.auto_hold, Some(false));
+    assert_eq!(defaults.defaulted.len(), 26, "{defaults:?}");
+    assert!(defaults.updated_by.is_empty() && defaults.updated_at.is_none());
+
+    // Ana sets two thresholds of the current event: the rest stay defaults.
+    let set = ana
+        .set_integrity_policy(IntegrityPolicy {
+            min_sales: Some(50),
+            late_sales_floor_decimal: Some("0.075".into()),
+            auto_hold: Some(true),
+            ..IntegrityPolicy::default()
+        })
+        .await
+        .expect("SetIntegrityPolicy")
+        .into_inner();
+    assert_eq!(set.event_id, "harbolnas-test");
+    assert_eq!(set.min_sales, Some(50));
+    assert_eq!(set.late_sales_floor_decimal.as_deref(), Some("0.075"));
+    assert_eq!(set.auto_hold, Some(true));
+    assert_eq!(set.late_refunds_times, Some(3));
+    assert_eq!(set.defaulted.len(), 23, "{set:?}");
+    assert!(!set.defaulted.contains(&"min_sales".to_owned()));
+    assert_eq!(set.updated_by, "ana");
+    assert!(set.updated_at.is_some());
+    assert_eq!(policy_of(&app, "harbolnas-test").await, set);
+    // Per event: the next one keeps the defaults.
+    let next = policy_of(&app, "next").await;
+    assert_eq!(next.min_sales, Some(500));
+    assert_eq!(next.defaulted.len(), 26);
+
+    // Out of range: refused naming the field, nothing stored.
+    for (bad, field) in [
+        (
+            IntegrityPolicy {
+                min_share_decimal: Some("2".into()),
+                ..IntegrityPolicy::default()
+            },
+            "min_share_decimal",
+        ),
+        (
+            IntegrityPolicy {
+                sample_size: Some(0),
+                ..IntegrityPolicy::default()
+            },
+            "sample_size",
+        ),
+    ] {
+        let e = ana.set_integrity_policy(bad).await.expect_err(field);
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().contains(field), "{e:?}");
+    }
+    assert_eq!(policy_of(&app, "").await, set);
+    let unknown = ana
+        .set_integrity_policy(IntegrityPolicy {
+            event_id: "no-such-event".into(),
+            ..IntegrityPolicy::default()
+        })
+        .await
+        .expect_err("unknown event");
+    assert_eq!(unknown.code(), Code::NotFound);
+
+    // The whole policy is replaced: an empty one is every default again.
+    let reset = ana
+        .set_integrity_policy(IntegrityPolicy::default())
+        .await
+        .expect("reset")
+        .into_inner();
+    assert_eq!(reset.min_sales, Some(500));
+    assert_eq!(reset.defaulted.len(), 26);
+    assert_eq!(reset.updated_by, "ana");
+
+    // Thresholds are private: a retailer's key reads nothing.
+    let (_, key) = app.site_with_key("toko").await;
+    let refused = admin_client(app.admin_addr, Some(&key))
+        .await
+        .get_integrity_policy(GetIntegrityPolicyRequest::default())
+        .await
+        .expect_err("a retailer");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+
+    // Every change and refusal is ana's entry in the audit log.
+    let log = app
+        .admin()
+        .await
+        .list_audit_log(ListAuditLogRequest {
+            limit: 1_000,
+            organizer: "ana".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ListAuditLog")
+        .into_inner()
+        .entries;
+    let codes: Vec<&str> = log
+        .iter()
+        .filter(|e| e.rpc == "SetIntegrityPolicy")
+        .map(|e| e.outcome.split(' ').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "OK",
+            "INVALID_ARGUMENT",
+            "INVALID_ARGUMENT",
+            "NOT_FOUND",
+            "OK"
+        ]
+    );
+    assert!(
+        log[0].outcome.contains("\"min_sales\":\"50\""),
+        "{}",
+        log[0].outcome
     );
     app.stop().await;
 }

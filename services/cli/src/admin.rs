@@ -9,10 +9,10 @@ use saleboard_proto::v1::admin_service_client::AdminServiceClient;
 use saleboard_proto::v1::{
     ActionKind, ActionState, AdminAction, ApproveActionRequest, AuditEntry, CreateApiKeyRequest,
     CreateOrganizerRequest, CreateSiteRequest, Event, ExchangeRate, GetEventRequest,
-    ListActionsRequest, ListApiKeysRequest, ListAuditLogRequest, ListEventsRequest,
-    ListExchangeRatesRequest, ListOrganizersRequest, ListSitesRequest, Organizer,
-    RejectActionRequest, RevokeApiKeyRequest, RevokeOrganizerRequest, SetExchangeRatesRequest,
-    SetSiteEnabledRequest, SetSiteHoldRequest,
+    GetIntegrityPolicyRequest, IntegrityPolicy, ListActionsRequest, ListApiKeysRequest,
+    ListAuditLogRequest, ListEventsRequest, ListExchangeRatesRequest, ListOrganizersRequest,
+    ListSitesRequest, Organizer, RejectActionRequest, RevokeApiKeyRequest, RevokeOrganizerRequest,
+    SetExchangeRatesRequest, SetSiteEnabledRequest, SetSiteHoldRequest,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -70,6 +70,9 @@ pub enum AdminCommand {
     /// The audit log: who changed what, and when.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Integrity: the thresholds of each event's rules.
+    #[command(subcommand)]
+    Integrity(IntegrityCommand),
     /// Approve another organizer's pending action (a hold or release): it applies now.
     Approve {
         /// The action (`act-...`).
@@ -91,6 +94,25 @@ pub enum AdminCommand {
         /// Only pending ones.
         #[arg(long)]
         pending: bool,
+    },
+}
+
+/// `saleboard admin integrity`.
+#[derive(Debug, clap::Subcommand)]
+pub enum IntegrityCommand {
+    /// Show an event's integrity thresholds (every field; `*` marks the defaults), or change
+    /// them with `--set` and `--default`.
+    Policy {
+        /// The event (default: the current one).
+        #[arg(long, default_value = "")]
+        event: String,
+        /// Set a field, e.g. `--set min_sales=200 --set late_sales_floor_decimal=0.075`
+        /// (field names as `GetIntegrityPolicy` answers them); repeatable.
+        #[arg(long, value_name = "FIELD=VALUE")]
+        set: Vec<String>,
+        /// Put a field back to its default; repeatable.
+        #[arg(long, value_name = "FIELD")]
+        default: Vec<String>,
     },
 }
 
@@ -407,6 +429,11 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
             organizers(&mut admin, endpoint, output, command).await
         }
         AdminCommand::Audit(command) => audit(&mut admin, endpoint, output, command).await,
+        AdminCommand::Integrity(IntegrityCommand::Policy {
+            event,
+            set,
+            default,
+        }) => integrity_policy(&mut admin, endpoint, output, event, set, default).await,
         AdminCommand::Approve { action_id } => {
             let a = admin
                 .approve_action(ApproveActionRequest {
@@ -457,6 +484,101 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `saleboard admin integrity policy`: reads the policy in force; with changes, sets what was
+/// set before plus `set`, less `default`, and prints the answer.
+async fn integrity_policy(
+    admin: &mut AdminServiceClient<Authed>,
+    endpoint: &str,
+    output: Output,
+    event: &str,
+    set: &[String],
+    default: &[String],
+) -> anyhow::Result<()> {
+    let current = admin
+        .get_integrity_policy(GetIntegrityPolicyRequest {
+            event_id: event.to_owned(),
+        })
+        .await
+        .map_err(|s| client::explain(endpoint, "GetIntegrityPolicy", &s))?
+        .into_inner();
+    let answer = if set.is_empty() && default.is_empty() {
+        current
+    } else {
+        let request = policy_change(&current, set, default)?;
+        admin
+            .set_integrity_policy(request)
+            .await
+            .map_err(|s| client::explain(endpoint, "SetIntegrityPolicy", &s))?
+            .into_inner()
+    };
+    let mut value = saleboard_proto::json::to_value(&answer)?;
+    print(output, &answer, || {
+        let mut out = format!("integrity policy of {}", answer.event_id);
+        if answer.updated_by.is_empty() {
+            out.push_str(" (the defaults: never set)\n");
+        } else {
+            out.push_str(&format!(
+                " (set by {} at {})\n",
+                answer.updated_by,
+                text(answer.updated_at.as_ref())
+            ));
+        }
+        if let Some(fields) = value.as_object_mut() {
+            for (name, v) in fields.iter() {
+                if ["event_id", "defaulted", "updated_at", "updated_by"].contains(&name.as_str()) {
+                    continue;
+                }
+                let shown = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                let mark = if answer.defaulted.iter().any(|d| d == name) {
+                    "  *"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("{name:<30} {shown}{mark}\n"));
+            }
+        }
+        out.push_str("* the default\n");
+        out
+    })
+}
+
+/// The policy to set: the fields `current` has set (not defaulted), then `set`, less
+/// `default`.
+fn policy_change(
+    current: &IntegrityPolicy,
+    set: &[String],
+    default: &[String],
+) -> anyhow::Result<IntegrityPolicy> {
+    let mut value = saleboard_proto::json::to_value(current)?;
+    let fields = value
+        .as_object_mut()
+        .ok_or_else(|| anyhow::anyhow!("a policy is a JSON object"))?;
+    for name in &current.defaulted {
+        fields.remove(name);
+    }
+    for name in ["defaulted", "updated_at", "updated_by"] {
+        fields.remove(name);
+    }
+    for change in set {
+        let (name, raw) = change
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--set {change:?}: write FIELD=VALUE"))?;
+        let v = if name.ends_with("_decimal") {
+            serde_json::Value::String(raw.to_owned())
+        } else {
+            serde_json::from_str(raw).map_err(|_| {
+                anyhow::anyhow!("--set {name}: {raw:?} is not a number or true/false")
+            })?
+        };
+        fields.insert(name.to_owned(), v);
+    }
+    for name in default {
+        fields.remove(name);
+    }
+    saleboard_proto::json::from_str(&value.to_string())
+        .map_err(|e| anyhow::anyhow!("the policy does not read ({e}): check the field names"))
 }
 
 /// An action in one line: id, what, state, who, why.

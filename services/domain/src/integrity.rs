@@ -181,6 +181,51 @@ impl Ratio {
         })
     }
 
+    /// The fraction written as `text`: digits, perhaps a point and at most `max_places`
+    /// decimals (no sign, no exponent, no spaces), exactly: "0.001" is 1/1000. `None` for any
+    /// other text.
+    #[must_use]
+    pub fn parse_decimal(text: &str, max_places: u32) -> Option<Self> {
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty()
+            || !digits(whole)
+            || !digits(fraction)
+            || (text.contains('.') && fraction.is_empty())
+            || whole.len() > 18
+            || u32::try_from(fraction.len()).ok()? > max_places.min(18)
+        {
+            return None;
+        }
+        let den = 10i128.pow(u32::try_from(fraction.len()).ok()?);
+        let num =
+            whole
+                .parse::<i128>()
+                .ok()?
+                .checked_mul(den)?
+                .checked_add(if fraction.is_empty() {
+                    0
+                } else {
+                    fraction.parse::<i128>().ok()?
+                })?;
+        Self::new(num, den)
+    }
+
+    /// The shortest exact decimal text of this fraction ("0.05" for 5/100 or 1/20), when its
+    /// denominator divides a power of ten up to 10^18; `None` otherwise (1/3).
+    #[must_use]
+    pub fn exact_decimal(self) -> Option<String> {
+        for places in 0..=18u32 {
+            let scale = 10i128.pow(places);
+            let scaled = self.num.checked_mul(scale)?;
+            if scaled % self.den == 0 {
+                let text = self.to_decimal(places);
+                return Some(text);
+            }
+        }
+        None
+    }
+
     /// The decimal text with `places` decimals, rounded half away from zero (for people; the
     /// decision is made on the exact fraction).
     #[must_use]
@@ -326,6 +371,8 @@ pub struct Policy {
     /// Transaction ids in a sample a site is asked to justify (59: 95% confidence of catching
     /// 5% invalid).
     pub sample_size: usize,
+    /// Hold a site automatically on one high flag, or two medium flags of different families.
+    pub auto_hold: bool,
 }
 
 impl Default for Policy {
@@ -356,6 +403,7 @@ impl Default for Policy {
             growth_share: Ratio::points(1),
             order_value_times: 2,
             sample_size: 59,
+            auto_hold: false,
         }
     }
 }
@@ -915,6 +963,42 @@ pub fn sample<'a>(seed: u64, ids: impl IntoIterator<Item = &'a str>, size: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_are_read_and_written_exactly() {
+        let r = |t: &str| Ratio::parse_decimal(t, 9).map(Ratio::parts);
+        assert_eq!(r("0.001"), Some((1, 1_000)));
+        assert_eq!(r("1"), Some((1, 1)));
+        assert_eq!(r("12.50"), Some((1_250, 100)));
+        assert_eq!(r("0.123456789"), Some((123_456_789, 1_000_000_000)));
+        for bad in [
+            "",
+            ".5",
+            "5.",
+            "-0.1",
+            "+1",
+            "1e3",
+            " 1",
+            "0.1234567891",
+            "1.2.3",
+            "0,1",
+            "NaN",
+        ] {
+            assert_eq!(r(bad), None, "{bad:?}");
+        }
+        let d = |n, den| Ratio::new(n, den).and_then(Ratio::exact_decimal);
+        assert_eq!(d(1, 1_000), Some("0.001".to_owned()));
+        assert_eq!(d(5, 100), Some("0.05".to_owned()));
+        assert_eq!(d(1, 20), Some("0.05".to_owned()));
+        assert_eq!(d(35, 100), Some("0.35".to_owned()));
+        assert_eq!(d(3, 1), Some("3".to_owned()));
+        assert_eq!(d(0, 7), Some("0".to_owned()));
+        assert_eq!(d(1, 3), None);
+        assert_eq!(
+            Ratio::parse_decimal("0.10", 9).and_then(Ratio::exact_decimal),
+            Some("0.1".to_owned())
+        );
+    }
 
     fn counters(sales: u64, gross: i128, refunded: i128, late_refunded: i128) -> SiteCounters {
         SiteCounters {

@@ -21,19 +21,20 @@ use saleboard_proto::v1::admin_service_server::AdminService as AdminApi;
 use saleboard_proto::v1::{
     ActionKind as ActionKindMsg, ActionState as ActionStateMsg, AdminAction, ApiKey,
     ApproveActionRequest, AuditEntry as AuditEntryMsg, CreateApiKeyRequest, CreateOrganizerRequest,
-    CreateSiteRequest, Event as EventMsg, ExchangeRate, GetEventRequest, ListActionsRequest,
-    ListActionsResponse, ListApiKeysRequest, ListApiKeysResponse, ListAuditLogRequest,
-    ListAuditLogResponse, ListEventsRequest, ListEventsResponse, ListExchangeRatesRequest,
-    ListExchangeRatesResponse, ListOrganizersRequest, ListOrganizersResponse, ListSitesRequest,
-    ListSitesResponse, Organizer as OrganizerMsg, RejectActionRequest, RevokeApiKeyRequest,
-    RevokeApiKeyResponse, RevokeOrganizerRequest, SetExchangeRatesRequest,
-    SetExchangeRatesResponse, SetSiteEnabledRequest, SetSiteHoldRequest, Site,
+    CreateSiteRequest, Event as EventMsg, ExchangeRate, GetEventRequest, GetIntegrityPolicyRequest,
+    IntegrityPolicy, ListActionsRequest, ListActionsResponse, ListApiKeysRequest,
+    ListApiKeysResponse, ListAuditLogRequest, ListAuditLogResponse, ListEventsRequest,
+    ListEventsResponse, ListExchangeRatesRequest, ListExchangeRatesResponse, ListOrganizersRequest,
+    ListOrganizersResponse, ListSitesRequest, ListSitesResponse, Organizer as OrganizerMsg,
+    RejectActionRequest, RevokeApiKeyRequest, RevokeApiKeyResponse, RevokeOrganizerRequest,
+    SetExchangeRatesRequest, SetExchangeRatesResponse, SetSiteEnabledRequest, SetSiteHoldRequest,
+    Site,
 };
 use saleboard_runtime::auth::{Organizer, new_action_id, new_api_key, new_organizer_secret};
 use saleboard_runtime::status::{code_name, from_storage, invalid_field};
 use saleboard_storage::{
     ActionDecision, ActionRecord, ApiKeyRecord, Audit, AuditCall, AuditEntry, AuditQuery,
-    OrganizerRecord, SiteRecord, Store,
+    OrganizerRecord, PolicyRecord, SiteRecord, Store,
 };
 use tonic::{Request, Response, Status};
 
@@ -308,6 +309,22 @@ fn action_msg(a: ActionRecord) -> AdminAction {
         rejected_by,
         decision_note: a.decision_note,
     }
+}
+
+/// The policy in force as the contract answers it, from what was stored.
+fn policy_answer(record: &PolicyRecord) -> Result<IntegrityPolicy, Status> {
+    let mut set: IntegrityPolicy = saleboard_proto::json::from_str(&record.overrides_json)
+        .map_err(|e| {
+            tracing::error!(error = %e, event = %record.event_id, "a stored integrity policy does not read");
+            Status::internal("the stored integrity policy does not read; the operators have it in their logs")
+        })?;
+    let policy = crate::policy::from_message(&set).map_err(|e| {
+        tracing::error!(error = %e.message(), event = %record.event_id, "a stored integrity policy is out of range");
+        Status::internal("the stored integrity policy is out of range; set it again")
+    })?;
+    set.updated_at = Some(timestamp(record.updated_at));
+    set.updated_by.clone_from(&record.updated_by);
+    Ok(crate::policy::to_message(&record.event_id, &set, &policy))
 }
 
 /// A reason or note of at most [`MAX_REASON`] characters.
@@ -643,6 +660,43 @@ impl AdminService {
             "action proposed; another organizer must approve it"
         );
         Ok(action_msg(record))
+    }
+
+    async fn set_integrity_policy_in(
+        &self,
+        call: &AuditCall,
+        req: IntegrityPolicy,
+    ) -> Result<IntegrityPolicy, Status> {
+        let events = self.store.events().await.map_err(|e| from_storage(&e))?;
+        let event = find_event(&events, &req.event_id, call.at, || {
+            Status::failed_precondition(
+                "no event is configured; a policy belongs to an event: call SetEvent first",
+            )
+        })?;
+        // Checked before anything is stored: a value out of range names its field.
+        crate::policy::from_message(&req)?;
+        let overrides = crate::policy::overrides(&req, &event.event_id);
+        let overrides_json = saleboard_proto::json::to_string(&overrides).map_err(|e| {
+            tracing::error!(error = %e, "cannot write a policy as JSON");
+            Status::internal("cannot store the policy right now")
+        })?;
+        let record = PolicyRecord {
+            event_id: event.event_id.clone(),
+            overrides_json,
+            updated_at: call.at,
+            updated_by: call.organizer.clone(),
+        };
+        let outcome = |r: &PolicyRecord| match policy_answer(r) {
+            Ok(answer) => ok_outcome(&answer),
+            Err(e) => format!("OK (the policy is not writable as JSON: {})", e.message()),
+        };
+        let stored = self
+            .store
+            .set_integrity_policy(&record, Audit::new(call, &outcome))
+            .await
+            .map_err(|e| from_storage(&e))?;
+        tracing::info!(event = %stored.event_id, organizer = %call.organizer, "integrity policy set");
+        policy_answer(&stored)
     }
 
     async fn decide_action_in(
@@ -985,6 +1039,43 @@ impl AdminApi for AdminService {
             .decide_action_in(&call, &req.action_id, false, &req.reason)
             .await;
         self.finish(&call, result.map(Response::new)).await
+    }
+
+    async fn set_integrity_policy(
+        &self,
+        request: Request<IntegrityPolicy>,
+    ) -> Result<Response<IntegrityPolicy>, Status> {
+        let call = Self::call(&request, "SetIntegrityPolicy")?;
+        let result = self
+            .set_integrity_policy_in(&call, request.into_inner())
+            .await;
+        self.finish(&call, result.map(Response::new)).await
+    }
+
+    async fn get_integrity_policy(
+        &self,
+        request: Request<GetIntegrityPolicyRequest>,
+    ) -> Result<Response<IntegrityPolicy>, Status> {
+        attribute(&request);
+        let req = request.into_inner();
+        let events = self.store.events().await.map_err(|e| from_storage(&e))?;
+        let event = find_event(&events, &req.event_id, UnixNanos::now(), || {
+            Status::failed_precondition("no event is configured: call SetEvent first")
+        })?;
+        let stored = self
+            .store
+            .integrity_policy(&event.event_id)
+            .await
+            .map_err(|e| from_storage(&e))?;
+        let answer = match stored {
+            Some(record) => policy_answer(&record)?,
+            None => crate::policy::to_message(
+                &event.event_id,
+                &IntegrityPolicy::default(),
+                &saleboard_domain::integrity::Policy::default(),
+            ),
+        };
+        Ok(Response::new(answer))
     }
 
     async fn list_actions(

@@ -17,6 +17,7 @@
 //!   organizers, and the audit log every change is recorded in (with the change).
 //! - [`changes`]: the organizer's changes in the log, a burst of one kind summed in one line.
 //! - [`messages`]: domain values as the contract carries them (a leaf: no cycle through it).
+//! - [`policy`]: an event's integrity thresholds between the contract and the domain.
 
 pub mod admin;
 pub mod board;
@@ -25,6 +26,7 @@ pub mod changes;
 pub mod config;
 pub mod grpc;
 pub mod messages;
+pub mod policy;
 pub mod server;
 pub mod snapshot;
 pub mod web;

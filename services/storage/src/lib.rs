@@ -50,7 +50,7 @@ pub use error::{Fault, StorageError};
 pub use model::{
     ActionDecision, ActionRecord, ActiveKey, AggregatorState, ApiKeyRecord, Audit, AuditCall,
     AuditQuery, BoardCursor, BoardData, Candidate, EventTotals, HourRow, LedgerRow,
-    OrganizerRecord, SegmentRead, SegmentRow, SegmentSiteRow, SiteBreakdownData,
+    OrganizerRecord, PolicyRecord, SegmentRead, SegmentRow, SegmentSiteRow, SiteBreakdownData,
     SiteCurrencyTotals, SiteRecord, SiteTotalsData, StoredTotals,
 };
 pub use saleboard_domain::audit::Entry as AuditEntry;
@@ -186,6 +186,15 @@ pub trait AdminStore: Send + Sync {
     ) -> Result<Vec<ActionRecord>>;
     /// The sites held in an event, by id.
     async fn held_sites(&self, event_id: &str) -> Result<Vec<SiteId>>;
+    /// Sets (replaces) an event's integrity policy. [`StorageError::NotFound`] for an unknown
+    /// event.
+    async fn set_integrity_policy(
+        &self,
+        policy: &PolicyRecord,
+        audit: Audit<'_, PolicyRecord>,
+    ) -> Result<PolicyRecord>;
+    /// An event's integrity policy as last set (`None`: never set, the defaults).
+    async fn integrity_policy(&self, event_id: &str) -> Result<Option<PolicyRecord>>;
 }
 
 /// The append-only ledger.

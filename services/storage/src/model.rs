@@ -87,6 +87,20 @@ pub struct ActionRecord {
     pub decision_note: String,
 }
 
+/// An event's integrity thresholds as organizers set them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRecord {
+    /// The event.
+    pub event_id: String,
+    /// Only the fields set, as the proto3 JSON of `IntegrityPolicy` (the storage does not read
+    /// it).
+    pub overrides_json: String,
+    /// When it was set.
+    pub updated_at: UnixNanos,
+    /// By whom.
+    pub updated_by: String,
+}
+
 /// A decision on a pending action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionDecision<'a> {

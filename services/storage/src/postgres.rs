@@ -193,7 +193,7 @@ impl PgStore {
             ),
             Migration::new(
                 14,
-                "actions and holds".into(),
+                "actions, holds and integrity policies".into(),
                 MigrationType::Simple,
                 include_str!("../migrations/postgres/0014_actions_holds.sql").into_sql_str(),
                 false,

@@ -18,8 +18,8 @@ use crate::rows::{
 };
 use crate::{
     ActionDecision, ActionRecord, ActiveKey, AdminStore, ApiKeyRecord, Audit, AuditCall,
-    AuditEntry, AuditQuery, Candidate, LedgerRow, LedgerStore, OrganizerRecord, Result, SiteRecord,
-    StorageError, sql,
+    AuditEntry, AuditQuery, Candidate, LedgerRow, LedgerStore, OrganizerRecord, PolicyRecord,
+    Result, SiteRecord, StorageError, sql,
 };
 
 #[async_trait]
@@ -524,6 +524,50 @@ where
             .into_iter()
             .map(ActionRow::into_record)
             .collect()
+    }
+
+    async fn set_integrity_policy(
+        &self,
+        policy: &PolicyRecord,
+        audit: Audit<'_, PolicyRecord>,
+    ) -> Result<PolicyRecord> {
+        let mut write = self.begin_write().await?;
+        let events: i64 = sqlx::query_scalar(sql::EVENT_COUNT)
+            .bind(policy.event_id.as_str())
+            .fetch_one(&mut *write.tx)
+            .await?;
+        let stored = if events == 0 {
+            None
+        } else {
+            sqlx::query(sql::UPSERT_POLICY)
+                .bind(policy.event_id.as_str())
+                .bind(policy.overrides_json.as_str())
+                .bind(policy.updated_at.0)
+                .bind(policy.updated_by.as_str())
+                .execute(&mut *write.tx)
+                .await?;
+            Some(policy.clone())
+        };
+        commit_audited::<B, _>(write, stored, audit, || StorageError::NotFound {
+            what: "event",
+            id: policy.event_id.clone(),
+        })
+        .await
+    }
+
+    async fn integrity_policy(&self, event_id: &str) -> Result<Option<PolicyRecord>> {
+        let row: Option<(String, String, i64, String)> = sqlx::query_as(sql::POLICY)
+            .bind(event_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(
+            |(event_id, overrides_json, updated_at_ns, updated_by)| PolicyRecord {
+                event_id,
+                overrides_json,
+                updated_at: UnixNanos(updated_at_ns),
+                updated_by,
+            },
+        ))
     }
 
     async fn held_sites(&self, event_id: &str) -> Result<Vec<SiteId>> {

@@ -334,3 +334,13 @@ pub(crate) const DELETE_HOLD: &str = "DELETE FROM site_holds WHERE event_id = $1
 /// The sites held in an event, by id.
 pub(crate) const HELD_SITES: &str =
     "SELECT site_id FROM site_holds WHERE event_id = $1 ORDER BY site_id";
+
+/// Sets an event's integrity policy.
+pub(crate) const UPSERT_POLICY: &str = "INSERT INTO integrity_policies (event_id, overrides_json, \
+    updated_at_ns, updated_by) VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO UPDATE SET \
+    overrides_json = excluded.overrides_json, updated_at_ns = excluded.updated_at_ns, \
+    updated_by = excluded.updated_by";
+
+/// An event's integrity policy.
+pub(crate) const POLICY: &str = "SELECT event_id, overrides_json, updated_at_ns, updated_by \
+    FROM integrity_policies WHERE event_id = $1";

@@ -216,7 +216,7 @@ impl SqliteStore {
             ),
             Migration::new(
                 13,
-                "actions and holds".into(),
+                "actions, holds and integrity policies".into(),
                 MigrationType::Simple,
                 include_str!("../migrations/sqlite/0013_actions_holds.sql").into_sql_str(),
                 false,

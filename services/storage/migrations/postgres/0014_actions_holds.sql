@@ -33,3 +33,13 @@ CREATE TABLE site_holds (
     held_at_ns   BIGINT NOT NULL,
     PRIMARY KEY (event_id, site_id)
 );
+
+-- Each event's integrity thresholds as the organizers set them: only the fields they set, as
+-- the proto3 JSON of `IntegrityPolicy` (every other field is the default of the release that
+-- reads it).
+CREATE TABLE integrity_policies (
+    event_id       TEXT COLLATE "C" PRIMARY KEY REFERENCES events (event_id),
+    overrides_json TEXT NOT NULL,
+    updated_at_ns  BIGINT NOT NULL,
+    updated_by     TEXT NOT NULL
+);

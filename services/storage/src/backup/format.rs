@@ -7,7 +7,7 @@
 //! ["toko-satu","Toko Satu",1765500000000000000,null]
 //! {"end":"sites","rows":1}
 //! ...                  (api_keys, events, exchange_rates, organizers, audit_log,
-//!                       admin_actions, site_holds, ledger)
+//!                       admin_actions, site_holds, integrity_policies, ledger)
 //! {"trailer":{"rows":{"sites":1,...},"sha256":"<hex>"}}
 //! ```
 //!
@@ -143,6 +143,13 @@ pub const SITE_HOLDS: Section = Section {
     added_later: true,
 };
 
+/// Each event's integrity thresholds as organizers set them (only the fields set, as JSON).
+pub const INTEGRITY_POLICIES: Section = Section {
+    name: "integrity_policies",
+    columns: &["event_id", "overrides_json", "updated_at_ns", "updated_by"],
+    added_later: true,
+};
+
 /// The ledger, in position order from 1 without gaps (kind 1 sale, 2 refund; origin 0 none,
 /// 1 domestic, 2 cross-border).
 pub const LEDGER: Section = Section {
@@ -170,7 +177,7 @@ pub const LEDGER: Section = Section {
 /// The sections of version 1, in the order they are written and read: every one is present
 /// (perhaps with no rows), except that a file written before a section was
 /// [`added_later`](Section::added_later) lacks it.
-pub const SECTIONS: [&Section; 9] = [
+pub const SECTIONS: [&Section; 10] = [
     &SITES,
     &API_KEYS,
     &EVENTS,
@@ -179,6 +186,7 @@ pub const SECTIONS: [&Section; 9] = [
     &AUDIT_LOG,
     &ADMIN_ACTIONS,
     &SITE_HOLDS,
+    &INTEGRITY_POLICIES,
     &LEDGER,
 ];
 

@@ -180,6 +180,7 @@ pub async fn check(input: &mut (dyn AsyncBufRead + Unpin + Send)) -> Result<Summ
                     Some("audit_log") => chain.check(line, &audit_line(line, row)?)?,
                     Some("admin_actions") => drop(action_line(line, row)?),
                     Some("site_holds") => drop(hold_line(line, row)?),
+                    Some("integrity_policies") => drop(policy_line(line, row)?),
                     _ => drop(ledger_line(line, row, &mut next_position)?),
                 }
             }
@@ -271,6 +272,10 @@ const ACTIONS: &str = "SELECT action_id, kind, state, event_id, site_id, reason,
 const HOLDS: &str = "SELECT event_id, site_id, action_id, held_at_ns FROM site_holds \
     ORDER BY event_id, site_id";
 
+/// Every event's integrity policy.
+const POLICIES: &str = "SELECT event_id, overrides_json, updated_at_ns, updated_by \
+    FROM integrity_policies ORDER BY event_id";
+
 /// An action as it was.
 const INSERT_ACTION: &str = "INSERT INTO admin_actions (action_id, kind, state, event_id, \
     site_id, reason, proposed_by, proposed_at_ns, decided_by, decided_at_ns, decision_note) \
@@ -299,7 +304,7 @@ const INSERT_KEY: &str = "INSERT INTO api_keys (key_id, site_id, secret_hash, cr
     revoked_at_ns) VALUES ($1, $2, $3, $4, $5)";
 
 /// Whether a table holds a row, per table a restore needs empty, with the words for it.
-const EMPTY_CHECKS: [(&str, &str); 14] = [
+const EMPTY_CHECKS: [(&str, &str); 15] = [
     (
         "sites",
         "SELECT COUNT(*) FROM (SELECT 1 FROM sites LIMIT 1) AS t",
@@ -335,6 +340,10 @@ const EMPTY_CHECKS: [(&str, &str); 14] = [
     (
         "site holds",
         "SELECT COUNT(*) FROM (SELECT 1 FROM site_holds LIMIT 1) AS t",
+    ),
+    (
+        "integrity policies",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM integrity_policies LIMIT 1) AS t",
     ),
     (
         "ledger rows",
@@ -542,6 +551,14 @@ where
         drop(rows);
         w.end().await?;
 
+        w.begin(&format::INTEGRITY_POLICIES).await?;
+        let mut rows = sqlx::query_as::<_, PolicyTuple>(POLICIES).fetch(&mut *tx);
+        while let Some(p) = rows.try_next().await? {
+            w.row(&p).await?;
+        }
+        drop(rows);
+        w.end().await?;
+
         w.begin(&format::LEDGER).await?;
         let mut rows = sqlx::query_as::<_, FullLedgerRow>(LEDGER)
             .bind(head)
@@ -710,6 +727,17 @@ where
                                 .bind(site_id)
                                 .bind(action_id)
                                 .bind(held_at_ns)
+                                .execute(&mut *write.tx)
+                                .await
+                                .map_err(|e| refused(line, e))?;
+                        }
+                        Some("integrity_policies") => {
+                            let (event_id, overrides, at, by) = policy_line(line, row)?;
+                            sqlx::query(sql::UPSERT_POLICY)
+                                .bind(event_id)
+                                .bind(overrides)
+                                .bind(at)
+                                .bind(by)
                                 .execute(&mut *write.tx)
                                 .await
                                 .map_err(|e| refused(line, e))?;
@@ -905,6 +933,23 @@ fn action_line(line: u64, row: &[u8]) -> Result<ActionTuple, BackupError> {
     }
     SiteId::parse(&a.4).map_err(|e| bad_row(line, "admin_actions", e))?;
     Ok(a)
+}
+
+/// An integrity policy as stored and written: the columns of [`format::INTEGRITY_POLICIES`].
+type PolicyTuple = (String, String, i64, String);
+
+/// A policy of the file: its overrides must be a JSON object (the services check each field
+/// when they read it).
+fn policy_line(line: u64, row: &[u8]) -> Result<PolicyTuple, BackupError> {
+    let p: PolicyTuple = parse(line, "integrity_policies", row)?;
+    match serde_json::from_str::<serde_json::Value>(&p.1) {
+        Ok(serde_json::Value::Object(_)) => Ok(p),
+        _ => Err(bad_row(
+            line,
+            "integrity_policies",
+            "overrides_json is not a JSON object",
+        )),
+    }
 }
 
 /// A hold of the file.
