@@ -1388,5 +1388,71 @@ async fn a_hold_through_the_command_line() {
     let out = saleboard(&["leaderboard", "--output", "json"], &as_bootstrap);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["held_sites"], serde_json::json!(["beta"]), "{json}");
+
+    // The event's thresholds: shown with the defaults marked, two set, one put back.
+    let out = saleboard(&["admin", "integrity", "policy"], &as_dewi);
+    let table = stdout(&out);
+    assert!(table.contains("(the defaults: never set)"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("min_sales") && l.ends_with("500  *")),
+        "{table}"
+    );
+    let out = saleboard(
+        &[
+            "admin",
+            "integrity",
+            "policy",
+            "--set",
+            "min_sales=200",
+            "--set",
+            "late_sales_floor_decimal=0.075",
+        ],
+        &as_dewi,
+    );
+    let table = stdout(&out);
+    assert!(
+        table.contains("set by dewi"),
+        "{table}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("min_sales") && l.ends_with(" 200")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("late_sales_floor_decimal") && l.ends_with(" 0.075")),
+        "{table}"
+    );
+    let out = saleboard(
+        &[
+            "admin",
+            "integrity",
+            "policy",
+            "--default",
+            "min_sales",
+            "--output",
+            "json",
+        ],
+        &as_dewi,
+    );
+    let policy: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(policy["min_sales"], "500", "{policy}");
+    assert_eq!(policy["late_sales_floor_decimal"], "0.075", "{policy}");
+    let out = saleboard(
+        &["admin", "integrity", "policy", "--set", "sample_size=0"],
+        &as_dewi,
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sample_size"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     app.stop().await;
 }

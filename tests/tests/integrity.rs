@@ -189,6 +189,18 @@ async fn a_hold_needs_two_organizers_and_keeps_the_national_figure(backend: Back
         .expect_err("self-approval");
     assert_eq!(own.code(), Code::PermissionDenied, "{own:?}");
     assert!(own.message().contains("another organizer"), "{own:?}");
+    let own_rejection = ana
+        .reject_action(RejectActionRequest {
+            action_id: proposed.action_id.clone(),
+            reason: "changed my mind".into(),
+        })
+        .await
+        .expect_err("self-rejection");
+    assert_eq!(
+        own_rejection.code(),
+        Code::PermissionDenied,
+        "{own_rejection:?}"
+    );
     let missing = budi
         .approve_action(ApproveActionRequest {
             action_id: "act-0000".into(),
@@ -250,10 +262,18 @@ async fn a_hold_needs_two_organizers_and_keeps_the_national_figure(backend: Back
     assert!(again.message().contains("applied already"), "{again:?}");
 
     // The held site's key keeps working and its sales count nationally; its own figures stay.
-    push(&app, &secrets[1], vec![sale("sedang-2", "IDR", 50)]).await;
+    push(
+        &app,
+        &secrets[1],
+        vec![sale("sedang-2", "IDR", 50), sale("sedang-usd", "USD", 100)],
+    )
+    .await;
     app.settle().await;
     let later = board(&app).await;
     assert_eq!(later.national_net_reporting_minor, 1_550);
+    // A held site's currency without a rate is named like any site's (it is left out of the
+    // national figure, which must say so).
+    assert_eq!(later.unconverted_currencies, ["USD"]);
     assert_eq!(ranks(&later), ranked(&[("besar", 1), ("kecil", 2)]));
     let own_figures = app
         .leaderboard()
@@ -265,8 +285,12 @@ async fn a_hold_needs_two_organizers_and_keeps_the_national_figure(backend: Back
         .await
         .expect("GetSiteTotals")
         .into_inner();
-    assert_eq!(own_figures.totals.len(), 1);
-    assert_eq!(own_figures.totals[0].net_minor, 550);
+    let idr = own_figures
+        .totals
+        .iter()
+        .find(|t| t.currency == "IDR")
+        .expect("IDR");
+    assert_eq!(idr.net_minor, 550);
 
     // A release: rejected by ana (with a note), then proposed again and approved by bootstrap.
     let release = budi
@@ -375,6 +399,7 @@ async fn a_hold_needs_two_organizers_and_keeps_the_national_figure(backend: Back
         ("ana", "SetSiteHold", "OK"),
         ("budi", "SetSiteHold", "FAILED_PRECONDITION"),
         ("ana", "ApproveAction", "PERMISSION_DENIED"),
+        ("ana", "RejectAction", "PERMISSION_DENIED"),
         ("budi", "ApproveAction", "NOT_FOUND"),
         ("budi", "ApproveAction", "OK"),
         ("ana", "RejectAction", "FAILED_PRECONDITION"),

@@ -207,6 +207,9 @@ fn counts(summary: &Summary) -> String {
                 "exchange_rates" => "exchange rates",
                 "organizers" => "named organizers",
                 "audit_log" => "audit log entries",
+                "admin_actions" => "organizers' actions",
+                "site_holds" => "site holds",
+                "integrity_policies" => "integrity policies",
                 "ledger" => "ledger rows",
                 other => other,
             };

@@ -92,8 +92,11 @@ pub struct RankedEntry {
 /// The ranking of every site and the national net.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ranking {
-    /// Every site, ranked.
+    /// Every site but the held ones, ranked.
     pub entries: Vec<RankedEntry>,
+    /// The held sites, by id, unranked (rank 0): their figures are in the national one (unless
+    /// out of range), and their unconverted and out-of-range currencies count as any site's.
+    pub held: Vec<RankedEntry>,
     /// Sum of the nets of the sites that are not out of range, in minor units of the reporting
     /// currency. Wider than the contract's `int64`: whoever shows it checks that it fits.
     pub national_net_reporting_minor: i128,
@@ -149,6 +152,7 @@ pub fn rank(
 ) -> Ranking {
     let mut national: i128 = 0;
     let mut entries = Vec::with_capacity(sites.len());
+    let mut held = Vec::new();
     for site in sites {
         let (sale_count, refund_count) = site.totals.values().fold((0u64, 0u64), |(s, r), t| {
             (
@@ -165,11 +169,7 @@ pub fn rank(
             }
             Err(currencies) => (0, currencies),
         };
-        if site.held {
-            // In the national figure (above), not ranked: the sites after it move up.
-            continue;
-        }
-        entries.push(RankedEntry {
+        let entry = RankedEntry {
             rank: 0,
             site_id: site.site_id,
             display_name: site.display_name,
@@ -178,7 +178,13 @@ pub fn rank(
             refund_count,
             unconverted_currencies,
             out_of_range,
-        });
+        };
+        if site.held {
+            // In the national figure (above), not ranked: the sites after it move up.
+            held.push(entry);
+        } else {
+            entries.push(entry);
+        }
     }
     order_and_rank(
         &mut entries,
@@ -194,8 +200,10 @@ pub fn rank(
         |a, b| a.site_id.cmp(&b.site_id),
         |e, rank| e.rank = rank,
     );
+    held.sort_by(|a, b| a.site_id.cmp(&b.site_id));
     Ranking {
         entries,
+        held,
         national_net_reporting_minor: national,
     }
 }
@@ -413,6 +421,9 @@ mod tests {
             .collect();
         // c moves up to second: ranks are over the ranked sites.
         assert_eq!(ranks, [("a", 1), ("c", 2)]);
+        assert_eq!(r.held.len(), 1);
+        assert_eq!(r.held[0].site_id.as_str(), "b");
+        assert_eq!(r.held[0].net_reporting_minor, 500);
     }
 
     #[test]
@@ -473,6 +484,7 @@ mod tests {
         let Ranking {
             entries,
             national_net_reporting_minor: national,
+            ..
         } = rank(sites, &BTreeMap::new(), cur("IDR"));
         let got: Vec<_> = entries
             .iter()
@@ -539,6 +551,7 @@ mod tests {
         let Ranking {
             entries,
             national_net_reporting_minor: national,
+            ..
         } = rank(sites, &rates, cur("IDR"));
         assert_eq!(entries[0].net_reporting_minor, 100 + 15_000);
         assert_eq!(
@@ -560,6 +573,7 @@ mod tests {
         let Ranking {
             entries,
             national_net_reporting_minor: national,
+            ..
         } = rank(sites, &rates, cur("IDR"));
         assert_eq!(entries[0].net_reporting_minor, 9_000_000_000_000_000_000);
         // 1e11 cents = 1e9 USD x 15850.123456789012 = 15,850,123,456,789.012 IDR -> minor 1,585,012,345,678,901.2 -> ...901

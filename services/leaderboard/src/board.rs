@@ -361,7 +361,12 @@ impl Board {
         if closed {
             // A final result lists the sites that took part, not every site registered since.
             figures.entries.retain(|e| e.rank != 0);
-            figures.site_count = u32::try_from(figures.entries.len()).unwrap_or(u32::MAX);
+            // Held sites are unranked (rank 0) and still took part when they sold.
+            figures
+                .held
+                .retain(|e| e.sale_count > 0 || e.refund_count > 0);
+            figures.site_count =
+                u32::try_from(figures.entries.len() + figures.held.len()).unwrap_or(u32::MAX);
         }
         // Figures that did not change keep their snapshot (its generation, its time): a
         // screen of a final result is not sent it again. (A closed event's figures are final:

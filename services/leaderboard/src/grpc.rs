@@ -489,7 +489,7 @@ fn page(snapshot: &Snapshot, offset: usize, limit: usize) -> Result<Leaderboard,
         baseline_net_reporting_minor: 0,
         state: 0,
         stale: snapshot.stale,
-        held_sites: f.holds.iter().map(ToString::to_string).collect(),
+        held_sites: f.held.iter().map(|e| e.site_id.to_string()).collect(),
     })
 }
 

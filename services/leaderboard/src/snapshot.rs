@@ -224,8 +224,8 @@ pub struct Figures {
     /// Every site's totals in the event, by site and currency (disabled sites' included).
     pub totals: Arc<EventTotals>,
     /// The sites held in the event (enabled ones: a disabled site is out of every figure), by
-    /// id: in the national figures, not in `entries`.
-    pub holds: Vec<saleboard_domain::SiteId>,
+    /// id, unranked: in the national figures, not in `entries`.
+    pub held: Vec<RankedEntry>,
 }
 
 /// An event compared with a baseline event.
@@ -284,6 +284,7 @@ impl Figures {
         let set: std::collections::BTreeSet<Currency> = self
             .entries
             .iter()
+            .chain(&self.held)
             .flat_map(|e| e.unconverted_currencies.iter().copied())
             .collect();
         set.into_iter().collect()
@@ -335,7 +336,7 @@ impl Figures {
         let site_count = u32::try_from(enabled.len()).unwrap_or(u32::MAX);
         let national_hours = std::mem::take(&mut data.national_hourly);
         let mut event_rates = BTreeMap::new();
-        let (entries, national_net, event, breakdowns, hourly) = match data.event {
+        let (entries, held, national_net, event, breakdowns, hourly) = match data.event {
             Some(event) => {
                 let sites = enabled
                     .iter()
@@ -362,13 +363,21 @@ impl Figures {
                 );
                 (
                     ranking.entries,
+                    ranking.held,
                     ranking.national_net_reporting_minor,
                     Some((event.event_id, event.reporting_currency)),
                     breakdowns,
                     hourly,
                 )
             }
-            None => (Vec::new(), 0, None, Breakdowns::default(), Vec::new()),
+            None => (
+                Vec::new(),
+                Vec::new(),
+                0,
+                None,
+                Breakdowns::default(),
+                Vec::new(),
+            ),
         };
         Self {
             watermark: data.applied,
@@ -384,11 +393,7 @@ impl Figures {
             comparison: None,
             sites: Arc::new(sites.to_vec()),
             totals: Arc::new(totals.clone()),
-            holds: enabled
-                .iter()
-                .filter(|s| holds.contains(&s.site_id))
-                .map(|s| s.site_id.clone())
-                .collect(),
+            held,
         }
     }
 
@@ -402,9 +407,13 @@ impl Figures {
         Some((record, self.totals.get(site)))
     }
 
-    /// The sites whose figure is out of range, with the currencies that put them there.
+    /// The sites whose figure is out of range (held ones too: they are left out of the
+    /// national figure likewise), with the currencies that put them there.
     pub fn out_of_range(&self) -> impl Iterator<Item = &RankedEntry> {
-        self.entries.iter().filter(|e| !e.out_of_range.is_empty())
+        self.entries
+            .iter()
+            .chain(&self.held)
+            .filter(|e| !e.out_of_range.is_empty())
     }
 }
 

@@ -209,7 +209,11 @@ impl Backend for PgStore {
     const LOCK_HEAD: &'static str = "SELECT head FROM ledger_head WHERE id = 1 FOR UPDATE";
     const LOCK_AUDIT: &'static str =
         "SELECT position, sha256 FROM audit_head WHERE id = 1 FOR UPDATE";
-    const LOCK_SITE: &'static str = "SELECT site_id FROM sites WHERE site_id = $1 FOR UPDATE";
+    // NO KEY UPDATE: ingest's ledger inserts take KEY SHARE on the site row (their foreign
+    // key) under the ledger head's lock; FOR UPDATE would stall every append behind an
+    // organizer's action.
+    const LOCK_SITE: &'static str =
+        "SELECT site_id FROM sites WHERE site_id = $1 FOR NO KEY UPDATE";
     const LOCK_STATE: &'static str =
         "SELECT applied_position FROM aggregator_state WHERE id = 1 FOR UPDATE";
     const NOTIFY_APPLIED: Option<&'static str> = Some("SELECT pg_notify('saleboard_applied', $1)");
