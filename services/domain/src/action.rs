@@ -235,19 +235,19 @@ mod tests {
             check_proposal(ActionKind::Release, "s", "e", true, None),
             Ok(())
         );
-        let held = check_proposal(ActionKind::Hold, "s", "e", true, None).unwrap_err();
+        let held = check_proposal(ActionKind::Hold, "s", "e", true, None).expect_err("refused");
         assert_eq!(
             held.to_string(),
             "site \"s\" is held in event \"e\" already"
         );
-        let free = check_proposal(ActionKind::Release, "s", "e", false, None).unwrap_err();
+        let free = check_proposal(ActionKind::Release, "s", "e", false, None).expect_err("refused");
         assert_eq!(
             free.to_string(),
             "site \"s\" is not held in event \"e\" already"
         );
         // A pending action blocks any other, of either kind, and is named.
         for (kind, held) in [(ActionKind::Hold, false), (ActionKind::Release, true)] {
-            let e = check_proposal(kind, "s", "e", held, Some("act-1")).unwrap_err();
+            let e = check_proposal(kind, "s", "e", held, Some("act-1")).expect_err("refused");
             assert!(
                 matches!(e, ActionRefusal::Pending { ref action_id, .. } if action_id == "act-1")
             );
@@ -261,13 +261,13 @@ mod tests {
             check_decision("a", ActionState::Pending, "ana", "budi"),
             Ok(())
         );
-        let own = check_decision("a", ActionState::Pending, "ana", "ana").unwrap_err();
+        let own = check_decision("a", ActionState::Pending, "ana", "ana").expect_err("refused");
         assert!(own.is_permission());
         assert!(own.to_string().contains("another organizer"));
         for state in [ActionState::Applied, ActionState::Rejected] {
             // Final whoever asks, the proposer included.
             for who in ["ana", "budi"] {
-                let e = check_decision("a", state, "ana", who).unwrap_err();
+                let e = check_decision("a", state, "ana", who).expect_err("refused");
                 assert_eq!(
                     e,
                     ActionRefusal::Decided {

@@ -223,6 +223,10 @@ pub struct Board {
     /// anything; then read again, and kept as they were if their figures did not change.
     /// (snapshot, closed, still fresh).
     others: Mutex<HashMap<String, OtherEvent>>,
+    /// Moves each time `others` are forgotten: a build of another event that read storage
+    /// before an admin change and finishes after it is kept as not fresh (read again next
+    /// time), never as the figures after the change.
+    forgotten: std::sync::atomic::AtomicU64,
     /// The sites as of the last refresh (id, name, disabled): when they change, `others` are
     /// read again.
     sites: Mutex<Vec<(saleboard_domain::SiteId, String, bool)>>,
@@ -274,6 +278,7 @@ impl Board {
             checked_at: std::sync::atomic::AtomicI64::new(UnixNanos::now().0),
             refreshing: tokio::sync::Mutex::new(()),
             others: Mutex::new(HashMap::new()),
+            forgotten: std::sync::atomic::AtomicU64::new(0),
             sites: Mutex::new(Vec::new()),
             generations: std::sync::atomic::AtomicU64::new(0),
             events: Mutex::new(Arc::default()),
@@ -327,6 +332,7 @@ impl Board {
         {
             return Ok(Some(snapshot.clone()));
         }
+        let epoch = self.forgotten.load(std::sync::atomic::Ordering::SeqCst);
         let mut data = match self.store.read_board(Some(event_id), None).await {
             Ok(data) => data,
             // Storage cannot be read: the last figures read of that event, marked, rather than
@@ -399,10 +405,15 @@ impl Board {
                 figures,
             }),
         };
-        self.others
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(event_id.to_owned(), (snapshot.clone(), closed, true));
+        {
+            let mut others = self
+                .others
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Checked under the lock `forget_other_events` takes after moving the epoch.
+            let fresh = self.forgotten.load(std::sync::atomic::Ordering::SeqCst) == epoch;
+            others.insert(event_id.to_owned(), (snapshot.clone(), closed, fresh));
+        }
         self.keep_for_page_tokens(snapshot.clone());
         Ok(Some(snapshot))
     }
@@ -639,6 +650,8 @@ impl Board {
     /// Marks the snapshots of events other than the current one to be read again when next
     /// asked for (after an admin change: a rate, a site, an event).
     pub fn forget_other_events(&self) {
+        self.forgotten
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         // A baseline's rates or window may have changed too.
         self.baselines
             .lock()
