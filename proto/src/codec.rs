@@ -212,6 +212,11 @@ no_limit!(
     ListActionsResponse,
     IntegrityPolicy,
     GetIntegrityPolicyRequest,
+    ListIntegrityFlagsRequest,
+    ListIntegrityFlagsResponse,
+    GetIntegrityFlagRequest,
+    IntegrityFlag,
+    ReviewIntegrityFlagRequest,
 );
 
 #[cfg(test)]

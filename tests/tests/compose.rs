@@ -1309,6 +1309,62 @@ fn previous_release() -> Result<(String, u32), String> {
     Ok((previous, number))
 }
 
+/// `after` with only the object keys `before` has at the same place (arrays element by
+/// element): what an older release wrote, read from a newer one's answer.
+fn keys_of(before: &serde_json::Value, after: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => Value::Object(
+            a.iter()
+                .filter_map(|(k, v)| b.get(k).map(|bv| (k.clone(), keys_of(bv, v))))
+                .collect(),
+        ),
+        (Value::Array(b), Value::Array(a)) => Value::Array(
+            a.iter()
+                .enumerate()
+                .map(|(i, v)| b.get(i).map_or_else(|| v.clone(), |bv| keys_of(bv, v)))
+                .collect(),
+        ),
+        (_, a) => a.clone(),
+    }
+}
+
+/// Panics unless every key `after` has and `before` lacks (at the same place) holds its
+/// default in the proto3 JSON mapping: false, 0, "0", "", an empty list or object.
+fn additions_are_defaults(before: &serde_json::Value, after: &serde_json::Value, at: &str) {
+    use serde_json::Value;
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            for (k, v) in a {
+                let path = format!("{at}.{k}");
+                match b.get(k) {
+                    Some(bv) => additions_are_defaults(bv, v, &path),
+                    None => {
+                        let default = match v {
+                            Value::Bool(x) => !x,
+                            Value::Number(n) => n.as_f64() == Some(0.0),
+                            Value::String(s) => s.is_empty() || s == "0",
+                            Value::Array(x) => x.is_empty(),
+                            Value::Object(x) => x.is_empty(),
+                            Value::Null => true,
+                        };
+                        assert!(
+                            default,
+                            "{path} is new in this release and not its default: {v}"
+                        );
+                    }
+                }
+            }
+        }
+        (Value::Array(b), Value::Array(a)) => {
+            for (i, (bv, av)) in b.iter().zip(a).enumerate() {
+                additions_are_defaults(bv, av, &format!("{at}[{i}]"));
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The JSON at `path` of the big screen, without the keys that name when it was read.
 async fn screen_json(board: std::net::SocketAddr, path: &str) -> serde_json::Value {
     fn without_times(v: &mut serde_json::Value) {
@@ -1511,10 +1567,20 @@ async fn an_upgrade_keeps_every_row_and_figure() {
     assert!(!migrated.contains("ERROR"), "{migrated}");
     assert_eq!(verify_in_stack(&stack), rows, "verify after the upgrade");
     screen_net(board, "toko-satu", satu_net).await;
+    // The new release may add fields to the contract: each holds its default (nothing the
+    // previous release counted moved into it), and every field the previous release wrote is
+    // as it was.
+    let after = [
+        screen_json(board, "/api/v1/leaderboard").await,
+        screen_json(board, "/api/v1/national").await,
+    ];
+    for (before, after) in figures.iter().zip(&after) {
+        additions_are_defaults(before, after, "");
+    }
     assert_eq!(
         [
-            screen_json(board, "/api/v1/leaderboard").await,
-            screen_json(board, "/api/v1/national").await,
+            keys_of(&figures[0], &after[0]),
+            keys_of(&figures[1], &after[1]),
         ],
         figures,
         "every figure on the big screen is what it was before the upgrade"

@@ -80,6 +80,88 @@ impl Rule {
     }
 }
 
+/// Where a flag is in its review (the contract's `FlagState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FlagState {
+    /// Raised, not reviewed yet.
+    Open,
+    /// An organizer is looking into it: the site shows "under review" on the public board.
+    UnderReview,
+    /// Reviewed: the figures are explained.
+    Cleared,
+    /// Reviewed: the figures are not right.
+    Confirmed,
+}
+
+impl FlagState {
+    /// Its name as stored.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::UnderReview => "under_review",
+            Self::Cleared => "cleared",
+            Self::Confirmed => "confirmed",
+        }
+    }
+
+    /// The state stored as `s`.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(Self::Open),
+            "under_review" => Some(Self::UnderReview),
+            "cleared" => Some(Self::Cleared),
+            "confirmed" => Some(Self::Confirmed),
+            _ => None,
+        }
+    }
+}
+
+impl Rule {
+    /// Every rule, in the contract's order.
+    pub const ALL: [Self; 9] = [
+        Self::LateRefunds,
+        Self::RefundRate,
+        Self::LateSales,
+        Self::SettlementRank,
+        Self::HourShape,
+        Self::Burst,
+        Self::Growth,
+        Self::StoreConcentration,
+        Self::AmountPattern,
+    ];
+
+    /// The rule of a contract name.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+impl Severity {
+    /// Its name as stored.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+
+    /// The severity stored as `s`.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "low" => Some(Self::Low),
+            "medium" => Some(Self::Medium),
+            "high" => Some(Self::High),
+            _ => None,
+        }
+    }
+}
+
 /// A flag's severity (the contract's `Severity`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
@@ -299,6 +381,53 @@ pub struct SiteCounters {
 }
 
 impl SiteCounters {
+    /// A site's counters in the reporting currency from its totals per currency (its sales,
+    /// gross and refunded; the late figures are not in totals and stay 0), each currency's
+    /// figures converted with its rate (half-even to the minor unit), and the currencies left
+    /// out for want of a rate.
+    ///
+    /// # Errors
+    /// [`OutOfRange`] when a figure does not convert or the sums do not fit.
+    pub fn from_totals(
+        totals: &std::collections::BTreeMap<crate::Currency, crate::totals::CurrencyTotals>,
+        rates: &std::collections::BTreeMap<crate::Currency, crate::Rate>,
+        reporting: crate::Currency,
+    ) -> Result<(Self, Vec<crate::Currency>), OutOfRange> {
+        let mut counters = Self::default();
+        let mut unconverted = Vec::new();
+        for (currency, t) in totals {
+            let (gross, refunded) = if *currency == reporting {
+                (t.gross_minor, t.refunded_minor)
+            } else if let Some(rate) = rates.get(currency) {
+                let convert =
+                    |v| crate::ranking::convert(v, *currency, reporting, rate).ok_or(OutOfRange);
+                (convert(t.gross_minor)?, convert(t.refunded_minor)?)
+            } else {
+                unconverted.push(*currency);
+                continue;
+            };
+            counters.sales = counters.sales.checked_add(t.sale_count).ok_or(OutOfRange)?;
+            counters.gross = counters.gross.checked_add(gross).ok_or(OutOfRange)?;
+            counters.refunded = counters.refunded.checked_add(refunded).ok_or(OutOfRange)?;
+        }
+        Ok((counters, unconverted))
+    }
+
+    /// `self + other`.
+    ///
+    /// # Errors
+    /// [`OutOfRange`] when a sum does not fit.
+    pub fn plus(&self, other: &Self) -> Result<Self, OutOfRange> {
+        let add = |a: i128, b: i128| a.checked_add(b).ok_or(OutOfRange);
+        Ok(Self {
+            sales: self.sales.checked_add(other.sales).ok_or(OutOfRange)?,
+            gross: add(self.gross, other.gross)?,
+            refunded: add(self.refunded, other.refunded)?,
+            late_refunded: add(self.late_refunded, other.late_refunded)?,
+            late_sales: add(self.late_sales, other.late_sales)?,
+        })
+    }
+
     /// The nation's counters without `site`'s.
     ///
     /// # Errors
@@ -963,6 +1092,55 @@ pub fn sample<'a>(seed: u64, ids: impl IntoIterator<Item = &'a str>, size: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_from_totals_convert_each_currency() {
+        use crate::totals::CurrencyTotals;
+        use std::collections::BTreeMap;
+        let idr = crate::Currency::parse("IDR").expect("IDR");
+        let usd = crate::Currency::parse("USD").expect("USD");
+        let sgd = crate::Currency::parse("SGD").expect("SGD");
+        let t = |sales, gross, refunded| CurrencyTotals {
+            sale_count: sales,
+            gross_minor: gross,
+            refund_count: 1,
+            refunded_minor: refunded,
+        };
+        let totals = BTreeMap::from([
+            (idr, t(3, 30_000, 3_000)),
+            (usd, t(2, 1_000, 100)),
+            (sgd, t(1, 500, 0)),
+        ]);
+        // 10.00 USD at 15,000 IDR: 150,000 IDR, in IDR's minor units (2 decimals each).
+        let rates = BTreeMap::from([(usd, crate::Rate::parse("15000").expect("rate"))]);
+        let (c, unconverted) = SiteCounters::from_totals(&totals, &rates, idr).expect("fits");
+        assert_eq!(c.sales, 5);
+        assert_eq!(c.gross, 30_000 + 15_000_000);
+        assert_eq!(c.refunded, 3_000 + 1_500_000);
+        assert_eq!((c.late_refunded, c.late_sales), (0, 0));
+        assert_eq!(unconverted, [sgd]);
+        let both = c.plus(&c).expect("fits");
+        assert_eq!(both.excluding(&c).expect("a part"), c);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for rule in Rule::ALL {
+            assert_eq!(Rule::parse(rule.name()), Some(rule));
+        }
+        assert_eq!(Rule::parse("INTEGRITY_RULE_UNSPECIFIED"), None);
+        for state in [
+            FlagState::Open,
+            FlagState::UnderReview,
+            FlagState::Cleared,
+            FlagState::Confirmed,
+        ] {
+            assert_eq!(FlagState::parse(state.as_str()), Some(state));
+        }
+        for severity in [Severity::Low, Severity::Medium, Severity::High] {
+            assert_eq!(Severity::parse(severity.as_str()), Some(severity));
+        }
+    }
 
     #[test]
     fn decimals_are_read_and_written_exactly() {

@@ -21,20 +21,22 @@ use saleboard_proto::v1::admin_service_server::AdminService as AdminApi;
 use saleboard_proto::v1::{
     ActionKind as ActionKindMsg, ActionState as ActionStateMsg, AdminAction, ApiKey,
     ApproveActionRequest, AuditEntry as AuditEntryMsg, CreateApiKeyRequest, CreateOrganizerRequest,
-    CreateSiteRequest, Event as EventMsg, ExchangeRate, GetEventRequest, GetIntegrityPolicyRequest,
-    IntegrityPolicy, ListActionsRequest, ListActionsResponse, ListApiKeysRequest,
+    CreateSiteRequest, Event as EventMsg, ExchangeRate, FlagState as FlagStateMsg, GetEventRequest,
+    GetIntegrityFlagRequest, GetIntegrityPolicyRequest, IntegrityFlag, IntegrityInput,
+    IntegrityPolicy, IntegrityRule, ListActionsRequest, ListActionsResponse, ListApiKeysRequest,
     ListApiKeysResponse, ListAuditLogRequest, ListAuditLogResponse, ListEventsRequest,
-    ListEventsResponse, ListExchangeRatesRequest, ListExchangeRatesResponse, ListOrganizersRequest,
+    ListEventsResponse, ListExchangeRatesRequest, ListExchangeRatesResponse,
+    ListIntegrityFlagsRequest, ListIntegrityFlagsResponse, ListOrganizersRequest,
     ListOrganizersResponse, ListSitesRequest, ListSitesResponse, Organizer as OrganizerMsg,
-    RejectActionRequest, RevokeApiKeyRequest, RevokeApiKeyResponse, RevokeOrganizerRequest,
-    SetExchangeRatesRequest, SetExchangeRatesResponse, SetSiteEnabledRequest, SetSiteHoldRequest,
-    Site,
+    RejectActionRequest, ReviewIntegrityFlagRequest, RevokeApiKeyRequest, RevokeApiKeyResponse,
+    RevokeOrganizerRequest, SetExchangeRatesRequest, SetExchangeRatesResponse,
+    SetSiteEnabledRequest, SetSiteHoldRequest, Severity as SeverityMsg, Site,
 };
 use saleboard_runtime::auth::{Organizer, new_action_id, new_api_key, new_organizer_secret};
 use saleboard_runtime::status::{code_name, from_storage, invalid_field};
 use saleboard_storage::{
     ActionDecision, ActionRecord, ApiKeyRecord, Audit, AuditCall, AuditEntry, AuditQuery,
-    OrganizerRecord, PolicyRecord, SiteRecord, Store,
+    FlagRecord, FlagReview, OrganizerRecord, PolicyRecord, SiteRecord, Store,
 };
 use tonic::{Request, Response, Status};
 
@@ -325,6 +327,79 @@ fn policy_answer(record: &PolicyRecord) -> Result<IntegrityPolicy, Status> {
     set.updated_at = Some(timestamp(record.updated_at));
     set.updated_by.clone_from(&record.updated_by);
     Ok(crate::policy::to_message(&record.event_id, &set, &policy))
+}
+
+/// A flag as the contract states it.
+fn flag_msg(f: FlagRecord) -> IntegrityFlag {
+    use saleboard_domain::integrity::{Rule as R, Severity as V};
+    let rule = match f.rule {
+        R::LateRefunds => IntegrityRule::LateRefunds,
+        R::RefundRate => IntegrityRule::RefundRate,
+        R::LateSales => IntegrityRule::LateSales,
+        R::SettlementRank => IntegrityRule::SettlementRank,
+        R::HourShape => IntegrityRule::HourShape,
+        R::Burst => IntegrityRule::Burst,
+        R::Growth => IntegrityRule::Growth,
+        R::StoreConcentration => IntegrityRule::StoreConcentration,
+        R::AmountPattern => IntegrityRule::AmountPattern,
+    };
+    let severity = match f.severity {
+        V::Low => SeverityMsg::Low,
+        V::Medium => SeverityMsg::Medium,
+        V::High => SeverityMsg::High,
+    };
+    let inputs: Vec<(String, String)> = serde_json::from_str(&f.inputs_json).unwrap_or_default();
+    IntegrityFlag {
+        flag_id: f.flag_id,
+        event_id: f.event_id,
+        site_id: f.site_id.to_string(),
+        rule: rule.into(),
+        severity: severity.into(),
+        state: flag_state_msg(f.state).into(),
+        statistic_decimal: f.statistic,
+        threshold_decimal: f.threshold,
+        national_decimal: f.national,
+        watermark: f.watermark,
+        raised_at: Some(timestamp(f.raised_at)),
+        cleared_at_watermark: f.cleared_at_watermark.unwrap_or(0),
+        reviewed_by: f.reviewed_by.unwrap_or_default(),
+        note: f.note,
+        reviewed_at: f.reviewed_at.map(timestamp),
+        rule_version: f.rule_version,
+        inputs: inputs
+            .into_iter()
+            .map(|(name, value_decimal)| IntegrityInput {
+                name,
+                value_decimal,
+            })
+            .collect(),
+    }
+}
+
+fn flag_state_msg(state: saleboard_domain::integrity::FlagState) -> FlagStateMsg {
+    use saleboard_domain::integrity::FlagState as S;
+    match state {
+        S::Open => FlagStateMsg::Open,
+        S::UnderReview => FlagStateMsg::UnderReview,
+        S::Cleared => FlagStateMsg::Cleared,
+        S::Confirmed => FlagStateMsg::Confirmed,
+    }
+}
+
+/// The domain's state of a request's `state` field (`None` for UNSPECIFIED).
+fn flag_state(
+    field: &str,
+    value: i32,
+) -> Result<Option<saleboard_domain::integrity::FlagState>, Status> {
+    use saleboard_domain::integrity::FlagState as S;
+    match FlagStateMsg::try_from(value) {
+        Ok(FlagStateMsg::Unspecified) => Ok(None),
+        Ok(FlagStateMsg::Open) => Ok(Some(S::Open)),
+        Ok(FlagStateMsg::UnderReview) => Ok(Some(S::UnderReview)),
+        Ok(FlagStateMsg::Cleared) => Ok(Some(S::Cleared)),
+        Ok(FlagStateMsg::Confirmed) => Ok(Some(S::Confirmed)),
+        Err(_) => Err(invalid_field(field, format!("{value} is not a FlagState"))),
+    }
 }
 
 /// A reason or note of at most [`MAX_REASON`] characters.
@@ -697,6 +772,48 @@ impl AdminService {
             .map_err(|e| from_storage(&e))?;
         tracing::info!(event = %stored.event_id, organizer = %call.organizer, "integrity policy set");
         policy_answer(&stored)
+    }
+
+    async fn review_integrity_flag_in(
+        &self,
+        call: &AuditCall,
+        req: ReviewIntegrityFlagRequest,
+    ) -> Result<IntegrityFlag, Status> {
+        if req.flag_id.is_empty() {
+            return Err(invalid_field("flag_id", "must not be empty"));
+        }
+        let Some(state) = flag_state("state", req.state)? else {
+            return Err(invalid_field(
+                "state",
+                "is required: FLAG_STATE_OPEN, UNDER_REVIEW, CLEARED or CONFIRMED",
+            ));
+        };
+        let note = req.note.trim();
+        if note.is_empty() {
+            return Err(invalid_field(
+                "note",
+                "is required: say what was found (the audit log keeps it)",
+            ));
+        }
+        bounded_text("note", note)?;
+        let outcome = |r: &FlagRecord| ok_outcome(&flag_msg(r.clone()));
+        let record = self
+            .store
+            .review_flag(
+                &FlagReview {
+                    flag_id: &req.flag_id,
+                    state,
+                    note,
+                    organizer: &call.organizer,
+                    at: call.at,
+                },
+                Audit::new(call, &outcome),
+            )
+            .await
+            .map_err(|e| from_storage(&e))?;
+        tracing::info!(flag = %record.flag_id, site = %record.site_id, state = record.state.as_str(), organizer = %call.organizer, "integrity flag reviewed");
+        self.refresh_board().await;
+        Ok(flag_msg(record))
     }
 
     async fn decide_action_in(
@@ -1076,6 +1193,64 @@ impl AdminApi for AdminService {
             ),
         };
         Ok(Response::new(answer))
+    }
+
+    async fn list_integrity_flags(
+        &self,
+        request: Request<ListIntegrityFlagsRequest>,
+    ) -> Result<Response<ListIntegrityFlagsResponse>, Status> {
+        attribute(&request);
+        let req = request.into_inner();
+        let state = flag_state("state", req.state)?;
+        let site = if req.site_id.is_empty() {
+            None
+        } else {
+            Some(site_id("site_id", &req.site_id)?)
+        };
+        let events = self.store.events().await.map_err(|e| from_storage(&e))?;
+        let event = find_event(&events, &req.event_id, UnixNanos::now(), || {
+            Status::failed_precondition("no event is configured: call SetEvent first")
+        })?;
+        let (flags, undecided_sites) = self
+            .store
+            .list_flags(&event.event_id, site.as_ref(), state)
+            .await
+            .map_err(|e| from_storage(&e))?;
+        Ok(Response::new(ListIntegrityFlagsResponse {
+            flags: flags.into_iter().map(flag_msg).collect(),
+            undecided_sites,
+        }))
+    }
+
+    async fn get_integrity_flag(
+        &self,
+        request: Request<GetIntegrityFlagRequest>,
+    ) -> Result<Response<IntegrityFlag>, Status> {
+        attribute(&request);
+        let req = request.into_inner();
+        let found = self
+            .store
+            .flag(&req.flag_id)
+            .await
+            .map_err(|e| from_storage(&e))?;
+        match found {
+            Some(f) => Ok(Response::new(flag_msg(f))),
+            None => Err(Status::not_found(format!(
+                "flag {:?} does not exist",
+                saleboard_domain::ids::excerpt(&req.flag_id)
+            ))),
+        }
+    }
+
+    async fn review_integrity_flag(
+        &self,
+        request: Request<ReviewIntegrityFlagRequest>,
+    ) -> Result<Response<IntegrityFlag>, Status> {
+        let call = Self::call(&request, "ReviewIntegrityFlag")?;
+        let result = self
+            .review_integrity_flag_in(&call, request.into_inner())
+            .await;
+        self.finish(&call, result.map(Response::new)).await
     }
 
     async fn list_actions(

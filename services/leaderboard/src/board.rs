@@ -75,6 +75,8 @@ struct Held {
     sites: Vec<saleboard_storage::SiteRecord>,
     /// The sites held in the event (read with the sites).
     holds: Vec<saleboard_domain::SiteId>,
+    /// The sites with a flag under review in the event (read with the sites).
+    under_review: Vec<saleboard_domain::SiteId>,
     /// Every total of the event, by site and currency.
     totals: EventTotals,
     /// National rows, every site.
@@ -352,6 +354,7 @@ impl Board {
         // Read without a cursor: every site and every total.
         let sites = data.sites.take().unwrap_or_default();
         let holds = data.held.take().unwrap_or_default();
+        let under_review = data.under_review.take().unwrap_or_default();
         let mut totals = EventTotals::new();
         merge_totals(&mut totals, true, std::mem::take(&mut data.totals));
         let mut figures = Figures::build(
@@ -362,6 +365,7 @@ impl Board {
             &disabled,
             &disabled_hours,
             &holds,
+            &under_review,
         );
         figures.comparison = comparison;
         if closed {
@@ -710,18 +714,20 @@ impl Board {
             .store
             .read_board(None, held.as_ref().map(Held::cursor))
             .await?;
-        let (mut sites, mut totals, held_holds) = held
+        let (mut sites, mut totals, held_holds, held_review) = held
             .as_mut()
             .map(|h| {
                 (
                     std::mem::take(&mut h.sites),
                     std::mem::take(&mut h.totals),
                     std::mem::take(&mut h.holds),
+                    std::mem::take(&mut h.under_review),
                 )
             })
             .unwrap_or_default();
-        // Read with the sites (a hold moves their version), else as held.
+        // Read with the sites (a hold or a review moves their version), else as held.
         let holds = data.held.take().unwrap_or(held_holds);
+        let under_review = data.under_review.take().unwrap_or(held_review);
         let sites_changed = match data.sites.take() {
             Some(read) => {
                 let summary: Vec<_> = read
@@ -782,6 +788,7 @@ impl Board {
             &disabled_sum,
             &disabled_hours_sum,
             &holds,
+            &under_review,
         );
         figures.comparison = comparison;
         *self
@@ -794,6 +801,7 @@ impl Board {
             sites_version,
             sites,
             holds,
+            under_review,
             totals,
             national,
             disabled_origins,

@@ -476,6 +476,7 @@ fn page(snapshot: &Snapshot, offset: usize, limit: usize) -> Result<Leaderboard,
                 // Filled by `with_comparison`.
                 baseline_net_reporting_minor: 0,
                 in_baseline: false,
+                under_review: f.under_review.contains(&e.site_id),
             })
             .collect(),
         national_net_reporting_minor,

@@ -18,6 +18,7 @@
 //! - [`changes`]: the organizer's changes in the log, a burst of one kind summed in one line.
 //! - [`messages`]: domain values as the contract carries them (a leaf: no cycle through it).
 //! - [`policy`]: an event's integrity thresholds between the contract and the domain.
+//! - [`integrity`]: the integrity flags, evaluated from the board's snapshot every few seconds.
 
 pub mod admin;
 pub mod board;
@@ -25,6 +26,7 @@ pub mod breakdown;
 pub mod changes;
 pub mod config;
 pub mod grpc;
+pub mod integrity;
 pub mod messages;
 pub mod policy;
 pub mod server;

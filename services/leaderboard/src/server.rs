@@ -123,6 +123,11 @@ impl LeaderboardServer {
         // Draining stops the board, whose watch streams then end, which lets the graceful
         // shutdown finish.
         let (drain, draining) = tokio::sync::watch::channel(false);
+        let flags_task = tokio::spawn(crate::integrity::run(
+            self.store.clone(),
+            self.board.clone(),
+            draining.clone(),
+        ));
         let board_task = tokio::spawn(self.board.clone().run(draining));
         let service = LeaderboardService::new(
             self.board.clone(),
@@ -272,6 +277,9 @@ impl LeaderboardServer {
         );
         if let Err(e) = board_task.await {
             tracing::error!(error = %e, "leaderboard board task failed");
+        }
+        if let Err(e) = flags_task.await {
+            tracing::error!(error = %e, "integrity flags task failed");
         }
         tracing::info!("leaderboard stopped");
         public.and(organizer).map_err(ServerError::from)

@@ -226,6 +226,9 @@ pub struct Figures {
     /// The sites held in the event (enabled ones: a disabled site is out of every figure), by
     /// id, unranked: in the national figures, not in `entries`.
     pub held: Vec<RankedEntry>,
+    /// The sites with an integrity flag under review in the event, by id (the public board
+    /// marks them; their figures are unchanged).
+    pub under_review: Vec<saleboard_domain::SiteId>,
 }
 
 /// An event compared with a baseline event.
@@ -324,6 +327,7 @@ impl Figures {
         disabled: &SegmentMap,
         disabled_hours: &Hours,
         holds: &[saleboard_domain::SiteId],
+        under_review: &[saleboard_domain::SiteId],
     ) -> Self {
         // A disabled site leaves the board and the national figures (its totals stay stored).
         let enabled: Vec<&SiteRecord> = sites.iter().filter(|s| s.disabled_at.is_none()).collect();
@@ -394,6 +398,11 @@ impl Figures {
             sites: Arc::new(sites.to_vec()),
             totals: Arc::new(totals.clone()),
             held,
+            under_review: enabled
+                .iter()
+                .filter(|s| under_review.contains(&s.site_id))
+                .map(|s| s.site_id.clone())
+                .collect(),
         }
     }
 
@@ -436,6 +445,7 @@ mod tests {
             &SegmentMap::new(),
             &Hours::new(),
             &data_holds,
+            &[],
         )
     }
 

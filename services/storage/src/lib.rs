@@ -49,9 +49,10 @@ pub use backup::{BackupError, BackupStore};
 pub use error::{Fault, StorageError};
 pub use model::{
     ActionDecision, ActionRecord, ActiveKey, AggregatorState, ApiKeyRecord, Audit, AuditCall,
-    AuditQuery, BoardCursor, BoardData, Candidate, EventTotals, HourRow, LedgerRow,
-    OrganizerRecord, PolicyRecord, SegmentRead, SegmentRow, SegmentSiteRow, SiteBreakdownData,
-    SiteCurrencyTotals, SiteRecord, SiteTotalsData, StoredTotals,
+    AuditQuery, BoardCursor, BoardData, Candidate, EventTotals, FlagEvaluation, FlagRecord,
+    FlagReview, HourRow, LedgerRow, OrganizerRecord, PolicyRecord, SegmentRead, SegmentRow,
+    SegmentSiteRow, SiteBreakdownData, SiteCurrencyTotals, SiteRecord, SiteTotalsData,
+    StoredTotals,
 };
 pub use saleboard_domain::audit::Entry as AuditEntry;
 pub use tx::ConnectionStats;
@@ -195,6 +196,30 @@ pub trait AdminStore: Send + Sync {
     ) -> Result<PolicyRecord>;
     /// An event's integrity policy as last set (`None`: never set, the defaults).
     async fn integrity_policy(&self, event_id: &str) -> Result<Option<PolicyRecord>>;
+    /// Stores an evaluation of an event's flags in one transaction: inserts the raised flags
+    /// no flag of the same site and rule still holds for (another process may have stored the
+    /// same evaluation), marks the cleared ones with the position, records the position and
+    /// the undecided sites. Not audited: the system's, not an organizer's.
+    async fn record_flags(&self, evaluation: &FlagEvaluation<'_>) -> Result<()>;
+    /// The flags of an event that still hold.
+    async fn holding_flags(&self, event_id: &str) -> Result<Vec<FlagRecord>>;
+    /// Flags of an event, of one site (`None`: every site) in one state (`None`: every
+    /// state), newest first, and the undecided sites of its last evaluation.
+    async fn list_flags(
+        &self,
+        event_id: &str,
+        site: Option<&SiteId>,
+        state: Option<saleboard_domain::integrity::FlagState>,
+    ) -> Result<(Vec<FlagRecord>, u32)>;
+    /// One flag.
+    async fn flag(&self, flag_id: &str) -> Result<Option<FlagRecord>>;
+    /// Sets a flag's review state and note; moves the sites' version (the board shows "under
+    /// review" from it). [`StorageError::NotFound`] for an unknown flag.
+    async fn review_flag(
+        &self,
+        review: &FlagReview<'_>,
+        audit: Audit<'_, FlagRecord>,
+    ) -> Result<FlagRecord>;
 }
 
 /// The append-only ledger.

@@ -101,6 +101,79 @@ pub struct PolicyRecord {
     pub updated_by: String,
 }
 
+/// An integrity flag as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagRecord {
+    /// `flg-` + 32 hex digits.
+    pub flag_id: String,
+    /// The event.
+    pub event_id: String,
+    /// The site.
+    pub site_id: SiteId,
+    /// The rule.
+    pub rule: saleboard_domain::integrity::Rule,
+    /// The rules' version it was evaluated under.
+    pub rule_version: u32,
+    /// Its severity.
+    pub severity: saleboard_domain::integrity::Severity,
+    /// Its review state.
+    pub state: saleboard_domain::integrity::FlagState,
+    /// The site's statistic, exact decimal text.
+    pub statistic: String,
+    /// The threshold it reached.
+    pub threshold: String,
+    /// The nation's same figure without the site.
+    pub national: String,
+    /// Every input of the evaluation, as JSON (`[["name","decimal"],...]`).
+    pub inputs_json: String,
+    /// The ledger position of the figures it was raised on.
+    pub watermark: u64,
+    /// When it was raised.
+    pub raised_at: UnixNanos,
+    /// The position of the figures that showed it no longer holds.
+    pub cleared_at_watermark: Option<u64>,
+    /// The organizer of the last review.
+    pub reviewed_by: Option<String>,
+    /// When.
+    pub reviewed_at: Option<UnixNanos>,
+    /// Their note.
+    pub note: String,
+}
+
+/// One evaluation of an event's flags, to store: the flags raised (those already holding are
+/// kept as they are), the holding ones that no longer hold, at the position read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagEvaluation<'a> {
+    /// The event.
+    pub event_id: &'a str,
+    /// The ledger position of the figures evaluated.
+    pub watermark: u64,
+    /// When.
+    pub at: UnixNanos,
+    /// Flags found holding, new or not (a flag of the same site and rule still holding is
+    /// left as it is).
+    pub raised: &'a [FlagRecord],
+    /// Holding flags that no longer hold, by id.
+    pub cleared: &'a [String],
+    /// Sites without enough support for a decision.
+    pub undecided_sites: u32,
+}
+
+/// A review of a flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagReview<'a> {
+    /// The flag.
+    pub flag_id: &'a str,
+    /// Its new state.
+    pub state: saleboard_domain::integrity::FlagState,
+    /// What was found.
+    pub note: &'a str,
+    /// Who.
+    pub organizer: &'a str,
+    /// When.
+    pub at: UnixNanos,
+}
+
 /// A decision on a pending action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionDecision<'a> {
@@ -340,6 +413,9 @@ pub struct BoardData {
     /// The sites held in the event (off its ranking, in its national figures), by id; read
     /// with `sites` (a hold moves the sites' version), `None` with them.
     pub held: Option<Vec<SiteId>>,
+    /// The sites with a flag under review in the event, by id; read with `sites` likewise (a
+    /// review moves the sites' version).
+    pub under_review: Option<Vec<SiteId>>,
     /// The event's per-currency totals: every one when `totals_full`, else only those changed
     /// since the cursor's position (merge them into the cursor's).
     pub totals: Vec<SiteCurrencyTotals>,

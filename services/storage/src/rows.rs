@@ -582,3 +582,61 @@ impl ActionRow {
         })
     }
 }
+
+/// `integrity_flags`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct FlagRow {
+    flag_id: String,
+    event_id: String,
+    site_id: String,
+    rule: String,
+    rule_version: i64,
+    severity: String,
+    state: String,
+    statistic: String,
+    threshold: String,
+    national: String,
+    inputs_json: String,
+    watermark: i64,
+    raised_at_ns: i64,
+    cleared_at_watermark: Option<i64>,
+    reviewed_by: Option<String>,
+    reviewed_at_ns: Option<i64>,
+    note: String,
+}
+
+impl FlagRow {
+    pub(crate) fn into_record(self) -> Result<crate::FlagRecord> {
+        use saleboard_domain::integrity::{FlagState, Rule, Severity};
+        let corrupt = |detail: String| StorageError::Corrupt {
+            table: "integrity_flags",
+            detail,
+        };
+        Ok(crate::FlagRecord {
+            site_id: site_id("integrity_flags", &self.site_id)?,
+            rule: Rule::parse(&self.rule)
+                .ok_or_else(|| corrupt(format!("unknown rule {:?}", self.rule)))?,
+            rule_version: u32::try_from(self.rule_version)
+                .map_err(|_| corrupt(format!("rule version {}", self.rule_version)))?,
+            severity: Severity::parse(&self.severity)
+                .ok_or_else(|| corrupt(format!("unknown severity {:?}", self.severity)))?,
+            state: FlagState::parse(&self.state)
+                .ok_or_else(|| corrupt(format!("unknown state {:?}", self.state)))?,
+            watermark: to_u64("integrity_flags", self.watermark)?,
+            cleared_at_watermark: self
+                .cleared_at_watermark
+                .map(|w| to_u64("integrity_flags", w))
+                .transpose()?,
+            flag_id: self.flag_id,
+            event_id: self.event_id,
+            statistic: self.statistic,
+            threshold: self.threshold,
+            national: self.national,
+            inputs_json: self.inputs_json,
+            raised_at: UnixNanos(self.raised_at_ns),
+            reviewed_by: self.reviewed_by,
+            reviewed_at: self.reviewed_at_ns.map(UnixNanos),
+            note: self.note,
+        })
+    }
+}

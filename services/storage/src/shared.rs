@@ -13,6 +13,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type}
 use crate::backend::{Accepted, Backend};
 use crate::known::{Filter, KnownKeys};
 use crate::model::{db_position, to_u64};
+use crate::rows::FlagRow;
 use crate::rows::{
     ActionRow, ActiveKeyRow, ApiKeyRow, AuditRow, EventRow, OrganizerRow, RateRow, SiteRow,
 };
@@ -21,6 +22,7 @@ use crate::{
     AuditEntry, AuditQuery, Candidate, LedgerRow, LedgerStore, OrganizerRecord, PolicyRecord,
     Result, SiteRecord, StorageError, sql,
 };
+use crate::{FlagEvaluation, FlagRecord, FlagReview};
 
 #[async_trait]
 impl<B> AdminStore for B
@@ -568,6 +570,118 @@ where
                 updated_by,
             },
         ))
+    }
+
+    async fn record_flags(&self, evaluation: &FlagEvaluation<'_>) -> Result<()> {
+        let mut write = self.begin_write().await?;
+        for f in evaluation.raised {
+            sqlx::query(sql::INSERT_FLAG)
+                .bind(f.flag_id.as_str())
+                .bind(f.event_id.as_str())
+                .bind(f.site_id.as_str())
+                .bind(f.rule.name())
+                .bind(i64::from(f.rule_version))
+                .bind(f.severity.as_str())
+                .bind(f.state.as_str())
+                .bind(f.statistic.as_str())
+                .bind(f.threshold.as_str())
+                .bind(f.national.as_str())
+                .bind(f.inputs_json.as_str())
+                .bind(db_position(f.watermark)?)
+                .bind(f.raised_at.0)
+                .execute(&mut *write.tx)
+                .await?;
+        }
+        let watermark = db_position(evaluation.watermark)?;
+        for id in evaluation.cleared {
+            sqlx::query(sql::CLEAR_FLAG)
+                .bind(id.as_str())
+                .bind(watermark)
+                .execute(&mut *write.tx)
+                .await?;
+        }
+        sqlx::query(sql::UPSERT_EVALUATION)
+            .bind(evaluation.event_id)
+            .bind(watermark)
+            .bind(evaluation.at.0)
+            .bind(i64::from(evaluation.undecided_sites))
+            .execute(&mut *write.tx)
+            .await?;
+        write.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn holding_flags(&self, event_id: &str) -> Result<Vec<FlagRecord>> {
+        sqlx::query_as::<_, FlagRow>(sql::HOLDING_FLAGS)
+            .bind(event_id)
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(FlagRow::into_record)
+            .collect()
+    }
+
+    async fn list_flags(
+        &self,
+        event_id: &str,
+        site: Option<&SiteId>,
+        state: Option<saleboard_domain::integrity::FlagState>,
+    ) -> Result<(Vec<FlagRecord>, u32)> {
+        let flags = sqlx::query_as::<_, FlagRow>(sql::FLAGS)
+            .bind(event_id)
+            .bind(site.map_or("", SiteId::as_str))
+            .bind(state.map_or("", saleboard_domain::integrity::FlagState::as_str))
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(FlagRow::into_record)
+            .collect::<Result<Vec<_>>>()?;
+        let undecided: Option<i64> = sqlx::query_scalar(sql::UNDECIDED)
+            .bind(event_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok((
+            flags,
+            u32::try_from(undecided.unwrap_or(0)).unwrap_or(u32::MAX),
+        ))
+    }
+
+    async fn flag(&self, flag_id: &str) -> Result<Option<FlagRecord>> {
+        sqlx::query_as::<_, FlagRow>(sql::FLAG)
+            .bind(flag_id)
+            .fetch_optional(self.pool())
+            .await?
+            .map(FlagRow::into_record)
+            .transpose()
+    }
+
+    async fn review_flag(
+        &self,
+        review: &FlagReview<'_>,
+        audit: Audit<'_, FlagRecord>,
+    ) -> Result<FlagRecord> {
+        let mut write = self.begin_write().await?;
+        let reviewed = sqlx::query_as::<_, FlagRow>(sql::REVIEW_FLAG)
+            .bind(review.flag_id)
+            .bind(review.state.as_str())
+            .bind(review.note)
+            .bind(review.organizer)
+            .bind(review.at.0)
+            .fetch_optional(&mut *write.tx)
+            .await?
+            .map(FlagRow::into_record)
+            .transpose()?;
+        if reviewed.is_some() {
+            // The board reads the sites under review with the sites.
+            sqlx::query(sql::BUMP_SITES_VERSION)
+                .execute(&mut *write.tx)
+                .await?;
+        }
+        commit_audited::<B, _>(write, reviewed, audit, || StorageError::NotFound {
+            what: "flag",
+            id: review.flag_id.to_owned(),
+        })
+        .await
     }
 
     async fn held_sites(&self, event_id: &str) -> Result<Vec<SiteId>> {

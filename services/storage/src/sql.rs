@@ -344,3 +344,69 @@ pub(crate) const UPSERT_POLICY: &str = "INSERT INTO integrity_policies (event_id
 /// An event's integrity policy.
 pub(crate) const POLICY: &str = "SELECT event_id, overrides_json, updated_at_ns, updated_by \
     FROM integrity_policies WHERE event_id = $1";
+
+/// The columns of a flag, in [`crate::rows::FlagRow`]'s order.
+macro_rules! flag_columns {
+    () => {
+        "flag_id, event_id, site_id, rule, rule_version, severity, state, statistic, threshold, \
+         national, inputs_json, watermark, raised_at_ns, cleared_at_watermark, reviewed_by, \
+         reviewed_at_ns, note"
+    };
+}
+
+/// Raises a flag unless one of the same site and rule still holds.
+pub(crate) const INSERT_FLAG: &str = concat!(
+    "INSERT INTO integrity_flags (",
+    flag_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, '') \
+     ON CONFLICT (event_id, site_id, rule) WHERE cleared_at_watermark IS NULL DO NOTHING"
+);
+
+/// Marks a holding flag as no longer holding.
+pub(crate) const CLEAR_FLAG: &str = "UPDATE integrity_flags SET cleared_at_watermark = $2 \
+    WHERE flag_id = $1 AND cleared_at_watermark IS NULL";
+
+/// Records an event's last evaluation.
+pub(crate) const UPSERT_EVALUATION: &str = "INSERT INTO integrity_evaluations (event_id, \
+    watermark, evaluated_at_ns, undecided_sites) VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) \
+    DO UPDATE SET watermark = excluded.watermark, evaluated_at_ns = excluded.evaluated_at_ns, \
+    undecided_sites = excluded.undecided_sites";
+
+/// An event's undecided sites at its last evaluation.
+pub(crate) const UNDECIDED: &str =
+    "SELECT undecided_sites FROM integrity_evaluations WHERE event_id = $1";
+
+/// The flags of an event still holding.
+pub(crate) const HOLDING_FLAGS: &str = concat!(
+    "SELECT ",
+    flag_columns!(),
+    " FROM integrity_flags WHERE event_id = $1 AND cleared_at_watermark IS NULL \
+     ORDER BY site_id, rule"
+);
+
+/// Flags of an event (`$2`: one site, empty for all; `$3`: one state, empty for all), newest
+/// first.
+pub(crate) const FLAGS: &str = concat!(
+    "SELECT ",
+    flag_columns!(),
+    " FROM integrity_flags WHERE event_id = $1 AND ($2 = '' OR site_id = $2) \
+     AND ($3 = '' OR state = $3) ORDER BY raised_at_ns DESC, flag_id DESC"
+);
+
+/// One flag.
+pub(crate) const FLAG: &str = concat!(
+    "SELECT ",
+    flag_columns!(),
+    " FROM integrity_flags WHERE flag_id = $1"
+);
+
+/// Reviews a flag.
+pub(crate) const REVIEW_FLAG: &str = concat!(
+    "UPDATE integrity_flags SET state = $2, note = $3, reviewed_by = $4, reviewed_at_ns = $5 \
+     WHERE flag_id = $1 RETURNING ",
+    flag_columns!()
+);
+
+/// The sites with a flag under review in an event, by id.
+pub(crate) const UNDER_REVIEW_SITES: &str = "SELECT DISTINCT site_id FROM integrity_flags \
+    WHERE event_id = $1 AND state = 'under_review' ORDER BY site_id";

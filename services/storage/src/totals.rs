@@ -255,6 +255,18 @@ where
                     .collect::<Result<Vec<SiteId>>>()?,
             ),
         };
+        let under_review = match &sites {
+            None => None,
+            Some(_) => Some(
+                sqlx::query_scalar::<_, String>(sql::UNDER_REVIEW_SITES)
+                    .bind(event_id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|s| crate::model::site_id("integrity_flags", s))
+                    .collect::<Result<Vec<SiteId>>>()?,
+            ),
+        };
         let totals = sqlx::query_as::<_, TotalsRow>(sql::EVENT_TOTALS_SINCE)
             .bind(event_id)
             .bind(since.unwrap_or(-1))
@@ -380,6 +392,7 @@ where
             sites_version,
             sites,
             held,
+            under_review,
             totals,
             totals_full: since.is_none(),
             rates: rates

@@ -43,3 +43,40 @@ CREATE TABLE integrity_policies (
     updated_at_ns  INTEGER NOT NULL,
     updated_by     TEXT NOT NULL
 ) STRICT;
+
+-- Integrity flags (issue 28): a rule raised for a site in an event, with the evaluation it was
+-- raised on (statistic, threshold, the nation's figure as exact decimals, every input as JSON,
+-- the ledger position read). A flag that stops holding keeps its row with the position that
+-- showed it (cleared_at_watermark); at most one flag per (event, site, rule) is still holding.
+-- Organizers review them (state, note).
+CREATE TABLE integrity_flags (
+    flag_id              TEXT PRIMARY KEY,
+    event_id             TEXT NOT NULL REFERENCES events (event_id),
+    site_id              TEXT NOT NULL REFERENCES sites (site_id),
+    rule                 TEXT NOT NULL,
+    rule_version         INTEGER NOT NULL,
+    severity             TEXT NOT NULL,
+    state                TEXT NOT NULL
+        CHECK (state IN ('open', 'under_review', 'cleared', 'confirmed')),
+    statistic            TEXT NOT NULL,
+    threshold            TEXT NOT NULL,
+    national             TEXT NOT NULL,
+    inputs_json          TEXT NOT NULL,
+    watermark            INTEGER NOT NULL,
+    raised_at_ns         INTEGER NOT NULL,
+    cleared_at_watermark INTEGER,
+    reviewed_by          TEXT,
+    reviewed_at_ns       INTEGER,
+    note                 TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE UNIQUE INDEX integrity_flags_holding ON integrity_flags (event_id, site_id, rule)
+    WHERE cleared_at_watermark IS NULL;
+CREATE INDEX integrity_flags_event ON integrity_flags (event_id, raised_at_ns);
+
+-- The last evaluation of each event: its position and how many sites it could not decide.
+CREATE TABLE integrity_evaluations (
+    event_id        TEXT PRIMARY KEY REFERENCES events (event_id),
+    watermark       INTEGER NOT NULL,
+    evaluated_at_ns INTEGER NOT NULL,
+    undecided_sites INTEGER NOT NULL
+) STRICT;
