@@ -14,11 +14,13 @@ use std::path::Path;
 use saleboard_proto::Timestamp;
 use saleboard_proto::v1::{
     AdminAction, ApproveActionRequest, AuditEntry, Breakdown, CreateOrganizerRequest,
-    CreateSiteRequest, Dimension, Event, ExchangeRate, GetBreakdownRequest, GetLeaderboardRequest,
-    GetNationalTotalsRequest, GetSiteTotalsRequest, Leaderboard, ListActionsRequest,
-    ListAuditLogRequest, ListOrganizersRequest, NationalTotals, Organizer, Origin, Outcome,
-    RevokeApiKeyRequest, RevokeOrganizerRequest, SetExchangeRatesRequest, SetSiteEnabledRequest,
-    SetSiteHoldRequest, SiteTotals, SubmitTransactionsRequest, Transaction, WhoAmIRequest,
+    CreateSiteRequest, Dimension, Event, ExchangeRate, FlagState, GetBreakdownRequest,
+    GetLeaderboardRequest, GetNationalTotalsRequest, GetSiteTotalsRequest, IntegrityFlag,
+    IntegrityPolicy, Leaderboard, ListActionsRequest, ListAuditLogRequest,
+    ListIntegrityFlagsRequest, ListOrganizersRequest, NationalTotals, Organizer, Origin, Outcome,
+    ReviewIntegrityFlagRequest, RevokeApiKeyRequest, RevokeOrganizerRequest,
+    SetExchangeRatesRequest, SetSiteEnabledRequest, SetSiteHoldRequest, SiteTotals,
+    SubmitTransactionsRequest, Transaction, WhoAmIRequest,
 };
 use saleboard_tests::app::admin_client;
 use saleboard_tests::data::{now_secs, refund, sale};
@@ -179,6 +181,17 @@ async fn organizers_and_log(app: &TestApp) -> (Vec<Organizer>, Vec<AuditEntry>, 
     }
 }
 
+/// The integrity flags of the current event, as organizers list them.
+async fn flags_of(app: &TestApp) -> Vec<IntegrityFlag> {
+    app.admin()
+        .await
+        .list_integrity_flags(ListIntegrityFlagsRequest::default())
+        .await
+        .expect("ListIntegrityFlags")
+        .into_inner()
+        .flags
+}
+
 /// The keys of a filled database: (alpha's live key, alpha's revoked key, the disabled
 /// site's key), what each pushed, and the named organizers' secrets (alice's live, bob's
 /// revoked).
@@ -333,6 +346,35 @@ async fn fill(backend: Backend) -> Option<Filled> {
         })
         .await
         .expect("SetSiteHold pending");
+    // Integrity: a policy under which the sites refunding the most are flagged (every site
+    // decided), and alice's review of one flag.
+    app.settle().await;
+    admin
+        .set_integrity_policy(IntegrityPolicy {
+            min_sales: Some(1),
+            min_share_decimal: Some("0".into()),
+            refund_rate_times: Some(1),
+            refund_rate_points: Some(0),
+            ..IntegrityPolicy::default()
+        })
+        .await
+        .expect("SetIntegrityPolicy");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let flag = loop {
+        if let Some(f) = flags_of(&app).await.into_iter().next() {
+            break f;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no flag raised");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    alice_admin
+        .review_integrity_flag(ReviewIntegrityFlagRequest {
+            flag_id: flag.flag_id,
+            state: FlagState::UnderReview.into(),
+            note: "asked for the refund records".into(),
+        })
+        .await
+        .expect("ReviewIntegrityFlag");
     admin
         .revoke_organizer(RevokeOrganizerRequest { name: "bob".into() })
         .await
@@ -397,6 +439,13 @@ async fn restores_into_either_database(source: Backend) {
     let (organizers, log, actions) = organizers_and_log(&filled.app).await;
     assert_eq!(actions.len(), 2, "{actions:?}");
     assert_eq!(before.leaderboard.held_sites, ["beta"]);
+    let flags = flags_of(&filled.app).await;
+    assert!(
+        flags
+            .iter()
+            .any(|f| f.state == i32::from(FlagState::UnderReview)),
+        "{flags:#?}"
+    );
     // `bootstrap` (listed first, the configured token: no row, not in the file), alice, bob.
     assert_eq!(organizers.len(), 3, "{organizers:?}");
     assert!(log.iter().any(|e| e.organizer == "alice"), "{log:?}");
@@ -487,6 +536,9 @@ async fn restores_into_either_database(source: Backend) {
             (organizers.clone(), log.clone(), actions.clone()),
             "{source:?} -> {target:?}"
         );
+        // The flags with their reviews (the restored suite evaluates the same figures: none
+        // raised or cleared anew).
+        assert_eq!(flags_of(&app).await, flags, "{source:?} -> {target:?}");
         let mut alice = admin_client(app.admin_addr, Some(&filled.alice)).await;
         alice
             .create_site(CreateSiteRequest {

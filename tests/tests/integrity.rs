@@ -2,24 +2,28 @@
 //! proposed by one named organizer and applied only once another approves them (four eyes);
 //! a held site leaves the public ranking and stays in every national figure, its key keeps
 //! working; refusals name the field or the rule; every proposal and decision is in the audit
-//! log with its organizer.
+//! log with its organizer. Thresholds per event. The refund-rate flag raised for the one site
+//! of thirteen that refunds 40%, with its evaluation, reviewed, marked on the public board, and
+//! kept in the history when it stops holding.
 
 use futures::StreamExt as _;
 use saleboard_proto::v1::{
     ActionKind, ActionState, AdminAction, ApproveActionRequest, CreateOrganizerRequest, Event,
-    GetIntegrityPolicyRequest, GetLeaderboardRequest, GetNationalTotalsRequest,
-    GetSiteTotalsRequest, IntegrityPolicy, Leaderboard, ListActionsRequest, ListAuditLogRequest,
-    Outcome, RejectActionRequest, SetSiteHoldRequest, SubmitTransactionsRequest, Transaction,
-    WatchLeaderboardRequest,
+    FlagState, GetIntegrityFlagRequest, GetIntegrityPolicyRequest, GetLeaderboardRequest,
+    GetNationalTotalsRequest, GetSiteTotalsRequest, IntegrityFlag, IntegrityPolicy, IntegrityRule,
+    Leaderboard, ListActionsRequest, ListAuditLogRequest, ListIntegrityFlagsRequest, Outcome,
+    RejectActionRequest, ReviewIntegrityFlagRequest, SetSiteHoldRequest, Severity,
+    SubmitTransactionsRequest, Transaction, WatchLeaderboardRequest,
 };
 use saleboard_tests::app::admin_client;
-use saleboard_tests::data::sale;
+use saleboard_tests::data::{refund, sale};
 use saleboard_tests::{Backend, TestApp, backend_tests};
 use tonic::Code;
 
 backend_tests!(
     a_hold_needs_two_organizers_and_keeps_the_national_figure,
     thresholds_are_set_per_event_and_audited,
+    a_site_refunding_far_more_than_the_nation_is_flagged_and_reviewed,
 );
 
 async fn create_organizer(app: &TestApp, name: &str) -> String {
@@ -590,5 +594,242 @@ async fn thresholds_are_set_per_event_and_audited(backend: Backend) {
         "{}",
         log[0].outcome
     );
+    app.stop().await;
+}
+
+async fn flags(app: &TestApp) -> (Vec<IntegrityFlag>, u32) {
+    let listed = app
+        .admin()
+        .await
+        .list_integrity_flags(ListIntegrityFlagsRequest::default())
+        .await
+        .expect("ListIntegrityFlags")
+        .into_inner();
+    (listed.flags, listed.undecided_sites)
+}
+
+/// The flags once `done` holds of them (the evaluation runs every 2 s).
+async fn flags_when(app: &TestApp, done: impl Fn(&[IntegrityFlag]) -> bool) -> Vec<IntegrityFlag> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (listed, _) = flags(app).await;
+        if done(&listed) {
+            return listed;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the flags never got there: {listed:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+fn input<'a>(f: &'a IntegrityFlag, name: &str) -> &'a str {
+    f.inputs
+        .iter()
+        .find(|i| i.name == name)
+        .map_or("", |i| i.value_decimal.as_str())
+}
+
+/// The trial: thirteen sites sell, one refunds 40% of its sales and the others 3%.
+/// The refund-rate flag is raised for that site alone, with its evaluation; an organizer puts
+/// it under review (the public board marks the site, its figures unchanged); when the site's
+/// figures stop holding the rule the flag records the position, and a review clears the mark.
+async fn a_site_refunding_far_more_than_the_nation_is_flagged_and_reviewed(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.set_event().await;
+    // A small event: every site decided from its first sales.
+    app.admin()
+        .await
+        .set_integrity_policy(IntegrityPolicy {
+            min_sales: Some(1),
+            min_share_decimal: Some("0".into()),
+            ..IntegrityPolicy::default()
+        })
+        .await
+        .expect("SetIntegrityPolicy");
+    let mut cheat_secret = String::new();
+    for i in 0..13 {
+        let site = if i == 12 {
+            "cheat".to_owned()
+        } else {
+            format!("honest-{i:02}")
+        };
+        let (_, secret) = app.site_with_key(&site).await;
+        let mut txs: Vec<Transaction> = (0..10)
+            .map(|n| sale(&format!("{site}-s{n}"), "IDR", 10_000))
+            .collect();
+        if i == 12 {
+            // 40% refunded.
+            txs.extend((0..4).map(|n| {
+                refund(
+                    &format!("{site}-r{n}"),
+                    &format!("{site}-s{n}"),
+                    "IDR",
+                    10_000,
+                )
+            }));
+            cheat_secret.clone_from(&secret);
+        } else {
+            // 3% refunded.
+            txs.push(refund(
+                &format!("{site}-r0"),
+                &format!("{site}-s0"),
+                "IDR",
+                3_000,
+            ));
+        }
+        push(&app, &secret, txs).await;
+    }
+    let watermark = app.settle().await;
+
+    let raised = flags_when(&app, |f| !f.is_empty()).await;
+    assert_eq!(raised.len(), 1, "{raised:#?}");
+    let flag = &raised[0];
+    assert_eq!(flag.site_id, "cheat");
+    assert_eq!(flag.event_id, "harbolnas-test");
+    assert_eq!(flag.rule, i32::from(IntegrityRule::RefundRate));
+    assert_eq!(flag.severity, i32::from(Severity::Medium));
+    assert_eq!(flag.state, i32::from(FlagState::Open));
+    // 40% against max(2 × 3%, 3% + 10 points) = 13%; the nation without the site: 3%.
+    assert_eq!(flag.statistic_decimal, "0.400000");
+    assert_eq!(flag.threshold_decimal, "0.130000");
+    assert_eq!(flag.national_decimal, "0.030000");
+    assert_eq!(flag.watermark, watermark);
+    assert_eq!(flag.cleared_at_watermark, 0);
+    assert_eq!(flag.rule_version, 1);
+    assert_eq!(input(flag, "site_gross_minor"), "100000");
+    assert_eq!(input(flag, "site_refunded_minor"), "40000");
+    assert_eq!(input(flag, "national_gross_minor"), "1200000");
+    assert_eq!(input(flag, "national_refunded_minor"), "36000");
+    assert_eq!(input(flag, "min_sales"), "1");
+    let (_, undecided) = flags(&app).await;
+    assert_eq!(undecided, 0);
+    let mut admin = app.admin().await;
+    let got = admin
+        .get_integrity_flag(GetIntegrityFlagRequest {
+            flag_id: flag.flag_id.clone(),
+        })
+        .await
+        .expect("GetIntegrityFlag")
+        .into_inner();
+    assert_eq!(&got, flag);
+    let missing = admin
+        .get_integrity_flag(GetIntegrityFlagRequest {
+            flag_id: "flg-0".into(),
+        })
+        .await
+        .expect_err("unknown flag");
+    assert_eq!(missing.code(), Code::NotFound);
+    // Flags are private.
+    let refused = admin_client(app.admin_addr, Some(&cheat_secret))
+        .await
+        .list_integrity_flags(ListIntegrityFlagsRequest::default())
+        .await
+        .expect_err("a retailer");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    // Nothing public changed: no mark yet.
+    assert!(board(&app).await.entries.iter().all(|e| !e.under_review));
+
+    // Review: a note and a state are required.
+    let ana_secret = create_organizer(&app, "ana").await;
+    let mut ana = admin_client(app.admin_addr, Some(&ana_secret)).await;
+    for (state, note, field) in [
+        (FlagState::UnderReview, " ", "note"),
+        (FlagState::Unspecified, "looking", "state"),
+    ] {
+        let e = ana
+            .review_integrity_flag(ReviewIntegrityFlagRequest {
+                flag_id: flag.flag_id.clone(),
+                state: state.into(),
+                note: note.into(),
+            })
+            .await
+            .expect_err(field);
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert!(e.message().contains(field), "{e:?}");
+    }
+    let reviewed = ana
+        .review_integrity_flag(ReviewIntegrityFlagRequest {
+            flag_id: flag.flag_id.clone(),
+            state: FlagState::UnderReview.into(),
+            note: "asked the site for its refund records".into(),
+        })
+        .await
+        .expect("ReviewIntegrityFlag")
+        .into_inner();
+    assert_eq!(reviewed.state, i32::from(FlagState::UnderReview));
+    assert_eq!(reviewed.reviewed_by, "ana");
+    assert_eq!(reviewed.note, "asked the site for its refund records");
+    // The public board marks the site at once; its figures and rank are unchanged.
+    let marked = board(&app).await;
+    let cheat = marked
+        .entries
+        .iter()
+        .find(|e| e.site_id == "cheat")
+        .expect("ranked");
+    assert!(cheat.under_review);
+    assert_eq!(cheat.net_reporting_minor, 60_000);
+    assert_eq!(marked.entries.iter().filter(|e| e.under_review).count(), 1);
+
+    // The site sells on: 2.0% refunded now, under the threshold. The flag stays in the
+    // history with the position that showed it; the review stands until an organizer's next.
+    push(
+        &app,
+        &cheat_secret,
+        (10..30)
+            .map(|n| sale(&format!("cheat-s{n}"), "IDR", 100_000))
+            .collect(),
+    )
+    .await;
+    let moved = app.settle().await;
+    let cleared = flags_when(&app, |f| f.iter().all(|f| f.cleared_at_watermark > 0)).await;
+    assert_eq!(cleared.len(), 1);
+    assert_eq!(cleared[0].cleared_at_watermark, moved);
+    assert_eq!(cleared[0].state, i32::from(FlagState::UnderReview));
+    assert!(board(&app).await.entries.iter().any(|e| e.under_review));
+    ana.review_integrity_flag(ReviewIntegrityFlagRequest {
+        flag_id: flag.flag_id.clone(),
+        state: FlagState::Cleared.into(),
+        note: "refunds were a recall, documented".into(),
+    })
+    .await
+    .expect("cleared by review");
+    assert!(board(&app).await.entries.iter().all(|e| !e.under_review));
+    let by_state = app
+        .admin()
+        .await
+        .list_integrity_flags(ListIntegrityFlagsRequest {
+            state: FlagState::Cleared.into(),
+            site_id: "cheat".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("by state")
+        .into_inner()
+        .flags;
+    assert_eq!(by_state.len(), 1);
+
+    // Every review is ana's in the audit log.
+    let log = app
+        .admin()
+        .await
+        .list_audit_log(ListAuditLogRequest {
+            limit: 1_000,
+            organizer: "ana".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ListAuditLog")
+        .into_inner()
+        .entries;
+    let codes: Vec<&str> = log
+        .iter()
+        .filter(|e| e.rpc == "ReviewIntegrityFlag")
+        .map(|e| e.outcome.split(' ').next().unwrap_or_default())
+        .collect();
+    assert_eq!(codes, ["INVALID_ARGUMENT", "INVALID_ARGUMENT", "OK", "OK"]);
     app.stop().await;
 }

@@ -4,13 +4,15 @@ use std::sync::Arc;
 
 use saleboard_domain::action::{ActionKind, ActionRefusal, ActionState};
 use saleboard_domain::event::EventChangeError;
+use saleboard_domain::integrity::{FlagState, Rule};
 use saleboard_domain::resolve::Decision;
 use saleboard_domain::{
     Currency, Event, Kind, PushedKind, Rate, Reason, SiteId, TransactionId, TransactionInput,
     UnixNanos,
 };
 use saleboard_storage::{
-    ActionDecision, ActionRecord, Audit, AuditCall, Candidate, StorageError, Store,
+    ActionDecision, ActionRecord, Audit, AuditCall, Candidate, FlagEvaluation, FlagRecord,
+    FlagReview, StorageError, Store,
 };
 use saleboard_tests::{Backend, TestDb, backend_tests};
 use sqlx::Connection as _;
@@ -1309,7 +1311,168 @@ async fn actions_hold_and_release_with_four_eyes(backend: Backend) {
     );
 }
 
+fn flag_record(id: &str, site_id: &str, rule: Rule, watermark: u64) -> FlagRecord {
+    FlagRecord {
+        flag_id: id.into(),
+        event_id: "test".into(),
+        site_id: site(site_id),
+        rule,
+        rule_version: 1,
+        severity: rule.severity(),
+        state: FlagState::Open,
+        statistic: "0.400000".into(),
+        threshold: "0.130000".into(),
+        national: "0.030000".into(),
+        inputs_json: r#"[["site_gross_minor","100000"]]"#.into(),
+        watermark,
+        raised_at: UnixNanos(watermark as i64),
+        cleared_at_watermark: None,
+        reviewed_by: None,
+        reviewed_at: None,
+        note: String::new(),
+    }
+}
+
+/// Flags in storage: one holding flag per (site, rule) however many evaluations store it
+/// (several leaderboards may), cleared with a position and kept, a new one raised after;
+/// filters; a review moves the sites' version and the board reads the site under review.
+async fn flags_are_kept_once_cleared_and_reviewed(backend: Backend) {
+    let Some((_db, store)) = open(backend).await else {
+        return;
+    };
+    let first = [flag_record("flg-1", "a", Rule::RefundRate, 10)];
+    for _ in 0..2 {
+        store
+            .record_flags(&FlagEvaluation {
+                event_id: "test",
+                watermark: 10,
+                at: UnixNanos(1),
+                raised: &first,
+                cleared: &[],
+                undecided_sites: 1,
+            })
+            .await
+            .expect("recorded");
+    }
+    // The same site and rule from another evaluation (another id): still one holding flag.
+    let again = [flag_record("flg-2", "a", Rule::RefundRate, 11)];
+    store
+        .record_flags(&FlagEvaluation {
+            event_id: "test",
+            watermark: 11,
+            at: UnixNanos(2),
+            raised: &again,
+            cleared: &[],
+            undecided_sites: 0,
+        })
+        .await
+        .expect("recorded");
+    let holding = store.holding_flags("test").await.expect("holding");
+    assert_eq!(holding.len(), 1);
+    assert_eq!(holding[0], flag_record("flg-1", "a", Rule::RefundRate, 10));
+    let (listed, undecided) = store.list_flags("test", None, None).await.expect("listed");
+    assert_eq!((listed.len(), undecided), (1, 0));
+
+    // Cleared at 12: kept; a raise after that is a new flag.
+    store
+        .record_flags(&FlagEvaluation {
+            event_id: "test",
+            watermark: 12,
+            at: UnixNanos(3),
+            raised: &[],
+            cleared: &["flg-1".to_owned()],
+            undecided_sites: 0,
+        })
+        .await
+        .expect("cleared");
+    assert!(
+        store
+            .holding_flags("test")
+            .await
+            .expect("holding")
+            .is_empty()
+    );
+    let later = [flag_record("flg-3", "a", Rule::RefundRate, 13)];
+    store
+        .record_flags(&FlagEvaluation {
+            event_id: "test",
+            watermark: 13,
+            at: UnixNanos(4),
+            raised: &later,
+            cleared: &[],
+            undecided_sites: 0,
+        })
+        .await
+        .expect("raised again");
+    let (all, _) = store.list_flags("test", None, None).await.expect("all");
+    let ids: Vec<(&str, Option<u64>)> = all
+        .iter()
+        .map(|f| (f.flag_id.as_str(), f.cleared_at_watermark))
+        .collect();
+    assert_eq!(ids, [("flg-3", None), ("flg-1", Some(12))]);
+    assert!(
+        store
+            .list_flags("test", Some(&site("b")), None)
+            .await
+            .expect("b")
+            .0
+            .is_empty()
+    );
+
+    // A review: audited by the caller's entry, moves the sites' version.
+    let before = store.read_board(Some("test"), None).await.expect("board");
+    assert_eq!(before.under_review, Some(Vec::new()));
+    let reviewed = store
+        .review_flag(
+            &FlagReview {
+                flag_id: "flg-3",
+                state: FlagState::UnderReview,
+                note: "asked",
+                organizer: "ana",
+                at: UnixNanos(5),
+            },
+            ok(&call()),
+        )
+        .await
+        .expect("reviewed");
+    assert_eq!(reviewed.state, FlagState::UnderReview);
+    assert_eq!(reviewed.reviewed_by.as_deref(), Some("ana"));
+    let after = store.read_board(Some("test"), None).await.expect("board");
+    assert!(after.sites_version > before.sites_version);
+    assert_eq!(after.under_review, Some(vec![site("a")]));
+    let under = store
+        .list_flags("test", None, Some(FlagState::UnderReview))
+        .await
+        .expect("under review");
+    assert_eq!(under.0.len(), 1);
+    let missing = store
+        .review_flag(
+            &FlagReview {
+                flag_id: "flg-404",
+                state: FlagState::Cleared,
+                note: "x",
+                organizer: "ana",
+                at: UnixNanos(6),
+            },
+            ok(&call()),
+        )
+        .await;
+    assert!(
+        matches!(missing, Err(StorageError::NotFound { what: "flag", .. })),
+        "{missing:?}"
+    );
+    assert_eq!(
+        store
+            .flag("flg-1")
+            .await
+            .expect("flag")
+            .map(|f| f.cleared_at_watermark),
+        Some(Some(12))
+    );
+}
+
 backend_tests!(
+    flags_are_kept_once_cleared_and_reviewed,
     actions_hold_and_release_with_four_eyes,
     concurrent_admin_writes_chain_their_entries,
     sites_and_keys,

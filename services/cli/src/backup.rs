@@ -210,6 +210,7 @@ fn counts(summary: &Summary) -> String {
                 "admin_actions" => "organizers' actions",
                 "site_holds" => "site holds",
                 "integrity_policies" => "integrity policies",
+                "integrity_flags" => "integrity flags",
                 "ledger" => "ledger rows",
                 other => other,
             };

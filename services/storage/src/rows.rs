@@ -584,7 +584,7 @@ impl ActionRow {
 }
 
 /// `integrity_flags`.
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 pub(crate) struct FlagRow {
     flag_id: String,
     event_id: String,
@@ -638,5 +638,124 @@ impl FlagRow {
             reviewed_at: self.reviewed_at_ns.map(UnixNanos),
             note: self.note,
         })
+    }
+}
+
+impl FlagRow {
+    /// The row as a backup writes it: its columns in [`crate::sql`]'s flag order.
+    pub(crate) fn into_values(self) -> Vec<serde_json::Value> {
+        use serde_json::Value;
+        vec![
+            self.flag_id.into(),
+            self.event_id.into(),
+            self.site_id.into(),
+            self.rule.into(),
+            self.rule_version.into(),
+            self.severity.into(),
+            self.state.into(),
+            self.statistic.into(),
+            self.threshold.into(),
+            self.national.into(),
+            self.inputs_json.into(),
+            self.watermark.into(),
+            self.raised_at_ns.into(),
+            self.cleared_at_watermark.map_or(Value::Null, Value::from),
+            self.reviewed_by.map_or(Value::Null, Value::from),
+            self.reviewed_at_ns.map_or(Value::Null, Value::from),
+            self.note.into(),
+        ]
+    }
+
+    /// A backup's row, checked as a stored one is read.
+    pub(crate) fn from_values(values: Vec<serde_json::Value>) -> Result<Self, String> {
+        use serde_json::Value;
+        let [
+            flag_id,
+            event_id,
+            site_id,
+            rule,
+            rule_version,
+            severity,
+            state,
+            statistic,
+            threshold,
+            national,
+            inputs_json,
+            watermark,
+            raised_at_ns,
+            cleared_at_watermark,
+            reviewed_by,
+            reviewed_at_ns,
+            note,
+        ]: [Value; 17] = values
+            .try_into()
+            .map_err(|v: Vec<Value>| format!("{} columns where 17 belong", v.len()))?;
+        let text = |v: Value, name: &str| match v {
+            Value::String(s) => Ok(s),
+            other => Err(format!("{name} is not text: {other}")),
+        };
+        let int = |v: Value, name: &str| {
+            v.as_i64()
+                .ok_or_else(|| format!("{name} is not an integer: {v}"))
+        };
+        let opt_int = |v: Value, name: &str| match v {
+            Value::Null => Ok(None),
+            other => int(other, name).map(Some),
+        };
+        let row = Self {
+            flag_id: text(flag_id, "flag_id")?,
+            event_id: text(event_id, "event_id")?,
+            site_id: text(site_id, "site_id")?,
+            rule: text(rule, "rule")?,
+            rule_version: int(rule_version, "rule_version")?,
+            severity: text(severity, "severity")?,
+            state: text(state, "state")?,
+            statistic: text(statistic, "statistic")?,
+            threshold: text(threshold, "threshold")?,
+            national: text(national, "national")?,
+            inputs_json: text(inputs_json, "inputs_json")?,
+            watermark: int(watermark, "watermark")?,
+            raised_at_ns: int(raised_at_ns, "raised_at_ns")?,
+            cleared_at_watermark: opt_int(cleared_at_watermark, "cleared_at_watermark")?,
+            reviewed_by: match reviewed_by {
+                Value::Null => None,
+                other => Some(text(other, "reviewed_by")?),
+            },
+            reviewed_at_ns: opt_int(reviewed_at_ns, "reviewed_at_ns")?,
+            note: text(note, "note")?,
+        };
+        // Every value as the store reads it back.
+        row.clone().into_record().map_err(|e| e.to_string())?;
+        Ok(row)
+    }
+
+    /// Binds every column, in the flag order, to a query of the full row.
+    pub(crate) fn bind_all<'q, DB: sqlx::Database>(
+        self,
+        q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+    where
+        String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        q.bind(self.flag_id)
+            .bind(self.event_id)
+            .bind(self.site_id)
+            .bind(self.rule)
+            .bind(self.rule_version)
+            .bind(self.severity)
+            .bind(self.state)
+            .bind(self.statistic)
+            .bind(self.threshold)
+            .bind(self.national)
+            .bind(self.inputs_json)
+            .bind(self.watermark)
+            .bind(self.raised_at_ns)
+            .bind(self.cleared_at_watermark)
+            .bind(self.reviewed_by)
+            .bind(self.reviewed_at_ns)
+            .bind(self.note)
     }
 }

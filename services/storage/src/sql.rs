@@ -410,3 +410,17 @@ pub(crate) const REVIEW_FLAG: &str = concat!(
 /// The sites with a flag under review in an event, by id.
 pub(crate) const UNDER_REVIEW_SITES: &str = "SELECT DISTINCT site_id FROM integrity_flags \
     WHERE event_id = $1 AND state = 'under_review' ORDER BY site_id";
+
+/// Every flag, by id (a backup's).
+pub(crate) const ALL_FLAGS: &str = concat!(
+    "SELECT ",
+    flag_columns!(),
+    " FROM integrity_flags ORDER BY flag_id"
+);
+
+/// A flag as it was (a restore's).
+pub(crate) const INSERT_FLAG_AS_WAS: &str = concat!(
+    "INSERT INTO integrity_flags (",
+    flag_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+);

@@ -7,7 +7,8 @@
 //! ["toko-satu","Toko Satu",1765500000000000000,null]
 //! {"end":"sites","rows":1}
 //! ...                  (api_keys, events, exchange_rates, organizers, audit_log,
-//!                       admin_actions, site_holds, integrity_policies, ledger)
+//!                       admin_actions, site_holds, integrity_policies, integrity_flags,
+//!                       ledger)
 //! {"trailer":{"rows":{"sites":1,...},"sha256":"<hex>"}}
 //! ```
 //!
@@ -150,6 +151,32 @@ pub const INTEGRITY_POLICIES: Section = Section {
     added_later: true,
 };
 
+/// Integrity flags with their evaluations and the organizers' reviews (the evaluation raises
+/// the flags again from the ledger; the reviews only a backup keeps).
+pub const INTEGRITY_FLAGS: Section = Section {
+    name: "integrity_flags",
+    columns: &[
+        "flag_id",
+        "event_id",
+        "site_id",
+        "rule",
+        "rule_version",
+        "severity",
+        "state",
+        "statistic",
+        "threshold",
+        "national",
+        "inputs_json",
+        "watermark",
+        "raised_at_ns",
+        "cleared_at_watermark",
+        "reviewed_by",
+        "reviewed_at_ns",
+        "note",
+    ],
+    added_later: true,
+};
+
 /// The ledger, in position order from 1 without gaps (kind 1 sale, 2 refund; origin 0 none,
 /// 1 domestic, 2 cross-border).
 pub const LEDGER: Section = Section {
@@ -177,7 +204,7 @@ pub const LEDGER: Section = Section {
 /// The sections of version 1, in the order they are written and read: every one is present
 /// (perhaps with no rows), except that a file written before a section was
 /// [`added_later`](Section::added_later) lacks it.
-pub const SECTIONS: [&Section; 10] = [
+pub const SECTIONS: [&Section; 11] = [
     &SITES,
     &API_KEYS,
     &EVENTS,
@@ -187,6 +214,7 @@ pub const SECTIONS: [&Section; 10] = [
     &ADMIN_ACTIONS,
     &SITE_HOLDS,
     &INTEGRITY_POLICIES,
+    &INTEGRITY_FLAGS,
     &LEDGER,
 ];
 

@@ -28,7 +28,9 @@ use tokio::io::{AsyncBufRead, AsyncWrite};
 
 use crate::backend::{Accepted, Backend};
 use crate::model::db_position;
-use crate::rows::{AuditRow, EventRow, EventTuple, FullLedgerRow, LedgerTuple, RateRow, SiteRow};
+use crate::rows::{
+    AuditRow, EventRow, EventTuple, FlagRow, FullLedgerRow, LedgerTuple, RateRow, SiteRow,
+};
 use crate::{Candidate, LedgerRow, StorageError, sql};
 pub use format::{FORMAT_VERSION, Header, Summary};
 use format::{Item, Reader, Writer};
@@ -181,6 +183,7 @@ pub async fn check(input: &mut (dyn AsyncBufRead + Unpin + Send)) -> Result<Summ
                     Some("admin_actions") => drop(action_line(line, row)?),
                     Some("site_holds") => drop(hold_line(line, row)?),
                     Some("integrity_policies") => drop(policy_line(line, row)?),
+                    Some("integrity_flags") => drop(flag_line(line, row)?),
                     _ => drop(ledger_line(line, row, &mut next_position)?),
                 }
             }
@@ -304,7 +307,7 @@ const INSERT_KEY: &str = "INSERT INTO api_keys (key_id, site_id, secret_hash, cr
     revoked_at_ns) VALUES ($1, $2, $3, $4, $5)";
 
 /// Whether a table holds a row, per table a restore needs empty, with the words for it.
-const EMPTY_CHECKS: [(&str, &str); 15] = [
+const EMPTY_CHECKS: [(&str, &str); 16] = [
     (
         "sites",
         "SELECT COUNT(*) FROM (SELECT 1 FROM sites LIMIT 1) AS t",
@@ -344,6 +347,10 @@ const EMPTY_CHECKS: [(&str, &str); 15] = [
     (
         "integrity policies",
         "SELECT COUNT(*) FROM (SELECT 1 FROM integrity_policies LIMIT 1) AS t",
+    ),
+    (
+        "integrity flags",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM integrity_flags LIMIT 1) AS t",
     ),
     (
         "ledger rows",
@@ -413,6 +420,7 @@ where
     for<'r> OrganizerRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> AuditRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> FullLedgerRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> FlagRow: FromRow<'r, <B::Db as Database>::Row>,
     usize: ColumnIndex<<B::Db as Database>::Row>,
 {
     async fn backup(
@@ -555,6 +563,14 @@ where
         let mut rows = sqlx::query_as::<_, PolicyTuple>(POLICIES).fetch(&mut *tx);
         while let Some(p) = rows.try_next().await? {
             w.row(&p).await?;
+        }
+        drop(rows);
+        w.end().await?;
+
+        w.begin(&format::INTEGRITY_FLAGS).await?;
+        let mut rows = sqlx::query_as::<_, FlagRow>(sql::ALL_FLAGS).fetch(&mut *tx);
+        while let Some(f) = rows.try_next().await? {
+            w.row(&f.into_values()).await?;
         }
         drop(rows);
         w.end().await?;
@@ -738,6 +754,13 @@ where
                                 .bind(overrides)
                                 .bind(at)
                                 .bind(by)
+                                .execute(&mut *write.tx)
+                                .await
+                                .map_err(|e| refused(line, e))?;
+                        }
+                        Some("integrity_flags") => {
+                            flag_line(line, row)?
+                                .bind_all(sqlx::query(sql::INSERT_FLAG_AS_WAS))
                                 .execute(&mut *write.tx)
                                 .await
                                 .map_err(|e| refused(line, e))?;
@@ -950,6 +973,12 @@ fn policy_line(line: u64, row: &[u8]) -> Result<PolicyTuple, BackupError> {
             "overrides_json is not a JSON object",
         )),
     }
+}
+
+/// A flag of the file, checked as a stored one is read.
+fn flag_line(line: u64, row: &[u8]) -> Result<FlagRow, BackupError> {
+    let values: Vec<serde_json::Value> = parse(line, "integrity_flags", row)?;
+    FlagRow::from_values(values).map_err(|e| bad_row(line, "integrity_flags", e))
 }
 
 /// A hold of the file.
