@@ -1277,7 +1277,7 @@ async fn dev_shows_a_comparison_at_once() {
 /// `admin actions` lists it, `admin sites release` and `admin reject` leave it held.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hold_through_the_command_line() {
-    let (app, _) = app().await;
+    let (app, alpha_key) = app().await;
     app.site_with_key("beta").await;
     let board = format!("http://{}", app.leaderboard_addr);
     let organizer = format!("http://{}", app.admin_addr);
@@ -1453,6 +1453,99 @@ async fn a_hold_through_the_command_line() {
         String::from_utf8_lossy(&out.stderr).contains("sample_size"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A flag: under a policy that decides every site and raises the refund rate at the
+    // nation's own (alpha sells alone: its 10% against a nation without it of 0), listed,
+    // shown with its figures, put under review, marked on the leaderboard.
+    let out = saleboard(
+        &[
+            "admin",
+            "integrity",
+            "policy",
+            "--set",
+            "min_sales=1",
+            "--set",
+            "min_share_decimal=0",
+            "--set",
+            "refund_rate_times=1",
+            "--set",
+            "refund_rate_points=0",
+        ],
+        &as_dewi,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer = app
+        .ingest(&alpha_key)
+        .await
+        .submit_transactions(saleboard_proto::v1::SubmitTransactionsRequest {
+            transactions: vec![
+                saleboard_tests::data::sale("cli-flag-1", "IDR", 10_000),
+                saleboard_tests::data::refund("cli-flag-r1", "cli-flag-1", "IDR", 1_000),
+            ],
+        })
+        .await
+        .expect("push")
+        .into_inner();
+    assert_eq!(answer.results.len(), 2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let listed = loop {
+        let out = saleboard(&["admin", "integrity", "list"], &as_dewi);
+        let text = stdout(&out);
+        if text.contains("flg-") {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no flag listed: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert!(
+        listed.contains(" alpha REFUND_RATE MEDIUM OPEN: 0.100000 against 0.000000"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("1 flag(s); 0 site(s) without enough sales"),
+        "{listed}"
+    );
+    let flag_id = listed
+        .split_whitespace()
+        .find(|w| w.starts_with("flg-"))
+        .expect("a flag id")
+        .to_owned();
+    let out = saleboard(&["admin", "integrity", "show", &flag_id], &as_dewi);
+    let shown = stdout(&out);
+    assert!(shown.contains("site_refunded_minor"), "{shown}");
+    assert!(shown.contains("1000"), "{shown}");
+    let out = saleboard(
+        &[
+            "admin",
+            "integrity",
+            "review",
+            &flag_id,
+            "--state",
+            "under-review",
+            "--note",
+            "asked alpha for its refunds",
+        ],
+        &as_dewi,
+    );
+    assert!(
+        stdout(&out).contains("UNDER_REVIEW"),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = saleboard(&["leaderboard"], &as_bootstrap);
+    assert!(
+        stdout(&out).contains("alpha (under review)"),
+        "{}",
+        stdout(&out)
     );
     app.stop().await;
 }

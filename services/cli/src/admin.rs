@@ -8,11 +8,13 @@ use saleboard_proto::json::JsonMessage;
 use saleboard_proto::v1::admin_service_client::AdminServiceClient;
 use saleboard_proto::v1::{
     ActionKind, ActionState, AdminAction, ApproveActionRequest, AuditEntry, CreateApiKeyRequest,
-    CreateOrganizerRequest, CreateSiteRequest, Event, ExchangeRate, GetEventRequest,
-    GetIntegrityPolicyRequest, IntegrityPolicy, ListActionsRequest, ListApiKeysRequest,
-    ListAuditLogRequest, ListEventsRequest, ListExchangeRatesRequest, ListOrganizersRequest,
-    ListSitesRequest, Organizer, RejectActionRequest, RevokeApiKeyRequest, RevokeOrganizerRequest,
-    SetExchangeRatesRequest, SetSiteEnabledRequest, SetSiteHoldRequest,
+    CreateOrganizerRequest, CreateSiteRequest, Event, ExchangeRate, FlagState, GetEventRequest,
+    GetIntegrityFlagRequest, GetIntegrityPolicyRequest, IntegrityFlag, IntegrityPolicy,
+    IntegrityRule, ListActionsRequest, ListApiKeysRequest, ListAuditLogRequest, ListEventsRequest,
+    ListExchangeRatesRequest, ListIntegrityFlagsRequest, ListOrganizersRequest, ListSitesRequest,
+    Organizer, RejectActionRequest, ReviewIntegrityFlagRequest, RevokeApiKeyRequest,
+    RevokeOrganizerRequest, SetExchangeRatesRequest, SetSiteEnabledRequest, SetSiteHoldRequest,
+    Severity,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -100,6 +102,35 @@ pub enum AdminCommand {
 /// `saleboard admin integrity`.
 #[derive(Debug, clap::Subcommand)]
 pub enum IntegrityCommand {
+    /// List an event's integrity flags, newest first (`--output json`: one per line).
+    List {
+        /// The event (default: the current one).
+        #[arg(long, default_value = "")]
+        event: String,
+        /// Only this site's.
+        #[arg(long, default_value = "")]
+        site: String,
+        /// Only flags in this state: open, under-review, cleared, confirmed.
+        #[arg(long)]
+        state: Option<FlagStateArg>,
+    },
+    /// Show one flag with every figure its evaluation read.
+    Show {
+        /// The flag (`flg-...`).
+        flag_id: String,
+    },
+    /// Review a flag: set its state, with a note (a site under review is marked on the public
+    /// board).
+    Review {
+        /// The flag (`flg-...`).
+        flag_id: String,
+        /// Its new state.
+        #[arg(long)]
+        state: FlagStateArg,
+        /// What was found (required).
+        #[arg(long)]
+        note: String,
+    },
     /// Show an event's integrity thresholds (every field; `*` marks the defaults), or change
     /// them with `--set` and `--default`.
     Policy {
@@ -114,6 +145,30 @@ pub enum IntegrityCommand {
         #[arg(long, value_name = "FIELD")]
         default: Vec<String>,
     },
+}
+
+/// A flag's state on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FlagStateArg {
+    /// Raised, not reviewed.
+    Open,
+    /// Being looked into: marked on the public board.
+    UnderReview,
+    /// Explained.
+    Cleared,
+    /// Not right.
+    Confirmed,
+}
+
+impl FlagStateArg {
+    fn proto(self) -> FlagState {
+        match self {
+            Self::Open => FlagState::Open,
+            Self::UnderReview => FlagState::UnderReview,
+            Self::Cleared => FlagState::Cleared,
+            Self::Confirmed => FlagState::Confirmed,
+        }
+    }
 }
 
 /// `saleboard admin organizers`.
@@ -429,6 +484,81 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
             organizers(&mut admin, endpoint, output, command).await
         }
         AdminCommand::Audit(command) => audit(&mut admin, endpoint, output, command).await,
+        AdminCommand::Integrity(IntegrityCommand::List { event, site, state }) => {
+            let listed = admin
+                .list_integrity_flags(ListIntegrityFlagsRequest {
+                    event_id: event.clone(),
+                    site_id: site.clone(),
+                    state: state
+                        .map_or(FlagState::Unspecified, FlagStateArg::proto)
+                        .into(),
+                })
+                .await
+                .map_err(|s| client::explain(endpoint, "ListIntegrityFlags", &s))?
+                .into_inner();
+            match output {
+                Output::Json => {
+                    for f in &listed.flags {
+                        println!("{}", client::json(f)?);
+                    }
+                }
+                Output::Table => {
+                    for f in &listed.flags {
+                        println!("{}", flag_line(f));
+                    }
+                    println!(
+                        "{} flag(s); {} site(s) without enough sales to decide",
+                        listed.flags.len(),
+                        listed.undecided_sites
+                    );
+                }
+            }
+            Ok(())
+        }
+        AdminCommand::Integrity(IntegrityCommand::Show { flag_id }) => {
+            let f = admin
+                .get_integrity_flag(GetIntegrityFlagRequest {
+                    flag_id: flag_id.clone(),
+                })
+                .await
+                .map_err(|s| client::explain(endpoint, "GetIntegrityFlag", &s))?
+                .into_inner();
+            print(output, &f, || {
+                let mut out = format!("{}\n", flag_line(&f));
+                out.push_str(&format!(
+                    "statistic {} against threshold {} (the nation without the site: {}), rules v{}\n",
+                    f.statistic_decimal, f.threshold_decimal, f.national_decimal, f.rule_version
+                ));
+                for i in &f.inputs {
+                    out.push_str(&format!("  {:<28} {}\n", i.name, i.value_decimal));
+                }
+                if !f.reviewed_by.is_empty() {
+                    out.push_str(&format!(
+                        "reviewed by {} at {}: {}\n",
+                        f.reviewed_by,
+                        text(f.reviewed_at.as_ref()),
+                        f.note
+                    ));
+                }
+                out
+            })
+        }
+        AdminCommand::Integrity(IntegrityCommand::Review {
+            flag_id,
+            state,
+            note,
+        }) => {
+            let f = admin
+                .review_integrity_flag(ReviewIntegrityFlagRequest {
+                    flag_id: flag_id.clone(),
+                    state: state.proto().into(),
+                    note: note.clone(),
+                })
+                .await
+                .map_err(|s| client::explain(endpoint, "ReviewIntegrityFlag", &s))?
+                .into_inner();
+            print(output, &f, || format!("{}\n", flag_line(&f)))
+        }
         AdminCommand::Integrity(IntegrityCommand::Policy {
             event,
             set,
@@ -579,6 +709,39 @@ fn policy_change(
     }
     saleboard_proto::json::from_str(&value.to_string())
         .map_err(|e| anyhow::anyhow!("the policy does not read ({e}): check the field names"))
+}
+
+/// A flag in one line: id, site, rule, severity, state, figures, since when.
+fn flag_line(f: &IntegrityFlag) -> String {
+    let rule = IntegrityRule::try_from(f.rule).map_or("?", |r| {
+        r.as_str_name()
+            .strip_prefix("INTEGRITY_RULE_")
+            .unwrap_or("?")
+    });
+    let severity = Severity::try_from(f.severity).map_or("?", |s| {
+        s.as_str_name().strip_prefix("SEVERITY_").unwrap_or("?")
+    });
+    let state = FlagState::try_from(f.state).map_or("?", |s| {
+        s.as_str_name().strip_prefix("FLAG_STATE_").unwrap_or("?")
+    });
+    let holding = if f.cleared_at_watermark == 0 {
+        "holding".to_owned()
+    } else {
+        format!(
+            "no longer holding since position {}",
+            f.cleared_at_watermark
+        )
+    };
+    format!(
+        "{} {} {rule} {severity} {state}: {} against {} (nation {}), raised at position {} {}; {holding}",
+        f.flag_id,
+        f.site_id,
+        f.statistic_decimal,
+        f.threshold_decimal,
+        f.national_decimal,
+        f.watermark,
+        text(f.raised_at.as_ref()),
+    )
 }
 
 /// An action in one line: id, what, state, who, why.

@@ -103,10 +103,15 @@ pub fn leaderboard_table(b: &Leaderboard, zone: &Zone) -> String {
         } else {
             e.rank.to_string()
         };
+        let site = if e.under_review {
+            format!("{} (under review)", e.site_id)
+        } else {
+            e.site_id.clone()
+        };
         out.push_str(&format!(
             "{:>4}  {:<24} {:>30} {:>10} {:>8}  {}\n",
             rank,
-            e.site_id,
+            site,
             net,
             e.sale_count,
             e.refund_count,

@@ -221,6 +221,16 @@ function renderRanking(m) {
     mv.textContent = move;
     mv.className = "move " + (move === "▲" ? "up" : move === "▼" ? "down" : "");
     li.querySelector(".name").textContent = e.display_name || e.site_id;
+    // An organizer is reviewing an integrity flag of this site: said beside it (its figures
+    // are unchanged). A held site is not in the entries at all.
+    // Inside the name's cell, first, so a long name's ellipsis never hides it.
+    if (e.under_review) {
+      const mark = document.createElement("span");
+      mark.className = "review";
+      mark.textContent = "under review";
+      li.querySelector(".name").prepend(mark);
+      li.classList.add("under-review");
+    }
     li.querySelector(".money").textContent = e.out_of_range ? "out of range" : money(net, m.reporting_currency, m.reporting_exponent);
     li.querySelector(".bar span").style.width = Math.max(0, width) + "%";
     return li;
