@@ -1,5 +1,5 @@
 //! Integrity flags (issue 28), evaluated from the board's own snapshot: never a ledger scan.
-//! Every few seconds, when the current event's figures or its policy moved, each enabled
+//! Every 2 s, when the current event's figures (a new snapshot) or its policy moved, each enabled
 //! site's counters (from the totals the snapshot holds, converted into the reporting currency
 //! with the event's rates) are held against the nation's without it, with the event's policy;
 //! a rule that holds raises a flag (kept with its evaluation: the figures read, the threshold,
@@ -138,33 +138,52 @@ fn flag(
 
 /// The event's policy as stored (the defaults when never set, or when the stored one no
 /// longer reads: said in the log).
-async fn policy_of(store: &dyn Store, event_id: &str) -> Result<Policy, StorageError> {
-    let Some(record) = store.integrity_policy(event_id).await? else {
-        return Ok(Policy::default());
+fn policy_of(event_id: &str, stored: Option<&saleboard_storage::PolicyRecord>) -> Policy {
+    let Some(record) = stored else {
+        return Policy::default();
     };
     let read = saleboard_proto::json::from_str(&record.overrides_json)
         .map_err(|e| e.to_string())
         .and_then(|set| crate::policy::from_message(&set).map_err(|s| s.message().to_owned()));
-    Ok(read.unwrap_or_else(|e| {
+    read.unwrap_or_else(|e| {
         tracing::error!(event = event_id, error = %e, "the stored integrity policy does not read; evaluating with the defaults");
         Policy::default()
-    }))
+    })
 }
 
-/// Evaluates the current event's flags once, from the board's current snapshot.
+/// What the last evaluation read: the snapshot's generation and the policy as stored. The
+/// same again gives the same flags: nothing is evaluated or written.
+pub type Evaluated = (u64, Option<(String, i64)>);
+
+/// Evaluates the current event's flags once, from the board's current snapshot, unless the
+/// snapshot and the policy are what `last` read; returns what it read.
 ///
 /// # Errors
 /// When storage cannot be read or written.
-pub async fn evaluate_once(store: &dyn Store, board: &Board) -> Result<(), StorageError> {
+pub async fn evaluate_once(
+    store: &dyn Store,
+    board: &Board,
+    last: Option<&Evaluated>,
+) -> Result<Option<Evaluated>, StorageError> {
     let snapshot = board.current();
     if snapshot.stale {
-        return Ok(());
+        return Ok(None);
     }
     let f = &snapshot.figures;
     let Some((event_id, reporting)) = &f.event else {
-        return Ok(());
+        return Ok(None);
     };
-    let policy = policy_of(store, event_id).await?;
+    let stored = store.integrity_policy(event_id).await?;
+    let read: Evaluated = (
+        snapshot.generation,
+        stored
+            .as_ref()
+            .map(|p| (p.overrides_json.clone(), p.updated_at.0)),
+    );
+    if last == Some(&read) {
+        return Ok(Some(read));
+    }
+    let policy = policy_of(event_id, stored.as_ref());
     let sites: Vec<(SiteId, SiteCounters)> = f
         .sites
         .iter()
@@ -216,7 +235,8 @@ pub async fn evaluate_once(store: &dyn Store, board: &Board) -> Result<(), Stora
             cleared: &cleared,
             undecided_sites: found.undecided,
         })
-        .await
+        .await?;
+    Ok(Some(read))
 }
 
 /// Evaluates the flags every [`EVALUATE_EVERY`] while the figures or the policy may have
@@ -225,6 +245,7 @@ pub async fn run(store: Arc<dyn Store>, board: Arc<Board>, mut stop: watch::Rece
     let mut every = tokio::time::interval(EVALUATE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
+    let mut last: Option<Evaluated> = None;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -233,8 +254,11 @@ pub async fn run(store: Arc<dyn Store>, board: Arc<Board>, mut stop: watch::Rece
         if *stop.borrow() {
             return;
         }
-        match evaluate_once(store.as_ref(), &board).await {
-            Ok(()) => failing = false,
+        match evaluate_once(store.as_ref(), &board, last.as_ref()).await {
+            Ok(read) => {
+                failing = false;
+                last = read;
+            }
             Err(e) if !failing => {
                 failing = true;
                 tracing::warn!(error = %e, "cannot evaluate the integrity flags now; trying again");
