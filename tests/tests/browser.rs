@@ -329,6 +329,118 @@ async fn the_screen_in_a_real_browser() {
         "the new figure within 2 s"
     );
 
+    // Integrity: a site under review is marked beside its name, a held site leaves the ranking
+    // and the national figure stays (organizers' changes, here straight into the database the
+    // services share: the board reads them at its next refresh).
+    let flag = saleboard_storage::FlagRecord {
+        flag_id: "flg-browser".into(),
+        event_id: "harbolnas-2026".into(),
+        site_id: saleboard_domain::SiteId::parse("shopee").expect("site"),
+        rule: saleboard_domain::integrity::Rule::RefundRate,
+        rule_version: 1,
+        severity: saleboard_domain::integrity::Severity::Medium,
+        state: saleboard_domain::integrity::FlagState::Open,
+        statistic: "0.400000".into(),
+        threshold: "0.130000".into(),
+        national: "0.030000".into(),
+        inputs_json: "[]".into(),
+        watermark: 1,
+        raised_at: UnixNanos::now(),
+        cleared_at_watermark: None,
+        reviewed_by: None,
+        reviewed_at: None,
+        note: String::new(),
+    };
+    store
+        .record_flags(&saleboard_storage::FlagEvaluation {
+            event_id: "harbolnas-2026",
+            watermark: 1,
+            at: UnixNanos::now(),
+            raised: std::slice::from_ref(&flag),
+            cleared: &[],
+            undecided_sites: 0,
+        })
+        .await
+        .expect("a flag");
+    let call = saleboard_tests::db::seed_call("ReviewIntegrityFlag");
+    store
+        .review_flag(
+            &saleboard_storage::FlagReview {
+                flag_id: "flg-browser",
+                state: saleboard_domain::integrity::FlagState::UnderReview,
+                note: "asked for the refund records",
+                organizer: "ana",
+                at: UnixNanos::now(),
+            },
+            saleboard_storage::Audit::ok(&call),
+        )
+        .await
+        .expect("under review");
+    let hold = saleboard_storage::ActionRecord {
+        action_id: "act-browser".into(),
+        kind: saleboard_domain::action::ActionKind::Hold,
+        state: saleboard_domain::action::ActionState::Pending,
+        event_id: "harbolnas-2026".into(),
+        site_id: saleboard_domain::SiteId::parse("blibli").expect("site"),
+        reason: "checking".into(),
+        proposed_by: "ana".into(),
+        proposed_at: UnixNanos::now(),
+        decided_by: None,
+        decided_at: None,
+        decision_note: String::new(),
+    };
+    let call = saleboard_tests::db::seed_call("SetSiteHold");
+    store
+        .propose_action(&hold, saleboard_storage::Audit::ok(&call))
+        .await
+        .expect("proposed");
+    store
+        .decide_action(
+            &saleboard_storage::ActionDecision {
+                action_id: "act-browser",
+                approve: true,
+                organizer: "budi",
+                note: "",
+                at: UnixNanos::now(),
+            },
+            saleboard_storage::Audit::ok(&call),
+        )
+        .await
+        .expect("approved");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let ranking = loop {
+        let ranking = text_of(
+            &client,
+            "return [...document.querySelectorAll('#ranking li')].map(li => [li.dataset.site, li.querySelector('.review') ? li.querySelector('.review').textContent : ''])",
+        )
+        .await;
+        if ranking == json!([["shopee", "under review"], ["tokopedia", ""]]) {
+            break ranking;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the screen never showed the mark and the hold: {ranking}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(ranking[0][1], "under review");
+    let note = text_of(
+        &client,
+        "return document.getElementById('held').textContent",
+    )
+    .await;
+    assert_eq!(
+        note,
+        json!("1 site held by the organizers: in the national figure, not ranked")
+    );
+    assert!(
+        shows(&client, &after, Duration::from_secs(2)).await,
+        "the held site stays in the national figure"
+    );
+    let png = client.screenshot().await.expect("screenshot");
+    std::fs::write(target.join("saleboard-screen-under-review.png"), png)
+        .expect("write screenshot");
+
     // The leaderboard restarts: "reconnecting", then the live figure again.
     board.kill();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

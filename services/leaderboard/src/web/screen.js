@@ -201,6 +201,11 @@ function countTo(target, currency, exponent) {
 }
 
 function renderRanking(m) {
+  // Sites held by the organizers are not ranked but are in the national figure: said, so the
+  // figure above is read right.
+  const held = m.held_sites || [];
+  document.getElementById("held").textContent = held.length === 0 ? ""
+    : `${held.length === 1 ? "1 site" : held.length + " sites"} held by the organizers: in the national figure, not ranked`;
   const list = document.getElementById("ranking");
   const entries = m.entries || [];
   const top = entries.reduce((a, e) => { const v = BigInt(e.net_reporting_minor); return v > a ? v : a; }, 0n);
