@@ -217,6 +217,8 @@ no_limit!(
     GetIntegrityFlagRequest,
     IntegrityFlag,
     ReviewIntegrityFlagRequest,
+    SampleIntegrityFlagRequest,
+    IntegritySample,
 );
 
 #[cfg(test)]

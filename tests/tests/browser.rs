@@ -350,6 +350,7 @@ async fn the_screen_in_a_real_browser() {
         reviewed_by: None,
         reviewed_at: None,
         note: String::new(),
+        sample_seed: 7,
     };
     store
         .record_flags(&saleboard_storage::FlagEvaluation {

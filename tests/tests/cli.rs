@@ -1523,6 +1523,17 @@ async fn a_hold_through_the_command_line() {
     assert!(shown.contains("site_refunded_minor"), "{shown}");
     assert!(shown.contains("1000"), "{shown}");
     let out = saleboard(
+        &["admin", "integrity", "sample", &flag_id, "--size", "5"],
+        &as_dewi,
+    );
+    let drawn = stdout(&out);
+    assert!(
+        drawn.starts_with("1 of 1 sales of alpha in harbolnas-test"),
+        "{drawn}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(drawn.lines().any(|l| l == "cli-flag-1"), "{drawn}");
+    let out = saleboard(
         &[
             "admin",
             "integrity",

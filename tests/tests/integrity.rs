@@ -12,8 +12,8 @@ use saleboard_proto::v1::{
     FlagState, GetIntegrityFlagRequest, GetIntegrityPolicyRequest, GetLeaderboardRequest,
     GetNationalTotalsRequest, GetSiteTotalsRequest, IntegrityFlag, IntegrityPolicy, IntegrityRule,
     Leaderboard, ListActionsRequest, ListAuditLogRequest, ListIntegrityFlagsRequest, Outcome,
-    RejectActionRequest, ReviewIntegrityFlagRequest, SetSiteHoldRequest, Severity,
-    SubmitTransactionsRequest, Transaction, WatchLeaderboardRequest,
+    RejectActionRequest, ReviewIntegrityFlagRequest, SampleIntegrityFlagRequest,
+    SetSiteHoldRequest, Severity, SubmitTransactionsRequest, Transaction, WatchLeaderboardRequest,
 };
 use saleboard_tests::app::admin_client;
 use saleboard_tests::data::{refund, sale};
@@ -723,6 +723,52 @@ async fn a_site_refunding_far_more_than_the_nation_is_flagged_and_reviewed(backe
         .await
         .expect_err("unknown flag");
     assert_eq!(missing.code(), Code::NotFound);
+    // The sample the site is asked to justify: reproducible from the flag's seed, drawn from
+    // its sales up to the flag's watermark.
+    let sample = |size: u32| {
+        let flag_id = flag.flag_id.clone();
+        let app = &app;
+        async move {
+            app.admin()
+                .await
+                .sample_integrity_flag(SampleIntegrityFlagRequest { flag_id, size })
+                .await
+                .expect("SampleIntegrityFlag")
+                .into_inner()
+        }
+    };
+    let whole = sample(0).await;
+    assert_eq!(whole.seed, flag.sample_seed);
+    assert_eq!(whole.population, 10);
+    assert_eq!(whole.watermark, flag.watermark);
+    assert_eq!(whole.site_id, "cheat");
+    // The policy's 59 is more than the site's 10 sales: every one, in the seed's order.
+    let mut every = whole.transaction_ids.clone();
+    every.sort();
+    let sales: Vec<String> = (0..10).map(|n| format!("cheat-s{n}")).collect();
+    let mut sorted = sales.clone();
+    sorted.sort();
+    assert_eq!(every, sorted);
+    let three = sample(3).await;
+    assert_eq!(three.transaction_ids, whole.transaction_ids[..3]);
+    assert_eq!(sample(3).await, three, "the same sample every time");
+    let drawn =
+        saleboard_domain::integrity::sample(flag.sample_seed, sales.iter().map(String::as_str), 3);
+    assert_eq!(
+        three.transaction_ids, drawn,
+        "anyone with the seed draws it again"
+    );
+    let too_big = app
+        .admin()
+        .await
+        .sample_integrity_flag(SampleIntegrityFlagRequest {
+            flag_id: flag.flag_id.clone(),
+            size: 10_001,
+        })
+        .await
+        .expect_err("too big");
+    assert_eq!(too_big.code(), Code::InvalidArgument);
+
     // Flags are private.
     let refused = admin_client(app.admin_addr, Some(&cheat_secret))
         .await

@@ -1330,6 +1330,8 @@ fn flag_record(id: &str, site_id: &str, rule: Rule, watermark: u64) -> FlagRecor
         reviewed_by: None,
         reviewed_at: None,
         note: String::new(),
+        // Past i64::MAX: the seed's 64 bits round-trip through a signed column.
+        sample_seed: u64::MAX - 7,
     }
 }
 

@@ -13,8 +13,8 @@ use saleboard_proto::v1::{
     IntegrityRule, ListActionsRequest, ListApiKeysRequest, ListAuditLogRequest, ListEventsRequest,
     ListExchangeRatesRequest, ListIntegrityFlagsRequest, ListOrganizersRequest, ListSitesRequest,
     Organizer, RejectActionRequest, ReviewIntegrityFlagRequest, RevokeApiKeyRequest,
-    RevokeOrganizerRequest, SetExchangeRatesRequest, SetSiteEnabledRequest, SetSiteHoldRequest,
-    Severity,
+    RevokeOrganizerRequest, SampleIntegrityFlagRequest, SetExchangeRatesRequest,
+    SetSiteEnabledRequest, SetSiteHoldRequest, Severity,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -118,6 +118,15 @@ pub enum IntegrityCommand {
     Show {
         /// The flag (`flg-...`).
         flag_id: String,
+    },
+    /// The transaction ids a flagged site is asked to justify, drawn reproducibly by the flag's
+    /// seed (`--output json` for the whole answer).
+    Sample {
+        /// The flag (`flg-...`).
+        flag_id: String,
+        /// How many (default: the event policy's sample_size, 59).
+        #[arg(long, default_value_t = 0)]
+        size: u32,
     },
     /// Review a flag: set its state, with a note (a site under review is marked on the public
     /// board).
@@ -539,6 +548,32 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
                         text(f.reviewed_at.as_ref()),
                         f.note
                     ));
+                }
+                out
+            })
+        }
+        AdminCommand::Integrity(IntegrityCommand::Sample { flag_id, size }) => {
+            let sample = admin
+                .sample_integrity_flag(SampleIntegrityFlagRequest {
+                    flag_id: flag_id.clone(),
+                    size: *size,
+                })
+                .await
+                .map_err(|s| client::explain(endpoint, "SampleIntegrityFlag", &s))?
+                .into_inner();
+            print(output, &sample, || {
+                let mut out = format!(
+                    "{} of {} sales of {} in {} up to position {} (seed {}):\n",
+                    sample.transaction_ids.len(),
+                    sample.population,
+                    sample.site_id,
+                    sample.event_id,
+                    sample.watermark,
+                    sample.seed
+                );
+                for id in &sample.transaction_ids {
+                    out.push_str(id);
+                    out.push('\n');
                 }
                 out
             })

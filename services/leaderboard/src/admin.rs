@@ -23,14 +23,15 @@ use saleboard_proto::v1::{
     ApproveActionRequest, AuditEntry as AuditEntryMsg, CreateApiKeyRequest, CreateOrganizerRequest,
     CreateSiteRequest, Event as EventMsg, ExchangeRate, FlagState as FlagStateMsg, GetEventRequest,
     GetIntegrityFlagRequest, GetIntegrityPolicyRequest, IntegrityFlag, IntegrityInput,
-    IntegrityPolicy, IntegrityRule, ListActionsRequest, ListActionsResponse, ListApiKeysRequest,
-    ListApiKeysResponse, ListAuditLogRequest, ListAuditLogResponse, ListEventsRequest,
-    ListEventsResponse, ListExchangeRatesRequest, ListExchangeRatesResponse,
+    IntegrityPolicy, IntegrityRule, IntegritySample, ListActionsRequest, ListActionsResponse,
+    ListApiKeysRequest, ListApiKeysResponse, ListAuditLogRequest, ListAuditLogResponse,
+    ListEventsRequest, ListEventsResponse, ListExchangeRatesRequest, ListExchangeRatesResponse,
     ListIntegrityFlagsRequest, ListIntegrityFlagsResponse, ListOrganizersRequest,
     ListOrganizersResponse, ListSitesRequest, ListSitesResponse, Organizer as OrganizerMsg,
     RejectActionRequest, ReviewIntegrityFlagRequest, RevokeApiKeyRequest, RevokeApiKeyResponse,
-    RevokeOrganizerRequest, SetExchangeRatesRequest, SetExchangeRatesResponse,
-    SetSiteEnabledRequest, SetSiteHoldRequest, Severity as SeverityMsg, Site,
+    RevokeOrganizerRequest, SampleIntegrityFlagRequest, SetExchangeRatesRequest,
+    SetExchangeRatesResponse, SetSiteEnabledRequest, SetSiteHoldRequest, Severity as SeverityMsg,
+    Site,
 };
 use saleboard_runtime::auth::{Organizer, new_action_id, new_api_key, new_organizer_secret};
 use saleboard_runtime::status::{code_name, from_storage, invalid_field};
@@ -366,6 +367,7 @@ fn flag_msg(f: FlagRecord) -> IntegrityFlag {
         note: f.note,
         reviewed_at: f.reviewed_at.map(timestamp),
         rule_version: f.rule_version,
+        sample_seed: f.sample_seed,
         inputs: inputs
             .into_iter()
             .map(|(name, value_decimal)| IntegrityInput {
@@ -1240,6 +1242,63 @@ impl AdminApi for AdminService {
                 saleboard_domain::ids::excerpt(&req.flag_id)
             ))),
         }
+    }
+
+    async fn sample_integrity_flag(
+        &self,
+        request: Request<SampleIntegrityFlagRequest>,
+    ) -> Result<Response<IntegritySample>, Status> {
+        attribute(&request);
+        let req = request.into_inner();
+        if req.size > 10_000 {
+            return Err(invalid_field(
+                "size",
+                format!("is {}; at most 10000", req.size),
+            ));
+        }
+        let flag = self
+            .store
+            .flag(&req.flag_id)
+            .await
+            .map_err(|e| from_storage(&e))?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "flag {:?} does not exist",
+                    saleboard_domain::ids::excerpt(&req.flag_id)
+                ))
+            })?;
+        let size = if req.size == 0 {
+            let stored = self
+                .store
+                .integrity_policy(&flag.event_id)
+                .await
+                .map_err(|e| from_storage(&e))?;
+            match stored {
+                Some(record) => policy_answer(&record)?.sample_size.unwrap_or(59),
+                None => 59,
+            }
+        } else {
+            req.size
+        };
+        let ids = self
+            .store
+            .sale_ids(&flag.event_id, &flag.site_id, flag.watermark)
+            .await
+            .map_err(|e| from_storage(&e))?;
+        let drawn = saleboard_domain::integrity::sample(
+            flag.sample_seed,
+            ids.iter().map(String::as_str),
+            usize::try_from(size).unwrap_or(usize::MAX),
+        );
+        Ok(Response::new(IntegritySample {
+            flag_id: flag.flag_id.clone(),
+            event_id: flag.event_id.clone(),
+            site_id: flag.site_id.to_string(),
+            seed: flag.sample_seed,
+            population: u64::try_from(ids.len()).unwrap_or(u64::MAX),
+            watermark: flag.watermark,
+            transaction_ids: drawn.into_iter().map(str::to_owned).collect(),
+        }))
     }
 
     async fn review_integrity_flag(

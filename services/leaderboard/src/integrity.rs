@@ -115,7 +115,9 @@ fn flag(
                 .unwrap_or_else(|| policy.min_share.to_decimal(9))
         ],
     ]);
+    let seed = saleboard_runtime::auth::random_secret("", 8).map_err(|e| e.to_string())?;
     Ok(FlagRecord {
+        sample_seed: u64::from_str_radix(&seed, 16).map_err(|e| e.to_string())?,
         flag_id: saleboard_runtime::auth::random_secret("flg-", 16).map_err(|e| e.to_string())?,
         event_id: event_id.to_owned(),
         site_id: site.clone(),

@@ -213,6 +213,9 @@ pub trait AdminStore: Send + Sync {
     ) -> Result<(Vec<FlagRecord>, u32)>;
     /// One flag.
     async fn flag(&self, flag_id: &str) -> Result<Option<FlagRecord>>;
+    /// The ids of a site's sales in an event up to a ledger position, by id: a sample's
+    /// population (read on an organizer's request, never by the evaluation).
+    async fn sale_ids(&self, event_id: &str, site: &SiteId, upto: u64) -> Result<Vec<String>>;
     /// Sets a flag's review state and note; moves the sites' version (the board shows "under
     /// review" from it). [`StorageError::NotFound`] for an unknown flag.
     async fn review_flag(

@@ -138,6 +138,8 @@ pub struct FlagRecord {
     pub reviewed_at: Option<UnixNanos>,
     /// Their note.
     pub note: String,
+    /// The seed of the sample of transaction ids the site is asked to justify.
+    pub sample_seed: u64,
 }
 
 /// One evaluation of an event's flags, to store: the flags raised (those already holding are

@@ -603,6 +603,7 @@ pub(crate) struct FlagRow {
     reviewed_by: Option<String>,
     reviewed_at_ns: Option<i64>,
     note: String,
+    sample_seed: i64,
 }
 
 impl FlagRow {
@@ -637,6 +638,8 @@ impl FlagRow {
             reviewed_by: self.reviewed_by,
             reviewed_at: self.reviewed_at_ns.map(UnixNanos),
             note: self.note,
+            // The seed's 64 bits, stored as a signed integer.
+            sample_seed: u64::from_ne_bytes(self.sample_seed.to_ne_bytes()),
         })
     }
 }
@@ -663,6 +666,7 @@ impl FlagRow {
             self.reviewed_by.map_or(Value::Null, Value::from),
             self.reviewed_at_ns.map_or(Value::Null, Value::from),
             self.note.into(),
+            self.sample_seed.into(),
         ]
     }
 
@@ -687,9 +691,10 @@ impl FlagRow {
             reviewed_by,
             reviewed_at_ns,
             note,
-        ]: [Value; 17] = values
+            sample_seed,
+        ]: [Value; 18] = values
             .try_into()
-            .map_err(|v: Vec<Value>| format!("{} columns where 17 belong", v.len()))?;
+            .map_err(|v: Vec<Value>| format!("{} columns where 18 belong", v.len()))?;
         let text = |v: Value, name: &str| match v {
             Value::String(s) => Ok(s),
             other => Err(format!("{name} is not text: {other}")),
@@ -723,6 +728,7 @@ impl FlagRow {
             },
             reviewed_at_ns: opt_int(reviewed_at_ns, "reviewed_at_ns")?,
             note: text(note, "note")?,
+            sample_seed: int(sample_seed, "sample_seed")?,
         };
         // Every value as the store reads it back.
         row.clone().into_record().map_err(|e| e.to_string())?;
@@ -757,5 +763,6 @@ impl FlagRow {
             .bind(self.reviewed_by)
             .bind(self.reviewed_at_ns)
             .bind(self.note)
+            .bind(self.sample_seed)
     }
 }

@@ -589,6 +589,7 @@ where
                 .bind(f.inputs_json.as_str())
                 .bind(db_position(f.watermark)?)
                 .bind(f.raised_at.0)
+                .bind(i64::from_ne_bytes(f.sample_seed.to_ne_bytes()))
                 .execute(&mut *write.tx)
                 .await?;
         }
@@ -682,6 +683,15 @@ where
             id: review.flag_id.to_owned(),
         })
         .await
+    }
+
+    async fn sale_ids(&self, event_id: &str, site: &SiteId, upto: u64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar::<_, String>(sql::SALE_IDS)
+            .bind(site.as_str())
+            .bind(event_id)
+            .bind(db_position(upto)?)
+            .fetch_all(self.pool())
+            .await?)
     }
 
     async fn held_sites(&self, event_id: &str) -> Result<Vec<SiteId>> {

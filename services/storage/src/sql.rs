@@ -350,7 +350,7 @@ macro_rules! flag_columns {
     () => {
         "flag_id, event_id, site_id, rule, rule_version, severity, state, statistic, threshold, \
          national, inputs_json, watermark, raised_at_ns, cleared_at_watermark, reviewed_by, \
-         reviewed_at_ns, note"
+         reviewed_at_ns, note, sample_seed"
     };
 }
 
@@ -358,7 +358,7 @@ macro_rules! flag_columns {
 pub(crate) const INSERT_FLAG: &str = concat!(
     "INSERT INTO integrity_flags (",
     flag_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, '') \
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, '', $14) \
      ON CONFLICT (event_id, site_id, rule) WHERE cleared_at_watermark IS NULL DO NOTHING"
 );
 
@@ -422,5 +422,9 @@ pub(crate) const ALL_FLAGS: &str = concat!(
 pub(crate) const INSERT_FLAG_AS_WAS: &str = concat!(
     "INSERT INTO integrity_flags (",
     flag_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
 );
+
+/// A site's sales in an event up to a ledger position, by id (a sample's population).
+pub(crate) const SALE_IDS: &str = "SELECT transaction_id FROM ledger WHERE site_id = $1 \
+    AND event_id = $2 AND kind = 1 AND position <= $3 ORDER BY transaction_id";

@@ -67,7 +67,9 @@ CREATE TABLE integrity_flags (
     cleared_at_watermark BIGINT,
     reviewed_by          TEXT,
     reviewed_at_ns       BIGINT,
-    note                 TEXT NOT NULL DEFAULT ''
+    note                 TEXT NOT NULL DEFAULT '',
+    -- The seed of the sample of transaction ids the site is asked to justify (its 64 bits).
+    sample_seed          BIGINT NOT NULL
 );
 CREATE UNIQUE INDEX integrity_flags_holding ON integrity_flags (event_id, site_id, rule)
     WHERE cleared_at_watermark IS NULL;

@@ -173,6 +173,7 @@ pub const INTEGRITY_FLAGS: Section = Section {
         "reviewed_by",
         "reviewed_at_ns",
         "note",
+        "sample_seed",
     ],
     added_later: true,
 };
