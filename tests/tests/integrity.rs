@@ -24,6 +24,7 @@ backend_tests!(
     a_hold_needs_two_organizers_and_keeps_the_national_figure,
     thresholds_are_set_per_event_and_audited,
     a_site_refunding_far_more_than_the_nation_is_flagged_and_reviewed,
+    a_site_falling_from_first_place_in_settlement_is_flagged,
 );
 
 async fn create_organizer(app: &TestApp, name: &str) -> String {
@@ -877,5 +878,99 @@ async fn a_site_refunding_far_more_than_the_nation_is_flagged_and_reviewed(backe
         .map(|e| e.outcome.split(' ').next().unwrap_or_default())
         .collect();
     assert_eq!(codes, ["INVALID_ARGUMENT", "INVALID_ARGUMENT", "OK", "OK"]);
+    app.stop().await;
+}
+
+/// The settlement rank: four sites sell during an event that ends a few seconds later; their
+/// places by gross are taken at the end; the first one then refunds 90% of its sales and falls
+/// to fourth by net: `INTEGRITY_RULE_SETTLEMENT_RANK` (high) is raised for it alone, with the
+/// two places.
+async fn a_site_falling_from_first_place_in_settlement_is_flagged(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let now = saleboard_tests::data::now_secs();
+    let ends = now + 6;
+    app.admin()
+        .await
+        .set_event(Event {
+            event_id: "flash-sale".into(),
+            display_name: "Flash sale".into(),
+            starts_at: Some(saleboard_proto::Timestamp {
+                seconds: now - 3_600,
+                nanos: 0,
+            }),
+            ends_at: Some(saleboard_proto::Timestamp {
+                seconds: ends,
+                nanos: 0,
+            }),
+            reporting_currency: "IDR".into(),
+            ..Event::default()
+        })
+        .await
+        .expect("SetEvent");
+    app.admin()
+        .await
+        .set_integrity_policy(IntegrityPolicy {
+            min_sales: Some(1),
+            min_share_decimal: Some("0".into()),
+            ..IntegrityPolicy::default()
+        })
+        .await
+        .expect("SetIntegrityPolicy");
+    let mut first = String::new();
+    for (site, amount) in [("a", 100_000), ("b", 90_000), ("c", 80_000), ("d", 70_000)] {
+        let (_, secret) = app.site_with_key(site).await;
+        push(
+            &app,
+            &secret,
+            (0..10)
+                .map(|n| sale(&format!("{site}-{n}"), "IDR", amount / 10))
+                .collect(),
+        )
+        .await;
+        if site == "a" {
+            first = secret;
+        }
+    }
+    app.settle().await;
+    // After the end (and an evaluation): the places at the end are a, b, c, d; nothing moved.
+    let wait = u64::try_from(ends - saleboard_tests::data::now_secs() + 4).unwrap_or(0);
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    let (before, _) = flags(&app).await;
+    assert!(
+        before
+            .iter()
+            .all(|f| f.rule != i32::from(IntegrityRule::SettlementRank)),
+        "{before:#?}"
+    );
+    // Refunds after the end: 90% of a's sales.
+    push(
+        &app,
+        &first,
+        (0..9)
+            .map(|n| refund(&format!("a-r{n}"), &format!("a-{n}"), "IDR", 10_000))
+            .collect(),
+    )
+    .await;
+    app.settle().await;
+    let raised = flags_when(&app, |f| {
+        f.iter()
+            .any(|f| f.rule == i32::from(IntegrityRule::SettlementRank))
+    })
+    .await;
+    let rank: Vec<&IntegrityFlag> = raised
+        .iter()
+        .filter(|f| f.rule == i32::from(IntegrityRule::SettlementRank))
+        .collect();
+    assert_eq!(rank.len(), 1, "{raised:#?}");
+    let flag = rank[0];
+    assert_eq!(flag.site_id, "a");
+    assert_eq!(flag.event_id, "flash-sale");
+    assert_eq!(flag.severity, i32::from(Severity::High));
+    assert_eq!(flag.statistic_decimal, "3.000000");
+    assert_eq!(flag.threshold_decimal, "3.000000");
+    assert_eq!(input(flag, "place_by_gross_at_end"), "1");
+    assert_eq!(input(flag, "place_by_net_now"), "4");
     app.stop().await;
 }

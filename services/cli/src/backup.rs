@@ -211,6 +211,7 @@ fn counts(summary: &Summary) -> String {
                 "site_holds" => "site holds",
                 "integrity_policies" => "integrity policies",
                 "integrity_flags" => "integrity flags",
+                "integrity_end_rankings" => "end-ranking places",
                 "ledger" => "ledger rows",
                 other => other,
             };

@@ -7,15 +7,17 @@
 //! that showed it. Several leaderboard processes may evaluate the same figures: the store keeps
 //! one holding flag per (event, site, rule).
 //!
-//! Rules evaluated so far: `INTEGRITY_RULE_REFUND_RATE` (refunded ÷ gross, from the totals).
-//! The others need counters the aggregator's fold does not keep yet (issue 28 goes on).
+//! Rules evaluated so far: `INTEGRITY_RULE_REFUND_RATE` (refunded ÷ gross, from the totals)
+//! and `INTEGRITY_RULE_SETTLEMENT_RANK` (the places by gross at the end, stored at the first
+//! evaluation after it, against the places by net now). The others need counters the
+//! aggregator's fold does not keep yet (issue 28 goes on).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use saleboard_domain::integrity::{
     Decision, Evaluation, FlagState, Policy, RULES_VERSION, Ratio, Rule, SiteCounters,
-    evaluate_rates,
+    evaluate_rates, settlement_rank,
 };
 use saleboard_domain::{SiteId, UnixNanos};
 use saleboard_storage::{FlagEvaluation, FlagRecord, StorageError, Store};
@@ -32,20 +34,78 @@ const PLACES: u32 = 6;
 /// The rules evaluated now.
 const EVALUATED: [Rule; 1] = [Rule::RefundRate];
 
+/// A rule found holding for a site, with every figure its evaluation read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raised {
+    /// The site.
+    pub site: SiteId,
+    /// The evaluation.
+    pub evaluation: Evaluation,
+    /// (name, exact decimal) of every input and threshold used.
+    pub inputs: Vec<(String, String)>,
+}
+
 /// What one evaluation found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Found {
-    /// (site, evaluation) of every rule that holds.
-    pub raised: Vec<(SiteId, Evaluation, SiteCounters, SiteCounters)>,
+    /// Every rule that holds.
+    pub raised: Vec<Raised>,
     /// (site, rule) decided and not holding.
     pub not_holding: Vec<(SiteId, Rule)>,
     /// Sites below the minimum support.
     pub undecided: u32,
 }
 
-/// Evaluates every site of `sites` (id and counters) against the nation they add up to.
+/// The inputs every rule reports: the site's and the nation's (without it) counters, and the
+/// minimum support.
+fn support_inputs(
+    policy: &Policy,
+    site: &SiteCounters,
+    nat: &SiteCounters,
+) -> Vec<(String, String)> {
+    let mut inputs = vec![
+        ("site_sales".to_owned(), site.sales.to_string()),
+        ("site_gross_minor".to_owned(), site.gross.to_string()),
+        ("site_refunded_minor".to_owned(), site.refunded.to_string()),
+        ("national_sales".to_owned(), nat.sales.to_string()),
+        ("national_gross_minor".to_owned(), nat.gross.to_string()),
+        (
+            "national_refunded_minor".to_owned(),
+            nat.refunded.to_string(),
+        ),
+    ];
+    inputs.push(("min_sales".to_owned(), policy.min_sales.to_string()));
+    inputs.push((
+        "min_share_decimal".to_owned(),
+        policy
+            .min_share
+            .exact_decimal()
+            .unwrap_or_else(|| policy.min_share.to_decimal(9)),
+    ));
+    inputs
+}
+
+/// The places of `sites` by `figure`, highest first (equal figures by site id), of the sites
+/// with any sale.
+fn ranking(
+    sites: &[(SiteId, SiteCounters)],
+    figure: impl Fn(&SiteCounters) -> i128,
+) -> Vec<SiteId> {
+    let mut ranked: Vec<&(SiteId, SiteCounters)> =
+        sites.iter().filter(|(_, c)| c.sales > 0).collect();
+    ranked.sort_by(|(a, ca), (b, cb)| figure(cb).cmp(&figure(ca)).then_with(|| a.cmp(b)));
+    ranked.into_iter().map(|(s, _)| s.clone()).collect()
+}
+
+/// Evaluates every site of `sites` (id and counters) against the nation they add up to; with
+/// `end_ranking` (the places by gross at the event's end, once it ended), the settlement rank
+/// against the places by net now.
 #[must_use]
-pub fn evaluate(policy: &Policy, sites: &[(SiteId, SiteCounters)]) -> Found {
+pub fn evaluate(
+    policy: &Policy,
+    sites: &[(SiteId, SiteCounters)],
+    end_ranking: Option<&[SiteId]>,
+) -> Found {
     let mut found = Found::default();
     let Ok(national) = sites
         .iter()
@@ -54,7 +114,9 @@ pub fn evaluate(policy: &Policy, sites: &[(SiteId, SiteCounters)]) -> Found {
         tracing::error!("the national counters do not fit; no flag is evaluated");
         return found;
     };
+    let by_net = end_ranking.map(|_| ranking(sites, |c| c.gross.saturating_sub(c.refunded)));
     for (site, counters) in sites {
+        let nat = national.excluding(counters).unwrap_or_default();
         let mut undecided = false;
         for (rule, decision) in evaluate_rates(policy, counters, &national) {
             if !EVALUATED.contains(&rule) {
@@ -64,14 +126,66 @@ pub fn evaluate(policy: &Policy, sites: &[(SiteId, SiteCounters)]) -> Found {
                 Decision::Undecided => undecided = true,
                 Decision::OutOfRange => {}
                 Decision::Evaluated(e) if e.raised => {
-                    let nat = national.excluding(counters).unwrap_or_default();
-                    found.raised.push((site.clone(), e, *counters, nat));
+                    let mut inputs = support_inputs(policy, counters, &nat);
+                    inputs.extend([
+                        (
+                            "statistic_exact".to_owned(),
+                            format!("{}/{}", e.statistic.0, e.statistic.1),
+                        ),
+                        (
+                            "threshold_exact".to_owned(),
+                            format!("{}/{}", e.threshold.0, e.threshold.1),
+                        ),
+                        (
+                            "refund_rate_times".to_owned(),
+                            policy.refund_rate_times.to_string(),
+                        ),
+                        (
+                            "refund_rate_points".to_owned(),
+                            policy.refund_rate_points.to_string(),
+                        ),
+                    ]);
+                    found.raised.push(Raised {
+                        site: site.clone(),
+                        evaluation: e,
+                        inputs,
+                    });
                 }
                 Decision::Evaluated(_) => found.not_holding.push((site.clone(), rule)),
             }
         }
         if undecided {
             found.undecided += 1;
+            continue;
+        }
+        if let (Some(end), Some(now)) = (end_ranking, &by_net) {
+            let moved = settlement_rank(policy, site, end, now);
+            if moved.raised {
+                // Places moved; leaving the ranked places counts to one past the last.
+                let past = now.len() + 1;
+                let (from, to) = (moved.at_end.unwrap_or(past), moved.at_close.unwrap_or(past));
+                let places = i128::try_from(from.abs_diff(to)).unwrap_or(i128::MAX);
+                let mut inputs = support_inputs(policy, counters, &nat);
+                inputs.extend([
+                    ("place_by_gross_at_end".to_owned(), from.to_string()),
+                    ("place_by_net_now".to_owned(), to.to_string()),
+                    ("rank_top".to_owned(), policy.rank_top.to_string()),
+                    ("rank_moves".to_owned(), policy.rank_moves.to_string()),
+                ]);
+                found.raised.push(Raised {
+                    site: site.clone(),
+                    evaluation: Evaluation {
+                        rule: Rule::SettlementRank,
+                        statistic: (places, 1),
+                        national: None,
+                        threshold: (i128::try_from(policy.rank_moves).unwrap_or(i128::MAX), 1),
+                        raised: true,
+                    },
+                    inputs,
+                });
+            } else {
+                found.not_holding.push((site.clone(), Rule::SettlementRank));
+            }
         }
     }
     found
@@ -86,41 +200,20 @@ fn flag(
     event_id: &str,
     watermark: u64,
     now: UnixNanos,
-    policy: &Policy,
-    (site, e, counters, nat): &(SiteId, Evaluation, SiteCounters, SiteCounters),
+    raised: &Raised,
 ) -> Result<FlagRecord, String> {
-    let inputs = serde_json::json!([
-        ["site_sales", counters.sales.to_string()],
-        ["site_gross_minor", counters.gross.to_string()],
-        ["site_refunded_minor", counters.refunded.to_string()],
-        ["national_sales", nat.sales.to_string()],
-        ["national_gross_minor", nat.gross.to_string()],
-        ["national_refunded_minor", nat.refunded.to_string()],
-        [
-            "statistic_exact",
-            format!("{}/{}", e.statistic.0, e.statistic.1)
-        ],
-        [
-            "threshold_exact",
-            format!("{}/{}", e.threshold.0, e.threshold.1)
-        ],
-        ["refund_rate_times", policy.refund_rate_times.to_string()],
-        ["refund_rate_points", policy.refund_rate_points.to_string()],
-        ["min_sales", policy.min_sales.to_string()],
-        [
-            "min_share_decimal",
-            policy
-                .min_share
-                .exact_decimal()
-                .unwrap_or_else(|| policy.min_share.to_decimal(9))
-        ],
-    ]);
+    let e = &raised.evaluation;
+    let inputs: Vec<[&str; 2]> = raised
+        .inputs
+        .iter()
+        .map(|(n, v)| [n.as_str(), v.as_str()])
+        .collect();
     let seed = saleboard_runtime::auth::random_secret("", 8).map_err(|e| e.to_string())?;
     Ok(FlagRecord {
         sample_seed: u64::from_str_radix(&seed, 16).map_err(|e| e.to_string())?,
         flag_id: saleboard_runtime::auth::random_secret("flg-", 16).map_err(|e| e.to_string())?,
         event_id: event_id.to_owned(),
-        site_id: site.clone(),
+        site_id: raised.site.clone(),
         rule: e.rule,
         rule_version: RULES_VERSION,
         severity: e.rule.severity(),
@@ -128,7 +221,7 @@ fn flag(
         statistic: decimal(e.statistic),
         threshold: decimal(e.threshold),
         national: e.national.map(decimal).unwrap_or_default(),
-        inputs_json: inputs.to_string(),
+        inputs_json: serde_json::to_string(&inputs).map_err(|e| e.to_string())?,
         watermark,
         raised_at: now,
         cleared_at_watermark: None,
@@ -153,9 +246,10 @@ fn policy_of(event_id: &str, stored: Option<&saleboard_storage::PolicyRecord>) -
     })
 }
 
-/// What the last evaluation read: the snapshot's generation and the policy as stored. The
-/// same again gives the same flags: nothing is evaluated or written.
-pub type Evaluated = (u64, Option<(String, i64)>);
+/// What the last evaluation read: the snapshot's generation, the policy as stored, and
+/// whether the event had ended (its end takes the places at the end). The same again gives
+/// the same flags: nothing is evaluated or written.
+pub type Evaluated = (u64, Option<(String, i64)>, bool);
 
 /// Evaluates the current event's flags once, from the board's current snapshot, unless the
 /// snapshot and the policy are what `last` read; returns what it read.
@@ -176,11 +270,17 @@ pub async fn evaluate_once(
         return Ok(None);
     };
     let stored = store.integrity_policy(event_id).await?;
+    let now = UnixNanos::now();
+    let ended = board
+        .events()
+        .get(event_id)
+        .is_some_and(|e| now >= e.ends_at);
     let read: Evaluated = (
         snapshot.generation,
         stored
             .as_ref()
             .map(|p| (p.overrides_json.clone(), p.updated_at.0)),
+        ended,
     );
     if last == Some(&read) {
         return Ok(Some(read));
@@ -201,12 +301,27 @@ pub async fn evaluate_once(
             }
         })
         .collect();
-    let found = evaluate(&policy, &sites);
-    let now = UnixNanos::now();
+    // Once the event ended: the places by gross at the end, taken at the first evaluation
+    // after it (the first one stored stands, whichever process took it).
+    let end_ranking = if ended {
+        match store.end_ranking(event_id).await? {
+            Some(stored) => Some(stored),
+            None => {
+                let at_end = ranking(&sites, |c| c.gross);
+                store
+                    .record_end_ranking(event_id, &at_end, f.watermark)
+                    .await?;
+                store.end_ranking(event_id).await?
+            }
+        }
+    } else {
+        None
+    };
+    let found = evaluate(&policy, &sites, end_ranking.as_deref());
     let raised = found
         .raised
         .iter()
-        .map(|r| flag(event_id, f.watermark, now, &policy, r))
+        .map(|r| flag(event_id, f.watermark, now, r))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| StorageError::Database(Box::new(std::io::Error::other(e))))?;
     let holding = store.holding_flags(event_id).await?;
@@ -299,9 +414,9 @@ mod tests {
             })
             .collect();
         sites.push((site("cheat"), counters(1_000, 1_000_000, 400_000)));
-        let found = evaluate(&Policy::default(), &sites);
+        let found = evaluate(&Policy::default(), &sites, None);
         assert_eq!(found.raised.len(), 1, "{found:?}");
-        let (who, e, ..) = &found.raised[0];
+        let (who, e) = (&found.raised[0].site, &found.raised[0].evaluation);
         assert_eq!(who.as_str(), "cheat");
         assert_eq!(e.rule, Rule::RefundRate);
         // 40% against max(2 × 3%, 3% + 10 points) = 13%.
@@ -312,12 +427,60 @@ mod tests {
     }
 
     #[test]
+    fn a_site_falling_from_the_top_places_by_the_close_is_raised() {
+        let policy = Policy {
+            min_sales: 1,
+            min_share: Ratio::of(0, 1),
+            ..Policy::default()
+        };
+        // At the end: a, b, c, d by gross. Then a refunds most of its sales: fourth by net.
+        let sites = vec![
+            (site("a"), counters(10, 1_000, 900)),
+            (site("b"), counters(10, 900, 0)),
+            (site("c"), counters(10, 800, 0)),
+            (site("d"), counters(10, 700, 0)),
+        ];
+        let end: Vec<SiteId> = ["a", "b", "c", "d"].map(site).to_vec();
+        let found = evaluate(&policy, &sites, Some(&end));
+        let rank: Vec<&Raised> = found
+            .raised
+            .iter()
+            .filter(|r| r.evaluation.rule == Rule::SettlementRank)
+            .collect();
+        assert_eq!(rank.len(), 1, "{found:?}");
+        assert_eq!(rank[0].site.as_str(), "a");
+        assert_eq!(decimal(rank[0].evaluation.statistic), "3.000000");
+        assert!(
+            rank[0]
+                .inputs
+                .contains(&("place_by_net_now".to_owned(), "4".to_owned()))
+        );
+        // b, c, d moved one place up each: under the 3 places of the default.
+        assert_eq!(
+            found
+                .not_holding
+                .iter()
+                .filter(|(_, r)| *r == Rule::SettlementRank)
+                .count(),
+            3
+        );
+        // Before the end, the rule is not evaluated.
+        let before = evaluate(&policy, &sites, None);
+        assert!(
+            before
+                .raised
+                .iter()
+                .all(|r| r.evaluation.rule != Rule::SettlementRank)
+        );
+    }
+
+    #[test]
     fn below_the_minimum_support_a_site_is_undecided() {
         let sites = vec![
             (site("tiny"), counters(10, 1_000, 900)),
             (site("big"), counters(1_000, 10_000_000, 0)),
         ];
-        let found = evaluate(&Policy::default(), &sites);
+        let found = evaluate(&Policy::default(), &sites, None);
         assert!(found.raised.is_empty(), "{found:?}");
         assert_eq!(found.undecided, 1);
         let lowered = Policy {
@@ -325,8 +488,8 @@ mod tests {
             min_share: Ratio::of(0, 1),
             ..Policy::default()
         };
-        let found = evaluate(&lowered, &sites);
+        let found = evaluate(&lowered, &sites, None);
         assert_eq!(found.raised.len(), 1);
-        assert_eq!(found.raised[0].0.as_str(), "tiny");
+        assert_eq!(found.raised[0].site.as_str(), "tiny");
     }
 }

@@ -213,6 +213,16 @@ pub trait AdminStore: Send + Sync {
     ) -> Result<(Vec<FlagRecord>, u32)>;
     /// One flag.
     async fn flag(&self, flag_id: &str) -> Result<Option<FlagRecord>>;
+    /// Stores an event's places by gross at its end (first place first), unless one is
+    /// stored: the first stored stands.
+    async fn record_end_ranking(
+        &self,
+        event_id: &str,
+        sites: &[SiteId],
+        watermark: u64,
+    ) -> Result<()>;
+    /// An event's places by gross at its end (`None`: not taken yet).
+    async fn end_ranking(&self, event_id: &str) -> Result<Option<Vec<SiteId>>>;
     /// The ids of a site's sales in an event up to a ledger position, by id: a sample's
     /// population (read on an organizer's request, never by the evaluation).
     async fn sale_ids(&self, event_id: &str, site: &SiteId, upto: u64) -> Result<Vec<String>>;

@@ -685,6 +685,52 @@ where
         .await
     }
 
+    async fn record_end_ranking(
+        &self,
+        event_id: &str,
+        sites: &[SiteId],
+        watermark: u64,
+    ) -> Result<()> {
+        let mut write = self.begin_write().await?;
+        let watermark = db_position(watermark)?;
+        let now = UnixNanos::now().0;
+        let taken: Option<i64> = sqlx::query_scalar(sql::INSERT_END_HEADER)
+            .bind(event_id)
+            .bind(watermark)
+            .bind(now)
+            .fetch_optional(&mut *write.tx)
+            .await?;
+        if taken.is_some() {
+            for (i, site) in sites.iter().enumerate() {
+                sqlx::query(sql::INSERT_END_PLACE)
+                    .bind(event_id)
+                    .bind(i64::try_from(i + 1).unwrap_or(i64::MAX))
+                    .bind(site.as_str())
+                    .bind(watermark)
+                    .bind(now)
+                    .execute(&mut *write.tx)
+                    .await?;
+            }
+        }
+        write.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn end_ranking(&self, event_id: &str) -> Result<Option<Vec<SiteId>>> {
+        let rows: Vec<(i64, Option<String>)> = sqlx::query_as(sql::END_RANKING)
+            .bind(event_id)
+            .fetch_all(self.pool())
+            .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        rows.into_iter()
+            .filter_map(|(_, site)| site)
+            .map(|s| crate::model::site_id("integrity_end_rankings", &s))
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
     async fn sale_ids(&self, event_id: &str, site: &SiteId, upto: u64) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar::<_, String>(sql::SALE_IDS)
             .bind(site.as_str())

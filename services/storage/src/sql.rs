@@ -428,3 +428,20 @@ pub(crate) const INSERT_FLAG_AS_WAS: &str = concat!(
 /// A site's sales in an event up to a ledger position, by id (a sample's population).
 pub(crate) const SALE_IDS: &str = "SELECT transaction_id FROM ledger WHERE site_id = $1 \
     AND event_id = $2 AND kind = 1 AND position <= $3 ORDER BY transaction_id";
+
+/// An event's end-ranking header (place 0); nothing when one is stored.
+pub(crate) const INSERT_END_HEADER: &str = "INSERT INTO integrity_end_rankings (event_id, place, \
+    site_id, watermark, taken_at_ns) VALUES ($1, 0, NULL, $2, $3) \
+    ON CONFLICT (event_id, place) DO NOTHING RETURNING place";
+
+/// One place of an event's end ranking.
+pub(crate) const INSERT_END_PLACE: &str = "INSERT INTO integrity_end_rankings (event_id, place, \
+    site_id, watermark, taken_at_ns) VALUES ($1, $2, $3, $4, $5)";
+
+/// An event's end ranking: the header's count, then the places in order.
+pub(crate) const END_RANKING: &str = "SELECT place, site_id FROM integrity_end_rankings \
+    WHERE event_id = $1 ORDER BY place";
+
+/// Every end ranking (a backup's).
+pub(crate) const ALL_END_RANKINGS: &str = "SELECT event_id, place, site_id, watermark, \
+    taken_at_ns FROM integrity_end_rankings ORDER BY event_id, place";

@@ -82,3 +82,16 @@ CREATE TABLE integrity_evaluations (
     evaluated_at_ns BIGINT NOT NULL,
     undecided_sites BIGINT NOT NULL
 );
+
+-- Each ended event's places by gross at its end, taken at the first evaluation after it (the
+-- settlement rank compares the places by net later with them). Place 0 is the header (no
+-- site): the first process to store it takes the ranking, the others keep it.
+CREATE TABLE integrity_end_rankings (
+    event_id    TEXT COLLATE "C" NOT NULL REFERENCES events (event_id),
+    place       BIGINT NOT NULL CHECK (place >= 0),
+    site_id     TEXT COLLATE "C" REFERENCES sites (site_id),
+    watermark   BIGINT NOT NULL,
+    taken_at_ns BIGINT NOT NULL,
+    PRIMARY KEY (event_id, place),
+    CHECK ((place = 0) = (site_id IS NULL))
+);

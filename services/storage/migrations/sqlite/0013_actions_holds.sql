@@ -82,3 +82,16 @@ CREATE TABLE integrity_evaluations (
     evaluated_at_ns INTEGER NOT NULL,
     undecided_sites INTEGER NOT NULL
 ) STRICT;
+
+-- Each ended event's places by gross at its end, taken at the first evaluation after it (the
+-- settlement rank compares the places by net later with them). Place 0 is the header (no
+-- site): the first process to store it takes the ranking, the others keep it.
+CREATE TABLE integrity_end_rankings (
+    event_id    TEXT NOT NULL REFERENCES events (event_id),
+    place       INTEGER NOT NULL CHECK (place >= 0),
+    site_id     TEXT REFERENCES sites (site_id),
+    watermark   INTEGER NOT NULL,
+    taken_at_ns INTEGER NOT NULL,
+    PRIMARY KEY (event_id, place),
+    CHECK ((place = 0) = (site_id IS NULL))
+) STRICT;

@@ -8,7 +8,7 @@
 //! {"end":"sites","rows":1}
 //! ...                  (api_keys, events, exchange_rates, organizers, audit_log,
 //!                       admin_actions, site_holds, integrity_policies, integrity_flags,
-//!                       ledger)
+//!                       integrity_end_rankings, ledger)
 //! {"trailer":{"rows":{"sites":1,...},"sha256":"<hex>"}}
 //! ```
 //!
@@ -178,6 +178,14 @@ pub const INTEGRITY_FLAGS: Section = Section {
     added_later: true,
 };
 
+/// Each ended event's places by gross at its end (place 0: the header, no site), as taken then:
+/// not recomputable later.
+pub const INTEGRITY_END_RANKINGS: Section = Section {
+    name: "integrity_end_rankings",
+    columns: &["event_id", "place", "site_id", "watermark", "taken_at_ns"],
+    added_later: true,
+};
+
 /// The ledger, in position order from 1 without gaps (kind 1 sale, 2 refund; origin 0 none,
 /// 1 domestic, 2 cross-border).
 pub const LEDGER: Section = Section {
@@ -205,7 +213,7 @@ pub const LEDGER: Section = Section {
 /// The sections of version 1, in the order they are written and read: every one is present
 /// (perhaps with no rows), except that a file written before a section was
 /// [`added_later`](Section::added_later) lacks it.
-pub const SECTIONS: [&Section; 11] = [
+pub const SECTIONS: [&Section; 12] = [
     &SITES,
     &API_KEYS,
     &EVENTS,
@@ -216,6 +224,7 @@ pub const SECTIONS: [&Section; 11] = [
     &SITE_HOLDS,
     &INTEGRITY_POLICIES,
     &INTEGRITY_FLAGS,
+    &INTEGRITY_END_RANKINGS,
     &LEDGER,
 ];
 

@@ -184,6 +184,7 @@ pub async fn check(input: &mut (dyn AsyncBufRead + Unpin + Send)) -> Result<Summ
                     Some("site_holds") => drop(hold_line(line, row)?),
                     Some("integrity_policies") => drop(policy_line(line, row)?),
                     Some("integrity_flags") => drop(flag_line(line, row)?),
+                    Some("integrity_end_rankings") => drop(end_place_line(line, row)?),
                     _ => drop(ledger_line(line, row, &mut next_position)?),
                 }
             }
@@ -307,7 +308,7 @@ const INSERT_KEY: &str = "INSERT INTO api_keys (key_id, site_id, secret_hash, cr
     revoked_at_ns) VALUES ($1, $2, $3, $4, $5)";
 
 /// Whether a table holds a row, per table a restore needs empty, with the words for it.
-const EMPTY_CHECKS: [(&str, &str); 16] = [
+const EMPTY_CHECKS: [(&str, &str); 17] = [
     (
         "sites",
         "SELECT COUNT(*) FROM (SELECT 1 FROM sites LIMIT 1) AS t",
@@ -351,6 +352,10 @@ const EMPTY_CHECKS: [(&str, &str); 16] = [
     (
         "integrity flags",
         "SELECT COUNT(*) FROM (SELECT 1 FROM integrity_flags LIMIT 1) AS t",
+    ),
+    (
+        "end rankings",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM integrity_end_rankings LIMIT 1) AS t",
     ),
     (
         "ledger rows",
@@ -575,6 +580,14 @@ where
         drop(rows);
         w.end().await?;
 
+        w.begin(&format::INTEGRITY_END_RANKINGS).await?;
+        let mut rows = sqlx::query_as::<_, EndPlaceTuple>(sql::ALL_END_RANKINGS).fetch(&mut *tx);
+        while let Some(p) = rows.try_next().await? {
+            w.row(&p).await?;
+        }
+        drop(rows);
+        w.end().await?;
+
         w.begin(&format::LEDGER).await?;
         let mut rows = sqlx::query_as::<_, FullLedgerRow>(LEDGER)
             .bind(head)
@@ -761,6 +774,19 @@ where
                         Some("integrity_flags") => {
                             flag_line(line, row)?
                                 .bind_all(sqlx::query(sql::INSERT_FLAG_AS_WAS))
+                                .execute(&mut *write.tx)
+                                .await
+                                .map_err(|e| refused(line, e))?;
+                        }
+                        Some("integrity_end_rankings") => {
+                            let (event_id, place, site_id, watermark, taken_at_ns) =
+                                end_place_line(line, row)?;
+                            sqlx::query(sql::INSERT_END_PLACE)
+                                .bind(event_id)
+                                .bind(place)
+                                .bind(site_id)
+                                .bind(watermark)
+                                .bind(taken_at_ns)
                                 .execute(&mut *write.tx)
                                 .await
                                 .map_err(|e| refused(line, e))?;
@@ -973,6 +999,20 @@ fn policy_line(line: u64, row: &[u8]) -> Result<PolicyTuple, BackupError> {
             "overrides_json is not a JSON object",
         )),
     }
+}
+
+/// A place of an end ranking as stored and written: the columns of
+/// [`format::INTEGRITY_END_RANKINGS`].
+type EndPlaceTuple = (String, i64, Option<String>, i64, i64);
+
+/// A place of an end ranking of the file (the database checks the header has no site and a
+/// place a site).
+fn end_place_line(line: u64, row: &[u8]) -> Result<EndPlaceTuple, BackupError> {
+    let p: EndPlaceTuple = parse(line, "integrity_end_rankings", row)?;
+    if let Some(site) = &p.2 {
+        SiteId::parse(site).map_err(|e| bad_row(line, "integrity_end_rankings", e))?;
+    }
+    Ok(p)
 }
 
 /// A flag of the file, checked as a stored one is read.
