@@ -1325,7 +1325,7 @@ fn flag_record(id: &str, site_id: &str, rule: Rule, watermark: u64) -> FlagRecor
         national: "0.030000".into(),
         inputs_json: r#"[["site_gross_minor","100000"]]"#.into(),
         watermark,
-        raised_at: UnixNanos(watermark as i64),
+        raised_at: UnixNanos(i64::try_from(watermark).expect("small")),
         cleared_at_watermark: None,
         reviewed_by: None,
         reviewed_at: None,

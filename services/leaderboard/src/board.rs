@@ -364,8 +364,10 @@ impl Board {
             &segments,
             &disabled,
             &disabled_hours,
-            &holds,
-            &under_review,
+            crate::snapshot::Marks {
+                held: &holds,
+                under_review: &under_review,
+            },
         );
         figures.comparison = comparison;
         if closed {
@@ -787,8 +789,10 @@ impl Board {
             &national,
             &disabled_sum,
             &disabled_hours_sum,
-            &holds,
-            &under_review,
+            crate::snapshot::Marks {
+                held: &holds,
+                under_review: &under_review,
+            },
         );
         figures.comparison = comparison;
         *self

@@ -279,6 +279,15 @@ fn add_national(acc: &mut CurrencyTotals, t: &CurrencyTotals) {
     }
 }
 
+/// The organizers' marks on sites in an event, as read with the sites.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Marks<'a> {
+    /// Held: out of the ranking, in the national figures.
+    pub held: &'a [saleboard_domain::SiteId],
+    /// With an integrity flag under review: marked on the board.
+    pub under_review: &'a [saleboard_domain::SiteId],
+}
+
 impl Figures {
     /// Currencies some site sold in that have no exchange rate: left out of every converted
     /// figure, the national one included.
@@ -326,9 +335,12 @@ impl Figures {
         segments: &Arc<SegmentMap>,
         disabled: &SegmentMap,
         disabled_hours: &Hours,
-        holds: &[saleboard_domain::SiteId],
-        under_review: &[saleboard_domain::SiteId],
+        marks: Marks<'_>,
     ) -> Self {
+        let Marks {
+            held: holds,
+            under_review,
+        } = marks;
         // A disabled site leaves the board and the national figures (its totals stay stored).
         let enabled: Vec<&SiteRecord> = sites.iter().filter(|s| s.disabled_at.is_none()).collect();
         let mut national: BTreeMap<Currency, CurrencyTotals> = BTreeMap::new();
@@ -444,8 +456,10 @@ mod tests {
             &Arc::default(),
             &SegmentMap::new(),
             &Hours::new(),
-            &data_holds,
-            &[],
+            Marks {
+                held: &data_holds,
+                under_review: &[],
+            },
         )
     }
 
