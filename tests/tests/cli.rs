@@ -1506,7 +1506,7 @@ async fn a_hold_through_the_command_line() {
         std::thread::sleep(std::time::Duration::from_millis(300));
     };
     assert!(
-        listed.contains(" alpha REFUND_RATE MEDIUM OPEN: 0.100000 against 0.000000"),
+        listed.contains(" alpha REFUND_RATE MEDIUM OPEN: 0.1 against 0 (nation 0)"),
         "{listed}"
     );
     assert!(

@@ -1406,7 +1406,20 @@ async fn flags_are_kept_once_cleared_and_reviewed(backend: Backend) {
         })
         .await
         .expect("raised again");
-    let (all, _) = store.list_flags("test", None, None).await.expect("all");
+    // A process behind (figures at 12) cannot clear what was raised at 13, nor raise again.
+    store
+        .record_flags(&FlagEvaluation {
+            event_id: "test",
+            watermark: 12,
+            at: UnixNanos(5),
+            raised: &[flag_record("flg-4", "b", Rule::RefundRate, 12)],
+            cleared: &["flg-3".to_owned()],
+            undecided_sites: 7,
+        })
+        .await
+        .expect("an older evaluation");
+    let (all, undecided) = store.list_flags("test", None, None).await.expect("all");
+    assert_eq!(undecided, 0, "the stored evaluation stands");
     let ids: Vec<(&str, Option<u64>)> = all
         .iter()
         .map(|f| (f.flag_id.as_str(), f.cleared_at_watermark))

@@ -28,8 +28,9 @@ use crate::board::Board;
 /// How often the flags are evaluated, at most.
 pub const EVALUATE_EVERY: Duration = Duration::from_secs(2);
 
-/// Decimals of a flag's figures as people read them (the decision is exact).
-const PLACES: u32 = 6;
+/// Decimals of a flag's figure that has no exact decimal (1/3), rounded (the decision is made
+/// on the exact fraction).
+const PLACES: u32 = 18;
 
 /// The rules evaluated now.
 const EVALUATED: [Rule; 1] = [Rule::RefundRate];
@@ -129,14 +130,6 @@ pub fn evaluate(
                     let mut inputs = support_inputs(policy, counters, &nat);
                     inputs.extend([
                         (
-                            "statistic_exact".to_owned(),
-                            format!("{}/{}", e.statistic.0, e.statistic.1),
-                        ),
-                        (
-                            "threshold_exact".to_owned(),
-                            format!("{}/{}", e.threshold.0, e.threshold.1),
-                        ),
-                        (
                             "refund_rate_times".to_owned(),
                             policy.refund_rate_times.to_string(),
                         ),
@@ -161,24 +154,40 @@ pub fn evaluate(
         if let (Some(end), Some(now)) = (end_ranking, &by_net) {
             let moved = settlement_rank(policy, site, end, now);
             if moved.raised {
-                // Places moved; leaving the ranked places counts to one past the last.
+                // A place past the ranked ones for a site no longer ranked.
                 let past = now.len() + 1;
                 let (from, to) = (moved.at_end.unwrap_or(past), moved.at_close.unwrap_or(past));
-                let places = i128::try_from(from.abs_diff(to)).unwrap_or(i128::MAX);
+                let whole = |n: usize| i128::try_from(n).unwrap_or(i128::MAX);
+                // The condition that held: out of the top places (the place now against the
+                // first place outside them), else the places moved within them.
+                let (condition, statistic, threshold) = if to > policy.rank_top {
+                    (
+                        "left the top places",
+                        whole(to),
+                        whole(policy.rank_top.saturating_add(1)),
+                    )
+                } else {
+                    (
+                        "moved within the top places",
+                        whole(from.abs_diff(to)),
+                        whole(policy.rank_moves),
+                    )
+                };
                 let mut inputs = support_inputs(policy, counters, &nat);
                 inputs.extend([
                     ("place_by_gross_at_end".to_owned(), from.to_string()),
                     ("place_by_net_now".to_owned(), to.to_string()),
                     ("rank_top".to_owned(), policy.rank_top.to_string()),
                     ("rank_moves".to_owned(), policy.rank_moves.to_string()),
+                    ("condition".to_owned(), condition.to_owned()),
                 ]);
                 found.raised.push(Raised {
                     site: site.clone(),
                     evaluation: Evaluation {
                         rule: Rule::SettlementRank,
-                        statistic: (places, 1),
+                        statistic: (statistic, 1),
                         national: None,
-                        threshold: (i128::try_from(policy.rank_moves).unwrap_or(i128::MAX), 1),
+                        threshold: (threshold, 1),
                         raised: true,
                     },
                     inputs,
@@ -191,8 +200,12 @@ pub fn evaluate(
     found
 }
 
+/// The fraction's exact decimal when it has one (every fraction of minor units over a power
+/// of ten does), else rounded half away from zero to [`PLACES`] decimals.
 fn decimal((num, den): (i128, i128)) -> String {
-    Ratio::new(num, den).map_or_else(String::new, |r| r.to_decimal(PLACES))
+    Ratio::new(num, den).map_or_else(String::new, |r| {
+        r.exact_decimal().unwrap_or_else(|| r.to_decimal(PLACES))
+    })
 }
 
 /// The flag record of a raised evaluation.
@@ -286,6 +299,9 @@ pub async fn evaluate_once(
         return Ok(Some(read));
     }
     let policy = policy_of(event_id, stored.as_ref());
+    // A site with sales in a currency without a rate is not decided (its figures would be
+    // part of its sales): neither raised nor cleared, counted as undecided.
+    let mut unconverted = 0u32;
     let sites: Vec<(SiteId, SiteCounters)> = f
         .sites
         .iter()
@@ -293,7 +309,13 @@ pub async fn evaluate_once(
         .filter_map(|s| {
             let totals = f.totals.get(&s.site_id)?;
             match SiteCounters::from_totals(totals, &f.rates, *reporting) {
-                Ok((counters, _)) => Some((s.site_id.clone(), counters)),
+                Ok((counters, left_out)) if left_out.is_empty() => {
+                    Some((s.site_id.clone(), counters))
+                }
+                Ok(_) => {
+                    unconverted += 1;
+                    None
+                }
                 Err(_) => {
                     tracing::warn!(site = %s.site_id, "a site's figures do not fit the integrity counters; not evaluated");
                     None
@@ -302,22 +324,30 @@ pub async fn evaluate_once(
         })
         .collect();
     // Once the event ended: the places by gross at the end, taken at the first evaluation
-    // after it (the first one stored stands, whichever process took it).
+    // after it whose figures hold every row committed by then (the ledger's head read now,
+    // after the end: one row, no scan). The first one stored stands, whichever process took it.
+    let mut read = read;
     let end_ranking = if ended {
         match store.end_ranking(event_id).await? {
             Some(stored) => Some(stored),
-            None => {
+            None if f.watermark >= store.ledger_head().await? => {
                 let at_end = ranking(&sites, |c| c.gross);
                 store
                     .record_end_ranking(event_id, &at_end, f.watermark)
                     .await?;
                 store.end_ranking(event_id).await?
             }
+            None => {
+                // The figures do not hold the end yet: evaluated again at the next tick.
+                read.2 = false;
+                None
+            }
         }
     } else {
         None
     };
-    let found = evaluate(&policy, &sites, end_ranking.as_deref());
+    let mut found = evaluate(&policy, &sites, end_ranking.as_deref());
+    found.undecided = found.undecided.saturating_add(unconverted);
     let raised = found
         .raised
         .iter()
@@ -420,8 +450,9 @@ mod tests {
         assert_eq!(who.as_str(), "cheat");
         assert_eq!(e.rule, Rule::RefundRate);
         // 40% against max(2 × 3%, 3% + 10 points) = 13%.
-        assert_eq!(decimal(e.statistic), "0.400000");
-        assert_eq!(decimal(e.threshold), "0.130000");
+        assert_eq!(decimal(e.statistic), "0.4");
+        assert_eq!(decimal(e.threshold), "0.13");
+        assert_eq!(decimal((1, 3)), "0.333333333333333333");
         assert_eq!(found.not_holding.len(), 12);
         assert_eq!(found.undecided, 0);
     }
@@ -449,7 +480,11 @@ mod tests {
             .collect();
         assert_eq!(rank.len(), 1, "{found:?}");
         assert_eq!(rank[0].site.as_str(), "a");
-        assert_eq!(decimal(rank[0].evaluation.statistic), "3.000000");
+        assert_eq!(decimal(rank[0].evaluation.statistic), "3");
+        assert!(rank[0].inputs.contains(&(
+            "condition".to_owned(),
+            "moved within the top places".to_owned()
+        )));
         assert!(
             rank[0]
                 .inputs

@@ -198,8 +198,10 @@ pub trait AdminStore: Send + Sync {
     async fn integrity_policy(&self, event_id: &str) -> Result<Option<PolicyRecord>>;
     /// Stores an evaluation of an event's flags in one transaction: inserts the raised flags
     /// no flag of the same site and rule still holds for (another process may have stored the
-    /// same evaluation), marks the cleared ones with the position, records the position and
-    /// the undecided sites. Not audited: the system's, not an organizer's.
+    /// same evaluation), marks the cleared ones with the position (never one raised at a later
+    /// position), records the position and the undecided sites. An evaluation at a position
+    /// below the stored one changes nothing (a process behind another). Not audited: the
+    /// system's, not an organizer's.
     async fn record_flags(&self, evaluation: &FlagEvaluation<'_>) -> Result<()>;
     /// The flags of an event that still hold.
     async fn holding_flags(&self, event_id: &str) -> Result<Vec<FlagRecord>>;

@@ -574,6 +574,16 @@ where
 
     async fn record_flags(&self, evaluation: &FlagEvaluation<'_>) -> Result<()> {
         let mut write = self.begin_write().await?;
+        // An evaluation of older figures than the stored one (another leaderboard process
+        // behind this one) changes nothing: the history never goes back.
+        let stored: Option<i64> = sqlx::query_scalar(sql::EVALUATED_AT)
+            .bind(evaluation.event_id)
+            .fetch_optional(&mut *write.tx)
+            .await?;
+        if stored.is_some_and(|w| w > db_position(evaluation.watermark).unwrap_or(i64::MAX)) {
+            drop(write.tx.rollback().await);
+            return Ok(());
+        }
         for f in evaluation.raised {
             sqlx::query(sql::INSERT_FLAG)
                 .bind(f.flag_id.as_str())

@@ -364,7 +364,11 @@ pub(crate) const INSERT_FLAG: &str = concat!(
 
 /// Marks a holding flag as no longer holding.
 pub(crate) const CLEAR_FLAG: &str = "UPDATE integrity_flags SET cleared_at_watermark = $2 \
-    WHERE flag_id = $1 AND cleared_at_watermark IS NULL";
+    WHERE flag_id = $1 AND cleared_at_watermark IS NULL AND watermark <= $2";
+
+/// The position of an event's last stored evaluation.
+pub(crate) const EVALUATED_AT: &str =
+    "SELECT watermark FROM integrity_evaluations WHERE event_id = $1";
 
 /// Records an event's last evaluation.
 pub(crate) const UPSERT_EVALUATION: &str = "INSERT INTO integrity_evaluations (event_id, \
