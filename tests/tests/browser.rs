@@ -332,6 +332,9 @@ async fn the_screen_in_a_real_browser() {
     // Integrity: a site under review is marked beside its name, a held site leaves the ranking
     // and the national figure stays (organizers' changes, here straight into the database the
     // services share: the board reads them at its next refresh).
+    // At the figures' own position: an evaluation of older figures than the board's last one
+    // would change nothing.
+    let head = store.ledger_head().await.expect("head");
     let flag = saleboard_storage::FlagRecord {
         flag_id: "flg-browser".into(),
         event_id: "harbolnas-2026".into(),
@@ -344,7 +347,7 @@ async fn the_screen_in_a_real_browser() {
         threshold: "0.130000".into(),
         national: "0.030000".into(),
         inputs_json: "[]".into(),
-        watermark: 1,
+        watermark: head,
         raised_at: UnixNanos::now(),
         cleared_at_watermark: None,
         reviewed_by: None,
@@ -355,7 +358,7 @@ async fn the_screen_in_a_real_browser() {
     store
         .record_flags(&saleboard_storage::FlagEvaluation {
             event_id: "harbolnas-2026",
-            watermark: 1,
+            watermark: head,
             at: UnixNanos::now(),
             raised: std::slice::from_ref(&flag),
             cleared: &[],
