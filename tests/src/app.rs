@@ -11,7 +11,7 @@ use saleboard_leaderboard::LeaderboardConfig;
 use saleboard_proto::v1::admin_service_client::AdminServiceClient;
 use saleboard_proto::v1::ingest_service_client::IngestServiceClient;
 use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
-use saleboard_proto::v1::{CreateApiKeyRequest, CreateSiteRequest};
+use saleboard_proto::v1::{CreateApiKeyRequest, CreateOrganizerRequest, CreateSiteRequest};
 use saleboard_storage::Store;
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
@@ -288,6 +288,45 @@ impl TestApp {
             .set_event(crate::data::event())
             .await
             .expect("SetEvent");
+    }
+
+    /// Adds a named organizer (as `bootstrap`) and returns its secret.
+    ///
+    /// # Panics
+    /// When the admin call fails.
+    pub async fn create_organizer(&self, name: &str) -> String {
+        self.admin()
+            .await
+            .create_organizer(CreateOrganizerRequest {
+                name: name.to_owned(),
+            })
+            .await
+            .expect("CreateOrganizer")
+            .into_inner()
+            .secret
+    }
+
+    /// The first word (the status code's name) of the outcome of every audit entry of
+    /// `organizer` for `rpc`, oldest first.
+    ///
+    /// # Panics
+    /// When the admin call fails.
+    pub async fn audit_codes(&self, organizer: &str, rpc: &str) -> Vec<String> {
+        self.admin()
+            .await
+            .list_audit_log(saleboard_proto::v1::ListAuditLogRequest {
+                limit: 1_000,
+                organizer: organizer.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .expect("ListAuditLog")
+            .into_inner()
+            .entries
+            .iter()
+            .filter(|e| e.rpc == rpc)
+            .map(|e| e.outcome.split(' ').next().unwrap_or_default().to_owned())
+            .collect()
     }
 
     /// Registers a site and returns (key_id, secret) of a new key for it.

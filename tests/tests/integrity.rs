@@ -8,8 +8,8 @@
 
 use futures::StreamExt as _;
 use saleboard_proto::v1::{
-    ActionKind, ActionState, AdminAction, ApproveActionRequest, CreateOrganizerRequest, Event,
-    FlagState, GetIntegrityFlagRequest, GetIntegrityPolicyRequest, GetLeaderboardRequest,
+    ActionKind, ActionState, AdminAction, ApproveActionRequest, Event, FlagState,
+    GetIntegrityFlagRequest, GetIntegrityPolicyRequest, GetLeaderboardRequest,
     GetNationalTotalsRequest, GetSiteTotalsRequest, IntegrityFlag, IntegrityPolicy, IntegrityRule,
     Leaderboard, ListActionsRequest, ListAuditLogRequest, ListIntegrityFlagsRequest, Outcome,
     RejectActionRequest, ReviewIntegrityFlagRequest, SampleIntegrityFlagRequest,
@@ -26,18 +26,6 @@ backend_tests!(
     a_site_refunding_far_more_than_the_nation_is_flagged_and_reviewed,
     a_site_falling_from_first_place_in_settlement_is_flagged,
 );
-
-async fn create_organizer(app: &TestApp, name: &str) -> String {
-    app.admin()
-        .await
-        .create_organizer(CreateOrganizerRequest {
-            name: name.to_owned(),
-        })
-        .await
-        .expect("CreateOrganizer")
-        .into_inner()
-        .secret
-}
 
 async fn push(app: &TestApp, secret: &str, txs: Vec<Transaction>) {
     let answer = app
@@ -111,8 +99,8 @@ async fn a_hold_needs_two_organizers_and_keeps_the_national_figure(backend: Back
         secrets.push(secret);
     }
     app.settle().await;
-    let ana_secret = create_organizer(&app, "ana").await;
-    let budi_secret = create_organizer(&app, "budi").await;
+    let ana_secret = app.create_organizer("ana").await;
+    let budi_secret = app.create_organizer("budi").await;
     let mut ana = admin_client(app.admin_addr, Some(&ana_secret)).await;
     let mut budi = admin_client(app.admin_addr, Some(&budi_secret)).await;
     let before = board(&app).await;
@@ -467,7 +455,7 @@ async fn thresholds_are_set_per_event_and_audited(backend: Backend) {
         })
         .await
         .expect("SetEvent next");
-    let ana_secret = create_organizer(&app, "ana").await;
+    let ana_secret = app.create_organizer("ana").await;
     let mut ana = admin_client(app.admin_addr, Some(&ana_secret)).await;
 
     // Never set: the defaults, every field named as defaulted.
@@ -563,25 +551,8 @@ async fn thresholds_are_set_per_event_and_audited(backend: Backend) {
     assert_eq!(refused.code(), Code::PermissionDenied);
 
     // Every change and refusal is ana's entry in the audit log.
-    let log = app
-        .admin()
-        .await
-        .list_audit_log(ListAuditLogRequest {
-            limit: 1_000,
-            organizer: "ana".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("ListAuditLog")
-        .into_inner()
-        .entries;
-    let codes: Vec<&str> = log
-        .iter()
-        .filter(|e| e.rpc == "SetIntegrityPolicy")
-        .map(|e| e.outcome.split(' ').next().unwrap_or_default())
-        .collect();
     assert_eq!(
-        codes,
+        app.audit_codes("ana", "SetIntegrityPolicy").await,
         [
             "OK",
             "INVALID_ARGUMENT",
@@ -590,10 +561,24 @@ async fn thresholds_are_set_per_event_and_audited(backend: Backend) {
             "OK"
         ]
     );
+    // The first one carries the policy set.
+    let first = app
+        .admin()
+        .await
+        .list_audit_log(ListAuditLogRequest {
+            limit: 1,
+            organizer: "ana".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ListAuditLog")
+        .into_inner()
+        .entries;
+    assert_eq!(first[0].rpc, "SetIntegrityPolicy");
     assert!(
-        log[0].outcome.contains("\"min_sales\":\"50\""),
+        first[0].outcome.contains("\"min_sales\":\"50\""),
         "{}",
-        log[0].outcome
+        first[0].outcome
     );
     app.stop().await;
 }
@@ -781,7 +766,7 @@ async fn a_site_refunding_far_more_than_the_nation_is_flagged_and_reviewed(backe
     assert!(board(&app).await.entries.iter().all(|e| !e.under_review));
 
     // Review: a note and a state are required.
-    let ana_secret = create_organizer(&app, "ana").await;
+    let ana_secret = app.create_organizer("ana").await;
     let mut ana = admin_client(app.admin_addr, Some(&ana_secret)).await;
     for (state, note, field) in [
         (FlagState::UnderReview, " ", "note"),
@@ -860,24 +845,10 @@ async fn a_site_refunding_far_more_than_the_nation_is_flagged_and_reviewed(backe
     assert_eq!(by_state.len(), 1);
 
     // Every review is ana's in the audit log.
-    let log = app
-        .admin()
-        .await
-        .list_audit_log(ListAuditLogRequest {
-            limit: 1_000,
-            organizer: "ana".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("ListAuditLog")
-        .into_inner()
-        .entries;
-    let codes: Vec<&str> = log
-        .iter()
-        .filter(|e| e.rpc == "ReviewIntegrityFlag")
-        .map(|e| e.outcome.split(' ').next().unwrap_or_default())
-        .collect();
-    assert_eq!(codes, ["INVALID_ARGUMENT", "INVALID_ARGUMENT", "OK", "OK"]);
+    assert_eq!(
+        app.audit_codes("ana", "ReviewIntegrityFlag").await,
+        ["INVALID_ARGUMENT", "INVALID_ARGUMENT", "OK", "OK"]
+    );
     app.stop().await;
 }
 

@@ -73,18 +73,6 @@ fn first_break(entries: &[AuditEntry]) -> Option<(u64, ChainBreak)> {
     })
 }
 
-async fn create_organizer(app: &TestApp, name: &str) -> String {
-    app.admin()
-        .await
-        .create_organizer(CreateOrganizerRequest {
-            name: name.to_owned(),
-        })
-        .await
-        .expect("CreateOrganizer")
-        .into_inner()
-        .secret
-}
-
 async fn organizers_act_under_their_own_names(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -102,7 +90,7 @@ async fn organizers_act_under_their_own_names(backend: Backend) {
     assert!(created.secret.starts_with("sbo_"), "{}", created.secret);
     assert_eq!(created.created_by, "bootstrap");
     let alice_secret = created.secret;
-    let budi_secret = create_organizer(&app, "budi").await;
+    let budi_secret = app.create_organizer("budi").await;
     assert_ne!(alice_secret, budi_secret);
     for taken in ["alice", "bootstrap"] {
         let err = bootstrap
@@ -222,7 +210,7 @@ async fn a_revoked_organizer_is_refused_within_two_seconds(backend: Backend) {
         return;
     };
     app.set_event().await;
-    let secret = create_organizer(&app, "carla").await;
+    let secret = app.create_organizer("carla").await;
     let mut carla = admin_client(app.admin_addr, Some(&secret)).await;
     carla
         .list_sites(ListSitesRequest {})
@@ -466,7 +454,7 @@ async fn the_database_refuses_to_rewrite_the_log(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    create_organizer(&app, "dewi").await;
+    app.create_organizer("dewi").await;
     for statement in [
         "UPDATE audit_log SET organizer = 'mallory'",
         "DELETE FROM audit_log",
