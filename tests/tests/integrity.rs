@@ -25,6 +25,7 @@ backend_tests!(
     thresholds_are_set_per_event_and_audited,
     a_site_refunding_far_more_than_the_nation_is_flagged_and_reviewed,
     a_site_falling_from_first_place_in_settlement_is_flagged,
+    a_settling_event_is_watched_while_the_next_one_is_live,
 );
 
 async fn push(app: &TestApp, secret: &str, txs: Vec<Transaction>) {
@@ -944,5 +945,89 @@ async fn a_site_falling_from_first_place_in_settlement_is_flagged(backend: Backe
     assert_eq!(input(flag, "condition"), "moved within the top places");
     assert_eq!(input(flag, "place_by_gross_at_end"), "1");
     assert_eq!(input(flag, "place_by_net_now"), "4");
+    app.stop().await;
+}
+
+/// An event that ended and settles while the next one is live: its refunds still raise flags
+/// in it (the current event is the live one).
+async fn a_settling_event_is_watched_while_the_next_one_is_live(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let now = saleboard_tests::data::now_secs();
+    let at = |seconds: i64| Some(saleboard_proto::Timestamp { seconds, nanos: 0 });
+    let mut admin = app.admin().await;
+    for (id, starts, ends) in [
+        ("last-week", now - 3 * 3_600, now - 2 * 3_600),
+        ("today", now - 3_600, now + 86_400),
+    ] {
+        admin
+            .set_event(Event {
+                event_id: id.into(),
+                display_name: id.into(),
+                starts_at: at(starts),
+                ends_at: at(ends),
+                reporting_currency: "IDR".into(),
+                ..Event::default()
+            })
+            .await
+            .expect("SetEvent");
+    }
+    admin
+        .set_integrity_policy(IntegrityPolicy {
+            event_id: "last-week".into(),
+            min_sales: Some(1),
+            min_share_decimal: Some("0".into()),
+            ..IntegrityPolicy::default()
+        })
+        .await
+        .expect("SetIntegrityPolicy");
+    let in_last_week = |id: String| Transaction {
+        occurred_at: at(now - 150 * 60),
+        ..sale(&id, "IDR", 10_000)
+    };
+    for (site, refunds) in [("x", 4), ("y", 0)] {
+        let (_, secret) = app.site_with_key(site).await;
+        let mut txs: Vec<Transaction> = (0..10)
+            .map(|n| in_last_week(format!("{site}-{n}")))
+            .collect();
+        txs.extend((0..refunds).map(|n| {
+            refund(
+                &format!("{site}-r{n}"),
+                &format!("{site}-{n}"),
+                "IDR",
+                10_000,
+            )
+        }));
+        push(&app, &secret, txs).await;
+    }
+    app.settle().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let flags = loop {
+        let listed = admin
+            .list_integrity_flags(ListIntegrityFlagsRequest {
+                event_id: "last-week".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("ListIntegrityFlags")
+            .into_inner()
+            .flags;
+        if !listed.is_empty() {
+            break listed;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the settling event was never evaluated"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(flags.len(), 1, "{flags:#?}");
+    assert_eq!(flags[0].site_id, "x");
+    assert_eq!(flags[0].event_id, "last-week");
+    assert_eq!(flags[0].rule, i32::from(IntegrityRule::RefundRate));
+    // The live event has none.
+    let (current, _) = self::flags(&app).await;
+    assert!(current.is_empty(), "{current:#?}");
     app.stop().await;
 }

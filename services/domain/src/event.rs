@@ -318,6 +318,17 @@ impl Events {
         self.0.iter().find(|e| e.event_id == event_id)
     }
 
+    /// The events settling at `now` (ended, not closed: refunds still come), by id.
+    pub fn settling(&self, now: UnixNanos) -> impl Iterator<Item = &Event> {
+        let mut settling: Vec<&Event> = self
+            .0
+            .iter()
+            .filter(move |e| e.state(now) == EventState::Settling)
+            .collect();
+        settling.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+        settling.into_iter()
+    }
+
     /// The current event at `now`: the live one, else the most recently ended, else the next
     /// scheduled.
     #[must_use]
@@ -432,6 +443,28 @@ mod tests {
 
     fn event(id: &str, starts: i64, ends: i64) -> Event {
         Event::new(id, id, UnixNanos(starts), UnixNanos(ends), "IDR").expect("valid")
+    }
+
+    #[test]
+    fn settling_events_are_the_ended_ones_not_closed() {
+        let closing = |id: &str, starts, ends, closes| {
+            event(id, starts, ends)
+                .closing_at(UnixNanos(closes))
+                .expect("closes after its window")
+        };
+        let events = Events::new(vec![
+            closing("live", 40, 50, 60),
+            closing("b-settling", 20, 30, 45),
+            closing("closed", 0, 10, 15),
+            closing("a-settling", 31, 35, 70),
+            closing("next", 60, 70, 80),
+        ]);
+        let ids: Vec<&str> = events
+            .settling(UnixNanos(42))
+            .map(|e| e.event_id.as_str())
+            .collect();
+        assert_eq!(ids, ["a-settling", "b-settling"]);
+        assert_eq!(events.settling(UnixNanos(100)).count(), 0);
     }
 
     #[test]

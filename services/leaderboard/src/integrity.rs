@@ -264,17 +264,50 @@ fn policy_of(event_id: &str, stored: Option<&saleboard_storage::PolicyRecord>) -
 /// the same flags: nothing is evaluated or written.
 pub type Evaluated = (u64, Option<(String, i64)>, bool);
 
-/// Evaluates the current event's flags once, from the board's current snapshot, unless the
-/// snapshot and the policy are what `last` read; returns what it read.
+/// Evaluates the flags of the current event and of every other event still settling (its
+/// snapshot built by the board, reused while its figures have not moved), each unless what it
+/// read is what `last` holds for it; updates `last`.
 ///
 /// # Errors
-/// When storage cannot be read or written.
-pub async fn evaluate_once(
+/// When storage cannot be read or written (the events evaluated before stay in `last`).
+pub async fn evaluate_events(
     store: &dyn Store,
     board: &Board,
+    last: &mut std::collections::HashMap<String, Evaluated>,
+) -> Result<(), StorageError> {
+    let current = board.current();
+    let current_id = current.figures.event.as_ref().map(|(id, _)| id.clone());
+    let mut snapshots = vec![current];
+    let settling: Vec<String> = board
+        .events()
+        .settling(UnixNanos::now())
+        .map(|e| e.event_id.clone())
+        .filter(|id| Some(id) != current_id.as_ref())
+        .collect();
+    for id in settling {
+        if let Some(snapshot) = board.of_event(&id).await? {
+            snapshots.push(snapshot);
+        }
+    }
+    for snapshot in snapshots {
+        let Some((event_id, _)) = snapshot.figures.event.clone() else {
+            continue;
+        };
+        if let Some(read) = evaluate_snapshot(store, board, &snapshot, last.get(&event_id)).await? {
+            last.insert(event_id, read);
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates the flags of the event of `snapshot` once, unless the snapshot, the policy and
+/// whether the event ended are what `last` read; returns what it read.
+async fn evaluate_snapshot(
+    store: &dyn Store,
+    board: &Board,
+    snapshot: &crate::snapshot::Snapshot,
     last: Option<&Evaluated>,
 ) -> Result<Option<Evaluated>, StorageError> {
-    let snapshot = board.current();
     if snapshot.stale {
         return Ok(None);
     }
@@ -386,13 +419,13 @@ pub async fn evaluate_once(
     Ok(Some(read))
 }
 
-/// Evaluates the flags every [`EVALUATE_EVERY`] while the figures or the policy may have
-/// moved, until `stop`.
+/// Evaluates the flags of the current event and of the settling ones every
+/// [`EVALUATE_EVERY`] while the figures or the policy may have moved, until `stop`.
 pub async fn run(store: Arc<dyn Store>, board: Arc<Board>, mut stop: watch::Receiver<bool>) {
     let mut every = tokio::time::interval(EVALUATE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
-    let mut last: Option<Evaluated> = None;
+    let mut last = std::collections::HashMap::new();
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -401,11 +434,8 @@ pub async fn run(store: Arc<dyn Store>, board: Arc<Board>, mut stop: watch::Rece
         if *stop.borrow() {
             return;
         }
-        match evaluate_once(store.as_ref(), &board, last.as_ref()).await {
-            Ok(read) => {
-                failing = false;
-                last = read;
-            }
+        match evaluate_events(store.as_ref(), &board, &mut last).await {
+            Ok(()) => failing = false,
             Err(e) if !failing => {
                 failing = true;
                 tracing::warn!(error = %e, "cannot evaluate the integrity flags now; trying again");
