@@ -474,6 +474,11 @@ pub(crate) fn currency(table: &'static str, code: &str) -> Result<Currency> {
     Currency::parse(code).map_err(|e| StorageError::corrupt(table, e))
 }
 
+/// Site ids as `table` stores them.
+pub(crate) fn site_ids(table: &'static str, ids: &[String]) -> Result<Vec<SiteId>> {
+    ids.iter().map(|s| site_id(table, s)).collect()
+}
+
 pub(crate) fn site_id(table: &'static str, id: &str) -> Result<SiteId> {
     SiteId::parse(id).map_err(|e| StorageError::corrupt(table, e))
 }

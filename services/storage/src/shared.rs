@@ -734,11 +734,8 @@ where
         if rows.is_empty() {
             return Ok(None);
         }
-        rows.into_iter()
-            .filter_map(|(_, site)| site)
-            .map(|s| crate::model::site_id("integrity_end_rankings", &s))
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
+        let places: Vec<String> = rows.into_iter().filter_map(|(_, site)| site).collect();
+        crate::model::site_ids("integrity_end_rankings", &places).map(Some)
     }
 
     async fn sale_ids(&self, event_id: &str, site: &SiteId, upto: u64) -> Result<Vec<String>> {
@@ -751,13 +748,11 @@ where
     }
 
     async fn held_sites(&self, event_id: &str) -> Result<Vec<SiteId>> {
-        sqlx::query_scalar::<_, String>(sql::HELD_SITES)
+        let held: Vec<String> = sqlx::query_scalar(sql::HELD_SITES)
             .bind(event_id)
             .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(|s| crate::model::site_id("site_holds", s))
-            .collect()
+            .await?;
+        crate::model::site_ids("site_holds", &held)
     }
 }
 

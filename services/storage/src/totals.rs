@@ -243,29 +243,23 @@ where
                     .collect::<Result<Vec<SiteRecord>>>()?,
             ),
         };
-        let held = match &sites {
-            None => None,
-            Some(_) => Some(
-                sqlx::query_scalar::<_, String>(sql::HELD_SITES)
-                    .bind(event_id)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(|s| crate::model::site_id("site_holds", s))
-                    .collect::<Result<Vec<SiteId>>>()?,
-            ),
-        };
-        let under_review = match &sites {
-            None => None,
-            Some(_) => Some(
-                sqlx::query_scalar::<_, String>(sql::UNDER_REVIEW_SITES)
-                    .bind(event_id)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(|s| crate::model::site_id("integrity_flags", s))
-                    .collect::<Result<Vec<SiteId>>>()?,
-            ),
+        // The organizers' marks on sites in the event, read with the sites (a hold or a
+        // review moves their version).
+        let (held, under_review) = if sites.is_some() {
+            let held: Vec<String> = sqlx::query_scalar(sql::HELD_SITES)
+                .bind(event_id)
+                .fetch_all(&mut *tx)
+                .await?;
+            let review: Vec<String> = sqlx::query_scalar(sql::UNDER_REVIEW_SITES)
+                .bind(event_id)
+                .fetch_all(&mut *tx)
+                .await?;
+            (
+                Some(crate::model::site_ids("site_holds", &held)?),
+                Some(crate::model::site_ids("integrity_flags", &review)?),
+            )
+        } else {
+            (None, None)
         };
         let totals = sqlx::query_as::<_, TotalsRow>(sql::EVENT_TOTALS_SINCE)
             .bind(event_id)
