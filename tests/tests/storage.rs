@@ -1503,9 +1503,10 @@ backend_tests!(
 );
 
 /// The benchmarks' COPY baseline loads rows in the ledger's current columns (event and segments
-/// included).
+/// included), as CSV and in the binary format ingest writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_copy_in_loads_the_ledger_columns() {
+    use saleboard_storage::postgres::CopyFormat;
     use saleboard_storage::{AdminStore as _, LedgerStore as _};
     let Some(db) = TestDb::create(Backend::Postgres).await else {
         return;
@@ -1520,13 +1521,40 @@ async fn postgres_copy_in_loads_the_ledger_columns() {
     let csv = "1,a,T1,s,1,IDR,100,1000,\"\",key_copy,2000,bench-copy,brand-1,food,2\n\
                2,a,T2,s,1,IDR,200,1000,\"\",key_copy,2000,bench-copy,\"\",\"\",0\n";
     assert_eq!(
-        pg.copy_in_ledger_csv(csv.as_bytes(), 2)
+        pg.copy_in_ledger(csv.as_bytes(), CopyFormat::Csv, 2)
             .await
             .expect("copy"),
         2
     );
+    let mut binary = saleboard_storage::pg_copy::BinaryRows::new(
+        saleboard_storage::postgres::LEDGER_COPY_FIELDS,
+        1,
+    );
+    binary.row();
+    binary.int8(3).expect("position");
+    for text in ["a", "R3", "s"] {
+        binary.text(text).expect("field");
+    }
+    binary.int2(2).expect("kind");
+    binary.text("IDR").expect("currency");
+    binary.int8(50).expect("amount");
+    binary.int8(1000).expect("occurred");
+    for text in ["T1", "key_copy"] {
+        binary.text(text).expect("field");
+    }
+    binary.int8(2000).expect("received");
+    for text in ["bench-copy", "brand-1", "food"] {
+        binary.text(text).expect("field");
+    }
+    binary.int2(1).expect("origin");
+    assert_eq!(
+        pg.copy_in_ledger(&binary.finish(), CopyFormat::Binary, 3)
+            .await
+            .expect("binary copy"),
+        1
+    );
     let rows = pg.read_ledger(0, 10).await.expect("ledger");
-    let got: Vec<(u64, &str, &str, &str)> = rows
+    let got: Vec<(u64, &str, &str, &str, Option<&str>)> = rows
         .iter()
         .map(|r| {
             (
@@ -1534,14 +1562,17 @@ async fn postgres_copy_in_loads_the_ledger_columns() {
                 r.tx.id.as_str(),
                 r.event_id.as_str(),
                 r.tx.segments.key(saleboard_domain::Dimension::Origin),
+                r.tx.refund_of()
+                    .map(saleboard_domain::TransactionId::as_str),
             )
         })
         .collect();
     assert_eq!(
         got,
         [
-            (1, "T1", "bench-copy", "cross-border"),
-            (2, "T2", "bench-copy", "")
+            (1, "T1", "bench-copy", "cross-border", None),
+            (2, "T2", "bench-copy", "", None),
+            (3, "R3", "bench-copy", "domestic", Some("T1")),
         ]
     );
 }

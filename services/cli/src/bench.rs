@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use saleboard_domain::{SiteId, UnixNanos};
 use saleboard_proto::v1::GetLeaderboardRequest;
 use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
-use saleboard_storage::postgres::PgStore;
+use saleboard_storage::postgres::{CopyFormat, PgStore};
 use serde_json::json;
 
 use crate::client;
@@ -25,6 +25,18 @@ pub struct CopyArgs {
     /// Sites the rows spread over.
     #[arg(long, default_value_t = 130)]
     pub sites: u32,
+    /// The COPY format: `binary` (how ingest writes the ledger, the server's cheapest) or `csv`.
+    #[arg(long, value_enum, default_value_t = CopyFormatArg::Binary)]
+    pub format: CopyFormatArg,
+}
+
+/// `--format` of `saleboard bench-copy`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CopyFormatArg {
+    /// PostgreSQL's binary COPY format.
+    Binary,
+    /// CSV.
+    Csv,
 }
 
 /// Loads `count` ledger rows shaped like the load generator's with COPY and prints
@@ -56,8 +68,12 @@ pub async fn copy(args: &CopyArgs) -> anyhow::Result<()> {
         .await?;
         sites.push(site);
     }
-    // Build the CSV first: the timing is the database's, not the generator's.
-    let mut csv = Vec::with_capacity(usize::try_from(args.count).unwrap_or(0) * 110);
+    // Build the data first: the timing is the database's, not the generator's.
+    let mut csv = Vec::new();
+    let mut binary = saleboard_storage::pg_copy::BinaryRows::new(
+        saleboard_storage::postgres::LEDGER_COPY_FIELDS,
+        usize::try_from(args.count).unwrap_or(0),
+    );
     let currencies = ["IDR", "IDR", "IDR", "IDR", "USD", "SGD", "MYR", "JPY"];
     for position in 1..=args.count {
         let i = usize::try_from(position).unwrap_or(0);
@@ -66,19 +82,47 @@ pub async fn copy(args: &CopyArgs) -> anyhow::Result<()> {
         // Segments as the load generator's: a brand of a few hundred, its category, an
         // origin (1 domestic, 2 cross-border).
         let brand = 1 + (i * 31) % 300;
-        let line = format!(
-            "{position},{site},cp-{position},store-{},1,{currency},{},{},\"\",key_copy,{},bench-copy,brand-{brand},category-{},{}\n",
-            i % 20,
-            1_000 + (i * 7_919) % 1_000_000,
-            now.0 - 1_000_000_000,
-            now.0,
-            1 + (brand - 1) % 12,
-            if i % 5 == 0 { 2 } else { 1 }
+        let (store_id, amount) = (format!("store-{}", i % 20), 1_000 + (i * 7_919) % 1_000_000);
+        let (brand, category) = (
+            format!("brand-{brand}"),
+            format!("category-{}", 1 + (brand - 1) % 12),
         );
-        csv.extend_from_slice(line.as_bytes());
+        let origin: i16 = if i % 5 == 0 { 2 } else { 1 };
+        match args.format {
+            CopyFormatArg::Csv => csv.extend_from_slice(
+                format!(
+                    "{position},{site},cp-{position},{store_id},1,{currency},{amount},{},\"\",key_copy,{},bench-copy,{brand},{category},{origin}\n",
+                    now.0 - 1_000_000_000,
+                    now.0,
+                )
+                .as_bytes(),
+            ),
+            CopyFormatArg::Binary => {
+                binary.row();
+                binary.int8(i64::try_from(position)?)?;
+                binary.text(site.as_str())?;
+                binary.text(&format!("cp-{position}"))?;
+                binary.text(&store_id)?;
+                binary.int2(1)?;
+                binary.text(currency)?;
+                binary.int8(i64::try_from(amount)?)?;
+                binary.int8(now.0 - 1_000_000_000)?;
+                binary.text("")?;
+                binary.text("key_copy")?;
+                binary.int8(now.0)?;
+                binary.text("bench-copy")?;
+                binary.text(&brand)?;
+                binary.text(&category)?;
+                binary.int2(origin)?;
+            }
+        }
     }
+    let (data, format) = match args.format {
+        CopyFormatArg::Csv => (csv, CopyFormat::Csv),
+        CopyFormatArg::Binary => (binary.finish(), CopyFormat::Binary),
+    };
     let started = Instant::now();
-    let rows = store.copy_in_ledger_csv(&csv, args.count).await?;
+    let rows = store.copy_in_ledger(&data, format, args.count).await?;
     let seconds = started.elapsed().as_secs_f64();
     let rate = rows as f64 / seconds;
     println!(

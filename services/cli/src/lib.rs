@@ -14,7 +14,8 @@
 //! - [`admin`]: `saleboard admin` sites, keys, event, rates, organizers and the audit log.
 //! - [`loadgen`]: `saleboard loadgen`, an event day simulated, measured and reconciled.
 //! - [`health`]: `saleboard health ENDPOINT`, a gRPC health probe.
-//! - [`bench`]: `saleboard bench-copy` / `bench-query`, helpers of `bench/run`.
+//! - [`bench`]: `saleboard bench-copy` / `bench-query`, helpers of `bench/run`; [`floor`]:
+//!   `saleboard bench-transport`, the transport's floor under ingest's cost per message.
 //! - [`input`]: reading transaction files; [`client`]: connections and error sentences;
 //!   [`retry`]: the backoff of `push` and `loadgen` on UNAVAILABLE and RESOURCE_EXHAUSTED.
 
@@ -23,6 +24,7 @@ pub mod backup;
 pub mod bench;
 pub mod client;
 pub mod dev;
+pub mod floor;
 pub mod health;
 pub mod input;
 pub mod loadgen;

@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use saleboard::{admin, backup, bench, dev, health, loadgen, migrate, push, query, verify, whoami};
+use saleboard::{
+    admin, backup, bench, dev, floor, health, loadgen, migrate, push, query, verify, whoami,
+};
 use saleboard_runtime::telemetry::{self, LogFormat, TelemetryArgs};
 
 /// Saleboard: live totals and a national leaderboard for an online shopping day.
@@ -71,6 +73,10 @@ enum Command {
     /// Benchmark: time GetLeaderboard calls.
     #[command(hide = true)]
     BenchQuery(bench::QueryArgs),
+    /// Benchmark: the transport's cost per message, under ingest's (a do-nothing ingest and
+    /// its load).
+    #[command(hide = true)]
+    BenchTransport(floor::TransportArgs),
 }
 
 impl Command {
@@ -94,6 +100,7 @@ impl Command {
             Self::Loadgen(_) => "loadgen",
             Self::BenchCopy(_) => "bench-copy",
             Self::BenchQuery(_) => "bench-query",
+            Self::BenchTransport(_) => "bench-transport",
         }
     }
 }
@@ -117,6 +124,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Health(args) => health::run(&args).await.map(|ok| if ok { 0 } else { 1 }),
         Command::BenchCopy(args) => bench::copy(&args).await.map(|()| 0),
         Command::BenchQuery(args) => bench::query(&args).await.map(|()| 0),
+        Command::BenchTransport(args) => floor::run(&args).await.map(|()| 0),
     }
 }
 

@@ -31,6 +31,7 @@ pub mod backup;
 pub mod error;
 mod known;
 pub mod model;
+pub mod pg_copy;
 pub mod postgres;
 mod rows;
 mod shared;

@@ -1,5 +1,7 @@
-//! The PostgreSQL store: production. Appends bind whole batches as arrays (`UNNEST`), so a
-//! group commit of thousands of rows is a handful of statements.
+//! The PostgreSQL store: production. Accepted rows enter the ledger by binary `COPY` (the
+//! cheapest way in for the server, [`crate::pg_copy`]); the other statements of an append and
+//! of an apply bind whole batches as arrays (`UNNEST`), so a group commit of thousands of rows
+//! is a handful of statements.
 
 use std::time::Duration;
 
@@ -12,10 +14,11 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, Postgres};
 
 use crate::backend::{Accepted, Backend, Writing};
 use crate::model::{db_position, to_i64};
+use crate::pg_copy::BinaryRows;
 use crate::rows::{RefundedRow, StoredRow};
 use crate::tx::{ConnectionCounters, ConnectionStats};
 use crate::writes::WriteHealth;
-use crate::{Result, Store};
+use crate::{Result, StorageError, Store};
 
 /// Ledger and admin data in PostgreSQL.
 #[derive(Debug, Clone)]
@@ -63,25 +66,23 @@ impl PgStore {
         &self.pool
     }
 
-    /// Loads CSV rows (the ledger's columns, in table order: position, site_id,
-    /// transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, refund_of,
-    /// key_id, received_at_ns, event_id, brand, category, origin) with `COPY ... FROM STDIN`
-    /// in one transaction and
-    /// moves the head.
-    /// The benchmarks' physical limit of durable ingest; not a service path.
+    /// Loads rows into the ledger with `COPY ... FROM STDIN` in one transaction and moves the
+    /// head: `data` in `format` (`binary`, as [`crate::pg_copy::BinaryRows`] writes it, or `csv`),
+    /// the ledger's columns in table order: position, site_id, transaction_id, store_id, kind,
+    /// currency, amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id,
+    /// brand, category, origin. The benchmarks' physical limit of durable ingest; not a service
+    /// path.
     ///
     /// # Errors
     /// When the server refuses the rows.
-    pub async fn copy_in_ledger_csv(&self, csv: &[u8], head: u64) -> Result<u64> {
+    pub async fn copy_in_ledger(&self, data: &[u8], format: CopyFormat, head: u64) -> Result<u64> {
         let mut tx = self.begin("BEGIN").await?;
-        let mut copy = tx
-            .copy_in_raw(
-                "COPY ledger (position, site_id, transaction_id, store_id, kind, currency, \
-                 amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id, \
-                 brand, category, origin) FROM STDIN (FORMAT csv)",
-            )
-            .await?;
-        for chunk in csv.chunks(1 << 20) {
+        let statement = match format {
+            CopyFormat::Binary => LEDGER_COPY.to_owned(),
+            CopyFormat::Csv => LEDGER_COPY.replace("(FORMAT binary)", "(FORMAT csv)"),
+        };
+        let mut copy = tx.copy_in_raw(&statement).await?;
+        for chunk in data.chunks(1 << 20) {
             copy.send(chunk).await?;
         }
         let rows = copy.finish().await?;
@@ -297,35 +298,23 @@ impl Backend for PgStore {
     }
 
     async fn insert_accepted(conn: &mut PgConnection, accepted: &[Accepted<'_>]) -> Result<()> {
-        let mut c = LedgerColumns::default();
-        for a in accepted {
-            c.push(a)?;
+        if accepted.is_empty() {
+            return Ok(());
         }
-        sqlx::query(
-            "INSERT INTO ledger (position, site_id, transaction_id, store_id, kind, currency, \
-             amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id, brand, \
-             category, origin) \
-             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
-             $5::smallint[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], \
-             $11::bigint[], $12::text[], $13::text[], $14::text[], $15::smallint[])",
-        )
-        .bind(c.position)
-        .bind(c.site_id)
-        .bind(c.transaction_id)
-        .bind(c.store_id)
-        .bind(c.kind)
-        .bind(c.currency)
-        .bind(c.amount)
-        .bind(c.occurred)
-        .bind(c.refund_of)
-        .bind(c.key_id)
-        .bind(c.received)
-        .bind(c.event_id)
-        .bind(c.brand)
-        .bind(c.category)
-        .bind(c.origin)
-        .execute(conn)
-        .await?;
+        let mut rows = BinaryRows::new(LEDGER_COPY_FIELDS, accepted.len());
+        for a in accepted {
+            ledger_row(&mut rows, a)?;
+        }
+        let expected = rows.len();
+        let mut copy = conn.copy_in_raw(LEDGER_COPY).await?;
+        copy.send(rows.finish()).await?;
+        let stored = copy.finish().await?;
+        if usize::try_from(stored).ok() != Some(expected) {
+            return Err(StorageError::corrupt(
+                "ledger",
+                format!("COPY stored {stored} rows of {expected}"),
+            ));
+        }
         Ok(())
     }
 
@@ -437,47 +426,42 @@ impl Backend for PgStore {
     }
 }
 
-/// Accepted ledger rows, column by column (for `UNNEST`).
-#[derive(Default)]
-struct LedgerColumns<'a> {
-    position: Vec<i64>,
-    site_id: Vec<&'a str>,
-    transaction_id: Vec<&'a str>,
-    store_id: Vec<&'a str>,
-    kind: Vec<i16>,
-    currency: Vec<&'a str>,
-    amount: Vec<i64>,
-    occurred: Vec<i64>,
-    refund_of: Vec<&'a str>,
-    key_id: Vec<&'a str>,
-    received: Vec<i64>,
-    event_id: Vec<&'a str>,
-    brand: Vec<&'a str>,
-    category: Vec<&'a str>,
-    origin: Vec<i16>,
+/// The formats of [`PgStore::copy_in_ledger`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFormat {
+    /// PostgreSQL's binary format: how ingest writes.
+    Binary,
+    /// CSV.
+    Csv,
 }
 
-impl<'a> LedgerColumns<'a> {
-    fn push(&mut self, a: &Accepted<'a>) -> Result<()> {
-        let c = a.candidate;
-        self.event_id.push(a.event_id);
-        self.position.push(db_position(a.position)?);
-        self.site_id.push(c.site.as_str());
-        self.transaction_id.push(c.tx.id.as_str());
-        self.store_id.push(c.tx.store_id.as_str());
-        self.kind.push(c.tx.kind().code());
-        self.currency.push(c.tx.currency.code());
-        self.amount.push(c.tx.amount_minor);
-        self.occurred.push(c.tx.occurred_at.0);
-        self.refund_of
-            .push(c.tx.refund_of().map_or("", TransactionId::as_str));
-        self.key_id.push(c.key_id.as_str());
-        self.received.push(c.received_at.0);
-        self.brand.push(a.segments.key(Dimension::Brand));
-        self.category.push(a.segments.key(Dimension::Category));
-        self.origin.push(a.segments.origin.code());
-        Ok(())
-    }
+/// How accepted rows enter the ledger (see [`crate::pg_copy`]); [`ledger_row`] writes the
+/// fields in this order.
+const LEDGER_COPY: &str = "COPY ledger (position, site_id, transaction_id, store_id, kind, \
+     currency, amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id, brand, \
+     category, origin) FROM STDIN (FORMAT binary)";
+/// The columns of [`LEDGER_COPY`].
+pub const LEDGER_COPY_FIELDS: i16 = 15;
+
+/// One accepted row, as [`LEDGER_COPY`] lists its columns.
+fn ledger_row(rows: &mut BinaryRows, a: &Accepted<'_>) -> Result<()> {
+    let c = a.candidate;
+    rows.row();
+    rows.int8(db_position(a.position)?)?;
+    rows.text(c.site.as_str())?;
+    rows.text(c.tx.id.as_str())?;
+    rows.text(c.tx.store_id.as_str())?;
+    rows.int2(c.tx.kind().code())?;
+    rows.text(c.tx.currency.code())?;
+    rows.int8(c.tx.amount_minor)?;
+    rows.int8(c.tx.occurred_at.0)?;
+    rows.text(c.tx.refund_of().map_or("", TransactionId::as_str))?;
+    rows.text(c.key_id.as_str())?;
+    rows.int8(c.received_at.0)?;
+    rows.text(a.event_id)?;
+    rows.text(a.segments.key(Dimension::Brand))?;
+    rows.text(a.segments.key(Dimension::Category))?;
+    rows.int2(a.segments.origin.code())
 }
 
 /// The changed per-currency totals of one apply, column by column (for `UNNEST`).
