@@ -47,6 +47,11 @@ pub struct TransportArgs {
     /// Transactions to send in all.
     #[arg(long, default_value_t = 200_000)]
     pub count: u64,
+    /// Batches per second in all, spread evenly over the streams (0: as fast as answered). The
+    /// cost per message depends on the rate: at a high one each wake-up of the server finds
+    /// several messages, so compare with ingest at ingest's own rate.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
 }
 
 /// The do-nothing ingest.
@@ -159,6 +164,12 @@ async fn drive(args: &TransportArgs) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for (stream, channel) in (0..args.streams).zip(channels) {
         let (budget, batch, depth) = (budget.clone(), args.batch, args.depth);
+        // Each stream's share of the rate, its first tick spread over one period.
+        let mut ticker = (args.rate > 0).then(|| {
+            let period = Duration::from_secs_f64(f64::from(args.streams) / args.rate as f64);
+            let offset = period.mul_f64(f64::from(stream) / f64::from(args.streams));
+            tokio::time::interval_at(tokio::time::Instant::now() + offset, period)
+        });
         tasks.push(tokio::spawn(async move {
             let (requests, outbound) = tokio::sync::mpsc::channel(depth as usize);
             let mut answers = IngestServiceClient::new(channel)
@@ -173,6 +184,9 @@ async fn drive(args: &TransportArgs) -> anyhow::Result<()> {
                 while sent - answered < u64::from(depth)
                     && let Some(requests) = open.as_ref()
                 {
+                    if let Some(t) = ticker.as_mut() {
+                        t.tick().await;
+                    }
                     let want = i64::from(batch);
                     let got = budget.fetch_sub(want, Ordering::Relaxed);
                     if got <= 0 {
@@ -216,6 +230,7 @@ async fn drive(args: &TransportArgs) -> anyhow::Result<()> {
         serde_json::json!({
             "streams": args.streams,
             "batch": args.batch,
+            "rate": args.rate,
             "messages": messages,
             "rows": rows,
             "seconds": seconds,
