@@ -49,8 +49,9 @@ pub struct AggregatorConfig {
     /// ms, with their own watermark (`Breakdown.watermark`, behind the headline figures' by at
     /// most about this much): a busy site's brand is then written once per interval rather
     /// than once per apply. Headline figures (site and national totals, the hourly curve) are
-    /// written on every apply whatever this says. A quieter ledger writes both together; 0
-    /// always does.
+    /// written on every apply whatever this says, and never wait for a breakdown write. A
+    /// quieter ledger (or 0) writes the breakdowns right after each apply, in a write of their
+    /// own.
     #[arg(long = "aggregator-breakdown-ms", env = "SALEBOARD_AGGREGATOR_BREAKDOWN_MS", default_value_t = 1_000,
           value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub breakdown_ms: u64,

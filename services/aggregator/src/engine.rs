@@ -364,22 +364,22 @@ impl Engine {
             };
             last_apply = Some(Instant::now());
             full_batch = folded.rows >= self.config.batch_rows as usize;
-            // Busy: the breakdown figures wait for their interval (their rows are the most
-            // numerous; waiting writes each once for more ledger rows), then go in a write of
-            // their own beside the headline applies (which never wait for them). Quiet: both
-            // go together, after any breakdown write under way.
-            let busy = folded.rows >= BUSY_ROWS;
-            let (changes, breakdowns) = if busy {
-                let headline = book.take_headline_changes();
-                let due = breakdowns_written.elapsed() >= self.config.breakdown_interval();
-                // Taken now, at `last` (before the next batch is folded in below).
-                (headline, due.then(|| book.take_breakdown_changes()))
-            } else {
+            // The headline figures go now. The breakdown figures (the most numerous rows) go
+            // in a write of their own beside the next headline applies, which never wait for
+            // them: while the ledger is busy at most every --aggregator-breakdown-ms (waiting
+            // writes each once for more ledger rows), when quiet at once; and only once the
+            // write before has finished (one at a time). A headline apply that waited for a
+            // breakdown write, or carried a second of breakdown rows, is what made the
+            // freshness tail: a fold of a few rows between two group commits counted as quiet.
+            if flushing.as_ref().is_some_and(Flush::is_finished) {
                 finish(flushing.take()).await?;
-                breakdown_applied = last;
-                (book.take_changes(), None)
-            };
-            if !busy || breakdowns.is_some() {
+            }
+            let busy = folded.rows >= BUSY_ROWS;
+            let changes = book.take_headline_changes();
+            let due = flushing.is_none()
+                && (!busy || breakdowns_written.elapsed() >= self.config.breakdown_interval());
+            let breakdowns = due.then(|| book.take_breakdown_changes());
+            if due {
                 breakdowns_written = Instant::now();
             }
             // Behind (a full batch): read what follows and fold it while this batch's totals
@@ -404,16 +404,25 @@ impl Engine {
                 from = applied,
                 to = last,
                 rows = folded.rows,
+                busy,
+                ms = last_apply.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1e3),
                 "totals applied"
             );
             applied = last;
             if let Some(breakdowns) = breakdowns {
-                // One at a time, each from the watermark the one before gave.
-                finish(flushing.take()).await?;
+                // Each from the watermark the one before gave.
                 let store = self.store.clone();
                 let from = std::mem::replace(&mut breakdown_applied, applied);
                 flushing = Some(Flush(tokio::spawn(async move {
-                    store.apply_breakdowns(from, applied, &breakdowns).await
+                    let started = Instant::now();
+                    let written = store.apply_breakdowns(from, applied, &breakdowns).await;
+                    tracing::debug!(
+                        from,
+                        to = applied,
+                        ms = started.elapsed().as_secs_f64() * 1e3,
+                        "breakdowns applied"
+                    );
+                    written
                 })));
             }
             self.metrics.applied.add(folded.rows as u64, &[]);

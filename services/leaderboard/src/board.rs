@@ -872,8 +872,16 @@ impl Board {
                     () = tokio::time::sleep_until(ready) => {}
                 }
             }
-            last_refresh = Some(tokio::time::Instant::now());
-            match self.refresh_with(full).await {
+            let started = tokio::time::Instant::now();
+            last_refresh = Some(started);
+            let refreshed = self.refresh_with(full).await;
+            tracing::debug!(
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                full,
+                generation = self.current().generation,
+                "refresh"
+            );
+            match refreshed {
                 Ok(()) => {
                     if let Some(since) = failing.take() {
                         tracing::info!(
