@@ -378,6 +378,7 @@ impl Engine {
             let changes = book.take_headline_changes();
             let due = flushing.is_none()
                 && (!busy || breakdowns_written.elapsed() >= self.config.breakdown_interval());
+            // Taken now, at `last` (before the next batch is folded in below).
             let breakdowns = due.then(|| book.take_breakdown_changes());
             if due {
                 breakdowns_written = Instant::now();
