@@ -138,3 +138,59 @@ async fn a_short_run_reconciles(backend: Backend) {
 }
 
 backend_tests!(a_short_run_reconciles);
+
+/// `saleboard bench-transport`, the floor `bench/run` sets beside ingest's cost per message:
+/// the do-nothing ingest answers every batch with one ACCEPTED result per transaction, and the
+/// client sends exactly the transactions asked for, in batches of the size asked for (the last
+/// one what is left), flat out and paced.
+#[test]
+fn the_transport_floor_answers_every_batch() {
+    let addr = saleboard_tests::proc::free_addr();
+    let mut server = std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
+        .args(["bench-transport", "--serve", &addr.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the floor starts");
+    let port = {
+        use std::io::BufRead as _;
+        let mut line = String::new();
+        std::io::BufReader::new(server.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the floor prints its port");
+        line.trim().to_owned()
+    };
+    assert_eq!(port, addr.port().to_string());
+    let endpoint = format!("http://{addr}");
+    for rate in ["0", "400"] {
+        let out = saleboard_tests::proc::saleboard(
+            &[
+                "bench-transport",
+                "--endpoint",
+                &endpoint,
+                "--streams",
+                "3",
+                "--batch",
+                "4",
+                "--count",
+                "50",
+                "--rate",
+                rate,
+            ],
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+        assert_eq!(report["rows"], 50, "{report}");
+        assert_eq!(
+            report["messages"], 13,
+            "12 batches of 4 and one of 2: {report}"
+        );
+        assert_eq!(report["streams"], 3);
+    }
+    server.kill().expect("stop the floor");
+    drop(server.wait());
+}
