@@ -310,7 +310,15 @@ impl Engine {
         let mut ahead: Option<Folded> = None;
         loop {
             if *stop.borrow() {
+                // Stopped: the breakdown figures held back behind a write under way go too,
+                // so a stopped aggregator leaves them at the applied position.
                 finish(flushing.take()).await?;
+                if book.breakdowns_pending() {
+                    let changes = book.take_breakdown_changes();
+                    self.store
+                        .apply_totals(applied, applied, &changes, UnixNanos::now())
+                        .await?;
+                }
                 return Ok(());
             }
             if flushing.as_ref().is_some_and(Flush::is_finished) {

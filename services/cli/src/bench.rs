@@ -70,9 +70,14 @@ pub async fn copy(args: &CopyArgs) -> anyhow::Result<()> {
     }
     // Build the data first: the timing is the database's, not the generator's.
     let mut csv = Vec::new();
+    let rows = usize::try_from(args.count).unwrap_or(0);
     let mut binary = saleboard_storage::pg_copy::BinaryRows::new(
         saleboard_storage::postgres::LEDGER_COPY_FIELDS,
-        usize::try_from(args.count).unwrap_or(0),
+        if matches!(args.format, CopyFormatArg::Binary) {
+            rows
+        } else {
+            0
+        },
     );
     let currencies = ["IDR", "IDR", "IDR", "IDR", "USD", "SGD", "MYR", "JPY"];
     for position in 1..=args.count {

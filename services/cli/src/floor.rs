@@ -36,13 +36,13 @@ pub struct TransportArgs {
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub endpoint: String,
     /// Streams (and connections) at once, one per simulated site.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub streams: u32,
     /// Transactions per batch (message).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch: u32,
     /// Batches in flight per stream (loadgen's `--depth`).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub depth: u32,
     /// Transactions to send in all.
     #[arg(long, default_value_t = 200_000)]
@@ -50,7 +50,7 @@ pub struct TransportArgs {
     /// Batches per second in all, spread evenly over the streams (0: as fast as answered). The
     /// cost per message depends on the rate: at a high one each wake-up of the server finds
     /// several messages, so compare with ingest at ingest's own rate.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
     pub rate: u64,
 }
 
