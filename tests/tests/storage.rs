@@ -1530,23 +1530,25 @@ async fn postgres_copy_in_loads_the_ledger_columns() {
         saleboard_storage::postgres::LEDGER_COPY_FIELDS,
         1,
     );
-    binary.row();
-    binary.int8(3).expect("position");
-    for text in ["a", "R3", "s"] {
-        binary.text(text).expect("field");
+    saleboard_storage::postgres::LedgerCopyRow {
+        position: 3,
+        site_id: "a",
+        transaction_id: "R3",
+        store_id: "s",
+        kind: 2,
+        currency: "IDR",
+        amount_minor: 50,
+        occurred_at_ns: 1000,
+        refund_of: "T1",
+        key_id: "key_copy",
+        received_at_ns: 2000,
+        event_id: "bench-copy",
+        brand: "brand-1",
+        category: "food",
+        origin: 1,
     }
-    binary.int2(2).expect("kind");
-    binary.text("IDR").expect("currency");
-    binary.int8(50).expect("amount");
-    binary.int8(1000).expect("occurred");
-    for text in ["T1", "key_copy"] {
-        binary.text(text).expect("field");
-    }
-    binary.int8(2000).expect("received");
-    for text in ["bench-copy", "brand-1", "food"] {
-        binary.text(text).expect("field");
-    }
-    binary.int2(1).expect("origin");
+    .write(&mut binary)
+    .expect("row");
     assert_eq!(
         pg.copy_in_ledger(&binary.finish(), CopyFormat::Binary, 3)
             .await

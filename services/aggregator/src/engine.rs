@@ -230,6 +230,23 @@ impl Engine {
         Ok(())
     }
 
+    /// Brings the breakdown figures to `applied` (every row is in the headline figures): after
+    /// the breakdown write under way (`flushing`), the ones still in `book`, with the state
+    /// row's both watermarks in one transaction.
+    async fn catch_up_breakdowns(
+        &self,
+        book: &mut TotalsBook,
+        applied: u64,
+        flushing: Option<Flush>,
+    ) -> Result<(), LeadEnd> {
+        finish(flushing).await?;
+        let changes = book.take_breakdown_changes();
+        self.store
+            .apply_totals(applied, applied, &changes, UnixNanos::now())
+            .await?;
+        Ok(())
+    }
+
     async fn lead(&self, stop: &mut watch::Receiver<bool>) -> LeadEnd {
         match self.lead_inner(stop).await {
             Ok(()) => LeadEnd::Stopped,
@@ -312,12 +329,11 @@ impl Engine {
             if *stop.borrow() {
                 // Stopped: the breakdown figures held back behind a write under way go too,
                 // so a stopped aggregator leaves them at the applied position.
-                finish(flushing.take()).await?;
                 if book.breakdowns_pending() {
-                    let changes = book.take_breakdown_changes();
-                    self.store
-                        .apply_totals(applied, applied, &changes, UnixNanos::now())
+                    self.catch_up_breakdowns(&mut book, applied, flushing.take())
                         .await?;
+                } else {
+                    finish(flushing.take()).await?;
                 }
                 return Ok(());
             }
@@ -354,10 +370,7 @@ impl Engine {
             let Some(last) = folded.last else {
                 // Caught up with every committed row: the breakdown figures catch up too.
                 if book.breakdowns_pending() {
-                    finish(flushing.take()).await?;
-                    let changes = book.take_breakdown_changes();
-                    self.store
-                        .apply_totals(applied, applied, &changes, UnixNanos::now())
+                    self.catch_up_breakdowns(&mut book, applied, flushing.take())
                         .await?;
                     breakdowns_written = Instant::now();
                     breakdown_applied = applied;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use saleboard_domain::{SiteId, UnixNanos};
 use saleboard_proto::v1::GetLeaderboardRequest;
 use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
-use saleboard_storage::postgres::{CopyFormat, PgStore};
+use saleboard_storage::postgres::{CopyFormat, LedgerCopyRow, PgStore};
 use serde_json::json;
 
 use crate::client;
@@ -93,33 +93,48 @@ pub async fn copy(args: &CopyArgs) -> anyhow::Result<()> {
             format!("category-{}", 1 + (brand - 1) % 12),
         );
         let origin: i16 = if i % 5 == 0 { 2 } else { 1 };
+        let transaction_id = format!("cp-{position}");
+        let row = LedgerCopyRow {
+            position: i64::try_from(position)?,
+            site_id: site.as_str(),
+            transaction_id: &transaction_id,
+            store_id: &store_id,
+            kind: 1,
+            currency,
+            amount_minor: i64::try_from(amount)?,
+            occurred_at_ns: now.0 - 1_000_000_000,
+            refund_of: "",
+            key_id: "key_copy",
+            received_at_ns: now.0,
+            event_id: "bench-copy",
+            brand: &brand,
+            category: &category,
+            origin,
+        };
         match args.format {
+            CopyFormatArg::Binary => row.write(&mut binary)?,
+            // The same row, in the same column order ("" quoted: empty, not NULL).
             CopyFormatArg::Csv => csv.extend_from_slice(
                 format!(
-                    "{position},{site},cp-{position},{store_id},1,{currency},{amount},{},\"\",key_copy,{},bench-copy,{brand},{category},{origin}\n",
-                    now.0 - 1_000_000_000,
-                    now.0,
+                    "{},{},{},{},{},{},{},{},\"{}\",{},{},{},{},{},{}\n",
+                    row.position,
+                    row.site_id,
+                    row.transaction_id,
+                    row.store_id,
+                    row.kind,
+                    row.currency,
+                    row.amount_minor,
+                    row.occurred_at_ns,
+                    row.refund_of,
+                    row.key_id,
+                    row.received_at_ns,
+                    row.event_id,
+                    row.brand,
+                    row.category,
+                    row.origin,
                 )
                 .as_bytes(),
             ),
-            CopyFormatArg::Binary => {
-                binary.row();
-                binary.int8(i64::try_from(position)?)?;
-                binary.text(site.as_str())?;
-                binary.text(&format!("cp-{position}"))?;
-                binary.text(&store_id)?;
-                binary.int2(1)?;
-                binary.text(currency)?;
-                binary.int8(i64::try_from(amount)?)?;
-                binary.int8(now.0 - 1_000_000_000)?;
-                binary.text("")?;
-                binary.text("key_copy")?;
-                binary.int8(now.0)?;
-                binary.text("bench-copy")?;
-                binary.text(&brand)?;
-                binary.text(&category)?;
-                binary.int2(origin)?;
-            }
         }
     }
     let (data, format) = match args.format {

@@ -443,25 +443,75 @@ const LEDGER_COPY: &str = "COPY ledger (position, site_id, transaction_id, store
 /// The columns of [`LEDGER_COPY`].
 pub const LEDGER_COPY_FIELDS: i16 = 15;
 
+/// One ledger row as [`LEDGER_COPY`] lists its columns: the one place their order is written
+/// (ingest's appends, backup restore, and `bench-copy`'s baseline all go through it).
+#[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)] // the ledger's columns, by name
+pub struct LedgerCopyRow<'a> {
+    pub position: i64,
+    pub site_id: &'a str,
+    pub transaction_id: &'a str,
+    pub store_id: &'a str,
+    pub kind: i16,
+    pub currency: &'a str,
+    pub amount_minor: i64,
+    pub occurred_at_ns: i64,
+    /// Empty for a sale.
+    pub refund_of: &'a str,
+    pub key_id: &'a str,
+    pub received_at_ns: i64,
+    pub event_id: &'a str,
+    pub brand: &'a str,
+    pub category: &'a str,
+    pub origin: i16,
+}
+
+impl LedgerCopyRow<'_> {
+    /// Adds the row to `rows` (made with [`LEDGER_COPY_FIELDS`] fields).
+    ///
+    /// # Errors
+    /// When a text field is longer than the format allows.
+    pub fn write(&self, rows: &mut BinaryRows) -> Result<()> {
+        rows.row();
+        rows.int8(self.position)?;
+        rows.text(self.site_id)?;
+        rows.text(self.transaction_id)?;
+        rows.text(self.store_id)?;
+        rows.int2(self.kind)?;
+        rows.text(self.currency)?;
+        rows.int8(self.amount_minor)?;
+        rows.int8(self.occurred_at_ns)?;
+        rows.text(self.refund_of)?;
+        rows.text(self.key_id)?;
+        rows.int8(self.received_at_ns)?;
+        rows.text(self.event_id)?;
+        rows.text(self.brand)?;
+        rows.text(self.category)?;
+        rows.int2(self.origin)
+    }
+}
+
 /// One accepted row, as [`LEDGER_COPY`] lists its columns.
 fn ledger_row(rows: &mut BinaryRows, a: &Accepted<'_>) -> Result<()> {
     let c = a.candidate;
-    rows.row();
-    rows.int8(db_position(a.position)?)?;
-    rows.text(c.site.as_str())?;
-    rows.text(c.tx.id.as_str())?;
-    rows.text(c.tx.store_id.as_str())?;
-    rows.int2(c.tx.kind().code())?;
-    rows.text(c.tx.currency.code())?;
-    rows.int8(c.tx.amount_minor)?;
-    rows.int8(c.tx.occurred_at.0)?;
-    rows.text(c.tx.refund_of().map_or("", TransactionId::as_str))?;
-    rows.text(c.key_id.as_str())?;
-    rows.int8(c.received_at.0)?;
-    rows.text(a.event_id)?;
-    rows.text(a.segments.key(Dimension::Brand))?;
-    rows.text(a.segments.key(Dimension::Category))?;
-    rows.int2(a.segments.origin.code())
+    LedgerCopyRow {
+        position: db_position(a.position)?,
+        site_id: c.site.as_str(),
+        transaction_id: c.tx.id.as_str(),
+        store_id: c.tx.store_id.as_str(),
+        kind: c.tx.kind().code(),
+        currency: c.tx.currency.code(),
+        amount_minor: c.tx.amount_minor,
+        occurred_at_ns: c.tx.occurred_at.0,
+        refund_of: c.tx.refund_of().map_or("", TransactionId::as_str),
+        key_id: c.key_id.as_str(),
+        received_at_ns: c.received_at.0,
+        event_id: a.event_id,
+        brand: a.segments.key(Dimension::Brand),
+        category: a.segments.key(Dimension::Category),
+        origin: a.segments.origin.code(),
+    }
+    .write(rows)
 }
 
 /// The changed per-currency totals of one apply, column by column (for `UNNEST`).
