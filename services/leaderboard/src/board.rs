@@ -25,13 +25,6 @@ pub const PAGE_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 const HISTORY: usize = 256;
 /// Refresh even without a signal this often (e.g. sites created through another process).
 const SAFETY_REFRESH: Duration = Duration::from_secs(5);
-/// Fewest milliseconds between two refreshes the applied feed asks for: under load the
-/// aggregator commits many small applies a second, and one refresh (a read of the changed
-/// totals and breakdown rows and of the rates, then ranking every site and breakdown key) per
-/// commit cost the leaderboard a core and the database its reads. Changes within the gap are
-/// taken by the next refresh together. (Admin changes refresh at once, in their own call.)
-pub const MIN_REFRESH_GAP: Duration = Duration::from_millis(50);
-
 /// How soon a failed refresh is tried again (a storage fault: the board catches up within this
 /// of the fault clearing).
 const RETRY_REFRESH: Duration = Duration::from_millis(250);
@@ -830,8 +823,9 @@ impl Board {
         Ok(())
     }
 
-    /// Keeps the snapshot fresh until `stop` turns true.
-    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    /// Keeps the snapshot fresh until `stop` turns true, refreshing at most once per `gap`
+    /// when the applied feed asks (see `--leaderboard-refresh-gap-ms`).
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>, gap: Duration) {
         let mut feed = match self.store.applied_feed().await {
             Ok(feed) => Some(feed),
             Err(e) => {
@@ -866,7 +860,7 @@ impl Board {
                 () = retry => true,
             };
             if let Some(last) = last_refresh {
-                let ready = last + MIN_REFRESH_GAP;
+                let ready = last + gap;
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => break,
                     () = tokio::time::sleep_until(ready) => {}

@@ -128,7 +128,7 @@ impl LeaderboardServer {
             self.board.clone(),
             draining.clone(),
         ));
-        let board_task = tokio::spawn(self.board.clone().run(draining));
+        let board_task = tokio::spawn(self.board.clone().run(draining, self.config.refresh_gap()));
         let service = LeaderboardService::new(
             self.board.clone(),
             self.store.clone(),
