@@ -10,13 +10,13 @@
 //! arithmetic (beyond about 10^19 minor units on each side) is [`Decision::OutOfRange`], never
 //! a wrong answer.
 //!
-//! Built so far: minimum support, the rules of the refunds and time family
-//! (`INTEGRITY_RULE_LATE_REFUNDS`, `INTEGRITY_RULE_REFUND_RATE`, `INTEGRITY_RULE_LATE_SALES`),
-//! `INTEGRITY_RULE_SETTLEMENT_RANK`, `INTEGRITY_RULE_HOUR_SHAPE`,
-//! `INTEGRITY_RULE_BURST`, `INTEGRITY_RULE_AMOUNT_PATTERN`, `INTEGRITY_RULE_GROWTH`,
-//! `INTEGRITY_RULE_STORE_CONCENTRATION`, and the reproducible sample of transaction ids a site is
-//! asked to justify. The fold's counters, storage, the RPCs and the
-//! other rules are not yet: nothing outside this module calls it.
+//! Here: minimum support, every rule's decision (`INTEGRITY_RULE_LATE_REFUNDS`,
+//! `INTEGRITY_RULE_REFUND_RATE`, `INTEGRITY_RULE_LATE_SALES`, `INTEGRITY_RULE_SETTLEMENT_RANK`,
+//! `INTEGRITY_RULE_HOUR_SHAPE`, `INTEGRITY_RULE_BURST`, `INTEGRITY_RULE_AMOUNT_PATTERN`,
+//! `INTEGRITY_RULE_GROWTH`, `INTEGRITY_RULE_STORE_CONCENTRATION`), the automatic hold's
+//! grounds ([`auto_hold_grounds`]) and the reproducible sample of transaction ids a site is
+//! asked to justify. The leaderboard evaluates the rules whose counters the totals hold
+//! (refund rate, settlement rank); the others wait for counters in the aggregator's fold.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -1089,6 +1089,68 @@ pub fn sample<'a>(seed: u64, ids: impl IntoIterator<Item = &'a str>, size: usize
     keyed.into_iter().take(size).map(|(_, id)| id).collect()
 }
 
+/// A family of rules. The automatic hold takes two medium flags only from different
+/// families: the same kind of evidence seen twice (a high refund rate and, say, a refund-heavy
+/// repeated amount) is one finding, not two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// When money came and went: refunds, late sales, the ranking's move in settlement.
+    RefundsAndTime,
+    /// How the sales are spread over the event: its hours, its seconds, its growth.
+    Shape,
+    /// What the sales are made of: stores and amounts.
+    Mix,
+}
+
+impl Rule {
+    /// The rule's family (see [`Family`]).
+    #[must_use]
+    pub fn family(self) -> Family {
+        match self {
+            Self::LateRefunds | Self::RefundRate | Self::LateSales | Self::SettlementRank => {
+                Family::RefundsAndTime
+            }
+            Self::HourShape | Self::Burst | Self::Growth => Family::Shape,
+            Self::StoreConcentration | Self::AmountPattern => Family::Mix,
+        }
+    }
+}
+
+/// A flag still holding, as the automatic hold weighs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldingFlag {
+    /// Its rule (and so its severity and family).
+    pub rule: Rule,
+    /// Its review state: a flag an organizer cleared (the figures are explained) never counts.
+    pub state: FlagState,
+    /// When it was raised.
+    pub raised_at: crate::UnixNanos,
+}
+
+/// The flags on which the automatic-hold policy holds a site, or `None`: one high flag, else
+/// two medium flags of different families (indices into `flags`, the first found of each).
+/// Low flags are evidence only and never count; neither does a flag an organizer reviewed as
+/// cleared, nor one raised before `released_at` (when organizers last released the site in
+/// this event: their release stands against the evidence they had, until a new flag comes).
+#[must_use]
+pub fn auto_hold_grounds(
+    flags: &[HoldingFlag],
+    released_at: Option<crate::UnixNanos>,
+) -> Option<Vec<usize>> {
+    let counted = || {
+        flags.iter().enumerate().filter(|(_, f)| {
+            f.state != FlagState::Cleared && released_at.is_none_or(|r| f.raised_at > r)
+        })
+    };
+    if let Some((i, _)) = counted().find(|(_, f)| f.rule.severity() == Severity::High) {
+        return Some(vec![i]);
+    }
+    let mut medium = counted().filter(|(_, f)| f.rule.severity() == Severity::Medium);
+    let (first, a) = medium.next()?;
+    let (second, _) = medium.find(|(_, b)| b.rule.family() != a.rule.family())?;
+    Some(vec![first, second])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1703,6 +1765,101 @@ mod tests {
             Rule::StoreConcentration.name(),
             "INTEGRITY_RULE_STORE_CONCENTRATION"
         );
+    }
+
+    fn holding(rule: Rule, state: FlagState, raised_at: i64) -> HoldingFlag {
+        HoldingFlag {
+            rule,
+            state,
+            raised_at: crate::UnixNanos(raised_at),
+        }
+    }
+
+    #[test]
+    fn one_high_flag_or_two_medium_of_different_families_hold_a_site() {
+        use FlagState::{Cleared, Confirmed, Open, UnderReview};
+        // One high flag, whatever its review state but cleared.
+        for state in [Open, UnderReview, Confirmed] {
+            let flags = [
+                holding(Rule::RefundRate, Open, 1),
+                holding(Rule::SettlementRank, state, 2),
+            ];
+            assert_eq!(auto_hold_grounds(&flags, None), Some(vec![1]));
+        }
+        assert_eq!(
+            auto_hold_grounds(&[holding(Rule::LateSales, Cleared, 1)], None),
+            None
+        );
+        // One medium flag alone, or two of one family: not enough.
+        assert_eq!(
+            auto_hold_grounds(&[holding(Rule::RefundRate, Open, 1)], None),
+            None
+        );
+        let same_family = [
+            holding(Rule::HourShape, Open, 1),
+            holding(Rule::Burst, Open, 2),
+            holding(Rule::Growth, Open, 3),
+        ];
+        assert_eq!(auto_hold_grounds(&same_family, None), None);
+        // Two medium flags of different families: both named, the first of each.
+        let mixed = [
+            holding(Rule::HourShape, Open, 1),
+            holding(Rule::Burst, Open, 2),
+            holding(Rule::StoreConcentration, UnderReview, 3),
+        ];
+        assert_eq!(auto_hold_grounds(&mixed, None), Some(vec![0, 2]));
+        // A low flag never counts, even beside a medium one of another family.
+        let low = [
+            holding(Rule::AmountPattern, Open, 1),
+            holding(Rule::RefundRate, Open, 2),
+        ];
+        assert_eq!(auto_hold_grounds(&low, None), None);
+        // A cleared medium flag does not make the pair.
+        let cleared = [
+            holding(Rule::RefundRate, Cleared, 1),
+            holding(Rule::HourShape, Open, 2),
+        ];
+        assert_eq!(auto_hold_grounds(&cleared, None), None);
+        assert_eq!(auto_hold_grounds(&[], None), None);
+    }
+
+    #[test]
+    fn a_release_stands_until_a_flag_raised_after_it() {
+        let flags = [
+            holding(Rule::SettlementRank, FlagState::Open, 10),
+            holding(Rule::RefundRate, FlagState::Open, 30),
+        ];
+        // Released at 20: the high flag of 10 was seen; the medium one of 30 alone is not enough.
+        assert_eq!(auto_hold_grounds(&flags, Some(crate::UnixNanos(20))), None);
+        // Released at 5: the high flag came after.
+        assert_eq!(
+            auto_hold_grounds(&flags, Some(crate::UnixNanos(5))),
+            Some(vec![0])
+        );
+        // Raised at the very nanosecond of the release: seen by it.
+        assert_eq!(auto_hold_grounds(&flags, Some(crate::UnixNanos(10))), None);
+        // A new medium flag of another family after the release, with the one of 30: held.
+        let more = [
+            flags[0],
+            flags[1],
+            holding(Rule::StoreConcentration, FlagState::Open, 40),
+        ];
+        assert_eq!(
+            auto_hold_grounds(&more, Some(crate::UnixNanos(20))),
+            Some(vec![1, 2])
+        );
+    }
+
+    #[test]
+    fn every_rule_has_a_family_and_every_family_a_medium_rule() {
+        for family in [Family::RefundsAndTime, Family::Shape, Family::Mix] {
+            assert!(
+                Rule::ALL
+                    .iter()
+                    .any(|r| r.family() == family && r.severity() == Severity::Medium),
+                "{family:?}"
+            );
+        }
     }
 
     proptest::proptest! {
