@@ -26,6 +26,7 @@ backend_tests!(
     a_site_refunding_far_more_than_the_nation_is_flagged_and_reviewed,
     a_site_falling_from_first_place_in_settlement_is_flagged,
     a_settling_event_is_watched_while_the_next_one_is_live,
+    the_automatic_hold_holds_on_a_high_flag_and_a_release_stands,
 );
 
 async fn push(app: &TestApp, secret: &str, txs: Vec<Transaction>) {
@@ -945,6 +946,10 @@ async fn a_site_falling_from_first_place_in_settlement_is_flagged(backend: Backe
     assert_eq!(input(flag, "condition"), "moved within the top places");
     assert_eq!(input(flag, "place_by_gross_at_end"), "1");
     assert_eq!(input(flag, "place_by_net_now"), "4");
+    // The automatic hold is off by default: the flag alone changes nothing public.
+    let public = board(&app).await;
+    assert!(public.held_sites.is_empty(), "{public:?}");
+    assert_eq!(public.entries.len(), 4);
     app.stop().await;
 }
 
@@ -1029,5 +1034,186 @@ async fn a_settling_event_is_watched_while_the_next_one_is_live(backend: Backend
     // The live event has none.
     let (current, _) = self::flags(&app).await;
     assert!(current.is_empty(), "{current:#?}");
+    app.stop().await;
+}
+
+/// The automatic hold (off by default), turned on by a named organizer: the settlement-rank
+/// flag (high) of the site that fell from first place holds it at once, as an action proposed
+/// by `policy:auto-hold` and approved for that organizer, both in the audit log; the site
+/// leaves the ranking and stays in the national figure. Two organizers release it; the same
+/// flag does not hold it again.
+async fn the_automatic_hold_holds_on_a_high_flag_and_a_release_stands(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let now = saleboard_tests::data::now_secs();
+    let ends = now + 6;
+    app.admin()
+        .await
+        .set_event(Event {
+            event_id: "flash-sale".into(),
+            display_name: "Flash sale".into(),
+            starts_at: Some(saleboard_proto::Timestamp {
+                seconds: now - 3_600,
+                nanos: 0,
+            }),
+            ends_at: Some(saleboard_proto::Timestamp {
+                seconds: ends,
+                nanos: 0,
+            }),
+            reporting_currency: "IDR".into(),
+            ..Event::default()
+        })
+        .await
+        .expect("SetEvent");
+    let ana_secret = app.create_organizer("ana").await;
+    let budi_secret = app.create_organizer("budi").await;
+    let mut ana = admin_client(app.admin_addr, Some(&ana_secret)).await;
+    let mut budi = admin_client(app.admin_addr, Some(&budi_secret)).await;
+    let policy = ana
+        .set_integrity_policy(IntegrityPolicy {
+            min_sales: Some(1),
+            min_share_decimal: Some("0".into()),
+            auto_hold: Some(true),
+            ..IntegrityPolicy::default()
+        })
+        .await
+        .expect("SetIntegrityPolicy")
+        .into_inner();
+    assert_eq!(policy.auto_hold, Some(true));
+    let mut first = String::new();
+    for (site, amount) in [("a", 100_000), ("b", 90_000), ("c", 80_000), ("d", 70_000)] {
+        let (_, secret) = app.site_with_key(site).await;
+        push(
+            &app,
+            &secret,
+            (0..10)
+                .map(|n| sale(&format!("{site}-{n}"), "IDR", amount / 10))
+                .collect(),
+        )
+        .await;
+        if site == "a" {
+            first = secret;
+        }
+    }
+    app.settle().await;
+    let wait = u64::try_from(ends - saleboard_tests::data::now_secs() + 4).unwrap_or(0);
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    // Nothing held before a flag.
+    assert!(board(&app).await.held_sites.is_empty());
+    // a refunds 90% after the end: fourth by net, the high flag, the automatic hold.
+    push(
+        &app,
+        &first,
+        (0..9)
+            .map(|n| refund(&format!("a-r{n}"), &format!("a-{n}"), "IDR", 10_000))
+            .collect(),
+    )
+    .await;
+    app.settle().await;
+    let raised = flags_when(&app, |f| {
+        f.iter()
+            .any(|f| f.rule == i32::from(IntegrityRule::SettlementRank))
+    })
+    .await;
+    let flag_id = raised
+        .iter()
+        .find(|f| f.rule == i32::from(IntegrityRule::SettlementRank))
+        .map(|f| f.flag_id.clone())
+        .expect("the flag");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let held = loop {
+        let b = board(&app).await;
+        if !b.held_sites.is_empty() {
+            break b;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never held: {b:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(held.held_sites, ["a"]);
+    assert_eq!(
+        ranks(&held),
+        ranked(&[("b", 1), ("c", 2), ("d", 3)]),
+        "the held site leaves the ranking"
+    );
+    // a's net (10,000) stays in the national figure.
+    assert_eq!(held.national_net_reporting_minor, 250_000);
+    let actions = ana
+        .list_actions(ListActionsRequest::default())
+        .await
+        .expect("ListActions")
+        .into_inner()
+        .actions;
+    assert_eq!(actions.len(), 1, "{actions:#?}");
+    let auto = &actions[0];
+    assert_eq!(state(auto), ActionState::Applied);
+    assert_eq!(auto.kind, i32::from(ActionKind::Hold));
+    assert_eq!(auto.site_id, "a");
+    assert_eq!(auto.event_id, "flash-sale");
+    assert_eq!(auto.proposed_by, "policy:auto-hold");
+    assert_eq!(auto.approved_by, "ana");
+    assert!(
+        auto.reason.contains("INTEGRITY_RULE_SETTLEMENT_RANK") && auto.reason.contains(&flag_id),
+        "{auto:?}"
+    );
+    let log = ana
+        .list_audit_log(ListAuditLogRequest {
+            limit: 1_000,
+            organizer: "policy:auto-hold".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ListAuditLog")
+        .into_inner()
+        .entries;
+    let calls: Vec<(&str, &str)> = log
+        .iter()
+        .map(|e| {
+            (
+                e.rpc.as_str(),
+                e.outcome.split(' ').next().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        calls.len(),
+        2,
+        "the proposal and the approval, and nothing else: {log:#?}"
+    );
+    for rpc in ["SetSiteHold", "ApproveAction"] {
+        assert!(calls.contains(&(rpc, "OK")), "{rpc}: {log:#?}");
+    }
+    assert!(
+        log.iter()
+            .any(|e| e.rpc == "SetSiteHold" && e.request_json.contains(&flag_id)),
+        "{log:#?}"
+    );
+
+    // Two organizers release a; the same flag does not hold it again.
+    let release = ana
+        .set_site_hold(SetSiteHoldRequest {
+            event_id: "flash-sale".into(),
+            ..hold("a", false, "the refunds are a recall, documented")
+        })
+        .await
+        .expect("SetSiteHold release")
+        .into_inner();
+    budi.approve_action(ApproveActionRequest {
+        action_id: release.action_id.clone(),
+    })
+    .await
+    .expect("ApproveAction");
+    // Three evaluations (every 2 s) after the release.
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    let after = board(&app).await;
+    assert!(after.held_sites.is_empty(), "{after:?}");
+    assert_eq!(after.entries.len(), 4);
+    let actions = ana
+        .list_actions(ListActionsRequest::default())
+        .await
+        .expect("ListActions")
+        .into_inner()
+        .actions;
+    assert_eq!(actions.len(), 2, "{actions:#?}");
     app.stop().await;
 }

@@ -8,6 +8,11 @@
 
 use std::fmt;
 
+/// Who proposes an automatic hold (the integrity policy's, issue 28). Not an organizer's name:
+/// ':' is outside their alphabet, so no organizer can be it, and the organizer who turned the
+/// policy on, who approves it, is always another.
+pub const AUTO_HOLD: &str = "policy:auto-hold";
+
 /// Longest reason or decision note, in characters.
 pub const MAX_REASON: usize = 1_000;
 

@@ -200,7 +200,7 @@ fn key_msg(k: ApiKeyRecord, secret: String) -> ApiKey {
 
 /// The outcome of a call that produced `resource`: `OK` and the resource in the proto3 JSON
 /// mapping without its secrets.
-fn ok_outcome<M: JsonMessage>(resource: &M) -> String {
+pub(crate) fn ok_outcome<M: JsonMessage>(resource: &M) -> String {
     match saleboard_proto::json::to_string_without_secrets(resource) {
         Ok(json) => format!("OK {json}"),
         Err(e) => format!("OK (the resource is not writable as JSON: {e})"),
@@ -283,7 +283,7 @@ fn rate_msgs(rates: Vec<(Currency, Rate)>) -> Vec<ExchangeRate> {
 }
 
 /// An action as the contract states it.
-fn action_msg(a: ActionRecord) -> AdminAction {
+pub(crate) fn action_msg(a: ActionRecord) -> AdminAction {
     let (approved_by, rejected_by) = match (a.state, a.decided_by) {
         (ActionState::Applied, Some(by)) => (by, String::new()),
         (ActionState::Rejected, Some(by)) => (String::new(), by),
@@ -1087,6 +1087,9 @@ impl AdminApi for AdminService {
         };
         let organizer = if req.organizer.is_empty() {
             None
+        } else if req.organizer == saleboard_domain::action::AUTO_HOLD {
+            // The automatic hold's own entries (not an organizer's name, by design).
+            Some(req.organizer.clone())
         } else {
             let name = OrganizerName::parse(&req.organizer).map_err(|e| {
                 invalid_field(

@@ -7,6 +7,12 @@
 //! that showed it. Several leaderboard processes may evaluate the same figures: the store keeps
 //! one holding flag per (event, site, rule).
 //!
+//! With the event's policy's automatic hold on, a site with grounds in its holding flags (one
+//! high, or two medium of different families: the domain's `auto_hold_grounds`) is held: an
+//! action proposed by `policy:auto-hold` and approved at once for the organizer who turned the
+//! policy on, both in the audit log, as any hold. A release by organizers stands until a flag
+//! raised after it gives new grounds.
+//!
 //! Rules evaluated so far: `INTEGRITY_RULE_REFUND_RATE` (refunded ÷ gross, from the totals)
 //! and `INTEGRITY_RULE_SETTLEMENT_RANK` (the places by gross at the end, stored at the first
 //! evaluation after it, against the places by net now). The others need counters the
@@ -15,12 +21,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use saleboard_domain::action::{AUTO_HOLD, ActionKind, ActionState};
 use saleboard_domain::integrity::{
-    Decision, Evaluation, FlagState, Policy, RULES_VERSION, Ratio, Rule, SiteCounters,
-    evaluate_rates, settlement_rank,
+    Decision, Evaluation, FlagState, HoldingFlag, Policy, RULES_VERSION, Ratio, Rule, SiteCounters,
+    auto_hold_grounds, evaluate_rates, settlement_rank,
 };
 use saleboard_domain::{SiteId, UnixNanos};
-use saleboard_storage::{FlagEvaluation, FlagRecord, StorageError, Store};
+use saleboard_storage::{
+    ActionDecision, ActionRecord, Audit, AuditCall, FlagEvaluation, FlagRecord, StorageError, Store,
+};
 use tokio::sync::watch;
 
 use crate::board::Board;
@@ -416,7 +425,185 @@ async fn evaluate_snapshot(
             undecided_sites: found.undecided,
         })
         .await?;
+    if let Some(set) = stored.as_ref().filter(|_| policy.auto_hold)
+        && auto_hold(store, event_id, set).await? > 0
+    {
+        board.invalidate();
+    }
     Ok(Some(read))
+}
+
+/// The automatic hold, with the event's policy on: holds every site of the event that is not
+/// held, has no action pending, and has grounds ([`auto_hold_grounds`]) in its holding flags.
+/// Each hold is an action proposed by [`AUTO_HOLD`] and approved at once by the organizer who
+/// last set the policy (their standing approval), both in the audit log. Returns the sites held.
+///
+/// # Errors
+/// When storage cannot be read or written. A proposal refused because another process (or an
+/// organizer) acted on the site meanwhile is not an error: the site is left as it stands.
+async fn auto_hold(
+    store: &dyn Store,
+    event_id: &str,
+    policy: &saleboard_storage::PolicyRecord,
+) -> Result<usize, StorageError> {
+    let flags = store.holding_flags(event_id).await?;
+    if flags.is_empty() {
+        return Ok(0);
+    }
+    let held = store.held_sites(event_id).await?;
+    let actions = store.list_actions(Some(event_id), None).await?;
+    let mut by_site: std::collections::BTreeMap<&SiteId, Vec<&FlagRecord>> =
+        std::collections::BTreeMap::new();
+    for flag in &flags {
+        by_site.entry(&flag.site_id).or_default().push(flag);
+    }
+    let mut holds = 0;
+    for (site, flags) in by_site {
+        let of_site = || actions.iter().filter(|a| a.site_id == *site);
+        if held.contains(site) {
+            continue;
+        }
+        if let Some(pending) = of_site().find(|a| a.state == ActionState::Pending) {
+            // An automatic hold proposed but not approved (the approval's write failed, or
+            // this process stopped between the two): approved now. An organizer's pending
+            // action is theirs to decide.
+            if pending.proposed_by == AUTO_HOLD && pending.kind == ActionKind::Hold {
+                match approve(store, &pending.action_id, policy).await {
+                    Ok(_) => holds += 1,
+                    Err(StorageError::Action(refusal)) => {
+                        tracing::info!(site = %site, event = event_id, %refusal, "automatic hold not applied: the site was acted on meanwhile");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            continue;
+        }
+        let released_at = of_site()
+            .filter(|a| a.state == ActionState::Applied && a.kind == ActionKind::Release)
+            .filter_map(|a| a.decided_at)
+            .max();
+        let weighed: Vec<HoldingFlag> = flags
+            .iter()
+            .map(|f| HoldingFlag {
+                rule: f.rule,
+                state: f.state,
+                raised_at: f.raised_at,
+            })
+            .collect();
+        let Some(grounds) = auto_hold_grounds(&weighed, released_at) else {
+            continue;
+        };
+        let grounds: Vec<&FlagRecord> = grounds.into_iter().map(|i| flags[i]).collect();
+        match hold_on(store, event_id, site, &grounds, policy).await {
+            Ok(action) => {
+                holds += 1;
+                tracing::warn!(site = %site, event = event_id, action = %action.action_id, approved_by = %policy.updated_by, "site held by the automatic-hold policy");
+            }
+            Err(StorageError::Action(refusal)) => {
+                tracing::info!(site = %site, event = event_id, %refusal, "automatic hold not applied: the site was acted on meanwhile");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(holds)
+}
+
+/// Proposes the automatic hold of `site` on `grounds`, and approves it.
+async fn hold_on(
+    store: &dyn Store,
+    event_id: &str,
+    site: &SiteId,
+    grounds: &[&FlagRecord],
+    policy: &saleboard_storage::PolicyRecord,
+) -> Result<saleboard_storage::ActionRecord, StorageError> {
+    let fault = |e: String| StorageError::Database(Box::new(std::io::Error::other(e)));
+    let named: Vec<String> = grounds
+        .iter()
+        .map(|f| {
+            format!(
+                "{} flag {} ({})",
+                f.rule.name(),
+                f.flag_id,
+                f.rule.severity().as_str()
+            )
+        })
+        .collect();
+    let flag_ids: Vec<&str> = grounds.iter().map(|f| f.flag_id.as_str()).collect();
+    let request_json = serde_json::json!({
+        "event_id": event_id,
+        "site_id": site.as_str(),
+        "held": true,
+        "flag_ids": flag_ids,
+        "policy_set_by": policy.updated_by,
+        "policy_set_at_ns": policy.updated_at.0.to_string(),
+    })
+    .to_string();
+    let now = UnixNanos::now();
+    let proposal_call = AuditCall {
+        at: now,
+        organizer: AUTO_HOLD.to_owned(),
+        rpc: "SetSiteHold".to_owned(),
+        request_json: request_json.clone(),
+    };
+    let proposal = ActionRecord {
+        action_id: saleboard_runtime::auth::new_action_id().map_err(|e| fault(e.to_string()))?,
+        kind: ActionKind::Hold,
+        state: ActionState::Pending,
+        event_id: event_id.to_owned(),
+        site_id: site.clone(),
+        reason: format!(
+            "automatic hold by the event's integrity policy: {}",
+            named.join(", ")
+        ),
+        proposed_by: AUTO_HOLD.to_owned(),
+        proposed_at: now,
+        decided_by: None,
+        decided_at: None,
+        decision_note: String::new(),
+    };
+    let proposed = store
+        .propose_action(&proposal, Audit::new(&proposal_call, &action_outcome))
+        .await?;
+    approve(store, &proposed.action_id, policy).await
+}
+
+/// The audit outcome of an action call: `OK` and the action as the contract states it.
+fn action_outcome(r: &ActionRecord) -> String {
+    crate::admin::ok_outcome(&crate::admin::action_msg(r.clone()))
+}
+
+/// Approves the automatic hold `action_id` for the organizer who last set `policy`.
+async fn approve(
+    store: &dyn Store,
+    action_id: &str,
+    policy: &saleboard_storage::PolicyRecord,
+) -> Result<ActionRecord, StorageError> {
+    let approval_call = AuditCall {
+        at: UnixNanos::now(),
+        organizer: AUTO_HOLD.to_owned(),
+        rpc: "ApproveAction".to_owned(),
+        request_json: serde_json::json!({
+            "action_id": action_id,
+            "approved_for": policy.updated_by,
+        })
+        .to_string(),
+    };
+    let note = format!(
+        "approved by the automatic-hold policy that {} turned on for this event",
+        policy.updated_by
+    );
+    store
+        .decide_action(
+            &ActionDecision {
+                action_id,
+                approve: true,
+                organizer: &policy.updated_by,
+                note: &note,
+                at: approval_call.at,
+            },
+            Audit::new(&approval_call, &action_outcome),
+        )
+        .await
 }
 
 /// Evaluates the flags of the current event and of the settling ones every
