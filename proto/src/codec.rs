@@ -219,6 +219,8 @@ no_limit!(
     ReviewIntegrityFlagRequest,
     SampleIntegrityFlagRequest,
     IntegritySample,
+    BacktestIntegrityRequest,
+    IntegrityBacktest,
 );
 
 #[cfg(test)]

@@ -8,8 +8,8 @@
 
 use futures::StreamExt as _;
 use saleboard_proto::v1::{
-    ActionKind, ActionState, AdminAction, ApproveActionRequest, Event, FlagState,
-    GetIntegrityFlagRequest, GetIntegrityPolicyRequest, GetLeaderboardRequest,
+    ActionKind, ActionState, AdminAction, ApproveActionRequest, BacktestIntegrityRequest, Event,
+    FlagState, GetIntegrityFlagRequest, GetIntegrityPolicyRequest, GetLeaderboardRequest,
     GetNationalTotalsRequest, GetSiteTotalsRequest, IntegrityFlag, IntegrityPolicy, IntegrityRule,
     Leaderboard, ListActionsRequest, ListAuditLogRequest, ListIntegrityFlagsRequest, Outcome,
     RejectActionRequest, ReviewIntegrityFlagRequest, SampleIntegrityFlagRequest,
@@ -27,6 +27,7 @@ backend_tests!(
     a_site_falling_from_first_place_in_settlement_is_flagged,
     a_settling_event_is_watched_while_the_next_one_is_live,
     the_automatic_hold_holds_on_a_high_flag_and_a_release_stands,
+    a_backtest_sums_up_each_rule_over_an_event,
 );
 
 async fn push(app: &TestApp, secret: &str, txs: Vec<Transaction>) {
@@ -1215,5 +1216,134 @@ async fn the_automatic_hold_holds_on_a_high_flag_and_a_release_stands(backend: B
         .into_inner()
         .actions;
     assert_eq!(actions.len(), 2, "{actions:#?}");
+    app.stop().await;
+}
+
+/// The backtest an organizer runs over last year's event before the day: thirteen sites that
+/// refund 3% and one that refunds 40%, a fourteenth below the minimum support. Per rule: the
+/// decided sites, the 99th percentile and the largest refund rate, how many the thresholds
+/// raise; the rules that cannot be run over the event say why. Nothing is stored or raised by
+/// it. Organizers only; an unknown event is NOT_FOUND.
+async fn a_backtest_sums_up_each_rule_over_an_event(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.set_event().await;
+    app.admin()
+        .await
+        .set_integrity_policy(IntegrityPolicy {
+            min_sales: Some(5),
+            min_share_decimal: Some("0".into()),
+            ..IntegrityPolicy::default()
+        })
+        .await
+        .expect("SetIntegrityPolicy");
+    let mut retailer = String::new();
+    for i in 0..14 {
+        let site = match i {
+            12 => "cheat".to_owned(),
+            13 => "tiny".to_owned(),
+            _ => format!("honest-{i:02}"),
+        };
+        let (_, secret) = app.site_with_key(&site).await;
+        let sales = if i == 13 { 2 } else { 10 };
+        let mut txs: Vec<Transaction> = (0..sales)
+            .map(|n| sale(&format!("{site}-s{n}"), "IDR", 10_000))
+            .collect();
+        let refunded = match i {
+            12 => 4 * 10_000,
+            13 => 10_000,
+            // 3%, 3.5%, 4% ... 8.5%: twelve rates, the largest under the threshold.
+            _ => 3_000 + 500 * i,
+        };
+        let mut left = refunded;
+        for n in 0.. {
+            if left == 0 {
+                break;
+            }
+            let amount = left.min(10_000);
+            txs.push(refund(
+                &format!("{site}-r{n}"),
+                &format!("{site}-s{n}"),
+                "IDR",
+                amount,
+            ));
+            left -= amount;
+        }
+        push(&app, &secret, txs).await;
+        retailer = secret;
+    }
+    let watermark = app.settle().await;
+    let mut admin = app.admin().await;
+    let answer = admin
+        .backtest_integrity(BacktestIntegrityRequest {
+            event_id: "harbolnas-test".into(),
+        })
+        .await
+        .expect("BacktestIntegrity")
+        .into_inner();
+    assert_eq!(answer.event_id, "harbolnas-test");
+    assert_eq!(answer.watermark, watermark);
+    assert_eq!(answer.sites, 14);
+    assert_eq!(
+        answer.undecided_sites, 1,
+        "tiny has 2 sales of the 5 needed"
+    );
+    let names: Vec<i32> = answer.rules.iter().map(|r| r.rule).collect();
+    assert_eq!(names.len(), 9, "every rule, in the contract's order");
+    assert_eq!(names[0], i32::from(IntegrityRule::LateRefunds));
+    let rate = answer
+        .rules
+        .iter()
+        .find(|r| r.rule == i32::from(IntegrityRule::RefundRate))
+        .expect("the refund rate");
+    assert!(rate.evaluated, "{rate:?}");
+    assert_eq!(rate.severity, i32::from(Severity::Medium));
+    assert_eq!(rate.statistic, "refunded / gross");
+    assert_eq!(rate.sites, 13);
+    // Of 13 values the 99th percentile is the largest (nearest rank 13): cheat's 40%.
+    assert_eq!(rate.p99_decimal, "0.4");
+    assert_eq!(rate.max_decimal, "0.4");
+    assert_eq!(rate.raised, 1, "cheat alone: {rate:?}");
+    let rank = answer
+        .rules
+        .iter()
+        .find(|r| r.rule == i32::from(IntegrityRule::SettlementRank))
+        .expect("the settlement rank");
+    assert!(!rank.evaluated);
+    assert!(
+        rank.not_evaluated_reason.contains("places at its end"),
+        "{rank:?}"
+    );
+    assert_eq!((rank.sites, rank.raised), (0, 0));
+    assert!(rank.p99_decimal.is_empty());
+    for r in &answer.rules {
+        if r.rule != i32::from(IntegrityRule::RefundRate)
+            && r.rule != i32::from(IntegrityRule::SettlementRank)
+        {
+            assert!(!r.evaluated && !r.not_evaluated_reason.is_empty(), "{r:?}");
+        }
+    }
+    // The current event by default; an unknown one is NOT_FOUND; a retailer is refused.
+    let current = admin
+        .backtest_integrity(BacktestIntegrityRequest::default())
+        .await
+        .expect("BacktestIntegrity of the current event")
+        .into_inner();
+    assert_eq!(current.event_id, "harbolnas-test");
+    let unknown = admin
+        .backtest_integrity(BacktestIntegrityRequest {
+            event_id: "harbolnas-1999".into(),
+        })
+        .await
+        .expect_err("no such event");
+    assert_eq!(unknown.code(), Code::NotFound);
+    assert!(unknown.message().contains("harbolnas-1999"), "{unknown:?}");
+    let mut site = admin_client(app.admin_addr, Some(&retailer)).await;
+    let refused = site
+        .backtest_integrity(BacktestIntegrityRequest::default())
+        .await
+        .expect_err("a retailer");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
     app.stop().await;
 }

@@ -7,10 +7,11 @@ use saleboard_proto::Timestamp;
 use saleboard_proto::json::JsonMessage;
 use saleboard_proto::v1::admin_service_client::AdminServiceClient;
 use saleboard_proto::v1::{
-    ActionKind, ActionState, AdminAction, ApproveActionRequest, AuditEntry, CreateApiKeyRequest,
-    CreateOrganizerRequest, CreateSiteRequest, Event, ExchangeRate, FlagState, GetEventRequest,
-    GetIntegrityFlagRequest, GetIntegrityPolicyRequest, IntegrityFlag, IntegrityPolicy,
-    IntegrityRule, ListActionsRequest, ListApiKeysRequest, ListAuditLogRequest, ListEventsRequest,
+    ActionKind, ActionState, AdminAction, ApproveActionRequest, AuditEntry,
+    BacktestIntegrityRequest, CreateApiKeyRequest, CreateOrganizerRequest, CreateSiteRequest,
+    Event, ExchangeRate, FlagState, GetEventRequest, GetIntegrityFlagRequest,
+    GetIntegrityPolicyRequest, IntegrityBacktest, IntegrityFlag, IntegrityPolicy, IntegrityRule,
+    ListActionsRequest, ListApiKeysRequest, ListAuditLogRequest, ListEventsRequest,
     ListExchangeRatesRequest, ListIntegrityFlagsRequest, ListOrganizersRequest, ListSitesRequest,
     Organizer, RejectActionRequest, ReviewIntegrityFlagRequest, RevokeApiKeyRequest,
     RevokeOrganizerRequest, SampleIntegrityFlagRequest, SetExchangeRatesRequest,
@@ -139,6 +140,14 @@ pub enum IntegrityCommand {
         /// What was found (required).
         #[arg(long)]
         note: String,
+    },
+    /// Run the rules over an event (last year's, say) with its thresholds: per rule the 99th
+    /// percentile and the largest value of the statistic across its sites, and how many the
+    /// thresholds raise, to set this year's thresholds from (`--output json`: the answer).
+    Backtest {
+        /// The event (default: the current one).
+        #[arg(long, default_value = "")]
+        event: String,
     },
     /// Show an event's integrity thresholds (every field; `*` marks the defaults), or change
     /// them with `--set` and `--default`.
@@ -578,6 +587,16 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
                 out
             })
         }
+        AdminCommand::Integrity(IntegrityCommand::Backtest { event }) => {
+            let answer = admin
+                .backtest_integrity(BacktestIntegrityRequest {
+                    event_id: event.clone(),
+                })
+                .await
+                .map_err(|s| client::explain(endpoint, "BacktestIntegrity", &s))?
+                .into_inner();
+            print(output, &answer, || backtest_table(&answer))
+        }
         AdminCommand::Integrity(IntegrityCommand::Review {
             flag_id,
             state,
@@ -747,6 +766,56 @@ fn policy_change(
 }
 
 /// A flag in one line: id, site, rule, severity, state, figures, since when.
+/// A backtest as a table: one rule a line.
+fn backtest_table(b: &IntegrityBacktest) -> String {
+    let mut out = format!(
+        "event {} at position {}: {} sites with sales, {} undecided\n{:<20} {:<7} {:>6} {:>7} {:>22} {:>22}  statistic\n",
+        b.event_id,
+        b.watermark,
+        b.sites,
+        b.undecided_sites,
+        "rule",
+        "sev",
+        "sites",
+        "raised",
+        "p99",
+        "max"
+    );
+    for r in &b.rules {
+        let rule = IntegrityRule::try_from(r.rule).map_or("?", |r| {
+            r.as_str_name()
+                .strip_prefix("INTEGRITY_RULE_")
+                .unwrap_or("?")
+        });
+        let severity = Severity::try_from(r.severity).map_or("?", |s| {
+            s.as_str_name().strip_prefix("SEVERITY_").unwrap_or("?")
+        });
+        if r.evaluated {
+            let dash = |v: &str| {
+                if v.is_empty() {
+                    "-".to_owned()
+                } else {
+                    v.to_owned()
+                }
+            };
+            out.push_str(&format!(
+                "{rule:<20} {severity:<7} {:>6} {:>7} {:>22} {:>22}  {}\n",
+                r.sites,
+                r.raised,
+                dash(&r.p99_decimal),
+                dash(&r.max_decimal),
+                r.statistic
+            ));
+        } else {
+            out.push_str(&format!(
+                "{rule:<20} {severity:<7} not evaluated: {}\n",
+                r.not_evaluated_reason
+            ));
+        }
+    }
+    out
+}
+
 fn flag_line(f: &IntegrityFlag) -> String {
     let rule = IntegrityRule::try_from(f.rule).map_or("?", |r| {
         r.as_str_name()

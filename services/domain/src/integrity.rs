@@ -1089,6 +1089,35 @@ pub fn sample<'a>(seed: u64, ids: impl IntoIterator<Item = &'a str>, size: usize
     keyed.into_iter().take(size).map(|(_, id)| id).collect()
 }
 
+/// The `per_cent` percentile of `values` by nearest rank (the smallest value with at least
+/// `per_cent`% of them at or below it: of 13 values, the 99th is the largest), compared
+/// exactly, and the largest; `None` for no values. How a backtest sums up a rule's statistic
+/// over last year's sites.
+///
+/// # Errors
+/// [`OutOfRange`] when two values cannot be compared exactly.
+pub fn percentile(values: &[Ratio], per_cent: u32) -> Result<Option<(Ratio, Ratio)>, OutOfRange> {
+    let mut sorted = values.to_vec();
+    let mut failed = false;
+    sorted.sort_by(|a, b| {
+        a.compare(*b).unwrap_or_else(|_| {
+            failed = true;
+            Ordering::Equal
+        })
+    });
+    if failed {
+        return Err(OutOfRange);
+    }
+    let (Some(_), Some(largest)) = (sorted.first(), sorted.last()) else {
+        return Ok(None);
+    };
+    // rank = ceil(per_cent × n / 100), at least 1.
+    let n = sorted.len();
+    let per_cent = usize::try_from(per_cent.min(100)).unwrap_or(100);
+    let rank = n.saturating_mul(per_cent).div_ceil(100).max(1);
+    Ok(Some((sorted[rank - 1], *largest)))
+}
+
 /// A family of rules. The automatic hold takes two medium flags only from different
 /// families: the same kind of evidence seen twice (a high refund rate and, say, a refund-heavy
 /// repeated amount) is one finding, not two.
@@ -1764,6 +1793,32 @@ mod tests {
         assert_eq!(
             Rule::StoreConcentration.name(),
             "INTEGRITY_RULE_STORE_CONCENTRATION"
+        );
+    }
+
+    #[test]
+    fn the_percentile_is_by_nearest_rank_and_exact() {
+        let r = |n: i128, d: i128| Ratio::new(n, d).expect("ratio");
+        assert_eq!(percentile(&[], 99), Ok(None));
+        // 13 values: the 99th percentile is the largest (rank ceil(12.87) = 13).
+        let mut thirteen: Vec<Ratio> = (0..12).map(|_| r(3, 100)).collect();
+        thirteen.push(r(2, 5));
+        assert_eq!(percentile(&thirteen, 99), Ok(Some((r(2, 5), r(2, 5)))));
+        // 200 values 1/200 .. 200/200, shuffled: the 99th is 198/200, the 50th 100/200.
+        let mut many: Vec<Ratio> = (1..=200).map(|i| r(i, 200)).collect();
+        many.reverse();
+        many.swap(3, 150);
+        assert_eq!(percentile(&many, 99), Ok(Some((r(198, 200), r(1, 1)))));
+        assert_eq!(percentile(&many, 50), Ok(Some((r(1, 2), r(1, 1)))));
+        // Equal fractions written differently compare equal; 0% is the smallest.
+        assert_eq!(
+            percentile(&[r(2, 4), r(1, 3), r(1, 2)], 0),
+            Ok(Some((r(1, 3), r(1, 2))))
+        );
+        // Too large to cross-multiply: refused, never a guess.
+        assert_eq!(
+            percentile(&[r(i128::MAX, 1), r(i128::MAX, 3)], 99),
+            Err(OutOfRange)
         );
     }
 

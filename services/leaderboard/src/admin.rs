@@ -20,16 +20,17 @@ use saleboard_proto::json::JsonMessage;
 use saleboard_proto::v1::admin_service_server::AdminService as AdminApi;
 use saleboard_proto::v1::{
     ActionKind as ActionKindMsg, ActionState as ActionStateMsg, AdminAction, ApiKey,
-    ApproveActionRequest, AuditEntry as AuditEntryMsg, CreateApiKeyRequest, CreateOrganizerRequest,
-    CreateSiteRequest, Event as EventMsg, ExchangeRate, FlagState as FlagStateMsg, GetEventRequest,
-    GetIntegrityFlagRequest, GetIntegrityPolicyRequest, IntegrityFlag, IntegrityInput,
-    IntegrityPolicy, IntegrityRule, IntegritySample, ListActionsRequest, ListActionsResponse,
-    ListApiKeysRequest, ListApiKeysResponse, ListAuditLogRequest, ListAuditLogResponse,
-    ListEventsRequest, ListEventsResponse, ListExchangeRatesRequest, ListExchangeRatesResponse,
+    ApproveActionRequest, AuditEntry as AuditEntryMsg, BacktestIntegrityRequest,
+    CreateApiKeyRequest, CreateOrganizerRequest, CreateSiteRequest, Event as EventMsg,
+    ExchangeRate, FlagState as FlagStateMsg, GetEventRequest, GetIntegrityFlagRequest,
+    GetIntegrityPolicyRequest, IntegrityBacktest, IntegrityFlag, IntegrityInput, IntegrityPolicy,
+    IntegrityRule, IntegritySample, ListActionsRequest, ListActionsResponse, ListApiKeysRequest,
+    ListApiKeysResponse, ListAuditLogRequest, ListAuditLogResponse, ListEventsRequest,
+    ListEventsResponse, ListExchangeRatesRequest, ListExchangeRatesResponse,
     ListIntegrityFlagsRequest, ListIntegrityFlagsResponse, ListOrganizersRequest,
     ListOrganizersResponse, ListSitesRequest, ListSitesResponse, Organizer as OrganizerMsg,
     RejectActionRequest, ReviewIntegrityFlagRequest, RevokeApiKeyRequest, RevokeApiKeyResponse,
-    RevokeOrganizerRequest, SampleIntegrityFlagRequest, SetExchangeRatesRequest,
+    RevokeOrganizerRequest, RuleBacktest, SampleIntegrityFlagRequest, SetExchangeRatesRequest,
     SetExchangeRatesResponse, SetSiteEnabledRequest, SetSiteHoldRequest, Severity as SeverityMsg,
     Site,
 };
@@ -331,9 +332,10 @@ fn policy_answer(record: &PolicyRecord) -> Result<IntegrityPolicy, Status> {
 }
 
 /// A flag as the contract states it.
-fn flag_msg(f: FlagRecord) -> IntegrityFlag {
-    use saleboard_domain::integrity::{Rule as R, Severity as V};
-    let rule = match f.rule {
+/// A rule as the contract names it.
+fn rule_msg(rule: saleboard_domain::integrity::Rule) -> IntegrityRule {
+    use saleboard_domain::integrity::Rule as R;
+    match rule {
         R::LateRefunds => IntegrityRule::LateRefunds,
         R::RefundRate => IntegrityRule::RefundRate,
         R::LateSales => IntegrityRule::LateSales,
@@ -343,12 +345,52 @@ fn flag_msg(f: FlagRecord) -> IntegrityFlag {
         R::Growth => IntegrityRule::Growth,
         R::StoreConcentration => IntegrityRule::StoreConcentration,
         R::AmountPattern => IntegrityRule::AmountPattern,
-    };
-    let severity = match f.severity {
+    }
+}
+
+/// A severity as the contract names it.
+fn severity_msg(severity: saleboard_domain::integrity::Severity) -> SeverityMsg {
+    use saleboard_domain::integrity::Severity as V;
+    match severity {
         V::Low => SeverityMsg::Low,
         V::Medium => SeverityMsg::Medium,
         V::High => SeverityMsg::High,
+    }
+}
+
+/// A backtest as the contract states it.
+fn backtest_msg(
+    event_id: String,
+    (watermark, sites, rules, undecided): (u64, u32, Vec<crate::integrity::RuleBacktest>, u32),
+) -> IntegrityBacktest {
+    let decimal = |r: saleboard_domain::integrity::Ratio| {
+        r.exact_decimal().unwrap_or_else(|| r.to_decimal(18))
     };
+    IntegrityBacktest {
+        event_id,
+        watermark,
+        sites,
+        undecided_sites: undecided,
+        rules: rules
+            .into_iter()
+            .map(|r| RuleBacktest {
+                rule: rule_msg(r.rule).into(),
+                severity: severity_msg(r.rule.severity()).into(),
+                evaluated: r.not_evaluated.is_none(),
+                not_evaluated_reason: r.not_evaluated.unwrap_or_default().to_owned(),
+                statistic: crate::integrity::statistic_of(r.rule).to_owned(),
+                sites: r.sites,
+                raised: r.raised,
+                p99_decimal: r.p99_max.map(|(p, _)| decimal(p)).unwrap_or_default(),
+                max_decimal: r.p99_max.map(|(_, m)| decimal(m)).unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+fn flag_msg(f: FlagRecord) -> IntegrityFlag {
+    let rule = rule_msg(f.rule);
+    let severity = severity_msg(f.severity);
     let inputs: Vec<(String, String)> = serde_json::from_str(&f.inputs_json).unwrap_or_default();
     IntegrityFlag {
         flag_id: f.flag_id,
@@ -1302,6 +1344,31 @@ impl AdminApi for AdminService {
             watermark: flag.watermark,
             transaction_ids: drawn.into_iter().map(str::to_owned).collect(),
         }))
+    }
+
+    async fn backtest_integrity(
+        &self,
+        request: Request<BacktestIntegrityRequest>,
+    ) -> Result<Response<IntegrityBacktest>, Status> {
+        attribute(&request);
+        let req = request.into_inner();
+        let events = self.store.events().await.map_err(|e| from_storage(&e))?;
+        let event = find_event(&events, &req.event_id, UnixNanos::now(), || {
+            Status::failed_precondition(
+                "no event is configured or current: name the event to backtest (event_id)",
+            )
+        })?;
+        let event_id = event.event_id.clone();
+        let found = crate::integrity::backtest_event(self.store.as_ref(), &self.board, &event_id)
+            .await
+            .map_err(|e| from_storage(&e))?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "event {:?} does not exist",
+                    saleboard_domain::ids::excerpt(&event_id)
+                ))
+            })?;
+        Ok(Response::new(backtest_msg(event_id, found)))
     }
 
     async fn review_integrity_flag(

@@ -24,7 +24,7 @@ use std::time::Duration;
 use saleboard_domain::action::{AUTO_HOLD, ActionKind, ActionState};
 use saleboard_domain::integrity::{
     Decision, Evaluation, FlagState, HoldingFlag, Policy, RULES_VERSION, Ratio, Rule, SiteCounters,
-    auto_hold_grounds, evaluate_rates, settlement_rank,
+    auto_hold_grounds, evaluate_rates, percentile, settlement_rank,
 };
 use saleboard_domain::{SiteId, UnixNanos};
 use saleboard_storage::{
@@ -56,7 +56,7 @@ pub struct Raised {
 }
 
 /// What one evaluation found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Found {
     /// Every rule that holds.
     pub raised: Vec<Raised>,
@@ -64,6 +64,9 @@ pub struct Found {
     pub not_holding: Vec<(SiteId, Rule)>,
     /// Sites below the minimum support.
     pub undecided: u32,
+    /// Every decided site's statistic per rule, raised or not (for the settlement rank: the
+    /// places moved between the end and now): what a backtest sums up.
+    pub statistics: Vec<(Rule, Ratio)>,
 }
 
 /// The inputs every rule reports: the site's and the nation's (without it) counters, and the
@@ -132,6 +135,11 @@ pub fn evaluate(
             if !EVALUATED.contains(&rule) {
                 continue;
             }
+            if let Decision::Evaluated(e) = &decision
+                && let Some(statistic) = Ratio::new(e.statistic.0, e.statistic.1)
+            {
+                found.statistics.push((rule, statistic));
+            }
             match decision {
                 Decision::Undecided => undecided = true,
                 Decision::OutOfRange => {}
@@ -162,11 +170,16 @@ pub fn evaluate(
         }
         if let (Some(end), Some(now)) = (end_ranking, &by_net) {
             let moved = settlement_rank(policy, site, end, now);
+            // A place past the ranked ones for a site no longer ranked.
+            let past = now.len() + 1;
+            let (from, to) = (moved.at_end.unwrap_or(past), moved.at_close.unwrap_or(past));
+            let whole = |n: usize| i128::try_from(n).unwrap_or(i128::MAX);
+            if (moved.at_end.is_some() || moved.at_close.is_some())
+                && let Some(places) = Ratio::new(whole(from.abs_diff(to)), 1)
+            {
+                found.statistics.push((Rule::SettlementRank, places));
+            }
             if moved.raised {
-                // A place past the ranked ones for a site no longer ranked.
-                let past = now.len() + 1;
-                let (from, to) = (moved.at_end.unwrap_or(past), moved.at_close.unwrap_or(past));
-                let whole = |n: usize| i128::try_from(n).unwrap_or(i128::MAX);
                 // The condition that held: out of the top places (the place now against the
                 // first place outside them), else the places moved within them.
                 let (condition, statistic, threshold) = if to > policy.rank_top {
@@ -215,6 +228,128 @@ fn decimal((num, den): (i128, i128)) -> String {
     Ratio::new(num, den).map_or_else(String::new, |r| {
         r.exact_decimal().unwrap_or_else(|| r.to_decimal(PLACES))
     })
+}
+
+/// One rule over a past event's sites.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleBacktest {
+    /// The rule.
+    pub rule: Rule,
+    /// Why the rule was not run over the event (`None`: it was).
+    pub not_evaluated: Option<&'static str>,
+    /// Decided sites, each with a statistic.
+    pub sites: u32,
+    /// Of them, raised by the thresholds.
+    pub raised: u32,
+    /// The 99th percentile and the largest value of the statistic (`None` without sites).
+    pub p99_max: Option<(Ratio, Ratio)>,
+}
+
+/// What a rule's statistic measures, as a backtest states it.
+#[must_use]
+pub fn statistic_of(rule: Rule) -> &'static str {
+    match rule {
+        Rule::LateRefunds => "refunds received at or after the end / gross",
+        Rule::RefundRate => "refunded / gross",
+        Rule::LateSales => "sales received over 1 h late or after the end / gross",
+        Rule::SettlementRank => {
+            "places moved between the end (by gross) and now (by net); past the last place when no longer ranked"
+        }
+        Rule::HourShape => "total variation distance of the hourly shares from the nation's",
+        Rule::Burst => "busiest second / median active second",
+        Rule::Growth => "growth on the baseline beyond the nation's",
+        Rule::StoreConcentration => "largest share of gross from one store new since the baseline",
+        Rule::AmountPattern => "round amounts against the nation (z)",
+    }
+}
+
+/// Every rule over `sites` (an event's, with its `policy` and, once it ended, its places at
+/// the end): per rule the decided sites, how many are raised, and the 99th percentile and the
+/// largest value of the statistic; and the undecided sites.
+#[must_use]
+pub fn backtest(
+    policy: &Policy,
+    sites: &[(SiteId, SiteCounters)],
+    end_ranking: Option<&[SiteId]>,
+) -> (Vec<RuleBacktest>, u32) {
+    let found = evaluate(policy, sites, end_ranking);
+    let rules = Rule::ALL
+        .into_iter()
+        .map(|rule| {
+            let not_evaluated = if EVALUATED.contains(&rule) {
+                None
+            } else if rule == Rule::SettlementRank {
+                end_ranking.is_none().then_some(
+                    "the event's places at its end were not stored (no leaderboard evaluated it after its end)",
+                )
+            } else {
+                Some("not evaluated yet: its counters are not kept by the aggregator's fold")
+            };
+            let values: Vec<Ratio> = found
+                .statistics
+                .iter()
+                .filter(|(r, _)| *r == rule)
+                .map(|(_, v)| *v)
+                .collect();
+            let p99_max = percentile(&values, 99).unwrap_or_else(|_| {
+                tracing::warn!(
+                    rule = rule.name(),
+                    "a statistic is too large to compare exactly; no percentile"
+                );
+                None
+            });
+            let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+            RuleBacktest {
+                rule,
+                not_evaluated,
+                sites: count(values.len()),
+                raised: count(
+                    found
+                        .raised
+                        .iter()
+                        .filter(|r| r.evaluation.rule == rule)
+                        .count(),
+                ),
+                p99_max,
+            }
+        })
+        .collect();
+    (rules, found.undecided)
+}
+
+/// A backtest of the event `event_id` from the figures the board holds of it, with the
+/// event's policy: (the figures' watermark, the sites with sales, the rules, the undecided
+/// sites). `None` for an unknown event.
+///
+/// # Errors
+/// When storage cannot be read.
+pub async fn backtest_event(
+    store: &dyn Store,
+    board: &Board,
+    event_id: &str,
+) -> Result<Option<(u64, u32, Vec<RuleBacktest>, u32)>, StorageError> {
+    let Some(snapshot) = board.of_event(event_id).await? else {
+        return Ok(None);
+    };
+    let f = &snapshot.figures;
+    let Some((_, reporting)) = &f.event else {
+        return Ok(None);
+    };
+    let stored = store.integrity_policy(event_id).await?;
+    let policy = policy_of(event_id, stored.as_ref());
+    let (sites, unconverted) = site_counters(f, *reporting);
+    let end = store.end_ranking(event_id).await?;
+    let (rules, undecided) = backtest(&policy, &sites, end.as_deref());
+    let with_sales = sites.iter().filter(|(_, c)| c.sales > 0).count();
+    let with_sales = u32::try_from(with_sales)
+        .unwrap_or(u32::MAX)
+        .saturating_add(unconverted);
+    Ok(Some((
+        f.watermark,
+        with_sales,
+        rules,
+        undecided.saturating_add(unconverted),
+    )))
 }
 
 /// The flag record of a raised evaluation.
@@ -266,6 +401,38 @@ fn policy_of(event_id: &str, stored: Option<&saleboard_storage::PolicyRecord>) -
         tracing::error!(event = event_id, error = %e, "the stored integrity policy does not read; evaluating with the defaults");
         Policy::default()
     })
+}
+
+/// Each enabled site's counters in the reporting currency, from the snapshot's totals and
+/// rates, and how many sites were left out for sales in a currency without a rate (neither
+/// raised nor cleared: counted as undecided).
+fn site_counters(
+    f: &crate::snapshot::Figures,
+    reporting: saleboard_domain::Currency,
+) -> (Vec<(SiteId, SiteCounters)>, u32) {
+    let mut unconverted = 0u32;
+    let sites = f
+        .sites
+        .iter()
+        .filter(|s| s.disabled_at.is_none())
+        .filter_map(|s| {
+            let totals = f.totals.get(&s.site_id)?;
+            match SiteCounters::from_totals(totals, &f.rates, reporting) {
+                Ok((counters, left_out)) if left_out.is_empty() => {
+                    Some((s.site_id.clone(), counters))
+                }
+                Ok(_) => {
+                    unconverted += 1;
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!(site = %s.site_id, "a site's figures do not fit the integrity counters; not evaluated");
+                    None
+                }
+            }
+        })
+        .collect();
+    (sites, unconverted)
 }
 
 /// What the last evaluation read: the snapshot's generation, the policy as stored, and
@@ -341,30 +508,7 @@ async fn evaluate_snapshot(
         return Ok(Some(read));
     }
     let policy = policy_of(event_id, stored.as_ref());
-    // A site with sales in a currency without a rate is not decided (its figures would be
-    // part of its sales): neither raised nor cleared, counted as undecided.
-    let mut unconverted = 0u32;
-    let sites: Vec<(SiteId, SiteCounters)> = f
-        .sites
-        .iter()
-        .filter(|s| s.disabled_at.is_none())
-        .filter_map(|s| {
-            let totals = f.totals.get(&s.site_id)?;
-            match SiteCounters::from_totals(totals, &f.rates, *reporting) {
-                Ok((counters, left_out)) if left_out.is_empty() => {
-                    Some((s.site_id.clone(), counters))
-                }
-                Ok(_) => {
-                    unconverted += 1;
-                    None
-                }
-                Err(_) => {
-                    tracing::warn!(site = %s.site_id, "a site's figures do not fit the integrity counters; not evaluated");
-                    None
-                }
-            }
-        })
-        .collect();
+    let (sites, unconverted) = site_counters(f, *reporting);
     // Once the event ended: the places by gross at the end, taken at the first evaluation
     // after it whose figures hold every row committed by then (the ledger's head read now,
     // after the end: one row, no scan). The first one stored stands, whichever process took it.
