@@ -23,6 +23,7 @@ pub mod curve;
 pub mod event;
 pub mod ids;
 pub mod integrity;
+pub mod late;
 pub mod page;
 pub mod ranking;
 pub mod rate;

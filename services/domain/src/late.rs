@@ -1,0 +1,390 @@
+//! Late figures (issue 28), for the rules `INTEGRITY_RULE_LATE_REFUNDS` and
+//! `INTEGRITY_RULE_LATE_SALES`: per (event, site, currency), the value of refunds received at
+//! or after the event's end, and of sales received more than an hour after they occurred or
+//! after the end. Kept by the aggregator's fold beside the totals, never by a scan when the
+//! flags are evaluated.
+//!
+//! Whether a row is late depends on the event's `ends_at`, which organizers may move while the
+//! event is not closed. The book remembers, per event, the end its figures were folded against
+//! and the latest receipt folded: a new end that falls after every receipt folded changes no
+//! row's lateness (the figures stand); any other change needs the event's figures counted again
+//! from the ledger ([`LateBook::needs_recount`]). No I/O here.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::totals::{TotalsKey, TotalsOverflow};
+use crate::transaction::ValidTransaction;
+use crate::{Currency, SiteId, UnixNanos};
+
+/// A sale received more than this long after it occurred is late (nanoseconds: one hour).
+pub const LATE_AFTER_NS: i64 = 3_600_000_000_000;
+
+/// One (event, site, currency)'s late figures, minor units.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LateTotals {
+    /// Refunds received at or after the event's end.
+    pub late_refunded_minor: i128,
+    /// Sales received more than an hour after `occurred_at`, or after the event's end.
+    pub late_sales_minor: i128,
+}
+
+/// What the book knows of one event: the end its figures were folded against, and the latest
+/// receipt folded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LateWindow {
+    /// The `ends_at` the figures were folded against.
+    pub ends_at: UnixNanos,
+    /// The latest `received_at` folded (`UnixNanos(i64::MIN)` before any).
+    pub latest_received: UnixNanos,
+}
+
+/// Whether a row is late, and how: `Some(true)` a late refund, `Some(false)` a late sale.
+#[must_use]
+pub fn lateness(tx: &ValidTransaction, received_at: UnixNanos, ends_at: UnixNanos) -> Option<bool> {
+    let after_end = received_at >= ends_at;
+    if tx.nature.refund_of().is_some() {
+        return after_end.then_some(true);
+    }
+    let delayed = received_at.0.saturating_sub(tx.occurred_at.0) > LATE_AFTER_NS;
+    (after_end || delayed).then_some(false)
+}
+
+/// Every (event, site, currency)'s late figures, with what changed since the last take, and
+/// each event's window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LateBook {
+    figures: HashMap<TotalsKey, (LateTotals, bool)>,
+    windows: HashMap<String, LateWindow>,
+    /// Events whose window changed since the last take (written with the figures).
+    windows_changed: Vec<String>,
+}
+
+/// The late changes to write: figures and windows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LateChanges {
+    /// Changed figures, in key order.
+    pub figures: Vec<(TotalsKey, LateTotals)>,
+    /// Changed windows, by event.
+    pub windows: Vec<(String, LateWindow)>,
+}
+
+impl LateChanges {
+    /// Whether there is nothing to write.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.figures.is_empty() && self.windows.is_empty()
+    }
+}
+
+impl LateBook {
+    /// Loads stored figures (not marked changed).
+    pub fn load(&mut self, key: TotalsKey, value: LateTotals) {
+        self.figures.insert(key, (value, false));
+    }
+
+    /// Loads an event's stored window (not marked changed).
+    pub fn load_window(&mut self, event_id: &str, window: LateWindow) {
+        self.windows.insert(event_id.to_owned(), window);
+    }
+
+    /// The window of an event, as folded so far.
+    #[must_use]
+    pub fn window(&self, event_id: &str) -> Option<LateWindow> {
+        self.windows.get(event_id).copied()
+    }
+
+    /// Whether the event's figures must be counted again from the ledger for the end
+    /// `ends_at`: they were never folded with a window (a database from before these figures,
+    /// `has_rows`: the event has ledger rows), or the end moved across a receipt already folded.
+    /// A move past every receipt folded only updates the window ([`LateBook::set_end`]).
+    #[must_use]
+    pub fn needs_recount(&self, event_id: &str, ends_at: UnixNanos, has_rows: bool) -> bool {
+        match self.windows.get(event_id) {
+            None => has_rows,
+            Some(w) => w.ends_at != ends_at && w.latest_received >= w.ends_at.min(ends_at),
+        }
+    }
+
+    /// Sets an event's end, where [`LateBook::needs_recount`] says no recount is needed.
+    pub fn set_end(&mut self, event_id: &str, ends_at: UnixNanos) {
+        let w = self
+            .windows
+            .entry(event_id.to_owned())
+            .or_insert(LateWindow {
+                ends_at,
+                latest_received: UnixNanos(i64::MIN),
+            });
+        if w.ends_at != ends_at {
+            w.ends_at = ends_at;
+            self.windows_changed.push(event_id.to_owned());
+        }
+    }
+
+    /// Replaces an event's figures with ones counted from the ledger against `window`: keys
+    /// no longer late are written as zero.
+    pub fn replace_event(
+        &mut self,
+        event_id: &str,
+        window: LateWindow,
+        counted: BTreeMap<(SiteId, Currency), LateTotals>,
+    ) {
+        for ((event, site, currency), (value, changed)) in &mut self.figures {
+            if event == event_id && !counted.contains_key(&(site.clone(), *currency)) {
+                *value = LateTotals::default();
+                *changed = true;
+            }
+        }
+        for ((site, currency), value) in counted {
+            self.figures
+                .insert((event_id.to_owned(), site, currency), (value, true));
+        }
+        self.windows.insert(event_id.to_owned(), window);
+        self.windows_changed.push(event_id.to_owned());
+    }
+
+    /// Folds one ledger row received at `received_at` (its event's window must be set: a row
+    /// of an event without one counts as late only by its delay).
+    ///
+    /// # Errors
+    /// When a figure would overflow. The book is then partly updated and must be discarded.
+    pub fn apply(
+        &mut self,
+        event_id: &str,
+        site: &SiteId,
+        tx: &ValidTransaction,
+        received_at: UnixNanos,
+    ) -> Result<(), TotalsOverflow> {
+        let ends_at = match self.windows.get_mut(event_id) {
+            Some(w) => {
+                if received_at > w.latest_received {
+                    w.latest_received = received_at;
+                }
+                w.ends_at
+            }
+            None => UnixNanos(i64::MAX),
+        };
+        let Some(refund) = lateness(tx, received_at, ends_at) else {
+            return Ok(());
+        };
+        let key = (event_id.to_owned(), site.clone(), tx.currency);
+        let (value, changed) = self.figures.entry(key).or_default();
+        let (figure, what) = if refund {
+            (&mut value.late_refunded_minor, "late refunded")
+        } else {
+            (&mut value.late_sales_minor, "late sales")
+        };
+        *figure = figure
+            .checked_add(i128::from(tx.amount_minor))
+            .ok_or_else(|| TotalsOverflow {
+                site: site.clone(),
+                currency: tx.currency,
+                what,
+            })?;
+        *changed = true;
+        Ok(())
+    }
+
+    /// The changes since the last take (figures and windows; every window whose latest
+    /// receipt moved is written with them), and forgets that they changed.
+    pub fn take_changes(&mut self) -> LateChanges {
+        let mut figures: Vec<(TotalsKey, LateTotals)> = self
+            .figures
+            .iter_mut()
+            .filter(|(_, (_, changed))| *changed)
+            .map(|(k, (v, changed))| {
+                *changed = false;
+                (k.clone(), *v)
+            })
+            .collect();
+        figures.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut events: Vec<String> = std::mem::take(&mut self.windows_changed);
+        events.extend(figures.iter().map(|((e, _, _), _)| e.clone()));
+        events.sort();
+        events.dedup();
+        let windows = events
+            .into_iter()
+            .filter_map(|e| self.windows.get(&e).map(|w| (e.clone(), *w)))
+            .collect();
+        LateChanges { figures, windows }
+    }
+
+    /// Every figure, in key order (for `verify` and tests).
+    #[must_use]
+    pub fn figures(&self) -> BTreeMap<TotalsKey, LateTotals> {
+        self.figures
+            .iter()
+            .filter(|(_, (v, _))| *v != LateTotals::default())
+            .map(|(k, (v, _))| (k.clone(), *v))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Nature, StoreId, TransactionId};
+
+    const HOUR: i64 = LATE_AFTER_NS;
+
+    fn tx(id: &str, refund_of: Option<&str>, amount: i64, occurred: i64) -> ValidTransaction {
+        ValidTransaction {
+            id: TransactionId::parse(id).expect("id"),
+            store_id: StoreId::parse("s").expect("store"),
+            nature: match refund_of {
+                None => Nature::Sale,
+                Some(of) => Nature::Refund {
+                    of: TransactionId::parse(of).expect("id"),
+                },
+            },
+            currency: Currency::parse("IDR").expect("IDR"),
+            amount_minor: amount,
+            occurred_at: UnixNanos(occurred),
+            segments: crate::Segments::default(),
+        }
+    }
+
+    fn site(s: &str) -> SiteId {
+        SiteId::parse(s).expect("site")
+    }
+
+    #[test]
+    fn a_row_is_late_by_its_receipt_against_the_end_or_its_delay() {
+        let end = UnixNanos(10 * HOUR);
+        let sale = tx("a", None, 100, 5 * HOUR);
+        // On time, an hour late to the nanosecond (not late), a nanosecond more (late).
+        assert_eq!(lateness(&sale, UnixNanos(5 * HOUR + 1), end), None);
+        assert_eq!(lateness(&sale, UnixNanos(6 * HOUR), end), None);
+        assert_eq!(lateness(&sale, UnixNanos(6 * HOUR + 1), end), Some(false));
+        // Received at the end: late, however recent its occurrence (backdated into the window).
+        let recent = tx("b", None, 100, 10 * HOUR - 1);
+        assert_eq!(lateness(&recent, end, end), Some(false));
+        assert_eq!(lateness(&recent, UnixNanos(10 * HOUR - 1), end), None);
+        // A refund: late at or after the end only, never by its delay.
+        let refund = tx("r", Some("a"), 50, HOUR);
+        assert_eq!(lateness(&refund, UnixNanos(9 * HOUR), end), None);
+        assert_eq!(lateness(&refund, end, end), Some(true));
+    }
+
+    #[test]
+    fn the_fold_counts_late_rows_per_site_and_currency_and_takes_changes_once() {
+        let mut book = LateBook::default();
+        book.set_end("e", UnixNanos(10 * HOUR));
+        let (a, b) = (site("a"), site("b"));
+        book.apply("e", &a, &tx("s1", None, 100, HOUR), UnixNanos(HOUR + 5))
+            .expect("fold");
+        book.apply("e", &a, &tx("s2", None, 70, HOUR), UnixNanos(3 * HOUR))
+            .expect("fold");
+        book.apply(
+            "e",
+            &a,
+            &tx("r1", Some("s1"), 40, 11 * HOUR),
+            UnixNanos(11 * HOUR),
+        )
+        .expect("fold");
+        book.apply("e", &b, &tx("r2", Some("x"), 9, HOUR), UnixNanos(2 * HOUR))
+            .expect("fold");
+        let changes = book.take_changes();
+        let idr = Currency::parse("IDR").expect("IDR");
+        assert_eq!(
+            changes.figures,
+            vec![(
+                ("e".to_owned(), a.clone(), idr),
+                LateTotals {
+                    late_refunded_minor: 40,
+                    late_sales_minor: 70
+                }
+            )]
+        );
+        assert_eq!(
+            changes.windows,
+            vec![(
+                "e".to_owned(),
+                LateWindow {
+                    ends_at: UnixNanos(10 * HOUR),
+                    latest_received: UnixNanos(11 * HOUR)
+                }
+            )]
+        );
+        assert!(book.take_changes().is_empty());
+        assert_eq!(book.figures().len(), 1);
+    }
+
+    #[test]
+    fn an_end_moved_across_a_folded_receipt_needs_a_recount() {
+        let mut book = LateBook::default();
+        // A database from before these figures: a recount when the event has rows.
+        assert!(book.needs_recount("e", UnixNanos(10 * HOUR), true));
+        assert!(!book.needs_recount("e", UnixNanos(10 * HOUR), false));
+        book.set_end("e", UnixNanos(10 * HOUR));
+        book.apply(
+            "e",
+            &site("a"),
+            &tx("s", None, 1, 8 * HOUR),
+            UnixNanos(8 * HOUR),
+        )
+        .expect("fold");
+        // Extended (or narrowed) past every receipt folded: the figures stand.
+        assert!(!book.needs_recount("e", UnixNanos(12 * HOUR), true));
+        assert!(!book.needs_recount("e", UnixNanos(9 * HOUR), true));
+        // Narrowed to before a receipt folded: counted again.
+        assert!(book.needs_recount("e", UnixNanos(7 * HOUR), true));
+        assert!(book.needs_recount("e", UnixNanos(8 * HOUR), true));
+        // Once a receipt after the end is folded, any move of the end needs a recount.
+        book.apply(
+            "e",
+            &site("a"),
+            &tx("r", Some("s"), 1, 11 * HOUR),
+            UnixNanos(11 * HOUR),
+        )
+        .expect("fold");
+        assert!(book.needs_recount("e", UnixNanos(12 * HOUR), true));
+        assert!(!book.needs_recount("e", UnixNanos(10 * HOUR), true));
+    }
+
+    #[test]
+    fn a_recount_replaces_the_event_and_zeroes_keys_no_longer_late() {
+        let mut book = LateBook::default();
+        book.set_end("e", UnixNanos(10 * HOUR));
+        book.set_end("f", UnixNanos(10 * HOUR));
+        book.apply(
+            "e",
+            &site("a"),
+            &tx("r", Some("s"), 5, HOUR),
+            UnixNanos(11 * HOUR),
+        )
+        .expect("fold");
+        book.apply(
+            "f",
+            &site("a"),
+            &tx("r", Some("s"), 7, HOUR),
+            UnixNanos(11 * HOUR),
+        )
+        .expect("fold");
+        drop(book.take_changes());
+        let idr = Currency::parse("IDR").expect("IDR");
+        let window = LateWindow {
+            ends_at: UnixNanos(12 * HOUR),
+            latest_received: UnixNanos(11 * HOUR),
+        };
+        let mut counted = BTreeMap::new();
+        counted.insert(
+            (site("b"), idr),
+            LateTotals {
+                late_refunded_minor: 0,
+                late_sales_minor: 3,
+            },
+        );
+        book.replace_event("e", window, counted);
+        let changes = book.take_changes();
+        assert_eq!(changes.figures.len(), 2, "{changes:?}");
+        assert_eq!(
+            changes.figures[0].1,
+            LateTotals::default(),
+            "a: no longer late"
+        );
+        assert_eq!(changes.figures[1].0.1, site("b"));
+        assert_eq!(changes.windows, vec![("e".to_owned(), window)]);
+        // The other event is untouched.
+        assert!(book.figures().keys().any(|(e, _, _)| e == "f"));
+    }
+}
