@@ -28,6 +28,7 @@ backend_tests!(
     a_settling_event_is_watched_while_the_next_one_is_live,
     the_automatic_hold_holds_on_a_high_flag_and_a_release_stands,
     a_backtest_sums_up_each_rule_over_an_event,
+    sales_received_over_an_hour_late_are_flagged,
 );
 
 async fn push(app: &TestApp, secret: &str, txs: Vec<Transaction>) {
@@ -947,6 +948,25 @@ async fn a_site_falling_from_first_place_in_settlement_is_flagged(backend: Backe
     assert_eq!(input(flag, "condition"), "moved within the top places");
     assert_eq!(input(flag, "place_by_gross_at_end"), "1");
     assert_eq!(input(flag, "place_by_net_now"), "4");
+    // The refunds came after the end: INTEGRITY_RULE_LATE_REFUNDS (high) for a alone, 90%
+    // against max(3 × 0, 0 + 5 points), from the fold's late figures.
+    let late = flags_when(&app, |f| {
+        f.iter()
+            .any(|f| f.rule == i32::from(IntegrityRule::LateRefunds))
+    })
+    .await;
+    let late: Vec<&IntegrityFlag> = late
+        .iter()
+        .filter(|f| f.rule == i32::from(IntegrityRule::LateRefunds))
+        .collect();
+    assert_eq!(late.len(), 1, "{late:#?}");
+    assert_eq!(late[0].site_id, "a");
+    assert_eq!(late[0].severity, i32::from(Severity::High));
+    assert_eq!(late[0].statistic_decimal, "0.9");
+    assert_eq!(late[0].threshold_decimal, "0.05");
+    assert_eq!(input(late[0], "site_late_refunded_minor"), "90000");
+    assert_eq!(input(late[0], "national_late_refunded_minor"), "0");
+    assert!(!input(late[0], "late_figures_watermark").is_empty());
     // The automatic hold is off by default: the flag alone changes nothing public.
     let public = board(&app).await;
     assert!(public.held_sites.is_empty(), "{public:?}");
@@ -1019,19 +1039,31 @@ async fn a_settling_event_is_watched_while_the_next_one_is_live(backend: Backend
             .expect("ListIntegrityFlags")
             .into_inner()
             .flags;
-        if !listed.is_empty() {
+        if listed.len() >= 2 {
             break listed;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the settling event was never evaluated"
+            "the settling event was never evaluated: {listed:#?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
-    assert_eq!(flags.len(), 1, "{flags:#?}");
-    assert_eq!(flags[0].site_id, "x");
-    assert_eq!(flags[0].event_id, "last-week");
-    assert_eq!(flags[0].rule, i32::from(IntegrityRule::RefundRate));
+    // x refunded 40% (y none), all of it after the end: the refund rate and the late refunds.
+    // (Both sites' sales were received over an hour after they occurred, so neither's late
+    // sales stand out against the other's.)
+    let mut raised: Vec<(&str, &str, i32)> = flags
+        .iter()
+        .map(|f| (f.site_id.as_str(), f.event_id.as_str(), f.rule))
+        .collect();
+    raised.sort_unstable();
+    assert_eq!(
+        raised,
+        [
+            ("x", "last-week", i32::from(IntegrityRule::LateRefunds)),
+            ("x", "last-week", i32::from(IntegrityRule::RefundRate)),
+        ],
+        "{flags:#?}"
+    );
     // The live event has none.
     let (current, _) = self::flags(&app).await;
     assert!(current.is_empty(), "{current:#?}");
@@ -1112,16 +1144,20 @@ async fn the_automatic_hold_holds_on_a_high_flag_and_a_release_stands(backend: B
     )
     .await;
     app.settle().await;
+    // Both high flags of a (waited for, so none is raised after the release below).
     let raised = flags_when(&app, |f| {
-        f.iter()
-            .any(|f| f.rule == i32::from(IntegrityRule::SettlementRank))
+        [IntegrityRule::SettlementRank, IntegrityRule::LateRefunds]
+            .iter()
+            .all(|rule| f.iter().any(|f| f.rule == i32::from(*rule)))
     })
     .await;
-    let flag_id = raised
+    // Its refunds came after the end: late refunds (high) as well; either high flag holds it.
+    let high: Vec<String> = raised
         .iter()
-        .find(|f| f.rule == i32::from(IntegrityRule::SettlementRank))
+        .filter(|f| f.site_id == "a" && f.severity == i32::from(Severity::High))
         .map(|f| f.flag_id.clone())
-        .expect("the flag");
+        .collect();
+    assert!(!high.is_empty(), "{raised:#?}");
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     let held = loop {
         let b = board(&app).await;
@@ -1153,10 +1189,17 @@ async fn the_automatic_hold_holds_on_a_high_flag_and_a_release_stands(backend: B
     assert_eq!(auto.event_id, "flash-sale");
     assert_eq!(auto.proposed_by, "policy:auto-hold");
     assert_eq!(auto.approved_by, "ana");
-    assert!(
-        auto.reason.contains("INTEGRITY_RULE_SETTLEMENT_RANK") && auto.reason.contains(&flag_id),
-        "{auto:?}"
-    );
+    let (flags_now, _) = flags(&app).await;
+    let grounds: Vec<&IntegrityFlag> = flags_now
+        .iter()
+        .filter(|f| auto.reason.contains(&f.flag_id))
+        .collect();
+    assert_eq!(grounds.len(), 1, "one high flag: {auto:?}");
+    assert_eq!(grounds[0].site_id, "a");
+    assert_eq!(grounds[0].severity, i32::from(Severity::High));
+    let rule = IntegrityRule::try_from(grounds[0].rule).expect("a rule");
+    assert!(auto.reason.contains(rule.as_str_name()), "{auto:?}");
+    let flag_id = grounds[0].flag_id.clone();
     let log = ana
         .list_audit_log(ListAuditLogRequest {
             limit: 1_000,
@@ -1317,10 +1360,30 @@ async fn a_backtest_sums_up_each_rule_over_an_event(backend: Backend) {
     );
     assert_eq!((rank.sites, rank.raised), (0, 0));
     assert!(rank.p99_decimal.is_empty());
+    // Nothing came late: the late rules decide every site at 0.
+    for rule in [IntegrityRule::LateRefunds, IntegrityRule::LateSales] {
+        let late = answer
+            .rules
+            .iter()
+            .find(|r| r.rule == i32::from(rule))
+            .expect("a late rule");
+        assert!(late.evaluated, "{late:?}");
+        assert_eq!(late.severity, i32::from(Severity::High));
+        assert_eq!((late.sites, late.raised), (13, 0), "{late:?}");
+        assert_eq!(
+            (late.p99_decimal.as_str(), late.max_decimal.as_str()),
+            ("0", "0")
+        );
+    }
+    let evaluated = [
+        IntegrityRule::LateRefunds,
+        IntegrityRule::RefundRate,
+        IntegrityRule::LateSales,
+        IntegrityRule::SettlementRank,
+    ]
+    .map(i32::from);
     for r in &answer.rules {
-        if r.rule != i32::from(IntegrityRule::RefundRate)
-            && r.rule != i32::from(IntegrityRule::SettlementRank)
-        {
+        if !evaluated.contains(&r.rule) {
             assert!(!r.evaluated && !r.not_evaluated_reason.is_empty(), "{r:?}");
         }
     }
@@ -1345,5 +1408,96 @@ async fn a_backtest_sums_up_each_rule_over_an_event(backend: Backend) {
         .await
         .expect_err("a retailer");
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    app.stop().await;
+}
+
+/// `INTEGRITY_RULE_LATE_SALES`: thirteen sites sell now; one pushes a fifth of its sales with
+/// an `occurred_at` two hours back (received now: over an hour late). That site alone is raised,
+/// from the fold's late figures, and `verify` agrees with them.
+async fn sales_received_over_an_hour_late_are_flagged(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let now = saleboard_tests::data::now_secs();
+    app.admin()
+        .await
+        .set_event(Event {
+            event_id: "flash-sale".into(),
+            display_name: "Flash sale".into(),
+            starts_at: Some(saleboard_proto::Timestamp {
+                seconds: now - 4 * 3_600,
+                nanos: 0,
+            }),
+            ends_at: Some(saleboard_proto::Timestamp {
+                seconds: now + 3_600,
+                nanos: 0,
+            }),
+            reporting_currency: "IDR".into(),
+            ..Event::default()
+        })
+        .await
+        .expect("SetEvent");
+    app.admin()
+        .await
+        .set_integrity_policy(IntegrityPolicy {
+            min_sales: Some(1),
+            min_share_decimal: Some("0".into()),
+            ..IntegrityPolicy::default()
+        })
+        .await
+        .expect("SetIntegrityPolicy");
+    for i in 0..13 {
+        let site = if i == 12 {
+            "backdater".to_owned()
+        } else {
+            format!("honest-{i:02}")
+        };
+        let (_, secret) = app.site_with_key(&site).await;
+        let txs: Vec<Transaction> = (0..10)
+            .map(|n| {
+                let mut t = sale(&format!("{site}-s{n}"), "IDR", 10_000);
+                if i == 12 && n < 2 {
+                    t.occurred_at = Some(saleboard_proto::Timestamp {
+                        seconds: now - 2 * 3_600,
+                        nanos: 0,
+                    });
+                }
+                t
+            })
+            .collect();
+        push(&app, &secret, txs).await;
+    }
+    app.settle().await;
+    let raised = flags_when(&app, |f| {
+        f.iter()
+            .any(|f| f.rule == i32::from(IntegrityRule::LateSales))
+    })
+    .await;
+    let late: Vec<&IntegrityFlag> = raised
+        .iter()
+        .filter(|f| f.rule == i32::from(IntegrityRule::LateSales))
+        .collect();
+    assert_eq!(late.len(), 1, "{raised:#?}");
+    let flag = late[0];
+    assert_eq!(flag.site_id, "backdater");
+    assert_eq!(flag.severity, i32::from(Severity::High));
+    // 20% against max(3 × 0, 5%).
+    assert_eq!(flag.statistic_decimal, "0.2");
+    assert_eq!(flag.threshold_decimal, "0.05");
+    assert_eq!(input(flag, "site_late_sales_minor"), "20000");
+    assert_eq!(input(flag, "national_late_sales_minor"), "0");
+    assert!(
+        raised.iter().all(|f| f.site_id == "backdater"),
+        "no honest site is raised: {raised:#?}"
+    );
+    // verify recomputes the late figures from the ledger and agrees.
+    let out = std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
+        .arg("verify")
+        .env("SALEBOARD_DATABASE_URL", &app.db.url)
+        .output()
+        .expect("verify runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("late figures"), "{stdout}");
     app.stop().await;
 }

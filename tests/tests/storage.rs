@@ -554,6 +554,85 @@ async fn stored_ids_are_never_taken_for_new(backend: Backend) {
 /// stored ones rewritten. Where the book says new of a stored row, PostgreSQL (which inserts
 /// new rows plainly) fails the whole apply and writes nothing; SQLite upserts. A row said
 /// stored is upserted by both. Never a figure added twice or a row lost.
+/// The late figures (issue 28) and each event's window are written with the breakdowns (by a
+/// headline apply carrying them or a breakdown write), replaced in place, read back exactly
+/// (beyond `i64`), and per event with the breakdown watermark.
+async fn late_figures_follow_the_book(backend: Backend) {
+    use saleboard_domain::late::{LateChanges, LateTotals, LateWindow};
+    use saleboard_domain::totals::Changes;
+    let Some((_db, store)) = open(backend).await else {
+        return;
+    };
+    let idr = Currency::parse("IDR").expect("IDR");
+    let usd = Currency::parse("USD").expect("USD");
+    let figures = |refunded: i128, sales: i128| LateTotals {
+        late_refunded_minor: refunded,
+        late_sales_minor: sales,
+    };
+    let window = |ends: i64, latest: i64| LateWindow {
+        ends_at: UnixNanos(ends),
+        latest_received: UnixNanos(latest),
+    };
+    let huge = i128::from(i64::MAX) * 1_000;
+    let first = Changes {
+        late: LateChanges {
+            figures: vec![
+                (("test".to_owned(), site("a"), idr), figures(40, 0)),
+                (("test".to_owned(), site("b"), usd), figures(0, huge)),
+                (("other".to_owned(), site("a"), idr), figures(7, 8)),
+            ],
+            windows: vec![
+                ("other".to_owned(), window(5, 9)),
+                ("test".to_owned(), window(100, 200)),
+            ],
+        },
+        breakdowns: true,
+        ..Changes::default()
+    };
+    store
+        .apply_totals(0, 0, &first, UnixNanos::now())
+        .await
+        .expect("a headline apply carrying them");
+    let loaded = store.load_totals().await.expect("load").late;
+    assert_eq!(loaded.figures().len(), 3);
+    assert_eq!(
+        loaded.figures()[&("test".to_owned(), site("b"), usd)],
+        figures(0, huge)
+    );
+    assert_eq!(loaded.window("test"), Some(window(100, 200)));
+    assert_eq!(loaded.window("other"), Some(window(5, 9)));
+    assert!(!loaded.pending(), "loaded figures are not changes");
+    // Replaced in place by a breakdown write: one key, one window.
+    let second = Changes {
+        late: LateChanges {
+            figures: vec![(("test".to_owned(), site("a"), idr), figures(55, 3))],
+            windows: vec![("test".to_owned(), window(150, 300))],
+        },
+        breakdowns: true,
+        ..Changes::default()
+    };
+    store
+        .apply_breakdowns(0, 0, &second)
+        .await
+        .expect("a breakdown write");
+    let (watermark, event) = store.event_late("test").await.expect("event_late");
+    assert_eq!(watermark, 0);
+    assert_eq!(
+        event,
+        vec![
+            (("test".to_owned(), site("a"), idr), figures(55, 3)),
+            (("test".to_owned(), site("b"), usd), figures(0, huge)),
+        ]
+    );
+    let loaded = store.load_totals().await.expect("load").late;
+    assert_eq!(loaded.window("test"), Some(window(150, 300)));
+    assert_eq!(
+        loaded.figures()[&("other".to_owned(), site("a"), idr)],
+        figures(7, 8)
+    );
+    assert!(store.event_late("none").await.expect("empty").1.is_empty());
+}
+
 async fn breakdown_rows_follow_the_book(backend: Backend) {
     use saleboard_domain::Dimension;
     use saleboard_domain::totals::{Changes, CurrencyTotals};
@@ -1498,6 +1577,7 @@ backend_tests!(
     stored_ids_are_never_taken_for_new,
     migrate_is_idempotent,
     breakdown_rows_follow_the_book,
+    late_figures_follow_the_book,
     board_reads_only_what_changed,
     a_database_from_before_the_incremental_board_migrates,
 );

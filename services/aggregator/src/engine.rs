@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use saleboard_domain::UnixNanos;
-use saleboard_domain::totals::{TotalsBook, TotalsOverflow};
+use saleboard_domain::late::{LateBook, LateWindow};
+use saleboard_domain::totals::{Changes, TotalsBook, TotalsOverflow};
 use saleboard_storage::{StorageError, Store};
 use tokio::sync::watch;
 
@@ -71,6 +72,10 @@ enum LeadEnd {
 /// A batch of at least this many rows means a busy ledger: the breakdown figures may wait
 /// (see `--aggregator-breakdown-ms`).
 const BUSY_ROWS: usize = 1_000;
+
+/// How often the events' ends are read again for the late figures (an organizer may move an
+/// end; see `saleboard_domain::late`).
+const WINDOWS_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a lead must hold before its next loss is logged again as a new episode.
 const EPISODE_GAP: std::time::Duration = std::time::Duration::from_secs(30);
@@ -236,14 +241,109 @@ impl Engine {
     async fn catch_up_breakdowns(
         &self,
         book: &mut TotalsBook,
+        late: &mut LateBook,
         applied: u64,
         flushing: Option<Flush>,
     ) -> Result<(), LeadEnd> {
         finish(flushing).await?;
-        let changes = book.take_breakdown_changes();
+        let mut changes = book.take_breakdown_changes();
+        changes.late = late.take_changes();
         self.store
             .apply_totals(applied, applied, &changes, UnixNanos::now())
             .await?;
+        Ok(())
+    }
+
+    /// Gives `late` every event's end as stored now, and returns the events whose late figures
+    /// must be counted again from the ledger for it (see [`LateBook::needs_recount`]);
+    /// `has_rows`: whether the ledger may hold rows of an event the book has no window for.
+    async fn sync_windows(
+        &self,
+        late: &mut LateBook,
+        has_rows: bool,
+    ) -> Result<Vec<(String, UnixNanos)>, LeadEnd> {
+        let events = self.store.events().await?;
+        let mut recount = Vec::new();
+        for event in events.iter() {
+            if late.needs_recount(&event.event_id, event.ends_at, has_rows) {
+                recount.push((event.event_id.clone(), event.ends_at));
+            } else {
+                late.set_end(&event.event_id, event.ends_at);
+            }
+        }
+        Ok(recount)
+    }
+
+    /// Makes sure `late` knows the end of every event of `rows` before they are folded: an
+    /// event created since the ends were read is read now (its rows were committed after it).
+    async fn know_ends(
+        &self,
+        late: &mut LateBook,
+        rows: &[saleboard_storage::LedgerRow],
+    ) -> Result<(), LeadEnd> {
+        if rows.iter().all(|r| late.knows_end(&r.event_id)) {
+            return Ok(());
+        }
+        for event in self.store.events().await?.iter() {
+            if late.window(&event.event_id).is_none() {
+                late.set_end(&event.event_id, event.ends_at);
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts the late figures of `events` (id, end) again from every ledger row up to
+    /// `applied` (a scan of the ledger: only when an end moved across rows already folded, or
+    /// once for a database from before the late figures), and puts them in `late`.
+    async fn recount_late(
+        &self,
+        late: &mut LateBook,
+        events: &[(String, UnixNanos)],
+        applied: u64,
+    ) -> Result<(), LeadEnd> {
+        let started = Instant::now();
+        let mut fresh = LateBook::default();
+        for (event, ends_at) in events {
+            fresh.set_end(event, *ends_at);
+        }
+        let mut after = 0;
+        while after < applied {
+            let rows = self
+                .store
+                .read_ledger(after, self.config.batch_rows)
+                .await?;
+            let upto = rows.partition_point(|r| r.position <= applied);
+            for row in &rows[..upto] {
+                if events.iter().any(|(e, _)| *e == row.event_id) {
+                    fresh
+                        .apply(&row.event_id, &row.site, &row.tx, row.received_at)
+                        .map_err(|e| LeadEnd::Fatal(e.into()))?;
+                }
+            }
+            let Some(last) = rows[..upto].last().map(|r| r.position) else {
+                break;
+            };
+            after = last;
+        }
+        let counted = fresh.figures();
+        for (event, ends_at) in events {
+            let figures = counted
+                .iter()
+                .filter(|((e, _, _), _)| e == event)
+                .map(|((_, site, currency), v)| ((site.clone(), *currency), *v))
+                .collect();
+            let window = fresh.window(event).unwrap_or(LateWindow {
+                ends_at: *ends_at,
+                latest_received: UnixNanos(i64::MIN),
+            });
+            late.replace_event(event, window, figures);
+        }
+        tracing::info!(
+            events = events.len(),
+            upto = applied,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "late figures counted again from the ledger (an event's end moved across rows already folded, or a database from before them)"
+        );
         Ok(())
     }
 
@@ -257,6 +357,7 @@ impl Engine {
     async fn lead_inner(&self, stop: &mut watch::Receiver<bool>) -> Result<(), LeadEnd> {
         let loaded = self.store.load_totals().await?;
         let (mut applied, mut book) = (loaded.applied, loaded.book);
+        let mut late = loaded.late;
         let breakdown_applied = loaded.breakdown_applied;
         // The national breakdown rows are derived from the per-site ones: rewrite any that
         // differ (a database migrated from before breakdowns starts with none), without moving.
@@ -276,6 +377,8 @@ impl Engine {
                 "national hourly rows without per-site figures behind them; saleboard verify names them"
             );
         }
+        // Every event's end, before any row is folded (see the recount below).
+        let recount = self.sync_windows(&mut late, applied > 0).await?;
         // The breakdown figures were stored up to their own watermark: fold the rows after it
         // into them (the headline figures hold those already).
         let mut behind = breakdown_applied;
@@ -285,8 +388,10 @@ impl Engine {
                 .read_ledger(behind, self.config.batch_rows)
                 .await?;
             let upto = rows.partition_point(|r| r.position <= applied);
+            self.know_ends(&mut late, &rows[..upto]).await?;
             let folded = fold_with(
                 &mut book,
+                &mut late,
                 behind,
                 &rows[..upto],
                 TotalsBook::apply_breakdowns,
@@ -299,8 +404,15 @@ impl Engine {
             };
             behind = last;
         }
-        if marked > 0 || hours_marked > 0 || book.breakdowns_pending() {
-            let changes = book.take_changes();
+        // The late figures of an event whose end moved across folded rows (or of a database
+        // from before them) counted again, at `applied` (after the catch-up above, whose late
+        // folds of those events this replaces).
+        if !recount.is_empty() {
+            self.recount_late(&mut late, &recount, applied).await?;
+        }
+        if marked > 0 || hours_marked > 0 || book.breakdowns_pending() || late.pending() {
+            let mut changes = book.take_changes();
+            changes.late = late.take_changes();
             self.store
                 .apply_totals(applied, applied, &changes, UnixNanos::now())
                 .await?;
@@ -323,14 +435,15 @@ impl Engine {
         let mut breakdown_applied = applied;
         let mut flushing: Option<Flush> = None;
         let mut full_batch = false;
+        let mut windows_read = Instant::now();
         // While behind, the next batch is read and folded during the previous one's write.
         let mut ahead: Option<Folded> = None;
         loop {
             if *stop.borrow() {
                 // Stopped: the breakdown figures held back behind a write under way go too,
                 // so a stopped aggregator leaves them at the applied position.
-                if book.breakdowns_pending() {
-                    self.catch_up_breakdowns(&mut book, applied, flushing.take())
+                if book.breakdowns_pending() || late.pending() {
+                    self.catch_up_breakdowns(&mut book, &mut late, applied, flushing.take())
                         .await?;
                 } else {
                     finish(flushing.take()).await?;
@@ -339,6 +452,30 @@ impl Engine {
             }
             if flushing.as_ref().is_some_and(Flush::is_finished) {
                 finish(flushing.take()).await?;
+            }
+            // The events' ends, read again every WINDOWS_EVERY (between two batches, never
+            // with one folded ahead): a move across folded rows counts the event again, at
+            // `applied`, once the breakdown figures (which the late ones go with) are there.
+            if ahead.is_none() && windows_read.elapsed() >= WINDOWS_EVERY {
+                windows_read = Instant::now();
+                // An event without a window here had no row folded since the lead began
+                // (folding one gives it a window): nothing to count again for it.
+                let recount = self.sync_windows(&mut late, false).await?;
+                if !recount.is_empty() {
+                    self.catch_up_breakdowns(&mut book, &mut late, applied, flushing.take())
+                        .await?;
+                    breakdowns_written = Instant::now();
+                    breakdown_applied = applied;
+                    self.recount_late(&mut late, &recount, applied).await?;
+                    let changes = Changes {
+                        late: late.take_changes(),
+                        breakdowns: true,
+                        ..Changes::default()
+                    };
+                    self.store
+                        .apply_breakdowns(applied, applied, &changes)
+                        .await?;
+                }
             }
             if renewed.elapsed() >= renew_every {
                 let (now, until) = self.lease_until();
@@ -364,13 +501,14 @@ impl Engine {
                         .store
                         .read_ledger(applied, self.config.batch_rows)
                         .await?;
-                    fold(&mut book, applied, &rows)?
+                    self.know_ends(&mut late, &rows).await?;
+                    fold(&mut book, &mut late, applied, &rows)?
                 }
             };
             let Some(last) = folded.last else {
                 // Caught up with every committed row: the breakdown figures catch up too.
-                if book.breakdowns_pending() {
-                    self.catch_up_breakdowns(&mut book, applied, flushing.take())
+                if book.breakdowns_pending() || late.pending() {
+                    self.catch_up_breakdowns(&mut book, &mut late, applied, flushing.take())
                         .await?;
                     breakdowns_written = Instant::now();
                     breakdown_applied = applied;
@@ -400,7 +538,11 @@ impl Engine {
             let due = flushing.is_none()
                 && (!busy || breakdowns_written.elapsed() >= self.config.breakdown_interval());
             // Taken now, at `last` (before the next batch is folded in below).
-            let breakdowns = due.then(|| book.take_breakdown_changes());
+            let breakdowns = due.then(|| {
+                let mut changes = book.take_breakdown_changes();
+                changes.late = late.take_changes();
+                changes
+            });
             if due {
                 breakdowns_written = Instant::now();
             }
@@ -414,7 +556,8 @@ impl Engine {
             if full_batch {
                 let next = async {
                     let rows = self.store.read_ledger(last, self.config.batch_rows).await?;
-                    fold(&mut book, last, &rows)
+                    self.know_ends(&mut late, &rows).await?;
+                    fold(&mut book, &mut late, last, &rows)
                 };
                 let (written, next) = tokio::join!(write, next);
                 written?;
@@ -496,10 +639,11 @@ struct Folded {
 /// without a gap.
 fn fold(
     book: &mut TotalsBook,
+    late: &mut LateBook,
     applied: u64,
     rows: &[saleboard_storage::LedgerRow],
 ) -> Result<Folded, LeadEnd> {
-    fold_with(book, applied, rows, TotalsBook::apply)
+    fold_with(book, late, applied, rows, TotalsBook::apply)
 }
 
 /// How a row is folded: into every figure ([`TotalsBook::apply`]) or into the breakdowns
@@ -511,9 +655,11 @@ type Apply = fn(
     &saleboard_domain::transaction::ValidTransaction,
 ) -> Result<(), TotalsOverflow>;
 
-/// As [`fold`], with `apply` for each row.
+/// As [`fold`], with `apply` for each row (and the late figures, which go with the
+/// breakdowns, folded either way).
 fn fold_with(
     book: &mut TotalsBook,
+    late: &mut LateBook,
     applied: u64,
     rows: &[saleboard_storage::LedgerRow],
     apply: Apply,
@@ -526,6 +672,8 @@ fn fold_with(
             }));
         }
         apply(book, &row.event_id, &row.site, &row.tx).map_err(|e| LeadEnd::Fatal(e.into()))?;
+        late.apply(&row.event_id, &row.site, &row.tx, row.received_at)
+            .map_err(|e| LeadEnd::Fatal(e.into()))?;
     }
     Ok(Folded {
         last: rows.last().map(|r| r.position),

@@ -189,6 +189,11 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
     // watermark, up to theirs.
     let mut recomputed = TotalsBook::default();
     let mut at_breakdowns = TotalsBook::default();
+    // The late figures (with the breakdowns' watermark), against each event's end now.
+    let mut late = saleboard_domain::late::LateBook::default();
+    for event in store.events().await?.iter() {
+        late.set_end(&event.event_id, event.ends_at);
+    }
     let mut after = 0;
     while after < stored.applied {
         let rows = store.read_ledger(after, PAGE).await?;
@@ -199,12 +204,14 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
             recomputed.apply(&row.event_id, &row.site, &row.tx)?;
             if row.position <= stored.breakdown_applied {
                 at_breakdowns.apply_breakdowns(&row.event_id, &row.site, &row.tx)?;
+                late.apply(&row.event_id, &row.site, &row.tx, row.received_at)?;
             }
         }
         after = last;
     }
     let mut diffs = differences(&stored.book, &recomputed);
     diffs.extend(segment_differences(&stored, &recomputed, &at_breakdowns));
+    diffs.extend(late_differences(&stored.late, &late));
     for d in &diffs {
         println!("{d}");
     }
@@ -241,6 +248,37 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
         );
     }
     Ok(diffs.is_empty() && caught_up.is_ok() && audit_ok)
+}
+
+/// The late figures (issue 28) that differ between what is stored and the ledger.
+fn late_differences(
+    stored: &saleboard_domain::late::LateBook,
+    recomputed: &saleboard_domain::late::LateBook,
+) -> Vec<String> {
+    let (stored, recomputed) = (stored.figures(), recomputed.figures());
+    let mut keys: Vec<&saleboard_domain::totals::TotalsKey> =
+        stored.keys().chain(recomputed.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| stored.get(*k) != recomputed.get(*k))
+        .map(|(event, site, currency)| {
+            let show = |v: Option<&saleboard_domain::late::LateTotals>| {
+                let v = v.copied().unwrap_or_default();
+                format!(
+                    "late refunded {}, late sales {}",
+                    v.late_refunded_minor, v.late_sales_minor
+                )
+            };
+            let key = (event.clone(), site.clone(), *currency);
+            format!(
+                "late figures of site {site} in event {event}, {}: stored {}, ledger {}",
+                currency.code(),
+                show(stored.get(&key)),
+                show(recomputed.get(&key))
+            )
+        })
+        .collect()
 }
 
 /// Audit entries read per page.

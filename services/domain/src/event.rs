@@ -300,6 +300,11 @@ impl Event {
 pub struct Events(Vec<Event>);
 
 impl Events {
+    /// Every event, in the order given to [`Events::new`].
+    pub fn iter(&self) -> impl Iterator<Item = &Event> {
+        self.0.iter()
+    }
+
     /// The events, in any order.
     #[must_use]
     pub fn new(events: Vec<Event>) -> Self {

@@ -413,6 +413,37 @@ impl SiteCounters {
         Ok((counters, unconverted))
     }
 
+    /// These counters with the site's late figures per currency (the fold's
+    /// [`crate::late::LateTotals`]), converted like the totals; a currency without a rate is
+    /// left out (the totals of that currency leave the site undecided already).
+    ///
+    /// # Errors
+    /// [`OutOfRange`] when a figure does not convert or the sums do not fit.
+    pub fn with_late<'a>(
+        mut self,
+        late: impl IntoIterator<Item = (crate::Currency, &'a crate::late::LateTotals)>,
+        rates: &std::collections::BTreeMap<crate::Currency, crate::Rate>,
+        reporting: crate::Currency,
+    ) -> Result<Self, OutOfRange> {
+        for (currency, l) in late {
+            let (refunded, sales) = if currency == reporting {
+                (l.late_refunded_minor, l.late_sales_minor)
+            } else if let Some(rate) = rates.get(&currency) {
+                let convert =
+                    |v| crate::ranking::convert(v, currency, reporting, rate).ok_or(OutOfRange);
+                (
+                    convert(l.late_refunded_minor)?,
+                    convert(l.late_sales_minor)?,
+                )
+            } else {
+                continue;
+            };
+            self.late_refunded = self.late_refunded.checked_add(refunded).ok_or(OutOfRange)?;
+            self.late_sales = self.late_sales.checked_add(sales).ok_or(OutOfRange)?;
+        }
+        Ok(self)
+    }
+
     /// `self + other`.
     ///
     /// # Errors

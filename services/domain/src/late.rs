@@ -87,6 +87,21 @@ impl LateBook {
         self.windows.insert(event_id.to_owned(), window);
     }
 
+    /// Whether changes wait to be taken.
+    #[must_use]
+    pub fn pending(&self) -> bool {
+        !self.windows_changed.is_empty() || self.figures.values().any(|(_, changed)| *changed)
+    }
+
+    /// Whether the event's end is known (set, or loaded): a row of an event whose end is not
+    /// known would be folded as late by its delay alone.
+    #[must_use]
+    pub fn knows_end(&self, event_id: &str) -> bool {
+        self.windows
+            .get(event_id)
+            .is_some_and(|w| w.ends_at != UnixNanos(i64::MAX))
+    }
+
     /// The window of an event, as folded so far.
     #[must_use]
     pub fn window(&self, event_id: &str) -> Option<LateWindow> {
@@ -95,8 +110,9 @@ impl LateBook {
 
     /// Whether the event's figures must be counted again from the ledger for the end
     /// `ends_at`: they were never folded with a window (a database from before these figures,
-    /// `has_rows`: the event has ledger rows), or the end moved across a receipt already folded.
-    /// A move past every receipt folded only updates the window ([`LateBook::set_end`]).
+    /// when `has_rows`: the ledger may hold rows of the event), or the end moved across a
+    /// receipt already folded (an end never set counts as after every receipt). A move past
+    /// every receipt folded only updates the window ([`LateBook::set_end`]).
     #[must_use]
     pub fn needs_recount(&self, event_id: &str, ends_at: UnixNanos, has_rows: bool) -> bool {
         match self.windows.get(event_id) {
@@ -142,8 +158,9 @@ impl LateBook {
         self.windows_changed.push(event_id.to_owned());
     }
 
-    /// Folds one ledger row received at `received_at` (its event's window must be set: a row
-    /// of an event without one counts as late only by its delay).
+    /// Folds one ledger row received at `received_at` (a row of an event without a window
+    /// counts as late only by its delay, and gives the event a window without an end, so
+    /// [`LateBook::needs_recount`] knows what was folded when the end is set).
     ///
     /// # Errors
     /// When a figure would overflow. The book is then partly updated and must be discarded.
@@ -154,15 +171,26 @@ impl LateBook {
         tx: &ValidTransaction,
         received_at: UnixNanos,
     ) -> Result<(), TotalsOverflow> {
-        let ends_at = match self.windows.get_mut(event_id) {
-            Some(w) => {
-                if received_at > w.latest_received {
-                    w.latest_received = received_at;
-                }
-                w.ends_at
-            }
-            None => UnixNanos(i64::MAX),
+        // An event whose end is not known yet (created since the windows were set) is folded
+        // against no end, and remembered: its end, once set, counts it again if a receipt
+        // folded is at or after that end.
+        // Looked up with the borrowed id: folding a row allocates nothing for a known event.
+        if !self.windows.contains_key(event_id) {
+            self.windows.insert(
+                event_id.to_owned(),
+                LateWindow {
+                    ends_at: UnixNanos(i64::MAX),
+                    latest_received: UnixNanos(i64::MIN),
+                },
+            );
+        }
+        let Some(w) = self.windows.get_mut(event_id) else {
+            unreachable!("inserted above");
         };
+        if received_at > w.latest_received {
+            w.latest_received = received_at;
+        }
+        let ends_at = w.ends_at;
         let Some(refund) = lateness(tx, received_at, ends_at) else {
             return Ok(());
         };
@@ -339,6 +367,32 @@ mod tests {
         .expect("fold");
         assert!(book.needs_recount("e", UnixNanos(12 * HOUR), true));
         assert!(!book.needs_recount("e", UnixNanos(10 * HOUR), true));
+    }
+
+    #[test]
+    fn an_event_folded_before_its_end_is_known_is_counted_again_only_if_needed() {
+        let mut book = LateBook::default();
+        // Rows of an event whose end is not set yet: late only by their delay.
+        book.apply(
+            "new",
+            &site("a"),
+            &tx("r", Some("s"), 5, HOUR),
+            UnixNanos(3 * HOUR),
+        )
+        .expect("fold");
+        assert!(book.figures().is_empty());
+        // Its end after every receipt folded: set, no recount.
+        assert!(!book.needs_recount("new", UnixNanos(4 * HOUR), true));
+        // Its end before a receipt folded: the refund was late, counted again.
+        assert!(book.needs_recount("new", UnixNanos(2 * HOUR), true));
+        book.set_end("new", UnixNanos(4 * HOUR));
+        assert_eq!(
+            book.window("new"),
+            Some(LateWindow {
+                ends_at: UnixNanos(4 * HOUR),
+                latest_received: UnixNanos(3 * HOUR)
+            })
+        );
     }
 
     #[test]

@@ -284,6 +284,9 @@ pub struct Changes {
     /// the breakdown changes stay in the book for a later write (see
     /// [`TotalsBook::take_headline_changes`]).
     pub breakdowns: bool,
+    /// Changed late figures and windows (`crate::late`): written with the breakdowns, at
+    /// their watermark. The aggregator's `LateBook` fills them; this book never does.
+    pub late: crate::late::LateChanges,
 }
 
 impl TotalsBook {

@@ -13,8 +13,10 @@
 //! policy on, both in the audit log, as any hold. A release by organizers stands until a flag
 //! raised after it gives new grounds.
 //!
-//! Rules evaluated so far: `INTEGRITY_RULE_REFUND_RATE` (refunded ÷ gross, from the totals)
-//! and `INTEGRITY_RULE_SETTLEMENT_RANK` (the places by gross at the end, stored at the first
+//! Rules evaluated so far: `INTEGRITY_RULE_REFUND_RATE` (refunded ÷ gross, from the totals),
+//! `INTEGRITY_RULE_LATE_REFUNDS` and `INTEGRITY_RULE_LATE_SALES` (from the late figures the
+//! aggregator's fold keeps, `saleboard_domain::late`, read with their breakdown watermark) and
+//! `INTEGRITY_RULE_SETTLEMENT_RANK` (the places by gross at the end, stored at the first
 //! evaluation after it, against the places by net now). The others need counters the
 //! aggregator's fold does not keep yet (issue 28 goes on).
 
@@ -26,6 +28,8 @@ use saleboard_domain::integrity::{
     Decision, Evaluation, FlagState, HoldingFlag, Policy, RULES_VERSION, Ratio, Rule, SiteCounters,
     auto_hold_grounds, evaluate_rates, percentile, settlement_rank,
 };
+use saleboard_domain::late::LateTotals;
+use saleboard_domain::totals::TotalsKey;
 use saleboard_domain::{SiteId, UnixNanos};
 use saleboard_storage::{
     ActionDecision, ActionRecord, Audit, AuditCall, FlagEvaluation, FlagRecord, StorageError, Store,
@@ -41,8 +45,9 @@ pub const EVALUATE_EVERY: Duration = Duration::from_secs(2);
 /// on the exact fraction).
 const PLACES: u32 = 18;
 
-/// The rules evaluated now.
-const EVALUATED: [Rule; 1] = [Rule::RefundRate];
+/// The rate rules evaluated now (the settlement rank is evaluated on its own, once the event
+/// ended): their counters are the totals and the fold's late figures.
+const EVALUATED: [Rule; 3] = [Rule::LateRefunds, Rule::RefundRate, Rule::LateSales];
 
 /// A rule found holding for a site, with every figure its evaluation read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +103,46 @@ fn support_inputs(
     inputs
 }
 
+/// The inputs and thresholds of one rate rule, beside the support inputs.
+fn rule_inputs(
+    policy: &Policy,
+    rule: Rule,
+    site: &SiteCounters,
+    nat: &SiteCounters,
+) -> Vec<(String, String)> {
+    let pair = |name: &str, value: String| (name.to_owned(), value);
+    match rule {
+        Rule::LateRefunds => vec![
+            pair("site_late_refunded_minor", site.late_refunded.to_string()),
+            pair(
+                "national_late_refunded_minor",
+                nat.late_refunded.to_string(),
+            ),
+            pair("late_refunds_times", policy.late_refunds_times.to_string()),
+            pair(
+                "late_refunds_points",
+                policy.late_refunds_points.to_string(),
+            ),
+        ],
+        Rule::LateSales => vec![
+            pair("site_late_sales_minor", site.late_sales.to_string()),
+            pair("national_late_sales_minor", nat.late_sales.to_string()),
+            pair("late_sales_times", policy.late_sales_times.to_string()),
+            pair(
+                "late_sales_floor_decimal",
+                policy
+                    .late_sales_floor
+                    .exact_decimal()
+                    .unwrap_or_else(|| policy.late_sales_floor.to_decimal(9)),
+            ),
+        ],
+        _ => vec![
+            pair("refund_rate_times", policy.refund_rate_times.to_string()),
+            pair("refund_rate_points", policy.refund_rate_points.to_string()),
+        ],
+    }
+}
+
 /// The places of `sites` by `figure`, highest first (equal figures by site id), of the sites
 /// with any sale.
 fn ranking(
@@ -145,16 +190,7 @@ pub fn evaluate(
                 Decision::OutOfRange => {}
                 Decision::Evaluated(e) if e.raised => {
                     let mut inputs = support_inputs(policy, counters, &nat);
-                    inputs.extend([
-                        (
-                            "refund_rate_times".to_owned(),
-                            policy.refund_rate_times.to_string(),
-                        ),
-                        (
-                            "refund_rate_points".to_owned(),
-                            policy.refund_rate_points.to_string(),
-                        ),
-                    ]);
+                    inputs.extend(rule_inputs(policy, rule, counters, &nat));
                     found.raised.push(Raised {
                         site: site.clone(),
                         evaluation: e,
@@ -337,7 +373,8 @@ pub async fn backtest_event(
     };
     let stored = store.integrity_policy(event_id).await?;
     let policy = policy_of(event_id, stored.as_ref());
-    let (sites, unconverted) = site_counters(f, *reporting);
+    let (_, late) = store.event_late(event_id).await?;
+    let (sites, unconverted) = site_counters(f, *reporting, &late);
     let end = store.end_ranking(event_id).await?;
     let (rules, undecided) = backtest(&policy, &sites, end.as_deref());
     let with_sales = sites.iter().filter(|(_, c)| c.sales > 0).count();
@@ -409,6 +446,7 @@ fn policy_of(event_id: &str, stored: Option<&saleboard_storage::PolicyRecord>) -
 fn site_counters(
     f: &crate::snapshot::Figures,
     reporting: saleboard_domain::Currency,
+    late: &[(TotalsKey, LateTotals)],
 ) -> (Vec<(SiteId, SiteCounters)>, u32) {
     let mut unconverted = 0u32;
     let sites = f
@@ -417,7 +455,16 @@ fn site_counters(
         .filter(|s| s.disabled_at.is_none())
         .filter_map(|s| {
             let totals = f.totals.get(&s.site_id)?;
-            match SiteCounters::from_totals(totals, &f.rates, reporting) {
+            let of_site = late
+                .iter()
+                .filter(|((_, site, _), _)| *site == s.site_id)
+                .map(|((_, _, currency), l)| (*currency, l));
+            let counters = SiteCounters::from_totals(totals, &f.rates, reporting).and_then(
+                |(counters, left_out)| {
+                    Ok((counters.with_late(of_site, &f.rates, reporting)?, left_out))
+                },
+            );
+            match counters {
                 Ok((counters, left_out)) if left_out.is_empty() => {
                     Some((s.site_id.clone(), counters))
                 }
@@ -508,7 +555,9 @@ async fn evaluate_snapshot(
         return Ok(Some(read));
     }
     let policy = policy_of(event_id, stored.as_ref());
-    let (sites, unconverted) = site_counters(f, *reporting);
+    // The late figures, at the breakdown watermark (written with the breakdowns).
+    let (late_watermark, late) = store.event_late(event_id).await?;
+    let (sites, unconverted) = site_counters(f, *reporting, &late);
     // Once the event ended: the places by gross at the end, taken at the first evaluation
     // after it whose figures hold every row committed by then (the ledger's head read now,
     // after the end: one row, no scan). The first one stored stands, whichever process took it.
@@ -534,6 +583,15 @@ async fn evaluate_snapshot(
     };
     let mut found = evaluate(&policy, &sites, end_ranking.as_deref());
     found.undecided = found.undecided.saturating_add(unconverted);
+    // The late figures go with the breakdowns: the position they were read at.
+    for r in &mut found.raised {
+        if matches!(r.evaluation.rule, Rule::LateRefunds | Rule::LateSales) {
+            r.inputs.push((
+                "late_figures_watermark".to_owned(),
+                late_watermark.to_string(),
+            ));
+        }
+    }
     let raised = found
         .raised
         .iter()
@@ -814,7 +872,11 @@ mod tests {
         assert_eq!(decimal(e.statistic), "0.4");
         assert_eq!(decimal(e.threshold), "0.13");
         assert_eq!(decimal((1, 3)), "0.333333333333333333");
-        assert_eq!(found.not_holding.len(), 12);
+        let not_holding = |rule: Rule| found.not_holding.iter().filter(|(_, r)| *r == rule).count();
+        assert_eq!(not_holding(Rule::RefundRate), 12);
+        // Nobody's refunds or sales came late: decided, and holding for no site.
+        assert_eq!(not_holding(Rule::LateRefunds), 13);
+        assert_eq!(not_holding(Rule::LateSales), 13);
         assert_eq!(found.undecided, 0);
     }
 
@@ -868,6 +930,74 @@ mod tests {
                 .iter()
                 .all(|r| r.evaluation.rule != Rule::SettlementRank)
         );
+    }
+
+    #[test]
+    fn late_refunds_and_late_sales_are_raised_from_the_late_figures() {
+        // Twelve sites: nothing late. One refunds 30% after the end; one received 20% of its
+        // sales over an hour late.
+        let mut sites: Vec<(SiteId, SiteCounters)> = (0..12)
+            .map(|i| {
+                (
+                    site(&format!("honest-{i:02}")),
+                    counters(1_000, 1_000_000, 30_000),
+                )
+            })
+            .collect();
+        sites.push((
+            site("refunder"),
+            SiteCounters {
+                late_refunded: 300_000,
+                ..counters(1_000, 1_000_000, 300_000)
+            },
+        ));
+        sites.push((
+            site("backdater"),
+            SiteCounters {
+                late_sales: 200_000,
+                ..counters(1_000, 1_000_000, 30_000)
+            },
+        ));
+        let found = evaluate(&Policy::default(), &sites, None);
+        let raised: Vec<(&str, Rule)> = found
+            .raised
+            .iter()
+            .map(|r| (r.site.as_str(), r.evaluation.rule))
+            .collect();
+        assert!(
+            raised.contains(&("refunder", Rule::LateRefunds)),
+            "{raised:?}"
+        );
+        assert!(
+            raised.contains(&("backdater", Rule::LateSales)),
+            "{raised:?}"
+        );
+        assert!(
+            raised
+                .iter()
+                .all(|(s, _)| *s == "refunder" || *s == "backdater"),
+            "{raised:?}"
+        );
+        let late = found
+            .raised
+            .iter()
+            .find(|r| r.evaluation.rule == Rule::LateRefunds)
+            .expect("late refunds");
+        // 30% against max(3 × 0, 0 + 5 points).
+        assert_eq!(decimal(late.evaluation.statistic), "0.3");
+        assert_eq!(decimal(late.evaluation.threshold), "0.05");
+        assert!(
+            late.inputs
+                .contains(&("site_late_refunded_minor".to_owned(), "300000".to_owned()))
+        );
+        let sales = found
+            .raised
+            .iter()
+            .find(|r| r.evaluation.rule == Rule::LateSales)
+            .expect("late sales");
+        // 20% against max(3 × 0, 5%).
+        assert_eq!(decimal(sales.evaluation.statistic), "0.2");
+        assert_eq!(decimal(sales.evaluation.threshold), "0.05");
     }
 
     #[test]

@@ -281,6 +281,18 @@ pub trait TotalsStore: Send + Sync {
         at: u64,
         changes: &saleboard_domain::totals::Changes,
     ) -> Result<()>;
+    /// An event's late figures (issue 28) and the breakdown watermark they are at, read
+    /// consistently: only keys with a late row.
+    async fn event_late(
+        &self,
+        event_id: &str,
+    ) -> Result<(
+        u64,
+        Vec<(
+            saleboard_domain::totals::TotalsKey,
+            saleboard_domain::late::LateTotals,
+        )>,
+    )>;
     /// Takes or renews the aggregator lease for `holder` until `until`; false when another
     /// holder's lease is still running.
     async fn try_lease(&self, holder: &str, now: UnixNanos, until: UnixNanos) -> Result<bool>;

@@ -313,6 +313,8 @@ pub struct StoredTotals {
     pub segments: BTreeMap<SegmentKey, SegmentFigures>,
     /// The national hourly rows as stored: derived from the per-site ones like `segments`.
     pub national_hourly: BTreeMap<NationalHourKey, HourlyTotals>,
+    /// The late figures and windows (at the breakdown watermark).
+    pub late: saleboard_domain::late::LateBook,
 }
 
 /// One hour of a figure: currency, start of the hour, its totals.

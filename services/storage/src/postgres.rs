@@ -199,6 +199,13 @@ impl PgStore {
                 include_str!("../migrations/postgres/0014_actions_holds.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                15,
+                "late figures".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0015_late_totals.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -219,6 +226,10 @@ impl Backend for PgStore {
         "SELECT applied_position FROM aggregator_state WHERE id = 1 FOR UPDATE";
     const NOTIFY_APPLIED: Option<&'static str> = Some("SELECT pg_notify('saleboard_applied', $1)");
     const MIGRATED: &'static str = "SELECT to_regclass('_sqlx_migrations') IS NOT NULL";
+    const UPSERT_LATE: &'static str = "INSERT INTO late_totals (event_id, site_id, currency, \
+        late_refunded_minor, late_sales_minor) VALUES ($1, $2, $3, $4::numeric, $5::numeric) \
+        ON CONFLICT (event_id, site_id, currency) DO UPDATE SET \
+        late_refunded_minor = excluded.late_refunded_minor, late_sales_minor = excluded.late_sales_minor";
 
     fn pool(&self) -> &PgPool {
         &self.pool

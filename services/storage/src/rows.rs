@@ -191,6 +191,61 @@ impl TotalsRow {
     }
 }
 
+/// `late_totals`, the sums as decimal text.
+#[derive(sqlx::FromRow)]
+pub(crate) struct LateRow {
+    event_id: String,
+    site_id: String,
+    currency: String,
+    late_refunded_minor: String,
+    late_sales_minor: String,
+}
+
+impl LateRow {
+    /// (event, site, currency), figures.
+    pub(crate) fn into_parts(
+        self,
+    ) -> Result<(
+        saleboard_domain::totals::TotalsKey,
+        saleboard_domain::late::LateTotals,
+    )> {
+        const T: &str = "late_totals";
+        let figures = saleboard_domain::late::LateTotals {
+            late_refunded_minor: wide(T, &self.late_refunded_minor)?,
+            late_sales_minor: wide(T, &self.late_sales_minor)?,
+        };
+        if figures.late_refunded_minor < 0 || figures.late_sales_minor < 0 {
+            return Err(StorageError::corrupt(T, "a negative late figure"));
+        }
+        Ok((
+            (
+                self.event_id,
+                site_id(T, &self.site_id)?,
+                currency(T, &self.currency)?,
+            ),
+            figures,
+        ))
+    }
+}
+
+/// `late_windows`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct LateWindowRow {
+    pub(crate) event_id: String,
+    ends_at_ns: i64,
+    latest_received_ns: i64,
+}
+
+impl LateWindowRow {
+    /// The window.
+    pub(crate) fn window(&self) -> saleboard_domain::late::LateWindow {
+        saleboard_domain::late::LateWindow {
+            ends_at: UnixNanos(self.ends_at_ns),
+            latest_received: UnixNanos(self.latest_received_ns),
+        }
+    }
+}
+
 /// `hourly_totals`, the net as decimal text.
 #[derive(sqlx::FromRow)]
 pub(crate) struct HourlyRow {

@@ -129,6 +129,27 @@ pub(crate) const TOTALS: &str = "\
     SELECT event_id, site_id, currency, sale_count, CAST(gross_minor AS TEXT) AS gross_minor, \
     refund_count, CAST(refunded_minor AS TEXT) AS refunded_minor FROM site_totals";
 
+/// Every late figure (`late_totals`), sums as decimal text.
+pub(crate) const LATE: &str = "\
+    SELECT event_id, site_id, currency, CAST(late_refunded_minor AS TEXT) AS late_refunded_minor, \
+    CAST(late_sales_minor AS TEXT) AS late_sales_minor FROM late_totals";
+
+/// The late figures of one event (`$1`).
+pub(crate) const EVENT_LATE: &str = "\
+    SELECT event_id, site_id, currency, CAST(late_refunded_minor AS TEXT) AS late_refunded_minor, \
+    CAST(late_sales_minor AS TEXT) AS late_sales_minor FROM late_totals WHERE event_id = $1 \
+    ORDER BY site_id, currency";
+
+/// Every event's late window.
+pub(crate) const LATE_WINDOWS: &str =
+    "SELECT event_id, ends_at_ns, latest_received_ns FROM late_windows";
+
+/// Sets an event's late window (`$1` event, `$2` end, `$3` latest receipt).
+pub(crate) const UPSERT_LATE_WINDOW: &str = "\
+    INSERT INTO late_windows (event_id, ends_at_ns, latest_received_ns) VALUES ($1, $2, $3) \
+    ON CONFLICT (event_id) DO UPDATE SET ends_at_ns = excluded.ends_at_ns, \
+    latest_received_ns = excluded.latest_received_ns";
+
 /// The per-currency totals of an event (`$1`) changed after position `$2` (all for -1). No
 /// index on `changed_at_position` (see the migration): the filter scans the event's rows.
 pub(crate) const EVENT_TOTALS_SINCE: &str = "\

@@ -221,6 +221,13 @@ impl SqliteStore {
                 include_str!("../migrations/sqlite/0013_actions_holds.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                14,
+                "late figures".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0014_late_totals.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -238,6 +245,10 @@ impl Backend for SqliteStore {
     const NOTIFY_APPLIED: Option<&'static str> = None;
     const MIGRATED: &'static str = "SELECT EXISTS (SELECT 1 FROM sqlite_master \
         WHERE type = 'table' AND name = '_sqlx_migrations')";
+    const UPSERT_LATE: &'static str = "INSERT INTO late_totals (event_id, site_id, currency, \
+        late_refunded_minor, late_sales_minor) VALUES ($1, $2, $3, $4, $5) \
+        ON CONFLICT (event_id, site_id, currency) DO UPDATE SET \
+        late_refunded_minor = excluded.late_refunded_minor, late_sales_minor = excluded.late_sales_minor";
 
     fn pool(&self) -> &SqlitePool {
         &self.pool

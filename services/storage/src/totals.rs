@@ -15,8 +15,8 @@ use crate::model::{
     SiteCurrencyTotals, SiteRecord, SiteTotalsData, StoredTotals, db_position, to_u64,
 };
 use crate::rows::{
-    HourlyRow, NationalHourRow, RateRow, SegmentSiteTotalsRow, SegmentTotalsRow, SiteRow, StateRow,
-    TotalsRow,
+    HourlyRow, LateRow, LateWindowRow, NationalHourRow, RateRow, SegmentSiteTotalsRow,
+    SegmentTotalsRow, SiteRow, StateRow, TotalsRow,
 };
 use crate::shared::events_in;
 use crate::{Result, StorageError, TotalsStore, sql};
@@ -54,7 +54,21 @@ where
         let national_hourly = sqlx::query_as::<_, NationalHourRow>(sql::NATIONAL_HOURLY)
             .fetch_all(&mut *tx)
             .await?;
+        let late_rows = sqlx::query_as::<_, LateRow>(sql::LATE)
+            .fetch_all(&mut *tx)
+            .await?;
+        let late_windows = sqlx::query_as::<_, LateWindowRow>(sql::LATE_WINDOWS)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
+        let mut late = saleboard_domain::late::LateBook::default();
+        for row in late_rows {
+            let (key, figures) = row.into_parts()?;
+            late.load(key, figures);
+        }
+        for row in &late_windows {
+            late.load_window(&row.event_id, row.window());
+        }
         let mut book = TotalsBook::default();
         for row in totals {
             let (event, site, currency, t) = row.into_totals()?;
@@ -99,6 +113,7 @@ where
                 .into_iter()
                 .map(NationalHourRow::into_parts)
                 .collect::<Result<_>>()?,
+            late,
         })
     }
 
@@ -122,6 +137,7 @@ where
                 return Err(write.abandon(fenced).await);
             }
             B::upsert_totals(&mut write.tx, changes, to).await?;
+            write_late::<B>(&mut write.tx, &changes.late).await?;
             sqlx::query(sql::MOVE_APPLIED)
                 .bind(db_position(to)?)
                 .bind(now.0)
@@ -152,6 +168,7 @@ where
             // The breakdown rows first, the state row last: the headline applies, which lock
             // the state row first, wait for it only for the end of this one.
             B::upsert_totals(&mut write.tx, changes, at).await?;
+            write_late::<B>(&mut write.tx, &changes.late).await?;
             let moved: Option<i64> = sqlx::query_scalar(sql::MOVE_BREAKDOWNS)
                 .bind(db_position(at)?)
                 .bind(db_position(from)?)
@@ -178,6 +195,33 @@ where
         }
         .await;
         self.writes().record("apply", result)
+    }
+
+    async fn event_late(
+        &self,
+        event_id: &str,
+    ) -> Result<(
+        u64,
+        Vec<(
+            saleboard_domain::totals::TotalsKey,
+            saleboard_domain::late::LateTotals,
+        )>,
+    )> {
+        let mut tx = self.begin(B::BEGIN_READ).await?;
+        let (_, breakdown_applied): (i64, i64) = sqlx::query_as(sql::APPLIED_BOTH)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows = sqlx::query_as::<_, LateRow>(sql::EVENT_LATE)
+            .bind(event_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((
+            to_u64("aggregator_state", breakdown_applied)?,
+            rows.into_iter()
+                .map(LateRow::into_parts)
+                .collect::<Result<_>>()?,
+        ))
     }
 
     async fn try_lease(&self, holder: &str, now: UnixNanos, until: UnixNanos) -> Result<bool> {
@@ -569,4 +613,38 @@ fn disabled_totals<'a>(
         }
     }
     now
+}
+
+/// Writes the late changes (rare rows: one statement each) in the caller's transaction.
+async fn write_late<B>(
+    conn: &mut <B::Db as Database>::Connection,
+    late: &saleboard_domain::late::LateChanges,
+) -> Result<()>
+where
+    B: Backend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    <B::Db as Database>::Arguments: IntoArguments<B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+{
+    for ((event, site, currency), figures) in &late.figures {
+        sqlx::query(B::UPSERT_LATE)
+            .bind(event.as_str())
+            .bind(site.as_str())
+            .bind(currency.code())
+            .bind(figures.late_refunded_minor.to_string())
+            .bind(figures.late_sales_minor.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    for (event, window) in &late.windows {
+        sqlx::query(sql::UPSERT_LATE_WINDOW)
+            .bind(event.as_str())
+            .bind(window.ends_at.0)
+            .bind(window.latest_received.0)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
