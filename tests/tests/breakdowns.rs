@@ -1083,6 +1083,95 @@ async fn aggregate_until(
     }
 }
 
+/// The late figures (issue 28) follow each event's end: folded with it, counted again from the
+/// ledger when the end moves across rows already folded, and counted once for a database from
+/// before them (no windows stored); `verify` agrees each time.
+async fn late_figures_are_counted_again_when_the_end_moves(backend: Backend) {
+    use saleboard_domain::late::LateTotals;
+    let Some(db) = saleboard_tests::TestDb::create(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let ns = |s: i64| s * 1_000_000_000;
+    let now = now_secs();
+    let (starts, ends, at) = (ns(now - 86_400), ns(now + 86_400), ns(now - 60));
+    let long_ago = ns(now - 3 * 3_600);
+    db.execute(&format!(
+        "INSERT INTO events (event_id, display_name, starts_at_ns, ends_at_ns, closes_at_ns, \
+         reporting_currency, baseline_event_id, time_zone) VALUES ('e', 'E', {starts}, {ends}, \
+         {ends}, 'IDR', '', '')"
+    ))
+    .await;
+    db.execute("INSERT INTO sites (site_id, display_name, created_at_ns) VALUES ('alpha', 'A', 0)")
+        .await;
+    // S1 on time, S2 received three hours after it occurred, R1 (of S1) on time: all received
+    // a minute ago.
+    db.execute(&format!(
+        "INSERT INTO ledger (position, site_id, transaction_id, store_id, kind, currency, \
+         amount_minor, occurred_at_ns, refund_of, key_id, received_at_ns, event_id) VALUES \
+         (1, 'alpha', 'S1', '', 1, 'IDR', 1000, {at}, '', 'k', {at}, 'e'), \
+         (2, 'alpha', 'S2', '', 1, 'IDR', 3000, {long_ago}, '', 'k', {at}, 'e'), \
+         (3, 'alpha', 'R1', '', 2, 'IDR', 500, {at}, 'S1', 'k', {at}, 'e')"
+    ))
+    .await;
+    db.execute("UPDATE ledger_head SET head = 3 WHERE id = 1")
+        .await;
+    let late_of = |t: &saleboard_storage::StoredTotals| {
+        t.late
+            .figures()
+            .values()
+            .copied()
+            .next()
+            .unwrap_or_default()
+    };
+    let figures = |refunded: i128, sales: i128| LateTotals {
+        late_refunded_minor: refunded,
+        late_sales_minor: sales,
+    };
+    let verified = || {
+        let out = verify(&db);
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Folded against the end tomorrow: S2 alone is late (by its delay).
+    let folded = aggregate_until(&db, &store, "folded the late figures", |t| {
+        t.applied == 3 && late_of(t) != LateTotals::default()
+    })
+    .await;
+    assert_eq!(late_of(&folded), figures(0, 3_000));
+    verified();
+
+    // The end moved to two minutes ago, before every receipt: all three rows are late now.
+    db.execute(&format!(
+        "UPDATE events SET ends_at_ns = {} WHERE event_id = 'e'",
+        ns(now - 120)
+    ))
+    .await;
+    let counted = aggregate_until(&db, &store, "counted the late figures again", |t| {
+        late_of(t) == figures(500, 4_000)
+    })
+    .await;
+    assert_eq!(
+        counted.late.window("e").map(|w| w.ends_at.0),
+        Some(ns(now - 120))
+    );
+    verified();
+
+    // A database from before the late figures: no window, no figure; counted once at start.
+    db.execute("DELETE FROM late_totals").await;
+    db.execute("DELETE FROM late_windows").await;
+    let again = aggregate_until(&db, &store, "counted a database from before them", |t| {
+        late_of(t) == figures(500, 4_000)
+    })
+    .await;
+    assert_eq!(again.applied, 3, "without moving");
+    verified();
+}
+
 /// `saleboard verify` on `db`.
 fn verify(db: &saleboard_tests::TestDb) -> std::process::Output {
     std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
@@ -1093,6 +1182,7 @@ fn verify(db: &saleboard_tests::TestDb) -> std::process::Output {
 }
 
 backend_tests!(
+    late_figures_are_counted_again_when_the_end_moves,
     segments_reasons_refunds_and_idempotency,
     breakdowns_against_a_model,
     the_command_line,
