@@ -1137,35 +1137,78 @@ async fn late_figures_are_counted_again_when_the_end_moves(backend: Backend) {
             String::from_utf8_lossy(&out.stderr)
         );
     };
+    // One aggregator running throughout the first two steps.
+    let addr = saleboard_tests::proc::free_addr();
+    let listen = addr.to_string();
+    let aggregator = saleboard_tests::proc::ServiceProcess::start(
+        "saleboard-aggregator",
+        &["--aggregator-listen", &listen],
+        &[("SALEBOARD_DATABASE_URL", db.url.as_str())],
+        addr,
+    )
+    .await;
+    let until = |what: &'static str,
+                 done: Box<dyn Fn(&saleboard_storage::StoredTotals) -> bool>| {
+        let store = store.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let loaded = store.load_totals().await.expect("totals");
+                if done(&loaded) {
+                    return loaded;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "never {what}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
     // Folded against the end tomorrow: S2 alone is late (by its delay).
-    let folded = aggregate_until(&db, &store, "folded the late figures", |t| {
-        t.applied == 3 && late_of(t) != LateTotals::default()
-    })
+    let folded = until(
+        "folded the late figures",
+        Box::new(move |t| t.applied == 3 && late_of(t) != LateTotals::default()),
+    )
     .await;
     assert_eq!(late_of(&folded), figures(0, 3_000));
     verified();
 
-    // The end moved to two minutes ago, before every receipt: all three rows are late now.
+    // The end moved to two minutes ago, before every receipt, while the aggregator runs (it
+    // reads the ends every second): all three rows are late now, counted again.
     db.execute(&format!(
         "UPDATE events SET ends_at_ns = {} WHERE event_id = 'e'",
         ns(now - 120)
     ))
     .await;
-    let counted = aggregate_until(&db, &store, "counted the late figures again", |t| {
-        late_of(t) == figures(500, 4_000)
-    })
+    let counted = until(
+        "counted the late figures again",
+        Box::new(move |t| late_of(t) == figures(500, 4_000)),
+    )
     .await;
     assert_eq!(
         counted.late.window("e").map(|w| w.ends_at.0),
         Some(ns(now - 120))
     );
+    assert_eq!(counted.applied, 3, "without moving");
+    verified();
+    drop(aggregator);
+
+    // Restarted after the end moves back past every receipt (tomorrow again): the window's
+    // latest receipt was stored, so the figures are counted again at start.
+    db.execute(&format!(
+        "UPDATE events SET ends_at_ns = {ends} WHERE event_id = 'e'"
+    ))
+    .await;
+    let back = aggregate_until(&db, &store, "counted the late figures back", |t| {
+        late_of(t) == figures(0, 3_000)
+    })
+    .await;
+    assert_eq!(back.late.window("e").map(|w| w.ends_at.0), Some(ends));
     verified();
 
     // A database from before the late figures: no window, no figure; counted once at start.
     db.execute("DELETE FROM late_totals").await;
     db.execute("DELETE FROM late_windows").await;
     let again = aggregate_until(&db, &store, "counted a database from before them", |t| {
-        late_of(t) == figures(500, 4_000)
+        late_of(t) == figures(0, 3_000)
     })
     .await;
     assert_eq!(again.applied, 3, "without moving");

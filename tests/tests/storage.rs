@@ -550,10 +550,6 @@ async fn stored_ids_are_never_taken_for_new(backend: Backend) {
     assert_eq!(first.ledger_head().await.expect("head"), 300 + 40 * 3);
 }
 
-/// Per-site breakdown rows are written as the aggregator's book says: new ones inserted,
-/// stored ones rewritten. Where the book says new of a stored row, PostgreSQL (which inserts
-/// new rows plainly) fails the whole apply and writes nothing; SQLite upserts. A row said
-/// stored is upserted by both. Never a figure added twice or a row lost.
 /// The late figures (issue 28) and each event's window are written with the breakdowns (by a
 /// headline apply carrying them or a breakdown write), replaced in place, read back exactly
 /// (beyond `i64`), and per event with the breakdown watermark.
@@ -633,6 +629,10 @@ async fn late_figures_follow_the_book(backend: Backend) {
     assert!(store.event_late("none").await.expect("empty").1.is_empty());
 }
 
+/// Per-site breakdown rows are written as the aggregator's book says: new ones inserted,
+/// stored ones rewritten. Where the book says new of a stored row, PostgreSQL (which inserts
+/// new rows plainly) fails the whole apply and writes nothing; SQLite upserts. A row said
+/// stored is upserted by both. Never a figure added twice or a row lost.
 async fn breakdown_rows_follow_the_book(backend: Backend) {
     use saleboard_domain::Dimension;
     use saleboard_domain::totals::{Changes, CurrencyTotals};

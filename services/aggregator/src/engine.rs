@@ -306,8 +306,18 @@ impl Engine {
         for (event, ends_at) in events {
             fresh.set_end(event, *ends_at);
         }
+        // A long scan keeps the lease: renewed as the lead's loop renews it.
+        let renew_every = self.config.lease() / 5;
+        let mut renewed = Instant::now();
         let mut after = 0;
         while after < applied {
+            if renewed.elapsed() >= renew_every {
+                let (now, until) = self.lease_until();
+                if !self.store.try_lease(&self.instance_id, now, until).await? {
+                    return Err(LeadEnd::Lost(Lost::TakenOver));
+                }
+                renewed = Instant::now();
+            }
             let rows = self
                 .store
                 .read_ledger(after, self.config.batch_rows)
@@ -440,6 +450,13 @@ impl Engine {
         let mut ahead: Option<Folded> = None;
         loop {
             if *stop.borrow() {
+                // A batch folded ahead holds rows after `applied` in every figure of the book:
+                // nothing more is written (the next lead's catch-up folds the breakdowns from
+                // their watermark).
+                if ahead.is_some() {
+                    finish(flushing.take()).await?;
+                    return Ok(());
+                }
                 // Stopped: the breakdown figures held back behind a write under way go too,
                 // so a stopped aggregator leaves them at the applied position.
                 if book.breakdowns_pending() || late.pending() {

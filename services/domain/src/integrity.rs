@@ -699,7 +699,9 @@ fn rate_rule(
         statistic: statistic.parts(),
         national: Some(national.parts()),
         threshold: threshold.parts(),
-        raised: statistic.compare(threshold)? != Ordering::Less,
+        // A site with nothing of the kind is never raised, whatever the threshold (a policy
+        // with a threshold of 0 against a nation at 0 would raise every site).
+        raised: part(site) > 0 && statistic.compare(threshold)? != Ordering::Less,
     })
 }
 
@@ -1128,17 +1130,14 @@ pub fn sample<'a>(seed: u64, ids: impl IntoIterator<Item = &'a str>, size: usize
 /// # Errors
 /// [`OutOfRange`] when two values cannot be compared exactly.
 pub fn percentile(values: &[Ratio], per_cent: u32) -> Result<Option<(Ratio, Ratio)>, OutOfRange> {
-    let mut sorted = values.to_vec();
-    let mut failed = false;
-    sorted.sort_by(|a, b| {
-        a.compare(*b).unwrap_or_else(|_| {
-            failed = true;
-            Ordering::Equal
-        })
-    });
-    if failed {
+    // Every cross product of parts within i64 fits i128: then every comparison is exact and
+    // the sort's order total (a comparator failing midway could not give one).
+    let bound = i128::from(i64::MAX);
+    if values.iter().any(|r| r.num > bound || r.den > bound) {
         return Err(OutOfRange);
     }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.compare(*b).unwrap_or(Ordering::Equal));
     let (Some(_), Some(largest)) = (sorted.first(), sorted.last()) else {
         return Ok(None);
     };
@@ -1825,6 +1824,24 @@ mod tests {
             Rule::StoreConcentration.name(),
             "INTEGRITY_RULE_STORE_CONCENTRATION"
         );
+    }
+
+    #[test]
+    fn a_site_with_nothing_late_is_never_raised_by_a_zero_threshold() {
+        let policy = Policy {
+            min_sales: 1,
+            min_share: Ratio::of(0, 1),
+            late_refunds_points: 0,
+            refund_rate_points: 0,
+            late_sales_floor: Ratio::of(0, 1),
+            ..Policy::default()
+        };
+        let site = counters(10, 1_000, 0, 0);
+        let national = counters(20, 2_000, 0, 0);
+        let found = evaluate_rates(&policy, &site, &national);
+        for rule in [Rule::LateRefunds, Rule::RefundRate, Rule::LateSales] {
+            assert!(!raised(&found, rule), "{rule:?}: {found:?}");
+        }
     }
 
     #[test]

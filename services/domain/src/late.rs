@@ -54,9 +54,10 @@ pub fn lateness(tx: &ValidTransaction, received_at: UnixNanos, ends_at: UnixNano
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LateBook {
     figures: HashMap<TotalsKey, (LateTotals, bool)>,
-    windows: HashMap<String, LateWindow>,
-    /// Events whose window changed since the last take (written with the figures).
-    windows_changed: Vec<String>,
+    /// Each event's window, and whether it changed since the last take: a window is stored
+    /// whenever it moves (its end, or its latest receipt), so a reload never works from an
+    /// older latest receipt than the figures hold.
+    windows: HashMap<String, (LateWindow, bool)>,
 }
 
 /// The late changes to write: figures and windows.
@@ -84,13 +85,14 @@ impl LateBook {
 
     /// Loads an event's stored window (not marked changed).
     pub fn load_window(&mut self, event_id: &str, window: LateWindow) {
-        self.windows.insert(event_id.to_owned(), window);
+        self.windows.insert(event_id.to_owned(), (window, false));
     }
 
     /// Whether changes wait to be taken.
     #[must_use]
     pub fn pending(&self) -> bool {
-        !self.windows_changed.is_empty() || self.figures.values().any(|(_, changed)| *changed)
+        self.windows.values().any(|(_, changed)| *changed)
+            || self.figures.values().any(|(_, changed)| *changed)
     }
 
     /// Whether the event's end is known (set, or loaded): a row of an event whose end is not
@@ -99,13 +101,13 @@ impl LateBook {
     pub fn knows_end(&self, event_id: &str) -> bool {
         self.windows
             .get(event_id)
-            .is_some_and(|w| w.ends_at != UnixNanos(i64::MAX))
+            .is_some_and(|(w, _)| w.ends_at != UnixNanos(i64::MAX))
     }
 
     /// The window of an event, as folded so far.
     #[must_use]
     pub fn window(&self, event_id: &str) -> Option<LateWindow> {
-        self.windows.get(event_id).copied()
+        self.windows.get(event_id).map(|(w, _)| *w)
     }
 
     /// Whether the event's figures must be counted again from the ledger for the end
@@ -117,22 +119,26 @@ impl LateBook {
     pub fn needs_recount(&self, event_id: &str, ends_at: UnixNanos, has_rows: bool) -> bool {
         match self.windows.get(event_id) {
             None => has_rows,
-            Some(w) => w.ends_at != ends_at && w.latest_received >= w.ends_at.min(ends_at),
+            Some((w, _)) => w.ends_at != ends_at && w.latest_received >= w.ends_at.min(ends_at),
         }
     }
 
     /// Sets an event's end, where [`LateBook::needs_recount`] says no recount is needed.
     pub fn set_end(&mut self, event_id: &str, ends_at: UnixNanos) {
-        let w = self
-            .windows
-            .entry(event_id.to_owned())
-            .or_insert(LateWindow {
-                ends_at,
-                latest_received: UnixNanos(i64::MIN),
-            });
-        if w.ends_at != ends_at {
-            w.ends_at = ends_at;
-            self.windows_changed.push(event_id.to_owned());
+        match self.windows.get_mut(event_id) {
+            Some((w, changed)) => {
+                if w.ends_at != ends_at {
+                    w.ends_at = ends_at;
+                    *changed = true;
+                }
+            }
+            None => {
+                let window = LateWindow {
+                    ends_at,
+                    latest_received: UnixNanos(i64::MIN),
+                };
+                self.windows.insert(event_id.to_owned(), (window, true));
+            }
         }
     }
 
@@ -154,8 +160,7 @@ impl LateBook {
             self.figures
                 .insert((event_id.to_owned(), site, currency), (value, true));
         }
-        self.windows.insert(event_id.to_owned(), window);
-        self.windows_changed.push(event_id.to_owned());
+        self.windows.insert(event_id.to_owned(), (window, true));
     }
 
     /// Folds one ledger row received at `received_at` (a row of an event without a window
@@ -176,19 +181,18 @@ impl LateBook {
         // folded is at or after that end.
         // Looked up with the borrowed id: folding a row allocates nothing for a known event.
         if !self.windows.contains_key(event_id) {
-            self.windows.insert(
-                event_id.to_owned(),
-                LateWindow {
-                    ends_at: UnixNanos(i64::MAX),
-                    latest_received: UnixNanos(i64::MIN),
-                },
-            );
+            let window = LateWindow {
+                ends_at: UnixNanos(i64::MAX),
+                latest_received: UnixNanos(i64::MIN),
+            };
+            self.windows.insert(event_id.to_owned(), (window, true));
         }
-        let Some(w) = self.windows.get_mut(event_id) else {
+        let Some((w, changed)) = self.windows.get_mut(event_id) else {
             unreachable!("inserted above");
         };
         if received_at > w.latest_received {
             w.latest_received = received_at;
+            *changed = true;
         }
         let ends_at = w.ends_at;
         let Some(refund) = lateness(tx, received_at, ends_at) else {
@@ -212,8 +216,8 @@ impl LateBook {
         Ok(())
     }
 
-    /// The changes since the last take (figures and windows; every window whose latest
-    /// receipt moved is written with them), and forgets that they changed.
+    /// The changes since the last take (figures, and every window whose end or latest receipt
+    /// moved), and forgets that they changed.
     pub fn take_changes(&mut self) -> LateChanges {
         let mut figures: Vec<(TotalsKey, LateTotals)> = self
             .figures
@@ -225,14 +229,16 @@ impl LateBook {
             })
             .collect();
         figures.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut events: Vec<String> = std::mem::take(&mut self.windows_changed);
-        events.extend(figures.iter().map(|((e, _, _), _)| e.clone()));
-        events.sort();
-        events.dedup();
-        let windows = events
-            .into_iter()
-            .filter_map(|e| self.windows.get(&e).map(|w| (e.clone(), *w)))
+        let mut windows: Vec<(String, LateWindow)> = self
+            .windows
+            .iter_mut()
+            .filter(|(_, (_, changed))| *changed)
+            .map(|(e, (w, changed))| {
+                *changed = false;
+                (e.clone(), *w)
+            })
             .collect();
+        windows.sort_by(|a, b| a.0.cmp(&b.0));
         LateChanges { figures, windows }
     }
 
@@ -335,6 +341,47 @@ mod tests {
         );
         assert!(book.take_changes().is_empty());
         assert_eq!(book.figures().len(), 1);
+    }
+
+    #[test]
+    fn a_window_is_written_whenever_its_latest_receipt_moves() {
+        let mut book = LateBook::default();
+        book.set_end("e", UnixNanos(10 * HOUR));
+        // A new window is a change of its own.
+        assert_eq!(book.take_changes().windows.len(), 1);
+        // An on-time row changes no figure but moves the latest receipt: written.
+        book.apply(
+            "e",
+            &site("a"),
+            &tx("s", None, 1, 8 * HOUR),
+            UnixNanos(8 * HOUR),
+        )
+        .expect("fold");
+        let changes = book.take_changes();
+        assert!(changes.figures.is_empty());
+        assert_eq!(
+            changes.windows,
+            vec![(
+                "e".to_owned(),
+                LateWindow {
+                    ends_at: UnixNanos(10 * HOUR),
+                    latest_received: UnixNanos(8 * HOUR)
+                }
+            )]
+        );
+        // An older receipt moves nothing.
+        book.apply(
+            "e",
+            &site("a"),
+            &tx("t", None, 1, 7 * HOUR),
+            UnixNanos(7 * HOUR),
+        )
+        .expect("fold");
+        assert!(book.take_changes().is_empty());
+        // Reloaded from what was written, a narrowed end across the receipt needs a recount.
+        let mut reloaded = LateBook::default();
+        reloaded.load_window("e", changes.windows[0].1);
+        assert!(reloaded.needs_recount("e", UnixNanos(8 * HOUR), true));
     }
 
     #[test]

@@ -482,10 +482,16 @@ fn site_counters(
     (sites, unconverted)
 }
 
-/// What the last evaluation read: the snapshot's generation, the policy as stored, and
-/// whether the event had ended (its end takes the places at the end). The same again gives
-/// the same flags: nothing is evaluated or written.
-pub type Evaluated = (u64, Option<(String, i64)>, bool);
+/// What the last evaluation read: the snapshot's generation, the policy as stored, whether
+/// the event had ended (its end takes the places at the end), and the late figures with their
+/// watermark (a recount moves them without a new snapshot). The same again gives the same
+/// flags: nothing is evaluated or written.
+pub type Evaluated = (
+    u64,
+    Option<(String, i64)>,
+    bool,
+    (u64, Vec<(TotalsKey, LateTotals)>),
+);
 
 /// Evaluates the flags of the current event and of every other event still settling (its
 /// snapshot built by the board, reused while its figures have not moved), each unless what it
@@ -544,19 +550,21 @@ async fn evaluate_snapshot(
         .events()
         .get(event_id)
         .is_some_and(|e| now >= e.ends_at);
+    // The late figures, at the breakdown watermark (written with the breakdowns).
+    let late_read = store.event_late(event_id).await?;
     let read: Evaluated = (
         snapshot.generation,
         stored
             .as_ref()
             .map(|p| (p.overrides_json.clone(), p.updated_at.0)),
         ended,
+        late_read,
     );
     if last == Some(&read) {
         return Ok(Some(read));
     }
     let policy = policy_of(event_id, stored.as_ref());
-    // The late figures, at the breakdown watermark (written with the breakdowns).
-    let (late_watermark, late) = store.event_late(event_id).await?;
+    let (late_watermark, late) = (read.3.0, read.3.1.clone());
     let (sites, unconverted) = site_counters(f, *reporting, &late);
     // Once the event ended: the places by gross at the end, taken at the first evaluation
     // after it whose figures hold every row committed by then (the ledger's head read now,
@@ -583,7 +591,15 @@ async fn evaluate_snapshot(
     };
     let mut found = evaluate(&policy, &sites, end_ranking.as_deref());
     found.undecided = found.undecided.saturating_add(unconverted);
-    // The late figures go with the breakdowns: the position they were read at.
+    // The late figures go with the breakdowns, behind the headline figures while the ledger is
+    // busy: a late share read then is at most the true one, so it may raise a flag but never
+    // clear one (a flag cleared by lag and raised again would look new).
+    if late_watermark != f.watermark {
+        found
+            .not_holding
+            .retain(|(_, rule)| !matches!(rule, Rule::LateRefunds | Rule::LateSales));
+    }
+    // The position the late figures were read at.
     for r in &mut found.raised {
         if matches!(r.evaluation.rule, Rule::LateRefunds | Rule::LateSales) {
             r.inputs.push((
@@ -665,21 +681,6 @@ async fn auto_hold(
         if held.contains(site) {
             continue;
         }
-        if let Some(pending) = of_site().find(|a| a.state == ActionState::Pending) {
-            // An automatic hold proposed but not approved (the approval's write failed, or
-            // this process stopped between the two): approved now. An organizer's pending
-            // action is theirs to decide.
-            if pending.proposed_by == AUTO_HOLD && pending.kind == ActionKind::Hold {
-                match approve(store, &pending.action_id, policy).await {
-                    Ok(_) => holds += 1,
-                    Err(StorageError::Action(refusal)) => {
-                        tracing::info!(site = %site, event = event_id, %refusal, "automatic hold not applied: the site was acted on meanwhile");
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            continue;
-        }
         let released_at = of_site()
             .filter(|a| a.state == ActionState::Applied && a.kind == ActionKind::Release)
             .filter_map(|a| a.decided_at)
@@ -695,6 +696,21 @@ async fn auto_hold(
         let Some(grounds) = auto_hold_grounds(&weighed, released_at) else {
             continue;
         };
+        if let Some(pending) = of_site().find(|a| a.state == ActionState::Pending) {
+            // An automatic hold proposed but not approved (the approval's write failed, or
+            // this process stopped between the two): approved now, the grounds holding still.
+            // An organizer's pending action is theirs to decide.
+            if pending.proposed_by == AUTO_HOLD && pending.kind == ActionKind::Hold {
+                match approve(store, &pending.action_id, policy).await {
+                    Ok(_) => holds += 1,
+                    Err(StorageError::Action(refusal)) => {
+                        tracing::info!(site = %site, event = event_id, %refusal, "automatic hold not applied: the site was acted on meanwhile");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            continue;
+        }
         let grounds: Vec<&FlagRecord> = grounds.into_iter().map(|i| flags[i]).collect();
         match hold_on(store, event_id, site, &grounds, policy).await {
             Ok(action) => {
