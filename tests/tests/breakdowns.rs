@@ -1059,15 +1059,7 @@ async fn aggregate_until(
     what: &str,
     done: impl Fn(&saleboard_storage::StoredTotals) -> bool,
 ) -> saleboard_storage::StoredTotals {
-    let addr = saleboard_tests::proc::free_addr();
-    let listen = addr.to_string();
-    let aggregator = saleboard_tests::proc::ServiceProcess::start(
-        "saleboard-aggregator",
-        &["--aggregator-listen", &listen],
-        &[("SALEBOARD_DATABASE_URL", db.url.as_str())],
-        addr,
-    )
-    .await;
+    let aggregator = aggregator_on(db).await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let loaded = store.load_totals().await.expect("totals");
@@ -1138,15 +1130,7 @@ async fn late_figures_are_counted_again_when_the_end_moves(backend: Backend) {
         );
     };
     // One aggregator running throughout the first two steps.
-    let addr = saleboard_tests::proc::free_addr();
-    let listen = addr.to_string();
-    let aggregator = saleboard_tests::proc::ServiceProcess::start(
-        "saleboard-aggregator",
-        &["--aggregator-listen", &listen],
-        &[("SALEBOARD_DATABASE_URL", db.url.as_str())],
-        addr,
-    )
-    .await;
+    let aggregator = aggregator_on(&db).await;
     let until = |what: &'static str,
                  done: Box<dyn Fn(&saleboard_storage::StoredTotals) -> bool>| {
         let store = store.clone();
@@ -1213,6 +1197,19 @@ async fn late_figures_are_counted_again_when_the_end_moves(backend: Backend) {
     .await;
     assert_eq!(again.applied, 3, "without moving");
     verified();
+}
+
+/// An aggregator process on `db`, stopped when dropped.
+async fn aggregator_on(db: &saleboard_tests::TestDb) -> saleboard_tests::proc::ServiceProcess {
+    let addr = saleboard_tests::proc::free_addr();
+    let listen = addr.to_string();
+    saleboard_tests::proc::ServiceProcess::start(
+        "saleboard-aggregator",
+        &["--aggregator-listen", &listen],
+        &[("SALEBOARD_DATABASE_URL", db.url.as_str())],
+        addr,
+    )
+    .await
 }
 
 /// `saleboard verify` on `db`.

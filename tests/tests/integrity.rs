@@ -81,6 +81,23 @@ fn hold(site: &str, held: bool, reason: &str) -> SetSiteHoldRequest {
     }
 }
 
+/// Sets the event "flash-sale" (IDR) from `starts` to `ends` (Unix seconds).
+async fn flash_sale(app: &TestApp, starts: i64, ends: i64) {
+    let at = |seconds| Some(saleboard_proto::Timestamp { seconds, nanos: 0 });
+    app.admin()
+        .await
+        .set_event(Event {
+            event_id: "flash-sale".into(),
+            display_name: "Flash sale".into(),
+            starts_at: at(starts),
+            ends_at: at(ends),
+            reporting_currency: "IDR".into(),
+            ..Event::default()
+        })
+        .await
+        .expect("SetEvent");
+}
+
 fn state(a: &AdminAction) -> ActionState {
     ActionState::try_from(a.state).expect("a known state")
 }
@@ -866,24 +883,7 @@ async fn a_site_falling_from_first_place_in_settlement_is_flagged(backend: Backe
     };
     let now = saleboard_tests::data::now_secs();
     let ends = now + 6;
-    app.admin()
-        .await
-        .set_event(Event {
-            event_id: "flash-sale".into(),
-            display_name: "Flash sale".into(),
-            starts_at: Some(saleboard_proto::Timestamp {
-                seconds: now - 3_600,
-                nanos: 0,
-            }),
-            ends_at: Some(saleboard_proto::Timestamp {
-                seconds: ends,
-                nanos: 0,
-            }),
-            reporting_currency: "IDR".into(),
-            ..Event::default()
-        })
-        .await
-        .expect("SetEvent");
+    flash_sale(&app, now - 3_600, ends).await;
     app.admin()
         .await
         .set_integrity_policy(IntegrityPolicy {
@@ -1081,24 +1081,7 @@ async fn the_automatic_hold_holds_on_a_high_flag_and_a_release_stands(backend: B
     };
     let now = saleboard_tests::data::now_secs();
     let ends = now + 6;
-    app.admin()
-        .await
-        .set_event(Event {
-            event_id: "flash-sale".into(),
-            display_name: "Flash sale".into(),
-            starts_at: Some(saleboard_proto::Timestamp {
-                seconds: now - 3_600,
-                nanos: 0,
-            }),
-            ends_at: Some(saleboard_proto::Timestamp {
-                seconds: ends,
-                nanos: 0,
-            }),
-            reporting_currency: "IDR".into(),
-            ..Event::default()
-        })
-        .await
-        .expect("SetEvent");
+    flash_sale(&app, now - 3_600, ends).await;
     let ana_secret = app.create_organizer("ana").await;
     let budi_secret = app.create_organizer("budi").await;
     let mut ana = admin_client(app.admin_addr, Some(&ana_secret)).await;
@@ -1419,24 +1402,7 @@ async fn sales_received_over_an_hour_late_are_flagged(backend: Backend) {
         return;
     };
     let now = saleboard_tests::data::now_secs();
-    app.admin()
-        .await
-        .set_event(Event {
-            event_id: "flash-sale".into(),
-            display_name: "Flash sale".into(),
-            starts_at: Some(saleboard_proto::Timestamp {
-                seconds: now - 4 * 3_600,
-                nanos: 0,
-            }),
-            ends_at: Some(saleboard_proto::Timestamp {
-                seconds: now + 3_600,
-                nanos: 0,
-            }),
-            reporting_currency: "IDR".into(),
-            ..Event::default()
-        })
-        .await
-        .expect("SetEvent");
+    flash_sale(&app, now - 4 * 3_600, now + 3_600).await;
     app.admin()
         .await
         .set_integrity_policy(IntegrityPolicy {

@@ -219,27 +219,10 @@ impl LateBook {
     /// The changes since the last take (figures, and every window whose end or latest receipt
     /// moved), and forgets that they changed.
     pub fn take_changes(&mut self) -> LateChanges {
-        let mut figures: Vec<(TotalsKey, LateTotals)> = self
-            .figures
-            .iter_mut()
-            .filter(|(_, (_, changed))| *changed)
-            .map(|(k, (v, changed))| {
-                *changed = false;
-                (k.clone(), *v)
-            })
-            .collect();
-        figures.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut windows: Vec<(String, LateWindow)> = self
-            .windows
-            .iter_mut()
-            .filter(|(_, (_, changed))| *changed)
-            .map(|(e, (w, changed))| {
-                *changed = false;
-                (e.clone(), *w)
-            })
-            .collect();
-        windows.sort_by(|a, b| a.0.cmp(&b.0));
-        LateChanges { figures, windows }
+        LateChanges {
+            figures: take_changed(&mut self.figures),
+            windows: take_changed(&mut self.windows),
+        }
     }
 
     /// Every figure, in key order (for `verify` and tests).
@@ -251,6 +234,20 @@ impl LateBook {
             .map(|(k, (v, _))| (k.clone(), *v))
             .collect()
     }
+}
+
+/// The entries of `map` marked changed, in key order, unmarked.
+fn take_changed<K: Clone + Ord, V: Copy>(map: &mut HashMap<K, (V, bool)>) -> Vec<(K, V)> {
+    let mut taken: Vec<(K, V)> = map
+        .iter_mut()
+        .filter(|(_, (_, changed))| *changed)
+        .map(|(k, (v, changed))| {
+            *changed = false;
+            (k.clone(), *v)
+        })
+        .collect();
+    taken.sort_by(|a, b| a.0.cmp(&b.0));
+    taken
 }
 
 #[cfg(test)]
