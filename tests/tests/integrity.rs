@@ -631,6 +631,20 @@ async fn flags_when(app: &TestApp, done: impl Fn(&[IntegrityFlag]) -> bool) -> V
     }
 }
 
+/// Every flag once one of `rule` is raised, and those of `rule`.
+async fn flags_of_rule(
+    app: &TestApp,
+    rule: IntegrityRule,
+) -> (Vec<IntegrityFlag>, Vec<IntegrityFlag>) {
+    let all = flags_when(app, |f| f.iter().any(|f| f.rule == i32::from(rule))).await;
+    let of_rule = all
+        .iter()
+        .filter(|f| f.rule == i32::from(rule))
+        .cloned()
+        .collect();
+    (all, of_rule)
+}
+
 fn input<'a>(f: &'a IntegrityFlag, name: &str) -> &'a str {
     f.inputs
         .iter()
@@ -929,17 +943,9 @@ async fn a_site_falling_from_first_place_in_settlement_is_flagged(backend: Backe
     )
     .await;
     app.settle().await;
-    let raised = flags_when(&app, |f| {
-        f.iter()
-            .any(|f| f.rule == i32::from(IntegrityRule::SettlementRank))
-    })
-    .await;
-    let rank: Vec<&IntegrityFlag> = raised
-        .iter()
-        .filter(|f| f.rule == i32::from(IntegrityRule::SettlementRank))
-        .collect();
+    let (raised, rank) = flags_of_rule(&app, IntegrityRule::SettlementRank).await;
     assert_eq!(rank.len(), 1, "{raised:#?}");
-    let flag = rank[0];
+    let flag = &rank[0];
     assert_eq!(flag.site_id, "a");
     assert_eq!(flag.event_id, "flash-sale");
     assert_eq!(flag.severity, i32::from(Severity::High));
@@ -950,23 +956,15 @@ async fn a_site_falling_from_first_place_in_settlement_is_flagged(backend: Backe
     assert_eq!(input(flag, "place_by_net_now"), "4");
     // The refunds came after the end: INTEGRITY_RULE_LATE_REFUNDS (high) for a alone, 90%
     // against max(3 × 0, 0 + 5 points), from the fold's late figures.
-    let late = flags_when(&app, |f| {
-        f.iter()
-            .any(|f| f.rule == i32::from(IntegrityRule::LateRefunds))
-    })
-    .await;
-    let late: Vec<&IntegrityFlag> = late
-        .iter()
-        .filter(|f| f.rule == i32::from(IntegrityRule::LateRefunds))
-        .collect();
+    let (_, late) = flags_of_rule(&app, IntegrityRule::LateRefunds).await;
     assert_eq!(late.len(), 1, "{late:#?}");
     assert_eq!(late[0].site_id, "a");
     assert_eq!(late[0].severity, i32::from(Severity::High));
     assert_eq!(late[0].statistic_decimal, "0.9");
     assert_eq!(late[0].threshold_decimal, "0.05");
-    assert_eq!(input(late[0], "site_late_refunded_minor"), "90000");
-    assert_eq!(input(late[0], "national_late_refunded_minor"), "0");
-    assert!(!input(late[0], "late_figures_watermark").is_empty());
+    assert_eq!(input(&late[0], "site_late_refunded_minor"), "90000");
+    assert_eq!(input(&late[0], "national_late_refunded_minor"), "0");
+    assert!(!input(&late[0], "late_figures_watermark").is_empty());
     // The automatic hold is off by default: the flag alone changes nothing public.
     let public = board(&app).await;
     assert!(public.held_sites.is_empty(), "{public:?}");
@@ -1434,17 +1432,9 @@ async fn sales_received_over_an_hour_late_are_flagged(backend: Backend) {
         push(&app, &secret, txs).await;
     }
     app.settle().await;
-    let raised = flags_when(&app, |f| {
-        f.iter()
-            .any(|f| f.rule == i32::from(IntegrityRule::LateSales))
-    })
-    .await;
-    let late: Vec<&IntegrityFlag> = raised
-        .iter()
-        .filter(|f| f.rule == i32::from(IntegrityRule::LateSales))
-        .collect();
+    let (raised, late) = flags_of_rule(&app, IntegrityRule::LateSales).await;
     assert_eq!(late.len(), 1, "{raised:#?}");
-    let flag = late[0];
+    let flag = &late[0];
     assert_eq!(flag.site_id, "backdater");
     assert_eq!(flag.severity, i32::from(Severity::High));
     // 20% against max(3 × 0, 5%).

@@ -564,8 +564,8 @@ async fn evaluate_snapshot(
         return Ok(Some(read));
     }
     let policy = policy_of(event_id, stored.as_ref());
-    let (late_watermark, late) = (read.3.0, read.3.1.clone());
-    let (sites, unconverted) = site_counters(f, *reporting, &late);
+    let late_watermark = read.3.0;
+    let (sites, unconverted) = site_counters(f, *reporting, &read.3.1);
     // Once the event ended: the places by gross at the end, taken at the first evaluation
     // after it whose figures hold every row committed by then (the ledger's head read now,
     // after the end: one row, no scan). The first one stored stands, whichever process took it.
