@@ -165,6 +165,9 @@ impl DecodeLimit for crate::v1::SetExchangeRatesRequest {
 
 // Everything else a service or a client decodes: bounded by the message size alone.
 no_limit!(
+    // Organizers only, behind the admin listener and its auth; the ids are counted by the
+    // service (at most 1,000).
+    AdjustTransactionsRequest,
     GetBreakdownRequest,
     Breakdown,
     SubmitTransactionsResponse,

@@ -392,6 +392,7 @@ async fn the_screen_in_a_real_browser() {
         decided_by: None,
         decided_at: None,
         decision_note: String::new(),
+        adjustment: saleboard_storage::Adjustment::default(),
     };
     let call = saleboard_tests::db::seed_call("SetSiteHold");
     store

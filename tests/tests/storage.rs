@@ -1184,6 +1184,7 @@ fn proposal(id: &str, kind: ActionKind, site_id: &str, by: &str) -> ActionRecord
         decided_by: None,
         decided_at: None,
         decision_note: String::new(),
+        adjustment: saleboard_storage::Adjustment::default(),
     }
 }
 
@@ -1565,6 +1566,324 @@ async fn flags_are_kept_once_cleared_and_reviewed(backend: Backend) {
     );
 }
 
+/// A proposed adjustment of `ids` on site `site_id` in the test event, by `by`.
+fn adjustment(id: &str, site_id: &str, ids: &[&str], by: &str) -> ActionRecord {
+    ActionRecord {
+        adjustment: saleboard_storage::Adjustment {
+            transaction_ids: ids.iter().map(|&i| i.to_owned()).collect(),
+            flag_id: String::new(),
+            ..saleboard_storage::Adjustment::default()
+        },
+        reason: "the site could not justify them".into(),
+        ..proposal(id, ActionKind::Adjust, site_id, by)
+    }
+}
+
+/// Every row of the ledger folded as the aggregator folds them: the test event's totals of a
+/// site in IDR.
+async fn folded(store: &Arc<dyn Store>, site_id: &str) -> saleboard_domain::totals::CurrencyTotals {
+    let mut book = saleboard_domain::totals::TotalsBook::default();
+    for row in store.read_ledger(0, 10_000).await.expect("ledger") {
+        book.apply(&row.event_id, &row.site, &row.tx)
+            .expect("folds");
+    }
+    book.totals()
+        .get(&(
+            "test".to_owned(),
+            site(site_id),
+            Currency::parse("IDR").expect("IDR"),
+        ))
+        .copied()
+        .unwrap_or_default()
+}
+
+/// Organizers' adjustments in storage: proposed against the ledger as it is (an unknown id,
+/// refused naming it), decided with four eyes, applied by appending a void per row (a sale's
+/// refunds with it) at the next positions, each row voided once; a refund of a voided sale is
+/// REJECTED SALE_VOIDED, and the fold of the ledger no longer counts what was voided.
+async fn adjustments_append_voids_with_four_eyes(backend: Backend) {
+    let Some((_db, store)) = open(backend).await else {
+        return;
+    };
+    let decisions = store
+        .append(&[
+            sale("a", "S1", 100),
+            sale("a", "S2", 50),
+            candidate("a", "R1", Kind::Refund, 30, Some("S1")),
+            sale("b", "S1", 70),
+        ])
+        .await
+        .expect("append");
+    assert!(
+        decisions.iter().all(|d| reason(d).is_none()),
+        "{decisions:?}"
+    );
+    let unknown = store
+        .propose_action(&adjustment("act-0", "a", &["S2", "ZZ"], "ana"), ok(&call()))
+        .await;
+    assert!(
+        matches!(unknown, Err(StorageError::Adjust(ref r)) if r.is_unknown() && r.to_string().contains("transaction_ids[1] \"ZZ\"")),
+        "{unknown:?}"
+    );
+    let proposed = store
+        .propose_action(&adjustment("act-1", "a", &["S1"], "ana"), ok(&call()))
+        .await
+        .expect("proposed");
+    assert_eq!(proposed.state, ActionState::Pending);
+    assert_eq!(proposed.kind, ActionKind::Adjust);
+    assert_eq!(proposed.adjustment.transaction_ids, ["S1"]);
+    assert_eq!(proposed.adjustment.voided_rows, 0);
+    // Nothing changes while it is pending; its proposer cannot approve it.
+    assert_eq!(store.ledger_head().await.expect("head"), 4);
+    let decide = |by: &'static str| ActionDecision {
+        action_id: "act-1",
+        approve: true,
+        organizer: by,
+        note: "",
+        at: UnixNanos(30),
+    };
+    let own = store.decide_action(&decide("ana"), ok(&call())).await;
+    assert!(
+        matches!(
+            own,
+            Err(StorageError::Action(ActionRefusal::OwnAction { .. }))
+        ),
+        "{own:?}"
+    );
+    assert_eq!(store.ledger_head().await.expect("head"), 4);
+    let applied = store
+        .decide_action(&decide("budi"), ok(&call()))
+        .await
+        .expect("approved");
+    assert_eq!(applied.state, ActionState::Applied);
+    assert_eq!(applied.decided_by.as_deref(), Some("budi"));
+    assert_eq!(
+        (
+            applied.adjustment.voided_rows,
+            applied.adjustment.through_position
+        ),
+        (2, 6)
+    );
+    let voids = store.read_ledger(4, 10).await.expect("ledger");
+    let got: Vec<_> = voids
+        .iter()
+        .map(|r| {
+            (
+                r.position,
+                r.site.as_str(),
+                r.tx.id.as_str(),
+                r.tx.kind(),
+                r.tx.nature.names().map(TransactionId::as_str),
+                r.tx.amount_minor,
+                r.key_id.as_str(),
+                r.received_at,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                5,
+                "a",
+                "void/S1",
+                Kind::VoidSale,
+                Some("S1"),
+                100,
+                "act-1",
+                UnixNanos(2_000)
+            ),
+            (
+                6,
+                "a",
+                "void/R1",
+                Kind::VoidRefund,
+                Some("R1"),
+                30,
+                "act-1",
+                UnixNanos(2_000)
+            ),
+        ]
+    );
+    // The same content as its target but the kind and id: every figure takes away exactly it.
+    let sale_row = store.read_ledger(0, 1).await.expect("ledger");
+    assert_eq!(voids[0].tx.segments, sale_row[0].tx.segments);
+    assert_eq!(voids[0].tx.store_id, sale_row[0].tx.store_id);
+    assert_eq!(voids[0].tx.occurred_at, sale_row[0].tx.occurred_at);
+    let a = folded(&store, "a").await;
+    assert_eq!(
+        (
+            a.sale_count,
+            a.gross_minor,
+            a.refund_count,
+            a.refunded_minor
+        ),
+        (1, 50, 0, 0)
+    );
+    let b = folded(&store, "b").await;
+    assert_eq!(
+        (b.sale_count, b.gross_minor),
+        (1, 70),
+        "another site's S1 stands"
+    );
+    // A refund of the voided sale is refused; of another sale, or another site's S1, taken.
+    let after = store
+        .append(&[
+            candidate("a", "R2", Kind::Refund, 1, Some("S1")),
+            candidate("a", "R3", Kind::Refund, 1, Some("S2")),
+            candidate("b", "R2", Kind::Refund, 1, Some("S1")),
+            sale("a", "S1", 100),
+        ])
+        .await
+        .expect("append");
+    assert_eq!(reason(&after[0]), Some(Reason::SaleVoided));
+    assert_eq!(reason(&after[1]), None);
+    assert_eq!(reason(&after[2]), None);
+    // The voided sale sent again is the stored one (its first version stands).
+    assert!(
+        matches!(after[3], Decision::Duplicate { position: 1, .. }),
+        "{:?}",
+        after[3]
+    );
+    // Each row voided once: the sale, or its refund (voided with it).
+    for (id, ids) in [("act-2", ["S1"]), ("act-3", ["R1"])] {
+        let twice = store
+            .propose_action(&adjustment(id, "a", &ids, "ana"), ok(&call()))
+            .await;
+        assert!(
+            matches!(
+                twice,
+                Err(StorageError::Adjust(
+                    saleboard_domain::adjust::AdjustRefusal::Voided { .. }
+                ))
+            ),
+            "{twice:?}"
+        );
+    }
+    // A refund alone; then the approval plans again: a row voided since the proposal (by
+    // another adjustment) refuses it, nothing appended.
+    store
+        .propose_action(&adjustment("act-4", "a", &["R3"], "ana"), ok(&call()))
+        .await
+        .expect("proposed");
+    let listed = store
+        .list_actions(Some("test"), None)
+        .await
+        .expect("actions");
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].adjustment.transaction_ids, ["R3"]);
+    assert_eq!(listed[1].adjustment.voided_rows, 2);
+    let refund_only = store
+        .decide_action(
+            &ActionDecision {
+                action_id: "act-4",
+                ..decide("budi")
+            },
+            ok(&call()),
+        )
+        .await
+        .expect("approved");
+    assert_eq!(refund_only.adjustment.voided_rows, 1);
+    let a = folded(&store, "a").await;
+    assert_eq!(
+        (
+            a.sale_count,
+            a.gross_minor,
+            a.refund_count,
+            a.refunded_minor
+        ),
+        (1, 50, 0, 0),
+        "R3 voided alone"
+    );
+}
+
+/// A database from before voids (its ledger rows, a hold) migrates: rows and hold are as
+/// they were, and an adjustment voids an old row.
+async fn a_database_from_before_voids_migrates(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let previous = match backend {
+        Backend::Postgres => 15,
+        Backend::Sqlite => 14,
+    };
+    let old = db.store_until(previous).await;
+    old.create_site(&site("a"), "a", UnixNanos(1), ok(&call()))
+        .await
+        .expect("site");
+    old.set_event(&test_event(0), UnixNanos::now(), ok(&call()))
+        .await
+        .expect("event");
+    old.append(&[
+        sale("a", "S1", 100),
+        candidate("a", "R1", Kind::Refund, 30, Some("S1")),
+    ])
+    .await
+    .expect("append");
+    db.execute(
+        "INSERT INTO admin_actions (action_id, kind, state, event_id, site_id, reason, \
+         proposed_by, proposed_at_ns, decided_by, decided_at_ns) VALUES ('act-old', 'hold', \
+         'applied', 'test', 'a', 'r', 'ana', 1, 'budi', 2)",
+    )
+    .await;
+    db.execute(
+        "INSERT INTO site_holds (event_id, site_id, action_id, held_at_ns) \
+         VALUES ('test', 'a', 'act-old', 2)",
+    )
+    .await;
+    drop(old);
+    let store = db.store().await;
+    let rows = store.read_ledger(0, 10).await.expect("ledger");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        rows[1].tx.refund_of().map(TransactionId::as_str),
+        Some("S1")
+    );
+    assert_eq!(store.held_sites("test").await.expect("held"), [site("a")]);
+    let old_hold = store.list_actions(None, None).await.expect("actions");
+    assert_eq!(old_hold[0].kind, ActionKind::Hold);
+    assert_eq!(
+        old_hold[0].adjustment,
+        saleboard_storage::Adjustment::default()
+    );
+    store
+        .propose_action(&adjustment("act-1", "a", &["S1"], "ana"), ok(&call()))
+        .await
+        .expect("proposed");
+    let applied = store
+        .decide_action(
+            &ActionDecision {
+                action_id: "act-1",
+                approve: true,
+                organizer: "budi",
+                note: "",
+                at: UnixNanos(3),
+            },
+            ok(&call()),
+        )
+        .await
+        .expect("approved");
+    assert_eq!(applied.adjustment.voided_rows, 2);
+    assert_eq!(folded(&store, "a").await, Default::default());
+    // The rebuilt ledger is still append-only.
+    for sql in ["UPDATE ledger SET amount_minor = 1", "DELETE FROM ledger"] {
+        let result = match backend {
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+                sqlx::query(sql).execute(&mut c).await.map(|_| ())
+            }
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&db.url)
+                    .await
+                    .expect("connect");
+                sqlx::query(sql).execute(&mut c).await.map(|_| ())
+            }
+        };
+        let err = result.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+}
+
 backend_tests!(
     flags_are_kept_once_cleared_and_reviewed,
     actions_hold_and_release_with_four_eyes,
@@ -1580,6 +1899,8 @@ backend_tests!(
     late_figures_follow_the_book,
     board_reads_only_what_changed,
     a_database_from_before_the_incremental_board_migrates,
+    adjustments_append_voids_with_four_eyes,
+    a_database_from_before_voids_migrates,
 );
 
 /// The benchmarks' COPY baseline loads rows in the ledger's current columns (event and segments

@@ -7,9 +7,9 @@ use saleboard_proto::Timestamp;
 use saleboard_proto::json::JsonMessage;
 use saleboard_proto::v1::admin_service_client::AdminServiceClient;
 use saleboard_proto::v1::{
-    ActionKind, ActionState, AdminAction, ApproveActionRequest, AuditEntry,
-    BacktestIntegrityRequest, CreateApiKeyRequest, CreateOrganizerRequest, CreateSiteRequest,
-    Event, ExchangeRate, FlagState, GetEventRequest, GetIntegrityFlagRequest,
+    ActionKind, ActionState, AdjustTransactionsRequest, AdminAction, ApproveActionRequest,
+    AuditEntry, BacktestIntegrityRequest, CreateApiKeyRequest, CreateOrganizerRequest,
+    CreateSiteRequest, Event, ExchangeRate, FlagState, GetEventRequest, GetIntegrityFlagRequest,
     GetIntegrityPolicyRequest, IntegrityBacktest, IntegrityFlag, IntegrityPolicy, IntegrityRule,
     ListActionsRequest, ListApiKeysRequest, ListAuditLogRequest, ListEventsRequest,
     ListExchangeRatesRequest, ListIntegrityFlagsRequest, ListOrganizersRequest, ListSitesRequest,
@@ -76,7 +76,28 @@ pub enum AdminCommand {
     /// Integrity: the thresholds of each event's rules.
     #[command(subcommand)]
     Integrity(IntegrityCommand),
-    /// Approve another organizer's pending action (a hold or release): it applies now.
+    /// Propose to void transactions of a site that organizers confirmed invalid: once another
+    /// organizer approves (`admin approve`), a void is appended to the ledger for each (a
+    /// sale's refunds are voided with it) and every figure stops counting them.
+    Adjust {
+        /// The site.
+        #[arg(long)]
+        site: String,
+        /// The transaction ids to void (1 to 1,000).
+        #[arg(required = true)]
+        transaction_ids: Vec<String>,
+        /// Why (required): the approving organizer reads it, the audit log keeps it.
+        #[arg(long)]
+        reason: String,
+        /// The integrity flag this answers, if any.
+        #[arg(long, default_value = "")]
+        flag: String,
+        /// The event (default: the current one).
+        #[arg(long, default_value = "")]
+        event: String,
+    },
+    /// Approve another organizer's pending action (a hold, a release or an adjustment): it
+    /// applies now.
     Approve {
         /// The action (`act-...`).
         action_id: String,
@@ -618,6 +639,26 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
             set,
             default,
         }) => integrity_policy(&mut admin, endpoint, output, event, set, default).await,
+        AdminCommand::Adjust {
+            site,
+            transaction_ids,
+            reason,
+            flag,
+            event,
+        } => {
+            let a = admin
+                .adjust_transactions(AdjustTransactionsRequest {
+                    event_id: event.clone(),
+                    site_id: site.clone(),
+                    transaction_ids: transaction_ids.clone(),
+                    reason: reason.clone(),
+                    flag_id: flag.clone(),
+                })
+                .await
+                .map_err(|s| client::explain(endpoint, "AdjustTransactions", &s))?
+                .into_inner();
+            print(output, &a, || format!("{}\n", action_line(&a)))
+        }
         AdminCommand::Approve { action_id } => {
             let a = admin
                 .approve_action(ApproveActionRequest {
@@ -851,9 +892,29 @@ fn flag_line(f: &IntegrityFlag) -> String {
 /// An action in one line: id, what, state, who, why.
 fn action_line(a: &AdminAction) -> String {
     let what = match ActionKind::try_from(a.kind) {
-        Ok(ActionKind::Hold) => "hold",
-        Ok(ActionKind::Release) => "release",
-        _ => "?",
+        Ok(ActionKind::Hold) => "hold".to_owned(),
+        Ok(ActionKind::Release) => "release".to_owned(),
+        Ok(ActionKind::Adjust) => {
+            let flag = if a.flag_id.is_empty() {
+                String::new()
+            } else {
+                format!(" for flag {}", a.flag_id)
+            };
+            let named = a.transaction_ids.len();
+            let applied = if a.voided_rows == 0 {
+                String::new()
+            } else {
+                format!(
+                    ", {} voids through ledger position {}",
+                    a.voided_rows, a.through_position
+                )
+            };
+            format!(
+                "adjust ({named} transaction{}{flag}{applied})",
+                if named == 1 { "" } else { "s" }
+            )
+        }
+        _ => "?".to_owned(),
     };
     let state = match ActionState::try_from(a.state) {
         Ok(ActionState::Pending) => "PENDING: another organizer approves or rejects it".to_owned(),

@@ -23,6 +23,8 @@ pub enum ActionKind {
     Hold,
     /// Put a held site back.
     Release,
+    /// Void transactions of the site (`AdjustTransactions`): voids appended to the ledger.
+    Adjust,
 }
 
 impl ActionKind {
@@ -38,6 +40,7 @@ impl ActionKind {
         match self {
             Self::Hold => "hold",
             Self::Release => "release",
+            Self::Adjust => "adjust",
         }
     }
 
@@ -47,14 +50,20 @@ impl ActionKind {
         match s {
             "hold" => Some(Self::Hold),
             "release" => Some(Self::Release),
+            "adjust" => Some(Self::Adjust),
             _ => None,
         }
     }
 
-    /// Whether the site is held once this kind is applied.
+    /// Whether the site is held once this kind is applied; `None` for an adjustment, which
+    /// leaves the site's standing as it is.
     #[must_use]
-    pub fn holds(self) -> bool {
-        self == Self::Hold
+    pub fn holds(self) -> Option<bool> {
+        match self {
+            Self::Hold => Some(true),
+            Self::Release => Some(false),
+            Self::Adjust => None,
+        }
     }
 }
 
@@ -153,7 +162,8 @@ impl ActionRefusal {
 }
 
 /// Whether `kind` may be proposed for `site` in `event`, given whether the site is held now and
-/// the action pending on it, if any.
+/// the action pending on it, if any (one pending action per site and event, of any kind; an
+/// adjustment leaves the standing as it is, so it may be proposed held or not).
 ///
 /// # Errors
 /// [`ActionRefusal::Pending`] or [`ActionRefusal::AlreadySo`].
@@ -171,7 +181,7 @@ pub fn check_proposal(
             action_id: action_id.to_owned(),
         });
     }
-    if held_now == kind.holds() {
+    if kind.holds() == Some(held_now) {
         return Err(ActionRefusal::AlreadySo {
             site: site.to_owned(),
             event: event.to_owned(),
@@ -214,7 +224,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for kind in [ActionKind::Hold, ActionKind::Release] {
+        for kind in [ActionKind::Hold, ActionKind::Release, ActionKind::Adjust] {
             assert_eq!(ActionKind::parse(kind.as_str()), Some(kind));
         }
         for state in [
@@ -250,8 +260,19 @@ mod tests {
             free.to_string(),
             "site \"s\" is not held in event \"e\" already"
         );
-        // A pending action blocks any other, of either kind, and is named.
-        for (kind, held) in [(ActionKind::Hold, false), (ActionKind::Release, true)] {
+        // An adjustment, held or not.
+        for held in [false, true] {
+            assert_eq!(
+                check_proposal(ActionKind::Adjust, "s", "e", held, None),
+                Ok(())
+            );
+        }
+        // A pending action blocks any other, of any kind, and is named.
+        for (kind, held) in [
+            (ActionKind::Hold, false),
+            (ActionKind::Release, true),
+            (ActionKind::Adjust, false),
+        ] {
             let e = check_proposal(kind, "s", "e", held, Some("act-1")).expect_err("refused");
             assert!(
                 matches!(e, ActionRefusal::Pending { ref action_id, .. } if action_id == "act-1")

@@ -122,7 +122,23 @@ impl TransactionId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id of the organizers' void of `target`: `void/` and the target's id. `/` is outside
+    /// a retailer's charset, so no pushed id is ever a void's, and a target has one void id.
+    #[must_use]
+    pub fn void_of(target: &Self) -> Self {
+        Self(format!("{VOID_PREFIX}{}", target.0))
+    }
+
+    /// Whether this is a void's id ([`TransactionId::void_of`]).
+    #[must_use]
+    pub fn is_void(&self) -> bool {
+        self.0.starts_with(VOID_PREFIX)
+    }
 }
+
+/// What a void's id starts with.
+const VOID_PREFIX: &str = "void/";
 
 impl fmt::Display for TransactionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -202,6 +218,18 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_void_id_is_never_a_pushed_one() {
+        let target = TransactionId::parse(&"x".repeat(64)).expect("id");
+        let void = TransactionId::void_of(&target);
+        assert_eq!(void.as_str(), format!("void/{}", "x".repeat(64)));
+        assert!(void.is_void());
+        assert!(!target.is_void());
+        // A retailer cannot push it, nor anything that looks like it.
+        assert!(TransactionId::parse(void.as_str()).is_err());
+        assert!(TransactionId::parse("void:x").is_ok_and(|id| !id.is_void()));
     }
 
     #[test]

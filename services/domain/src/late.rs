@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::totals::{TotalsKey, TotalsOverflow};
-use crate::transaction::ValidTransaction;
+use crate::transaction::{Kind, ValidTransaction};
 use crate::{Currency, SiteId, UnixNanos};
 
 /// A sale received more than this long after it occurred is late (nanoseconds: one hour).
@@ -42,7 +42,8 @@ pub struct LateWindow {
 #[must_use]
 pub fn lateness(tx: &ValidTransaction, received_at: UnixNanos, ends_at: UnixNanos) -> Option<bool> {
     let after_end = received_at >= ends_at;
-    if tx.nature.refund_of().is_some() {
+    // A void is late as its target was: it carries the target's content and receive time.
+    if matches!(tx.kind(), Kind::Refund | Kind::VoidRefund) {
         return after_end.then_some(true);
     }
     let delayed = received_at.0.saturating_sub(tx.occurred_at.0) > LATE_AFTER_NS;
@@ -205,13 +206,18 @@ impl LateBook {
         } else {
             (&mut value.late_sales_minor, "late sales")
         };
-        *figure = figure
-            .checked_add(i128::from(tx.amount_minor))
-            .ok_or_else(|| TotalsOverflow {
-                site: site.clone(),
-                currency: tx.currency,
-                what,
-            })?;
+        // A void takes away what its target added (never below zero: its target was folded).
+        let amount = i128::from(tx.amount_minor);
+        *figure = if tx.kind().is_void() {
+            figure.checked_sub(amount).filter(|v| *v >= 0)
+        } else {
+            figure.checked_add(amount)
+        }
+        .ok_or_else(|| TotalsOverflow {
+            site: site.clone(),
+            currency: tx.currency,
+            what,
+        })?;
         *changed = true;
         Ok(())
     }
@@ -338,6 +344,47 @@ mod tests {
         );
         assert!(book.take_changes().is_empty());
         assert_eq!(book.figures().len(), 1);
+    }
+
+    #[test]
+    fn a_void_is_late_as_its_target_and_takes_its_figure_away() {
+        let mut book = LateBook::default();
+        book.set_end("e", UnixNanos(10 * HOUR));
+        let a = site("a");
+        let backdated = tx("s1", None, 100, HOUR);
+        let late_refund = tx("r1", Some("s0"), 40, 2 * HOUR);
+        book.apply("e", &a, &backdated, UnixNanos(10 * HOUR))
+            .expect("fold");
+        book.apply("e", &a, &late_refund, UnixNanos(11 * HOUR))
+            .expect("fold");
+        let void_sale = backdated.voided().expect("void");
+        let void_refund = late_refund.voided().expect("void");
+        // Received as its target was (storage writes the target's receipt with it).
+        assert_eq!(
+            lateness(&void_sale, UnixNanos(10 * HOUR), UnixNanos(10 * HOUR)),
+            Some(false)
+        );
+        assert_eq!(
+            lateness(&void_refund, UnixNanos(11 * HOUR), UnixNanos(10 * HOUR)),
+            Some(true)
+        );
+        book.apply("e", &a, &void_sale, UnixNanos(10 * HOUR))
+            .expect("fold");
+        book.apply("e", &a, &void_refund, UnixNanos(11 * HOUR))
+            .expect("fold");
+        let idr = Currency::parse("IDR").expect("IDR");
+        assert_eq!(
+            book.figures()
+                .get(&("e".to_owned(), a.clone(), idr))
+                .copied()
+                .unwrap_or_default(),
+            LateTotals::default()
+        );
+        // Never below zero.
+        let e = book
+            .apply("e", &a, &void_sale, UnixNanos(10 * HOUR))
+            .expect_err("nothing left to take away");
+        assert_eq!(e.what, "late sales");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! async, so they can be tested exhaustively and shared by every service.
 //!
 //! Layout:
-//! - [`action`]: organizers' holds and releases, and the four-eyes rule that decides them.
+//! - [`action`]: organizers' holds, releases and adjustments, and the four-eyes rule that decides them.
+//! - [`adjust`]: which ledger rows an adjustment voids.
 //! - [`audit`]: organizers' names and the audit log's hash chain (canonical bytes, verification).
 //! - [`ids`]: `SiteId`, `TransactionId`, `StoreId` and their parsing rules.
 //! - [`currency`]: ISO 4217 currencies with a defined minor-unit exponent.
@@ -16,6 +17,7 @@
 //! - [`ranking`]: conversion into the reporting currency and the national ranking.
 
 pub mod action;
+pub mod adjust;
 pub mod audit;
 pub mod comparison;
 pub mod currency;

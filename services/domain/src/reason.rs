@@ -54,11 +54,14 @@ pub enum Reason {
     InvalidOrigin,
     /// A refund names a segment field (brand, category, origin) that differs from its sale's.
     RefundSegmentMismatch,
+    /// A refund names a sale the organizers voided (`AdjustTransactions`): it counts no more
+    /// and takes no refund.
+    SaleVoided,
 }
 
 impl Reason {
     /// Every reason, for documentation and exhaustive tests.
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 25] = [
         Self::InvalidTransactionId,
         Self::InvalidStoreId,
         Self::InvalidKind,
@@ -83,6 +86,7 @@ impl Reason {
         Self::InvalidCategory,
         Self::InvalidOrigin,
         Self::RefundSegmentMismatch,
+        Self::SaleVoided,
     ];
 
     /// The stable upper-snake code sent to clients.
@@ -113,6 +117,7 @@ impl Reason {
             Self::InvalidCategory => "INVALID_CATEGORY",
             Self::InvalidOrigin => "INVALID_ORIGIN",
             Self::RefundSegmentMismatch => "REFUND_SEGMENT_MISMATCH",
+            Self::SaleVoided => "SALE_VOIDED",
         }
     }
 }

@@ -71,7 +71,8 @@ impl LedgerState {
     }
 
     /// Records a stored row. Storage must load every row whose id a batch names, as its own
-    /// `transaction_id` or as a refund's `refund_of`.
+    /// `transaction_id` or as a refund's `refund_of`, and the void of each sale a refund names
+    /// ([`TransactionId::void_of`]), if there is one.
     pub fn insert_stored(&mut self, site: SiteId, stored: Stored) {
         self.rows.insert((site, stored.tx.id.clone()), stored);
     }
@@ -243,6 +244,18 @@ impl LedgerState {
                 ),
             ));
         }
+        if self
+            .rows
+            .contains_key(&(site.clone(), TransactionId::void_of(sale_id)))
+        {
+            return Err(Rejection::new(
+                Reason::SaleVoided,
+                format!(
+                    "sale {:?} was voided by the organizers: it counts no more and takes no refund",
+                    sale_id.as_str()
+                ),
+            ));
+        }
         if sale.tx.currency != tx.currency {
             return Err(Rejection::new(
                 Reason::RefundCurrencyMismatch,
@@ -382,6 +395,38 @@ mod tests {
         assert_eq!(st.resolve(&a, &sale("1", 5)), duplicate(42));
         assert_eq!(st.resolve(&a, &sale("3", 5)), accepted(44));
         assert_eq!(st.next_position(), 45);
+    }
+
+    #[test]
+    fn a_voided_sale_takes_no_refund_and_its_resend_is_a_duplicate() {
+        let mut st = state(10);
+        let a = site("a");
+        let s = sale("S", 100);
+        let stored = |tx: ValidTransaction, position| Stored {
+            tx,
+            position,
+            event_id: "e".into(),
+        };
+        st.insert_stored(a.clone(), stored(s.clone(), 3));
+        st.insert_stored(a.clone(), stored(s.voided().expect("void"), 9));
+        // The void's amount is in the sale's refunded sum, as storage reads it.
+        st.insert_refunded(a.clone(), s.id.clone(), 100);
+        let d = st.resolve(&a, &refund("R", "S", 1));
+        assert_eq!(reason(&d), Some(Reason::SaleVoided));
+        let Decision::Rejected(r) = d else {
+            unreachable!("rejected above")
+        };
+        assert!(
+            r.message.contains("voided by the organizers"),
+            "{}",
+            r.message
+        );
+        // The sale itself is stored: sent again, it is the same transaction.
+        assert_eq!(st.resolve(&a, &s), duplicate(3));
+        // Another site's sale of the same id is not voided.
+        let b = site("b");
+        st.insert_stored(b.clone(), stored(sale("S", 100), 4));
+        assert_eq!(st.resolve(&b, &refund("R", "S", 1)), accepted(11));
     }
 
     fn at(t: ValidTransaction, occurred: i64) -> ValidTransaction {

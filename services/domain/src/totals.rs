@@ -116,25 +116,69 @@ pub struct SegmentFigures {
     pub totals: BTreeMap<Currency, CurrencyTotals>,
 }
 
-/// Adds one ledger row to a per-currency total.
-fn add(t: &mut CurrencyTotals, kind: Kind, amount_minor: i64) -> Result<(), &'static str> {
+/// What one ledger row adds to a per-currency total and to its hour's figures, and whether it
+/// takes them away instead (a void takes away exactly what its target, a row of the same
+/// content, added).
+fn row_figures(kind: Kind, amount_minor: i64) -> (CurrencyTotals, HourlyTotals, bool) {
+    let amount = i128::from(amount_minor);
+    let (totals, hour) = match kind {
+        Kind::Sale | Kind::VoidSale => (
+            CurrencyTotals {
+                sale_count: 1,
+                gross_minor: amount,
+                ..CurrencyTotals::default()
+            },
+            HourlyTotals {
+                sale_count: 1,
+                net_minor: amount,
+            },
+        ),
+        Kind::Refund | Kind::VoidRefund => (
+            CurrencyTotals {
+                refund_count: 1,
+                refunded_minor: amount,
+                ..CurrencyTotals::default()
+            },
+            HourlyTotals {
+                sale_count: 0,
+                net_minor: -amount,
+            },
+        ),
+    };
+    (totals, hour, kind.is_void())
+}
+
+/// What a row's figures are, to name the one that broke its bound.
+fn figures_of(kind: Kind) -> &'static str {
     match kind {
-        Kind::Sale => {
-            t.sale_count = t.sale_count.checked_add(1).ok_or("sale count")?;
-            t.gross_minor = t
-                .gross_minor
-                .checked_add(i128::from(amount_minor))
-                .ok_or("gross")?;
-        }
-        Kind::Refund => {
-            t.refund_count = t.refund_count.checked_add(1).ok_or("refund count")?;
-            t.refunded_minor = t
-                .refunded_minor
-                .checked_add(i128::from(amount_minor))
-                .ok_or("refunded")?;
-        }
+        Kind::Sale => "sales",
+        Kind::Refund => "refunds",
+        // Below zero: a void of a row the figures never held.
+        Kind::VoidSale => "sales voided",
+        Kind::VoidRefund => "refunds voided",
     }
+}
+
+/// Adds one ledger row to a per-currency total (a void takes its target's figures away).
+fn add(t: &mut CurrencyTotals, kind: Kind, amount_minor: i64) -> Result<(), &'static str> {
+    let (row, _, void) = row_figures(kind, amount_minor);
+    let sum = if void {
+        t.checked_sub(&row)
+    } else {
+        t.checked_add(&row)
+    };
+    *t = sum.ok_or(figures_of(kind))?;
     Ok(())
+}
+
+/// Adds one row's hourly figures (a void takes them away).
+fn add_hour(h: &mut HourlyTotals, row: &HourlyTotals, void: bool) -> Option<()> {
+    *h = if void {
+        h.checked_sub(row)?
+    } else {
+        h.checked_add(row)?
+    };
+    Some(())
 }
 
 /// A total would leave the range of `i64` / `u64`.
@@ -413,50 +457,15 @@ impl TotalsBook {
             .or_default();
         hour.1 = true;
         let h = &mut hour.0;
-        match tx.kind() {
-            Kind::Sale => {
-                t.sale_count = t
-                    .sale_count
-                    .checked_add(1)
-                    .ok_or_else(|| overflow("sale count"))?;
-                t.gross_minor = t
-                    .gross_minor
-                    .checked_add(i128::from(tx.amount_minor))
-                    .ok_or_else(|| overflow("gross"))?;
-                h.sale_count = h
-                    .sale_count
-                    .checked_add(1)
-                    .ok_or_else(|| overflow("hourly sale count"))?;
-                h.net_minor = h
-                    .net_minor
-                    .checked_add(i128::from(tx.amount_minor))
-                    .ok_or_else(|| overflow("hourly net"))?;
-            }
-            Kind::Refund => {
-                t.refund_count = t
-                    .refund_count
-                    .checked_add(1)
-                    .ok_or_else(|| overflow("refund count"))?;
-                t.refunded_minor = t
-                    .refunded_minor
-                    .checked_add(i128::from(tx.amount_minor))
-                    .ok_or_else(|| overflow("refunded"))?;
-                h.net_minor = h
-                    .net_minor
-                    .checked_sub(i128::from(tx.amount_minor))
-                    .ok_or_else(|| overflow("hourly net"))?;
-            }
+        let (row, hour_row, void) = row_figures(tx.kind(), tx.amount_minor);
+        let what = figures_of(tx.kind());
+        *t = if void {
+            t.checked_sub(&row)
+        } else {
+            t.checked_add(&row)
         }
-        let delta = match tx.kind() {
-            Kind::Sale => HourlyTotals {
-                sale_count: 1,
-                net_minor: i128::from(tx.amount_minor),
-            },
-            Kind::Refund => HourlyTotals {
-                sale_count: 0,
-                net_minor: -i128::from(tx.amount_minor),
-            },
-        };
+        .ok_or_else(|| overflow(what))?;
+        add_hour(h, &hour_row, void).ok_or_else(|| overflow("hourly figures"))?;
         if newly_dirty {
             self.dirty_sites.push((event_id.to_owned(), site.clone()));
         }
@@ -470,10 +479,8 @@ impl TotalsBook {
             .unwrap_or_else(|| unreachable!("inserted above"))
             .entry((tx.currency, tx.occurred_at.hour_start()))
             .or_default();
-        national.0 = national
-            .0
-            .checked_add(&delta)
-            .ok_or_else(|| overflow("national hourly net"))?;
+        add_hour(&mut national.0, &hour_row, void)
+            .ok_or_else(|| overflow("national hourly figures"))?;
         national.1 = true;
         self.apply_breakdowns(event_id, site, tx)
     }
@@ -863,12 +870,11 @@ mod tests {
         ValidTransaction {
             id: TransactionId::parse("t").expect("id"),
             store_id: StoreId::default(),
-            nature: match kind {
-                Kind::Sale => Nature::Sale,
-                Kind::Refund => Nature::Refund {
-                    of: TransactionId::parse("s").expect("id"),
-                },
-            },
+            nature: Nature::from_parts(
+                kind,
+                (kind != Kind::Sale).then(|| TransactionId::parse("s").expect("id")),
+            )
+            .expect("nature"),
             currency: Currency::parse(currency).expect("currency"),
             amount_minor: amount,
             occurred_at: UnixNanos(at),
@@ -1113,6 +1119,74 @@ mod tests {
             book.hourly()[&("e".to_owned(), a, jpy, UnixNanos(5 * HOUR))].net_minor,
             -40
         );
+    }
+
+    #[test]
+    fn a_void_takes_away_exactly_what_its_target_added() {
+        let a = SiteId::parse("a").expect("site");
+        let idr = Currency::parse("IDR").expect("IDR");
+        let sale = branded(
+            tx(Kind::Sale, "IDR", 100, 10),
+            "nestle",
+            crate::Origin::Domestic,
+        );
+        let refund = ValidTransaction {
+            id: TransactionId::parse("r").expect("id"),
+            nature: Nature::Refund {
+                of: sale.id.clone(),
+            },
+            amount_minor: 30,
+            occurred_at: UnixNanos(HOUR + 1),
+            ..sale.clone()
+        };
+        let other = branded(
+            tx(Kind::Sale, "IDR", 40, 20),
+            "nestle",
+            crate::Origin::Domestic,
+        );
+        let mut book = TotalsBook::default();
+        for row in [&other, &sale, &refund] {
+            book.apply("e", &a, row).expect("fold");
+        }
+        // Voided with its refund: every figure is as if only `other` had been pushed.
+        let mut only_other = TotalsBook::default();
+        only_other.apply("e", &a, &other).expect("fold");
+        for row in [&sale, &refund] {
+            let void = row.voided().expect("a sale or a refund is voided");
+            assert!(void.kind().is_void());
+            assert_eq!(void.id, TransactionId::void_of(&row.id));
+            assert_eq!(void.nature.names(), Some(&row.id));
+            assert_eq!(void.voided(), None, "a void is never voided");
+            book.apply("e", &a, &void).expect("fold");
+        }
+        assert_eq!(book.totals(), only_other.totals());
+        // The refund's hour keeps a row at zero; the figures per hour are the same.
+        let hourly: BTreeMap<_, _> = book
+            .hourly()
+            .into_iter()
+            .filter(|(_, h)| *h != HourlyTotals::default())
+            .collect();
+        assert_eq!(hourly, only_other.hourly());
+        assert_eq!(
+            book.national_hourly()
+                .into_iter()
+                .filter(|(_, h)| *h != HourlyTotals::default())
+                .collect::<BTreeMap<_, _>>(),
+            only_other.national_hourly()
+        );
+        let brand = ("e".to_owned(), Dimension::Brand, "nestle".to_owned());
+        assert_eq!(
+            book.segments()[&brand].totals[&idr],
+            only_other.segments()[&brand].totals[&idr]
+        );
+        let t = book.totals()[&("e".to_owned(), a.clone(), idr)];
+        assert_eq!((t.sale_count, t.gross_minor, t.refund_count), (1, 40, 0));
+        // A void of a row the figures never held is a broken bound, never a negative figure.
+        let mut empty = TotalsBook::default();
+        let e = empty
+            .apply("e", &a, &sale.voided().expect("void"))
+            .expect_err("nothing to take away");
+        assert_eq!(e.what, "sales voided");
     }
 
     #[test]

@@ -5,22 +5,30 @@ use crate::{
     Currency, IdError, PushedOrigin, Reason, Rejection, Segments, StoreId, TransactionId, UnixNanos,
 };
 
-/// Sale or refund.
+/// What a ledger row is: a retailer's sale or refund, or an organizers' void of one (issue 28:
+/// `AdjustTransactions`), which takes away exactly what its target added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// Money in.
     Sale,
     /// Money back, against an earlier sale.
     Refund,
+    /// A sale voided by organizers: no longer counted.
+    VoidSale,
+    /// A refund voided by organizers (its sale was voided): no longer counted.
+    VoidRefund,
 }
 
 impl Kind {
-    /// Stable small-integer code used by the ledger tables (same numbers as the protobuf enum).
+    /// Stable small-integer code used by the ledger tables (a sale and a refund have the
+    /// protobuf enum's numbers; a void is never pushed, so it has no number there).
     #[must_use]
     pub fn code(self) -> i16 {
         match self {
             Self::Sale => 1,
             Self::Refund => 2,
+            Self::VoidSale => 3,
+            Self::VoidRefund => 4,
         }
     }
 
@@ -30,8 +38,16 @@ impl Kind {
         match code {
             1 => Some(Self::Sale),
             2 => Some(Self::Refund),
+            3 => Some(Self::VoidSale),
+            4 => Some(Self::VoidRefund),
             _ => None,
         }
+    }
+
+    /// Whether this is an organizers' void, which takes away its target's figures.
+    #[must_use]
+    pub fn is_void(self) -> bool {
+        matches!(self, Self::VoidSale | Self::VoidRefund)
     }
 }
 
@@ -144,7 +160,8 @@ impl ValidTransaction {
     }
 }
 
-/// What a valid transaction does: a refund always names its sale, a sale never names one.
+/// What a valid transaction does: a refund always names its sale, a sale never names one, a
+/// void names the row it voids.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Nature {
     /// A sale.
@@ -154,15 +171,27 @@ pub enum Nature {
         /// The sale refunded.
         of: TransactionId,
     },
+    /// Organizers voided the sale `of` (same site).
+    VoidSale {
+        /// The sale voided.
+        of: TransactionId,
+    },
+    /// Organizers voided the refund `of` (same site), with its sale.
+    VoidRefund {
+        /// The refund voided.
+        of: TransactionId,
+    },
 }
 
 impl Nature {
-    /// Sale or refund, without the sale refunded.
+    /// The kind, without the row it names.
     #[must_use]
     pub fn kind(&self) -> Kind {
         match self {
             Self::Sale => Kind::Sale,
             Self::Refund { .. } => Kind::Refund,
+            Self::VoidSale { .. } => Kind::VoidSale,
+            Self::VoidRefund { .. } => Kind::VoidRefund,
         }
     }
 
@@ -170,8 +199,31 @@ impl Nature {
     #[must_use]
     pub fn refund_of(&self) -> Option<&TransactionId> {
         match self {
-            Self::Sale => None,
             Self::Refund { of } => Some(of),
+            Self::Sale | Self::VoidSale { .. } | Self::VoidRefund { .. } => None,
+        }
+    }
+
+    /// The row this one names, as the ledger's `refund_of` column stores it: a refund's sale,
+    /// a void's target; `None` for a sale.
+    #[must_use]
+    pub fn names(&self) -> Option<&TransactionId> {
+        match self {
+            Self::Sale => None,
+            Self::Refund { of } | Self::VoidSale { of } | Self::VoidRefund { of } => Some(of),
+        }
+    }
+
+    /// The nature of the row `kind` naming `of` (`None` for a sale), as read back from the
+    /// ledger; `None` when the two do not go together.
+    #[must_use]
+    pub fn from_parts(kind: Kind, of: Option<TransactionId>) -> Option<Self> {
+        match (kind, of) {
+            (Kind::Sale, None) => Some(Self::Sale),
+            (Kind::Refund, Some(of)) => Some(Self::Refund { of }),
+            (Kind::VoidSale, Some(of)) => Some(Self::VoidSale { of }),
+            (Kind::VoidRefund, Some(of)) => Some(Self::VoidRefund { of }),
+            _ => None,
         }
     }
 }
@@ -187,6 +239,28 @@ impl ValidTransaction {
     #[must_use]
     pub fn refund_of(&self) -> Option<&TransactionId> {
         self.nature.refund_of()
+    }
+
+    /// The organizers' void of this sale or refund: a row with the same content (store,
+    /// currency, amount, time, segments), so every figure takes away exactly what this row
+    /// added, under the id [`TransactionId::void_of`] (outside a retailer's charset: never
+    /// theirs). `None` for a void.
+    #[must_use]
+    pub fn voided(&self) -> Option<Self> {
+        let nature = match self.nature {
+            Nature::Sale => Nature::VoidSale {
+                of: self.id.clone(),
+            },
+            Nature::Refund { .. } => Nature::VoidRefund {
+                of: self.id.clone(),
+            },
+            Nature::VoidSale { .. } | Nature::VoidRefund { .. } => return None,
+        };
+        Some(Self {
+            id: TransactionId::void_of(&self.id),
+            nature,
+            ..self.clone()
+        })
     }
 }
 
@@ -217,9 +291,10 @@ pub fn validate(
             id_message("store_id", &input.store_id, &e),
         )
     })?;
-    let kind = match input.kind {
-        PushedKind::Sale => Kind::Sale,
-        PushedKind::Refund => Kind::Refund,
+    // A retailer pushes a sale or a refund (a void is the organizers', never pushed).
+    let refund = match input.kind {
+        PushedKind::Sale => false,
+        PushedKind::Refund => true,
         PushedKind::Unspecified => {
             return Err(Rejection::new(
                 Reason::InvalidKind,
@@ -274,21 +349,21 @@ pub fn validate(
             ),
         ));
     }
-    let nature = match (kind, input.refund_of.as_str()) {
-        (Kind::Sale, "") => Nature::Sale,
-        (Kind::Sale, _) => {
+    let nature = match (refund, input.refund_of.as_str()) {
+        (false, "") => Nature::Sale,
+        (false, _) => {
             return Err(Rejection::new(
                 Reason::SaleWithRefundOf,
                 "refund_of is set on a SALE; only a REFUND names the sale it refunds",
             ));
         }
-        (Kind::Refund, "") => {
+        (true, "") => {
             return Err(Rejection::new(
                 Reason::MissingRefundOf,
                 "refund_of is empty; a REFUND must name the transaction_id of its SALE",
             ));
         }
-        (Kind::Refund, value) => Nature::Refund {
+        (true, value) => Nature::Refund {
             of: TransactionId::parse(value).map_err(|e| {
                 Rejection::new(Reason::InvalidRefundOf, id_message("refund_of", value, &e))
             })?,

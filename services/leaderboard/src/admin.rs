@@ -19,20 +19,20 @@ use saleboard_proto::Timestamp;
 use saleboard_proto::json::JsonMessage;
 use saleboard_proto::v1::admin_service_server::AdminService as AdminApi;
 use saleboard_proto::v1::{
-    ActionKind as ActionKindMsg, ActionState as ActionStateMsg, AdminAction, ApiKey,
-    ApproveActionRequest, AuditEntry as AuditEntryMsg, BacktestIntegrityRequest,
-    CreateApiKeyRequest, CreateOrganizerRequest, CreateSiteRequest, Event as EventMsg,
-    ExchangeRate, FlagState as FlagStateMsg, GetEventRequest, GetIntegrityFlagRequest,
-    GetIntegrityPolicyRequest, IntegrityBacktest, IntegrityFlag, IntegrityInput, IntegrityPolicy,
-    IntegrityRule, IntegritySample, ListActionsRequest, ListActionsResponse, ListApiKeysRequest,
-    ListApiKeysResponse, ListAuditLogRequest, ListAuditLogResponse, ListEventsRequest,
-    ListEventsResponse, ListExchangeRatesRequest, ListExchangeRatesResponse,
-    ListIntegrityFlagsRequest, ListIntegrityFlagsResponse, ListOrganizersRequest,
-    ListOrganizersResponse, ListSitesRequest, ListSitesResponse, Organizer as OrganizerMsg,
-    RejectActionRequest, ReviewIntegrityFlagRequest, RevokeApiKeyRequest, RevokeApiKeyResponse,
-    RevokeOrganizerRequest, RuleBacktest, SampleIntegrityFlagRequest, SetExchangeRatesRequest,
-    SetExchangeRatesResponse, SetSiteEnabledRequest, SetSiteHoldRequest, Severity as SeverityMsg,
-    Site,
+    ActionKind as ActionKindMsg, ActionState as ActionStateMsg, AdjustTransactionsRequest,
+    AdminAction, ApiKey, ApproveActionRequest, AuditEntry as AuditEntryMsg,
+    BacktestIntegrityRequest, CreateApiKeyRequest, CreateOrganizerRequest, CreateSiteRequest,
+    Event as EventMsg, ExchangeRate, FlagState as FlagStateMsg, GetEventRequest,
+    GetIntegrityFlagRequest, GetIntegrityPolicyRequest, IntegrityBacktest, IntegrityFlag,
+    IntegrityInput, IntegrityPolicy, IntegrityRule, IntegritySample, ListActionsRequest,
+    ListActionsResponse, ListApiKeysRequest, ListApiKeysResponse, ListAuditLogRequest,
+    ListAuditLogResponse, ListEventsRequest, ListEventsResponse, ListExchangeRatesRequest,
+    ListExchangeRatesResponse, ListIntegrityFlagsRequest, ListIntegrityFlagsResponse,
+    ListOrganizersRequest, ListOrganizersResponse, ListSitesRequest, ListSitesResponse,
+    Organizer as OrganizerMsg, RejectActionRequest, ReviewIntegrityFlagRequest,
+    RevokeApiKeyRequest, RevokeApiKeyResponse, RevokeOrganizerRequest, RuleBacktest,
+    SampleIntegrityFlagRequest, SetExchangeRatesRequest, SetExchangeRatesResponse,
+    SetSiteEnabledRequest, SetSiteHoldRequest, Severity as SeverityMsg, Site,
 };
 use saleboard_runtime::auth::{Organizer, new_action_id, new_api_key, new_organizer_secret};
 use saleboard_runtime::status::{code_name, from_storage, invalid_field};
@@ -295,6 +295,7 @@ pub(crate) fn action_msg(a: ActionRecord) -> AdminAction {
         kind: match a.kind {
             ActionKind::Hold => ActionKindMsg::Hold,
             ActionKind::Release => ActionKindMsg::Release,
+            ActionKind::Adjust => ActionKindMsg::Adjust,
         }
         .into(),
         state: match a.state {
@@ -312,6 +313,10 @@ pub(crate) fn action_msg(a: ActionRecord) -> AdminAction {
         decided_at: a.decided_at.map(timestamp),
         rejected_by,
         decision_note: a.decision_note,
+        transaction_ids: a.adjustment.transaction_ids,
+        flag_id: a.adjustment.flag_id,
+        voided_rows: a.adjustment.voided_rows,
+        through_position: a.adjustment.through_position,
     }
 }
 
@@ -741,19 +746,116 @@ impl AdminService {
             ));
         }
         bounded_text("reason", reason)?;
+        self.propose(
+            call,
+            &req.event_id,
+            site,
+            ActionKind::for_held(req.held),
+            reason,
+            saleboard_storage::Adjustment::default(),
+        )
+        .await
+    }
+
+    async fn adjust_transactions_in(
+        &self,
+        call: &AuditCall,
+        req: AdjustTransactionsRequest,
+    ) -> Result<AdminAction, Status> {
+        let site = site_id("site_id", &req.site_id)?;
+        let reason = req.reason.trim();
+        if reason.is_empty() {
+            return Err(invalid_field(
+                "reason",
+                "is required: say why these transactions are invalid (the approving organizer \
+                 reads it, and the audit log keeps it)",
+            ));
+        }
+        bounded_text("reason", reason)?;
+        saleboard_domain::adjust::parse_ids(&req.transaction_ids).map_err(|e| {
+            let field = e.index().map_or_else(
+                || "transaction_ids".to_owned(),
+                |i| format!("transaction_ids[{i}]"),
+            );
+            invalid_field(&field, e.to_string())
+        })?;
+        let flag_id = req.flag_id.trim();
+        if !flag_id.is_empty() {
+            let flag = self
+                .store
+                .flag(flag_id)
+                .await
+                .map_err(|e| from_storage(&e))?
+                .ok_or_else(|| Status::not_found(format!("flag_id {flag_id:?}: no such flag")))?;
+            if flag.site_id != site || (!req.event_id.is_empty() && flag.event_id != req.event_id) {
+                return Err(invalid_field(
+                    "flag_id",
+                    format!(
+                        "{flag_id:?} is a flag of site {:?} in event {:?}, not of this adjustment",
+                        flag.site_id.as_str(),
+                        flag.event_id
+                    ),
+                ));
+            }
+        }
+        self.propose(
+            call,
+            &req.event_id,
+            site,
+            ActionKind::Adjust,
+            reason,
+            saleboard_storage::Adjustment {
+                transaction_ids: req.transaction_ids,
+                flag_id: flag_id.to_owned(),
+                ..saleboard_storage::Adjustment::default()
+            },
+        )
+        .await
+    }
+
+    /// Stores a proposal of `kind` on `site` in the event named (empty: the current one), for
+    /// a second organizer to decide.
+    async fn propose(
+        &self,
+        call: &AuditCall,
+        event_id: &str,
+        site: SiteId,
+        kind: ActionKind,
+        reason: &str,
+        adjustment: saleboard_storage::Adjustment,
+    ) -> Result<AdminAction, Status> {
         let events = self.store.events().await.map_err(|e| from_storage(&e))?;
-        let event = find_event(&events, &req.event_id, call.at, || {
+        let event = find_event(&events, event_id, call.at, || {
             Status::failed_precondition(
-                "no event is configured; a hold belongs to an event: call SetEvent first",
+                "no event is configured; an action belongs to an event: call SetEvent first",
             )
         })?;
+        if !adjustment.flag_id.is_empty() {
+            // The flag named must be of this event too (the current one, when none was named).
+            let flag = self
+                .store
+                .flag(&adjustment.flag_id)
+                .await
+                .map_err(|e| from_storage(&e))?;
+            if let Some(flag) = flag
+                && flag.event_id != event.event_id
+            {
+                return Err(invalid_field(
+                    "flag_id",
+                    format!(
+                        "{:?} is a flag of event {:?}, not of {:?}",
+                        adjustment.flag_id, flag.event_id, event.event_id
+                    ),
+                ));
+            }
+        }
         let action_id = new_action_id().map_err(|e| {
             tracing::error!(error = %e, "no randomness for a new action id");
             Status::internal("cannot generate an action id right now")
         })?;
         let proposal = ActionRecord {
             action_id,
-            kind: ActionKind::for_held(req.held),
+            kind,
             state: ActionState::Pending,
             event_id: event.event_id.clone(),
             site_id: site,
@@ -763,6 +865,7 @@ impl AdminService {
             decided_by: None,
             decided_at: None,
             decision_note: String::new(),
+            adjustment,
         };
         let outcome = |r: &ActionRecord| ok_outcome(&action_msg(r.clone()));
         let record = self
@@ -894,14 +997,21 @@ impl AdminService {
             "action decided"
         );
         if approve {
+            let (what, detail) = match record.kind.holds() {
+                Some(true) => ("site held", String::new()),
+                Some(false) => ("site released", String::new()),
+                None => (
+                    "transactions voided",
+                    format!(
+                        ": {} voids through ledger position {}",
+                        record.adjustment.voided_rows, record.adjustment.through_position
+                    ),
+                ),
+            };
             self.changes.record(
-                if record.kind.holds() {
-                    "site held"
-                } else {
-                    "site released"
-                },
+                what,
                 &format!(
-                    "{} in {} by {}",
+                    "{} in {} by {}{detail}",
                     record.site_id, record.event_id, call.organizer
                 ),
             );
@@ -1180,6 +1290,17 @@ impl AdminApi for AdminService {
     ) -> Result<Response<AdminAction>, Status> {
         let call = Self::call(&request, "SetSiteHold")?;
         let result = self.set_site_hold_in(&call, request.into_inner()).await;
+        self.finish(&call, result.map(Response::new)).await
+    }
+
+    async fn adjust_transactions(
+        &self,
+        request: Request<AdjustTransactionsRequest>,
+    ) -> Result<Response<AdminAction>, Status> {
+        let call = Self::call(&request, "AdjustTransactions")?;
+        let result = self
+            .adjust_transactions_in(&call, request.into_inner())
+            .await;
         self.finish(&call, result.map(Response::new)).await
     }
 

@@ -778,6 +778,7 @@ async fn hold_on(
         decided_by: None,
         decided_at: None,
         decision_note: String::new(),
+        adjustment: saleboard_storage::Adjustment::default(),
     };
     let proposed = store
         .propose_action(&proposal, Audit::new(&proposal_call, &action_outcome))

@@ -26,7 +26,8 @@ pub fn from_storage(err: &StorageError) -> Status {
         StorageError::AlreadyExists { .. }
         | StorageError::NotFound { .. }
         | StorageError::EventChange(_)
-        | StorageError::Action(_) => {}
+        | StorageError::Action(_)
+        | StorageError::Adjust(_) => {}
         StorageError::Unavailable { cause, .. } => {
             tracing::debug!(error = %cause, "database unavailable");
         }
@@ -47,6 +48,8 @@ pub fn status_of(err: &StorageError) -> Status {
             Status::permission_denied(why.to_string())
         }
         StorageError::Action(why) => Status::failed_precondition(why.to_string()),
+        StorageError::Adjust(why) if why.is_unknown() => Status::not_found(why.to_string()),
+        StorageError::Adjust(why) => Status::failed_precondition(why.to_string()),
         // Says which fault (the client's operator may see it), never the driver's text.
         StorageError::Unavailable { fault, .. } => {
             Status::unavailable(format!("{}; retry later", fault.describe()))

@@ -41,6 +41,10 @@ pub enum StorageError {
     /// another action is pending, the action was decided, or its proposer tries to decide it).
     #[error(transparent)]
     Action(#[from] saleboard_domain::action::ActionRefusal),
+    /// An adjustment cannot void what it names (an unknown id, a row voided already, a row of
+    /// another event, a closed event).
+    #[error(transparent)]
+    Adjust(#[from] saleboard_domain::adjust::AdjustRefusal),
     /// The URL names no supported database.
     #[error("unsupported database URL {0:?}: expected postgres://... or sqlite:PATH")]
     UnsupportedUrl(String),

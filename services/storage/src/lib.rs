@@ -49,10 +49,10 @@ use saleboard_domain::{Currency, Event, Events, Rate, SiteId, UnixNanos, resolve
 pub use backup::{BackupError, BackupStore};
 pub use error::{Fault, StorageError};
 pub use model::{
-    ActionDecision, ActionRecord, ActiveKey, AggregatorState, ApiKeyRecord, Audit, AuditCall,
-    AuditQuery, BoardCursor, BoardData, Candidate, EventTotals, FlagEvaluation, FlagRecord,
-    FlagReview, HourRow, LedgerRow, OrganizerRecord, PolicyRecord, SegmentRead, SegmentRow,
-    SegmentSiteRow, SiteBreakdownData, SiteCurrencyTotals, SiteRecord, SiteTotalsData,
+    ActionDecision, ActionRecord, ActiveKey, Adjustment, AggregatorState, ApiKeyRecord, Audit,
+    AuditCall, AuditQuery, BoardCursor, BoardData, Candidate, EventTotals, FlagEvaluation,
+    FlagRecord, FlagReview, HourRow, LedgerRow, OrganizerRecord, PolicyRecord, SegmentRead,
+    SegmentRow, SegmentSiteRow, SiteBreakdownData, SiteCurrencyTotals, SiteRecord, SiteTotalsData,
     StoredTotals,
 };
 pub use saleboard_domain::audit::Entry as AuditEntry;
@@ -162,9 +162,11 @@ pub trait AdminStore: Send + Sync {
     /// [`saleboard_domain::audit::GENESIS`] for an empty log).
     async fn audit_head(&self) -> Result<(u64, String)>;
     /// Stores `action` (pending, as [`saleboard_domain::action::check_proposal`] allows it
-    /// against the site's standing and pending action, read under the site's row lock).
-    /// [`StorageError::NotFound`] for an unknown site or event, [`StorageError::Action`] for
-    /// a refusal.
+    /// against the site's standing and pending action, read under the site's row lock; an
+    /// adjustment also as [`saleboard_domain::adjust::plan`] allows it against the ledger as
+    /// it is, and only in an event not closed).
+    /// [`StorageError::NotFound`] for an unknown site or event, [`StorageError::Action`] or
+    /// [`StorageError::Adjust`] for a refusal.
     async fn propose_action(
         &self,
         action: &ActionRecord,
@@ -172,8 +174,11 @@ pub trait AdminStore: Send + Sync {
     ) -> Result<ActionRecord>;
     /// Approves (and applies) or rejects a pending action, as
     /// [`saleboard_domain::action::check_decision`] allows; an applied hold or release moves
-    /// the sites' version (the board reads them again). [`StorageError::NotFound`] for an
-    /// unknown action, [`StorageError::Action`] for a refusal.
+    /// the sites' version (the board reads them again); an applied adjustment appends its
+    /// voids to the ledger under the writer lock, planned again against the ledger as it is
+    /// then (a refund stored since the proposal is voided with its sale; a row voided since
+    /// refuses the approval). [`StorageError::NotFound`] for an unknown action,
+    /// [`StorageError::Action`] or [`StorageError::Adjust`] for a refusal.
     async fn decide_action(
         &self,
         decision: &ActionDecision<'_>,

@@ -85,6 +85,23 @@ pub struct ActionRecord {
     pub decided_at: Option<UnixNanos>,
     /// The decider's note.
     pub decision_note: String,
+    /// What an adjustment voids, and what it did; empty for a hold or a release.
+    pub adjustment: Adjustment,
+}
+
+/// An adjustment's part of an action: the transactions it names, the flag it answers, and,
+/// once applied, the voids it appended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Adjustment {
+    /// The transaction ids named, as named (each a valid id, none twice).
+    pub transaction_ids: Vec<String>,
+    /// The integrity flag it answers (may be empty).
+    pub flag_id: String,
+    /// Voids appended when applied (a sale's refunds are voided with it); 0 before.
+    pub voided_rows: u64,
+    /// The ledger position of the last void appended (figures at or past it count every
+    /// void); 0 before.
+    pub through_position: u64,
 }
 
 /// An event's integrity thresholds as organizers set them.

@@ -206,6 +206,13 @@ impl PgStore {
                 include_str!("../migrations/postgres/0015_late_totals.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                16,
+                "organizers' voids".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0016_voids.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -295,11 +302,13 @@ impl Backend for PgStore {
         let (sites, ids): (Vec<&str>, Vec<&str>) =
             sales.iter().map(|(s, t)| (s.as_str(), t.as_str())).unzip();
         // One probe of the refunds index per sale (the aggregate keeps the subquery apart).
+        // Refunds only: a sale's void also names it, and is decided by its own row.
         Ok(sqlx::query_as(
             "SELECT k.site_id, k.sale_id, r.refunded \
              FROM UNNEST($1::text[], $2::text[]) AS k(site_id, sale_id) \
              CROSS JOIN LATERAL (SELECT SUM(l.amount_minor)::BIGINT AS refunded FROM ledger l \
-             WHERE l.site_id = k.site_id AND l.refund_of = k.sale_id AND l.refund_of <> '') r \
+             WHERE l.site_id = k.site_id AND l.refund_of = k.sale_id AND l.refund_of <> '' \
+             AND l.kind = 2) r \
              WHERE r.refunded IS NOT NULL",
         )
         .bind(sites)
@@ -514,7 +523,7 @@ fn ledger_row(rows: &mut BinaryRows, a: &Accepted<'_>) -> Result<()> {
         currency: c.tx.currency.code(),
         amount_minor: c.tx.amount_minor,
         occurred_at_ns: c.tx.occurred_at.0,
-        refund_of: c.tx.refund_of().map_or("", TransactionId::as_str),
+        refund_of: c.tx.nature.names().map_or("", TransactionId::as_str),
         key_id: c.key_id.as_str(),
         received_at_ns: c.received_at.0,
         event_id: a.event_id,

@@ -337,16 +337,38 @@ impl StoredRow {
             StorageError::corrupt("ledger", format!("position {}: {what}: {e}", self.position))
         };
         let site = SiteId::parse(&self.site_id).map_err(|e| bad("site_id", &e))?;
+        let kind = Kind::from_code(self.kind).ok_or_else(|| bad("kind", &self.kind))?;
+        let names = if self.refund_of.is_empty() {
+            None
+        } else {
+            Some(TransactionId::parse(&self.refund_of).map_err(|e| bad("refund_of", &e))?)
+        };
+        let nature = Nature::from_parts(kind, names).ok_or_else(|| {
+            bad(
+                "refund_of",
+                &format!("{:?} on a row of kind {kind:?}", self.refund_of),
+            )
+        })?;
+        // A void's id is its target's void id ("void/" and the target's), never a pushed one.
+        let id = match &nature {
+            Nature::VoidSale { of } | Nature::VoidRefund { of } => {
+                let id = TransactionId::void_of(of);
+                if id.as_str() != self.transaction_id {
+                    return Err(bad(
+                        "transaction_id",
+                        &"not the void id of the row it names",
+                    ));
+                }
+                id
+            }
+            Nature::Sale | Nature::Refund { .. } => {
+                TransactionId::parse(&self.transaction_id).map_err(|e| bad("transaction_id", &e))?
+            }
+        };
         let tx = ValidTransaction::from_ledger(
-            TransactionId::parse(&self.transaction_id).map_err(|e| bad("transaction_id", &e))?,
+            id,
             StoreId::parse(&self.store_id).map_err(|e| bad("store_id", &e))?,
-            match Kind::from_code(self.kind).ok_or_else(|| bad("kind", &self.kind))? {
-                Kind::Sale if self.refund_of.is_empty() => Nature::Sale,
-                Kind::Sale => return Err(bad("refund_of", &"set on a sale")),
-                Kind::Refund => Nature::Refund {
-                    of: TransactionId::parse(&self.refund_of).map_err(|e| bad("refund_of", &e))?,
-                },
-            },
+            nature,
             Currency::parse(&self.currency).map_err(|e| bad("currency", &e))?,
             self.amount_minor,
             UnixNanos(self.occurred_at_ns),
@@ -612,6 +634,10 @@ pub(crate) struct ActionRow {
     decided_by: Option<String>,
     decided_at_ns: Option<i64>,
     decision_note: String,
+    transaction_ids: String,
+    flag_id: String,
+    voided_rows: i64,
+    through_position: i64,
 }
 
 impl ActionRow {
@@ -634,6 +660,18 @@ impl ActionRow {
             decided_by: self.decided_by,
             decided_at: self.decided_at_ns.map(UnixNanos),
             decision_note: self.decision_note,
+            adjustment: crate::Adjustment {
+                transaction_ids: if self.transaction_ids.is_empty() {
+                    Vec::new()
+                } else {
+                    self.transaction_ids.split(',').map(str::to_owned).collect()
+                },
+                flag_id: self.flag_id,
+                voided_rows: u64::try_from(self.voided_rows)
+                    .map_err(|_| corrupt(format!("voided_rows {}", self.voided_rows)))?,
+                through_position: u64::try_from(self.through_position)
+                    .map_err(|_| corrupt(format!("through_position {}", self.through_position)))?,
+            },
         })
     }
 }

@@ -5,9 +5,10 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use saleboard_domain::action::ActionState;
+use saleboard_domain::action::{ActionKind, ActionState};
+use saleboard_domain::adjust;
 use saleboard_domain::resolve::{Decision, LedgerState, Stored};
-use saleboard_domain::{Currency, Event, Events, Rate, SiteId, UnixNanos};
+use saleboard_domain::{Currency, Event, Events, Rate, SiteId, TransactionId, UnixNanos};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use crate::backend::{Accepted, Backend};
@@ -30,10 +31,11 @@ where
     B: Backend,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
     <B::Db as Database>::Arguments: IntoArguments<B::Db>,
-    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
     for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
     for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
     for<'q> Option<i64>: Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> i16: Decode<'q, B::Db> + Type<B::Db>,
     for<'a> &'a str: ColumnIndex<<B::Db as Database>::Row>,
     usize: ColumnIndex<<B::Db as Database>::Row>,
 {
@@ -397,6 +399,15 @@ where
         ) {
             return Err(write.abandon(refusal.into()).await);
         }
+        if action.kind == ActionKind::Adjust {
+            // What it names must be voidable now (it is planned again when approved).
+            let events = events_in(&mut write.tx).await?;
+            if let Err(refusal) =
+                plan_adjustment(&mut write.tx, &events, action, action.proposed_at).await?
+            {
+                return Err(write.abandon(refusal.into()).await);
+            }
+        }
         let stored = sqlx::query_as::<_, ActionRow>(sql::INSERT_ACTION)
             .bind(action.action_id.as_str())
             .bind(action.kind.as_str())
@@ -405,6 +416,8 @@ where
             .bind(action.reason.as_str())
             .bind(action.proposed_by.as_str())
             .bind(action.proposed_at.0)
+            .bind(action.adjustment.transaction_ids.join(","))
+            .bind(action.adjustment.flag_id.as_str())
             .fetch_one(&mut *write.tx)
             .await?
             .into_record()?;
@@ -475,37 +488,67 @@ where
             };
             return Err(write.abandon(refusal.into()).await);
         };
-        if decision.approve {
-            let event = decided.event_id.as_str();
-            let site = decided.site_id.as_str();
-            let held: i64 = sqlx::query_scalar(sql::HELD_COUNT)
-                .bind(event)
-                .bind(site)
-                .fetch_one(&mut *write.tx)
-                .await?;
-            // One pending action per site and the standing checked when it was proposed: the
-            // site stands as it did then. Checked again all the same (never applied twice).
-            if (held > 0) == decided.kind.holds() {
-                let refusal = saleboard_domain::action::ActionRefusal::AlreadySo {
-                    site: site.to_owned(),
-                    event: event.to_owned(),
-                    held: held > 0,
-                };
-                return Err(write.abandon(refusal.into()).await);
-            }
-            let change = if decided.kind.holds() {
-                sqlx::query(sql::INSERT_HOLD)
+        let mut appended = None;
+        let decided = match (decision.approve, decided.kind.holds()) {
+            (false, _) => decided,
+            (true, Some(holds)) => {
+                let event = decided.event_id.as_str();
+                let site = decided.site_id.as_str();
+                let held: i64 = sqlx::query_scalar(sql::HELD_COUNT)
                     .bind(event)
                     .bind(site)
-                    .bind(decided.action_id.as_str())
-                    .bind(decision.at.0)
-            } else {
-                sqlx::query(sql::DELETE_HOLD).bind(event).bind(site)
-            };
-            change.execute(&mut *write.tx).await?;
-            sqlx::query(sql::BUMP_SITES_VERSION)
-                .execute(&mut *write.tx)
-                .await?;
+                    .fetch_one(&mut *write.tx)
+                    .await?;
+                // One pending action per site and the standing checked when it was proposed:
+                // the site stands as it did then. Checked again all the same (never applied
+                // twice).
+                if (held > 0) == holds {
+                    let refusal = saleboard_domain::action::ActionRefusal::AlreadySo {
+                        site: site.to_owned(),
+                        event: event.to_owned(),
+                        held: held > 0,
+                    };
+                    return Err(write.abandon(refusal.into()).await);
+                }
+                let change = if holds {
+                    sqlx::query(sql::INSERT_HOLD)
+                        .bind(event)
+                        .bind(site)
+                        .bind(decided.action_id.as_str())
+                        .bind(decision.at.0)
+                } else {
+                    sqlx::query(sql::DELETE_HOLD).bind(event).bind(site)
+                };
+                change.execute(&mut *write.tx).await?;
+                sqlx::query(sql::BUMP_SITES_VERSION)
+                    .execute(&mut *write.tx)
+                    .await?;
+                decided
+            }
+            (true, None) => match append_voids(self, &mut write, &decided, decision.at).await? {
+                Ok((decided, head, voids)) => {
+                    appended = Some((head, voids));
+                    decided
+                }
+                Err(refusal) => return Err(write.abandon(refusal.into()).await),
+            },
+        };
+        if let Some((head, voids)) = &appended {
+            // The voids' keys join this store's filter once they are committed, as an
+            // append's do; a commit that fails leaves the filter behind the head (it rules
+            // nothing out there).
+            let stored = commit_audited::<B, _>(write, Some(decided), audit, || {
+                unreachable!("a decided action is committed")
+            })
+            .await?;
+            if let Some(last) = voids.last() {
+                self.known().advanced(
+                    *head,
+                    last.position,
+                    voids.iter().map(|v| (v.site.as_str(), v.tx.id.as_str())),
+                );
+            }
+            return Ok(stored);
         }
         commit_audited::<B, _>(write, Some(decided), audit, || {
             unreachable!("a decided action is committed")
@@ -858,28 +901,8 @@ where
                 .fetch_one(&mut *write.tx)
                 .await?;
             let head = to_u64("ledger_head", head)?;
+            catch_up_known(self, &mut write.tx, head).await?;
             let known = self.known();
-            match known.through() {
-                // Other writers appended since this store last looked: their keys join the filter.
-                Some(through) if through < head => {
-                    let keys: Vec<(String, String)> = sqlx::query_as(sql::KEYS_BETWEEN)
-                        .bind(db_position(through)?)
-                        .bind(db_position(head)?)
-                        .fetch_all(&mut *write.tx)
-                        .await?;
-                    known.advanced(
-                        through,
-                        head,
-                        keys.iter().map(|(s, t)| (s.as_str(), t.as_str())),
-                    );
-                }
-                Some(_) => {}
-                None => {
-                    if known.start_loading() {
-                        tokio::spawn(load_known_keys(self.pool().clone(), known.clone()));
-                    }
-                }
-            }
             // The events as committed: SetEvent takes the same lock.
             let events = events_in(&mut write.tx).await?;
             let mut state = LedgerState::new(head, events, UnixNanos::now());
@@ -985,21 +1008,24 @@ where
 }
 
 /// (site_id, transaction_id) pairs whose stored rows the batch needs: its own ids that may be
-/// stored (for duplicates and conflicts; the filter rules out the others) and the sales its
-/// refunds name.
+/// stored (for duplicates and conflicts; the filter rules out the others), the sales its
+/// refunds name, and those sales' voids that may be stored.
 fn keys_to_load(batch: &[Candidate], known: &KnownKeys, head: u64) -> Vec<(String, String)> {
     let mut keys = BTreeSet::new();
     for c in batch {
         if known.may_contain(c.site.as_str(), c.tx.id.as_str(), head) {
-            keys.insert((c.site.as_str(), c.tx.id.as_str()));
+            keys.insert((c.site.as_str(), c.tx.id.as_str().to_owned()));
         }
         if let Some(sale) = c.tx.refund_of() {
-            keys.insert((c.site.as_str(), sale.as_str()));
+            keys.insert((c.site.as_str(), sale.as_str().to_owned()));
+            // The sale's void, if the organizers voided it (the filter rules most out).
+            let void = TransactionId::void_of(sale);
+            if known.may_contain(c.site.as_str(), void.as_str(), head) {
+                keys.insert((c.site.as_str(), void.as_str().to_owned()));
+            }
         }
     }
-    keys.into_iter()
-        .map(|(s, t)| (s.to_owned(), t.to_owned()))
-        .collect()
+    keys.into_iter().map(|(s, t)| (s.to_owned(), t)).collect()
 }
 
 /// Keys read per query while loading the filter.
@@ -1074,6 +1100,226 @@ fn decide(state: &mut LedgerState, batch: &[Candidate]) -> Vec<Decision> {
         .iter()
         .map(|c| state.resolve(&c.site, &c.tx))
         .collect()
+}
+
+/// Brings this store's filter of the ledger's keys up to the locked `head` (other writers'
+/// rows join it), or starts loading it; under the writer lock.
+async fn catch_up_known<B>(store: &B, tx: &mut crate::tx::Tx<B::Db>, head: u64) -> Result<()>
+where
+    B: Backend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    <B::Db as Database>::Arguments: IntoArguments<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> &'q str: Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> String: Decode<'q, B::Db> + Type<B::Db>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+{
+    let known = store.known();
+    match known.through() {
+        // Other writers appended since this store last looked: their keys join the filter.
+        Some(through) if through < head => {
+            let keys: Vec<(String, String)> = sqlx::query_as(sql::KEYS_BETWEEN)
+                .bind(db_position(through)?)
+                .bind(db_position(head)?)
+                .fetch_all(&mut **tx)
+                .await?;
+            known.advanced(
+                through,
+                head,
+                keys.iter().map(|(s, t)| (s.as_str(), t.as_str())),
+            );
+        }
+        Some(_) => {}
+        None => {
+            if known.start_loading() {
+                tokio::spawn(load_known_keys(store.pool().clone(), known.clone()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The rows an adjustment voids ([`saleboard_domain::adjust::plan`]), planned against the
+/// ledger as `tx` sees it at `at`: each named row, its void if it has one, and a named sale's
+/// refunds with theirs. Every read is a probe of the ledger's unique or refunds index, at most
+/// three per named id and one per refund.
+async fn plan_adjustment<DB>(
+    tx: &mut crate::tx::Tx<DB>,
+    events: &Events,
+    action: &ActionRecord,
+    at: UnixNanos,
+) -> Result<std::result::Result<Vec<adjust::Row>, adjust::AdjustRefusal>>
+where
+    DB: Database,
+    for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Decode<'q, DB> + Type<DB>,
+    for<'q> i16: Decode<'q, DB> + Type<DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+    for<'a> &'a str: ColumnIndex<<DB as Database>::Row>,
+{
+    if let Some(event) = events.get(&action.event_id)
+        && event.state(at) == saleboard_domain::EventState::Closed
+    {
+        return Ok(Err(adjust::AdjustRefusal::Closed {
+            event: event.event_id.clone(),
+            closed_at: event.closes_at.to_rfc3339(),
+        }));
+    }
+    let named = adjust::parse_ids(&action.adjustment.transaction_ids)
+        .map_err(|e| StorageError::corrupt("admin_actions", format!("transaction_ids: {e}")))?;
+    let site = action.site_id.as_str();
+    let mut rows: std::collections::HashMap<TransactionId, adjust::Row> =
+        std::collections::HashMap::with_capacity(named.len());
+    let mut refunds: std::collections::HashMap<TransactionId, Vec<TransactionId>> =
+        std::collections::HashMap::new();
+    let mut found_refunds = Vec::new();
+    for id in &named {
+        let Some(row) = sqlx::query_as::<_, crate::rows::FullLedgerRow>(sql::LEDGER_ROW)
+            .bind(site)
+            .bind(id.as_str())
+            .fetch_optional(&mut **tx)
+            .await?
+        else {
+            continue;
+        };
+        let row = row.into_row()?;
+        let mut voided = false;
+        for naming in sqlx::query_as::<_, crate::rows::FullLedgerRow>(sql::LEDGER_NAMING)
+            .bind(site)
+            .bind(id.as_str())
+            .fetch_all(&mut **tx)
+            .await?
+        {
+            let naming = naming.into_row()?;
+            if naming.tx.kind().is_void() {
+                voided = true;
+            } else {
+                refunds
+                    .entry(id.clone())
+                    .or_default()
+                    .push(naming.tx.id.clone());
+                found_refunds.push(naming);
+            }
+        }
+        rows.insert(
+            id.clone(),
+            adjust::Row {
+                tx: row.tx,
+                event_id: row.event_id,
+                received_at: row.received_at,
+                voided,
+            },
+        );
+    }
+    for refund in found_refunds {
+        let void = TransactionId::void_of(&refund.tx.id);
+        let voided = sqlx::query_as::<_, crate::rows::FullLedgerRow>(sql::LEDGER_ROW)
+            .bind(site)
+            .bind(void.as_str())
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some();
+        rows.entry(refund.tx.id.clone()).or_insert(adjust::Row {
+            tx: refund.tx,
+            event_id: refund.event_id,
+            received_at: refund.received_at,
+            voided,
+        });
+    }
+    Ok(
+        adjust::plan(site, &action.event_id, &named, &rows, &refunds)
+            .map(|planned| planned.into_iter().cloned().collect()),
+    )
+}
+
+/// Appends an approved adjustment's voids under the writer lock, at the positions after the
+/// head, and records them on the action: the action as it then is, the head they follow, and
+/// the rows appended; or why it cannot be applied now.
+async fn append_voids<B>(
+    store: &B,
+    write: &mut crate::backend::Writing<B::Db>,
+    action: &ActionRecord,
+    at: UnixNanos,
+) -> Result<std::result::Result<(ActionRecord, u64, Vec<LedgerRow>), adjust::AdjustRefusal>>
+where
+    B: Backend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    <B::Db as Database>::Arguments: IntoArguments<B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> i16: Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<i64>: Decode<'q, B::Db> + Type<B::Db>,
+    for<'a> &'a str: ColumnIndex<<B::Db as Database>::Row>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+{
+    // The ledger's writer lock, as an append takes it: positions follow the head, in order.
+    let head: i64 = sqlx::query_scalar(B::LOCK_HEAD)
+        .fetch_one(&mut *write.tx)
+        .await?;
+    let head = to_u64("ledger_head", head)?;
+    catch_up_known(store, &mut write.tx, head).await?;
+    let events = events_in(&mut write.tx).await?;
+    let planned = match plan_adjustment(&mut write.tx, &events, action, at).await? {
+        Ok(planned) => planned,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let mut voids = Vec::with_capacity(planned.len());
+    for (row, position) in planned.into_iter().zip(head + 1..) {
+        let tx = row.tx.voided().ok_or_else(|| {
+            StorageError::corrupt(
+                "ledger",
+                format!("{:?} is a void, named as a target", row.tx.id),
+            )
+        })?;
+        voids.push(LedgerRow {
+            position,
+            event_id: row.event_id,
+            site: action.site_id.clone(),
+            // A void's key is the action that appended it.
+            key_id: action.action_id.clone(),
+            // Its target's receipt: it is folded as late as its target was.
+            received_at: row.received_at,
+            tx,
+        });
+    }
+    let candidates: Vec<Candidate> = voids
+        .iter()
+        .map(|v| Candidate {
+            site: v.site.clone(),
+            key_id: v.key_id.clone(),
+            received_at: v.received_at,
+            tx: v.tx.clone(),
+        })
+        .collect();
+    let accepted: Vec<Accepted<'_>> = candidates
+        .iter()
+        .zip(&voids)
+        .map(|(candidate, v)| Accepted {
+            candidate,
+            position: v.position,
+            event_id: &v.event_id,
+            segments: &candidate.tx.segments,
+        })
+        .collect();
+    let last = voids.last().map_or(head, |v| v.position);
+    if !accepted.is_empty() {
+        B::insert_accepted(&mut write.tx, &accepted).await?;
+        sqlx::query(sql::MOVE_HEAD)
+            .bind(db_position(last)?)
+            .execute(&mut *write.tx)
+            .await?;
+    }
+    let record = sqlx::query_as::<_, ActionRow>(sql::ADJUSTED)
+        .bind(action.action_id.as_str())
+        .bind(i64::try_from(voids.len()).unwrap_or(i64::MAX))
+        .bind(db_position(last)?)
+        .fetch_one(&mut *write.tx)
+        .await?
+        .into_record()?;
+    Ok(Ok((record, head, voids)))
 }
 
 /// Every event, read inside `tx`.

@@ -300,14 +300,16 @@ pub(crate) const LAST_MIGRATION: &str =
 macro_rules! action_columns {
     () => {
         "action_id, kind, state, event_id, site_id, reason, proposed_by, proposed_at_ns, \
-         decided_by, decided_at_ns, decision_note"
+         decided_by, decided_at_ns, decision_note, transaction_ids, flag_id, voided_rows, \
+         through_position"
     };
 }
 
 /// Proposes an action (PENDING).
 pub(crate) const INSERT_ACTION: &str = concat!(
     "INSERT INTO admin_actions (action_id, kind, state, event_id, site_id, reason, \
-     proposed_by, proposed_at_ns) VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7) RETURNING ",
+     proposed_by, proposed_at_ns, transaction_ids, flag_id) \
+     VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9) RETURNING ",
     action_columns!()
 );
 
@@ -324,6 +326,27 @@ pub(crate) const DECIDE_ACTION: &str = concat!(
      decision_note = $5 WHERE action_id = $1 AND state = 'pending' RETURNING ",
     action_columns!()
 );
+
+/// Records what an applied adjustment appended: `$2` voids, the last at position `$3`.
+pub(crate) const ADJUSTED: &str = concat!(
+    "UPDATE admin_actions SET voided_rows = $2, through_position = $3 WHERE action_id = $1 \
+     RETURNING ",
+    action_columns!()
+);
+
+/// A whole ledger row by its key (`$1` site, `$2` transaction id), in
+/// [`crate::rows::FullLedgerRow`]'s order.
+pub(crate) const LEDGER_ROW: &str = "\
+    SELECT site_id, transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, \
+    refund_of, position, event_id, brand, category, origin, key_id, received_at_ns FROM ledger \
+    WHERE site_id = $1 AND transaction_id = $2";
+
+/// The ledger rows of site `$1` that name transaction `$2` (a sale's refunds, a row's void),
+/// in ledger order: a probe of the refunds index.
+pub(crate) const LEDGER_NAMING: &str = "\
+    SELECT site_id, transaction_id, store_id, kind, currency, amount_minor, occurred_at_ns, \
+    refund_of, position, event_id, brand, category, origin, key_id, received_at_ns FROM ledger \
+    WHERE site_id = $1 AND refund_of = $2 AND refund_of <> '' ORDER BY position";
 
 /// Actions of an event (`$1`, empty: every event) in a state (`$2`, empty: every state),
 /// newest first.

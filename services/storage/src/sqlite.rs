@@ -228,6 +228,13 @@ impl SqliteStore {
                 include_str!("../migrations/sqlite/0014_late_totals.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                15,
+                "organizers' voids".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0015_voids.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -316,11 +323,12 @@ impl Backend for SqliteStore {
         conn: &mut SqliteConnection,
         sales: &[(String, String)],
     ) -> Result<Vec<RefundedRow>> {
+        // Refunds only: a sale's void also names it, and is decided by its own row.
         Ok(sqlx::query_as(
             "SELECT l.site_id, l.refund_of AS sale_id, SUM(l.amount_minor) AS refunded \
              FROM json_each($1) AS k \
              JOIN ledger l ON l.site_id = k.value ->> 0 AND l.refund_of = k.value ->> 1 \
-             AND l.refund_of <> '' \
+             AND l.refund_of <> '' AND l.kind = 2 \
              GROUP BY l.site_id, l.refund_of",
         )
         .bind(pairs_json(sales))
@@ -344,7 +352,7 @@ impl Backend for SqliteStore {
                     .bind(c.tx.currency.code())
                     .bind(c.tx.amount_minor)
                     .bind(c.tx.occurred_at.0)
-                    .bind(c.tx.refund_of().map_or("", TransactionId::as_str))
+                    .bind(c.tx.nature.names().map_or("", TransactionId::as_str))
                     .bind(c.key_id.as_str())
                     .bind(c.received_at.0)
                     .bind(a.event_id)

@@ -17,8 +17,8 @@
 //! JSON arrays in that order. A reader refuses a section it does not know (restoring without
 //! it would lose data silently); sections added later are new names, marked
 //! [`Section::added_later`], and a later reader takes an older file without them as empty
-//! (the organizers and the audit log came with issue 27, the actions and holds with issue 28:
-//! a file written before them has none). Only a change that an older reader would misread raises [`FORMAT_VERSION`].
+//! (the organizers and the audit log came with issue 27, the actions and holds with issue 28,
+//! then the adjustments: a file written before them has none). Only a change that an older reader would misread raises [`FORMAT_VERSION`].
 
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -137,6 +137,20 @@ pub const ADMIN_ACTIONS: Section = Section {
     added_later: true,
 };
 
+/// What each adjustment names and did (the actions' columns that came with adjustments), by
+/// action id: an action of the file without a row here is a hold or a release.
+pub const ACTION_ADJUSTMENTS: Section = Section {
+    name: "action_adjustments",
+    columns: &[
+        "action_id",
+        "transaction_ids",
+        "flag_id",
+        "voided_rows",
+        "through_position",
+    ],
+    added_later: true,
+};
+
 /// The sites held in an event, each with the action that held it.
 pub const SITE_HOLDS: Section = Section {
     name: "site_holds",
@@ -213,7 +227,7 @@ pub const LEDGER: Section = Section {
 /// The sections of version 1, in the order they are written and read: every one is present
 /// (perhaps with no rows), except that a file written before a section was
 /// [`added_later`](Section::added_later) lacks it.
-pub const SECTIONS: [&Section; 12] = [
+pub const SECTIONS: [&Section; 13] = [
     &SITES,
     &API_KEYS,
     &EVENTS,
@@ -221,6 +235,7 @@ pub const SECTIONS: [&Section; 12] = [
     &ORGANIZERS,
     &AUDIT_LOG,
     &ADMIN_ACTIONS,
+    &ACTION_ADJUSTMENTS,
     &SITE_HOLDS,
     &INTEGRITY_POLICIES,
     &INTEGRITY_FLAGS,

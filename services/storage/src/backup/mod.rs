@@ -181,6 +181,7 @@ pub async fn check(input: &mut (dyn AsyncBufRead + Unpin + Send)) -> Result<Summ
                     Some("organizers") => drop(organizer_line(line, row)?),
                     Some("audit_log") => chain.check(line, &audit_line(line, row)?)?,
                     Some("admin_actions") => drop(action_line(line, row)?),
+                    Some("action_adjustments") => drop(adjustment_line(line, row)?),
                     Some("site_holds") => drop(hold_line(line, row)?),
                     Some("integrity_policies") => drop(policy_line(line, row)?),
                     Some("integrity_flags") => drop(flag_line(line, row)?),
@@ -271,6 +272,15 @@ const AUDIT_LOG: &str = "SELECT position, at_ns, organizer, rpc, request_json, o
 const ACTIONS: &str = "SELECT action_id, kind, state, event_id, site_id, reason, proposed_by, \
     proposed_at_ns, decided_by, decided_at_ns, decision_note FROM admin_actions \
     ORDER BY action_id";
+
+/// Every adjustment's own columns, by action id.
+const ADJUSTMENTS: &str = "SELECT action_id, transaction_ids, flag_id, voided_rows, \
+    through_position FROM admin_actions WHERE kind = 'adjust' ORDER BY action_id";
+
+/// An adjustment's own columns as they were (its action is restored first).
+const RESTORE_ADJUSTMENT: &str = "UPDATE admin_actions SET transaction_ids = $2, flag_id = $3, \
+    voided_rows = $4, through_position = $5 WHERE action_id = $1 AND kind = 'adjust' \
+    RETURNING action_id";
 
 /// Every hold, by event and site.
 const HOLDS: &str = "SELECT event_id, site_id, action_id, held_at_ns FROM site_holds \
@@ -556,6 +566,14 @@ where
         drop(rows);
         w.end().await?;
 
+        w.begin(&format::ACTION_ADJUSTMENTS).await?;
+        let mut rows = sqlx::query_as::<_, AdjustmentTuple>(ADJUSTMENTS).fetch(&mut *tx);
+        while let Some(a) = rows.try_next().await? {
+            w.row(&a).await?;
+        }
+        drop(rows);
+        w.end().await?;
+
         w.begin(&format::SITE_HOLDS).await?;
         let mut rows = sqlx::query_as::<_, HoldTuple>(HOLDS).fetch(&mut *tx);
         while let Some(h) = rows.try_next().await? {
@@ -748,6 +766,25 @@ where
                                 .execute(&mut *write.tx)
                                 .await
                                 .map_err(|e| refused(line, e))?;
+                        }
+                        Some("action_adjustments") => {
+                            let a = adjustment_line(line, row)?;
+                            let updated = sqlx::query_scalar::<_, String>(RESTORE_ADJUSTMENT)
+                                .bind(a.0)
+                                .bind(a.1)
+                                .bind(a.2)
+                                .bind(a.3)
+                                .bind(a.4)
+                                .fetch_optional(&mut *write.tx)
+                                .await
+                                .map_err(|e| refused(line, e))?;
+                            if updated.is_none() {
+                                return Err(bad_row(
+                                    line,
+                                    "action_adjustments",
+                                    "names no adjustment of the file's admin_actions",
+                                ));
+                            }
                         }
                         Some("site_holds") => {
                             let (event_id, site_id, action_id, held_at_ns) = hold_line(line, row)?;
@@ -957,6 +994,27 @@ type ActionTuple = (
     Option<i64>,
     String,
 );
+
+/// An adjustment's own columns as stored and written: the columns of
+/// [`format::ACTION_ADJUSTMENTS`].
+type AdjustmentTuple = (String, String, String, i64, i64);
+
+/// An adjustment of the file: the ids it names must make an adjustment (1 to 1,000 valid
+/// transaction ids, none twice), its counts never negative.
+fn adjustment_line(line: u64, row: &[u8]) -> Result<AdjustmentTuple, BackupError> {
+    let a: AdjustmentTuple = parse(line, "action_adjustments", row)?;
+    let ids: Vec<&str> = a.1.split(',').collect();
+    saleboard_domain::adjust::parse_ids(&ids)
+        .map_err(|e| bad_row(line, "action_adjustments", format!("transaction_ids: {e}")))?;
+    if a.3 < 0 || a.4 < 0 {
+        return Err(bad_row(
+            line,
+            "action_adjustments",
+            "voided_rows and through_position are never negative",
+        ));
+    }
+    Ok(a)
+}
 
 /// A hold as stored and written: the columns of [`format::SITE_HOLDS`].
 type HoldTuple = (String, String, String, i64);
@@ -1173,7 +1231,8 @@ fn ledger_tuple(row: &LedgerRow) -> LedgerLine<'_> {
         tx.currency.code(),
         tx.amount_minor,
         tx.occurred_at.0,
-        tx.refund_of()
+        tx.nature
+            .names()
             .map_or("", saleboard_domain::TransactionId::as_str),
         row.position,
         &row.event_id,
