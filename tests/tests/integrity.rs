@@ -8,12 +8,13 @@
 
 use futures::StreamExt as _;
 use saleboard_proto::v1::{
-    ActionKind, ActionState, AdminAction, ApproveActionRequest, BacktestIntegrityRequest, Event,
-    FlagState, GetIntegrityFlagRequest, GetIntegrityPolicyRequest, GetLeaderboardRequest,
-    GetNationalTotalsRequest, GetSiteTotalsRequest, IntegrityFlag, IntegrityPolicy, IntegrityRule,
-    Leaderboard, ListActionsRequest, ListAuditLogRequest, ListIntegrityFlagsRequest, Outcome,
-    RejectActionRequest, ReviewIntegrityFlagRequest, SampleIntegrityFlagRequest,
-    SetSiteHoldRequest, Severity, SubmitTransactionsRequest, Transaction, WatchLeaderboardRequest,
+    ActionKind, ActionState, AdjustTransactionsRequest, AdminAction, ApproveActionRequest,
+    BacktestIntegrityRequest, Event, FlagState, GetIntegrityFlagRequest, GetIntegrityPolicyRequest,
+    GetLeaderboardRequest, GetNationalTotalsRequest, GetSiteTotalsRequest, IntegrityFlag,
+    IntegrityPolicy, IntegrityRule, Leaderboard, ListActionsRequest, ListAuditLogRequest,
+    ListIntegrityFlagsRequest, Outcome, RejectActionRequest, ReviewIntegrityFlagRequest,
+    SampleIntegrityFlagRequest, SetSiteHoldRequest, Severity, SubmitTransactionsRequest,
+    Transaction, WatchLeaderboardRequest,
 };
 use saleboard_tests::app::admin_client;
 use saleboard_tests::data::{refund, sale};
@@ -29,6 +30,7 @@ backend_tests!(
     the_automatic_hold_holds_on_a_high_flag_and_a_release_stands,
     a_backtest_sums_up_each_rule_over_an_event,
     sales_received_over_an_hour_late_are_flagged,
+    an_adjustment_voids_transactions_in_every_figure,
 );
 
 async fn push(app: &TestApp, secret: &str, txs: Vec<Transaction>) {
@@ -1456,4 +1458,294 @@ async fn sales_received_over_an_hour_late_are_flagged(backend: Backend) {
     assert!(out.status.success(), "{stdout}");
     assert!(!stdout.contains("late figures"), "{stdout}");
     app.stop().await;
+}
+
+fn adjust(site: &str, ids: &[&str], reason: &str) -> AdjustTransactionsRequest {
+    AdjustTransactionsRequest {
+        event_id: String::new(),
+        site_id: site.to_owned(),
+        transaction_ids: ids.iter().map(|&i| i.to_owned()).collect(),
+        reason: reason.to_owned(),
+        flag_id: String::new(),
+    }
+}
+
+/// A sale of `brand`.
+fn branded(id: &str, amount: i64, brand: &str) -> Transaction {
+    Transaction {
+        brand: brand.into(),
+        ..sale(id, "IDR", amount)
+    }
+}
+
+/// AdjustTransactions as organizers use it: refusals name the field or the id; one organizer
+/// proposes, another approves (four eyes); the sale is voided with its refund, and every
+/// figure (site totals, ranking, national, hourly curve, breakdowns) stops counting them;
+/// a refund of the voided sale is REJECTED SALE_VOIDED; a row is voided once; `saleboard
+/// verify` agrees with the figures; the audit log has both calls.
+async fn an_adjustment_voids_transactions_in_every_figure(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    // Arrange: besar sold 900 (nestle) and 600 (wings) and refunded 200 of the first; kecil
+    // sold 1,000 (nestle).
+    app.set_event().await;
+    let (_, besar) = app.site_with_key("besar").await;
+    let (_, kecil) = app.site_with_key("kecil").await;
+    push(
+        &app,
+        &besar,
+        vec![
+            branded("b-1", 900, "nestle"),
+            branded("b-2", 600, "wings"),
+            refund("b-r1", "b-1", "IDR", 200),
+        ],
+    )
+    .await;
+    push(&app, &kecil, vec![branded("k-1", 1_000, "nestle")]).await;
+    app.settle().await;
+    let before = board(&app).await;
+    assert_eq!(ranks(&before), ranked(&[("besar", 1), ("kecil", 2)]));
+    assert_eq!(before.national_net_reporting_minor, 2_300);
+    let ana_secret = app.create_organizer("ana").await;
+    let budi_secret = app.create_organizer("budi").await;
+    let mut ana = admin_client(app.admin_addr, Some(&ana_secret)).await;
+    let mut budi = admin_client(app.admin_addr, Some(&budi_secret)).await;
+
+    // Refusals name the field or the id, and store nothing.
+    for (request, code, names) in [
+        (
+            adjust("besar", &[], "why"),
+            Code::InvalidArgument,
+            "transaction_ids",
+        ),
+        (
+            adjust("besar", &["b-1", "b-1"], "why"),
+            Code::InvalidArgument,
+            "transaction_ids[1]",
+        ),
+        (
+            adjust("besar", &["b-1", "bad id"], "why"),
+            Code::InvalidArgument,
+            "transaction_ids[1]",
+        ),
+        (
+            adjust("besar", &["b-1"], " "),
+            Code::InvalidArgument,
+            "reason",
+        ),
+        (
+            adjust("besar", &["b-2", "k-1"], "why"),
+            Code::NotFound,
+            "transaction_ids[1] \"k-1\"",
+        ),
+        (adjust("nobody", &["b-1"], "why"), Code::NotFound, "nobody"),
+        (
+            AdjustTransactionsRequest {
+                flag_id: "flg-none".into(),
+                ..adjust("besar", &["b-1"], "why")
+            },
+            Code::NotFound,
+            "flag_id",
+        ),
+    ] {
+        let refused = ana
+            .adjust_transactions(request.clone())
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), code, "{request:?}: {refused:?}");
+        assert!(
+            refused.message().contains(names),
+            "{request:?}: {refused:?}"
+        );
+    }
+    let mut retailer = admin_client(app.admin_addr, Some(&besar)).await;
+    let mine = retailer
+        .adjust_transactions(adjust("kecil", &["k-1"], "theirs"))
+        .await
+        .expect_err("a retailer");
+    assert_eq!(mine.code(), Code::PermissionDenied, "{mine:?}");
+
+    // Act: ana proposes to void b-1; nothing changes until budi approves.
+    let proposed = ana
+        .adjust_transactions(adjust(
+            "besar",
+            &["b-1"],
+            "brushing: the site could not justify it",
+        ))
+        .await
+        .expect("AdjustTransactions")
+        .into_inner();
+    assert_eq!(state(&proposed), ActionState::Pending);
+    assert_eq!(proposed.kind, i32::from(ActionKind::Adjust));
+    assert_eq!(proposed.transaction_ids, ["b-1"]);
+    assert_eq!((proposed.voided_rows, proposed.through_position), (0, 0));
+    let head = app.store.ledger_head().await.expect("head");
+    let own = ana
+        .approve_action(ApproveActionRequest {
+            action_id: proposed.action_id.clone(),
+        })
+        .await
+        .expect_err("four eyes");
+    assert_eq!(own.code(), Code::PermissionDenied, "{own:?}");
+    assert_eq!(app.store.ledger_head().await.expect("head"), head);
+    let applied = budi
+        .approve_action(ApproveActionRequest {
+            action_id: proposed.action_id.clone(),
+        })
+        .await
+        .expect("ApproveAction")
+        .into_inner();
+    assert_eq!(state(&applied), ActionState::Applied);
+    assert_eq!(applied.approved_by, "budi");
+    // The sale and its refund: two voids, at the next two positions.
+    assert_eq!(
+        (applied.voided_rows, applied.through_position),
+        (2, head + 2)
+    );
+
+    // Every figure stops counting b-1 and its refund.
+    assert!(app.settle().await >= applied.through_position);
+    let after = board(&app).await;
+    assert_eq!(ranks(&after), ranked(&[("kecil", 1), ("besar", 2)]));
+    assert_eq!(after.national_net_reporting_minor, 1_600);
+    let mut public = app.leaderboard().await;
+    // A site's hourly series is its own (or the organizers').
+    let totals = app
+        .leaderboard_as(&besar)
+        .await
+        .get_site_totals(GetSiteTotalsRequest {
+            site_id: "besar".into(),
+            include_hourly: true,
+            ..Default::default()
+        })
+        .await
+        .expect("GetSiteTotals")
+        .into_inner();
+    let idr = &totals.totals[0];
+    assert_eq!(
+        (
+            idr.sale_count,
+            idr.gross_minor,
+            idr.refund_count,
+            idr.refunded_minor,
+            idr.net_minor
+        ),
+        (1, 600, 0, 0, 600)
+    );
+    let hourly_net: i64 = totals.hourly.iter().map(|h| h.net_minor).sum();
+    assert_eq!(hourly_net, 600);
+    let national = public
+        .get_national_totals(GetNationalTotalsRequest::default())
+        .await
+        .expect("GetNationalTotals")
+        .into_inner();
+    let curve: i64 = national.hourly.iter().map(|h| h.net_reporting_minor).sum();
+    assert_eq!((national.net_reporting_minor, curve), (1_600, 1_600));
+    let brands = public
+        .get_breakdown(saleboard_proto::v1::GetBreakdownRequest {
+            dimension: saleboard_proto::v1::Dimension::Brand.into(),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("GetBreakdown")
+        .into_inner();
+    let nestle = brands
+        .entries
+        .iter()
+        .find(|e| e.key == "nestle")
+        .expect("nestle");
+    assert_eq!(
+        (
+            nestle.net_reporting_minor,
+            nestle.sale_count,
+            nestle.refund_count
+        ),
+        (1_000, 1, 0),
+        "only kecil's nestle sale is counted"
+    );
+
+    // A refund of the voided sale is refused, naming why; the sale sent again is a duplicate.
+    let answer = app
+        .ingest(&besar)
+        .await
+        .submit_transactions(SubmitTransactionsRequest {
+            transactions: vec![
+                refund("b-r2", "b-1", "IDR", 100),
+                branded("b-1", 900, "nestle"),
+            ],
+        })
+        .await
+        .expect("submit")
+        .into_inner();
+    assert_eq!(answer.results[0].outcome, i32::from(Outcome::Rejected));
+    assert_eq!(answer.results[0].reason, "SALE_VOIDED");
+    assert!(
+        answer.results[0]
+            .message
+            .contains("voided by the organizers"),
+        "{answer:?}"
+    );
+    assert_eq!(answer.results[1].outcome, i32::from(Outcome::Duplicate));
+
+    // A row is voided once: the refund went with its sale.
+    let twice = ana
+        .adjust_transactions(adjust("besar", &["b-r1"], "again"))
+        .await
+        .expect_err("voided already");
+    assert_eq!(twice.code(), Code::FailedPrecondition, "{twice:?}");
+    assert!(twice.message().contains("voided already"), "{twice:?}");
+
+    // verify recomputes every figure from the ledger, voids included, and agrees.
+    let verified = std::process::Command::new(saleboard_tests::proc::bin_dir().join("saleboard"))
+        .arg("verify")
+        .env("SALEBOARD_DATABASE_URL", &app.db.url)
+        .output()
+        .expect("verify runs");
+    assert!(
+        verified.status.success(),
+        "verify: {}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
+    // Both calls are in the audit log with their organizers; the action lists what it did.
+    let log = ana
+        .list_audit_log(ListAuditLogRequest {
+            limit: 1_000,
+            ..Default::default()
+        })
+        .await
+        .expect("ListAuditLog")
+        .into_inner()
+        .entries;
+    let logged: Vec<(String, String, String)> = log
+        .iter()
+        .filter(|e| e.outcome.starts_with("OK"))
+        .filter(|e| ["AdjustTransactions", "ApproveAction"].contains(&e.rpc.as_str()))
+        .map(|e| (e.organizer.clone(), e.rpc.clone(), e.outcome.clone()))
+        .collect();
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    assert_eq!(
+        (logged[0].0.as_str(), logged[0].1.as_str()),
+        ("ana", "AdjustTransactions")
+    );
+    assert_eq!(
+        (logged[1].0.as_str(), logged[1].1.as_str()),
+        ("budi", "ApproveAction")
+    );
+    assert!(
+        logged[1].2.contains("\"voided_rows\":\"2\""),
+        "{}",
+        logged[1].2
+    );
+    let listed = budi
+        .list_actions(ListActionsRequest::default())
+        .await
+        .expect("ListActions")
+        .into_inner()
+        .actions;
+    assert_eq!(listed[0].action_id, proposed.action_id);
+    assert_eq!(listed[0].voided_rows, 2);
 }
