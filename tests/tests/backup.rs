@@ -346,6 +346,27 @@ async fn fill(backend: Backend) -> Option<Filled> {
         })
         .await
         .expect("SetSiteHold pending");
+    // Beta's sale b-1 and its refund voided (alice proposes, bootstrap approves): the voids
+    // are ledger rows, the adjustment an action with its own columns.
+    let adjustment = alice_admin
+        .adjust_transactions(saleboard_proto::v1::AdjustTransactionsRequest {
+            event_id: String::new(),
+            site_id: "beta".into(),
+            transaction_ids: vec!["b-1".into(), "b-2".into()],
+            reason: "could not be justified".into(),
+            flag_id: String::new(),
+        })
+        .await
+        .expect("AdjustTransactions")
+        .into_inner();
+    let applied = admin
+        .approve_action(ApproveActionRequest {
+            action_id: adjustment.action_id,
+        })
+        .await
+        .expect("ApproveAction adjustment")
+        .into_inner();
+    assert_eq!(applied.voided_rows, 3, "b-1, its refund b-r1, b-2");
     // Integrity: a policy under which the sites refunding the most are flagged (every site
     // decided), and alice's review of one flag.
     app.settle().await;
@@ -437,7 +458,13 @@ async fn restores_into_either_database(source: Backend) {
     };
     let before = figures(&filled.app).await;
     let (organizers, log, actions) = organizers_and_log(&filled.app).await;
-    assert_eq!(actions.len(), 2, "{actions:?}");
+    assert_eq!(actions.len(), 3, "{actions:?}");
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.voided_rows == 3 && a.transaction_ids == ["b-1", "b-2"]),
+        "{actions:?}"
+    );
     assert_eq!(before.leaderboard.held_sites, ["beta"]);
     let flags = flags_of(&filled.app).await;
     assert!(
