@@ -31,6 +31,7 @@ backend_tests!(
     a_backtest_sums_up_each_rule_over_an_event,
     sales_received_over_an_hour_late_are_flagged,
     an_adjustment_voids_transactions_in_every_figure,
+    a_site_growing_far_beyond_the_nation_on_its_baseline_is_flagged,
 );
 
 async fn push(app: &TestApp, secret: &str, txs: Vec<Transaction>) {
@@ -1748,4 +1749,108 @@ async fn an_adjustment_voids_transactions_in_every_figure(backend: Backend) {
         .actions;
     assert_eq!(listed[0].action_id, proposed.action_id);
     assert_eq!(listed[0].voided_rows, 2);
+}
+
+/// INTEGRITY_RULE_GROWTH from the comparison with the baseline event (no ledger scan): twelve
+/// sites grow 10% on last week, one grows 400% with orders of the same size: that one is
+/// raised (its excess over the nation's growth, 3.9, against the floor 1), with the figures it
+/// read; the others are not. The backtest of the event runs the rule too.
+async fn a_site_growing_far_beyond_the_nation_on_its_baseline_is_flagged(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let now = saleboard_tests::data::now_secs();
+    let at = |seconds| Some(saleboard_proto::Timestamp { seconds, nanos: 0 });
+    let mut admin = app.admin().await;
+    // Last week's event (still settling: it takes its sales now), then this one on it.
+    admin
+        .set_event(Event {
+            event_id: "last-week".into(),
+            display_name: "Last week".into(),
+            starts_at: at(now - 5 * 86_400),
+            ends_at: at(now - 4 * 86_400),
+            reporting_currency: "IDR".into(),
+            ..Event::default()
+        })
+        .await
+        .expect("SetEvent last-week");
+    admin
+        .set_event(Event {
+            baseline_event_id: "last-week".into(),
+            ..saleboard_tests::data::event()
+        })
+        .await
+        .expect("SetEvent");
+    admin
+        .set_integrity_policy(IntegrityPolicy {
+            min_sales: Some(1),
+            min_share_decimal: Some("0".into()),
+            ..IntegrityPolicy::default()
+        })
+        .await
+        .expect("SetIntegrityPolicy");
+    let sales = |prefix: &str, n: usize, amount: i64, occurred: Option<i64>| -> Vec<Transaction> {
+        (0..n)
+            .map(|i| {
+                let mut t = sale(&format!("{prefix}-{i}"), "IDR", amount);
+                if let Some(seconds) = occurred {
+                    t.occurred_at = at(seconds);
+                }
+                t
+            })
+            .collect()
+    };
+    let last_week = Some(now - 5 * 86_400 + 3_600);
+    for i in 0..13 {
+        let name = format!("toko-{i:02}");
+        let (_, secret) = app.site_with_key(&name).await;
+        push(&app, &secret, sales("lw", 10, 1_000, last_week)).await;
+        let now_sales = if i == 12 {
+            sales("now", 50, 1_000, None)
+        } else {
+            sales("now", 10, 1_100, None)
+        };
+        push(&app, &secret, now_sales).await;
+    }
+    app.settle().await;
+
+    let (all, growth) = flags_of_rule(&app, IntegrityRule::Growth).await;
+    assert_eq!(growth.len(), 1, "{all:#?}");
+    let f = &growth[0];
+    assert_eq!(f.site_id, "toko-12");
+    assert_eq!(f.severity, i32::from(Severity::Medium));
+    // +400% against the others' +10%: 3.9 beyond the nation, the floor 1 (the sites' spread is
+    // nil).
+    assert_eq!(f.statistic_decimal, "3.9");
+    assert_eq!(f.threshold_decimal, "1");
+    assert_eq!(input(f, "condition"), "grew beyond the nation");
+    assert_eq!(input(f, "site_net_now_minor"), "50000");
+    assert_eq!(input(f, "site_baseline_net_minor"), "10000");
+    assert_eq!(input(f, "national_net_now_minor"), "182000");
+    assert_eq!(input(f, "national_baseline_net_minor"), "130000");
+    assert_eq!(input(f, "in_top_places"), "true");
+    assert_eq!(
+        input(f, "order_value_ratio_decimal"),
+        "0.9090909090909090909090909091"
+    );
+    // No other rule holds for anyone (honest refunds: none; nothing late).
+    assert!(
+        all.iter()
+            .all(|f| f.rule == i32::from(IntegrityRule::Growth)),
+        "{all:#?}"
+    );
+
+    let backtest = admin
+        .backtest_integrity(BacktestIntegrityRequest::default())
+        .await
+        .expect("BacktestIntegrity")
+        .into_inner();
+    let rule = backtest
+        .rules
+        .iter()
+        .find(|r| r.rule == i32::from(IntegrityRule::Growth))
+        .expect("the growth rule");
+    assert!(rule.evaluated, "{rule:?}");
+    assert_eq!((rule.sites, rule.raised), (13, 1), "{rule:?}");
+    assert_eq!(rule.max_decimal, "3.9");
 }

@@ -1016,6 +1016,64 @@ pub struct GrowthFinding {
     pub order_value_ratio: Option<rust_decimal::Decimal>,
     /// Raised by growth (an eligible site) or by the average order.
     pub raised: bool,
+    /// Raised by growth: an eligible site whose excess reaches the threshold.
+    pub by_growth: bool,
+    /// Raised by the average order: at least `order_value_times` the nation's, or at most
+    /// its inverse.
+    pub by_order: bool,
+}
+
+impl GrowthFinding {
+    /// The excess as a fraction (rounded to [`GROWTH_PLACES`] decimals: see
+    /// [`decimal_ratio`]); 0 for a site that grew less than the nation (a statistic of how far
+    /// above the nation a site grew).
+    #[must_use]
+    pub fn excess_ratio(&self) -> Option<Ratio> {
+        self.excess
+            .map(|e| e.max(rust_decimal::Decimal::ZERO))
+            .and_then(decimal_ratio)
+    }
+
+    /// What raised it, as its evaluation records it: the condition, the statistic and the
+    /// threshold as exact fractions. By growth: the excess against the threshold; else by the
+    /// average order: its ratio against `order_value_times` (or, for orders far smaller than
+    /// the nation's, against its inverse). `None` when not raised.
+    #[must_use]
+    pub fn raised_by(&self, policy: &Policy) -> Option<(&'static str, Ratio, Ratio)> {
+        if self.by_growth {
+            return Some((
+                "grew beyond the nation",
+                self.excess_ratio()?,
+                decimal_ratio(self.threshold)?,
+            ));
+        }
+        if !self.by_order {
+            return None;
+        }
+        let ratio = decimal_ratio(self.order_value_ratio?)?;
+        let times = i128::from(policy.order_value_times);
+        let larger = ratio.compare(Ratio::new(times, 1)?).ok()?.is_ge();
+        let threshold = if larger {
+            Ratio::new(times, 1)?
+        } else {
+            Ratio::new(1, times)?
+        };
+        Some(("average order against the nation's", ratio, threshold))
+    }
+}
+
+/// Decimals a growth statistic keeps in its record (the decision is made on the 28 digits
+/// the rule computes): a fraction over 10^12 is compared exactly with another by
+/// cross-multiplication for any growth below a million times.
+pub const GROWTH_PLACES: u32 = 12;
+
+/// A non-negative decimal as a fraction, rounded half away from zero to [`GROWTH_PLACES`].
+fn decimal_ratio(d: rust_decimal::Decimal) -> Option<Ratio> {
+    let d = d.round_dp_with_strategy(
+        GROWTH_PLACES,
+        rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+    );
+    Ratio::new(d.mantissa(), 10i128.checked_pow(d.scale())?)
 }
 
 /// `INTEGRITY_RULE_GROWTH` for every site at once (the median absolute deviation is over the
@@ -1082,6 +1140,8 @@ pub fn growth(policy: &Policy, sites: &[GrowthInput], nation: &GrowthInput) -> V
                 threshold,
                 order_value_ratio,
                 raised: by_growth || by_order,
+                by_growth,
+                by_order,
             }
         })
         .collect()
@@ -1750,12 +1810,22 @@ mod tests {
         // The big one: +400% against the others' ~+9.8%: raised; the MAD is tiny, so the
         // floor (1.0) is the threshold.
         assert!(found[10].raised, "{:?}", found[10]);
+        assert!(found[10].by_growth && !found[10].by_order);
         assert_eq!(found[10].threshold, Decimal::ONE);
         // The small one grows as much but holds under 1% of the figure: not raised by growth.
         // Its average order (20) is 0.2 of the others' (100): raised by that instead.
         assert!(found[11].excess.is_some_and(|e| e > Decimal::ONE));
         assert_eq!(found[11].order_value_ratio, Some(Decimal::new(2, 1)));
-        assert!(found[11].raised);
+        assert!(found[11].raised && found[11].by_order && !found[11].by_growth);
+        let (condition, statistic, threshold) = found[11].raised_by(&policy).expect("raised");
+        assert_eq!(condition, "average order against the nation's");
+        assert_eq!(statistic.compare(Ratio::of(1, 5)), Ok(Ordering::Equal));
+        assert_eq!(threshold.compare(Ratio::of(1, 2)), Ok(Ordering::Equal));
+        let (condition, statistic, threshold) = found[10].raised_by(&policy).expect("raised");
+        assert_eq!(condition, "grew beyond the nation");
+        assert_eq!(threshold.compare(Ratio::of(1, 1)), Ok(Ordering::Equal));
+        assert_eq!(Some(statistic), found[10].excess_ratio());
+        assert_eq!(found[0].raised_by(&policy), None);
         let growth_only = Policy {
             order_value_times: 1_000,
             ..Policy::default()

@@ -17,16 +17,20 @@
 //! `INTEGRITY_RULE_LATE_REFUNDS` and `INTEGRITY_RULE_LATE_SALES` (from the late figures the
 //! aggregator's fold keeps, `saleboard_domain::late`, read with their breakdown watermark) and
 //! `INTEGRITY_RULE_SETTLEMENT_RANK` (the places by gross at the end, stored at the first
-//! evaluation after it, against the places by net now). The others need counters the
-//! aggregator's fold does not keep yet (issue 28 goes on).
+//! evaluation after it, against the places by net now) and `INTEGRITY_RULE_GROWTH` (each
+//! site's net now against its net in the baseline event at the same elapsed time: the
+//! comparison the snapshot already holds, from the hourly totals). The hour shape, burst,
+//! store and amount rules need counters the aggregator's fold does not keep yet (issue 28
+//! goes on).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use saleboard_domain::action::{AUTO_HOLD, ActionKind, ActionState};
+use saleboard_domain::comparison::Baseline;
 use saleboard_domain::integrity::{
-    Decision, Evaluation, FlagState, HoldingFlag, Policy, RULES_VERSION, Ratio, Rule, SiteCounters,
-    auto_hold_grounds, evaluate_rates, percentile, settlement_rank,
+    Decision, Evaluation, FlagState, GrowthInput, HoldingFlag, Policy, RULES_VERSION, Ratio, Rule,
+    SiteCounters, auto_hold_grounds, evaluate_rates, growth, percentile, settlement_rank,
 };
 use saleboard_domain::late::LateTotals;
 use saleboard_domain::totals::TotalsKey;
@@ -46,7 +50,8 @@ pub const EVALUATE_EVERY: Duration = Duration::from_secs(2);
 const PLACES: u32 = 18;
 
 /// The rate rules evaluated now (the settlement rank is evaluated on its own, once the event
-/// ended): their counters are the totals and the fold's late figures.
+/// ended, and the growth rule when the event has a baseline): their counters are the totals
+/// and the fold's late figures.
 const EVALUATED: [Rule; 3] = [Rule::LateRefunds, Rule::RefundRate, Rule::LateSales];
 
 /// A rule found holding for a site, with every figure its evaluation read.
@@ -164,7 +169,21 @@ pub fn evaluate(
     sites: &[(SiteId, SiteCounters)],
     end_ranking: Option<&[SiteId]>,
 ) -> Found {
+    evaluate_with(policy, sites, end_ranking, None)
+}
+
+/// [`evaluate`], and with `baseline` (the event's comparison with its baseline event: each
+/// site's net there at the same elapsed time, converted as the comparison converts it) the
+/// growth rule over the decided sites.
+#[must_use]
+pub fn evaluate_with(
+    policy: &Policy,
+    sites: &[(SiteId, SiteCounters)],
+    end_ranking: Option<&[SiteId]>,
+    baseline: Option<&Baseline>,
+) -> Found {
     let mut found = Found::default();
+    let mut decided: Vec<usize> = Vec::with_capacity(sites.len());
     let Ok(national) = sites
         .iter()
         .try_fold(SiteCounters::default(), |sum, (_, c)| sum.plus(c))
@@ -173,7 +192,7 @@ pub fn evaluate(
         return found;
     };
     let by_net = end_ranking.map(|_| ranking(sites, |c| c.gross.saturating_sub(c.refunded)));
-    for (site, counters) in sites {
+    for (index, (site, counters)) in sites.iter().enumerate() {
         let nat = national.excluding(counters).unwrap_or_default();
         let mut undecided = false;
         for (rule, decision) in evaluate_rates(policy, counters, &national) {
@@ -204,6 +223,7 @@ pub fn evaluate(
             found.undecided += 1;
             continue;
         }
+        decided.push(index);
         if let (Some(end), Some(now)) = (end_ranking, &by_net) {
             let moved = settlement_rank(policy, site, end, now);
             // A place past the ranked ones for a site no longer ranked.
@@ -255,7 +275,126 @@ pub fn evaluate(
             }
         }
     }
+    if let Some(baseline) = baseline.filter(|b| b.unconverted.is_empty()) {
+        evaluate_growth(policy, sites, &decided, &national, baseline, &mut found);
+    }
     found
+}
+
+/// `INTEGRITY_RULE_GROWTH` over the decided sites (`decided`: their indices in `sites`): each
+/// site's net now against its net in the baseline at the same elapsed time, beyond the
+/// nation's growth without it, held against max(the floor, `growth_mads` × the median
+/// absolute deviation over the sites) for a site in the top places by net or with at least
+/// `growth_share` of the national net; and its average order against the nation's.
+fn evaluate_growth(
+    policy: &Policy,
+    sites: &[(SiteId, SiteCounters)],
+    decided: &[usize],
+    national: &SiteCounters,
+    baseline: &Baseline,
+    found: &mut Found,
+) {
+    let net = |c: &SiteCounters| c.gross.saturating_sub(c.refunded);
+    let top: Vec<SiteId> = ranking(sites, net)
+        .into_iter()
+        .take(policy.rank_top)
+        .collect();
+    let inputs: Vec<GrowthInput> = decided
+        .iter()
+        .map(|&i| {
+            let (site, c) = &sites[i];
+            GrowthInput {
+                current: net(c),
+                baseline: baseline.per_site.get(site).copied().unwrap_or(0),
+                gross: c.gross,
+                sales: c.sales,
+                top: top.contains(site),
+            }
+        })
+        .collect();
+    let nation = GrowthInput {
+        current: net(national),
+        baseline: baseline.national,
+        gross: national.gross,
+        sales: national.sales,
+        top: false,
+    };
+    for ((&i, input), finding) in decided
+        .iter()
+        .zip(&inputs)
+        .zip(growth(policy, &inputs, &nation))
+    {
+        let (site, counters) = &sites[i];
+        if let Some(excess) = finding.excess_ratio() {
+            found.statistics.push((Rule::Growth, excess));
+        }
+        let Some((condition, statistic, threshold)) = finding.raised_by(policy) else {
+            found.not_holding.push((site.clone(), Rule::Growth));
+            continue;
+        };
+        let text = |d: Option<String>| d.unwrap_or_default();
+        let nat = national.excluding(counters).unwrap_or_default();
+        let mut named = support_inputs(policy, counters, &nat);
+        named.extend([
+            ("site_net_now_minor".to_owned(), input.current.to_string()),
+            (
+                "site_baseline_net_minor".to_owned(),
+                input.baseline.to_string(),
+            ),
+            (
+                "national_net_now_minor".to_owned(),
+                nation.current.to_string(),
+            ),
+            (
+                "national_baseline_net_minor".to_owned(),
+                nation.baseline.to_string(),
+            ),
+            (
+                "growth_excess_decimal".to_owned(),
+                text(finding.excess.map(|d| d.normalize().to_string())),
+            ),
+            (
+                "growth_threshold_decimal".to_owned(),
+                finding.threshold.normalize().to_string(),
+            ),
+            (
+                "order_value_ratio_decimal".to_owned(),
+                text(finding.order_value_ratio.map(|d| d.normalize().to_string())),
+            ),
+            ("in_top_places".to_owned(), input.top.to_string()),
+            ("growth_mads".to_owned(), policy.growth_mads.to_string()),
+            (
+                "growth_floor_decimal".to_owned(),
+                policy
+                    .growth_floor
+                    .exact_decimal()
+                    .unwrap_or_else(|| policy.growth_floor.to_decimal(9)),
+            ),
+            (
+                "growth_share_decimal".to_owned(),
+                policy
+                    .growth_share
+                    .exact_decimal()
+                    .unwrap_or_else(|| policy.growth_share.to_decimal(9)),
+            ),
+            (
+                "order_value_times".to_owned(),
+                policy.order_value_times.to_string(),
+            ),
+            ("condition".to_owned(), condition.to_owned()),
+        ]);
+        found.raised.push(Raised {
+            site: site.clone(),
+            evaluation: Evaluation {
+                rule: Rule::Growth,
+                statistic: statistic.parts(),
+                national: None,
+                threshold: threshold.parts(),
+                raised: true,
+            },
+            inputs: named,
+        });
+    }
 }
 
 /// The fraction's exact decimal when it has one (every fraction of minor units over a power
@@ -307,8 +446,9 @@ pub fn backtest(
     policy: &Policy,
     sites: &[(SiteId, SiteCounters)],
     end_ranking: Option<&[SiteId]>,
+    baseline: Option<&Baseline>,
 ) -> (Vec<RuleBacktest>, u32) {
-    let found = evaluate(policy, sites, end_ranking);
+    let found = evaluate_with(policy, sites, end_ranking, baseline);
     let rules = Rule::ALL
         .into_iter()
         .map(|rule| {
@@ -318,6 +458,14 @@ pub fn backtest(
                 end_ranking.is_none().then_some(
                     "the event's places at its end were not stored (no leaderboard evaluated it after its end)",
                 )
+            } else if rule == Rule::Growth {
+                match baseline {
+                    None => Some("the event has no baseline event to grow from"),
+                    Some(b) if !b.unconverted.is_empty() => Some(
+                        "the baseline has sales in a currency without a rate: no comparison",
+                    ),
+                    Some(_) => None,
+                }
             } else {
                 Some("not evaluated yet: its counters are not kept by the aggregator's fold")
             };
@@ -376,7 +524,7 @@ pub async fn backtest_event(
     let (_, late) = store.event_late(event_id).await?;
     let (sites, unconverted) = site_counters(f, *reporting, &late);
     let end = store.end_ranking(event_id).await?;
-    let (rules, undecided) = backtest(&policy, &sites, end.as_deref());
+    let (rules, undecided) = backtest(&policy, &sites, end.as_deref(), baseline_of(f));
     let with_sales = sites.iter().filter(|(_, c)| c.sales > 0).count();
     let with_sales = u32::try_from(with_sales)
         .unwrap_or(u32::MAX)
@@ -387,6 +535,11 @@ pub async fn backtest_event(
         rules,
         undecided.saturating_add(unconverted),
     )))
+}
+
+/// The snapshot's comparison with the event's baseline, when it has one that converts.
+fn baseline_of(f: &crate::snapshot::Figures) -> Option<&Baseline> {
+    f.comparison.as_ref().and_then(|c| c.figure.as_ref().ok())
 }
 
 /// The flag record of a raised evaluation.
@@ -589,7 +742,7 @@ async fn evaluate_snapshot(
     } else {
         None
     };
-    let mut found = evaluate(&policy, &sites, end_ranking.as_deref());
+    let mut found = evaluate_with(&policy, &sites, end_ranking.as_deref(), baseline_of(f));
     found.undecided = found.undecided.saturating_add(unconverted);
     // The late figures go with the breakdowns, behind the headline figures while the ledger is
     // busy: a late share read then is at most the true one, so it may raise a flag but never
