@@ -196,6 +196,28 @@ pub fn from_str<M: JsonMessage>(text: &str) -> Result<M, JsonError> {
         })
 }
 
+/// A message from its proto3 JSON mapping, already parsed into a [`serde_json::Value`] (either
+/// field name spelling; a field the message does not have is an error).
+///
+/// # Errors
+/// When `value` is not the JSON of an `M`.
+pub fn from_value<M: JsonMessage>(value: serde_json::Value) -> Result<M, JsonError> {
+    let read = DynamicMessage::deserialize_with_options(
+        descriptor::<M>()?,
+        value,
+        &DeserializeOptions::new(),
+    )
+    .map_err(|source| JsonError::Json {
+        message: M::full_name(),
+        source,
+    })?;
+    read.transcode_to::<M>()
+        .map_err(|source| JsonError::Transcode {
+            message: M::full_name(),
+            source,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -192,3 +192,45 @@ impl Sse {
         tokio::time::timeout(wait, self.next()).await.ok().flatten()
     }
 }
+
+/// One request over a fresh HTTP/1.1 connection (`Connection: close`): `headers` are extra
+/// header lines, each ending in CRLF; a `Content-Length` is added for `body` unless `headers`
+/// give one. Answers (status, lower-cased headers, body).
+///
+/// # Panics
+/// When the server does not answer with HTTP.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, HashMap<String, String>, String) {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let mut reader = BufReader::new(stream);
+    let length = if headers.to_ascii_lowercase().contains("content-length:") {
+        String::new()
+    } else {
+        format!("Content-Length: {}\r\n", body.len())
+    };
+    let mut sent = format!(
+        "{method} {path} HTTP/1.1\r\nHost: ingest\r\nConnection: close\r\n{length}{headers}\r\n"
+    )
+    .into_bytes();
+    sent.extend_from_slice(body);
+    // The server may answer (413) and close before it reads the whole body.
+    drop(reader.get_mut().write_all(&sent).await);
+    let (status, headers) = head(&mut reader).await;
+    let mut text = Vec::new();
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
+        while let Some(chunk) = chunk(&mut reader).await {
+            text.extend(chunk);
+        }
+    } else {
+        drop(reader.read_to_end(&mut text).await);
+    }
+    (status, headers, String::from_utf8_lossy(&text).into_owned())
+}

@@ -126,3 +126,85 @@ async fn the_node_snippet_pushes_a_sale() {
     );
     app.stop().await;
 }
+
+/// Runs `program args...` with the site's key and the ingest port's HTTP address, as the
+/// README's "JSON over HTTP" snippets expect; returns what it printed.
+fn run_http_snippet(program: &str, args: &[&str], app: &TestApp, key: &str) -> String {
+    let ran = Command::new(program)
+        .args(args)
+        .env("SALEBOARD_API_KEY", key)
+        .env(
+            "SALEBOARD_INGEST_HTTP",
+            format!("http://{}", app.ingest_addr),
+        )
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    let printed = String::from_utf8_lossy(&ran.stdout).into_owned();
+    assert!(
+        ran.status.success(),
+        "{program}: {printed}{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    printed
+}
+
+/// The README's `curl` line pushes a sale as JSON, ACCEPTED, its amount converted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_curl_snippet_pushes_a_sale_as_json() {
+    if !runs("curl", &["--version"]) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI=true but curl is not installed"
+        );
+        eprintln!("SKIPPED: curl is not installed");
+        return;
+    }
+    let readme = include_str!("../../README.md");
+    let code = block(readme, "## JSON over HTTP", "sh");
+    let (app, key) = suite().await;
+    let printed = run_http_snippet("sh", &["-c", &code], &app, &key);
+    assert!(
+        printed.contains(r#""transaction_id":"CURL-1","outcome":"OUTCOME_ACCEPTED""#),
+        "{printed}"
+    );
+    let rows = app.store.read_ledger(0, 10).await.expect("ledger");
+    assert_eq!(rows[0].tx.amount_minor, 15_000_000, "Rp 150.000,00");
+    app.stop().await;
+}
+
+/// The README's Python (standard library) snippet pushes a sale as JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_python_http_snippet_pushes_a_sale_as_json() {
+    if !runs("python3", &["--version"]) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI=true but python3 is not installed"
+        );
+        eprintln!("SKIPPED: python3 is not installed");
+        return;
+    }
+    let readme = include_str!("../../README.md");
+    let code = block(readme, "## JSON over HTTP", "python");
+    let (app, key) = suite().await;
+    let printed = run_http_snippet("python3", &["-c", &code], &app, &key);
+    assert!(printed.contains("PY-HTTP-1 OUTCOME_ACCEPTED"), "{printed}");
+    app.stop().await;
+}
+
+/// The README's Node snippet (`fetch`, no package) pushes a sale as JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_node_fetch_snippet_pushes_a_sale_as_json() {
+    if !runs(
+        "node",
+        &["-e", "if (typeof fetch !== 'function') process.exit(1)"],
+    ) {
+        eprintln!("SKIPPED: node 18 or later (with fetch) is not installed");
+        return;
+    }
+    let readme = include_str!("../../README.md");
+    let code = block(readme, "## JSON over HTTP", "javascript");
+    let (app, key) = suite().await;
+    let printed = run_http_snippet("node", &["-e", &code], &app, &key);
+    assert!(printed.contains("JS-HTTP-1 OUTCOME_ACCEPTED"), "{printed}");
+    app.stop().await;
+}

@@ -106,6 +106,7 @@ impl IngestServer {
         let writer_task = tokio::spawn(writer_task);
         let refresh = tokio::spawn(directory.clone().refresh_every(config.key_refresh()));
 
+        let json_draining = draining.clone();
         let service = IngestService::new(
             writer,
             directory.clone(),
@@ -119,6 +120,11 @@ impl IngestServer {
             },
         )
         .reporting_site_rate_limit(config.site_rate_limit);
+        let json_api = crate::http::JsonApi::new(
+            service.clone(),
+            crate::http::max_body_bytes(config.max_batch as usize),
+            json_draining,
+        );
         let api = IngestServiceServer::new(service)
             // A request is refused before it is read whole when it is larger than a full
             // batch of the widest valid transactions (the codec then counts the
@@ -129,21 +135,40 @@ impl IngestServer {
             .accept_compressed(CompressionEncoding::Zstd)
             .send_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Zstd);
+        // One of each budget for gRPC and JSON alike: load shedding, failed authentications
+        // per address, each site's rate.
+        let shed = ShedLoadLayer::new(config.concurrency_limit as usize);
+        let auth = BearerAuthLayer::new(KeyAuth(directory));
+        let rate = site_rate_limit(config.site_rate_limit, config.site_rate_burst);
         let stack = tower::ServiceBuilder::new()
             // Outermost: every request is traced (continuing the caller's trace) and timed,
             // refused or not.
             .layer(RpcTelemetryLayer::new())
             // An overloaded server refuses before spending anything on the request.
-            .layer(ShedLoadLayer::new(config.concurrency_limit as usize))
+            .layer(shed.clone())
             // Who is calling: the site every later layer and the handler work for. Failed
             // attempts are limited per peer address before any lookup.
-            .layer(BearerAuthLayer::new(KeyAuth(directory)))
+            .layer(auth.clone())
             // The site's own budget; needs the authenticated site.
-            .layer(site_rate_limit(
-                config.site_rate_limit,
-                config.site_rate_burst,
-            ))
+            .layer(rate.clone())
             .service(api);
+        // JSON over HTTP (issue 31): the same layers around handlers that call the gRPC
+        // service's own; a layer's refusal is answered as an HTTP status.
+        let json = tower::ServiceBuilder::new()
+            .layer(crate::http::JsonStatusLayer)
+            .layer(RpcTelemetryLayer::new())
+            .layer(shed)
+            .layer(auth)
+            .layer(rate)
+            .map_response(|r: axum::response::Response| r.map(tonic::body::Body::new))
+            .service(crate::http::router(json_api));
+        let routes = Routes::from(
+            Routes::new(stack)
+                .into_axum_router()
+                .route_service("/api/v1/transactions", json.clone())
+                .route_service("/api/v1/whoami", json)
+                .fallback(crate::http::unknown_path),
+        );
 
         tracing::info!(addr = %local_addr, "ingest serving");
         let serving = Serving {
@@ -154,12 +179,13 @@ impl IngestServer {
                 <IngestServiceServer<IngestService> as tonic::server::NamedService>::NAME,
             ]),
             health_follows: HealthFollows::Database(store_for_health),
-            accept_http1: false,
+            // JSON over HTTP/1.1 too (curl, a shop's backend).
+            accept_http1: true,
             idle_timeout: None,
         };
         // At shutdown open streams stop taking messages, answer what they took, and end
         // UNAVAILABLE; the server stops accepting and waits for in-flight requests.
-        let result = saleboard_runtime::serve::run(serving, Routes::new(stack), shutdown, drain)
+        let result = saleboard_runtime::serve::run(serving, routes, shutdown, drain)
             .await
             .map_err(ServerError::from);
         // The router (and with it every Writer handle) is dropped: the writer drains its queue
