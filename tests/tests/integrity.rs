@@ -32,6 +32,7 @@ backend_tests!(
     sales_received_over_an_hour_late_are_flagged,
     an_adjustment_voids_transactions_in_every_figure,
     a_site_growing_far_beyond_the_nation_on_its_baseline_is_flagged,
+    the_automatic_hold_lapses_with_the_organizer_who_set_it,
 );
 
 async fn push(app: &TestApp, secret: &str, txs: Vec<Transaction>) {
@@ -1853,4 +1854,86 @@ async fn a_site_growing_far_beyond_the_nation_on_its_baseline_is_flagged(backend
     assert!(rule.evaluated, "{rule:?}");
     assert_eq!((rule.sites, rule.raised), (13, 1), "{rule:?}");
     assert_eq!(rule.max_decimal, "3.9");
+}
+
+/// The automatic hold approves in the name of the organizer who set the policy: once that
+/// organizer is revoked, a site with grounds (a high flag) is not held; when another organizer
+/// sets the policy again, it is, approved in their name.
+async fn the_automatic_hold_lapses_with_the_organizer_who_set_it(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let now = saleboard_tests::data::now_secs();
+    flash_sale(&app, now - 3 * 3_600, now + 3_600).await;
+    let ana_secret = app.create_organizer("ana").await;
+    let budi_secret = app.create_organizer("budi").await;
+    let mut ana = admin_client(app.admin_addr, Some(&ana_secret)).await;
+    let mut budi = admin_client(app.admin_addr, Some(&budi_secret)).await;
+    let policy = IntegrityPolicy {
+        min_sales: Some(1),
+        min_share_decimal: Some("0".into()),
+        auto_hold: Some(true),
+        ..IntegrityPolicy::default()
+    };
+    ana.set_integrity_policy(policy.clone())
+        .await
+        .expect("SetIntegrityPolicy");
+    app.admin()
+        .await
+        .revoke_organizer(saleboard_proto::v1::RevokeOrganizerRequest { name: "ana".into() })
+        .await
+        .expect("RevokeOrganizer");
+    // Three sites sell now; x backdates every sale by two hours: LATE_SALES (high).
+    for site in ["a", "b", "c", "x"] {
+        let (_, secret) = app.site_with_key(site).await;
+        let txs = (0..5)
+            .map(|n| {
+                let mut t = sale(&format!("{site}-{n}"), "IDR", 10_000);
+                if site == "x" {
+                    t.occurred_at = Some(saleboard_proto::Timestamp {
+                        seconds: now - 2 * 3_600,
+                        nanos: 0,
+                    });
+                }
+                t
+            })
+            .collect();
+        push(&app, &secret, txs).await;
+    }
+    app.settle().await;
+    let (_, late) = flags_of_rule(&app, IntegrityRule::LateSales).await;
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].site_id, "x");
+    // Three evaluations (2 s apart) with the grounds: nothing held, no action.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    assert!(board(&app).await.held_sites.is_empty());
+    let actions = budi
+        .list_actions(ListActionsRequest::default())
+        .await
+        .expect("ListActions")
+        .into_inner()
+        .actions;
+    assert!(actions.is_empty(), "{actions:#?}");
+
+    // Budi sets the policy again: the hold is approved in his name.
+    budi.set_integrity_policy(policy)
+        .await
+        .expect("SetIntegrityPolicy");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if board(&app).await.held_sites == ["x"] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never held");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let actions = budi
+        .list_actions(ListActionsRequest::default())
+        .await
+        .expect("ListActions")
+        .into_inner()
+        .actions;
+    assert_eq!(actions.len(), 1, "{actions:#?}");
+    assert_eq!(actions[0].proposed_by, "policy:auto-hold");
+    assert_eq!(actions[0].approved_by, "budi");
 }

@@ -821,6 +821,24 @@ async fn auto_hold(
     if flags.is_empty() {
         return Ok(0);
     }
+    // The standing approval is the organizer's who set the policy: it lapses with them. A
+    // revoked organizer approves nothing, automatically or not; another organizer sets the
+    // policy again to give it back.
+    if policy.updated_by != saleboard_domain::audit::BOOTSTRAP {
+        let active = store
+            .list_organizers()
+            .await?
+            .iter()
+            .any(|o| o.name == policy.updated_by && o.revoked_at.is_none());
+        if !active {
+            tracing::warn!(
+                event = event_id,
+                organizer = %policy.updated_by,
+                "the automatic hold is on, but the organizer who set it was revoked: no site is held automatically until an organizer sets the event's integrity policy again"
+            );
+            return Ok(0);
+        }
+    }
     let held = store.held_sites(event_id).await?;
     let actions = store.list_actions(Some(event_id), None).await?;
     let mut by_site: std::collections::BTreeMap<&SiteId, Vec<&FlagRecord>> =
