@@ -1560,3 +1560,101 @@ async fn a_hold_through_the_command_line() {
     );
     app.stop().await;
 }
+
+/// An adjustment through the command line: `admin adjust` proposes to void a sale (and says
+/// who applies it), another organizer's `admin approve` appends the voids (the sale and its
+/// refund), `admin actions` shows what it did, `totals` no longer counts them, and `verify`
+/// agrees; an unknown id is refused naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_adjustment_through_the_command_line() {
+    use saleboard_proto::v1::SubmitTransactionsRequest;
+    let (app, alpha_key) = app().await;
+    app.ingest(&alpha_key)
+        .await
+        .submit_transactions(SubmitTransactionsRequest {
+            transactions: vec![
+                saleboard_tests::data::sale("A-1", "IDR", 90_000),
+                saleboard_tests::data::sale("A-2", "IDR", 10_000),
+                saleboard_tests::data::refund("A-1-R", "A-1", "IDR", 5_000),
+            ],
+        })
+        .await
+        .expect("push");
+    let board = format!("http://{}", app.leaderboard_addr);
+    let organizer = format!("http://{}", app.admin_addr);
+    let as_bootstrap = [
+        ("SALEBOARD_ORGANIZER_TOKEN", app.token.as_str()),
+        ("SALEBOARD_ENDPOINT", board.as_str()),
+        ("SALEBOARD_ADMIN_ENDPOINT", organizer.as_str()),
+    ];
+    let out = saleboard(
+        &["admin", "organizers", "create", "dewi", "--output", "json"],
+        &as_bootstrap,
+    );
+    let dewi: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let dewi_secret = dewi["secret"].as_str().expect("a secret").to_owned();
+    let as_dewi = [
+        ("SALEBOARD_ORGANIZER_TOKEN", dewi_secret.as_str()),
+        ("SALEBOARD_ENDPOINT", board.as_str()),
+        ("SALEBOARD_ADMIN_ENDPOINT", organizer.as_str()),
+    ];
+
+    let out = saleboard(
+        &[
+            "admin", "adjust", "--site", "alpha", "A-1", "NOPE", "--reason", "brushing",
+        ],
+        &as_dewi,
+    );
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("transaction_ids[1] \"NOPE\""), "{err}");
+
+    let out = saleboard(
+        &[
+            "admin", "adjust", "--site", "alpha", "A-1", "--reason", "brushing",
+        ],
+        &as_dewi,
+    );
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("adjust (1 transaction) alpha in harbolnas-test: PENDING"),
+        "{text}"
+    );
+    let action_id = text
+        .split_whitespace()
+        .find(|w| w.starts_with("act-"))
+        .expect("the action's id")
+        .to_owned();
+    assert!(
+        text.contains(&format!("saleboard admin approve {action_id}")),
+        "{text}"
+    );
+    let out = saleboard(&["admin", "approve", &action_id], &as_bootstrap);
+    let text = stdout(&out);
+    assert!(
+        text.contains("adjust (1 transaction, 2 voids through ledger position 5)")
+            && text.contains("APPLIED, approved by bootstrap"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.settle().await;
+    let out = saleboard(&["totals", "alpha", "--output", "json"], &as_bootstrap);
+    let totals: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(totals["totals"][0]["net_minor"], "10000", "{totals}");
+    assert_eq!(totals["totals"][0]["sale_count"], "1", "{totals}");
+    let out = saleboard(
+        &["verify"],
+        &[("SALEBOARD_DATABASE_URL", app.db.url.as_str())],
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -657,7 +657,13 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(|s| client::explain(endpoint, "AdjustTransactions", &s))?
                 .into_inner();
-            print(output, &a, || format!("{}\n", action_line(&a)))
+            print(output, &a, || {
+                format!(
+                    "{}\nanother organizer applies it with: saleboard admin approve {}\n",
+                    action_line(&a),
+                    a.action_id
+                )
+            })
         }
         AdminCommand::Approve { action_id } => {
             let a = admin
