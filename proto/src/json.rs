@@ -71,6 +71,11 @@ pub enum JsonError {
     },
 }
 
+/// The contract's descriptors (`None` only for a broken build).
+pub(crate) fn pool() -> Option<&'static DescriptorPool> {
+    POOL.as_ref().ok()
+}
+
 fn descriptor<M: JsonMessage>() -> Result<MessageDescriptor, JsonError> {
     let name = M::full_name();
     POOL.as_ref()

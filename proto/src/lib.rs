@@ -5,6 +5,7 @@
 
 pub mod codec;
 pub mod json;
+pub mod openapi;
 
 /// Messages, clients and server traits of package `saleboard.v1`.
 pub mod v1 {

@@ -27,6 +27,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use saleboard_proto::json;
+use saleboard_proto::openapi::{Body as OpenBody, Route};
 use saleboard_proto::v1::ingest_service_server::IngestService as IngestApi;
 use saleboard_proto::v1::{SubmitTransactionsRequest, Transaction, WhoAmIRequest};
 use serde_json::Value;
@@ -70,16 +71,119 @@ impl JsonApi {
     }
 }
 
+/// Where transactions are posted.
+pub const TRANSACTIONS_PATH: &str = "/api/v1/transactions";
+/// Where a key finds its site.
+pub const WHOAMI_PATH: &str = "/api/v1/whoami";
+
+/// The JSON routes of the ingest port, as its OpenAPI document states them.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "post",
+        path: TRANSACTIONS_PATH,
+        summary: "Submit transactions (SubmitTransactions): one result per transaction.",
+        bearer: true,
+        request: Some("saleboard.v1.SubmitTransactionsRequest"),
+        params: &[],
+        answers: &[
+            (
+                200,
+                OpenBody::Message("saleboard.v1.SubmitTransactionsResponse"),
+                "one result per transaction, in order: ACCEPTED, DUPLICATE or REJECTED with its reason",
+            ),
+            (
+                400,
+                OpenBody::Error,
+                "not JSON (the byte offset), not the message's JSON (the field), or more than --max-batch transactions",
+            ),
+            (401, OpenBody::Error, "no valid API key"),
+            (409, OpenBody::Error, "no event is set"),
+            (
+                413,
+                OpenBody::Error,
+                "the body is larger than --max-batch x 1 KiB + 4 KiB",
+            ),
+            (415, OpenBody::Error, "the body is not application/json"),
+            (
+                429,
+                OpenBody::Error,
+                "the site's rate limit, load shedding, or the writer's queue is full",
+            ),
+            (
+                500,
+                OpenBody::Error,
+                "a bug: the operators have it in their logs",
+            ),
+            (
+                503,
+                OpenBody::Error,
+                "the server is shutting down, or the database is down",
+            ),
+        ],
+    },
+    Route {
+        method: "get",
+        path: WHOAMI_PATH,
+        summary: "The key's site, the event window and the limits (WhoAmI).",
+        bearer: true,
+        request: None,
+        params: &[],
+        answers: &[
+            (
+                200,
+                OpenBody::Message("saleboard.v1.WhoAmIResponse"),
+                "the key's site",
+            ),
+            (401, OpenBody::Error, "no valid API key"),
+            (
+                429,
+                OpenBody::Error,
+                "the site's rate limit or load shedding",
+            ),
+            (
+                500,
+                OpenBody::Error,
+                "a bug: the operators have it in their logs",
+            ),
+            (
+                503,
+                OpenBody::Error,
+                "the server is shutting down, or the database is down",
+            ),
+        ],
+    },
+];
+
+/// The ingest port's OpenAPI 3.1 document, as served at `/api/v1/openapi.json`.
+#[must_use]
+pub fn openapi() -> &'static str {
+    static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        saleboard_proto::openapi::document(
+            "Saleboard ingest: JSON over HTTP",
+            "Retailers push transactions with their site's API key. The same handlers as \
+             gRPC's saleboard.v1.IngestService (SubmitTransactions, WhoAmI) on the same port.",
+            ROUTES,
+        )
+        .to_string()
+    });
+    &DOCUMENT
+}
+
+/// `GET /api/v1/openapi.json`: the document (public, outside the auth layers).
+pub async fn openapi_route() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi()).into_response()
+}
+
 /// The JSON routes, answering with the gRPC status of each answer in a `grpc-status` header
 /// (for the telemetry layer; [`JsonStatus`] takes it off).
 pub fn router(api: JsonApi) -> axum::Router {
     axum::Router::new()
         .route(
-            "/api/v1/transactions",
+            TRANSACTIONS_PATH,
             axum::routing::post(submit).fallback(method_not_allowed),
         )
         .route(
-            "/api/v1/whoami",
+            WHOAMI_PATH,
             axum::routing::get(who_am_i).fallback(method_not_allowed),
         )
         .with_state(api)

@@ -165,8 +165,12 @@ impl IngestServer {
         let routes = Routes::from(
             Routes::new(stack)
                 .into_axum_router()
-                .route_service("/api/v1/transactions", json.clone())
-                .route_service("/api/v1/whoami", json)
+                .route_service(crate::http::TRANSACTIONS_PATH, json.clone())
+                .route_service(crate::http::WHOAMI_PATH, json)
+                .route(
+                    saleboard_proto::openapi::OPENAPI_ROUTE.path,
+                    axum::routing::get(crate::http::openapi_route),
+                )
                 .fallback(crate::http::unknown_path),
         );
 

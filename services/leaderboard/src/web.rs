@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use saleboard_domain::{Currency, Dimension, UnixNanos};
 use saleboard_proto::json::{self, JsonMessage};
+use saleboard_proto::openapi::{Body as OpenBody, In, Param, Route};
 use saleboard_proto::v1::leaderboard_service_server::LeaderboardService as LeaderboardApi;
 use saleboard_proto::v1::{
     Dimension as DimensionMsg, GetBreakdownRequest, GetLeaderboardRequest,
@@ -92,7 +93,168 @@ pub fn router(service: LeaderboardService, board: Arc<Board>) -> axum::Router {
         .route("/api/v1/national", get(api_national))
         .route("/api/v1/events", get(api_events))
         .route("/api/v1/breakdown/{dimension}", get(api_breakdown))
+        .route(
+            saleboard_proto::openapi::OPENAPI_ROUTE.path,
+            get(|| async { static_file("application/json", openapi()) }),
+        )
         .with_state(web)
+}
+
+const EVENT: Param = Param {
+    name: "event",
+    place: In::Query,
+    schema: r#"{"type": "string"}"#,
+    description: "the event (default: the current one)",
+};
+const LIMIT: Param = Param {
+    name: "limit",
+    place: In::Query,
+    schema: r#"{"type": "integer", "minimum": 0, "maximum": 1000}"#,
+    description: "entries per page, at most 1,000 (0: the default)",
+};
+const PAGE_TOKEN: Param = Param {
+    name: "page_token",
+    place: In::Query,
+    schema: r#"{"type": "string"}"#,
+    description: "the next_page_token of the previous page",
+};
+const BASELINE: Param = Param {
+    name: "baseline",
+    place: In::Query,
+    schema: r#"{"type": "string"}"#,
+    description: "the event to compare with (default: the event's own baseline)",
+};
+
+/// The refusals every JSON route of the public port may answer.
+macro_rules! refusals {
+    ($($extra:expr),* $(,)?) => {
+        &[
+            $($extra,)*
+            (400, OpenBody::Error, "a parameter out of its range or a page token not of this snapshot"),
+            (404, OpenBody::Error, "no such event"),
+            (409, OpenBody::Error, "no event is configured"),
+            (429, OpenBody::Error, "too many requests or screens from this address"),
+            (500, OpenBody::Error, "a bug: the operators have it in their logs"),
+            (503, OpenBody::Error, "the figures cannot be read"),
+        ]
+    };
+}
+
+/// The HTTP routes of the public port, as its OpenAPI document states them.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "get",
+        path: "/",
+        summary: "The big screen (HTML, nothing fetched from another host).",
+        bearer: false,
+        request: None,
+        params: &[EVENT, LIMIT],
+        answers: &[(200, OpenBody::Other("text/html"), "the page")],
+    },
+    Route {
+        method: "get",
+        path: "/screen.css",
+        summary: "The big screen's stylesheet.",
+        bearer: false,
+        request: None,
+        params: &[],
+        answers: &[(200, OpenBody::Other("text/css"), "the stylesheet")],
+    },
+    Route {
+        method: "get",
+        path: "/screen.js",
+        summary: "The big screen's script.",
+        bearer: false,
+        request: None,
+        params: &[],
+        answers: &[(200, OpenBody::Other("text/javascript"), "the script")],
+    },
+    Route {
+        method: "get",
+        path: "/events/leaderboard",
+        summary: "Server-Sent Events: what the screen shows, at most every 250 ms.",
+        bearer: false,
+        request: None,
+        params: &[EVENT, LIMIT],
+        answers: refusals![(200, OpenBody::Other("text/event-stream"), "the stream")],
+    },
+    Route {
+        method: "get",
+        path: "/api/v1/leaderboard",
+        summary: "The ranking (GetLeaderboard).",
+        bearer: false,
+        request: None,
+        params: &[EVENT, LIMIT, PAGE_TOKEN, BASELINE],
+        answers: refusals![(
+            200,
+            OpenBody::Message("saleboard.v1.Leaderboard"),
+            "a page of the ranking"
+        )],
+    },
+    Route {
+        method: "get",
+        path: "/api/v1/national",
+        summary: "The national figures (GetNationalTotals).",
+        bearer: false,
+        request: None,
+        params: &[EVENT, BASELINE],
+        answers: refusals![(
+            200,
+            OpenBody::Message("saleboard.v1.NationalTotals"),
+            "the national figures"
+        )],
+    },
+    Route {
+        method: "get",
+        path: "/api/v1/events",
+        summary: "The events (ListEvents).",
+        bearer: false,
+        request: None,
+        params: &[],
+        answers: refusals![(
+            200,
+            OpenBody::Message("saleboard.v1.ListEventsResponse"),
+            "every event"
+        )],
+    },
+    Route {
+        method: "get",
+        path: "/api/v1/breakdown/{dimension}",
+        summary: "A national breakdown (GetBreakdown): brands, categories or origin.",
+        bearer: false,
+        request: None,
+        params: &[
+            Param {
+                name: "dimension",
+                place: In::Path,
+                schema: r#"{"type": "string", "enum": ["brand", "category", "origin"]}"#,
+                description: "the dimension",
+            },
+            EVENT,
+            LIMIT,
+            PAGE_TOKEN,
+        ],
+        answers: refusals![(
+            200,
+            OpenBody::Message("saleboard.v1.Breakdown"),
+            "a page of the breakdown"
+        )],
+    },
+];
+
+/// The public port's OpenAPI 3.1 document, as served at `/api/v1/openapi.json`.
+#[must_use]
+pub fn openapi() -> &'static str {
+    static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        saleboard_proto::openapi::document(
+            "Saleboard leaderboard: the big screen and its JSON",
+            "Public, read-only: every JSON answer is the gRPC answer's message \
+             (saleboard.v1.LeaderboardService) in the proto3 JSON mapping.",
+            ROUTES,
+        )
+        .to_string()
+    });
+    &DOCUMENT
 }
 
 /// What the public port answers for a path nothing serves: a gRPC client gets UNIMPLEMENTED as
