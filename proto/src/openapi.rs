@@ -247,7 +247,9 @@ fn kind_schema(schemas: &mut Map<String, Value>, kind: &Kind) -> Value {
         Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
             json!({"type": "integer", "format": "int32"})
         }
-        Kind::Uint32 | Kind::Fixed32 => json!({"type": "integer", "minimum": 0, "format": "int32"}),
+        Kind::Uint32 | Kind::Fixed32 => {
+            json!({"type": "integer", "minimum": 0, "maximum": 4_294_967_295_u64})
+        }
         // Written as a decimal string; a number is accepted.
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => json!({
             "anyOf": [{"type": "string", "pattern": "^-?[0-9]+$"}, {"type": "integer"}],

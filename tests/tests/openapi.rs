@@ -211,9 +211,12 @@ async fn schemathesis_finds_nothing_wrong_on_either_port() {
         }
         let location = format!("http://{addr}/api/v1/openapi.json");
         args.push(&location);
+        // Its caches (.schemathesis, .hypothesis) go to a directory of the test's own.
+        let scratch = tempfile::tempdir().expect("tmp");
         let out = tokio::task::spawn_blocking({
             let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-            move || Command::new("st").args(&args).output()
+            let dir = scratch.path().to_owned();
+            move || Command::new("st").args(&args).current_dir(dir).output()
         })
         .await
         .expect("joined")

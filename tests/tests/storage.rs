@@ -1760,8 +1760,7 @@ async fn adjustments_append_voids_with_four_eyes(backend: Backend) {
             "{twice:?}"
         );
     }
-    // A refund alone; then the approval plans again: a row voided since the proposal (by
-    // another adjustment) refuses it, nothing appended.
+    // A refund voided alone.
     store
         .propose_action(&adjustment("act-4", "a", &["R3"], "ana"), ok(&call()))
         .await
@@ -1794,6 +1793,49 @@ async fn adjustments_append_voids_with_four_eyes(backend: Backend) {
         ),
         (1, 50, 0, 0),
         "R3 voided alone"
+    );
+    // A sample's population: the sales not voided up to its position (stable afterwards).
+    assert_eq!(
+        store.sale_ids("test", &site("a"), 4).await.expect("ids"),
+        ["S1", "S2"]
+    );
+    let head = store.ledger_head().await.expect("head");
+    assert_eq!(
+        store.sale_ids("test", &site("a"), head).await.expect("ids"),
+        ["S2"]
+    );
+    // The approval plans again against the ledger as it is then: a refund stored between
+    // the proposal and the approval is voided with its sale.
+    store.append(&[sale("a", "S3", 40)]).await.expect("append");
+    store
+        .propose_action(&adjustment("act-5", "a", &["S3"], "ana"), ok(&call()))
+        .await
+        .expect("proposed");
+    let late_refund = store
+        .append(&[candidate("a", "R5", Kind::Refund, 10, Some("S3"))])
+        .await
+        .expect("append");
+    assert_eq!(reason(&late_refund[0]), None);
+    let with_refund = store
+        .decide_action(
+            &ActionDecision {
+                action_id: "act-5",
+                ..decide("budi")
+            },
+            ok(&call()),
+        )
+        .await
+        .expect("approved");
+    assert_eq!(with_refund.adjustment.voided_rows, 2, "S3 and R5");
+    let a = folded(&store, "a").await;
+    assert_eq!(
+        (
+            a.sale_count,
+            a.gross_minor,
+            a.refund_count,
+            a.refunded_minor
+        ),
+        (1, 50, 0, 0)
     );
 }
 

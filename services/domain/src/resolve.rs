@@ -409,8 +409,8 @@ mod tests {
         };
         st.insert_stored(a.clone(), stored(s.clone(), 3));
         st.insert_stored(a.clone(), stored(s.voided().expect("void"), 9));
-        // The void's amount is in the sale's refunded sum, as storage reads it.
-        st.insert_refunded(a.clone(), s.id.clone(), 100);
+        // Refunds of the sale were stored before it was voided (storage sums refunds only).
+        st.insert_refunded(a.clone(), s.id.clone(), 30);
         let d = st.resolve(&a, &refund("R", "S", 1));
         assert_eq!(reason(&d), Some(Reason::SaleVoided));
         let Decision::Rejected(r) = d else {

@@ -15,7 +15,9 @@ pub enum Kind {
     Refund,
     /// A sale voided by organizers: no longer counted.
     VoidSale,
-    /// A refund voided by organizers (its sale was voided): no longer counted.
+    /// A refund voided by organizers (alone, or with its sale): no longer counted. Its amount
+    /// still counts against its sale's refundable rest: a void never makes room for a new
+    /// refund.
     VoidRefund,
 }
 
@@ -176,7 +178,7 @@ pub enum Nature {
         /// The sale voided.
         of: TransactionId,
     },
-    /// Organizers voided the refund `of` (same site), with its sale.
+    /// Organizers voided the refund `of` (same site), alone or with its sale.
     VoidRefund {
         /// The refund voided.
         of: TransactionId,

@@ -8,7 +8,7 @@
 //! here as an HTTP status with a JSON body ([`JsonStatus`]).
 //!
 //! Statuses: 200 with per-transaction outcomes; 400 for a body that is not JSON (with the byte
-//! offset) or not the message's JSON (naming the field); 401 / 403; 409 with no event set;
+//! offset) or not the message's JSON (naming the field); 401; 409 with no event set;
 //! 413 past the size bound, told by `Content-Length` before the body is read, or while it is
 //! read; 415 for another content type; 429 with `Retry-After` for the site's rate limit,
 //! load shedding and a full writer queue; 503 while draining or with the database down.

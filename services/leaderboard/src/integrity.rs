@@ -312,9 +312,16 @@ fn evaluate_growth(
             }
         })
         .collect();
+    // The nation is the sites evaluated now, in both figures (a site disabled since, or with
+    // a currency without a rate, is in neither).
+    let nation_baseline = sites
+        .iter()
+        .filter_map(|(site, _)| baseline.per_site.get(site))
+        .try_fold(0i128, |sum, v| sum.checked_add(*v))
+        .unwrap_or(baseline.national);
     let nation = GrowthInput {
         current: net(national),
-        baseline: baseline.national,
+        baseline: nation_baseline,
         gross: national.gross,
         sales: national.sales,
         top: false,

@@ -233,12 +233,25 @@ pub const ROUTES: &[Route] = &[
             EVENT,
             LIMIT,
             PAGE_TOKEN,
+            Param {
+                name: "site",
+                place: In::Query,
+                schema: r#"{"type": "string"}"#,
+                description: "empty: the national breakdown (a site's is refused here: 403)",
+            },
         ],
-        answers: refusals![(
-            200,
-            OpenBody::Message("saleboard.v1.Breakdown"),
-            "a page of the breakdown"
-        )],
+        answers: refusals![
+            (
+                200,
+                OpenBody::Message("saleboard.v1.Breakdown"),
+                "a page of the breakdown"
+            ),
+            (
+                403,
+                OpenBody::Error,
+                "a site's breakdown (site=) is its detail: over gRPC, with a credential"
+            ),
+        ],
     },
 ];
 

@@ -473,9 +473,13 @@ pub(crate) const INSERT_FLAG_AS_WAS: &str = concat!(
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
 );
 
-/// A site's sales in an event up to a ledger position, by id (a sample's population).
-pub(crate) const SALE_IDS: &str = "SELECT transaction_id FROM ledger WHERE site_id = $1 \
-    AND event_id = $2 AND kind = 1 AND position <= $3 ORDER BY transaction_id";
+/// A site's sales in an event up to a ledger position, by id (a sample's population): those not
+/// voided by then (a probe of the unique index for each sale's void), so a sample never asks a
+/// site to justify a sale organizers took out, and stays the same whatever is voided later.
+pub(crate) const SALE_IDS: &str = "SELECT l.transaction_id FROM ledger l WHERE l.site_id = $1 \
+    AND l.event_id = $2 AND l.kind = 1 AND l.position <= $3 AND NOT EXISTS (SELECT 1 FROM \
+    ledger v WHERE v.site_id = l.site_id AND v.transaction_id = 'void/' || l.transaction_id \
+    AND v.position <= $3) ORDER BY l.transaction_id";
 
 /// An event's end-ranking header (place 0); nothing when one is stored.
 pub(crate) const INSERT_END_HEADER: &str = "INSERT INTO integrity_end_rankings (event_id, place, \
