@@ -1271,6 +1271,39 @@ async fn dev_shows_a_comparison_at_once() {
     );
 }
 
+/// The command line's environment for the organizer token (`bootstrap`) and for a named
+/// organizer, dewi, created with it: (the token's, dewi's).
+type Env = Vec<(&'static str, String)>;
+
+fn two_organizers(app: &TestApp) -> (Env, Env) {
+    let with = |secret: &str| -> Env {
+        vec![
+            ("SALEBOARD_ORGANIZER_TOKEN", secret.to_owned()),
+            (
+                "SALEBOARD_ENDPOINT",
+                format!("http://{}", app.leaderboard_addr),
+            ),
+            (
+                "SALEBOARD_ADMIN_ENDPOINT",
+                format!("http://{}", app.admin_addr),
+            ),
+        ]
+    };
+    let bootstrap = with(&app.token);
+    let out = saleboard(
+        &["admin", "organizers", "create", "dewi", "--output", "json"],
+        &env(&bootstrap),
+    );
+    let dewi: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let dewi = with(dewi["secret"].as_str().expect("a secret"));
+    (bootstrap, dewi)
+}
+
+/// `pairs` as `saleboard` takes them.
+fn env(pairs: &Env) -> Vec<(&str, &str)> {
+    pairs.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 /// A hold through the command line, as two organizers would: `admin sites hold` proposes it
 /// (and says who applies it), the proposer's own `admin approve` is refused, a second
 /// organizer's applies it, `leaderboard` names the held site and leaves it out of the table,
@@ -1279,24 +1312,9 @@ async fn dev_shows_a_comparison_at_once() {
 async fn a_hold_through_the_command_line() {
     let (app, alpha_key) = app().await;
     app.site_with_key("beta").await;
-    let board = format!("http://{}", app.leaderboard_addr);
-    let organizer = format!("http://{}", app.admin_addr);
-    let as_bootstrap = [
-        ("SALEBOARD_ORGANIZER_TOKEN", app.token.as_str()),
-        ("SALEBOARD_ENDPOINT", board.as_str()),
-        ("SALEBOARD_ADMIN_ENDPOINT", organizer.as_str()),
-    ];
-    let out = saleboard(
-        &["admin", "organizers", "create", "dewi", "--output", "json"],
-        &as_bootstrap,
-    );
-    let dewi: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let dewi_secret = dewi["secret"].as_str().expect("a secret").to_owned();
-    let as_dewi = [
-        ("SALEBOARD_ORGANIZER_TOKEN", dewi_secret.as_str()),
-        ("SALEBOARD_ENDPOINT", board.as_str()),
-        ("SALEBOARD_ADMIN_ENDPOINT", organizer.as_str()),
-    ];
+    let (bootstrap_env, dewi_env) = two_organizers(&app);
+    let as_bootstrap = env(&bootstrap_env);
+    let as_dewi = env(&dewi_env);
 
     let out = saleboard(
         &[
@@ -1580,24 +1598,9 @@ async fn an_adjustment_through_the_command_line() {
         })
         .await
         .expect("push");
-    let board = format!("http://{}", app.leaderboard_addr);
-    let organizer = format!("http://{}", app.admin_addr);
-    let as_bootstrap = [
-        ("SALEBOARD_ORGANIZER_TOKEN", app.token.as_str()),
-        ("SALEBOARD_ENDPOINT", board.as_str()),
-        ("SALEBOARD_ADMIN_ENDPOINT", organizer.as_str()),
-    ];
-    let out = saleboard(
-        &["admin", "organizers", "create", "dewi", "--output", "json"],
-        &as_bootstrap,
-    );
-    let dewi: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let dewi_secret = dewi["secret"].as_str().expect("a secret").to_owned();
-    let as_dewi = [
-        ("SALEBOARD_ORGANIZER_TOKEN", dewi_secret.as_str()),
-        ("SALEBOARD_ENDPOINT", board.as_str()),
-        ("SALEBOARD_ADMIN_ENDPOINT", organizer.as_str()),
-    ];
+    let (bootstrap_env, dewi_env) = two_organizers(&app);
+    let as_bootstrap = env(&bootstrap_env);
+    let as_dewi = env(&dewi_env);
 
     let out = saleboard(
         &[

@@ -657,13 +657,7 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(|s| client::explain(endpoint, "AdjustTransactions", &s))?
                 .into_inner();
-            print(output, &a, || {
-                format!(
-                    "{}\nanother organizer applies it with: saleboard admin approve {}\n",
-                    action_line(&a),
-                    a.action_id
-                )
-            })
+            print(output, &a, || proposed_text(&a))
         }
         AdminCommand::Approve { action_id } => {
             let a = admin
@@ -892,6 +886,15 @@ fn flag_line(f: &IntegrityFlag) -> String {
         f.national_decimal,
         f.watermark,
         text(f.raised_at.as_ref()),
+    )
+}
+
+/// A proposal as printed: its line, and how it is applied.
+fn proposed_text(a: &AdminAction) -> String {
+    format!(
+        "{}\nanother organizer applies it with: saleboard admin approve {}\n",
+        action_line(a),
+        a.action_id
     )
 }
 
@@ -1191,13 +1194,7 @@ async fn sites(
                 .await
                 .map_err(|s| client::explain(endpoint, "SetSiteHold", &s))?
                 .into_inner();
-            print(output, &a, || {
-                format!(
-                    "{}\nanother organizer applies it with: saleboard admin approve {}\n",
-                    action_line(&a),
-                    a.action_id
-                )
-            })?;
+            print(output, &a, || proposed_text(&a))?;
         }
     }
     Ok(())

@@ -452,6 +452,22 @@ fn flag_state(
 }
 
 /// A reason or note of at most [`MAX_REASON`] characters.
+/// A proposal's reason: required (say `what`), at most 1,000 characters, trimmed.
+fn required_reason<'a>(reason: &'a str, what: &str) -> Result<&'a str, Status> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(invalid_field(
+            "reason",
+            format!(
+                "is required: say {what} (the approving organizer reads it, and the audit log \
+                 keeps it)"
+            ),
+        ));
+    }
+    bounded_text("reason", reason)?;
+    Ok(reason)
+}
+
 fn bounded_text(field: &str, text: &str) -> Result<(), Status> {
     let n = text.chars().count();
     if n > MAX_REASON {
@@ -738,14 +754,7 @@ impl AdminService {
         req: SetSiteHoldRequest,
     ) -> Result<AdminAction, Status> {
         let site = site_id("site_id", &req.site_id)?;
-        let reason = req.reason.trim();
-        if reason.is_empty() {
-            return Err(invalid_field(
-                "reason",
-                "is required: say why (the approving organizer reads it, and the audit log keeps it)",
-            ));
-        }
-        bounded_text("reason", reason)?;
+        let reason = required_reason(&req.reason, "why")?;
         self.propose(
             call,
             &req.event_id,
@@ -763,15 +772,7 @@ impl AdminService {
         req: AdjustTransactionsRequest,
     ) -> Result<AdminAction, Status> {
         let site = site_id("site_id", &req.site_id)?;
-        let reason = req.reason.trim();
-        if reason.is_empty() {
-            return Err(invalid_field(
-                "reason",
-                "is required: say why these transactions are invalid (the approving organizer \
-                 reads it, and the audit log keeps it)",
-            ));
-        }
-        bounded_text("reason", reason)?;
+        let reason = required_reason(&req.reason, "why these transactions are invalid")?;
         saleboard_domain::adjust::parse_ids(&req.transaction_ids).map_err(|e| {
             let field = e.index().map_or_else(
                 || "transaction_ids".to_owned(),
