@@ -159,6 +159,11 @@ async fn the_documents_state_every_route() {
     ] {
         assert!(paths(&board).contains(path), "{path}");
     }
+    // The transaction's `amount` (major units) is stated beside the message's fields.
+    assert!(
+        ingest["components"]["schemas"]["saleboard.v1.Transaction"]["properties"]["amount"]
+            .is_object()
+    );
     assert_eq!(
         every_route_answers_as_stated(app.ingest_addr, &ingest, &key).await,
         3

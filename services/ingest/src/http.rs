@@ -158,13 +158,23 @@ pub const ROUTES: &[Route] = &[
 #[must_use]
 pub fn openapi() -> &'static str {
     static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        saleboard_proto::openapi::document(
+        let mut doc = saleboard_proto::openapi::document(
             "Saleboard ingest: JSON over HTTP",
             "Retailers push transactions with their site's API key. The same handlers as \
              gRPC's saleboard.v1.IngestService (SubmitTransactions, WhoAmI) on the same port.",
             ROUTES,
-        )
-        .to_string()
+        );
+        // What this port reads beside the message's own fields.
+        doc["components"]["schemas"]["saleboard.v1.Transaction"]["properties"]["amount"] = serde_json::json!({
+            "anyOf": [
+                {"type": "string", "pattern": "^[+-]?[0-9]+(\\.[0-9]+)?$"},
+                {"type": "number"},
+            ],
+            "description": "instead of amount_minor (never both): the amount in major units as \
+                the shop shows it (\"15.99\"), converted exactly by the currency's decimals; \
+                a JSON number of at most 15 digits, else a string",
+        });
+        doc.to_string()
     });
     &DOCUMENT
 }
