@@ -376,3 +376,86 @@ async fn every_refusal_has_its_http_status(backend: Backend) {
         answered
     );
 }
+
+/// 503 with `Retry-After` while the database cannot take writes (SQLite on a tmpfs that
+/// fills), naming the fault; nothing of the refused request is stored; 200 again once the
+/// space comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_disk_is_a_503_and_passes() {
+    use saleboard_tests::fault::{FaultApp, Load, Tmpfs, eventually, sites, sqlite_url};
+    use std::time::Duration;
+    let Some(fs) = Tmpfs::mount(4 * 1024) else {
+        return;
+    };
+    let app = FaultApp::spawn(&sqlite_url(&fs.path().join("saleboard.db"))).await;
+    let sites = sites(app.store.as_ref(), 3).await;
+    let (_, secret) = sites[2].clone();
+    let load = Load::start(app.ingest_addr, &sites[..2], 200);
+    eventually(
+        Duration::from_secs(60),
+        "writes failing on a full disk",
+        || async {
+            app.store.write_fault().map(|w| w.fault) == Some(saleboard_storage::Fault::DiskFull)
+        },
+    )
+    .await;
+    // A commit may still find room now and then: the first refusal within twenty tries.
+    let mut refused = None;
+    for i in 0..20 {
+        let body = body_of(&[sale(&format!("full-{i}"), "IDR", 5)]);
+        let answer = request(
+            app.ingest_addr,
+            "POST",
+            "/api/v1/transactions",
+            &format!("Authorization: Bearer {secret}\r\nContent-Type: application/json\r\n"),
+            body.as_bytes(),
+        )
+        .await;
+        if answer.0 == 503 {
+            refused = Some((format!("full-{i}"), answer));
+            break;
+        }
+        assert_eq!(answer.0, 200, "{}", answer.2);
+    }
+    let (id, (_, headers, text)) = refused.expect("a 503 while the disk is full");
+    assert_eq!(headers.get("retry-after").map(String::as_str), Some("1"));
+    let v = parsed(&text);
+    assert_eq!(v["code"], "UNAVAILABLE", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("disk is full")),
+        "{v}"
+    );
+    // The space comes back: the same request is taken.
+    fs.resize(64 * 1024);
+    let mut taken = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !taken {
+        let (status, _, text) =
+            post_to(app.ingest_addr, &secret, &body_of(&[sale(&id, "IDR", 5)])).await;
+        taken = status == 200;
+        assert!(
+            taken || tokio::time::Instant::now() < deadline,
+            "never taken again: {status} {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(load.finish().await);
+    app.stop().await;
+}
+
+async fn post_to(
+    addr: std::net::SocketAddr,
+    secret: &str,
+    body: &str,
+) -> (u16, std::collections::HashMap<String, String>, String) {
+    request(
+        addr,
+        "POST",
+        "/api/v1/transactions",
+        &format!("Authorization: Bearer {secret}\r\nContent-Type: application/json\r\n"),
+        body.as_bytes(),
+    )
+    .await
+}
