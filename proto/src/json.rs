@@ -189,38 +189,37 @@ pub fn from_str<M: JsonMessage>(text: &str) -> Result<M, JsonError> {
         &mut json,
         &DeserializeOptions::new(),
     )
-    .and_then(|m| json.end().map(|()| m))
-    .map_err(|source| JsonError::Json {
-        message: M::full_name(),
-        source,
-    })?;
-    read.transcode_to::<M>()
-        .map_err(|source| JsonError::Transcode {
-            message: M::full_name(),
-            source,
-        })
+    .and_then(|m| json.end().map(|()| m));
+    into_message(read)
 }
 
 /// A message from its proto3 JSON mapping, already parsed into a [`serde_json::Value`] (either
-/// field name spelling; a field the message does not have is an error).
+/// field name spelling; a field the message does not have is an error). Read by reference:
+/// the value stays the caller's (to say which field failed, say).
 ///
 /// # Errors
 /// When `value` is not the JSON of an `M`.
-pub fn from_value<M: JsonMessage>(value: serde_json::Value) -> Result<M, JsonError> {
-    let read = DynamicMessage::deserialize_with_options(
+pub fn from_value<M: JsonMessage>(value: &serde_json::Value) -> Result<M, JsonError> {
+    into_message(DynamicMessage::deserialize_with_options(
         descriptor::<M>()?,
         value,
         &DeserializeOptions::new(),
-    )
-    .map_err(|source| JsonError::Json {
+    ))
+}
+
+/// The message `M` of what a deserializer read.
+fn into_message<M: JsonMessage>(
+    read: Result<DynamicMessage, serde_json::Error>,
+) -> Result<M, JsonError> {
+    read.map_err(|source| JsonError::Json {
         message: M::full_name(),
         source,
-    })?;
-    read.transcode_to::<M>()
-        .map_err(|source| JsonError::Transcode {
-            message: M::full_name(),
-            source,
-        })
+    })?
+    .transcode_to::<M>()
+    .map_err(|source| JsonError::Transcode {
+        message: M::full_name(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -1299,6 +1299,28 @@ fn two_organizers(app: &TestApp) -> (Env, Env) {
     (bootstrap, dewi)
 }
 
+/// A proposal's output: it succeeded, says `what`, and how another organizer applies it;
+/// the action's id.
+fn proposed(out: &std::process::Output, what: &str) -> String {
+    let text = stdout(out);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(what), "{text}");
+    let action_id = text
+        .split_whitespace()
+        .find(|w| w.starts_with("act-"))
+        .expect("the action's id")
+        .to_owned();
+    assert!(
+        text.contains(&format!("saleboard admin approve {action_id}")),
+        "{text}"
+    );
+    action_id
+}
+
 /// `pairs` as `saleboard` takes them.
 fn env(pairs: &Env) -> Vec<(&str, &str)> {
     pairs.iter().map(|(k, v)| (*k, v.as_str())).collect()
@@ -1327,25 +1349,7 @@ async fn a_hold_through_the_command_line() {
         ],
         &as_dewi,
     );
-    let text = stdout(&out);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("hold beta in harbolnas-test: PENDING"),
-        "{text}"
-    );
-    let action_id = text
-        .split_whitespace()
-        .find(|w| w.starts_with("act-"))
-        .expect("the action's id")
-        .to_owned();
-    assert!(
-        text.contains(&format!("saleboard admin approve {action_id}")),
-        "{text}"
-    );
+    let action_id = proposed(&out, "hold beta in harbolnas-test: PENDING");
     // No reason: clap refuses before any call.
     let out = saleboard(&["admin", "sites", "hold", "alpha"], &as_dewi);
     assert_eq!(out.status.code(), Some(2));
@@ -1618,24 +1622,9 @@ async fn an_adjustment_through_the_command_line() {
         ],
         &as_dewi,
     );
-    let text = stdout(&out);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("adjust (1 transaction) alpha in harbolnas-test: PENDING"),
-        "{text}"
-    );
-    let action_id = text
-        .split_whitespace()
-        .find(|w| w.starts_with("act-"))
-        .expect("the action's id")
-        .to_owned();
-    assert!(
-        text.contains(&format!("saleboard admin approve {action_id}")),
-        "{text}"
+    let action_id = proposed(
+        &out,
+        "adjust (1 transaction) alpha in harbolnas-test: PENDING",
     );
     let out = saleboard(&["admin", "approve", &action_id], &as_bootstrap);
     let text = stdout(&out);

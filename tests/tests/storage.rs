@@ -1601,6 +1601,17 @@ async fn folded(store: &Arc<dyn Store>, site_id: &str) -> saleboard_domain::tota
         .unwrap_or_default()
 }
 
+/// A site's folded (sales, gross, refunds, refunded) in IDR in the test event.
+async fn figures(store: &Arc<dyn Store>, site_id: &str) -> (u64, i128, u64, i128) {
+    let t = folded(store, site_id).await;
+    (
+        t.sale_count,
+        t.gross_minor,
+        t.refund_count,
+        t.refunded_minor,
+    )
+}
+
 /// Organizers' adjustments in storage: proposed against the ledger as it is (an unknown id,
 /// refused naming it), decided with four eyes, applied by appending a void per row (a sale's
 /// refunds with it) at the next positions, each row voided once; a refund of a voided sale is
@@ -1714,16 +1725,7 @@ async fn adjustments_append_voids_with_four_eyes(backend: Backend) {
     assert_eq!(voids[0].tx.segments, sale_row[0].tx.segments);
     assert_eq!(voids[0].tx.store_id, sale_row[0].tx.store_id);
     assert_eq!(voids[0].tx.occurred_at, sale_row[0].tx.occurred_at);
-    let a = folded(&store, "a").await;
-    assert_eq!(
-        (
-            a.sale_count,
-            a.gross_minor,
-            a.refund_count,
-            a.refunded_minor
-        ),
-        (1, 50, 0, 0)
-    );
+    assert_eq!(figures(&store, "a").await, (1, 50, 0, 0));
     let b = folded(&store, "b").await;
     assert_eq!(
         (b.sale_count, b.gross_minor),
@@ -1787,17 +1789,7 @@ async fn adjustments_append_voids_with_four_eyes(backend: Backend) {
         .await
         .expect("approved");
     assert_eq!(refund_only.adjustment.voided_rows, 1);
-    let a = folded(&store, "a").await;
-    assert_eq!(
-        (
-            a.sale_count,
-            a.gross_minor,
-            a.refund_count,
-            a.refunded_minor
-        ),
-        (1, 50, 0, 0),
-        "R3 voided alone"
-    );
+    assert_eq!(figures(&store, "a").await, (1, 50, 0, 0), "R3 voided alone");
     // A sample's population: the sales not voided up to its position (stable afterwards).
     assert_eq!(
         store.sale_ids("test", &site("a"), 4).await.expect("ids"),
@@ -1831,16 +1823,7 @@ async fn adjustments_append_voids_with_four_eyes(backend: Backend) {
         .await
         .expect("approved");
     assert_eq!(with_refund.adjustment.voided_rows, 2, "S3 and R5");
-    let a = folded(&store, "a").await;
-    assert_eq!(
-        (
-            a.sale_count,
-            a.gross_minor,
-            a.refund_count,
-            a.refunded_minor
-        ),
-        (1, 50, 0, 0)
-    );
+    assert_eq!(figures(&store, "a").await, (1, 50, 0, 0));
 }
 
 /// A database from before voids (its ledger rows, a hold) migrates: rows and hold are as

@@ -306,8 +306,8 @@ fn answer<M: json::JsonMessage>(message: &M) -> Response {
 
 /// The request as the gRPC handler takes it: the message, and the authenticated retailer the
 /// auth layer put in the extensions (`None` would be a request past no auth layer: a bug).
-fn grpc_request<T>(request: &Request, message: T) -> Option<tonic::Request<T>> {
-    let retailer = request.extensions().get::<Retailer>().cloned()?;
+fn grpc_request<T>(extensions: &http::Extensions, message: T) -> Option<tonic::Request<T>> {
+    let retailer = extensions.get::<Retailer>().cloned()?;
     let mut grpc = tonic::Request::new(message);
     grpc.extensions_mut().insert(retailer);
     Some(grpc)
@@ -339,7 +339,7 @@ async fn who_am_i(State(api): State<JsonApi>, request: Request) -> Response {
     if let Some(refused) = draining(&api) {
         return refused;
     }
-    let Some(grpc) = grpc_request(&request, WhoAmIRequest {}) else {
+    let Some(grpc) = grpc_request(request.extensions(), WhoAmIRequest {}) else {
         return unauthenticated_bug();
     };
     match api.service.who_am_i(grpc).await {
@@ -417,8 +417,7 @@ async fn submit(State(api): State<JsonApi>, request: Request) -> Response {
             );
         }
     };
-    let request = Request::from_parts(parts, Body::empty());
-    let Some(grpc) = grpc_request(&request, message) else {
+    let Some(grpc) = grpc_request(&parts.extensions, message) else {
         return unauthenticated_bug();
     };
     match api.service.submit_transactions(grpc).await {
@@ -549,12 +548,14 @@ fn transaction(i: usize, mut item: Value) -> Result<Transaction, (String, Option
             .map_err(|e| (format!("{}: {e}", at("amount")), Some(at("amount"))))?;
         object.insert("amount_minor".to_owned(), Value::from(minor.to_string()));
     }
-    let fields: Vec<(String, Value)> = object.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    json::from_value::<Transaction>(item).map_err(|e| {
-        // The field at fault: the first that does not map on its own.
-        let field = fields.into_iter().find_map(|(k, v)| {
-            let alone = Value::Object([(k.clone(), v)].into_iter().collect());
-            json::from_value::<Transaction>(alone).err().map(|_| k)
+    json::from_value::<Transaction>(&item).map_err(|e| {
+        // The field at fault: the first that does not map on its own (only on this path is
+        // anything copied).
+        let field = item.as_object().into_iter().flatten().find_map(|(k, v)| {
+            let alone = Value::Object([(k.clone(), v.clone())].into_iter().collect());
+            json::from_value::<Transaction>(&alone)
+                .err()
+                .map(|_| k.clone())
         });
         let cause = match &e {
             json::JsonError::Json { source, .. } => source.to_string(),
