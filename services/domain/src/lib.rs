@@ -30,6 +30,7 @@ pub mod page;
 pub mod ranking;
 pub mod rate;
 pub mod reason;
+pub mod report;
 pub mod resolve;
 pub mod segment;
 pub mod time;

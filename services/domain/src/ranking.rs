@@ -18,7 +18,8 @@ use crate::totals::CurrencyTotals;
 use crate::{Currency, Rate, SiteId};
 
 /// `n / d` rounded half to even (`d > 0`).
-pub(crate) fn div_round_half_even(n: i128, d: i128) -> i128 {
+#[must_use]
+pub fn div_round_half_even(n: i128, d: i128) -> i128 {
     let q = n / d;
     let r = n % d;
     let twice = r.abs() * 2;

@@ -160,6 +160,14 @@ fn figures_of(kind: Kind) -> &'static str {
 }
 
 /// Adds one ledger row to a per-currency total (a void takes its target's figures away).
+///
+/// # Errors
+/// Names the figure that would overflow (or, for a void, go below zero).
+pub fn add_row(t: &mut CurrencyTotals, kind: Kind, amount_minor: i64) -> Result<(), &'static str> {
+    add(t, kind, amount_minor)
+}
+
+/// Adds one ledger row to a per-currency total (a void takes its target's figures away).
 fn add(t: &mut CurrencyTotals, kind: Kind, amount_minor: i64) -> Result<(), &'static str> {
     let (row, _, void) = row_figures(kind, amount_minor);
     let sum = if void {
