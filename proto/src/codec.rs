@@ -224,6 +224,8 @@ no_limit!(
     IntegritySample,
     BacktestIntegrityRequest,
     IntegrityBacktest,
+    GetEventReportRequest,
+    EventReport,
 );
 
 #[cfg(test)]

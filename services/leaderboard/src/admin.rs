@@ -22,7 +22,7 @@ use saleboard_proto::v1::{
     ActionKind as ActionKindMsg, ActionState as ActionStateMsg, AdjustTransactionsRequest,
     AdminAction, ApiKey, ApproveActionRequest, AuditEntry as AuditEntryMsg,
     BacktestIntegrityRequest, CreateApiKeyRequest, CreateOrganizerRequest, CreateSiteRequest,
-    Event as EventMsg, ExchangeRate, FlagState as FlagStateMsg, GetEventRequest,
+    Event as EventMsg, EventReport, ExchangeRate, GetEventReportRequest, FlagState as FlagStateMsg, GetEventRequest,
     GetIntegrityFlagRequest, GetIntegrityPolicyRequest, IntegrityBacktest, IntegrityFlag,
     IntegrityInput, IntegrityPolicy, IntegrityRule, IntegritySample, ListActionsRequest,
     ListActionsResponse, ListApiKeysRequest, ListApiKeysResponse, ListAuditLogRequest,
@@ -251,6 +251,15 @@ pub async fn list_events(store: &dyn Store) -> Result<ListEventsResponse, Status
 
 /// The event named (NOT_FOUND when there is none), or the current one when `event_id` is
 /// empty (`none` when no event is configured).
+/// A report's failure as a status.
+pub(crate) fn report_status(e: &crate::report::ReportError) -> Status {
+    match e {
+        crate::report::ReportError::NotFound(m) => Status::not_found(m.clone()),
+        crate::report::ReportError::Storage(e) => from_storage(e),
+        crate::report::ReportError::Fold(m) => Status::internal(m.clone()),
+    }
+}
+
 fn find_event<'a>(
     events: &'a saleboard_domain::Events,
     event_id: &str,
@@ -338,7 +347,7 @@ fn policy_answer(record: &PolicyRecord) -> Result<IntegrityPolicy, Status> {
 
 /// A flag as the contract states it.
 /// A rule as the contract names it.
-fn rule_msg(rule: saleboard_domain::integrity::Rule) -> IntegrityRule {
+pub(crate) fn rule_msg(rule: saleboard_domain::integrity::Rule) -> IntegrityRule {
     use saleboard_domain::integrity::Rule as R;
     match rule {
         R::LateRefunds => IntegrityRule::LateRefunds,
@@ -425,7 +434,7 @@ fn flag_msg(f: FlagRecord) -> IntegrityFlag {
     }
 }
 
-fn flag_state_msg(state: saleboard_domain::integrity::FlagState) -> FlagStateMsg {
+pub(crate) fn flag_state_msg(state: saleboard_domain::integrity::FlagState) -> FlagStateMsg {
     use saleboard_domain::integrity::FlagState as S;
     match state {
         S::Open => FlagStateMsg::Open,
@@ -1491,6 +1500,24 @@ impl AdminApi for AdminService {
                 ))
             })?;
         Ok(Response::new(backtest_msg(event_id, found)))
+    }
+
+    async fn get_event_report(
+        &self,
+        request: Request<GetEventReportRequest>,
+    ) -> Result<Response<EventReport>, Status> {
+        attribute(&request);
+        let req = request.into_inner();
+        crate::report::build(
+            self.store.as_ref(),
+            &self.board,
+            &req.event_id,
+            &req.baseline_event_id,
+            UnixNanos::now(),
+        )
+        .await
+        .map(Response::new)
+        .map_err(|e| report_status(&e))
     }
 
     async fn review_integrity_flag(

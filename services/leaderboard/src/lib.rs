@@ -29,6 +29,7 @@ pub mod grpc;
 pub mod integrity;
 pub mod messages;
 pub mod policy;
+pub mod report;
 pub mod server;
 pub mod snapshot;
 pub mod web;
