@@ -266,7 +266,7 @@ mod tests {
     use crate::{StoreId, TransactionId};
 
     fn site(s: &str) -> SiteId {
-        SiteId::parse(s).unwrap()
+        SiteId::parse(s).expect("test data")
     }
 
     fn valid(
@@ -277,14 +277,14 @@ mod tests {
         occurred_s: i64,
     ) -> ValidTransaction {
         ValidTransaction {
-            id: TransactionId::parse(id).unwrap(),
+            id: TransactionId::parse(id).expect("test data"),
             store_id: StoreId::default(),
             nature: Nature::from_parts(
                 kind,
-                (kind != Kind::Sale).then(|| TransactionId::parse("s1").unwrap()),
+                (kind != Kind::Sale).then(|| TransactionId::parse("s1").expect("test data")),
             )
-            .unwrap(),
-            currency: Currency::parse(currency).unwrap(),
+            .expect("test data"),
+            currency: Currency::parse(currency).expect("test data"),
             amount_minor: amount,
             occurred_at: UnixNanos(occurred_s * 1_000_000_000),
             segments: crate::Segments::default(),
@@ -304,18 +304,18 @@ mod tests {
         let s2 = tx("s2", Kind::Sale, 300, 161);
         let r1 = tx("r1", Kind::Refund, 200, 170);
         scan.add(1, "e", &a, UnixNanos(101 * 1_000_000_000), &s1)
-            .unwrap();
+            .expect("test data");
         scan.add(2, "other", &a, UnixNanos(101 * 1_000_000_000), &s1)
-            .unwrap();
+            .expect("test data");
         scan.add(3, "e", &a, UnixNanos(161 * 1_000_000_000), &s2)
-            .unwrap();
+            .expect("test data");
         scan.add(4, "e", &a, UnixNanos(2_000 * 1_000_000_000), &r1)
-            .unwrap();
+            .expect("test data");
         assert_eq!(
             (scan.first_position, scan.last_position, scan.rows),
             (Some(1), 4, 3)
         );
-        let idr = Currency::parse("IDR").unwrap();
+        let idr = Currency::parse("IDR").expect("test data");
         let at_end = scan.at_end[&a][&idr];
         assert_eq!(
             (at_end.sale_count, at_end.gross_minor, at_end.refund_count),
@@ -343,10 +343,11 @@ mod tests {
         let mut scan = Scan::new("e", UnixNanos(i64::MAX), BTreeSet::new());
         let a = site("a");
         let s1 = tx("s1", Kind::Sale, 500, 100);
-        scan.add(1, "e", &a, UnixNanos(0), &s1).unwrap();
-        let void = s1.voided().unwrap();
-        scan.add(2, "e", &a, UnixNanos(0), &void).unwrap();
-        let idr = Currency::parse("IDR").unwrap();
+        scan.add(1, "e", &a, UnixNanos(0), &s1).expect("test data");
+        let void = s1.voided().expect("test data");
+        scan.add(2, "e", &a, UnixNanos(0), &void)
+            .expect("test data");
+        let idr = Currency::parse("IDR").expect("test data");
         assert_eq!(scan.at_end[&a][&idr], CurrencyTotals::default());
         assert_eq!(scan.voids[&idr].gross_minor, 500);
         assert_eq!(scan.voids[&idr].sale_count, 1);
@@ -363,10 +364,10 @@ mod tests {
         let b = site("b");
         let mut scan = Scan::new("e", UnixNanos(i64::MAX), BTreeSet::from([b.clone()]));
         scan.add(1, "e", &b, UnixNanos(0), &tx("s1", Kind::Sale, 5, 0))
-            .unwrap();
+            .expect("test data");
         assert_eq!(scan.rows, 1);
         assert!(
-            scan.minute_nets(&BTreeMap::new(), Currency::parse("IDR").unwrap())
+            scan.minute_nets(&BTreeMap::new(), Currency::parse("IDR").expect("test data"))
                 .is_empty()
         );
         assert_eq!(scan.peak_second(), None);
@@ -377,13 +378,17 @@ mod tests {
     fn a_minute_without_a_rate_has_no_figure() {
         let mut scan = Scan::new("e", UnixNanos(i64::MAX), BTreeSet::new());
         let usd = valid("u", Kind::Sale, 100, "USD", 0);
-        scan.add(1, "e", &site("a"), UnixNanos(0), &usd).unwrap();
-        let idr = Currency::parse("IDR").unwrap();
+        scan.add(1, "e", &site("a"), UnixNanos(0), &usd)
+            .expect("test data");
+        let idr = Currency::parse("IDR").expect("test data");
         assert_eq!(
             scan.minute_nets(&BTreeMap::new(), idr),
             vec![(UnixNanos(0), None)]
         );
-        let rates = BTreeMap::from([(Currency::parse("USD").unwrap(), "15000".parse().unwrap())]);
+        let rates = BTreeMap::from([(
+            Currency::parse("USD").expect("test data"),
+            "15000".parse().expect("test data"),
+        )]);
         // 1.00 USD at 15,000 IDR per USD: Rp 15.000,00 (ISO 4217 gives IDR two minor digits).
         assert_eq!(
             scan.minute_nets(&rates, idr),

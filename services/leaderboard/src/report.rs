@@ -13,11 +13,11 @@ use saleboard_domain::report::{Scan, growth_percent, milestones, peak, to_report
 use saleboard_domain::totals::CurrencyTotals;
 use saleboard_domain::{Currency, EventState, Rate, SiteId, UnixNanos};
 use saleboard_proto::v1::{
-    EventReport, ExchangeRate, ReportComparison, ReportCurrency, ReportFlagCount,
-    ReportHeadline, ReportHour, ReportIntegrity, ReportKey, ReportMilestone, ReportPeaks,
-    ReportSettlement, ReportSite, ReportStatus, ReportVerification,
+    EventReport, ExchangeRate, ReportComparison, ReportCurrency, ReportFlagCount, ReportHeadline,
+    ReportHour, ReportIntegrity, ReportKey, ReportMilestone, ReportPeaks, ReportSettlement,
+    ReportSite, ReportStatus, ReportVerification,
 };
-use saleboard_storage::{Store, StorageError};
+use saleboard_storage::{StorageError, Store};
 
 use crate::board::Board;
 use crate::messages::{event_msg, timestamp};
@@ -98,10 +98,9 @@ pub async fn build(
         }
         baseline_id.to_owned()
     };
-    let snapshot = board
-        .of_event(&event.event_id)
-        .await?
-        .ok_or_else(|| ReportError::NotFound(format!("event {:?} does not exist", event.event_id)))?;
+    let snapshot = board.of_event(&event.event_id).await?.ok_or_else(|| {
+        ReportError::NotFound(format!("event {:?} does not exist", event.event_id))
+    })?;
     let f = &snapshot.figures;
     let reporting = event.reporting_currency;
     let rates = &f.rates;
@@ -124,8 +123,14 @@ pub async fn build(
             if row.position > f.watermark {
                 break 'read;
             }
-            scan.add(row.position, &row.event_id, &row.site, row.received_at, &row.tx)
-                .map_err(|e| ReportError::Fold(e.to_string()))?;
+            scan.add(
+                row.position,
+                &row.event_id,
+                &row.site,
+                row.received_at,
+                &row.tx,
+            )
+            .map_err(|e| ReportError::Fold(e.to_string()))?;
             after = row.position;
         }
     }
@@ -176,12 +181,14 @@ pub async fn build(
             .iter()
             .filter(|s| s.disabled_at.is_none())
             .filter_map(|s| {
-                scan.at_end.get(&s.site_id).map(|totals| saleboard_domain::ranking::SiteFigures {
-                    site_id: s.site_id.clone(),
-                    display_name: s.display_name.clone(),
-                    totals: totals.clone(),
-                    held: false,
-                })
+                scan.at_end
+                    .get(&s.site_id)
+                    .map(|totals| saleboard_domain::ranking::SiteFigures {
+                        site_id: s.site_id.clone(),
+                        display_name: s.display_name.clone(),
+                        totals: totals.clone(),
+                        held: false,
+                    })
             })
             .collect(),
         rates,
@@ -217,7 +224,11 @@ pub async fn build(
         }
         let late = scan.late_refunds.get(&entry.site_id);
         let late_site = late.map_or(0, |m| {
-            converted_sum(m.iter().map(|(c, t)| (c, t.refunded_minor)), rates, reporting)
+            converted_sum(
+                m.iter().map(|(c, t)| (c, t.refunded_minor)),
+                rates,
+                reporting,
+            )
         });
         if let Some(m) = late {
             late_count = late_count.saturating_add(m.values().map(|t| t.refund_count).sum());
@@ -264,7 +275,9 @@ pub async fn build(
     let sending = f
         .totals
         .iter()
-        .filter(|(s, m)| !disabled.contains(*s) && m.values().any(|t| *t != CurrencyTotals::default()))
+        .filter(|(s, m)| {
+            !disabled.contains(*s) && m.values().any(|t| *t != CurrencyTotals::default())
+        })
         .count();
     let (flags, undecided) = store.list_flags(&event.event_id, None, None).await?;
     let mut flag_counts: BTreeMap<(i32, i32), u32> = BTreeMap::new();
@@ -298,8 +311,11 @@ pub async fn build(
     let with_sales = u32::try_from(with_sales).unwrap_or(u32::MAX);
 
     let minutes = scan.minute_nets(rates, reporting);
-    let hourly: Vec<(UnixNanos, Option<i128>)> =
-        f.hourly.iter().map(|h| (h.hour_start, h.net_reporting_minor)).collect();
+    let hourly: Vec<(UnixNanos, Option<i128>)> = f
+        .hourly
+        .iter()
+        .map(|h| (h.hour_start, h.net_reporting_minor))
+        .collect();
     let peak_hour = peak(&hourly);
     let peak_minute = peak(&minutes);
     let peak_second = scan.peak_second();
@@ -307,10 +323,24 @@ pub async fn build(
     let comparison = if baseline_id.is_empty() {
         None
     } else {
-        comparison(store, board, &event, rates, &baseline_id, &events, f.watermark, net).await?
+        comparison(
+            store,
+            board,
+            &event,
+            rates,
+            &baseline_id,
+            &events,
+            f.watermark,
+            net,
+        )
+        .await?
     };
     let (audit_position, audit_sha256) = store.audit_head().await?;
-    let watermark = if final_ { scan.last_position } else { f.watermark };
+    let watermark = if final_ {
+        scan.last_position
+    } else {
+        f.watermark
+    };
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     Ok(EventReport {
         status: if final_ {
@@ -333,9 +363,7 @@ pub async fn build(
             held_sites: count(f.held.len()),
             disabled_sites: count(disabled.len()),
             undecided_sites: undecided,
-            rounding_difference_minor: decimal(
-                net.saturating_sub(gross.saturating_sub(refunded)),
-            ),
+            rounding_difference_minor: decimal(net.saturating_sub(gross.saturating_sub(refunded))),
         }),
         comparison,
         sites,
@@ -555,7 +583,10 @@ impl Kept {
         if reports.len() >= 64 {
             reports.clear();
         }
-        reports.insert(event_id.to_owned(), (report.clone(), std::time::Instant::now()));
+        reports.insert(
+            event_id.to_owned(),
+            (report.clone(), std::time::Instant::now()),
+        );
         Ok(report)
     }
 
