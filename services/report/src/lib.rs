@@ -8,6 +8,7 @@
 //! services, which serve the HTML page, never link a PDF library). No I/O but
 //! [`write_dir`] and [`check_manifest`].
 
+pub mod doc;
 pub mod format;
 pub mod html;
 
