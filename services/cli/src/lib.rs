@@ -12,6 +12,7 @@
 //! - [`push`]: `saleboard push FILE...`, retailers send CSV or JSON Lines files.
 //! - [`query`]: `saleboard leaderboard`, `totals`, `national` for organizers.
 //! - [`admin`]: `saleboard admin` sites, keys, event, rates, organizers and the audit log.
+//! - [`report`]: `saleboard report EVENT` (the official report's files) and `report check DIR`.
 //! - [`loadgen`]: `saleboard loadgen`, an event day simulated, measured and reconciled.
 //! - [`health`]: `saleboard health ENDPOINT`, a gRPC health probe.
 //! - [`bench`]: `saleboard bench-copy` / `bench-query`, helpers of `bench/run`; [`floor`]:
@@ -31,6 +32,7 @@ pub mod loadgen;
 pub mod migrate;
 pub mod push;
 pub mod query;
+pub mod report;
 pub mod retry;
 pub mod suite;
 pub mod verify;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use saleboard::{
-    admin, backup, bench, dev, floor, health, loadgen, migrate, push, query, verify, whoami,
+    admin, backup, bench, dev, floor, health, loadgen, migrate, push, query, report, verify, whoami,
 };
 use saleboard_runtime::telemetry::{self, LogFormat, TelemetryArgs};
 
@@ -63,6 +63,10 @@ enum Command {
     Breakdown(query::BreakdownArgs),
     /// Manage sites, keys, the event and exchange rates (organizers).
     Admin(admin::AdminArgs),
+    /// The official report of an event (organizers): PDF, HTML, CSV and JSON files with a
+    /// SHA-256 manifest; `report check DIR` checks a copy (and, with --database-url, every
+    /// figure against the database).
+    Report(report::ReportArgs),
     /// Ask a service whether it is serving (gRPC health); exit 0 when SERVING.
     Health(health::HealthArgs),
     /// Simulate an event day against a running suite, measure it and reconcile the totals.
@@ -96,6 +100,7 @@ impl Command {
             Self::Compare(_) => "compare",
             Self::Breakdown(_) => "breakdown",
             Self::Admin(_) => "admin",
+            Self::Report(_) => "report",
             Self::Health(_) => "health",
             Self::Loadgen(_) => "loadgen",
             Self::BenchCopy(_) => "bench-copy",
@@ -120,6 +125,7 @@ async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Compare(args) => query::compare(&args).await.map(|()| 0),
         Command::Breakdown(args) => query::breakdown(&args).await.map(|()| 0),
         Command::Admin(args) => admin::run(&args).await.map(|()| 0),
+        Command::Report(args) => report::run(&args).await,
         Command::Loadgen(args) => loadgen::command(&args).await,
         Command::Health(args) => health::run(&args).await.map(|ok| if ok { 0 } else { 1 }),
         Command::BenchCopy(args) => bench::copy(&args).await.map(|()| 0),

@@ -285,6 +285,13 @@ impl Board {
         Ok(board)
     }
 
+    /// Moves each time an admin call may have changed any figure (other events' snapshots are
+    /// forgotten then): what is kept from an older epoch is made again.
+    #[must_use]
+    pub fn epoch(&self) -> u64 {
+        self.forgotten.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The current snapshot.
     #[must_use]
     pub fn current(&self) -> Arc<Snapshot> {

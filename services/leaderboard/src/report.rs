@@ -531,12 +531,16 @@ async fn comparison(
 }
 
 /// Reports kept for the public page: a closed event's once made, a provisional one for
-/// [`PROVISIONAL_REUSE`]; one made at a time.
+/// [`PROVISIONAL_REUSE`]; either made again after an admin call (the board's epoch moved). One
+/// is made at a time, so requests cannot make the leaderboard read the ledger more often.
 #[derive(Default)]
 pub struct Kept {
-    reports: std::sync::Mutex<BTreeMap<String, (Arc<EventReport>, std::time::Instant)>>,
+    reports: std::sync::Mutex<BTreeMap<String, KeptReport>>,
     making: tokio::sync::Mutex<()>,
 }
+
+/// A kept report, its page, when it was made and the board's epoch then.
+type KeptReport = (Arc<(EventReport, String)>, std::time::Instant, u64);
 
 impl std::fmt::Debug for Kept {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -545,7 +549,8 @@ impl std::fmt::Debug for Kept {
 }
 
 impl Kept {
-    /// The report of `event_id` (the event's own baseline), reused while fresh enough.
+    /// The report of `event_id` (empty: the current event; compared with its own baseline)
+    /// and its HTML page, reused while fresh enough.
     ///
     /// # Errors
     /// As [`build`].
@@ -554,11 +559,13 @@ impl Kept {
         store: &dyn Store,
         board: &Board,
         event_id: &str,
-    ) -> Result<Arc<EventReport>, ReportError> {
-        let fresh = |kept: &Option<(Arc<EventReport>, std::time::Instant)>| {
-            kept.as_ref().and_then(|(r, at)| {
-                (r.status == ReportStatus::Final as i32 || at.elapsed() < PROVISIONAL_REUSE)
-                    .then(|| r.clone())
+    ) -> Result<Arc<(EventReport, String)>, ReportError> {
+        let fresh = |kept: Option<KeptReport>| {
+            kept.and_then(|(r, at, epoch)| {
+                (epoch == board.epoch()
+                    && (r.0.status == ReportStatus::Final as i32
+                        || at.elapsed() < PROVISIONAL_REUSE))
+                    .then_some(r)
             })
         };
         let look = || {
@@ -568,14 +575,19 @@ impl Kept {
                 .get(event_id)
                 .cloned()
         };
-        if let Some(r) = fresh(&look()) {
+        if let Some(r) = fresh(look()) {
             return Ok(r);
         }
         let _one = self.making.lock().await;
-        if let Some(r) = fresh(&look()) {
+        if let Some(r) = fresh(look()) {
             return Ok(r);
         }
-        let report = Arc::new(build(store, board, event_id, "", UnixNanos::now()).await?);
+        let epoch = board.epoch();
+        let report = build(store, board, event_id, "", UnixNanos::now()).await?;
+        let hashes =
+            saleboard_report::data_hashes(&report).map_err(|e| ReportError::Fold(e.to_string()))?;
+        let page = saleboard_report::html::page(&report, &hashes);
+        let kept = Arc::new((report, page));
         let mut reports = self
             .reports
             .lock()
@@ -585,16 +597,8 @@ impl Kept {
         }
         reports.insert(
             event_id.to_owned(),
-            (report.clone(), std::time::Instant::now()),
+            (kept.clone(), std::time::Instant::now(), epoch),
         );
-        Ok(report)
-    }
-
-    /// Forgets every kept report (an admin call may have changed any figure).
-    pub fn forget(&self) {
-        self.reports
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+        Ok(kept)
     }
 }

@@ -59,6 +59,8 @@ pub struct Web {
     /// Screen messages already built, by (event asked for, limit, snapshot generation): one
     /// build per change however many screens watch.
     screens: Arc<Mutex<VecDeque<ScreenEntry>>>,
+    /// Reports made for `/report/{event}`.
+    reports: Arc<crate::report::Kept>,
 }
 
 type ScreenKey = (String, u32, u64);
@@ -77,6 +79,7 @@ pub fn router(service: LeaderboardService, board: Arc<Board>) -> axum::Router {
         service,
         board,
         screens: Arc::default(),
+        reports: Arc::default(),
     };
     axum::Router::new()
         .route("/", get(index))
@@ -93,6 +96,7 @@ pub fn router(service: LeaderboardService, board: Arc<Board>) -> axum::Router {
         .route("/api/v1/national", get(api_national))
         .route("/api/v1/events", get(api_events))
         .route("/api/v1/breakdown/{dimension}", get(api_breakdown))
+        .route("/report/{event}", get(report_page))
         .route(
             saleboard_proto::openapi::OPENAPI_ROUTE.path,
             get(|| async { static_file("application/json", openapi()) }),
@@ -253,6 +257,34 @@ pub const ROUTES: &[Route] = &[
             ),
         ],
     },
+    Route {
+        method: "get",
+        path: "/report/{event}",
+        summary: "An event's official report as a printable page (HTML, nothing fetched): PROVISIONAL until the event closes, FINAL after.",
+        bearer: false,
+        request: None,
+        params: &[Param {
+            name: "event",
+            place: In::Path,
+            schema: r#"{"type": "string"}"#,
+            description: "the event (`current`: the current one)",
+        }],
+        answers: &[
+            (200, OpenBody::Other("text/html"), "the report"),
+            (404, OpenBody::Other("text/plain"), "no such event"),
+            (429, OpenBody::Error, "too many requests from this address"),
+            (
+                500,
+                OpenBody::Other("text/plain"),
+                "a bug: the operators have it in their logs",
+            ),
+            (
+                503,
+                OpenBody::Other("text/plain"),
+                "the ledger cannot be read just now",
+            ),
+        ],
+    },
 ];
 
 /// The public port's OpenAPI 3.1 document, as served at `/api/v1/openapi.json`.
@@ -308,6 +340,50 @@ fn static_file(content_type: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
+}
+
+/// `/report/{event}`: the event's official report as a printable page (`current`: the
+/// current event's). Made from one snapshot and one pass over the event's ledger rows, kept
+/// (see [`crate::report::Kept`]).
+async fn report_page(State(web): State<Web>, Path(event): Path<String>) -> Response {
+    let event = if event == "current" {
+        String::new()
+    } else {
+        event
+    };
+    match web
+        .reports
+        .get(web.service.store().as_ref(), &web.board, &event)
+        .await
+    {
+        Ok(kept) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+                // The page is one file: its style inline, its chart inline SVG, no script.
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'",
+                ),
+            ],
+            kept.1.clone(),
+        )
+            .into_response(),
+        Err(e) => {
+            let status = crate::admin::report_status(&e);
+            let code = match status.code() {
+                tonic::Code::NotFound => StatusCode::NOT_FOUND,
+                tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (
+                code,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!("{}\n", status.message()),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn index() -> Response {

@@ -320,9 +320,16 @@ impl Layout {
         }
         // Natural widths; figures keep theirs, text columns share the rest.
         let mut natural = vec![0.0_f32; columns];
-        for row in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
+        for (n, row) in std::iter::once(header)
+            .chain(rows.iter().map(Vec::as_slice))
+            .enumerate()
+        {
             for (i, c) in row.iter().enumerate().take(columns) {
-                let face = if c.strong { Face::Bold } else { Face::Regular };
+                let face = if n == 0 || c.strong {
+                    Face::Bold
+                } else {
+                    Face::Regular
+                };
                 natural[i] = natural[i].max(self.width(face, &c.text, SIZE) + PAD);
             }
         }
@@ -434,11 +441,15 @@ impl Layout {
             page.line_to(RIGHT, PAGE_H - base);
             page.stroke();
         }
+        // Labels where they fit: one never runs into the one before.
+        let mut free_from = LEFT;
         for (i, (label, _)) in bars.iter().enumerate() {
-            if label_every > 0 && i % label_every == 0 {
-                #[allow(clippy::cast_precision_loss)]
-                let x = LEFT + i as f32 * step;
+            #[allow(clippy::cast_precision_loss)]
+            let x = LEFT + i as f32 * step;
+            let w = self.width(Face::Regular, label, 6.5);
+            if label_every > 0 && i % label_every == 0 && x >= free_from && x + w <= RIGHT {
                 self.text_at(Face::Regular, 6.5, x, base + 3.0, label);
+                free_from = x + w + 6.0;
             }
         }
         self.y = base + 14.0;

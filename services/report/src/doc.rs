@@ -366,7 +366,7 @@ pub fn document(report: &EventReport, hashes: &[(String, String)]) -> Document {
             .iter()
             .map(|h| {
                 (
-                    crate::format::time(seconds(h.hour_start.as_ref()), zone),
+                    crate::format::short_time(seconds(h.hour_start.as_ref()), zone),
                     h.net_minor.parse::<i128>().unwrap_or(0),
                 )
             })

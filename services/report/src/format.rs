@@ -106,6 +106,20 @@ pub fn time(seconds: i64, zone: &str) -> String {
     }
 }
 
+/// A time in `zone`, short, for a chart's axis: `12 Dec 07:00`.
+#[must_use]
+pub fn short_time(seconds: i64, zone: &str) -> String {
+    let tz = if zone.is_empty() {
+        jiff::tz::TimeZone::UTC
+    } else {
+        jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC)
+    };
+    match jiff::Timestamp::from_second(seconds) {
+        Ok(t) => t.to_zoned_datetime(tz).strftime("%-d %b %H:%M").to_string(),
+        Err(_) => seconds.to_string(),
+    }
+}
+
 /// As [`time`] with seconds.
 #[must_use]
 pub fn time_seconds(seconds: i64, zone: &str) -> String {
@@ -179,5 +193,6 @@ mod tests {
             "12 Dec 2026 07:00:05 WIB"
         );
         assert_eq!(rfc3339(s), "2026-12-12T00:00:00Z");
+        assert_eq!(short_time(s, "Asia/Jakarta"), "12 Dec 07:00");
     }
 }

@@ -64,6 +64,7 @@ fn chart(caption: &str, bars: &[(String, i128)], label_every: usize) -> String {
         escape(caption),
         h + 14.0
     );
+    let mut free_from = 0.0_f64;
     for (i, (label, v)) in bars.iter().enumerate() {
         #[allow(clippy::cast_precision_loss)]
         let height = ((*v).max(0) as f64) / (max as f64) * h;
@@ -76,7 +77,11 @@ fn chart(caption: &str, bars: &[(String, i128)], label_every: usize) -> String {
             (bar * 0.85).max(0.5),
             escape(label)
         );
-        if label_every > 0 && i % label_every == 0 {
+        // Labels where they fit (about 4.6 units a character at this size).
+        #[allow(clippy::cast_precision_loss)]
+        let label_w = label.chars().count() as f64 * 4.6;
+        if label_every > 0 && i % label_every == 0 && x >= free_from && x + label_w <= w {
+            free_from = x + label_w + 6.0;
             let _ = write!(
                 svg,
                 "<text x=\"{x:.2}\" y=\"{}\" font-size=\"8\">{}</text>",
