@@ -1,6 +1,6 @@
 //! The big screen in a real browser (issue 14): headless Chromium from Debian, driven through
 //! chromedriver by fantoccini, against the three services as processes. The page loads with no
-//! console error and no request to another host; its national figure equals
+//! console error and no request to another host (the event's report page too); its national figure equals
 //! `GetNationalTotals`; a push shows within 2 s without a reload; when the leaderboard process
 //! restarts the page says "reconnecting", then shows the live figure again; when its address
 //! already has its share of screens (`--max-watchers-per-peer`) it says "too many screens from
@@ -572,6 +572,46 @@ async fn the_screen_in_a_real_browser() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // The event's report (issue 29), as a browser shows it: one page, nothing fetched from
+    // another host (nor from this one: its style and chart are inline), no console error.
+    drop(
+        client
+            .issue_cmd(BrowserLog)
+            .await
+            .expect("the console log so far"),
+    );
+    client
+        .goto(&format!("http://{board_addr}/report/current"))
+        .await
+        .expect("the report loads");
+    let title = client.title().await.expect("title");
+    assert!(title.contains("PROVISIONAL"), "{title}");
+    let headline = text_of(
+        &client,
+        "return document.querySelector('.headline').textContent",
+    )
+    .await;
+    assert!(
+        headline.as_str().is_some_and(|h| h.starts_with("Net Rp ")),
+        "{headline}"
+    );
+    let requests = text_of(
+        &client,
+        "return performance.getEntriesByType('resource').map(e => e.name)",
+    )
+    .await;
+    assert_eq!(requests, json!([]), "the report page fetched something");
+    let log = client.issue_cmd(BrowserLog).await.expect("the console log");
+    let severe: Vec<&Value> = log
+        .as_array()
+        .map(|entries| entries.iter().filter(|e| e["level"] == "SEVERE").collect())
+        .unwrap_or_default();
+    assert!(
+        severe.is_empty(),
+        "console errors on the report: {severe:?}"
+    );
+
     drop(client.close().await);
     drop(board);
     drop(driver);

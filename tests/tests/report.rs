@@ -353,7 +353,13 @@ async fn the_official_report_states_checks_and_finalizes_the_figures(backend: Ba
     // (The integrity evaluation may have run in between: its undecided count can move.)
     let money = |r: &EventReport| {
         let h = r.headline.clone().expect("headline");
-        (h.gross_minor, h.refunded_minor, h.net_minor, h.sale_count, h.refund_count)
+        (
+            h.gross_minor,
+            h.refunded_minor,
+            h.net_minor,
+            h.sale_count,
+            h.refund_count,
+        )
     };
     assert_eq!(money(&summary), money(&provisional));
     assert_eq!(summary.sites, provisional.sites);

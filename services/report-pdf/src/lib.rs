@@ -482,7 +482,8 @@ pub fn render_document(doc: &Document) -> Result<Vec<u8>, PdfError> {
     for block in &doc.blocks {
         match block {
             Block::Heading(t) => {
-                layout.room(60.0);
+                // A heading stays with the start of what it heads.
+                layout.room(140.0);
                 layout.paragraph(Face::Bold, 12.5, t, 12.0);
                 let y = layout.y;
                 layout.rule(y - 2.0, 0.5);
