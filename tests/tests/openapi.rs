@@ -42,7 +42,7 @@ async fn document(addr: SocketAddr) -> Value {
 }
 
 /// Every operation of `doc` called on `addr` (path parameters: the first value their schema
-/// allows; bearer routes with `key`): a documented status, and for a JSON answer naming a
+/// allows, or its first example; bearer routes with `key`): a documented status, and for a JSON answer naming a
 /// message, exactly that message's fields.
 async fn every_route_answers_as_stated(addr: SocketAddr, doc: &Value, key: &str) -> usize {
     let schemas = &doc["components"]["schemas"];
@@ -52,7 +52,11 @@ async fn every_route_answers_as_stated(addr: SocketAddr, doc: &Value, key: &str)
             let mut concrete = path.clone();
             for p in op["parameters"].as_array().into_iter().flatten() {
                 if p["in"] == "path" {
-                    let value = p["schema"]["enum"][0].as_str().expect("an enum").to_owned();
+                    let value = p["schema"]["enum"][0]
+                        .as_str()
+                        .or_else(|| p["schema"]["examples"][0].as_str())
+                        .expect("an enum or an example")
+                        .to_owned();
                     concrete = concrete
                         .replace(&format!("{{{}}}", p["name"].as_str().unwrap_or("")), &value);
                 }
@@ -156,6 +160,7 @@ async fn the_documents_state_every_route() {
         "/api/v1/events",
         "/api/v1/breakdown/{dimension}",
         "/api/v1/openapi.json",
+        "/report/{event}",
     ] {
         assert!(paths(&board).contains(path), "{path}");
     }
@@ -170,7 +175,7 @@ async fn the_documents_state_every_route() {
     );
     assert_eq!(
         every_route_answers_as_stated(app.leaderboard_addr, &board, &key).await,
-        9
+        10
     );
     // A path the document does not state is not served.
     let (status, _, _) = request(app.ingest_addr, "GET", "/api/v1/nothing", "", b"").await;

@@ -266,7 +266,7 @@ pub const ROUTES: &[Route] = &[
         params: &[Param {
             name: "event",
             place: In::Path,
-            schema: r#"{"type": "string"}"#,
+            schema: r#"{"type": "string", "examples": ["current"]}"#,
             description: "the event (`current`: the current one)",
         }],
         answers: &[
