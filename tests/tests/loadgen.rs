@@ -135,6 +135,57 @@ async fn a_short_run_reconciles(backend: Backend) {
     assert!(again.mismatches.is_empty(), "{:?}", again.mismatches);
     assert_eq!(board().await, 12);
     assert_eq!(app.store.active_keys().await.expect("keys").len(), 12);
+
+    // The official report of each (issue 29). The first event's: FINAL, every row covered and
+    // agreeing with the stored totals, its twelve sites sending (the second run enabled them
+    // again).
+    let report = |event: String| async {
+        app.admin()
+            .await
+            .get_event_report(saleboard_proto::v1::GetEventReportRequest {
+                event_id: event,
+                baseline_event_id: String::new(),
+            })
+            .await
+            .expect("GetEventReport")
+            .into_inner()
+    };
+    let first = report(own.event_id.clone()).await;
+    assert_eq!(
+        first.status,
+        saleboard_proto::v1::ReportStatus::Final as i32
+    );
+    let check = first.verification.clone().expect("verification");
+    assert!(check.totals_match_ledger, "{check:?}");
+    assert_eq!(check.rows, rows.len() as u64);
+    let head = first.headline.clone().expect("headline");
+    assert_eq!((head.disabled_sites, head.sending_sites), (0, 12));
+    assert!(first.verification.expect("verification").sites_add_up);
+    // The live one's: PROVISIONAL, its national net GetNationalTotals', every site listed.
+    let live = report("harbolnas-test".into()).await;
+    assert_eq!(
+        live.status,
+        saleboard_proto::v1::ReportStatus::Provisional as i32
+    );
+    let national = app
+        .leaderboard()
+        .await
+        .get_national_totals(saleboard_proto::v1::GetNationalTotalsRequest {
+            event_id: "harbolnas-test".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("national")
+        .into_inner();
+    let head = live.headline.clone().expect("headline");
+    assert_eq!(head.net_minor, national.net_reporting_minor.to_string());
+    let ranked = live.sites.iter().filter(|s| s.rank > 0).count();
+    assert!(ranked > 0);
+    assert_eq!(head.sending_sites as usize, ranked, "{:#?}", live.sites);
+    assert_eq!(live.sites.len(), 12, "every registered site is listed");
+    let check = live.verification.clone().expect("verification");
+    assert!(check.totals_match_ledger && check.sites_add_up, "{check:?}");
+    assert_eq!(head.sale_count + head.refund_count, check.rows);
 }
 
 backend_tests!(a_short_run_reconciles);

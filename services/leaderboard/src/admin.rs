@@ -257,6 +257,7 @@ pub(crate) fn report_status(e: &crate::report::ReportError) -> Status {
         crate::report::ReportError::NotFound(m) => Status::not_found(m.clone()),
         crate::report::ReportError::Storage(e) => from_storage(e),
         crate::report::ReportError::Fold(m) => Status::internal(m.clone()),
+        crate::report::ReportError::Busy => Status::unavailable(e.to_string()),
     }
 }
 

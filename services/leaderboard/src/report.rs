@@ -40,6 +40,9 @@ pub enum ReportError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Another report is being made just now (the public page makes one at a time).
+    #[error("a report is being made just now; retry in a few seconds")]
+    Busy,
     /// The ledger holds what the fold cannot (a figure past its bounds).
     #[error("the ledger cannot be folded: {0}")]
     Fold(String),
@@ -532,7 +535,8 @@ async fn comparison(
 
 /// Reports kept for the public page: a closed event's once made, a provisional one for
 /// [`PROVISIONAL_REUSE`]; either made again after an admin call (the board's epoch moved). One
-/// is made at a time, so requests cannot make the leaderboard read the ledger more often.
+/// is made at a time, so requests cannot make the leaderboard read the ledger more often, and
+/// none waits for another: see [`Kept::get`].
 #[derive(Default)]
 pub struct Kept {
     reports: std::sync::Mutex<BTreeMap<String, KeptReport>>,
@@ -578,7 +582,18 @@ impl Kept {
         if let Some(r) = fresh(look()) {
             return Ok(r);
         }
-        let _one = self.making.lock().await;
+        if !event_id.is_empty() && board.events().get(event_id).is_none() {
+            return Err(ReportError::NotFound(format!(
+                "event {:?} does not exist",
+                saleboard_domain::ids::excerpt(event_id)
+            )));
+        }
+        // One report is made at a time; a request that comes while one is being made gets the
+        // last one kept for its event (however old), or is asked to come back: requests never
+        // queue up behind a pass over the ledger.
+        let Ok(_one) = self.making.try_lock() else {
+            return look().map(|k| k.0).ok_or(ReportError::Busy);
+        };
         if let Some(r) = fresh(look()) {
             return Ok(r);
         }

@@ -376,12 +376,18 @@ async fn report_page(State(web): State<Web>, Path(event): Path<String>) -> Respo
                 tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            (
+            let mut response = (
                 code,
                 [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
                 format!("{}\n", status.message()),
             )
-                .into_response()
+                .into_response();
+            if code == StatusCode::SERVICE_UNAVAILABLE {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            }
+            response
         }
     }
 }
