@@ -84,14 +84,7 @@ pub async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
     let endpoint = &args.admin_endpoint;
     let mut admin: AdminServiceClient<Authed> =
         AdminServiceClient::new(client::connect(endpoint, Some(token)).await?);
-    let report = admin
-        .get_event_report(GetEventReportRequest {
-            event_id: event.to_owned(),
-            baseline_event_id: args.baseline.clone(),
-        })
-        .await
-        .map_err(|s| client::explain(endpoint, "GetEventReport", &s))?
-        .into_inner();
+    let report = fetch(&mut admin, endpoint, event, &args.baseline).await?;
     let event_id = report
         .event
         .as_ref()
@@ -126,6 +119,62 @@ pub async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
         return Ok(1);
     }
     Ok(0)
+}
+
+/// The metadata key of a report's progress on an UNAVAILABLE answer (the service's
+/// `saleboard_leaderboard::admin::REPORT_PROGRESS`).
+const PROGRESS: &str = saleboard_leaderboard::admin::REPORT_PROGRESS;
+
+/// Asks for the report until it is made: a large event's takes longer than one call may last,
+/// and the service answers UNAVAILABLE with its progress meanwhile (shown on a bar).
+async fn fetch(
+    admin: &mut AdminServiceClient<Authed>,
+    endpoint: &str,
+    event: &str,
+    baseline: &str,
+) -> anyhow::Result<EventReport> {
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    loop {
+        let answer = admin
+            .get_event_report(GetEventReportRequest {
+                event_id: event.to_owned(),
+                baseline_event_id: baseline.to_owned(),
+            })
+            .await;
+        match answer {
+            Ok(report) => {
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                return Ok(report.into_inner());
+            }
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                let Some((read, of)) = status
+                    .metadata()
+                    .get(PROGRESS)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split_once('/'))
+                    .and_then(|(r, o)| Some((r.parse::<u64>().ok()?, o.parse::<u64>().ok()?)))
+                else {
+                    return Err(client::explain(endpoint, "GetEventReport", &status));
+                };
+                let bar = bar.get_or_insert_with(|| {
+                    let bar = indicatif::ProgressBar::new(of);
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "reading the ledger {bar:30} {pos}/{len} positions, {eta} left",
+                        )
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    );
+                    bar
+                });
+                bar.set_length(of);
+                bar.set_position(read);
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(status) => return Err(client::explain(endpoint, "GetEventReport", &status)),
+        }
+    }
 }
 
 /// Writes every file of `report` into `dir`, the PDF included.

@@ -21,6 +21,8 @@ pub struct Scan {
     ends_at: UnixNanos,
     /// Sites out of every national figure (disabled): their rows are checked, not counted.
     excluded: BTreeSet<SiteId>,
+    /// The last ledger position read (any event's): a scan kept goes on from there.
+    pub read_through: u64,
     /// The first and last position of the event's rows, and their number.
     pub first_position: Option<u64>,
     /// The last position of the event's rows (0: none).
@@ -53,6 +55,7 @@ impl Scan {
             event_id: event_id.to_owned(),
             ends_at,
             excluded,
+            read_through: 0,
             first_position: None,
             last_position: 0,
             rows: 0,
@@ -78,6 +81,7 @@ impl Scan {
         received_at: UnixNanos,
         tx: &ValidTransaction,
     ) -> Result<(), TotalsOverflow> {
+        self.read_through = self.read_through.max(position);
         if event_id != self.event_id {
             return Ok(());
         }
@@ -131,6 +135,13 @@ impl Scan {
                 .or_default() += 1;
         }
         Ok(())
+    }
+
+    /// Whether this scan counts `event_id`'s rows as a new one with `ends_at` and `excluded`
+    /// would: then it may go on from [`Scan::read_through`] instead of starting again.
+    #[must_use]
+    pub fn counts_as(&self, event_id: &str, ends_at: UnixNanos, excluded: &BTreeSet<SiteId>) -> bool {
+        self.event_id == event_id && self.ends_at == ends_at && self.excluded == *excluded
     }
 
     /// The national net per minute (by occurred_at), in the reporting currency: each
@@ -315,6 +326,11 @@ mod tests {
             (scan.first_position, scan.last_position, scan.rows),
             (Some(1), 4, 3)
         );
+        assert_eq!(scan.read_through, 4);
+        assert!(scan.counts_as("e", ends, &BTreeSet::new()));
+        assert!(!scan.counts_as("e", UnixNanos(0), &BTreeSet::new()));
+        assert!(!scan.counts_as("e", ends, &BTreeSet::from([a.clone()])));
+        assert!(!scan.counts_as("other", ends, &BTreeSet::new()));
         let idr = Currency::parse("IDR").expect("test data");
         let at_end = scan.at_end[&a][&idr];
         assert_eq!(

@@ -60,6 +60,11 @@ pub struct AdminService {
     board: Arc<Board>,
     /// Sites and keys changed, in the log: bursts summed.
     changes: Arc<crate::changes::ChangeLog>,
+    /// The official reports (shared with the public page).
+    reports: Arc<crate::report::Reports>,
+    /// How long `GetEventReport` waits for a report being made before it answers UNAVAILABLE
+    /// with the progress (under the server's request timeout).
+    report_wait: std::time::Duration,
 }
 
 impl std::fmt::Debug for AdminService {
@@ -164,11 +169,18 @@ impl AdminService {
 
     /// A service over `store` that tells `board` when the figures' inputs change.
     #[must_use]
-    pub fn new(store: Arc<dyn Store>, board: Arc<Board>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        board: Arc<Board>,
+        reports: Arc<crate::report::Reports>,
+        report_wait: std::time::Duration,
+    ) -> Self {
         Self {
             store,
             board,
             changes: crate::changes::ChangeLog::start(),
+            reports,
+            report_wait,
         }
     }
 }
@@ -251,13 +263,25 @@ pub async fn list_events(store: &dyn Store) -> Result<ListEventsResponse, Status
 
 /// The event named (NOT_FOUND when there is none), or the current one when `event_id` is
 /// empty (`none` when no event is configured).
+/// The metadata key of a report's progress (`read/of` ledger positions) on an UNAVAILABLE
+/// answer of `GetEventReport` while it is being made: the CLI shows it and asks again.
+pub const REPORT_PROGRESS: &str = "saleboard-report-progress";
+
 /// A report's failure as a status.
 pub(crate) fn report_status(e: &crate::report::ReportError) -> Status {
+    use crate::report::ReportError;
     match e {
-        crate::report::ReportError::NotFound(m) => Status::not_found(m.clone()),
-        crate::report::ReportError::Storage(e) => from_storage(e),
-        crate::report::ReportError::Fold(m) => Status::internal(m.clone()),
-        crate::report::ReportError::Busy => Status::unavailable(e.to_string()),
+        ReportError::NotFound(m) => Status::not_found(m.clone()),
+        ReportError::Storage(e) => from_storage(e),
+        ReportError::Fold(m) => Status::internal(m.clone()),
+        ReportError::Failed(_) => Status::unavailable(e.to_string()),
+        ReportError::Busy { read, of, .. } | ReportError::InProgress { read, of } => {
+            let mut status = Status::unavailable(e.to_string());
+            if let Ok(value) = format!("{read}/{of}").parse() {
+                status.metadata_mut().insert(REPORT_PROGRESS, value);
+            }
+            status
+        }
     }
 }
 
@@ -1509,16 +1533,16 @@ impl AdminApi for AdminService {
     ) -> Result<Response<EventReport>, Status> {
         attribute(&request);
         let req = request.into_inner();
-        crate::report::build(
-            self.store.as_ref(),
-            &self.board,
-            &req.event_id,
-            &req.baseline_event_id,
-            UnixNanos::now(),
-        )
-        .await
-        .map(Response::new)
-        .map_err(|e| report_status(&e))
+        self.reports
+            .get(
+                &req.event_id,
+                &req.baseline_event_id,
+                crate::report::Asker::Organizer,
+                self.report_wait,
+            )
+            .await
+            .map(|(report, _)| Response::new(EventReport::clone(&report)))
+            .map_err(|e| report_status(&e))
     }
 
     async fn review_integrity_flag(

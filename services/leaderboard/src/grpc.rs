@@ -234,11 +234,6 @@ impl LeaderboardService {
         Ok(breakdown::page(&view, offset, limit))
     }
 
-    /// The store it reads a site's detail from.
-    pub(crate) fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// A service reading `board` (and `store` for per-site detail).
     #[must_use]
     pub fn new(board: Arc<Board>, store: Arc<dyn Store>, access: Access) -> Self {

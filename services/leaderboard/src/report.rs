@@ -3,11 +3,15 @@
 //! watermark), and one pass over the event's ledger rows up to that watermark
 //! ([`saleboard_domain::report::Scan`]) that checks the snapshot's stored totals against the
 //! ledger and adds what only the ledger holds. This is the one place the leaderboard reads the
-//! ledger: on an organizer's request, or for the public page at most once per
-//! [`PROVISIONAL_REUSE`] per event (a closed event's report is made once and kept).
+//! ledger, through [`Reports`]: one report made at a time, in a task of its own (a request
+//! that times out does not stop it; the next one gets the result), the pass kept per event so
+//! the next report of it reads only the rows since, and reports kept (a closed event's until
+//! an admin call, a live one's for the public page [`PROVISIONAL_REUSE`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use saleboard_domain::report::{Scan, growth_percent, milestones, peak, to_reporting};
 use saleboard_domain::totals::CurrencyTotals;
@@ -40,9 +44,27 @@ pub enum ReportError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// Another report is being made just now (the public page makes one at a time).
-    #[error("a report is being made just now; retry in a few seconds")]
-    Busy,
+    /// Another event's report is being made just now (one at a time).
+    #[error("the report of event {event:?} is being made ({read} of {of} ledger positions read); ask again in a few seconds")]
+    Busy {
+        /// The event whose report is being made.
+        event: String,
+        /// Positions read.
+        read: u64,
+        /// Positions to read.
+        of: u64,
+    },
+    /// The report is being made, and was not done in time: it goes on; ask again.
+    #[error("the report is being made ({read} of {of} ledger positions read); ask again in a few seconds")]
+    InProgress {
+        /// Positions read.
+        read: u64,
+        /// Positions to read.
+        of: u64,
+    },
+    /// Making it failed (the message says why).
+    #[error("the report could not be made: {0}")]
+    Failed(String),
     /// The ledger holds what the fold cannot (a figure past its bounds).
     #[error("the ledger cannot be folded: {0}")]
     Fold(String),
@@ -63,12 +85,26 @@ fn converted_sum<'a>(
         .fold(0_i128, i128::saturating_add)
 }
 
+/// How far a report being made has read: ledger positions read, of how many.
+#[derive(Debug, Default)]
+pub struct Progress {
+    read: AtomicU64,
+    of: AtomicU64,
+}
+
+impl Progress {
+    /// (positions read, positions to read).
+    #[must_use]
+    pub fn get(&self) -> (u64, u64) {
+        (self.read.load(Ordering::Relaxed), self.of.load(Ordering::Relaxed))
+    }
+}
+
 /// Makes the report of `event_id` (empty: the current event), compared with `baseline_id`
-/// (empty: the event's own baseline, if any), at `now`.
+/// (empty: the event's own baseline, if any), at `now`, reading the whole ledger.
 ///
 /// # Errors
 /// [`ReportError::NotFound`] for an unknown event or baseline; storage errors.
-#[allow(clippy::too_many_lines)]
 pub async fn build(
     store: &dyn Store,
     board: &Board,
@@ -76,6 +112,27 @@ pub async fn build(
     baseline_id: &str,
     now: UnixNanos,
 ) -> Result<EventReport, ReportError> {
+    build_with(store, board, event_id, baseline_id, now, None, &Progress::default())
+        .await
+        .map(|(report, _)| report)
+}
+
+/// As [`build`], going on from `kept` (an earlier pass over the same event's rows, when it
+/// counts them as this one would: see [`Scan::counts_as`]), telling `progress` how far it
+/// read. Returns the pass too, to be kept for the next report.
+///
+/// # Errors
+/// As [`build`].
+#[allow(clippy::too_many_lines)]
+pub async fn build_with(
+    store: &dyn Store,
+    board: &Board,
+    event_id: &str,
+    baseline_id: &str,
+    now: UnixNanos,
+    kept: Option<Scan>,
+    progress: &Progress,
+) -> Result<(EventReport, Scan), ReportError> {
     let events = store.events().await?;
     let event = if event_id.is_empty() {
         events.current(now).ok_or_else(|| {
@@ -115,9 +172,19 @@ pub async fn build(
         .filter(|s| s.disabled_at.is_some())
         .map(|s| s.site_id.clone())
         .collect();
-    let mut scan = Scan::new(&event.event_id, event.ends_at, disabled.clone());
-    let mut after = 0;
+    let mut scan = match kept {
+        Some(scan)
+            if scan.counts_as(&event.event_id, event.ends_at, &disabled)
+                && scan.read_through <= f.watermark =>
+        {
+            scan
+        }
+        _ => Scan::new(&event.event_id, event.ends_at, disabled.clone()),
+    };
+    let mut after = scan.read_through;
+    progress.of.store(f.watermark, Ordering::Relaxed);
     'read: while after < f.watermark {
+        progress.read.store(after, Ordering::Relaxed);
         let rows = store.read_ledger(after, PAGE).await?;
         if rows.is_empty() {
             break;
@@ -345,7 +412,7 @@ pub async fn build(
         f.watermark
     };
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    Ok(EventReport {
+    let report = EventReport {
         status: if final_ {
             ReportStatus::Final
         } else {
@@ -427,7 +494,8 @@ pub async fn build(
             .iter()
             .map(ToString::to_string)
             .collect(),
-    })
+    };
+    Ok((report, scan))
 }
 
 fn rate_msgs(rates: &BTreeMap<Currency, Rate>) -> Vec<ExchangeRate> {
@@ -533,87 +601,235 @@ async fn comparison(
     }))
 }
 
-/// Reports kept for the public page: a closed event's once made, a provisional one for
-/// [`PROVISIONAL_REUSE`]; either made again after an admin call (the board's epoch moved). One
-/// is made at a time, so requests cannot make the leaderboard read the ledger more often, and
-/// none waits for another: see [`Kept::get`].
-#[derive(Default)]
-pub struct Kept {
-    reports: std::sync::Mutex<BTreeMap<String, KeptReport>>,
-    making: tokio::sync::Mutex<()>,
+/// A report kept: its page (made on first use), when it was made, the board's epoch then.
+struct KeptReport {
+    report: Arc<EventReport>,
+    page: std::sync::OnceLock<String>,
+    made: Instant,
+    epoch: u64,
 }
 
-/// A kept report, its page, when it was made and the board's epoch then.
-type KeptReport = (Arc<(EventReport, String)>, std::time::Instant, u64);
+/// The report being made.
+struct Making {
+    key: (String, String),
+    progress: Arc<Progress>,
+    done: tokio::sync::watch::Receiver<Option<Result<Arc<KeptReport>, String>>>,
+}
 
-impl std::fmt::Debug for Kept {
+#[derive(Default)]
+struct State {
+    kept: BTreeMap<(String, String), Arc<KeptReport>>,
+    /// Each event's last pass over its rows, to go on from.
+    scans: BTreeMap<String, Scan>,
+    making: Option<Making>,
+}
+
+/// Who asks: an organizer (wants the figures as they are now) or the public page (takes a
+/// provisional report up to [`PROVISIONAL_REUSE`] old).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asker {
+    /// `GetEventReport`.
+    Organizer,
+    /// `/report/{event}`.
+    Public,
+}
+
+/// The reports of a leaderboard process: one made at a time, in a task of its own; each
+/// event's pass over its rows kept, so the next report reads only the rows since; reports
+/// kept (see [`Reports::get`]).
+pub struct Reports {
+    store: Arc<dyn Store>,
+    board: Arc<Board>,
+    state: std::sync::Mutex<State>,
+}
+
+impl std::fmt::Debug for Reports {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kept").finish_non_exhaustive()
+        f.debug_struct("Reports").finish_non_exhaustive()
     }
 }
 
-impl Kept {
-    /// The report of `event_id` (empty: the current event; compared with its own baseline)
-    /// and its HTML page, reused while fresh enough.
+/// Events whose pass is kept (the oldest forgotten past it).
+const SCANS_KEPT: usize = 8;
+
+impl Reports {
+    /// Reports of `board`'s figures and `store`'s ledger.
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>, board: Arc<Board>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            board,
+            state: std::sync::Mutex::new(State::default()),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The report of `event_id` (empty: the current event) compared with `baseline_id`
+    /// (empty: its own baseline), waiting at most `wait` for it to be made. A kept report is
+    /// given when it is still right: made in the same epoch (no admin call since) and FINAL,
+    /// or made from the figures the board holds now, or (for the public page) at most
+    /// [`PROVISIONAL_REUSE`] old. Otherwise one is made, in a task of its own.
     ///
     /// # Errors
-    /// As [`build`].
+    /// [`ReportError::InProgress`] when it is not made within `wait` (it goes on: ask again),
+    /// [`ReportError::Busy`] while another event's report is being made, and as [`build`].
     pub async fn get(
-        &self,
-        store: &dyn Store,
-        board: &Board,
+        self: &Arc<Self>,
         event_id: &str,
-    ) -> Result<Arc<(EventReport, String)>, ReportError> {
-        let fresh = |kept: Option<KeptReport>| {
-            kept.and_then(|(r, at, epoch)| {
-                (epoch == board.epoch()
-                    && (r.0.status == ReportStatus::Final as i32
-                        || at.elapsed() < PROVISIONAL_REUSE))
-                    .then_some(r)
-            })
-        };
-        let look = || {
-            self.reports
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(event_id)
-                .cloned()
-        };
-        if let Some(r) = fresh(look()) {
-            return Ok(r);
-        }
-        if !event_id.is_empty() && board.events().get(event_id).is_none() {
+        baseline_id: &str,
+        asker: Asker,
+        wait: Duration,
+    ) -> Result<(Arc<EventReport>, String), ReportError> {
+        let now = UnixNanos::now();
+        let events = self.board.events();
+        let event = if event_id.is_empty() {
+            events.current(now).map(|e| e.event_id.clone()).ok_or_else(|| {
+                ReportError::NotFound("no event is configured or current: name the event".into())
+            })?
+        } else if events.get(event_id).is_some() {
+            event_id.to_owned()
+        } else {
             return Err(ReportError::NotFound(format!(
                 "event {:?} does not exist",
                 saleboard_domain::ids::excerpt(event_id)
             )));
-        }
-        // One report is made at a time; a request that comes while one is being made gets the
-        // last one kept for its event (however old), or is asked to come back: requests never
-        // queue up behind a pass over the ledger.
-        let Ok(_one) = self.making.try_lock() else {
-            return look().map(|k| k.0).ok_or(ReportError::Busy);
         };
-        if let Some(r) = fresh(look()) {
-            return Ok(r);
+        if !baseline_id.is_empty() && events.get(baseline_id).is_none() {
+            return Err(ReportError::NotFound(format!(
+                "baseline event {:?} does not exist",
+                saleboard_domain::ids::excerpt(baseline_id)
+            )));
         }
-        let epoch = board.epoch();
-        let report = build(store, board, event_id, "", UnixNanos::now()).await?;
-        let hashes =
-            saleboard_report::data_hashes(&report).map_err(|e| ReportError::Fold(e.to_string()))?;
-        let page = saleboard_report::html::page(&report, &hashes);
-        let kept = Arc::new((report, page));
-        let mut reports = self
-            .reports
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if reports.len() >= 64 {
-            reports.clear();
+        let key = (event.clone(), baseline_id.to_owned());
+        let watermark = self
+            .board
+            .of_event(&event)
+            .await?
+            .map_or(0, |s| s.figures.watermark);
+        let page = |kept: &Arc<KeptReport>| {
+            let text = kept.page.get_or_init(|| {
+                let hashes = saleboard_report::data_hashes(&kept.report).unwrap_or_default();
+                saleboard_report::html::page(&kept.report, &hashes)
+            });
+            (kept.report.clone(), text.clone())
+        };
+        let mut done = {
+            let mut state = self.state();
+            if let Some(kept) = state.kept.get(&key) {
+                let right = kept.epoch == self.board.epoch()
+                    && (kept.report.status == ReportStatus::Final as i32
+                        || kept.report.watermark == watermark
+                        || (asker == Asker::Public && kept.made.elapsed() < PROVISIONAL_REUSE));
+                if right {
+                    return Ok(page(kept));
+                }
+            }
+            // A making whose task is gone (it panicked) is no longer one.
+            let alive = |m: &Making| m.done.has_changed().is_ok();
+            match &state.making {
+                Some(making) if making.key == key && alive(making) => making.done.clone(),
+                Some(making) if making.done.borrow().is_none() && alive(making) => {
+                    let (read, of) = making.progress.get();
+                    return match state.kept.get(&key) {
+                        // The public page takes the last one kept rather than wait.
+                        Some(kept) if asker == Asker::Public => Ok(page(kept)),
+                        _ => Err(ReportError::Busy {
+                            event: making.key.0.clone(),
+                            read,
+                            of,
+                        }),
+                    };
+                }
+                _ => self.start(&mut state, key.clone()),
+            }
+        };
+        let finished = tokio::time::timeout(wait, done.wait_for(Option::is_some)).await;
+        match finished {
+            Ok(Ok(result)) => match result.as_ref() {
+                Some(Ok(kept)) => Ok(page(kept)),
+                Some(Err(message)) => Err(ReportError::Failed(message.clone())),
+                None => Err(ReportError::Failed("the report was not made".into())),
+            },
+            Ok(Err(_)) => Err(ReportError::Failed("the report was not made".into())),
+            Err(_) => {
+                let state = self.state();
+                let (read, of) = state
+                    .making
+                    .as_ref()
+                    .map_or((0, 0), |m| m.progress.get());
+                if asker == Asker::Public
+                    && let Some(kept) = state.kept.get(&key)
+                {
+                    return Ok(page(kept));
+                }
+                Err(ReportError::InProgress { read, of })
+            }
         }
-        reports.insert(
-            event_id.to_owned(),
-            (kept.clone(), std::time::Instant::now(), epoch),
-        );
-        Ok(kept)
+    }
+
+    /// Starts making the report of `key` in a task of its own; its result goes to the kept
+    /// reports (and its pass to the kept passes).
+    fn start(
+        self: &Arc<Self>,
+        state: &mut State,
+        key: (String, String),
+    ) -> tokio::sync::watch::Receiver<Option<Result<Arc<KeptReport>, String>>> {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let progress = Arc::new(Progress::default());
+        let scan = state.scans.remove(&key.0);
+        state.making = Some(Making {
+            key: key.clone(),
+            progress: progress.clone(),
+            done: rx.clone(),
+        });
+        let this = self.clone();
+        tokio::spawn(async move {
+            let epoch = this.board.epoch();
+            let made = build_with(
+                this.store.as_ref(),
+                &this.board,
+                &key.0,
+                &key.1,
+                UnixNanos::now(),
+                scan,
+                &progress,
+            )
+            .await;
+            let mut state = this.state();
+            let result = match made {
+                Ok((report, scan)) => {
+                    if state.scans.len() >= SCANS_KEPT
+                        && let Some(oldest) = state.scans.keys().next().cloned()
+                    {
+                        state.scans.remove(&oldest);
+                    }
+                    state.scans.insert(key.0.clone(), scan);
+                    let kept = Arc::new(KeptReport {
+                        report: Arc::new(report),
+                        page: std::sync::OnceLock::new(),
+                        made: Instant::now(),
+                        epoch,
+                    });
+                    if state.kept.len() >= 64 {
+                        state.kept.clear();
+                    }
+                    state.kept.insert(key, kept.clone());
+                    Ok(kept)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a report could not be made");
+                    Err(e.to_string())
+                }
+            };
+            state.making = None;
+            drop(state);
+            tx.send_replace(Some(result));
+        });
+        rx
     }
 }

@@ -146,7 +146,8 @@ impl LeaderboardServer {
         );
         // The screen and the JSON API: HTTP/1.1 routes beside gRPC, outside its shed and auth
         // layers (they call the service itself, which applies its own rules).
-        let web = crate::web::router(service.clone(), self.board.clone());
+        let reports = crate::report::Reports::new(self.store.clone(), self.board.clone());
+        let web = crate::web::router(service.clone(), self.board.clone(), reports.clone());
         let leaderboard = LeaderboardServiceServer::new(service)
             .send_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Zstd)
@@ -164,7 +165,16 @@ impl LeaderboardServer {
             OrganizerToken::new(&self.config.organizer_token),
             self.store.clone(),
         );
-        let admin = AdminServiceServer::new(AdminService::new(self.store, self.board.clone()))
+        let admin = AdminServiceServer::new(AdminService::new(
+            self.store,
+            self.board.clone(),
+            reports,
+            // Answer before the server's timeout cuts the call: the report goes on.
+            self.config
+                .request_timeout()
+                .saturating_sub(std::time::Duration::from_secs(2))
+                .max(std::time::Duration::from_millis(500)),
+        ))
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd)
             .send_compressed(CompressionEncoding::Gzip)

@@ -59,8 +59,8 @@ pub struct Web {
     /// Screen messages already built, by (event asked for, limit, snapshot generation): one
     /// build per change however many screens watch.
     screens: Arc<Mutex<VecDeque<ScreenEntry>>>,
-    /// Reports made for `/report/{event}`.
-    reports: Arc<crate::report::Kept>,
+    /// The official reports, for `/report/{event}`.
+    reports: Arc<crate::report::Reports>,
 }
 
 type ScreenKey = (String, u32, u64);
@@ -74,12 +74,16 @@ impl std::fmt::Debug for Web {
 }
 
 /// The routes of the screen and the JSON API.
-pub fn router(service: LeaderboardService, board: Arc<Board>) -> axum::Router {
+pub fn router(
+    service: LeaderboardService,
+    board: Arc<Board>,
+    reports: Arc<crate::report::Reports>,
+) -> axum::Router {
     let web = Web {
         service,
         board,
         screens: Arc::default(),
-        reports: Arc::default(),
+        reports,
     };
     axum::Router::new()
         .route("/", get(index))
@@ -353,10 +357,15 @@ async fn report_page(State(web): State<Web>, Path(event): Path<String>) -> Respo
     };
     match web
         .reports
-        .get(web.service.store().as_ref(), &web.board, &event)
+        .get(
+            &event,
+            "",
+            crate::report::Asker::Public,
+            Duration::from_secs(2),
+        )
         .await
     {
-        Ok(kept) => (
+        Ok((_, page)) => (
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),
                 (header::CACHE_CONTROL, "no-cache"),
@@ -366,7 +375,7 @@ async fn report_page(State(web): State<Web>, Path(event): Path<String>) -> Respo
                     "default-src 'none'; style-src 'unsafe-inline'",
                 ),
             ],
-            kept.1.clone(),
+            page,
         )
             .into_response(),
         Err(e) => {
