@@ -216,7 +216,20 @@ async fn check(args: &CheckArgs) -> anyhow::Result<u8> {
             saleboard_domain::UnixNanos::now(),
         )
         .await?;
-        let differ = saleboard_report::compare_dir(&args.dir, &fresh)?;
+        let mut differ = saleboard_report::compare_dir(&args.dir, &fresh)?;
+        let pdf = args.dir.join("report.pdf");
+        if pdf.exists() {
+            let hashes = saleboard_report::data_hashes(&fresh)?;
+            let again = saleboard_report_pdf::render(&fresh, &hashes)?;
+            match saleboard_report::read_regular(&pdf) {
+                Ok(held) if held == again => {}
+                Ok(_) => differ.push(
+                    "report.pdf: differs from the PDF of the report made again from the database"
+                        .to_owned(),
+                ),
+                Err(e) => differ.push(format!("report.pdf: {e}")),
+            }
+        }
         if differ.is_empty() {
             println!(
                 "every figure equals the report made again from {}",

@@ -140,13 +140,19 @@ impl Scan {
     /// Whether this scan counts `event_id`'s rows as a new one with `ends_at` and `excluded`
     /// would: then it may go on from [`Scan::read_through`] instead of starting again.
     #[must_use]
-    pub fn counts_as(&self, event_id: &str, ends_at: UnixNanos, excluded: &BTreeSet<SiteId>) -> bool {
+    pub fn counts_as(
+        &self,
+        event_id: &str,
+        ends_at: UnixNanos,
+        excluded: &BTreeSet<SiteId>,
+    ) -> bool {
         self.event_id == event_id && self.ends_at == ends_at && self.excluded == *excluded
     }
 
     /// The national net per minute (by occurred_at), in the reporting currency: each
-    /// (minute, currency) net converted half to even once; `None` for a minute with a
-    /// currency that has no rate. In time order.
+    /// (minute, currency) net converted half to even once; a currency without a rate is left
+    /// out, as every converted figure leaves it out (`None` only for a conversion that would
+    /// overflow). In time order.
     #[must_use]
     pub fn minute_nets(
         &self,
@@ -156,7 +162,11 @@ impl Scan {
         let mut out: Vec<(UnixNanos, Option<i128>)> = Vec::new();
         for (&(minute, currency), &net) in &self.minutes {
             let at = UnixNanos(minute.saturating_mul(1_000_000_000));
-            let converted = to_reporting(net, currency, rates, reporting);
+            let converted = if currency != reporting && !rates.contains_key(&currency) {
+                Some(0)
+            } else {
+                to_reporting(net, currency, rates, reporting)
+            };
             match out.last_mut() {
                 Some((last, sum)) if *last == at => {
                     *sum = sum.zip(converted).and_then(|(a, b)| a.checked_add(b));
@@ -391,15 +401,16 @@ mod tests {
     }
 
     #[test]
-    fn a_minute_without_a_rate_has_no_figure() {
+    fn a_currency_without_a_rate_is_left_out_of_a_minute() {
         let mut scan = Scan::new("e", UnixNanos(i64::MAX), BTreeSet::new());
         let usd = valid("u", Kind::Sale, 100, "USD", 0);
         scan.add(1, "e", &site("a"), UnixNanos(0), &usd)
             .expect("test data");
         let idr = Currency::parse("IDR").expect("test data");
+        // Left out, as the national figure leaves it out.
         assert_eq!(
             scan.minute_nets(&BTreeMap::new(), idr),
-            vec![(UnixNanos(0), None)]
+            vec![(UnixNanos(0), Some(0))]
         );
         let rates = BTreeMap::from([(
             Currency::parse("USD").expect("test data"),

@@ -45,7 +45,9 @@ pub enum ReportError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// Another event's report is being made just now (one at a time).
-    #[error("the report of event {event:?} is being made ({read} of {of} ledger positions read); ask again in a few seconds")]
+    #[error(
+        "the report of event {event:?} is being made ({read} of {of} ledger positions read); ask again in a few seconds"
+    )]
     Busy {
         /// The event whose report is being made.
         event: String,
@@ -55,7 +57,9 @@ pub enum ReportError {
         of: u64,
     },
     /// The report is being made, and was not done in time: it goes on; ask again.
-    #[error("the report is being made ({read} of {of} ledger positions read); ask again in a few seconds")]
+    #[error(
+        "the report is being made ({read} of {of} ledger positions read); ask again in a few seconds"
+    )]
     InProgress {
         /// Positions read.
         read: u64,
@@ -74,15 +78,31 @@ fn decimal(v: i128) -> String {
     v.to_string()
 }
 
+/// `a + b`, or the report's failure naming `what` (figures are `i128` sums of `i64` amounts:
+/// unreachable while the ledger holds fewer than 2^63 rows; checked, never wrapped).
+fn add(a: i128, b: i128, what: &str) -> Result<i128, ReportError> {
+    a.checked_add(b)
+        .ok_or_else(|| ReportError::Fold(format!("the {what} would overflow")))
+}
+
+/// The sum of `totals` converted into `reporting` (each half to even); a currency without a
+/// rate is left out, as every converted figure leaves it out.
 fn converted_sum<'a>(
     totals: impl IntoIterator<Item = (&'a Currency, i128)>,
     rates: &BTreeMap<Currency, Rate>,
     reporting: Currency,
-) -> i128 {
-    totals
-        .into_iter()
-        .filter_map(|(c, v)| to_reporting(v, *c, rates, reporting))
-        .fold(0_i128, i128::saturating_add)
+    what: &str,
+) -> Result<i128, ReportError> {
+    let mut sum = 0_i128;
+    for (c, v) in totals {
+        if c != &reporting && !rates.contains_key(c) {
+            continue;
+        }
+        let converted = to_reporting(v, *c, rates, reporting)
+            .ok_or_else(|| ReportError::Fold(format!("the {what} in {c} cannot be converted")))?;
+        sum = add(sum, converted, what)?;
+    }
+    Ok(sum)
 }
 
 /// How far a report being made has read: ledger positions read, of how many.
@@ -96,7 +116,10 @@ impl Progress {
     /// (positions read, positions to read).
     #[must_use]
     pub fn get(&self) -> (u64, u64) {
-        (self.read.load(Ordering::Relaxed), self.of.load(Ordering::Relaxed))
+        (
+            self.read.load(Ordering::Relaxed),
+            self.of.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -112,9 +135,17 @@ pub async fn build(
     baseline_id: &str,
     now: UnixNanos,
 ) -> Result<EventReport, ReportError> {
-    build_with(store, board, event_id, baseline_id, now, None, &Progress::default())
-        .await
-        .map(|(report, _)| report)
+    build_with(
+        store,
+        board,
+        event_id,
+        baseline_id,
+        now,
+        None,
+        &Progress::default(),
+    )
+    .await
+    .map(|(report, _)| report)
 }
 
 /// As [`build`], going on from `kept` (an earlier pass over the same event's rows, when it
@@ -164,7 +195,6 @@ pub async fn build_with(
     let f = &snapshot.figures;
     let reporting = event.reporting_currency;
     let rates = &f.rates;
-    let final_ = event.state(now) == EventState::Closed;
 
     let disabled: BTreeSet<SiteId> = f
         .sites
@@ -204,6 +234,30 @@ pub async fn build_with(
             after = row.position;
         }
     }
+
+    // Closed is final only once every row of the event is in the figures: no row of it above
+    // the snapshot's watermark (the aggregator may still have been folding at the close).
+    let mut complete = true;
+    if event.state(now) == EventState::Closed {
+        let head = store.ledger_head().await?;
+        let mut after = f.watermark;
+        'tail: while after < head {
+            let rows = store.read_ledger(after, PAGE).await?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                if row.event_id == event.event_id {
+                    complete = false;
+                    break 'tail;
+                }
+                after = row.position;
+            }
+        }
+    }
+    // (The breakdowns carry their own watermark: they too must hold every row.)
+    complete &= f.breakdown_watermark >= scan.last_position;
+    let final_ = event.state(now) == EventState::Closed && complete;
 
     // The check: the event's totals recomputed from its rows against the snapshot's.
     let mut differences = Vec::new();
@@ -245,25 +299,49 @@ pub async fn build_with(
     }
 
     // The sites: the final ranking (ranked, then held, then without a transaction).
-    let counted: Vec<_> = f.entries.iter().chain(&f.held).collect();
-    let at_end = saleboard_domain::ranking::rank(
+    // A final report lists the sites that took part (a row in the event), not the sites
+    // registered since; a provisional one every enabled site.
+    let counted: Vec<_> = f
+        .entries
+        .iter()
+        .chain(&f.held)
+        .filter(|e| !final_ || f.totals.contains_key(&e.site_id))
+        .collect();
+    let held: BTreeSet<&SiteId> = f.held.iter().map(|e| &e.site_id).collect();
+    // The enabled sites' figures from `by_site` (a held site counted nationally, not ranked,
+    // as the board ranks them).
+    let figures_of = |by_site: &dyn Fn(&SiteId) -> Option<BTreeMap<Currency, CurrencyTotals>>| {
         f.sites
             .iter()
             .filter(|s| s.disabled_at.is_none())
             .filter_map(|s| {
-                scan.at_end
-                    .get(&s.site_id)
-                    .map(|totals| saleboard_domain::ranking::SiteFigures {
-                        site_id: s.site_id.clone(),
-                        display_name: s.display_name.clone(),
-                        totals: totals.clone(),
-                        held: false,
-                    })
+                by_site(&s.site_id).map(|totals| saleboard_domain::ranking::SiteFigures {
+                    site_id: s.site_id.clone(),
+                    display_name: s.display_name.clone(),
+                    totals,
+                    held: held.contains(&s.site_id),
+                })
             })
-            .collect(),
+            .collect::<Vec<_>>()
+    };
+    let at_end = saleboard_domain::ranking::rank(
+        figures_of(&|site| scan.at_end.get(site).cloned()),
         rates,
         reporting,
     );
+    // The national figure again, from the ledger's own totals.
+    let mut ledger_sites: BTreeMap<SiteId, BTreeMap<Currency, CurrencyTotals>> = BTreeMap::new();
+    for ((e, site, currency), t) in scan.book.totals() {
+        if e == event.event_id {
+            ledger_sites.entry(site).or_default().insert(currency, t);
+        }
+    }
+    let ledger_national = saleboard_domain::ranking::rank(
+        figures_of(&|site| ledger_sites.get(site).cloned()),
+        rates,
+        reporting,
+    )
+    .national_net_reporting_minor;
     let at_end: BTreeMap<&SiteId, (u32, i64)> = at_end
         .entries
         .iter()
@@ -273,37 +351,42 @@ pub async fn build_with(
     let (mut sale_count, mut refund_count) = (0_u64, 0_u64);
     let (mut late_total, mut late_count) = (0_i128, 0_u64);
     let mut sites = Vec::with_capacity(counted.len());
-    let held: BTreeSet<&SiteId> = f.held.iter().map(|e| &e.site_id).collect();
     let empty = BTreeMap::new();
     for entry in &counted {
         let totals = f.totals.get(&entry.site_id).unwrap_or(&empty);
         let in_national = entry.out_of_range.is_empty();
         if in_national {
-            gross = gross.saturating_add(converted_sum(
+            let site_gross = converted_sum(
                 totals.iter().map(|(c, t)| (c, t.gross_minor)),
                 rates,
                 reporting,
-            ));
-            refunded = refunded.saturating_add(converted_sum(
+                "gross",
+            )?;
+            gross = add(gross, site_gross, "gross")?;
+            let site_refunded = converted_sum(
                 totals.iter().map(|(c, t)| (c, t.refunded_minor)),
                 rates,
                 reporting,
-            ));
+                "refunded",
+            )?;
+            refunded = add(refunded, site_refunded, "refunded")?;
             sale_count = sale_count.saturating_add(entry.sale_count);
             refund_count = refund_count.saturating_add(entry.refund_count);
         }
         let late = scan.late_refunds.get(&entry.site_id);
-        let late_site = late.map_or(0, |m| {
-            converted_sum(
+        let late_site = match late {
+            Some(m) => converted_sum(
                 m.iter().map(|(c, t)| (c, t.refunded_minor)),
                 rates,
                 reporting,
-            )
-        });
+                "refunded after the end",
+            )?,
+            None => 0,
+        };
         if let Some(m) = late {
             late_count = late_count.saturating_add(m.values().map(|t| t.refund_count).sum());
         }
-        late_total = late_total.saturating_add(late_site);
+        late_total = add(late_total, late_site, "refunded after the end")?;
         let (rank_at_end, net_at_end) = at_end.get(&entry.site_id).copied().unwrap_or((0, 0));
         sites.push(ReportSite {
             rank: entry.rank,
@@ -334,13 +417,25 @@ pub async fn build_with(
         });
     }
     // Ranked sites first by rank, then held, then those without a transaction (rank 0).
-    sites.sort_by_key(|s| (s.rank == 0, s.held, s.rank));
+    sites.sort_by_key(|s| {
+        let group = if s.held {
+            1
+        } else if s.rank == 0 {
+            2
+        } else {
+            0
+        };
+        (group, s.rank)
+    });
     let net = f.national_net_reporting_minor;
-    let site_sum = sites
-        .iter()
-        .filter(|s| !s.out_of_range)
-        .filter_map(|s| s.net_minor.parse::<i128>().ok())
-        .fold(0_i128, i128::saturating_add);
+    let mut site_sum = 0_i128;
+    for entry in counted.iter().filter(|e| e.out_of_range.is_empty()) {
+        site_sum = add(
+            site_sum,
+            i128::from(entry.net_reporting_minor),
+            "national net",
+        )?;
+    }
 
     let sending = f
         .totals
@@ -372,7 +467,8 @@ pub async fn build_with(
         scan.voids.iter().map(|(c, t)| (c, t.net_minor())),
         rates,
         reporting,
-    );
+        "voided net",
+    )?;
     let with_sales = f
         .totals
         .iter()
@@ -400,12 +496,16 @@ pub async fn build_with(
             rates,
             &baseline_id,
             &events,
-            f.watermark,
+            (f.watermark, now),
             net,
         )
         .await?
     };
-    let (audit_position, audit_sha256) = store.audit_head().await?;
+    let (audit_position, audit_sha256) = if final_ {
+        audit_at(store, event.closes_at).await?
+    } else {
+        store.audit_head().await?
+    };
     let watermark = if final_ {
         scan.last_position
     } else {
@@ -428,7 +528,13 @@ pub async fn build_with(
             net_minor: decimal(net),
             sale_count,
             refund_count,
-            registered_sites: count(f.sites.len()),
+            // A final report counts the sites registered by the close.
+            registered_sites: count(
+                f.sites
+                    .iter()
+                    .filter(|s| !final_ || s.created_at <= event.closes_at)
+                    .count(),
+            ),
             sending_sites: count(sending),
             held_sites: count(f.held.len()),
             disabled_sites: count(disabled.len()),
@@ -485,10 +591,17 @@ pub async fn build_with(
             totals_match_ledger: differences.is_empty(),
             differences,
             sites_add_up: site_sum == net,
+            national_matches_ledger: ledger_national == net,
+            complete,
             audit_position,
             audit_sha256,
         }),
         rates: rate_msgs(rates),
+        breakdown_watermark: if final_ {
+            watermark
+        } else {
+            f.breakdown_watermark
+        },
         unconverted_currencies: f
             .unconverted_currencies()
             .iter()
@@ -496,6 +609,34 @@ pub async fn build_with(
             .collect(),
     };
     Ok((report, scan))
+}
+
+/// The audit log's entry at `at`: the last one made at or before it (position 0 and the
+/// genesis hash for none). A final report names the log as it was at the close, so later
+/// admin calls (of any event) do not change it.
+async fn audit_at(store: &dyn Store, at: UnixNanos) -> Result<(u64, String), ReportError> {
+    let mut last = (0, saleboard_domain::audit::GENESIS.to_owned());
+    let mut after = 0;
+    loop {
+        let page = store
+            .audit_log(&saleboard_storage::AuditQuery {
+                after,
+                organizer: None,
+                since: None,
+                limit: 1_000,
+            })
+            .await?;
+        let Some(tail) = page.last() else {
+            return Ok(last);
+        };
+        after = tail.position;
+        for entry in &page {
+            if entry.at > at {
+                return Ok(last);
+            }
+            last = (entry.position, entry.sha256.clone());
+        }
+    }
 }
 
 fn rate_msgs(rates: &BTreeMap<Currency, Rate>) -> Vec<ExchangeRate> {
@@ -534,7 +675,7 @@ async fn comparison(
     rates: &BTreeMap<Currency, Rate>,
     baseline_id: &str,
     events: &saleboard_domain::Events,
-    watermark: u64,
+    (watermark, now): (u64, UnixNanos),
     net: i128,
 ) -> Result<Option<ReportComparison>, ReportError> {
     let Some(compared) = board
@@ -551,17 +692,23 @@ async fn comparison(
         .await?
         .into_iter()
         .collect();
-    let hours = |a: UnixNanos, b: UnixNanos| (b.0.saturating_sub(a.0)) / 3_600_000_000_000;
-    let (this_h, base_h) = (
-        hours(event.starts_at, event.ends_at),
-        hours(baseline.starts_at, baseline.ends_at),
+    let length = |a: UnixNanos, b: UnixNanos| {
+        let minutes = b.0.saturating_sub(a.0) / 60_000_000_000;
+        match (minutes / 60, minutes % 60) {
+            (h, 0) => format!("{h} hours"),
+            (h, m) => format!("{h} hours {m} minutes"),
+        }
+    };
+    let (this_w, base_w) = (
+        length(event.starts_at, event.ends_at),
+        length(baseline.starts_at, baseline.ends_at),
     );
-    let ended = UnixNanos::now() >= event.ends_at;
-    let mut windows = if this_h == base_h {
-        format!("Both windows last {this_h} hours.")
+    let ended = now >= event.ends_at;
+    let mut windows = if this_w == base_w {
+        format!("Both windows last {this_w}.")
     } else {
         format!(
-            "This event's window lasts {this_h} hours, the baseline's {base_h} hours: the figures are not for windows of the same length."
+            "This event's window lasts {this_w}, the baseline's {base_w}: the figures are not for windows of the same length."
         )
     };
     windows.push_str(if ended {
@@ -688,9 +835,14 @@ impl Reports {
         let now = UnixNanos::now();
         let events = self.board.events();
         let event = if event_id.is_empty() {
-            events.current(now).map(|e| e.event_id.clone()).ok_or_else(|| {
-                ReportError::NotFound("no event is configured or current: name the event".into())
-            })?
+            events
+                .current(now)
+                .map(|e| e.event_id.clone())
+                .ok_or_else(|| {
+                    ReportError::NotFound(
+                        "no event is configured or current: name the event".into(),
+                    )
+                })?
         } else if events.get(event_id).is_some() {
             event_id.to_owned()
         } else {
@@ -758,10 +910,7 @@ impl Reports {
             Ok(Err(_)) => Err(ReportError::Failed("the report was not made".into())),
             Err(_) => {
                 let state = self.state();
-                let (read, of) = state
-                    .making
-                    .as_ref()
-                    .map_or((0, 0), |m| m.progress.get());
+                let (read, of) = state.making.as_ref().map_or((0, 0), |m| m.progress.get());
                 if asker == Asker::Public
                     && let Some(kept) = state.kept.get(&key)
                 {

@@ -175,10 +175,10 @@ impl LeaderboardServer {
                 .saturating_sub(std::time::Duration::from_secs(2))
                 .max(std::time::Duration::from_millis(500)),
         ))
-            .accept_compressed(CompressionEncoding::Gzip)
-            .accept_compressed(CompressionEncoding::Zstd)
-            .send_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Zstd);
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Zstd);
         let admin = tower::ServiceBuilder::new()
             // Outermost: every request is traced and timed, refused or not.
             .layer(rpc)

@@ -123,7 +123,14 @@ fn share(part: &str, whole: &str, cur: &str) -> String {
     }
 }
 
-fn keys_blocks(out: &mut Vec<Block>, title: &str, keys: &[ReportKey], net: &str, cur: &str) {
+fn keys_blocks(
+    out: &mut Vec<Block>,
+    title: &str,
+    keys: &[ReportKey],
+    net: &str,
+    cur: &str,
+    trailing: bool,
+) {
     const TOP: usize = 10;
     out.push(Block::Subheading(if keys.len() > TOP {
         format!("{title}: the top {TOP} of {}", keys.len())
@@ -167,6 +174,12 @@ fn keys_blocks(out: &mut Vec<Block>, title: &str, keys: &[ReportKey], net: &str,
         let diff = n.saturating_sub(sum);
         out.push(Block::Para(if diff == 0 {
             format!("Every key adds up to {}, the national net.", money(&sum.to_string(), cur))
+        } else if trailing {
+            format!(
+                "Every key adds up to {}: {} from the national net, as the breakdowns are of an earlier ledger position.",
+                money(&sum.to_string(), cur),
+                money(&diff.to_string(), cur)
+            )
         } else {
             format!(
                 "Every key adds up to {}: {} from the national net, the half-to-even rounding of each converted (key, currency) total against each (site, currency) total.",
@@ -350,9 +363,20 @@ pub fn document(report: &EventReport, hashes: &[(String, String)]) -> Document {
     });
 
     b.push(Block::Heading("4. Breakdowns".into()));
-    keys_blocks(&mut b, "Brand", &report.brands, &head.net_minor, cur);
-    keys_blocks(&mut b, "Category", &report.categories, &head.net_minor, cur);
-    keys_blocks(&mut b, "Origin", &report.origins, &head.net_minor, cur);
+    let trailing = report.breakdown_watermark < report.watermark;
+    if trailing {
+        b.push(Block::Para(format!(
+            "The breakdowns are of ledger position {} (they trail the headline figures by at most about a second while the ledger is busy).",
+            report.breakdown_watermark
+        )));
+    }
+    for (title, keys) in [
+        ("Brand", &report.brands),
+        ("Category", &report.categories),
+        ("Origin", &report.origins),
+    ] {
+        keys_blocks(&mut b, title, keys, &head.net_minor, cur, trailing);
+    }
 
     b.push(Block::Heading("5. Over time".into()));
     let every = report.hourly.len().div_ceil(8).max(1);
@@ -475,14 +499,20 @@ pub fn document(report: &EventReport, hashes: &[(String, String)]) -> Document {
     let v = report.verification.clone().unwrap_or_default();
     b.push(Block::Heading("8. Verification".into()));
     b.push(Block::Para(format!(
-        "This report covers the event's ledger rows at positions {} to {} ({} rows, voids included). Recomputed from those rows, the event's totals {} the stored totals. The sites' figures {} the national figure. Software version {}.",
+        "This report covers the event's ledger rows at positions {} to {} ({} rows, voids included). Recomputed from those rows, each site's totals per currency {} the stored totals, and the national net {} the stored figure. The sites' figures {} the national figure. Software version {}.",
         v.first_position,
         v.last_position,
         count(v.rows, cur),
         if v.totals_match_ledger { "agree with" } else { "DO NOT agree with" },
+        if v.national_matches_ledger { "equals" } else { "DOES NOT equal" },
         if v.sites_add_up { "add up to" } else { "DO NOT add up to" },
         report.software_version
     )));
+    if !v.complete {
+        b.push(Block::Para(
+            "The event is closed, but rows of it are still being folded into the figures: this report is provisional until they are.".into(),
+        ));
+    }
     for d in &v.differences {
         b.push(Block::Para(format!("Difference: {d}")));
     }

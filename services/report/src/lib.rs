@@ -86,13 +86,30 @@ fn csv_file(
         .map_err(|e| ReportFilesError::Encode(e.to_string()))
 }
 
-/// The first columns of every data row: the status, the event and the watermark.
-fn stamp(report: &EventReport) -> [String; 3] {
+/// The first columns of every data row: the status, the event, the watermark and (while
+/// provisional) the time of the figures.
+fn stamp(report: &EventReport) -> [String; 4] {
     [
         status_word(report).to_owned(),
         event_id(report).to_owned(),
         report.watermark.to_string(),
+        report
+            .as_of
+            .as_ref()
+            .map(|t| format::rfc3339(t.seconds))
+            .unwrap_or_default(),
     ]
+}
+
+/// Free text for a CSV cell: one that a spreadsheet would take for a formula (starting with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return) is prefixed with `'`, so opening the file
+/// never runs anything. Only names, which organizers type, need it: ids and keys are slugs.
+fn text_cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
 }
 
 fn breakdown(report: &EventReport, keys: &[ReportKey]) -> Result<Vec<u8>, ReportFilesError> {
@@ -101,6 +118,7 @@ fn breakdown(report: &EventReport, keys: &[ReportKey]) -> Result<Vec<u8>, Report
             "status",
             "event_id",
             "watermark",
+            "as_of",
             "rank",
             "key",
             "net_minor",
@@ -135,6 +153,7 @@ pub fn data_files(report: &EventReport) -> Result<Vec<(&'static str, Vec<u8>)>, 
             "status",
             "event_id",
             "watermark",
+            "as_of",
             "rank",
             "site_id",
             "display_name",
@@ -159,7 +178,7 @@ pub fn data_files(report: &EventReport) -> Result<Vec<(&'static str, Vec<u8>)>, 
             row.extend([
                 s.rank.to_string(),
                 s.site_id.clone(),
-                s.display_name.clone(),
+                text_cell(&s.display_name),
                 s.held.to_string(),
                 s.out_of_range.to_string(),
                 s.net_minor.clone(),
@@ -178,6 +197,7 @@ pub fn data_files(report: &EventReport) -> Result<Vec<(&'static str, Vec<u8>)>, 
             "status",
             "event_id",
             "watermark",
+            "as_of",
             "site_id",
             "currency",
             "sale_count",
@@ -209,6 +229,7 @@ pub fn data_files(report: &EventReport) -> Result<Vec<(&'static str, Vec<u8>)>, 
             "status",
             "event_id",
             "watermark",
+            "as_of",
             "hour_start_utc",
             "hour_start_local",
             "net_minor",
@@ -344,29 +365,79 @@ pub fn check_manifest(dir: &Path) -> Result<Vec<String>, ReportFilesError> {
             continue;
         }
         named.insert(name.to_owned());
-        match std::fs::read(dir.join(name)) {
-            Ok(bytes) if sha256_hex(&bytes) == hash => {}
+        match hash_file(&dir.join(name)) {
+            Ok(actual) if actual == hash => {}
             Ok(_) => problems.push(format!("{name}: changed since the report was made (its SHA-256 differs from the manifest's)")),
             Err(e) => problems.push(format!("{name}: {e}")),
         }
     }
-    for name in DATA_FILES.iter().chain(&["report.html"]) {
-        if !named.contains(*name) {
+    // Every file the report writes is named: one left out of the manifest is not checked.
+    let pdf = dir.join("report.pdf").exists().then_some("report.pdf");
+    for name in DATA_FILES.iter().copied().chain(["report.html"]).chain(pdf) {
+        if !named.contains(name) {
             problems.push(format!("{name}: not in {MANIFEST}"));
         }
     }
     Ok(problems)
 }
 
-/// Compares the data files in `dir` with those `fresh` (the report made again from the
-/// database) gives: one line per file that differs, naming its first differing line.
+/// Files larger than this are not read by a check (a report's files are far smaller).
+const MAX_FILE: u64 = 1 << 30;
+
+/// The SHA-256 of a regular file, read in pieces (never a link, a pipe or a device: a copy
+/// of a report from anywhere cannot make the check hang or read the machine's files).
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_FILE {
+        return Err(std::io::Error::other("larger than any report file"));
+    }
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buffer[..n]);
+    }
+}
+
+/// A regular file's bytes (see [`hash_file`]).
+///
+/// # Errors
+/// When it is not a regular file, is larger than any report file, or cannot be read.
+pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_FILE {
+        return Err(std::io::Error::other("larger than any report file"));
+    }
+    std::fs::read(path)
+}
+
+/// Compares the data files and the page in `dir` with those `fresh` (the report made again
+/// from the database) gives: one line per file that differs, naming its first differing
+/// line.
 ///
 /// # Errors
 /// As [`data_files`].
 pub fn compare_dir(dir: &Path, fresh: &EventReport) -> Result<Vec<String>, ReportFilesError> {
     let mut out = Vec::new();
-    for (name, bytes) in data_files(fresh)? {
-        let held = match std::fs::read(dir.join(name)) {
+    let mut files = data_files(fresh)?;
+    let hashes: Vec<(String, String)> = files
+        .iter()
+        .map(|(n, b)| ((*n).to_owned(), sha256_hex(b)))
+        .collect();
+    files.push(("report.html", html::page(fresh, &hashes).into_bytes()));
+    for (name, bytes) in files {
+        let held = match read_regular(&dir.join(name)) {
             Ok(b) => b,
             Err(e) => {
                 out.push(format!("{name}: {e}"));

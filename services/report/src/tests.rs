@@ -102,10 +102,10 @@ fn every_data_file_says_its_status_on_every_row_and_carries_exact_minor_units() 
     let sites = file(&files, "sites.csv");
     let lines: Vec<_> = sites.lines().collect();
     assert_eq!(lines.len(), 3);
-    assert!(lines[0].starts_with("status,event_id,watermark,rank,site_id"));
+    assert!(lines[0].starts_with("status,event_id,watermark,as_of,rank,site_id"));
     assert_eq!(
         lines[1],
-        "PROVISIONAL,harbolnas-2026,42,1,toko-a,\"Toko, \"\"A\"\"\",false,false,3000000000000,3,0,2,,,"
+        "PROVISIONAL,harbolnas-2026,42,,1,toko-a,\"Toko, \"\"A\"\"\",false,false,3000000000000,3,0,2,,,"
     );
     let hourly = file(&files, "hourly.csv");
     assert!(hourly.contains("2026-12-12T00:00:00Z,12 Dec 2026 07:00 WIB,100,100"));
@@ -215,4 +215,43 @@ fn the_manifest_is_sorted_and_in_sha256sum_form() {
         sha256_hex(b""),
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
+}
+
+#[test]
+fn a_name_a_spreadsheet_would_run_is_written_as_text() {
+    assert_eq!(text_cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+    for bad in ["+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+        assert!(text_cell(bad).starts_with('\''), "{bad:?}");
+    }
+    assert_eq!(text_cell("Toko Satu"), "Toko Satu");
+    let mut report = sample(ReportStatus::Final);
+    report.sites[0].display_name = "=cmd|' /C calc'!A0".into();
+    let files = data_files(&report).expect("files");
+    assert!(file(&files, "sites.csv").contains(",'=cmd|' /C calc'!A0,"));
+}
+
+#[cfg(unix)]
+#[test]
+fn the_check_reads_regular_files_only() {
+    let dir = std::env::temp_dir().join(format!("saleboard-report-link-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = sample(ReportStatus::Final);
+    write_dir(&dir, &report, None).expect("written");
+    std::fs::remove_file(dir.join("hourly.csv")).expect("remove");
+    std::os::unix::fs::symlink("/dev/zero", dir.join("hourly.csv")).expect("link");
+    let problems = check_manifest(&dir).expect("checked");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p == "hourly.csv: not a regular file"),
+        "{problems:?}"
+    );
+    let differ = compare_dir(&dir, &report).expect("compared");
+    assert!(
+        differ
+            .iter()
+            .any(|p| p.starts_with("hourly.csv: not a regular file")),
+        "{differ:?}"
+    );
+    std::fs::remove_dir_all(&dir).expect("cleanup");
 }
