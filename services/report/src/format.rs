@@ -88,53 +88,37 @@ pub fn percent(text: &str, currency: &str) -> String {
     format!("{}%", text.replace('.', &mark.to_string()))
 }
 
-/// A time (seconds and nanoseconds since the epoch, as a protobuf timestamp carries it) in
-/// `zone` (an IANA name; UTC when empty or unknown): `12 Dec 2026 21:04 WIB`.
-#[must_use]
-pub fn time(seconds: i64, zone: &str) -> String {
+/// `seconds` since the epoch in `zone` (an IANA name; UTC when empty or unknown), written
+/// with `pattern` (strftime).
+fn zoned(seconds: i64, zone: &str, pattern: &str) -> String {
     let tz = if zone.is_empty() {
         jiff::tz::TimeZone::UTC
     } else {
         jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC)
     };
     match jiff::Timestamp::from_second(seconds) {
-        Ok(t) => t
-            .to_zoned_datetime(tz)
-            .strftime("%-d %b %Y %H:%M %Z")
-            .to_string(),
+        Ok(t) => t.to_zoned_datetime(tz).strftime(pattern).to_string(),
         Err(_) => seconds.to_string(),
     }
+}
+
+/// A time (seconds since the epoch, as a protobuf timestamp carries it) in `zone` (an IANA
+/// name; UTC when empty or unknown): `12 Dec 2026 21:04 WIB`.
+#[must_use]
+pub fn time(seconds: i64, zone: &str) -> String {
+    zoned(seconds, zone, "%-d %b %Y %H:%M %Z")
 }
 
 /// A time in `zone`, short, for a chart's axis: `12 Dec 07:00`.
 #[must_use]
 pub fn short_time(seconds: i64, zone: &str) -> String {
-    let tz = if zone.is_empty() {
-        jiff::tz::TimeZone::UTC
-    } else {
-        jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC)
-    };
-    match jiff::Timestamp::from_second(seconds) {
-        Ok(t) => t.to_zoned_datetime(tz).strftime("%-d %b %H:%M").to_string(),
-        Err(_) => seconds.to_string(),
-    }
+    zoned(seconds, zone, "%-d %b %H:%M")
 }
 
 /// As [`time`] with seconds.
 #[must_use]
 pub fn time_seconds(seconds: i64, zone: &str) -> String {
-    let tz = if zone.is_empty() {
-        jiff::tz::TimeZone::UTC
-    } else {
-        jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC)
-    };
-    match jiff::Timestamp::from_second(seconds) {
-        Ok(t) => t
-            .to_zoned_datetime(tz)
-            .strftime("%-d %b %Y %H:%M:%S %Z")
-            .to_string(),
-        Err(_) => seconds.to_string(),
-    }
+    zoned(seconds, zone, "%-d %b %Y %H:%M:%S %Z")
 }
 
 /// A time as RFC 3339 in UTC (the data files' form).
