@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use saleboard_proto::v1::{
-    EventReport, EventState, GetEventReportRequest, GetLeaderboardRequest,
-    GetNationalTotalsRequest, Outcome, ReportStatus, SetExchangeRatesRequest,
-    SubmitTransactionsRequest, Transaction,
+    AdjustTransactionsRequest, ApproveActionRequest, EventReport, EventState,
+    GetEventReportRequest, GetLeaderboardRequest, GetNationalTotalsRequest, Outcome, ReportStatus,
+    SetExchangeRatesRequest, SetSiteEnabledRequest, SetSiteHoldRequest, SubmitTransactionsRequest,
+    Transaction,
 };
 use saleboard_proto::{Timestamp, v1::ExchangeRate};
 use saleboard_tests::data::{refund, sale};
@@ -20,7 +21,10 @@ use saleboard_tests::proc::saleboard;
 use saleboard_tests::{Backend, TestApp, backend_tests};
 use tonic::Code;
 
-backend_tests!(the_official_report_states_checks_and_finalizes_the_figures);
+backend_tests!(
+    the_official_report_states_checks_and_finalizes_the_figures,
+    a_report_states_the_baseline_holds_voids_and_what_it_leaves_out,
+);
 
 fn now_secs() -> i64 {
     saleboard_domain::UnixNanos::now().to_parts().0
@@ -504,5 +508,200 @@ async fn the_official_report_states_checks_and_finalizes_the_figures(backend: Ba
         saleboard_tests::http::get(app.leaderboard_addr, "/report/no-such-event").await;
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("no-such-event"));
+    app.stop().await;
+}
+
+/// A sale at `occurred` (Unix seconds).
+fn sale_at(id: &str, currency: &str, amount: i64, occurred: i64) -> Transaction {
+    Transaction {
+        occurred_at: Some(Timestamp {
+            seconds: occurred,
+            nanos: 0,
+        }),
+        ..sale(id, currency, amount)
+    }
+}
+
+/// The report against a baseline event, with a site held and one disabled by the organizers,
+/// a sale voided by an adjustment and a currency without a rate: each is stated, and the
+/// figures still equal the gRPC answers and the ledger.
+#[allow(clippy::too_many_lines)]
+async fn a_report_states_the_baseline_holds_voids_and_what_it_leaves_out(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let now = now_secs();
+    let day = 86_400;
+    let ts = |seconds| Some(Timestamp { seconds, nanos: 0 });
+    // Last year's (a day, long ended, still settling) and this one's, compared with it.
+    let mut baseline = saleboard_tests::data::event();
+    baseline.event_id = "harbolnas-prev".into();
+    baseline.display_name = "Harbolnas last time".into();
+    baseline.starts_at = ts(now - 10 * day);
+    baseline.ends_at = ts(now - 9 * day);
+    baseline.closes_at = ts(now + day);
+    let mut admin = app.admin().await;
+    admin.set_event(baseline).await.expect("baseline");
+    let mut event = saleboard_tests::data::event();
+    event.baseline_event_id = "harbolnas-prev".into();
+    admin.set_event(event.clone()).await.expect("event");
+    let mut keys = std::collections::BTreeMap::new();
+    for site in ["alpha", "beta", "gamma", "delta"] {
+        keys.insert(site, app.site_with_key(site).await.1);
+    }
+    push(
+        &app,
+        &keys["alpha"],
+        vec![sale_at("old-1", "IDR", 100_000_000, now - 9 * day - 3_600)],
+    )
+    .await;
+    push(&app, &keys["alpha"], vec![sale("a-1", "IDR", 150_000_000)]).await;
+    push(&app, &keys["beta"], vec![sale("b-1", "IDR", 50_000_000)]).await;
+    push(
+        &app,
+        &keys["gamma"],
+        vec![
+            sale("g-1", "IDR", 30_000_000),
+            sale("g-2", "IDR", 10_000_000),
+            sale("g-3", "EUR", 1_000),
+        ],
+    )
+    .await;
+    push(&app, &keys["delta"], vec![sale("d-1", "IDR", 20_000_000)]).await;
+    app.settle().await;
+
+    // Two organizers hold beta and void gamma's g-1; delta is disabled.
+    let ana = app.create_organizer("ana").await;
+    let budi = app.create_organizer("budi").await;
+    let mut ana = saleboard_tests::app::admin_client(app.admin_addr, Some(&ana)).await;
+    let mut budi = saleboard_tests::app::admin_client(app.admin_addr, Some(&budi)).await;
+    let held = ana
+        .set_site_hold(SetSiteHoldRequest {
+            event_id: String::new(),
+            site_id: "beta".into(),
+            held: true,
+            reason: "figures under review".into(),
+        })
+        .await
+        .expect("hold")
+        .into_inner();
+    let voided = ana
+        .adjust_transactions(AdjustTransactionsRequest {
+            event_id: String::new(),
+            site_id: "gamma".into(),
+            transaction_ids: vec!["g-1".into()],
+            reason: "a test order".into(),
+            flag_id: String::new(),
+        })
+        .await
+        .expect("adjust")
+        .into_inner();
+    for action in [held.action_id, voided.action_id] {
+        budi.approve_action(ApproveActionRequest { action_id: action })
+            .await
+            .expect("approve");
+    }
+    admin
+        .set_site_enabled(SetSiteEnabledRequest {
+            site_id: "delta".into(),
+            enabled: false,
+        })
+        .await
+        .expect("disable");
+    app.settle().await;
+
+    let report = report(&app, "harbolnas-test").await;
+    let national = app
+        .leaderboard()
+        .await
+        .get_national_totals(GetNationalTotalsRequest {
+            event_id: "harbolnas-test".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("national")
+        .into_inner();
+    let head = report.headline.clone().expect("headline");
+    // alpha 150,000,000 + beta (held: in the national figure) 50,000,000 + gamma 10,000,000;
+    // delta (disabled) and the EUR sale (no rate) left out.
+    assert_eq!(head.net_minor, "210000000");
+    assert_eq!(head.net_minor, national.net_reporting_minor.to_string());
+    assert_eq!(
+        (
+            head.registered_sites,
+            head.sending_sites,
+            head.held_sites,
+            head.disabled_sites
+        ),
+        (4, 3, 1, 1)
+    );
+    assert_eq!(report.unconverted_currencies, vec!["EUR".to_owned()]);
+    let places: Vec<_> = report
+        .sites
+        .iter()
+        .map(|s| (s.site_id.as_str(), s.rank, s.held, s.rank_at_end))
+        .collect();
+    assert_eq!(
+        places,
+        vec![
+            ("alpha", 1, false, 1),
+            ("gamma", 2, false, 2),
+            ("beta", 0, true, 0)
+        ]
+    );
+    let gamma = &report.sites[1];
+    assert_eq!(gamma.unconverted_currencies, vec!["EUR".to_owned()]);
+    let integrity = report.integrity.clone().expect("integrity");
+    assert_eq!(integrity.held_sites, vec!["beta".to_owned()]);
+    assert_eq!(
+        (
+            integrity.adjustments,
+            integrity.voided_rows,
+            integrity.voided_net_minor.as_str()
+        ),
+        (1, 1, "30000000")
+    );
+    // The baseline's whole day (this event is past its first day): 100,000,000; growth 110%.
+    let comparison = report.comparison.clone().expect("comparison");
+    assert_eq!(comparison.baseline_event_id, "harbolnas-prev");
+    assert_eq!(comparison.baseline_net_minor, "100000000");
+    assert_eq!(comparison.growth_percent, "110.00");
+    assert!(
+        comparison
+            .windows
+            .contains("lasts 96 hours, the baseline's 24 hours"),
+        "{}",
+        comparison.windows
+    );
+    let v = report.verification.clone().expect("verification");
+    assert!(
+        v.totals_match_ledger && v.national_matches_ledger && v.sites_add_up,
+        "{v:?}"
+    );
+    // Every row of the event, the void included (delta's too: checked, not counted).
+    assert_eq!(v.rows, 7);
+
+    // The same in the files a reader gets.
+    if tool("pdftotext") {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().join("r");
+        run_ok(&report_cli(&app, "harbolnas-test", &dir));
+        let text = pdf_text(&dir);
+        for wanted in [
+            "Growth: 110,00%",
+            "Harbolnas last time",
+            "Sites held: beta",
+            "Adjustments approved: 1 (1 ledger rows voided, Rp 300.000 taken off the net)",
+            "(no exchange rate): EUR",
+        ] {
+            assert!(
+                text.split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .contains(wanted),
+                "{wanted:?} not in the PDF:\n{text}"
+            );
+        }
+    }
     app.stop().await;
 }
