@@ -6,7 +6,7 @@
 //! recomputes the audit log's hash chain (as `saleboard admin audit verify` does over the
 //! API), and checks that its last entry is the one the log's head names.
 
-use saleboard_domain::totals::{CurrencyTotals, HourlyTotals, TotalsBook};
+use saleboard_domain::totals::{HourlyTotals, TotalsBook};
 use saleboard_runtime::database::DatabaseArgs;
 
 /// Arguments of `saleboard verify`.
@@ -23,18 +23,6 @@ pub struct VerifyArgs {
 
 /// Ledger rows read per page.
 const PAGE: u32 = 50_000;
-
-fn describe_totals(t: Option<&CurrencyTotals>) -> String {
-    t.map_or_else(
-        || "nothing".to_owned(),
-        |t| {
-            format!(
-                "{} sales, gross {}, {} refunds, refunded {}",
-                t.sale_count, t.gross_minor, t.refund_count, t.refunded_minor
-            )
-        },
-    )
-}
 
 fn describe_hourly(h: Option<&HourlyTotals>) -> String {
     h.map_or_else(
@@ -60,8 +48,8 @@ pub fn differences(stored: &TotalsBook, recomputed: &TotalsBook) -> Vec<String> 
                 key.0,
                 key.1,
                 key.2,
-                describe_totals(s),
-                describe_totals(r)
+                saleboard_domain::totals::describe(s),
+                saleboard_domain::totals::describe(r)
             ));
         }
     }
@@ -115,8 +103,8 @@ pub fn segment_differences(
             let (event, dimension, k, site, currency) = key;
             out.push(format!(
                 "event {event} {dimension} {k:?} {site} {currency}: stored {}, ledger says {}",
-                describe_totals(s),
-                describe_totals(r)
+                saleboard_domain::totals::describe(s),
+                saleboard_domain::totals::describe(r)
             ));
         }
     }
@@ -139,8 +127,8 @@ pub fn segment_differences(
             if st != rt {
                 out.push(format!(
                     "event {event} {dimension} {k:?} {currency} national: stored {}, ledger says {}",
-                    describe_totals(st),
-                    describe_totals(rt)
+                    saleboard_domain::totals::describe(st),
+                    saleboard_domain::totals::describe(rt)
                 ));
             }
         }

@@ -159,6 +159,21 @@ fn figures_of(kind: Kind) -> &'static str {
     }
 }
 
+/// A total as people read it in a difference ("3 sales, gross 900, 1 refunds, refunded
+/// 200"; "nothing" for none): what `verify` and the report's check print.
+#[must_use]
+pub fn describe(t: Option<&CurrencyTotals>) -> String {
+    t.map_or_else(
+        || "nothing".to_owned(),
+        |t| {
+            format!(
+                "{} sales, gross {}, {} refunds, refunded {}",
+                t.sale_count, t.gross_minor, t.refund_count, t.refunded_minor
+            )
+        },
+    )
+}
+
 /// Adds one ledger row to a per-currency total (a void takes its target's figures away).
 ///
 /// # Errors

@@ -277,17 +277,7 @@ pub async fn build_with(
     for key in differing {
         let (s, r) = (stored.get(&key), recomputed.get(&key));
         if s != r {
-            let describe = |t: Option<&CurrencyTotals>| {
-                t.map_or_else(
-                    || "nothing".to_owned(),
-                    |t| {
-                        format!(
-                            "{} sales, gross {}, {} refunds, refunded {}",
-                            t.sale_count, t.gross_minor, t.refund_count, t.refunded_minor
-                        )
-                    },
-                )
-            };
+            let describe = saleboard_domain::totals::describe;
             differences.push(format!(
                 "site {} {}: stored {}, ledger says {}",
                 key.0,
