@@ -11,6 +11,8 @@
 //! - [`http`]: HTTP/1.1 and Server-Sent Events over plain sockets, from any local address.
 //! - [`load`]: deterministic transaction streams for concurrency and crash tests.
 //! - [`otlp`]: an OTLP/gRPC receiver that services export traces and metrics to.
+//! - [`report`]: the official report's files, checked as a reader would (pdftotext,
+//!   pdftoppm, `sha256sum -c`, the CSV sums).
 //! - [`fault`]: storage faults (a tmpfs that fills and grows), a load of retrying clients,
 //!   and the checks every fault test ends with.
 
@@ -25,6 +27,7 @@ pub mod otlp;
 pub mod pg;
 pub mod proc;
 pub mod raw;
+pub mod report;
 
 pub use app::TestApp;
 pub use db::{Backend, TestDb};

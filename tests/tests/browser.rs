@@ -611,6 +611,33 @@ async fn the_screen_in_a_real_browser() {
         severe.is_empty(),
         "console errors on the report: {severe:?}"
     );
+    // Printed by the browser: every page says PROVISIONAL (the band) and "Page N of M".
+    if saleboard_tests::report::tool("pdftotext") {
+        let pdf = client
+            .print(
+                fantoccini::wd::PrintConfiguration::builder()
+                    .build()
+                    .expect("print settings"),
+            )
+            .await
+            .expect("the browser prints the report");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("report.pdf"), pdf).expect("the printed PDF");
+        let text = saleboard_tests::report::pdf_text(dir.path());
+        let pages: Vec<&str> = text
+            .split('\x0c')
+            .filter(|p| !p.trim().is_empty())
+            .collect();
+        assert!(pages.len() > 1, "the report prints on pages: {text}");
+        for (i, page) in pages.iter().enumerate() {
+            assert!(
+                page.contains("PROVISIONAL")
+                    && page.contains(&format!("Page {} of {}", i + 1, pages.len())),
+                "printed page {}:\n{page}",
+                i + 1
+            );
+        }
+    }
 
     drop(client.close().await);
     drop(board);

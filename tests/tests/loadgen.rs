@@ -156,11 +156,54 @@ async fn a_short_run_reconciles(backend: Backend) {
         saleboard_proto::v1::ReportStatus::Final as i32
     );
     let check = first.verification.clone().expect("verification");
-    assert!(check.totals_match_ledger, "{check:?}");
+    assert!(
+        check.totals_match_ledger && check.hourly_match_ledger && check.breakdowns_match_ledger,
+        "{check:?}"
+    );
     assert_eq!(check.rows, rows.len() as u64);
     let head = first.headline.clone().expect("headline");
     assert_eq!((head.disabled_sites, head.sending_sites), (0, 12));
-    assert!(first.verification.expect("verification").sites_add_up);
+    assert!(
+        first
+            .verification
+            .clone()
+            .expect("verification")
+            .sites_add_up
+    );
+    // Its files, as a reader checks them, and `report check` catching a change.
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path().join("report");
+    saleboard_tests::report::run_ok(&saleboard_tests::report::report_cli(
+        app.admin_addr,
+        &app.token,
+        &own.event_id,
+        &dir,
+    ));
+    let national = app
+        .leaderboard()
+        .await
+        .get_national_totals(saleboard_proto::v1::GetNationalTotalsRequest {
+            event_id: own.event_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("national")
+        .into_inner();
+    saleboard_tests::report::check_files(
+        &dir,
+        &first,
+        i128::from(national.net_reporting_minor),
+        saleboard_tests::report::pdf_tools(),
+        &format!("loadgen-{backend:?}"),
+    );
+    saleboard_tests::report::check_catches_tampering(
+        &dir,
+        &app.db,
+        "breakdown-category.csv",
+        &own.event_id,
+        "lg-001",
+    )
+    .await;
     // The live one's: PROVISIONAL, its national net GetNationalTotals', every site listed.
     let live = report("harbolnas-test".into()).await;
     assert_eq!(
@@ -199,7 +242,13 @@ async fn a_short_run_reconciles(backend: Backend) {
     assert_eq!(head.sending_sites as usize, ranked, "{:#?}", live.sites);
     assert_eq!(live.sites.len(), 12, "every registered site is listed");
     let check = live.verification.clone().expect("verification");
-    assert!(check.totals_match_ledger && check.sites_add_up, "{check:?}");
+    assert!(
+        check.totals_match_ledger
+            && check.hourly_match_ledger
+            && check.breakdowns_match_ledger
+            && check.sites_add_up,
+        "{check:?}"
+    );
     assert_eq!(head.sale_count + head.refund_count, check.rows);
 }
 

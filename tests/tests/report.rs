@@ -6,8 +6,7 @@
 //! changed CSV and a changed total in the database; an unknown event is a clear error; the
 //! leaderboard serves the page at `/report/{event}`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use saleboard_proto::v1::{
     AdjustTransactionsRequest, ApproveActionRequest, EventReport, EventState,
@@ -17,12 +16,17 @@ use saleboard_proto::v1::{
 };
 use saleboard_proto::{Timestamp, v1::ExchangeRate};
 use saleboard_tests::data::{refund, sale};
-use saleboard_tests::proc::saleboard;
+use saleboard_tests::proc::start_dev;
+use saleboard_tests::report::{
+    check_cli, check_files, column_sum, csv_rows, dir_hashes, pdf_text, pdf_tools, run_ok,
+    sha256sum_check, tool,
+};
 use saleboard_tests::{Backend, TestApp, backend_tests};
 use tonic::Code;
 
 backend_tests!(
     the_official_report_states_checks_and_finalizes_the_figures,
+    the_report_of_devs_closed_demo_event_is_final_and_checks,
     a_report_states_the_baseline_holds_voids_and_what_it_leaves_out,
 );
 
@@ -54,112 +58,8 @@ fn branded(id: &str, currency: &str, amount: i64, brand: &str) -> Transaction {
     }
 }
 
-/// Fails loudly under CI when a tool is missing; elsewhere says it skipped.
-fn tool(name: &str) -> bool {
-    let found = Command::new(name).arg("-v").output().is_ok();
-    if !found {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(
-            !ci,
-            "{name} (poppler-utils) is missing: .ci/run installs it"
-        );
-        eprintln!("skipping the PDF checks: {name} (poppler-utils) is not installed");
-    }
-    found
-}
-
-fn run_ok(out: &std::process::Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    text
-}
-
 fn report_cli(app: &TestApp, event: &str, dir: &Path) -> std::process::Output {
-    saleboard(
-        &[
-            "report",
-            event,
-            "--admin-endpoint",
-            &format!("http://{}", app.admin_addr),
-            "--out",
-            &dir.display().to_string(),
-        ],
-        &[("SALEBOARD_ORGANIZER_TOKEN", app.token.as_str())],
-    )
-}
-
-fn pdf_text(dir: &Path) -> String {
-    let out = Command::new("pdftotext")
-        .args([
-            "-layout",
-            &dir.join("report.pdf").display().to_string(),
-            "-",
-        ])
-        .output()
-        .expect("pdftotext runs");
-    assert!(out.status.success(), "pdftotext: {out:?}");
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-/// Renders page 1 into the target directory's test artefacts and returns its path.
-fn render_page_one(dir: &Path, name: &str) -> PathBuf {
-    let artefacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-artefacts");
-    std::fs::create_dir_all(&artefacts).expect("artefacts dir");
-    let prefix = artefacts.join(name);
-    let out = Command::new("pdftoppm")
-        .args(["-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile"])
-        .arg(dir.join("report.pdf"))
-        .arg(&prefix)
-        .output()
-        .expect("pdftoppm runs");
-    assert!(out.status.success(), "pdftoppm: {out:?}");
-    let png = prefix.with_extension("png");
-    let bytes = std::fs::read(&png).expect("page 1 rendered");
-    assert!(
-        bytes.starts_with(b"\x89PNG") && bytes.len() > 5_000,
-        "{}",
-        png.display()
-    );
-    png
-}
-
-fn sha256sum_check(dir: &Path) {
-    let out = Command::new("sha256sum")
-        .args(["-c", "MANIFEST.sha256"])
-        .current_dir(dir)
-        .output()
-        .expect("sha256sum runs");
-    assert!(out.status.success(), "sha256sum -c: {out:?}");
-}
-
-fn csv_column_sum(dir: &Path, file: &str, column: &str) -> i128 {
-    let mut reader = csv::Reader::from_path(dir.join(file)).expect("csv");
-    let headers = reader.headers().expect("header").clone();
-    let at = headers.iter().position(|h| h == column).expect("column");
-    reader
-        .records()
-        .map(|r| r.expect("row")[at].parse::<i128>().expect("integer"))
-        .sum()
-}
-
-/// Each file's name and SHA-256.
-fn read_dir_bytes(dir: &Path) -> Vec<(String, String)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("dir")
-        .map(|e| {
-            let e = e.expect("entry");
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                saleboard_report::sha256_hex(&std::fs::read(e.path()).expect("read")),
-            )
-        })
-        .collect();
-    files.sort();
-    files
+    saleboard_tests::report::report_cli(app.admin_addr, &app.token, event, dir)
 }
 
 async fn report(app: &TestApp, event: &str) -> EventReport {
@@ -179,7 +79,7 @@ async fn the_official_report_states_checks_and_finalizes_the_figures(backend: Ba
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let pdf_tools = tool("pdftotext") && tool("pdftoppm");
+    let pdf_tools = pdf_tools();
     let event_id = "harbolnas-test";
     app.set_event().await;
     app.admin()
@@ -303,7 +203,12 @@ async fn the_official_report_states_checks_and_finalizes_the_figures(backend: Ba
         ("30000000", 1)
     );
     let verification = provisional.verification.clone().expect("verification");
-    assert!(verification.totals_match_ledger, "{verification:?}");
+    assert!(
+        verification.totals_match_ledger
+            && verification.hourly_match_ledger
+            && verification.breakdowns_match_ledger,
+        "{verification:?}"
+    );
     assert!(verification.sites_add_up && verification.national_matches_ledger);
     assert!(verification.complete);
     assert_eq!(verification.rows, 5);
@@ -339,23 +244,21 @@ async fn the_official_report_states_checks_and_finalizes_the_figures(backend: Ba
         "{said}"
     );
     sha256sum_check(&dir);
-    assert_eq!(csv_column_sum(&dir, "sites.csv", "net_minor"), 195_000_000);
     for file in [
+        "sites.csv",
         "breakdown-brand.csv",
         "breakdown-category.csv",
         "breakdown-origin.csv",
+        "hourly.csv",
     ] {
+        let rows = csv_rows(&dir, file);
         assert_eq!(
-            csv_column_sum(&dir, file, "net_minor"),
+            column_sum(&rows, "net_minor", |_| true),
             195_000_000,
             "{file}"
         );
     }
-    assert_eq!(csv_column_sum(&dir, "hourly.csv", "net_minor"), 195_000_000);
-    let summary: EventReport = saleboard_proto::json::from_str(
-        &std::fs::read_to_string(dir.join("summary.json")).expect("summary"),
-    )
-    .expect("summary parses");
+    let summary = saleboard_tests::report::summary(&dir);
     // (The integrity evaluation may have run in between: its undecided count can move.)
     let money = |r: &EventReport| {
         let h = r.headline.clone().expect("headline");
@@ -369,23 +272,15 @@ async fn the_official_report_states_checks_and_finalizes_the_figures(backend: Ba
     };
     assert_eq!(money(&summary), money(&provisional));
     assert_eq!(summary.sites, provisional.sites);
-    let html = std::fs::read_to_string(dir.join("report.html")).expect("html");
-    assert!(html.contains("PROVISIONAL") && html.contains("Net Rp 1.950.000"));
-    if pdf_tools {
-        let text = pdf_text(&dir);
-        for wanted in [
-            "PROVISIONAL",
-            "Harbolnas test",
-            "Net Rp 1.950.000",
-            "8. Verification",
-            "agree with the stored totals",
-            "Page 1 of",
-        ] {
-            assert!(text.contains(wanted), "{wanted:?} not in the PDF:\n{text}");
-        }
-        assert!(!text.contains("FINAL"), "{text}");
-        render_page_one(&dir, &format!("provisional-{backend:?}"));
-    }
+    // (Its figures are the gRPC answer's above; the rest of what a reader checks, against the
+    // report the files were made from.)
+    check_files(
+        &dir,
+        &summary,
+        195_000_000,
+        pdf_tools,
+        &format!("provisional-{backend:?}"),
+    );
 
     // Closed: FINAL, and the same bytes on every run.
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
@@ -416,47 +311,24 @@ async fn the_official_report_states_checks_and_finalizes_the_figures(backend: Ba
     // audit entries) leaves the final report as it was, byte for byte.
     app.site_with_key("later").await;
     run_ok(&report_cli(&app, event_id, &two));
-    assert_eq!(
-        read_dir_bytes(&one),
-        read_dir_bytes(&two),
-        "FINAL runs differ"
+    assert_eq!(dir_hashes(&one), dir_hashes(&two), "FINAL runs differ");
+    check_files(
+        &one,
+        &report(&app, event_id).await,
+        195_000_000,
+        pdf_tools,
+        &format!("final-{backend:?}"),
     );
-    sha256sum_check(&one);
-    if pdf_tools {
-        let text = pdf_text(&one);
-        assert!(
-            text.contains("FINAL") && !text.contains("PROVISIONAL"),
-            "{text}"
-        );
-        assert!(text.contains("Net Rp 1.950.000"), "{text}");
-        let png = render_page_one(&one, &format!("final-{backend:?}"));
-        eprintln!("page 1 of the FINAL report: {}", png.display());
-    }
 
     // report check: the manifest and every figure against the database.
-    let check = |dir: &Path| {
-        saleboard(
-            &[
-                "report",
-                "check",
-                &dir.display().to_string(),
-                "--database-url",
-                &app.db.url,
-            ],
-            &[],
-        )
-    };
+    let check = |dir: &Path| check_cli(dir, &app.db.url);
     let said = run_ok(&check(&one));
     assert!(said.contains("every figure equals"), "{said}");
     let sites = one.join("sites.csv");
     let original = std::fs::read_to_string(&sites).expect("sites.csv");
     std::fs::write(&sites, original.replace(",105000000,", ",105000001,")).expect("tamper");
     let out = check(&one);
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = saleboard_tests::report::said(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("DIFFERS: sites.csv: changed"), "{said}");
     assert!(said.contains("DIFFERS: sites.csv line 2"), "{said}");
@@ -466,11 +338,7 @@ async fn the_official_report_states_checks_and_finalizes_the_figures(backend: Ba
         .execute("UPDATE site_totals SET sale_count = sale_count + 1 WHERE site_id = 'kecil'")
         .await;
     let out = check(&one);
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = saleboard_tests::report::said(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
         said.contains("stored totals differ from its ledger: site kecil IDR: stored 3 sales"),
@@ -675,7 +543,11 @@ async fn a_report_states_the_baseline_holds_voids_and_what_it_leaves_out(backend
     );
     let v = report.verification.clone().expect("verification");
     assert!(
-        v.totals_match_ledger && v.national_matches_ledger && v.sites_add_up,
+        v.totals_match_ledger
+            && v.hourly_match_ledger
+            && v.breakdowns_match_ledger
+            && v.national_matches_ledger
+            && v.sites_add_up,
         "{v:?}"
     );
     // Every row of the event, the void included (delta's too: checked, not counted).
@@ -704,4 +576,117 @@ async fn a_report_states_the_baseline_holds_voids_and_what_it_leaves_out(backend
         }
     }
     app.stop().await;
+}
+
+/// `saleboard dev`'s closed demo event, reported as an organizer trying the product would: the
+/// report is FINAL at once, its figures are the leaderboard's, two runs give the same bytes,
+/// the files and the PDF say what a reader checks, and `report check` passes, then names a
+/// changed breakdown file and a changed total in the database.
+async fn the_report_of_devs_closed_demo_event_is_final_and_checks(backend: Backend) {
+    let Some(db) = saleboard_tests::TestDb::create(backend).await else {
+        return;
+    };
+    let pdf = pdf_tools();
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dev = start_dev(&db.url, temp.path(), "dev.out").await;
+    let token = dev
+        .banner
+        .lines()
+        .find_map(|l| l.split("organizer token: ").nth(1))
+        .expect("dev prints the token")
+        .trim()
+        .to_owned();
+    let event = "harbolnas-demo-last-year";
+    let mut admin = saleboard_tests::app::admin_client(dev.admin, Some(&token)).await;
+    // dev folds its demo history as it starts: the report is FINAL once every row is in.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let report = loop {
+        let report = admin
+            .get_event_report(GetEventReportRequest {
+                event_id: event.into(),
+                ..Default::default()
+            })
+            .await;
+        let last = match report {
+            Ok(r) if r.get_ref().status == ReportStatus::Final as i32 => break r.into_inner(),
+            Ok(r) => format!(
+                "{:?} {:?} watermark {} breakdowns {}",
+                r.get_ref().event,
+                r.get_ref().verification,
+                r.get_ref().watermark,
+                r.get_ref().breakdown_watermark
+            ),
+            Err(e) if e.code() == Code::Unavailable => e.to_string(), // being made
+            Err(e) => panic!("GetEventReport: {e:?}"),
+        };
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the demo event's report is not FINAL within 30 s; the last answer: {last}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let mut board = saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient::new(
+        saleboard_tests::app::channel(dev.leaderboard).await,
+    );
+    let national = board
+        .get_national_totals(GetNationalTotalsRequest {
+            event_id: event.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("national")
+        .into_inner();
+    let ranked = board
+        .get_leaderboard(GetLeaderboardRequest {
+            event_id: event.into(),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("board")
+        .into_inner()
+        .entries;
+    // Three demo sites, 4, 3 and 2 sales an hour over two days.
+    let head = report.headline.clone().expect("headline");
+    assert_eq!((head.sale_count, head.sending_sites), (432, 3), "{head:?}");
+    assert_eq!(report.verification.clone().expect("verification").rows, 432);
+    let places: Vec<_> = report
+        .sites
+        .iter()
+        .map(|s| (s.site_id.clone(), s.rank, s.net_minor.clone()))
+        .collect();
+    let on_board: Vec<_> = ranked
+        .iter()
+        .map(|e| (e.site_id.clone(), e.rank, e.net_reporting_minor.to_string()))
+        .collect();
+    assert_eq!(places, on_board);
+    assert_eq!(places[0].0, "toko-satu");
+
+    let (one, two) = (temp.path().join("one"), temp.path().join("two"));
+    let text = run_ok(&saleboard_tests::report::report_cli(
+        dev.admin, &token, event, &one,
+    ));
+    assert!(
+        text.contains("FINAL report of harbolnas-demo-last-year"),
+        "{text}"
+    );
+    run_ok(&saleboard_tests::report::report_cli(
+        dev.admin, &token, event, &two,
+    ));
+    assert_eq!(dir_hashes(&one), dir_hashes(&two), "FINAL runs differ");
+    check_files(
+        &one,
+        &report,
+        i128::from(national.net_reporting_minor),
+        pdf,
+        &format!("dev-demo-{backend:?}"),
+    );
+    saleboard_tests::report::check_catches_tampering(
+        &one,
+        &db,
+        "breakdown-brand.csv",
+        event,
+        "toko-dua",
+    )
+    .await;
 }

@@ -31,6 +31,14 @@ pub struct Scan {
     pub rows: u64,
     /// Every row of the event folded as the aggregator folds it (every site).
     pub book: TotalsBook,
+    /// The event's rows up to [`Scan::breakdowns_through`] folded into breakdowns as the
+    /// aggregator folds them (every site): the breakdown figures carry their own watermark.
+    pub breakdowns: TotalsBook,
+    /// The ledger position [`Scan::breakdowns`] holds the event's rows up to.
+    pub breakdowns_through: u64,
+    /// The event's rows read past [`Scan::breakdowns_through`], folded into the breakdowns
+    /// once their watermark passes them (at most the aggregator's deferral, about a second).
+    pending: Vec<(u64, SiteId, ValidTransaction)>,
     /// Rows received before `ends_at`, per site and currency (every site).
     pub at_end: SiteCurrencies,
     /// Refunds (and their voids) received at or after `ends_at`, per site and currency.
@@ -60,6 +68,9 @@ impl Scan {
             last_position: 0,
             rows: 0,
             book: TotalsBook::default(),
+            breakdowns: TotalsBook::default(),
+            breakdowns_through: 0,
+            pending: Vec::new(),
             at_end: BTreeMap::new(),
             late_refunds: BTreeMap::new(),
             voids: BTreeMap::new(),
@@ -94,6 +105,11 @@ impl Scan {
         self.last_position = position;
         self.rows += 1;
         self.book.apply(event_id, site, tx)?;
+        if position <= self.breakdowns_through {
+            self.breakdowns.apply_breakdowns(event_id, site, tx)?;
+        } else {
+            self.pending.push((position, site.clone(), tx.clone()));
+        }
         let kind = tx.kind();
         if received_at < self.ends_at {
             let t = self
@@ -134,6 +150,30 @@ impl Scan {
                 .entry(received_at.0.div_euclid(1_000_000_000))
                 .or_default() += 1;
         }
+        Ok(())
+    }
+
+    /// Moves the breakdowns' watermark to `position` (never back): the rows read past the old
+    /// one, up to `position`, are folded into [`Scan::breakdowns`]; rows read later up to it
+    /// are folded as they are added.
+    ///
+    /// # Errors
+    /// When a figure would overflow.
+    pub fn breakdowns_to(&mut self, position: u64) -> Result<(), TotalsOverflow> {
+        if position <= self.breakdowns_through {
+            return Ok(());
+        }
+        self.breakdowns_through = position;
+        let mut rest = Vec::new();
+        for (at, site, tx) in std::mem::take(&mut self.pending) {
+            if at <= position {
+                self.breakdowns
+                    .apply_breakdowns(&self.event_id, &site, &tx)?;
+            } else {
+                rest.push((at, site, tx));
+            }
+        }
+        self.pending = rest;
         Ok(())
     }
 
@@ -362,6 +402,42 @@ mod tests {
             scan.peak_second(),
             Some((UnixNanos(101 * 1_000_000_000), 1))
         );
+    }
+
+    #[test]
+    fn breakdowns_hold_the_rows_up_to_their_own_watermark() {
+        let mut scan = Scan::new("e", UnixNanos(i64::MAX), BTreeSet::new());
+        let a = site("a");
+        scan.breakdowns_to(1).expect("test data");
+        scan.add(1, "e", &a, UnixNanos(0), &tx("s1", Kind::Sale, 500, 0))
+            .expect("test data");
+        scan.add(2, "other", &a, UnixNanos(0), &tx("o1", Kind::Sale, 7, 0))
+            .expect("test data");
+        scan.add(3, "e", &a, UnixNanos(0), &tx("s2", Kind::Sale, 300, 0))
+            .expect("test data");
+        let gross = |scan: &Scan| -> Vec<i128> {
+            scan.breakdowns
+                .segments()
+                .values()
+                .map(|f| f.totals.values().map(|t| t.gross_minor).sum())
+                .collect()
+        };
+        // Row 3 is past the breakdowns' watermark: in the headline book, not yet here.
+        assert_eq!(gross(&scan), vec![500; 3], "one key per dimension");
+        assert_eq!(
+            scan.book.totals().values().next().map(|t| t.gross_minor),
+            Some(800)
+        );
+        // The watermark never goes back; moving it on folds what was read past it.
+        scan.breakdowns_to(0).expect("test data");
+        assert_eq!(scan.breakdowns_through, 1);
+        scan.breakdowns_to(3).expect("test data");
+        assert_eq!(gross(&scan), vec![800; 3]);
+        scan.add(4, "e", &a, UnixNanos(0), &tx("s3", Kind::Sale, 1, 0))
+            .expect("test data");
+        assert_eq!(gross(&scan), vec![800; 3], "row 4 waits for the watermark");
+        scan.breakdowns_to(4).expect("test data");
+        assert_eq!(gross(&scan), vec![801; 3]);
     }
 
     #[test]

@@ -335,8 +335,20 @@ impl Board {
             return Ok(Some(snapshot.clone()));
         }
         let epoch = self.forgotten.load(std::sync::atomic::Ordering::SeqCst);
-        let mut data = match self.store.read_board(Some(event_id), None).await {
-            Ok(data) => data,
+        // The ledger's head before the read: a closed event's figures are final (kept without
+        // reading again) only once they hold every row committed before it, headline and
+        // breakdowns alike; read before the aggregator caught up (as at start-up, with a
+        // history just appended), they are read again.
+        let read = match self.store.ledger_head().await {
+            Ok(head) => self
+                .store
+                .read_board(Some(event_id), None)
+                .await
+                .map(|data| (head, data)),
+            Err(e) => Err(e),
+        };
+        let (head, mut data) = match read {
+            Ok(read) => read,
             // Storage cannot be read: the last figures read of that event, marked, rather than
             // none.
             Err(e) => match cached {
@@ -348,6 +360,7 @@ impl Board {
             return Ok(None);
         };
         let closed = event.state(UnixNanos::now()) == EventState::Closed;
+        let settled = data.applied >= head && data.segments.applied >= head;
         let comparison = self.own_comparison(&event, &data).await?;
         let segments = merge_segments(None, &data.segments);
         let ((_, disabled), (_, disabled_hours)) = disabled_after(None, &mut data.segments);
@@ -418,7 +431,10 @@ impl Board {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             // Checked under the lock `forget_other_events` takes after moving the epoch.
             let fresh = self.forgotten.load(std::sync::atomic::Ordering::SeqCst) == epoch;
-            others.insert(event_id.to_owned(), (snapshot.clone(), closed, fresh));
+            others.insert(
+                event_id.to_owned(),
+                (snapshot.clone(), closed && settled, fresh),
+            );
         }
         self.keep_for_page_tokens(snapshot.clone());
         Ok(Some(snapshot))

@@ -148,6 +148,137 @@ pub async fn build(
     .map(|(report, _)| report)
 }
 
+/// The national curve recomputed from `scan`'s rows (every site's hours less the disabled
+/// sites', converted by the board's `national_curve`) against the one `f` shows: a line per
+/// hour that differs. Hours whose net is zero are passed over on both sides (a sale and its
+/// void leave an hour with nothing, which storage may or may not keep as a row).
+fn recheck_hourly(
+    scan: &Scan,
+    event_id: &str,
+    disabled: &BTreeSet<SiteId>,
+    f: &crate::snapshot::Figures,
+    reporting: Currency,
+) -> Result<Vec<String>, ReportError> {
+    let national: Vec<_> = scan
+        .book
+        .national_hourly()
+        .into_iter()
+        .filter(|((e, _, _), _)| e == event_id)
+        .map(|((_, currency, hour), h)| (currency, hour, h))
+        .collect();
+    let mut off = saleboard_domain::curve::Hours::new();
+    for ((e, site, currency, hour), h) in scan.book.hourly() {
+        if e == event_id && disabled.contains(&site) {
+            saleboard_domain::curve::add_hours(&mut off, &[(currency, hour, h)])
+                .map_err(|e| ReportError::Fold(e.to_string()))?;
+        }
+    }
+    let curve = saleboard_domain::curve::national_curve(&national, &off, &f.rates, reporting)
+        .map_err(|e| ReportError::Fold(e.to_string()))?;
+    let by_hour = |c: &[saleboard_domain::curve::HourNet]| -> BTreeMap<UnixNanos, Option<i128>> {
+        c.iter()
+            .filter(|h| h.net_reporting_minor != Some(0))
+            .map(|h| (h.hour_start, h.net_reporting_minor))
+            .collect()
+    };
+    let (shown, ledger) = (by_hour(&f.hourly), by_hour(&curve));
+    let hours: BTreeSet<_> = shown.keys().chain(ledger.keys()).collect();
+    let say = |v: Option<&Option<i128>>| match v {
+        None => "nothing".to_owned(),
+        Some(None) => "out of range".to_owned(),
+        Some(Some(n)) => format!("net {n}"),
+    };
+    Ok(hours
+        .into_iter()
+        .filter(|h| shown.get(h) != ledger.get(h))
+        .map(|h| {
+            format!(
+                "national net in the hour starting {}: stored {}, ledger says {}",
+                h.to_rfc3339(),
+                say(shown.get(h)),
+                say(ledger.get(h))
+            )
+        })
+        .collect())
+}
+
+/// The breakdowns recomputed from `scan`'s rows up to their watermark (every site's keys less
+/// the disabled sites', ranked by the board's `Breakdowns::rank`) against the ones `f` shows:
+/// a line per key that differs.
+fn recheck_breakdowns(
+    scan: &Scan,
+    event_id: &str,
+    disabled: &BTreeSet<SiteId>,
+    f: &crate::snapshot::Figures,
+    reporting: Currency,
+) -> Vec<String> {
+    use crate::snapshot::{Breakdowns, SegmentMap, add_disabled_site, enabled_segments};
+    let national: SegmentMap = scan
+        .breakdowns
+        .segments()
+        .into_iter()
+        .filter(|((e, _, _), _)| e == event_id)
+        .map(|((_, dimension, key), figures)| ((dimension, key), figures))
+        .collect();
+    let mut off = SegmentMap::new();
+    let mut rows: BTreeMap<SiteId, Vec<saleboard_storage::SegmentSiteRow>> = BTreeMap::new();
+    for ((e, dimension, key, site), list) in scan.breakdowns.segment_sites() {
+        if e == event_id && disabled.contains(&site) {
+            for (currency, t) in list {
+                rows.entry(site.clone()).or_default().push((
+                    site.clone(),
+                    dimension,
+                    key.clone(),
+                    currency,
+                    t,
+                ));
+            }
+        }
+    }
+    for site_rows in rows.values() {
+        add_disabled_site(&mut off, site_rows);
+    }
+    let ledger = Breakdowns::rank(
+        &enabled_segments(&Arc::new(national), &off),
+        &f.rates,
+        reporting,
+    );
+    let mut out = Vec::new();
+    for dimension in saleboard_domain::Dimension::ALL {
+        let keyed = |b: &Breakdowns| -> BTreeMap<String, saleboard_domain::ranking::RankedKey> {
+            b.get(dimension)
+                .entries
+                .iter()
+                .map(|k| (k.key.clone(), k.clone()))
+                .collect()
+        };
+        let (shown, again) = (keyed(&f.breakdowns), keyed(&ledger));
+        let keys: BTreeSet<_> = shown.keys().chain(again.keys()).collect();
+        let say = |k: Option<&saleboard_domain::ranking::RankedKey>| {
+            k.map_or_else(
+                || "nothing".to_owned(),
+                |k| {
+                    format!(
+                        "net {}, {} sales, {} refunds, {} sites",
+                        k.net_reporting_minor, k.sale_count, k.refund_count, k.site_count
+                    )
+                },
+            )
+        };
+        for key in keys {
+            let (s, l) = (shown.get(key), again.get(key));
+            if s != l {
+                out.push(format!(
+                    "{dimension} {key:?}: stored {}, ledger says {}",
+                    say(s),
+                    say(l)
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// As [`build`], going on from `kept` (an earlier pass over the same event's rows, when it
 /// counts them as this one would: see [`Scan::counts_as`]), telling `progress` how far it
 /// read. Returns the pass too, to be kept for the next report.
@@ -205,12 +336,15 @@ pub async fn build_with(
     let mut scan = match kept {
         Some(scan)
             if scan.counts_as(&event.event_id, event.ends_at, &disabled)
-                && scan.read_through <= f.watermark =>
+                && scan.read_through <= f.watermark
+                && scan.breakdowns_through <= f.breakdown_watermark =>
         {
             scan
         }
         _ => Scan::new(&event.event_id, event.ends_at, disabled.clone()),
     };
+    scan.breakdowns_to(f.breakdown_watermark)
+        .map_err(|e| ReportError::Fold(e.to_string()))?;
     let mut after = scan.read_through;
     progress.of.store(f.watermark, Ordering::Relaxed);
     'read: while after < f.watermark {
@@ -287,6 +421,18 @@ pub async fn build_with(
             ));
         }
     }
+
+    // The national curve and the breakdowns the report shows, recomputed from the same rows
+    // by the board's own functions (the breakdowns up to their own watermark).
+    let hourly_differences = recheck_hourly(&scan, &event.event_id, &disabled, f, reporting)?;
+    let breakdown_differences = recheck_breakdowns(&scan, &event.event_id, &disabled, f, reporting);
+    let (totals_match, hourly_match, breakdowns_match) = (
+        differences.is_empty(),
+        hourly_differences.is_empty(),
+        breakdown_differences.is_empty(),
+    );
+    differences.extend(hourly_differences);
+    differences.extend(breakdown_differences);
 
     // The sites: the final ranking (ranked, then held, then without a transaction).
     // A final report lists the sites that took part (a row in the event), not the sites
@@ -578,7 +724,9 @@ pub async fn build_with(
             first_position: scan.first_position.unwrap_or(0),
             last_position: scan.last_position,
             rows: scan.rows,
-            totals_match_ledger: differences.is_empty(),
+            totals_match_ledger: totals_match,
+            hourly_match_ledger: hourly_match,
+            breakdowns_match_ledger: breakdowns_match,
             differences,
             sites_add_up: site_sum == net,
             national_matches_ledger: ledger_national == net,

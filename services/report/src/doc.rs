@@ -5,7 +5,7 @@
 use saleboard_proto::v1::{EventReport, FlagState, IntegrityRule, ReportKey};
 
 use crate::format::{count, money, percent, time, time_seconds};
-use crate::{currency, status_word};
+use crate::{Difference, currency, status_word};
 
 /// One cell of a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,11 +125,11 @@ fn share(part: &str, whole: &str, cur: &str) -> String {
 
 fn keys_blocks(
     out: &mut Vec<Block>,
+    report: &EventReport,
     title: &str,
     keys: &[ReportKey],
     net: &str,
     cur: &str,
-    trailing: bool,
 ) {
     const TOP: usize = 10;
     out.push(Block::Subheading(if keys.len() > TOP {
@@ -165,27 +165,26 @@ fn keys_blocks(
             })
             .collect(),
     });
-    let sum = keys
-        .iter()
-        .filter(|k| !k.out_of_range)
-        .filter_map(|k| k.net_minor.parse::<i128>().ok())
-        .fold(0_i128, i128::saturating_add);
-    if let Ok(n) = net.parse::<i128>() {
-        let diff = n.saturating_sub(sum);
-        out.push(Block::Para(if diff == 0 {
-            format!("Every key adds up to {}, the national net.", money(&sum.to_string(), cur))
-        } else if trailing {
-            format!(
-                "Every key adds up to {}: {} from the national net, as the breakdowns are of an earlier ledger position.",
-                money(&sum.to_string(), cur),
-                money(&diff.to_string(), cur)
-            )
-        } else {
-            format!(
-                "Every key adds up to {}: {} from the national net, the half-to-even rounding of each converted (key, currency) total against each (site, currency) total.",
-                money(&sum.to_string(), cur),
-                money(&diff.to_string(), cur)
-            )
+    let adds = crate::adds_up(
+        report,
+        keys.iter()
+            .filter(|k| !k.out_of_range)
+            .map(|k| k.net_minor.as_str()),
+        crate::breakdowns_trail(report),
+    );
+    if let Some(a) = adds {
+        let (sum, diff) = (
+            money(&a.sum.to_string(), cur),
+            money(&a.difference.to_string(), cur),
+        );
+        out.push(Block::Para(match a.reason {
+            Difference::None => format!("Every key adds up to {sum}, the national net."),
+            Difference::Trailing => format!(
+                "Every key adds up to {sum}: {diff} from the national net, as the breakdowns are of an earlier ledger position."
+            ),
+            Difference::HalfEvenRounding => format!(
+                "Every key adds up to {sum}: {diff} from the national net, the half-to-even rounding of each converted (key, currency) total against each (site, currency) total."
+            ),
         }));
     }
 }
@@ -363,8 +362,7 @@ pub fn document(report: &EventReport, hashes: &[(String, String)]) -> Document {
     });
 
     b.push(Block::Heading("4. Breakdowns".into()));
-    let trailing = report.breakdown_watermark < report.watermark;
-    if trailing {
+    if crate::breakdowns_trail(report) {
         b.push(Block::Para(format!(
             "The breakdowns are of ledger position {} (they trail the headline figures by at most about a second while the ledger is busy).",
             report.breakdown_watermark
@@ -375,7 +373,7 @@ pub fn document(report: &EventReport, hashes: &[(String, String)]) -> Document {
         ("Category", &report.categories),
         ("Origin", &report.origins),
     ] {
-        keys_blocks(&mut b, title, keys, &head.net_minor, cur, trailing);
+        keys_blocks(&mut b, report, title, keys, &head.net_minor, cur);
     }
 
     b.push(Block::Heading("5. Over time".into()));
@@ -397,6 +395,19 @@ pub fn document(report: &EventReport, hashes: &[(String, String)]) -> Document {
             .collect(),
         label_every: every,
     });
+    if let Some(a) = crate::adds_up(
+        report,
+        report.hourly.iter().map(|h| h.net_minor.as_str()),
+        false,
+    )
+    .filter(|a| a.difference != 0)
+    {
+        b.push(Block::Para(format!(
+            "The hours add up to {}: {} from the national net, the half-to-even rounding of each converted (hour, currency) total against each (site, currency) total.",
+            money(&a.sum.to_string(), cur),
+            money(&a.difference.to_string(), cur)
+        )));
+    }
     let peaks = report.peaks.clone().unwrap_or_default();
     let when = |t: Option<&saleboard_proto::Timestamp>, with_seconds: bool| {
         t.map_or_else(
@@ -499,12 +510,14 @@ pub fn document(report: &EventReport, hashes: &[(String, String)]) -> Document {
     let v = report.verification.clone().unwrap_or_default();
     b.push(Block::Heading("8. Verification".into()));
     b.push(Block::Para(format!(
-        "This report covers the event's ledger rows at positions {} to {} ({} rows, voids included). Recomputed from those rows, each site's totals per currency {} the stored totals, and the national net {} the stored figure. The sites' figures {} the national figure. Software version {}.",
+        "This report covers the event's ledger rows at positions {} to {} ({} rows, voids included). Recomputed from those rows, each site's totals per currency {} the stored totals, the national net {} the stored figure, the national net per hour {} the stored hourly totals, and every breakdown key {} the stored breakdown totals. The sites' figures {} the national figure. Software version {}.",
         v.first_position,
         v.last_position,
         count(v.rows, cur),
         if v.totals_match_ledger { "agree with" } else { "DO NOT agree with" },
         if v.national_matches_ledger { "equals" } else { "DOES NOT equal" },
+        if v.hourly_match_ledger { "agrees with" } else { "DOES NOT agree with" },
+        if v.breakdowns_match_ledger { "agrees with" } else { "DOES NOT agree with" },
         if v.sites_add_up { "add up to" } else { "DO NOT add up to" },
         report.software_version
     )));

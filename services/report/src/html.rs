@@ -1,6 +1,7 @@
 //! The report as one printable HTML page, laid out from [`crate::doc`]: every style inline,
 //! the hourly chart as inline SVG, no script, nothing fetched from anywhere. The status band
-//! is fixed, so a browser repeats it on every printed page.
+//! is fixed, so a browser repeats it on every printed page, and each printed page says "Page N
+//! of M" (a page margin box of the style, as the PDF's footer does).
 
 use std::fmt::Write as _;
 
@@ -31,7 +32,8 @@ h1{font-size:20pt;margin:.2em 0}h2{font-size:13pt;margin-top:1.6em;border-bottom
 .band.provisional{background:#b3261e}.headline{font-size:22pt;font-weight:bold}\
 table{border-collapse:collapse;width:100%;margin:.5em 0}th,td{padding:.15em .4em;border-bottom:1px solid #ddd;text-align:left}\
 .n{text-align:right;font-variant-numeric:tabular-nums}.moved{font-weight:bold}\
-code{display:block;font-size:8pt;word-break:break-all}@page{size:A4;margin:1.5cm}";
+code{display:block;font-size:8pt;word-break:break-all}\
+@page{size:A4;margin:1.5cm;@bottom-right{content:\"Page \" counter(page) \" of \" counter(pages);font-size:8pt;color:#444}}";
 
 fn cell(out: &mut String, tag: &str, c: &Cell) {
     let mut classes = Vec::new();

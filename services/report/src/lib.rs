@@ -112,32 +112,134 @@ fn text_cell(text: &str) -> String {
     }
 }
 
+/// How a table's figures add up to the headline's national net.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddsUp {
+    /// The sum of the table's figures (in range).
+    pub sum: i128,
+    /// The national net less that sum: zero, or what [`AddsUp::reason`] explains.
+    pub difference: i128,
+    /// Why the difference is there.
+    pub reason: Difference,
+}
+
+/// Why a table's figures can differ from the national net.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Difference {
+    /// They add up exactly.
+    None,
+    /// Each converted total of the table is rounded half to even on its own (the contract's
+    /// rule), so their sum can differ from the national net by a few minor units.
+    HalfEvenRounding,
+    /// The breakdowns are of an earlier ledger position than the headline.
+    Trailing,
+}
+
+impl Difference {
+    /// The reason as the data files state it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "",
+            Self::HalfEvenRounding => "half-even rounding of each converted total",
+            Self::Trailing => "breakdowns of an earlier ledger position",
+        }
+    }
+}
+
+/// How `figures` (decimal minor units; empty for a figure that cannot be converted) add up to
+/// the headline's national net; `None` when a figure or the net is not a number. `trailing`:
+/// the figures are the breakdowns' and these trail the headline.
+#[must_use]
+pub fn adds_up<'a>(
+    report: &EventReport,
+    figures: impl IntoIterator<Item = &'a str>,
+    trailing: bool,
+) -> Option<AddsUp> {
+    let net = report.headline.as_ref()?.net_minor.parse::<i128>().ok()?;
+    let mut sum = 0_i128;
+    for figure in figures.into_iter().filter(|f| !f.is_empty()) {
+        sum = sum.checked_add(figure.parse::<i128>().ok()?)?;
+    }
+    let difference = net.checked_sub(sum)?;
+    let reason = if difference == 0 {
+        Difference::None
+    } else if trailing {
+        Difference::Trailing
+    } else {
+        Difference::HalfEvenRounding
+    };
+    Some(AddsUp {
+        sum,
+        difference,
+        reason,
+    })
+}
+
+/// Whether the breakdowns are of an earlier ledger position than the headline.
+#[must_use]
+pub fn breakdowns_trail(report: &EventReport) -> bool {
+    report.breakdown_watermark < report.watermark
+}
+
+/// The columns that say, on every row of a table, how its figures add up to the national net.
+const ADDS_UP_COLUMNS: [&str; 3] = [
+    "national_net_minor",
+    "difference_minor",
+    "difference_reason",
+];
+
+fn adds_up_cells(report: &EventReport, adds: Option<AddsUp>) -> [String; 3] {
+    let net = report
+        .headline
+        .as_ref()
+        .map(|h| h.net_minor.clone())
+        .unwrap_or_default();
+    match adds {
+        Some(a) => [net, a.difference.to_string(), a.reason.as_str().to_owned()],
+        None => [net, String::new(), String::new()],
+    }
+}
+
+/// A breakdown's keys; every row also states how the keys in range add up to the national net
+/// (`net_minor`'s sum plus `difference_minor` is `national_net_minor`), as the document does.
 fn breakdown(report: &EventReport, keys: &[ReportKey]) -> Result<Vec<u8>, ReportFilesError> {
+    let adds = adds_up(
+        report,
+        keys.iter()
+            .filter(|k| !k.out_of_range)
+            .map(|k| k.net_minor.as_str()),
+        breakdowns_trail(report),
+    );
+    let tail = adds_up_cells(report, adds);
+    let mut header = vec![
+        "status",
+        "event_id",
+        "watermark",
+        "as_of",
+        "rank",
+        "key",
+        "net_minor",
+        "sale_count",
+        "refund_count",
+        "site_count",
+        "out_of_range",
+    ];
+    header.extend(ADDS_UP_COLUMNS);
     csv_file(
-        &[
-            "status",
-            "event_id",
-            "watermark",
-            "as_of",
-            "rank",
-            "key",
-            "net_minor",
-            "sale_count",
-            "refund_count",
-            "site_count",
-            "out_of_range",
-        ],
+        &header,
         keys.iter().map(|k| {
             let mut row = stamp(report).to_vec();
             row.extend([
                 k.rank.to_string(),
-                k.key.clone(),
+                text_cell(&k.key),
                 k.net_minor.clone(),
                 k.sale_count.to_string(),
                 k.refund_count.to_string(),
                 k.site_count.to_string(),
                 k.out_of_range.to_string(),
             ]);
+            row.extend(tail.iter().cloned());
             row
         }),
     )
@@ -224,17 +326,27 @@ pub fn data_files(report: &EventReport) -> Result<Vec<(&'static str, Vec<u8>)>, 
     )?;
     let zone = report.event.as_ref().map_or("", |e| e.time_zone.as_str());
     let mut running: Option<i128> = Some(0);
+    let hourly_tail = adds_up_cells(
+        report,
+        adds_up(
+            report,
+            report.hourly.iter().map(|h| h.net_minor.as_str()),
+            false,
+        ),
+    );
+    let mut hourly_header = vec![
+        "status",
+        "event_id",
+        "watermark",
+        "as_of",
+        "hour_start_utc",
+        "hour_start_local",
+        "net_minor",
+        "cumulative_net_minor",
+    ];
+    hourly_header.extend(ADDS_UP_COLUMNS);
     let hourly = csv_file(
-        &[
-            "status",
-            "event_id",
-            "watermark",
-            "as_of",
-            "hour_start_utc",
-            "hour_start_local",
-            "net_minor",
-            "cumulative_net_minor",
-        ],
+        &hourly_header,
         report.hourly.iter().map(|h| {
             let seconds = h.hour_start.as_ref().map_or(0, |t| t.seconds);
             running = running
@@ -247,6 +359,7 @@ pub fn data_files(report: &EventReport) -> Result<Vec<(&'static str, Vec<u8>)>, 
                 h.net_minor.clone(),
                 running.map(|v| v.to_string()).unwrap_or_default(),
             ]);
+            row.extend(hourly_tail.iter().cloned());
             row
         }),
     )?;

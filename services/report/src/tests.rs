@@ -78,6 +78,8 @@ fn sample(status: ReportStatus) -> EventReport {
             last_position: 42,
             rows: 40,
             totals_match_ledger: true,
+            hourly_match_ledger: true,
+            breakdowns_match_ledger: true,
             sites_add_up: true,
             audit_position: 7,
             audit_sha256: "ab".repeat(32),
@@ -254,4 +256,101 @@ fn the_check_reads_regular_files_only() {
         "{differ:?}"
     );
     std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn every_breakdown_and_the_hours_state_how_they_add_up_to_the_national_net() {
+    let mut report = sample(ReportStatus::Final);
+    report.breakdown_watermark = 42; // the breakdowns are as of the headline
+    // The keys in range fall 2 short of the net (half-even rounding); one out of range is
+    // left out of the sum.
+    report.categories = vec![
+        ReportKey {
+            rank: 1,
+            key: "=fashion".into(),
+            net_minor: "3123456788998".into(),
+            ..ReportKey::default()
+        },
+        ReportKey {
+            rank: 0,
+            key: "huge".into(),
+            net_minor: "9".into(),
+            out_of_range: true,
+            ..ReportKey::default()
+        },
+    ];
+    let files = data_files(&report).expect("files");
+    let brand = file(&files, "breakdown-brand.csv");
+    assert!(
+        brand
+            .lines()
+            .next()
+            .expect("header")
+            .ends_with(",national_net_minor,difference_minor,difference_reason")
+    );
+    assert!(
+        brand
+            .lines()
+            .nth(1)
+            .expect("row")
+            .ends_with(",3123456789000,0,"),
+        "{brand}"
+    );
+    let category = file(&files, "breakdown-category.csv");
+    for row in category.lines().skip(1) {
+        assert!(
+            row.ends_with(",3123456789000,2,half-even rounding of each converted total"),
+            "{row}"
+        );
+    }
+    assert!(
+        category.contains(",'=fashion,"),
+        "a key is a name a retailer typed: {category}"
+    );
+    let hourly = file(&files, "hourly.csv");
+    assert!(
+        hourly
+            .lines()
+            .skip(1)
+            .all(|l| l.ends_with(",3123456789000,0,")),
+        "{hourly}"
+    );
+
+    // Breakdowns behind the headline say so instead; the page states both.
+    report.breakdown_watermark = 40;
+    let adds = adds_up(
+        &report,
+        report
+            .categories
+            .iter()
+            .filter(|k| !k.out_of_range)
+            .map(|k| k.net_minor.as_str()),
+        breakdowns_trail(&report),
+    );
+    assert_eq!(
+        adds,
+        Some(AddsUp {
+            sum: 3_123_456_788_998,
+            difference: 2,
+            reason: Difference::Trailing
+        })
+    );
+    report.breakdown_watermark = 42;
+    report.hourly[0].net_minor = "99".into();
+    let text: String = doc::document(&report, &[])
+        .blocks
+        .iter()
+        .filter_map(|b| match b {
+            doc::Block::Para(p) => Some(format!("{p}\n")),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        text.contains("Every key adds up to Rp 31.234.567.889,98: Rp 0,02 from the national net, the half-to-even rounding"),
+        "{text}"
+    );
+    assert!(
+        text.contains("The hours add up to Rp 31.234.567.889,99: Rp 0,01 from the national net"),
+        "{text}"
+    );
 }
