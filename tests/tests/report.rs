@@ -120,6 +120,7 @@ async fn the_official_report_states_checks_and_finalizes_the_figures(backend: Ba
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let ends = now_secs();
     let mut event = saleboard_tests::data::event();
+    event.time_zone = "Asia/Jakarta".into(); // local times in WIB from here on
     event.ends_at = Some(Timestamp {
         seconds: ends,
         nanos: 0,
@@ -322,6 +323,8 @@ async fn the_official_report_states_checks_and_finalizes_the_figures(backend: Ba
 
     // report check: the manifest and every figure against the database.
     let check = |dir: &Path| check_cli(dir, &app.db.url);
+    let html = std::fs::read_to_string(one.join("report.html")).expect("report.html");
+    assert!(html.contains(" WIB"), "local times in the event's zone");
     let said = run_ok(&check(&one));
     assert!(said.contains("every figure equals"), "{said}");
     let sites = one.join("sites.csv");

@@ -88,13 +88,20 @@ pub fn percent(text: &str, currency: &str) -> String {
     format!("{}%", text.replace('.', &mark.to_string()))
 }
 
+/// The time zone database built into the binary (never the machine's): the same software
+/// version writes the same local times wherever a report is made or checked.
+fn zones() -> &'static jiff::tz::TimeZoneDatabase {
+    static ZONES: std::sync::OnceLock<jiff::tz::TimeZoneDatabase> = std::sync::OnceLock::new();
+    ZONES.get_or_init(jiff::tz::TimeZoneDatabase::bundled)
+}
+
 /// `seconds` since the epoch in `zone` (an IANA name; UTC when empty or unknown), written
 /// with `pattern` (strftime).
 fn zoned(seconds: i64, zone: &str, pattern: &str) -> String {
     let tz = if zone.is_empty() {
         jiff::tz::TimeZone::UTC
     } else {
-        jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC)
+        zones().get(zone).unwrap_or(jiff::tz::TimeZone::UTC)
     };
     match jiff::Timestamp::from_second(seconds) {
         Ok(t) => t.to_zoned_datetime(tz).strftime(pattern).to_string(),
@@ -130,6 +137,13 @@ pub fn rfc3339(seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_times_come_from_the_built_in_time_zone_database() {
+        let db = format!("{:?}", zones());
+        assert!(db.to_lowercase().contains("bundled"), "{db}");
+        assert!(zones().get("Asia/Jakarta").is_ok());
+    }
 
     #[test]
     fn rupiah_is_grouped_with_dots_and_sen_shown_only_when_not_zero() {
