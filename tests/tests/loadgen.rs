@@ -179,6 +179,18 @@ async fn a_short_run_reconciles(backend: Backend) {
         &own.event_id,
         &dir,
     ));
+    let again = temp.path().join("again");
+    saleboard_tests::report::run_ok(&saleboard_tests::report::report_cli(
+        app.admin_addr,
+        &app.token,
+        &own.event_id,
+        &again,
+    ));
+    assert_eq!(
+        saleboard_tests::report::dir_hashes(&dir),
+        saleboard_tests::report::dir_hashes(&again),
+        "FINAL runs differ"
+    );
     let national = app
         .leaderboard()
         .await

@@ -29,7 +29,8 @@ pub struct Scan {
     pub last_position: u64,
     /// The event's rows read (voids included).
     pub rows: u64,
-    /// Every row of the event folded as the aggregator folds it (every site).
+    /// Every row of the event folded into the headline figures (totals and hours) as the
+    /// aggregator folds them (every site).
     pub book: TotalsBook,
     /// The event's rows up to [`Scan::breakdowns_through`] folded into breakdowns as the
     /// aggregator folds them (every site): the breakdown figures carry their own watermark.
@@ -104,7 +105,7 @@ impl Scan {
         self.first_position.get_or_insert(position);
         self.last_position = position;
         self.rows += 1;
-        self.book.apply(event_id, site, tx)?;
+        self.book.apply_headline(event_id, site, tx)?;
         if position <= self.breakdowns_through {
             self.breakdowns.apply_breakdowns(event_id, site, tx)?;
         } else {

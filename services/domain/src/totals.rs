@@ -453,11 +453,28 @@ impl TotalsBook {
         Ok(())
     }
 
-    /// Adds one ledger row, counted in `event_id`.
+    /// Adds one ledger row, counted in `event_id`: its headline figures ([`Self::apply_headline`])
+    /// and its breakdowns ([`Self::apply_breakdowns`]).
     ///
     /// # Errors
     /// When a figure would overflow. The book is then partly updated and must be discarded.
     pub fn apply(
+        &mut self,
+        event_id: &str,
+        site: &SiteId,
+        tx: &ValidTransaction,
+    ) -> Result<(), TotalsOverflow> {
+        self.apply_headline(event_id, site, tx)?;
+        self.apply_breakdowns(event_id, site, tx)
+    }
+
+    /// Adds one ledger row to the headline figures alone (the site's totals, its hours and the
+    /// national hours): for a reader that folds the breakdowns apart, up to their own
+    /// watermark (the official report's pass).
+    ///
+    /// # Errors
+    /// When a figure would overflow. The book is then partly updated and must be discarded.
+    pub fn apply_headline(
         &mut self,
         event_id: &str,
         site: &SiteId,
@@ -505,7 +522,7 @@ impl TotalsBook {
         add_hour(&mut national.0, &hour_row, void)
             .ok_or_else(|| overflow("national hourly figures"))?;
         national.1 = true;
-        self.apply_breakdowns(event_id, site, tx)
+        Ok(())
     }
 
     /// Adds one ledger row to the breakdown figures alone: for an aggregator whose stored
