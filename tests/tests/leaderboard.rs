@@ -846,5 +846,62 @@ backend_tests!(
     figures_match_an_independent_model,
     requests_are_checked,
     site_changes_reach_the_national_figure_at_once,
-    watchers_get_updates_at_their_pace
+    watchers_get_updates_at_their_pace,
+    a_watch_sends_each_page_once
 );
+
+/// A new generation of the board that moves nothing a watcher's page shows (a rate set for a
+/// currency nobody sold in; under load, the breakdowns written apart from the headline
+/// figures) is not sent again, and so does not hold the next real change back by the
+/// interval a repeat would start: a watcher gets each page once.
+async fn a_watch_sends_each_page_once(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.set_event().await;
+    let (_, secret) = app.site_with_key("alpha").await;
+    let mut watch = app
+        .leaderboard()
+        .await
+        .watch_leaderboard(WatchLeaderboardRequest {
+            limit: 10,
+            min_interval_ms: 50,
+            event_id: String::new(),
+            baseline_event_id: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.message().await.expect("first").expect("a message");
+    assert_eq!(first.watermark, 0);
+    let mut ingest = app.ingest(&secret).await;
+    let mut seen = Vec::new();
+    for round in 0..3_u64 {
+        // A generation with nothing new on the page: the event's rates move (JPY, unsold).
+        app.admin()
+            .await
+            .set_exchange_rates(saleboard_proto::v1::SetExchangeRatesRequest {
+                event_id: "harbolnas-test".into(),
+                rates: vec![saleboard_proto::v1::ExchangeRate {
+                    currency: "JPY".into(),
+                    rate: format!("{}", 100 + round),
+                }],
+            })
+            .await
+            .expect("rates");
+        let txs = (0..5)
+            .map(|i| sale(&format!("once{round}-{i}"), "IDR", 1_000))
+            .collect();
+        ingest
+            .submit_transactions(SubmitTransactionsRequest { transactions: txs })
+            .await
+            .expect("push");
+        app.settle().await;
+        // Whatever the board publishes for these within a second.
+        let until = tokio::time::Instant::now() + Duration::from_secs(1);
+        while let Ok(m) = tokio::time::timeout_at(until, watch.message()).await {
+            seen.push(m.expect("ok").expect("open").watermark);
+        }
+    }
+    assert_eq!(seen, vec![5, 10, 15], "each page once");
+}

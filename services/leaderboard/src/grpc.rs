@@ -358,6 +358,33 @@ enum Wake {
     Check,
 }
 
+/// The state of one `WatchLeaderboard` stream between two messages.
+struct Watch {
+    /// The board's snapshots.
+    rx: tokio::sync::watch::Receiver<Arc<crate::snapshot::Snapshot>>,
+    /// Set when the service shuts down.
+    closing: tokio::sync::watch::Receiver<bool>,
+    /// When the last message was sent (`None` before the first).
+    last: Option<tokio::time::Instant>,
+    /// The stream has ended (after an error).
+    done: bool,
+    /// An organizer's stream checks the organizer on each tick.
+    revocation: tokio::time::Interval,
+    /// The last message sent.
+    sent: Option<Leaderboard>,
+}
+
+/// Whether two pages of a watch show the same thing: equal but for the time the figures were
+/// read and the page token (both move with every generation, breakdown-only ones included).
+fn same_page(a: &Leaderboard, b: &Leaderboard) -> bool {
+    let strip = |p: &Leaderboard| Leaderboard {
+        as_of: None,
+        next_page_token: String::new(),
+        ..p.clone()
+    };
+    strip(a) == strip(b)
+}
+
 /// How often an organizer's open watch stream checks that the organizer was not revoked.
 const REVOCATION_CHECK: Duration = Duration::from_secs(1);
 
@@ -719,29 +746,29 @@ impl LeaderboardApi for LeaderboardService {
         let mut revocation = tokio::time::interval(REVOCATION_CHECK);
         revocation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let store = self.store.clone();
-        let state = (
-            snapshots,
+        let state = Watch {
+            rx: snapshots,
             closing,
-            None::<tokio::time::Instant>,
-            false,
+            last: None,
+            done: false,
             revocation,
-        );
-        let stream = futures::stream::unfold(
-            state,
-            move |(mut rx, mut closing, last, done, mut revocation)| {
-                let (board, other_event) = (board.clone(), other_event.clone());
-                let (comparer, baseline_request) = (comparer.clone(), baseline_request.clone());
-                let (organizer, store) = (organizer.clone(), store.clone());
-                async move {
-                    if done {
-                        return None;
-                    }
-                    if let Some(last) = last {
+            sent: None,
+        };
+        let stream = futures::stream::unfold(state, move |mut w| {
+            let (board, other_event) = (board.clone(), other_event.clone());
+            let (comparer, baseline_request) = (comparer.clone(), baseline_request.clone());
+            let (organizer, store) = (organizer.clone(), store.clone());
+            async move {
+                if w.done {
+                    return None;
+                }
+                loop {
+                    if let Some(last) = w.last {
                         let closed = loop {
                             let woken = tokio::select! {
-                                changed = rx.changed() => Wake::Changed(changed.is_ok()),
-                                _ = closing.wait_for(|c| *c) => Wake::Closing,
-                                _ = revocation.tick(), if organizer.is_some() => Wake::Check,
+                                changed = w.rx.changed() => Wake::Changed(changed.is_ok()),
+                                _ = w.closing.wait_for(|c| *c) => Wake::Closing,
+                                _ = w.revocation.tick(), if organizer.is_some() => Wake::Check,
                             };
                             match woken {
                                 Wake::Changed(false) => return None,
@@ -761,21 +788,20 @@ impl LeaderboardApi for LeaderboardService {
                             }
                         };
                         if let Some(status) = closed {
-                            return Some((Err(status), (rx, closing, None, true, revocation)));
+                            w.done = true;
+                            return Some((Err(status), w));
                         }
                         tokio::time::sleep_until(last + interval).await;
                     }
-                    let current = rx.borrow_and_update().clone();
+                    let current = w.rx.borrow_and_update().clone();
                     let snapshot = match &other_event {
                         None => current,
                         Some(id) => match board.of_event(id).await {
                             Ok(Some(snapshot)) => snapshot,
                             Ok(None) => return None,
                             Err(e) => {
-                                return Some((
-                                    Err(from_storage(&e)),
-                                    (rx, closing, None, true, revocation),
-                                ));
+                                w.done = true;
+                                return Some((Err(from_storage(&e)), w));
                             }
                         },
                     };
@@ -786,20 +812,21 @@ impl LeaderboardApi for LeaderboardService {
                             .map(|compared| with_comparison(board, &compared)),
                         Err(status) => Err(status),
                     };
-                    let done = item.is_err();
-                    Some((
-                        item,
-                        (
-                            rx,
-                            closing,
-                            Some(tokio::time::Instant::now()),
-                            done,
-                            revocation,
-                        ),
-                    ))
+                    // A generation that moved nothing this page shows (only the breakdowns,
+                    // which it does not carry) is not sent again, and does not hold the next
+                    // real change back by the interval.
+                    if let (Ok(page), Some(sent), Some(_)) = (&item, &w.sent, w.last)
+                        && same_page(sent, page)
+                    {
+                        continue;
+                    }
+                    w.done = item.is_err();
+                    w.last = Some(tokio::time::Instant::now());
+                    w.sent = item.as_ref().ok().cloned();
+                    return Some((item, w));
                 }
-            },
-        );
+            }
+        });
         // The stream owns `watching`: counted out when the stream is dropped.
         let stream = futures::StreamExt::map(stream, move |item| {
             let _ = &watching;
