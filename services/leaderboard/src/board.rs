@@ -222,6 +222,11 @@ pub struct Board {
     /// before an admin change and finishes after it is kept as not fresh (read again next
     /// time), never as the figures after the change.
     forgotten: std::sync::atomic::AtomicU64,
+    /// For each closed event, the ledger head read at least [`CLOSE_SLACK_SECS`] after it
+    /// closed: no row of the event is above it (a row's event is decided in the transaction
+    /// that commits it, which takes far less), so its figures are final once both of their
+    /// watermarks reach it, however busy the ledger is with other events' rows.
+    closed_bounds: Mutex<HashMap<String, u64>>,
     /// The sites as of the last refresh (id, name, disabled): when they change, `others` are
     /// read again.
     sites: Mutex<Vec<(saleboard_domain::SiteId, String, bool)>>,
@@ -253,6 +258,10 @@ const BASELINE_REUSE: Duration = Duration::from_secs(1);
 /// Another event's snapshot as kept: (snapshot, the event was closed, still fresh).
 type OtherEvent = (Arc<Snapshot>, bool, bool);
 
+/// How long after an event closes a ledger head read bounds its rows (see `closed_bounds`):
+/// far longer than the transaction that commits a row the event accepted before its close.
+const CLOSE_SLACK_SECS: i64 = 60;
+
 impl Board {
     /// A board with its first snapshot built.
     ///
@@ -274,6 +283,7 @@ impl Board {
             refreshing: tokio::sync::Mutex::new(()),
             others: Mutex::new(HashMap::new()),
             forgotten: std::sync::atomic::AtomicU64::new(0),
+            closed_bounds: Mutex::new(HashMap::new()),
             sites: Mutex::new(Vec::new()),
             generations: std::sync::atomic::AtomicU64::new(0),
             events: Mutex::new(Arc::default()),
@@ -336,9 +346,10 @@ impl Board {
         }
         let epoch = self.forgotten.load(std::sync::atomic::Ordering::SeqCst);
         // The ledger's head before the read: a closed event's figures are final (kept without
-        // reading again) only once they hold every row committed before it, headline and
-        // breakdowns alike; read before the aggregator caught up (as at start-up, with a
+        // reading again) only once they hold every row of it (see `closed_bounds`), headline
+        // and breakdowns alike; read before the aggregator caught up (as at start-up, with a
         // history just appended), they are read again.
+        let read_at = UnixNanos::now();
         let read = match self.store.ledger_head().await {
             Ok(head) => self
                 .store
@@ -360,7 +371,18 @@ impl Board {
             return Ok(None);
         };
         let closed = event.state(UnixNanos::now()) == EventState::Closed;
-        let settled = data.applied >= head && data.segments.applied >= head;
+        let settled = closed && {
+            let mut bounds = self
+                .closed_bounds
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if read_at >= event.closes_at.saturating_add_secs(CLOSE_SLACK_SECS) {
+                bounds.entry(event.event_id.clone()).or_insert(head);
+            }
+            bounds
+                .get(&event.event_id)
+                .is_some_and(|&bound| data.applied >= bound && data.segments.applied >= bound)
+        };
         let comparison = self.own_comparison(&event, &data).await?;
         let segments = merge_segments(None, &data.segments);
         let ((_, disabled), (_, disabled_hours)) = disabled_after(None, &mut data.segments);
@@ -431,10 +453,7 @@ impl Board {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             // Checked under the lock `forget_other_events` takes after moving the epoch.
             let fresh = self.forgotten.load(std::sync::atomic::Ordering::SeqCst) == epoch;
-            others.insert(
-                event_id.to_owned(),
-                (snapshot.clone(), closed && settled, fresh),
-            );
+            others.insert(event_id.to_owned(), (snapshot.clone(), settled, fresh));
         }
         self.keep_for_page_tokens(snapshot.clone());
         Ok(Some(snapshot))

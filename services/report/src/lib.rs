@@ -103,7 +103,9 @@ fn stamp(report: &EventReport) -> [String; 4] {
 
 /// Free text for a CSV cell: one that a spreadsheet would take for a formula (starting with
 /// `=`, `+`, `-`, `@`, a tab or a carriage return) is prefixed with `'`, so opening the file
-/// never runs anything. Only names, which organizers type, need it: ids and keys are slugs.
+/// never runs anything. Only names, which organizers type, need it: ids and breakdown keys are
+/// slugs (`a-z`, `0-9`, `-`), which cannot make a formula that runs anything, and are written
+/// exactly so they join with the API's.
 fn text_cell(text: &str) -> String {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
@@ -232,7 +234,7 @@ fn breakdown(report: &EventReport, keys: &[ReportKey]) -> Result<Vec<u8>, Report
             let mut row = stamp(report).to_vec();
             row.extend([
                 k.rank.to_string(),
-                text_cell(&k.key),
+                k.key.clone(),
                 k.net_minor.clone(),
                 k.sale_count.to_string(),
                 k.refund_count.to_string(),
