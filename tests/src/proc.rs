@@ -212,6 +212,22 @@ pub struct DevSuite {
     child: std::process::Child,
 }
 
+impl DevSuite {
+    /// The organizer token dev printed in its banner.
+    ///
+    /// # Panics
+    /// When the banner does not name one.
+    #[must_use]
+    pub fn organizer_token(&self) -> String {
+        self.banner
+            .lines()
+            .find_map(|l| l.split("organizer token: ").nth(1))
+            .expect("dev prints the token")
+            .trim()
+            .to_owned()
+    }
+}
+
 impl Drop for DevSuite {
     fn drop(&mut self) {
         drop(self.child.kill());

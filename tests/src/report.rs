@@ -290,14 +290,10 @@ pub fn check_files(
         national_net,
         "sites.csv sums to the national net"
     );
-    for file in [
-        "sites.csv",
-        "sites-currencies.csv",
-        "breakdown-brand.csv",
-        "breakdown-category.csv",
-        "breakdown-origin.csv",
-        "hourly.csv",
-    ] {
+    for file in saleboard_report::DATA_FILES
+        .into_iter()
+        .filter(|f| f.ends_with(".csv"))
+    {
         let rows = csv_rows(dir, file);
         assert!(
             rows.iter()

@@ -481,13 +481,7 @@ async fn a_load_generators_sites_and_keys_are_summed_in_the_log() {
     let dir = tempfile::tempdir().expect("tmp");
     let db = format!("sqlite:{}", dir.path().join("saleboard.db").display());
     let dev = start_dev(&db, dir.path(), "dev.out").await;
-    let token = dev
-        .banner
-        .lines()
-        .find_map(|l| l.split("organizer token: ").nth(1))
-        .expect("dev prints the token")
-        .trim()
-        .to_owned();
+    let token = dev.organizer_token();
     let (board, organizer, ingest) = (
         format!("http://{}", dev.leaderboard),
         format!("http://{}", dev.admin),

@@ -45,12 +45,7 @@ async fn the_command_line_block_works_in_order() {
     let db = format!("sqlite:{}", dir.path().join("saleboard.db").display());
     let dev = start_dev(&db, dir.path(), "dev.out").await;
     let banner = dev.banner.clone();
-    let token = banner
-        .lines()
-        .find_map(|l| l.split("organizer token: ").nth(1))
-        .expect("dev prints the token")
-        .trim()
-        .to_owned();
+    let token = dev.organizer_token();
     let key = banner
         .lines()
         .find_map(|l| l.split("API key of toko-satu: ").nth(1))

@@ -592,13 +592,7 @@ async fn the_report_of_devs_closed_demo_event_is_final_and_checks(backend: Backe
     let pdf = pdf_tools();
     let temp = tempfile::tempdir().expect("temp dir");
     let dev = start_dev(&db.url, temp.path(), "dev.out").await;
-    let token = dev
-        .banner
-        .lines()
-        .find_map(|l| l.split("organizer token: ").nth(1))
-        .expect("dev prints the token")
-        .trim()
-        .to_owned();
+    let token = dev.organizer_token();
     let event = "harbolnas-demo-last-year";
     let mut admin = saleboard_tests::app::admin_client(dev.admin, Some(&token)).await;
     // dev folds its demo history as it starts: the report is FINAL once every row is in.
