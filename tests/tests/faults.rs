@@ -425,6 +425,8 @@ async fn loadgen_retries_through_killed_connections_and_reconciles() {
         site_prefix: "lg".into(),
         event: String::new(),
         keep_sites: false,
+        keep_open: false,
+        inflate: Vec::new(),
         output: Output::Json,
     };
     let run = tokio::spawn(async move { saleboard::loadgen::run(&args).await });

@@ -31,6 +31,8 @@ async fn a_short_run_reconciles(backend: Backend) {
         site_prefix: "lg".into(),
         event: String::new(),
         keep_sites: false,
+        keep_open: false,
+        inflate: Vec::new(),
         output: Output::Json,
     };
     let report = run(&args).await.expect("the run completes");

@@ -15,7 +15,8 @@
 //! told ACCEPTED, to the minor unit.
 //!
 //! Layout:
-//! - `workload`: the transactions a site's stream sends, and their wire messages.
+//! - `workload`: the transactions a site's stream sends (honest, or inflated by a pattern of
+//!   `--inflate`), and their wire messages.
 //! - `stream`: one stream per site, its sender and receiver, reopened after a failure.
 //! - `tally`: the answers counted, and what was ACCEPTED.
 //! - `setup`: the run's sites, keys, rates and event, and the clean-up after it.
@@ -35,6 +36,7 @@ use anyhow::Context as _;
 use saleboard_proto::v1::leaderboard_service_client::LeaderboardServiceClient;
 
 pub use report::{Figures, Movement, Report, SegmentFigures, quantile, reconcile};
+pub use workload::{Inflate, Pattern};
 
 use crate::client::{self, Output};
 use observe::{freshness, reconcile_breakdowns, site_totals, wait_for_watermark, watch_watermarks};
@@ -121,6 +123,18 @@ pub struct LoadgenArgs {
     /// they leave the board (their ledger rows stay; the next run enables them again).
     #[arg(long, env = "SALEBOARD_LOADGEN_KEEP_SITES")]
     pub keep_sites: bool,
+    /// Leave the run's own event settling (open for refunds) instead of closing it after the
+    /// run: its integrity flags keep being evaluated, for an organizer to look at.
+    #[arg(long, env = "SALEBOARD_LOADGEN_KEEP_OPEN")]
+    pub keep_open: bool,
+    /// Make a site inflate its figures, to show an integrity rule at work (repeatable):
+    /// `SITE=PATTERN`, the site as the run names it (`lg-001` is the biggest), the pattern one
+    /// of `late-refunds` (40% of its sales refunded in full), `backdated` (3 sales in 10
+    /// occurred 2 h before they are sent), `burst` (half its sales in one second), `new-store`
+    /// (half its sales from `store-999`), `round-amounts` (6 in 10 at a multiple of 100 major
+    /// units), `growth` (orders 5 times the others'). The other sites stay honest.
+    #[arg(long = "inflate", value_name = "SITE=PATTERN")]
+    pub inflate: Vec<Inflate>,
     /// Report format.
     #[arg(long, env = "SALEBOARD_OUTPUT", value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -133,7 +147,7 @@ pub struct LoadgenArgs {
 pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
     let (sites, run_event) = setup(args).await?;
     let report = drive(args, &sites, &run_event).await;
-    if run_event.own {
+    if run_event.own && !args.keep_open {
         close_own_event(args, &run_event)
             .await
             .context("closing the run's own event")?;

@@ -10,6 +10,7 @@ use saleboard_proto::v1::{
 };
 
 use super::LoadgenArgs;
+use super::workload::Pattern;
 use crate::client;
 
 /// A load site and the key issued for this run: (site id, key id, secret).
@@ -19,6 +20,7 @@ pub(super) async fn setup(args: &LoadgenArgs) -> anyhow::Result<(Vec<LoadSite>, 
     let mut admin =
         AdminServiceClient::new(client::connect(&args.admin_endpoint, Some(&args.token)).await?);
     let explain = |what: &str, s: tonic::Status| client::explain(&args.admin_endpoint, what, &s);
+    check_inflate(args)?;
     let now = crate::client_now();
     let run_event = if args.event.is_empty() {
         own_event(&mut admin, &args.admin_endpoint, now).await?
@@ -54,6 +56,17 @@ pub(super) async fn setup(args: &LoadgenArgs) -> anyhow::Result<(Vec<LoadSite>, 
                         .format(&time::format_description::well_known::Rfc3339)
                         .ok())
                     .unwrap_or_default()
+            );
+        }
+        if args.inflate.iter().any(|i| i.pattern == Pattern::Backdated)
+            && now < start + BACKDATED_NEEDS
+        {
+            // A backdated sale occurred two hours before it is sent: inside the window too.
+            anyhow::bail!(
+                "--inflate ...=backdated sends sales of two hours ago, and the event {:?} started {} s ago: \
+                 it needs the event live for {BACKDATED_NEEDS} s (or leave out --event to run in an event of the run's own)",
+                e.event_id,
+                now - start,
             );
         }
         RunEvent {
@@ -94,7 +107,7 @@ pub(super) async fn setup(args: &LoadgenArgs) -> anyhow::Result<(Vec<LoadSite>, 
     }
     let mut sites = Vec::new();
     for i in 1..=args.sites {
-        let site = format!("{}-{i:03}", args.site_prefix);
+        let site = site_name(args, i);
         match admin
             .create_site(CreateSiteRequest {
                 site_id: site.clone(),
@@ -125,6 +138,39 @@ pub(super) async fn setup(args: &LoadgenArgs) -> anyhow::Result<(Vec<LoadSite>, 
         sites.push((site, key.key_id, key.secret));
     }
     Ok((sites, run_event))
+}
+
+/// How long a live event must have run for a `backdated` site's sales (two hours and up to a
+/// minute before now) to fall inside its window.
+const BACKDATED_NEEDS: i64 = 2 * 3_600 + 120;
+
+/// The id of the run's site number `i` (from 1).
+fn site_name(args: &LoadgenArgs, i: u32) -> String {
+    format!("{}-{i:03}", args.site_prefix)
+}
+
+/// Refuses an `--inflate` that names no site of the run, or a site twice, before anything is
+/// set up.
+fn check_inflate(args: &LoadgenArgs) -> anyhow::Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for inflate in &args.inflate {
+        let of_run = (1..=args.sites).any(|i| site_name(args, i) == inflate.site);
+        if !of_run {
+            anyhow::bail!(
+                "--inflate names {:?}, which is not a site of this run: its sites are {p}-001 to {p}-{:03}",
+                inflate.site,
+                args.sites,
+                p = args.site_prefix,
+            );
+        }
+        if !seen.insert(inflate.site.as_str()) {
+            anyhow::bail!(
+                "--inflate names {:?} twice: a site follows one pattern",
+                inflate.site
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The event a run loads, and the clock its transactions are stamped with.

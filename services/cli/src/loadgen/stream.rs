@@ -96,6 +96,10 @@ impl Plan {
             index + 1,
             self.clock,
             self.mix.clone(),
+            args.inflate
+                .iter()
+                .find(|i| i.site == site)
+                .map(|i| i.pattern),
         );
         let (budget, deadline) = (self.budget.clone(), self.deadline);
         let sender = tokio::spawn(async move {

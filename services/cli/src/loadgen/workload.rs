@@ -43,6 +43,72 @@ const MIX: [(&str, u64, i64, i64); 5] = [
     ("JPY", 2, 100, 50_000),
 ];
 
+/// How a site inflates its figures (`saleboard loadgen --inflate SITE=PATTERN`): each pattern
+/// makes one integrity rule's statistic stand out, so that rule can be shown and tested, while
+/// the honest sites of the same run show how often a rule raises a site that did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pattern {
+    /// Refunds 40% of the value it sells, each refund in full (`INTEGRITY_RULE_REFUND_RATE`;
+    /// `INTEGRITY_RULE_LATE_REFUNDS` when received after the event's end, as in the run's own
+    /// event).
+    LateRefunds,
+    /// Three sales in ten occurred two hours before they are sent (`INTEGRITY_RULE_LATE_SALES`).
+    Backdated,
+    /// Half its sales occurred in one second (`INTEGRITY_RULE_BURST`).
+    Burst,
+    /// Half its sales come from one store, `store-999`, that no run's honest site sells from
+    /// (`INTEGRITY_RULE_STORE_CONCENTRATION`).
+    NewStore,
+    /// Six sales in ten at a round amount, a whole multiple of 100 major units
+    /// (`INTEGRITY_RULE_AMOUNT_PATTERN`).
+    RoundAmounts,
+    /// Orders five times the size of the others' (`INTEGRITY_RULE_GROWTH`: the average order).
+    Growth,
+}
+
+/// One `--inflate SITE=PATTERN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inflate {
+    /// The site (as the run names them: `PREFIX-001`...).
+    pub site: String,
+    /// What it does.
+    pub pattern: Pattern,
+}
+
+impl std::str::FromStr for Inflate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        use clap::ValueEnum as _;
+        let (site, pattern) = s.split_once('=').ok_or_else(|| {
+            format!("{s:?} is not SITE=PATTERN (for example lg-001=late-refunds)")
+        })?;
+        if site.is_empty() {
+            return Err(format!("{s:?} names no site (SITE=PATTERN)"));
+        }
+        let pattern = Pattern::from_str(pattern, false).map_err(|_| {
+            let names: Vec<String> = Pattern::value_variants()
+                .iter()
+                .filter_map(|p| p.to_possible_value().map(|v| v.get_name().to_owned()))
+                .collect();
+            format!("unknown pattern {pattern:?}: one of {}", names.join(", "))
+        })?;
+        Ok(Self {
+            site: site.to_owned(),
+            pattern,
+        })
+    }
+}
+
+/// The store of a `new-store` site's inflated sales (honest sales come from `store-0` to
+/// `store-19`).
+const NEW_STORE: u64 = 999;
+
+/// Minor units per major unit of each currency of [`MIX`] (ISO 4217 exponents).
+fn minor_per_major(currency: &str) -> i64 {
+    if currency == "JPY" { 1 } else { 100 }
+}
+
 /// (brand, category, origin) of a sale: brand and category by number (0: none; the wire
 /// names them `brand-N` and `category-N`), so a generated transaction is a small copy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -164,6 +230,10 @@ pub(super) struct Generator {
     /// "Now" for the timestamps; `None`: the real clock.
     clock: Option<i64>,
     mix: SegmentMix,
+    /// How this site inflates its figures (`None`: honestly).
+    pattern: Option<Pattern>,
+    /// A `burst` site's one second (its first "now").
+    burst_second: Option<i64>,
 }
 
 impl Generator {
@@ -174,6 +244,7 @@ impl Generator {
         site: usize,
         clock: Option<i64>,
         mix: SegmentMix,
+        pattern: Option<Pattern>,
     ) -> Self {
         Self {
             rng: Rng(0x5EED ^ (site as u64).wrapping_mul(0x9E37_79B9)),
@@ -186,6 +257,8 @@ impl Generator {
             resubmits: args.resubmits,
             clock,
             mix,
+            pattern,
+            burst_second: None,
         }
     }
 
@@ -200,11 +273,20 @@ impl Generator {
             };
         }
         self.seq += 1;
-        let spec = if !self.sales.is_empty() && self.rng.chance(self.refunds) {
+        // A late-refunds site refunds 40% of what it sells: 2 refunds for 5 sales, each in full.
+        let (refunds, in_full) = match self.pattern {
+            Some(Pattern::LateRefunds) => (2.0 / 7.0, true),
+            _ => (self.refunds, false),
+        };
+        let spec = if !self.sales.is_empty() && self.rng.chance(refunds) {
             let i = usize::try_from(self.rng.below(self.sales.len() as u64)).unwrap_or(0);
             let sale = &mut self.sales[i];
-            let amount = 1 + i64::try_from(self.rng.below(u64::try_from(sale.left).unwrap_or(1)))
-                .unwrap_or(0);
+            let amount = if in_full {
+                sale.left
+            } else {
+                1 + i64::try_from(self.rng.below(u64::try_from(sale.left).unwrap_or(1)))
+                    .unwrap_or(0)
+            };
             sale.left -= amount;
             let spec = Spec {
                 seq: self.seq,
@@ -225,7 +307,14 @@ impl Generator {
             }
             spec
         } else {
-            let occurred_at = now - i64::try_from(self.rng.below(60)).unwrap_or(0);
+            let ago = i64::try_from(self.rng.below(60)).unwrap_or(0);
+            let occurred_at = match self.pattern {
+                Some(Pattern::Backdated) if self.rng.chance(0.3) => now - 2 * 3_600 - ago,
+                Some(Pattern::Burst) if self.rng.chance(0.5) => {
+                    *self.burst_second.get_or_insert(now)
+                }
+                _ => now - ago,
+            };
             let mut pick = self.rng.below(100);
             let (currency, lo, hi) = MIX
                 .iter()
@@ -238,8 +327,16 @@ impl Generator {
                     }
                 })
                 .map_or(("IDR", 1, 2), |(c, _, lo, hi)| (*c, *lo, *hi));
-            let amount = lo
+            let mut amount = lo
                 + i64::try_from(self.rng.below(u64::try_from(hi - lo).unwrap_or(1))).unwrap_or(0);
+            match self.pattern {
+                Some(Pattern::Growth) => amount *= 5,
+                Some(Pattern::RoundAmounts) if self.rng.chance(0.6) => {
+                    let unit = 100 * minor_per_major(currency);
+                    amount = (amount - amount % unit).max(unit);
+                }
+                _ => {}
+            }
             let segs = self.mix.draw(&mut self.rng);
             self.sales.push_back(SaleRef {
                 seq: self.seq,
@@ -253,7 +350,10 @@ impl Generator {
             Spec {
                 seq: self.seq,
                 nature: SpecNature::Sale {
-                    store: self.rng.below(20),
+                    store: match self.pattern {
+                        Some(Pattern::NewStore) if self.rng.chance(0.5) => NEW_STORE,
+                        _ => self.rng.below(20),
+                    },
                 },
                 currency,
                 amount,
@@ -346,6 +446,8 @@ mod tests {
                 categories: 2,
                 cross_border: 0.2,
             },
+            pattern: None,
+            burst_second: None,
         };
         let mut held: BTreeMap<String, i64> = BTreeMap::new();
         let mut seen = std::collections::HashSet::new();
@@ -392,6 +494,130 @@ mod tests {
         assert!(
             refunds > 1_000 && resubmits > 200 && unsaid > 300,
             "{refunds} {resubmits} {unsaid}"
+        );
+    }
+
+    fn patterned(pattern: Option<Pattern>) -> Generator {
+        Generator {
+            rng: Rng(11),
+            run: "r".into(),
+            site: 1,
+            seq: 0,
+            sales: VecDeque::new(),
+            sent: VecDeque::new(),
+            refunds: 0.03,
+            resubmits: 0.0,
+            clock: Some(1_765_497_600),
+            mix: SegmentMix {
+                cumulative: Arc::new(vec![1.0, 1.5, 1.8]),
+                categories: 2,
+                cross_border: 0.2,
+            },
+            pattern,
+            burst_second: None,
+        }
+    }
+
+    /// What 20,000 transactions of a generator add up to: (sales, gross, refunded, sales
+    /// occurred over an hour before now, the busiest second's sales, sales from `store-999`,
+    /// sales at a multiple of 100 major units).
+    fn figures(mut g: Generator) -> [i64; 7] {
+        let now = g.clock.unwrap_or_default();
+        let mut f = [0_i64; 7];
+        let mut seconds: BTreeMap<i64, i64> = BTreeMap::new();
+        for _ in 0..20_000 {
+            let spec = g.next();
+            let t = g.wire(&spec);
+            if t.kind() == TransactionKind::Refund {
+                f[2] += t.amount_minor;
+                continue;
+            }
+            f[0] += 1;
+            f[1] += t.amount_minor;
+            let at = t.occurred_at.map_or(0, |o| o.seconds);
+            f[3] += i64::from(now - at > 3_600);
+            *seconds.entry(at).or_default() += 1;
+            f[5] += i64::from(t.store_id == "store-999");
+            f[6] += i64::from(t.amount_minor % (100 * minor_per_major(&t.currency)) == 0);
+        }
+        f[4] = seconds.values().copied().max().unwrap_or(0);
+        f
+    }
+
+    #[test]
+    fn each_pattern_makes_its_statistic_stand_out_and_honest_sites_do_not() {
+        let honest = figures(patterned(None));
+        let share = |num: i64, den: i64| num as f64 / den as f64;
+        // An honest site: about 1.5% refunded (3% refunds of part of a sale), nothing backdated,
+        // every second alike, twenty stores, hardly a round amount.
+        assert!(share(honest[2], honest[1]) < 0.03, "{honest:?}");
+        assert_eq!(honest[3], 0);
+        assert!(share(honest[4], honest[0]) < 0.03, "{honest:?}");
+        assert_eq!(honest[5], 0);
+        assert!(share(honest[6], honest[0]) < 0.02, "{honest:?}");
+
+        let late = figures(patterned(Some(Pattern::LateRefunds)));
+        assert!((0.35..0.45).contains(&share(late[2], late[1])), "{late:?}");
+        let backdated = figures(patterned(Some(Pattern::Backdated)));
+        assert!(
+            (0.27..0.33).contains(&share(backdated[3], backdated[0])),
+            "{backdated:?}"
+        );
+        let burst = figures(patterned(Some(Pattern::Burst)));
+        assert!(
+            (0.47..0.53).contains(&share(burst[4], burst[0])),
+            "{burst:?}"
+        );
+        let store = figures(patterned(Some(Pattern::NewStore)));
+        assert!(
+            (0.47..0.53).contains(&share(store[5], store[0])),
+            "{store:?}"
+        );
+        let round = figures(patterned(Some(Pattern::RoundAmounts)));
+        assert!(
+            (0.57..0.63).contains(&share(round[6], round[0])),
+            "{round:?}"
+        );
+        let growth = figures(patterned(Some(Pattern::Growth)));
+        let order = |f: [i64; 7]| share(f[1], f[0]);
+        assert!(
+            (4.5..5.5).contains(&(order(growth) / order(honest))),
+            "{growth:?} {honest:?}"
+        );
+    }
+
+    #[test]
+    fn inflate_is_site_equals_pattern() {
+        let i: Inflate = "lg-001=late-refunds".parse().expect("parses");
+        assert_eq!(
+            i,
+            Inflate {
+                site: "lg-001".into(),
+                pattern: Pattern::LateRefunds
+            }
+        );
+        assert_eq!(
+            "lg-002=new-store".parse::<Inflate>().map(|i| i.pattern),
+            Ok(Pattern::NewStore)
+        );
+        let unknown = "lg-001=brushing".parse::<Inflate>().expect_err("refused");
+        assert!(
+            unknown.contains("\"brushing\"")
+                && unknown
+                    .contains("late-refunds, backdated, burst, new-store, round-amounts, growth"),
+            "{unknown}"
+        );
+        assert!(
+            "lg-001"
+                .parse::<Inflate>()
+                .expect_err("refused")
+                .contains("SITE=PATTERN")
+        );
+        assert!(
+            "=burst"
+                .parse::<Inflate>()
+                .expect_err("refused")
+                .contains("names no site")
         );
     }
 }
