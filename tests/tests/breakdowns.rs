@@ -982,12 +982,18 @@ async fn breakdowns_trailing_the_totals_catch_up(backend: Backend) {
             .apply(&row.event_id, &row.site, &row.tx)
             .expect("fold");
     }
+    // The late figures go with the breakdowns, as the aggregator writes them.
+    let mut late = saleboard_domain::late::LateBook::default();
     for row in &rows[..20] {
         book.apply(&row.event_id, &row.site, &row.tx).expect("fold");
+        late.apply(&row.event_id, &row.site, &row.tx, row.received_at)
+            .expect("fold");
     }
     let now_ns = saleboard_domain::UnixNanos::now();
+    let mut changes = book.take_changes();
+    changes.late = late.take_changes();
     store
-        .apply_totals(0, 20, &book.take_changes(), now_ns)
+        .apply_totals(0, 20, &changes, now_ns)
         .await
         .expect("apply");
     for row in &rows[20..] {
@@ -1116,9 +1122,12 @@ async fn late_figures_are_counted_again_when_the_end_moves(backend: Backend) {
             .next()
             .unwrap_or_default()
     };
+    // With their denominators: both sales, whatever is late.
     let figures = |refunded: i128, sales: i128| LateTotals {
         late_refunded_minor: refunded,
         late_sales_minor: sales,
+        sale_count: 2,
+        gross_minor: 4_000,
     };
     let verified = || {
         let out = verify(&db);

@@ -7,6 +7,8 @@
 //! kept in the history when it stops holding.
 
 use futures::StreamExt as _;
+use saleboard::client::Output;
+use saleboard::loadgen::{Inflate, LoadgenArgs, Pattern, run};
 use saleboard_proto::v1::{
     ActionKind, ActionState, AdjustTransactionsRequest, AdminAction, ApproveActionRequest,
     BacktestIntegrityRequest, Event, FlagState, GetIntegrityFlagRequest, GetIntegrityPolicyRequest,
@@ -33,6 +35,7 @@ backend_tests!(
     an_adjustment_voids_transactions_in_every_figure,
     a_site_growing_far_beyond_the_nation_on_its_baseline_is_flagged,
     the_automatic_hold_lapses_with_the_organizer_who_set_it,
+    each_inflate_pattern_raises_its_rule_for_that_site_alone,
 );
 
 async fn push(app: &TestApp, secret: &str, txs: Vec<Transaction>) {
@@ -1936,4 +1939,183 @@ async fn the_automatic_hold_lapses_with_the_organizer_who_set_it(backend: Backen
     assert_eq!(actions.len(), 1, "{actions:#?}");
     assert_eq!(actions[0].proposed_by, "policy:auto-hold");
     assert_eq!(actions[0].approved_by, "budi");
+}
+
+/// `saleboard loadgen`'s arguments for a run of 130 sites with Zipf volumes against `app`,
+/// the sites (`PREFIX-001`, the biggest, ...) and the event kept for the flags to be read.
+fn inflated_run(
+    app: &TestApp,
+    prefix: &str,
+    event: &str,
+    inflate: &[(&str, Pattern)],
+) -> LoadgenArgs {
+    LoadgenArgs {
+        ingest: format!("http://{}", app.ingest_addr),
+        endpoint: format!("http://{}", app.leaderboard_addr),
+        admin_endpoint: format!("http://{}", app.admin_addr),
+        token: app.token.clone(),
+        sites: 130,
+        zipf: 1.0,
+        count: 60_000,
+        duration: None,
+        rate: 0,
+        batch: 200,
+        depth: 4,
+        refunds: 0.03,
+        resubmits: 0.0,
+        brands: 300,
+        brand_zipf: 1.0,
+        categories: 12,
+        cross_border: 0.2,
+        site_prefix: prefix.into(),
+        event: event.into(),
+        keep_sites: true,
+        keep_open: true,
+        inflate: inflate
+            .iter()
+            .map(|(site, pattern)| Inflate {
+                site: (*site).into(),
+                pattern: *pattern,
+            })
+            .collect(),
+        output: Output::Json,
+    }
+}
+
+/// The flags of `event` once every (site, rule) of `want` is raised, with the count of
+/// undecided sites; then two more evaluations, so the final figures have been judged too.
+async fn flags_of_event(
+    app: &TestApp,
+    event: &str,
+    want: &[(&str, IntegrityRule)],
+) -> (Vec<IntegrityFlag>, u32) {
+    let list = || async {
+        app.admin()
+            .await
+            .list_integrity_flags(ListIntegrityFlagsRequest {
+                event_id: event.into(),
+                ..ListIntegrityFlagsRequest::default()
+            })
+            .await
+            .expect("ListIntegrityFlags")
+            .into_inner()
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let listed = list().await;
+        let raised = |(site, rule): &(&str, IntegrityRule)| {
+            listed
+                .flags
+                .iter()
+                .any(|f| f.site_id == *site && f.rule == i32::from(*rule))
+        };
+        if want.iter().all(raised) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{want:?} never all raised in {event}: {:#?}",
+            listed.flags
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let listed = list().await;
+    (listed.flags, listed.undecided_sites)
+}
+
+/// Asserts that the flags are exactly `want` (site, rule), whatever their state: no honest
+/// site of the run was raised by any rule at any point of it.
+fn only(flags: &[IntegrityFlag], want: &[(&str, IntegrityRule)]) {
+    let mut got: Vec<(String, i32)> = flags.iter().map(|f| (f.site_id.clone(), f.rule)).collect();
+    got.sort_unstable();
+    let mut wanted: Vec<(String, i32)> = want
+        .iter()
+        .map(|(s, r)| ((*s).to_owned(), i32::from(*r)))
+        .collect();
+    wanted.sort_unstable();
+    assert_eq!(got, wanted, "the flags: {flags:#?}");
+}
+
+/// The demonstration, through `saleboard loadgen --inflate`: 130 sites with Zipf
+/// volumes (the 500-sale support decides the biggest few dozen; the rest are counted
+/// undecided), one or two of them inflating their figures. Each pattern raises its rule for its
+/// site, and no rule raises an honest site of the same run.
+async fn each_inflate_pattern_raises_its_rule_for_that_site_alone(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |c| c.site_rate_limit = 0).await else {
+        return;
+    };
+    // In the run's own event, which ended before the run: every refund is late. lg-001 refunds
+    // 40% of its sales in full, the others 3% of a part.
+    let report = run(&inflated_run(
+        &app,
+        "lg",
+        "",
+        &[("lg-001", Pattern::LateRefunds)],
+    ))
+    .await
+    .expect("the first run");
+    assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    let own = report.event_id.clone();
+    let want = [
+        ("lg-001", IntegrityRule::LateRefunds),
+        ("lg-001", IntegrityRule::RefundRate),
+    ];
+    let (flags, undecided) = flags_of_event(&app, &own, &want).await;
+    only(&flags, &want);
+    assert!(
+        (60..130).contains(&undecided),
+        "the small sites are undecided: {undecided}"
+    );
+    let late = flags
+        .iter()
+        .find(|f| f.rule == i32::from(IntegrityRule::LateRefunds))
+        .expect("late refunds");
+    let statistic: f64 = late.statistic_decimal.parse().expect("a decimal");
+    assert!((0.3..0.5).contains(&statistic), "{late:#?}");
+
+    // A live event on the first one as its baseline: lg-001's pattern is over; lh-001 sends
+    // three sales in ten with an occurred_at two hours back, lh-002 orders five times the size.
+    let now = saleboard_tests::data::now_secs();
+    let at = |seconds| Some(saleboard_proto::Timestamp { seconds, nanos: 0 });
+    app.admin()
+        .await
+        .set_event(Event {
+            event_id: "live-sale".into(),
+            display_name: "Live sale".into(),
+            starts_at: at(now - 3 * 3_600),
+            ends_at: at(now + 3_600),
+            reporting_currency: "IDR".into(),
+            baseline_event_id: own.clone(),
+            ..Event::default()
+        })
+        .await
+        .expect("SetEvent");
+    let report = run(&inflated_run(
+        &app,
+        "lh",
+        "live-sale",
+        &[("lh-001", Pattern::Backdated), ("lh-002", Pattern::Growth)],
+    ))
+    .await
+    .expect("the second run");
+    assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    let want = [
+        ("lh-001", IntegrityRule::LateSales),
+        ("lh-002", IntegrityRule::Growth),
+    ];
+    let (flags, _) = flags_of_event(&app, "live-sale", &want).await;
+    only(&flags, &want);
+    let growth = flags
+        .iter()
+        .find(|f| f.rule == i32::from(IntegrityRule::Growth))
+        .expect("growth");
+    assert_eq!(
+        input(growth, "condition"),
+        "average order against the nation's",
+        "{growth:#?}"
+    );
+    app.stop().await;
 }

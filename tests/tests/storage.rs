@@ -565,9 +565,12 @@ async fn late_figures_follow_the_book(backend: Backend) {
     };
     let idr = Currency::parse("IDR").expect("IDR");
     let usd = Currency::parse("USD").expect("USD");
+    // Each with denominators of its own (distinct from the late figures).
     let figures = |refunded: i128, sales: i128| LateTotals {
         late_refunded_minor: refunded,
         late_sales_minor: sales,
+        sale_count: 2,
+        gross_minor: sales + 1_000,
     };
     let window = |ends: i64, latest: i64| LateWindow {
         ends_at: UnixNanos(ends),

@@ -378,6 +378,9 @@ pub struct SiteCounters {
     pub late_refunded: i128,
     /// Sales received more than an hour after `occurred_at`, or after `ends_at`: their value.
     pub late_sales: i128,
+    /// The gross the late figures were folded with (at their ledger position, which trails
+    /// the headline figures' while the ledger is busy): the late shares' denominator.
+    pub late_gross: i128,
 }
 
 impl SiteCounters {
@@ -426,20 +429,22 @@ impl SiteCounters {
         reporting: crate::Currency,
     ) -> Result<Self, OutOfRange> {
         for (currency, l) in late {
-            let (refunded, sales) = if currency == reporting {
-                (l.late_refunded_minor, l.late_sales_minor)
+            let (refunded, sales, gross) = if currency == reporting {
+                (l.late_refunded_minor, l.late_sales_minor, l.gross_minor)
             } else if let Some(rate) = rates.get(&currency) {
                 let convert =
                     |v| crate::ranking::convert(v, currency, reporting, rate).ok_or(OutOfRange);
                 (
                     convert(l.late_refunded_minor)?,
                     convert(l.late_sales_minor)?,
+                    convert(l.gross_minor)?,
                 )
             } else {
                 continue;
             };
             self.late_refunded = self.late_refunded.checked_add(refunded).ok_or(OutOfRange)?;
             self.late_sales = self.late_sales.checked_add(sales).ok_or(OutOfRange)?;
+            self.late_gross = self.late_gross.checked_add(gross).ok_or(OutOfRange)?;
         }
         Ok(self)
     }
@@ -456,6 +461,7 @@ impl SiteCounters {
             refunded: add(self.refunded, other.refunded)?,
             late_refunded: add(self.late_refunded, other.late_refunded)?,
             late_sales: add(self.late_sales, other.late_sales)?,
+            late_gross: add(self.late_gross, other.late_gross)?,
         })
     }
 
@@ -472,6 +478,7 @@ impl SiteCounters {
             refunded: less(self.refunded, site.refunded)?,
             late_refunded: less(self.late_refunded, site.late_refunded)?,
             late_sales: less(self.late_sales, site.late_sales)?,
+            late_gross: less(self.late_gross, site.late_gross)?,
         })
     }
 }
@@ -641,7 +648,7 @@ pub fn evaluate_rates(
             Rule::LateRefunds,
             site,
             &nat,
-            |c| c.late_refunded,
+            (|c| c.late_refunded, |c| c.late_gross),
             |nat| {
                 nat.times(policy.late_refunds_times)?
                     .max(nat.plus(Ratio::points(policy.late_refunds_points))?)
@@ -651,7 +658,7 @@ pub fn evaluate_rates(
             Rule::RefundRate,
             site,
             &nat,
-            |c| c.refunded,
+            (|c| c.refunded, |c| c.gross),
             |nat| {
                 nat.times(policy.refund_rate_times)?
                     .max(nat.plus(Ratio::points(policy.refund_rate_points))?)
@@ -661,7 +668,7 @@ pub fn evaluate_rates(
             Rule::LateSales,
             site,
             &nat,
-            |c| c.late_sales,
+            (|c| c.late_sales, |c| c.late_gross),
             |nat| {
                 nat.times(policy.late_sales_times)?
                     .max(policy.late_sales_floor)
@@ -680,17 +687,20 @@ pub fn evaluate_rates(
         .collect()
 }
 
-/// One rate rule decided: `part` of gross for the site against `threshold` (a function of the
-/// nation's same rate, the site excluded).
+/// One of a site's counters.
+type Figure = fn(&SiteCounters) -> i128;
+
+/// One rate rule decided: `part` of `whole` (the gross at the part's ledger position) for the
+/// site against `threshold` (a function of the nation's same rate, the site excluded).
 fn rate_rule(
     rule: Rule,
     site: &SiteCounters,
     nat: &SiteCounters,
-    part: fn(&SiteCounters) -> i128,
+    (part, whole): (Figure, Figure),
     threshold: impl FnOnce(Ratio) -> Result<Ratio, OutOfRange>,
 ) -> Result<Evaluation, OutOfRange> {
     // A nation without gross (the site is the only one selling) compares with 0.
-    let ratio = |c: &SiteCounters| Ratio::new(part(c).max(0), c.gross.max(1)).ok_or(OutOfRange);
+    let ratio = |c: &SiteCounters| Ratio::new(part(c).max(0), whole(c).max(1)).ok_or(OutOfRange);
     let statistic = ratio(site)?;
     let national = ratio(nat)?;
     let threshold = threshold(national)?;
@@ -1366,6 +1376,7 @@ mod tests {
             refunded,
             late_refunded,
             late_sales: 0,
+            late_gross: gross,
         }
     }
 
@@ -1441,6 +1452,7 @@ mod tests {
             refunded: others.refunded + site.refunded,
             late_refunded: others.late_refunded + site.late_refunded,
             late_sales: 0,
+            late_gross: others.late_gross + site.late_gross,
         };
         // 9,000,000 of 100,000,000 is exactly 0.09: raised; one minor unit less is not.
         let at = site_at(9_000_000);
@@ -1475,6 +1487,7 @@ mod tests {
             refunded: 10_400_000,
             late_refunded: 10_400_000,
             late_sales: 0,
+            late_gross: 1_100_000_000,
         };
         assert_eq!(national.excluding(&site), Ok(others));
         let found = evaluate_rates(&policy, &site, &national);
@@ -1492,6 +1505,39 @@ mod tests {
     }
 
     #[test]
+    fn a_late_share_is_taken_of_the_gross_at_the_late_figures_position() {
+        // The late figures trail the headline while the ledger is busy: the site's late sales
+        // were folded with 400,000 of gross, the headline holds 1,000,000 already. Its late
+        // share is 0.5 (not 0.2, the late figures of one position over the gross of another),
+        // and likewise the nation's.
+        let policy = Policy::default();
+        let site = SiteCounters {
+            late_sales: 200_000,
+            late_gross: 400_000,
+            ..counters(1_000, 1_000_000, 0, 0)
+        };
+        let national = SiteCounters {
+            sales: 21_000,
+            gross: 21_000_000,
+            late_sales: 200_000 + 1_000_000,
+            late_gross: 400_000 + 5_000_000,
+            ..SiteCounters::default()
+        };
+        let found = evaluate_rates(&policy, &site, &national);
+        let Decision::Evaluated(e) = decision(&found, Rule::LateSales) else {
+            panic!("decided: {found:?}");
+        };
+        assert_eq!(Ratio::new(e.statistic.0, e.statistic.1), Ratio::new(1, 2));
+        // The nation without the site: 1,000,000 of 5,000,000 late, 0.2; the threshold 0.6.
+        assert_eq!(
+            e.national.and_then(|(n, d)| Ratio::new(n, d)),
+            Ratio::new(1, 5)
+        );
+        assert_eq!(Ratio::new(e.threshold.0, e.threshold.1), Ratio::new(3, 5));
+        assert!(!e.raised);
+    }
+
+    #[test]
     fn late_sales_have_a_floor_of_five_percent() {
         let policy = Policy::default();
         let site = SiteCounters {
@@ -1503,6 +1549,7 @@ mod tests {
             sales: 21_000,
             gross: 1_100_000_000,
             late_sales: 5_000_000,
+            late_gross: 1_100_000_000,
             ..SiteCounters::default()
         };
         assert!(raised(

@@ -1,7 +1,9 @@
 //! Late figures (issue 28), for the rules `INTEGRITY_RULE_LATE_REFUNDS` and
 //! `INTEGRITY_RULE_LATE_SALES`: per (event, site, currency), the value of refunds received at
 //! or after the event's end, and of sales received more than an hour after they occurred or
-//! after the end. Kept by the aggregator's fold beside the totals, never by a scan when the
+//! after the end; and, as their denominators, the sales and their value folded with them (at
+//! the same ledger position: a late share is never the late figures of one position over the
+//! gross of another). Kept by the aggregator's fold beside the totals, never by a scan when the
 //! flags are evaluated.
 //!
 //! Whether a row is late depends on the event's `ends_at`, which organizers may move while the
@@ -26,6 +28,10 @@ pub struct LateTotals {
     pub late_refunded_minor: i128,
     /// Sales received more than an hour after `occurred_at`, or after the event's end.
     pub late_sales_minor: i128,
+    /// Every sale folded with these figures (late or not), less the voided ones.
+    pub sale_count: u64,
+    /// Their value: the denominator of a late share, at the late figures' position.
+    pub gross_minor: i128,
 }
 
 /// What the book knows of one event: the end its figures were folded against, and the latest
@@ -196,28 +202,46 @@ impl LateBook {
             *changed = true;
         }
         let ends_at = w.ends_at;
-        let Some(refund) = lateness(tx, received_at, ends_at) else {
+        let late = lateness(tx, received_at, ends_at);
+        let sale = matches!(tx.kind(), Kind::Sale | Kind::VoidSale);
+        if late.is_none() && !sale {
+            // A refund before the end: neither a late figure nor a denominator.
             return Ok(());
-        };
-        let key = (event_id.to_owned(), site.clone(), tx.currency);
-        let (value, changed) = self.figures.entry(key).or_default();
-        let (figure, what) = if refund {
-            (&mut value.late_refunded_minor, "late refunded")
-        } else {
-            (&mut value.late_sales_minor, "late sales")
-        };
-        // A void takes away what its target added (never below zero: its target was folded).
-        let amount = i128::from(tx.amount_minor);
-        *figure = if tx.kind().is_void() {
-            figure.checked_sub(amount).filter(|v| *v >= 0)
-        } else {
-            figure.checked_add(amount)
         }
-        .ok_or_else(|| TotalsOverflow {
+        let overflow = |what| TotalsOverflow {
             site: site.clone(),
             currency: tx.currency,
             what,
-        })?;
+        };
+        let key = (event_id.to_owned(), site.clone(), tx.currency);
+        let (value, changed) = self.figures.entry(key).or_default();
+        // A void takes away what its target added (never below zero: its target was folded).
+        let amount = i128::from(tx.amount_minor);
+        let void = tx.kind().is_void();
+        let step = |figure: i128| {
+            if void {
+                figure.checked_sub(amount).filter(|v| *v >= 0)
+            } else {
+                figure.checked_add(amount)
+            }
+        };
+        if sale {
+            value.gross_minor = step(value.gross_minor).ok_or_else(|| overflow("gross"))?;
+            value.sale_count = if void {
+                value.sale_count.checked_sub(1)
+            } else {
+                value.sale_count.checked_add(1)
+            }
+            .ok_or_else(|| overflow("sales"))?;
+        }
+        if let Some(refund) = late {
+            let (figure, what) = if refund {
+                (&mut value.late_refunded_minor, "late refunded")
+            } else {
+                (&mut value.late_sales_minor, "late sales")
+            };
+            *figure = step(*figure).ok_or_else(|| overflow(what))?;
+        }
         *changed = true;
         Ok(())
     }
@@ -328,7 +352,10 @@ mod tests {
                 ("e".to_owned(), a.clone(), idr),
                 LateTotals {
                     late_refunded_minor: 40,
-                    late_sales_minor: 70
+                    late_sales_minor: 70,
+                    // The denominators: every sale folded, late or not.
+                    sale_count: 2,
+                    gross_minor: 170,
                 }
             )]
         );
@@ -384,7 +411,7 @@ mod tests {
         let e = book
             .apply("e", &a, &void_sale, UnixNanos(10 * HOUR))
             .expect_err("nothing left to take away");
-        assert_eq!(e.what, "late sales");
+        assert_eq!(e.what, "gross");
     }
 
     #[test]
@@ -393,11 +420,12 @@ mod tests {
         book.set_end("e", UnixNanos(10 * HOUR));
         // A new window is a change of its own.
         assert_eq!(book.take_changes().windows.len(), 1);
-        // An on-time row changes no figure but moves the latest receipt: written.
+        // A refund before the end changes no figure (nor a denominator: it is not a sale) but
+        // moves the latest receipt: written.
         book.apply(
             "e",
             &site("a"),
-            &tx("s", None, 1, 8 * HOUR),
+            &tx("s", Some("x"), 1, 8 * HOUR),
             UnixNanos(8 * HOUR),
         )
         .expect("fold");
@@ -417,7 +445,7 @@ mod tests {
         book.apply(
             "e",
             &site("a"),
-            &tx("t", None, 1, 7 * HOUR),
+            &tx("t", Some("x"), 1, 7 * HOUR),
             UnixNanos(7 * HOUR),
         )
         .expect("fold");
@@ -515,8 +543,10 @@ mod tests {
         counted.insert(
             (site("b"), idr),
             LateTotals {
-                late_refunded_minor: 0,
                 late_sales_minor: 3,
+                sale_count: 1,
+                gross_minor: 3,
+                ..LateTotals::default()
             },
         );
         book.replace_event("e", window, counted);

@@ -119,6 +119,8 @@ fn rule_inputs(
     match rule {
         Rule::LateRefunds => vec![
             pair("site_late_refunded_minor", site.late_refunded.to_string()),
+            pair("site_late_gross_minor", site.late_gross.to_string()),
+            pair("national_late_gross_minor", nat.late_gross.to_string()),
             pair(
                 "national_late_refunded_minor",
                 nat.late_refunded.to_string(),
@@ -131,6 +133,8 @@ fn rule_inputs(
         ],
         Rule::LateSales => vec![
             pair("site_late_sales_minor", site.late_sales.to_string()),
+            pair("site_late_gross_minor", site.late_gross.to_string()),
+            pair("national_late_gross_minor", nat.late_gross.to_string()),
             pair("national_late_sales_minor", nat.late_sales.to_string()),
             pair("late_sales_times", policy.late_sales_times.to_string()),
             pair(
@@ -752,8 +756,9 @@ async fn evaluate_snapshot(
     let mut found = evaluate_with(&policy, &sites, end_ranking.as_deref(), baseline_of(f));
     found.undecided = found.undecided.saturating_add(unconverted);
     // The late figures go with the breakdowns, behind the headline figures while the ledger is
-    // busy: a late share read then is at most the true one, so it may raise a flag but never
-    // clear one (a flag cleared by lag and raised again would look new).
+    // busy. Their shares are exact at their own position (the late figures over the gross
+    // folded with them, never the headline's gross), so they may raise a flag then; a flag is
+    // cleared only once they are at the headline's position, the one its clearing records.
     if late_watermark != f.watermark {
         found
             .not_holding
@@ -1038,6 +1043,7 @@ mod tests {
             sales,
             gross,
             refunded,
+            late_gross: gross,
             ..SiteCounters::default()
         }
     }

@@ -213,6 +213,13 @@ impl PgStore {
                 include_str!("../migrations/postgres/0016_voids.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                17,
+                "late figures' denominators".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/postgres/0017_late_denominators.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -234,9 +241,11 @@ impl Backend for PgStore {
     const NOTIFY_APPLIED: Option<&'static str> = Some("SELECT pg_notify('saleboard_applied', $1)");
     const MIGRATED: &'static str = "SELECT to_regclass('_sqlx_migrations') IS NOT NULL";
     const UPSERT_LATE: &'static str = "INSERT INTO late_totals (event_id, site_id, currency, \
-        late_refunded_minor, late_sales_minor) VALUES ($1, $2, $3, $4::numeric, $5::numeric) \
+        late_refunded_minor, late_sales_minor, sale_count, gross_minor) \
+        VALUES ($1, $2, $3, $4::numeric, $5::numeric, $6, $7::numeric) \
         ON CONFLICT (event_id, site_id, currency) DO UPDATE SET \
-        late_refunded_minor = excluded.late_refunded_minor, late_sales_minor = excluded.late_sales_minor";
+        late_refunded_minor = excluded.late_refunded_minor, late_sales_minor = excluded.late_sales_minor, \
+        sale_count = excluded.sale_count, gross_minor = excluded.gross_minor";
 
     fn pool(&self) -> &PgPool {
         &self.pool

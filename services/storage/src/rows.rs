@@ -199,6 +199,8 @@ pub(crate) struct LateRow {
     currency: String,
     late_refunded_minor: String,
     late_sales_minor: String,
+    sale_count: i64,
+    gross_minor: String,
 }
 
 impl LateRow {
@@ -213,8 +215,14 @@ impl LateRow {
         let figures = saleboard_domain::late::LateTotals {
             late_refunded_minor: wide(T, &self.late_refunded_minor)?,
             late_sales_minor: wide(T, &self.late_sales_minor)?,
+            sale_count: u64::try_from(self.sale_count)
+                .map_err(|_| StorageError::corrupt(T, "a negative sale count"))?,
+            gross_minor: wide(T, &self.gross_minor)?,
         };
-        if figures.late_refunded_minor < 0 || figures.late_sales_minor < 0 {
+        if figures.late_refunded_minor < 0
+            || figures.late_sales_minor < 0
+            || figures.gross_minor < 0
+        {
             return Err(StorageError::corrupt(T, "a negative late figure"));
         }
         Ok((

@@ -235,6 +235,13 @@ impl SqliteStore {
                 include_str!("../migrations/sqlite/0015_voids.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                16,
+                "late figures' denominators".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/sqlite/0016_late_denominators.sql").into_sql_str(),
+                false,
+            ),
         ];
         Migrator::with_migrations(all.into_iter().filter(|m| m.version <= version).collect())
     }
@@ -253,9 +260,11 @@ impl Backend for SqliteStore {
     const MIGRATED: &'static str = "SELECT EXISTS (SELECT 1 FROM sqlite_master \
         WHERE type = 'table' AND name = '_sqlx_migrations')";
     const UPSERT_LATE: &'static str = "INSERT INTO late_totals (event_id, site_id, currency, \
-        late_refunded_minor, late_sales_minor) VALUES ($1, $2, $3, $4, $5) \
+        late_refunded_minor, late_sales_minor, sale_count, gross_minor) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7) \
         ON CONFLICT (event_id, site_id, currency) DO UPDATE SET \
-        late_refunded_minor = excluded.late_refunded_minor, late_sales_minor = excluded.late_sales_minor";
+        late_refunded_minor = excluded.late_refunded_minor, late_sales_minor = excluded.late_sales_minor, \
+        sale_count = excluded.sale_count, gross_minor = excluded.gross_minor";
 
     fn pool(&self) -> &SqlitePool {
         &self.pool

@@ -635,6 +635,8 @@ where
             .bind(currency.code())
             .bind(figures.late_refunded_minor.to_string())
             .bind(figures.late_sales_minor.to_string())
+            .bind(i64::try_from(figures.sale_count).unwrap_or(i64::MAX))
+            .bind(figures.gross_minor.to_string())
             .execute(&mut *conn)
             .await?;
     }
