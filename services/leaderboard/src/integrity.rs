@@ -1008,22 +1008,54 @@ async fn approve(
         .await
 }
 
+/// `fut` run to its end, with the CPU time it took: the polling thread's CPU clock read around
+/// each poll, so the time spent waiting (for the database, for a timer) is not in it, nor is
+/// the database's own work or the runtime's I/O driver.
+pub async fn cpu_timed<F: std::future::Future>(fut: F) -> (F::Output, Duration) {
+    let mut fut = std::pin::pin!(fut);
+    let mut spent = Duration::ZERO;
+    let out = std::future::poll_fn(|cx| {
+        let start = cpu_time::ThreadTime::try_now().ok();
+        let polled = fut.as_mut().poll(cx);
+        if let Some(start) = start {
+            spent += start.try_elapsed().unwrap_or_default();
+        }
+        polled
+    })
+    .await;
+    (out, spent)
+}
+
 /// Evaluates the flags of the current event and of the settling ones every
-/// [`EVALUATE_EVERY`] while the figures or the policy may have moved, until `stop`.
+/// [`EVALUATE_EVERY`] while the figures or the policy may have moved, until `stop`. The CPU
+/// the evaluations take is counted (`saleboard.integrity.evaluation.cpu`) and logged when it
+/// stops (`bench/run` reports it per second of the run).
 pub async fn run(store: Arc<dyn Store>, board: Arc<Board>, mut stop: watch::Receiver<bool>) {
     let mut every = tokio::time::interval(EVALUATE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     let mut last = std::collections::HashMap::new();
+    let cpu_counter = saleboard_runtime::telemetry::meter()
+        .f64_counter("saleboard.integrity.evaluation.cpu")
+        .with_unit("s")
+        .with_description("CPU time the integrity flags' evaluations took")
+        .build();
+    let started = std::time::Instant::now();
+    let (mut cpu, mut evaluations) = (Duration::ZERO, 0_u64);
     loop {
         tokio::select! {
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
             _ = every.tick() => {}
         }
         if *stop.borrow() {
-            return;
+            break;
         }
-        match evaluate_events(store.as_ref(), &board, &mut last).await {
+        let (evaluated, spent) =
+            cpu_timed(evaluate_events(store.as_ref(), &board, &mut last)).await;
+        cpu += spent;
+        evaluations += 1;
+        cpu_counter.add(spent.as_secs_f64(), &[]);
+        match evaluated {
             Ok(()) => failing = false,
             Err(e) if !failing => {
                 failing = true;
@@ -1032,11 +1064,35 @@ pub async fn run(store: Arc<dyn Store>, board: Arc<Board>, mut stop: watch::Rece
             Err(_) => {}
         }
     }
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        evaluations,
+        cpu_ms = cpu.as_secs_f64() * 1e3,
+        seconds,
+        cpu_ms_per_second = cpu.as_secs_f64() * 1e3 / seconds.max(1e-9),
+        "integrity flags' evaluation: CPU over the process's life"
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn cpu_timed_counts_the_polls_and_not_the_waits() {
+        // 30 ms of CPU burnt in a poll, then 300 ms asleep: the CPU is the first, not the second.
+        let burn = Duration::from_millis(30);
+        let ((), spent) = cpu_timed(async {
+            let start = cpu_time::ThreadTime::now();
+            while start.elapsed() < burn {
+                std::hint::black_box(0_u64);
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        })
+        .await;
+        assert!(spent >= burn, "{spent:?}");
+        assert!(spent < Duration::from_millis(200), "{spent:?}");
+    }
 
     fn counters(sales: u64, gross: i128, refunded: i128) -> SiteCounters {
         SiteCounters {
