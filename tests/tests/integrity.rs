@@ -36,6 +36,7 @@ backend_tests!(
     a_site_growing_far_beyond_the_nation_on_its_baseline_is_flagged,
     the_automatic_hold_lapses_with_the_organizer_who_set_it,
     each_inflate_pattern_raises_its_rule_for_that_site_alone,
+    an_event_is_judged_once_more_at_its_close,
 );
 
 async fn push(app: &TestApp, secret: &str, txs: Vec<Transaction>) {
@@ -2116,6 +2117,95 @@ async fn each_inflate_pattern_raises_its_rule_for_that_site_alone(backend: Backe
         input(growth, "condition"),
         "average order against the nation's",
         "{growth:#?}"
+    );
+    app.stop().await;
+}
+
+/// An event is judged once more at its close, on its final figures: a site's late refunds
+/// pushed just before the organizers close the event (before the next evaluation, every 2 s)
+/// still raise its flags, though the event is no longer settling.
+async fn an_event_is_judged_once_more_at_its_close(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let now = saleboard_tests::data::now_secs();
+    let at = |seconds: i64| Some(saleboard_proto::Timestamp { seconds, nanos: 0 });
+    let mut admin = app.admin().await;
+    let closing = Event {
+        event_id: "closing".into(),
+        display_name: "Closing".into(),
+        starts_at: at(now - 3 * 3_600),
+        ends_at: at(now - 2 * 3_600),
+        reporting_currency: "IDR".into(),
+        ..Event::default()
+    };
+    admin.set_event(closing.clone()).await.expect("SetEvent");
+    // A live event beside it, so the closed one is not the current event (always evaluated).
+    admin
+        .set_event(Event {
+            event_id: "today".into(),
+            display_name: "Today".into(),
+            starts_at: at(now - 3_600),
+            ends_at: at(now + 86_400),
+            reporting_currency: "IDR".into(),
+            ..Event::default()
+        })
+        .await
+        .expect("SetEvent");
+    admin
+        .set_integrity_policy(IntegrityPolicy {
+            event_id: "closing".into(),
+            min_sales: Some(1),
+            min_share_decimal: Some("0".into()),
+            ..IntegrityPolicy::default()
+        })
+        .await
+        .expect("SetIntegrityPolicy");
+    let mut pushes = Vec::new();
+    for (site, refunds) in [("x", 4), ("y", 0)] {
+        let (_, secret) = app.site_with_key(site).await;
+        let mut txs: Vec<Transaction> = (0..10)
+            .map(|n| Transaction {
+                occurred_at: at(now - 150 * 60),
+                ..sale(&format!("{site}-{n}"), "IDR", 10_000)
+            })
+            .collect();
+        txs.extend((0..refunds).map(|n| {
+            refund(
+                &format!("{site}-r{n}"),
+                &format!("{site}-{n}"),
+                "IDR",
+                10_000,
+            )
+        }));
+        pushes.push((secret, txs));
+    }
+    // Pushed, then closed at once.
+    for (secret, txs) in pushes {
+        push(&app, &secret, txs).await;
+    }
+    admin
+        .set_event(Event {
+            closes_at: at(saleboard_tests::data::now_secs()),
+            ..closing
+        })
+        .await
+        .expect("SetEvent: closed");
+    let (flags, _) = flags_of_event(
+        &app,
+        "closing",
+        &[
+            ("x", IntegrityRule::LateRefunds),
+            ("x", IntegrityRule::RefundRate),
+        ],
+    )
+    .await;
+    only(
+        &flags,
+        &[
+            ("x", IntegrityRule::LateRefunds),
+            ("x", IntegrityRule::RefundRate),
+        ],
     );
     app.stop().await;
 }

@@ -334,6 +334,18 @@ impl Events {
         settling.into_iter()
     }
 
+    /// The events closed at or before `now` and less than `within_ns` before it, by id: those
+    /// whose final figures a watcher judges once more after the close.
+    pub fn closed_within(&self, now: UnixNanos, within_ns: i64) -> impl Iterator<Item = &Event> {
+        let mut closed: Vec<&Event> = self
+            .0
+            .iter()
+            .filter(move |e| e.closes_at <= now && now.0.saturating_sub(e.closes_at.0) < within_ns)
+            .collect();
+        closed.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+        closed.into_iter()
+    }
+
     /// The current event at `now`: the live one, else the most recently ended, else the next
     /// scheduled.
     #[must_use]
@@ -470,6 +482,32 @@ mod tests {
             .collect();
         assert_eq!(ids, ["a-settling", "b-settling"]);
         assert_eq!(events.settling(UnixNanos(100)).count(), 0);
+    }
+
+    #[test]
+    fn events_closed_within_a_span_are_the_recently_closed_ones() {
+        let closing = |id: &str, ends, closes| {
+            event(id, 0, ends)
+                .closing_at(UnixNanos(closes))
+                .expect("closes after its window")
+        };
+        let events = Events::new(vec![
+            closing("settling", 10, 50),
+            closing("b-just-closed", 10, 42),
+            closing("a-closed-a-while", 10, 33),
+            closing("long-closed", 10, 32),
+        ]);
+        let ids = |now, within| -> Vec<String> {
+            events
+                .closed_within(UnixNanos(now), within)
+                .map(|e| e.event_id.clone())
+                .collect()
+        };
+        // At 42, within 10: closed at 42 (that instant) and at 33; not at 32, not settling.
+        assert_eq!(ids(42, 10), ["a-closed-a-while", "b-just-closed"]);
+        // At 41, within 9: closed 8 ago, not 9 ago; the one closing at 42 is not closed yet.
+        assert_eq!(ids(41, 9), ["a-closed-a-while"]);
+        assert!(ids(100, 10).is_empty());
     }
 
     #[test]

@@ -45,6 +45,11 @@ use crate::board::Board;
 /// How often the flags are evaluated, at most.
 pub const EVALUATE_EVERY: Duration = Duration::from_secs(2);
 
+/// How long after its close an event is still evaluated (its figures are final once the
+/// board has read every row committed by the close: a minute after it at most, plus lag), so
+/// its flags are judged once more on its final figures.
+pub const AFTER_CLOSE_NS: i64 = 5 * 60 * 1_000_000_000;
+
 /// Decimals of a flag's figure that has no exact decimal (1/3), rounded (the decision is made
 /// on the exact fraction).
 const PLACES: u32 = 18;
@@ -657,8 +662,8 @@ pub type Evaluated = (
     (u64, Vec<(TotalsKey, LateTotals)>),
 );
 
-/// Evaluates the flags of the current event and of every other event still settling (its
-/// snapshot built by the board, reused while its figures have not moved), each unless what it
+/// Evaluates the flags of the current event, of every other event still settling, and of
+/// those closed less than [`AFTER_CLOSE_NS`] ago (each snapshot built by the board, reused while its figures have not moved), each unless what it
 /// read is what `last` holds for it; updates `last`.
 ///
 /// # Errors
@@ -671,9 +676,13 @@ pub async fn evaluate_events(
     let current = board.current();
     let current_id = current.figures.event.as_ref().map(|(id, _)| id.clone());
     let mut snapshots = vec![current];
-    let settling: Vec<String> = board
-        .events()
-        .settling(UnixNanos::now())
+    // Settling events, and those closed a short while ago: judged once more at their close,
+    // on their final figures (rows committed just before the close included).
+    let now = UnixNanos::now();
+    let events = board.events();
+    let settling: Vec<String> = events
+        .settling(now)
+        .chain(events.closed_within(now, AFTER_CLOSE_NS))
         .map(|e| e.event_id.clone())
         .filter(|id| Some(id) != current_id.as_ref())
         .collect();
