@@ -1128,6 +1128,8 @@ async fn late_figures_are_counted_again_when_the_end_moves(backend: Backend) {
         late_sales_minor: sales,
         sale_count: 2,
         gross_minor: 4_000,
+        // Rp 10 and Rp 30: one significant digit each.
+        round_count: 2,
     };
     let verified = || {
         let out = verify(&db);

@@ -1369,8 +1369,18 @@ async fn a_backtest_sums_up_each_rule_over_an_event(backend: Backend) {
         IntegrityRule::RefundRate,
         IntegrityRule::LateSales,
         IntegrityRule::SettlementRank,
+        IntegrityRule::AmountPattern,
     ]
     .map(i32::from);
+    // The amount pattern: every decided site's share of round amounts; none raised (it is
+    // evidence beside another flag, and no other rule raises a site here).
+    let amounts = answer
+        .rules
+        .iter()
+        .find(|r| r.rule == i32::from(IntegrityRule::AmountPattern))
+        .expect("the amount pattern");
+    assert!(amounts.evaluated, "{amounts:?}");
+    assert_eq!((amounts.sites, amounts.raised), (13, 0), "{amounts:?}");
     for r in &answer.rules {
         if !evaluated.contains(&r.rule) {
             assert!(!r.evaluated && !r.not_evaluated_reason.is_empty(), "{r:?}");
@@ -2047,12 +2057,17 @@ async fn each_inflate_pattern_raises_its_rule_for_that_site_alone(backend: Backe
         return;
     };
     // In the run's own event, which ended before the run: every refund is late. lg-001 refunds
-    // 40% of its sales in full, the others 3% of a part.
+    // 40% of its sales in full, the others 3% of a part. lg-001 and lg-002 sell at round
+    // amounts: evidence beside lg-001's flags, never a flag alone (lg-002).
     let report = run(&inflated_run(
         &app,
         "lg",
         "",
-        &[("lg-001", Pattern::LateRefunds)],
+        &[
+            ("lg-001", Pattern::LateRefunds),
+            ("lg-001", Pattern::RoundAmounts),
+            ("lg-002", Pattern::RoundAmounts),
+        ],
     ))
     .await
     .expect("the first run");
@@ -2062,6 +2077,7 @@ async fn each_inflate_pattern_raises_its_rule_for_that_site_alone(backend: Backe
     let want = [
         ("lg-001", IntegrityRule::LateRefunds),
         ("lg-001", IntegrityRule::RefundRate),
+        ("lg-001", IntegrityRule::AmountPattern),
     ];
     let (flags, undecided) = flags_of_event(&app, &own, &want).await;
     only(&flags, &want);
@@ -2075,6 +2091,20 @@ async fn each_inflate_pattern_raises_its_rule_for_that_site_alone(backend: Backe
         .expect("late refunds");
     let statistic: f64 = late.statistic_decimal.parse().expect("a decimal");
     assert!((0.3..0.5).contains(&statistic), "{late:#?}");
+    let amounts = flags
+        .iter()
+        .find(|f| f.rule == i32::from(IntegrityRule::AmountPattern))
+        .expect("the amount pattern");
+    assert_eq!(amounts.severity, i32::from(Severity::Low));
+    // About 60% of lg-001's sales at a round amount, against the others' (lg-002's among them).
+    let share: f64 = amounts.statistic_decimal.parse().expect("a decimal");
+    let national: f64 = amounts.national_decimal.parse().expect("a decimal");
+    assert!((0.55..0.65).contains(&share), "{amounts:#?}");
+    assert!(national > 0.0 && national < 0.2, "{amounts:#?}");
+    assert!(
+        !input(amounts, "site_round_sales").is_empty(),
+        "{amounts:#?}"
+    );
 
     // A live event on the first one as its baseline: lg-001's pattern is over; lh-001 sends
     // three sales in ten with an occurred_at two hours back, lh-002 orders five times the size.

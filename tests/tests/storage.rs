@@ -571,6 +571,7 @@ async fn late_figures_follow_the_book(backend: Backend) {
         late_sales_minor: sales,
         sale_count: 2,
         gross_minor: sales + 1_000,
+        round_count: 1,
     };
     let window = |ends: i64, latest: i64| LateWindow {
         ends_at: UnixNanos(ends),

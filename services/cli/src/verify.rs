@@ -254,8 +254,12 @@ fn late_differences(
             let show = |v: Option<&saleboard_domain::late::LateTotals>| {
                 let v = v.copied().unwrap_or_default();
                 format!(
-                    "late refunded {}, late sales {}, of {} sales worth {}",
-                    v.late_refunded_minor, v.late_sales_minor, v.sale_count, v.gross_minor
+                    "late refunded {}, late sales {}, of {} sales worth {} ({} round)",
+                    v.late_refunded_minor,
+                    v.late_sales_minor,
+                    v.sale_count,
+                    v.gross_minor,
+                    v.round_count
                 )
             };
             let key = (event.clone(), site.clone(), *currency);

@@ -381,6 +381,10 @@ pub struct SiteCounters {
     /// The gross the late figures were folded with (at their ledger position, which trails
     /// the headline figures' while the ledger is busy): the late shares' denominator.
     pub late_gross: i128,
+    /// The sales folded with the late figures (at their position).
+    pub folded_sales: u64,
+    /// Those of them with a round amount ([`is_round`]).
+    pub round_sales: u64,
 }
 
 impl SiteCounters {
@@ -445,6 +449,14 @@ impl SiteCounters {
             self.late_refunded = self.late_refunded.checked_add(refunded).ok_or(OutOfRange)?;
             self.late_sales = self.late_sales.checked_add(sales).ok_or(OutOfRange)?;
             self.late_gross = self.late_gross.checked_add(gross).ok_or(OutOfRange)?;
+            self.folded_sales = self
+                .folded_sales
+                .checked_add(l.sale_count)
+                .ok_or(OutOfRange)?;
+            self.round_sales = self
+                .round_sales
+                .checked_add(l.round_count)
+                .ok_or(OutOfRange)?;
         }
         Ok(self)
     }
@@ -462,6 +474,14 @@ impl SiteCounters {
             late_refunded: add(self.late_refunded, other.late_refunded)?,
             late_sales: add(self.late_sales, other.late_sales)?,
             late_gross: add(self.late_gross, other.late_gross)?,
+            folded_sales: self
+                .folded_sales
+                .checked_add(other.folded_sales)
+                .ok_or(OutOfRange)?,
+            round_sales: self
+                .round_sales
+                .checked_add(other.round_sales)
+                .ok_or(OutOfRange)?,
         })
     }
 
@@ -479,6 +499,14 @@ impl SiteCounters {
             late_refunded: less(self.late_refunded, site.late_refunded)?,
             late_sales: less(self.late_sales, site.late_sales)?,
             late_gross: less(self.late_gross, site.late_gross)?,
+            folded_sales: self
+                .folded_sales
+                .checked_sub(site.folded_sales)
+                .ok_or(OutOfRange)?,
+            round_sales: self
+                .round_sales
+                .checked_sub(site.round_sales)
+                .ok_or(OutOfRange)?,
         })
     }
 }
@@ -582,6 +610,10 @@ pub enum Decision {
     Undecided,
     /// A figure too large for exact arithmetic: no decision, said.
     OutOfRange,
+    /// The counters the rule reads (the late figures) do not hold enough of the event yet,
+    /// though the headline does: no decision now, nothing raised or cleared, and the site is
+    /// not undecided for the other rules.
+    Behind,
     /// Decided: the figures and whether the rule holds.
     Evaluated(Evaluation),
 }
@@ -643,6 +675,19 @@ pub fn evaluate_rates(
     let Ok(nat) = national.excluding(site) else {
         return rules.map(|r| (r, Decision::OutOfRange)).to_vec();
     };
+    // The late rules read the late figures, at their own position (behind the headline while
+    // the ledger is busy): decided only with the support there too, and against a nation that
+    // has gross there whenever it has any (else an early position, where the site's rows were
+    // folded and the others' not yet, would compare the site with nobody).
+    let at_late = |c: &SiteCounters| SiteCounters {
+        sales: c.folded_sales,
+        gross: c.late_gross,
+        ..SiteCounters::default()
+    };
+    let late_decided = match supported(policy, &at_late(site), &at_late(national)) {
+        Ok(supported) => Ok(supported && (nat.late_gross > 0 || nat.gross == 0)),
+        Err(e) => Err(e),
+    };
     let decided = [
         rate_rule(
             Rule::LateRefunds,
@@ -679,10 +724,13 @@ pub fn evaluate_rates(
         .into_iter()
         .zip(decided)
         .map(|(rule, found)| {
-            (
-                rule,
-                found.map_or(Decision::OutOfRange, Decision::Evaluated),
-            )
+            let late = matches!(rule, Rule::LateRefunds | Rule::LateSales);
+            let decision = match (late, late_decided) {
+                (true, Err(OutOfRange)) => Decision::OutOfRange,
+                (true, Ok(false)) => Decision::Behind,
+                _ => found.map_or(Decision::OutOfRange, Decision::Evaluated),
+            };
+            (rule, decision)
         })
         .collect()
 }
@@ -914,6 +962,24 @@ pub fn burst(
     }))
 }
 
+/// Whether an amount is round, for `INTEGRITY_RULE_AMOUNT_PATTERN`: a whole number of major
+/// units with one significant digit (Rp 100.000, Rp 2.000.000, USD 50, JPY 3,000; not
+/// Rp 149.000, USD 12.50), whatever the currency. Made-up orders tend to such amounts; real
+/// prices much less so (and the rule compares a site with the nation, not with zero).
+#[must_use]
+pub fn is_round(amount_minor: i64, currency: crate::Currency) -> bool {
+    let unit = 10_u64.pow(u32::from(currency.exponent()));
+    let amount = amount_minor.unsigned_abs();
+    if amount == 0 || !amount.is_multiple_of(unit) {
+        return false;
+    }
+    let mut major = amount / unit;
+    while major.is_multiple_of(10) {
+        major /= 10;
+    }
+    major < 10
+}
+
 /// What the fold keeps for `INTEGRITY_RULE_AMOUNT_PATTERN`: of `sales` sales, `round` had a
 /// round amount (the rule of roundness is the fold's: a whole multiple of a unit that depends on
 /// the currency), and the most repeated amount had `top_count` sales, `top_refunded` of them
@@ -962,8 +1028,14 @@ pub fn amount_pattern(
         .ok_or(OutOfRange)?;
     let z = wide(u64::from(policy.round_z));
     // Strictly above what the nation's share predicts: a site with no round amount is never
-    // raised, even where the nation has none (a zero variance).
-    let z_holds = excess > 0 && {
+    // raised, even where the nation has none (a zero variance). And only where the normal
+    // approximation of the binomial holds (the textbook rule: n·p ≥ 5 and n·(1 − p) ≥ 5): a
+    // site is never raised against a share the nation's counts cannot estimate (3 round sales
+    // of 5,000 against a nation with none is not a z of infinity).
+    let five = |v: i128| v.checked_mul(5).ok_or(OutOfRange);
+    let approximated = n.checked_mul(big_x).ok_or(OutOfRange)? >= five(big_n)?
+        && n.checked_mul(big_n - big_x).ok_or(OutOfRange)? >= five(big_n)?;
+    let z_holds = excess > 0 && approximated && {
         // excess² / N² ≥ z² · n·X·(N − X) / N²  ⇔  excess² ≥ z²·n·X·(N − X)
         let left = excess.checked_mul(excess).ok_or(OutOfRange)?;
         let right = z
@@ -1377,7 +1449,34 @@ mod tests {
             late_refunded,
             late_sales: 0,
             late_gross: gross,
+            folded_sales: sales,
+            ..SiteCounters::default()
         }
+    }
+
+    #[test]
+    fn a_round_amount_is_whole_major_units_with_one_significant_digit() {
+        let c = |code| crate::Currency::parse(code).expect("currency");
+        let (idr, usd, jpy, kwd) = (c("IDR"), c("USD"), c("JPY"), c("KWD"));
+        // Rp 100.000, Rp 2.000.000, Rp 5: round (IDR has two decimals in ISO 4217).
+        for amount in [10_000_000, 200_000_000, 500] {
+            assert!(is_round(amount, idr), "{amount}");
+        }
+        // Rp 149.000, Rp 1.500.000, Rp 100.000,50, nothing: not round.
+        for amount in [14_900_000, 150_000_000, 10_000_050, 0] {
+            assert!(!is_round(amount, idr), "{amount}");
+        }
+        assert!(is_round(5_000, usd), "USD 50");
+        assert!(!is_round(1_250, usd), "USD 12.50");
+        assert!(!is_round(50, usd), "USD 0.50: not whole");
+        assert!(is_round(3_000, jpy) && is_round(7, jpy) && !is_round(3_500, jpy));
+        assert!(
+            is_round(20_000, kwd) && !is_round(20_500, kwd),
+            "KWD 20, 20.5"
+        );
+        // Any i64, negative too (never an amount, but never a panic).
+        assert!(!is_round(i64::MIN, jpy));
+        assert!(!is_round(i64::MAX, idr));
     }
 
     fn decision(found: &[(Rule, Decision)], rule: Rule) -> &Decision {
@@ -1453,6 +1552,8 @@ mod tests {
             late_refunded: others.late_refunded + site.late_refunded,
             late_sales: 0,
             late_gross: others.late_gross + site.late_gross,
+            folded_sales: others.folded_sales + site.folded_sales,
+            ..SiteCounters::default()
         };
         // 9,000,000 of 100,000,000 is exactly 0.09: raised; one minor unit less is not.
         let at = site_at(9_000_000);
@@ -1488,6 +1589,8 @@ mod tests {
             late_refunded: 10_400_000,
             late_sales: 0,
             late_gross: 1_100_000_000,
+            folded_sales: 21_000,
+            ..SiteCounters::default()
         };
         assert_eq!(national.excluding(&site), Ok(others));
         let found = evaluate_rates(&policy, &site, &national);
@@ -1521,6 +1624,7 @@ mod tests {
             gross: 21_000_000,
             late_sales: 200_000 + 1_000_000,
             late_gross: 400_000 + 5_000_000,
+            folded_sales: 1_000 + 20_000,
             ..SiteCounters::default()
         };
         let found = evaluate_rates(&policy, &site, &national);
@@ -1538,6 +1642,53 @@ mod tests {
     }
 
     #[test]
+    fn late_rules_wait_while_the_late_figures_hold_the_site_alone() {
+        // An early late-figures position: the site's rows folded (all late), the others' not
+        // yet, though the headline holds them. No comparison with an empty nation: Behind, for
+        // the late rules alone; the refund rate is decided from the headline.
+        let policy = Policy::default();
+        let site = SiteCounters {
+            late_sales: 1_000_000,
+            late_gross: 1_000_000,
+            ..counters(1_000, 1_000_000, 0, 0)
+        };
+        let national = SiteCounters {
+            sales: 21_000,
+            gross: 21_000_000,
+            ..site
+        };
+        let found = evaluate_rates(&policy, &site, &national);
+        assert_eq!(decision(&found, Rule::LateSales), &Decision::Behind);
+        assert_eq!(decision(&found, Rule::LateRefunds), &Decision::Behind);
+        assert!(matches!(
+            decision(&found, Rule::RefundRate),
+            Decision::Evaluated(_)
+        ));
+        // Nor with too few of the site's sales folded there (under the support).
+        let early = SiteCounters {
+            folded_sales: 499,
+            ..site
+        };
+        let national = SiteCounters {
+            late_gross: 2_000_000,
+            folded_sales: 1_499,
+            ..national
+        };
+        let found = evaluate_rates(&policy, &early, &national);
+        assert_eq!(decision(&found, Rule::LateSales), &Decision::Behind);
+        // With the nation's rows there too, decided (and raised: 100% against 0%).
+        let found = evaluate_rates(
+            &policy,
+            &site,
+            &SiteCounters {
+                folded_sales: 2_000,
+                ..national
+            },
+        );
+        assert!(raised(&found, Rule::LateSales), "{found:?}");
+    }
+
+    #[test]
     fn late_sales_have_a_floor_of_five_percent() {
         let policy = Policy::default();
         let site = SiteCounters {
@@ -1550,6 +1701,7 @@ mod tests {
             gross: 1_100_000_000,
             late_sales: 5_000_000,
             late_gross: 1_100_000_000,
+            folded_sales: 21_000,
             ..SiteCounters::default()
         };
         assert!(raised(
@@ -1811,6 +1963,39 @@ mod tests {
         };
         assert!(
             !amount_pattern(&policy, &site(0), &none)
+                .expect("in range")
+                .expect("decided")
+                .raised
+        );
+        // Nor is a site with round amounts: the nation's share cannot be estimated (n·p = 0);
+        // nor 3 round sales of 5,000 against 1 of 100,000 (n·p = 0.15, under 5), though its
+        // z would pass 7.
+        let few = |sales, round| AmountCounters {
+            sales,
+            round,
+            ..AmountCounters::default()
+        };
+        for (site_counts, nation_counts) in
+            [(few(1_000, 600), none), (few(5_000, 3), few(100_000, 1))]
+        {
+            assert!(
+                !amount_pattern(&policy, &site_counts, &nation_counts)
+                    .expect("in range")
+                    .expect("decided")
+                    .raised,
+                "{site_counts:?} against {nation_counts:?}"
+            );
+        }
+        // At the edge of the approximation: n·p = 5 exactly (n = 1,000, p = 0.005) decides.
+        let edge = few(200_000, 1_000);
+        assert!(
+            amount_pattern(&policy, &few(1_000, 600), &edge)
+                .expect("in range")
+                .expect("decided")
+                .raised
+        );
+        assert!(
+            !amount_pattern(&policy, &few(999, 600), &edge)
                 .expect("in range")
                 .expect("decided")
                 .raised

@@ -32,6 +32,9 @@ pub struct LateTotals {
     pub sale_count: u64,
     /// Their value: the denominator of a late share, at the late figures' position.
     pub gross_minor: i128,
+    /// Those of the sales with a round amount (`integrity::is_round`), less the voided ones:
+    /// `INTEGRITY_RULE_AMOUNT_PATTERN`'s count.
+    pub round_count: u64,
 }
 
 /// What the book knows of one event: the end its figures were folded against, and the latest
@@ -227,12 +230,18 @@ impl LateBook {
         };
         if sale {
             value.gross_minor = step(value.gross_minor).ok_or_else(|| overflow("gross"))?;
-            value.sale_count = if void {
-                value.sale_count.checked_sub(1)
-            } else {
-                value.sale_count.checked_add(1)
+            let count = |n: u64| {
+                if void {
+                    n.checked_sub(1)
+                } else {
+                    n.checked_add(1)
+                }
+            };
+            value.sale_count = count(value.sale_count).ok_or_else(|| overflow("sales"))?;
+            if crate::integrity::is_round(tx.amount_minor, tx.currency) {
+                value.round_count =
+                    count(value.round_count).ok_or_else(|| overflow("round sales"))?;
             }
-            .ok_or_else(|| overflow("sales"))?;
         }
         if let Some(refund) = late {
             let (figure, what) = if refund {
@@ -356,6 +365,8 @@ mod tests {
                     // The denominators: every sale folded, late or not.
                     sale_count: 2,
                     gross_minor: 170,
+                    // 100 minor units of IDR, Rp 1, is round; 70 (Rp 0,70) is not.
+                    round_count: 1,
                 }
             )]
         );

@@ -19,9 +19,10 @@
 //! `INTEGRITY_RULE_SETTLEMENT_RANK` (the places by gross at the end, stored at the first
 //! evaluation after it, against the places by net now) and `INTEGRITY_RULE_GROWTH` (each
 //! site's net now against its net in the baseline event at the same elapsed time: the
-//! comparison the snapshot already holds, from the hourly totals). The hour shape, burst,
-//! store and amount rules need counters the aggregator's fold does not keep yet (issue 28
-//! goes on).
+//! comparison the snapshot already holds, from the hourly totals) and
+//! `INTEGRITY_RULE_AMOUNT_PATTERN` (the round amounts' share, counted with the late figures;
+//! evidence beside another flag, never raised alone). The hour shape, burst and store rules
+//! need counters the aggregator's fold does not keep yet (issue 28 goes on).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +30,9 @@ use std::time::Duration;
 use saleboard_domain::action::{AUTO_HOLD, ActionKind, ActionState};
 use saleboard_domain::comparison::Baseline;
 use saleboard_domain::integrity::{
-    Decision, Evaluation, FlagState, GrowthInput, HoldingFlag, Policy, RULES_VERSION, Ratio, Rule,
-    SiteCounters, auto_hold_grounds, evaluate_rates, growth, percentile, settlement_rank,
+    AmountCounters, Decision, Evaluation, FlagState, GrowthInput, HoldingFlag, Policy,
+    RULES_VERSION, Ratio, Rule, SiteCounters, amount_pattern, auto_hold_grounds, evaluate_rates,
+    growth, percentile, settlement_rank,
 };
 use saleboard_domain::late::LateTotals;
 use saleboard_domain::totals::TotalsKey;
@@ -215,7 +217,9 @@ pub fn evaluate_with(
             }
             match decision {
                 Decision::Undecided => undecided = true,
-                Decision::OutOfRange => {}
+                // The late figures have not reached the event's rows yet: neither raised nor
+                // cleared now.
+                Decision::OutOfRange | Decision::Behind => {}
                 Decision::Evaluated(e) if e.raised => {
                     let mut inputs = support_inputs(policy, counters, &nat);
                     inputs.extend(rule_inputs(policy, rule, counters, &nat));
@@ -287,7 +291,73 @@ pub fn evaluate_with(
     if let Some(baseline) = baseline.filter(|b| b.unconverted.is_empty()) {
         evaluate_growth(policy, sites, &decided, &national, baseline, &mut found);
     }
+    evaluate_amounts(policy, sites, &decided, &national, &mut found);
     found
+}
+
+/// `INTEGRITY_RULE_AMOUNT_PATTERN` over the decided sites, from the counts the fold keeps with
+/// the late figures (the sales and those at a round amount, at one position): evidence only,
+/// raised for a site that another rule raises in the same evaluation, never alone. A site it
+/// would raise alone is not raised (and an evidence flag it had clears).
+fn evaluate_amounts(
+    policy: &Policy,
+    sites: &[(SiteId, SiteCounters)],
+    decided: &[usize],
+    national: &SiteCounters,
+    found: &mut Found,
+) {
+    let raised_otherwise: std::collections::BTreeSet<SiteId> =
+        found.raised.iter().map(|r| r.site.clone()).collect();
+    let amounts = |c: &SiteCounters| AmountCounters {
+        sales: c.folded_sales,
+        round: c.round_sales,
+        // The most repeated amount is not counted by the fold (see the README).
+        top_count: 0,
+        top_refunded: 0,
+    };
+    for &index in decided {
+        let (site, counters) = &sites[index];
+        let Ok(nat) = national.excluding(counters) else {
+            continue;
+        };
+        let Ok(Some(evaluation)) = amount_pattern(policy, &amounts(counters), &amounts(&nat))
+        else {
+            continue;
+        };
+        if let Some(share) = Ratio::new(evaluation.statistic.0, evaluation.statistic.1) {
+            found.statistics.push((Rule::AmountPattern, share));
+        }
+        if !(evaluation.raised && raised_otherwise.contains(site)) {
+            found.not_holding.push((site.clone(), Rule::AmountPattern));
+            continue;
+        }
+        let mut inputs = support_inputs(policy, counters, &nat);
+        inputs.extend([
+            (
+                "site_round_sales".to_owned(),
+                counters.round_sales.to_string(),
+            ),
+            (
+                "site_folded_sales".to_owned(),
+                counters.folded_sales.to_string(),
+            ),
+            (
+                "national_round_sales".to_owned(),
+                nat.round_sales.to_string(),
+            ),
+            (
+                "national_folded_sales".to_owned(),
+                nat.folded_sales.to_string(),
+            ),
+            ("round_z".to_owned(), policy.round_z.to_string()),
+            ("round_times".to_owned(), policy.round_times.to_string()),
+        ]);
+        found.raised.push(Raised {
+            site: site.clone(),
+            evaluation,
+            inputs,
+        });
+    }
 }
 
 /// `INTEGRITY_RULE_GROWTH` over the decided sites (`decided`: their indices in `sites`): each
@@ -450,7 +520,7 @@ pub fn statistic_of(rule: Rule) -> &'static str {
         Rule::Burst => "busiest second / median active second",
         Rule::Growth => "growth on the baseline beyond the nation's",
         Rule::StoreConcentration => "largest share of gross from one store new since the baseline",
-        Rule::AmountPattern => "round amounts against the nation (z)",
+        Rule::AmountPattern => "share of sales at a round amount",
     }
 }
 
@@ -469,6 +539,9 @@ pub fn backtest(
         .into_iter()
         .map(|rule| {
             let not_evaluated = if EVALUATED.contains(&rule) {
+                None
+            } else if rule == Rule::AmountPattern {
+                // Its statistic is every decided site's; it is raised only beside another.
                 None
             } else if rule == Rule::SettlementRank {
                 end_ranking.is_none().then_some(
@@ -769,13 +842,19 @@ async fn evaluate_snapshot(
     // folded with them, never the headline's gross), so they may raise a flag then; a flag is
     // cleared only once they are at the headline's position, the one its clearing records.
     if late_watermark != f.watermark {
-        found
-            .not_holding
-            .retain(|(_, rule)| !matches!(rule, Rule::LateRefunds | Rule::LateSales));
+        found.not_holding.retain(|(_, rule)| {
+            !matches!(
+                rule,
+                Rule::LateRefunds | Rule::LateSales | Rule::AmountPattern
+            )
+        });
     }
     // The position the late figures were read at.
     for r in &mut found.raised {
-        if matches!(r.evaluation.rule, Rule::LateRefunds | Rule::LateSales) {
+        if matches!(
+            r.evaluation.rule,
+            Rule::LateRefunds | Rule::LateSales | Rule::AmountPattern
+        ) {
             r.inputs.push((
                 "late_figures_watermark".to_owned(),
                 late_watermark.to_string(),
@@ -1109,6 +1188,7 @@ mod tests {
             gross,
             refunded,
             late_gross: gross,
+            folded_sales: sales,
             ..SiteCounters::default()
         }
     }

@@ -68,7 +68,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     const MIGRATED: &'static str;
     /// Sets one `late_totals` row: `$1` event, `$2` site, `$3` currency, `$4` and `$5` the
     /// late refunded and late sales sums as decimal text, `$6` the sales, `$7` their gross as
-    /// decimal text.
+    /// decimal text, `$8` the sales with a round amount.
     const UPSERT_LATE: &'static str;
 
     /// The pool.

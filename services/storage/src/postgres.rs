@@ -241,11 +241,12 @@ impl Backend for PgStore {
     const NOTIFY_APPLIED: Option<&'static str> = Some("SELECT pg_notify('saleboard_applied', $1)");
     const MIGRATED: &'static str = "SELECT to_regclass('_sqlx_migrations') IS NOT NULL";
     const UPSERT_LATE: &'static str = "INSERT INTO late_totals (event_id, site_id, currency, \
-        late_refunded_minor, late_sales_minor, sale_count, gross_minor) \
-        VALUES ($1, $2, $3, $4::numeric, $5::numeric, $6, $7::numeric) \
+        late_refunded_minor, late_sales_minor, sale_count, gross_minor, round_count) \
+        VALUES ($1, $2, $3, $4::numeric, $5::numeric, $6, $7::numeric, $8) \
         ON CONFLICT (event_id, site_id, currency) DO UPDATE SET \
         late_refunded_minor = excluded.late_refunded_minor, late_sales_minor = excluded.late_sales_minor, \
-        sale_count = excluded.sale_count, gross_minor = excluded.gross_minor";
+        sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
+        round_count = excluded.round_count";
 
     fn pool(&self) -> &PgPool {
         &self.pool

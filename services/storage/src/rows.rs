@@ -201,6 +201,7 @@ pub(crate) struct LateRow {
     late_sales_minor: String,
     sale_count: i64,
     gross_minor: String,
+    round_count: i64,
 }
 
 impl LateRow {
@@ -218,6 +219,8 @@ impl LateRow {
             sale_count: u64::try_from(self.sale_count)
                 .map_err(|_| StorageError::corrupt(T, "a negative sale count"))?,
             gross_minor: wide(T, &self.gross_minor)?,
+            round_count: u64::try_from(self.round_count)
+                .map_err(|_| StorageError::corrupt(T, "a negative round count"))?,
         };
         if figures.late_refunded_minor < 0
             || figures.late_sales_minor < 0

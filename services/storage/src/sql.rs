@@ -133,13 +133,13 @@ pub(crate) const TOTALS: &str = "\
 pub(crate) const LATE: &str = "\
     SELECT event_id, site_id, currency, CAST(late_refunded_minor AS TEXT) AS late_refunded_minor, \
     CAST(late_sales_minor AS TEXT) AS late_sales_minor, sale_count, \
-    CAST(gross_minor AS TEXT) AS gross_minor FROM late_totals";
+    CAST(gross_minor AS TEXT) AS gross_minor, round_count FROM late_totals";
 
 /// The late figures of one event (`$1`).
 pub(crate) const EVENT_LATE: &str = "\
     SELECT event_id, site_id, currency, CAST(late_refunded_minor AS TEXT) AS late_refunded_minor, \
     CAST(late_sales_minor AS TEXT) AS late_sales_minor, sale_count, \
-    CAST(gross_minor AS TEXT) AS gross_minor FROM late_totals WHERE event_id = $1 \
+    CAST(gross_minor AS TEXT) AS gross_minor, round_count FROM late_totals WHERE event_id = $1 \
     ORDER BY site_id, currency";
 
 /// Every event's late window.

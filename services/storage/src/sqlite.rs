@@ -260,11 +260,12 @@ impl Backend for SqliteStore {
     const MIGRATED: &'static str = "SELECT EXISTS (SELECT 1 FROM sqlite_master \
         WHERE type = 'table' AND name = '_sqlx_migrations')";
     const UPSERT_LATE: &'static str = "INSERT INTO late_totals (event_id, site_id, currency, \
-        late_refunded_minor, late_sales_minor, sale_count, gross_minor) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7) \
+        late_refunded_minor, late_sales_minor, sale_count, gross_minor, round_count) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
         ON CONFLICT (event_id, site_id, currency) DO UPDATE SET \
         late_refunded_minor = excluded.late_refunded_minor, late_sales_minor = excluded.late_sales_minor, \
-        sale_count = excluded.sale_count, gross_minor = excluded.gross_minor";
+        sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
+        round_count = excluded.round_count";
 
     fn pool(&self) -> &SqlitePool {
         &self.pool

@@ -637,6 +637,7 @@ where
             .bind(figures.late_sales_minor.to_string())
             .bind(i64::try_from(figures.sale_count).unwrap_or(i64::MAX))
             .bind(figures.gross_minor.to_string())
+            .bind(i64::try_from(figures.round_count).unwrap_or(i64::MAX))
             .execute(&mut *conn)
             .await?;
     }

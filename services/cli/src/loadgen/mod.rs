@@ -131,8 +131,9 @@ pub struct LoadgenArgs {
     /// `SITE=PATTERN`, the site as the run names it (`lg-001` is the biggest), the pattern one
     /// of `late-refunds` (40% of its sales refunded in full), `backdated` (3 sales in 10
     /// occurred 2 h before they are sent), `burst` (half its sales in one second), `new-store`
-    /// (half its sales from `store-999`), `round-amounts` (6 in 10 at a multiple of 100 major
-    /// units), `growth` (orders 5 times the others'). The other sites stay honest.
+    /// (half its sales from `store-999`), `round-amounts` (6 in 10 at a round amount, as
+    /// Rp 2.000.000), `growth` (orders 5 times the others'). A site may follow several
+    /// patterns; the other sites stay honest.
     #[arg(long = "inflate", value_name = "SITE=PATTERN")]
     pub inflate: Vec<Inflate>,
     /// Report format.

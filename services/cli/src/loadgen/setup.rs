@@ -149,8 +149,8 @@ fn site_name(args: &LoadgenArgs, i: u32) -> String {
     format!("{}-{i:03}", args.site_prefix)
 }
 
-/// Refuses an `--inflate` that names no site of the run, or a site twice, before anything is
-/// set up.
+/// Refuses an `--inflate` that names no site of the run, or a site and pattern twice, before
+/// anything is set up (a site may follow several patterns).
 fn check_inflate(args: &LoadgenArgs) -> anyhow::Result<()> {
     let mut seen = std::collections::HashSet::new();
     for inflate in &args.inflate {
@@ -163,9 +163,9 @@ fn check_inflate(args: &LoadgenArgs) -> anyhow::Result<()> {
                 p = args.site_prefix,
             );
         }
-        if !seen.insert(inflate.site.as_str()) {
+        if !seen.insert((inflate.site.as_str(), inflate.pattern)) {
             anyhow::bail!(
-                "--inflate names {:?} twice: a site follows one pattern",
+                "--inflate names {:?} with the same pattern twice",
                 inflate.site
             );
         }

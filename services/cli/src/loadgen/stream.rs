@@ -98,8 +98,9 @@ impl Plan {
             self.mix.clone(),
             args.inflate
                 .iter()
-                .find(|i| i.site == site)
-                .map(|i| i.pattern),
+                .filter(|i| i.site == site)
+                .map(|i| i.pattern)
+                .collect(),
         );
         let (budget, deadline) = (self.budget.clone(), self.deadline);
         let sender = tokio::spawn(async move {

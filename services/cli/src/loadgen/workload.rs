@@ -46,7 +46,7 @@ const MIX: [(&str, u64, i64, i64); 5] = [
 /// How a site inflates its figures (`saleboard loadgen --inflate SITE=PATTERN`): each pattern
 /// makes one integrity rule's statistic stand out, so that rule can be shown and tested, while
 /// the honest sites of the same run show how often a rule raises a site that did nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Pattern {
     /// Refunds 40% of the value it sells, each refund in full (`INTEGRITY_RULE_REFUND_RATE`;
     /// `INTEGRITY_RULE_LATE_REFUNDS` when received after the event's end, as in the run's own
@@ -59,8 +59,8 @@ pub enum Pattern {
     /// Half its sales come from one store, `store-999`, that no run's honest site sells from
     /// (`INTEGRITY_RULE_STORE_CONCENTRATION`).
     NewStore,
-    /// Six sales in ten at a round amount, a whole multiple of 100 major units
-    /// (`INTEGRITY_RULE_AMOUNT_PATTERN`).
+    /// Six sales in ten at a round amount: whole major units with one significant digit, as
+    /// Rp 2.000.000 (`INTEGRITY_RULE_AMOUNT_PATTERN`, evidence beside another flag).
     RoundAmounts,
     /// Orders five times the size of the others' (`INTEGRITY_RULE_GROWTH`: the average order).
     Growth,
@@ -107,6 +107,20 @@ const NEW_STORE: u64 = 999;
 /// Minor units per major unit of each currency of [`MIX`] (ISO 4217 exponents).
 fn minor_per_major(currency: &str) -> i64 {
     if currency == "JPY" { 1 } else { 100 }
+}
+
+/// `amount` rounded down to a round amount: whole major units with one significant digit
+/// (Rp 2.345.600 to Rp 2.000.000; at least one major unit), as the amount-pattern rule
+/// counts them.
+fn round_down(amount: i64, currency: &str) -> i64 {
+    let unit = minor_per_major(currency);
+    let mut major = (amount / unit).max(1);
+    let mut scale = 1;
+    while major >= 10 {
+        major /= 10;
+        scale *= 10;
+    }
+    major * scale * unit
 }
 
 /// (brand, category, origin) of a sale: brand and category by number (0: none; the wire
@@ -230,8 +244,8 @@ pub(super) struct Generator {
     /// "Now" for the timestamps; `None`: the real clock.
     clock: Option<i64>,
     mix: SegmentMix,
-    /// How this site inflates its figures (`None`: honestly).
-    pattern: Option<Pattern>,
+    /// How this site inflates its figures (none: honestly).
+    patterns: Vec<Pattern>,
     /// A `burst` site's one second (its first "now").
     burst_second: Option<i64>,
 }
@@ -244,7 +258,7 @@ impl Generator {
         site: usize,
         clock: Option<i64>,
         mix: SegmentMix,
-        pattern: Option<Pattern>,
+        patterns: Vec<Pattern>,
     ) -> Self {
         Self {
             rng: Rng(0x5EED ^ (site as u64).wrapping_mul(0x9E37_79B9)),
@@ -257,9 +271,14 @@ impl Generator {
             resubmits: args.resubmits,
             clock,
             mix,
-            pattern,
+            patterns,
             burst_second: None,
         }
+    }
+
+    /// Whether this site follows `pattern`.
+    fn has(&self, pattern: Pattern) -> bool {
+        self.patterns.contains(&pattern)
     }
 
     /// The next transaction to send (a resubmission repeats an earlier one).
@@ -274,9 +293,10 @@ impl Generator {
         }
         self.seq += 1;
         // A late-refunds site refunds 40% of what it sells: 2 refunds for 5 sales, each in full.
-        let (refunds, in_full) = match self.pattern {
-            Some(Pattern::LateRefunds) => (2.0 / 7.0, true),
-            _ => (self.refunds, false),
+        let (refunds, in_full) = if self.has(Pattern::LateRefunds) {
+            (2.0 / 7.0, true)
+        } else {
+            (self.refunds, false)
         };
         let spec = if !self.sales.is_empty() && self.rng.chance(refunds) {
             let i = usize::try_from(self.rng.below(self.sales.len() as u64)).unwrap_or(0);
@@ -308,12 +328,12 @@ impl Generator {
             spec
         } else {
             let ago = i64::try_from(self.rng.below(60)).unwrap_or(0);
-            let occurred_at = match self.pattern {
-                Some(Pattern::Backdated) if self.rng.chance(0.3) => now - 2 * 3_600 - ago,
-                Some(Pattern::Burst) if self.rng.chance(0.5) => {
-                    *self.burst_second.get_or_insert(now)
-                }
-                _ => now - ago,
+            let occurred_at = if self.has(Pattern::Backdated) && self.rng.chance(0.3) {
+                now - 2 * 3_600 - ago
+            } else if self.has(Pattern::Burst) && self.rng.chance(0.5) {
+                *self.burst_second.get_or_insert(now)
+            } else {
+                now - ago
             };
             let mut pick = self.rng.below(100);
             let (currency, lo, hi) = MIX
@@ -329,13 +349,11 @@ impl Generator {
                 .map_or(("IDR", 1, 2), |(c, _, lo, hi)| (*c, *lo, *hi));
             let mut amount = lo
                 + i64::try_from(self.rng.below(u64::try_from(hi - lo).unwrap_or(1))).unwrap_or(0);
-            match self.pattern {
-                Some(Pattern::Growth) => amount *= 5,
-                Some(Pattern::RoundAmounts) if self.rng.chance(0.6) => {
-                    let unit = 100 * minor_per_major(currency);
-                    amount = (amount - amount % unit).max(unit);
-                }
-                _ => {}
+            if self.has(Pattern::Growth) {
+                amount *= 5;
+            }
+            if self.has(Pattern::RoundAmounts) && self.rng.chance(0.6) {
+                amount = round_down(amount, currency);
             }
             let segs = self.mix.draw(&mut self.rng);
             self.sales.push_back(SaleRef {
@@ -350,9 +368,10 @@ impl Generator {
             Spec {
                 seq: self.seq,
                 nature: SpecNature::Sale {
-                    store: match self.pattern {
-                        Some(Pattern::NewStore) if self.rng.chance(0.5) => NEW_STORE,
-                        _ => self.rng.below(20),
+                    store: if self.has(Pattern::NewStore) && self.rng.chance(0.5) {
+                        NEW_STORE
+                    } else {
+                        self.rng.below(20)
                     },
                 },
                 currency,
@@ -446,7 +465,7 @@ mod tests {
                 categories: 2,
                 cross_border: 0.2,
             },
-            pattern: None,
+            patterns: Vec::new(),
             burst_second: None,
         };
         let mut held: BTreeMap<String, i64> = BTreeMap::new();
@@ -513,7 +532,7 @@ mod tests {
                 categories: 2,
                 cross_border: 0.2,
             },
-            pattern,
+            patterns: pattern.into_iter().collect(),
             burst_second: None,
         }
     }
@@ -538,7 +557,11 @@ mod tests {
             f[3] += i64::from(now - at > 3_600);
             *seconds.entry(at).or_default() += 1;
             f[5] += i64::from(t.store_id == "store-999");
-            f[6] += i64::from(t.amount_minor % (100 * minor_per_major(&t.currency)) == 0);
+            let currency = saleboard_domain::Currency::parse(&t.currency).expect("currency");
+            f[6] += i64::from(saleboard_domain::integrity::is_round(
+                t.amount_minor,
+                currency,
+            ));
         }
         f[4] = seconds.values().copied().max().unwrap_or(0);
         f
