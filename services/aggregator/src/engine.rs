@@ -266,6 +266,9 @@ impl Engine {
         let mut recount = Vec::new();
         for event in events.iter() {
             if late.needs_recount(&event.event_id, event.ends_at, has_rows) {
+                // Nothing of it folded before the recount replaces its figures (the catch-up
+                // at start would fold rows into figures that may not hold what they take away).
+                late.hold_for_recount(&event.event_id);
                 recount.push((event.event_id.clone(), event.ends_at));
             } else {
                 late.set_end(&event.event_id, event.ends_at);

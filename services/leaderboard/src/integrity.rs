@@ -193,6 +193,19 @@ pub fn evaluate_with(
     end_ranking: Option<&[SiteId]>,
     baseline: Option<&Baseline>,
 ) -> Found {
+    let mut found = candidates(policy, sites, end_ranking, baseline);
+    evidence_beside(&mut found, |_| false);
+    found
+}
+
+/// [`evaluate_with`], the amount pattern raised wherever it holds: evidence a caller keeps
+/// only beside another flag ([`evidence_beside`]).
+fn candidates(
+    policy: &Policy,
+    sites: &[(SiteId, SiteCounters)],
+    end_ranking: Option<&[SiteId]>,
+    baseline: Option<&Baseline>,
+) -> Found {
     let mut found = Found::default();
     let mut decided: Vec<usize> = Vec::with_capacity(sites.len());
     let Ok(national) = sites
@@ -295,10 +308,33 @@ pub fn evaluate_with(
     found
 }
 
+/// Keeps `INTEGRITY_RULE_AMOUNT_PATTERN` (evidence only) raised for a site only beside another
+/// flag: a rule raised in this evaluation, or one `holding_otherwise` says holds and this
+/// evaluation does not clear. Never alone: a site it would raise alone is not raised, and an
+/// evidence flag it had clears (its companion cleared).
+fn evidence_beside(found: &mut Found, holding_otherwise: impl Fn(&SiteId) -> bool) {
+    let beside: std::collections::BTreeSet<SiteId> = found
+        .raised
+        .iter()
+        .filter(|r| r.evaluation.rule != Rule::AmountPattern)
+        .map(|r| r.site.clone())
+        .collect();
+    let (kept, alone): (Vec<Raised>, Vec<Raised>) = std::mem::take(&mut found.raised)
+        .into_iter()
+        .partition(|r| {
+            r.evaluation.rule != Rule::AmountPattern
+                || beside.contains(&r.site)
+                || holding_otherwise(&r.site)
+        });
+    found.raised = kept;
+    found
+        .not_holding
+        .extend(alone.into_iter().map(|r| (r.site, Rule::AmountPattern)));
+}
+
 /// `INTEGRITY_RULE_AMOUNT_PATTERN` over the decided sites, from the counts the fold keeps with
-/// the late figures (the sales and those at a round amount, at one position): evidence only,
-/// raised for a site that another rule raises in the same evaluation, never alone. A site it
-/// would raise alone is not raised (and an evidence flag it had clears).
+/// the late figures (the sales and those at a round amount, at one position): raised wherever
+/// it holds, as a candidate [`evidence_beside`] keeps only beside another flag.
 fn evaluate_amounts(
     policy: &Policy,
     sites: &[(SiteId, SiteCounters)],
@@ -306,8 +342,6 @@ fn evaluate_amounts(
     national: &SiteCounters,
     found: &mut Found,
 ) {
-    let raised_otherwise: std::collections::BTreeSet<SiteId> =
-        found.raised.iter().map(|r| r.site.clone()).collect();
     let amounts = |c: &SiteCounters| AmountCounters {
         sales: c.folded_sales,
         round: c.round_sales,
@@ -327,7 +361,7 @@ fn evaluate_amounts(
         if let Some(share) = Ratio::new(evaluation.statistic.0, evaluation.statistic.1) {
             found.statistics.push((Rule::AmountPattern, share));
         }
-        if !(evaluation.raised && raised_otherwise.contains(site)) {
+        if !evaluation.raised {
             found.not_holding.push((site.clone(), Rule::AmountPattern));
             continue;
         }
@@ -691,16 +725,25 @@ fn site_counters(
     late: &[(TotalsKey, LateTotals)],
 ) -> (Vec<(SiteId, SiteCounters)>, u32) {
     let mut unconverted = 0u32;
+    // The late rows by site, once (a row per site and currency sold in).
+    let mut late_of: std::collections::HashMap<
+        &SiteId,
+        Vec<(saleboard_domain::Currency, &LateTotals)>,
+    > = std::collections::HashMap::new();
+    for ((_, site, currency), l) in late {
+        late_of.entry(site).or_default().push((*currency, l));
+    }
     let sites = f
         .sites
         .iter()
         .filter(|s| s.disabled_at.is_none())
         .filter_map(|s| {
             let totals = f.totals.get(&s.site_id)?;
-            let of_site = late
-                .iter()
-                .filter(|((_, site, _), _)| *site == s.site_id)
-                .map(|((_, _, currency), l)| (*currency, l));
+            let of_site = late_of
+                .get(&s.site_id)
+                .into_iter()
+                .flatten()
+                .map(|(currency, l)| (*currency, *l));
             let counters = SiteCounters::from_totals(totals, &f.rates, reporting).and_then(
                 |(counters, left_out)| {
                     Ok((counters.with_late(of_site, &f.rates, reporting)?, left_out))
@@ -835,20 +878,29 @@ async fn evaluate_snapshot(
     } else {
         None
     };
-    let mut found = evaluate_with(&policy, &sites, end_ranking.as_deref(), baseline_of(f));
+    let mut found = candidates(&policy, &sites, end_ranking.as_deref(), baseline_of(f));
     found.undecided = found.undecided.saturating_add(unconverted);
     // The late figures go with the breakdowns, behind the headline figures while the ledger is
     // busy. Their shares are exact at their own position (the late figures over the gross
     // folded with them, never the headline's gross), so they may raise a flag then; a flag is
     // cleared only once they are at the headline's position, the one its clearing records.
     if late_watermark != f.watermark {
-        found.not_holding.retain(|(_, rule)| {
-            !matches!(
-                rule,
-                Rule::LateRefunds | Rule::LateSales | Rule::AmountPattern
-            )
-        });
+        found
+            .not_holding
+            .retain(|(_, rule)| !matches!(rule, Rule::LateRefunds | Rule::LateSales));
     }
+    // The amount pattern stays beside another flag: one raised now, or one holding that this
+    // evaluation does not clear (a late flag kept while the late figures lag); alone, it
+    // clears, whatever the watermarks (its counts are exact at their own position).
+    let holding = store.holding_flags(event_id).await?;
+    let kept: Vec<&SiteId> = holding
+        .iter()
+        .filter(|h| {
+            h.rule != Rule::AmountPattern && !found_clears(&found.not_holding, &h.site_id, h.rule)
+        })
+        .map(|h| &h.site_id)
+        .collect();
+    evidence_beside(&mut found, |site| kept.contains(&site));
     // The position the late figures were read at.
     for r in &mut found.raised {
         if matches!(
@@ -867,7 +919,6 @@ async fn evaluate_snapshot(
         .map(|r| flag(event_id, f.watermark, now, r))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| StorageError::Database(Box::new(std::io::Error::other(e))))?;
-    let holding = store.holding_flags(event_id).await?;
     let cleared: Vec<String> = holding
         .iter()
         .filter(|h| {
@@ -902,6 +953,11 @@ async fn evaluate_snapshot(
         board.invalidate();
     }
     Ok(Some(read))
+}
+
+/// Whether `not_holding` clears `site`'s flag of `rule`.
+fn found_clears(not_holding: &[(SiteId, Rule)], site: &SiteId, rule: Rule) -> bool {
+    not_holding.iter().any(|(s, r)| s == site && *r == rule)
 }
 
 /// The automatic hold, with the event's policy on: holds every site of the event that is not
@@ -1165,6 +1221,48 @@ pub async fn run(store: Arc<dyn Store>, board: Arc<Board>, mut stop: watch::Rece
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_amount_pattern_stays_only_beside_another_flag() {
+        let raised = |s: &str, rule: Rule| Raised {
+            site: site(s),
+            evaluation: Evaluation {
+                rule,
+                statistic: (1, 2),
+                national: None,
+                threshold: (1, 4),
+                raised: true,
+            },
+            inputs: Vec::new(),
+        };
+        // a: the pattern beside a flag raised now; b: alone, but a late flag of b holds (kept
+        // while the late figures lag); c: alone.
+        let mut found = Found {
+            raised: vec![
+                raised("a", Rule::AmountPattern),
+                raised("a", Rule::RefundRate),
+                raised("b", Rule::AmountPattern),
+                raised("c", Rule::AmountPattern),
+            ],
+            ..Found::default()
+        };
+        evidence_beside(&mut found, |s| *s == site("b"));
+        let kept: Vec<(&str, Rule)> = found
+            .raised
+            .iter()
+            .map(|r| (r.site.as_str(), r.evaluation.rule))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("a", Rule::AmountPattern),
+                ("a", Rule::RefundRate),
+                ("b", Rule::AmountPattern)
+            ]
+        );
+        // c's evidence is not raised, and clears if it was.
+        assert_eq!(found.not_holding, [(site("c"), Rule::AmountPattern)]);
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn cpu_timed_counts_the_polls_and_not_the_waits() {

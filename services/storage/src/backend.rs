@@ -66,10 +66,6 @@ pub(crate) trait Backend: Send + Sync + 'static {
     const NOTIFY_APPLIED: Option<&'static str>;
     /// Whether the database has sqlx's migrations table (a boolean).
     const MIGRATED: &'static str;
-    /// Sets one `late_totals` row: `$1` event, `$2` site, `$3` currency, `$4` and `$5` the
-    /// late refunded and late sales sums as decimal text, `$6` the sales, `$7` their gross as
-    /// decimal text, `$8` the sales with a round amount.
-    const UPSERT_LATE: &'static str;
 
     /// The pool.
     fn pool(&self) -> &Pool<Self::Db>;
@@ -114,6 +110,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn insert_accepted(
         conn: &mut <Self::Db as Database>::Connection,
         accepted: &[Accepted<'_>],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Writes the changed late figures (`late_totals`): every (event, site, currency) with a
+    /// sale has a row, so a breakdown write carries one per key changed since the last.
+    fn upsert_late(
+        conn: &mut <Self::Db as Database>::Connection,
+        figures: &[(
+            saleboard_domain::totals::TotalsKey,
+            saleboard_domain::late::LateTotals,
+        )],
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Writes the changed totals of one apply: one statement per table.

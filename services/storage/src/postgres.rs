@@ -240,14 +240,6 @@ impl Backend for PgStore {
         "SELECT applied_position FROM aggregator_state WHERE id = 1 FOR UPDATE";
     const NOTIFY_APPLIED: Option<&'static str> = Some("SELECT pg_notify('saleboard_applied', $1)");
     const MIGRATED: &'static str = "SELECT to_regclass('_sqlx_migrations') IS NOT NULL";
-    const UPSERT_LATE: &'static str = "INSERT INTO late_totals (event_id, site_id, currency, \
-        late_refunded_minor, late_sales_minor, sale_count, gross_minor, round_count) \
-        VALUES ($1, $2, $3, $4::numeric, $5::numeric, $6, $7::numeric, $8) \
-        ON CONFLICT (event_id, site_id, currency) DO UPDATE SET \
-        late_refunded_minor = excluded.late_refunded_minor, late_sales_minor = excluded.late_sales_minor, \
-        sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
-        round_count = excluded.round_count";
-
     fn pool(&self) -> &PgPool {
         &self.pool
     }
@@ -345,6 +337,52 @@ impl Backend for PgStore {
                 format!("COPY stored {stored} rows of {expected}"),
             ));
         }
+        Ok(())
+    }
+
+    /// One statement: the keys and figures as arrays (`UNNEST`), sums as decimal text cast to
+    /// NUMERIC.
+    async fn upsert_late(
+        conn: &mut PgConnection,
+        figures: &[(
+            saleboard_domain::totals::TotalsKey,
+            saleboard_domain::late::LateTotals,
+        )],
+    ) -> Result<()> {
+        let mut columns: (Vec<&str>, Vec<&str>, Vec<&str>) = (vec![], vec![], vec![]);
+        let mut sums: (Vec<String>, Vec<String>, Vec<String>) = (vec![], vec![], vec![]);
+        let mut counts: (Vec<i64>, Vec<i64>) = (vec![], vec![]);
+        for ((event, site, currency), f) in figures {
+            columns.0.push(event.as_str());
+            columns.1.push(site.as_str());
+            columns.2.push(currency.code());
+            sums.0.push(f.late_refunded_minor.to_string());
+            sums.1.push(f.late_sales_minor.to_string());
+            sums.2.push(f.gross_minor.to_string());
+            counts.0.push(to_i64("late_totals", f.sale_count)?);
+            counts.1.push(to_i64("late_totals", f.round_count)?);
+        }
+        sqlx::query(
+            "INSERT INTO late_totals (event_id, site_id, currency, late_refunded_minor, \
+             late_sales_minor, sale_count, gross_minor, round_count) \
+             SELECT e, s, c, r::numeric, l::numeric, n, g::numeric, o FROM UNNEST($1::text[], \
+             $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], \
+             $8::bigint[]) AS u(e, s, c, r, l, n, g, o) \
+             ON CONFLICT (event_id, site_id, currency) DO UPDATE SET \
+             late_refunded_minor = excluded.late_refunded_minor, \
+             late_sales_minor = excluded.late_sales_minor, sale_count = excluded.sale_count, \
+             gross_minor = excluded.gross_minor, round_count = excluded.round_count",
+        )
+        .bind(columns.0)
+        .bind(columns.1)
+        .bind(columns.2)
+        .bind(sums.0)
+        .bind(sums.1)
+        .bind(counts.0)
+        .bind(sums.2)
+        .bind(counts.1)
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 

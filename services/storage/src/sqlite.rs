@@ -259,14 +259,6 @@ impl Backend for SqliteStore {
     const NOTIFY_APPLIED: Option<&'static str> = None;
     const MIGRATED: &'static str = "SELECT EXISTS (SELECT 1 FROM sqlite_master \
         WHERE type = 'table' AND name = '_sqlx_migrations')";
-    const UPSERT_LATE: &'static str = "INSERT INTO late_totals (event_id, site_id, currency, \
-        late_refunded_minor, late_sales_minor, sale_count, gross_minor, round_count) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-        ON CONFLICT (event_id, site_id, currency) DO UPDATE SET \
-        late_refunded_minor = excluded.late_refunded_minor, late_sales_minor = excluded.late_sales_minor, \
-        sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
-        round_count = excluded.round_count";
-
     fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -371,6 +363,30 @@ impl Backend for SqliteStore {
                     .bind(a.segments.origin.code());
             }
             query.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// One prepared statement per key, in process (no round trip to batch away).
+    async fn upsert_late(
+        conn: &mut SqliteConnection,
+        figures: &[(
+            saleboard_domain::totals::TotalsKey,
+            saleboard_domain::late::LateTotals,
+        )],
+    ) -> Result<()> {
+        for ((event, site, currency), f) in figures {
+            sqlx::query(UPSERT_LATE)
+                .bind(event.as_str())
+                .bind(site.as_str())
+                .bind(currency.code())
+                .bind(f.late_refunded_minor.to_string())
+                .bind(f.late_sales_minor.to_string())
+                .bind(to_i64("late_totals", f.sale_count)?)
+                .bind(f.gross_minor.to_string())
+                .bind(to_i64("late_totals", f.round_count)?)
+                .execute(&mut *conn)
+                .await?;
         }
         Ok(())
     }
@@ -667,3 +683,13 @@ fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
     sql.push_str(tail);
     sql
 }
+
+/// Sets one `late_totals` row (`$1` event, `$2` site, `$3` currency, `$4`, `$5`, `$7` sums as
+/// decimal text, `$6` sales, `$8` round sales).
+const UPSERT_LATE: &str = "INSERT INTO late_totals (event_id, site_id, currency, \
+        late_refunded_minor, late_sales_minor, sale_count, gross_minor, round_count) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+        ON CONFLICT (event_id, site_id, currency) DO UPDATE SET \
+        late_refunded_minor = excluded.late_refunded_minor, late_sales_minor = excluded.late_sales_minor, \
+        sale_count = excluded.sale_count, gross_minor = excluded.gross_minor, \
+        round_count = excluded.round_count";

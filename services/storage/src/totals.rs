@@ -615,7 +615,8 @@ fn disabled_totals<'a>(
     now
 }
 
-/// Writes the late changes (rare rows: one statement each) in the caller's transaction.
+/// Writes the late changes in the caller's transaction: the figures as the backend batches
+/// them, the windows (a few per write) one statement each.
 async fn write_late<B>(
     conn: &mut <B::Db as Database>::Connection,
     late: &saleboard_domain::late::LateChanges,
@@ -628,18 +629,8 @@ where
     for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
     for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
 {
-    for ((event, site, currency), figures) in &late.figures {
-        sqlx::query(B::UPSERT_LATE)
-            .bind(event.as_str())
-            .bind(site.as_str())
-            .bind(currency.code())
-            .bind(figures.late_refunded_minor.to_string())
-            .bind(figures.late_sales_minor.to_string())
-            .bind(i64::try_from(figures.sale_count).unwrap_or(i64::MAX))
-            .bind(figures.gross_minor.to_string())
-            .bind(i64::try_from(figures.round_count).unwrap_or(i64::MAX))
-            .execute(&mut *conn)
-            .await?;
+    if !late.figures.is_empty() {
+        B::upsert_late(&mut *conn, &late.figures).await?;
     }
     for (event, window) in &late.windows {
         sqlx::query(sql::UPSERT_LATE_WINDOW)

@@ -154,6 +154,13 @@ fn site_name(args: &LoadgenArgs, i: u32) -> String {
 fn check_inflate(args: &LoadgenArgs) -> anyhow::Result<()> {
     let mut seen = std::collections::HashSet::new();
     for inflate in &args.inflate {
+        if inflate.pattern == Pattern::Backdated && args.event.is_empty() {
+            anyhow::bail!(
+                "--inflate {}=backdated needs --event of a live event: in the run's own event every sale \
+                 is received after its end, so every site's sales are late alike and the pattern shows nothing",
+                inflate.site
+            );
+        }
         let of_run = (1..=args.sites).any(|i| site_name(args, i) == inflate.site);
         if !of_run {
             anyhow::bail!(

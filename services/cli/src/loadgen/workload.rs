@@ -539,7 +539,7 @@ mod tests {
 
     /// What 20,000 transactions of a generator add up to: (sales, gross, refunded, sales
     /// occurred over an hour before now, the busiest second's sales, sales from `store-999`,
-    /// sales at a multiple of 100 major units).
+    /// sales at a round amount, as the amount-pattern rule counts them).
     fn figures(mut g: Generator) -> [i64; 7] {
         let now = g.clock.unwrap_or_default();
         let mut f = [0_i64; 7];
