@@ -1014,23 +1014,8 @@ async fn a_settling_event_is_watched_while_the_next_one_is_live(backend: Backend
         })
         .await
         .expect("SetIntegrityPolicy");
-    let in_last_week = |id: String| Transaction {
-        occurred_at: at(now - 150 * 60),
-        ..sale(&id, "IDR", 10_000)
-    };
-    for (site, refunds) in [("x", 4), ("y", 0)] {
+    for (site, txs) in x_refunds_forty_per_cent(now) {
         let (_, secret) = app.site_with_key(site).await;
-        let mut txs: Vec<Transaction> = (0..10)
-            .map(|n| in_last_week(format!("{site}-{n}")))
-            .collect();
-        txs.extend((0..refunds).map(|n| {
-            refund(
-                &format!("{site}-r{n}"),
-                &format!("{site}-{n}"),
-                "IDR",
-                10_000,
-            )
-        }));
         push(&app, &secret, txs).await;
     }
     app.settle().await;
@@ -1074,6 +1059,33 @@ async fn a_settling_event_is_watched_while_the_next_one_is_live(backend: Backend
     let (current, _) = self::flags(&app).await;
     assert!(current.is_empty(), "{current:#?}");
     app.stop().await;
+}
+
+/// Sites x and y, ten sales each of two and a half hours before `now` (Unix seconds); x
+/// refunds four of them in full (40%), y none: each site's transactions.
+fn x_refunds_forty_per_cent(now: i64) -> [(&'static str, Vec<Transaction>); 2] {
+    ["x", "y"].map(|site| {
+        let mut txs: Vec<Transaction> = (0..10)
+            .map(|n| Transaction {
+                occurred_at: Some(saleboard_proto::Timestamp {
+                    seconds: now - 150 * 60,
+                    nanos: 0,
+                }),
+                ..sale(&format!("{site}-{n}"), "IDR", 10_000)
+            })
+            .collect();
+        if site == "x" {
+            txs.extend((0..4).map(|n| {
+                refund(
+                    &format!("{site}-r{n}"),
+                    &format!("{site}-{n}"),
+                    "IDR",
+                    10_000,
+                )
+            }));
+        }
+        (site, txs)
+    })
 }
 
 /// The automatic hold (off by default), turned on by a named organizer: the settlement-rank
@@ -2192,22 +2204,8 @@ async fn an_event_is_judged_once_more_at_its_close(backend: Backend) {
         .await
         .expect("SetIntegrityPolicy");
     let mut pushes = Vec::new();
-    for (site, refunds) in [("x", 4), ("y", 0)] {
+    for (site, txs) in x_refunds_forty_per_cent(now) {
         let (_, secret) = app.site_with_key(site).await;
-        let mut txs: Vec<Transaction> = (0..10)
-            .map(|n| Transaction {
-                occurred_at: at(now - 150 * 60),
-                ..sale(&format!("{site}-{n}"), "IDR", 10_000)
-            })
-            .collect();
-        txs.extend((0..refunds).map(|n| {
-            refund(
-                &format!("{site}-r{n}"),
-                &format!("{site}-{n}"),
-                "IDR",
-                10_000,
-            )
-        }));
         pushes.push((secret, txs));
     }
     // Pushed, then closed at once.
