@@ -137,6 +137,17 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// `saleboard loadgen`'s defaults against this suite (a test sets what it changes).
+    #[must_use]
+    pub fn loadgen_args(&self) -> saleboard::loadgen::LoadgenArgs {
+        saleboard::loadgen::LoadgenArgs::against(
+            &format!("http://{}", self.ingest_addr),
+            &format!("http://{}", self.leaderboard_addr),
+            &format!("http://{}", self.admin_addr),
+            &self.token,
+        )
+    }
+
     /// Starts the services with default settings; `None` when Postgres tests are skipped.
     pub async fn spawn(backend: Backend) -> Option<Self> {
         Self::spawn_with(backend, |_| {}).await

@@ -405,29 +405,12 @@ async fn loadgen_retries_through_killed_connections_and_reconciles() {
         return;
     };
     let args = LoadgenArgs {
-        ingest: format!("http://{}", app.ingest_addr),
-        endpoint: format!("http://{}", app.leaderboard_addr),
-        admin_endpoint: format!("http://{}", app.admin_addr),
-        token: app.token.clone(),
         sites: 6,
-        zipf: 1.0,
         count: 30_000,
-        duration: None,
-        rate: 0,
         batch: 100,
-        depth: 4,
-        refunds: 0.03,
-        resubmits: 0.02,
         brands: 50,
-        brand_zipf: 1.0,
-        categories: 12,
-        cross_border: 0.2,
-        site_prefix: "lg".into(),
-        event: String::new(),
-        keep_sites: false,
-        keep_open: false,
-        inflate: Vec::new(),
         output: Output::Json,
+        ..app.loadgen_args()
     };
     let run = tokio::spawn(async move { saleboard::loadgen::run(&args).await });
 

@@ -89,18 +89,26 @@ fn hold(site: &str, held: bool, reason: &str) -> SetSiteHoldRequest {
     }
 }
 
+/// The event `id` (IDR, its id as its name) from `starts` to `ends` (Unix seconds).
+fn idr_event(id: &str, starts: i64, ends: i64) -> Event {
+    let at = |seconds| Some(saleboard_proto::Timestamp { seconds, nanos: 0 });
+    Event {
+        event_id: id.into(),
+        display_name: id.into(),
+        starts_at: at(starts),
+        ends_at: at(ends),
+        reporting_currency: "IDR".into(),
+        ..Event::default()
+    }
+}
+
 /// Sets the event "flash-sale" (IDR) from `starts` to `ends` (Unix seconds).
 async fn flash_sale(app: &TestApp, starts: i64, ends: i64) {
-    let at = |seconds| Some(saleboard_proto::Timestamp { seconds, nanos: 0 });
     app.admin()
         .await
         .set_event(Event {
-            event_id: "flash-sale".into(),
             display_name: "Flash sale".into(),
-            starts_at: at(starts),
-            ends_at: at(ends),
-            reporting_currency: "IDR".into(),
-            ..Event::default()
+            ..idr_event("flash-sale", starts, ends)
         })
         .await
         .expect("SetEvent");
@@ -987,21 +995,13 @@ async fn a_settling_event_is_watched_while_the_next_one_is_live(backend: Backend
         return;
     };
     let now = saleboard_tests::data::now_secs();
-    let at = |seconds: i64| Some(saleboard_proto::Timestamp { seconds, nanos: 0 });
     let mut admin = app.admin().await;
     for (id, starts, ends) in [
         ("last-week", now - 3 * 3_600, now - 2 * 3_600),
         ("today", now - 3_600, now + 86_400),
     ] {
         admin
-            .set_event(Event {
-                event_id: id.into(),
-                display_name: id.into(),
-                starts_at: at(starts),
-                ends_at: at(ends),
-                reporting_currency: "IDR".into(),
-                ..Event::default()
-            })
+            .set_event(idr_event(id, starts, ends))
             .await
             .expect("SetEvent");
     }
@@ -1973,23 +1973,10 @@ fn inflated_run(
     inflate: &[(&str, Pattern)],
 ) -> LoadgenArgs {
     LoadgenArgs {
-        ingest: format!("http://{}", app.ingest_addr),
-        endpoint: format!("http://{}", app.leaderboard_addr),
-        admin_endpoint: format!("http://{}", app.admin_addr),
-        token: app.token.clone(),
         sites: 130,
-        zipf: 1.0,
         count: 60_000,
-        duration: None,
-        rate: 0,
         batch: 200,
-        depth: 4,
-        refunds: 0.03,
         resubmits: 0.0,
-        brands: 300,
-        brand_zipf: 1.0,
-        categories: 12,
-        cross_border: 0.2,
         site_prefix: prefix.into(),
         event: event.into(),
         keep_sites: true,
@@ -2002,6 +1989,7 @@ fn inflated_run(
             })
             .collect(),
         output: Output::Json,
+        ..app.loadgen_args()
     }
 }
 
@@ -2121,17 +2109,11 @@ async fn each_inflate_pattern_raises_its_rule_for_that_site_alone(backend: Backe
     // A live event on the first one as its baseline: lg-001's pattern is over; lh-001 sends
     // three sales in ten with an occurred_at two hours back, lh-002 orders five times the size.
     let now = saleboard_tests::data::now_secs();
-    let at = |seconds| Some(saleboard_proto::Timestamp { seconds, nanos: 0 });
     app.admin()
         .await
         .set_event(Event {
-            event_id: "live-sale".into(),
-            display_name: "Live sale".into(),
-            starts_at: at(now - 3 * 3_600),
-            ends_at: at(now + 3_600),
-            reporting_currency: "IDR".into(),
             baseline_event_id: own.clone(),
-            ..Event::default()
+            ..idr_event("live-sale", now - 3 * 3_600, now + 3_600)
         })
         .await
         .expect("SetEvent");
@@ -2173,25 +2155,11 @@ async fn an_event_is_judged_once_more_at_its_close(backend: Backend) {
     let now = saleboard_tests::data::now_secs();
     let at = |seconds: i64| Some(saleboard_proto::Timestamp { seconds, nanos: 0 });
     let mut admin = app.admin().await;
-    let closing = Event {
-        event_id: "closing".into(),
-        display_name: "Closing".into(),
-        starts_at: at(now - 3 * 3_600),
-        ends_at: at(now - 2 * 3_600),
-        reporting_currency: "IDR".into(),
-        ..Event::default()
-    };
+    let closing = idr_event("closing", now - 3 * 3_600, now - 2 * 3_600);
     admin.set_event(closing.clone()).await.expect("SetEvent");
     // A live event beside it, so the closed one is not the current event (always evaluated).
     admin
-        .set_event(Event {
-            event_id: "today".into(),
-            display_name: "Today".into(),
-            starts_at: at(now - 3_600),
-            ends_at: at(now + 86_400),
-            reporting_currency: "IDR".into(),
-            ..Event::default()
-        })
+        .set_event(idr_event("today", now - 3_600, now + 86_400))
         .await
         .expect("SetEvent");
     admin

@@ -11,29 +11,11 @@ async fn a_short_run_reconciles(backend: Backend) {
         return;
     };
     let args = LoadgenArgs {
-        ingest: format!("http://{}", app.ingest_addr),
-        endpoint: format!("http://{}", app.leaderboard_addr),
-        admin_endpoint: format!("http://{}", app.admin_addr),
-        token: app.token.clone(),
         sites: 12,
-        zipf: 1.0,
         count: 6_000,
-        duration: None,
-        rate: 0,
         batch: 200,
-        depth: 4,
-        refunds: 0.03,
-        resubmits: 0.02,
-        brands: 300,
-        brand_zipf: 1.0,
-        categories: 12,
-        cross_border: 0.2,
-        site_prefix: "lg".into(),
-        event: String::new(),
-        keep_sites: false,
-        keep_open: false,
-        inflate: Vec::new(),
         output: Output::Json,
+        ..app.loadgen_args()
     };
     let report = run(&args).await.expect("the run completes");
     assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);

@@ -141,6 +141,35 @@ pub struct LoadgenArgs {
     pub output: Output,
 }
 
+impl LoadgenArgs {
+    /// `saleboard loadgen`'s own defaults against these endpoints, with this organizer token:
+    /// for a program that drives a run (the tests do), which then sets only what it changes.
+    ///
+    /// # Panics
+    /// Never for well-formed endpoints: the arguments are the command line's own.
+    #[must_use]
+    pub fn against(ingest: &str, endpoint: &str, admin_endpoint: &str, token: &str) -> Self {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            args: LoadgenArgs,
+        }
+        let command: Command = clap::Parser::try_parse_from([
+            "loadgen",
+            "--ingest",
+            ingest,
+            "--endpoint",
+            endpoint,
+            "--admin-endpoint",
+            admin_endpoint,
+            "--token",
+            token,
+        ])
+        .unwrap_or_else(|e| panic!("loadgen's own arguments: {e}"));
+        command.args
+    }
+}
+
 /// Runs the load and reconciles.
 ///
 /// # Errors
